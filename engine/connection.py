@@ -1,0 +1,321 @@
+"""ZMTPLink: the thin asyncio glue between one stream transport, the codec and one pipe.
+
+Everything here runs on the I/O loop. A read is decoded in one go and handed to the socket as one
+batch (one wake-up); a flush takes everything queued in the pipe and writes it with one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from . import constants as c
+from .options import heartbeat_timeout
+from .pipe import Pipe
+from .zmtp import HandshakeComplete, PeerError, PingReceived, ProtocolError, ZMTPConnection
+
+if TYPE_CHECKING:
+    from .sockets.base import SocketCore
+
+log = logging.getLogger(__name__)
+
+#: Most messages taken from a pipe per flush, so one busy pipe cannot hold the loop for long.
+MAX_FLUSH_BATCH = 16384
+#: The transport buffers up to this much before telling us to stop writing; big enough that a
+#: flush of small messages fits, small enough to keep memory per connection modest.
+WRITE_BUFFER_HIGH = 1024 * 1024
+
+
+class PeerLink(Protocol):
+    """What a pipe needs from whatever carries its messages (a ZMTP connection, or inproc)."""
+
+    def flush(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LinkOwner(Protocol):
+    """The listener or connecter a link belongs to."""
+
+    endpoint: str
+
+    def link_ready(self, link: ZMTPLink) -> None: ...
+
+    def link_lost(self, link: ZMTPLink) -> None: ...
+
+
+class ZMTPLink(asyncio.Protocol):
+    """One ZMTP connection of a socket."""
+
+    def __init__(
+        self, socket: SocketCore, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
+    ) -> None:
+        self.socket = socket
+        self.owner = owner
+        self.loop = socket.loop
+        #: A connect-side pipe that outlives connections; None until the handshake otherwise.
+        self.pipe = pipe
+        self._persistent_pipe = pipe is not None
+        self._reconnected = reconnected
+        self.transport: asyncio.Transport | None = None
+        self.codec: ZMTPConnection | None = None
+        self.ready = False
+        self.closed = False
+        self.closing = False
+        self.write_paused = False
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self.last_recv = 0.0
+        self._ping_sent = 0.0
+        self._peer_ttl = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        opts = self.socket.options
+        self.codec = ZMTPConnection(
+            self.socket.socket_type,
+            identity=opts.routing_id,
+            max_message_size=opts.maxmsgsize,
+            routing_prefix=self.socket.routing_prefix,
+        )
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        # The greeting goes out at once: libzmq sends its own in stages and waits for ours.
+        transport.write(self.codec.data_to_send())
+        self.last_recv = self.loop.time()
+        if opts.handshake_ivl > 0:
+            self._timer = self.loop.call_later(opts.handshake_ivl / 1000, self._handshake_expired)
+        self.socket.links.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        codec = self.codec
+        assert codec is not None
+        try:
+            msgs = codec.receive_data(data)
+            while codec.has_events:
+                was_ready = self.ready
+                self._handle_events()
+                if self.closed or self.closing:
+                    return
+                if self.ready and not was_ready:
+                    msgs = codec.receive_data(b"")
+        except ProtocolError as exc:
+            self._protocol_failure(exc)
+            return
+        out = codec.data_to_send()
+        if out:
+            self.transport.write(out)
+        self.last_recv = self.loop.time()
+        if msgs:
+            pipe = self.pipe
+            self.socket.deliver(pipe, msgs)
+            if pipe.delivered - pipe.consumed >= pipe.rcvhwm:
+                self._pause_reading()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for timer in (self._timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        socket = self.socket
+        socket.links.discard(self)
+        pipe = self.pipe
+        if pipe is not None and pipe.link is self:
+            pipe.link = None
+            socket.forget_peer(pipe)
+            if not self._persistent_pipe:
+                socket.detach(pipe)
+            else:
+                socket.notify()
+        if self.ready:
+            socket.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
+        self.owner.link_lost(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.flush()
+
+    # -- called through the pipe ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything the user side queued, in one transport write."""
+        pipe = self.pipe
+        pipe.flush_pending = False
+        if self.write_paused or not self.ready or self.closed:
+            return
+        outbox = pipe.outbox
+        n = len(outbox)
+        if not n:
+            self._maybe_finish()
+            return
+        if n > MAX_FLUSH_BATCH:
+            n = MAX_FLUSH_BATCH
+            pipe.flush_pending = True
+            self.loop.call_soon(self.flush)
+        popleft = outbox.popleft
+        try:
+            batch = [popleft() for _ in range(n)]
+        except IndexError:  # CONFLATE replaced messages under us; take what is there
+            batch = []
+            while outbox:
+                batch.append(popleft())
+        pipe.written += len(batch)
+        codec = self.codec
+        codec.send_messages(batch)
+        self.transport.write(codec.data_to_send())
+        self.socket.notify()
+        if self.closing:
+            self._maybe_finish()
+
+    def resume_reading(self) -> None:
+        pipe = self.pipe
+        if pipe is not None and pipe.read_paused and pipe.backlog() < pipe.rcvhwm:
+            pipe.read_paused = False
+            if not self.closed:
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closing = True
+            self.transport.abort()
+
+    def finish(self, linger_ms: int) -> None:
+        """Close once queued messages are written, waiting at most LINGER (-1: no limit)."""
+        self.closing = True
+        if linger_ms == 0 or not self.ready:
+            self.abort()
+            return
+        if linger_ms > 0:
+            self._linger_timer = self.loop.call_later(linger_ms / 1000, self.abort)
+        self.flush()
+        self._maybe_finish()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _maybe_finish(self) -> None:
+        if self.closing and not self.closed and (self.pipe is None or not self.pipe.outbox):
+            self.transport.close()  # writes out what the transport still buffers, then closes
+
+    def _pause_reading(self) -> None:
+        pipe = self.pipe
+        pipe.read_paused = True
+        self.transport.pause_reading()
+        # The user side may have caught up between our check and the flag (see pipe.py).
+        if pipe.backlog() < pipe.rcvhwm:
+            self.resume_reading()
+
+    def _handle_events(self) -> None:
+        for event in self.codec.pop_events():
+            if isinstance(event, HandshakeComplete):
+                self._handshake_done(event)
+            elif isinstance(event, PingReceived):
+                if event.ttl > 0:
+                    self._peer_ttl = event.ttl
+                    if self._timer is None:
+                        self._schedule_heartbeat(event.ttl)
+            elif isinstance(event, PeerError):
+                log.debug("peer %s sent ERROR: %s", self.owner.endpoint, event.reason)
+                self.abort()
+                return
+
+    def _handshake_done(self, event: HandshakeComplete) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        socket = self.socket
+        pipe = self.pipe
+        if pipe is None:
+            pipe = socket.new_pipe()
+            pipe.routing_id = getattr(self.owner, "routing_id", b"")
+        pipe.identity = event.identity
+        pipe.peer_type = event.socket_type
+        if not self._persistent_pipe and not socket.accepts_peer(pipe):
+            self.abort()
+            return
+        self.pipe = pipe
+        self.codec.prefix = pipe.routing_id
+        if self._persistent_pipe and self._reconnected:
+            # Subscriptions queued for the old connection are stale: drop them and let the
+            # socket send its current set again.
+            while pipe.outbox:
+                pipe.outbox.popleft()
+                pipe.written += 1
+            pipe.link = self
+            socket.reattach(pipe)
+        else:
+            pipe.link = self
+            if not self._persistent_pipe:
+                socket.attach(pipe)
+        self.ready = True
+        socket.emit(c.EVENT_HANDSHAKE_SUCCEEDED, 0, self.owner.endpoint)
+        self.owner.link_ready(self)
+        opts = socket.options
+        if opts.heartbeat_ivl > 0 and event.minor_version >= 1:
+            self._schedule_heartbeat(opts.heartbeat_ivl / 1000)
+        self.flush()
+
+    def _schedule_heartbeat(self, delay: float) -> None:
+        self._timer = self.loop.call_later(delay, self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        """Send a PING every HEARTBEAT_IVL; drop a peer that stays silent for too long."""
+        self._timer = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        opts = self.socket.options
+        ivl = opts.heartbeat_ivl / 1000
+        timeout = heartbeat_timeout(opts) / 1000
+        unanswered = self._ping_sent and self.last_recv < self._ping_sent
+        if unanswered and now - self._ping_sent >= timeout:
+            log.debug("heartbeat timeout on %s", self.owner.endpoint)
+            self.abort()
+            return
+        if self._peer_ttl and now - self.last_recv >= self._peer_ttl:
+            log.debug("peer TTL expired on %s", self.owner.endpoint)
+            self.abort()
+            return
+        due = ivl > 0 and not unanswered and now - self._ping_sent >= ivl
+        if due and self.codec.send_ping(opts.heartbeat_ttl // 100):
+            self.transport.write(self.codec.data_to_send())
+            self._ping_sent = now
+        # Tick often enough to notice the shortest of the three deadlines within half of it.
+        periods = [p for p in (ivl, timeout, self._peer_ttl) if p > 0]
+        self._schedule_heartbeat(min(periods) / 2)
+
+    def _handshake_expired(self) -> None:
+        self._timer = None
+        if not self.ready:
+            self.socket.emit(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, self.owner.endpoint)
+            self.abort()
+
+    def _protocol_failure(self, exc: ProtocolError) -> None:
+        log.debug("closing %s: %s", self.owner.endpoint, exc)
+        if not self.ready:
+            self.socket.emit(c.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0, self.owner.endpoint)
+        out = self.codec.data_to_send()
+        if out:  # an ERROR command, if the codec chose to send one
+            self.transport.write(out)
+            self.closing = True
+            self.transport.close()
+        else:
+            self.abort()

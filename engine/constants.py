@@ -1,0 +1,184 @@
+"""ZeroMQ constants under their pyzmq names, with libzmq's numeric values.
+
+The numbers match libzmq so that code passing raw integers (as Guide examples do) behaves the same.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from enum import IntEnum
+
+# -- socket types -----------------------------------------------------------------------------
+
+
+class SocketType(IntEnum):
+    PAIR = 0
+    PUB = 1
+    SUB = 2
+    REQ = 3
+    REP = 4
+    DEALER = 5
+    ROUTER = 6
+    PULL = 7
+    PUSH = 8
+    XPUB = 9
+    XSUB = 10
+
+
+PAIR, PUB, SUB, REQ, REP, DEALER, ROUTER, PULL, PUSH, XPUB, XSUB = tuple(SocketType)
+XREQ = DEALER
+XREP = ROUTER
+
+# The type names exactly as they travel in the READY command's Socket-Type property.
+SOCKET_TYPE_NAMES: dict[int, bytes] = {t.value: t.name.encode() for t in SocketType}
+
+# Which peer types each type may talk to (ZeroMQ RFC 37, "The Socket-Type Property").
+COMPATIBLE_PEERS: dict[int, frozenset[int]] = {
+    REQ: frozenset({REP, ROUTER}),
+    REP: frozenset({REQ, DEALER}),
+    DEALER: frozenset({REP, DEALER, ROUTER}),
+    ROUTER: frozenset({REQ, DEALER, ROUTER}),
+    PUB: frozenset({SUB, XSUB}),
+    XPUB: frozenset({SUB, XSUB}),
+    SUB: frozenset({PUB, XPUB}),
+    XSUB: frozenset({PUB, XPUB}),
+    PUSH: frozenset({PULL}),
+    PULL: frozenset({PUSH}),
+    PAIR: frozenset({PAIR}),
+}
+
+# -- socket options ---------------------------------------------------------------------------
+
+
+class SocketOption(IntEnum):
+    AFFINITY = 4
+    ROUTING_ID = 5
+    SUBSCRIBE = 6
+    UNSUBSCRIBE = 7
+    RATE = 8
+    RECOVERY_IVL = 9
+    SNDBUF = 11
+    RCVBUF = 12
+    RCVMORE = 13
+    FD = 14
+    EVENTS = 15
+    TYPE = 16
+    LINGER = 17
+    RECONNECT_IVL = 18
+    BACKLOG = 19
+    RECONNECT_IVL_MAX = 21
+    MAXMSGSIZE = 22
+    SNDHWM = 23
+    RCVHWM = 24
+    MULTICAST_HOPS = 25
+    RCVTIMEO = 27
+    SNDTIMEO = 28
+    LAST_ENDPOINT = 32
+    ROUTER_MANDATORY = 33
+    TCP_KEEPALIVE = 34
+    TCP_KEEPALIVE_CNT = 35
+    TCP_KEEPALIVE_IDLE = 36
+    TCP_KEEPALIVE_INTVL = 37
+    IMMEDIATE = 39
+    XPUB_VERBOSE = 40
+    ROUTER_RAW = 41
+    IPV6 = 42
+    MECHANISM = 43
+    ROUTER_HANDOVER = 56
+    TOS = 57
+    CONNECT_ROUTING_ID = 61
+    HANDSHAKE_IVL = 66
+    XPUB_NODROP = 69
+    BLOCKY = 70
+    XPUB_MANUAL = 71
+    XPUB_WELCOME_MSG = 72
+    INVERT_MATCHING = 74
+    HEARTBEAT_IVL = 75
+    HEARTBEAT_TTL = 76
+    HEARTBEAT_TIMEOUT = 77
+    XPUB_VERBOSER = 78
+    CONNECT_TIMEOUT = 79
+    MULTICAST_MAXTPDU = 84
+    CONFLATE = 54
+    REQ_CORRELATE = 52
+    REQ_RELAXED = 53
+
+
+globals().update({o.name: o.value for o in SocketOption})
+IDENTITY = ROUTING_ID  # noqa: F821 - defined just above through globals()
+CONNECT_RID = CONNECT_ROUTING_ID  # noqa: F821
+HWM = 201  # pyzmq's pseudo-option: sets SNDHWM and RCVHWM together
+
+
+class ContextOption(IntEnum):
+    IO_THREADS = 1
+    MAX_SOCKETS = 2
+    SOCKET_LIMIT = 3
+    BLOCKY = 70
+
+
+IO_THREADS = ContextOption.IO_THREADS.value
+MAX_SOCKETS = ContextOption.MAX_SOCKETS.value
+SOCKET_LIMIT = ContextOption.SOCKET_LIMIT.value
+
+# -- send/recv flags and poll events ----------------------------------------------------------
+
+DONTWAIT = 1
+NOBLOCK = DONTWAIT
+SNDMORE = 2
+POLLIN = 1
+POLLOUT = 2
+POLLERR = 4
+POLLPRI = 8
+
+# -- socket monitor events --------------------------------------------------------------------
+
+
+class Event(IntEnum):
+    CONNECTED = 0x0001
+    CONNECT_DELAYED = 0x0002
+    CONNECT_RETRIED = 0x0004
+    LISTENING = 0x0008
+    BIND_FAILED = 0x0010
+    ACCEPTED = 0x0020
+    ACCEPT_FAILED = 0x0040
+    CLOSED = 0x0080
+    CLOSE_FAILED = 0x0100
+    DISCONNECTED = 0x0200
+    MONITOR_STOPPED = 0x0400
+    HANDSHAKE_FAILED_NO_DETAIL = 0x0800
+    HANDSHAKE_SUCCEEDED = 0x1000
+    HANDSHAKE_FAILED_PROTOCOL = 0x2000
+    HANDSHAKE_FAILED_AUTH = 0x4000
+    ALL = 0xFFFF
+
+
+globals().update({f"EVENT_{e.name}": e.value for e in Event})
+
+# -- error numbers ----------------------------------------------------------------------------
+
+ZMQ_HAUSNUMERO = 156384712
+EAGAIN = _errno.EAGAIN
+EINVAL = _errno.EINVAL
+EFAULT = _errno.EFAULT
+ENOMEM = _errno.ENOMEM
+ENODEV = _errno.ENODEV
+EINTR = _errno.EINTR
+EADDRINUSE = _errno.EADDRINUSE
+EADDRNOTAVAIL = _errno.EADDRNOTAVAIL
+ECONNREFUSED = _errno.ECONNREFUSED
+EHOSTUNREACH = _errno.EHOSTUNREACH
+ENOTSOCK = _errno.ENOTSOCK
+EMSGSIZE = _errno.EMSGSIZE
+ENOTSUP = _errno.ENOTSUP
+EPROTONOSUPPORT = _errno.EPROTONOSUPPORT
+ENOENT = _errno.ENOENT
+EFSM = ZMQ_HAUSNUMERO + 51
+ENOCOMPATPROTO = ZMQ_HAUSNUMERO + 52
+ETERM = ZMQ_HAUSNUMERO + 53
+EMTHREAD = ZMQ_HAUSNUMERO + 54
+
+# -- version ----------------------------------------------------------------------------------
+
+VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 4, 3, 5
+VERSION = VERSION_MAJOR * 10000 + VERSION_MINOR * 100 + VERSION_PATCH

@@ -1,0 +1,65 @@
+"""Endpoint strings: tcp://host:port, ipc://path and inproc://name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+
+from . import constants as c
+from .errors import ZMQError
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    transport: str  # "tcp", "ipc" or "inproc"
+    address: str  # host for tcp, path for ipc, name for inproc
+    port: int = 0  # tcp only; 0 means "any free port" when binding
+
+    def __str__(self) -> str:
+        if self.transport == "tcp":
+            host = f"[{self.address}]" if ":" in self.address else self.address
+            return f"tcp://{host}:{self.port}"
+        return f"{self.transport}://{self.address}"
+
+
+def parse(endpoint: str, binding: bool) -> Endpoint:
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be str, not {type(endpoint).__name__}")
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or not rest:
+        raise ZMQError(c.EINVAL, f"invalid endpoint {endpoint!r}")
+    if scheme == "tcp":
+        return _parse_tcp(endpoint, rest, binding)
+    if scheme == "ipc":
+        if rest == "*" and binding:
+            rest = os.path.join(tempfile.gettempdir(), f"crossroads-{uuid.uuid4().hex[:12]}.ipc")
+        return Endpoint("ipc", rest)
+    if scheme == "inproc":
+        return Endpoint("inproc", rest)
+    raise ZMQError(c.EPROTONOSUPPORT, f"unsupported transport {scheme!r} in {endpoint!r}")
+
+
+def _parse_tcp(endpoint: str, rest: str, binding: bool) -> Endpoint:
+    if ";" in rest:  # "source;destination": the source part is not supported, use the target
+        rest = rest.rpartition(";")[2]
+    host, sep, port_text = rest.rpartition(":")
+    if not sep or not host:
+        raise ZMQError(c.EINVAL, f"invalid tcp endpoint {endpoint!r} (expected host:port)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if port_text in ("*", "0"):
+        if not binding:
+            raise ZMQError(c.EINVAL, f"cannot connect to a wildcard port: {endpoint!r}")
+        port = 0
+    else:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ZMQError(c.EINVAL, f"invalid port in {endpoint!r}") from None
+        if not 0 < port < 65536:
+            raise ZMQError(c.EINVAL, f"port out of range in {endpoint!r}")
+    if host == "*" and not binding:
+        raise ZMQError(c.EINVAL, f"cannot connect to a wildcard host: {endpoint!r}")
+    return Endpoint("tcp", host, port)

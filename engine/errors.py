@@ -1,0 +1,68 @@
+"""The ZMQError hierarchy, shaped like pyzmq's so that `except zmq.Again` works unchanged."""
+
+from __future__ import annotations
+
+import os
+
+from . import constants as c
+
+_MESSAGES = {
+    c.EFSM: "Operation cannot be accomplished in current state",
+    c.ENOCOMPATPROTO: "The protocol is not compatible with the socket type",
+    c.ETERM: "Context was terminated",
+    c.EMTHREAD: "No thread available",
+}
+
+
+def strerror(errno: int) -> str:
+    return _MESSAGES.get(errno) or os.strerror(errno)
+
+
+class ZMQBaseError(Exception):
+    """Base of every error this package raises."""
+
+
+class ZMQError(ZMQBaseError):
+    """An error with a libzmq errno, as pyzmq raises it."""
+
+    errno: int
+    strerror: str
+
+    def __init__(self, errno: int = c.EINVAL, msg: str | None = None) -> None:
+        self.errno = errno
+        self.strerror = msg or strerror(errno)
+        super().__init__(self.strerror)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+class ZMQBindError(ZMQBaseError):
+    """bind_to_random_port found no free port."""
+
+
+class Again(ZMQError):
+    """The operation would block (EAGAIN): raised under DONTWAIT and after RCVTIMEO/SNDTIMEO."""
+
+    def __init__(self, errno: int = c.EAGAIN, msg: str | None = None) -> None:
+        super().__init__(errno, msg)
+
+
+class ContextTerminated(ZMQError):
+    """The context was terminated while the call was blocked (ETERM)."""
+
+    def __init__(self, errno: int = c.ETERM, msg: str | None = None) -> None:
+        super().__init__(errno, msg)
+
+
+class NotDone(ZMQBaseError):
+    """A tracked send has not completed yet."""
+
+
+def error_for(errno: int, msg: str | None = None) -> ZMQError:
+    """The most specific ZMQError subclass for an errno."""
+    if errno == c.EAGAIN:
+        return Again(errno, msg)
+    if errno == c.ETERM:
+        return ContextTerminated(errno, msg)
+    return ZMQError(errno, msg)

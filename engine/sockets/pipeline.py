@@ -1,0 +1,58 @@
+"""PUSH, PULL (ZeroMQ RFC 30) and PAIR (RFC 31): the socket types with the simplest routing."""
+
+from __future__ import annotations
+
+from .. import constants as c
+from .base import LoadBalancer, Message, SocketCore
+
+
+class PushSocket(SocketCore):
+    """Round-robin to the peers that have room; blocks when none has."""
+
+    socket_type = c.PUSH
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.balancer = LoadBalancer(self.pipes)
+
+    def _send(self, msg: Message) -> bool:
+        pipe = self.balancer.pick()
+        if pipe is None:
+            return False
+        pipe.push(msg)
+        return True
+
+    def can_send(self) -> bool:
+        return self.balancer.any_ready()
+
+    def can_recv(self) -> bool:
+        return False
+
+
+class PullSocket(SocketCore):
+    """Fair-queues what its peers push, one read's worth per peer at a time."""
+
+    socket_type = c.PULL
+
+    def _recv(self) -> Message | None:
+        return self._take()
+
+
+class PairSocket(SocketCore):
+    """Exactly one peer; a second connection is refused while the first lives."""
+
+    socket_type = c.PAIR
+    single_peer = True
+
+    def _send(self, msg: Message) -> bool:
+        for pipe in self.pipes:
+            if pipe.can_send():
+                pipe.push(msg)
+                return True
+        return False
+
+    def _recv(self) -> Message | None:
+        return self._take()
+
+    def can_send(self) -> bool:
+        return any(p.can_send() for p in self.pipes)

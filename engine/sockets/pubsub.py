@@ -1,0 +1,171 @@
+"""PUB, SUB, XPUB and XSUB (ZeroMQ RFC 29): fan-out filtered at the publisher.
+
+Subscriptions travel as one-frame messages starting with 0x01 (subscribe) or 0x00 (cancel); the
+ZMTP codec turns them into SUBSCRIBE/CANCEL commands for 3.1 peers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .. import constants as c
+from ..pipe import Pipe
+from .base import Message, SocketCore
+from .subscriptions import Subscribers, TopicFilter
+
+SUBSCRIBE = 1
+CANCEL = 0
+
+
+class XPubSocket(SocketCore):
+    """Sends each message to the peers subscribed to a prefix of its first frame; the
+    application sees subscriptions as messages."""
+
+    socket_type = c.XPUB
+    shows_subscriptions = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.subscribers: Subscribers[Pipe] = Subscribers()
+        self._for_app: deque[Message] = deque()
+
+    def pipe_attached(self, pipe: Pipe) -> None:
+        welcome = self.options.xpub_welcome_msg
+        if welcome:
+            pipe.push([welcome])
+
+    def pipe_detached(self, pipe: Pipe) -> None:
+        for topic in self.subscribers.remove_peer(pipe):
+            if self.shows_subscriptions:
+                self._for_app.append([b"\x00" + topic])
+
+    def _read_subscriptions(self) -> None:
+        """Apply what subscribers sent; XPUB keeps what the application should see."""
+        opts = self.options
+        show = self.shows_subscriptions
+        while True:
+            msg = self._take()
+            if msg is None:
+                return
+            pipe = self._batch_pipe
+            first = msg[0]
+            if len(msg) != 1 or not first or first[0] > 1:
+                if show:
+                    self._for_app.append(msg)
+                continue
+            topic = first[1:]
+            if first[0] == SUBSCRIBE:
+                fresh = self.subscribers.add(topic, pipe)
+                if show and (fresh or opts.xpub_verbose or opts.xpub_verboser):
+                    self._for_app.append(msg)
+            else:
+                last = self.subscribers.remove(topic, pipe)
+                if show and (last or opts.xpub_verboser):
+                    self._for_app.append(msg)
+
+    def _send(self, msg: Message) -> bool:
+        if self._in or self._pos < len(self._batch):
+            self._read_subscriptions()
+        if self.options.invert_matching:
+            matched = self.subscribers.match(msg[0])
+            targets = [p for p in self.pipes if p not in matched]
+        else:
+            targets = self.subscribers.match(msg[0])
+        if self.options.xpub_nodrop and any(not p.has_room() for p in targets):
+            return False
+        for pipe in targets:
+            # At the high-water mark a publisher drops rather than blocks (RFC 29).
+            if pipe.has_room():
+                pipe.push(msg)
+        return True
+
+    def _recv(self) -> Message | None:
+        self._read_subscriptions()
+        if self._for_app:
+            return self._for_app.popleft()
+        return None
+
+    def can_send(self) -> bool:
+        return True
+
+
+class PubSocket(XPubSocket):
+    """XPUB without the subscription messages; it cannot receive."""
+
+    socket_type = c.PUB
+    shows_subscriptions = False
+
+    def _recv(self) -> Message | None:
+        return SocketCore._recv(self)
+
+    def can_recv(self) -> bool:
+        return False
+
+
+class XSubSocket(SocketCore):
+    """Receives from publishers, filtered by its subscriptions, which it sends upstream as
+    messages written by the application (0x01/0x00 + topic)."""
+
+    socket_type = c.XSUB
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.filter = TopicFilter()
+
+    def _broadcast(self, msg: Message) -> None:
+        for pipe in self.pipes:
+            if not pipe.closed:
+                pipe.push(msg)
+
+    def pipe_attached(self, pipe: Pipe) -> None:
+        for topic in self.filter.counts:
+            pipe.push([b"\x01" + topic])
+
+    pipe_reconnected = pipe_attached
+
+    def _send(self, msg: Message) -> bool:
+        first = msg[0] if msg else b""
+        if len(msg) == 1 and first and first[0] <= 1:
+            topic = first[1:]
+            if first[0] == SUBSCRIBE:
+                self.filter.add(topic)
+                self._broadcast(msg)
+            elif self.filter.remove(topic):
+                self._broadcast(msg)
+            return True
+        self._broadcast(msg)
+        return True
+
+    def _recv(self) -> Message | None:
+        matches = self.filter.matches
+        invert = self.options.invert_matching
+        while True:
+            msg = self._take()
+            if msg is None:
+                return None
+            if matches(msg[0]) != bool(invert):
+                return msg
+
+    def can_send(self) -> bool:
+        return True
+
+
+class SubSocket(XSubSocket):
+    """Subscriptions come from setsockopt(SUBSCRIBE/UNSUBSCRIBE); it cannot send."""
+
+    socket_type = c.SUB
+
+    def set_subscription(self, topic: bytes, subscribe: bool) -> None:
+        if self._commands:
+            self.process_commands()
+        if subscribe:
+            if self.filter.add(topic):
+                self._broadcast([b"\x01" + topic])
+        elif self.filter.remove(topic):
+            self._broadcast([b"\x00" + topic])
+
+    def _send(self, msg: Message) -> bool:
+        return SocketCore._send(self, msg)
+
+    def can_send(self) -> bool:
+        return False

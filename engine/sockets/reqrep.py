@@ -1,0 +1,195 @@
+"""REQ, REP, DEALER and ROUTER (ZeroMQ RFC 28): request-reply with envelopes."""
+
+from __future__ import annotations
+
+import itertools
+
+from .. import constants as c
+from ..errors import ZMQError
+from ..pipe import Pipe
+from .base import LoadBalancer, Message, SocketCore
+
+DELIMITER = b""
+
+
+class DealerSocket(SocketCore):
+    """Round-robin out, fair-queue in; no envelope handling."""
+
+    socket_type = c.DEALER
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.balancer = LoadBalancer(self.pipes)
+
+    def _send(self, msg: Message) -> bool:
+        pipe = self.balancer.pick()
+        if pipe is None:
+            return False
+        pipe.push(msg)
+        return True
+
+    def _recv(self) -> Message | None:
+        return self._take()
+
+    def can_send(self) -> bool:
+        return self.balancer.any_ready()
+
+
+class ReqSocket(DealerSocket):
+    """Strict send/recv alternation; the reply must come from the peer that got the request."""
+
+    socket_type = c.REQ
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self._awaiting = False
+        self._reply_pipe: Pipe | None = None
+        self._request_id = 0
+
+    def _send(self, msg: Message) -> bool:
+        if self._awaiting and not self.options.req_relaxed:
+            raise ZMQError(c.EFSM, "REQ socket must recv the reply before sending again")
+        pipe = self.balancer.pick()
+        if pipe is None:
+            return False
+        if self.options.req_correlate:
+            self._request_id = (self._request_id + 1) & 0xFFFFFFFF
+            pipe.push([self._request_id.to_bytes(4, "big"), DELIMITER, *msg])
+        else:
+            pipe.push([DELIMITER, *msg])
+        self._awaiting = True
+        self._reply_pipe = pipe
+        return True
+
+    def _recv(self) -> Message | None:
+        if not self._awaiting:
+            raise ZMQError(c.EFSM, "REQ socket must send a request before recv")
+        correlate = self.options.req_correlate
+        while True:
+            msg = self._take()
+            if msg is None:
+                return None
+            # Replies from other peers, stale replies and malformed ones are dropped, as libzmq.
+            if self._batch_pipe is not self._reply_pipe:
+                continue
+            if correlate:
+                if len(msg) < 3 or msg[1] != DELIMITER:
+                    continue
+                if msg[0] != self._request_id.to_bytes(4, "big"):
+                    continue
+                body = msg[2:]
+            else:
+                if len(msg) < 2 or msg[0] != DELIMITER:
+                    continue
+                body = msg[1:]
+            self._awaiting = False
+            self._reply_pipe = None
+            return body
+
+    def can_send(self) -> bool:
+        return (not self._awaiting or bool(self.options.req_relaxed)) and self.balancer.any_ready()
+
+    def can_recv(self) -> bool:
+        return self._awaiting
+
+
+class RepSocket(SocketCore):
+    """Receives a request, then must send exactly one reply with the request's envelope."""
+
+    socket_type = c.REP
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self._envelope: Message | None = None
+        self._reply_pipe: Pipe | None = None
+
+    def _recv(self) -> Message | None:
+        if self._envelope is not None:
+            raise ZMQError(c.EFSM, "REP socket must send a reply before receiving again")
+        while True:
+            msg = self._take()
+            if msg is None:
+                return None
+            try:
+                split = msg.index(DELIMITER) + 1
+            except ValueError:
+                continue  # no envelope delimiter: not a request, drop it
+            if split == len(msg):
+                continue
+            self._envelope = msg[:split]
+            self._reply_pipe = self._batch_pipe
+            return msg[split:]
+
+    def _send(self, msg: Message) -> bool:
+        envelope, pipe = self._envelope, self._reply_pipe
+        if envelope is None:
+            raise ZMQError(c.EFSM, "REP socket must recv a request before sending")
+        self._envelope = self._reply_pipe = None
+        # A reply to a departed peer (or one that is not reading) is dropped, as libzmq does.
+        if pipe is not None and pipe.has_room() and (pipe.link is not None or pipe.persistent):
+            pipe.push(envelope + msg)
+        return True
+
+    def can_send(self) -> bool:
+        return self._envelope is not None
+
+    def can_recv(self) -> bool:
+        return self._envelope is None
+
+
+class RouterSocket(SocketCore):
+    """Prefixes each message with its peer's routing id, and routes replies by that id."""
+
+    socket_type = c.ROUTER
+    queues_before_connect = False
+    routing_prefix = True
+    _generated_ids = itertools.count(0x6B8B4567)
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        #: routing id -> pipe. Written on the loop at handshake, read by the user side.
+        self.routes: dict[bytes, Pipe] = {}
+
+    def accepts_peer(self, pipe: Pipe) -> bool:
+        rid = pipe.routing_id or pipe.identity
+        if not rid:
+            rid = b"\x00" + (next(self._generated_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+        old = self.routes.get(rid)
+        if old is not None and not old.closed:
+            if not self.options.router_handover:
+                return False  # the id is taken: refuse the newcomer, as libzmq does
+            old.routing_id = b""
+            link = old.link
+            if link is not None:
+                link.close()
+        pipe.routing_id = rid
+        self.routes[rid] = pipe
+        return True
+
+    def forget_peer(self, pipe: Pipe) -> None:
+        if self.routes.get(pipe.routing_id) is pipe:
+            del self.routes[pipe.routing_id]
+
+    def _send(self, msg: Message) -> bool:
+        if len(msg) < 2:
+            return True  # a routing id alone carries nothing to deliver
+        pipe = self.routes.get(msg[0])
+        mandatory = self.options.router_mandatory
+        if pipe is None or pipe.closed:
+            if self._commands:  # the peer may have connected a moment ago
+                self.process_commands()
+                pipe = self.routes.get(msg[0])
+            if pipe is None or pipe.closed:
+                if mandatory:
+                    raise ZMQError(c.EHOSTUNREACH, "no peer with that routing id")
+                return True
+        if not pipe.has_room():
+            return not mandatory  # full: dropped, or "would block" under ROUTER_MANDATORY
+        pipe.push(msg[1:])
+        return True
+
+    def _recv(self) -> Message | None:
+        return self._take()
+
+    def can_send(self) -> bool:
+        return True

@@ -1,0 +1,156 @@
+"""inproc://: two sockets of one context joined pipe to pipe, with no codec in between."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import constants as c
+from ..connection import MAX_FLUSH_BATCH
+from ..endpoint import Endpoint
+from ..errors import ZMQError
+from ..pipe import Pipe
+
+if TYPE_CHECKING:
+    from ..sockets.base import SocketCore
+
+
+class InprocLink:
+    """Moves messages from `pipe` (in `socket`) to `peer_pipe` (in `peer_socket`)."""
+
+    def __init__(self, socket: SocketCore, pipe: Pipe, peer_socket: SocketCore, peer_pipe: Pipe):
+        self.socket = socket
+        self.pipe = pipe
+        self.peer_socket = peer_socket
+        self.peer_pipe = peer_pipe
+        self.peer: InprocLink | None = None
+        self.closed = False
+        self.endpoint = ""
+
+    def flush(self) -> None:
+        pipe, target = self.pipe, self.peer_pipe
+        pipe.flush_pending = False
+        if self.closed:
+            return
+        outbox = pipe.outbox
+        room = target.rcvhwm - target.backlog()
+        if room <= 0:
+            target.read_paused = True
+            room = target.rcvhwm - target.backlog()  # re-check: see pipe.py
+            if room <= 0:
+                return
+            target.read_paused = False
+        n = min(len(outbox), room, MAX_FLUSH_BATCH)
+        if n <= 0:
+            return
+        popleft = outbox.popleft
+        batch = []
+        for _ in range(n):
+            try:
+                batch.append(popleft())
+            except IndexError:
+                break
+        pipe.written += len(batch)
+        if self.peer_socket.routing_prefix:
+            rid = target.routing_id
+            batch = [[rid, *msg] for msg in batch]
+        self.peer_socket.deliver(target, batch)
+        self.socket.notify()
+        if outbox and not pipe.flush_pending:
+            pipe.flush_pending = True
+            self.socket.loop.call_soon(self.flush)
+
+    def resume_reading(self) -> None:
+        # Our pipe was read from: the other direction may continue delivering into it.
+        if self.pipe.read_paused and self.peer is not None:
+            self.pipe.read_paused = False
+            self.peer.flush()
+
+    def close(self) -> None:
+        for link in (self, self.peer):
+            if link is not None and not link.closed:
+                link.closed = True
+                link.pipe.link = None
+                link.socket.forget_peer(link.pipe)
+                link.socket.detach(link.pipe)
+                link.socket.links.discard(link)
+
+    def abort(self) -> None:
+        self.close()
+
+    def finish(self, linger_ms: int) -> None:
+        if linger_ms != 0:
+            # Deliver what is queued regardless of the peer's high-water mark: it is in memory
+            # already, and the peer socket outlives us.
+            self.peer_pipe.rcvhwm = 1 << 62
+            self.flush()
+        self.close()
+
+
+def join(a: SocketCore, b: SocketCore, a_pipe: Pipe | None = None) -> bool:
+    """Connect socket `a` (connecting side) to `b` (bound side); False if they are incompatible."""
+    if b.socket_type not in c.COMPATIBLE_PEERS[a.socket_type]:
+        return False
+    pa = a_pipe if a_pipe is not None else a.new_pipe()
+    pb = b.new_pipe()
+    pa.identity, pb.identity = b.options.routing_id, a.options.routing_id
+    pa.peer_type, pb.peer_type = b.socket_type, a.socket_type
+    if not b.accepts_peer(pb) or (a_pipe is None and not a.accepts_peer(pa)):
+        return False
+    # HWMs add up across the two halves in libzmq; each side here bounds its own direction.
+    link_ab, link_ba = InprocLink(a, pa, b, pb), InprocLink(b, pb, a, pa)
+    link_ab.peer, link_ba.peer = link_ba, link_ab
+    pa.link, pb.link = link_ab, link_ba
+    a.links.add(link_ab)
+    b.links.add(link_ba)
+    if a_pipe is None:
+        a.attach(pa)
+    b.attach(pb)
+    if pa.outbox:
+        pa.flush_pending = True
+        a.kick(link_ab.flush)
+    return True
+
+
+class InprocEndpoint:
+    """A bound inproc name (on the bind side) or a connection to one (on the connect side)."""
+
+    def __init__(self, socket: SocketCore, endpoint: Endpoint, pipe: Pipe | None = None) -> None:
+        self.socket = socket
+        self.name = endpoint.address
+        self.endpoint = str(endpoint)
+        self.pipe = pipe
+
+    def close(self, drop_links: bool = True) -> None:
+        registry = self.socket.context.inproc
+        if registry.get(self.name) is self.socket:
+            del registry[self.name]
+        pending = self.socket.context.inproc_pending.get(self.name)
+        if pending:
+            pending[:] = [p for p in pending if p[0] is not self.socket]
+
+
+def bind(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
+    ctx = socket.context
+    if endpoint.address in ctx.inproc:
+        raise ZMQError(c.EADDRINUSE, f"inproc name already bound: {endpoint}")
+    ctx.inproc[endpoint.address] = socket
+    for peer, pipe in ctx.inproc_pending.pop(endpoint.address, []):
+        if not peer.closed:
+            join(peer, socket, pipe)
+    return InprocEndpoint(socket, endpoint)
+
+
+def connect(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
+    ctx = socket.context
+    bound = ctx.inproc.get(endpoint.address)
+    if bound is not None:
+        if not join(socket, bound):
+            raise ZMQError(c.ENOCOMPATPROTO, f"socket types cannot talk over {endpoint}")
+        return InprocEndpoint(socket, endpoint)
+    # Connect before bind: queue in a pipe now, join when someone binds the name.
+    pipe = None
+    if socket.queues_before_connect and not socket.options.immediate:
+        pipe = socket.new_pipe(persistent=True)
+        socket.attach(pipe)
+    ctx.inproc_pending.setdefault(endpoint.address, []).append((socket, pipe))
+    return InprocEndpoint(socket, endpoint, pipe)

@@ -1,0 +1,237 @@
+"""tcp:// and ipc:// on asyncio: listening, connecting and reconnecting with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket as _socket
+import stat
+from typing import TYPE_CHECKING
+
+from .. import constants as c
+from ..connection import ZMTPLink
+from ..endpoint import Endpoint
+from ..errors import ZMQError
+from ..pipe import Pipe
+
+if TYPE_CHECKING:
+    from ..sockets.base import SocketCore
+
+log = logging.getLogger(__name__)
+
+
+def _unix_path(address: str) -> str:
+    # "@name" is Linux's abstract namespace: no file on disk.
+    return "\0" + address[1:] if address.startswith("@") else address
+
+
+def _tune(sock: _socket.socket, socket: SocketCore) -> None:
+    opts = socket.options
+    if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        if opts.tcp_keepalive == 1:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
+            for opt, value in (
+                ("TCP_KEEPCNT", opts.tcp_keepalive_cnt),
+                ("TCP_KEEPIDLE", opts.tcp_keepalive_idle),
+                ("TCP_KEEPINTVL", opts.tcp_keepalive_intvl),
+            ):
+                if value > 0 and hasattr(_socket, opt):
+                    sock.setsockopt(_socket.IPPROTO_TCP, getattr(_socket, opt), value)
+    if opts.sndbuf > 0:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, opts.sndbuf)
+    if opts.rcvbuf > 0:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, opts.rcvbuf)
+
+
+class Listener:
+    """A bound endpoint: accepts connections and gives each a ZMTPLink."""
+
+    def __init__(self, socket: SocketCore, endpoint: Endpoint) -> None:
+        self.socket = socket
+        self.requested = endpoint
+        self.endpoint = str(endpoint)
+        self.links: set[ZMTPLink] = set()
+        self._sock: _socket.socket | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._task: asyncio.Task | None = None
+        self._path: str | None = None
+
+    def open(self) -> str:
+        """Bind now (so LAST_ENDPOINT is known at once); accepting starts on the loop."""
+        ep = self.requested
+        try:
+            sock = self._bind_tcp(ep) if ep.transport == "tcp" else self._bind_ipc(ep)
+        except OSError as exc:
+            self.socket.emit(c.EVENT_BIND_FAILED, exc.errno or 0, str(ep))
+            raise ZMQError(exc.errno or c.EINVAL, f"{exc.strerror}: {ep}") from None
+        sock.setblocking(False)
+        self._sock = sock
+        self._task = self.socket.loop.create_task(self._serve(sock))
+        self.socket.emit(c.EVENT_LISTENING, sock.fileno(), self.endpoint)
+        return self.endpoint
+
+    def _bind_tcp(self, ep: Endpoint) -> _socket.socket:
+        opts = self.socket.options
+        host = ep.address
+        if host == "*":
+            host = "::" if opts.ipv6 else "0.0.0.0"
+        family = _socket.AF_INET6 if ":" in host else _socket.AF_UNSPEC
+        infos = _socket.getaddrinfo(
+            host, ep.port, family, _socket.SOCK_STREAM, 0, _socket.AI_PASSIVE
+        )
+        if not opts.ipv6 and any(i[0] == _socket.AF_INET for i in infos):
+            infos = [i for i in infos if i[0] == _socket.AF_INET]
+        af, kind, proto, _, addr = infos[0]
+        sock = _socket.socket(af, kind, proto)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            if af == _socket.AF_INET6 and host == "::":
+                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
+            sock.bind(addr)
+            sock.listen(max(1, self.socket.options.backlog))
+        except OSError:
+            sock.close()
+            raise
+        port = sock.getsockname()[1]
+        shown = "0.0.0.0" if ep.address == "*" and af == _socket.AF_INET else ep.address
+        if ep.address == "*" and af == _socket.AF_INET6:
+            shown = "::"
+        self.endpoint = str(Endpoint("tcp", shown, port))
+        return sock
+
+    def _bind_ipc(self, ep: Endpoint) -> _socket.socket:
+        path = _unix_path(ep.address)
+        if not path.startswith("\0"):
+            with contextlib.suppress(FileNotFoundError):
+                # A socket file left by a dead process would make bind fail; libzmq removes it.
+                if stat.S_ISSOCK(os.stat(path).st_mode):
+                    os.unlink(path)
+            self._path = path
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            sock.listen(max(1, self.socket.options.backlog))
+        except OSError:
+            sock.close()
+            raise
+        self.endpoint = str(ep)
+        return sock
+
+    async def _serve(self, sock: _socket.socket) -> None:
+        loop = self.socket.loop
+        if sock.family == _socket.AF_UNIX:
+            self._server = await loop.create_unix_server(self._new_link, sock=sock)
+        else:
+            self._server = await loop.create_server(self._new_link, sock=sock)
+
+    def _new_link(self) -> ZMTPLink:
+        link = ZMTPLink(self.socket, self, None)
+        self.links.add(link)
+        self.socket.emit(c.EVENT_ACCEPTED, 0, self.endpoint)
+        return link
+
+    def link_ready(self, link: ZMTPLink) -> None:
+        _tune(link.transport.get_extra_info("socket"), self.socket)
+
+    def link_lost(self, link: ZMTPLink) -> None:
+        self.links.discard(link)
+
+    def close(self, drop_links: bool = True) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._server is not None:
+            self._server.close()
+        elif self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        if self._path:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+            self._path = None
+        self.socket.emit(c.EVENT_CLOSED, 0, self.endpoint)
+        if drop_links:
+            for link in list(self.links):
+                link.abort()
+
+
+class Connecter:
+    """A connected endpoint: keeps one connection up, reconnecting with backoff."""
+
+    def __init__(self, socket: SocketCore, endpoint: Endpoint, pipe: Pipe | None) -> None:
+        self.socket = socket
+        self.target = endpoint
+        self.endpoint = str(endpoint)
+        self.pipe = pipe
+        self.routing_id = socket.options.connect_routing_id
+        socket.options.connect_routing_id = b""  # it applies to the next connect only
+        self.link: ZMTPLink | None = None
+        self._task: asyncio.Task | None = None
+        self._stopped = False
+
+    def open(self) -> None:
+        self._task = self.socket.loop.create_task(self._run())
+
+    async def _connect_once(self, reconnected: bool) -> ZMTPLink:
+        loop = self.socket.loop
+        ep = self.target
+
+        def factory() -> ZMTPLink:
+            return ZMTPLink(self.socket, self, self.pipe, reconnected)
+
+        if ep.transport == "tcp":
+            conn = loop.create_connection(factory, ep.address, ep.port)
+        else:
+            conn = loop.create_unix_connection(factory, _unix_path(ep.address))
+        timeout = self.socket.options.connect_timeout
+        if timeout > 0:
+            _, link = await asyncio.wait_for(conn, timeout / 1000)
+        else:
+            _, link = await conn
+        return link
+
+    async def _run(self) -> None:
+        opts = self.socket.options
+        connected_before = False
+        delay = opts.reconnect_ivl
+        first_attempt = True
+        while not self._stopped:
+            try:
+                link = await self._connect_once(connected_before)
+            except (TimeoutError, OSError) as exc:
+                event = c.EVENT_CONNECT_DELAYED if first_attempt else c.EVENT_CONNECT_RETRIED
+                self.socket.emit(event, max(delay, 0), self.endpoint)
+                log.debug("connect to %s failed: %s", self.endpoint, exc)
+                first_attempt = False
+                if opts.reconnect_ivl < 0:
+                    return
+                await asyncio.sleep(max(delay, 1) / 1000)
+                if opts.reconnect_ivl_max > opts.reconnect_ivl:
+                    delay = min(delay * 2, opts.reconnect_ivl_max)
+                continue
+            self.link = link
+            connected_before = True
+            first_attempt = True
+            delay = opts.reconnect_ivl
+            _tune(link.transport.get_extra_info("socket"), self.socket)
+            self.socket.emit(c.EVENT_CONNECTED, 0, self.endpoint)
+            await asyncio.shield(link.lost)
+            self.link = None
+            if self._stopped or opts.reconnect_ivl < 0:
+                return
+            await asyncio.sleep(max(opts.reconnect_ivl, 1) / 1000)
+
+    def link_ready(self, link: ZMTPLink) -> None:
+        pass
+
+    def link_lost(self, link: ZMTPLink) -> None:
+        pass
+
+    def close(self, drop_links: bool = True) -> None:
+        self._stopped = True
+        if self._task is not None and not self._task.done() and self.link is None:
+            self._task.cancel()
+        if drop_links and self.link is not None:
+            self.link.abort()

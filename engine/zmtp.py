@@ -1,0 +1,489 @@
+"""Sans-I/O ZMTP 3.0/3.1 codec (ZeroMQ RFC 23 and 37) with the NULL mechanism.
+
+Bytes go in through `receive_data`, which returns complete messages; messages go in through
+`send_messages`, and `data_to_send` hands back the bytes to write. Nothing here touches a socket,
+a clock or an event loop, so every rule is testable with plain byte strings.
+
+Subscriptions are carried the ZMTP 3.0 way inside the engine: a one-frame message whose first byte
+is 0x01 (subscribe) or 0x00 (cancel). The codec translates them to and from the 3.1 SUBSCRIBE and
+CANCEL commands when the peer speaks 3.1, so socket logic never needs to know the peer's version.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .constants import COMPATIBLE_PEERS, PUB, SOCKET_TYPE_NAMES, SUB, XPUB, XSUB
+
+# -- limits -----------------------------------------------------------------------------------
+
+GREETING_SIZE = 64
+SIGNATURE_SIZE = 10
+#: READY carries a handful of short properties; 64 KiB leaves room for generous user metadata
+#: while stopping a peer from making us buffer an endless "command".
+MAX_COMMAND_SIZE = 64 * 1024
+#: Without MAXMSGSIZE, the most a single message may hold. It also bounds what one connection can
+#: make us buffer before a message completes.
+DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024 * 1024
+#: Each frame costs a Python object even when empty; charging this much per frame against the
+#: message limit stops a flood of empty MORE frames from growing memory without bound.
+FRAME_OVERHEAD = 64
+#: An incomplete frame at least this large is collected as a list of chunks and joined once,
+#: rather than re-joined on every read.
+LARGE_FRAME = 64 * 1024
+#: RFC 37: the PING context is at most 16 bytes.
+MAX_PING_CONTEXT = 16
+
+# -- wire constants ---------------------------------------------------------------------------
+
+FLAG_MORE = 0x01
+FLAG_LONG = 0x02
+FLAG_COMMAND = 0x04
+RESERVED_FLAGS = 0xF8
+
+SIGNATURE = b"\xff" + b"\x00" * 8 + b"\x7f"
+MECHANISM_NULL = b"NULL".ljust(20, b"\x00")
+_LONG = struct.Struct(">BQ")
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+
+# Pre-built two-byte headers for every short frame: one lookup instead of a bytes() per frame.
+_SHORT_LAST = [bytes((0, n)) for n in range(256)]
+_SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
+
+SUBSCRIBE_PREFIX = b"\x01"
+CANCEL_PREFIX = b"\x00"
+
+
+class ProtocolError(Exception):
+    """The peer broke ZMTP; the connection must be closed (and only that connection)."""
+
+
+class State(Enum):
+    GREETING = "greeting"
+    HANDSHAKE = "handshake"
+    TRAFFIC = "traffic"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    """The peer's READY arrived and was accepted."""
+
+    socket_type: int
+    identity: bytes
+    minor_version: int
+    properties: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerError:
+    """The peer sent ERROR; it will close the connection."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PingReceived:
+    """A PING arrived (a PONG has already been queued); ttl is in seconds, 0 for none."""
+
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    context: bytes
+
+
+ControlEvent = HandshakeComplete | PeerError | PingReceived | PongReceived
+
+
+def encode_command(name: bytes, body: bytes = b"") -> bytes:
+    """One command frame: name length, name, body."""
+    payload = bytes((len(name),)) + name + body
+    size = len(payload)
+    if size < 256:
+        return bytes((FLAG_COMMAND, size)) + payload
+    return _LONG.pack(FLAG_COMMAND | FLAG_LONG, size) + payload
+
+
+def encode_properties(props: dict[str, bytes]) -> bytes:
+    parts = []
+    for name, value in props.items():
+        raw = name.encode("ascii")
+        parts.append(bytes((len(raw),)) + raw + _U32.pack(len(value)) + value)
+    return b"".join(parts)
+
+
+def decode_properties(body: bytes) -> dict[str, bytes]:
+    """Metadata as in RFC 23: name-length, name, 4-byte value-length, value; names fold case."""
+    props: dict[str, bytes] = {}
+    pos, end = 0, len(body)
+    while pos < end:
+        nlen = body[pos]
+        pos += 1
+        if nlen == 0 or pos + nlen + 4 > end:
+            raise ProtocolError("malformed metadata property")
+        name = body[pos : pos + nlen]
+        pos += nlen
+        (vlen,) = _U32.unpack_from(body, pos)
+        pos += 4
+        if pos + vlen > end:
+            raise ProtocolError("metadata value runs past the command")
+        try:
+            key = name.decode("ascii").lower()
+        except UnicodeDecodeError:
+            raise ProtocolError("metadata name is not ASCII") from None
+        props[key] = body[pos : pos + vlen]
+        pos += vlen
+    return props
+
+
+def encode_frames(frames: list[bytes], pieces: list[bytes]) -> None:
+    """Append the wire form of one message to `pieces` (header, body, header, body, ...)."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        size = len(frame)
+        more = i < last
+        if size < 256:
+            pieces.append(_SHORT_MORE[size] if more else _SHORT_LAST[size])
+        else:
+            pieces.append(_LONG.pack(FLAG_LONG | FLAG_MORE if more else FLAG_LONG, size))
+        pieces.append(frame)
+
+
+def greeting(minor_version: int = 1, as_server: bool = False) -> bytes:
+    return (
+        SIGNATURE
+        + bytes((3, minor_version))
+        + MECHANISM_NULL
+        + (b"\x01" if as_server else b"\x00")
+        + b"\x00" * 31
+    )
+
+
+class ZMTPConnection:
+    """One end of one ZMTP connection: greeting, NULL handshake, frames and commands.
+
+    `receive_data` raises ProtocolError when the peer misbehaves; the caller then closes the
+    connection, after sending `data_to_send()` (which may hold an ERROR command).
+    """
+
+    def __init__(
+        self,
+        socket_type: int,
+        *,
+        identity: bytes = b"",
+        max_message_size: int = -1,
+        routing_prefix: bool = False,
+        minor_version: int = 1,
+    ) -> None:
+        self.socket_type = socket_type
+        self.identity = identity
+        self.max_message_size = (
+            max_message_size if max_message_size >= 0 else DEFAULT_MAX_MESSAGE_SIZE
+        )
+        self.state = State.GREETING
+        self.minor_version = minor_version
+        self.peer_minor_version = -1
+        self.peer_socket_type = -1
+        self.peer_identity = b""
+        #: When set (ROUTER), every received message starts with this frame.
+        self.routing_prefix = routing_prefix
+        self.prefix = b""
+        self._sends_subscriptions = socket_type in (SUB, XSUB)
+        self._takes_subscriptions = socket_type in (PUB, XPUB)
+        self._out: list[bytes] = [greeting(minor_version)]
+        self._events: list[ControlEvent] = []
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = GREETING_SIZE
+        self._partial: list[bytes] | None = None
+        self._partial_size = 0
+
+    # -- output -------------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def send_messages(self, messages) -> None:
+        """Queue a batch of messages (each a list of frames) for the wire."""
+        if self.state is not State.TRAFFIC:
+            raise RuntimeError("cannot send messages before the handshake completes")
+        pieces = self._out
+        translate = self._sends_subscriptions and self.peer_minor_version >= 1
+        for frames in messages:
+            if translate and len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
+                topic = frames[0]
+                name = b"SUBSCRIBE" if topic[0] == 1 else b"CANCEL"
+                pieces.append(encode_command(name, topic[1:]))
+                continue
+            # The common case, a short single frame, skips the general encoder.
+            if len(frames) == 1:
+                frame = frames[0]
+                size = len(frame)
+                if size < 256:
+                    pieces.append(_SHORT_LAST[size])
+                else:
+                    pieces.append(_LONG.pack(FLAG_LONG, size))
+                pieces.append(frame)
+            else:
+                encode_frames(frames, pieces)
+
+    def send_ping(self, ttl_deciseconds: int = 0, context: bytes = b"") -> bool:
+        """Queue a PING; returns False when the peer (ZMTP 3.0) has no heartbeats."""
+        if self.state is not State.TRAFFIC or self.peer_minor_version < 1:
+            return False
+        ttl = max(0, min(ttl_deciseconds, 0xFFFF))
+        self._out.append(encode_command(b"PING", _U16.pack(ttl) + context[:MAX_PING_CONTEXT]))
+        return True
+
+    def send_error(self, reason: str) -> None:
+        raw = reason.encode("utf-8", "replace")[:255]
+        self._out.append(encode_command(b"ERROR", bytes((len(raw),)) + raw))
+        self.state = State.CLOSED
+
+    # -- input --------------------------------------------------------------------------------
+
+    def pop_events(self) -> list[ControlEvent]:
+        events = self._events
+        self._events = []
+        return events
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def receive_data(self, data: bytes) -> list[list[bytes]]:
+        """Feed bytes from the peer; returns the messages they completed, in order.
+
+        After a call that completed the handshake, call again with b"" to decode what followed.
+        """
+        if self.state is State.CLOSED:
+            return []
+        have = self._have + len(data)
+        if have < self._need:
+            self._chunks.append(data)
+            self._have = have
+            return []
+        if self._chunks:
+            self._chunks.append(data)
+            data = b"".join(self._chunks)
+            self._chunks = []
+        messages: list[list[bytes]] = []
+        if self.state is State.TRAFFIC:
+            pos = self._decode(data, 0, messages)
+        else:
+            # Stop once the handshake completes, even with more data in hand: the caller may
+            # need to act on HandshakeComplete (a ROUTER sets `prefix`) before the first
+            # message is decoded. It then calls receive_data(b"") to go on.
+            pos = self._receive_preamble(data, messages)
+        rest = len(data) - pos
+        if rest:
+            self._chunks.append(data[pos:] if pos else data)
+        self._have = rest
+        return messages
+
+    def _receive_preamble(self, data: bytes, messages: list[list[bytes]]) -> int:
+        """Greeting and handshake; returns how much of `data` they used."""
+        pos = 0
+        if self.state is State.GREETING:
+            if len(data) < GREETING_SIZE:
+                self._check_signature(data)
+                self._need = GREETING_SIZE
+                return 0
+            self._check_greeting(data[:GREETING_SIZE])
+            pos = GREETING_SIZE
+            self.state = State.HANDSHAKE
+            self._out.append(self._ready_command())
+            self._need = 2
+        while self.state is State.HANDSHAKE:
+            frame = self._next_command(data, pos)
+            if frame is None:
+                return pos
+            pos, body = frame
+            self._handle_handshake_command(body)
+        return pos
+
+    def _check_signature(self, data: bytes) -> None:
+        # Reject a non-ZMTP peer as soon as its first byte or its signature end shows it.
+        if data[:1] and data[0] != 0xFF:
+            raise ProtocolError("not a ZMTP peer (bad signature)")
+        if len(data) >= SIGNATURE_SIZE and not data[9] & 0x01:
+            raise ProtocolError("not a ZMTP peer (bad signature)")
+
+    def _check_greeting(self, g: bytes) -> None:
+        self._check_signature(g)
+        major, minor = g[10], g[11]
+        if major < 3:
+            raise ProtocolError(f"unsupported ZMTP version {major}.{minor}")
+        # A newer 3.x (or 4+) peer is answered at our own version, as RFC 23 asks.
+        self.peer_minor_version = minor if major == 3 else 1
+        mechanism = g[12:32].rstrip(b"\x00")
+        if mechanism != b"NULL":
+            self.send_error("unsupported security mechanism")
+            raise ProtocolError(f"unsupported mechanism {mechanism!r}")
+
+    def _next_command(self, data: bytes, pos: int) -> tuple[int, bytes] | None:
+        """Parse one command frame during the handshake, or None if incomplete."""
+        end = len(data)
+        if end - pos < 2:
+            self._need = 2
+            return None
+        flags = data[pos]
+        if flags & RESERVED_FLAGS or not flags & FLAG_COMMAND or flags & FLAG_MORE:
+            raise ProtocolError("expected a command frame during the handshake")
+        if flags & FLAG_LONG:
+            if end - pos < 9:
+                self._need = 9
+                return None
+            (size,) = _U64.unpack_from(data, pos + 1)
+            start = pos + 9
+        else:
+            size = data[pos + 1]
+            start = pos + 2
+        if size > MAX_COMMAND_SIZE:
+            raise ProtocolError("command too large")
+        if start + size > end:
+            self._need = start + size - pos
+            return None
+        return start + size, data[start : start + size]
+
+    def _ready_command(self) -> bytes:
+        props = {"Socket-Type": SOCKET_TYPE_NAMES[self.socket_type]}
+        if self.socket_type in (3, 5, 6):  # REQ, DEALER, ROUTER announce their identity
+            props["Identity"] = self.identity
+        return encode_command(b"READY", encode_properties(props))
+
+    def _handle_handshake_command(self, body: bytes) -> None:
+        name, rest = _split_command(body)
+        if name == b"ERROR":
+            self._events.append(PeerError(_error_reason(rest)))
+            self.state = State.CLOSED
+            raise ProtocolError("peer sent ERROR during the handshake")
+        if name != b"READY":
+            self.send_error("expected READY")
+            raise ProtocolError(f"expected READY, got {name!r}")
+        props = decode_properties(rest)
+        type_name = props.get("socket-type", b"")
+        peer_type = next((t for t, n in SOCKET_TYPE_NAMES.items() if n == type_name), -1)
+        if peer_type not in COMPATIBLE_PEERS[self.socket_type]:
+            self.send_error("Invalid socket type")
+            raise ProtocolError(f"incompatible peer socket type {type_name!r}")
+        identity = props.get("identity", b"")
+        if identity[:1] == b"\x00":
+            self.send_error("Invalid identity")
+            raise ProtocolError("peer identity may not start with a zero byte")
+        if len(identity) > 255:
+            self.send_error("Invalid identity")
+            raise ProtocolError("peer identity longer than 255 bytes")
+        self.peer_socket_type = peer_type
+        self.peer_identity = identity
+        self.state = State.TRAFFIC
+        self._need = 2
+        self._events.append(HandshakeComplete(peer_type, identity, self.peer_minor_version, props))
+
+    def _decode(self, data: bytes, pos: int, messages: list[list[bytes]]) -> int:
+        """The hot loop: split `data` into frames from `pos`; returns where it stopped."""
+        end = len(data)
+        cur = self._partial
+        cur_size = self._partial_size
+        limit = self.max_message_size
+        prefix = self.prefix if self.routing_prefix else None
+        need = 2
+        while True:
+            avail = end - pos
+            if avail < 2:
+                break
+            flags = data[pos]
+            if flags & FLAG_LONG:
+                if avail < 9:
+                    need = 9
+                    break
+                (size,) = _U64.unpack_from(data, pos + 1)
+                start = pos + 9
+            else:
+                size = data[pos + 1]
+                start = pos + 2
+            if flags & RESERVED_FLAGS:
+                raise ProtocolError("reserved frame flag bits are set")
+            stop = start + size
+            if flags & FLAG_COMMAND:
+                if flags & FLAG_MORE or cur is not None:
+                    raise ProtocolError("command frame inside a multipart message")
+                if size > MAX_COMMAND_SIZE:
+                    raise ProtocolError("command too large")
+                if stop > end:
+                    need = stop - pos
+                    break
+                self._handle_command(data[start:stop], messages)
+                pos = stop
+                continue
+            cur_size += size + FRAME_OVERHEAD
+            if cur_size > limit:
+                raise ProtocolError("message larger than the maximum message size")
+            if stop > end:
+                cur_size -= size + FRAME_OVERHEAD
+                need = stop - pos
+                break
+            frame = data[start:stop]
+            if cur is None:
+                cur = [prefix, frame] if prefix is not None else [frame]
+            else:
+                cur.append(frame)
+            if not flags & FLAG_MORE:
+                messages.append(cur)
+                cur = None
+                cur_size = 0
+            pos = stop
+        self._partial = cur
+        self._partial_size = cur_size
+        self._need = need
+        return pos
+
+    def _handle_command(self, body: bytes, messages: list[list[bytes]]) -> None:
+        name, rest = _split_command(body)
+        if name == b"PING":
+            if len(rest) < 2:
+                raise ProtocolError("PING too short")
+            (ttl,) = _U16.unpack_from(rest)
+            context = rest[2 : 2 + MAX_PING_CONTEXT]
+            self._out.append(encode_command(b"PONG", context))
+            self._events.append(PingReceived(ttl / 10.0))
+        elif name == b"PONG":
+            self._events.append(PongReceived(rest))
+        elif name == b"ERROR":
+            self._events.append(PeerError(_error_reason(rest)))
+            self.state = State.CLOSED
+        elif name in (b"SUBSCRIBE", b"CANCEL"):
+            if self._takes_subscriptions:
+                mark = SUBSCRIBE_PREFIX if name == b"SUBSCRIBE" else CANCEL_PREFIX
+                frame = mark + rest
+                prefix = self.prefix if self.routing_prefix else None
+                messages.append([prefix, frame] if prefix is not None else [frame])
+        elif name == b"READY":
+            raise ProtocolError("READY after the handshake")
+        # RFC 37 leaves room for new commands: anything else is ignored.
+
+
+def _split_command(body: bytes) -> tuple[bytes, bytes]:
+    if not body:
+        raise ProtocolError("empty command")
+    nlen = body[0]
+    if nlen == 0 or 1 + nlen > len(body):
+        raise ProtocolError("malformed command name")
+    return body[1 : 1 + nlen], body[1 + nlen :]
+
+
+def _error_reason(rest: bytes) -> str:
+    if not rest:
+        return ""
+    return rest[1 : 1 + rest[0]].decode("utf-8", "replace")

@@ -1,0 +1,40 @@
+"""The `crossroads` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, help). Modules are imported only when their subcommand runs, so
+# `crossroads --help` stays fast and a missing optional dependency only affects its command.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("loadtest.bench", "measure the engine against pyzmq (throughput and latency)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crossroads",
+        description="Crossroads: a multiplayer game server on a pure-Python ZeroMQ engine.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=False)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, _ = parser.parse_known_args(argv[:1])
+    if args.command is None:
+        parser.print_help()
+        return 0 if not argv else 2
+    module = importlib.import_module(args._module)
+    return int(module.main(argv[1:], prog=f"crossroads {args.command}") or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
