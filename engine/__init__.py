@@ -5,24 +5,39 @@
 
 from __future__ import annotations
 
+from . import devices
 from .constants import *  # noqa: F403 - pyzmq exposes every constant at top level
 from .constants import SocketOption, SocketType
+from .devices import monitored_queue, proxy, proxy_steerable
 from .errors import Again, ContextTerminated, NotDone, ZMQBaseError, ZMQBindError, ZMQError
 from .face import Frame
+from .poll import Poller, select
+from .sync import Context, MessageTracker, Socket
+from .utils.monitor import recv_monitor_message
 
 Message = Frame
 
 __all__ = [
     "Again",
+    "Context",
     "ContextTerminated",
     "Frame",
     "Message",
+    "MessageTracker",
     "NotDone",
+    "Poller",
+    "Socket",
     "SocketOption",
     "SocketType",
     "ZMQBaseError",
     "ZMQBindError",
     "ZMQError",
+    "devices",
+    "monitored_queue",
+    "proxy",
+    "proxy_steerable",
+    "recv_monitor_message",
+    "select",
 ]
 
 

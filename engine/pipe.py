@@ -80,6 +80,23 @@ class Pipe:
             and (self.link is not None or self.persistent)
         )
 
+    def offer(self, msg: list[bytes]) -> bool:
+        """push() if the pipe can take the message now; the hot path of every send."""
+        if (
+            self.queued - self.written >= self.sndhwm
+            or self.closed
+            or (self.link is None and not self.persistent)
+        ):
+            return False
+        self.outbox.append(msg)
+        self.queued += 1
+        if not self.flush_pending:
+            link = self.link
+            if link is not None:
+                self.flush_pending = True
+                self.schedule_flush(link)
+        return True
+
     def push(self, msg: list[bytes]) -> None:
         """Queue one message for the peer and make sure the link will flush it."""
         self.outbox.append(msg)

@@ -399,11 +399,23 @@ class ZMTPConnection:
         limit = self.max_message_size
         prefix = self.prefix if self.routing_prefix else None
         need = 2
+        # Whole short frames that are complete messages need none of the checks below (a
+        # short frame cannot exceed any sane limit), so they take this path alone.
+        fast = prefix is None and limit >= 255 + FRAME_OVERHEAD
+        append = messages.append
         while True:
             avail = end - pos
             if avail < 2:
                 break
             flags = data[pos]
+            if fast and flags == 0 and cur is None:
+                stop = pos + 2 + data[pos + 1]
+                if stop > end:
+                    need = stop - pos
+                    break
+                append([data[pos + 2 : stop]])
+                pos = stop
+                continue
             if flags & FLAG_LONG:
                 if avail < 9:
                     need = 9

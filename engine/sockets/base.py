@@ -290,16 +290,17 @@ class LoadBalancer:
         self.pipes = pipes
         self._next = 0
 
-    def pick(self) -> Pipe | None:
+    def send(self, msg: Message) -> Pipe | None:
+        """Queue `msg` on the next pipe with room; the pipe used, or None if all are full."""
         pipes = self.pipes
         n = len(pipes)
         if n == 1:
             pipe = pipes[0]
-            return pipe if pipe.can_send() else None
+            return pipe if pipe.offer(msg) else None
         start = self._next
         for i in range(n):
             pipe = pipes[(start + i) % n]
-            if pipe.can_send():
+            if pipe.offer(msg):
                 self._next = (start + i + 1) % n
                 return pipe
         return None

@@ -16,11 +16,7 @@ class PushSocket(SocketCore):
         self.balancer = LoadBalancer(self.pipes)
 
     def _send(self, msg: Message) -> bool:
-        pipe = self.balancer.pick()
-        if pipe is None:
-            return False
-        pipe.push(msg)
-        return True
+        return self.balancer.send(msg) is not None
 
     def can_send(self) -> bool:
         return self.balancer.any_ready()
@@ -33,9 +29,7 @@ class PullSocket(SocketCore):
     """Fair-queues what its peers push, one read's worth per peer at a time."""
 
     socket_type = c.PULL
-
-    def _recv(self) -> Message | None:
-        return self._take()
+    _recv = SocketCore._take
 
 
 class PairSocket(SocketCore):
@@ -44,15 +38,10 @@ class PairSocket(SocketCore):
     socket_type = c.PAIR
     single_peer = True
 
-    def _send(self, msg: Message) -> bool:
-        for pipe in self.pipes:
-            if pipe.can_send():
-                pipe.push(msg)
-                return True
-        return False
+    _recv = SocketCore._take
 
-    def _recv(self) -> Message | None:
-        return self._take()
+    def _send(self, msg: Message) -> bool:
+        return any(pipe.offer(msg) for pipe in self.pipes)
 
     def can_send(self) -> bool:
         return any(p.can_send() for p in self.pipes)

@@ -22,14 +22,9 @@ class DealerSocket(SocketCore):
         self.balancer = LoadBalancer(self.pipes)
 
     def _send(self, msg: Message) -> bool:
-        pipe = self.balancer.pick()
-        if pipe is None:
-            return False
-        pipe.push(msg)
-        return True
+        return self.balancer.send(msg) is not None
 
-    def _recv(self) -> Message | None:
-        return self._take()
+    _recv = SocketCore._take
 
     def can_send(self) -> bool:
         return self.balancer.any_ready()
@@ -49,14 +44,15 @@ class ReqSocket(DealerSocket):
     def _send(self, msg: Message) -> bool:
         if self._awaiting and not self.options.req_relaxed:
             raise ZMQError(c.EFSM, "REQ socket must recv the reply before sending again")
-        pipe = self.balancer.pick()
+        if self.options.req_correlate:
+            request_id = (self._request_id + 1) & 0xFFFFFFFF
+            pipe = self.balancer.send([request_id.to_bytes(4, "big"), DELIMITER, *msg])
+            if pipe is not None:
+                self._request_id = request_id
+        else:
+            pipe = self.balancer.send([DELIMITER, *msg])
         if pipe is None:
             return False
-        if self.options.req_correlate:
-            self._request_id = (self._request_id + 1) & 0xFFFFFFFF
-            pipe.push([self._request_id.to_bytes(4, "big"), DELIMITER, *msg])
-        else:
-            pipe.push([DELIMITER, *msg])
         self._awaiting = True
         self._reply_pipe = pipe
         return True
@@ -188,8 +184,7 @@ class RouterSocket(SocketCore):
         pipe.push(msg[1:])
         return True
 
-    def _recv(self) -> Message | None:
-        return self._take()
+    _recv = SocketCore._take
 
     def can_send(self) -> bool:
         return True

@@ -1,0 +1,124 @@
+"""Devices: proxy, proxy_steerable and monitored_queue, as in pyzmq (sync sockets)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from . import constants as c
+from .errors import Again
+from .poll import Poller
+
+#: Messages moved from one side per poll, so a flood on one side cannot starve the other.
+PROXY_BATCH = 256
+
+
+class _Counters:
+    __slots__ = ("bytes_in", "bytes_out", "msgs_in", "msgs_out")
+
+    def __init__(self) -> None:
+        self.msgs_in = self.bytes_in = self.msgs_out = self.bytes_out = 0
+
+
+def _forward(
+    src: Any,
+    dst: Any,
+    capture: Any,
+    src_stats: _Counters,
+    dst_stats: _Counters,
+    prefix: bytes | None = None,
+    swap: bool = False,
+) -> None:
+    for _ in range(PROXY_BATCH):
+        try:
+            msg = src.recv_multipart(c.DONTWAIT)
+        except Again:
+            return
+        size = sum(len(f) for f in msg)
+        src_stats.msgs_in += 1
+        src_stats.bytes_in += size
+        if swap and len(msg) >= 2:
+            msg[0], msg[1] = msg[1], msg[0]
+        if capture is not None:
+            capture.send_multipart([prefix, *msg] if prefix is not None else msg)
+        dst.send_multipart(msg)
+        dst_stats.msgs_out += 1
+        dst_stats.bytes_out += size
+
+
+def _run(
+    frontend: Any,
+    backend: Any,
+    capture: Any = None,
+    control: Any = None,
+    prefixes: tuple[bytes, bytes] | None = None,
+    swap: bool = False,
+) -> None:
+    front, back = _Counters(), _Counters()
+    poller = Poller()
+    poller.register(frontend, c.POLLIN)
+    if backend is not frontend:
+        poller.register(backend, c.POLLIN)
+    if control is not None:
+        poller.register(control, c.POLLIN)
+    paused = False
+    in_prefix, out_prefix = prefixes if prefixes else (None, None)
+    while True:
+        ready = dict(poller.poll())
+        if control is not None and control in ready:
+            command = control.recv()
+            if command == b"TERMINATE":
+                return
+            if command == b"PAUSE":
+                paused = True
+            elif command == b"RESUME":
+                paused = False
+            elif command == b"STATISTICS":
+                counters = (
+                    front.msgs_in,
+                    front.bytes_in,
+                    front.msgs_out,
+                    front.bytes_out,
+                    back.msgs_in,
+                    back.bytes_in,
+                    back.msgs_out,
+                    back.bytes_out,
+                )
+                control.send_multipart([struct.pack("=Q", n) for n in counters])
+        if paused:
+            if frontend in poller:
+                poller.unregister(frontend)
+                if backend in poller:
+                    poller.unregister(backend)
+            continue
+        if frontend not in poller:
+            poller.register(frontend, c.POLLIN)
+            if backend is not frontend:
+                poller.register(backend, c.POLLIN)
+            continue
+        if ready.get(frontend, 0) & c.POLLIN:
+            _forward(frontend, backend, capture, front, back, in_prefix, swap)
+        if backend is not frontend and ready.get(backend, 0) & c.POLLIN:
+            _forward(backend, frontend, capture, back, front, out_prefix, swap)
+
+
+def proxy(frontend: Any, backend: Any, capture: Any = None) -> None:
+    """Forward messages both ways until the context is terminated (raises ContextTerminated)."""
+    _run(frontend, backend, capture)
+
+
+def proxy_steerable(frontend: Any, backend: Any, capture: Any = None, control: Any = None) -> None:
+    """A proxy that obeys PAUSE, RESUME, TERMINATE and STATISTICS on `control`."""
+    _run(frontend, backend, capture, control)
+
+
+def monitored_queue(
+    in_socket: Any,
+    out_socket: Any,
+    mon_socket: Any,
+    in_prefix: bytes = b"in",
+    out_prefix: bytes = b"out",
+) -> None:
+    """A proxy that also publishes every message on `mon_socket`, prefixed by its direction."""
+    swap = in_socket.type == c.ROUTER and out_socket.type == c.ROUTER
+    _run(in_socket, out_socket, mon_socket, prefixes=(in_prefix, out_prefix), swap=swap)

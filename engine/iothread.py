@@ -1,0 +1,128 @@
+"""Background I/O for the sync face: an asyncio loop on a real OS thread, and wake-up signals.
+
+Under gevent's monkey-patching (as Locust runs), `threading.Thread` would make a greenlet and
+the loop would then block the hub, so the I/O thread is started with the unpatched
+`_thread.start_new_thread` and polls with the unpatched epoll. The user side waits on an eventfd
+through `select.poll`, which gevent makes cooperative, so greenlets yield while they wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import selectors
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def _original(module: str, name: str) -> Any:
+    """The attribute before gevent patched it (or as it is, without gevent)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched(module):
+        return monkey.get_original(module, name)
+    return getattr(__import__(module), name)
+
+
+def _start_native_thread(fn: Callable[[], None]) -> None:
+    _original("_thread", "start_new_thread")(fn, ())
+
+
+class _NativeEpollSelector(selectors.EpollSelector):
+    # selectors binds select.epoll at import time, but gevent may have removed or replaced it.
+    _selector_cls = _original("select", "epoll") if hasattr(select, "epoll") else None
+
+
+class Signal:
+    """A file descriptor that becomes readable when `set()` is called from any thread."""
+
+    __slots__ = ("_poller", "fd")
+
+    def __init__(self) -> None:
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._poller: Any = None
+
+    def set(self) -> None:
+        try:
+            os.eventfd_write(self.fd, 1)
+        except OSError:
+            pass  # closed, or the counter is saturated: either way a reader will wake
+
+    def clear(self) -> None:
+        try:
+            os.eventfd_read(self.fd)
+        except (BlockingIOError, OSError):
+            pass
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block (cooperatively under gevent) until set or `timeout` seconds; True if set."""
+        poller = self._poller
+        if poller is None:
+            # Looked up on first use, so a later gevent patch still makes the wait cooperative.
+            poller = self._poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+        ms = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        return bool(poller.poll(ms))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class IOThread:
+    """One I/O thread and its event loop; sockets of the sync face live on one of these."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loop = asyncio.SelectorEventLoop(_NativeEpollSelector())
+        self._started = False
+        self._lock = _original("_thread", "allocate_lock")()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        ready = Signal()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.call_soon(ready.set)
+            try:
+                self.loop.run_forever()
+            finally:
+                self.loop.close()
+
+        _start_native_thread(run)
+        ready.wait(None)
+        ready.close()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(*args)` on the loop and return its result (or raise its exception)."""
+        done = Signal()
+        outcome: list[Any] = []
+
+        def job() -> None:
+            try:
+                outcome.append((True, fn(*args)))
+            except BaseException as exc:  # handed back to the caller's thread
+                outcome.append((False, exc))
+            done.set()
+
+        self.loop.call_soon_threadsafe(job)
+        while not outcome:
+            done.wait(None)
+        done.close()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        if self._started and not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+            except RuntimeError:
+                pass  # already closed

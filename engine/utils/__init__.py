@@ -1,0 +1,1 @@
+"""pyzmq-compatible helper modules (`engine.utils.monitor`)."""
