@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import constants as c
+from .iothread import native_lock
 from .options import heartbeat_timeout
 from .pipe import Pipe
 from .zmtp import HandshakeComplete, PeerError, PingReceived, ProtocolError, ZMTPConnection
@@ -72,6 +73,11 @@ class ZMTPLink(asyncio.Protocol):
         self._peer_ttl = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
+        # Writes may come from the loop or, for an idle link, straight from the user's thread
+        # (see write_direct); the lock keeps the codec's output and the byte order whole.
+        self._write_lock = native_lock()
+        self._raw: Any = None
+        self._tail: bytes | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -86,8 +92,10 @@ class ZMTPLink(asyncio.Protocol):
             routing_prefix=self.socket.routing_prefix,
         )
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        # asyncio's selector transports keep their socket here; without it, no direct writes.
+        self._raw = getattr(transport, "_sock", None)
         # The greeting goes out at once: libzmq sends its own in stages and waits for ours.
-        transport.write(self.codec.data_to_send())
+        self._write(self.codec.data_to_send())
         self.last_recv = self.loop.time()
         if opts.handshake_ivl > 0:
             self._timer = self.loop.call_later(opts.handshake_ivl / 1000, self._handshake_expired)
@@ -108,9 +116,8 @@ class ZMTPLink(asyncio.Protocol):
         except ProtocolError as exc:
             self._protocol_failure(exc)
             return
-        out = codec.data_to_send()
-        if out:
-            self.transport.write(out)
+        if codec.has_output:
+            self._write(codec.data_to_send())
         self.last_recv = self.loop.time()
         if msgs:
             pipe = self.pipe
@@ -157,15 +164,59 @@ class ZMTPLink(asyncio.Protocol):
         pipe.flush_pending = False
         if self.write_paused or not self.ready or self.closed:
             return
+        with self._write_lock:
+            data = self._encode_queued()
+            if data:
+                self._write_locked(data)
+        if data:
+            self.socket.notify()
+        if self.closing:
+            self._maybe_finish()
+
+    def write_direct(self) -> bool:
+        """User thread: write the queue straight to the socket when the link is idle.
+
+        This spares a request/reply exchange two thread hand-offs. It only happens when nothing
+        is buffered in the transport, so bytes keep their order; a short write leaves the rest
+        to the loop. False means "not now": the caller schedules a normal flush.
+        """
+        sock = self._raw
+        if sock is None or not self.ready or self.closing or self.closed or self.write_paused:
+            return False
+        lock = self._write_lock
+        if not lock.acquire(False):
+            return False
+        try:
+            if self._tail is not None or self.transport.get_write_buffer_size():
+                return False
+            self.pipe.flush_pending = False
+            data = self._encode_queued()
+            if not data:
+                return True
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return True  # the connection is failing; the loop will see it and clean up
+            if sent < len(data):
+                self._tail = data[sent:]
+                self.loop.call_soon_threadsafe(self._write, b"")
+            return True
+        finally:
+            lock.release()
+
+    def _encode_queued(self) -> bytes:
+        """Take up to MAX_FLUSH_BATCH queued messages and encode them (under the write lock)."""
+        pipe = self.pipe
         outbox = pipe.outbox
         n = len(outbox)
         if not n:
-            self._maybe_finish()
-            return
+            return b""
         if n > MAX_FLUSH_BATCH:
             n = MAX_FLUSH_BATCH
             pipe.flush_pending = True
-            self.loop.call_soon(self.flush)
+            self.loop.call_soon_threadsafe(self.flush)
         popleft = outbox.popleft
         try:
             batch = [popleft() for _ in range(n)]
@@ -176,10 +227,22 @@ class ZMTPLink(asyncio.Protocol):
         pipe.written += len(batch)
         codec = self.codec
         codec.send_messages(batch)
-        self.transport.write(codec.data_to_send())
-        self.socket.notify()
-        if self.closing:
-            self._maybe_finish()
+        return codec.data_to_send()
+
+    def _write(self, data: bytes) -> None:
+        """Loop side: every write of ours goes through here (or write_direct)."""
+        with self._write_lock:
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # the connection is going; asyncio would only log each write as an error
+        tail = self._tail
+        if tail is not None:
+            self._tail = None
+            self.transport.write(tail)
+        if data:
+            self.transport.write(data)
 
     def resume_reading(self) -> None:
         pipe = self.pipe
@@ -296,7 +359,7 @@ class ZMTPLink(asyncio.Protocol):
             return
         due = ivl > 0 and not unanswered and now - self._ping_sent >= ivl
         if due and self.codec.send_ping(opts.heartbeat_ttl // 100):
-            self.transport.write(self.codec.data_to_send())
+            self._write(self.codec.data_to_send())
             self._ping_sent = now
         # Tick often enough to notice the shortest of the three deadlines within half of it.
         periods = [p for p in (ivl, timeout, self._peer_ttl) if p > 0]
@@ -314,7 +377,7 @@ class ZMTPLink(asyncio.Protocol):
             self.socket.emit(c.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0, self.owner.endpoint)
         out = self.codec.data_to_send()
         if out:  # an ERROR command, if the codec chose to send one
-            self.transport.write(out)
+            self._write(out)
             self.closing = True
             self.transport.close()
         else:

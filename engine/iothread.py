@@ -25,6 +25,11 @@ def _original(module: str, name: str) -> Any:
     return getattr(__import__(module), name)
 
 
+def native_lock() -> Any:
+    """A real OS lock, even under gevent (it may be taken by the I/O thread)."""
+    return _original("_thread", "allocate_lock")()
+
+
 def _start_native_thread(fn: Callable[[], None]) -> None:
     _original("_thread", "start_new_thread")(fn, ())
 
@@ -78,7 +83,7 @@ class IOThread:
         self.name = name
         self.loop = asyncio.SelectorEventLoop(_NativeEpollSelector())
         self._started = False
-        self._lock = _original("_thread", "allocate_lock")()
+        self._lock = native_lock()
 
     def start(self) -> None:
         with self._lock:
@@ -121,8 +126,17 @@ class IOThread:
         return value
 
     def stop(self) -> None:
-        if self._started and not self.loop.is_closed():
-            try:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-            except RuntimeError:
-                pass  # already closed
+        """Cancel what still runs on the loop (reconnect tasks...), then stop it."""
+        if not self._started or self.loop.is_closed():
+            return
+        loop = self.loop
+
+        def shutdown() -> None:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.call_soon(loop.stop)  # after the cancelled tasks have run their last step
+
+        try:
+            loop.call_soon_threadsafe(shutdown)
+        except RuntimeError:
+            pass  # already closed

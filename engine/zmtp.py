@@ -214,6 +214,10 @@ class ZMTPConnection:
         out.clear()
         return data
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def send_messages(self, messages) -> None:
         """Queue a batch of messages (each a list of frames) for the wire."""
         if self.state is not State.TRAFFIC:

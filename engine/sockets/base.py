@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 Message = list[bytes]
 
-#: Seconds since the last eager write below which sends are batched to the next loop pass. Two
-#: loop passes cost about this much, so batching sooner than this saves more than it delays.
+#: Flush requests closer together than this (seconds) mean a burst: batch them on the loop.
+#: A loop pass or a thread hand-off costs about this much, so batching pays below it.
 EAGER_WRITE_GAP = 50e-6
 Monitor = Callable[[int, int, str], None]
 
@@ -47,7 +47,7 @@ class SocketCore:
         self.loop = loop
         self.kick = loop.call_soon if same_thread else loop.call_soon_threadsafe
         self._same_thread = same_thread
-        self._last_eager = 0.0
+        self._last_flush_request = 0.0
         self.options = Options()
         self.pipes: list[Pipe] = []
         self.closed = False
@@ -88,16 +88,20 @@ class SocketCore:
     def schedule_flush(self, link: Any) -> None:
         """User side: `link` has new messages; one loop callback serves a whole batch of them.
 
-        On the loop's own thread, a message that follows a quiet spell is written at once: a
-        request/reply exchange then costs no extra loop pass, while a burst of sends (each
-        within EAGER_WRITE_GAP of the last eager write) still leaves as one batch.
+        A message that follows a quiet spell is written at once (on the loop's thread, or from
+        the user's thread when the link is idle): a request/reply exchange then costs no extra
+        loop pass or thread hand-off. In a burst (flush requests less than EAGER_WRITE_GAP
+        apart) messages wait for the loop and leave in batches.
         """
         dirty = self._dirty
-        if self._same_thread and not dirty:
-            now = monotonic()
-            if now - self._last_eager > EAGER_WRITE_GAP:
-                self._last_eager = now
+        now = monotonic()
+        quiet = now - self._last_flush_request > EAGER_WRITE_GAP
+        self._last_flush_request = now
+        if quiet and not dirty:
+            if self._same_thread:
                 link.flush()
+                return
+            if link.write_direct():  # from the user's thread: only if the link is idle
                 return
         dirty.append(link)
         if len(dirty) == 1:

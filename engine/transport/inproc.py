@@ -59,6 +59,9 @@ class InprocLink:
             pipe.flush_pending = True
             self.socket.loop.call_soon(self.flush)
 
+    def write_direct(self) -> bool:
+        return False  # inproc has no socket to write to; the loop moves the messages
+
     def resume_reading(self) -> None:
         # Our pipe was read from: the other direction may continue delivering into it.
         if self.pipe.read_paused and self.peer is not None:
