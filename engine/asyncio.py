@@ -33,6 +33,8 @@ def _loop() -> asyncio.AbstractEventLoop:
 class Socket(SocketFace):
     """An engine socket driven from asyncio; every blocking call is a coroutine."""
 
+    _face_name = "engine.asyncio.Socket"
+
     def __init__(self, context: Context, socket_type: int) -> None:
         loop = _loop()
         core = context._io.create_socket(socket_type, loop, same_thread=True)
@@ -183,16 +185,6 @@ class Socket(SocketFace):
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
-
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        name = c.SocketType(self._core.socket_type).name
-        return f"<engine.asyncio.Socket {name} {'closed' if self.closed else 'open'}>"
 
 
 def _discard(waiters: list, fut: asyncio.Future[None]) -> None:

@@ -255,6 +255,23 @@ class SocketFace:
             value = value.encode()
         self.setsockopt(option, value)
 
+    # -- lifetime -----------------------------------------------------------------------------
+
+    _face_name = "engine socket"
+
+    def close(self, linger: int | None = None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> SocketFace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        name = c.SocketType(self._core.socket_type).name
+        return f"<{self._face_name} {name} {'closed' if self.closed else 'open'}>"
+
     # -- serialisation helpers (shared by both faces) ---------------------------------------------
 
     def send_string(

@@ -34,9 +34,17 @@ def _start_native_thread(fn: Callable[[], None]) -> None:
     _original("_thread", "start_new_thread")(fn, ())
 
 
-class _NativeEpollSelector(selectors.EpollSelector):
-    # selectors binds select.epoll at import time, but gevent may have removed or replaced it.
-    _selector_cls = _original("select", "epoll") if hasattr(select, "epoll") else None
+def _native_selector() -> selectors.BaseSelector:
+    # gevent removes EpollSelector (and select.epoll) from the patched modules; the loop of a
+    # real thread needs the real ones, which blocks that thread and not the gevent hub.
+    try:
+        return _original("selectors", "EpollSelector")()
+    except AttributeError:
+        return selectors.DefaultSelector()
+
+
+def _get_ident() -> int:
+    return _original("_thread", "get_ident")()
 
 
 class Signal:
@@ -49,16 +57,19 @@ class Signal:
         self._poller: Any = None
 
     def set(self) -> None:
+        fd = self.fd
+        if fd < 0:
+            return  # closed: nobody is left to wake
         try:
-            os.eventfd_write(self.fd, 1)
+            os.eventfd_write(fd, 1)
         except OSError:
-            pass  # closed, or the counter is saturated: either way a reader will wake
+            pass  # closed meanwhile, or the counter is saturated: either way no one is lost
 
     def clear(self) -> None:
         try:
             os.eventfd_read(self.fd)
-        except (BlockingIOError, OSError):
-            pass
+        except (OSError, ValueError):
+            pass  # nothing to clear (EAGAIN), or closed
 
     def wait(self, timeout: float | None) -> bool:
         """Block (cooperatively under gevent) until set or `timeout` seconds; True if set."""
@@ -81,8 +92,9 @@ class IOThread:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.loop = asyncio.SelectorEventLoop(_NativeEpollSelector())
+        self.loop = asyncio.SelectorEventLoop(_native_selector())
         self._started = False
+        self._thread_id = -1
         self._lock = native_lock()
 
     def start(self) -> None:
@@ -93,6 +105,7 @@ class IOThread:
         ready = Signal()
 
         def run() -> None:
+            self._thread_id = _get_ident()
             asyncio.set_event_loop(self.loop)
             self.loop.call_soon(ready.set)
             try:
@@ -106,6 +119,8 @@ class IOThread:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` on the loop and return its result (or raise its exception)."""
+        if self._thread_id == _get_ident():
+            return fn(*args)  # already on the loop (a socket closed by the GC there, say)
         done = Signal()
         outcome: list[Any] = []
 

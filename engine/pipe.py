@@ -91,21 +91,22 @@ class Pipe:
         self.outbox.append(msg)
         self.queued += 1
         if not self.flush_pending:
-            link = self.link
-            if link is not None:
-                self.flush_pending = True
-                self.schedule_flush(link)
+            self._request_flush()
         return True
 
     def push(self, msg: list[bytes]) -> None:
-        """Queue one message for the peer and make sure the link will flush it."""
+        """Queue one message for the peer, whatever the high-water mark says."""
         self.outbox.append(msg)
         self.queued += 1
         if not self.flush_pending:
-            link = self.link
-            if link is not None:
-                self.flush_pending = True
-                self.schedule_flush(link)
+            self._request_flush()
+
+    def _request_flush(self) -> None:
+        # Once per batch: the link takes everything queued when it flushes.
+        link = self.link
+        if link is not None:
+            self.flush_pending = True
+            self.schedule_flush(link)
 
     def push_replacing(self, msg: list[bytes]) -> None:
         """CONFLATE: keep only the newest unsent message."""

@@ -43,6 +43,8 @@ _TRACKER = MessageTracker()
 class Socket(SocketFace):
     """A blocking socket, driven from one thread at a time (sockets are not thread-safe)."""
 
+    _face_name = "engine.Socket"
+
     def __init__(self, context: Context, socket_type: int) -> None:
         io = context._io_thread()
         core = context._io.create_socket(socket_type, io.loop, same_thread=False)
@@ -211,12 +213,6 @@ class Socket(SocketFace):
             if sink is not None:
                 sink.close()
 
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __del__(self) -> None:
         try:
             if not self._core.closed and not self.context._io.terminated:
@@ -224,10 +220,6 @@ class Socket(SocketFace):
             self._signal.close()
         except Exception:
             pass  # interpreter shutdown, or a half-built socket
-
-    def __repr__(self) -> str:
-        name = c.SocketType(self._core.socket_type).name
-        return f"<engine.Socket {name} {'closed' if self.closed else 'open'}>"
 
 
 def _ms(timeout: float | None) -> int:

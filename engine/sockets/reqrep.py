@@ -7,27 +7,20 @@ import itertools
 from .. import constants as c
 from ..errors import ZMQError
 from ..pipe import Pipe
-from .base import LoadBalancer, Message, SocketCore
+from .base import Message, SocketCore
+from .pipeline import PushSocket
 
 DELIMITER = b""
 
 
-class DealerSocket(SocketCore):
-    """Round-robin out, fair-queue in; no envelope handling."""
+class DealerSocket(PushSocket):
+    """PUSH's round-robin out, plus fair-queued receiving; no envelope handling."""
 
     socket_type = c.DEALER
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        self.balancer = LoadBalancer(self.pipes)
-
-    def _send(self, msg: Message) -> bool:
-        return self.balancer.send(msg) is not None
-
     _recv = SocketCore._take
 
-    def can_send(self) -> bool:
-        return self.balancer.any_ready()
+    def can_recv(self) -> bool:
+        return True
 
 
 class ReqSocket(DealerSocket):
