@@ -1,0 +1,117 @@
+"""`crossroads bench`: the CLI shape, the table and JSON, pyzmq being optional, timeouts.
+
+Counts are tiny and no speed is asserted: this 2-core VM is shared, only the plumbing is tested.
+No __init__.py here on purpose: it would make this directory shadow the `loadtest` package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+import engine
+from loadtest import bench
+
+HAVE_PYZMQ = importlib.util.find_spec("zmq") is not None
+HAVE_SYNC = hasattr(engine, "Context")
+TINY = ["--count", "200"]  # 200 msgs (50 at 1 KiB), 10 round trips after 10 warm-up
+
+
+def test_help_lists_the_engine_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--help"], prog="crossroads bench")
+    assert exc.value.code == 0
+    assert "engine" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["engine", "--help"], prog="crossroads bench")
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--count", "--size", "--transport", "--faces", "--json", "--timeout"):
+        assert option in out
+
+
+def test_no_suite_means_engine() -> None:
+    assert bench._normalise([]) == ["engine"]
+    assert bench._normalise(["lat"]) == ["engine", "lat"]
+    assert bench._normalise(["--count", "small"]) == ["engine", "--count", "small"]
+    assert bench._normalise(["--help"]) == ["--help"]
+
+
+def test_counts() -> None:
+    default = bench.PRESETS["default"]
+    assert (default.for_size(16), default.for_size(1024)) == (200_000, 50_000)
+    assert (default.round_trips, default.warmup) == (5_000, 1_000)
+    scaled = bench.parse_count("200")
+    assert (scaled.for_size(16), scaled.for_size(1024), scaled.round_trips) == (200, 50, 10)
+    assert bench.parse_count("small") is bench.PRESETS["small"]
+
+
+def test_engine_json_rows_and_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = bench.main(["engine", *TINY, "--size", "16", "1024", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    data = json.loads(captured.out)
+    rows = {(r["benchmark"], r["face"]): r for r in data["rows"]}
+    labels = [
+        "thr 16 B msg/s",
+        "thr 1 KiB msg/s",
+        "lat 16 B mean µs (lower is better)",
+        "lat 16 B p50 µs (lower is better)",
+        "lat 16 B p99 µs (lower is better)",
+    ]
+    assert set(rows) == {(label, face) for label in labels for face in ("sync", "asyncio")}
+    for (_, face), row in rows.items():
+        engine_runs = face == "asyncio" or HAVE_SYNC
+        if engine_runs:
+            assert row["engine"] is not None and row["engine"] > 0
+        else:
+            assert row["engine"] is None
+            assert row["engine_note"] == bench.NO_SYNC_FACE
+        if HAVE_PYZMQ:
+            assert row["pyzmq"] is not None and row["pyzmq"] > 0
+        if engine_runs and HAVE_PYZMQ:
+            assert row["ratio"] == pytest.approx(row["engine"] / row["pyzmq"])
+            assert row["ratio"] > 0
+        else:
+            assert row["ratio"] is None
+    # The human table still goes to stderr, with the same rows.
+    for label in labels:
+        assert label in captured.err
+
+
+def test_text_table(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = bench.main(["engine", "thr", *TINY, "--size", "16", "--faces", "asyncio"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    lines = captured.out.splitlines()
+    header = next(line for line in lines if line.startswith("benchmark"))
+    assert header.split() == ["benchmark", "face", "engine", "pyzmq", "engine/pyzmq"]
+    (row,) = [line for line in lines if line.startswith("thr 16 B")]
+    if HAVE_PYZMQ:
+        ratio = row.split()[-1]
+        assert ratio.endswith("x") and float(ratio[:-1]) > 0
+    assert "[1/2] thr 16 B asyncio engine" in captured.err  # progress goes to stderr
+
+
+def test_runs_without_pyzmq(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "zmq", None)  # makes `import zmq` raise ImportError
+    rc = bench.main(["engine", "lat", *TINY, "--faces", "asyncio", "--transport", "ipc"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    rows = [line for line in captured.out.splitlines() if line.startswith("lat 16 B")]
+    assert len(rows) == 3
+    for row in rows:
+        assert bench.NO_PYZMQ in row
+        assert float(row.split("asyncio")[1].split()[0].replace(",", "")) > 0
+
+
+def test_hung_benchmark_times_out(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "zmq", None)  # one pair of processes is enough
+    argv = ["engine", "thr", "--count", "100000000", "--size", "16", "--faces", "asyncio"]
+    rc = bench.main([*argv, "--timeout", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "timed out after 1s" in err
