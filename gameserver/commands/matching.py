@@ -1,0 +1,82 @@
+"""Finding what a player means by "lamp", "the brass lamp" or "bo" among what is at hand."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from ..narration import english_list
+from ..store.records import PlayerRecord
+from ..world import ItemDef, NpcDef, World
+from .base import CommandError
+
+_ARTICLES = ("the ", "a ", "an ", "some ")
+
+
+def clean_query(text: str) -> str:
+    text = " ".join(text.lower().split())
+    for article in _ARTICLES:
+        if text.startswith(article):
+            return text[len(article) :]
+    return text
+
+
+def _names(thing: ItemDef | NpcDef) -> list[str]:
+    names = [thing.id, thing.name.lower()]
+    if isinstance(thing, ItemDef):
+        names.extend(alias.lower() for alias in thing.aliases)
+    return names
+
+
+def _score(thing: ItemDef | NpcDef, query: str) -> int:
+    """2 for an exact name or alias, 1 for a word of the name, 0 for no match."""
+    names = _names(thing)
+    if query in names or clean_query(thing.name) == query:
+        return 2
+    if any(query in name.split() for name in names):
+        return 1
+    return 0
+
+
+def _pick(
+    query: str, things: Sequence[ItemDef | NpcDef], missing: str, suggestions: Sequence[str]
+) -> str:
+    for wanted in (2, 1):
+        found = [thing for thing in things if _score(thing, query) == wanted]
+        if len(found) == 1:
+            return found[0].id
+        if len(found) > 1:
+            options = english_list([f"the {thing.name}" for thing in found])
+            raise CommandError(f"Which do you mean: {options}?")
+    close = difflib.get_close_matches(query, suggestions, n=1, cutoff=0.7)
+    tip = f" Did you mean '{close[0]}'?" if close else ""
+    raise CommandError(f"{missing}{tip}")
+
+
+def find_item(world: World, query: str, item_ids: Sequence[str], missing: str) -> str:
+    """The id of the item among ``item_ids`` that ``query`` names; ``missing`` is the refusal
+    when none does (a near miss adds a suggestion)."""
+    items = [world.items[item_id] for item_id in item_ids]
+    names = [name for item in items for name in _names(item)[1:]]
+    return _pick(clean_query(query), items, missing, names)
+
+
+def find_npc(world: World, query: str, npc_ids: Sequence[str]) -> str | None:
+    npcs = [world.npcs[npc_id] for npc_id in npc_ids]
+    query = clean_query(query)
+    found = [npc for npc in npcs if _score(npc, query)]
+    return found[0].id if found else None
+
+
+def find_player(query: str, players: Sequence[PlayerRecord], missing: str) -> PlayerRecord:
+    """A player by case-insensitive name or unique prefix."""
+    query = clean_query(query)
+    exact = [player for player in players if player.key == query]
+    if exact:
+        return exact[0]
+    prefixed = [player for player in players if player.key.startswith(query)]
+    if len(prefixed) == 1 and query:
+        return prefixed[0]
+    if len(prefixed) > 1 and query:
+        raise CommandError(f"Which do you mean: {english_list([p.name for p in prefixed])}?")
+    raise CommandError(missing)

@@ -1,0 +1,125 @@
+"""Talking to others: say, emote, whisper, shout, who."""
+
+from __future__ import annotations
+
+from ..narration import english_list
+from ..store.records import PlayerRecord
+from .base import Command, CommandError
+from .context import Context
+from .matching import find_player
+
+
+class Say(Command):
+    """Say something to everyone in the room.
+
+    Usage: say <message>
+           '<message>   (a leading quote works too: 'hello)
+    """
+
+    key = "say"
+    aliases = ("'", '"')
+    category = "Talking"
+
+    def func(self, ctx: Context) -> None:
+        message = self.args.strip()
+        if not message:
+            raise CommandError("Say what?")
+        name = ctx.player.name
+        ctx.emit_room(ctx.player.room, "say", f'{name} says, "{message}"', message=message)
+        ctx.reply(f'You say, "{message}"')
+
+
+class Emote(Command):
+    """Act something out for everyone in the room.
+
+    Usage: emote <action>
+           :<action>   (e.g. :waves shows "Alice waves.")
+    """
+
+    key = "emote"
+    aliases = (":", "me")
+    category = "Talking"
+
+    def func(self, ctx: Context) -> None:
+        action = self.args.strip()
+        if not action:
+            raise CommandError("Emote what?")
+        if action[-1] not in ".!?":
+            action += "."
+        text = f"{ctx.player.name} {action}"
+        ctx.emit_room(ctx.player.room, "emote", text, action=action)
+        ctx.reply(text)
+
+
+class Whisper(Command):
+    """Say something privately to one player, wherever they are. Nobody else hears it.
+
+    Usage: whisper <player> <message>   (also: tell <player> <message>)
+    """
+
+    key = "whisper"
+    aliases = ("tell",)
+    category = "Talking"
+
+    def func(self, ctx: Context) -> None:
+        target, _, message = self.args.partition(" ")
+        message = message.strip()
+        if not target or not message:
+            raise CommandError("Usage: whisper <player> <message>")
+        recipient = find_player(
+            target.rstrip(":,"), _online_others(ctx), f"Nobody called '{target}' is around."
+        )
+        ctx.emit_private(
+            recipient,
+            "whisper",
+            f'{ctx.player.name} whispers to you, "{message}"',
+            sender=ctx.player.name,
+            message=message,
+        )
+        ctx.reply(f'You whisper to {recipient.name}, "{message}"')
+
+
+class Shout(Command):
+    """Shout something that everyone in the world hears.
+
+    Usage: shout <message>
+    """
+
+    key = "shout"
+    aliases = ("yell",)
+    category = "Talking"
+
+    def func(self, ctx: Context) -> None:
+        message = self.args.strip()
+        if not message:
+            raise CommandError("Shout what?")
+        ctx.emit_world("shout", f'{ctx.player.name} shouts, "{message}"', message=message)
+        ctx.reply(f'You shout, "{message}"')
+
+
+class Who(Command):
+    """List the players in the world and where they are.
+
+    Usage: who
+    """
+
+    key = "who"
+    category = "Talking"
+
+    def func(self, ctx: Context) -> None:
+        entries = []
+        for player in _online(ctx):
+            entries.append(f"{player.name} ({ctx.world.rooms[player.room].name})")
+        ctx.reply(f"{len(entries)} player(s) online: {english_list(entries)}.")
+
+
+def _online(ctx: Context) -> list[PlayerRecord]:
+    players = (ctx.state.player(key) for key in ctx.state.online_players())
+    return [player for player in players if player is not None]
+
+
+def _online_others(ctx: Context) -> list[PlayerRecord]:
+    return [player for player in _online(ctx) if player.key != ctx.player.key]
+
+
+SOCIAL_COMMANDS: tuple[type[Command], ...] = (Say, Emote, Whisper, Shout, Who)

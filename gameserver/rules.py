@@ -1,0 +1,134 @@
+"""Applying one player action, exactly once.
+
+:func:`execute` is what a worker calls for every action. In a single store transaction it
+checks the token, runs the command, numbers and logs the events, and records the action id
+with the reply and events produced. A retry of the same action id (say after a worker crashed
+before answering) finds that record and gets the same answer back, with nothing applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from pydantic import ValidationError
+
+from .accounts import (
+    DEFAULT_SESSION_TTL,
+    Identity,
+    Unauthorized,
+    authenticate,
+    refresh,
+    unauthorized_reply,
+)
+from .commands import CommandError, CommandSet, Context, default_commands
+from .events import Outcome, publish
+from .protocol import ActionRequest, ErrorReply, Event, Reply
+from .store.base import Store, Tx
+from .store.records import ActionRecord
+from .store.state import GameState
+from .world import World
+
+_DEFAULT_COMMANDS = default_commands()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _stored(record: ActionRecord, text: str) -> Outcome:
+    if record.text_digest != _digest(text):
+        return Outcome(
+            ErrorReply(
+                code="conflict", message="That action id was already used for another command."
+            )
+        )
+    reply = Reply.model_validate(record.reply)
+    events = [Event.model_validate(raw) for raw in record.events]
+    return Outcome(reply, events, replayed=True)
+
+
+def _record(
+    state: GameState, identity: Identity, action_id: str, text: str, outcome: Outcome
+) -> None:
+    record = ActionRecord(
+        text_digest=_digest(text),
+        reply=outcome.reply.model_dump(mode="json"),
+        events=[event.model_dump(mode="json") for event in outcome.events],
+    )
+    state.record_action(identity.player.key, action_id, record)
+
+
+def execute(
+    store: Store,
+    world: World,
+    token: str,
+    action_id: str,
+    text: str,
+    *,
+    now: float | None = None,
+    commands: CommandSet | None = None,
+    session_ttl: float = DEFAULT_SESSION_TTL,
+) -> Outcome:
+    """Run the command line ``text`` as the player of ``token``, at most once per
+    ``action_id``. A refused command (``Reply.ok`` False) changes nothing but is recorded too,
+    so its retry answers the same way. Store failures propagate as ``StoreError``."""
+    now = time.time() if now is None else now
+    commands = commands or _DEFAULT_COMMANDS
+    try:
+        ActionRequest(token=token, action_id=action_id, text=text)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        return Outcome(ErrorReply(code="bad_request", message=f"{first['loc'][0]}: {first['msg']}"))
+
+    def begin(state: GameState) -> Identity | Outcome:
+        """The acting identity, or the final outcome if there is nothing to run."""
+        try:
+            identity = authenticate(state, token, now, allow_ended=True)
+        except Unauthorized:
+            return Outcome(unauthorized_reply())
+        record = state.action(identity.player.key, action_id)
+        if record is not None:
+            return _stored(record, text)
+        try:
+            return authenticate(state, token, now)
+        except Unauthorized:
+            return Outcome(unauthorized_reply())
+
+    def apply(tx: Tx) -> Outcome:
+        state = GameState(tx)
+        identity = begin(state)
+        if isinstance(identity, Outcome):
+            return identity
+        ctx = Context(state, world, identity.player, commands, now)
+        commands.resolve(text).func(ctx)
+        if not ctx.session_ended:
+            refresh(state, identity.session, now, session_ttl)
+        reply = Reply(
+            ok=True,
+            text=ctx.reply_text,
+            action_id=action_id,
+            room=ctx.player.room,
+            session_ended=ctx.session_ended,
+        )
+        outcome = Outcome(reply, publish(state, ctx.events, now))
+        _record(state, identity, action_id, text, outcome)
+        return outcome
+
+    def refuse(tx: Tx, message: str) -> Outcome:
+        state = GameState(tx)
+        identity = begin(state)
+        if isinstance(identity, Outcome):
+            return identity  # a concurrent retry of this action id got there first
+        refresh(state, identity.session, now, session_ttl)
+        reply = Reply(ok=False, text=message, action_id=action_id, room=identity.player.room)
+        outcome = Outcome(reply)
+        _record(state, identity, action_id, text, outcome)
+        return outcome
+
+    try:
+        return store.transaction(apply)
+    except CommandError as refusal:
+        message = str(refusal)
+    # The refused attempt's writes were rolled back; record the refusal on its own.
+    return store.transaction(lambda tx: refuse(tx, message))

@@ -1,0 +1,133 @@
+"""The worker-facing facade: one object that turns requests into replies and events.
+
+A worker process holds one :class:`GameService` (its own store connection, the shared world)
+and feeds it raw request bytes; it never needs to know which command did what::
+
+    service = GameService.open("sqlite:///game.db")
+    outcome = service.handle_bytes(frame)
+    send(outcome.reply_bytes()); for topic, payload in outcome.publications(): pub(topic, payload)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .accounts import DEFAULT_SESSION_TTL, login, resume
+from .catchup import catchup
+from .commands import CommandSet, default_commands
+from .events import Outcome
+from .passwords import DEFAULT_N
+from .protocol import (
+    ActionRequest,
+    CatchupRequest,
+    ErrorReply,
+    Event,
+    LoginRequest,
+    ProtocolError,
+    Request,
+    ResumeRequest,
+    decode_request,
+)
+from .rules import execute
+from .seed import seed_world
+from .store import open_store
+from .store.base import Store, StoreBusy, StoreError
+from .ticker import tick
+from .world import World, load_world
+
+log = logging.getLogger(__name__)
+
+
+class GameService:
+    """Stateless between calls apart from its store connection, so any number of workers
+    (threads with their own service, or processes) can serve the same store."""
+
+    def __init__(
+        self,
+        store: Store,
+        world: World,
+        *,
+        commands: CommandSet | None = None,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        scrypt_n: int = DEFAULT_N,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.world = world
+        self.commands = commands or default_commands()
+        self.session_ttl = session_ttl
+        self.scrypt_n = scrypt_n
+        self.clock = clock
+
+    @classmethod
+    def open(cls, store_url: str, world_path: str | Path | None = None) -> GameService:
+        """Open the store, load the world (default: the packaged one) and seed what is missing."""
+        world = load_world(world_path)
+        store = open_store(store_url)
+        seed_world(store, world)
+        return cls(store, world)
+
+    def handle_bytes(self, raw: bytes) -> Outcome:
+        """Decode and handle one request; bad input becomes an ``ErrorReply``, never an
+        exception."""
+        try:
+            request = decode_request(raw)
+        except ProtocolError as exc:
+            return Outcome(exc.to_reply())
+        return self.handle(request)
+
+    def handle(self, request: Request) -> Outcome:
+        """Handle a decoded request. Store trouble and bugs become an ``ErrorReply``; the
+        request may then be retried with the same action id."""
+        now = self.clock()
+        try:
+            return self._dispatch(request, now)
+        except StoreBusy:
+            return Outcome(ErrorReply(code="unavailable", message="The world is busy; retry."))
+        except StoreError:
+            log.exception("store failure handling %s", request.type)
+            return Outcome(ErrorReply(code="unavailable", message="Storage is unavailable."))
+        except Exception:
+            log.exception("bug handling %s", request.type)
+            return Outcome(ErrorReply(code="internal", message="Something went wrong."))
+
+    def _dispatch(self, request: Request, now: float) -> Outcome:
+        match request:
+            case ActionRequest():
+                return execute(
+                    self.store,
+                    self.world,
+                    request.token,
+                    request.action_id,
+                    request.text,
+                    now=now,
+                    commands=self.commands,
+                    session_ttl=self.session_ttl,
+                )
+            case LoginRequest():
+                return login(
+                    self.store,
+                    self.world,
+                    request.name,
+                    request.password,
+                    now=now,
+                    session_ttl=self.session_ttl,
+                    scrypt_n=self.scrypt_n,
+                )
+            case ResumeRequest():
+                return resume(
+                    self.store, self.world, request.token, now=now, session_ttl=self.session_ttl
+                )
+            case CatchupRequest():
+                return catchup(self.store, request.token, request.topic, request.since_seq, now=now)
+        raise AssertionError(f"unhandled request {request!r}")
+
+    def tick(self) -> list[Event]:
+        """Advance the world clock (idempotent per turn); publish the returned events."""
+        return tick(self.store, self.world, self.clock())
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,34 @@
+"""Shared game state: a backend-neutral transactional store plus the game's typed view of it.
+
+``open_store(url)`` picks the backend from the URL scheme:
+
+* ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (embedded default)
+* ``redis://host:port/db`` (optionally ``?prefix=name:``), needs the ``redis`` package
+"""
+
+from __future__ import annotations
+
+from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
+
+SQLITE_SCHEME = "sqlite:///"
+
+__all__ = ["DEFAULT_EVENT_LOG_SIZE", "Store", "StoreBusy", "StoreError", "Tx", "open_store"]
+
+
+def open_store(url: str, *, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> Store:
+    """Open the store named by ``url``; raises :class:`StoreError` for unknown schemes."""
+    if url.startswith(SQLITE_SCHEME):
+        from .sqlite_backend import SqliteStore
+
+        path = url[len(SQLITE_SCHEME) :]
+        if not path:
+            raise StoreError("sqlite URL needs a path: sqlite:///game.db")
+        return SqliteStore(path, event_log_size=event_log_size)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from .redis_backend import RedisStore
+        except ImportError as exc:
+            raise StoreError("the Redis backend needs the 'redis' package") from exc
+        return RedisStore(url, event_log_size=event_log_size)
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise StoreError(f"unknown store URL scheme {scheme!r}: use sqlite:///path or redis://host")

@@ -1,0 +1,105 @@
+"""The storage contract every backend implements: atomic transactions over a few primitives.
+
+Backends only provide documents, sets, counters and a bounded per-topic event log; the game's
+typed view of them lives once in :mod:`gameserver.store.state`, so both backends share one
+meaning. ``Store.transaction(fn)`` may call ``fn`` several times (an optimistic backend retries
+on conflict), so ``fn`` must have no effects outside the :class:`Tx` it is given.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_EVENT_LOG_SIZE = 200
+
+
+class StoreError(RuntimeError):
+    """The store failed (bad URL, lost connection...)."""
+
+
+class StoreBusy(StoreError):
+    """A transaction could not get through contention in time; the caller may retry later."""
+
+
+class Tx(ABC):
+    """One atomic unit of work. Reads see this transaction's own writes; every write becomes
+    visible together at commit or never. Values are JSON-compatible objects."""
+
+    @abstractmethod
+    def get(self, ns: str, key: str) -> Any | None:
+        """The document stored under ``(ns, key)``, or None."""
+
+    @abstractmethod
+    def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store a document; with ``ttl`` (seconds) the store may forget it after that long."""
+
+    @abstractmethod
+    def delete(self, ns: str, key: str) -> None:
+        """Forget a document (no error if absent)."""
+
+    @abstractmethod
+    def members(self, ns: str, key: str) -> set[str]:
+        """A copy of the set stored under ``(ns, key)`` (empty if none)."""
+
+    @abstractmethod
+    def add_member(self, ns: str, key: str, member: str) -> None: ...
+
+    @abstractmethod
+    def remove_member(self, ns: str, key: str, member: str) -> None: ...
+
+    @abstractmethod
+    def counter(self, ns: str, key: str) -> int:
+        """Current value of a counter (0 if never incremented)."""
+
+    @abstractmethod
+    def incr(self, ns: str, key: str) -> int:
+        """Increment a counter and return its new value."""
+
+    @abstractmethod
+    def log_event(self, topic: str, seq: int, payload: bytes) -> None:
+        """Append to the topic's recent-events log, which keeps only the newest entries."""
+
+
+class Store(ABC):
+    """A shared, durable game state that several worker processes can use at once."""
+
+    def __init__(self, url: str, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> None:
+        if event_log_size < 1:
+            raise ValueError("event_log_size must be positive")
+        self.url = url
+        self.event_log_size = event_log_size
+
+    @abstractmethod
+    def transaction(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` atomically and return its result; an exception from ``fn`` discards all
+        its writes and propagates. Raises :class:`StoreBusy` if contention never clears."""
+
+    @abstractmethod
+    def events_since(self, topic: str, since_seq: int) -> list[bytes]:
+        """Logged event payloads of ``topic`` with seq > ``since_seq``, oldest first."""
+
+    @abstractmethod
+    def purge_expired(self) -> int:
+        """Delete documents whose ttl ran out (backends with native expiry return 0)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,188 @@
+"""Embedded SQLite backend, safe for several worker processes sharing one database file.
+
+WAL lets readers proceed while one writer commits; every transaction starts with
+``BEGIN IMMEDIATE`` so it takes the write lock up front (two deferred transactions that both
+read then write would otherwise deadlock into SQLITE_BUSY), and ``busy_timeout`` makes
+the others queue for it instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+
+from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, expires_at REAL,
+    PRIMARY KEY (ns, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_expiry ON docs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS members (
+    ns TEXT NOT NULL, key TEXT NOT NULL, member TEXT NOT NULL,
+    PRIMARY KEY (ns, key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (ns, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    topic TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (topic, seq)) WITHOUT ROWID;
+"""
+
+
+class _SqliteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection, event_log_size: int) -> None:
+        self._conn = conn
+        self._event_log_size = event_log_size
+
+    def get(self, ns: str, key: str) -> Any | None:
+        row = self._conn.execute(
+            "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        if row is None or (row[1] is not None and row[1] <= time.time()):
+            return None
+        return orjson.loads(row[0])
+
+    def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        expires_at = None if ttl is None else time.time() + ttl
+        self._conn.execute(
+            "INSERT OR REPLACE INTO docs (ns, key, value, expires_at) VALUES (?, ?, ?, ?)",
+            (ns, key, orjson.dumps(value), expires_at),
+        )
+
+    def delete(self, ns: str, key: str) -> None:
+        self._conn.execute("DELETE FROM docs WHERE ns = ? AND key = ?", (ns, key))
+
+    def members(self, ns: str, key: str) -> set[str]:
+        rows = self._conn.execute(
+            "SELECT member FROM members WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def add_member(self, ns: str, key: str, member: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO members (ns, key, member) VALUES (?, ?, ?)", (ns, key, member)
+        )
+
+    def remove_member(self, ns: str, key: str, member: str) -> None:
+        self._conn.execute(
+            "DELETE FROM members WHERE ns = ? AND key = ? AND member = ?", (ns, key, member)
+        )
+
+    def counter(self, ns: str, key: str) -> int:
+        row = self._conn.execute(
+            "SELECT value FROM counters WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def incr(self, ns: str, key: str) -> int:
+        row = self._conn.execute(
+            "INSERT INTO counters (ns, key, value) VALUES (?, ?, 1) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = value + 1 RETURNING value",
+            (ns, key),
+        ).fetchone()
+        return int(row[0])
+
+    def log_event(self, topic: str, seq: int, payload: bytes) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO events (topic, seq, payload) VALUES (?, ?, ?)",
+            (topic, seq, payload),
+        )
+        self._conn.execute(
+            "DELETE FROM events WHERE topic = ? AND seq <= ?",
+            (topic, seq - self._event_log_size),
+        )
+
+
+class SqliteStore(Store):
+    """One connection per store object; share the file, not the object, between processes.
+    A lock serializes threads of one process that share the object."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        event_log_size: int = DEFAULT_EVENT_LOG_SIZE,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(f"sqlite:///{path}", event_log_size)
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed action (and its recorded id) must survive power loss too,
+            # or a retry after a crash could apply it a second time.
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {path!r}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        self._begin()
+        try:
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"database schema {version} is newer than {SCHEMA_VERSION}")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            # Only reached after busy_timeout: other writers held the lock all that time.
+            raise StoreBusy(f"SQLite store busy: {exc}") from exc
+
+    def transaction(self, fn: Callable[[Tx], T]) -> T:
+        with self._lock:
+            self._begin()
+            try:
+                result = fn(_SqliteTx(self._conn, self.event_log_size))
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite transaction failed: {exc}") from exc
+                raise
+            return result
+
+    def events_since(self, topic: str, since_seq: int) -> list[bytes]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT payload FROM events WHERE topic = ? AND seq > ? ORDER BY seq",
+                (topic, since_seq),
+            ).fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def purge_expired(self) -> int:
+        def purge(_tx: Tx) -> int:
+            cursor = self._conn.execute(
+                "DELETE FROM docs WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                (time.time(),),
+            )
+            return cursor.rowcount
+
+        return self.transaction(purge)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,168 @@
+"""The game's typed view of one store transaction.
+
+Keeps the secondary indexes (who is in which room, what lies where) in step with the records
+they index, inside the same transaction, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import Event, encode
+from .base import Tx
+from .records import (
+    Account,
+    ActionRecord,
+    ClockRecord,
+    NpcRecord,
+    PlayerRecord,
+    SessionRecord,
+    player_location,
+    room_location,
+)
+
+# Long enough to cover any client retry window; the ids only need to outlive the retries.
+ACTION_RETENTION_SECONDS = 24 * 3600
+# Session documents outlive their expiry (see SessionRecord); each write renews this.
+SESSION_RETENTION_SECONDS = 7 * 24 * 3600
+
+_ACCOUNT = "account"
+_SESSION = "session"
+_PLAYER = "player"
+_ONLINE = "online"
+_ROOM_PLAYERS = "room_players"
+_ITEM = "item"
+_ITEMS_AT = "items_at"
+_NPC = "npc"
+_NPCS_IN = "npcs_in"
+_SEQ = "seq"
+_ACTION = "action"
+_CLOCK = "clock"
+_META = "meta"
+
+
+class GameState:
+    """Typed reads and writes of game state within one transaction."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+
+    # --- accounts and sessions -----------------------------------------------------------------
+
+    def account(self, key: str) -> Account | None:
+        raw = self.tx.get(_ACCOUNT, key)
+        return None if raw is None else Account.model_validate(raw)
+
+    def put_account(self, account: Account) -> None:
+        self.tx.put(_ACCOUNT, account.key, account.model_dump())
+
+    def session(self, key: str) -> SessionRecord | None:
+        raw = self.tx.get(_SESSION, key)
+        return None if raw is None else SessionRecord.model_validate(raw)
+
+    def put_session(self, session: SessionRecord) -> None:
+        self.tx.put(_SESSION, session.key, session.model_dump(), ttl=SESSION_RETENTION_SECONDS)
+
+    def delete_session(self, key: str) -> None:
+        self.tx.delete(_SESSION, key)
+
+    # --- players -------------------------------------------------------------------------------
+
+    def player(self, key: str) -> PlayerRecord | None:
+        raw = self.tx.get(_PLAYER, key)
+        return None if raw is None else PlayerRecord.model_validate(raw)
+
+    def put_player(self, player: PlayerRecord) -> PlayerRecord:
+        """Write a player and re-index presence (only online players count as present)."""
+        old = self.player(player.key)
+        if old is not None and old.online:
+            self.tx.remove_member(_ROOM_PLAYERS, old.room, old.key)
+        if player.online:
+            self.tx.add_member(_ROOM_PLAYERS, player.room, player.key)
+            self.tx.add_member(_ONLINE, "", player.key)
+        elif old is not None and old.online:
+            self.tx.remove_member(_ONLINE, "", player.key)
+        self.tx.put(_PLAYER, player.key, player.model_dump())
+        return player
+
+    def players_in(self, room_id: str) -> list[str]:
+        """Keys of online players in a room, sorted for stable output."""
+        return sorted(self.tx.members(_ROOM_PLAYERS, room_id))
+
+    def online_players(self) -> list[str]:
+        return sorted(self.tx.members(_ONLINE, ""))
+
+    # --- items ---------------------------------------------------------------------------------
+
+    def item_location(self, item_id: str) -> str | None:
+        raw = self.tx.get(_ITEM, item_id)
+        return None if raw is None else str(raw["location"])
+
+    def move_item(self, item_id: str, location: str) -> None:
+        old = self.item_location(item_id)
+        if old is not None:
+            self.tx.remove_member(_ITEMS_AT, old, item_id)
+        self.tx.add_member(_ITEMS_AT, location, item_id)
+        self.tx.put(_ITEM, item_id, {"location": location})
+
+    def items_at(self, location: str) -> list[str]:
+        return sorted(self.tx.members(_ITEMS_AT, location))
+
+    def items_in_room(self, room_id: str) -> list[str]:
+        return self.items_at(room_location(room_id))
+
+    def inventory(self, key: str) -> list[str]:
+        return self.items_at(player_location(key))
+
+    # --- NPCs ----------------------------------------------------------------------------------
+
+    def npc(self, npc_id: str) -> NpcRecord | None:
+        raw = self.tx.get(_NPC, npc_id)
+        return None if raw is None else NpcRecord.model_validate(raw)
+
+    def put_npc(self, npc_id: str, npc: NpcRecord) -> None:
+        old = self.npc(npc_id)
+        if old is not None:
+            self.tx.remove_member(_NPCS_IN, old.room, npc_id)
+        self.tx.add_member(_NPCS_IN, npc.room, npc_id)
+        self.tx.put(_NPC, npc_id, npc.model_dump())
+
+    def npcs_in(self, room_id: str) -> list[str]:
+        return sorted(self.tx.members(_NPCS_IN, room_id))
+
+    # --- events --------------------------------------------------------------------------------
+
+    def next_seq(self, topic: str) -> int:
+        return self.tx.incr(_SEQ, topic)
+
+    def last_seq(self, topic: str) -> int:
+        return self.tx.counter(_SEQ, topic)
+
+    def log_event(self, event: Event) -> None:
+        self.tx.log_event(event.topic, event.seq, encode(event))
+
+    # --- applied actions -----------------------------------------------------------------------
+
+    def action(self, player: str, action_id: str) -> ActionRecord | None:
+        raw = self.tx.get(_ACTION, f"{player}:{action_id}")
+        return None if raw is None else ActionRecord.model_validate(raw)
+
+    def record_action(self, player: str, action_id: str, record: ActionRecord) -> None:
+        self.tx.put(
+            _ACTION, f"{player}:{action_id}", record.model_dump(), ttl=ACTION_RETENTION_SECONDS
+        )
+
+    # --- world clock and bookkeeping -----------------------------------------------------------
+
+    def clock(self) -> ClockRecord | None:
+        raw = self.tx.get(_CLOCK, "")
+        return None if raw is None else ClockRecord.model_validate(raw)
+
+    def put_clock(self, clock: ClockRecord) -> None:
+        self.tx.put(_CLOCK, "", clock.model_dump())
+
+    def meta(self, key: str) -> Any | None:
+        return self.tx.get(_META, key)
+
+    def put_meta(self, key: str, value: Any) -> None:
+        self.tx.put(_META, key, value)

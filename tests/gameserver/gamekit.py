@@ -1,0 +1,170 @@
+"""Test helpers for the game server: a fake clock, a real redis-server, and a small in-process
+stand-in for the front that delivers published events to the players subscribed to them."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import redis
+
+from gameserver.events import Outcome
+from gameserver.protocol import ActionRequest, Event, LoginReply, LoginRequest, Reply
+from gameserver.service import GameService
+from gameserver.topics import session_topics
+
+REDIS_BINARY = shutil.which("redis-server") or "/usr/bin/redis-server"
+FAST_SCRYPT_N = 2**10  # real scrypt, cheap parameters: tests log in many times
+START = 1_800_000_000.0  # a fixed "now" keeps every test reproducible
+
+
+@dataclass
+class FakeClock:
+    now: float = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_reader: threading.Thread
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(deadline_seconds: float = 10.0) -> RedisServer:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            REDIS_BINARY,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    # Wait for the readiness line rather than sleeping, then confirm with PING.
+    deadline = time.monotonic() + deadline_seconds
+    output = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while b"Ready to accept connections" not in output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or process.poll() is not None:
+                process.kill()
+                process.wait()
+                process.stdout.close()
+                raise RuntimeError(
+                    f"redis-server did not start:\n{output.decode(errors='replace')}"
+                )
+            if selector.select(timeout=remaining):
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    continue
+                output += chunk
+    # Keep reading its log so a chatty server can never block on a full pipe.
+    log_reader = threading.Thread(target=process.stdout.read, daemon=True)
+    log_reader.start()
+    client = redis.Redis(port=port, socket_timeout=5)
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+    return RedisServer(port, process, log_reader)
+
+
+# --- an in-process stand-in for the front: sessions, subscriptions, fan-out ---------------------
+
+
+@dataclass
+class Player:
+    game: Game
+    name: str
+    token: str
+    private_topic: str
+    room: str
+    inbox: list[Event] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+    _prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def topics(self) -> list[str]:
+        return session_topics(self.room, self.token)
+
+    def act(self, text: str, action_id: str | None = None) -> Outcome:
+        # Unique across logins too: the store remembers a player's action ids.
+        action_id = action_id or f"{self.name}-{self._prefix}-{next(self._ids)}"
+        return self.game.send(self, ActionRequest(token=self.token, action_id=action_id, text=text))
+
+    def say_ok(self, text: str) -> str:
+        """Run a command that must succeed; returns the reply text."""
+        reply = self.act(text).reply
+        assert isinstance(reply, Reply) and reply.ok, reply
+        return reply.text
+
+    def heard(self, kind: str | None = None) -> list[str]:
+        return [event.text for event in self.inbox if kind is None or event.kind == kind]
+
+
+class Game:
+    def __init__(self, service: GameService) -> None:
+        self.service = service
+        self.players: list[Player] = []
+        self.published: list[Event] = []
+
+    def login(self, name: str, password: str = "correct horse") -> Player:
+        outcome = self.service.handle(LoginRequest(name=name, password=password))
+        reply = outcome.reply
+        assert isinstance(reply, LoginReply), reply
+        player = Player(self, reply.player, reply.token, reply.private_topic, reply.room)
+        self.players.append(player)
+        self._deliver(outcome)
+        return player
+
+    def send(self, player: Player, request: ActionRequest) -> Outcome:
+        outcome = self.service.handle(request)
+        if isinstance(outcome.reply, Reply) and outcome.reply.room:
+            player.room = outcome.reply.room  # the front re-subscribes on a room change
+        self._deliver(outcome)
+        return outcome
+
+    def _deliver(self, outcome: Outcome) -> None:
+        self.deliver(outcome.events)
+
+    def deliver(self, events: list[Event]) -> None:
+        """Fan events out to the players subscribed to their topics, as PUB/SUB would."""
+        for event in events:
+            self.published.append(event)
+            for player in self.players:
+                if event.topic in player.topics:
+                    player.inbox.append(event)
