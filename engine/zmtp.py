@@ -27,9 +27,11 @@ MAX_COMMAND_SIZE = 64 * 1024
 #: Without MAXMSGSIZE, the most a single message may hold. It also bounds what one connection can
 #: make us buffer before a message completes.
 DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024 * 1024
-#: Each frame costs a Python object even when empty; charging this much per frame against the
-#: message limit stops a flood of empty MORE frames from growing memory without bound.
+#: Each frame costs a Python object even when empty. A message may hold as many frames as its
+#: byte limit would pay for at this price each, so a flood of empty MORE frames is bounded too.
 FRAME_OVERHEAD = 64
+#: ...plus this many, so that even a tiny MAXMSGSIZE leaves room for routing envelopes.
+FRAME_ALLOWANCE = 64
 #: An incomplete frame at least this large is collected as a list of chunks and joined once,
 #: rather than re-joined on every read.
 LARGE_FRAME = 64 * 1024
@@ -203,6 +205,8 @@ class ZMTPConnection:
         self._need = GREETING_SIZE
         self._partial: list[bytes] | None = None
         self._partial_size = 0
+        self._partial_frames = 0
+        self.max_frames = self.max_message_size // FRAME_OVERHEAD + FRAME_ALLOWANCE
 
     # -- output -------------------------------------------------------------------------------
 
@@ -275,6 +279,9 @@ class ZMTPConnection:
             return []
         have = self._have + len(data)
         if have < self._need:
+            if self.state is State.GREETING and data:
+                # Turn away a non-ZMTP peer (an HTTP probe, say) without waiting for 64 bytes.
+                self._check_signature(b"".join(self._chunks) + data)
             self._chunks.append(data)
             self._have = have
             return []
@@ -400,12 +407,14 @@ class ZMTPConnection:
         end = len(data)
         cur = self._partial
         cur_size = self._partial_size
+        cur_frames = self._partial_frames
+        max_frames = self.max_frames
         limit = self.max_message_size
         prefix = self.prefix if self.routing_prefix else None
         need = 2
         # Whole short frames that are complete messages need none of the checks below (a
         # short frame cannot exceed any sane limit), so they take this path alone.
-        fast = prefix is None and limit >= 255 + FRAME_OVERHEAD
+        fast = prefix is None and limit >= 255
         append = messages.append
         while True:
             avail = end - pos
@@ -443,11 +452,15 @@ class ZMTPConnection:
                 self._handle_command(data[start:stop], messages)
                 pos = stop
                 continue
-            cur_size += size + FRAME_OVERHEAD
+            cur_size += size
+            cur_frames += 1
             if cur_size > limit:
                 raise ProtocolError("message larger than the maximum message size")
+            if cur_frames > max_frames:
+                raise ProtocolError("message has too many frames")
             if stop > end:
-                cur_size -= size + FRAME_OVERHEAD
+                cur_size -= size
+                cur_frames -= 1
                 need = stop - pos
                 break
             frame = data[start:stop]
@@ -459,9 +472,11 @@ class ZMTPConnection:
                 messages.append(cur)
                 cur = None
                 cur_size = 0
+                cur_frames = 0
             pos = stop
         self._partial = cur
         self._partial_size = cur_size
+        self._partial_frames = cur_frames
         self._need = need
         return pos
 
