@@ -65,7 +65,8 @@ class ZMTPLink(asyncio.Protocol):
         self.codec: ZMTPConnection | None = None
         self.ready = False
         self.closed = False
-        self.closing = False
+        self.closing = False  # finishing: write what is queued, then close
+        self.aborted = False
         self.write_paused = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self.last_recv = 0.0
@@ -105,14 +106,14 @@ class ZMTPLink(asyncio.Protocol):
         codec = self.codec
         assert codec is not None
         try:
-            msgs = codec.receive_data(data)
+            msgs = codec.receive_data(data, self._room())
             while codec.has_events:
                 was_ready = self.ready
                 self._handle_events()
-                if self.closed or self.closing:
+                if self.closed or self.aborted:
                     return
                 if self.ready and not was_ready:
-                    msgs = codec.receive_data(b"")
+                    msgs = codec.receive_data(b"", self._room())
         except ProtocolError as exc:
             self._protocol_failure(exc)
             return
@@ -122,8 +123,15 @@ class ZMTPLink(asyncio.Protocol):
         if msgs:
             pipe = self.pipe
             self.socket.deliver(pipe, msgs)
-            if pipe.delivered - pipe.consumed >= pipe.rcvhwm:
-                self._pause_reading()
+        if self.ready and (codec.input_pending or self._room() <= 0):
+            self._pause_reading()
+
+    def _room(self) -> int:
+        """How many more messages the pipe takes before RCVHWM (decoding stops there)."""
+        pipe = self.pipe
+        if pipe is None:
+            return 1 << 62  # still in the handshake: no messages yet
+        return pipe.rcvhwm - (pipe.delivered - pipe.consumed)
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -245,11 +253,26 @@ class ZMTPLink(asyncio.Protocol):
             self.transport.write(data)
 
     def resume_reading(self) -> None:
+        """The user side made room: deliver what is already decoded-ready, then read again."""
         pipe = self.pipe
-        if pipe is not None and pipe.read_paused and pipe.backlog() < pipe.rcvhwm:
-            pipe.read_paused = False
-            if not self.closed:
-                self.transport.resume_reading()
+        if pipe is None or not pipe.read_paused or self.closed:
+            return
+        room = self._room()
+        if room <= 0:
+            return
+        codec = self.codec
+        if codec.input_pending:
+            try:
+                msgs = codec.receive_data(b"", room)
+            except ProtocolError as exc:
+                self._protocol_failure(exc)
+                return
+            if msgs:
+                self.socket.deliver(pipe, msgs)
+            if codec.input_pending or self._room() <= 0:
+                return  # still full: the next credit brings us back here
+        pipe.read_paused = False
+        self.transport.resume_reading()
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
@@ -258,19 +281,21 @@ class ZMTPLink(asyncio.Protocol):
 
     def abort(self) -> None:
         if not self.closed and self.transport is not None:
-            self.closing = True
+            self.closing = self.aborted = True
             self.transport.abort()
 
     def finish(self, linger_ms: int) -> None:
         """Close once queued messages are written, waiting at most LINGER (-1: no limit)."""
         self.closing = True
-        if linger_ms == 0 or not self.ready:
+        queued = self.pipe is not None and bool(self.pipe.outbox)
+        if linger_ms == 0 or (not self.ready and not queued):
             self.abort()
             return
         if linger_ms > 0:
             self._linger_timer = self.loop.call_later(linger_ms / 1000, self.abort)
-        self.flush()
-        self._maybe_finish()
+        if self.ready:  # otherwise the handshake's end flushes, then finishes
+            self.flush()
+            self._maybe_finish()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -283,7 +308,7 @@ class ZMTPLink(asyncio.Protocol):
         pipe.read_paused = True
         self.transport.pause_reading()
         # The user side may have caught up between our check and the flag (see pipe.py).
-        if pipe.backlog() < pipe.rcvhwm:
+        if self._room() > 0:
             self.resume_reading()
 
     def _handle_events(self) -> None:
@@ -317,11 +342,12 @@ class ZMTPLink(asyncio.Protocol):
         self.pipe = pipe
         self.codec.prefix = pipe.routing_id
         if self._persistent_pipe and self._reconnected:
-            # Subscriptions queued for the old connection are stale: drop them and let the
-            # socket send its current set again.
-            while pipe.outbox:
-                pipe.outbox.popleft()
-                pipe.written += 1
+            if socket.resends_subscriptions:
+                # Subscriptions queued for the old connection are stale: drop them and let
+                # the socket send its current set again.
+                while pipe.outbox:
+                    pipe.outbox.popleft()
+                    pipe.written += 1
             pipe.link = self
             socket.reattach(pipe)
         else:

@@ -107,7 +107,7 @@ class SocketOption(IntEnum):
 globals().update({o.name: o.value for o in SocketOption})
 IDENTITY = ROUTING_ID  # noqa: F821 - defined just above through globals()
 CONNECT_RID = CONNECT_ROUTING_ID  # noqa: F821
-HWM = 201  # pyzmq's pseudo-option: sets SNDHWM and RCVHWM together
+HWM = 1  # pyzmq's pseudo-option (libzmq 2's number): sets SNDHWM and RCVHWM together
 
 
 class ContextOption(IntEnum):

@@ -11,8 +11,8 @@ from .errors import ZMQError
 from .sockets import SOCKET_CLASSES
 
 if TYPE_CHECKING:
-    from .pipe import Pipe
     from .sockets.base import SocketCore
+    from .transport.inproc import InprocEndpoint
 
 
 class IOContext:
@@ -20,7 +20,7 @@ class IOContext:
 
     def __init__(self) -> None:
         self.inproc: dict[str, SocketCore] = {}
-        self.inproc_pending: dict[str, list[tuple[SocketCore, Pipe | None]]] = {}
+        self.inproc_pending: dict[str, list[InprocEndpoint]] = {}
         self.sockets: set[SocketCore] = set()
         self.lock = threading.Lock()
         self.terminated = False

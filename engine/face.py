@@ -144,11 +144,16 @@ class SocketFace:
 
     def bind(self, addr: str) -> str:
         self._check_open()
-        return self._call_on_loop(transport.bind, self._core, addr)
+        endpoint = self._call_on_loop(transport.bind, self._core, addr)
+        self._core.process_commands()  # inproc peers waiting for this name join now
+        return endpoint
 
     def connect(self, addr: str) -> None:
         self._check_open()
         self._call_on_loop(transport.connect, self._core, addr)
+        # Take the new pipe in now, so a SUB's subscriptions go out without waiting for
+        # the next send or recv.
+        self._core.process_commands()
 
     def unbind(self, addr: str) -> None:
         self._check_open()
@@ -240,14 +245,14 @@ class SocketFace:
         raise ZMQError(c.EINVAL, "FD is not available on this face")
 
     def __getattr__(self, name: str) -> Any:
-        option = _ATTRIBUTE_OPTIONS.get(name)
+        option = _ATTRIBUTE_OPTIONS.get(name.lower())
         if option is None or name.startswith("_"):
             raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
         value = self.getsockopt(option)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
-        option = _ATTRIBUTE_OPTIONS.get(name)
+        option = _ATTRIBUTE_OPTIONS.get(name.lower())
         if option is None or name.startswith("_"):
             object.__setattr__(self, name, value)
             return

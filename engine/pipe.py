@@ -108,16 +108,6 @@ class Pipe:
             self.flush_pending = True
             self.schedule_flush(link)
 
-    def push_replacing(self, msg: list[bytes]) -> None:
-        """CONFLATE: keep only the newest unsent message."""
-        while self.outbox:
-            try:
-                self.outbox.popleft()
-            except IndexError:
-                break
-            self.queued -= 1
-        self.push(msg)
-
     def credit(self, count: int) -> None:
         """The user side finished `count` delivered messages: the link may read again."""
         self.consumed += count
@@ -133,3 +123,22 @@ class Pipe:
 
     def __repr__(self) -> str:
         return f"<Pipe rid={self.routing_id!r} out={self.queued - self.written}>"
+
+
+class ConflatingPipe(Pipe):
+    """CONFLATE: a new message replaces the unsent one instead of waiting behind it."""
+
+    __slots__ = ()
+
+    def offer(self, msg: list[bytes]) -> bool:
+        if self.closed or (self.link is None and not self.persistent):
+            return False
+        outbox = self.outbox
+        while outbox:
+            try:
+                outbox.popleft()
+            except IndexError:  # the link took it meanwhile
+                break
+            self.queued -= 1
+        self.push(msg)
+        return True

@@ -86,6 +86,9 @@ class Poller:
                     ready.append((fds[fd], _engine_mask(revents)))
             if not ready:
                 ready = [(s, ev) for s, f in engine_socks if (ev := s._events() & f)]
+            for sock, _ in engine_socks:
+                if sock._core.closed:
+                    sock._check_open()  # ETERM when the context went away, else ENOTSOCK
             if ready or (deadline is not None and time.monotonic() >= deadline):
                 return ready
 

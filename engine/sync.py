@@ -311,18 +311,26 @@ class Context:
 
     # -- lifetime -------------------------------------------------------------------------------
 
-    def term(self, max_linger_ms: int | None = None) -> None:
+    def term(self) -> None:
         """Close what is left open (blocked calls in other threads raise ETERM), let lingering
         messages go out, and stop the I/O threads."""
+        self._shutdown(None)
+
+    def destroy(self, linger: int | None = None) -> None:
+        """term(), closing every socket with `linger` (None: each socket's own LINGER)."""
+        self._shutdown(linger)
+
+    def _shutdown(self, linger: int | None, max_linger_ms: int | None = None) -> None:
         if self._io.terminated:
             return
-        self._io.terminated = True
+        self._io.terminated = True  # first, so that calls woken by the closes see ETERM
         for sock in list(self._sockets):
-            linger = sock._core.options.linger
-            if max_linger_ms is not None and (linger < 0 or linger > max_linger_ms):
-                linger = max_linger_ms
-            if not sock.closed:
-                sock.close(linger)
+            if sock.closed:
+                continue
+            ms = sock._core.options.linger if linger is None else linger
+            if max_linger_ms is not None and (ms < 0 or ms > max_linger_ms):
+                ms = max_linger_ms
+            sock.close(ms)
         self._await_lingering()
         for io in self._threads:
             io.stop()
@@ -334,12 +342,6 @@ class Context:
                 continue
             while io.call(_has_links, io):
                 time.sleep(TERM_POLL_S)
-
-    def destroy(self, linger: int | None = None) -> None:
-        for sock in list(self._sockets):
-            if not sock.closed:
-                sock.close(linger)
-        self.term()
 
     def __enter__(self) -> Context:
         return self
@@ -373,7 +375,7 @@ def _at_exit() -> None:
     for ctx in list(_contexts):
         if ctx._pid == os.getpid():
             try:
-                ctx.term(max_linger_ms=EXIT_LINGER_MS)
+                ctx._shutdown(None, max_linger_ms=EXIT_LINGER_MS)
             except Exception:
                 pass
 

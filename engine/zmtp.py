@@ -270,10 +270,17 @@ class ZMTPConnection:
     def has_events(self) -> bool:
         return bool(self._events)
 
-    def receive_data(self, data: bytes) -> list[list[bytes]]:
+    @property
+    def input_pending(self) -> bool:
+        """Complete frames may be waiting in the buffer (a `limit` stopped the last call)."""
+        return self.state is State.TRAFFIC and self._have >= self._need
+
+    def receive_data(self, data: bytes, limit: int = 1 << 62) -> list[list[bytes]]:
         """Feed bytes from the peer; returns the messages they completed, in order.
 
-        After a call that completed the handshake, call again with b"" to decode what followed.
+        At most `limit` messages are returned; the rest stays buffered (see `input_pending`)
+        until a later call, with b"" when no new bytes came. After a call that completed the
+        handshake, call again with b"" to decode what followed.
         """
         if self.state is State.CLOSED:
             return []
@@ -291,7 +298,7 @@ class ZMTPConnection:
             self._chunks = []
         messages: list[list[bytes]] = []
         if self.state is State.TRAFFIC:
-            pos = self._decode(data, 0, messages)
+            pos = self._decode(data, 0, messages, limit)
         else:
             # Stop once the handshake completes, even with more data in hand: the caller may
             # need to act on HandshakeComplete (a ROUTER sets `prefix`) before the first
@@ -402,7 +409,7 @@ class ZMTPConnection:
         self._need = 2
         self._events.append(HandshakeComplete(peer_type, identity, self.peer_minor_version, props))
 
-    def _decode(self, data: bytes, pos: int, messages: list[list[bytes]]) -> int:
+    def _decode(self, data: bytes, pos: int, messages: list[list[bytes]], budget: int) -> int:
         """The hot loop: split `data` into frames from `pos`; returns where it stopped."""
         end = len(data)
         cur = self._partial
@@ -418,7 +425,7 @@ class ZMTPConnection:
         append = messages.append
         while True:
             avail = end - pos
-            if avail < 2:
+            if avail < 2 or len(messages) >= budget:
                 break
             flags = data[pos]
             if fast and flags == 0 and cur is None:

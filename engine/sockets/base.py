@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import constants as c
 from ..errors import ZMQError
 from ..options import Options
-from ..pipe import Pipe
+from ..pipe import ConflatingPipe, Pipe
 
 if TYPE_CHECKING:
     import asyncio
@@ -41,6 +41,8 @@ class SocketCore:
     routing_prefix = False
     #: Only one peer at a time (PAIR).
     single_peer = False
+    #: After a reconnect, what was queued is dropped and the subscriptions sent anew (SUB/XSUB).
+    resends_subscriptions = False
 
     def __init__(self, context: IOContext, loop: asyncio.AbstractEventLoop, same_thread: bool):
         self.context = context
@@ -121,10 +123,10 @@ class SocketCore:
 
     def new_pipe(self, persistent: bool = False) -> Pipe:
         opts = self.options
-        sndhwm, rcvhwm = opts.sndhwm, opts.rcvhwm
         if opts.conflate:
-            sndhwm = rcvhwm = 1
-        return Pipe(sndhwm, rcvhwm, self.kick, self.schedule_flush, persistent)
+            # Never stop reading: each delivery replaces what is queued (see deliver).
+            return ConflatingPipe(1, 0, self.kick, self.schedule_flush, persistent)
+        return Pipe(opts.sndhwm, opts.rcvhwm, self.kick, self.schedule_flush, persistent)
 
     def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
         """A link hands over messages from its peer, one read's worth at a time."""

@@ -107,6 +107,7 @@ class XSubSocket(SocketCore):
     messages written by the application (0x01/0x00 + topic)."""
 
     socket_type = c.XSUB
+    resends_subscriptions = True
 
     def __init__(self, *args) -> None:
         super().__init__(*args)

@@ -67,7 +67,7 @@ disconnect = _remove
 def shutdown(socket: SocketCore, linger_ms: int) -> None:
     """Stop accepting and reconnecting, then close each connection after LINGER."""
     for endpoint in set(socket.endpoints.values()):
-        endpoint.close(drop_links=False)
+        endpoint.close(drop_links=False, linger_ms=linger_ms)
     socket.endpoints.clear()
     for link in list(socket.links):
         link.finish(linger_ms)

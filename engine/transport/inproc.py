@@ -89,16 +89,19 @@ class InprocLink:
         self.close()
 
 
-def join(a: SocketCore, b: SocketCore, a_pipe: Pipe | None = None) -> bool:
-    """Connect socket `a` (connecting side) to `b` (bound side); False if they are incompatible."""
+def join(
+    a: SocketCore, b: SocketCore, a_pipe: Pipe | None = None, routing_id: bytes = b""
+) -> InprocLink | None:
+    """Connect socket `a` (connecting side) to `b` (bound side); None if they may not talk."""
     if b.socket_type not in c.COMPATIBLE_PEERS[a.socket_type]:
-        return False
+        return None
     pa = a_pipe if a_pipe is not None else a.new_pipe()
     pb = b.new_pipe()
+    pa.routing_id = routing_id  # CONNECT_ROUTING_ID: how `a` (a ROUTER) names this peer
     pa.identity, pb.identity = b.options.routing_id, a.options.routing_id
     pa.peer_type, pb.peer_type = b.socket_type, a.socket_type
     if not b.accepts_peer(pb) or (a_pipe is None and not a.accepts_peer(pa)):
-        return False
+        return None
     # HWMs add up across the two halves in libzmq; each side here bounds its own direction.
     link_ab, link_ba = InprocLink(a, pa, b, pb), InprocLink(b, pb, a, pa)
     link_ab.peer, link_ba.peer = link_ba, link_ab
@@ -111,25 +114,30 @@ def join(a: SocketCore, b: SocketCore, a_pipe: Pipe | None = None) -> bool:
     if pa.outbox:
         pa.flush_pending = True
         a.kick(link_ab.flush)
-    return True
+    return link_ab
 
 
 class InprocEndpoint:
-    """A bound inproc name (on the bind side) or a connection to one (on the connect side)."""
+    """A bound inproc name (bind side), or one connection to such a name (connect side)."""
 
     def __init__(self, socket: SocketCore, endpoint: Endpoint, pipe: Pipe | None = None) -> None:
         self.socket = socket
         self.name = endpoint.address
         self.endpoint = str(endpoint)
         self.pipe = pipe
+        self.link: InprocLink | None = None
+        self.routing_id = socket.options.connect_routing_id
+        socket.options.connect_routing_id = b""  # it applies to the next connect only
 
-    def close(self, drop_links: bool = True) -> None:
-        registry = self.socket.context.inproc
-        if registry.get(self.name) is self.socket:
-            del registry[self.name]
-        pending = self.socket.context.inproc_pending.get(self.name)
-        if pending:
-            pending[:] = [p for p in pending if p[0] is not self.socket]
+    def close(self, drop_links: bool = True, linger_ms: int = 0) -> None:
+        ctx = self.socket.context
+        if ctx.inproc.get(self.name) is self.socket:
+            del ctx.inproc[self.name]
+        pending = ctx.inproc_pending.get(self.name)
+        if pending and self in pending:
+            pending.remove(self)
+        if drop_links and self.link is not None:
+            self.link.close()  # disconnect() ends this connection, as over tcp
 
 
 def bind(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
@@ -137,23 +145,24 @@ def bind(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
     if endpoint.address in ctx.inproc:
         raise ZMQError(c.EADDRINUSE, f"inproc name already bound: {endpoint}")
     ctx.inproc[endpoint.address] = socket
-    for peer, pipe in ctx.inproc_pending.pop(endpoint.address, []):
-        if not peer.closed:
-            join(peer, socket, pipe)
+    for waiting in ctx.inproc_pending.pop(endpoint.address, []):
+        if not waiting.socket.closed:
+            waiting.link = join(waiting.socket, socket, waiting.pipe, waiting.routing_id)
     return InprocEndpoint(socket, endpoint)
 
 
 def connect(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
     ctx = socket.context
     bound = ctx.inproc.get(endpoint.address)
+    ep = InprocEndpoint(socket, endpoint)
     if bound is not None:
-        if not join(socket, bound):
+        ep.link = join(socket, bound, None, ep.routing_id)
+        if ep.link is None:
             raise ZMQError(c.ENOCOMPATPROTO, f"socket types cannot talk over {endpoint}")
-        return InprocEndpoint(socket, endpoint)
+        return ep
     # Connect before bind: queue in a pipe now, join when someone binds the name.
-    pipe = None
     if socket.queues_before_connect and not socket.options.immediate:
-        pipe = socket.new_pipe(persistent=True)
-        socket.attach(pipe)
-    ctx.inproc_pending.setdefault(endpoint.address, []).append((socket, pipe))
-    return InprocEndpoint(socket, endpoint, pipe)
+        ep.pipe = socket.new_pipe(persistent=True)
+        socket.attach(ep.pipe)
+    ctx.inproc_pending.setdefault(endpoint.address, []).append(ep)
+    return ep

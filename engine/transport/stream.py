@@ -139,7 +139,7 @@ class Listener:
     def link_lost(self, link: ZMTPLink) -> None:
         self.links.discard(link)
 
-    def close(self, drop_links: bool = True) -> None:
+    def close(self, drop_links: bool = True, linger_ms: int = 0) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._server is not None:
@@ -170,6 +170,8 @@ class Connecter:
         self.link: ZMTPLink | None = None
         self._task: asyncio.Task | None = None
         self._stopped = False
+        self._lingering = False
+        self._linger_deadline: float | None = None
 
     def open(self) -> None:
         self._task = self.socket.loop.create_task(self._run())
@@ -219,18 +221,40 @@ class Connecter:
             self.socket.emit(c.EVENT_CONNECTED, 0, self.endpoint)
             await asyncio.shield(link.lost)
             self.link = None
-            if self._stopped or opts.reconnect_ivl < 0:
+            if self._stopped or self._lingering or opts.reconnect_ivl < 0:
                 return
             await asyncio.sleep(max(opts.reconnect_ivl, 1) / 1000)
 
     def link_ready(self, link: ZMTPLink) -> None:
-        pass
+        if self._lingering:
+            # The socket closed while we were still connecting: deliver, then finish.
+            deadline = self._linger_deadline
+            left = -1 if deadline is None else max(1, int((deadline - link.loop.time()) * 1000))
+            link.finish(left)
 
     def link_lost(self, link: ZMTPLink) -> None:
-        pass
+        if self._lingering:
+            self.socket.links.discard(self)  # delivered (or gave up): nothing left to wait for
 
-    def close(self, drop_links: bool = True) -> None:
+    def finish(self, linger_ms: int) -> None:
+        """Closing already started lingering here (see close)."""
+
+    def abort(self) -> None:
+        self.close()
+
+    def close(self, drop_links: bool = True, linger_ms: int = 0) -> None:
+        pipe = self.pipe
+        if not drop_links and linger_ms != 0 and self.link is None and pipe and pipe.outbox:
+            # LINGER: keep trying to connect so that queued messages still get out.
+            self._lingering = True
+            self.socket.links.add(self)  # term() waits for us like for a lingering link
+            if linger_ms > 0:
+                loop = self.socket.loop
+                self._linger_deadline = loop.time() + linger_ms / 1000
+                loop.call_later(linger_ms / 1000, self.close)
+            return
         self._stopped = True
+        self.socket.links.discard(self)
         if self._task is not None and not self._task.done() and self.link is None:
             self._task.cancel()
         if drop_links and self.link is not None:

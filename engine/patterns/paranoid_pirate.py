@@ -1,0 +1,754 @@
+"""Paranoid Pirate (ZeroMQ RFC 6, PPP): an LRU worker queue with heartbeats both ways.
+
+Workers (DEALER) connect to the queue's ROUTER backend and open each conversation with READY
+(`\\x01`); queue and worker then exchange HEARTBEAT (`\\x02`) every interval, and each side takes
+the other for dead after `liveness` silent intervals. The queue stops using a dead worker and
+sends the request it was holding to another one; a worker that loses the queue reconnects on a
+fresh socket after an exponential back-off.
+
+The logic is sans-I/O: `WorkerPool` (ready list, expiry, who holds which request, the pending
+queue), `QueueCore` (PPP framing around the pool) and `WorkerCore` (the worker's side). The I/O
+faces are thin: `ParanoidPirateQueue` and `ParanoidPirateWorker` (sync) and
+`AsyncParanoidPirateWorker` (asyncio).
+
+Run standalone: `python -m engine.patterns.paranoid_pirate queue|worker --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import os
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import constants as c
+from .. import sync
+from ..asyncio import Context as AsyncContext
+from ..errors import ZMQError
+from ..poll import Poller
+from .simple_pirate import (
+    STOP_POLL_S,
+    Handler,
+    echo,
+    setup_logging,
+    show_id,
+    split_envelope,
+    verbose_option,
+)
+from .simple_pirate import stop_on_signals as _stop_on_signals
+
+__all__ = [
+    "BUSY_REPLY",
+    "HEARTBEAT_INTERVAL_S",
+    "HEARTBEAT_LIVENESS",
+    "PPP_HEARTBEAT",
+    "PPP_READY",
+    "RECONNECT_INIT_S",
+    "RECONNECT_MAX_S",
+    "AsyncParanoidPirateWorker",
+    "Outbox",
+    "ParanoidPirateQueue",
+    "ParanoidPirateWorker",
+    "QueueCore",
+    "WorkerCore",
+    "WorkerPool",
+    "main",
+]
+
+log = logging.getLogger(__name__)
+
+#: RFC 6 commands: one-frame messages holding a single byte.
+PPP_READY = b"\x01"
+PPP_HEARTBEAT = b"\x02"
+
+#: Seconds between heartbeats (the Guide's 1 s): cheap, and a death is seen within seconds.
+HEARTBEAT_INTERVAL_S = 1.0
+#: Silent intervals before a peer counts as dead (RFC 6 suggests 3-5; 3 reacts fastest).
+HEARTBEAT_LIVENESS = 3
+#: First reconnect delay after losing the queue: long enough not to hammer a restarting queue.
+RECONNECT_INIT_S = 1.0
+#: Back-off cap (the Guide's 32 s): a worker never waits longer than this to try again.
+RECONNECT_MAX_S = 32.0
+#: Default reply body sent to a client when a bounded queue is full (see `max_pending`).
+BUSY_REPLY = b"BUSY"
+
+#: A request as read on the frontend: the client's address stack, b"", then the body.
+Request = list[bytes]
+
+
+# -- the queue's state: workers and requests --------------------------------------------------
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    identity: bytes
+    expiry: float
+    request: Request | None = None  # the request it is working on, re-sent elsewhere if it dies
+
+
+class WorkerPool:
+    """Ready workers in least-recently-used order, their expiry, and the requests they hold.
+
+    No I/O and no clock of its own: every call that depends on time takes `now` (seconds, any
+    monotonic clock). A worker is alive until `now` passes `interval * liveness` after the last
+    word from it. Requests wait in `pending` (bounded by `max_pending`, if given) until a worker
+    is ready; the request held by a worker that dies goes back to the front of `pending`.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = HEARTBEAT_INTERVAL_S,
+        liveness: int = HEARTBEAT_LIVENESS,
+        max_pending: int | None = None,
+    ) -> None:
+        if interval <= 0 or liveness < 1:
+            raise ValueError("interval must be positive and liveness at least 1")
+        self.ttl = interval * liveness
+        self.max_pending = max_pending
+        self.workers: dict[bytes, WorkerRecord] = {}
+        self.idle: OrderedDict[bytes, None] = OrderedDict()  # first = waited longest
+        self.pending: deque[Request] = deque()
+        self.requeued = 0  # requests re-dispatched after their worker died (for monitoring)
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def __contains__(self, identity: object) -> bool:
+        return identity in self.workers
+
+    @property
+    def idle_count(self) -> int:
+        return len(self.idle)
+
+    def worker_ready(self, identity: bytes, now: float) -> None:
+        """READY: the worker starts a fresh conversation and joins the back of the ready list.
+
+        A READY from a worker we thought busy means it dropped what it held: re-queue that.
+        """
+        record = self.workers.get(identity)
+        if record is None:
+            record = self.workers[identity] = WorkerRecord(identity, now + self.ttl)
+        elif record.request is not None:
+            self._requeue([record.request])
+            record.request = None
+        record.expiry = now + self.ttl
+        self.idle.pop(identity, None)
+        self.idle[identity] = None
+
+    def heartbeat(self, identity: bytes, now: float) -> bool:
+        """Any sign of life; False for a worker we do not know (it must send READY first)."""
+        record = self.workers.get(identity)
+        if record is None:
+            return False
+        record.expiry = now + self.ttl
+        return True
+
+    def next_worker(self) -> bytes | None:
+        """Take the longest-waiting ready worker off the ready list (assign it, or re-ready it)."""
+        if not self.idle:
+            return None
+        identity, _ = self.idle.popitem(last=False)
+        return identity
+
+    def assign(self, identity: bytes, request: Request) -> None:
+        """Record that `identity` (just taken with next_worker) now holds `request`."""
+        self.workers[identity].request = request
+
+    def holding(self, identity: bytes) -> Request | None:
+        record = self.workers.get(identity)
+        return None if record is None else record.request
+
+    def complete(self, identity: bytes, now: float) -> Request | None:
+        """The worker replied: returns the request it held (None: a stale or unasked-for reply,
+        to be dropped) and puts the worker back on the ready list."""
+        record = self.workers.get(identity)
+        if record is None:
+            return None  # expired already; its request went to someone else
+        record.expiry = now + self.ttl
+        request, record.request = record.request, None
+        if request is not None:
+            self.idle[identity] = None
+        return request
+
+    def remove(self, identity: bytes) -> Request | None:
+        """Forget a worker (dead or unreachable); returns the request it held, now re-queued."""
+        record = self.workers.pop(identity, None)
+        self.idle.pop(identity, None)
+        if record is None or record.request is None:
+            return None
+        self._requeue([record.request])
+        return record.request
+
+    def purge(self, now: float) -> list[bytes]:
+        """Remove every worker whose expiry has passed; returns their identities."""
+        expired = [w for w, record in self.workers.items() if record.expiry <= now]
+        held = []
+        for identity in expired:
+            record = self.workers.pop(identity)
+            self.idle.pop(identity, None)
+            if record.request is not None:
+                held.append(record.request)
+        self._requeue(held)
+        return expired
+
+    def next_expiry(self) -> float | None:
+        return min((r.expiry for r in self.workers.values()), default=None)
+
+    # -- requests --------------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return self.max_pending is not None and len(self.pending) >= self.max_pending
+
+    def submit(self, request: Request) -> bool:
+        """Queue a new request; False when the bounded queue is full (reply "busy" instead)."""
+        if self.full:
+            return False
+        self.pending.append(request)
+        return True
+
+    def dispatch(self) -> list[tuple[bytes, Request]]:
+        """Pair pending requests with ready workers, oldest of each first."""
+        out = []
+        while self.idle and self.pending:
+            identity = self.next_worker()
+            assert identity is not None
+            request = self.pending.popleft()
+            self.assign(identity, request)
+            out.append((identity, request))
+        return out
+
+    def _requeue(self, requests: list[Request]) -> None:
+        # Back at the front, in their original order: they have waited longest. They were
+        # accepted already, so max_pending does not apply to them.
+        self.pending.extendleft(reversed(requests))
+        self.requeued += len(requests)
+
+
+# -- the queue's protocol ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Outbox:
+    """Messages a core wants sent, per socket (each message starts with its routing id)."""
+
+    frontend: list[list[bytes]] = field(default_factory=list)
+    backend: list[list[bytes]] = field(default_factory=list)
+
+
+class QueueCore:
+    """RFC 6 queue logic over a WorkerPool: frames and the clock in, an Outbox out.
+
+    Frontend messages are `[client, ..., b"", *body]` from a ROUTER; backend ones are
+    `[worker, *frames]` from a ROUTER whose workers are DEALERs. A request goes to the worker
+    unchanged (`[worker, client, ..., b"", *body]`), and a reply comes back the same way.
+    """
+
+    def __init__(
+        self,
+        pool: WorkerPool | None = None,
+        *,
+        interval: float = HEARTBEAT_INTERVAL_S,
+        busy_reply: Sequence[bytes] = (BUSY_REPLY,),
+    ) -> None:
+        self.pool = pool if pool is not None else WorkerPool(interval=interval)  # empty is falsy
+        self.interval = interval
+        self.busy_reply = [bytes(f) for f in busy_reply]
+        self.heartbeat_at = 0.0  # the first tick heartbeats at once
+
+    @property
+    def accepting(self) -> bool:
+        """Whether to read the frontend now. A bounded queue always reads (and answers "busy"
+        when full); an unbounded one reads only what a ready worker can take, leaving the rest
+        to socket backpressure as the Guide's queue does."""
+        pool = self.pool
+        return pool.max_pending is not None or pool.idle_count > len(pool.pending)
+
+    def from_frontend(self, msg: list[bytes], now: float) -> Outbox:
+        out = Outbox()
+        if len(msg) < 2:
+            return out
+        if self.pool.submit(msg):
+            log.debug("queued a request (%d pending)", len(self.pool.pending))
+            out.backend = self._dispatch()
+        else:
+            envelope, _ = split_envelope(msg)
+            out.frontend.append((envelope or msg[:1]) + self.busy_reply)
+            log.debug("busy: queue full, refused a request from %s", show_id(msg[0]))
+        return out
+
+    def from_backend(self, msg: list[bytes], now: float) -> Outbox:
+        out = Outbox()
+        if len(msg) < 2:
+            return out
+        worker, frames, pool = msg[0], msg[1:], self.pool
+        if frames == [PPP_READY]:
+            if worker not in pool:
+                log.info("worker-ready %s", show_id(worker))
+            pool.worker_ready(worker, now)
+        elif frames == [PPP_HEARTBEAT]:
+            if not pool.heartbeat(worker, now):
+                log.debug("ignored heartbeat from unknown worker %s", show_id(worker))
+        elif len(frames) == 1:
+            log.warning("dropped invalid command from worker %s", show_id(worker))
+        elif pool.complete(worker, now) is not None:
+            out.frontend.append(frames)
+        else:
+            # Its request was re-sent to another worker, whose reply is the one that counts.
+            log.debug("dropped stale reply from worker %s", show_id(worker))
+        out.backend = self._dispatch()
+        return out
+
+    def tick(self, now: float) -> Outbox:
+        """Expire silent workers, heartbeat the live ones when due, re-dispatch."""
+        out = Outbox()
+        pool = self.pool
+        requeued = pool.requeued
+        for worker in pool.purge(now):
+            log.info("worker-expired %s", show_id(worker))
+        if pool.requeued != requeued:
+            log.info("requeued %d request(s)", pool.requeued - requeued)
+        if now >= self.heartbeat_at:
+            self.heartbeat_at = now + self.interval
+            out.backend = [[worker, PPP_HEARTBEAT] for worker in pool.workers]
+        out.backend.extend(self._dispatch())
+        return out
+
+    def unroutable(self, worker: bytes, now: float) -> Outbox:
+        """A send to `worker` failed (it disconnected, or stopped reading): drop it."""
+        if worker in self.pool:
+            log.info("worker-lost %s", show_id(worker))
+            if self.pool.remove(worker) is not None:
+                log.info("requeued 1 request(s)")
+        return Outbox(backend=self._dispatch())
+
+    def timeout(self, now: float) -> float:
+        """Seconds until tick() has something to do."""
+        due = self.heartbeat_at
+        expiry = self.pool.next_expiry()
+        if expiry is not None:
+            due = min(due, expiry)
+        return max(0.0, due - now)
+
+    def _dispatch(self) -> list[list[bytes]]:
+        return [[worker, *request] for worker, request in self.pool.dispatch()]
+
+
+class ParanoidPirateQueue:
+    """The sync RFC 6 queue: binds at construction, then `run()` until `stop()`."""
+
+    def __init__(
+        self,
+        frontend: str,
+        backend: str,
+        *,
+        interval: float = HEARTBEAT_INTERVAL_S,
+        liveness: int = HEARTBEAT_LIVENESS,
+        max_pending: int | None = None,
+        busy_reply: Sequence[bytes] = (BUSY_REPLY,),
+        context: sync.Context | None = None,
+    ) -> None:
+        pool = WorkerPool(interval=interval, liveness=liveness, max_pending=max_pending)
+        self.core = QueueCore(pool, interval=interval, busy_reply=busy_reply)
+        self.context = context or sync.Context.instance()
+        self.frontend = self.context.socket(c.ROUTER)
+        self.backend = self.context.socket(c.ROUTER)
+        for sock in (self.frontend, self.backend):
+            sock.linger = 0
+        # A send to a departed worker must fail, so its request can go to another one at once.
+        self.backend.setsockopt(c.ROUTER_MANDATORY, 1)
+        self.frontend_endpoint = self.frontend.bind(frontend)
+        self.backend_endpoint = self.backend.bind(backend)
+        self._running = False
+
+    def run(self) -> None:
+        self._running = True
+        core, frontend, backend = self.core, self.frontend, self.backend
+        log.info("listening frontend=%s backend=%s", self.frontend_endpoint, self.backend_endpoint)
+        while self._running:
+            self._send(core.tick(time.monotonic()))
+            poller = Poller()
+            poller.register(backend, c.POLLIN)
+            if core.accepting:
+                poller.register(frontend, c.POLLIN)
+            wait = min(core.timeout(time.monotonic()), STOP_POLL_S)
+            events = dict(poller.poll(wait * 1000))
+            if backend in events:
+                self._send(core.from_backend(backend.recv_multipart(), time.monotonic()))
+            if frontend in events and core.accepting:
+                self._send(core.from_frontend(frontend.recv_multipart(), time.monotonic()))
+
+    def _send(self, out: Outbox) -> None:
+        for msg in out.frontend:
+            self.frontend.send_multipart(msg, c.DONTWAIT)  # a gone client: ROUTER drops it
+        pending = out.backend
+        while pending:
+            msg = pending.pop(0)
+            try:
+                self.backend.send_multipart(msg, c.DONTWAIT)
+            except ZMQError as exc:  # EAGAIN: not reading; EHOSTUNREACH: gone. Dead either way.
+                if exc.errno not in (c.EAGAIN, c.EHOSTUNREACH):
+                    raise
+                pending.extend(self.core.unroutable(msg[0], time.monotonic()).backend)
+
+    def stop(self) -> None:
+        """Ask run() to return; safe from a signal handler."""
+        self._running = False
+
+    def close(self) -> None:
+        self.frontend.close(linger=0)
+        self.backend.close(linger=0)
+
+
+# -- the worker ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Job:
+    """A request for the worker: the address stack to reply to, and the body to handle."""
+
+    envelope: list[bytes]
+    body: list[bytes]
+
+
+class WorkerCore:
+    """The worker's side of RFC 6, without I/O: the queue's liveness, heartbeats and back-off."""
+
+    def __init__(
+        self,
+        *,
+        interval: float = HEARTBEAT_INTERVAL_S,
+        liveness: int = HEARTBEAT_LIVENESS,
+        reconnect_init: float = RECONNECT_INIT_S,
+        reconnect_max: float = RECONNECT_MAX_S,
+    ) -> None:
+        if interval <= 0 or liveness < 1 or reconnect_init <= 0:
+            raise ValueError("interval and reconnect_init must be positive, liveness >= 1")
+        self.interval = interval
+        self.ttl = interval * liveness
+        self.reconnect_init = reconnect_init
+        self.reconnect_max = max(reconnect_max, reconnect_init)
+        self.backoff = reconnect_init
+        self.expiry = 0.0
+        self.heartbeat_at = 0.0
+        self.generation = 0  # connections made so far
+
+    def connected(self, now: float) -> list[bytes]:
+        """A fresh socket is connected: the message to send first (READY)."""
+        self.generation += 1
+        self.expiry = now + self.ttl
+        self.heartbeat_at = now + self.interval
+        return [PPP_READY]
+
+    def on_message(self, msg: list[bytes], now: float) -> Job | None:
+        """Anything from the queue proves it alive; returns the Job if `msg` is a request."""
+        self.expiry = now + self.ttl
+        self.backoff = self.reconnect_init  # the link works: the next loss starts afresh
+        if msg == [PPP_HEARTBEAT]:
+            return None
+        envelope, body = split_envelope(msg)
+        if len(msg) == 1 or not envelope:
+            log.warning("dropped invalid message from the queue (%d frames)", len(msg))
+            return None
+        log.debug("job from %s", show_id(envelope[0]))
+        return Job(envelope, body)
+
+    @staticmethod
+    def reply(job: Job, body: Sequence[bytes]) -> list[bytes]:
+        return job.envelope + [bytes(f) for f in body]
+
+    def due(self, now: float) -> list[list[bytes]]:
+        """The heartbeat to send, if one is due."""
+        if now < self.heartbeat_at:
+            return []
+        self.heartbeat_at = now + self.interval
+        return [[PPP_HEARTBEAT]]
+
+    def lost(self, now: float) -> bool:
+        """The queue has been silent for `liveness` intervals: reconnect."""
+        return now >= self.expiry
+
+    def next_backoff(self) -> float:
+        """The delay before the next reconnect; each consecutive loss doubles it up to the cap."""
+        delay = self.backoff
+        self.backoff = min(self.backoff * 2, self.reconnect_max)
+        return delay
+
+    def timeout(self, now: float) -> float:
+        return max(0.0, min(self.heartbeat_at, self.expiry) - now)
+
+
+#: A handler for the asyncio worker: plain, or a coroutine function.
+AsyncHandler = Callable[[list[bytes]], list[bytes] | Awaitable[list[bytes]]]
+
+
+class _WorkerBase:
+    """What both worker faces share: settings, the WorkerCore, and (re)connecting."""
+
+    _context_class: Any = sync.Context
+
+    def __init__(
+        self,
+        backend: str,
+        handler: Any = echo,
+        *,
+        interval: float = HEARTBEAT_INTERVAL_S,
+        liveness: int = HEARTBEAT_LIVENESS,
+        reconnect_init: float = RECONNECT_INIT_S,
+        reconnect_max: float = RECONNECT_MAX_S,
+        name: bytes | None = None,
+        context: Any = None,
+    ) -> None:
+        self.backend = backend
+        self.handler = handler
+        self.name = name  # None: the queue assigns routing ids
+        self.core = WorkerCore(
+            interval=interval,
+            liveness=liveness,
+            reconnect_init=reconnect_init,
+            reconnect_max=reconnect_max,
+        )
+        self.context = context or self._context_class.instance()
+        self.handled = 0
+        self._running = False
+
+    def _open(self) -> tuple[Any, list[bytes]]:
+        """A fresh DEALER to the queue, and the READY it must send first."""
+        sock = self.context.socket(c.DEALER)
+        sock.linger = 0
+        ready = self.core.connected(time.monotonic())
+        if self.name is not None:
+            # A new id per connection: the queue may still hold the old one's route.
+            sock.setsockopt(c.ROUTING_ID, b"%s-%d" % (self.name, self.core.generation))
+        sock.connect(self.backend)
+        log.info("worker connecting to %s (connection %d)", self.backend, self.core.generation)
+        return sock, ready
+
+    def _naps(self, delay: float) -> Iterator[float]:
+        """`delay` cut into slices, so stop() (a signal) is seen promptly during a back-off."""
+        deadline = time.monotonic() + delay
+        while self._running and (left := deadline - time.monotonic()) > 0:
+            yield min(left, STOP_POLL_S)
+
+    def _backoff(self) -> float:
+        delay = self.core.next_backoff()
+        log.info("queue-lost reconnect-in=%.3f", delay)
+        return delay
+
+    def stop(self) -> None:
+        """Ask run() to return; safe from a signal handler."""
+        self._running = False
+
+
+class ParanoidPirateWorker(_WorkerBase):
+    """The sync RFC 6 worker: `run()` answers requests with `handler(body)` until `stop()`.
+
+    Takes `backend`, `handler` (a Handler; default echo) and keyword options `interval`,
+    `liveness`, `reconnect_init`, `reconnect_max` (seconds), `name` (routing id prefix) and
+    `context`. The handler runs on the loop's thread, so no heartbeats go out meanwhile: it
+    must return well within `interval * liveness`, or the queue takes the worker for dead and
+    gives the request to another one (AsyncParanoidPirateWorker heartbeats during long jobs).
+    """
+
+    handler: Handler
+
+    def run(self) -> None:
+        core = self.core
+        self._running = True
+        sock, ready = self._open()
+        try:
+            sock.send_multipart(ready)
+            while self._running:
+                if sock.poll(min(core.timeout(time.monotonic()), STOP_POLL_S) * 1000):
+                    job = core.on_message(sock.recv_multipart(), time.monotonic())
+                    if job is not None:
+                        sock.send_multipart(core.reply(job, self.handler(job.body)))
+                        self.handled += 1
+                elif core.lost(time.monotonic()):
+                    sock.close(linger=0)
+                    for nap in self._naps(self._backoff()):
+                        time.sleep(nap)
+                    if not self._running:
+                        break
+                    sock, ready = self._open()
+                    sock.send_multipart(ready)
+                for msg in core.due(time.monotonic()):
+                    sock.send_multipart(msg)
+        finally:
+            sock.close(linger=0)
+
+
+class AsyncParanoidPirateWorker(_WorkerBase):
+    """The asyncio RFC 6 worker: `await run()` until `stop()` or cancellation.
+
+    Same arguments as ParanoidPirateWorker (an asyncio Context). The handler may be a
+    coroutine function; heartbeats keep going while it runs, so long jobs are safe.
+    """
+
+    _context_class = AsyncContext
+    handler: AsyncHandler
+
+    async def run(self) -> None:
+        core = self.core
+        self._running = True
+        sock, ready = self._open()
+        try:
+            await sock.send_multipart(ready)
+            while self._running:
+                if await sock.poll(int(min(core.timeout(time.monotonic()), STOP_POLL_S) * 1000)):
+                    job = core.on_message(await sock.recv_multipart(), time.monotonic())
+                    if job is not None:
+                        body = await self._handle(sock, job)
+                        await sock.send_multipart(core.reply(job, body))
+                        self.handled += 1
+                elif core.lost(time.monotonic()):
+                    sock.close(linger=0)
+                    for nap in self._naps(self._backoff()):
+                        await asyncio.sleep(nap)
+                    if not self._running:
+                        break
+                    sock, ready = self._open()
+                    await sock.send_multipart(ready)
+                for msg in core.due(time.monotonic()):
+                    await sock.send_multipart(msg)
+        finally:
+            sock.close(linger=0)
+
+    async def _handle(self, sock: Any, job: Job) -> list[bytes]:
+        result = self.handler(job.body)
+        if not inspect.isawaitable(result):
+            return result
+        task = asyncio.ensure_future(result)
+        try:
+            while True:
+                wait = max(self.core.timeout(time.monotonic()), 0.001)
+                done, _ = await asyncio.wait({task}, timeout=wait)
+                if done:
+                    return task.result()
+                for msg in self.core.due(time.monotonic()):
+                    await sock.send_multipart(msg)
+        finally:
+            task.cancel()  # a no-op once done; stops the job if run() is cancelled
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def _demo_handler(name: bytes, stamp: bool, work_s: float, is_async: bool) -> Any:
+    """The CLI's echo worker: reply = request (+ the worker's name with --stamp)."""
+    extra = [name] if stamp else []
+
+    def handle(body: list[bytes]) -> list[bytes]:
+        if work_s:
+            time.sleep(work_s)
+        return body + extra
+
+    async def handle_async(body: list[bytes]) -> list[bytes]:
+        if work_s:
+            await asyncio.sleep(work_s)
+        return body + extra
+
+    return handle_async if is_async else handle
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.patterns.paranoid_pirate", description=__doc__.split("\n\n")[0]
+    )
+    common = verbose_option()
+    sub = parser.add_subparsers(dest="role", required=True)
+
+    def timing(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--interval-ms", type=float, default=HEARTBEAT_INTERVAL_S * 1000)
+        p.add_argument("--liveness", type=int, default=HEARTBEAT_LIVENESS)
+
+    q = sub.add_parser("queue", parents=[common], help="run the RFC 6 queue")
+    q.add_argument("--frontend", default="tcp://*:5555", help="endpoint clients connect to")
+    q.add_argument("--backend", default="tcp://*:5556", help="endpoint workers connect to")
+    q.add_argument("--max-pending", type=int, help="bound the request queue (reply busy when full)")
+    q.add_argument("--busy-reply", default=BUSY_REPLY.decode(), help="reply body when full")
+    timing(q)
+    w = sub.add_parser("worker", parents=[common], help="run an echo worker")
+    w.add_argument("--backend", default="tcp://localhost:5556", help="the queue's backend")
+    w.add_argument("--name", default=f"w{os.getpid()}", help="routing id prefix (default w<pid>)")
+    w.add_argument("--stamp", action="store_true", help="append the worker's name to each reply")
+    w.add_argument("--work-ms", type=float, default=0.0, help="simulated work per request")
+    w.add_argument("--async", dest="use_async", action="store_true", help="use the asyncio worker")
+    w.add_argument("--reconnect-init-ms", type=float, default=RECONNECT_INIT_S * 1000)
+    w.add_argument("--reconnect-max-ms", type=float, default=RECONNECT_MAX_S * 1000)
+    timing(w)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    interval = args.interval_ms / 1000
+    if args.role == "queue":
+        return _run_queue(args, interval)
+    return _run_worker(args, interval)
+
+
+def _run_queue(args: argparse.Namespace, interval: float) -> int:
+    ctx = sync.Context()
+    try:
+        queue = ParanoidPirateQueue(
+            args.frontend,
+            args.backend,
+            interval=interval,
+            liveness=args.liveness,
+            max_pending=args.max_pending,
+            busy_reply=[args.busy_reply.encode()],
+            context=ctx,
+        )
+        _stop_on_signals(queue.stop)
+        try:
+            queue.run()
+        finally:
+            queue.close()
+    finally:
+        ctx.destroy(linger=0)
+    return 0
+
+
+def _run_worker(args: argparse.Namespace, interval: float) -> int:
+    name = args.name.encode()
+    options: dict[str, Any] = dict(
+        interval=interval,
+        liveness=args.liveness,
+        reconnect_init=args.reconnect_init_ms / 1000,
+        reconnect_max=args.reconnect_max_ms / 1000,
+        name=name,
+    )
+    handler = _demo_handler(name, args.stamp, args.work_ms / 1000, args.use_async)
+    if args.use_async:
+
+        async def serve() -> None:
+            ctx = AsyncContext()
+            worker = AsyncParanoidPirateWorker(args.backend, handler, context=ctx, **options)
+            _stop_on_signals(worker.stop)
+            try:
+                await worker.run()
+            finally:
+                ctx.destroy(linger=0)
+
+        asyncio.run(serve())
+        return 0
+    ctx = sync.Context()
+    try:
+        worker = ParanoidPirateWorker(args.backend, handler, context=ctx, **options)
+        _stop_on_signals(worker.stop)
+        worker.run()
+    finally:
+        ctx.destroy(linger=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
