@@ -121,7 +121,8 @@ class BrokerCore:
             out.append([client, b"", CLIENT_HEADER, service, self._mmi(service, body)])
             return
         if self.queued >= self.max_queued:
-            log.warning("request queue full (%d): dropping a request for %r", self.queued, service)
+            # Debug level: under a flood, a line per dropped request would be a flood of its own.
+            log.debug("request queue full (%d): dropping a request for %r", self.queued, service)
             return
         queue = self._service(service)
         queue.requests.append(_Request(client, body, now))

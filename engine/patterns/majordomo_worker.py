@@ -51,6 +51,13 @@ SyncHandler = Callable[[Frames], Reply]
 AsyncHandler = Callable[[Frames], Reply | Awaitable[Reply]]
 
 
+def _checked(reply: Reply | None) -> Reply:
+    """A handler's reply, refusing what RFC 7 cannot carry (a REPLY has at least one frame)."""
+    if reply is None or isinstance(reply, bytes | str) or not reply:
+        raise ValueError(f"a handler must return a non-empty sequence of frames, not {reply!r}")
+    return reply
+
+
 @dataclass
 class WorkerRequest:
     client: bytes
@@ -227,7 +234,7 @@ class MajordomoWorker:
         reply: Reply | None = None
         while (request := self.recv(reply)) is not None:
             try:
-                reply = handler(request)
+                reply = _checked(handler(request))
             except Exception:
                 log.exception("handler failed: giving the request up")
                 reply = None
@@ -346,14 +353,14 @@ class AsyncMajordomoWorker:
         try:
             result = handler(request)
             if not inspect.isawaitable(result):
-                return result
+                return _checked(result)
             task = asyncio.ensure_future(result)
             try:
                 while not task.done():
                     await self._step(task)
             finally:
                 task.cancel()
-            return task.result()
+            return _checked(task.result())
         except Exception:
             log.exception("handler failed: giving the request up")
             return None

@@ -185,11 +185,12 @@ class TitanicStore:
 
     def add_reply(self, key: str, body: Sequence[bytes]) -> bool:
         """Store the reply to `key`; False (and nothing stored) if it was closed meanwhile."""
+        if self.known(key):
+            self._write(self._path(key, _REPLY_SUFFIX), body)  # may raise: then still pending
+            self._pending.pop(key, None)
+            return True
         self._pending.pop(key, None)
-        if not self.known(key):
-            return False
-        self._write(self._path(key, _REPLY_SUFFIX), body)
-        return True
+        return False
 
     def close(self, key: str) -> None:
         self._pending.pop(key, None)
@@ -217,8 +218,8 @@ class TitanicCore:
         }
 
     def on_request(self, body: Frames) -> Frames:
-        if len(body) < 2 or not valid_service(body[0]):
-            return [UNKNOWN]  # RFC 9 wants a service name and a body
+        if len(body) < 2 or not valid_service(body[0]) or body[0].startswith(b"titanic."):
+            return [UNKNOWN]  # RFC 9 wants a service name and a body; Titanic feeding itself, no
         try:
             key = self.store.add_request(body[0], body[1:])
         except OSError:
@@ -335,8 +336,11 @@ class TitanicServer:
         except RequestTimeout:
             log.info("%s: %r did not answer; will retry", key, service)
             return True
-        if self.store.add_reply(key, reply):
-            log.info("%s: reply stored", key)
+        try:
+            if self.store.add_reply(key, reply):
+                log.info("%s: reply stored", key)
+        except OSError:
+            log.exception("%s: could not store the reply; will run it again", key)
         return True
 
     async def close(self) -> None:
