@@ -407,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     k.add_argument("--timeout-ms", type=float, default=REQUEST_TIMEOUT_S * 1000)
     k.add_argument("message", nargs="*", default=["hello"], help="request frames")
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    # A client's stdout carries the replies: only warnings join them, unless -v.
+    setup_logging(args.verbose, logging.INFO if args.role == "server" else logging.WARNING)
     ctx = sync.Context()
     try:
         if args.role == "server":

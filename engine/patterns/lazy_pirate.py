@@ -20,17 +20,6 @@ from .. import constants as c
 from .. import sync
 from ..asyncio import Context as AsyncContext
 
-__all__ = [
-    "REQUEST_RETRIES",
-    "REQUEST_TIMEOUT_S",
-    "AsyncLazyPirateClient",
-    "LazyPirateClient",
-    "PatternError",
-    "RequestAttempts",
-    "RequestFailed",
-    "Validator",
-]
-
 #: Seconds to wait for each reply: the Guide's 2.5 s tolerates a loaded server yet lets a
 #: player-facing client report a dead one quickly.
 REQUEST_TIMEOUT_S = 2.5
@@ -121,7 +110,9 @@ class RequestAttempts:
 
 
 class _ClientBase:
-    """Settings shared by both faces."""
+    """What both faces share: settings, and the socket thrown away after each timeout."""
+
+    _context_class: Any = sync.Context
 
     def __init__(
         self,
@@ -130,13 +121,14 @@ class _ClientBase:
         timeout: float = REQUEST_TIMEOUT_S,
         retries: int = REQUEST_RETRIES,
         validator: Validator | None = None,
+        context: Any = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
         self.validator = validator
+        self.context = context or self._context_class.instance()
         self.resets = 0  # sockets thrown away after a timeout (for monitoring)
-        self.context: Any = None  # set by each face: a sync or an asyncio Context
         self._socket: Any = None
 
     def _connect(self) -> Any:
@@ -177,21 +169,10 @@ class _ClientBase:
 class LazyPirateClient(_ClientBase):
     """Blocking Lazy Pirate client for one server endpoint.
 
-    `request(frames)` returns the reply body, or raises RequestFailed when every try timed out.
-    Not thread-safe: use one client per thread.
+    `LazyPirateClient(endpoint, *, timeout=2.5, retries=2, validator=None, context=None)`;
+    `request(frames)` returns the reply body, or raises RequestFailed when every try timed out
+    (`timeout` seconds each, `1 + retries` tries). Not thread-safe: one client per thread.
     """
-
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        timeout: float = REQUEST_TIMEOUT_S,
-        retries: int = REQUEST_RETRIES,
-        validator: Validator | None = None,
-        context: sync.Context | None = None,
-    ) -> None:
-        super().__init__(endpoint, timeout=timeout, retries=retries, validator=validator)
-        self.context = context or sync.Context.instance()
 
     def request(
         self,
@@ -203,17 +184,21 @@ class LazyPirateClient(_ClientBase):
     ) -> list[bytes]:
         """Send `frames` (resent verbatim on each retry) and return the accepted reply body."""
         attempts = self._attempts(frames, validator, timeout, retries)
-        while True:
-            sock = self._connect()
-            sock.send_multipart(attempts.start(time.monotonic()))
-            while (left := attempts.remaining(time.monotonic())) > 0:
-                if not sock.poll(max(1, int(left * 1000))):
-                    continue
-                body = attempts.accept(sock.recv_multipart())
-                if body is not None:
-                    return body
-            self._reset()
-            attempts.timed_out()
+        try:
+            while True:
+                sock = self._connect()
+                sock.send_multipart(attempts.start(time.monotonic()))
+                while (left := attempts.remaining(time.monotonic())) > 0:
+                    if not sock.poll(max(1, int(left * 1000))):
+                        continue
+                    body = attempts.accept(sock.recv_multipart())
+                    if body is not None:
+                        return body
+                self._reset()
+                attempts.timed_out()
+        except BaseException:
+            self._reset()  # interrupted or failed: a late reply must not answer the next request
+            raise
 
     def __enter__(self) -> LazyPirateClient:
         return self
@@ -223,22 +208,11 @@ class LazyPirateClient(_ClientBase):
 
 
 class AsyncLazyPirateClient(_ClientBase):
-    """The asyncio Lazy Pirate client: `await client.request(frames)`.
-
-    One request at a time per client (a second concurrent call would share the socket).
+    """The asyncio Lazy Pirate client: same arguments (an asyncio Context), and
+    `await client.request(frames)`. One request at a time per client.
     """
 
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        timeout: float = REQUEST_TIMEOUT_S,
-        retries: int = REQUEST_RETRIES,
-        validator: Validator | None = None,
-        context: AsyncContext | None = None,
-    ) -> None:
-        super().__init__(endpoint, timeout=timeout, retries=retries, validator=validator)
-        self.context = context or AsyncContext.instance()
+    _context_class = AsyncContext
 
     async def request(
         self,
@@ -250,17 +224,21 @@ class AsyncLazyPirateClient(_ClientBase):
     ) -> list[bytes]:
         """Send `frames` (resent verbatim on each retry) and return the accepted reply body."""
         attempts = self._attempts(frames, validator, timeout, retries)
-        while True:
-            sock = self._connect()
-            await sock.send_multipart(attempts.start(time.monotonic()))
-            while (left := attempts.remaining(time.monotonic())) > 0:
-                if not await sock.poll(max(1, int(left * 1000))):
-                    continue
-                body = attempts.accept(await sock.recv_multipart())
-                if body is not None:
-                    return body
-            self._reset()
-            attempts.timed_out()
+        try:
+            while True:
+                sock = self._connect()
+                await sock.send_multipart(attempts.start(time.monotonic()))
+                while (left := attempts.remaining(time.monotonic())) > 0:
+                    if not await sock.poll(max(1, int(left * 1000))):
+                        continue
+                    body = attempts.accept(await sock.recv_multipart())
+                    if body is not None:
+                        return body
+                self._reset()
+                attempts.timed_out()
+        except BaseException:
+            self._reset()  # interrupted or failed: a late reply must not answer the next request
+            raise
 
     async def __aenter__(self) -> AsyncLazyPirateClient:
         return self

@@ -44,24 +44,6 @@ from .simple_pirate import (
 )
 from .simple_pirate import stop_on_signals as _stop_on_signals
 
-__all__ = [
-    "BUSY_REPLY",
-    "HEARTBEAT_INTERVAL_S",
-    "HEARTBEAT_LIVENESS",
-    "PPP_HEARTBEAT",
-    "PPP_READY",
-    "RECONNECT_INIT_S",
-    "RECONNECT_MAX_S",
-    "AsyncParanoidPirateWorker",
-    "Outbox",
-    "ParanoidPirateQueue",
-    "ParanoidPirateWorker",
-    "QueueCore",
-    "WorkerCore",
-    "WorkerPool",
-    "main",
-]
-
 log = logging.getLogger(__name__)
 
 #: RFC 6 commands: one-frame messages holding a single byte.
@@ -111,6 +93,7 @@ class WorkerPool:
     ) -> None:
         if interval <= 0 or liveness < 1:
             raise ValueError("interval must be positive and liveness at least 1")
+        self.interval = interval
         self.ttl = interval * liveness
         self.max_pending = max_pending
         self.workers: dict[bytes, WorkerRecord] = {}
@@ -119,9 +102,6 @@ class WorkerPool:
         self.requeued = 0  # requests re-dispatched after their worker died (for monitoring)
 
     # -- workers ---------------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self.workers)
 
     def __contains__(self, identity: object) -> bool:
         return identity in self.workers
@@ -255,14 +235,9 @@ class QueueCore:
     """
 
     def __init__(
-        self,
-        pool: WorkerPool | None = None,
-        *,
-        interval: float = HEARTBEAT_INTERVAL_S,
-        busy_reply: Sequence[bytes] = (BUSY_REPLY,),
+        self, pool: WorkerPool | None = None, *, busy_reply: Sequence[bytes] = (BUSY_REPLY,)
     ) -> None:
-        self.pool = pool if pool is not None else WorkerPool(interval=interval)  # empty is falsy
-        self.interval = interval
+        self.pool = pool if pool is not None else WorkerPool()
         self.busy_reply = [bytes(f) for f in busy_reply]
         self.heartbeat_at = 0.0  # the first tick heartbeats at once
 
@@ -319,7 +294,7 @@ class QueueCore:
         if pool.requeued != requeued:
             log.info("requeued %d request(s)", pool.requeued - requeued)
         if now >= self.heartbeat_at:
-            self.heartbeat_at = now + self.interval
+            self.heartbeat_at = now + pool.interval
             out.backend = [[worker, PPP_HEARTBEAT] for worker in pool.workers]
         out.backend.extend(self._dispatch())
         return out
@@ -359,7 +334,7 @@ class ParanoidPirateQueue:
         context: sync.Context | None = None,
     ) -> None:
         pool = WorkerPool(interval=interval, liveness=liveness, max_pending=max_pending)
-        self.core = QueueCore(pool, interval=interval, busy_reply=busy_reply)
+        self.core = QueueCore(pool, busy_reply=busy_reply)
         self.context = context or sync.Context.instance()
         self.frontend = self.context.socket(c.ROUTER)
         self.backend = self.context.socket(c.ROUTER)
@@ -375,12 +350,14 @@ class ParanoidPirateQueue:
         self._running = True
         core, frontend, backend = self.core, self.frontend, self.backend
         log.info("listening frontend=%s backend=%s", self.frontend_endpoint, self.backend_endpoint)
+        # Read the frontend only while the core accepts requests (backpressure otherwise).
+        backend_only, both = Poller(), Poller()
+        backend_only.register(backend, c.POLLIN)
+        both.register(backend, c.POLLIN)
+        both.register(frontend, c.POLLIN)
         while self._running:
             self._send(core.tick(time.monotonic()))
-            poller = Poller()
-            poller.register(backend, c.POLLIN)
-            if core.accepting:
-                poller.register(frontend, c.POLLIN)
+            poller = both if core.accepting else backend_only
             wait = min(core.timeout(time.monotonic()), STOP_POLL_S)
             events = dict(poller.poll(wait * 1000))
             if backend in events:
@@ -666,18 +643,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m engine.patterns.paranoid_pirate", description=__doc__.split("\n\n")[0]
     )
     common = verbose_option()
+    common.add_argument("--interval-ms", type=float, default=HEARTBEAT_INTERVAL_S * 1000)
+    common.add_argument("--liveness", type=int, default=HEARTBEAT_LIVENESS)
     sub = parser.add_subparsers(dest="role", required=True)
-
-    def timing(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--interval-ms", type=float, default=HEARTBEAT_INTERVAL_S * 1000)
-        p.add_argument("--liveness", type=int, default=HEARTBEAT_LIVENESS)
-
     q = sub.add_parser("queue", parents=[common], help="run the RFC 6 queue")
     q.add_argument("--frontend", default="tcp://*:5555", help="endpoint clients connect to")
     q.add_argument("--backend", default="tcp://*:5556", help="endpoint workers connect to")
     q.add_argument("--max-pending", type=int, help="bound the request queue (reply busy when full)")
     q.add_argument("--busy-reply", default=BUSY_REPLY.decode(), help="reply body when full")
-    timing(q)
     w = sub.add_parser("worker", parents=[common], help="run an echo worker")
     w.add_argument("--backend", default="tcp://localhost:5556", help="the queue's backend")
     w.add_argument("--name", default=f"w{os.getpid()}", help="routing id prefix (default w<pid>)")
@@ -686,68 +659,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     w.add_argument("--async", dest="use_async", action="store_true", help="use the asyncio worker")
     w.add_argument("--reconnect-init-ms", type=float, default=RECONNECT_INIT_S * 1000)
     w.add_argument("--reconnect-max-ms", type=float, default=RECONNECT_MAX_S * 1000)
-    timing(w)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    interval = args.interval_ms / 1000
-    if args.role == "queue":
-        return _run_queue(args, interval)
-    return _run_worker(args, interval)
-
-
-def _run_queue(args: argparse.Namespace, interval: float) -> int:
-    ctx = sync.Context()
-    try:
-        queue = ParanoidPirateQueue(
-            args.frontend,
-            args.backend,
-            interval=interval,
-            liveness=args.liveness,
-            max_pending=args.max_pending,
-            busy_reply=[args.busy_reply.encode()],
-            context=ctx,
+    timing: dict[str, Any] = dict(interval=args.interval_ms / 1000, liveness=args.liveness)
+    if args.role == "worker":
+        name = args.name.encode()
+        timing.update(
+            reconnect_init=args.reconnect_init_ms / 1000,
+            reconnect_max=args.reconnect_max_ms / 1000,
+            name=name,
+            handler=_demo_handler(name, args.stamp, args.work_ms / 1000, args.use_async),
         )
-        _stop_on_signals(queue.stop)
-        try:
-            queue.run()
-        finally:
-            queue.close()
-    finally:
-        ctx.destroy(linger=0)
-    return 0
-
-
-def _run_worker(args: argparse.Namespace, interval: float) -> int:
-    name = args.name.encode()
-    options: dict[str, Any] = dict(
-        interval=interval,
-        liveness=args.liveness,
-        reconnect_init=args.reconnect_init_ms / 1000,
-        reconnect_max=args.reconnect_max_ms / 1000,
-        name=name,
-    )
-    handler = _demo_handler(name, args.stamp, args.work_ms / 1000, args.use_async)
-    if args.use_async:
-
-        async def serve() -> None:
-            ctx = AsyncContext()
-            worker = AsyncParanoidPirateWorker(args.backend, handler, context=ctx, **options)
-            _stop_on_signals(worker.stop)
-            try:
-                await worker.run()
-            finally:
-                ctx.destroy(linger=0)
-
-        asyncio.run(serve())
-        return 0
+        if args.use_async:
+            asyncio.run(_serve_async(args.backend, timing))
+            return 0
     ctx = sync.Context()
     try:
-        worker = ParanoidPirateWorker(args.backend, handler, context=ctx, **options)
-        _stop_on_signals(worker.stop)
-        worker.run()
+        if args.role == "queue":
+            busy = [args.busy_reply.encode()]
+            queue = ParanoidPirateQueue(
+                args.frontend,
+                args.backend,
+                max_pending=args.max_pending,
+                busy_reply=busy,
+                context=ctx,
+                **timing,
+            )
+            _stop_on_signals(queue.stop)
+            try:
+                queue.run()
+            finally:
+                queue.close()
+        else:
+            worker = ParanoidPirateWorker(args.backend, context=ctx, **timing)
+            _stop_on_signals(worker.stop)
+            worker.run()
     finally:
         ctx.destroy(linger=0)
     return 0
+
+
+async def _serve_async(backend: str, options: dict[str, Any]) -> None:
+    ctx = AsyncContext()
+    worker = AsyncParanoidPirateWorker(backend, context=ctx, **options)
+    _stop_on_signals(worker.stop)
+    try:
+        await worker.run()
+    finally:
+        ctx.destroy(linger=0)
 
 
 if __name__ == "__main__":

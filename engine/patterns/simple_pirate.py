@@ -6,6 +6,9 @@ worker that has waited longest; its reply is the worker's next request, which ma
 again. There is no heartbeating: a dead worker is noticed only when a request cannot be routed
 to it, and otherwise the client's retry (Lazy Pirate) recovers. See paranoid_pirate for more.
 
+`SimplePirateBroker` is the queue's logic without I/O; `SimplePirateQueue` and
+`SimplePirateWorker` are its sync faces.
+
 Run standalone: `python -m engine.patterns.simple_pirate queue|worker --help`.
 """
 
@@ -22,19 +25,6 @@ from .. import constants as c
 from .. import sync
 from ..errors import ZMQError
 from ..poll import Poller
-
-__all__ = [
-    "STOP_POLL_S",
-    "WORKER_READY",
-    "Handler",
-    "SimplePirateBroker",
-    "SimplePirateQueue",
-    "SimplePirateWorker",
-    "echo",
-    "main",
-    "show_id",
-    "split_envelope",
-]
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +139,13 @@ class SimplePirateQueue:
         self._running = True
         broker, frontend, backend = self.broker, self.frontend, self.backend
         log.info("listening frontend=%s backend=%s", self.frontend_endpoint, self.backend_endpoint)
+        # Read the frontend only while the core accepts requests (backpressure otherwise).
+        backend_only, both = Poller(), Poller()
+        backend_only.register(backend, c.POLLIN)
+        both.register(backend, c.POLLIN)
+        both.register(frontend, c.POLLIN)
         while self._running:
-            poller = Poller()
-            poller.register(backend, c.POLLIN)
-            if broker.accepting:
-                poller.register(frontend, c.POLLIN)
+            poller = both if broker.accepting else backend_only
             events = dict(poller.poll(STOP_POLL_S * 1000))
             if backend in events:
                 replies, out = broker.from_backend(backend.recv_multipart())
@@ -222,10 +214,10 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
         signal.signal(sig, lambda *_: stop())
 
 
-def setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: bool, level: int = logging.INFO) -> None:
     """CLI logging: one plain line per event on stdout (tests and operators read it)."""
     logging.basicConfig(
-        stream=sys.stdout, format="%(message)s", level=logging.DEBUG if verbose else logging.INFO
+        stream=sys.stdout, format="%(message)s", level=logging.DEBUG if verbose else level
     )
 
 
