@@ -1,0 +1,289 @@
+"""The queue side of Paranoid Pirate (ZeroMQ RFC 6), free of I/O: workers and requests.
+
+`WorkerPool` keeps the least-recently-used ready list, heartbeat expiry, which worker holds which
+request, and the bounded queue of pending requests; `QueueCore` wraps it in PPP framing. The game's
+front server reuses both; `paranoid_pirate` adds the sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .simple_pirate import show_id, split_envelope
+
+log = logging.getLogger("engine.patterns.paranoid_pirate")
+
+#: RFC 6 commands: one-frame messages holding a single byte.
+PPP_READY = b"\x01"
+PPP_HEARTBEAT = b"\x02"
+
+#: Seconds between heartbeats (the Guide's 1 s): cheap, and a death is seen within seconds.
+HEARTBEAT_INTERVAL_S = 1.0
+#: Silent intervals before a peer counts as dead (RFC 6 suggests 3-5; 3 reacts fastest).
+HEARTBEAT_LIVENESS = 3
+#: First reconnect delay after losing the queue: long enough not to hammer a restarting queue.
+RECONNECT_INIT_S = 1.0
+#: Back-off cap (the Guide's 32 s): a worker never waits longer than this to try again.
+RECONNECT_MAX_S = 32.0
+#: Default reply body sent to a client when a bounded queue is full (see `max_pending`).
+BUSY_REPLY = b"BUSY"
+
+#: A request as read on the frontend: the client's address stack, b"", then the body.
+Request = list[bytes]
+
+
+# -- the queue's state: workers and requests --------------------------------------------------
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    identity: bytes
+    expiry: float
+    request: Request | None = None  # the request it is working on, re-sent elsewhere if it dies
+
+
+class WorkerPool:
+    """Ready workers in least-recently-used order, their expiry, and the requests they hold.
+
+    No I/O and no clock of its own: every call that depends on time takes `now` (seconds, any
+    monotonic clock). A worker is alive until `now` passes `interval * liveness` after the last
+    word from it. Requests wait in `pending` (bounded by `max_pending`, if given) until a worker
+    is ready; the request held by a worker that dies goes back to the front of `pending`.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = HEARTBEAT_INTERVAL_S,
+        liveness: int = HEARTBEAT_LIVENESS,
+        max_pending: int | None = None,
+    ) -> None:
+        if interval <= 0 or liveness < 1:
+            raise ValueError("interval must be positive and liveness at least 1")
+        self.interval = interval
+        self.ttl = interval * liveness
+        self.max_pending = max_pending
+        self.workers: dict[bytes, WorkerRecord] = {}
+        self.idle: OrderedDict[bytes, None] = OrderedDict()  # first = waited longest
+        self.pending: deque[Request] = deque()
+        self.requeued = 0  # requests re-dispatched after their worker died (for monitoring)
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def __contains__(self, identity: object) -> bool:
+        return identity in self.workers
+
+    @property
+    def idle_count(self) -> int:
+        return len(self.idle)
+
+    def worker_ready(self, identity: bytes, now: float) -> None:
+        """READY: the worker starts a fresh conversation and joins the back of the ready list.
+
+        A READY from a worker we thought busy means it dropped what it held: re-queue that.
+        """
+        record = self.workers.get(identity)
+        if record is None:
+            record = self.workers[identity] = WorkerRecord(identity, now + self.ttl)
+        elif record.request is not None:
+            self._requeue([record.request])
+            record.request = None
+        record.expiry = now + self.ttl
+        self.idle.pop(identity, None)
+        self.idle[identity] = None
+
+    def heartbeat(self, identity: bytes, now: float) -> bool:
+        """Any sign of life; False for a worker we do not know (it must send READY first)."""
+        record = self.workers.get(identity)
+        if record is None:
+            return False
+        record.expiry = now + self.ttl
+        return True
+
+    def next_worker(self) -> bytes | None:
+        """Take the longest-waiting ready worker off the ready list (assign it, or re-ready it)."""
+        if not self.idle:
+            return None
+        identity, _ = self.idle.popitem(last=False)
+        return identity
+
+    def assign(self, identity: bytes, request: Request) -> None:
+        """Record that `identity` (just taken with next_worker) now holds `request`."""
+        self.workers[identity].request = request
+
+    def holding(self, identity: bytes) -> Request | None:
+        record = self.workers.get(identity)
+        return None if record is None else record.request
+
+    def complete(self, identity: bytes, now: float) -> Request | None:
+        """The worker replied: returns the request it held (None: a stale or unasked-for reply,
+        to be dropped) and puts the worker back on the ready list."""
+        record = self.workers.get(identity)
+        if record is None:
+            return None  # expired already; its request went to someone else
+        record.expiry = now + self.ttl
+        request, record.request = record.request, None
+        if request is not None:
+            self.idle[identity] = None
+        return request
+
+    def remove(self, identity: bytes) -> Request | None:
+        """Forget a worker (dead or unreachable); returns the request it held, now re-queued."""
+        record = self.workers.pop(identity, None)
+        self.idle.pop(identity, None)
+        if record is None or record.request is None:
+            return None
+        self._requeue([record.request])
+        return record.request
+
+    def purge(self, now: float) -> list[bytes]:
+        """Remove every worker whose expiry has passed; returns their identities."""
+        expired = [w for w, record in self.workers.items() if record.expiry <= now]
+        held = []
+        for identity in expired:
+            record = self.workers.pop(identity)
+            self.idle.pop(identity, None)
+            if record.request is not None:
+                held.append(record.request)
+        self._requeue(held)
+        return expired
+
+    def next_expiry(self) -> float | None:
+        return min((r.expiry for r in self.workers.values()), default=None)
+
+    # -- requests --------------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return self.max_pending is not None and len(self.pending) >= self.max_pending
+
+    def submit(self, request: Request) -> bool:
+        """Queue a new request; False when the bounded queue is full (reply "busy" instead)."""
+        if self.full:
+            return False
+        self.pending.append(request)
+        return True
+
+    def dispatch(self) -> list[tuple[bytes, Request]]:
+        """Pair pending requests with ready workers, oldest of each first."""
+        out = []
+        while self.idle and self.pending:
+            identity = self.next_worker()
+            assert identity is not None
+            request = self.pending.popleft()
+            self.assign(identity, request)
+            out.append((identity, request))
+        return out
+
+    def _requeue(self, requests: list[Request]) -> None:
+        # Back at the front, in their original order: they have waited longest. They were
+        # accepted already, so max_pending does not apply to them.
+        self.pending.extendleft(reversed(requests))
+        self.requeued += len(requests)
+
+
+# -- the queue's protocol ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Outbox:
+    """Messages a core wants sent, per socket (each message starts with its routing id)."""
+
+    frontend: list[list[bytes]] = field(default_factory=list)
+    backend: list[list[bytes]] = field(default_factory=list)
+
+
+class QueueCore:
+    """RFC 6 queue logic over a WorkerPool: frames and the clock in, an Outbox out.
+
+    Frontend messages are `[client, ..., b"", *body]` from a ROUTER; backend ones are
+    `[worker, *frames]` from a ROUTER whose workers are DEALERs. A request goes to the worker
+    unchanged (`[worker, client, ..., b"", *body]`), and a reply comes back the same way.
+    """
+
+    def __init__(
+        self, pool: WorkerPool | None = None, *, busy_reply: Sequence[bytes] = (BUSY_REPLY,)
+    ) -> None:
+        self.pool = pool if pool is not None else WorkerPool()
+        self.busy_reply = [bytes(f) for f in busy_reply]
+        self.heartbeat_at = 0.0  # the first tick heartbeats at once
+
+    @property
+    def accepting(self) -> bool:
+        """Whether to read the frontend now. A bounded queue always reads (and answers "busy"
+        when full); an unbounded one reads only what a ready worker can take, leaving the rest
+        to socket backpressure as the Guide's queue does."""
+        pool = self.pool
+        return pool.max_pending is not None or pool.idle_count > len(pool.pending)
+
+    def from_frontend(self, msg: list[bytes], now: float) -> Outbox:
+        out = Outbox()
+        if len(msg) < 2:
+            return out
+        if self.pool.submit(msg):
+            log.debug("queued a request (%d pending)", len(self.pool.pending))
+            out.backend = self._dispatch()
+        else:
+            envelope, _ = split_envelope(msg)
+            out.frontend.append((envelope or msg[:1]) + self.busy_reply)
+            log.debug("busy: queue full, refused a request from %s", show_id(msg[0]))
+        return out
+
+    def from_backend(self, msg: list[bytes], now: float) -> Outbox:
+        out = Outbox()
+        if len(msg) < 2:
+            return out
+        worker, frames, pool = msg[0], msg[1:], self.pool
+        if frames == [PPP_READY]:
+            if worker not in pool:
+                log.info("worker-ready %s", show_id(worker))
+            pool.worker_ready(worker, now)
+        elif frames == [PPP_HEARTBEAT]:
+            if not pool.heartbeat(worker, now):
+                log.debug("ignored heartbeat from unknown worker %s", show_id(worker))
+        elif len(frames) == 1:
+            log.warning("dropped invalid command from worker %s", show_id(worker))
+        elif pool.complete(worker, now) is not None:
+            out.frontend.append(frames)
+        else:
+            # Its request was re-sent to another worker, whose reply is the one that counts.
+            log.debug("dropped stale reply from worker %s", show_id(worker))
+        out.backend = self._dispatch()
+        return out
+
+    def tick(self, now: float) -> Outbox:
+        """Expire silent workers, heartbeat the live ones when due, re-dispatch."""
+        out = Outbox()
+        pool = self.pool
+        requeued = pool.requeued
+        for worker in pool.purge(now):
+            log.info("worker-expired %s", show_id(worker))
+        if pool.requeued != requeued:
+            log.info("requeued %d request(s)", pool.requeued - requeued)
+        if now >= self.heartbeat_at:
+            self.heartbeat_at = now + pool.interval
+            out.backend = [[worker, PPP_HEARTBEAT] for worker in pool.workers]
+        out.backend.extend(self._dispatch())
+        return out
+
+    def unroutable(self, worker: bytes, now: float) -> Outbox:
+        """A send to `worker` failed (it disconnected, or stopped reading): drop it."""
+        if worker in self.pool:
+            log.info("worker-lost %s", show_id(worker))
+            if self.pool.remove(worker) is not None:
+                log.info("requeued 1 request(s)")
+        return Outbox(backend=self._dispatch())
+
+    def timeout(self, now: float) -> float:
+        """Seconds until tick() has something to do."""
+        due = self.heartbeat_at
+        expiry = self.pool.next_expiry()
+        if expiry is not None:
+            due = min(due, expiry)
+        return max(0.0, due - now)
+
+    def _dispatch(self) -> list[list[bytes]]:
+        return [[worker, *request] for worker, request in self.pool.dispatch()]
