@@ -87,6 +87,10 @@ class Signal:
             self.fd = -1
 
 
+class IOThreadStopped(RuntimeError):
+    """The I/O thread ended (its context was terminated) before the call could run."""
+
+
 class IOThread:
     """One I/O thread and its event loop; sockets of the sync face live on one of these."""
 
@@ -94,7 +98,9 @@ class IOThread:
         self.name = name
         self.loop = asyncio.SelectorEventLoop(_native_selector())
         self._started = False
+        self._exited = False
         self._thread_id = -1
+        self._waiters: set[Signal] = set()
         self._lock = native_lock()
 
     def start(self) -> None:
@@ -111,7 +117,10 @@ class IOThread:
             try:
                 self.loop.run_forever()
             finally:
+                self._exited = True
                 self.loop.close()
+                for waiter in list(self._waiters):
+                    waiter.set()  # calls that will never run now: let their callers know
 
         _start_native_thread(run)
         ready.wait(None)
@@ -131,10 +140,21 @@ class IOThread:
                 outcome.append((False, exc))
             done.set()
 
-        self.loop.call_soon_threadsafe(job)
-        while not outcome:
-            done.wait(None)
-        done.close()
+        self._waiters.add(done)
+        try:
+            if self._exited:
+                raise IOThreadStopped()
+            try:
+                self.loop.call_soon_threadsafe(job)
+            except RuntimeError:  # the loop closed under us (another thread terminated it)
+                raise IOThreadStopped() from None
+            while not outcome:
+                if self._exited and not outcome:
+                    raise IOThreadStopped()
+                done.wait(None)
+        finally:
+            self._waiters.discard(done)
+            done.close()
         ok, value = outcome[0]
         if not ok:
             raise value

@@ -20,7 +20,7 @@ from . import transport
 from .context import IOContext
 from .errors import Again, ContextTerminated, ZMQError
 from .face import SocketFace, as_frame
-from .iothread import IOThread, Signal
+from .iothread import IOThread, IOThreadStopped, Signal
 
 #: At interpreter exit, sockets left open get at most this long to flush, so exit never hangs.
 EXIT_LINGER_MS = 1000
@@ -206,6 +206,8 @@ class Socket(SocketFace):
             linger = core.options.linger
         try:
             self._io_thread.call(transport.shutdown, core, linger)
+        except IOThreadStopped:
+            pass  # term() in another thread got there first; its loop took the connections
         finally:
             self.context._io.forget(core)
             self._signal.set()  # wake any thread blocked on this socket

@@ -1,0 +1,179 @@
+"""Socket monitoring: get_monitor_socket() and zmq.utils.monitor.recv_monitor_message see the
+connection life cycle as libzmq reports it, with pyzmq's EVENT_* values."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq as pyzmq
+
+import engine as zmq
+import engine.utils.monitor
+from engine.utils.monitor import recv_monitor_message
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT_S = 15.0
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context]:
+    """A fresh context, destroyed with linger 0 afterwards."""
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def free_tcp_port() -> int:
+    """A port nobody listens on right now (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def events_until(monitor: zmq.Socket, *wanted: int) -> list[dict[str, Any]]:
+    """Read events until one of `wanted` arrives (within a deadline); all events read."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if monitor.poll(50):
+            event = recv_monitor_message(monitor)
+            seen.append(event)
+            if event["event"] in wanted:
+                return seen
+    names = [zmq.Event(e["event"]).name for e in seen]
+    raise AssertionError(f"none of {[zmq.Event(w).name for w in wanted]} among {names}")
+
+
+def kinds(events: list[dict[str, Any]]) -> list[int]:
+    """The event numbers of `events`."""
+    return [e["event"] for e in events]
+
+
+def test_event_constants_are_pyzmqs() -> None:
+    """The EVENT_* values are pyzmq's; recv_monitor_message is importable as pyzmq's."""
+    for name in (
+        "CONNECTED", "CONNECT_DELAYED", "CONNECT_RETRIED", "LISTENING", "ACCEPTED", "CLOSED",
+        "DISCONNECTED", "HANDSHAKE_SUCCEEDED", "HANDSHAKE_FAILED_PROTOCOL",
+        "HANDSHAKE_FAILED_NO_DETAIL", "MONITOR_STOPPED", "ALL",
+    ):  # fmt: skip
+        assert getattr(zmq, f"EVENT_{name}") == getattr(pyzmq, f"EVENT_{name}")
+    assert engine.utils.monitor.recv_monitor_message is zmq.recv_monitor_message
+
+
+def test_connecting_side_life_cycle(ctx: zmq.Context) -> None:
+    """CONNECT_DELAYED/RETRIED while nobody listens, CONNECTED and HANDSHAKE_SUCCEEDED once a
+    peer binds, DISCONNECTED when it goes away."""
+    endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.reconnect_ivl = 20
+    monitor = dealer.get_monitor_socket()
+    dealer.connect(endpoint)
+    seen = events_until(monitor, zmq.EVENT_CONNECT_RETRIED)
+    assert zmq.EVENT_CONNECT_DELAYED in kinds(seen)
+    assert all(e["endpoint"] == endpoint.encode() for e in seen)
+
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(endpoint)
+    seen = events_until(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    assert zmq.EVENT_CONNECTED in kinds(seen)
+    assert kinds(seen).index(zmq.EVENT_CONNECTED) < len(seen) - 1  # connected, then handshake
+    dealer.send(b"over the monitored link")
+    router.rcvtimeo = int(WAIT_S * 1000)
+    assert router.recv_multipart()[1] == b"over the monitored link"
+
+    router.close(linger=0)
+    seen = events_until(monitor, zmq.EVENT_DISCONNECTED)
+    assert seen[-1]["endpoint"] == endpoint.encode()
+    dealer.disable_monitor()
+    monitor.close(linger=0)
+
+
+def test_binding_side_life_cycle(ctx: zmq.Context) -> None:
+    """LISTENING at bind, ACCEPTED and HANDSHAKE_SUCCEEDED per peer, DISCONNECTED when the peer
+    leaves, CLOSED when the listener is unbound."""
+    router = ctx.socket(zmq.ROUTER)
+    monitor = router.get_monitor_socket()
+    endpoint = router.bind("tcp://127.0.0.1:*")
+    event = recv_monitor_message(monitor)
+    assert event["event"] == zmq.EVENT_LISTENING
+    assert event["endpoint"] == endpoint.encode()
+    assert isinstance(event["value"], int)
+
+    peer = ctx.socket(zmq.DEALER)
+    peer.connect(endpoint)
+    seen = events_until(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    assert zmq.EVENT_ACCEPTED in kinds(seen)
+    peer.close(linger=0)
+    events_until(monitor, zmq.EVENT_DISCONNECTED)
+
+    router.unbind(endpoint)
+    seen = events_until(monitor, zmq.EVENT_CLOSED)
+    assert seen[-1]["endpoint"] == endpoint.encode()
+    monitor.close(linger=0)
+
+
+def test_monitor_with_pyzmq_peer(ctx: zmq.Context) -> None:
+    """The engine's monitor reports a handshake with a real libzmq peer."""
+    rep = ctx.socket(zmq.REP)
+    monitor = rep.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    endpoint = rep.bind("tcp://127.0.0.1:*")
+    theirs = pyzmq.Context()
+    try:
+        req = theirs.socket(pyzmq.REQ)
+        req.linger = 0
+        req.connect(endpoint)
+        seen = events_until(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        assert kinds(seen) == [zmq.EVENT_ACCEPTED, zmq.EVENT_HANDSHAKE_SUCCEEDED]
+        req.send(b"ping")
+        rep.rcvtimeo = int(WAIT_S * 1000)
+        assert rep.recv() == b"ping"
+        req.close()
+    finally:
+        theirs.destroy(linger=0)
+    monitor.close(linger=0)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: example\r\n\r\n" + b"x" * 64,
+        b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x02\x00" + b"\x00" * 52,  # ZMTP 2.0 greeting
+    ],
+    ids=["http", "zmtp2"],
+)
+def test_handshake_failure_for_a_peer_speaking_garbage(ctx: zmq.Context, garbage: bytes) -> None:
+    """A peer that does not speak ZMTP 3 yields a HANDSHAKE_FAILED_* event."""
+    router = ctx.socket(zmq.ROUTER)
+    failures = (
+        zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+        zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+        zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+    )
+    monitor = router.get_monitor_socket()
+    endpoint = router.bind("tcp://127.0.0.1:*")
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as raw:
+        raw.sendall(garbage)
+        seen = events_until(monitor, *failures)
+        assert zmq.EVENT_ACCEPTED in kinds(seen)
+        assert zmq.EVENT_HANDSHAKE_SUCCEEDED not in kinds(seen)
+    monitor.close(linger=0)
+
+
+def test_event_filter_and_disable(ctx: zmq.Context) -> None:
+    """Only the requested events are reported; after disable_monitor() none are."""
+    pull = ctx.socket(zmq.PULL)
+    monitor = pull.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    endpoint = pull.bind("tcp://127.0.0.1:*")  # LISTENING: filtered out
+    push = ctx.socket(zmq.PUSH)
+    push.connect(endpoint)
+    seen = events_until(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    assert kinds(seen) == [zmq.EVENT_HANDSHAKE_SUCCEEDED]
+    pull.disable_monitor()
+    assert monitor.poll(0) == 0
+    monitor.close(linger=0)

@@ -1,0 +1,220 @@
+"""Socket options, attribute options, constants and errors, compared with real pyzmq.
+
+`import engine as zmq` must offer pyzmq's names with libzmq's values, so code that passes the
+constants (or raw numbers, as Guide examples do) behaves the same with either library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import zmq as pyzmq
+
+import engine as zmq
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context]:
+    """A fresh context, destroyed with linger 0 afterwards."""
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+# -- constants ------------------------------------------------------------------------------------
+
+SOCKET_TYPES = [
+    "PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB",
+    "XREQ", "XREP",
+]  # fmt: skip
+FLAGS = ["DONTWAIT", "NOBLOCK", "SNDMORE", "RCVMORE", "POLLIN", "POLLOUT", "POLLERR", "POLLPRI"]
+EVENTS = [
+    "EVENT_CONNECTED", "EVENT_CONNECT_DELAYED", "EVENT_CONNECT_RETRIED", "EVENT_LISTENING",
+    "EVENT_BIND_FAILED", "EVENT_ACCEPTED", "EVENT_ACCEPT_FAILED", "EVENT_CLOSED",
+    "EVENT_CLOSE_FAILED", "EVENT_DISCONNECTED", "EVENT_MONITOR_STOPPED",
+    "EVENT_HANDSHAKE_FAILED_NO_DETAIL", "EVENT_HANDSHAKE_SUCCEEDED",
+    "EVENT_HANDSHAKE_FAILED_PROTOCOL", "EVENT_HANDSHAKE_FAILED_AUTH", "EVENT_ALL",
+]  # fmt: skip
+ERRNOS = [
+    "EAGAIN", "EINVAL", "EFAULT", "EADDRINUSE", "EADDRNOTAVAIL", "ECONNREFUSED", "EHOSTUNREACH",
+    "ENOTSOCK", "EMSGSIZE", "ENOTSUP", "EPROTONOSUPPORT", "EFSM", "ENOCOMPATPROTO", "ETERM",
+    "EMTHREAD",
+]  # fmt: skip
+CONTEXT_OPTIONS = ["IO_THREADS", "MAX_SOCKETS", "SOCKET_LIMIT", "BLOCKY"]
+#: Every socket option the engine implements, by its pyzmq name (aliases included).
+SOCKET_OPTIONS = [o.name for o in zmq.SocketOption] + ["IDENTITY", "CONNECT_RID"]
+
+
+@pytest.mark.parametrize(
+    "name", SOCKET_TYPES + FLAGS + EVENTS + ERRNOS + CONTEXT_OPTIONS + SOCKET_OPTIONS
+)
+def test_constant_exists_with_pyzmqs_value(name: str) -> None:
+    """`zmq.<name>` exists and equals pyzmq's value."""
+    assert hasattr(pyzmq, name), f"test list error: pyzmq has no {name}"
+    assert hasattr(zmq, name), f"engine lacks zmq.{name}"
+    assert int(getattr(zmq, name)) == int(getattr(pyzmq, name))
+
+
+def test_hwm_pseudo_option_has_pyzmqs_value() -> None:
+    """pyzmq's HWM pseudo-option has the same number."""
+    assert zmq.HWM == pyzmq.HWM
+
+
+def test_socket_type_enum_matches_pyzmq() -> None:
+    """zmq.SocketType has pyzmq's members and values."""
+    assert {t.name: t.value for t in zmq.SocketType} == {
+        t.name: t.value for t in pyzmq.SocketType if t.name in SOCKET_TYPES
+    }
+
+
+def test_errors_shaped_like_pyzmq() -> None:
+    """The exception hierarchy, errno and strerror follow pyzmq."""
+    assert issubclass(zmq.Again, zmq.ZMQError)
+    assert issubclass(zmq.ContextTerminated, zmq.ZMQError)
+    assert issubclass(zmq.ZMQError, zmq.ZMQBaseError)
+    err = zmq.ZMQError(zmq.EFSM)
+    assert err.errno == zmq.EFSM
+    assert str(err) == pyzmq.strerror(pyzmq.EFSM) == err.strerror
+    assert zmq.ContextTerminated().errno == zmq.ETERM
+    assert zmq.Again().errno == zmq.EAGAIN
+
+
+def test_version_functions() -> None:
+    """zmq_version(), zmq_version_info() and has() exist."""
+    assert zmq.zmq_version_info()[0] == 4
+    assert zmq.zmq_version() == ".".join(map(str, zmq.zmq_version_info()))
+    assert zmq.has("ipc")
+
+
+# -- setsockopt / getsockopt ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("LINGER", 0),
+        ("LINGER", 250),
+        ("SNDHWM", 5),
+        ("RCVHWM", 7),
+        ("RCVTIMEO", 123),
+        ("SNDTIMEO", 456),
+        ("RECONNECT_IVL", 50),
+        ("RECONNECT_IVL_MAX", 500),
+        ("BACKLOG", 10),
+        ("MAXMSGSIZE", 1 << 20),
+        ("IMMEDIATE", 1),
+        ("TCP_KEEPALIVE", 1),
+        ("HEARTBEAT_IVL", 1000),
+        ("HANDSHAKE_IVL", 2000),
+        ("SNDBUF", 65536),
+        ("CONFLATE", 1),
+    ],
+)
+def test_int_option_roundtrip(ctx: zmq.Context, option: str, value: int) -> None:
+    """An integer option reads back as set (setsockopt, set, attribute)."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(getattr(zmq, option), value)
+    assert sock.getsockopt(getattr(zmq, option)) == value
+    sock.set(getattr(zmq, option), value)
+    assert sock.get(getattr(zmq, option)) == value
+    assert getattr(sock, option.lower()) == value
+
+
+def test_defaults_match_pyzmq(ctx: zmq.Context) -> None:
+    """A fresh engine socket reports libzmq's defaults."""
+    theirs_ctx = pyzmq.Context()
+    try:
+        for kind in (zmq.DEALER, zmq.SUB, zmq.ROUTER):
+            ours, theirs = ctx.socket(kind), theirs_ctx.socket(kind)
+            for name in ("SNDHWM", "RCVHWM", "RCVTIMEO", "SNDTIMEO", "RECONNECT_IVL", "BACKLOG"):
+                assert ours.getsockopt(getattr(zmq, name)) == theirs.getsockopt(
+                    getattr(pyzmq, name)
+                ), name
+            assert ours.getsockopt(zmq.TYPE) == theirs.getsockopt(pyzmq.TYPE) == kind
+            assert ours.getsockopt(zmq.RCVMORE) == theirs.getsockopt(pyzmq.RCVMORE) == 0
+            assert ours.getsockopt(zmq.LAST_ENDPOINT) == theirs.getsockopt(pyzmq.LAST_ENDPOINT)
+            theirs.close(linger=0)
+    finally:
+        theirs_ctx.destroy(linger=0)
+
+
+def test_string_options(ctx: zmq.Context) -> None:
+    """setsockopt_string/getsockopt_string with encodings; str where bytes belong is TypeError."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt_string(zmq.IDENTITY, "spieler-ä")
+    assert sock.getsockopt_string(zmq.IDENTITY) == "spieler-ä"
+    assert sock.getsockopt(zmq.ROUTING_ID) == "spieler-ä".encode()
+    sock.setsockopt_string(zmq.IDENTITY, "ñ", encoding="latin-1")
+    assert sock.getsockopt(zmq.IDENTITY) == b"\xf1"
+    assert sock.getsockopt_string(zmq.IDENTITY, encoding="latin-1") == "ñ"
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt_string(zmq.SUBSCRIBE, "topic")
+    sub.setsockopt_string(zmq.UNSUBSCRIBE, "topic")
+    with pytest.raises(TypeError):
+        sub.setsockopt(zmq.SUBSCRIBE, "str needs setsockopt_string")
+    with pytest.raises(TypeError):
+        sock.getsockopt_string(zmq.LINGER)  # not a string option
+
+
+def test_attribute_options(ctx: zmq.Context) -> None:
+    """sock.linger, sock.identity, sock.sndhwm, sock.hwm, sock.rcvtimeo as pyzmq has them."""
+    sock = ctx.socket(zmq.DEALER)
+    assert sock.linger == -1
+    sock.linger = 0
+    assert sock.getsockopt(zmq.LINGER) == 0
+    sock.identity = b"id-1"
+    assert sock.identity == b"id-1" == sock.getsockopt(zmq.IDENTITY)
+    sock.identity = "id-2"  # pyzmq encodes str for bytes options set as attributes
+    assert sock.identity == b"id-2"
+    sock.sndhwm = 11
+    assert sock.getsockopt(zmq.SNDHWM) == 11
+    sock.hwm = 42
+    assert (sock.sndhwm, sock.rcvhwm, sock.hwm) == (42, 42, 42)
+    sock.rcvtimeo = 5
+    assert sock.getsockopt(zmq.RCVTIMEO) == 5
+    with pytest.raises(zmq.Again):
+        sock.recv()
+    assert sock.type == zmq.DEALER == sock.socket_type
+    with pytest.raises(AttributeError):
+        _ = sock.no_such_option
+
+
+def test_socket_kwargs_set_options(ctx: zmq.Context) -> None:
+    """ctx.socket(type, **options) sets options by attribute name."""
+    sock = ctx.socket(zmq.PUSH, linger=0, sndhwm=3)
+    assert (sock.linger, sock.sndhwm) == (0, 3)
+
+
+def test_bad_options_raise_einval(ctx: zmq.Context) -> None:
+    """Unknown, read-only and wrong-type options raise EINVAL."""
+    sock = ctx.socket(zmq.DEALER)
+    with pytest.raises(zmq.ZMQError) as info:
+        sock.setsockopt(9999, 1)
+    assert info.value.errno == zmq.EINVAL
+    with pytest.raises(zmq.ZMQError) as info:
+        sock.setsockopt(zmq.TYPE, zmq.PUB)  # read-only
+    assert info.value.errno == zmq.EINVAL
+    with pytest.raises(zmq.ZMQError) as info:
+        sock.setsockopt(zmq.SUBSCRIBE, b"x")  # only SUB/XSUB subscribe
+    assert info.value.errno == zmq.EINVAL
+
+
+def test_raw_numbers_work_like_constants(ctx: zmq.Context) -> None:
+    """Guide code sometimes passes libzmq's numbers: 17 is LINGER, 3 is REQ."""
+    sock = ctx.socket(3)
+    assert sock.getsockopt(16) == zmq.REQ
+    sock.setsockopt(17, 0)
+    assert sock.linger == 0
+
+
+def test_uppercase_option_attributes_work_as_in_pyzmq(ctx: zmq.Context) -> None:
+    """pyzmq maps attributes to options case-insensitively (sock.LAST_ENDPOINT)."""
+    sock = ctx.socket(zmq.PULL)
+    endpoint = sock.bind("tcp://127.0.0.1:*")
+    assert sock.last_endpoint == endpoint.encode()
+    assert endpoint.encode() == sock.LAST_ENDPOINT
+    sock.RCVTIMEO = 25
+    assert sock.rcvtimeo == 25
