@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from . import devices
+from . import devices, error
 from .constants import *  # noqa: F403 - pyzmq exposes every constant at top level
 from .constants import SocketOption, SocketType
 from .devices import monitored_queue, proxy, proxy_steerable
@@ -33,6 +33,7 @@ __all__ = [
     "ZMQBindError",
     "ZMQError",
     "devices",
+    "error",
     "monitored_queue",
     "proxy",
     "proxy_steerable",

@@ -154,6 +154,9 @@ class Event(IntEnum):
 
 
 globals().update({f"EVENT_{e.name}": e.value for e in Event})
+EVENT_ALL_V1 = Event.ALL.value
+EVENT_ALL_V2 = EVENT_ALL_V1 | 0x10000
+EVENT_PIPES_STATS = 0x10000
 
 # -- error numbers ----------------------------------------------------------------------------
 
@@ -173,6 +176,12 @@ EMSGSIZE = _errno.EMSGSIZE
 ENOTSUP = _errno.ENOTSUP
 EPROTONOSUPPORT = _errno.EPROTONOSUPPORT
 ENOENT = _errno.ENOENT
+ENOTCONN = _errno.ENOTCONN
+ETIMEDOUT = _errno.ETIMEDOUT
+ECONNRESET = _errno.ECONNRESET
+ECONNABORTED = _errno.ECONNABORTED
+ENETDOWN = _errno.ENETDOWN
+ENOBUFS = _errno.ENOBUFS
 EFSM = ZMQ_HAUSNUMERO + 51
 ENOCOMPATPROTO = ZMQ_HAUSNUMERO + 52
 ETERM = ZMQ_HAUSNUMERO + 53

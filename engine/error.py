@@ -1,0 +1,21 @@
+"""pyzmq's `zmq.error` module path: the same classes as engine.errors."""
+
+from .errors import (
+    Again,
+    ContextTerminated,
+    NotDone,
+    ZMQBaseError,
+    ZMQBindError,
+    ZMQError,
+    strerror,
+)
+
+__all__ = [
+    "Again",
+    "ContextTerminated",
+    "NotDone",
+    "ZMQBaseError",
+    "ZMQBindError",
+    "ZMQError",
+    "strerror",
+]
