@@ -10,6 +10,9 @@ import sys
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("loadtest.bench", "measure the engine against pyzmq (throughput and latency)"),
+    "serve": ("gameserver.serve", "run the game: front server and local worker processes"),
+    "worker": ("gameserver.worker", "run one stateless game worker for a front server"),
+    "ping": ("gameserver.ping", "check that a front server answers (exit 0/1)"),
 }
 
 

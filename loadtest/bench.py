@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest import bench_game
 from loadtest.bench_workers import Job, worker_main
 
 FACES = ("sync", "asyncio")
@@ -364,6 +365,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="give up on one measurement after this long (default: 60)",
     )
     eng.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    game = suites.add_parser(
+        "game",
+        help="the game server: actions/s and latency with 1, 2 and 4 workers",
+        description=bench_game.__doc__.split("\n\n")[0] if bench_game.__doc__ else None,
+    )
+    bench_game.add_arguments(game)
     return parser
 
 
@@ -379,6 +386,8 @@ def _normalise(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(_normalise(argv))
+    if args.suite == "game":
+        return bench_game.run_game(args)
     return run_engine(args)
 
 

@@ -1,0 +1,396 @@
+"""The front server: the one address players talk to; it holds no game state.
+
+Three sockets on one asyncio loop:
+
+* **actions** (ROUTER): client requests, Lazy-Pirate/REQ framed ``[b"", request]``. The front
+  checks size and shape, decodes the request, applies the per-session token bucket, and queues
+  it; anything malformed, flooded or beyond the bounded queue is answered at once with an
+  :class:`~gameserver.protocol.ErrorReply` and never reaches a worker.
+* **workers** (ROUTER): stateless workers speaking Paranoid Pirate (RFC 6). The LRU ready list,
+  heartbeats, expiry and re-dispatch of a dead worker's request are the pattern's
+  :class:`~engine.patterns.paranoid_pirate.QueueCore`; this module only does the I/O around it.
+* **updates** (XPUB): the state broadcast. Subscribers' filters reach the front, so each event
+  is sent only to the clients subscribed to its topic.
+
+The front also keeps the world moving: every ``tick_interval`` it queues a tick job (one at a
+time) and publishes whatever the worker reports (NPC wanderings, time of day).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import orjson
+
+import engine
+import engine.asyncio as ezmq
+from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
+from engine.patterns.simple_pirate import show_id, split_envelope
+
+from .jobs import request_job, split_result, tick_job
+from .protocol import (
+    MAX_REQUEST_BYTES,
+    ErrorCode,
+    ErrorReply,
+    LoginRequest,
+    ProtocolError,
+    decode_request,
+    encode,
+)
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+#: A health check: answered by the front itself with a "pong" (see gameserver.ping).
+PING_BODY = b'{"v":1,"type":"ping"}'
+#: The envelope of the front's own tick jobs. 16 bytes: never a generated routing id (5 bytes).
+TICK_ROUTE = b"\x00crossroads-tick"
+#: Frames larger than this make the engine drop the sender's connection: far above any valid
+#: request (4 KiB), far below what would hurt memory.
+MAX_WIRE_BYTES = 64 * 1024
+#: Messages read from one socket per loop pass, so a flood on one cannot starve the others.
+READ_BATCH = 256
+#: Most routing frames a request may carry (clients behind a few proxies); longer envelopes
+#: are not echoed back whole, so a hostile one cannot make the front amplify it.
+MAX_HOPS = 8
+#: Longest single wait, so shutdown and ticks are noticed promptly.
+MAX_WAIT_S = 0.2
+#: A tick job unanswered for this many intervals is presumed lost and may be queued again.
+TICK_STALE_INTERVALS = 10
+#: Milliseconds closing sockets may spend delivering the last replies and events.
+CLOSE_LINGER_MS = 1000
+#: Warnings about bad input per second before they are summarised (a flood must not flood logs).
+WARNINGS_PER_S = 5
+
+BUSY = ErrorReply(code="unavailable", message="Server busy; please retry shortly.")
+SHUTTING_DOWN = ErrorReply(code="unavailable", message="The server is restarting; retry shortly.")
+
+
+class FrontError(RuntimeError):
+    """The front cannot start (an endpoint cannot be bound...)."""
+
+
+@dataclass
+class FrontStats:
+    """Counters for monitoring and tests."""
+
+    requests: int = 0  # accepted into the queue
+    replies: int = 0  # worker answers relayed to clients
+    refused: int = 0  # malformed or oversized
+    rate_limited: int = 0
+    busy: int = 0  # refused because the queue was full
+    published: int = 0
+    ticks: int = 0
+    subscriptions: int = 0  # (un)subscribe messages seen on the XPUB
+
+
+class _Throttle:
+    """Allows ``per_second`` log lines, then counts the rest and reports the count later."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.window = 0.0
+        self.used = 0
+        self.suppressed = 0
+
+    def allow(self, now: float) -> bool:
+        if now - self.window >= 1.0:
+            if self.suppressed:
+                log.warning("(%d similar warnings suppressed)", self.suppressed)
+            self.window, self.used, self.suppressed = now, 0, 0
+        if self.used < self.per_second:
+            self.used += 1
+            return True
+        self.suppressed += 1
+        return False
+
+
+class Front:
+    """Binds at construction; ``await run()`` serves until ``shutdown()`` has drained."""
+
+    def __init__(
+        self,
+        *,
+        actions_bind: str,
+        updates_bind: str,
+        workers_bind: str,
+        max_pending: int = 1000,
+        rate: float = 20.0,
+        burst: float = 40.0,
+        tick_interval: float = 5.0,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+        drain_timeout: float = 10.0,
+        context: ezmq.Context | None = None,
+    ) -> None:
+        if tick_interval <= 0:
+            raise ValueError("tick_interval must be positive")
+        pool = WorkerPool(
+            interval=heartbeat_interval, liveness=heartbeat_liveness, max_pending=max_pending
+        )
+        self.core = QueueCore(pool, busy_reply=[encode(BUSY)])
+        self.limiter = RateLimiter(rate, burst)
+        self.rate = rate
+        self.tick_interval = tick_interval
+        self.drain_timeout = drain_timeout
+        self.stats = FrontStats()
+        self.context = context or ezmq.Context()
+        self._own_context = context is None
+        self.actions = self.context.socket(engine.ROUTER)
+        self.updates = self.context.socket(engine.XPUB)
+        self.backend = self.context.socket(engine.ROUTER)
+        self.actions.setsockopt(engine.MAXMSGSIZE, MAX_WIRE_BYTES)
+        # A send to a departed worker must fail, so its job can go to another one at once.
+        self.backend.setsockopt(engine.ROUTER_MANDATORY, 1)
+        try:
+            self.actions_endpoint = self._bind(self.actions, actions_bind, "actions")
+            self.updates_endpoint = self._bind(self.updates, updates_bind, "updates")
+            self.workers_endpoint = self._bind(self.backend, workers_bind, "workers")
+        except FrontError:
+            self.close(linger=0)
+            raise
+        self._throttle = _Throttle(WARNINGS_PER_S)
+        self._tick_due = 0.0  # the first tick goes out as soon as a worker is ready
+        self._tick_sent: float | None = None
+        self._drain_deadline: float | None = None
+
+    @staticmethod
+    def _bind(sock: ezmq.Socket, endpoint: str, what: str) -> str:
+        try:
+            return sock.bind(endpoint)
+        except engine.ZMQError as exc:
+            raise FrontError(f"cannot bind the {what} endpoint {endpoint}: {exc}") from None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> WorkerPool:
+        return self.core.pool
+
+    @property
+    def worker_count(self) -> int:
+        return len(self.pool.workers)
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_deadline is not None
+
+    def in_flight(self) -> int:
+        """Requests queued or held by a worker (tick jobs included)."""
+        held = sum(1 for record in self.pool.workers.values() if record.request is not None)
+        return held + len(self.pool.pending)
+
+    def health(self) -> dict[str, object]:
+        pool = self.pool
+        return {
+            "workers": len(pool.workers),
+            "idle": pool.idle_count,
+            "pending": len(pool.pending),
+            "draining": self.draining,
+            **asdict(self.stats),
+        }
+
+    async def wait_for_workers(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` workers have said READY; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.worker_count < count:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop taking requests (they get "restarting"), finish the ones accepted, then let
+        run() return. Safe to call from a signal handler, and more than once."""
+        if self._drain_deadline is None:
+            log.info("shutting down: finishing %d in-flight request(s)", self.in_flight())
+            self._drain_deadline = time.monotonic() + self.drain_timeout
+
+    def close(self, linger: int = CLOSE_LINGER_MS) -> None:
+        for sock in (self.actions, self.updates):
+            sock.close(linger=linger)
+        self.backend.close(linger=0)
+        if self._own_context:
+            self.context.destroy(linger=0)
+
+    async def run(self) -> None:
+        log.info(
+            "front up: actions=%s updates=%s workers=%s",
+            self.actions_endpoint,
+            self.updates_endpoint,
+            self.workers_endpoint,
+        )
+        poller = ezmq.Poller()
+        for sock in (self.backend, self.actions, self.updates):
+            poller.register(sock, engine.POLLIN)
+        while True:
+            now = time.monotonic()
+            await self._send(self.core.tick(now))
+            if self._drain_deadline is not None:
+                if self.in_flight() == 0:
+                    break
+                if now >= self._drain_deadline:
+                    log.warning("drain timed out with %d request(s) left", self.in_flight())
+                    break
+            elif now >= self._tick_due:
+                await self._tick(now)
+            tick_wait = MAX_WAIT_S if self.draining else self._tick_due - now
+            due = min(self.core.timeout(now), tick_wait, MAX_WAIT_S)
+            ready = dict(await poller.poll(max(1, int(due * 1000))))
+            if self.backend in ready:
+                await self._read_backend()
+            if self.actions in ready:
+                await self._read_actions()
+            if self.updates in ready:
+                await self._read_subscriptions()
+        log.info("front stopped taking work")
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def _read_backend(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                msg = await self.backend.recv_multipart(engine.DONTWAIT)
+            except engine.Again:
+                return
+            await self._send(self.core.from_backend(msg, time.monotonic()))
+
+    async def _read_actions(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                msg = await self.actions.recv_multipart(engine.DONTWAIT)
+            except engine.Again:
+                return
+            try:
+                await self._from_client(msg, time.monotonic())
+            except Exception:
+                # A bug must cost one request, never the front: the client's retry may succeed.
+                log.exception("failed to handle a request; going on")
+
+    async def _read_subscriptions(self) -> None:
+        # XPUB hands every (un)subscription to the application; unread they would pile up.
+        for _ in range(READ_BATCH):
+            try:
+                msg = await self.updates.recv_multipart(engine.DONTWAIT)
+            except engine.Again:
+                return
+            self.stats.subscriptions += 1
+            if log.isEnabledFor(logging.DEBUG) and msg and msg[0]:
+                verb = "subscribe" if msg[0][:1] == b"\x01" else "unsubscribe"
+                log.debug("%s %r", verb, msg[0][1:80])
+
+    async def _from_client(self, msg: list[bytes], now: float) -> None:
+        envelope, body = split_envelope(msg)
+        if not envelope:
+            # No delimiter: not REQ framing. Answer REQ-style anyway, to the sending peer.
+            envelope = [msg[0], b""]
+            await self._refuse(envelope, "bad_request", "expected [empty frame, request]", now)
+            return
+        if envelope[0] == TICK_ROUTE:
+            return  # a peer posing as the front's own tick route: its replies would vanish
+        if len(envelope) > MAX_HOPS + 1:
+            await self._refuse([msg[0], b""], "bad_request", "too many routing frames", now)
+            return
+        if len(body) != 1:
+            await self._refuse(envelope, "bad_request", "expected exactly one request frame", now)
+            return
+        raw = body[0]
+        if raw == PING_BODY:
+            pong = {"v": 1, "type": "pong", **self.health()}
+            await self._reply(envelope, [orjson.dumps(pong)])
+            return
+        if self.draining:
+            await self._reply(envelope, [encode(SHUTTING_DOWN)])
+            return
+        if len(raw) > MAX_REQUEST_BYTES:
+            await self._refuse(
+                envelope, "too_large", f"message exceeds {MAX_REQUEST_BYTES} bytes", now
+            )
+            return
+        try:
+            request = decode_request(raw)
+        except ProtocolError as exc:
+            await self._refuse(envelope, exc.code, exc.message, now)
+            return
+        key = (
+            f"login:{request.name.lower()}" if isinstance(request, LoginRequest) else request.token
+        )
+        if not self.limiter.try_take(key, now):
+            self.stats.rate_limited += 1
+            text = f"Slow down: at most {self.rate:g} actions per second."
+            await self._reply(envelope, [encode(ErrorReply(code="rate_limited", message=text))])
+            return
+        out = self.core.from_frontend([*envelope, *request_job(raw)], now)
+        if out.frontend:
+            self.stats.busy += 1
+        else:
+            self.stats.requests += 1
+        await self._send(out)
+
+    async def _refuse(self, envelope: list[bytes], code: ErrorCode, text: str, now: float) -> None:
+        self.stats.refused += 1
+        if self._throttle.allow(now):
+            log.warning("refused a request from %s: %s: %s", show_id(envelope[0]), code, text)
+        await self._reply(envelope, [encode(ErrorReply(code=code, message=text))])
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def _reply(self, envelope: list[bytes], frames: list[bytes]) -> None:
+        try:
+            await self.actions.send_multipart([*envelope, *frames], engine.DONTWAIT)
+        except engine.Again:
+            pass  # that client is not reading: its retry will ask again
+
+    async def _send(self, out: Outbox) -> None:
+        for msg in out.frontend:
+            await self._deliver(msg)
+        pending = list(out.backend)
+        while pending:
+            msg = pending.pop(0)
+            try:
+                await self.backend.send_multipart(msg, engine.DONTWAIT)
+            except engine.ZMQError as exc:
+                # EAGAIN: not reading; EHOSTUNREACH: gone. Dead either way: re-dispatch.
+                if exc.errno not in (engine.EAGAIN, engine.EHOSTUNREACH):
+                    raise
+                pending.extend(self.core.unroutable(msg[0], time.monotonic()).backend)
+
+    async def _deliver(self, msg: list[bytes]) -> None:
+        """A worker's answer (or the queue's "busy"): reply to the client, publish the events."""
+        envelope, body = split_envelope(msg)
+        result = split_result(body)
+        is_tick = envelope == [TICK_ROUTE, b""]
+        if result is None:
+            log.error("dropped a malformed answer from a worker (%d frames)", len(body))
+            if not is_tick:
+                error = ErrorReply(code="internal", message="Something went wrong.")
+                await self._reply(envelope, [encode(error)])
+            return
+        reply, publications = result
+        if is_tick:
+            self._tick_sent = None
+        else:
+            if len(body) > 1:  # a one-frame answer is the queue's own "busy"
+                self.stats.replies += 1
+            await self._reply(envelope, reply)
+        for i in range(0, len(publications), 2):
+            # XPUB never blocks: at a slow subscriber's high-water mark it drops, and that
+            # subscriber repairs the gap by catch-up.
+            await self.updates.send_multipart(publications[i : i + 2], engine.DONTWAIT)
+        self.stats.published += len(publications) // 2
+
+    async def _tick(self, now: float) -> None:
+        self._tick_due = now + self.tick_interval
+        stale = now - self.tick_interval * TICK_STALE_INTERVALS
+        if self._tick_sent is not None and self._tick_sent > stale:
+            return  # the previous tick is still being worked on
+        if self.pool.full or not self.pool.workers:
+            return
+        self._tick_sent = now
+        self.stats.ticks += 1
+        await self._send(self.core.from_frontend([TICK_ROUTE, b"", *tick_job()], now))

@@ -1,0 +1,96 @@
+"""`crossroads ping`: one round trip to the front's action endpoint; exit 0 if it answered.
+
+Meant for health checks (docker-compose, scripts). The front answers the ping itself, with
+its worker count, so ``--min-workers 1`` also checks that someone can do the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+import engine
+from engine.patterns.lazy_pirate import LazyPirateClient, RequestFailed
+
+from . import settings as cfg
+from .front import PING_BODY
+
+#: A health check should answer fast or fail: a healthy front replies in milliseconds.
+DEFAULT_TIMEOUT_S = 2.0
+
+
+def ping(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, object]:
+    """The front's pong (its health counters); raises RequestFailed if there is none."""
+    context = engine.Context()
+    try:
+        with LazyPirateClient(endpoint, timeout=timeout, retries=0, context=context) as client:
+            body = client.request(PING_BODY, validator=_is_pong)
+        return orjson.loads(body[0])
+    finally:
+        context.destroy(linger=0)
+
+
+def _is_pong(body: list[bytes]) -> bool:
+    try:
+        obj = orjson.loads(body[0])
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and obj.get("type") == "pong"
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Check that a front server answers; exit 0 if so, 1 if not."
+    )
+    cfg.add_options(parser, {"actions": "--front"})
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for the answer (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--min-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also fail unless at least N workers are connected (default: 0)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    return parser
+
+
+def main(argv: list[str], prog: str = "crossroads ping") -> int:
+    args = build_parser(prog).parse_args(argv)
+    if args.timeout <= 0:
+        print(f"{prog}: --timeout must be positive", file=sys.stderr)
+        return 2
+    try:
+        settings = cfg.load(args)
+    except cfg.SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        pong = ping(settings.actions, args.timeout)
+    except RequestFailed:
+        if not args.quiet:
+            print(f"no answer from {settings.actions} within {args.timeout:g}s", file=sys.stderr)
+        return 1
+    except engine.ZMQError as exc:
+        print(f"{prog}: cannot reach {settings.actions}: {exc}", file=sys.stderr)
+        return 1
+    workers = pong.get("workers", 0)
+    if not args.quiet:
+        print(f"pong from {settings.actions}: {workers} worker(s), {pong.get('pending')} queued")
+    if not isinstance(workers, int) or workers < args.min_workers:
+        if not args.quiet:
+            print(f"fewer than {args.min_workers} workers connected", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,256 @@
+"""`crossroads serve`: the front server plus N local worker processes, ready to play.
+
+Startup: validate the world and the store (clear errors before anything runs), bind the front,
+start the workers (each a `crossroads worker` child in its own process group, so a terminal's
+Ctrl-C reaches only this process), print the endpoints, and print ``ready`` once every worker
+has reported in. A worker that dies is replaced.
+
+Shutdown on SIGINT/SIGTERM: the front stops taking requests and finishes the accepted ones,
+then the workers are stopped (SIGTERM, SIGKILL after a grace period) and the sockets closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import settings as cfg
+from .front import Front, FrontError
+from .seed import seed_world
+from .store import SQLITE_SCHEME, StoreError, open_store
+from .world import World, WorldError, load_world
+
+log = logging.getLogger(__name__)
+
+#: How long startup waits for every worker's READY before printing ``ready`` anyway.
+STARTUP_TIMEOUT_S = 60.0
+#: Grace between SIGTERM and SIGKILL for a worker (it only has to finish one idle loop).
+WORKER_STOP_S = 5.0
+#: A worker that dies is replaced after this delay, doubled while it keeps dying (to the cap),
+#: so a worker that cannot start (store down) does not spin the machine.
+RESPAWN_INIT_S = 0.5
+RESPAWN_MAX_S = 30.0
+#: A worker that lived this long was healthy: its replacement starts with the first delay.
+HEALTHY_RUN_S = 30.0
+SUPERVISE_EVERY_S = 0.25
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def connectable(endpoint: str) -> str:
+    """A bound wildcard endpoint as a local client would connect to it."""
+    for wildcard in ("tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"):
+        if endpoint.startswith(wildcard):
+            return "tcp://127.0.0.1:" + endpoint[len(wildcard) :]
+    return endpoint
+
+
+def say(text: str) -> None:
+    """Tell the operator (stdout; logs go to stderr)."""
+    print(text, flush=True)
+
+
+@dataclass
+class WorkerSlot:
+    name: str
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    delay: float = RESPAWN_INIT_S
+    restart_at: float | None = None
+    restarts: int = 0
+
+
+@dataclass
+class Supervisor:
+    """Starts the local workers, replaces the ones that die, and stops them all."""
+
+    settings: cfg.Settings
+    front_endpoint: str
+    slots: list[WorkerSlot] = field(default_factory=list)
+
+    def command(self, name: str) -> list[str]:
+        s = self.settings
+        cmd = [sys.executable, "-m", "gameserver.cli", "worker", "--front", self.front_endpoint]
+        cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
+        cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
+        cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
+        if s.world is not None:
+            cmd += ["--world", str(s.world)]
+        return cmd
+
+    def start_all(self, count: int) -> None:
+        for i in range(1, count + 1):
+            slot = WorkerSlot(f"w{i}")
+            self.slots.append(slot)
+            self._start(slot)
+
+    def _start(self, slot: WorkerSlot) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        slot.process = subprocess.Popen(
+            self.command(slot.name),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sys.stderr,  # workers only log; keep our stdout for the operator's lines
+            start_new_session=True,  # Ctrl-C reaches serve only, which stops them in order
+        )
+        slot.started = time.monotonic()
+        slot.restart_at = None
+        verb = "restarted" if slot.restarts else "started"
+        say(f"worker {slot.name} {verb}: pid {slot.process.pid}")
+
+    def check(self, now: float) -> None:
+        """Replace dead workers (with back-off)."""
+        for slot in self.slots:
+            proc = slot.process
+            if proc is not None and proc.poll() is not None:
+                lived = now - slot.started
+                slot.delay = RESPAWN_INIT_S if lived >= HEALTHY_RUN_S else slot.delay
+                log.warning(
+                    "worker %s (pid %d) exited with %s; restarting in %.1fs",
+                    slot.name,
+                    proc.pid,
+                    proc.returncode,
+                    slot.delay,
+                )
+                slot.process = None
+                slot.restart_at = now + slot.delay
+                slot.delay = min(slot.delay * 2, RESPAWN_MAX_S)
+            if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
+                slot.restarts += 1
+                self._start(slot)
+
+    async def stop_all(self) -> None:
+        procs = [s.process for s in self.slots if s.process is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + WORKER_STOP_S
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for proc in procs:
+            if proc.poll() is None:
+                log.warning("worker pid %d ignored SIGTERM; killing it", proc.pid)
+                proc.kill()
+            proc.wait()
+
+
+def check_store(settings: cfg.Settings, world: World) -> None:
+    """Open the store once: a bad URL or an unreachable server fails here, clearly."""
+    if settings.store.startswith(SQLITE_SCHEME):
+        Path(settings.store[len(SQLITE_SCHEME) :]).parent.mkdir(parents=True, exist_ok=True)
+    with open_store(settings.store) as store:
+        seed_world(store, world)
+
+
+async def serve(settings: cfg.Settings, world: World) -> int:
+    tick = settings.tick_interval or world.clock.tick_seconds / 2
+    try:
+        front = Front(
+            actions_bind=settings.actions_bind,
+            updates_bind=settings.updates_bind,
+            workers_bind=settings.workers_bind,
+            max_pending=settings.max_pending,
+            rate=settings.rate,
+            burst=settings.burst,
+            tick_interval=tick,
+            heartbeat_interval=settings.heartbeat_interval,
+            heartbeat_liveness=settings.heartbeat_liveness,
+            drain_timeout=settings.drain_timeout,
+        )
+    except FrontError as exc:
+        print(f"crossroads serve: {exc}", file=sys.stderr)
+        return 1
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, front.shutdown)
+    supervisor = Supervisor(settings, connectable(front.workers_endpoint))
+    say(f"crossroads serve: world {world.world.name!r}, store {settings.store}")
+    say(f"actions {connectable(front.actions_endpoint)}  (clients send requests here)")
+    say(f"updates {connectable(front.updates_endpoint)}  (clients subscribe here)")
+    say(f"workers {connectable(front.workers_endpoint)}  (crossroads worker --front ...)")
+    runner = asyncio.create_task(front.run())
+    try:
+        supervisor.start_all(settings.workers)
+        waiting = asyncio.create_task(front.wait_for_workers(settings.workers, STARTUP_TIMEOUT_S))
+        await asyncio.wait({runner, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting.done() and not waiting.result():
+            log.warning("only %d of %d workers reported in", front.worker_count, settings.workers)
+        if not runner.done():
+            say(f"ready: {front.worker_count} worker(s); Ctrl-C to stop")
+        while not runner.done():
+            await asyncio.wait({runner}, timeout=SUPERVISE_EVERY_S)
+            if not front.draining:
+                supervisor.check(time.monotonic())
+        waiting.cancel()
+        await runner  # re-raises a crash of the front
+    finally:
+        runner.cancel()
+        await supervisor.stop_all()
+        await asyncio.sleep(0.05)  # one more loop pass: the last replies reach the sockets
+        front.close()
+    say(f"stopped: {front.stats.replies} replies, {front.stats.published} events published")
+    return 0
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Run the game: the front server (actions, updates, worker backend) and local worker "
+            "processes. Every option can also be set by its CROSSROADS_* environment variable."
+        ),
+    )
+    cfg.add_options(
+        parser,
+        {
+            "workers": "--workers",
+            "store": "--store",
+            "world": "--world",
+            "actions_bind": "--actions-bind",
+            "updates_bind": "--updates-bind",
+            "workers_bind": "--workers-bind",
+            "log_level": "--log-level",
+            "max_pending": "--max-pending",
+            "rate": "--rate",
+            "burst": "--burst",
+            "tick_interval": "--tick-interval",
+            "heartbeat_interval": "--heartbeat-interval",
+            "heartbeat_liveness": "--heartbeat-liveness",
+            "drain_timeout": "--drain-timeout",
+            "cpu_burn": "--cpu-burn",
+        },
+    )
+    return parser
+
+
+def main(argv: list[str], prog: str = "crossroads serve") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        settings = cfg.load(args)
+    except cfg.SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    cfg.setup_logging(settings.log_level, "front")
+    try:
+        world = load_world(settings.world)
+    except WorldError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_store(settings, world)
+    except (StoreError, OSError) as exc:
+        print(f"{prog}: cannot use store {settings.store}: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(serve(settings, world))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,181 @@
+"""Server settings: one pydantic-settings model read from ``CROSSROADS_*`` environment variables.
+
+Every command-line flag of ``serve``, ``worker`` and ``ping`` is also a setting, so a container
+can be configured from the environment alone. Precedence: flag > environment > default.
+
+==============================  ===============================================================
+variable                        default
+==============================  ===============================================================
+CROSSROADS_STORE                sqlite:///<data dir>/crossroads/game.sqlite3
+CROSSROADS_WORLD                (the packaged default world)
+CROSSROADS_WORKERS              one per CPU core
+CROSSROADS_ACTIONS_BIND         tcp://*:7301   (front: client actions, ROUTER)
+CROSSROADS_UPDATES_BIND         tcp://*:7302   (front: state broadcast, XPUB)
+CROSSROADS_WORKERS_BIND         tcp://*:7303   (front: worker backend, ROUTER)
+CROSSROADS_FRONT                tcp://127.0.0.1:7303   (where a worker connects)
+CROSSROADS_ACTIONS              tcp://127.0.0.1:7301   (where clients and ``ping`` connect)
+CROSSROADS_UPDATES              tcp://127.0.0.1:7302   (where clients subscribe)
+CROSSROADS_LOG_LEVEL            INFO
+CROSSROADS_MAX_PENDING          1000 queued actions, then "server busy"
+CROSSROADS_RATE / _BURST        20 actions/s per session, bursts of 40
+CROSSROADS_TICK_INTERVAL        half the world's clock tick
+CROSSROADS_HEARTBEAT_INTERVAL   1.0 s (Paranoid Pirate)
+CROSSROADS_HEARTBEAT_LIVENESS   3 silent intervals = dead
+CROSSROADS_DRAIN_TIMEOUT        10 s to finish in-flight actions on shutdown
+CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for benchmarks)
+==============================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CROSSROADS_"
+# Away from Locust's 5557/5558, so a load test and the server can share a machine.
+ACTIONS_PORT = 7301
+UPDATES_PORT = 7302
+WORKERS_PORT = 7303
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def data_dir() -> Path:
+    """Where the default store lives: $XDG_DATA_HOME/crossroads or ~/.local/share/crossroads."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "crossroads"
+
+
+def default_store_url() -> str:
+    return f"sqlite:///{data_dir() / 'game.sqlite3'}"
+
+
+class Settings(BaseSettings):
+    """Everything the server's commands can be told; see the module docstring for the table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    store: str = Field(
+        default_factory=default_store_url,
+        description="store URL: sqlite:///path or redis://host:port/db",
+    )
+    world: Path | None = Field(None, description="world TOML file (default: the packaged world)")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=0, le=256, description="local workers"
+    )
+    actions_bind: str = Field(f"tcp://*:{ACTIONS_PORT}", description="bind: client actions")
+    updates_bind: str = Field(f"tcp://*:{UPDATES_PORT}", description="bind: state broadcast")
+    workers_bind: str = Field(f"tcp://*:{WORKERS_PORT}", description="bind: worker backend")
+    front: str = Field(
+        f"tcp://127.0.0.1:{WORKERS_PORT}", description="the front's worker endpoint to connect to"
+    )
+    actions: str = Field(
+        f"tcp://127.0.0.1:{ACTIONS_PORT}", description="the front's action endpoint to connect to"
+    )
+    updates: str = Field(
+        f"tcp://127.0.0.1:{UPDATES_PORT}", description="the front's update endpoint to subscribe to"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    max_pending: int = Field(1000, ge=1, description="queued actions before 'server busy'")
+    rate: float = Field(20.0, gt=0, description="actions per second per session")
+    burst: float = Field(40.0, gt=0, description="burst size of the per-session rate limit")
+    tick_interval: float | None = Field(
+        None, gt=0, description="seconds between world ticks (default: half the world's tick)"
+    )
+    heartbeat_interval: float = Field(1.0, gt=0, description="seconds between heartbeats")
+    heartbeat_liveness: int = Field(3, ge=1, description="silent heartbeats before 'dead'")
+    drain_timeout: float = Field(10.0, ge=0, description="seconds to finish actions on shutdown")
+    cpu_burn: int = Field(0, ge=0, description="busy-loop iterations per action (benchmarks)")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("store", "actions_bind", "updates_bind", "workers_bind", "front", "actions")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+
+#: How each setting is shown in --help.
+METAVARS = {
+    "store": "URL",
+    "world": "PATH",
+    "workers": "N",
+    "log_level": "LEVEL",
+    "max_pending": "N",
+    "rate": "PER_S",
+    "burst": "N",
+    "heartbeat_liveness": "N",
+    "cpu_burn": "N",
+}
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; the message names each bad one and its variable."""
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def add_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None:
+    """Add one ``--flag`` per setting (field -> flag); help shows its variable and default.
+
+    Flags default to None, so only the flags actually given override the environment.
+    """
+    for name, flag in fields.items():
+        info = Settings.model_fields[name]
+        default = "computed" if info.default_factory is not None else info.default
+        if name == "store":
+            default = default_store_url()
+        if name == "workers":
+            default = f"{os.cpu_count() or 1} (one per core)"
+        kind: Any = str
+        if info.annotation is int:
+            kind = int
+        elif info.annotation in (float, float | None):
+            kind = float
+        shown = "" if default is None else f"; default: {default}"
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=kind,
+            default=None,
+            metavar=METAVARS.get(name, "SECONDS" if kind is float else "ENDPOINT"),
+            help=f"{info.description} (env {env_name(name)}{shown})",
+        )
+
+
+def load(args: argparse.Namespace | None = None) -> Settings:
+    """Settings from the environment, overridden by the flags that were given."""
+    given = {k: v for k, v in vars(args).items() if v is not None} if args is not None else {}
+    overrides = {k: v for k, v in given.items() if k in Settings.model_fields}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            problems.append(f"{field} ({env_name(field)}): {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def setup_logging(level: str, who: str) -> None:
+    """Log to stderr, each line naming the process (front and workers share a terminal)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format=f"%(asctime)s {who}[%(process)d] %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )

@@ -1,0 +1,186 @@
+"""A stateless game worker: `crossroads worker --front tcp://host:7303 --store URL`.
+
+It connects to the front's worker endpoint as a Paranoid Pirate worker (RFC 6: READY, then
+heartbeats both ways), and runs each job through :class:`~gameserver.service.GameService` in a
+thread, so heartbeats keep flowing during a slow store or a heavy command. Everything it knows
+lives in the shared store, so workers can run on any machine and die at any moment: the front
+re-dispatches a dead worker's job, and the store's action ids make the retry exactly-once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import engine.asyncio as ezmq
+from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker
+
+from . import settings as cfg
+from .jobs import run_job
+from .seed import seed_world
+from .service import GameService
+from .store import StoreError, open_store
+from .world import WorldError, load_world
+
+log = logging.getLogger(__name__)
+
+#: Cap on the reconnect back-off: a restarted front gets its workers back within seconds
+#: (the pattern's 32 s suits a queue that may be gone for long).
+RECONNECT_MAX_S = 4.0
+#: After a stop request arrives mid-job, let the reply reach the socket before closing it
+#: (the asyncio face writes on the next loop pass; the worker closes with linger 0).
+REPLY_FLUSH_S = 0.05
+#: How often an orphan check looks whether the process that started us is gone.
+PARENT_CHECK_S = 1.0
+
+
+class GameWorker:
+    """One worker: ``await run()`` until ``stop()``; it finishes the job it holds first."""
+
+    def __init__(
+        self,
+        front: str,
+        service: GameService,
+        *,
+        cpu_burn: int = 0,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+        name: str | None = None,
+        context: ezmq.Context | None = None,
+    ) -> None:
+        self.service = service
+        self.cpu_burn = cpu_burn
+        self.pirate = AsyncParanoidPirateWorker(
+            front,
+            self._handle,
+            interval=heartbeat_interval,
+            liveness=heartbeat_liveness,
+            reconnect_max=RECONNECT_MAX_S,
+            # The pid keeps routing ids unique when a replacement reuses a dead worker's name.
+            name=None if name is None else f"{name}.{os.getpid()}".encode(),
+            context=context,
+        )
+        self._busy = False
+        self._stop_requested = False
+
+    @property
+    def handled(self) -> int:
+        return self.pirate.handled
+
+    async def run(self) -> None:
+        await self.pirate.run()
+
+    def stop(self) -> None:
+        """Stop after the current job's reply is out; safe from a signal handler."""
+        if self._busy:
+            self._stop_requested = True
+        else:
+            self.pirate.stop()
+
+    async def _handle(self, body: list[bytes]) -> list[bytes]:
+        self._busy = True
+        try:
+            # A thread: the store blocks and heavy commands burn CPU, yet heartbeats go on.
+            return await asyncio.to_thread(run_job, self.service, body, cpu_burn=self.cpu_burn)
+        finally:
+            self._busy = False
+            if self._stop_requested:
+                asyncio.get_running_loop().call_later(REPLY_FLUSH_S, self.pirate.stop)
+
+
+def open_service(store_url: str, world_path: str | os.PathLike[str] | None) -> GameService:
+    """The worker's GameService; raises StoreError/WorldError with a readable message."""
+    world = load_world(world_path)
+    store = open_store(store_url)
+    try:
+        seed_world(store, world)
+    except BaseException:
+        store.close()
+        raise
+    return GameService(store, world)
+
+
+async def _watch_parent(parent: int, worker: GameWorker) -> None:
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_S)
+    log.warning("the serving process %d is gone; stopping", parent)
+    worker.stop()
+
+
+async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
+    try:
+        service = await asyncio.to_thread(open_service, settings.store, settings.world)
+    except (StoreError, WorldError) as exc:
+        log.error("%s", exc)
+        return 1
+    context = ezmq.Context()
+    worker = GameWorker(
+        settings.front,
+        service,
+        cpu_burn=settings.cpu_burn,
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_liveness=settings.heartbeat_liveness,
+        name=name,
+        context=context,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, worker.stop)
+    watcher = asyncio.create_task(_watch_parent(os.getppid(), worker)) if exit_with_parent else None
+    log.info("worker %s serving %s for %s", name, settings.store, settings.front)
+    try:
+        await worker.run()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        context.destroy(linger=0)
+        service.close()
+    log.info("worker %s stopped after %d job(s)", name, worker.handled)
+    return 0
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run one stateless game worker for a front server (any machine will do).",
+    )
+    cfg.add_options(
+        parser,
+        {
+            "front": "--front",
+            "store": "--store",
+            "world": "--world",
+            "cpu_burn": "--cpu-burn",
+            "heartbeat_interval": "--heartbeat-interval",
+            "heartbeat_liveness": "--heartbeat-liveness",
+            "log_level": "--log-level",
+        },
+    )
+    parser.add_argument(
+        "--name", default="w", help="name in logs; the routing id adds the pid (default: w)"
+    )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one exits (used by `crossroads serve`)",
+    )
+    return parser
+
+
+def main(argv: list[str], prog: str = "crossroads worker") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        settings = cfg.load(args)
+    except cfg.SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    cfg.setup_logging(settings.log_level, "worker")
+    return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

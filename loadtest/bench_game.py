@@ -1,0 +1,318 @@
+"""`crossroads bench game`: the whole game server under load, with 1, 2 and 4 workers.
+
+Each run starts a real `crossroads serve` (front + N worker processes, a fresh store), logs in
+``--clients`` players through :class:`client.session.GameSession`, and has each send the same
+command in a closed loop: actions/s and p50/p99 round-trip latency are measured after a
+warm-up. Two modes:
+
+* ``light``: the command as is; the store's commit path dominates.
+* ``cpu``: the workers burn ``--cpu-burn`` iterations of deterministic pure-Python work per
+  action before touching the store (standing in for heavy game logic), so adding workers
+  spreads the load over cores, up to the machine's core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODES = ("light", "cpu")
+#: ~15-20 ms of Python per action on a typical core: heavy enough to dwarf the request path.
+DEFAULT_CPU_BURN = 150_000
+#: Longest wait for a server to print "ready" (it starts worker processes).
+START_TIMEOUT_S = 60.0
+LOCAL = "tcp://127.0.0.1:0"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class GameBenchError(RuntimeError):
+    """A run that could not be measured; the message says why."""
+
+
+@dataclass
+class GameRun:
+    mode: str
+    workers: int
+    actions: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    status: str = "pending"
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.actions / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if len(self.latencies_ms) < 2:
+            return self.latencies_ms[0] if self.latencies_ms else 0.0
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q) - 1]
+
+
+class ServeProcess:
+    """A `crossroads serve` child: endpoints parsed from its stdout, killed by PID at the end."""
+
+    def __init__(self, store: str, workers: int, cpu_burn: int, log: Any) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        args = ["--workers", str(workers), "--store", store, "--cpu-burn", str(cpu_burn)]
+        args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
+        # The point is throughput: no rate limit, and room for every client's request.
+        args += ["--rate", "1e9", "--burst", "1e9", "--log-level", "WARNING"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.cli", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            text=True,
+        )
+        self.endpoints: dict[str, str] = {}
+        ready = threading.Event()
+        threading.Thread(target=self._read, args=(ready,), daemon=True).start()
+        if not ready.wait(START_TIMEOUT_S) or "actions" not in self.endpoints:
+            self.stop()
+            raise GameBenchError(f"the server did not start within {START_TIMEOUT_S:g}s")
+
+    def _read(self, ready: threading.Event) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if match := re.match(r"^(actions|updates) (\S+)", line):
+                self.endpoints[match[1]] = match[2]
+            if line.startswith("ready"):
+                ready.set()
+        ready.set()  # exited: let the waiter see it
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # graceful: the server stops its own workers
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+async def load(run: GameRun, endpoints: dict[str, str], args: argparse.Namespace) -> None:
+    """Closed loop: each client sends its next action as soon as the last one is answered."""
+    from client.session import GameSession, SessionError  # the engine loads only when needed
+
+    sessions = [
+        GameSession(endpoints["actions"], endpoints["updates"]) for _ in range(args.clients)
+    ]
+    try:
+        await asyncio.gather(
+            *(s.login(f"bench{i}", "bench-password") for i, s in enumerate(sessions))
+        )
+        started = time.perf_counter()
+        measure_from = started + args.warmup
+        stop_at = measure_from + args.duration
+
+        async def client(session: GameSession) -> None:
+            while (begin := time.perf_counter()) < stop_at:
+                try:
+                    await session.act(args.command)
+                except SessionError:
+                    if begin >= measure_from:
+                        run.errors += 1
+                    continue
+                end = time.perf_counter()
+                if begin >= measure_from:
+                    run.actions += 1
+                    run.latencies_ms.append((end - begin) * 1000)
+                session.pending_events()  # nobody reads the updates here: let them go
+
+        await asyncio.gather(*(client(s) for s in sessions))
+        run.seconds = args.duration
+    finally:
+        for session in sessions:
+            await session.close()
+
+
+def measure(run: GameRun, args: argparse.Namespace, workdir: Path) -> None:
+    store = args.store or f"sqlite:///{workdir / f'{run.mode}-{run.workers}.sqlite3'}"
+    if args.store and args.store.startswith("redis"):
+        # A fresh key prefix per run: a clean world, and nobody's data touched.
+        sep = "&" if "?" in store else "?"
+        store = f"{store}{sep}prefix=crossroads-bench-{uuid.uuid4().hex[:8]}:"
+    burn = args.cpu_burn if run.mode == "cpu" else 0
+    with (workdir / "serve.log").open("a") as log:
+        server = ServeProcess(store, run.workers, burn, log)
+        try:
+            asyncio.run(load(run, server.endpoints, args))
+            run.status = "ok"
+        except Exception as exc:  # report it in the table, go on with the next run
+            run.status, run.note = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            server.stop()
+
+
+def table(runs: list[GameRun]) -> str:
+    header = ("mode", "workers", "actions/s", "p50 ms", "p99 ms", "errors", "vs 1 worker")
+    base = {r.mode: r.rate for r in runs if r.workers == 1 and r.status == "ok"}
+    body = []
+    for r in runs:
+        if r.status != "ok":
+            body.append((r.mode, str(r.workers), r.note[:40], "-", "-", "-", "-"))
+            continue
+        speedup = f"{r.rate / base[r.mode]:.2f}x" if base.get(r.mode) else "-"
+        body.append(
+            (
+                r.mode,
+                str(r.workers),
+                f"{r.rate:,.0f}",
+                f"{r.percentile(50):.1f}",
+                f"{r.percentile(99):.1f}",
+                str(r.errors),
+                speedup,
+            )
+        )
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            [cells[0].ljust(widths[0])]
+            + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        )
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=_int_list,
+        default=[1, 2, 4],
+        metavar="LIST",
+        help="comma list of worker counts (default: 1,2,4)",
+    )
+    parser.add_argument(
+        "--modes",
+        type=_mode_list,
+        default=list(MODES),
+        metavar="LIST",
+        help="comma list of light,cpu (default: both)",
+    )
+    parser.add_argument(
+        "--clients", type=_positive, default=8, help="concurrent players (default: 8)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="measured time per run (default: 5)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="unmeasured time first (default: 1)",
+    )
+    parser.add_argument(
+        "--command", default="look", help="the action each client repeats (default: look)"
+    )
+    parser.add_argument(
+        "--cpu-burn",
+        type=_positive,
+        default=DEFAULT_CPU_BURN,
+        metavar="N",
+        help=f"work per action in cpu mode, in loop iterations (default: {DEFAULT_CPU_BURN:,})",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="redis://host:port/db to bench Redis (a fresh key prefix per run); default: a "
+        "temporary SQLite file per run",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+
+
+def run_game(args: argparse.Namespace) -> int:
+    if args.duration <= 0 or args.warmup < 0:
+        print("--duration must be positive and --warmup not negative", file=sys.stderr)
+        return 2
+    runs = [GameRun(mode, workers) for mode in args.modes for workers in args.workers]
+    workdir = Path(tempfile.mkdtemp(prefix="crossroads-bench-game-"))
+    started = time.monotonic()
+    try:
+        for i, run in enumerate(runs, 1):
+            _progress(f"[{i}/{len(runs)}] {run.mode}, {run.workers} worker(s) ... ")
+            measure(run, args, workdir)
+            done = f"{run.rate:,.0f} actions/s" if run.status == "ok" else f"error: {run.note}"
+            _progress(done + "\n")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = table(runs)
+    intro = (
+        f"crossroads bench game: {args.clients} clients repeating {args.command!r}, "
+        f"{args.duration:g}s each after {args.warmup:g}s warm-up; cpu mode burns "
+        f"{args.cpu_burn:,} iterations per action; {os.cpu_count()} core(s); "
+        f"store {'redis' if args.store else 'sqlite'}"
+    )
+    if args.json:
+        results = [
+            {
+                **{k: v for k, v in asdict(r).items() if k != "latencies_ms"},
+                "actions_per_s": r.rate,
+                "p50_ms": r.percentile(50),
+                "p99_ms": r.percentile(99),
+            }
+            for r in runs
+        ]
+        print(json.dumps({"suite": "game", "runs": results}, indent=2))
+        print(intro + "\n" + text, file=sys.stderr)
+    else:
+        print(intro)
+        print(text)
+    _progress(f"done in {time.monotonic() - started:.1f}s\n")
+    return 1 if any(r.status != "ok" for r in runs) else 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a comma list of integers, e.g. 1,2,4")
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("worker counts must be at least 1")
+    return list(dict.fromkeys(values))
+
+
+def _mode_list(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        raise argparse.ArgumentTypeError(f"modes are a comma list of {','.join(MODES)}")
+    return list(dict.fromkeys(modes))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _progress(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()

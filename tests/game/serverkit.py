@@ -1,0 +1,133 @@
+"""Helpers for the end-to-end game tests: a real `crossroads serve` in a subprocess, a real
+redis-server, and running async scenarios from plain tests.
+
+`Server` collects the serve process's stdout lines on a reader thread (endpoints, worker PIDs,
+``ready``) so tests wait on lines with deadlines, never on bare sleeps. Every PID it ever saw
+(front and workers, replacements included) is killed at teardown, SIGCONT first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from client.session import GameSession
+from gameserver.store import open_store
+from gameserver.store.state import GameState
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Bound on one wait. Generous: a 2-core machine, other suites running at the same time.
+WAIT = 30.0
+LOCAL = "tcp://127.0.0.1:0"
+
+
+class Server:
+    """One `crossroads serve` process and what it printed."""
+
+    def __init__(self, store_url: str, log_path: Path, workers: int = 2, *extra: str) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        args = ["--workers", str(workers), "--store", store_url, "--log-level", "INFO"]
+        args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.cli", "serve", *args, *extra],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            cwd=REPO_ROOT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.worker_pids: list[int] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.actions = self.wait_for(r"^actions (\S+)")[1]
+        self.updates = self.wait_for(r"^updates (\S+)")[1]
+        self.wait_for(r"^ready")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                match = re.search(r"^worker \S+ \w+: pid (\d+)", line)
+                if match:
+                    self.worker_pids.append(int(match[1]))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = WAIT, start: int = 0) -> re.Match[str]:
+        """The first line (from index ``start``) matching ``pattern``; fails at the deadline."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        with self._changed:
+            while True:
+                for line in self.lines[start:]:
+                    if match := regex.search(line):
+                        return match
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"serve never printed {pattern!r}: {self.lines}")
+                self._changed.wait(left)
+
+    def session(self, **options: Any) -> GameSession:
+        return GameSession(self.actions, self.updates, **options)
+
+    def stop(self, timeout: float = WAIT) -> int:
+        """Graceful stop (SIGTERM); returns the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill_all(self) -> None:
+        """Kill the front and every worker it reported, by PID (SIGCONT first)."""
+        for pid in [self.process.pid, *self.worker_pids]:
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+        self.process.wait(WAIT)
+        self._reader.join(WAIT)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+
+#: The ``start_server(store_url, workers=2, *flags)`` fixture.
+StartServer = Callable[..., Server]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 90.0) -> T:
+    """Run an async scenario from a plain test, bounded in time."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def read_state(store_url: str, fn: Any) -> Any:
+    """Run ``fn(GameState)`` in a transaction of a fresh connection to the shared store."""
+    with open_store(store_url) as store:
+        return store.transaction(lambda tx: fn(GameState(tx)))

@@ -1,0 +1,39 @@
+"""Server settings: flag > CROSSROADS_* environment > default, with clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from gameserver import serve, settings
+from gameserver.serve import connectable
+
+
+def test_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSROADS_STORE", "redis://db:6379/0")
+    monkeypatch.setenv("CROSSROADS_WORKERS", "3")
+    monkeypatch.setenv("CROSSROADS_FRONT", "tcp://front:7303")
+    args = serve.build_parser("serve").parse_args(["--workers", "5", "--log-level", "debug"])
+    loaded = settings.load(args)
+    assert loaded.store == "redis://db:6379/0" and loaded.front == "tcp://front:7303"
+    assert loaded.workers == 5 and loaded.log_level == "DEBUG"  # the flag wins
+
+
+def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in settings.Settings.model_fields:
+        monkeypatch.delenv(settings.env_name(name), raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", "/data")
+    loaded = settings.load()
+    assert loaded.store == "sqlite:////data/crossroads/game.sqlite3"
+    assert (loaded.actions_bind, loaded.updates_bind, loaded.workers_bind) == (
+        "tcp://*:7301",
+        "tcp://*:7302",
+        "tcp://*:7303",
+    )
+    assert connectable("tcp://0.0.0.0:7301") == "tcp://127.0.0.1:7301"
+
+
+def test_bad_values_name_their_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSROADS_RATE", "lots")
+    with pytest.raises(settings.SettingsError, match="CROSSROADS_RATE"):
+        settings.load()
+    assert serve.main(["--log-level", "LOUD"]) == 2
