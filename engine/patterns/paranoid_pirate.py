@@ -31,10 +31,10 @@ from .. import constants as c
 from .. import sync
 from ..asyncio import Context as AsyncContext
 from ..errors import ZMQError
-from ..poll import Poller
 from .simple_pirate import (
     STOP_POLL_S,
     Handler,
+    QueueSockets,
     echo,
     setup_logging,
     show_id,
@@ -60,7 +60,7 @@ from .worker_pool import (  # noqa: F401 - re-exported: the public API lives her
 log = logging.getLogger(__name__)
 
 
-class ParanoidPirateQueue:
+class ParanoidPirateQueue(QueueSockets):
     """The sync RFC 6 queue: binds at construction, then `run()` until `stop()`."""
 
     def __init__(
@@ -74,28 +74,14 @@ class ParanoidPirateQueue:
         busy_reply: Sequence[bytes] = (BUSY_REPLY,),
         context: sync.Context | None = None,
     ) -> None:
+        super().__init__(frontend, backend, context)
         pool = WorkerPool(interval=interval, liveness=liveness, max_pending=max_pending)
         self.core = QueueCore(pool, busy_reply=busy_reply)
-        self.context = context or sync.Context.instance()
-        self.frontend = self.context.socket(c.ROUTER)
-        self.backend = self.context.socket(c.ROUTER)
-        for sock in (self.frontend, self.backend):
-            sock.linger = 0
-        # A send to a departed worker must fail, so its request can go to another one at once.
-        self.backend.setsockopt(c.ROUTER_MANDATORY, 1)
-        self.frontend_endpoint = self.frontend.bind(frontend)
-        self.backend_endpoint = self.backend.bind(backend)
-        self._running = False
 
     def run(self) -> None:
         self._running = True
         core, frontend, backend = self.core, self.frontend, self.backend
-        log.info("listening frontend=%s backend=%s", self.frontend_endpoint, self.backend_endpoint)
-        # Read the frontend only while the core accepts requests (backpressure otherwise).
-        backend_only, both = Poller(), Poller()
-        backend_only.register(backend, c.POLLIN)
-        both.register(backend, c.POLLIN)
-        both.register(frontend, c.POLLIN)
+        backend_only, both = self._pollers()
         while self._running:
             self._send(core.tick(time.monotonic()))
             poller = both if core.accepting else backend_only
@@ -118,14 +104,6 @@ class ParanoidPirateQueue:
                 if exc.errno not in (c.EAGAIN, c.EHOSTUNREACH):
                     raise
                 pending.extend(self.core.unroutable(msg[0], time.monotonic()).backend)
-
-    def stop(self) -> None:
-        """Ask run() to return; safe from a signal handler."""
-        self._running = False
-
-    def close(self) -> None:
-        self.frontend.close(linger=0)
-        self.backend.close(linger=0)
 
 
 # -- the worker ----------------------------------------------------------------------------------

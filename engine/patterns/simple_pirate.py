@@ -119,12 +119,11 @@ def _send_backend(sock: sync.Socket, broker: SimplePirateBroker, out: list[list[
             out.extend(broker.unroutable(msg))
 
 
-class SimplePirateQueue:
-    """The sync queue: binds both ROUTERs at construction, then `run()` until `stop()`."""
+class QueueSockets:
+    """What both Pirate queues share: a client ROUTER and a worker ROUTER, bound at once."""
 
-    def __init__(self, frontend: str, backend: str, *, context: sync.Context | None = None) -> None:
+    def __init__(self, frontend: str, backend: str, context: sync.Context | None) -> None:
         self.context = context or sync.Context.instance()
-        self.broker = SimplePirateBroker()
         self.frontend = self.context.socket(c.ROUTER)
         self.backend = self.context.socket(c.ROUTER)
         for sock in (self.frontend, self.backend):
@@ -135,15 +134,35 @@ class SimplePirateQueue:
         self.backend_endpoint = self.backend.bind(backend)
         self._running = False
 
+    def _pollers(self) -> tuple[Poller, Poller]:
+        """(backend only, both): the frontend is read only while requests are accepted."""
+        log.info("listening frontend=%s backend=%s", self.frontend_endpoint, self.backend_endpoint)
+        backend_only, both = Poller(), Poller()
+        backend_only.register(self.backend, c.POLLIN)
+        both.register(self.backend, c.POLLIN)
+        both.register(self.frontend, c.POLLIN)
+        return backend_only, both
+
+    def stop(self) -> None:
+        """Ask run() to return; safe from a signal handler."""
+        self._running = False
+
+    def close(self) -> None:
+        self.frontend.close(linger=0)
+        self.backend.close(linger=0)
+
+
+class SimplePirateQueue(QueueSockets):
+    """The sync queue: binds both ROUTERs at construction, then `run()` until `stop()`."""
+
+    def __init__(self, frontend: str, backend: str, *, context: sync.Context | None = None) -> None:
+        super().__init__(frontend, backend, context)
+        self.broker = SimplePirateBroker()
+
     def run(self) -> None:
         self._running = True
         broker, frontend, backend = self.broker, self.frontend, self.backend
-        log.info("listening frontend=%s backend=%s", self.frontend_endpoint, self.backend_endpoint)
-        # Read the frontend only while the core accepts requests (backpressure otherwise).
-        backend_only, both = Poller(), Poller()
-        backend_only.register(backend, c.POLLIN)
-        both.register(backend, c.POLLIN)
-        both.register(frontend, c.POLLIN)
+        backend_only, both = self._pollers()
         while self._running:
             poller = both if broker.accepting else backend_only
             events = dict(poller.poll(STOP_POLL_S * 1000))
@@ -154,14 +173,6 @@ class SimplePirateQueue:
                 _send_backend(backend, broker, out)
             if frontend in events and broker.accepting:
                 _send_backend(backend, broker, broker.from_frontend(frontend.recv_multipart()))
-
-    def stop(self) -> None:
-        """Ask run() to return; safe from a signal handler."""
-        self._running = False
-
-    def close(self) -> None:
-        self.frontend.close(linger=0)
-        self.backend.close(linger=0)
 
 
 class SimplePirateWorker:
