@@ -1,0 +1,99 @@
+"""`crossroads relay`: run one regional relay until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import engine
+
+from .forwarder import DEFAULT_HWM, Relay
+
+#: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
+#: fit on one machine.
+DEFAULT_BIND = "tcp://*:7312"
+#: Seconds between stats log lines; a minute is enough to watch bandwidth without log spam.
+DEFAULT_STATS_INTERVAL = 60.0
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Forward game events from an upstream front or relay to a region's players, "
+        "sending upstream only the topics someone in the region subscribes to.",
+    )
+    p.add_argument("--upstream", required=True, help="upstream XPUB, e.g. tcp://dc:7302")
+    p.add_argument("--bind", default=DEFAULT_BIND, help=f"XPUB for the region ({DEFAULT_BIND})")
+    p.add_argument("--actions-upstream", help="upstream actions ROUTER, e.g. tcp://dc:7301")
+    p.add_argument("--actions-bind", help="ROUTER for the region's actions, e.g. tcp://*:7311")
+    p.add_argument("--stats-bind", help="REP answering stats requests, e.g. tcp://*:7319")
+    p.add_argument(
+        "--stats-interval",
+        type=float,
+        default=DEFAULT_STATS_INTERVAL,
+        help="seconds between stats log lines (0: never)",
+    )
+    p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="per-peer queue bound (0: none)")
+    p.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="events kept per public topic to answer the region's catch-ups locally (0: off; "
+        "needs the actions proxy; the relay does not check session tokens)",
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    return p
+
+
+async def serve(args: argparse.Namespace) -> int:
+    try:
+        relay = Relay(
+            args.upstream,
+            args.bind,
+            actions_upstream=args.actions_upstream,
+            actions_bind=args.actions_bind,
+            stats_bind=args.stats_bind,
+            stats_interval=args.stats_interval,
+            hwm=args.hwm,
+            history=args.history,
+        )
+    except (ValueError, engine.ZMQError) as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # The resolved endpoints, one per line: scripts and tests read them.
+    print(f"updates {relay.endpoint}")
+    if relay.actions_endpoint:
+        print(f"actions {relay.actions_endpoint}")
+    if relay.stats_endpoint:
+        print(f"stats {relay.stats_endpoint}")
+    print("ready", flush=True)
+    try:
+        await relay.run(stop)
+    finally:
+        relay.close()
+    return 0
+
+
+def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    if (args.actions_upstream is None) != (args.actions_bind is None):
+        print(f"{prog}: --actions-upstream and --actions-bind go together", file=sys.stderr)
+        return 2
+    if args.history and args.actions_bind is None:
+        print(f"{prog}: --history answers catch-ups, so it needs --actions-bind", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

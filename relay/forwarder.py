@@ -1,0 +1,210 @@
+"""The relay itself: XSUB upstream, XPUB downstream, subscriptions forwarded upstream.
+
+Events travel down; the XPUB hands the relay each topic's first subscription and last
+cancellation (a departed subscriber's topics included), and the relay writes exactly those to its
+XSUB, which sends them upstream and re-sends them all after a reconnect. So the link to the data
+centre carries each wanted event once, unwanted topics never, and relays chain into trees with
+nothing configured but each one's upstream.
+
+With an actions endpoint the relay is also a ROUTER↔DEALER proxy for the region's requests
+(logins, actions, catch-ups): the front sees one peer per relay and replies along the envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+import engine
+import engine.asyncio as azmq
+
+from .history import History
+from .stats import RelayStats
+
+log = logging.getLogger("relay")
+
+#: Default queue bound per peer (messages), as in libzmq. A slow subscriber loses events past it
+#: (PUB/SUB drops rather than blocks, RFC 29) and repairs them by catch-up; 0 means unbounded.
+DEFAULT_HWM = 1000
+#: Let a stopping relay flush what is queued, but never hang a restart for long.
+CLOSE_LINGER_MS = 500
+#: Subscription (un)subscribe messages start with this byte; the rest is the topic prefix.
+SUBSCRIBE = 1
+#: The empty frame between a request's routing envelope and its body (REQ framing).
+DELIMITER = b""
+
+
+def _size(msg: list[bytes]) -> int:
+    return sum(len(frame) for frame in msg)
+
+
+def _split(msg: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(envelope up to and including the delimiter, body); no delimiter: no envelope."""
+    try:
+        i = msg.index(DELIMITER)
+    except ValueError:
+        return [], msg
+    return msg[: i + 1], msg[i + 1 :]
+
+
+class Relay:
+    """One regional relay. Create it inside the running event loop; `await run()`."""
+
+    def __init__(
+        self,
+        upstream: str,
+        bind: str,
+        *,
+        actions_upstream: str | None = None,
+        actions_bind: str | None = None,
+        stats_bind: str | None = None,
+        stats_interval: float = 0.0,
+        hwm: int = DEFAULT_HWM,
+        history: int = 0,
+    ) -> None:
+        if (actions_upstream is None) != (actions_bind is None):
+            raise ValueError("actions need both an upstream and a bind endpoint")
+        self.context = azmq.Context()
+        self.stats = RelayStats(upstream=upstream)
+        self.stats_interval = stats_interval
+        self.topics: set[bytes] = set()
+        self.history = History(history) if history > 0 else None
+        self._sockets: list[azmq.Socket] = []
+        self.up = self._socket(engine.XSUB, hwm)
+        self.down = self._socket(engine.XPUB, hwm)
+        self.up.connect(upstream)
+        self.endpoint = self.down.bind(bind)
+        self.stats.downstream = self.endpoint
+        self.actions_endpoint: str | None = None
+        self.stats_endpoint: str | None = None
+        self.router: azmq.Socket | None = None
+        self.dealer: azmq.Socket | None = None
+        self.rep: azmq.Socket | None = None
+        if actions_upstream is not None and actions_bind is not None:
+            self.router = self._socket(engine.ROUTER, hwm)
+            self.dealer = self._socket(engine.DEALER, hwm)
+            self.dealer.connect(actions_upstream)
+            self.actions_endpoint = self.router.bind(actions_bind)
+        if stats_bind is not None:
+            self.rep = self._socket(engine.REP, hwm)
+            self.stats_endpoint = self.rep.bind(stats_bind)
+
+    def _socket(self, kind: int, hwm: int) -> azmq.Socket:
+        sock = self.context.socket(kind)
+        sock.sndhwm = hwm
+        sock.rcvhwm = hwm
+        self._sockets.append(sock)
+        return sock
+
+    def snapshot(self) -> dict[str, object]:
+        """Current counters, live values refreshed."""
+        # The subscriber count is the XPUB's live peer list: read-only, no public accessor.
+        self.stats.subscribers = sum(1 for p in self.down._core.pipes if not p.closed)
+        self.stats.topics_upstream = len(self.topics)
+        if self.history is not None:
+            self.stats.catchups_local = self.history.answered
+            self.stats.catchups_forwarded = self.history.forwarded
+        return self.stats.as_dict()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Forward until ``stop`` is set (or forever)."""
+        stop = stop or asyncio.Event()
+        jobs = [self._events(), self._subscriptions()]
+        if self.router is not None and self.dealer is not None:
+            jobs += [self._actions_up(self.router, self.dealer)]
+            jobs += [self._actions_down(self.dealer, self.router)]
+        if self.rep is not None:
+            jobs.append(self._serve_stats(self.rep))
+        if self.stats_interval > 0:
+            jobs.append(self._log_stats())
+        tasks = [asyncio.create_task(job) for job in jobs]
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter:
+                    task.result()  # a forwarding loop only ends by raising: surface it
+        finally:
+            for task in [waiter, *tasks]:
+                task.cancel()
+            for task in [waiter, *tasks]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _events(self) -> None:
+        stats = self.stats
+        subscribers = self.down._core.subscribers  # read-only peek: who gets this message
+        history = self.history
+        while True:
+            msg = await self.up.recv_multipart()
+            if history is not None:
+                history.record(msg)
+            size = _size(msg)
+            stats.messages_in += 1
+            stats.bytes_in += size
+            fanout = len(subscribers.match(msg[0]))
+            await self.down.send_multipart(msg, engine.DONTWAIT)  # XPUB never blocks
+            stats.messages_out += fanout
+            stats.bytes_out += size * fanout
+
+    async def _subscriptions(self) -> None:
+        while True:
+            msg = await self.down.recv_multipart()
+            first = msg[0] if msg else b""
+            if len(msg) != 1 or not first or first[0] > SUBSCRIBE:
+                continue  # not a subscription: nothing upstream understands it
+            topic = first[1:]
+            if first[0] == SUBSCRIBE:
+                self.topics.add(topic)
+            else:
+                self.topics.discard(topic)
+                if self.history is not None:
+                    self.history.forget(topic)
+            log.debug("%s %r upstream", "subscribe" if first[0] else "cancel", topic[:80])
+            await self.up.send_multipart(msg)
+
+    async def _actions_up(self, router: azmq.Socket, dealer: azmq.Socket) -> None:
+        while True:
+            msg = await router.recv_multipart()
+            if self.history is not None:
+                envelope, body = _split(msg)
+                local = self.history.answer(body) if envelope else None
+                if local is not None:
+                    with contextlib.suppress(engine.Again):  # saturated: the client retries
+                        await router.send_multipart([*envelope, local], engine.DONTWAIT)
+                    continue
+            try:
+                await dealer.send_multipart(msg, engine.DONTWAIT)
+                self.stats.actions_requests += 1
+            except engine.Again:
+                # The front is unreachable or saturated: the client's Lazy Pirate retry covers it.
+                log.warning("dropped an action: upstream actions queue full")
+
+    async def _actions_down(self, dealer: azmq.Socket, router: azmq.Socket) -> None:
+        while True:
+            msg = await dealer.recv_multipart()
+            if self.history is not None:
+                self.history.note_marks(_split(msg)[1])
+            try:
+                await router.send_multipart(msg, engine.DONTWAIT)
+                self.stats.actions_replies += 1
+            except engine.Again:
+                log.warning("dropped a reply: the player's connection is saturated")
+
+    async def _serve_stats(self, rep: azmq.Socket) -> None:
+        while True:
+            await rep.recv_multipart()
+            await rep.send(json.dumps(self.snapshot()).encode())
+
+    async def _log_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            self.snapshot()
+            log.info("%s", self.stats.summary())
+
+    def close(self, linger: int = CLOSE_LINGER_MS) -> None:
+        for sock in self._sockets:
+            sock.close(linger)
+        self.context.term()
