@@ -1,0 +1,139 @@
+"""`crossroads play` as a process: `--script FILE` and lines on a non-TTY stdin, against a real
+server. Processes are killed by PID at teardown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Servers, free_port
+from serverkit import REPO_ROOT, WAIT, Server
+
+
+class Play:
+    """One `python -m gameserver.cli play` process; its stdout lines collected on a thread."""
+
+    def __init__(self, server: Server, name: str, xdg: Path, *extra: str) -> None:
+        env = dict(os.environ, CROSSROADS_PASSWORD=f"{name}-password", XDG_DATA_HOME=str(xdg))
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        args = ["--name", name, "--server", server.actions, "--updates", server.updates]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.cli", "play", *args, *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"never printed {text!r}: {self.lines}")
+                self._changed.wait(min(left, 0.5))
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def finish(self) -> int:
+        """Close stdin (EOF) and wait for the exit code."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        code = self.process.wait(WAIT)
+        self._reader.join(WAIT)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()  # by PID
+            self.process.wait(WAIT)
+
+
+@pytest.fixture
+def plays() -> Iterator[list[Play]]:
+    started: list[Play] = []
+    yield started
+    for play in started:
+        play.kill()
+
+
+def test_script_and_stdin_modes(
+    servers: Servers, plays: list[Play], tmp_path: Path, xdg: Path
+) -> None:
+    server = servers.start()
+    bob = Play(server, "Bob", xdg)
+    plays.append(bob)
+    bob.wait_for("Exits: north, south, east, west")  # logged in: the room is described
+
+    script = tmp_path / "alice.txt"
+    script.write_text("# a comment\nsay hello from the script\n\ntake lamp\ninventory\n")
+    alice = Play(server, "Alice", xdg, "--script", str(script))
+    plays.append(alice)
+    assert alice.finish() == 0
+    assert 'You say, "hello from the script"' in alice.lines
+    assert "You are carrying a brass lamp." in alice.lines
+    assert alice.lines[-1] == "Goodbye, Alice. Your progress is saved."  # left at the end
+
+    bob.wait_for('Alice says, "hello from the script"')
+    bob.wait_for("Alice takes the brass lamp.")
+    bob.send("look")
+    bob.wait_for("You see a weathered signpost.")  # the lamp is gone
+    bob.send("frobnicate")
+    bob.wait_for("Unknown command 'frobnicate'")
+    assert bob.finish() == 0
+    assert bob.lines[-1] == "Goodbye, Bob. Your progress is saved."
+    assert not any("\x1b[" in line for line in bob.lines)  # plain text when not a terminal
+
+
+def test_wrong_password_and_no_server(
+    servers: Servers, plays: list[Play], xdg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = servers.start()
+    first = Play(server, "Carol", xdg)
+    plays.append(first)
+    first.wait_for("Exits:")
+    assert first.finish() == 0
+
+    def play(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "gameserver.cli", "play", "--name", "Carol", *args]
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    monkeypatch.setenv("CROSSROADS_PASSWORD", "not-carols")
+    wrong = play("--server", server.actions, "--updates", server.updates)
+    assert wrong.returncode == 1 and "login refused" in wrong.stdout
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    away = play("--server", nobody, "--updates", nobody, "--timeout", "0.3")
+    assert away.returncode == 1 and "the server does not answer" in away.stdout
+    monkeypatch.delenv("CROSSROADS_PASSWORD")
+    missing = play("--server", nobody, "--updates", nobody)
+    assert missing.returncode == 2 and "no password" in missing.stderr

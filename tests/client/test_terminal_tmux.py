@@ -1,0 +1,108 @@
+"""Smoke test in a real terminal: two `crossroads play` clients in tmux panes, typed at with
+send-keys and read with capture-pane. Skipped when tmux is not installed."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Servers
+from serverkit import REPO_ROOT, WAIT
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+class Tmux:
+    """A private tmux server (own socket); its panes and itself are killed by PID."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.socket = str(tmp_path / "tmux.sock")
+        self.pids: list[int] = []
+
+    def __call__(self, *args: str) -> str:
+        assert TMUX is not None
+        done = subprocess.run([TMUX, "-S", self.socket, *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def remember_pids(self) -> None:
+        self.pids.append(int(self("display-message", "-p", "#{pid}").strip()))
+        self.pids += [int(p) for p in self("list-panes", "-a", "-F", "#{pane_pid}").split()]
+
+    def screen(self, pane: str) -> str:
+        return self("capture-pane", "-p", "-t", pane)
+
+    def wait_for(self, pane: str, text: str, timeout: float = WAIT) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen(pane)
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pane {pane} never showed {text!r}:\n{screen}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        for pid in reversed(self.pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    session = Tmux(tmp_path)
+    yield session
+    session.kill()
+
+
+def test_two_clients_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> None:
+    server = servers.start()
+
+    def command(name: str) -> str:
+        env = {
+            "PYTHONPATH": str(REPO_ROOT),
+            "XDG_DATA_HOME": str(tmp_path / "xdg"),
+            "CROSSROADS_PASSWORD": f"{name}-password",
+            "TERM": "xterm-256color",
+        }
+        args = ["--name", name, "--server", server.actions, "--updates", server.updates]
+        line = [sys.executable, "-m", "gameserver.cli", "play", *args]
+        return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
+
+    tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command("Alice"))
+    tmux("split-window", "-t", "game", "-v", "env " + command("Bob"))
+    tmux.remember_pids()
+    alice, bob = "game:0.0", "game:0.1"
+    tmux.wait_for(alice, "Alice>")
+    assert "Exits: north" in tmux.wait_for(bob, "Bob>")
+    tmux.wait_for(bob, " connected  room: The Crossroads | here: Alice")  # the toolbar
+
+    tmux("send-keys", "-t", alice, "say hi from tmux", "Enter")
+    tmux.wait_for(bob, 'Alice says, "hi from tmux"')
+    tmux("send-keys", "-t", bob, "go ea", "Tab")
+    tmux.wait_for(bob, "Bob> go east")
+    tmux("send-keys", "-t", bob, "Enter")
+    tmux.wait_for(bob, "East Road")
+    tmux.wait_for(alice, "Bob leaves east.")
+    tmux("send-keys", "-t", alice, "quit", "Enter")
+    tmux.wait_for(bob, "room: East Road")
+    deadline = time.monotonic() + WAIT
+    while len(tmux("list-panes", "-t", "game").splitlines()) > 1:  # alice's client exited
+        assert time.monotonic() < deadline, "alice's client did not exit after quit"
+        time.sleep(0.05)
+    history = tmp_path / "xdg" / "crossroads" / "history-alice"
+    deadline = time.monotonic() + WAIT
+    while "quit" not in (history.read_text() if history.exists() else ""):
+        assert time.monotonic() < deadline, "alice's history was never written"
+        time.sleep(0.05)
