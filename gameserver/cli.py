@@ -10,12 +10,17 @@ import sys
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("loadtest.bench", "measure the engine against pyzmq (throughput and latency)"),
+    "loadtest": ("loadtest.runner", "load-test a server with Locust (simulated players)"),
     "serve": ("gameserver.serve", "run the game: front server and local worker processes"),
     "worker": ("gameserver.worker", "run one stateless game worker for a front server"),
     "ping": ("gameserver.ping", "check that a front server answers (exit 0/1)"),
     "play": ("client.terminal", "play from the terminal (or --script FILE, or lines on stdin)"),
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
+    "compose-local": (
+        "gameserver.compose_local",
+        "run a docker-compose file's services as local processes (no Docker needed)",
+    ),
 }
 
 

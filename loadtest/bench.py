@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest import bench_game
+from loadtest import bench_connections, bench_game
 from loadtest.bench_workers import Job, worker_main
 
 FACES = ("sync", "asyncio")
@@ -371,6 +371,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=bench_game.__doc__.split("\n\n")[0] if bench_game.__doc__ else None,
     )
     bench_game.add_arguments(game)
+    conn = suites.add_parser(
+        "connections",
+        help="many players on one front: RSS per player, probe p99, fan-out 10/100/1000",
+        description=(bench_connections.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_connections.add_arguments(conn)
     return parser
 
 
@@ -388,6 +394,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
     args = build_parser(prog).parse_args(_normalise(argv))
     if args.suite == "game":
         return bench_game.run_game(args)
+    if args.suite == "connections":
+        return bench_connections.run_connections(args)
     return run_engine(args)
 
 

@@ -1,0 +1,198 @@
+"""Locust load test for Crossroads: ``locust -f loadtest/locustfile.py --host tcp://HOST:7301``.
+
+Each :class:`PlayerUser` logs in under a unique name, follows its topics on the update socket
+(``--updates``, e.g. a regional relay; default: the actions port + 1 on the same host), then
+plays: look 40%, move 30%, say 20%, take/drop 10%. Every action is a Locust request
+(type ``game``, name = the verb) timed over the real round trip; error replies and timeouts are
+failures, game refusals ("You see no lamp here.") are not. A ``say`` is also measured as
+``broadcast``: from sending it to its event arriving on the speaker's own SUB socket.
+
+Built on :mod:`loadtest.syncclient` (engine sync face, gevent-cooperative).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import secrets
+import time
+from typing import Any
+
+from locust import User, between, events, task
+from locust.env import Environment
+from locust.runners import WorkerRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+import engine as zmq
+from gameserver.world import World, WorldError, load_world
+from loadtest.syncclient import GameError, SyncGameClient
+
+PASSWORD = "loadtest"
+#: How long a ``say`` may take to come back on the speaker's SUB before it counts as failed.
+BROADCAST_TIMEOUT_S = 5.0
+_context: Any = None
+_world: World | None = None
+_environment: Environment | None = None
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any) -> None:
+    parser.add_argument(
+        "--updates",
+        default=os.environ.get("CROSSROADS_LOADTEST_UPDATES", ""),
+        help="update endpoint to subscribe to (front or relay; default: --host's port + 1)",
+    )
+    parser.add_argument(
+        "--request-timeout", type=float, default=5.0, help="seconds before an action fails"
+    )
+    parser.add_argument(
+        "--login-timeout", type=float, default=30.0, help="seconds before a login fails"
+    )
+
+
+@events.init.add_listener
+def _remember(environment: Environment, **_: Any) -> None:
+    global _environment
+    _environment = environment
+
+
+@events.quit.add_listener
+def _final_csv(**_: Any) -> None:
+    """Write ``PREFIX_final.csv`` once every user stopped: Locust's own ``PREFIX_stats.csv`` is
+    rewritten once a second and can miss the last second of a run."""
+    env = _environment
+    prefix = getattr(env.parsed_options, "csv_prefix", None) if env and env.parsed_options else None
+    if env is None or not prefix or isinstance(env.runner, WorkerRunner):
+        return
+    with open(f"{prefix}_final.csv", "w", newline="") as f:
+        StatsCSV(env, PERCENTILES_TO_REPORT).requests_csv(csv.writer(f))
+
+
+def updates_for(actions: str) -> str:
+    """The front's default update endpoint next to ``actions`` (7301 -> 7302)."""
+    host, _, port = actions.rpartition(":")
+    return f"{host}:{int(port) + 1}"
+
+
+def shared_context() -> Any:
+    """One engine context (one I/O thread) per process, shared by every simulated player."""
+    global _context
+    if _context is None:
+        _context = zmq.Context()
+        _context.set(zmq.MAX_SOCKETS, 65536)  # two sockets per player; default is 1023
+    return _context
+
+
+def world() -> World | None:
+    """The default world, for exits and item names (None if it cannot be loaded)."""
+    global _world
+    if _world is None:
+        try:
+            _world = load_world(None)
+        except WorldError:
+            return None
+    return _world
+
+
+class PlayerUser(User):
+    """One simulated player on its own action and update sockets."""
+
+    wait_time = between(0.1, 0.5)
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        actions = self.host or "tcp://127.0.0.1:7301"
+        updates = (getattr(options, "updates", "") if options else "") or updates_for(actions)
+        timeout = getattr(options, "request_timeout", 5.0) if options else 5.0
+        self.login_timeout = getattr(options, "login_timeout", 30.0) if options else 30.0
+        self.client = SyncGameClient(actions, updates, shared_context(), timeout=timeout)
+        self.carrying: list[str] = []
+        self.name = "lt" + secrets.token_hex(7)
+        self._logged_in()
+
+    def _logged_in(self) -> bool:
+        """Log in if not yet (a failed login is retried by the next task instead of acting)."""
+        if self.client.token is None:
+            login = lambda: self.client.login(self.name, PASSWORD, self.login_timeout)  # noqa: E731
+            return self._measure("login", login) is not None
+        return True
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    def _fire(
+        self, verb: str, ms: float, size: int = 0, exc: Exception | None = None, kind: str = "game"
+    ) -> None:
+        self.environment.events.request.fire(
+            request_type=kind,
+            name=verb,
+            response_time=ms,
+            response_length=size,
+            exception=exc,
+            context={},
+        )
+
+    def _measure(self, verb: str, call: Any) -> Any:
+        """Run ``call`` and report it; returns its reply, or None when it failed."""
+        start = time.perf_counter()
+        try:
+            answer = call()
+        except (GameError, TimeoutError) as exc:
+            self._fire(verb, (time.perf_counter() - start) * 1000, exc=exc)
+            return None
+        self._fire(verb, answer.ms, answer.size)
+        return answer.reply
+
+    @task(40)
+    def look(self) -> None:
+        if not self._logged_in():
+            return
+        self._measure("look", lambda: self.client.act("look"))
+
+    @task(30)
+    def move(self) -> None:
+        if not self._logged_in():
+            return
+        w = world()
+        room = w.rooms.get(self.client.room or "") if w else None
+        if room and room.exits:
+            direction, target = random.choice(sorted(room.exits.items()))
+            self.client.expect_room(target)  # subscribed before the move's events are published
+        else:
+            direction = random.choice(("north", "south", "east", "west"))
+        self._measure("move", lambda: self.client.act(f"go {direction}"))
+
+    @task(20)
+    def say(self) -> None:
+        if not self._logged_in():
+            return
+        message = secrets.token_hex(6)
+        self.client.listening.add(message)
+        sent = time.perf_counter()
+        if self._measure("say", lambda: self.client.act(f"say {message}")) is None:
+            self.client.listening.discard(message)
+            return
+        arrived = self.client.hear(message, BROADCAST_TIMEOUT_S)
+        if arrived is None:
+            exc = TimeoutError(f"own say not heard within {BROADCAST_TIMEOUT_S}s")
+            self._fire("broadcast", BROADCAST_TIMEOUT_S * 1000, exc=exc, kind="update")
+        else:
+            self._fire("broadcast", (arrived - sent) * 1000, kind="update")
+
+    @task(10)
+    def take_or_drop(self) -> None:
+        if not self._logged_in():
+            return
+        if self.carrying or random.random() < 0.3:  # dropping nothing is a refusal: still timed
+            item = self.carrying.pop() if self.carrying else "lamp"
+            self._measure("drop", lambda: self.client.act(f"drop {item}"))
+            return
+        w = world()
+        items = list(w.items.values()) if w else []
+        here = [i for i in items if i.room == self.client.room and i.takeable]
+        pick = random.choice(here) if here else None
+        item = (pick.aliases or [pick.name])[0] if pick else "lamp"  # a refusal is fine too
+        reply = self._measure("take", lambda: self.client.act(f"take {item}"))
+        if reply is not None and reply.ok:
+            self.carrying.append(item)

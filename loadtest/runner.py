@@ -1,0 +1,226 @@
+"""`crossroads loadtest`: Locust against a Crossroads server, with a summary table at the end.
+
+Runs ``locust -f loadtest/locustfile.py`` as a subprocess (headless by default, ``--web`` for
+Locust's UI). With no ``--server`` a local ``crossroads serve`` is started first on free ports
+with a throw-away SQLite store, and stopped afterwards by PID (front and its workers). Locust's
+master port (5557) never collides with the game's (7301-7303, or free ports for a local one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+LOCAL = "tcp://127.0.0.1:0"
+SERVE_READY_S = 60.0
+STOP_S = 15.0
+
+
+class LocalServer:
+    """A `crossroads serve` child on free ports; every PID it reports is killed at stop()."""
+
+    def __init__(self, workdir: Path, workers: int) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        args = ["--workers", str(workers), "--store", f"sqlite:///{workdir / 'game.sqlite3'}"]
+        args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
+        args += ["--log-level", "WARNING"]
+        self._log = (workdir / "serve.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.cli", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=REPO_ROOT,
+            text=True,
+        )
+        self.pids = [self.process.pid]
+        self.endpoints: dict[str, str] = {}
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(SERVE_READY_S) or "actions" not in self.endpoints:
+            self.stop()
+            raise RuntimeError(f"crossroads serve did not start; see {workdir / 'serve.log'}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if match := re.match(r"^(actions|updates) (\S+)", line):
+                self.endpoints[match[1]] = match[2]
+            elif match := re.match(r"^worker \S+ \w+: pid (\d+)", line):
+                self.pids.append(int(match[1]))
+            elif line.startswith("ready"):
+                self._ready.set()
+        self._ready.set()  # exited: stop waiting
+
+    def stop(self) -> None:
+        """SIGTERM (graceful drain), then SIGKILL every known PID that is still there."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_S)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(STOP_S)
+        self._reader.join(STOP_S)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+
+def locust_command(
+    args: argparse.Namespace, actions: str, updates: str, csv_prefix: str
+) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", actions]
+    cmd += ["--updates", updates, "--users", str(args.users), "--spawn-rate", str(args.spawn_rate)]
+    cmd += ["--request-timeout", str(args.request_timeout), "--csv", csv_prefix]
+    cmd += ["--login-timeout", str(args.login_timeout)]
+    if args.processes > 1:
+        cmd += ["--processes", str(args.processes)]
+    if args.web:
+        cmd += ["--web-port", str(args.web_port)]
+        if args.run_time:
+            cmd += ["--run-time", args.run_time]
+    else:
+        cmd += ["--headless", "--only-summary", "--run-time", args.run_time]
+    if args.html:
+        cmd += ["--html", str(args.html)]
+    return cmd
+
+
+def read_stats(csv_prefix: str) -> list[dict[str, str]]:
+    """Final rows per request type and name, then Aggregated: ``PREFIX_final.csv`` (written by
+    the locustfile at exit), else Locust's ``PREFIX_stats.csv``."""
+    path = Path(f"{csv_prefix}_final.csv")
+    if not path.exists():
+        path = Path(f"{csv_prefix}_stats.csv")
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summary(rows: list[dict[str, str]]) -> str:
+    """A Markdown table: count, failures, actions/s and p50/p95/p99 (ms) per verb."""
+    head = ("measure", "count", "fails", "per s", "p50 ms", "p95 ms", "p99 ms")
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    order = {"update": 1, "": 2}
+    for row in sorted(rows, key=lambda r: (order.get(r["Type"], 0), r["Name"])):
+        name = "all requests" if row["Name"] == "Aggregated" else row["Name"]
+        rate = float(row["Requests/s"] or 0)
+        cells = (name, row["Request Count"], row["Failure Count"], f"{rate:.1f}")
+        cells += tuple(row.get(p, "") for p in ("50%", "95%", "99%"))
+        lines.append("| " + " | ".join(cells) + " |")
+    actions = [r for r in rows if r["Type"] == "game" and r["Name"] != "login"]
+    rate = sum(float(r["Requests/s"] or 0) for r in actions)
+    fails = sum(int(r["Failure Count"] or 0) for r in rows if r["Name"] != "Aggregated")
+    lines.append(f"\nactions/s (game verbs, login excluded): {rate:.1f}; failures: {fails}")
+    return "\n".join(lines)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Load-test a Crossroads server with Locust (simulated players: look 40%%, move 30%%, "
+            "say 20%%, take/drop 10%%; plus 'broadcast', a say's trip back to the speaker's "
+            "SUB). Without --server a local server is started on free ports and stopped after."
+        ),
+    )
+    parser.add_argument("--users", "-u", type=int, default=20, help="simulated players (20)")
+    parser.add_argument("--spawn-rate", "-r", type=float, default=10, help="users/s started (10)")
+    parser.add_argument("--run-time", "-t", default="30s", help="e.g. 30s, 2m (30s)")
+    parser.add_argument("--server", metavar="ENDPOINT", help="front's actions endpoint")
+    parser.add_argument(
+        "--updates", metavar="ENDPOINT", help="update endpoint: front or relay (--server's port+1)"
+    )
+    parser.add_argument("--csv", metavar="PREFIX", help="keep Locust's CSV stats (PREFIX_*.csv)")
+    parser.add_argument("--html", metavar="FILE", type=Path, help="write Locust's HTML report")
+    parser.add_argument("--web", action="store_true", help="Locust's web UI instead of headless")
+    parser.add_argument("--web-port", type=int, default=8089, help="web UI port (8089)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="Locust worker processes to spread users over"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="game workers of the local server (2)"
+    )
+    parser.add_argument(
+        "--request-timeout", type=float, default=5.0, help="seconds before an action fails (5)"
+    )
+    parser.add_argument(
+        "--login-timeout", type=float, default=30.0, help="seconds before a login fails (30)"
+    )
+    return parser
+
+
+def run(args: argparse.Namespace, workdir: Path) -> int:
+    server: LocalServer | None = None
+    try:
+        if args.server:
+            actions = args.server
+            updates = args.updates or _next_port(actions)
+        else:
+            server = LocalServer(workdir, args.workers)
+            actions = server.endpoints["actions"]
+            updates = args.updates or server.endpoints["updates"]
+            pid = server.process.pid
+            print(f"local server pid {pid}: actions {actions}, updates {updates}", flush=True)
+        csv_prefix = args.csv or str(workdir / "locust")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        cmd = locust_command(args, actions, updates, csv_prefix)
+        started = time.monotonic()
+        locust = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+        try:
+            code = locust.wait()
+        except KeyboardInterrupt:
+            locust.send_signal(signal.SIGINT)
+            code = locust.wait(STOP_S)
+        elapsed = time.monotonic() - started
+    finally:
+        if server is not None:
+            server.stop()
+    rows = read_stats(csv_prefix)
+    if rows:
+        print(f"\n{args.users} users, {elapsed:.0f}s (incl. start-up)\n{summary(rows)}")
+    return code
+
+
+def _next_port(endpoint: str) -> str:
+    host, _, port = endpoint.rpartition(":")
+    return f"{host}:{int(port) + 1}"
+
+
+def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
+    args = build_parser(prog).parse_args(argv)
+    if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
+        print(f"{prog}: --users, --processes and --spawn-rate must be positive", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="crossroads-loadtest-") as tmp:
+        try:
+            return run(args, Path(tmp))
+        except RuntimeError as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,105 @@
+"""`crossroads loadtest`: a short headless Locust run against a real, locally started server.
+
+No __init__.py here on purpose: it would make this directory shadow the `loadtest` package.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest import runner
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VERBS = ("look", "move", "say", "take", "drop", "broadcast")
+RUN_LIMIT_S = 55.0
+
+
+def _kill(pid: int) -> None:
+    for sig in (signal.SIGCONT, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--users", "--spawn-rate", "--run-time", "--server", "--updates", "--csv"):
+        assert option in out
+    for option in ("--html", "--web", "--processes"):
+        assert option in out
+
+
+def test_summary_table_from_locust_rows() -> None:
+    def row(kind: str, name: str, count: int, fails: int, rate: float) -> dict[str, str]:
+        return {
+            "Type": kind,
+            "Name": name,
+            "Request Count": str(count),
+            "Failure Count": str(fails),
+            "Requests/s": str(rate),
+            "50%": "5",
+            "95%": "20",
+            "99%": "40",
+        }
+
+    rows = [
+        row("update", "broadcast", 10, 0, 1.0),
+        row("game", "look", 40, 1, 4.0),
+        row("game", "login", 5, 0, 0.5),
+        row("", "Aggregated", 55, 1, 5.5),
+    ]
+    table = runner.summary(rows)
+    assert "| look | 40 | 1 | 4.0 | 5 | 20 | 40 |" in table.splitlines()
+    assert "| broadcast | 10 | 0 |" in table and "| all requests | 55 |" in table
+    assert "actions/s (game verbs, login excluded): 4.0; failures: 1" in table
+
+
+def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
+    prefix, html = tmp_path / "run", tmp_path / "report.html"
+    cmd = [sys.executable, "-m", "gameserver.cli", "loadtest", "--users", "20"]
+    cmd += ["--spawn-rate", "20", "--run-time", "12s", "--csv", str(prefix), "--html", str(html)]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    finally:
+        _kill(proc.pid)
+        proc.wait()
+    server = re.search(r"local server pid (\d+)", out)
+    assert server, out
+    server_pid = int(server[1])
+    try:
+        assert not _alive(server_pid), "the local server outlived the command"
+    finally:
+        _kill(server_pid)
+    assert proc.returncode == 0, out
+    with (tmp_path / "run_final.csv").open(newline="") as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    for verb in VERBS:
+        assert int(rows[verb]["Request Count"]) > 0, (verb, out)
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, out
+    assert Path(f"{prefix}_stats.csv").stat().st_size > 0
+    assert html.stat().st_size > 0
+    assert "| look |" in out and "| broadcast |" in out
