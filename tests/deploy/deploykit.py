@@ -1,0 +1,113 @@
+"""Helpers for the deployment tests: a `crossroads compose-local --json` process whose status
+line tells each service's PIDs and local endpoints.
+
+Stdout lines are collected on a reader thread, so tests wait on lines with deadlines. Teardown
+stops compose-local with SIGTERM (it stops its services), then SIGKILLs every PID it reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+#: Bound on start-up: redis, front, 3 workers and 2 relays on a loaded 2-core machine.
+START_WAIT = 60.0
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without CROSSROADS_* (the compose defaults apply) and with the repo."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSROADS_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ComposeLocal:
+    """One `crossroads compose-local --json` process and its parsed status."""
+
+    def __init__(self, compose_file: Path, workdir: Path, *extra: str) -> None:
+        self._log = (workdir / "compose-local.log").open("ab")
+        argv = ["compose-local", "--json", "--file", str(compose_file), *extra]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=clean_env(),
+            cwd=workdir,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.status: dict[str, Any] = {}
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first stdout line matching ``pattern``; fails at the deadline or on exit."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if match := regex.search(line):
+                        return match
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    raise AssertionError(f"compose-local never printed {pattern!r}: {self.lines}")
+                self._changed.wait(left)
+
+    def wait_ready(self, timeout: float = START_WAIT) -> dict[str, Any]:
+        """The status JSON, once every health check passed."""
+        self.status = json.loads(self.wait_for(r"^\{.*\}$", timeout)[0])
+        self.wait_for(r"^ready", timeout)
+        return self.status
+
+    def endpoint(self, service: str, port: int) -> str:
+        return str(self.status["services"][service]["endpoints"][str(port)])
+
+    def pids(self, service: str) -> list[int]:
+        return [int(p) for p in self.status["services"][service]["pids"]]
+
+    def all_pids(self) -> list[int]:
+        return [pid for name in self.status.get("services", {}) for pid in self.pids(name)]
+
+    def teardown(self) -> None:
+        """SIGTERM compose-local (it stops and reaps its services); if it did not finish that,
+        SIGKILL it and every PID it reported (after a clean stop the PIDs may be reused)."""
+        clean = False
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                clean = self.process.wait(30) == 0
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        for pid in [] if clean else self.all_pids():
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+        self._reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
