@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # serverkit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gameserver"))  # gamekit
 
-from gamekit import REDIS_BINARY, RedisServer, start_redis
+from gamekit import RedisServer, empty_store_url, running_redis
 from serverkit import Server, StartServer
 
 
@@ -33,35 +32,15 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    if not Path(REDIS_BINARY).exists():
-        pytest.skip(f"redis-server binary not found at {REDIS_BINARY}")
-    server = None
-    for _ in range(3):  # the free port may be taken between probing and binding
-        try:
-            server = start_redis()
-            break
-        except RuntimeError:
-            continue
-    if server is None:
-        raise RuntimeError("could not start redis-server")
-    yield server
-    server.process.kill()  # by PID: Popen.kill signals exactly that process
-    server.process.wait(timeout=10)
-    server.log_reader.join(timeout=10)
-    if server.process.stdout is not None:
-        server.process.stdout.close()
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty store of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'game.db'}"
-    server: RedisServer = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url(1))  # db 1: apart from other suites' db 0
-    client.flushdb()
-    client.close()
-    return server.url(1)
+    """An empty store of each backend (Redis db 1: apart from other suites' db 0)."""
+    server = request.getfixturevalue("redis_server") if request.param == "redis" else None
+    return empty_store_url(request.param, tmp_path, server, db=1)
 
 
 @pytest.fixture

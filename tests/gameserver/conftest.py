@@ -7,8 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-from gamekit import FAST_SCRYPT_N, REDIS_BINARY, FakeClock, Game, RedisServer, start_redis
+from gamekit import (
+    FAST_SCRYPT_N,
+    FakeClock,
+    Game,
+    RedisServer,
+    empty_store_url,
+    running_redis,
+)
 
 from gameserver.seed import seed_world
 from gameserver.service import GameService
@@ -18,35 +24,15 @@ from gameserver.world import World, load_world
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    if not Path(REDIS_BINARY).exists():
-        pytest.skip(f"redis-server binary not found at {REDIS_BINARY}")
-    server = None
-    for _ in range(3):  # the free port may be taken between probing and binding
-        try:
-            server = start_redis()
-            break
-        except RuntimeError:
-            continue
-    if server is None:
-        raise RuntimeError("could not start redis-server")
-    yield server
-    server.process.kill()
-    server.process.wait(timeout=10)
-    server.log_reader.join(timeout=10)  # ends at EOF, now that the server is gone
-    if server.process.stdout is not None:
-        server.process.stdout.close()
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL for an empty store of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'game.db'}"
-    server: RedisServer = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url())
-    client.flushdb()
-    client.close()
-    return server.url()
+    server = request.getfixturevalue("redis_server") if request.param == "redis" else None
+    return empty_store_url(request.param, tmp_path, server)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import redis
@@ -168,3 +169,40 @@ class Game:
             for player in self.players:
                 if event.topic in player.topics:
                     player.inbox.append(event)
+
+
+@contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A redis-server for a whole test session; skips without the binary; killed by PID after."""
+    import pytest
+
+    if not os.path.exists(REDIS_BINARY):
+        pytest.skip(f"redis-server binary not found at {REDIS_BINARY}")
+    server = None
+    for _ in range(3):  # the free port may be taken between probing and binding
+        try:
+            server = start_redis()
+            break
+        except RuntimeError:
+            continue
+    if server is None:
+        raise RuntimeError("could not start redis-server")
+    try:
+        yield server
+    finally:
+        server.process.kill()  # by PID: Popen.kill signals exactly that process
+        server.process.wait(timeout=10)
+        server.log_reader.join(timeout=10)  # ends at EOF, now that the server is gone
+        if server.process.stdout is not None:
+            server.process.stdout.close()
+
+
+def empty_store_url(backend: str, tmp_path: object, server: RedisServer | None, db: int = 0) -> str:
+    """A URL for an empty store: a fresh SQLite file, or a flushed Redis database."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/game.db"
+    assert server is not None
+    client = redis.Redis.from_url(server.url(db))
+    client.flushdb()
+    client.close()
+    return server.url(db)
