@@ -3,7 +3,6 @@ restarted in place), an isolated XDG data dir, and helpers to wait with deadline
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,33 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "game"))  # serverkit
 
-from serverkit import Server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Servers:
-    """Starts ``crossroads serve`` on fixed ports; every one started is killed at teardown."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.store = f"sqlite:///{tmp_path / 'game.db'}"
-        self.tmp_path = tmp_path
-        ports = [free_port() for _ in range(3)]
-        self.flags = [
-            f"--{what}-bind=tcp://127.0.0.1:{port}"
-            for what, port in zip(("actions", "updates", "workers"), ports, strict=True)
-        ]
-        self.started: list[Server] = []
-
-    def start(self) -> Server:
-        log = self.tmp_path / f"serve{len(self.started)}.log"
-        server = Server(self.store, log, 1, *self.flags)
-        self.started.append(server)
-        return server
+from clientservers import Servers
 
 
 @pytest.fixture

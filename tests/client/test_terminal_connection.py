@@ -3,7 +3,7 @@ ended) is replaced by a fresh login, with the remembered password."""
 
 from __future__ import annotations
 
-from conftest import Servers
+from clientservers import Servers
 from serverkit import WAIT, run
 
 from client.connection import CONNECTED, Connection

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Servers, free_port
+from clientservers import Servers, free_port
 from serverkit import REPO_ROOT, WAIT, Server
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Servers
+from clientservers import Servers
 from serverkit import REPO_ROOT, WAIT
 
 TMUX = shutil.which("tmux")

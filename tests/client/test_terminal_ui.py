@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import Servers
+from clientservers import Servers
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from serverkit import run
