@@ -140,8 +140,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
-            "Load-test a Crossroads server with Locust (simulated players: look 40%%, move 30%%, "
-            "say 20%%, take/drop 10%%; plus 'broadcast', a say's trip back to the speaker's "
+            "Load-test a Crossroads server with Locust (simulated players: look 40%, move 30%, "
+            "say 20%, take/drop 10%; plus 'broadcast', a say's trip back to the speaker's "
             "SUB). Without --server a local server is started on free ports and stopped after."
         ),
     )
