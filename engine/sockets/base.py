@@ -271,16 +271,6 @@ class SocketCore:
         self._pos = 1
         return batch[0]
 
-    def _source_pipe(self) -> Pipe | None:
-        """The pipe of the message last returned by `_take`."""
-        return self._batch_pipe
-
-    def has_delivered(self) -> bool:
-        return self._pos < len(self._batch) or bool(self._in)
-
-    def live_pipes(self) -> list[Pipe]:
-        return [p for p in self.pipes if not p.closed]
-
     # -- closing -----------------------------------------------------------------------------
 
     def unsent(self) -> int:
