@@ -1,38 +1,44 @@
 """`crossroads bench`: the engine against pyzmq, in the spirit of libzmq's local_thr/local_lat.
 
 Each measurement runs its two ends in two spawned processes (loadtest.bench_workers): PUSH->PULL
-throughput timed on the receiver, REQ->REP round trips timed on the requester. The engine and
-pyzmq run side by side in one invocation and one table. pyzmq is optional: it is imported only
-to check it is there, and only the children that need it import it for real.
+throughput timed on the receiver, REQ->REP round trips timed on the requester, PUB fan-out to
+10 and 100 SUBs timed on the subscribers' side. The engine and pyzmq run side by side in one
+invocation and one table, each figure the median of `--rounds` rounds (interleaved, so both
+sides share the machine's moods). pyzmq is optional: it is imported only to check it is there,
+and only the children that need it import it for real. `--profile` counts Python calls and
+thread wake-ups instead (loadtest.bench_probe).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import multiprocessing
-import queue as queue_mod
 import shutil
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest import bench_connections, bench_game
-from loadtest.bench_workers import Job, worker_main
+from loadtest import bench_connections, bench_game, bench_profile
+from loadtest.bench_pair import (
+    IMPLS,
+    NO_PYZMQ,
+    NO_SYNC_FACE,
+    Run,
+    fmt_size,
+    measure,
+    progress,
+    render_table,
+)
+
+__all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]
 
 FACES = ("sync", "asyncio")
-IMPLS = ("engine", "pyzmq")
-NO_SYNC_FACE = "n/a (sync face not available)"
-NO_PYZMQ = "pyzmq not installed"
-
-
-class BenchError(RuntimeError):
-    """A benchmark that failed or hung; the message says which and why."""
+BENCHES = ("thr", "lat", "fan")
+#: Fan-out rows: a publisher to this many subscribers (in one process).
+DEFAULT_SUBSCRIBERS = (10, 100)
 
 
 # -- how much to run ------------------------------------------------------------------------------
@@ -77,151 +83,41 @@ def parse_faces(text: str) -> list[str]:
     return list(dict.fromkeys(faces))
 
 
-# -- what is available ----------------------------------------------------------------------------
-
-
-def unavailable(impl: str, face: str) -> str | None:
-    """Why this implementation/face cannot run here, or None when it can."""
-    if impl == "pyzmq":
-        try:
-            importlib.import_module("zmq")  # lazily: the runtime never requires pyzmq
-        except ImportError:
-            return NO_PYZMQ
-        return None
-    if face == "sync":
-        import engine
-
-        # Checked on every run, so the rows light up as soon as engine.Context exists.
-        if not hasattr(engine, "Context"):
-            return NO_SYNC_FACE
-    return None
-
-
-# -- running one measurement ----------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One measurement: a benchmark, a face and an implementation."""
-
-    bench: str  # "thr" or "lat"
-    size: int
-    face: str
-    impl: str
-    count: int
-    warmup: int = 0
-    status: str = "pending"  # "ok", "n/a" or "error"
-    note: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def title(self) -> str:
-        return f"{self.bench} {fmt_size(self.size)} {self.face} {self.impl}"
-
-
-def run_pair(binder: Job, connecter: Job, timeout: float) -> dict[str, float]:
-    """Start the binding end, hand its endpoint to the connecting end, return the result.
-
-    Both ends are always reaped: joined once the parent has the result, killed by PID if they
-    do not exit, so a hung benchmark costs at most `timeout` and leaves nothing behind.
-    """
-    ctx = multiprocessing.get_context("spawn")  # no fork: a clean interpreter per end
-    reports = ctx.Queue()
-    done = ctx.Event()
-    procs: list[Any] = []
-    deadline = time.monotonic() + timeout
-    ok = False
-    try:
-        procs.append(_start(ctx, binder, reports, done))
-        endpoint = _expect(reports, "endpoint", procs, deadline, timeout)
-        procs.append(_start(ctx, connecter.with_address(endpoint), reports, done))
-        result = _expect(reports, "result", procs, deadline, timeout)
-        ok = True
-        return result
-    finally:
-        done.set()  # lets senders and REP close: everything they sent has arrived
-        # After a failure nothing is worth waiting for; a peer left running would only spin.
-        grace = 5.0 if ok else 0.0
-        for proc in reversed(procs):
-            proc.join(timeout=grace)
-            if proc.is_alive():
-                proc.kill()  # SIGKILL to that PID only
-                proc.join(timeout=5)
-        reports.close()
-        reports.cancel_join_thread()  # never block on a queue a killed child left half-read
-
-
-def _start(ctx: Any, job: Job, reports: Any, done: Any) -> Any:
-    proc = ctx.Process(target=worker_main, args=(job, reports, done), daemon=True)
-    proc.start()
-    return proc
-
-
-def _expect(reports: Any, kind: str, procs: list[Any], deadline: float, timeout: float) -> Any:
-    """Wait for a `kind` report, failing fast if a child errors or dies first."""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BenchError(f"timed out after {timeout:g}s waiting for the {kind}")
-        try:
-            got, payload = reports.get(timeout=min(remaining, 0.2))
-        except queue_mod.Empty:
-            for proc in procs:
-                if proc.exitcode is not None and proc.exitcode != 0:
-                    raise BenchError(f"a benchmark process died (exit code {proc.exitcode})")
-            continue
-        if got == "error":
-            raise BenchError(payload.rstrip())
-        if got == kind:
-            return payload
-
-
-def measure(run: Run, transport: str, ipc_dir: Path, timeout: float) -> None:
-    """Fill in `run` (metrics, or a status and note saying why not)."""
-    reason = unavailable(run.impl, run.face)
-    if reason is not None:
-        run.status, run.note = "n/a", reason
-        return
-    if transport == "ipc":
-        address = f"ipc://{ipc_dir / uuid.uuid4().hex[:12]}.sock"
-    else:
-        address = "tcp://127.0.0.1:*"
-    # Children outlive a hang by a little at most; the parent kills them anyway.
-    common = dict(impl=run.impl, face=run.face, size=run.size, count=run.count, wait_s=timeout)
-    if run.bench == "thr":
-        binder = Job(role="thr_recv", address=address, **common)
-        connecter = Job(role="thr_send", address="", **common)
-    else:
-        binder = Job(role="lat_rep", address=address, warmup=run.warmup, **common)
-        connecter = Job(role="lat_req", address="", warmup=run.warmup, **common)
-    try:
-        run.metrics = run_pair(binder, connecter, timeout)
-        run.status = "ok"
-    except BenchError as exc:
-        run.status, run.note = "error", str(exc)
-
-
 # -- the plan and the report ----------------------------------------------------------------------
 
 
-def plan(which: str, sizes: list[int], faces: list[str], counts: Counts) -> list[Run]:
+def plan(
+    which: str,
+    sizes: list[int],
+    faces: list[str],
+    counts: Counts,
+    subscribers: tuple[int, ...] = DEFAULT_SUBSCRIBERS,
+) -> list[Run]:
     runs: list[Run] = []
     if which in ("thr", "all"):
         for size in sizes:
             for face in faces:
                 for impl in IMPLS:
                     runs.append(Run("thr", size, face, impl, counts.for_size(size)))
+    size = min(sizes)  # latency and fan-out with the smallest size, like local_lat's usual runs
     if which in ("lat", "all"):
-        size = min(sizes)  # latency with the smallest size, like local_lat's usual runs
         for face in faces:
             for impl in IMPLS:
                 runs.append(Run("lat", size, face, impl, counts.round_trips, counts.warmup))
+    if which in ("fan", "all"):
+        for peers in subscribers:
+            # The same number of deliveries in all, however many subscribers share them.
+            count = max(2, counts.for_size(size) // peers)
+            for face in faces:
+                for impl in IMPLS:
+                    runs.append(Run("fan", size, face, impl, count, peers=peers))
     return runs
 
 
 #: (bench, metric key, row label suffix, lower is better)
 METRICS = (
     ("thr", "msg_per_s", "msg/s", False),
+    ("fan", "msg_per_s", "msg/s", False),
     ("lat", "mean_us", "mean µs (lower is better)", True),
     ("lat", "p50_us", "p50 µs (lower is better)", True),
     ("lat", "p99_us", "p99 µs (lower is better)", True),
@@ -230,11 +126,11 @@ METRICS = (
 
 def rows(runs: list[Run]) -> list[dict[str, Any]]:
     """One row per benchmark, face and metric, with the engine and pyzmq side by side."""
-    by_key = {(r.bench, r.size, r.face, r.impl): r for r in runs}
+    by_key = {(r.bench, r.size, r.peers, r.face, r.impl): r for r in runs}
     out: list[dict[str, Any]] = []
-    seen: set[tuple[str, int, str]] = set()
+    seen: set[tuple[str, int, int, str]] = set()
     for r in runs:
-        key = (r.bench, r.size, r.face)
+        key = (r.bench, r.size, r.peers, r.face)
         if key in seen:
             continue
         seen.add(key)
@@ -245,9 +141,10 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
             ev, pv = _value(eng, metric), _value(ref, metric)
             out.append(
                 {
-                    "benchmark": f"{r.bench} {fmt_size(r.size)} {label}",
+                    "benchmark": f"{r.bench} {fmt_size(r.size)}{r.to_peers} {label}",
                     "bench": r.bench,
                     "size": r.size,
+                    "peers": r.peers,
                     "metric": metric,
                     "face": r.face,
                     "engine": ev,
@@ -271,12 +168,6 @@ def _note(run: Run | None) -> str:
     return "error" if run.status == "error" else run.note
 
 
-def fmt_size(size: int) -> str:
-    if size >= 1024 and size % 1024 == 0:
-        return f"{size // 1024} KiB"
-    return f"{size} B"
-
-
 def fmt_value(value: float | None, note: str) -> str:
     if value is None:
         return note or "-"
@@ -295,15 +186,7 @@ def table(table_rows: list[dict[str, Any]]) -> str:
         )
         for row in table_rows
     ]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
-        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
-        return "  ".join(left + right).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(b) for b in body)])
+    return render_table(header, body, left=2)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -317,18 +200,21 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     suites = parser.add_subparsers(dest="suite", metavar="SUITE")
     eng = suites.add_parser(
         "engine",
-        help="engine vs pyzmq: PUSH/PULL throughput and REQ/REP latency",
+        help="engine vs pyzmq: PUSH/PULL throughput, REQ/REP latency, PUB fan-out",
         description=(
-            "Engine vs pyzmq, each end in its own process. thr: PUSH->PULL, timed on the "
-            "receiver from first to last message. lat: REQ->REP round trips after a warm-up."
+            "Engine vs pyzmq, each end in its own process, median of --rounds rounds. "
+            "thr: PUSH->PULL, timed on the receiver from first to last message. "
+            "lat: REQ->REP round trips after a warm-up. fan: one PUB to N SUBs (in one "
+            "process, read one after the other), timed from the first to the last delivery. "
+            "--profile: Python calls and thread wake-ups per message instead of speed."
         ),
     )
     eng.add_argument(
         "which",
         nargs="?",
-        choices=("thr", "lat", "all"),
+        choices=(*BENCHES, "all"),
         default="all",
-        help="throughput, latency or both (default: all)",
+        help="throughput, latency, fan-out or all (default: all)",
     )
     eng.add_argument(
         "--count",
@@ -364,6 +250,29 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up on one measurement after this long (default: 60)",
     )
+    eng.add_argument(
+        "--rounds",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="rounds per measurement; the table shows their median (default: 3)",
+    )
+    eng.add_argument(
+        "--subscribers",
+        type=_positive,
+        nargs="+",
+        default=list(DEFAULT_SUBSCRIBERS),
+        metavar="N",
+        help="subscriber counts for fan-out (default: 10 100)",
+    )
+    eng.add_argument(
+        "--profile",
+        action="store_true",
+        help=(
+            "count Python calls per message (all threads of both ends) and thread wake-ups "
+            "(voluntary context switches) per message and per round trip, for thr, lat and fan"
+        ),
+    )
     eng.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     game = suites.add_parser(
         "game",
@@ -380,9 +289,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {n}")
+    return n
+
+
 def _normalise(argv: list[str]) -> list[str]:
     """No suite named means `engine`: `bench`, `bench lat`, `bench --count small`."""
-    if not argv or argv[0] in ("thr", "lat", "all"):
+    if not argv or argv[0] in (*BENCHES, "all"):
         return ["engine", *argv]
     if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         return ["engine", *argv]
@@ -403,14 +322,22 @@ def run_engine(args: argparse.Namespace) -> int:
     if any(s <= 0 for s in args.size):
         print("--size values must be positive", file=sys.stderr)
         return 2
-    runs = plan(args.which, list(dict.fromkeys(args.size)), args.faces, args.count)
+    subscribers = tuple(dict.fromkeys(args.subscribers))
+    runs = plan(args.which, list(dict.fromkeys(args.size)), args.faces, args.count, subscribers)
+    if args.profile:
+        return bench_profile.run_profile(args, runs)
     ipc_dir = Path(tempfile.mkdtemp(prefix="crossroads-bench-"))
     started = time.monotonic()
+    steps = len(runs) * args.rounds
     try:
-        for i, run in enumerate(runs, 1):
-            _progress(f"[{i}/{len(runs)}] {run.title} ({run.count:,} {_unit(run)}) ... ")
-            measure(run, args.transport, ipc_dir, args.timeout)
-            _progress(_outcome(run) + "\n")
+        step = 0
+        for n in range(1, args.rounds + 1):
+            for run in runs:
+                step += 1
+                rnd = f" round {n}/{args.rounds}" if args.rounds > 1 else ""
+                progress(f"[{step}/{steps}] {run.title}{rnd} ({run.count:,} {_unit(run)}) ... ")
+                measure(run, args.transport, ipc_dir, args.timeout)
+                progress(_outcome(run) + "\n")
     finally:
         shutil.rmtree(ipc_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
@@ -423,27 +350,28 @@ def run_engine(args: argparse.Namespace) -> int:
         print(json.dumps(_json(args, runs, table_rows, elapsed), indent=2))
         print(text, file=sys.stderr)  # humans still get the table, off the JSON stream
     else:
-        print(f"crossroads bench engine: {args.transport}, both ends in separate processes")
+        print(
+            f"crossroads bench engine: {args.transport}, both ends in separate processes, "
+            f"median of {args.rounds} round{'s' if args.rounds > 1 else ''}"
+        )
         print(text)
-    _progress(f"done in {elapsed:.1f}s\n")
+    progress(f"done in {elapsed:.1f}s\n")
     return 1 if errors else 0
 
 
 def _unit(run: Run) -> str:
-    return "msgs" if run.bench == "thr" else f"round trips after {run.warmup:,} warm-up"
+    if run.bench == "lat":
+        return f"round trips after {run.warmup:,} warm-up"
+    return "msgs" if run.bench == "thr" else "msgs to each"
 
 
 def _outcome(run: Run) -> str:
     if run.status != "ok":
         return f"error: {run.note.splitlines()[0]}" if run.status == "error" else run.note
-    if run.bench == "thr":
-        return f"{run.metrics['msg_per_s']:,.0f} msg/s"
-    return f"mean {run.metrics['mean_us']:,.1f} µs, p99 {run.metrics['p99_us']:,.1f} µs"
-
-
-def _progress(text: str) -> None:
-    sys.stderr.write(text)
-    sys.stderr.flush()
+    last = run.rounds[-1]
+    if run.bench in ("thr", "fan"):
+        return f"{last['msg_per_s']:,.0f} msg/s"
+    return f"mean {last['mean_us']:,.1f} µs, p99 {last['p99_us']:,.1f} µs"
 
 
 def _json(
@@ -453,6 +381,7 @@ def _json(
         "suite": "engine",
         "transport": args.transport,
         "faces": args.faces,
+        "rounds": args.rounds,
         "seconds": round(elapsed, 3),
         "runs": [
             {
@@ -462,9 +391,11 @@ def _json(
                 "impl": r.impl,
                 "count": r.count,
                 "warmup": r.warmup,
+                "peers": r.peers,
                 "status": r.status,
                 "note": r.note,
                 "metrics": r.metrics,
+                "rounds": r.rounds,
             }
             for r in runs
         ],

@@ -3,8 +3,9 @@
 Every role is written once against the pyzmq API, so the same code drives the engine and pyzmq:
 `Job.impl` picks the module (`engine` or `zmq`) and `Job.face` the sync or asyncio flavour. A
 child reports to the parent through one queue as `(kind, payload)`: "endpoint" once bound,
-"result" from the measuring side, "error" with a traceback. Ends that must stay up after their
-last message (senders, REP) wait for the parent's `done` event, so nothing queued is lost.
+"result" from the measuring side, "error" with a traceback, and with `Job.profile` set a
+"profile" report from each end (see loadtest.bench_probe). Ends that must stay up after their
+last message (senders, REP, PUB) wait for the parent's `done` event, so nothing queued is lost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from time import perf_counter, perf_counter_ns
 from types import ModuleType
 from typing import Any
 
+from loadtest.bench_probe import Probe
+
 #: Milliseconds a closing socket may spend writing what is still queued.
 LINGER_MS = 1000
 
@@ -26,7 +29,7 @@ LINGER_MS = 1000
 class Job:
     """What one child process does; picklable, so it crosses the spawn boundary."""
 
-    role: str  # "thr_recv", "thr_send", "lat_rep" or "lat_req"
+    role: str  # "thr_recv", "thr_send", "lat_rep", "lat_req", "fan_pub" or "fan_sub"
     impl: str  # "engine" or "pyzmq"
     face: str  # "sync" or "asyncio"
     address: str  # where to bind (binding roles) or the resolved endpoint (connecting roles)
@@ -34,22 +37,39 @@ class Job:
     count: int = 1000  # messages (throughput) or timed round trips (latency)
     warmup: int = 0  # untimed round trips before the timed ones (latency)
     wait_s: float = 60.0  # longest wait for the parent's "done", so no child outlives a hang
+    peers: int = 0  # subscribers (fan-out)
+    profile: str = ""  # "", "calls" or "switches" (see loadtest.bench_probe)
 
     def with_address(self, address: str) -> Job:
         return replace(self, address=address)
 
 
-def worker_main(job: Job, queue: Any, done: Any) -> None:
+class Signals:
+    """What the parent shares with both ends: the report queue and two events."""
+
+    def __init__(self, queue: Any, done: Any, go: Any, probe: Probe) -> None:
+        self.queue = queue
+        self.done = done  # the parent has its result: ends may close
+        self.go = go  # fan-out: every subscriber is connected, publishing may start
+        self.probe = probe
+
+
+def worker_main(job: Job, queue: Any, done: Any, go: Any) -> None:
     """Process entry point: run one role and report, never raising into multiprocessing."""
     try:
+        probe = Probe(job.profile)
+        probe.install()  # before any socket, so that the I/O threads are counted too
+        sig = Signals(queue, done, go, probe)
         base, ctx_mod = _modules(job)
         runner = _ROLES[job.role]
         if job.face == "asyncio":
-            asyncio.run(runner(job, base, ctx_mod, queue, done, True))
+            asyncio.run(runner(job, base, ctx_mod, sig, True))
         else:
             # One coroutine body per role serves both faces; with aio=False it never suspends,
             # so a single send(None) runs it to completion without an event loop.
-            _drive(runner(job, base, ctx_mod, queue, done, False))
+            _drive(runner(job, base, ctx_mod, sig, False))
+        if job.profile:
+            queue.put(("profile", {"role": job.role, **probe.counted}))
     except BaseException:
         queue.put(("error", f"{job.role} ({job.impl} {job.face}):\n{traceback.format_exc()}"))
 
@@ -151,62 +171,71 @@ def _close(ctx: Any, sock: Any) -> None:
     ctx.destroy(linger=LINGER_MS)
 
 
-async def thr_recv(job: Job, base: Any, ctx_mod: Any, queue: Any, done: Any, aio: bool) -> None:
+async def thr_recv(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
     """PULL: bind, then time from the first to the last message (libzmq's local_thr)."""
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.PULL)
     try:
         sock.bind(job.address)
-        queue.put(("endpoint", _endpoint(sock, base)))
+        sig.queue.put(("endpoint", _endpoint(sock, base)))
         first = await _recv_n(sock, 1, aio)
+        sig.probe.start()
         start = perf_counter()
         last = await _recv_n(sock, job.count - 1, aio) if job.count > 1 else first
         elapsed = perf_counter() - start
+        sig.probe.stop()
         if len(first) != job.size or len(last) != job.size:
             raise RuntimeError(f"expected {job.size}-byte messages, got {len(first)}/{len(last)}")
-        # The first message only starts the clock, so count-1 messages fill the interval.
-        rate = (job.count - 1) / elapsed if elapsed > 0 else float("inf")
-        queue.put(
-            (
-                "result",
-                {
-                    "messages": job.count,
-                    "seconds": elapsed,
-                    "msg_per_s": rate,
-                    "mbit_per_s": rate * job.size * 8 / 1e6,
-                },
-            )
-        )
+        sig.queue.put(("result", _rate(job.count, elapsed, job.size)))
     finally:
         _close(ctx, sock)
 
 
-async def thr_send(job: Job, base: Any, ctx_mod: Any, queue: Any, done: Any, aio: bool) -> None:
+def _rate(count: int, elapsed: float, size: int) -> dict[str, float]:
+    # The first message only starts the clock, so count-1 messages fill the interval.
+    rate = (count - 1) / elapsed if elapsed > 0 else float("inf")
+    return {
+        "messages": count,
+        "seconds": elapsed,
+        "msg_per_s": rate,
+        "mbit_per_s": rate * size * 8 / 1e6,
+    }
+
+
+async def thr_send(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
     """PUSH: connect and send `count` messages as fast as the socket takes them."""
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.PUSH)
     try:
         sock.connect(job.address)
-        await _send_n(sock, b"x" * job.size, job.count, aio)
-        await _wait_done(done, job, aio)
+        payload = b"x" * job.size
+        # The receiver's clock starts at the first message, so ours starts just before it.
+        await _send_n(sock, payload, 1, aio)
+        sig.probe.start()
+        await _send_n(sock, payload, job.count - 1, aio)
+        await _wait_done(sig.done, job, aio)  # counts what the I/O thread still does, too
+        sig.probe.stop()
     finally:
         _close(ctx, sock)
 
 
-async def lat_rep(job: Job, base: Any, ctx_mod: Any, queue: Any, done: Any, aio: bool) -> None:
+async def lat_rep(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
     """REP: bind and echo every request (libzmq's local_lat)."""
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.REP)
     try:
         sock.bind(job.address)
-        queue.put(("endpoint", _endpoint(sock, base)))
-        await _echo_n(sock, job.warmup + job.count, aio)
-        await _wait_done(done, job, aio)
+        sig.queue.put(("endpoint", _endpoint(sock, base)))
+        await _echo_n(sock, job.warmup, aio)
+        sig.probe.start()
+        await _echo_n(sock, job.count, aio)
+        await _wait_done(sig.done, job, aio)
+        sig.probe.stop()
     finally:
         _close(ctx, sock)
 
 
-async def lat_req(job: Job, base: Any, ctx_mod: Any, queue: Any, done: Any, aio: bool) -> None:
+async def lat_req(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
     """REQ: connect, warm up, then time each of `count` round trips."""
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.REQ)
@@ -214,10 +243,88 @@ async def lat_req(job: Job, base: Any, ctx_mod: Any, queue: Any, done: Any, aio:
         sock.connect(job.address)
         payload = b"x" * job.size
         await _round_trips(sock, payload, job.warmup, aio)
+        sig.probe.start()
         samples = await _round_trips(sock, payload, job.count, aio)
-        queue.put(("result", _latency_stats(samples)))
+        sig.probe.stop()
+        sig.queue.put(("result", _latency_stats(samples)))
     finally:
         _close(ctx, sock)
+
+
+#: Fan-out: how often the publisher sends a warm-up message while subscribers connect (s).
+WARMUP_EVERY_S = 0.01
+
+
+async def fan_pub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
+    """PUB: bind; send warm-ups until every subscriber has one, then `count` messages.
+
+    High-water marks are off on both sides, so nothing is dropped and every subscriber gets
+    every message: the measure is how fast one publisher feeds `peers` subscribers.
+    """
+    ctx = ctx_mod.Context()
+    sock = ctx.socket(base.PUB)
+    try:
+        sock.setsockopt(base.SNDHWM, 0)
+        sock.bind(job.address)
+        sig.queue.put(("endpoint", _endpoint(sock, base)))
+        warmup = b"w" * (job.size + 1)  # a size the subscribers tell apart and skip
+        while not sig.go.is_set():
+            await _send_n(sock, warmup, 1, aio)
+            if aio:
+                await asyncio.sleep(WARMUP_EVERY_S)
+            else:
+                sig.go.wait(WARMUP_EVERY_S)
+        sig.probe.start()
+        await _send_n(sock, b"x" * job.size, job.count, aio)
+        await _wait_done(sig.done, job, aio)
+        sig.probe.stop()
+    finally:
+        _close(ctx, sock)
+
+
+async def fan_sub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
+    """`peers` SUB sockets in one process: time from the first message on the first socket to
+    the last message on the last one, reading one socket after the other."""
+    ctx = ctx_mod.Context()
+    subs = []
+    try:
+        for _ in range(job.peers):
+            sub = ctx.socket(base.SUB)
+            sub.setsockopt(base.RCVHWM, 0)
+            sub.setsockopt(base.SUBSCRIBE, b"")
+            sub.connect(job.address)
+            subs.append(sub)
+        for sub in subs:  # each has a warm-up message: every subscription reached the PUB
+            await _recv_n(sub, 1, aio)
+        sig.go.set()
+        first = await _recv_data(subs[0], job.size, aio)
+        sig.probe.start()
+        start = perf_counter()
+        last = first
+        for i, sub in enumerate(subs):
+            if i:
+                await _recv_data(sub, job.size, aio)
+            if job.count > 1:
+                last = await _recv_n(sub, job.count - 1, aio)
+        elapsed = perf_counter() - start
+        sig.probe.stop()
+        if len(last) != job.size:
+            raise RuntimeError(f"expected {job.size}-byte messages, got {len(last)}")
+        result = _rate(job.count, elapsed, job.size)
+        result["deliveries_per_s"] = result["msg_per_s"] * job.peers
+        sig.queue.put(("result", result))
+    finally:
+        for sub in subs:
+            sub.close(linger=0)
+        ctx.destroy(linger=0)
+
+
+async def _recv_data(sub: Any, size: int, aio: bool) -> bytes:
+    """The first message of the measured run on `sub`, skipping late warm-ups."""
+    while True:
+        msg = await _recv_n(sub, 1, aio)
+        if len(msg) == size:
+            return msg
 
 
 def _latency_stats(samples_ns: list[int]) -> dict[str, float]:
@@ -237,4 +344,11 @@ def _percentile(ordered: list[float], pct: float) -> float:
     return ordered[int(rank) - 1]
 
 
-_ROLES = {"thr_recv": thr_recv, "thr_send": thr_send, "lat_rep": lat_rep, "lat_req": lat_req}
+_ROLES = {
+    "thr_recv": thr_recv,
+    "thr_send": thr_send,
+    "lat_rep": lat_rep,
+    "lat_req": lat_req,
+    "fan_pub": fan_pub,
+    "fan_sub": fan_sub,
+}

@@ -17,7 +17,8 @@ from loadtest import bench
 
 HAVE_PYZMQ = importlib.util.find_spec("zmq") is not None
 HAVE_SYNC = hasattr(engine, "Context")
-TINY = ["--count", "200"]  # 200 msgs (50 at 1 KiB), 10 round trips after 10 warm-up
+#: 200 msgs (50 at 1 KiB), 10 round trips after 10 warm-up, fan-out of 20 (2) msgs to 10 (100)
+TINY = ["--count", "200", "--rounds", "1"]
 
 
 def test_help_lists_the_engine_suite(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,7 +30,17 @@ def test_help_lists_the_engine_suite(capsys: pytest.CaptureFixture[str]) -> None
         bench.main(["engine", "--help"], prog="crossroads bench")
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--count", "--size", "--transport", "--faces", "--json", "--timeout"):
+    for option in (
+        "--count",
+        "--size",
+        "--transport",
+        "--faces",
+        "--json",
+        "--timeout",
+        "--rounds",
+        "--subscribers",
+        "--profile",
+    ):
         assert option in out
 
 
@@ -61,6 +72,8 @@ def test_engine_json_rows_and_ratios(capsys: pytest.CaptureFixture[str]) -> None
         "lat 16 B mean µs (lower is better)",
         "lat 16 B p50 µs (lower is better)",
         "lat 16 B p99 µs (lower is better)",
+        "fan 16 B to 10 SUBs msg/s",
+        "fan 16 B to 100 SUBs msg/s",
     ]
     assert set(rows) == {(label, face) for label in labels for face in ("sync", "asyncio")}
     for (_, face), row in rows.items():
@@ -115,3 +128,27 @@ def test_hung_benchmark_times_out(monkeypatch: pytest.MonkeyPatch, capsys) -> No
     err = capsys.readouterr().err
     assert rc == 1
     assert "timed out after 1s" in err
+
+
+def test_rounds_report_their_median(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["engine", "lat", "--count", "200", "--faces", "asyncio", "--rounds", "3", "--json"]
+    assert bench.main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rounds"] == 3
+    for run in data["runs"]:
+        if run["status"] != "ok":
+            continue
+        assert len(run["rounds"]) == 3
+        means = sorted(r["mean_us"] for r in run["rounds"])
+        assert run["metrics"]["mean_us"] == means[1]
+
+
+def test_profile_counts_calls_and_wakeups(capsys: pytest.CaptureFixture[str]) -> None:
+    """--profile counts Python calls and context switches of both ends (no speed asserted)."""
+    argv = ["engine", "thr", "--count", "2000", "--size", "16", "--faces", "sync", "--profile"]
+    assert bench.main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (row,) = [r for r in data["rows"] if r["impl"] == "engine"]
+    # At least the benchmark's own send() and recv() call per message are seen.
+    assert row["calls"] >= 2
+    assert row["switches"] >= 0
