@@ -10,9 +10,9 @@ from .constants import *  # noqa: F403 - pyzmq exposes every constant at top lev
 from .constants import SocketOption, SocketType
 from .devices import monitored_queue, proxy, proxy_steerable
 from .errors import Again, ContextTerminated, NotDone, ZMQBaseError, ZMQBindError, ZMQError
-from .face import Frame
+from .face import Frame, MessageTracker
 from .poll import Poller, select
-from .sync import Context, MessageTracker, Socket
+from .sync import Context, Socket
 from .utils.monitor import recv_monitor_message
 
 Message = Frame

@@ -1,45 +1,45 @@
-"""IOContext: what sockets of one context share, whichever face created them."""
+"""IOContext: what the sockets of one context share, whichever face created them."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from typing import TYPE_CHECKING
 
 from . import constants as c
-from .errors import ZMQError
-from .sockets import SOCKET_CLASSES
+from .errors import ContextTerminated, ZMQError
+from .native import native_lock
+from .sockets import SOCKET_CLASSES, SocketCore
+from .transport import Endpoints, InprocRegistry
 
-if TYPE_CHECKING:
-    from .sockets.base import SocketCore
-    from .transport.inproc import InprocEndpoint
+#: libzmq's default ZMQ_MAX_SOCKETS.
+DEFAULT_MAX_SOCKETS = 1023
 
 
 class IOContext:
-    """The inproc name registry and the set of open sockets of one context."""
+    """The inproc names and the open sockets of one context."""
 
     def __init__(self) -> None:
-        self.inproc: dict[str, SocketCore] = {}
-        self.inproc_pending: dict[str, list[InprocEndpoint]] = {}
+        self.inproc = InprocRegistry()
         self.sockets: set[SocketCore] = set()
-        self.lock = threading.Lock()
+        self.lock = native_lock()
         self.terminated = False
-        self.max_sockets = 1023
+        self.max_sockets = DEFAULT_MAX_SOCKETS
 
     def create_socket(
         self, socket_type: int, loop: asyncio.AbstractEventLoop, same_thread: bool
-    ) -> SocketCore:
+    ) -> tuple[SocketCore, Endpoints]:
+        """A socket of `socket_type` whose links live on `loop`, and its transport side."""
         if self.terminated:
-            raise ZMQError(c.ETERM)
+            raise ContextTerminated()
         cls = SOCKET_CLASSES.get(socket_type)
         if cls is None:
             raise ZMQError(c.EINVAL, f"unknown socket type {socket_type}")
         with self.lock:
             if len(self.sockets) >= self.max_sockets:
                 raise ZMQError(c.EMTHREAD, "too many open sockets (MAX_SOCKETS)")
-            core = cls(self, loop, same_thread)
+            kick = loop.call_soon if same_thread else loop.call_soon_threadsafe
+            core = cls(kick, same_thread)
             self.sockets.add(core)
-        return core
+        return core, Endpoints(core, loop, same_thread, self.inproc)
 
     def forget(self, core: SocketCore) -> None:
         with self.lock:

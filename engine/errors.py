@@ -57,12 +57,3 @@ class ContextTerminated(ZMQError):
 
 class NotDone(ZMQBaseError):
     """A tracked send has not completed yet."""
-
-
-def error_for(errno: int, msg: str | None = None) -> ZMQError:
-    """The most specific ZMQError subclass for an errno."""
-    if errno == c.EAGAIN:
-        return Again(errno, msg)
-    if errno == c.ETERM:
-        return ContextTerminated(errno, msg)
-    return ZMQError(errno, msg)

@@ -1,10 +1,14 @@
-"""SocketFace: the pyzmq-shaped API shared by the sync and asyncio faces.
+"""SocketFace: the pyzmq-shaped API, written once for the sync and the asyncio faces.
 
-Everything here is non-blocking bookkeeping: multipart assembly for SNDMORE/RCVMORE, option
-access, serialisation helpers and endpoint calls. A face supplies the waiting: `send`, `recv`,
-`send_multipart`, `recv_multipart`, `_deserialize` and `_call_on_loop`. The helpers call those,
-so `recv_json` returns a value on the sync face and an awaitable on the asyncio face, from one
-implementation.
+Everything here is shared: multipart assembly for SNDMORE/RCVMORE, send, recv and their
+multipart forms, poll, options, endpoints, the socket monitor, serialisation helpers and close.
+A face (engine.sync, engine.asyncio) supplies only how to wait and how to hand back a result:
+
+* `_run(steps, waiter)` drives the steps of a blocking call (engine.waiting), sleeping on
+  `waiter`; `_waiter()` makes one for a call on this socket, `_wake()` wakes them;
+* `_done(value)` and `_then(result, fn)` hand back a value, or `fn` applied to a result: plain
+  values on the sync face, awaitables on the asyncio face;
+* `_call_on_loop(fn, *args)` runs endpoint work on the socket's I/O loop.
 """
 
 from __future__ import annotations
@@ -13,17 +17,21 @@ import codecs
 import json
 import pickle
 import random
+import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import constants as c
-from . import transport
-from .errors import ZMQBindError, ZMQError
+from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, set_option
-from .sockets.base import SocketCore
+from .waiting import NOTHING, Steps, Waiter, timeout_ms, wait_steps
 
 _ATTRIBUTE_OPTIONS = {o.name.lower(): o.value for o in c.SocketOption}
 _ATTRIBUTE_OPTIONS.update({"identity": c.ROUTING_ID, "hwm": c.HWM})
+#: Options whose attribute form (`sock.subscribe = "x"`) also takes str.
+_STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}
+_MONITOR_EVENT = struct.Struct("<HI")
 
 
 class Frame:
@@ -70,22 +78,168 @@ def as_frame(data: Any) -> bytes:
         raise TypeError(f"cannot send {type(data).__name__}: expected bytes") from None
 
 
+class LoopGone(RuntimeError):
+    """The socket's I/O loop ended (its context was terminated) before a call could run."""
+
+
+class MessageTracker:
+    """pyzmq's tracker for `track=True`; frames are always copied here, so it is done at once."""
+
+    done = True
+
+    def wait(self, timeout: float | None = None) -> None:
+        return None
+
+
+_TRACKER = MessageTracker()
+
+
+def _raise_again() -> Any:
+    raise Again()
+
+
+def _nothing_ready() -> int:
+    return 0
+
+
 class SocketFace:
     """Shared by engine.Socket (sync) and engine.asyncio.Socket."""
 
-    _core: SocketCore
+    _face_name = "engine socket"
 
-    def __init__(self, core: SocketCore) -> None:
+    def __init__(self, context: Any, socket_type: int, loop: Any, same_thread: bool) -> None:
+        core, endpoints = context._io.create_socket(socket_type, loop, same_thread)
+        object.__setattr__(self, "context", context)
         object.__setattr__(self, "_core", core)
+        object.__setattr__(self, "_endpoints", endpoints)
         object.__setattr__(self, "_send_parts", [])
         object.__setattr__(self, "_recv_rest", [])
+        object.__setattr__(self, "_monitor_sink", None)
 
-    # Supplied by each face.
+    def _start(self) -> None:
+        """The face is built: take wake-ups, and the context's defaults for new sockets."""
+        self._core.set_waker(self._wake)
+        for option, value in self.context._defaults.items():
+            self.setsockopt(option, value)
+
+    # -- supplied by each face ------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+    def _waiter(self) -> Waiter:
+        raise NotImplementedError
+
+    def _run(self, steps: Steps, waiter: Any) -> Any:
+        raise NotImplementedError
+
+    def _done(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _then(self, result: Any, fn: Callable[[Any], Any]) -> Any:
+        raise NotImplementedError
+
     def _call_on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         raise NotImplementedError
 
-    def _deserialize(self, result: Any, load: Callable[[Any], Any]) -> Any:
-        raise NotImplementedError
+    # -- waiting --------------------------------------------------------------------------------
+
+    def _blocking(
+        self, attempt: Callable[[], Any], flags: int, timeout_ms: int, on_timeout: Any = None
+    ) -> Any:
+        """The face's run of the wait algorithm on this socket (after one attempt failed)."""
+        if flags & c.DONTWAIT:
+            raise Again()
+        waiter = self._waiter()
+        steps = wait_steps(
+            (self._core,), attempt, timeout_ms, waiter, self._check_open, on_timeout or _raise_again
+        )
+        return self._run(steps, waiter)
+
+    def _check_open(self) -> None:
+        """ENOTSOCK once closed; ETERM when the context's termination closed it (libzmq)."""
+        if self._core.closed:
+            if self.context._io.terminated:
+                raise ContextTerminated()
+            raise ZMQError(c.ENOTSOCK, "socket is closed")
+
+    # -- sending and receiving --------------------------------------------------------------------
+
+    def send(self, data: Any, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        msg = self._gather(data, flags)
+        if msg is None:  # a part given with SNDMORE: it waits for the rest
+            return self._done(_TRACKER if track else None)
+        return self._send_whole(msg, flags, track)
+
+    def send_multipart(
+        self, msg_parts: Sequence[Any], flags: int = 0, copy: bool = True, track: bool = False
+    ) -> Any:
+        msg = [as_frame(p) for p in msg_parts]
+        if not msg:
+            raise ZMQError(c.EINVAL, "cannot send an empty multipart message")
+        if self._send_parts:  # parts given earlier with SNDMORE come first
+            msg = self._send_parts + msg
+            object.__setattr__(self, "_send_parts", [])
+        return self._send_whole(msg, flags, track)
+
+    def _send_whole(self, msg: list[bytes], flags: int, track: bool) -> Any:
+        """Queued whole or not at all: a cancelled or timed-out send sends nothing."""
+        core = self._core
+        if core.closed:
+            self._check_open()
+        tracker = _TRACKER if track else None
+        if core.send(msg):
+            return self._done(tracker)
+
+        def attempt() -> Any:
+            return tracker if core.send(msg) else NOTHING
+
+        return self._blocking(attempt, flags, core.options.sndtimeo)
+
+    def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        if self._recv_rest:
+            return self._done(self._next_rest_frame(copy))
+        msg = self._recv_whole(flags)
+        if type(msg) is list:
+            return self._done(self._first_frame(msg, copy))
+        return self._then(msg, lambda m: self._first_frame(m, copy))
+
+    def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        rest = self._recv_rest
+        if rest:
+            object.__setattr__(self, "_recv_rest", [])
+            return self._done(self._frames_out(rest, copy))
+        msg = self._recv_whole(flags)
+        if type(msg) is list:
+            return self._done(self._frames_out(msg, copy))
+        return self._then(msg, lambda m: self._frames_out(m, copy))
+
+    def _recv_whole(self, flags: int) -> Any:
+        """A message taken now (a list), or the face's way to wait for one."""
+        core = self._core
+        if core.closed:
+            self._check_open()
+        msg = core.recv()
+        if msg is not None:
+            return msg
+
+        def attempt() -> Any:
+            msg = core.recv()
+            return NOTHING if msg is None else msg
+
+        return self._blocking(attempt, flags, core.options.rcvtimeo)
+
+    def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
+        """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""
+        self._check_open()
+        ready = self._events() & flags
+        if ready or timeout == 0:
+            return self._done(ready)
+
+        def attempt() -> Any:
+            return self._events() & flags or NOTHING
+
+        return self._blocking(attempt, 0, timeout_ms(timeout), _nothing_ready)
 
     # -- multipart bookkeeping --------------------------------------------------------------------
 
@@ -136,32 +290,26 @@ class SocketFace:
     def rcvmore(self) -> bool:
         return bool(self._recv_rest)
 
-    def _check_open(self) -> None:
-        if self._core.closed:
-            raise ZMQError(c.ENOTSOCK, "socket is closed")
-
     # -- endpoints ----------------------------------------------------------------------------
 
     def bind(self, addr: str) -> str:
         self._check_open()
-        endpoint = self._call_on_loop(transport.bind, self._core, addr)
+        endpoint = self._call_on_loop(self._endpoints.bind, addr)
         self._core.process_commands()  # inproc peers waiting for this name join now
         return endpoint
 
     def connect(self, addr: str) -> None:
         self._check_open()
-        self._call_on_loop(transport.connect, self._core, addr)
+        self._call_on_loop(self._endpoints.connect, addr)
         # Take the new pipe in now, so a SUB's subscriptions go out without waiting for
         # the next send or recv.
         self._core.process_commands()
 
     def unbind(self, addr: str) -> None:
         self._check_open()
-        self._call_on_loop(transport.unbind, self._core, addr)
+        self._call_on_loop(self._endpoints.remove, addr)
 
-    def disconnect(self, addr: str) -> None:
-        self._check_open()
-        self._call_on_loop(transport.disconnect, self._core, addr)
+    disconnect = unbind
 
     def bind_to_random_port(
         self, addr: str, min_port: int = 49152, max_port: int = 65536, max_tries: int = 100
@@ -204,7 +352,7 @@ class SocketFace:
         if option == c.RCVMORE:
             return int(bool(self._recv_rest))
         if option == c.LAST_ENDPOINT:
-            return core.last_endpoint.encode()
+            return self._endpoints.last_endpoint.encode()
         if option == c.EVENTS:
             return self._events()
         if option == c.MECHANISM:
@@ -256,16 +404,60 @@ class SocketFace:
         if option is None or name.startswith("_"):
             object.__setattr__(self, name, value)
             return
-        if isinstance(value, str) and (is_bytes_option(option) or option in (6, 7)):
+        if isinstance(value, str) and (is_bytes_option(option) or option in _STR_ATTRIBUTES):
             value = value.encode()
         self.setsockopt(option, value)
 
+    # -- monitoring -----------------------------------------------------------------------------
+
+    def get_monitor_socket(self, events: int = c.EVENT_ALL, addr: str | None = None) -> Any:
+        """A PAIR socket receiving this socket's events (see `recv_monitor_message`)."""
+        self._check_open()
+        addr = addr or f"inproc://monitor.{id(self):x}.{time.monotonic_ns():x}"
+        sink = self.context.socket(c.PAIR)
+        sink.bind(addr)
+        sink.linger = 0
+        watcher = self.context.socket(c.PAIR)
+        watcher.connect(addr)
+        sink_core = sink._core
+        pack = _MONITOR_EVENT.pack
+
+        def report(event: int, value: int, endpoint: str) -> None:
+            # Runs on this socket's I/O loop, the only user of the sink socket.
+            if event & events and not sink_core.closed:
+                sink_core.send([pack(event, value & 0xFFFFFFFF), endpoint.encode()])
+
+        self.disable_monitor()
+        self._endpoints.monitor = report
+        object.__setattr__(self, "_monitor_sink", sink)
+        return watcher
+
+    def disable_monitor(self) -> None:
+        self._endpoints.monitor = None
+        sink = self._monitor_sink
+        if sink is not None:
+            object.__setattr__(self, "_monitor_sink", None)
+            sink.close()
+
     # -- lifetime -----------------------------------------------------------------------------
 
-    _face_name = "engine socket"
-
     def close(self, linger: int | None = None) -> None:
-        raise NotImplementedError
+        """Stop the socket's endpoints and let its connections linger; blocked calls on it
+        wake with ENOTSOCK (or ETERM when the context is being terminated)."""
+        core = self._core
+        if core.closed:
+            return
+        core.closed = True
+        if linger is None:
+            linger = core.options.linger
+        try:
+            self._call_on_loop(self._endpoints.shutdown, linger)
+        except LoopGone:
+            pass  # term() in another thread got there first; its loop took the connections
+        finally:
+            self.context._forget(self)
+            self._wake()  # whoever is blocked on this socket sees it closed
+            self.disable_monitor()
 
     def __enter__(self) -> SocketFace:
         return self
@@ -288,7 +480,7 @@ class SocketFace:
 
     def recv_string(self, flags: int = 0, encoding: str = "utf-8") -> Any:
         decoder = codecs.getdecoder(encoding)
-        return self._deserialize(self.recv(flags), lambda b: decoder(b)[0])
+        return self._then(self.recv(flags), lambda b: decoder(b)[0])
 
     send_unicode = send_string
     recv_unicode = recv_string
@@ -298,7 +490,7 @@ class SocketFace:
         return self.send(data, flags=flags)
 
     def recv_json(self, flags: int = 0, **kw: Any) -> Any:
-        return self._deserialize(self.recv(flags), lambda b: json.loads(b, **kw))
+        return self._then(self.recv(flags), lambda b: json.loads(b, **kw))
 
     def send_pyobj(self, obj: Any, flags: int = 0, protocol: int = pickle.DEFAULT_PROTOCOL) -> Any:
         """Pickle and send. Only ever use with peers you trust."""
@@ -306,23 +498,10 @@ class SocketFace:
 
     def recv_pyobj(self, flags: int = 0) -> Any:
         """Receive and unpickle. UNSAFE with untrusted peers: unpickling runs arbitrary code."""
-        return self._deserialize(self.recv(flags), pickle.loads)
+        return self._then(self.recv(flags), pickle.loads)
 
     def send_serialized(self, msg: Any, serialize: Callable[[Any], Sequence[bytes]], **kw) -> Any:
         return self.send_multipart(serialize(msg), **kw)
 
     def recv_serialized(self, deserialize: Callable[[list[bytes]], Any], flags: int = 0) -> Any:
-        return self._deserialize(self.recv_multipart(flags), deserialize)
-
-    # Supplied by each face (declared for type checkers and readers).
-    def send(self, data: Any, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
-        raise NotImplementedError
-
-    def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
-        raise NotImplementedError
-
-    def send_multipart(self, msg_parts: Sequence[Any], flags: int = 0, **kw: Any) -> Any:
-        raise NotImplementedError
-
-    def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
-        raise NotImplementedError
+        return self._then(self.recv_multipart(flags), deserialize)

@@ -11,40 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import select
-import selectors
-import sys
 from collections.abc import Callable
 from typing import Any
 
-
-def _original(module: str, name: str) -> Any:
-    """The attribute before gevent patched it (or as it is, without gevent)."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched(module):
-        return monkey.get_original(module, name)
-    return getattr(__import__(module), name)
-
-
-def native_lock() -> Any:
-    """A real OS lock, even under gevent (it may be taken by the I/O thread)."""
-    return _original("_thread", "allocate_lock")()
-
-
-def _start_native_thread(fn: Callable[[], None]) -> None:
-    _original("_thread", "start_new_thread")(fn, ())
-
-
-def _native_selector() -> selectors.BaseSelector:
-    # gevent removes EpollSelector (and select.epoll) from the patched modules; the loop of a
-    # real thread needs the real ones, which blocks that thread and not the gevent hub.
-    try:
-        return _original("selectors", "EpollSelector")()
-    except AttributeError:
-        return selectors.DefaultSelector()
-
-
-def _get_ident() -> int:
-    return _original("_thread", "get_ident")()
+from .face import LoopGone
+from .native import native_lock, native_selector, native_thread_id, start_native_thread
 
 
 class Signal:
@@ -71,6 +42,10 @@ class Signal:
         except (OSError, ValueError):
             pass  # nothing to clear (EAGAIN), or closed
 
+    def prepare(self) -> None:
+        """engine.waiting's Waiter: cleared before arming, so a later set() is seen."""
+        self.clear()
+
     def wait(self, timeout: float | None) -> bool:
         """Block (cooperatively under gevent) until set or `timeout` seconds; True if set."""
         poller = self._poller
@@ -87,7 +62,7 @@ class Signal:
             self.fd = -1
 
 
-class IOThreadStopped(RuntimeError):
+class IOThreadStopped(LoopGone):
     """The I/O thread ended (its context was terminated) before the call could run."""
 
 
@@ -96,7 +71,7 @@ class IOThread:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.loop = asyncio.SelectorEventLoop(_native_selector())
+        self.loop = asyncio.SelectorEventLoop(native_selector())
         self._started = False
         self._exited = False
         self._thread_id = -1
@@ -111,7 +86,7 @@ class IOThread:
         ready = Signal()
 
         def run() -> None:
-            self._thread_id = _get_ident()
+            self._thread_id = native_thread_id()
             asyncio.set_event_loop(self.loop)
             self.loop.call_soon(ready.set)
             try:
@@ -122,13 +97,13 @@ class IOThread:
                 for waiter in list(self._waiters):
                     waiter.set()  # calls that will never run now: let their callers know
 
-        _start_native_thread(run)
+        start_native_thread(run)
         ready.wait(None)
         ready.close()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` on the loop and return its result (or raise its exception)."""
-        if self._thread_id == _get_ident():
+        if self._thread_id == native_thread_id():
             return fn(*args)  # already on the loop (a socket closed by the GC there, say)
         done = Signal()
         outcome: list[Any] = []

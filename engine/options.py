@@ -7,6 +7,10 @@ from dataclasses import dataclass, fields
 from . import constants as c
 from .errors import ZMQError
 
+#: A count no queue reaches: what a high-water mark of 0 ("no limit") and other absent limits
+#: become, so that hot paths compare against a number instead of testing for "no limit".
+UNBOUNDED = 1 << 62
+
 
 @dataclass(slots=True)
 class Options:

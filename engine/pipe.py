@@ -1,19 +1,132 @@
-"""Pipes: the queues between a socket and one peer, with high-water marks.
+"""Pipes: the queues between a socket and one peer, with high-water marks, and both their ports.
 
-A socket's user side (the application thread, or the asyncio task) and its connections (on the
-I/O loop) may run on different threads, so every counter here has exactly one writer: the user
-side writes `queued` and `consumed`, the connection writes `written` and `delivered`. Reads of
-the other side's counter can only be stale, never torn, and each wait re-checks after arming its
+A pipe has two sides, as in libzmq: the socket's user side (the application thread, or the
+asyncio task) and the link that carries its messages (on the I/O loop). Each side talks to the
+other only through the port the other declares here: `LinkPort` is what a pipe (and its socket)
+may ask of a link, `SocketPort` what a link may ask of the socket it serves.
+
+The two sides may run on different threads, so every counter has exactly one writer: the user
+side writes `queued` and `consumed`, the link writes `written` and `delivered`. Reads of the
+other side's counter can only be stale, never torn, and each wait re-checks after arming its
 wake-up, so no notification is lost.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from time import monotonic
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .connection import PeerLink
+from .options import UNBOUNDED, Options
+
+Message = list[bytes]
+#: Schedules a call on the I/O loop: call_soon, or call_soon_threadsafe across threads.
+Kick = Callable[..., Any]
+
+#: Flush requests closer together than this (seconds) mean a burst: batch them on the loop.
+#: A loop pass or a thread hand-off costs about this much, so batching pays below it.
+EAGER_WRITE_GAP = 50e-6
+
+
+class LinkPort(Protocol):
+    """The link side: whatever carries a pipe's messages to one peer (a ZMTP link, inproc)."""
+
+    def flush(self) -> None:
+        """Loop side: write everything the pipe holds (one write per batch)."""
+
+    def write_direct(self) -> bool:
+        """User thread: write the pipe's messages now if the link is idle; False: not now."""
+
+    def resume_reading(self) -> None:
+        """Loop side: the socket made room below RCVHWM; read (or deliver) again."""
+
+    def close(self) -> None:
+        """End the connection; what the transport still buffers is written first."""
+
+    def abort(self) -> None:
+        """End the connection at once, dropping what is buffered."""
+
+    def finish(self, linger_ms: int) -> None:
+        """Close once queued messages are written, waiting at most LINGER (-1: no limit)."""
+
+
+class SocketPort(Protocol):
+    """The socket side, as links see it; every call here happens on the I/O loop."""
+
+    socket_type: int
+    options: Options
+    closed: bool
+    #: Connect-side pipes exist before the peer does (messages queue), unless IMMEDIATE.
+    queues_before_connect: bool
+
+    def new_pipe(self, persistent: bool = False) -> Pipe: ...
+
+    def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
+        """Messages from the peer, one read's worth at a time."""
+
+    def attach(self, pipe: Pipe) -> None:
+        """A new peer is up on `pipe`."""
+
+    def detach(self, pipe: Pipe) -> None:
+        """The peer of `pipe` is gone for good."""
+
+    def reattach(self, pipe: Pipe) -> None:
+        """A persistent pipe got a fresh connection (a reconnect), before anything is written."""
+
+    def accepts_peer(self, pipe: Pipe) -> bool:
+        """At handshake: may this peer join (ROUTER checks routing ids, PAIR takes one)?"""
+
+    def forget_peer(self, pipe: Pipe) -> None:
+        """The peer's connection is gone (its routing id is free again)."""
+
+    def notify(self) -> None:
+        """Something changed that may let a blocked send or recv proceed."""
+
+
+class FlushQueue:
+    """The links of one socket that have messages to write, served once per batch.
+
+    A message that follows a quiet spell is written at once (on the loop's thread, or from the
+    user's thread when the link is idle): a request/reply exchange then costs no extra loop pass
+    or thread hand-off. In a burst (flush requests less than EAGER_WRITE_GAP apart) messages
+    wait for the loop and leave in batches, one loop wake-up per batch.
+    """
+
+    __slots__ = ("_dirty", "_last_request", "kick", "same_thread")
+
+    def __init__(self, kick: Kick, same_thread: bool) -> None:
+        self.kick = kick
+        #: The user side runs on the loop's own thread (the asyncio face).
+        self.same_thread = same_thread
+        self._dirty: deque[LinkPort] = deque()
+        self._last_request = 0.0
+
+    def schedule(self, link: LinkPort) -> None:
+        """User side: `link` has new messages."""
+        dirty = self._dirty
+        now = monotonic()
+        quiet = now - self._last_request > EAGER_WRITE_GAP
+        self._last_request = now
+        if quiet and not dirty:
+            if self.same_thread:
+                link.flush()
+                return
+            if link.write_direct():
+                return
+        dirty.append(link)
+        if len(dirty) == 1:
+            self.kick(self.flush_all)
+
+    def flush_all(self) -> None:
+        """Loop side (or the asyncio face just before it waits): write out what is queued."""
+        dirty = self._dirty
+        while dirty:
+            try:
+                link = dirty.popleft()
+            except IndexError:
+                return
+            link.flush()
 
 
 class Pipe:
@@ -24,48 +137,41 @@ class Pipe:
         "consumed",
         "delivered",
         "flush_pending",
+        "flusher",
         "identity",
-        "kick",
         "link",
         "outbox",
-        "peer_type",
         "persistent",
         "queued",
         "rcvhwm",
         "read_paused",
         "routing_id",
-        "schedule_flush",
         "sndhwm",
-        "subscriptions",
         "written",
     )
 
     def __init__(
-        self, sndhwm: int, rcvhwm: int, kick: Any, schedule_flush: Any, persistent: bool = False
+        self, sndhwm: int, rcvhwm: int, flusher: FlushQueue, persistent: bool = False
     ) -> None:
-        self.outbox: deque[list[bytes]] = deque()
+        self.outbox: deque[Message] = deque()
         self.queued = 0  # messages the user side has put in outbox
         self.written = 0  # messages the link has taken from outbox
         self.delivered = 0  # messages the link has handed to the socket
         self.consumed = 0  # messages the user side has taken from what was delivered
-        self.sndhwm = sndhwm if sndhwm > 0 else 1 << 62
-        self.rcvhwm = rcvhwm if rcvhwm > 0 else 1 << 62
-        #: Schedules a call on the I/O loop: call_soon, or call_soon_threadsafe across threads.
-        self.kick = kick
-        #: Queues the link for the socket's next flush pass (one loop wake-up per batch).
-        self.schedule_flush = schedule_flush
-        self.link: PeerLink | None = None
+        self.sndhwm = sndhwm if sndhwm > 0 else UNBOUNDED
+        self.rcvhwm = rcvhwm if rcvhwm > 0 else UNBOUNDED
+        self.flusher = flusher
+        self.link: LinkPort | None = None
         self.flush_pending = False
         self.read_paused = False
         self.closed = False
         #: A connect-side pipe outlives its connections, so messages sent before the peer is up
         #: (or while it reconnects) wait here, as in libzmq without IMMEDIATE.
         self.persistent = persistent
+        #: How a ROUTER names this peer (set at handshake).
         self.routing_id = b""
+        #: The Identity the peer announced in its READY.
         self.identity = b""
-        self.peer_type = -1
-        #: The topics this peer subscribed to (publisher side only).
-        self.subscriptions: set[bytes] | None = None
 
     # -- user side ----------------------------------------------------------------------------
 
@@ -80,7 +186,7 @@ class Pipe:
             and (self.link is not None or self.persistent)
         )
 
-    def offer(self, msg: list[bytes]) -> bool:
+    def offer(self, msg: Message) -> bool:
         """push() if the pipe can take the message now; the hot path of every send."""
         if (
             self.queued - self.written >= self.sndhwm
@@ -94,7 +200,7 @@ class Pipe:
             self._request_flush()
         return True
 
-    def push(self, msg: list[bytes]) -> None:
+    def push(self, msg: Message) -> None:
         """Queue one message for the peer, whatever the high-water mark says."""
         self.outbox.append(msg)
         self.queued += 1
@@ -106,7 +212,7 @@ class Pipe:
         link = self.link
         if link is not None:
             self.flush_pending = True
-            self.schedule_flush(link)
+            self.flusher.schedule(link)
 
     def credit(self, count: int) -> None:
         """The user side finished `count` delivered messages: the link may read again."""
@@ -114,12 +220,23 @@ class Pipe:
         if self.read_paused:
             link = self.link
             if link is not None:
-                self.kick(link.resume_reading)
+                self.flusher.kick(link.resume_reading)
 
     # -- link side ----------------------------------------------------------------------------
 
-    def backlog(self) -> int:
-        return self.delivered - self.consumed
+    def room(self) -> int:
+        """How many more messages the socket takes from this peer before RCVHWM."""
+        return self.rcvhwm - (self.delivered - self.consumed)
+
+    def drop_queued(self) -> None:
+        """Forget what waits in the outbox (stale after a reconnect, for some socket types)."""
+        outbox = self.outbox
+        while outbox:
+            try:
+                outbox.popleft()
+            except IndexError:  # the user side replaced it meanwhile (CONFLATE)
+                break
+            self.written += 1
 
     def __repr__(self) -> str:
         return f"<Pipe rid={self.routing_id!r} out={self.queued - self.written}>"
@@ -130,7 +247,7 @@ class ConflatingPipe(Pipe):
 
     __slots__ = ()
 
-    def offer(self, msg: list[bytes]) -> bool:
+    def offer(self, msg: Message) -> bool:
         if self.closed or (self.link is None and not self.persistent):
             return False
         outbox = self.outbox

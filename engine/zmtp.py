@@ -15,7 +15,18 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .constants import COMPATIBLE_PEERS, PUB, SOCKET_TYPE_NAMES, SUB, XPUB, XSUB
+from .constants import (
+    COMPATIBLE_PEERS,
+    DEALER,
+    PUB,
+    REQ,
+    ROUTER,
+    SOCKET_TYPE_NAMES,
+    SUB,
+    XPUB,
+    XSUB,
+)
+from .options import UNBOUNDED
 
 # -- limits -----------------------------------------------------------------------------------
 
@@ -32,9 +43,6 @@ DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024 * 1024
 FRAME_OVERHEAD = 64
 #: ...plus this many, so that even a tiny MAXMSGSIZE leaves room for routing envelopes.
 FRAME_ALLOWANCE = 64
-#: An incomplete frame at least this large is collected as a list of chunks and joined once,
-#: rather than re-joined on every read.
-LARGE_FRAME = 64 * 1024
 #: RFC 37: the PING context is at most 16 bytes.
 MAX_PING_CONTEXT = 16
 
@@ -58,6 +66,8 @@ _SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
 
 SUBSCRIBE_PREFIX = b"\x01"
 CANCEL_PREFIX = b"\x00"
+#: The socket types whose READY carries an Identity property (RFC 23).
+ANNOUNCES_IDENTITY = frozenset({REQ, DEALER, ROUTER})
 
 
 class ProtocolError(Exception):
@@ -180,7 +190,6 @@ class ZMTPConnection:
         *,
         identity: bytes = b"",
         max_message_size: int = -1,
-        routing_prefix: bool = False,
         minor_version: int = 1,
     ) -> None:
         self.socket_type = socket_type
@@ -193,9 +202,6 @@ class ZMTPConnection:
         self.peer_minor_version = -1
         self.peer_socket_type = -1
         self.peer_identity = b""
-        #: When set (ROUTER), every received message starts with this frame.
-        self.routing_prefix = routing_prefix
-        self.prefix = b""
         self._sends_subscriptions = socket_type in (SUB, XSUB)
         self._takes_subscriptions = socket_type in (PUB, XPUB)
         self._out: list[bytes] = [greeting(minor_version)]
@@ -275,12 +281,12 @@ class ZMTPConnection:
         """Complete frames may be waiting in the buffer (a `limit` stopped the last call)."""
         return self.state is State.TRAFFIC and self._have >= self._need
 
-    def receive_data(self, data: bytes, limit: int = 1 << 62) -> list[list[bytes]]:
+    def receive_data(self, data: bytes, limit: int = UNBOUNDED) -> list[list[bytes]]:
         """Feed bytes from the peer; returns the messages they completed, in order.
 
         At most `limit` messages are returned; the rest stays buffered (see `input_pending`)
-        until a later call, with b"" when no new bytes came. After a call that completed the
-        handshake, call again with b"" to decode what followed.
+        until a later call, with b"" when no new bytes came. Messages that follow the handshake
+        in the same bytes come back from the same call, after the HandshakeComplete event.
         """
         if self.state is State.CLOSED:
             return []
@@ -297,13 +303,11 @@ class ZMTPConnection:
             data = b"".join(self._chunks)
             self._chunks = []
         messages: list[list[bytes]] = []
-        if self.state is State.TRAFFIC:
-            pos = self._decode(data, 0, messages, limit)
-        else:
-            # Stop once the handshake completes, even with more data in hand: the caller may
-            # need to act on HandshakeComplete (a ROUTER sets `prefix`) before the first
-            # message is decoded. It then calls receive_data(b"") to go on.
+        pos = 0
+        if self.state is not State.TRAFFIC:
             pos = self._receive_preamble(data, messages)
+        if self.state is State.TRAFFIC:
+            pos = self._decode(data, pos, messages, limit)
         rest = len(data) - pos
         if rest:
             self._chunks.append(data[pos:] if pos else data)
@@ -377,7 +381,7 @@ class ZMTPConnection:
 
     def _ready_command(self) -> bytes:
         props = {"Socket-Type": SOCKET_TYPE_NAMES[self.socket_type]}
-        if self.socket_type in (3, 5, 6):  # REQ, DEALER, ROUTER announce their identity
+        if self.socket_type in ANNOUNCES_IDENTITY:
             props["Identity"] = self.identity
         return encode_command(b"READY", encode_properties(props))
 
@@ -417,11 +421,10 @@ class ZMTPConnection:
         cur_frames = self._partial_frames
         max_frames = self.max_frames
         limit = self.max_message_size
-        prefix = self.prefix if self.routing_prefix else None
         need = 2
         # Whole short frames that are complete messages need none of the checks below (a
         # short frame cannot exceed any sane limit), so they take this path alone.
-        fast = prefix is None and limit >= 255
+        fast = limit >= 255
         append = messages.append
         while True:
             avail = end - pos
@@ -472,7 +475,7 @@ class ZMTPConnection:
                 break
             frame = data[start:stop]
             if cur is None:
-                cur = [prefix, frame] if prefix is not None else [frame]
+                cur = [frame]
             else:
                 cur.append(frame)
             if not flags & FLAG_MORE:
@@ -504,9 +507,7 @@ class ZMTPConnection:
         elif name in (b"SUBSCRIBE", b"CANCEL"):
             if self._takes_subscriptions:
                 mark = SUBSCRIBE_PREFIX if name == b"SUBSCRIBE" else CANCEL_PREFIX
-                frame = mark + rest
-                prefix = self.prefix if self.routing_prefix else None
-                messages.append([prefix, frame] if prefix is not None else [frame])
+                messages.append([mark + rest])
         elif name == b"READY":
             raise ProtocolError("READY after the handshake")
         # RFC 37 leaves room for new commands: anything else is ignored.

@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import Context
 from .. import constants as c
-from .. import sync
 from ..asyncio import Context as AsyncContext
-from ..endpoint import parse as parse_endpoint
 from ..errors import ZMQError
 from .lazy_pirate import PatternError, RequestFailed, as_frames
 from .simple_pirate import (
@@ -223,11 +222,11 @@ class FreelanceClient:
         timeout: float = REQUEST_TIMEOUT_S,
         ping_interval: float = PING_INTERVAL_S,
         server_ttl: float = SERVER_TTL_S,
-        context: sync.Context | None = None,
+        context: Context | None = None,
     ) -> None:
         self.timeout = timeout
         self.core = FreelanceCore(ping_interval=ping_interval, server_ttl=server_ttl)
-        self.context = context or sync.Context.instance()
+        self.context = context or Context.instance()
         self.socket = _new_client_socket(self.context)
 
     def connect(self, endpoint: str) -> None:
@@ -351,17 +350,17 @@ class FreelanceServer:
         handler: Handler = echo,
         *,
         endpoint: str | None = None,
-        context: sync.Context | None = None,
+        context: Context | None = None,
     ) -> None:
         self.handler = handler
-        self.context = context or sync.Context.instance()
+        self.context = context or Context.instance()
         self.socket = self.context.socket(c.ROUTER)
         self.socket.linger = 0
         if endpoint is not None:
             self.socket.setsockopt(c.ROUTING_ID, endpoint.encode())
         bound = self.socket.bind(bind)
         if endpoint is None:
-            if parse_endpoint(bound, binding=True).address in ("0.0.0.0", "::"):
+            if _is_wildcard(bound):
                 self.socket.close(linger=0)
                 raise ValueError(f"bound to a wildcard ({bound}): give the public endpoint")
             # Set before any client can know the port, so every handshake carries it.
@@ -409,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # A client's stdout carries the replies: only warnings join them, unless -v.
     setup_logging(args.verbose, logging.INFO if args.role == "server" else logging.WARNING)
-    ctx = sync.Context()
+    ctx = Context()
     try:
         if args.role == "server":
             server = FreelanceServer(args.bind, endpoint=args.endpoint, context=ctx)
@@ -434,6 +433,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         ctx.destroy(linger=0)
+
+
+def _is_wildcard(endpoint: str) -> bool:
+    """Was `endpoint` (as bind() resolved it) bound to every interface?"""
+    host = endpoint.partition("://")[2].rpartition(":")[0].strip("[]")
+    return host in ("0.0.0.0", "::")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import Context
 from .. import constants as c
-from .. import sync
 from ..asyncio import Context as AsyncContext
 
 #: Seconds to wait for each reply: the Guide's 2.5 s tolerates a loaded server yet lets a
@@ -112,7 +112,7 @@ class RequestAttempts:
 class _ClientBase:
     """What both faces share: settings, and the socket thrown away after each timeout."""
 
-    _context_class: Any = sync.Context
+    _context_class: Any = Context
 
     def __init__(
         self,

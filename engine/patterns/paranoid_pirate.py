@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import Context
 from .. import constants as c
-from .. import sync
 from ..asyncio import Context as AsyncContext
 from ..errors import ZMQError
 from .simple_pirate import (
@@ -72,7 +72,7 @@ class ParanoidPirateQueue(QueueSockets):
         liveness: int = HEARTBEAT_LIVENESS,
         max_pending: int | None = None,
         busy_reply: Sequence[bytes] = (BUSY_REPLY,),
-        context: sync.Context | None = None,
+        context: Context | None = None,
     ) -> None:
         super().__init__(frontend, backend, context)
         pool = WorkerPool(interval=interval, liveness=liveness, max_pending=max_pending)
@@ -191,7 +191,7 @@ AsyncHandler = Callable[[list[bytes]], list[bytes] | Awaitable[list[bytes]]]
 class _WorkerBase:
     """What both worker faces share: settings, the WorkerCore, and (re)connecting."""
 
-    _context_class: Any = sync.Context
+    _context_class: Any = Context
 
     def __init__(
         self,
@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.use_async:
             asyncio.run(_serve_async(args.backend, timing))
             return 0
-    ctx = sync.Context()
+    ctx = Context()
     try:
         if args.role == "queue":
             busy = [args.busy_reply.encode()]

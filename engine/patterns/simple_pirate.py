@@ -21,10 +21,9 @@ import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from .. import Context, Poller, Socket
 from .. import constants as c
-from .. import sync
 from ..errors import ZMQError
-from ..poll import Poller
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class SimplePirateBroker:
         return self.dispatch()
 
 
-def _send_backend(sock: sync.Socket, broker: SimplePirateBroker, out: list[list[bytes]]) -> None:
+def _send_backend(sock: Socket, broker: SimplePirateBroker, out: list[list[bytes]]) -> None:
     while out:
         msg = out.pop(0)
         try:
@@ -122,8 +121,8 @@ def _send_backend(sock: sync.Socket, broker: SimplePirateBroker, out: list[list[
 class QueueSockets:
     """What both Pirate queues share: a client ROUTER and a worker ROUTER, bound at once."""
 
-    def __init__(self, frontend: str, backend: str, context: sync.Context | None) -> None:
-        self.context = context or sync.Context.instance()
+    def __init__(self, frontend: str, backend: str, context: Context | None) -> None:
+        self.context = context or Context.instance()
         self.frontend = self.context.socket(c.ROUTER)
         self.backend = self.context.socket(c.ROUTER)
         for sock in (self.frontend, self.backend):
@@ -155,7 +154,7 @@ class QueueSockets:
 class SimplePirateQueue(QueueSockets):
     """The sync queue: binds both ROUTERs at construction, then `run()` until `stop()`."""
 
-    def __init__(self, frontend: str, backend: str, *, context: sync.Context | None = None) -> None:
+    def __init__(self, frontend: str, backend: str, *, context: Context | None = None) -> None:
         super().__init__(frontend, backend, context)
         self.broker = SimplePirateBroker()
 
@@ -184,12 +183,12 @@ class SimplePirateWorker:
         handler: Handler = echo,
         *,
         identity: bytes | None = None,
-        context: sync.Context | None = None,
+        context: Context | None = None,
     ) -> None:
         self.backend = backend
         self.handler = handler
         self.identity = identity
-        self.context = context or sync.Context.instance()
+        self.context = context or Context.instance()
         self.handled = 0
         self._running = False
 
@@ -253,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     w.add_argument("--identity", help="routing id to use (default: assigned by the queue)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    ctx = sync.Context()
+    ctx = Context()
     try:
         if args.role == "queue":
             server: SimplePirateQueue | SimplePirateWorker = SimplePirateQueue(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from .. import constants as c
-from .base import LoadBalancer, Message, SocketCore
+from ..pipe import Message
+from .base import SocketCore
+from .parts import LoadBalancer
 
 
 class PushSocket(SocketCore):
-    """Round-robin to the peers that have room; blocks when none has."""
+    """Load-balances to the peers that have room; blocks when none has."""
 
     socket_type = c.PUSH
 
@@ -29,7 +31,9 @@ class PullSocket(SocketCore):
     """Fair-queues what its peers push, one read's worth per peer at a time."""
 
     socket_type = c.PULL
-    _recv = SocketCore._take
+
+    def _recv(self) -> Message | None:
+        return self.inbox.take()
 
 
 class PairSocket(SocketCore):
@@ -38,7 +42,8 @@ class PairSocket(SocketCore):
     socket_type = c.PAIR
     single_peer = True
 
-    _recv = SocketCore._take
+    def _recv(self) -> Message | None:
+        return self.inbox.take()
 
     def _send(self, msg: Message) -> bool:
         return any(pipe.offer(msg) for pipe in self.pipes)

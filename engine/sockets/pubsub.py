@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections import deque
 
 from .. import constants as c
-from ..pipe import Pipe
-from .base import Message, SocketCore
+from ..pipe import Message, Pipe
+from ..zmtp import CANCEL_PREFIX, SUBSCRIBE_PREFIX
+from .base import SocketCore
+from .parts import all_have_room, distribute, distribute_always
 from .subscriptions import Subscribers, TopicFilter
 
-SUBSCRIBE = 1
-CANCEL = 0
+#: First byte of a subscription message (ZMTP 3.0's form, which the engine uses throughout).
+SUBSCRIBE = SUBSCRIBE_PREFIX[0]
 
 
 class XPubSocket(SocketCore):
-    """Sends each message to the peers subscribed to a prefix of its first frame; the
+    """Distributes each message to the peers subscribed to a prefix of its first frame; the
     application sees subscriptions as messages."""
 
     socket_type = c.XPUB
@@ -37,46 +39,43 @@ class XPubSocket(SocketCore):
     def pipe_detached(self, pipe: Pipe) -> None:
         for topic in self.subscribers.remove_peer(pipe):
             if self.shows_subscriptions:
-                self._for_app.append([b"\x00" + topic])
+                self._for_app.append([CANCEL_PREFIX + topic])
 
     def _read_subscriptions(self) -> None:
         """Apply what subscribers sent; XPUB keeps what the application should see."""
         opts = self.options
         show = self.shows_subscriptions
+        inbox = self.inbox
         while True:
-            msg = self._take()
+            msg = inbox.take()
             if msg is None:
                 return
-            pipe = self._batch_pipe
             first = msg[0]
-            if len(msg) != 1 or not first or first[0] > 1:
+            if len(msg) != 1 or not first or first[0] > SUBSCRIBE:
                 if show:
                     self._for_app.append(msg)
                 continue
             topic = first[1:]
             if first[0] == SUBSCRIBE:
-                fresh = self.subscribers.add(topic, pipe)
+                fresh = self.subscribers.add(topic, inbox.pipe)
                 if show and (fresh or opts.xpub_verbose or opts.xpub_verboser):
                     self._for_app.append(msg)
             else:
-                last = self.subscribers.remove(topic, pipe)
+                last = self.subscribers.remove(topic, inbox.pipe)
                 if show and (last or opts.xpub_verboser):
                     self._for_app.append(msg)
 
     def _send(self, msg: Message) -> bool:
-        if self._in or self._pos < len(self._batch):
+        if self.inbox.waiting():
             self._read_subscriptions()
         if self.options.invert_matching:
             matched = self.subscribers.match(msg[0])
             targets = [p for p in self.pipes if p not in matched]
         else:
             targets = self.subscribers.match(msg[0])
-        if self.options.xpub_nodrop and any(not p.has_room() for p in targets):
+        if self.options.xpub_nodrop and not all_have_room(targets):
             return False
-        for pipe in targets:
-            # At the high-water mark a publisher drops rather than blocks (RFC 29).
-            if pipe.has_room():
-                pipe.push(msg)
+        distribute(targets, msg)
         return True
 
     def _recv(self) -> Message | None:
@@ -107,44 +106,45 @@ class XSubSocket(SocketCore):
     messages written by the application (0x01/0x00 + topic)."""
 
     socket_type = c.XSUB
-    resends_subscriptions = True
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.filter = TopicFilter()
 
-    def _broadcast(self, msg: Message) -> None:
-        for pipe in self.pipes:
-            if not pipe.closed:
-                pipe.push(msg)
+    def reattach(self, pipe: Pipe) -> None:
+        # Loop side, before the new connection writes anything: subscriptions queued for the
+        # old connection are stale. pipe_reconnected sends the current set instead.
+        pipe.drop_queued()
+        super().reattach(pipe)
 
     def pipe_attached(self, pipe: Pipe) -> None:
         for topic in self.filter.counts:
-            pipe.push([b"\x01" + topic])
+            pipe.push([SUBSCRIBE_PREFIX + topic])
 
     pipe_reconnected = pipe_attached
 
     def _send(self, msg: Message) -> bool:
         first = msg[0] if msg else b""
-        if len(msg) == 1 and first and first[0] <= 1:
+        if len(msg) == 1 and first and first[0] <= SUBSCRIBE:
             topic = first[1:]
             if first[0] == SUBSCRIBE:
                 self.filter.add(topic)
-                self._broadcast(msg)
+                distribute_always(self.pipes, msg)
             elif self.filter.remove(topic):
-                self._broadcast(msg)
+                distribute_always(self.pipes, msg)
             return True
-        self._broadcast(msg)
+        distribute_always(self.pipes, msg)
         return True
 
     def _recv(self) -> Message | None:
         matches = self.filter.matches
-        invert = self.options.invert_matching
+        invert = bool(self.options.invert_matching)
+        take = self.inbox.take
         while True:
-            msg = self._take()
+            msg = take()
             if msg is None:
                 return None
-            if matches(msg[0]) != bool(invert):
+            if matches(msg[0]) != invert:
                 return msg
 
     def can_send(self) -> bool:
@@ -161,9 +161,9 @@ class SubSocket(XSubSocket):
             self.process_commands()
         if subscribe:
             if self.filter.add(topic):
-                self._broadcast([b"\x01" + topic])
+                distribute_always(self.pipes, [SUBSCRIBE_PREFIX + topic])
         elif self.filter.remove(topic):
-            self._broadcast([b"\x00" + topic])
+            distribute_always(self.pipes, [CANCEL_PREFIX + topic])
 
     def _send(self, msg: Message) -> bool:
         return SocketCore._send(self, msg)

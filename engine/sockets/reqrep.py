@@ -6,21 +6,30 @@ import itertools
 
 from .. import constants as c
 from ..errors import ZMQError
-from ..pipe import Pipe
-from .base import Message, SocketCore
-from .pipeline import PushSocket
+from ..pipe import Message, Pipe
+from .base import SocketCore
+from .parts import LoadBalancer
 
 DELIMITER = b""
 
 
-class DealerSocket(PushSocket):
-    """PUSH's round-robin out, plus fair-queued receiving; no envelope handling."""
+class DealerSocket(SocketCore):
+    """A load-balancer out and a fair-queue in; no envelope handling."""
 
     socket_type = c.DEALER
-    _recv = SocketCore._take
 
-    def can_recv(self) -> bool:
-        return True
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.balancer = LoadBalancer(self.pipes)
+
+    def _send(self, msg: Message) -> bool:
+        return self.balancer.send(msg) is not None
+
+    def _recv(self) -> Message | None:
+        return self.inbox.take()
+
+    def can_send(self) -> bool:
+        return self.balancer.any_ready()
 
 
 class ReqSocket(DealerSocket):
@@ -54,12 +63,13 @@ class ReqSocket(DealerSocket):
         if not self._awaiting:
             raise ZMQError(c.EFSM, "REQ socket must send a request before recv")
         correlate = self.options.req_correlate
+        inbox = self.inbox
         while True:
-            msg = self._take()
+            msg = inbox.take()
             if msg is None:
                 return None
             # Replies from other peers, stale replies and malformed ones are dropped, as libzmq.
-            if self._batch_pipe is not self._reply_pipe:
+            if inbox.pipe is not self._reply_pipe:
                 continue
             if correlate:
                 if len(msg) < 3 or msg[1] != DELIMITER:
@@ -95,8 +105,9 @@ class RepSocket(SocketCore):
     def _recv(self) -> Message | None:
         if self._envelope is not None:
             raise ZMQError(c.EFSM, "REP socket must send a reply before receiving again")
+        inbox = self.inbox
         while True:
-            msg = self._take()
+            msg = inbox.take()
             if msg is None:
                 return None
             try:
@@ -106,7 +117,7 @@ class RepSocket(SocketCore):
             if split == len(msg):
                 continue
             self._envelope = msg[:split]
-            self._reply_pipe = self._batch_pipe
+            self._reply_pipe = inbox.pipe
             return msg[split:]
 
     def _send(self, msg: Message) -> bool:
@@ -127,11 +138,11 @@ class RepSocket(SocketCore):
 
 
 class RouterSocket(SocketCore):
-    """Prefixes each message with its peer's routing id, and routes replies by that id."""
+    """Adds its peer's routing id in front of each message it takes from the fair-queue, and
+    routes what it sends by that first frame."""
 
     socket_type = c.ROUTER
     queues_before_connect = False
-    routing_prefix = True
     _generated_ids = itertools.count(0x6B8B4567)
 
     def __init__(self, *args) -> None:
@@ -147,7 +158,8 @@ class RouterSocket(SocketCore):
         if old is not None and not old.closed:
             if not self.options.router_handover:
                 return False  # the id is taken: refuse the newcomer, as libzmq does
-            old.routing_id = b""
+            # The old pipe keeps its id for what it already delivered; forget_peer will not
+            # drop the new route, which is no longer the old pipe's.
             link = old.link
             if link is not None:
                 link.close()
@@ -177,7 +189,12 @@ class RouterSocket(SocketCore):
         pipe.push(msg[1:])
         return True
 
-    _recv = SocketCore._take
+    def _recv(self) -> Message | None:
+        inbox = self.inbox
+        msg = inbox.take()
+        if msg is None:
+            return None
+        return [inbox.pipe.routing_id, *msg]
 
     def can_send(self) -> bool:
         return True

@@ -1,73 +1,115 @@
-"""Endpoint management for a socket: bind, connect, unbind, disconnect and close.
+"""Transports: a socket's endpoints and connections, with one registry keyed by scheme.
 
-These run on the socket's I/O loop; the faces call them there.
+`Endpoints` is one socket's transport side: what it bound and connected, its live links and its
+monitor. Its methods run on the socket's I/O loop; the faces call them there. A transport is
+anything with `bind(host, endpoint)` and `connect(host, endpoint)` returning an endpoint
+handle; new ones (udp://, pgm://...) join `TRANSPORTS` under their scheme.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .. import constants as c
-from ..endpoint import parse
+from ..endpoint import Endpoint, parse
 from ..errors import ZMQError
-from . import inproc
-from .stream import Connecter, Listener
+from ..pipe import Pipe, SocketPort
+from . import inproc, stream
+from .inproc import InprocRegistry
 
-if TYPE_CHECKING:
-    from ..sockets.base import SocketCore
-
-
-def bind(socket: SocketCore, address: str) -> str:
-    ep = parse(address, binding=True)
-    if ep.transport == "inproc":
-        endpoint = inproc.bind(socket, ep)
-        resolved = str(ep)
-    else:
-        endpoint = Listener(socket, ep)
-        resolved = endpoint.open()
-    socket.endpoints[resolved] = endpoint
-    if resolved != address:
-        socket.endpoints.setdefault(address, endpoint)
-    socket.last_endpoint = resolved
-    return resolved
+#: A socket monitor: (event, value, endpoint), called on the I/O loop.
+Monitor = Callable[[int, int, str], None]
 
 
-def connect(socket: SocketCore, address: str) -> None:
-    ep = parse(address, binding=False)
-    if ep.transport == "inproc":
-        endpoint = inproc.connect(socket, ep)
-    else:
-        pipe = None
-        if socket.queues_before_connect and not socket.options.immediate:
-            # Messages sent before the peer is reachable wait in this pipe (no IMMEDIATE).
-            pipe = socket.new_pipe(persistent=True)
-            socket.attach(pipe)
-        endpoint = Connecter(socket, ep, pipe)
-        endpoint.open()
-    socket.endpoints[str(ep)] = endpoint
-    socket.last_endpoint = str(ep)
+class EndpointHandle(Protocol):
+    """A bound or connected endpoint (Listener, Connecter, InprocEndpoint)."""
+
+    endpoint: str
+    #: A connect-side pipe that outlives connections, if the endpoint made one.
+    pipe: Pipe | None
+
+    def close(self, drop_links: bool = True, linger_ms: int = 0) -> None: ...
 
 
-def _remove(socket: SocketCore, address: str) -> None:
-    endpoint = socket.endpoints.pop(address, None)
-    if endpoint is None:
-        raise ZMQError(c.ENOENT, f"no such endpoint: {address}")
-    for key in [k for k, v in socket.endpoints.items() if v is endpoint]:
-        del socket.endpoints[key]
-    endpoint.close()
-    pipe = getattr(endpoint, "pipe", None)
-    if pipe is not None and pipe.persistent:
-        socket.detach(pipe)
+class Transport(Protocol):
+    def bind(self, host: Any, endpoint: Endpoint) -> EndpointHandle: ...
+
+    def connect(self, host: Any, endpoint: Endpoint) -> EndpointHandle: ...
 
 
-unbind = _remove
-disconnect = _remove
+TRANSPORTS: dict[str, Any] = {"tcp": stream, "ipc": stream, "inproc": inproc}
 
 
-def shutdown(socket: SocketCore, linger_ms: int) -> None:
-    """Stop accepting and reconnecting, then close each connection after LINGER."""
-    for endpoint in set(socket.endpoints.values()):
-        endpoint.close(drop_links=False, linger_ms=linger_ms)
-    socket.endpoints.clear()
-    for link in list(socket.links):
-        link.finish(linger_ms)
+class Endpoints:
+    """One socket's transport side: the LinkHost its links and endpoints report to."""
+
+    def __init__(
+        self,
+        port: SocketPort,
+        loop: asyncio.AbstractEventLoop,
+        same_thread: bool,
+        inproc_names: InprocRegistry,
+    ) -> None:
+        self.port = port
+        self.loop = loop
+        self.same_thread = same_thread
+        self.inproc = inproc_names
+        #: endpoint string (as given, and as resolved) -> its handle
+        self.handles: dict[str, EndpointHandle] = {}
+        #: Live connections (and lingering connecters): closing and term() wait for them.
+        self.links: set[Any] = set()
+        self.last_endpoint = ""
+        self.monitor: Monitor | None = None
+
+    def emit(self, event: int, value: int, endpoint: str) -> None:
+        monitor = self.monitor
+        if monitor is not None:
+            monitor(event, value, endpoint)
+
+    def bind(self, address: str) -> str:
+        ep = parse(address, binding=True)
+        handle = _transport(ep).bind(self, ep)
+        resolved = handle.endpoint
+        self.handles[resolved] = handle
+        if resolved != address:
+            self.handles.setdefault(address, handle)
+        self.last_endpoint = resolved
+        return resolved
+
+    def connect(self, address: str) -> None:
+        ep = parse(address, binding=False)
+        handle = _transport(ep).connect(self, ep)
+        self.handles[str(ep)] = handle
+        self.last_endpoint = str(ep)
+
+    def remove(self, address: str) -> None:
+        """unbind() or disconnect()."""
+        handle = self.handles.pop(address, None)
+        if handle is None:
+            raise ZMQError(c.ENOENT, f"no such endpoint: {address}")
+        for key in [k for k, v in self.handles.items() if v is handle]:
+            del self.handles[key]
+        handle.close()
+        pipe = handle.pipe
+        if pipe is not None and pipe.persistent:
+            self.port.detach(pipe)
+
+    def shutdown(self, linger_ms: int) -> None:
+        """Stop accepting and reconnecting, then close each connection after LINGER."""
+        for handle in set(self.handles.values()):
+            handle.close(drop_links=False, linger_ms=linger_ms)
+        self.handles.clear()
+        for link in list(self.links):
+            link.finish(linger_ms)
+
+
+def _transport(ep: Endpoint) -> Transport:
+    transport = TRANSPORTS.get(ep.transport)
+    if transport is None:
+        raise ZMQError(c.EPROTONOSUPPORT, f"unsupported transport {ep.transport!r}")
+    return transport
+
+
+__all__ = ["TRANSPORTS", "EndpointHandle", "Endpoints", "InprocRegistry", "Monitor"]

@@ -1,30 +1,44 @@
-"""inproc://: two sockets of one context joined pipe to pipe, with no codec in between."""
+"""inproc://: two sockets of one context joined pipe to pipe, with no codec in between.
+
+The names bound in a context live in that context's `InprocRegistry`, which has its own lock:
+with several I/O threads, binds and connects run on different loops at once.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .. import constants as c
-from ..connection import MAX_FLUSH_BATCH
 from ..endpoint import Endpoint
 from ..errors import ZMQError
+from ..native import native_lock
+from ..options import UNBOUNDED
 from ..pipe import Pipe
+from .link import MAX_FLUSH_BATCH, LinkHost
 
-if TYPE_CHECKING:
-    from ..sockets.base import SocketCore
+
+class InprocHost(LinkHost, Protocol):
+    """A socket's transport side, with its context's inproc registry."""
+
+    inproc: InprocRegistry
 
 
 class InprocLink:
-    """Moves messages from `pipe` (in `socket`) to `peer_pipe` (in `peer_socket`)."""
+    """Moves messages from `pipe` (in `port`) to `peer_pipe` (in `peer_port`), on the loop of
+    `port`'s socket: each direction of a connection is one InprocLink, owned by its sender."""
 
-    def __init__(self, socket: SocketCore, pipe: Pipe, peer_socket: SocketCore, peer_pipe: Pipe):
-        self.socket = socket
+    def __init__(
+        self, host: LinkHost, pipe: Pipe, peer_host: LinkHost, peer_pipe: Pipe, endpoint: str
+    ) -> None:
+        self.host = host
+        self.port = host.port
         self.pipe = pipe
-        self.peer_socket = peer_socket
+        self.peer_host = peer_host
+        self.peer_port = peer_host.port
         self.peer_pipe = peer_pipe
         self.peer: InprocLink | None = None
         self.closed = False
-        self.endpoint = ""
+        self.endpoint = endpoint
 
     def flush(self) -> None:
         pipe, target = self.pipe, self.peer_pipe
@@ -32,10 +46,10 @@ class InprocLink:
         if self.closed:
             return
         outbox = pipe.outbox
-        room = target.rcvhwm - target.backlog()
+        room = target.room()
         if room <= 0:
             target.read_paused = True
-            room = target.rcvhwm - target.backlog()  # re-check: see pipe.py
+            room = target.room()  # re-check: see pipe.py
             if room <= 0:
                 return
             target.read_paused = False
@@ -50,32 +64,31 @@ class InprocLink:
             except IndexError:
                 break
         pipe.written += len(batch)
-        if self.peer_socket.routing_prefix:
-            rid = target.routing_id
-            batch = [[rid, *msg] for msg in batch]
-        self.peer_socket.deliver(target, batch)
-        self.socket.notify()
+        self.peer_port.deliver(target, batch)
+        self.port.notify()
         if outbox and not pipe.flush_pending:
             pipe.flush_pending = True
-            self.socket.loop.call_soon(self.flush)
+            self.host.loop.call_soon(self.flush)
 
     def write_direct(self) -> bool:
         return False  # inproc has no socket to write to; the loop moves the messages
 
     def resume_reading(self) -> None:
-        # Our pipe was read from: the other direction may continue delivering into it.
-        if self.pipe.read_paused and self.peer is not None:
+        # Our pipe was read from: the other direction may deliver into it again, on its own
+        # socket's loop (which may be another I/O thread's).
+        peer = self.peer
+        if self.pipe.read_paused and peer is not None:
             self.pipe.read_paused = False
-            self.peer.flush()
+            peer.pipe.flusher.kick(peer.flush)
 
     def close(self) -> None:
         for link in (self, self.peer):
             if link is not None and not link.closed:
                 link.closed = True
                 link.pipe.link = None
-                link.socket.forget_peer(link.pipe)
-                link.socket.detach(link.pipe)
-                link.socket.links.discard(link)
+                link.port.forget_peer(link.pipe)
+                link.port.detach(link.pipe)
+                link.host.links.discard(link)
 
     def abort(self) -> None:
         self.close()
@@ -84,85 +97,110 @@ class InprocLink:
         if linger_ms != 0:
             # Deliver what is queued regardless of the peer's high-water mark: it is in memory
             # already, and the peer socket outlives us.
-            self.peer_pipe.rcvhwm = 1 << 62
+            self.peer_pipe.rcvhwm = UNBOUNDED
             self.flush()
         self.close()
 
 
 def join(
-    a: SocketCore, b: SocketCore, a_pipe: Pipe | None = None, routing_id: bytes = b""
+    a: LinkHost, b: LinkHost, endpoint: str, a_pipe: Pipe | None = None, routing_id: bytes = b""
 ) -> InprocLink | None:
     """Connect socket `a` (connecting side) to `b` (bound side); None if they may not talk."""
-    if b.socket_type not in c.COMPATIBLE_PEERS[a.socket_type]:
+    pa_port, pb_port = a.port, b.port
+    if pb_port.socket_type not in c.COMPATIBLE_PEERS[pa_port.socket_type]:
         return None
-    pa = a_pipe if a_pipe is not None else a.new_pipe()
-    pb = b.new_pipe()
+    pa = a_pipe if a_pipe is not None else pa_port.new_pipe()
+    pb = pb_port.new_pipe()
     pa.routing_id = routing_id  # CONNECT_ROUTING_ID: how `a` (a ROUTER) names this peer
-    pa.identity, pb.identity = b.options.routing_id, a.options.routing_id
-    pa.peer_type, pb.peer_type = b.socket_type, a.socket_type
-    if not b.accepts_peer(pb) or (a_pipe is None and not a.accepts_peer(pa)):
+    pa.identity, pb.identity = pb_port.options.routing_id, pa_port.options.routing_id
+    if not pb_port.accepts_peer(pb) or (a_pipe is None and not pa_port.accepts_peer(pa)):
         return None
     # HWMs add up across the two halves in libzmq; each side here bounds its own direction.
-    link_ab, link_ba = InprocLink(a, pa, b, pb), InprocLink(b, pb, a, pa)
+    link_ab, link_ba = InprocLink(a, pa, b, pb, endpoint), InprocLink(b, pb, a, pa, endpoint)
     link_ab.peer, link_ba.peer = link_ba, link_ab
     pa.link, pb.link = link_ab, link_ba
     a.links.add(link_ab)
     b.links.add(link_ba)
     if a_pipe is None:
-        a.attach(pa)
-    b.attach(pb)
-    if pa.outbox:
+        pa_port.attach(pa)
+    pb_port.attach(pb)
+    if pa.outbox:  # queued before the peer existed
         pa.flush_pending = True
-        a.kick(link_ab.flush)
+        pa.flusher.kick(link_ab.flush)
     return link_ab
 
 
 class InprocEndpoint:
     """A bound inproc name (bind side), or one connection to such a name (connect side)."""
 
-    def __init__(self, socket: SocketCore, endpoint: Endpoint, pipe: Pipe | None = None) -> None:
-        self.socket = socket
+    def __init__(self, host: InprocHost, endpoint: Endpoint, bound: bool) -> None:
+        self.host = host
+        self.bound = bound
         self.name = endpoint.address
         self.endpoint = str(endpoint)
-        self.pipe = pipe
+        self.pipe: Pipe | None = None
         self.link: InprocLink | None = None
-        self.routing_id = socket.options.connect_routing_id
-        socket.options.connect_routing_id = b""  # it applies to the next connect only
+        opts = host.port.options
+        self.routing_id = opts.connect_routing_id
+        opts.connect_routing_id = b""  # it applies to the next connect only
 
     def close(self, drop_links: bool = True, linger_ms: int = 0) -> None:
-        ctx = self.socket.context
-        if ctx.inproc.get(self.name) is self.socket:
-            del ctx.inproc[self.name]
-        pending = ctx.inproc_pending.get(self.name)
-        if pending and self in pending:
-            pending.remove(self)
+        self.host.inproc.release(self)
         if drop_links and self.link is not None:
             self.link.close()  # disconnect() ends this connection, as over tcp
 
 
-def bind(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
-    ctx = socket.context
-    if endpoint.address in ctx.inproc:
-        raise ZMQError(c.EADDRINUSE, f"inproc name already bound: {endpoint}")
-    ctx.inproc[endpoint.address] = socket
-    for waiting in ctx.inproc_pending.pop(endpoint.address, []):
-        if not waiting.socket.closed:
-            waiting.link = join(waiting.socket, socket, waiting.pipe, waiting.routing_id)
-    return InprocEndpoint(socket, endpoint)
+class InprocRegistry:
+    """The inproc names bound in one context, and the connects waiting for a name."""
 
+    def __init__(self) -> None:
+        self._lock = native_lock()
+        self._bound: dict[str, InprocHost] = {}
+        self._pending: dict[str, list[InprocEndpoint]] = {}
 
-def connect(socket: SocketCore, endpoint: Endpoint) -> InprocEndpoint:
-    ctx = socket.context
-    bound = ctx.inproc.get(endpoint.address)
-    ep = InprocEndpoint(socket, endpoint)
-    if bound is not None:
-        ep.link = join(socket, bound, None, ep.routing_id)
-        if ep.link is None:
-            raise ZMQError(c.ENOCOMPATPROTO, f"socket types cannot talk over {endpoint}")
+    def bind(self, host: InprocHost, endpoint: Endpoint) -> InprocEndpoint:
+        name = endpoint.address
+        bound = InprocEndpoint(host, endpoint, bound=True)
+        with self._lock:
+            if name in self._bound:
+                raise ZMQError(c.EADDRINUSE, f"inproc name already bound: {endpoint}")
+            self._bound[name] = host
+            waiting = self._pending.pop(name, [])
+            for ep in waiting:
+                if not ep.host.port.closed:
+                    ep.link = join(ep.host, host, ep.endpoint, ep.pipe, ep.routing_id)
+        return bound
+
+    def connect(self, host: InprocHost, endpoint: Endpoint) -> InprocEndpoint:
+        ep = InprocEndpoint(host, endpoint, bound=False)
+        port = host.port
+        with self._lock:
+            bound = self._bound.get(endpoint.address)
+            if bound is not None:
+                ep.link = join(host, bound, ep.endpoint, None, ep.routing_id)
+                if ep.link is None:
+                    raise ZMQError(c.ENOCOMPATPROTO, f"socket types cannot talk over {endpoint}")
+                return ep
+            # Connect before bind: queue in a pipe now, join when someone binds the name.
+            if port.queues_before_connect and not port.options.immediate:
+                ep.pipe = port.new_pipe(persistent=True)
+                port.attach(ep.pipe)
+            self._pending.setdefault(endpoint.address, []).append(ep)
         return ep
-    # Connect before bind: queue in a pipe now, join when someone binds the name.
-    if socket.queues_before_connect and not socket.options.immediate:
-        ep.pipe = socket.new_pipe(persistent=True)
-        socket.attach(ep.pipe)
-    ctx.inproc_pending.setdefault(endpoint.address, []).append(ep)
-    return ep
+
+    def release(self, ep: InprocEndpoint) -> None:
+        """An endpoint closes: its name is free again, or its pending connect is dropped."""
+        with self._lock:
+            if ep.bound and self._bound.get(ep.name) is ep.host:
+                del self._bound[ep.name]
+            pending = self._pending.get(ep.name)
+            if pending and ep in pending:
+                pending.remove(ep)
+
+
+def bind(host: InprocHost, endpoint: Endpoint) -> InprocEndpoint:
+    return host.inproc.bind(host, endpoint)
+
+
+def connect(host: InprocHost, endpoint: Endpoint) -> InprocEndpoint:
+    return host.inproc.connect(host, endpoint)

@@ -8,16 +8,13 @@ import logging
 import os
 import socket as _socket
 import stat
-from typing import TYPE_CHECKING
 
 from .. import constants as c
-from ..connection import ZMTPLink
 from ..endpoint import Endpoint
 from ..errors import ZMQError
+from ..options import Options
 from ..pipe import Pipe
-
-if TYPE_CHECKING:
-    from ..sockets.base import SocketCore
+from .link import LinkHost, ZMTPLink
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +24,7 @@ def _unix_path(address: str) -> str:
     return "\0" + address[1:] if address.startswith("@") else address
 
 
-def _tune(sock: _socket.socket, socket: SocketCore) -> None:
-    opts = socket.options
+def _tune(sock: _socket.socket, opts: Options) -> None:
     if sock.family in (_socket.AF_INET, _socket.AF_INET6):
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         if opts.tcp_keepalive == 1:
@@ -49,8 +45,13 @@ def _tune(sock: _socket.socket, socket: SocketCore) -> None:
 class Listener:
     """A bound endpoint: accepts connections and gives each a ZMTPLink."""
 
-    def __init__(self, socket: SocketCore, endpoint: Endpoint) -> None:
-        self.socket = socket
+    #: Accepted peers are named by the ROUTER itself (no CONNECT_ROUTING_ID here).
+    routing_id = b""
+    #: Accepted connections make their pipes at handshake; none outlives them.
+    pipe: Pipe | None = None
+
+    def __init__(self, host: LinkHost, endpoint: Endpoint) -> None:
+        self.host = host
         self.requested = endpoint
         self.endpoint = str(endpoint)
         self.links: set[ZMTPLink] = set()
@@ -65,16 +66,16 @@ class Listener:
         try:
             sock = self._bind_tcp(ep) if ep.transport == "tcp" else self._bind_ipc(ep)
         except OSError as exc:
-            self.socket.emit(c.EVENT_BIND_FAILED, exc.errno or 0, str(ep))
+            self.host.emit(c.EVENT_BIND_FAILED, exc.errno or 0, str(ep))
             raise ZMQError(exc.errno or c.EINVAL, f"{exc.strerror}: {ep}") from None
         sock.setblocking(False)
         self._sock = sock
-        self._task = self.socket.loop.create_task(self._serve(sock))
-        self.socket.emit(c.EVENT_LISTENING, sock.fileno(), self.endpoint)
+        self._task = self.host.loop.create_task(self._serve(sock))
+        self.host.emit(c.EVENT_LISTENING, sock.fileno(), self.endpoint)
         return self.endpoint
 
     def _bind_tcp(self, ep: Endpoint) -> _socket.socket:
-        opts = self.socket.options
+        opts = self.host.port.options
         host = ep.address
         if host == "*":
             host = "::" if opts.ipv6 else "0.0.0.0"
@@ -91,7 +92,7 @@ class Listener:
             if af == _socket.AF_INET6 and host == "::":
                 sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
             sock.bind(addr)
-            sock.listen(max(1, self.socket.options.backlog))
+            sock.listen(max(1, self.host.port.options.backlog))
         except OSError:
             sock.close()
             raise
@@ -113,7 +114,7 @@ class Listener:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.bind(path)
-            sock.listen(max(1, self.socket.options.backlog))
+            sock.listen(max(1, self.host.port.options.backlog))
         except OSError:
             sock.close()
             raise
@@ -121,20 +122,20 @@ class Listener:
         return sock
 
     async def _serve(self, sock: _socket.socket) -> None:
-        loop = self.socket.loop
+        loop = self.host.loop
         if sock.family == _socket.AF_UNIX:
             self._server = await loop.create_unix_server(self._new_link, sock=sock)
         else:
             self._server = await loop.create_server(self._new_link, sock=sock)
 
     def _new_link(self) -> ZMTPLink:
-        link = ZMTPLink(self.socket, self, None)
+        link = ZMTPLink(self.host, self, None)
         self.links.add(link)
-        self.socket.emit(c.EVENT_ACCEPTED, 0, self.endpoint)
+        self.host.emit(c.EVENT_ACCEPTED, 0, self.endpoint)
         return link
 
     def link_ready(self, link: ZMTPLink) -> None:
-        _tune(link.transport.get_extra_info("socket"), self.socket)
+        _tune(link.transport.get_extra_info("socket"), self.host.port.options)
 
     def link_lost(self, link: ZMTPLink) -> None:
         self.links.discard(link)
@@ -151,7 +152,7 @@ class Listener:
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
             self._path = None
-        self.socket.emit(c.EVENT_CLOSED, 0, self.endpoint)
+        self.host.emit(c.EVENT_CLOSED, 0, self.endpoint)
         if drop_links:
             for link in list(self.links):
                 link.abort()
@@ -160,13 +161,14 @@ class Listener:
 class Connecter:
     """A connected endpoint: keeps one connection up, reconnecting with backoff."""
 
-    def __init__(self, socket: SocketCore, endpoint: Endpoint, pipe: Pipe | None) -> None:
-        self.socket = socket
+    def __init__(self, host: LinkHost, endpoint: Endpoint, pipe: Pipe | None) -> None:
+        self.host = host
         self.target = endpoint
         self.endpoint = str(endpoint)
         self.pipe = pipe
-        self.routing_id = socket.options.connect_routing_id
-        socket.options.connect_routing_id = b""  # it applies to the next connect only
+        opts = host.port.options
+        self.routing_id = opts.connect_routing_id
+        opts.connect_routing_id = b""  # it applies to the next connect only
         self.link: ZMTPLink | None = None
         self._task: asyncio.Task | None = None
         self._stopped = False
@@ -174,20 +176,20 @@ class Connecter:
         self._linger_deadline: float | None = None
 
     def open(self) -> None:
-        self._task = self.socket.loop.create_task(self._run())
+        self._task = self.host.loop.create_task(self._run())
 
     async def _connect_once(self, reconnected: bool) -> ZMTPLink:
-        loop = self.socket.loop
+        loop = self.host.loop
         ep = self.target
 
         def factory() -> ZMTPLink:
-            return ZMTPLink(self.socket, self, self.pipe, reconnected)
+            return ZMTPLink(self.host, self, self.pipe, reconnected)
 
         if ep.transport == "tcp":
             conn = loop.create_connection(factory, ep.address, ep.port)
         else:
             conn = loop.create_unix_connection(factory, _unix_path(ep.address))
-        timeout = self.socket.options.connect_timeout
+        timeout = self.host.port.options.connect_timeout
         if timeout > 0:
             _, link = await asyncio.wait_for(conn, timeout / 1000)
         else:
@@ -195,7 +197,7 @@ class Connecter:
         return link
 
     async def _run(self) -> None:
-        opts = self.socket.options
+        opts = self.host.port.options
         connected_before = False
         delay = opts.reconnect_ivl
         first_attempt = True
@@ -204,7 +206,7 @@ class Connecter:
                 link = await self._connect_once(connected_before)
             except (TimeoutError, OSError) as exc:
                 event = c.EVENT_CONNECT_DELAYED if first_attempt else c.EVENT_CONNECT_RETRIED
-                self.socket.emit(event, max(delay, 0), self.endpoint)
+                self.host.emit(event, max(delay, 0), self.endpoint)
                 log.debug("connect to %s failed: %s", self.endpoint, exc)
                 first_attempt = False
                 if opts.reconnect_ivl < 0:
@@ -217,8 +219,8 @@ class Connecter:
             connected_before = True
             first_attempt = True
             delay = opts.reconnect_ivl
-            _tune(link.transport.get_extra_info("socket"), self.socket)
-            self.socket.emit(c.EVENT_CONNECTED, 0, self.endpoint)
+            _tune(link.transport.get_extra_info("socket"), opts)
+            self.host.emit(c.EVENT_CONNECTED, 0, self.endpoint)
             await asyncio.shield(link.lost)
             self.link = None
             if self._stopped or self._lingering or opts.reconnect_ivl < 0:
@@ -234,7 +236,7 @@ class Connecter:
 
     def link_lost(self, link: ZMTPLink) -> None:
         if self._lingering:
-            self.socket.links.discard(self)  # delivered (or gave up): nothing left to wait for
+            self.host.links.discard(self)  # delivered (or gave up): nothing left to wait for
 
     def finish(self, linger_ms: int) -> None:
         """Closing already started lingering here (see close)."""
@@ -247,15 +249,33 @@ class Connecter:
         if not drop_links and linger_ms != 0 and self.link is None and pipe and pipe.outbox:
             # LINGER: keep trying to connect so that queued messages still get out.
             self._lingering = True
-            self.socket.links.add(self)  # term() waits for us like for a lingering link
+            self.host.links.add(self)  # term() waits for us like for a lingering link
             if linger_ms > 0:
-                loop = self.socket.loop
+                loop = self.host.loop
                 self._linger_deadline = loop.time() + linger_ms / 1000
                 loop.call_later(linger_ms / 1000, self.close)
             return
         self._stopped = True
-        self.socket.links.discard(self)
+        self.host.links.discard(self)
         if self._task is not None and not self._task.done() and self.link is None:
             self._task.cancel()
         if drop_links and self.link is not None:
             self.link.abort()
+
+
+def bind(host: LinkHost, endpoint: Endpoint) -> Listener:
+    listener = Listener(host, endpoint)
+    listener.open()
+    return listener
+
+
+def connect(host: LinkHost, endpoint: Endpoint) -> Connecter:
+    port = host.port
+    pipe = None
+    if port.queues_before_connect and not port.options.immediate:
+        # Messages sent before the peer is reachable wait in this pipe (no IMMEDIATE).
+        pipe = port.new_pipe(persistent=True)
+        port.attach(pipe)
+    connecter = Connecter(host, endpoint, pipe)
+    connecter.open()
+    return connecter

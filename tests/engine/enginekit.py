@@ -12,6 +12,7 @@ import functools
 import itertools
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -21,6 +22,8 @@ import engine
 from engine.asyncio import Context, Socket
 
 P = ParamSpec("P")
+#: conftest's `spawn` fixture: start `python <args>`, killed by PID at teardown.
+Spawn = Callable[..., subprocess.Popen[str]]
 
 TRANSPORTS = ("tcp", "ipc", "inproc")
 STREAM_TRANSPORTS = ("tcp", "ipc")
@@ -179,7 +182,7 @@ async def until_delivered(
 
 def link_count(sock: Socket) -> int:
     """White box: how many live connections the socket has (for connection-state waits)."""
-    return sum(1 for link in sock._core.links if not getattr(link, "closed", False))
+    return sum(1 for link in sock._endpoints.links if not getattr(link, "closed", False))
 
 
 def tcp_port(endpoint: str) -> int:

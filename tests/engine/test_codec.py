@@ -86,15 +86,13 @@ def feed(
     chunker: Chunker = whole,
     on_ready: Callable[[ZMTPConnection], None] | None = None,
 ) -> list[list[bytes]]:
-    """Feed bytes in pieces, honouring the codec's 'call again after the handshake' rule."""
+    """Feed bytes in pieces; `on_ready` runs once the handshake has completed."""
     out: list[list[bytes]] = []
     for piece in chunker(data):
         before = conn.state
         out += conn.receive_data(piece)
-        if before is not State.TRAFFIC and conn.state is State.TRAFFIC:
-            if on_ready is not None:
-                on_ready(conn)
-            out += conn.receive_data(b"")
+        if before is not State.TRAFFIC and conn.state is State.TRAFFIC and on_ready is not None:
+            on_ready(conn)
     return out
 
 
@@ -293,48 +291,32 @@ def test_messages_before_handshake_refused() -> None:
 
 
 def test_messages_right_behind_ready_are_decoded() -> None:
-    """Data that arrives in the same read as READY is decoded by the follow-up call."""
+    """Data that arrives in the same read as READY comes back from that same call."""
     a = ZMTPConnection(engine.PUSH)
     b = ZMTPConnection(engine.PULL)
     b.receive_data(a.data_to_send())
     a.receive_data(b.data_to_send())  # a is in TRAFFIC now
     a.send_messages([[b"early"]])
-    assert b.receive_data(a.data_to_send()) == []  # stops at the handshake
-    assert b.receive_data(b"") == [[b"early"]]
+    assert b.receive_data(a.data_to_send()) == [[b"early"]]
+    assert [type(e) for e in b.pop_events()] == [HandshakeComplete]
 
 
-# -- ROUTER prefix ------------------------------------------------------------------------------
+# -- ROUTER ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("chunker", [whole, byte_by_byte], ids=repr)
-def test_routing_prefix(chunker: Chunker) -> None:
-    """With routing_prefix, every message (and subscription) starts with the peer's id."""
+def test_router_codec_adds_no_routing_id(chunker: Chunker) -> None:
+    """The codec hands a ROUTER its peer's frames as they are: the ROUTER socket adds the
+    routing id when it takes a message, so the codec knows nothing of routing."""
     dealer = ZMTPConnection(engine.DEALER, identity=b"D1")
-    router = ZMTPConnection(engine.ROUTER, routing_prefix=True)
-
-    def set_prefix(conn: ZMTPConnection) -> None:
-        if conn is router:
-            conn.prefix = conn.peer_identity
-
-    pump(dealer, router, chunker, set_prefix)
-    assert router.prefix == b"D1"
+    router = ZMTPConnection(engine.ROUTER)
+    pump(dealer, router, chunker)
+    assert router.peer_identity == b"D1"
     dealer.send_messages([[b"one"], [b"", b"two", b"2"]])
     got = feed(router, dealer.data_to_send(), chunker)
-    assert got == [[b"D1", b"one"], [b"D1", b"", b"two", b"2"]]
-    # Outbound, the router strips nothing: the socket layer removes the id before the codec.
+    assert got == [[b"one"], [b"", b"two", b"2"]]
     router.send_messages([[b"reply"]])
     assert feed(dealer, router.data_to_send()) == [[b"reply"]]
-
-
-def test_routing_prefix_on_first_message_in_same_read_as_ready() -> None:
-    dealer = ZMTPConnection(engine.DEALER, identity=b"D9")
-    router = ZMTPConnection(engine.ROUTER, routing_prefix=True)
-    router.receive_data(dealer.data_to_send())
-    dealer.receive_data(router.data_to_send())
-    dealer.send_messages([[b"hi"]])
-    assert router.receive_data(dealer.data_to_send()) == []
-    router.prefix = b"ID"
-    assert router.receive_data(b"") == [[b"ID", b"hi"]]
 
 
 # -- heartbeats -------------------------------------------------------------------------------
@@ -530,7 +512,7 @@ def test_incompatible_peer_gets_error_command() -> None:
 
 def test_identity_starting_with_zero_rejected() -> None:
     dealer = ZMTPConnection(engine.DEALER, identity=b"\x00abc")
-    router = ZMTPConnection(engine.ROUTER, routing_prefix=True)
+    router = ZMTPConnection(engine.ROUTER)
     router.receive_data(dealer.data_to_send())
     dealer.receive_data(router.data_to_send())
     with pytest.raises(ProtocolError):

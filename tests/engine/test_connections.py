@@ -151,7 +151,7 @@ async def test_reconnect_backoff_doubles_up_to_max() -> None:
 
     async with network("tcp") as net:
         push = net.socket(engine.PUSH, reconnect_ivl=25, reconnect_ivl_max=400)
-        push._core.monitor = monitor  # white box: the asyncio face has no monitor socket
+        push._endpoints.monitor = monitor  # white box: timed on the loop, as events happen
         push.connect(f"tcp://127.0.0.1:{port}")
         await wait_until(lambda: len(attempts) >= 8, timeout=30, what="8 refused attempts")
         delays = [v for _, v in attempts[:8]]

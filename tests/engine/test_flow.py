@@ -54,7 +54,7 @@ async def fill(sock: Socket, frames: list[bytes]) -> int:
 def unread_bytes(sock: Socket) -> int:
     """Kernel view: bytes waiting in the receive queues of the socket's stream connections."""
     total = 0
-    for link in sock._core.links:
+    for link in sock._endpoints.links:
         raw = link.transport.get_extra_info("socket")
         buf = fcntl.ioctl(raw.fileno(), termios.FIONREAD, b"\0\0\0\0")
         total += struct.unpack("i", buf)[0]

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import engine
 import engine.asyncio
-from engine.zmtp import HandshakeComplete, ProtocolError, State, ZMTPConnection
+from engine.zmtp import ProtocolError, State, ZMTPConnection
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -192,20 +192,13 @@ def chunked(data: bytes, cuts: list[float]) -> list[bytes]:
 # -- the codec alone ------------------------------------------------------------------------------
 
 
-def feed(
-    codec: ZMTPConnection, chunks: list[bytes], rid: bytes = b"rid"
-) -> tuple[list[list[bytes]], list[bytes]]:
+def feed(codec: ZMTPConnection, chunks: list[bytes]) -> tuple[list[list[bytes]], list[bytes]]:
     """Feed chunks like the link does; returns (messages, bytes the codec wrote)."""
     messages: list[list[bytes]] = []
     written = [codec.data_to_send()]
     for chunk in chunks:
-        msgs = codec.receive_data(chunk)
-        while codec.has_events:
-            for event in codec.pop_events():
-                if isinstance(event, HandshakeComplete):
-                    codec.prefix = rid
-                    msgs += codec.receive_data(b"")
-        messages += msgs
+        messages += codec.receive_data(chunk)
+        codec.pop_events()
         if codec.state is State.TRAFFIC:
             codec.send_messages([[b"out"], [b"a", b"b" * 300]])
             codec.send_ping(10, b"ctx")
@@ -225,9 +218,7 @@ def test_codec_raises_only_protocol_error(
 ) -> None:
     """Whatever the bytes, in whatever chunks, the codec returns or raises ProtocolError."""
     stream = data.draw(hostile_bytes(socket_type))
-    codec = ZMTPConnection(
-        socket_type, max_message_size=max_size, routing_prefix=socket_type == engine.ROUTER
-    )
+    codec = ZMTPConnection(socket_type, max_message_size=max_size)
     started = time.monotonic()
     try:
         messages, written = feed(codec, chunked(stream, cuts))
@@ -243,8 +234,7 @@ def test_codec_raises_only_protocol_error(
 @given(stream=valid_stream(), cuts=st.lists(st.floats(0, 1), max_size=10))
 def test_codec_decodes_valid_streams_in_any_chunking(stream: Stream, cuts: list[float]) -> None:
     """Unmutated streams decode to exactly the messages (and subscriptions) that were sent."""
-    is_router = stream.socket_type == engine.ROUTER
-    codec = ZMTPConnection(stream.socket_type, routing_prefix=is_router)
+    codec = ZMTPConnection(stream.socket_type)
     messages, _ = feed(codec, chunked(stream.wire, cuts))
     takes_subscriptions = stream.socket_type in (engine.PUB, engine.XPUB)
     expected: list[list[bytes]] = []
@@ -253,8 +243,6 @@ def test_codec_decodes_valid_streams_in_any_chunking(stream: Stream, cuts: list[
             expected.append(item.frames)
         elif item.subscription is not None and takes_subscriptions:
             expected.append([item.subscription])
-    if is_router:
-        expected = [[b"rid", *m] for m in expected]
     assert messages == expected
     assert codec.peer_minor_version == stream.minor
     assert codec.peer_identity == (stream.identity or b"")

@@ -1,23 +1,22 @@
 """ZMTPLink: the thin asyncio glue between one stream transport, the codec and one pipe.
 
-Everything here runs on the I/O loop. A read is decoded in one go and handed to the socket as one
-batch (one wake-up); a flush takes everything queued in the pipe and writes it with one call.
+Everything here runs on the I/O loop, except `write_direct`. A read is decoded in one go and
+handed to the socket as one batch (one wake-up); a flush takes everything queued in the pipe and
+writes it with one call. The link sees its socket only through the pipe's `SocketPort`, and the
+socket's transport side through `LinkHost`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from . import constants as c
-from .iothread import native_lock
-from .options import heartbeat_timeout
-from .pipe import Pipe
-from .zmtp import HandshakeComplete, PeerError, PingReceived, ProtocolError, ZMTPConnection
-
-if TYPE_CHECKING:
-    from .sockets.base import SocketCore
+from .. import constants as c
+from ..native import NO_LOCK, native_lock
+from ..options import UNBOUNDED, heartbeat_timeout
+from ..pipe import Pipe, SocketPort
+from ..zmtp import HandshakeComplete, PeerError, PingReceived, ProtocolError, ZMTPConnection
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +27,26 @@ MAX_FLUSH_BATCH = 16384
 WRITE_BUFFER_HIGH = 1024 * 1024
 
 
-class PeerLink(Protocol):
-    """What a pipe needs from whatever carries its messages (a ZMTP connection, or inproc)."""
+class LinkHost(Protocol):
+    """A socket's transport side, as its links see it (engine.transport.Endpoints)."""
 
-    def flush(self) -> None: ...
+    port: SocketPort
+    loop: asyncio.AbstractEventLoop
+    #: The socket's user side runs on the loop's thread (the asyncio face): no locks needed.
+    same_thread: bool
+    #: Live connections: closing and term() wait for them.
+    links: set[Any]
 
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
+    def emit(self, event: int, value: int, endpoint: str) -> None:
+        """Report a monitor event."""
 
 
 class LinkOwner(Protocol):
     """The listener or connecter a link belongs to."""
 
     endpoint: str
+    #: CONNECT_ROUTING_ID given for this connection (connect side), else b"".
+    routing_id: bytes
 
     def link_ready(self, link: ZMTPLink) -> None: ...
 
@@ -52,11 +57,12 @@ class ZMTPLink(asyncio.Protocol):
     """One ZMTP connection of a socket."""
 
     def __init__(
-        self, socket: SocketCore, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
+        self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
     ) -> None:
-        self.socket = socket
+        self.host = host
+        self.port = host.port
         self.owner = owner
-        self.loop = socket.loop
+        self.loop = host.loop
         #: A connect-side pipe that outlives connections; None until the handshake otherwise.
         self.pipe = pipe
         self._persistent_pipe = pipe is not None
@@ -76,7 +82,7 @@ class ZMTPLink(asyncio.Protocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         # Writes may come from the loop or, for an idle link, straight from the user's thread
         # (see write_direct); the lock keeps the codec's output and the byte order whole.
-        self._write_lock = native_lock()
+        self._write_lock = NO_LOCK if host.same_thread else native_lock()
         self._raw: Any = None
         self._tail: bytes | None = None
 
@@ -85,12 +91,9 @@ class ZMTPLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        opts = self.socket.options
+        opts = self.port.options
         self.codec = ZMTPConnection(
-            self.socket.socket_type,
-            identity=opts.routing_id,
-            max_message_size=opts.maxmsgsize,
-            routing_prefix=self.socket.routing_prefix,
+            self.port.socket_type, identity=opts.routing_id, max_message_size=opts.maxmsgsize
         )
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         # asyncio's selector transports keep their socket here; without it, no direct writes.
@@ -100,38 +103,35 @@ class ZMTPLink(asyncio.Protocol):
         self.last_recv = self.loop.time()
         if opts.handshake_ivl > 0:
             self._timer = self.loop.call_later(opts.handshake_ivl / 1000, self._handshake_expired)
-        self.socket.links.add(self)
+        self.host.links.add(self)
 
     def data_received(self, data: bytes) -> None:
         codec = self.codec
         assert codec is not None
         try:
             msgs = codec.receive_data(data, self._room())
-            while codec.has_events:
-                was_ready = self.ready
-                self._handle_events()
-                if self.closed or self.aborted:
-                    return
-                if self.ready and not was_ready:
-                    msgs = codec.receive_data(b"", self._room())
         except ProtocolError as exc:
             self._protocol_failure(exc)
             return
+        if codec.has_events:
+            self._handle_events()  # the handshake among them: the pipe exists from here on
+            if self.closed or self.aborted:
+                return
         if codec.has_output:
             self._write(codec.data_to_send())
         self.last_recv = self.loop.time()
         if msgs:
-            pipe = self.pipe
-            self.socket.deliver(pipe, msgs)
+            self.port.deliver(self.pipe, msgs)
         if self.ready and (codec.input_pending or self._room() <= 0):
             self._pause_reading()
 
     def _room(self) -> int:
         """How many more messages the pipe takes before RCVHWM (decoding stops there)."""
         pipe = self.pipe
-        if pipe is None:
-            return 1 << 62  # still in the handshake: no messages yet
-        return pipe.rcvhwm - (pipe.delivered - pipe.consumed)
+        if pipe is None:  # in the handshake: the pipe about to be made will have RCVHWM
+            rcvhwm = self.port.options.rcvhwm
+            return rcvhwm if rcvhwm > 0 else UNBOUNDED
+        return pipe.room()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -141,18 +141,18 @@ class ZMTPLink(asyncio.Protocol):
         for timer in (self._timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
-        socket = self.socket
-        socket.links.discard(self)
+        self.host.links.discard(self)
+        port = self.port
         pipe = self.pipe
         if pipe is not None and pipe.link is self:
             pipe.link = None
-            socket.forget_peer(pipe)
+            port.forget_peer(pipe)
             if not self._persistent_pipe:
-                socket.detach(pipe)
+                port.detach(pipe)
             else:
-                socket.notify()
+                port.notify()
         if self.ready:
-            socket.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
+            self.host.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
         self.owner.link_lost(self)
         if not self.lost.done():
             self.lost.set_result(None)
@@ -177,7 +177,7 @@ class ZMTPLink(asyncio.Protocol):
             if data:
                 self._write_locked(data)
         if data:
-            self.socket.notify()
+            self.port.notify()
         if self.closing:
             self._maybe_finish()
 
@@ -268,7 +268,7 @@ class ZMTPLink(asyncio.Protocol):
                 self._protocol_failure(exc)
                 return
             if msgs:
-                self.socket.deliver(pipe, msgs)
+                self.port.deliver(pipe, msgs)
             if codec.input_pending or self._room() <= 0:
                 return  # still full: the next credit brings us back here
         pipe.read_paused = False
@@ -329,35 +329,27 @@ class ZMTPLink(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        socket = self.socket
+        port = self.port
         pipe = self.pipe
         if pipe is None:
-            pipe = socket.new_pipe()
-            pipe.routing_id = getattr(self.owner, "routing_id", b"")
+            pipe = port.new_pipe()
+            pipe.routing_id = self.owner.routing_id
         pipe.identity = event.identity
-        pipe.peer_type = event.socket_type
-        if not self._persistent_pipe and not socket.accepts_peer(pipe):
+        if not self._persistent_pipe and not port.accepts_peer(pipe):
             self.abort()
             return
         self.pipe = pipe
-        self.codec.prefix = pipe.routing_id
         if self._persistent_pipe and self._reconnected:
-            if socket.resends_subscriptions:
-                # Subscriptions queued for the old connection are stale: drop them and let
-                # the socket send its current set again.
-                while pipe.outbox:
-                    pipe.outbox.popleft()
-                    pipe.written += 1
+            port.reattach(pipe)  # the socket type may drop what was queued for the old peer
             pipe.link = self
-            socket.reattach(pipe)
         else:
             pipe.link = self
             if not self._persistent_pipe:
-                socket.attach(pipe)
+                port.attach(pipe)
         self.ready = True
-        socket.emit(c.EVENT_HANDSHAKE_SUCCEEDED, 0, self.owner.endpoint)
+        self.host.emit(c.EVENT_HANDSHAKE_SUCCEEDED, 0, self.owner.endpoint)
         self.owner.link_ready(self)
-        opts = socket.options
+        opts = port.options
         if opts.heartbeat_ivl > 0 and event.minor_version >= 1:
             self._schedule_heartbeat(opts.heartbeat_ivl / 1000)
         self.flush()
@@ -371,7 +363,7 @@ class ZMTPLink(asyncio.Protocol):
         if self.closed:
             return
         now = self.loop.time()
-        opts = self.socket.options
+        opts = self.port.options
         ivl = opts.heartbeat_ivl / 1000
         timeout = heartbeat_timeout(opts) / 1000
         unanswered = self._ping_sent and self.last_recv < self._ping_sent
@@ -394,13 +386,13 @@ class ZMTPLink(asyncio.Protocol):
     def _handshake_expired(self) -> None:
         self._timer = None
         if not self.ready:
-            self.socket.emit(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, self.owner.endpoint)
+            self.host.emit(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, self.owner.endpoint)
             self.abort()
 
     def _protocol_failure(self, exc: ProtocolError) -> None:
         log.debug("closing %s: %s", self.owner.endpoint, exc)
         if not self.ready:
-            self.socket.emit(c.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0, self.owner.endpoint)
+            self.host.emit(c.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0, self.owner.endpoint)
         out = self.codec.data_to_send()
         if out:  # an ERROR command, if the codec chose to send one
             self._write(out)

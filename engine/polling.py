@@ -1,0 +1,120 @@
+"""PollerFace: pyzmq's Poller, written once for both faces: engine sockets and raw descriptors.
+
+Readiness is checked the same way on both faces: each engine socket's EVENTS, and the raw file
+descriptors with a poll that does not block. Waiting is engine.waiting's algorithm over all the
+registered sockets at once; a face's Poller supplies only the waiter (what it sleeps on: the
+sockets' eventfds and the raw descriptors, or a future they resolve) and how to run the steps.
+"""
+
+from __future__ import annotations
+
+import select as _select
+from typing import Any
+
+from . import constants as c
+from .face import SocketFace
+from .waiting import NOTHING, Steps, timeout_ms, wait_steps
+
+_TO_OS = {c.POLLIN: _select.POLLIN, c.POLLOUT: _select.POLLOUT, c.POLLERR: _select.POLLERR}
+
+
+def os_mask(flags: int) -> int:
+    """POLLIN/POLLOUT/POLLERR as select.poll spells them."""
+    return sum(v for k, v in _TO_OS.items() if flags & k)
+
+
+def engine_mask(revents: int) -> int:
+    mask = 0
+    if revents & (_select.POLLIN | _select.POLLHUP):
+        mask |= c.POLLIN
+    if revents & _select.POLLOUT:
+        mask |= c.POLLOUT
+    if revents & (_select.POLLERR | _select.POLLNVAL):
+        mask |= c.POLLERR
+    return mask
+
+
+def fileno(item: Any) -> int:
+    return item if isinstance(item, int) else item.fileno()
+
+
+class PollerFace:
+    """`poll(ms)` returns [(socket_or_fd, events)] for what is ready."""
+
+    def __init__(self) -> None:
+        self.sockets: list[tuple[Any, int]] = []
+
+    def __contains__(self, socket: Any) -> bool:
+        return any(s == socket for s, _ in self.sockets)
+
+    def register(self, socket: Any, flags: int = c.POLLIN | c.POLLOUT) -> None:
+        if not flags:
+            if socket in self:
+                self.unregister(socket)
+            return
+        for i, (s, _) in enumerate(self.sockets):
+            if s == socket:
+                self.sockets[i] = (socket, flags)
+                return
+        self.sockets.append((socket, flags))
+
+    def modify(self, socket: Any, flags: int = c.POLLIN | c.POLLOUT) -> None:
+        self.register(socket, flags)
+
+    def unregister(self, socket: Any) -> None:
+        for i, (s, _) in enumerate(self.sockets):
+            if s == socket:
+                del self.sockets[i]
+                return
+        raise KeyError(socket)
+
+    def _split(self) -> tuple[list[tuple[SocketFace, int]], list[tuple[Any, int]]]:
+        engine = [(s, f) for s, f in self.sockets if isinstance(s, SocketFace)]
+        raw = [(s, f) for s, f in self.sockets if not isinstance(s, SocketFace)]
+        return engine, raw
+
+    @staticmethod
+    def _ready(
+        engine: list[tuple[SocketFace, int]], raw_poller: Any, raw: dict[int, Any]
+    ) -> list[tuple[Any, int]]:
+        ready = [(s, ev) for s, f in engine if (ev := s._events() & f)]
+        if raw:
+            ready += [(raw[fd], engine_mask(rev)) for fd, rev in raw_poller.poll(0)]
+        return ready
+
+    def poll(self, timeout: float | None = None) -> Any:
+        """Wait up to `timeout` milliseconds (None or negative: forever)."""
+        engine, raw_items = self._split()
+        raw: dict[int, Any] = {}
+        raw_poller = _select.poll()
+        for item, flags in raw_items:
+            fd = fileno(item)
+            raw[fd] = item
+            raw_poller.register(fd, os_mask(flags))
+        ready = self._ready(engine, raw_poller, raw)
+        if ready or timeout == 0:
+            return self._done(ready)
+
+        def attempt() -> Any:
+            return self._ready(engine, raw_poller, raw) or NOTHING
+
+        def check_open() -> None:
+            for sock, _ in engine:
+                if sock._core.closed:
+                    sock._check_open()  # ETERM when the context went away, else ENOTSOCK
+
+        waiter = self._waiter([s for s, _ in engine], raw_items)
+        cores = [s._core for s, _ in engine]
+        steps = wait_steps(cores, attempt, timeout_ms(timeout), waiter, check_open, list)
+        return self._run(steps, waiter)
+
+    # -- supplied by each face ------------------------------------------------------------------
+
+    def _waiter(self, sockets: list[Any], raw: list[tuple[Any, int]]) -> Any:
+        raise NotImplementedError
+
+    def _run(self, steps: Steps, waiter: Any) -> Any:
+        raise NotImplementedError
+
+    def _done(self, value: Any) -> Any:
+        raise NotImplementedError

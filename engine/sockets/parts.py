@@ -1,0 +1,117 @@
+"""The parts socket types are built from, as in libzmq: fair-queue, load-balance, distribute.
+
+Each part knows pipes and messages only; a socket type composes the ones its routing needs
+(DEALER = load-balancer out + fair-queue in, PUB = distribute out, ...). The subscription
+tables (subscriptions.py) are the fourth part.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..pipe import Message, Pipe
+
+
+class FairQueue:
+    """Messages from every peer in arrival order, one read's worth (a batch) at a time.
+
+    Links append whole batches on the loop; the user side takes messages one by one. Taking
+    the first message of the next batch credits the pipe of the batch just finished, which lets
+    a link paused at RCVHWM read again. `pipe` names the pipe of the message taken last.
+    """
+
+    __slots__ = ("_in", "batch", "pipe", "pos")
+
+    def __init__(self) -> None:
+        self._in: deque[tuple[Pipe, list[Message]]] = deque()  # written by links on the loop
+        self.batch: list[Message] | tuple[()] = ()
+        self.pos = 0
+        self.pipe: Pipe | None = None
+
+    def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
+        """Loop side: one read's worth of messages from `pipe`."""
+        self._in.append((pipe, batch))
+        pipe.delivered += len(batch)
+
+    def replace(self, pipe: Pipe, batch: list[Message]) -> None:
+        """Loop side, CONFLATE: only the newest message is worth keeping."""
+        self._in.clear()
+        self.deliver(pipe, batch[-1:])
+
+    def take(self) -> Message | None:
+        """The next message, or None when nothing is waiting."""
+        batch = self.batch
+        pos = self.pos
+        if pos < len(batch):
+            self.pos = pos + 1
+            return batch[pos]
+        return self._next_batch()
+
+    def _next_batch(self) -> Message | None:
+        pipe = self.pipe
+        if pipe is not None:
+            self.pipe = None
+            pipe.credit(len(self.batch))
+            self.batch = ()
+        if not self._in:
+            return None
+        pipe, batch = self._in.popleft()
+        self.pipe = pipe
+        self.batch = batch
+        self.pos = 1
+        return batch[0]
+
+    def waiting(self) -> bool:
+        """Anything left to take (without taking it)?"""
+        return self.pos < len(self.batch) or bool(self._in)
+
+
+class LoadBalancer:
+    """Round-robin over the pipes that can take a message now (PUSH, DEALER, REQ)."""
+
+    __slots__ = ("_next", "pipes")
+
+    def __init__(self, pipes: list[Pipe]) -> None:
+        self.pipes = pipes
+        self._next = 0
+
+    def send(self, msg: Message) -> Pipe | None:
+        """Queue `msg` on the next pipe with room; the pipe used, or None if all are full."""
+        pipes = self.pipes
+        n = len(pipes)
+        if n == 1:
+            pipe = pipes[0]
+            return pipe if pipe.offer(msg) else None
+        start = self._next
+        for i in range(n):
+            pipe = pipes[(start + i) % n]
+            if pipe.offer(msg):
+                self._next = (start + i + 1) % n
+                return pipe
+        return None
+
+    def any_ready(self) -> bool:
+        return any(p.can_send() for p in self.pipes)
+
+
+Targets = list[Pipe] | set[Pipe] | frozenset[Pipe]
+
+
+def distribute(targets: Targets, msg: Message) -> None:
+    """One message to many pipes (PUB, XPUB). A pipe at its high-water mark misses it: a
+    publisher drops rather than blocks (RFC 29), so one slow subscriber never holds up the rest."""
+    for pipe in targets:
+        if pipe.has_room():
+            pipe.push(msg)
+
+
+def all_have_room(targets: Targets) -> bool:
+    """XPUB_NODROP: send only when every target can take the message."""
+    return all(pipe.has_room() for pipe in targets)
+
+
+def distribute_always(pipes: list[Pipe], msg: Message) -> None:
+    """To every open pipe, whatever its high-water mark (subscriptions must get through)."""
+    for pipe in pipes:
+        if not pipe.closed:
+            pipe.push(msg)
