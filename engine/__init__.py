@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from . import devices, error
 from .constants import *  # noqa: F403 - pyzmq exposes every constant at top level
-from .constants import SocketOption, SocketType
+from .constants import VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH, SocketOption, SocketType
 from .devices import monitored_queue, proxy, proxy_steerable
 from .errors import Again, ContextTerminated, NotDone, ZMQBaseError, ZMQBindError, ZMQError
 from .face import Frame, MessageTracker
 from .poll import Poller, select
 from .sync import Context, Socket
 from .utils.monitor import recv_monitor_message
+
+#: The pyzmq release whose API this engine follows (pyzmq's `zmq.__version__`).
+__version__ = "27.0.0"
 
 Message = Frame
 
@@ -32,25 +35,36 @@ __all__ = [
     "ZMQBaseError",
     "ZMQBindError",
     "ZMQError",
+    "__version__",
     "devices",
     "error",
     "monitored_queue",
     "proxy",
     "proxy_steerable",
+    "pyzmq_version",
+    "pyzmq_version_info",
     "recv_monitor_message",
     "select",
+    "zmq_version",
+    "zmq_version_info",
 ]
 
 
-def zmq_version() -> str:
-    from .constants import VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH
+def pyzmq_version() -> str:
+    """The pyzmq API version this engine follows, as pyzmq's zmq.pyzmq_version()."""
+    return __version__
 
+
+def pyzmq_version_info() -> tuple[int, ...]:
+    return tuple(int(part) for part in __version__.split("."))
+
+
+def zmq_version() -> str:
+    """The libzmq version whose behaviour and numbers this engine follows."""
     return f"{VERSION_MAJOR}.{VERSION_MINOR}.{VERSION_PATCH}"
 
 
 def zmq_version_info() -> tuple[int, int, int]:
-    from .constants import VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH
-
     return (VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH)
 
 

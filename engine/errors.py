@@ -23,14 +23,21 @@ class ZMQBaseError(Exception):
 
 
 class ZMQError(ZMQBaseError):
-    """An error with a libzmq errno, as pyzmq raises it."""
+    """An error with a libzmq errno, as pyzmq raises it.
+
+    Its text is the errno's standard text, as in pyzmq ("Invalid argument"), then what went
+    wrong in particular when the engine knows: "Invalid argument: port out of range in ...".
+    """
 
     errno: int
     strerror: str
 
     def __init__(self, errno: int = c.EINVAL, msg: str | None = None) -> None:
         self.errno = errno
-        self.strerror = msg or strerror(errno)
+        text = strerror(errno)
+        if msg and not msg.startswith(text):
+            text = f"{text}: {msg}"
+        self.strerror = text
         super().__init__(self.strerror)
 
     def __str__(self) -> str:

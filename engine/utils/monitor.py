@@ -1,7 +1,8 @@
-"""Reading socket-monitor events, as zmq.utils.monitor does."""
+"""Reading socket-monitor events, as zmq.utils.monitor does (both faces)."""
 
 from __future__ import annotations
 
+import inspect
 import struct
 from typing import Any
 
@@ -18,5 +19,13 @@ def parse_monitor_message(msg: list[bytes]) -> dict[str, Any]:
     return {"event": event, "value": value, "endpoint": msg[1]}
 
 
-def recv_monitor_message(socket: Any, flags: int = 0) -> dict[str, Any]:
-    return parse_monitor_message(socket.recv_multipart(flags))
+def recv_monitor_message(socket: Any, flags: int = 0) -> Any:
+    """The next event; on an asyncio socket, an awaitable of it (as in pyzmq)."""
+    msg = socket.recv_multipart(flags)
+    if inspect.isawaitable(msg):
+        return _parse_when_received(msg)
+    return parse_monitor_message(msg)
+
+
+async def _parse_when_received(msg: Any) -> dict[str, Any]:
+    return parse_monitor_message(await msg)

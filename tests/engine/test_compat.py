@@ -1,0 +1,153 @@
+"""pyzmq compatibility gaps found by running the Guide's examples unchanged, each closed here:
+version names, ZMQError's text, the asyncio face's monitor and Context.set, and what a call
+blocked on a socket raises when the socket or its context goes away (libzmq's rule, both faces).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+
+import pytest
+import zmq as pyzmq
+from enginekit import async_test, within
+
+import engine
+import engine.asyncio
+from engine.utils.monitor import recv_monitor_message
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_version_names() -> None:
+    """zmq.__version__, pyzmq_version() and zmq_version() exist and agree with each other."""
+    assert isinstance(engine.__version__, str)
+    assert engine.pyzmq_version() == engine.__version__
+    assert engine.pyzmq_version_info()[0] == int(engine.__version__.split(".")[0])
+    # The libzmq whose numbers and behaviour the engine follows: the reference peers' own.
+    assert engine.zmq_version() == pyzmq.zmq_version() == "4.3.5"
+    assert engine.zmq_version_info() == (4, 3, 5)
+
+
+def test_zmqerror_text_starts_with_the_standard_text() -> None:
+    """As in pyzmq, str(ZMQError(EINVAL)) says "Invalid argument"; the engine's detail follows."""
+    plain = engine.ZMQError(engine.EINVAL)
+    assert str(plain) == str(pyzmq.ZMQError(pyzmq.EINVAL)) == os.strerror(errno.EINVAL)
+    detailed = engine.ZMQError(engine.EINVAL, "port out of range in 'tcp://x:99999'")
+    assert str(detailed) == "Invalid argument: port out of range in 'tcp://x:99999'"
+    assert detailed.strerror == str(detailed) and detailed.errno == engine.EINVAL
+    # And as raised by the engine itself.
+    ctx = engine.Context()
+    try:
+        sock = ctx.socket(engine.PUSH)
+        with pytest.raises(engine.ZMQError) as info:
+            sock.connect("tcp://127.0.0.1:99999")
+        assert str(info.value).startswith("Invalid argument: ")
+        assert "99999" in str(info.value)
+    finally:
+        ctx.destroy(linger=0)
+
+
+@async_test()
+async def test_asyncio_monitor_socket() -> None:
+    """engine.asyncio sockets have get_monitor_socket; recv_monitor_message awaits events."""
+    ctx = engine.asyncio.Context()
+    try:
+        rep = ctx.socket(engine.REP)
+        monitor = rep.get_monitor_socket()
+        endpoint = rep.bind("tcp://127.0.0.1:0")
+        req = ctx.socket(engine.REQ)
+        req.connect(endpoint)
+        await req.send(b"ping")
+        assert await within(rep.recv()) == b"ping"
+        seen = []
+        while engine.EVENT_HANDSHAKE_SUCCEEDED not in seen:
+            event = await within(recv_monitor_message(monitor))
+            seen.append(event["event"])
+        assert seen[0] == engine.EVENT_LISTENING
+        assert engine.EVENT_ACCEPTED in seen
+        rep.disable_monitor()
+    finally:
+        ctx.destroy(linger=0)
+
+
+@async_test()
+async def test_asyncio_context_set_gives_new_sockets_defaults() -> None:
+    ctx = engine.asyncio.Context()
+    try:
+        ctx.set(engine.LINGER, 0)
+        ctx.setsockopt(engine.RCVTIMEO, 50)
+        ctx.set(engine.MAX_SOCKETS, 7)
+        ctx.set(engine.IO_THREADS, 2)
+        assert (ctx.get(engine.LINGER), ctx.get(engine.MAX_SOCKETS)) == (0, 7)
+        assert ctx.get(engine.IO_THREADS) == 2
+        sock = ctx.socket(engine.PULL)
+        assert (sock.linger, sock.rcvtimeo) == (0, 50)
+        with pytest.raises(engine.Again):
+            await sock.recv()  # RCVTIMEO from the context
+    finally:
+        ctx.destroy()
+
+
+# -- a call blocked on a socket that goes away -----------------------------------------------------
+
+
+@async_test()
+async def test_asyncio_blocked_recv_on_close_raises_enotsock() -> None:
+    ctx = engine.asyncio.Context()
+    try:
+        pull = ctx.socket(engine.PULL)
+        pull.bind("inproc://closing")
+        pending = asyncio.ensure_future(pull.recv())
+        await asyncio.sleep(0)
+        pull.close()
+        with pytest.raises(engine.ZMQError) as info:
+            await within(pending)
+        assert info.value.errno == engine.ENOTSOCK
+    finally:
+        ctx.destroy()
+
+
+@async_test()
+async def test_asyncio_blocked_recv_on_destroy_raises_eterm() -> None:
+    ctx = engine.asyncio.Context()
+    pull = ctx.socket(engine.PULL)
+    pull.bind("inproc://terminating")
+    pending = asyncio.ensure_future(pull.recv())
+    await asyncio.sleep(0)
+    ctx.destroy(linger=0)
+    with pytest.raises(engine.ContextTerminated) as info:
+        await within(pending)
+    assert info.value.errno == engine.ETERM
+
+
+def test_sync_blocked_recv_on_close_raises_enotsock() -> None:
+    """Closing from another thread wakes a blocked recv with ENOTSOCK (term() gives ETERM,
+    see test_sync_poll)."""
+    ctx = engine.Context()
+    try:
+        pull = ctx.socket(engine.PULL)
+        pull.bind("inproc://closing-sync")
+        outcome: list[BaseException] = []
+        started = threading.Event()
+
+        def blocked() -> None:
+            started.set()
+            try:
+                pull.recv()
+            except engine.ZMQError as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=blocked)
+        thread.start()
+        started.wait(10)
+        while not pull._core._armed:  # white box: it sleeps now
+            if not thread.is_alive():
+                break
+        pull.close()
+        thread.join(10)
+        assert [e.errno for e in outcome] == [engine.ENOTSOCK]  # type: ignore[attr-defined]
+    finally:
+        ctx.destroy(linger=0)
