@@ -16,7 +16,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 import zmq
 import zmq.asyncio
+from enginekit import Spawn
 
 import engine
 import engine.asyncio
@@ -811,43 +811,28 @@ PEER_SCRIPT = textwrap.dedent(
 
 
 class PeerProcesses:
-    """pyzmq peers in subprocesses; each is killed by PID at teardown."""
+    """pyzmq peers in subprocesses, started by `spawn` (which kills them by PID at teardown)."""
 
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
+    def __init__(self, spawn: Spawn) -> None:
+        self.spawn = spawn
 
-    async def start(self, kind: str, endpoint: str) -> tuple[subprocess.Popen[bytes], str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", PEER_SCRIPT, kind, endpoint],
-            stdout=subprocess.PIPE,
-        )
-        self.procs.append(proc)
+    async def start(self, kind: str, endpoint: str) -> tuple[subprocess.Popen[str], str]:
+        proc = self.spawn("-c", PEER_SCRIPT, kind, endpoint)
         assert proc.stdout is not None
         loop = asyncio.get_running_loop()
         line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), WAIT_S)
         assert line, f"peer exited early with {proc.poll()}"
-        return proc, line.decode().strip()
+        return proc, line.strip()
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+    def kill(self, proc: subprocess.Popen[str]) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=WAIT_S)
 
-    def kill_all(self) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-                self.kill(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
-
 
 @pytest.fixture
-def subprocs() -> Iterator[PeerProcesses]:
-    procs = PeerProcesses()
-    try:
-        yield procs
-    finally:
-        procs.kill_all()
+def subprocs(spawn: Spawn) -> PeerProcesses:
+    return PeerProcesses(spawn)
 
 
 async def ping_until_echoed(dealer: Sock, tag: bytes, timeout: float = WAIT_S) -> list[bytes]:

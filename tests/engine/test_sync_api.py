@@ -10,7 +10,6 @@ import os
 import select
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,14 +22,6 @@ pytestmark = [
 
 WAIT_MS = 10_000
 WAIT_S = 15.0
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    """A fresh context, destroyed with linger 0 afterwards."""
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
 
 
 def pair(ctx: zmq.Context, transport: str = "tcp") -> tuple[zmq.Socket, zmq.Socket]:

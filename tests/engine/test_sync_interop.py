@@ -36,11 +36,9 @@ Sock = Any  # an engine.Socket or a zmq.Socket: the same blocking API
 
 
 @pytest.fixture
-def ectx() -> Iterator[engine.Context]:
-    """An engine context, destroyed with linger 0 afterwards."""
-    ctx = engine.Context()
-    yield ctx
-    ctx.destroy(linger=0)
+def ectx(ctx: engine.Context) -> engine.Context:
+    """An engine context (conftest's `ctx`), named apart from the pyzmq one."""
+    return ctx
 
 
 @pytest.fixture

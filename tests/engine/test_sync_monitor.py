@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ from engine.utils.monitor import recv_monitor_message
 pytestmark = pytest.mark.timeout(60)
 
 WAIT_S = 15.0
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    """A fresh context, destroyed with linger 0 afterwards."""
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
 
 
 def free_tcp_port() -> int:

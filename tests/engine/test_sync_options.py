@@ -6,22 +6,12 @@ constants (or raw numbers, as Guide examples do) behaves the same with either li
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import zmq as pyzmq
 
 import engine as zmq
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    """A fresh context, destroyed with linger 0 afterwards."""
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
 
 
 # -- constants ------------------------------------------------------------------------------------

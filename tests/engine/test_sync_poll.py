@@ -26,14 +26,6 @@ WAKE_S = 5.0
 
 
 @pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    """A fresh context, destroyed with linger 0 afterwards."""
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-@pytest.fixture
 def pipe() -> Iterator[tuple[int, int]]:
     """An os.pipe(): (read end, write end)."""
     r, w = os.pipe()

@@ -1,7 +1,8 @@
 """Processes: a forked child with its own context, interpreter exit with sockets left open,
 and gevent-patched programs (as Locust runs them) in fresh interpreters.
 
-Every subprocess is started through the `spawn` fixture, which kills it by PID at teardown.
+Every subprocess is started through the `spawn` fixture (conftest.py), which kills it by PID at
+teardown.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import zmq as pyzmq
+from enginekit import Spawn
 
 import engine as zmq
 
@@ -29,33 +30,6 @@ WAIT_MS = 10_000
 #: Upper bound for a child interpreter to finish; a hang fails the test instead of blocking.
 EXIT_S = 30.0
 GEVENT_S = 90.0
-
-Spawn = Callable[..., subprocess.Popen[str]]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Start `python <args>` with the repository importable; kill leftovers by PID."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str) -> subprocess.Popen[str]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
 
 
 def finish(proc: subprocess.Popen[str], timeout: float) -> str:
