@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from .view import DIRECTIONS, RoomView
+from gameserver.protocol import DIRECTIONS
+
+from .view import RoomView
 
 #: The default command set's names (``help`` lists them; see gameserver/commands/).
 COMMANDS: tuple[str, ...] = (

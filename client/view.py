@@ -17,19 +17,6 @@ from prompt_toolkit.styles import Style
 
 from gameserver.protocol import Event
 
-#: Directions and their short forms, as the server knows them.
-DIRECTIONS: dict[str, str] = {
-    "north": "n",
-    "south": "s",
-    "east": "e",
-    "west": "w",
-    "northeast": "ne",
-    "northwest": "nw",
-    "southeast": "se",
-    "southwest": "sw",
-    "up": "u",
-    "down": "d",
-}
 ARTICLES = ("the ", "a ", "an ", "some ")
 _NAME = re.compile(r"^[A-Z][A-Za-z0-9_-]{1,19}$")
 

@@ -6,9 +6,10 @@ Each publication is two frames: the *wire topic* and a payload.
   ``room.inn`` is a prefix of ``room.inn_loft``; with the terminator a subscription to one room
   never receives another's events.
 * Public topics (``world``, ``room.<id>``) carry the full :class:`~gameserver.protocol.Event`.
-* Private topics carry only a :class:`Notice` (topic and sequence number). A hostile subscriber
-  can subscribe to every prefix, even the empty one, so nothing secret may ever be broadcast;
-  the owner fetches the content with a catch-up request, which needs the session token.
+* Private topics carry only a :class:`~gameserver.protocol.Notice` (topic and sequence number).
+  A hostile subscriber can subscribe to every prefix, even the empty one, so nothing secret may
+  ever be broadcast; the owner fetches the content with a catch-up request, which needs the
+  session token.
 
 A worker builds these frames (:func:`publication_frames`); the front only relays them.
 """
@@ -16,16 +17,26 @@ A worker builds these frames (:func:`publication_frames`); the front only relays
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-import orjson
-
-from .protocol import Event, ProtocolError, decode_event, encode
+from .protocol import Event, Notice, ProtocolError, decode_event, decode_notice, encode
 from .topics import PRIVATE_PREFIX
+
+__all__ = [
+    "NOTICE_TYPE",
+    "TOPIC_END",
+    "Notice",
+    "decode_publication",
+    "is_private",
+    "marks",
+    "notice_bytes",
+    "publication_frames",
+    "topic_of",
+    "wire_topic",
+]
 
 #: Ends every wire topic; it cannot occur in a topic name (``[a-z0-9_.]``).
 TOPIC_END = b"\x00"
-NOTICE_TYPE = "notice"
+NOTICE_TYPE: str = Notice.model_fields["type"].default
 
 
 def wire_topic(topic: str) -> bytes:
@@ -47,16 +58,9 @@ def is_private(topic: str) -> bool:
     return topic.startswith(PRIVATE_PREFIX)
 
 
-@dataclass(frozen=True)
-class Notice:
-    """ "Something new on your private topic": fetch events up to ``seq`` by catch-up."""
-
-    topic: str
-    seq: int
-
-
 def notice_bytes(event: Event) -> bytes:
-    return orjson.dumps({"v": 1, "type": NOTICE_TYPE, "topic": event.topic, "seq": event.seq})
+    """ "Something new on your private topic": the owner fetches it by catch-up."""
+    return encode(Notice(topic=event.topic, seq=event.seq))
 
 
 def publication_frames(events: Iterable[Event]) -> list[bytes]:
@@ -86,18 +90,7 @@ def decode_publication(topic_frame: bytes, payload: bytes) -> Event | Notice:
     topic = topic_of(topic_frame)
     if topic is None:
         raise ProtocolError("bad_request", "not a wire topic")
-    if is_private(topic):
-        try:
-            obj = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise ProtocolError("bad_request", "notice is not JSON") from None
-        if not isinstance(obj, dict):
-            raise ProtocolError("bad_request", "malformed notice")
-        seq = obj.get("seq")
-        if obj.get("type") != NOTICE_TYPE or obj.get("topic") != topic or type(seq) is not int:
-            raise ProtocolError("bad_request", "malformed notice")
-        return Notice(topic, seq)
-    event = decode_event(payload)
-    if event.topic != topic:
-        raise ProtocolError("bad_request", "event topic does not match its wire topic")
-    return event
+    message = decode_notice(payload) if is_private(topic) else decode_event(payload)
+    if message.topic != topic:
+        raise ProtocolError("bad_request", "payload topic does not match its wire topic")
+    return message

@@ -23,29 +23,29 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-import orjson
-
 import engine
 import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
-from .jobs import request_job, split_result, tick_job
 from .protocol import (
     MAX_REQUEST_BYTES,
+    PING_BODY,
     ErrorCode,
     ErrorReply,
     LoginRequest,
     ProtocolError,
     decode_request,
     encode,
+    pong_bytes,
+    request_job,
+    split_result,
+    tick_job,
 )
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-#: A health check: answered by the front itself with a "pong" (see gameserver.ping).
-PING_BODY = b'{"v":1,"type":"ping"}'
 #: The envelope of the front's own tick jobs. 16 bytes: never a generated routing id (5 bytes).
 TICK_ROUTE = b"\x00crossroads-tick"
 #: Frames larger than this make the engine drop the sender's connection: far above any valid
@@ -300,9 +300,8 @@ class Front:
             await self._refuse(envelope, "bad_request", "expected exactly one request frame", now)
             return
         raw = body[0]
-        if raw == PING_BODY:
-            pong = {"v": 1, "type": "pong", **self.health()}
-            await self._reply(envelope, [orjson.dumps(pong)])
+        if raw == PING_BODY:  # a health check: answered here, with the front's counters
+            await self._reply(envelope, [pong_bytes(self.health())])
             return
         if self.draining:
             await self._reply(envelope, [encode(SHUTTING_DOWN)])

@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
-
 import engine
 from engine.patterns.lazy_pirate import LazyPirateClient, RequestFailed
 
 from . import settings as cfg
-from .front import PING_BODY
+from .protocol import PING_BODY, Pong, ProtocolError, decode_reply
 
 #: A health check should answer fast or fail: a healthy front replies in milliseconds.
 DEFAULT_TIMEOUT_S = 2.0
@@ -23,21 +21,24 @@ DEFAULT_TIMEOUT_S = 2.0
 
 def ping(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, object]:
     """The front's pong (its health counters); raises RequestFailed if there is none."""
+    pongs: list[Pong] = []
+
+    def is_pong(body: list[bytes]) -> bool:  # parses the answer, once
+        try:
+            reply = decode_reply(body[0]) if len(body) == 1 else None
+        except ProtocolError:
+            return False
+        if isinstance(reply, Pong):
+            pongs.append(reply)
+        return isinstance(reply, Pong)
+
     context = engine.Context()
     try:
         with LazyPirateClient(endpoint, timeout=timeout, retries=0, context=context) as client:
-            body = client.request(PING_BODY, validator=_is_pong)
-        return orjson.loads(body[0])
+            client.request(PING_BODY, validator=is_pong)
+        return pongs[-1].model_dump()
     finally:
         context.destroy(linger=0)
-
-
-def _is_pong(body: list[bytes]) -> bool:
-    try:
-        obj = orjson.loads(body[0])
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and obj.get("type") == "pong"
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

@@ -1,13 +1,29 @@
-"""Wire messages between client, front and workers: pydantic v2 models encoded as JSON by orjson.
+"""Every message between clients, the front and the workers: pydantic v2 models as JSON (orjson).
 
 Every message carries ``v`` (the protocol version) and ``type`` (the discriminator). Requests
 come from untrusted clients, so :func:`decode_request` bounds sizes, validates strictly and turns
-every kind of bad input into a :class:`ProtocolError`.
+every kind of bad input into a :class:`ProtocolError`. What travels between them:
+
+* client -> front: ``[b"", request]`` (REQ framing; a client may put routing frames of its own
+  before the empty one, e.g. a correlation id, and gets them back on the answer). Requests are
+  :data:`Request` models, or :data:`PING_BODY`, which the front answers itself with a
+  :class:`Pong`.
+* front -> worker: a job, ``[JOB_REQUEST, request]`` or ``[JOB_TICK]`` (:func:`request_job`,
+  :func:`tick_job`), after the Paranoid Pirate envelope.
+* worker -> front: ``[reply, marks, *publications]`` (:func:`split_result`): the reply for the
+  client, the :data:`Marks` frame, and ``wire topic, payload`` pairs to publish.
+* front -> client: ``[reply, marks]`` from a worker, or ``[reply]`` when the front answers itself
+  (refusals, "busy", pongs); :func:`decode_answer` reads both.
+* front -> subscribers: an :class:`Event` on public topics, a :class:`Notice` on private ones
+  (framing in :mod:`gameserver.broadcast`).
+
+Decoding validates once, at the edge: the front checks a request's size and shape before it is
+queued, and a worker trusts the frames the front hands it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -15,6 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 4096
 MAX_TEXT_CHARS = 500
+
+#: Directions and their short forms, in display order: what the server's movement commands
+#: accept and what clients offer to complete.
+DIRECTIONS: dict[str, str] = {
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+    "up": "u",
+    "down": "d",
+}
 
 # A leading letter keeps names from looking like numbers, topics or command punctuation.
 PlayerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,19}$")]
@@ -41,6 +72,9 @@ ErrorCode = Literal[
     "internal",
 ]
 EventValue = str | int | float | bool | None
+M = TypeVar("M", bound="Message")
+# Sequence numbers are per topic and start at 1; 2**62 keeps them exact in every JSON reader.
+Seq = Annotated[int, Field(ge=0, le=2**62)]
 
 
 class Message(BaseModel):
@@ -84,7 +118,7 @@ class CatchupRequest(Message):
     type: Literal["catchup"] = "catchup"
     token: SessionToken
     topic: Topic
-    since_seq: Annotated[int, Field(ge=0, le=2**62)]
+    since_seq: Seq
 
 
 Request: TypeAlias = Annotated[
@@ -150,12 +184,49 @@ class CatchupReply(Message):
     truncated: bool
 
 
-ReplyMessage: TypeAlias = Annotated[
-    Reply | ErrorReply | LoginReply | CatchupReply, Field(discriminator="type")
-]
+class PingRequest(Message):
+    """A health check, answered by the front itself (never queued for a worker). It has one
+    spelling, :data:`PING_BODY`, so the front recognises it by a bytes comparison."""
 
+    type: Literal["ping"] = "ping"
+
+
+class Pong(Message):
+    """The front's answer to a ping: its health. Further counters (the front's statistics) are
+    integers; a newer front may add some, so they are allowed but must be integers."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="allow")
+    __pydantic_extra__: dict[str, int]
+
+    type: Literal["pong"] = "pong"
+    workers: int
+    idle: int
+    pending: int
+    draining: bool
+
+
+class Notice(Message):
+    """What a private topic carries instead of its event: "seq N exists". Anyone may subscribe to
+    any prefix, so the content is fetched by catch-up, which needs the session token."""
+
+    type: Literal["notice"] = "notice"
+    topic: Topic
+    seq: Seq
+
+
+ReplyMessage: TypeAlias = Annotated[
+    Reply | ErrorReply | LoginReply | CatchupReply | Pong, Field(discriminator="type")
+]
+AnyReply: TypeAlias = Reply | ErrorReply | LoginReply | CatchupReply | Pong
+#: The second frame of a worker's answer: the highest seq per public topic among the events the
+#: request caused. After a move, the seq of the player's own arrival says where its view of the
+#: new room starts.
+Marks: TypeAlias = dict[Topic, Seq]
+
+PING_BODY: bytes = b'{"v":1,"type":"ping"}'
 _REQUEST_ADAPTER: TypeAdapter[Request] = TypeAdapter(Request)
 _REPLY_ADAPTER: TypeAdapter[ReplyMessage] = TypeAdapter(ReplyMessage)
+_MARKS_ADAPTER: TypeAdapter[Marks] = TypeAdapter(Marks, config=ConfigDict(strict=True))
 
 
 class ProtocolError(ValueError):
@@ -193,7 +264,7 @@ def _load_object(raw: bytes | bytearray | memoryview, limit: int | None) -> dict
     return obj
 
 
-def _describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError) -> str:
     # Never echo the input back: it is untrusted and may be large.
     parts = []
     for error in exc.errors(include_url=False, include_input=False)[:3]:
@@ -208,18 +279,16 @@ def decode_request(raw: bytes | bytearray | memoryview) -> Request:
     try:
         return _REQUEST_ADAPTER.validate_python(obj)
     except ValidationError as exc:
-        raise ProtocolError("bad_request", _describe(exc)) from None
+        raise ProtocolError("bad_request", describe(exc)) from None
 
 
-def decode_reply(
-    raw: bytes | bytearray | memoryview,
-) -> Reply | ErrorReply | LoginReply | CatchupReply:
+def decode_reply(raw: bytes | bytearray | memoryview) -> AnyReply:
     """Parse a reply (for clients and tests); raises :class:`ProtocolError`."""
     obj = _load_object(raw, None)
     try:
         return _REPLY_ADAPTER.validate_python(obj)
     except ValidationError as exc:
-        raise ProtocolError("bad_request", _describe(exc)) from None
+        raise ProtocolError("bad_request", describe(exc)) from None
 
 
 def decode_event(raw: bytes | bytearray | memoryview) -> Event:
@@ -228,4 +297,79 @@ def decode_event(raw: bytes | bytearray | memoryview) -> Event:
     try:
         return Event.model_validate(obj)
     except ValidationError as exc:
-        raise ProtocolError("bad_request", _describe(exc)) from None
+        raise ProtocolError("bad_request", describe(exc)) from None
+
+
+def decode_notice(raw: bytes | bytearray | memoryview) -> Notice:
+    """Parse a private topic's notice; raises :class:`ProtocolError`."""
+    obj = _load_object(raw, None)
+    try:
+        return Notice.model_validate(obj)
+    except ValidationError as exc:
+        raise ProtocolError("bad_request", describe(exc)) from None
+
+
+def validated(model: type[M], **fields: Any) -> M:
+    """Build a message from local input (a typed line, a name); raises :class:`ProtocolError`
+    naming the bad field, never echoing the value (it may be a password)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise ProtocolError("bad_request", describe(exc)) from None
+
+
+# --- the marks frame and answers as a client receives them ---------------------------------------
+
+
+def encode_marks(marks: dict[str, int]) -> bytes:
+    return orjson.dumps(marks)
+
+
+def decode_marks(raw: bytes | bytearray | memoryview) -> Marks:
+    """Parse a marks frame; raises :class:`ProtocolError`."""
+    try:
+        return _MARKS_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise ProtocolError("bad_request", describe(exc)) from None
+
+
+def decode_answer(frames: list[bytes]) -> tuple[AnyReply, Marks]:
+    """An answer's body as a client receives it, ``[reply]`` or ``[reply, marks]``: the reply
+    and its marks (empty when the front answered by itself). Raises :class:`ProtocolError`."""
+    if not 1 <= len(frames) <= 2:
+        raise ProtocolError("bad_request", f"an answer has 1 or 2 frames, not {len(frames)}")
+    reply = decode_reply(frames[0])
+    return reply, decode_marks(frames[1]) if len(frames) == 2 else {}
+
+
+def pong_bytes(health: dict[str, int | bool]) -> bytes:
+    """The front's pong for its ``health()`` counters."""
+    return encode(Pong(**health))
+
+
+# --- jobs between the front and its workers (after the Paranoid Pirate envelope) ---------------
+
+#: A job's first frame: a client's request follows, or it is the world's clock tick.
+JOB_REQUEST = b"R"
+JOB_TICK = b"T"
+#: A tick's answer has no reply for anyone, and an answer without events no marks.
+NO_REPLY = b""
+NO_MARKS = b"{}"
+
+
+def request_job(body: bytes) -> list[bytes]:
+    return [JOB_REQUEST, body]
+
+
+def tick_job() -> list[bytes]:
+    return [JOB_TICK]
+
+
+def split_result(frames: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
+    """``(reply frames for the client, publication frames)`` of a worker's answer, or None if
+    it is malformed. A one-frame answer (the front's own "busy") has no publications."""
+    if len(frames) == 1:
+        return frames, []
+    if len(frames) < 2 or len(frames) % 2:
+        return None
+    return frames[:2], frames[2:]

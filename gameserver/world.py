@@ -17,19 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-# Full names in canonical order, with their short forms; the order is also the display order.
-DIRECTIONS: dict[str, str] = {
-    "north": "n",
-    "south": "s",
-    "east": "e",
-    "west": "w",
-    "northeast": "ne",
-    "northwest": "nw",
-    "southeast": "se",
-    "southwest": "sw",
-    "up": "u",
-    "down": "d",
-}
+from .protocol import DIRECTIONS
+
 OPPOSITE: dict[str, str] = {
     "north": "south",
     "south": "north",

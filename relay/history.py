@@ -26,6 +26,7 @@ from gameserver.protocol import (
     CatchupRequest,
     ProtocolError,
     decode_event,
+    decode_marks,
     decode_request,
     encode,
 )
@@ -75,13 +76,11 @@ class History:
         if len(body) < 2:
             return
         try:
-            marks = orjson.loads(body[1])
-        except orjson.JSONDecodeError:
+            marks = decode_marks(body[1])
+        except ProtocolError:
             return
-        if isinstance(marks, dict):
-            for topic, seq in marks.items():
-                if isinstance(topic, str) and type(seq) is int:
-                    self._announced[topic] = max(seq, self._announced.get(topic, 0))
+        for topic, seq in marks.items():
+            self._announced[topic] = max(seq, self._announced.get(topic, 0))
 
     def answer(self, body: list[bytes]) -> bytes | None:
         """The encoded reply to a catch-up request, or None to send it upstream."""

@@ -88,7 +88,7 @@ def test_private_publications_carry_no_content() -> None:
     public = ev(7)
     frames = publication_frames([secret, public])
     assert b"swordfish" not in b"".join(frames)
-    assert decode_publication(frames[0], frames[1]) == Notice(topic, 5)
+    assert decode_publication(frames[0], frames[1]) == Notice(topic=topic, seq=5)
     assert decode_publication(frames[2], frames[3]) == public
     assert marks([secret, public]) == {TOPIC: 7}  # the requester learns no private seq
     with pytest.raises(ProtocolError):

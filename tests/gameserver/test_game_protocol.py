@@ -8,20 +8,35 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gameserver.protocol import (
+    JOB_REQUEST,
+    JOB_TICK,
     MAX_REQUEST_BYTES,
+    PING_BODY,
     ActionRequest,
     CatchupRequest,
     ErrorReply,
     Event,
     LoginReply,
     LoginRequest,
+    Notice,
+    PingRequest,
+    Pong,
     ProtocolError,
     Reply,
     ResumeRequest,
+    decode_answer,
     decode_event,
+    decode_marks,
+    decode_notice,
     decode_reply,
     decode_request,
     encode,
+    encode_marks,
+    pong_bytes,
+    request_job,
+    split_result,
+    tick_job,
+    validated,
 )
 
 TOKEN = "A" * 43
@@ -191,3 +206,67 @@ def test_every_well_formed_name_is_accepted(name: str) -> None:
     request = decode_request(_raw(v=1, type="login", name=name, password="secret"))
     assert isinstance(request, LoginRequest)
     assert request.name == name
+
+
+# -- the front's own messages, the marks frame and the job frames ---------------------------------
+
+
+def test_ping_has_one_spelling_and_pong_carries_counters() -> None:
+    assert encode(PingRequest()) == PING_BODY  # the front compares bytes, so they must agree
+    health = {"workers": 2, "idle": 1, "pending": 0, "draining": False, "requests": 7}
+    pong = decode_reply(pong_bytes(health))
+    assert isinstance(pong, Pong) and pong.model_dump() == {"v": 1, "type": "pong", **health}
+    with pytest.raises(ProtocolError):  # counters are integers, whatever a front adds
+        decode_reply(_raw(v=1, type="pong", workers=1, idle=1, pending=0, draining=False, x="a"))
+    with pytest.raises(ProtocolError):
+        decode_reply(_raw(v=1, type="pong", workers=1))
+
+
+def test_answers_as_a_client_reads_them() -> None:
+    reply = Reply(ok=True, text="You go north.", action_id="a1", room="hall")
+    marks = {"room.hall": 4, "world": 9}
+    assert decode_answer([encode(reply), encode_marks(marks)]) == (reply, marks)
+    busy = ErrorReply(code="unavailable", message="busy")
+    assert decode_answer([encode(busy)]) == (busy, {})  # the front's own answers have no marks
+    for frames in ([], [encode(reply), b"{}", b"{}"]):
+        with pytest.raises(ProtocolError):
+            decode_answer(frames)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"[]", b'{"world": -1}', b'{"world": true}', b'{"world": 1.5}', b'{"Room": 1}', b"{"],
+)
+def test_bad_marks_are_refused(raw: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        decode_marks(raw)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200) | json_values.map(orjson.dumps))
+def test_fuzz_answers(raw: bytes) -> None:
+    for frames in ([raw], [encode(Reply(ok=True, text="", action_id="a")), raw], [raw, raw]):
+        try:
+            decode_answer(frames)
+        except ProtocolError:
+            pass
+
+
+def test_notice_names_only_a_private_topic_and_seq() -> None:
+    notice = Notice(topic="priv." + "a" * 32, seq=3)
+    assert decode_notice(encode(notice)) == notice
+    with pytest.raises(ProtocolError):
+        decode_notice(_raw(v=1, type="notice", topic="priv.x", seq=3))
+
+
+def test_validated_names_the_field_not_the_value() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        validated(LoginRequest, name="Al ice", password="hunter2-secret")
+    assert "name" in caught.value.message and "hunter2" not in caught.value.message
+
+
+def test_job_frames() -> None:
+    assert request_job(b"x") == [JOB_REQUEST, b"x"] and tick_job() == [JOB_TICK]
+    assert split_result([b"busy"]) == ([b"busy"], [])
+    assert split_result([b"r", b"{}", b"t\x00", b"p"]) == ([b"r", b"{}"], [b"t\x00", b"p"])
+    assert split_result([b"r", b"{}", b"t\x00"]) is None
