@@ -100,7 +100,7 @@ def execute(
         identity = begin(state)
         if isinstance(identity, Outcome):
             return identity
-        ctx = Context(state, world, identity.player, commands, now)
+        ctx = Context(state, world, identity.player, now)
         commands.resolve(text).func(ctx)
         if not ctx.session_ended:
             refresh(state, identity.session, now, session_ttl)

@@ -2,7 +2,11 @@
 
 Evennia-style: a command is a small class with a ``key``, ``aliases``, a docstring that is its
 in-game help, and ``func(ctx)`` holding the logic. One instance is made per invocation and
-holds what was typed (``cmdstring``) and the rest of the line (``args``).
+holds what was typed (``cmdstring``), the rest of the line (``args``) and the command set it was
+found in (``cmdset``, which ``help`` lists).
+
+Layering: this module knows the :class:`~gameserver.commands.context.Context` a command runs
+in; the context knows nothing of commands.
 """
 
 from __future__ import annotations
@@ -10,10 +14,9 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from .context import Context
+from .context import Context
 
 
 class CommandError(Exception):
@@ -29,9 +32,10 @@ class Command:
     # Listed by `help` unless hidden (the ten direction commands are covered by `go`).
     listed: ClassVar[bool] = True
 
-    def __init__(self, cmdstring: str, args: str) -> None:
+    def __init__(self, cmdstring: str, args: str, cmdset: CommandSet | None = None) -> None:
         self.cmdstring = cmdstring
         self.args = args
+        self.cmdset = cmdset if cmdset is not None else CommandSet(())
 
     def func(self, ctx: Context) -> None:
         raise NotImplementedError
@@ -108,4 +112,4 @@ class CommandSet:
             hint = self.suggest(word)
             tip = f" Did you mean '{hint}'?" if hint else ""
             raise CommandError(f"Unknown command '{word}'.{tip} Type 'help' for a list.")
-        return command(word, args)
+        return command(word, args, self)

@@ -1,5 +1,6 @@
 """Everything a command's ``func`` may touch: the transaction's state, the world, the acting
-player, the reply being written and the events being emitted."""
+player, the reply being written and the events being emitted. (The command set a command was
+found in is the command's own ``cmdset``: nothing here depends on commands.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from ..store.records import PlayerRecord, player_location
 from ..store.state import GameState
 from ..topics import WORLD_TOPIC, room_topic
 from ..world import RoomDef, World
-from .base import CommandSet
 
 
 class Context:
@@ -23,13 +23,11 @@ class Context:
         state: GameState,
         world: World,
         player: PlayerRecord,
-        commands: CommandSet,
         now: float,
     ) -> None:
         self.state = state
         self.world = world
         self.player = player
-        self.commands = commands
         self.now = now
         self.session_ended = False
         self._reply: list[str] = []

@@ -21,16 +21,16 @@ class Help(Command):
     def func(self, ctx: Context) -> None:
         topic = self.args.strip().lower()
         if topic:
-            command = ctx.commands.find(topic)
+            command = self.cmdset.find(topic)
             if command is None:
-                hint = ctx.commands.suggest(topic)
+                hint = self.cmdset.suggest(topic)
                 tip = f" Did you mean '{hint}'?" if hint else ""
                 raise CommandError(f"No help for '{topic}'.{tip}")
             names = ", ".join(command.names())
             ctx.reply(f"{names}\n{command.help_text()}")
             return
         by_category: dict[str, list[str]] = {}
-        for command in ctx.commands:
+        for command in self.cmdset:
             if command.listed:
                 by_category.setdefault(command.category, []).append(
                     f"  {command.key:<10} {command.summary()}"
