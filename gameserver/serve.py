@@ -77,7 +77,7 @@ class Supervisor:
 
     def command(self, name: str) -> list[str]:
         s = self.settings
-        cmd = [sys.executable, "-m", "gameserver.cli", "worker", "--front", self.front_endpoint]
+        cmd = [sys.executable, "-m", "gameserver.worker", "--front", self.front_endpoint]
         cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]

@@ -75,7 +75,7 @@ class ServeProcess:
         # The point is throughput: no rate limit, and room for every client's request.
         args += ["--rate", "1e9", "--burst", "1e9", "--log-level", "WARNING"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", "serve", *args],
+            [sys.executable, "-m", "gameserver.serve", *args],
             stdout=subprocess.PIPE,
             stderr=log,
             env=env,

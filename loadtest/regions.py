@@ -293,7 +293,7 @@ def run_mode(link: Link, args: argparse.Namespace, relay: bool) -> dict[str, obj
         pub.wait_for("^ready")
         target = endpoint
         if relay:
-            cmd = ["-m", "gameserver.cli", "relay", "--upstream", endpoint, "--hwm", "0"]
+            cmd = ["-m", "relay.cli", "--upstream", endpoint, "--hwm", "0"]
             cmd += ["--bind", "tcp://127.0.0.1:0", "--stats-interval", "0"]
             r = link.spawn(link.nz, "relay", cmd)
             target = r.wait_for(r"^updates (\S+)")[1]

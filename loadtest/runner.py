@@ -38,7 +38,7 @@ class LocalServer:
         args += ["--log-level", "WARNING"]
         self._log = (workdir / "serve.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", "serve", *args],
+            [sys.executable, "-m", "gameserver.serve", *args],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,

@@ -17,14 +17,14 @@ from serverkit import REPO_ROOT, WAIT, Server
 
 
 class Play:
-    """One `python -m gameserver.cli play` process; its stdout lines collected on a thread."""
+    """One `python -m crossroads play` process; its stdout lines collected on a thread."""
 
     def __init__(self, server: Server, name: str, xdg: Path, *extra: str) -> None:
         env = dict(os.environ, CROSSROADS_PASSWORD=f"{name}-password", XDG_DATA_HOME=str(xdg))
         env["PYTHONPATH"] = str(REPO_ROOT)
         args = ["--name", name, "--server", server.actions, "--updates", server.updates]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", "play", *args, *extra],
+            [sys.executable, "-m", "crossroads", "play", *args, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -118,7 +118,7 @@ def test_wrong_password_and_no_server(
     assert first.finish() == 0
 
     def play(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "gameserver.cli", "play", "--name", "Carol", *args]
+        command = [sys.executable, "-m", "crossroads", "play", "--name", "Carol", *args]
         return subprocess.run(
             command,
             capture_output=True,

@@ -77,7 +77,7 @@ def test_two_clients_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> No
             "TERM": "xterm-256color",
         }
         args = ["--name", name, "--server", server.actions, "--updates", server.updates]
-        line = [sys.executable, "-m", "gameserver.cli", "play", *args]
+        line = [sys.executable, "-m", "crossroads", "play", *args]
         return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
 
     tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command("Alice"))

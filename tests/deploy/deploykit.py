@@ -39,7 +39,7 @@ class ComposeLocal:
         self._log = (workdir / "compose-local.log").open("ab")
         argv = ["compose-local", "--json", "--file", str(compose_file), *extra]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", *argv],
+            [sys.executable, "-m", "crossroads", *argv],
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=clean_env(),

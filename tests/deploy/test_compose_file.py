@@ -12,7 +12,7 @@ import pytest
 import yaml
 from deploykit import COMPOSE_FILE, REPO_ROOT, clean_env
 
-from gameserver import compose_local as cl
+from crossroads import compose_local as cl
 from gameserver.settings import Settings, env_name
 
 SETTINGS_VARS = {env_name(name) for name in Settings.model_fields}
@@ -36,7 +36,7 @@ def crossroads_commands() -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize(("where", "args"), crossroads_commands(), ids=lambda v: str(v))
 def test_every_crossroads_command_is_valid(where: str, args: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gameserver.cli", *args, "--help"],
+        [sys.executable, "-m", "crossroads", *args, "--help"],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -94,7 +94,7 @@ def test_profiles_and_port_plan(tmp_path: Path) -> None:
     assert worker["CROSSROADS_FRONT"] == f"tcp://127.0.0.1:{plan.services['front'].ports[7303]}"
     relay = plan.command(plan.services["relay-nz"])
     assert f"tcp://127.0.0.1:{plan.services['front'].ports[7302]}" in relay
-    assert relay[:4] == [sys.executable, "-m", "gameserver.cli", "relay"]
+    assert relay[:4] == [sys.executable, "-m", "crossroads", "relay"]
 
 
 def test_interpolation_follows_compose() -> None:

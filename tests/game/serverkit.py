@@ -43,7 +43,7 @@ class Server:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", "serve", *args, *extra],
+            [sys.executable, "-m", "crossroads", "serve", *args, *extra],
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=env,

@@ -76,7 +76,7 @@ def test_summary_table_from_locust_rows() -> None:
 
 def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     prefix, html = tmp_path / "run", tmp_path / "report.html"
-    cmd = [sys.executable, "-m", "gameserver.cli", "loadtest", "--users", "20"]
+    cmd = [sys.executable, "-m", "crossroads", "loadtest", "--users", "20"]
     cmd += ["--spawn-rate", "20", "--run-time", "12s", "--csv", str(prefix), "--html", str(html)]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(

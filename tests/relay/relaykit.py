@@ -133,7 +133,7 @@ class Publisher(Proc):
 
 class Relay(Proc):
     def __init__(self, log: Path, upstream: str, *extra: str, bind: str = LOCAL) -> None:
-        args = ["-m", "gameserver.cli", "relay", "--upstream", upstream, "--bind", bind]
+        args = ["-m", "crossroads", "relay", "--upstream", upstream, "--bind", bind]
         super().__init__([*args, "--stats-bind", LOCAL, "--log-level", "DEBUG", *extra], log)
         self.endpoint = self.wait_for(r"^updates (\S+)")[1]
         self.stats_endpoint = self.wait_for(r"^stats (\S+)")[1]
@@ -150,7 +150,7 @@ class Relay(Proc):
 
 def relay_stats(*args: str) -> str:
     """Run `crossroads relay-stats` and return its stdout."""
-    cmd = [sys.executable, "-m", "gameserver.cli", "relay-stats", *args]
+    cmd = [sys.executable, "-m", "crossroads", "relay-stats", *args]
     done = subprocess.run(
         cmd, env=env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=WAIT
     )

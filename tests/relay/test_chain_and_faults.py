@@ -53,7 +53,7 @@ def test_relay_stats_json_and_errors(publisher, relay) -> None:
     assert {"bytes_in", "bytes_out", "fanout", "subscribers", "topics_upstream"} <= set(stats)
     for cmd in (["relay", "--help"], ["relay-stats", "--help"]):
         done = subprocess.run(
-            [sys.executable, "-m", "gameserver.cli", *cmd],
+            [sys.executable, "-m", "crossroads", *cmd],
             env=env(),
             cwd=REPO_ROOT,
             capture_output=True,
@@ -63,7 +63,7 @@ def test_relay_stats_json_and_errors(publisher, relay) -> None:
         assert done.returncode == 0 and "usage:" in done.stdout
     nobody = ["relay-stats", "tcp://127.0.0.1:9", "--timeout", "0.3"]
     done = subprocess.run(
-        [sys.executable, "-m", "gameserver.cli", *nobody],
+        [sys.executable, "-m", "crossroads", *nobody],
         env=env(),
         cwd=REPO_ROOT,
         capture_output=True,

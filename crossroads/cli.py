@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
     "compose-local": (
-        "gameserver.compose_local",
+        "crossroads.compose_local",
         "run a docker-compose file's services as local processes (no Docker needed)",
     ),
 }

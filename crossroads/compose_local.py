@@ -9,7 +9,7 @@ with PyYAML, service by service:
   ``tcp://*:P`` binds, ``tcp://<service>:P`` references) gets a free local port; commands,
   environment values and health checks are rewritten to match.
 - ``deploy.replicas`` starts that many processes; the image's ``crossroads`` entrypoint runs as
-  ``python -m gameserver.cli``; a ``redis`` image runs the local ``redis-server`` (free port,
+  ``python -m crossroads``; a ``redis`` image runs the local ``redis-server`` (free port,
   data in a temporary directory).
 - Services start in ``depends_on`` order; each one with a health check must pass it (the check's
   own command, run locally) before the next starts. Then a table of service -> PIDs and local
@@ -262,7 +262,7 @@ class Plan:
     def executable(self, argv: list[str]) -> list[str]:
         """``argv`` runnable here: ``crossroads`` is this package, the rest comes from PATH."""
         if argv[0] == "crossroads":
-            return [sys.executable, "-m", "gameserver.cli", *argv[1:]]
+            return [sys.executable, "-m", "crossroads", *argv[1:]]
         found = shutil.which(argv[0])
         if found is None:
             raise ComposeError(f"{argv[0]!r} is not installed here")
