@@ -1,2 +1,3 @@
-"""Crossroads clients: :mod:`client.session` is the network half (log in, act, follow events)
-that terminal clients and load tests build on."""
+"""Crossroads clients. :mod:`client.protocol` is the protocol with no I/O (action ids, retries,
+reply matching, topic following, gap repair); :mod:`client.session` drives it on asyncio for
+players and tests, and the load tester drives the same core on the engine's sync face."""

@@ -13,25 +13,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import orjson
-
-from engine.patterns.lazy_pirate import AsyncLazyPirateClient, RequestFailed
 from gameserver.protocol import LoginReply, Reply
 
 from .session import GameSession, RequestRefused, ServerUnavailable, SessionError
 
-PING_BODY = b'{"v":1,"type":"ping"}'  # answered by the front itself (gameserver.front)
 CONNECTED, RECONNECTING, OFFLINE = "connected", "reconnecting...", "offline"
 BACKOFF_INIT_S = 0.25
 BACKOFF_MAX_S = 4.0
-
-
-def _is_pong(frames: list[bytes]) -> bool:
-    try:
-        obj = orjson.loads(frames[0])
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and obj.get("type") == "pong"
 
 
 class Connection:
@@ -50,9 +38,6 @@ class Connection:
         on_change: Callable[[str, str], None] = lambda state, message: None,
     ) -> None:
         self.session = GameSession(actions, updates, timeout=timeout, retries=retries)
-        self._pinger = AsyncLazyPirateClient(
-            actions, timeout=timeout, retries=0, context=self.session.context
-        )
         self.name, self._password = name, password
         self.ping_interval = ping_interval
         self.on_change = on_change
@@ -114,8 +99,8 @@ class Connection:
     async def ping(self) -> bool:
         start = time.monotonic()
         try:
-            await self._pinger.request(PING_BODY, validator=_is_pong)
-        except RequestFailed:
+            await self.session.ping()
+        except SessionError:
             return False
         self.rtt_ms = (time.monotonic() - start) * 1000
         self._last_ok = time.monotonic()
@@ -169,6 +154,5 @@ class Connection:
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
-        self._pinger.close()
         await self.session.close()
         self._set(OFFLINE)

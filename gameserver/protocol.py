@@ -23,6 +23,7 @@ queued, and a worker trusts the frames the front hands it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import orjson
@@ -73,6 +74,7 @@ ErrorCode = Literal[
 ]
 EventValue = str | int | float | bool | None
 M = TypeVar("M", bound="Message")
+T = TypeVar("T")
 # Sequence numbers are per topic and start at 1; 2**62 keeps them exact in every JSON reader.
 Seq = Annotated[int, Field(ge=0, le=2**62)]
 
@@ -273,40 +275,34 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)[:300]
 
 
-def decode_request(raw: bytes | bytearray | memoryview) -> Request:
-    """Parse and validate one request; raises :class:`ProtocolError` and nothing else."""
-    obj = _load_object(raw, MAX_REQUEST_BYTES)
+def _decode(
+    validate: Callable[[Any], T], raw: bytes | bytearray | memoryview, limit: int | None
+) -> T:
+    obj = _load_object(raw, limit)
     try:
-        return _REQUEST_ADAPTER.validate_python(obj)
+        return validate(obj)
     except ValidationError as exc:
         raise ProtocolError("bad_request", describe(exc)) from None
+
+
+def decode_request(raw: bytes | bytearray | memoryview) -> Request:
+    """Parse and validate one request; raises :class:`ProtocolError` and nothing else."""
+    return _decode(_REQUEST_ADAPTER.validate_python, raw, MAX_REQUEST_BYTES)
 
 
 def decode_reply(raw: bytes | bytearray | memoryview) -> AnyReply:
     """Parse a reply (for clients and tests); raises :class:`ProtocolError`."""
-    obj = _load_object(raw, None)
-    try:
-        return _REPLY_ADAPTER.validate_python(obj)
-    except ValidationError as exc:
-        raise ProtocolError("bad_request", describe(exc)) from None
+    return _decode(_REPLY_ADAPTER.validate_python, raw, None)
 
 
 def decode_event(raw: bytes | bytearray | memoryview) -> Event:
     """Parse a published event; raises :class:`ProtocolError`."""
-    obj = _load_object(raw, None)
-    try:
-        return Event.model_validate(obj)
-    except ValidationError as exc:
-        raise ProtocolError("bad_request", describe(exc)) from None
+    return _decode(Event.model_validate, raw, None)
 
 
 def decode_notice(raw: bytes | bytearray | memoryview) -> Notice:
     """Parse a private topic's notice; raises :class:`ProtocolError`."""
-    obj = _load_object(raw, None)
-    try:
-        return Notice.model_validate(obj)
-    except ValidationError as exc:
-        raise ProtocolError("bad_request", describe(exc)) from None
+    return _decode(Notice.model_validate, raw, None)
 
 
 def validated(model: type[M], **fields: Any) -> M:

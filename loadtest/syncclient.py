@@ -1,10 +1,12 @@
-"""A small blocking game client for load generators, on the engine's sync face.
+"""The load tester's player: a blocking driver of the client core, on the engine's sync face.
 
-It is gevent-safe (Locust monkey-patches): waits go through the engine's sync ``Poller``, whose
-user-side waits are cooperative, and there are no helper threads or event loops per client
-(``SyncGameSession`` runs an asyncio loop in a thread, one per session, which does not scale to
-thousands of greenlets). Requests use a DEALER with the REQ envelope ``[b"", body]``, so a late
-reply after a timeout is simply discarded by its action id; updates come on a SUB socket.
+Everything the protocol needs (action ids, retries, reply matching, following the player's
+topics, gap repair) is :class:`client.protocol.ClientCore`, the same core the players' client
+(:class:`client.session.GameSession`) drives; this module only moves frames and waits. It is
+gevent-safe (Locust monkey-patches): waits go through the engine's sync ``Poller``, whose
+user-side waits are cooperative, and there is no helper thread or event loop per player
+(``SyncGameSession`` runs an asyncio loop in a thread per session, which does not scale to
+thousands of greenlets).
 
 Every wait also reads the SUB socket, so an event that arrives while a reply is outstanding is
 timestamped when it arrives, not when the caller next looks.
@@ -12,211 +14,160 @@ timestamped when it arrives, not when the caller next looks.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 import engine as zmq
-from gameserver.broadcast import topic_of, wire_topic
-from gameserver.protocol import (
-    ActionRequest,
-    ErrorReply,
-    LoginReply,
-    LoginRequest,
-    Message,
-    ProtocolError,
-    decode_event,
-    decode_reply,
-    encode,
+from client.protocol import (
+    DEFAULT_TIMEOUT_S,
+    MAX_ANSWER_BYTES,
+    MAX_PUBLICATION_BYTES,
+    Call,
+    ClientCore,
+    SessionError,
 )
-from gameserver.topics import WORLD_TOPIC, room_topic
+from gameserver.protocol import Event
 
-DEFAULT_TIMEOUT_S = 5.0
+__all__ = ["DEFAULT_TIMEOUT_S", "SessionError", "SyncGameClient"]
 
-
-class GameError(Exception):
-    """The server answered with an error reply (``code`` as in the protocol)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
+#: Messages taken from one socket before the core's outbox is carried out.
+READ_BATCH = 256
 
 
-@dataclass
-class Answer:
-    """One request's outcome: the decoded reply, its size in bytes and round trip in ms."""
-
-    reply: Any
-    size: int
-    ms: float
-
-
-@dataclass
 class SyncGameClient:
-    """One player: a DEALER for requests and a SUB that follows world, room and private topics."""
+    """One player: a DEALER for requests and a SUB for the topics the core follows.
 
-    actions: str
-    updates: str
-    context: Any
-    timeout: float = DEFAULT_TIMEOUT_S
-    token: str | None = None
-    room: str | None = None
-    topics: set[str] = field(default_factory=set)
-    #: Arrival times (perf_counter) of the ``say`` messages this client is waiting to hear.
-    heard: dict[str, float] = field(default_factory=dict)
-    listening: set[str] = field(default_factory=set)
-    events_seen: int = 0
+    A load test counts a timeout or a "server busy" as a failure, so by default each request
+    gets one try and busy answers are not retried (``retries``, ``busy_budget``).
+    """
 
-    def __post_init__(self) -> None:
-        self.dealer = self.context.socket(zmq.DEALER)
-        self.dealer.linger = 0
-        self.dealer.connect(self.actions)
-        self.sub = self.context.socket(zmq.SUB)
+    def __init__(
+        self,
+        actions: str,
+        updates: str,
+        context: Any,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        *,
+        retries: int = 0,
+        busy_budget: float = 0.0,
+    ) -> None:
+        self.core = ClientCore(timeout=timeout, retries=retries, busy_budget=busy_budget)
+        self.actions = actions
+        self.context = context
+        self.sub = context.socket(zmq.SUB)
         self.sub.linger = 0
-        self.sub.connect(self.updates)
+        self.sub.setsockopt(zmq.MAXMSGSIZE, MAX_PUBLICATION_BYTES)
+        self.sub.connect(updates)
+        self.dealer = self._open_dealer()
         self.poller = zmq.Poller()
-        self.poller.register(self.dealer, zmq.POLLIN)
         self.poller.register(self.sub, zmq.POLLIN)
-        self._prefix = secrets.token_hex(5)
-        self._ids = 0
+        self.poller.register(self.dealer, zmq.POLLIN)
+        #: Arrival times (perf_counter) of the ``say`` messages this client is waiting to hear.
+        self.heard: dict[str, float] = {}
+        self.listening: set[str] = set()
+        self.events_seen = 0
+
+    @property
+    def token(self) -> str | None:
+        return self.core.token
+
+    @property
+    def room(self) -> str | None:
+        return self.core.room
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _request(
-        self,
-        message: Message,
-        accept: Callable[[dict[str, Any]], bool],
-        timeout: float | None = None,
-    ) -> Answer:
-        """Send and wait for the matching reply; raises TimeoutError or GameError."""
-        timeout = self.timeout if timeout is None else timeout
-        start = time.perf_counter()
-        self.dealer.send_multipart([b"", encode(message)])
-        deadline = start + timeout
-        while True:
-            frames = self._wait(deadline, want_reply=True)
-            if frames is None:
-                raise TimeoutError(f"no reply within {timeout:.1f}s")
-            body = frames[1] if len(frames) > 1 and frames[0] == b"" else frames[0]
-            try:
-                raw = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(raw, dict) or not (raw.get("type") == "error" or accept(raw)):
-                continue  # a late reply to an earlier, timed-out request
-            ms = (time.perf_counter() - start) * 1000
-            reply = decode_reply(body)
-            if isinstance(reply, ErrorReply):
-                raise GameError(reply.code, reply.message)
-            return Answer(reply, sum(len(f) for f in frames), ms)
+    def login(self, name: str, password: str, timeout: float | None = None) -> Call:
+        """Log in (registers a new name); logins hash a password, so they may take longer.
+        Returns the finished call (``reply``, ``size``, ``round_trip_ms``); raises SessionError."""
+        return self._complete(self.core.login(name, password, time.monotonic(), timeout=timeout))
 
-    def _wait(
-        self, deadline: float, *, want_reply: bool, until: Callable[[], bool] | None = None
-    ) -> list[bytes] | None:
-        """Read updates until a reply comes (``want_reply``), ``until()`` holds or the deadline
-        passes. Without ``want_reply`` no request is outstanding: stale replies are dropped."""
-        while True:
-            if until is not None and until():
-                return None
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return None
-            ready = dict(self.poller.poll(max(1, int(left * 1000))))
-            if self.sub in ready:
-                self.drain()
-            if self.dealer in ready:
-                frames = self.dealer.recv_multipart()
-                if want_reply:
-                    return frames
-
-    def login(self, name: str, password: str, timeout: float | None = None) -> Answer:
-        """Log in (registers a new name); logins hash a password, so they may take longer."""
-        answer = self._request(
-            LoginRequest(name=name, password=password),
-            lambda o: o.get("type") == "login_ok",
-            timeout,
-        )
-        reply: LoginReply = answer.reply
-        self.token = reply.token
-        self._follow(WORLD_TOPIC)
-        self._follow(reply.private_topic)
-        self.enter(reply.room)
-        return answer
-
-    def act(self, text: str) -> Answer:
+    def act(self, text: str) -> Call:
         """Run one command line; a game refusal is a Reply with ``ok`` False, not an error."""
-        if self.token is None:
-            raise RuntimeError("not logged in")
-        self._ids += 1
-        action_id = f"{self._prefix}-{self._ids}"
-        request = ActionRequest(token=self.token, action_id=action_id, text=text)
-        answer = self._request(
-            request, lambda o: o.get("type") == "reply" and o.get("action_id") == action_id
-        )
-        if answer.reply.room:
-            self.enter(answer.reply.room)
-        return answer
-
-    # -- updates --------------------------------------------------------------------------------
-
-    def _follow(self, topic: str) -> None:
-        if topic not in self.topics:
-            self.topics.add(topic)
-            self.sub.subscribe(wire_topic(topic))
-
-    def _unfollow(self, topic: str) -> None:
-        if topic in self.topics:
-            self.topics.discard(topic)
-            self.sub.unsubscribe(wire_topic(topic))
-
-    def expect_room(self, room: str) -> None:
-        """Subscribe to a room about to be entered (before the move, so no event is missed)."""
-        self._follow(room_topic(room))
-
-    def enter(self, room: str) -> None:
-        """Now in ``room``: follow it, leave the previous room's topic."""
-        current = room_topic(room)
-        for topic in [t for t in self.topics if t.startswith("room.") and t != current]:
-            self._unfollow(topic)
-        self.room = room
-        self._follow(current)
-
-    def drain(self) -> int:
-        """Read every update waiting on the SUB socket (never blocks); returns how many."""
-        count = 0
-        while True:
-            try:
-                frames = self.sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return count
-            now = time.perf_counter()
-            count += 1
-            self.events_seen += 1
-            if len(frames) != 2 or not self.listening:
-                continue
-            topic = topic_of(frames[0])
-            if topic is None or not topic.startswith("room."):
-                continue
-            try:
-                event = decode_event(frames[1])
-            except ProtocolError:
-                continue
-            message = event.data.get("message")
-            if event.kind == "say" and isinstance(message, str) and message in self.listening:
-                self.listening.discard(message)
-                self.heard[message] = now
+        return self._complete(self.core.act(text, time.monotonic()))
 
     def hear(self, message: str, timeout: float) -> float | None:
         """When (perf_counter) this client's SUB received the ``say`` of ``message``."""
-        deadline = time.perf_counter() + timeout
-        self._wait(deadline, want_reply=False, until=lambda: message in self.heard)
+        self._wait(lambda: message in self.heard, time.monotonic() + timeout)
         self.listening.discard(message)
         return self.heard.pop(message, None)
+
+    def _complete(self, call: Call) -> Call:
+        self._flush(time.perf_counter())
+        self._wait(lambda: call.done, None)
+        call.result()  # raises RequestRefused or ServerUnavailable
+        return call
+
+    # -- moving frames --------------------------------------------------------------------------
+
+    def _open_dealer(self) -> Any:
+        dealer = self.context.socket(zmq.DEALER)
+        dealer.linger = 0
+        dealer.setsockopt(zmq.MAXMSGSIZE, MAX_ANSWER_BYTES)
+        dealer.connect(self.actions)
+        return dealer
+
+    def _wait(self, until: Callable[[], bool], deadline: float | None) -> None:
+        """Read both sockets and keep the core's time until ``until()`` or the deadline."""
+        while not until():
+            now = time.monotonic()
+            due = self.core.next_deadline()
+            if deadline is not None:
+                if now >= deadline:
+                    return
+                due = deadline if due is None else min(due, deadline)
+            wait_ms = -1 if due is None else max(1, int((due - now) * 1000) + 1)
+            ready = dict(self.poller.poll(wait_ms))
+            arrived = time.perf_counter()
+            now = time.monotonic()
+            if self.sub in ready:
+                for frames in _batch(self.sub):
+                    self.core.receive_publication(frames, now)
+            if self.dealer in ready:
+                for frames in _batch(self.dealer):
+                    self.core.receive_answer(frames, now)
+            self.core.tick(now)
+            self._flush(arrived)
+
+    def _flush(self, arrived: float) -> None:
+        out = self.core.take()
+        if out.reset:  # Lazy Pirate: a fresh socket, then the calls on the wire again
+            self.poller.unregister(self.dealer)
+            self.dealer.close(linger=0)
+            self.dealer = self._open_dealer()
+            self.poller.register(self.dealer, zmq.POLLIN)
+        for frames in out.send:
+            try:
+                self.dealer.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # the queue to an absent front is full: the try's timeout covers it
+        for subscribe, topic in out.subscriptions:
+            if subscribe:
+                self.sub.subscribe(topic)
+            else:
+                self.sub.unsubscribe(topic)
+        for event in out.events:
+            self._heard(event, arrived)
+
+    def _heard(self, event: Event, arrived: float) -> None:
+        self.events_seen += 1
+        message = event.data.get("message")
+        if event.kind == "say" and isinstance(message, str) and message in self.listening:
+            self.listening.discard(message)
+            self.heard[message] = arrived
 
     def close(self) -> None:
         self.dealer.close(linger=0)
         self.sub.close(linger=0)
+
+
+def _batch(sock: Any) -> list[list[bytes]]:
+    """What ``sock`` holds now, up to a batch, without waiting."""
+    out: list[list[bytes]] = []
+    while len(out) < READ_BATCH:
+        try:
+            out.append(sock.recv_multipart(zmq.NOBLOCK))
+        except zmq.Again:
+            break
+    return out

@@ -24,6 +24,7 @@ from relaykit import LOCAL
 from serverkit import WAIT, Server, read_state, run
 
 from client.session import CatchupReply, GameSession, RequestRefused, ServerUnavailable
+from gameserver.protocol import CatchupRequest
 from gameserver.topics import room_topic
 
 ROOM = "meadow"  # no NPC wanders there: every event in it is ours
@@ -45,11 +46,9 @@ class Player(GameSession):
         self.fetched: set[int] = set()  # room seqs returned by a catch-up
         self.changed = asyncio.Event()
 
-    async def catch_up(self, topic: str, since_seq: int) -> CatchupReply:
-        reply = await super().catch_up(topic, since_seq)
-        if topic == TOPIC:
-            self.fetched.update(e.seq for e in reply.events if e.seq > since_seq)
-        return reply
+    def on_catch_up(self, request: CatchupRequest, reply: CatchupReply) -> None:
+        if request.topic == TOPIC:
+            self.fetched.update(e.seq for e in reply.events if e.seq > request.since_seq)
 
     async def collect(self) -> None:
         async for event in self:
