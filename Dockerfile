@@ -15,6 +15,7 @@ COPY gameserver ./gameserver
 COPY client ./client
 COPY relay ./relay
 COPY loadtest ./loadtest
+COPY crossroads ./crossroads
 RUN pip install ".[redis,loadtest]" \
     && mkdir -p /opt/crossroads && cp loadtest/locustfile.py /opt/crossroads/ && rm -rf /src
 

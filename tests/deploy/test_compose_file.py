@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,8 @@ def test_dockerfile() -> None:
     assert 'pip install ".[redis,loadtest]"' in text
     assert "\nUSER crossroads" in text
     assert 'ENTRYPOINT ["crossroads"]' in text
+    # Every package the wheel is built from is in the image's build context.
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert f"COPY {package} ./{package}\n" in text, package
