@@ -6,6 +6,9 @@ import argparse
 import importlib
 import sys
 
+#: A module an optional extra provides -> that extra (`pip install 'crossroads[EXTRA]'`).
+EXTRAS = {"prompt_toolkit": "client", "yaml": "compose", "locust": "loadtest", "redis": "redis"}
+
 # name -> (module, help). Modules are imported only when their subcommand runs, so
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -43,7 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0 if not argv else 2
-    module = importlib.import_module(args._module)
+    try:
+        module = importlib.import_module(args._module)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"crossroads {args.command} needs the {extra!r} extra: "
+            f"pip install 'crossroads[{extra}]'",
+            file=sys.stderr,
+        )
+        return 1
     return int(module.main(argv[1:], prog=f"crossroads {args.command}") or 0)
 
 
