@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("gameserver.serve", "run the game: front server and local worker processes"),
     "worker": ("gameserver.worker", "run one stateless game worker for a front server"),
     "ping": ("gameserver.ping", "check that a front server answers (exit 0/1)"),
+    "health": ("gameserver.health", "cheap health check of a front, relay or liveness file"),
     "play": ("client.terminal", "play from the terminal (or --script FILE, or lines on stdin)"),
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
