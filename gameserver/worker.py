@@ -13,7 +13,9 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
+import socket
 import sys
 
 import engine.asyncio as ezmq
@@ -36,6 +38,17 @@ RECONNECT_MAX_S = 4.0
 REPLY_FLUSH_S = 0.05
 #: How often an orphan check looks whether the process that started us is gone.
 PARENT_CHECK_S = 1.0
+#: Random bytes in each routing id. Names and pids repeat across containers (every container's
+#: worker is pid 6-8) and the front refuses a duplicate id; 48 bits make a clash between
+#: processes alive at the same time negligible.
+ROUTING_ID_RANDOM_BYTES = 6
+
+
+def routing_name(name: str) -> str:
+    """A routing id prefix unique to this process: name, host, pid and a random suffix (the
+    host and pid are for people reading logs; the suffix is what makes it unique)."""
+    host = socket.gethostname().split(".")[0][:32] or "host"
+    return f"{name}.{host}.{os.getpid()}.{secrets.token_hex(ROUTING_ID_RANDOM_BYTES)}"
 
 
 class GameWorker:
@@ -54,14 +67,15 @@ class GameWorker:
     ) -> None:
         self.service = service
         self.cpu_burn = cpu_burn
+        #: This process's routing id prefix (the front sees it plus a connection number).
+        self.id = None if name is None else routing_name(name)
         self.pirate = AsyncParanoidPirateWorker(
             front,
             self._handle,
             interval=heartbeat_interval,
             liveness=heartbeat_liveness,
             reconnect_max=RECONNECT_MAX_S,
-            # The pid keeps routing ids unique when a replacement reuses a dead worker's name.
-            name=None if name is None else f"{name}.{os.getpid()}".encode(),
+            name=None if self.id is None else self.id.encode(),
             context=context,
         )
         self._busy = False
@@ -131,7 +145,7 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stop)
     watcher = asyncio.create_task(_watch_parent(os.getppid(), worker)) if exit_with_parent else None
-    log.info("worker %s serving %s for %s", name, settings.store, settings.front)
+    log.info("worker %s serving %s for %s", worker.id, settings.store, settings.front)
     try:
         await worker.run()
     finally:
@@ -139,7 +153,7 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
             watcher.cancel()
         context.destroy(linger=0)
         service.close()
-    log.info("worker %s stopped after %d job(s)", name, worker.handled)
+    log.info("worker %s stopped after %d job(s)", worker.id, worker.handled)
     return 0
 
 
@@ -161,7 +175,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         },
     )
     parser.add_argument(
-        "--name", default="w", help="name in logs; the routing id adds the pid (default: w)"
+        "--name",
+        default="w",
+        help="name in logs; the routing id adds host, pid and a random suffix (default: w)",
     )
     parser.add_argument(
         "--exit-with-parent",
