@@ -17,11 +17,13 @@ import secrets
 import signal
 import socket
 import sys
+import time
 
 import engine.asyncio as ezmq
-from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker
+from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
 
 from . import settings as cfg
+from .health import TOUCH_EVERY_S, Toucher
 from .jobs import run_job
 from .seed import seed_world
 from .service import GameService
@@ -51,6 +53,19 @@ def routing_name(name: str) -> str:
     return f"{name}.{host}.{os.getpid()}.{secrets.token_hex(ROUTING_ID_RANDOM_BYTES)}"
 
 
+class HeardCore(WorkerCore):
+    """The Paranoid Pirate worker's state, plus when the front was last heard (for health)."""
+
+    last_heard = float("-inf")
+
+    def on_message(self, msg: list[bytes], now: float) -> Job | None:
+        self.last_heard = now
+        return super().on_message(msg, now)
+
+    def hears_front(self, now: float) -> bool:
+        return now - self.last_heard < self.ttl
+
+
 class GameWorker:
     """One worker: ``await run()`` until ``stop()``; it finishes the job it holds first."""
 
@@ -77,6 +92,11 @@ class GameWorker:
             reconnect_max=RECONNECT_MAX_S,
             name=None if self.id is None else self.id.encode(),
             context=context,
+        )
+        self.core = self.pirate.core = HeardCore(
+            interval=heartbeat_interval,
+            liveness=heartbeat_liveness,
+            reconnect_max=RECONNECT_MAX_S,
         )
         self._busy = False
         self._stop_requested = False
@@ -125,6 +145,17 @@ async def _watch_parent(parent: int, worker: GameWorker) -> None:
     worker.stop()
 
 
+async def _keep_health_file(worker: GameWorker, path: str) -> None:
+    """Touch the liveness file while the front is heard: a worker cut off from its front is
+    alive but useless, and its health check says so."""
+    toucher = Toucher(path)
+    while True:
+        now = time.monotonic()
+        if worker.core.hears_front(now):
+            toucher.beat(now)
+        await asyncio.sleep(TOUCH_EVERY_S)
+
+
 async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
     try:
         service = await asyncio.to_thread(open_service, settings.store, settings.world)
@@ -144,12 +175,16 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stop)
-    watcher = asyncio.create_task(_watch_parent(os.getppid(), worker)) if exit_with_parent else None
+    watchers = (
+        [asyncio.create_task(_watch_parent(os.getppid(), worker))] if exit_with_parent else []
+    )
+    if settings.health_file:
+        watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))
     log.info("worker %s serving %s for %s", worker.id, settings.store, settings.front)
     try:
         await worker.run()
     finally:
-        if watcher is not None:
+        for watcher in watchers:
             watcher.cancel()
         context.destroy(linger=0)
         service.close()
@@ -172,6 +207,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "heartbeat_interval": "--heartbeat-interval",
             "heartbeat_liveness": "--heartbeat-liveness",
             "log_level": "--log-level",
+            "health_file": "--health-file",
         },
     )
     parser.add_argument(

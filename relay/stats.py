@@ -20,6 +20,8 @@ DEFAULT_TIMEOUT_S = 3.0
 #: Row order and labels of the printed table.
 TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("upstream", "upstream"),
+    ("upstream_up", "upstream link up"),
+    ("actions_upstream_up", "actions upstream link up"),
     ("downstream", "downstream"),
     ("uptime_s", "uptime (s)"),
     ("messages_in", "messages in"),
@@ -53,6 +55,8 @@ class RelayStats:
     actions_replies: int = 0
     catchups_local: int = 0
     catchups_forwarded: int = 0
+    upstream_up: bool = False
+    actions_upstream_up: bool | None = None  # None: the relay carries no actions
 
     @property
     def fanout(self) -> float:
@@ -75,6 +79,8 @@ class RelayStats:
             "actions_replies": self.actions_replies,
             "catchups_local": self.catchups_local,
             "catchups_forwarded": self.catchups_forwarded,
+            "upstream_up": self.upstream_up,
+            "actions_upstream_up": self.actions_upstream_up,
         }
 
     def summary(self) -> str:
@@ -86,9 +92,17 @@ class RelayStats:
         )
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def format_table(stats: dict[str, Any]) -> str:
     """A two-column text table of a stats object."""
-    rows = [(label, str(stats.get(key, ""))) for key, label in TABLE_ROWS if key in stats]
+    rows = [(label, _cell(stats[key])) for key, label in TABLE_ROWS if key in stats]
     width = max(len(label) for label, _ in rows)
     vwidth = max(len(value) for _, value in rows)
     rule = f"+-{'-' * width}-+-{'-' * vwidth}-+"
