@@ -36,6 +36,8 @@ TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("catchups_local", "catch-ups answered here"),
     ("catchups_forwarded", "catch-ups sent upstream"),
 )
+#: An answer without these is not a relay's stats (e.g. the front's actions port answering).
+RELAY_KEYS = frozenset({"upstream", "downstream", "messages_in", "messages_out"})
 
 
 @dataclass
@@ -112,8 +114,13 @@ def format_table(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class StatsError(Exception):
+    """No relay stats from that endpoint; the message says why, in one line."""
+
+
 def fetch(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """Ask the relay at ``endpoint`` for its stats; raises TimeoutError if nobody answers."""
+    """Ask the relay at ``endpoint`` for its stats; raises StatsError (TimeoutError if nobody
+    answers) with a message fit for the operator."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
     sock.linger = 0
@@ -122,12 +129,23 @@ def fetch(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
         sock.connect(endpoint)
         sock.send(b"stats")
         try:
-            return json.loads(sock.recv())
+            answer = sock.recv()
         except zmq.Again:
             raise TimeoutError(f"no answer from {endpoint} within {timeout:g} s") from None
+    except zmq.ZMQError as exc:
+        raise StatsError(f"cannot use {endpoint}: {exc}") from None
     finally:
         sock.close(0)
         ctx.term()
+    try:
+        stats = json.loads(answer)
+    except ValueError:
+        stats = None
+    if not isinstance(stats, dict) or not stats.keys() >= RELAY_KEYS:
+        raise StatsError(
+            f"{endpoint} answered, but not with a relay's stats: is it a relay's --stats-bind?"
+        )
+    return stats
 
 
 def main(argv: list[str] | None = None, prog: str = "crossroads relay-stats") -> int:
@@ -138,9 +156,12 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay-stats") ->
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an answer"
     )
     args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        print(f"{prog}: --timeout must be positive", file=sys.stderr)
+        return 2
     try:
         stats = fetch(args.endpoint, args.timeout)
-    except TimeoutError as exc:
+    except (TimeoutError, StatsError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(stats, sort_keys=True) if args.json else format_table(stats))
