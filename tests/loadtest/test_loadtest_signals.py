@@ -8,20 +8,21 @@ No __init__.py here on purpose: it would make this directory shadow the `loadtes
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))  # relaykit: Proc
+
+from relaykit import Proc
+
 from gameserver.compose_local import free_ports
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Bound on one wait: the local server and Locust starting on a loaded 2-core machine.
 WAIT = 60.0
 
@@ -58,48 +59,16 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-class Loadtest:
-    """A `crossroads loadtest` process, its stdout lines collected on a reader thread."""
+class Loadtest(Proc):
+    """A `crossroads loadtest` process, and every descendant it was ever seen with."""
 
     def __init__(self, tmp_path: Path, *args: str) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO_ROOT))
-        self.log = (tmp_path / "loadtest.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", "loadtest", "--workers", "1", *args],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            env=env,
-            cwd=tmp_path,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        argv = ["-m", "gameserver.cli", "loadtest", "--workers", "1", *args]
+        super().__init__(argv, tmp_path / "loadtest.log")
         self.seen: set[int] = set()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_line(self, pattern: str) -> re.Match[str]:
-        deadline = time.monotonic() + WAIT
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if match := re.search(pattern, line):
-                        return match
-                left = deadline - time.monotonic()
-                assert left > 0 and self._reader.is_alive(), f"no {pattern!r}: {self.lines}"
-                self._changed.wait(left)
-
     def wait_tree(self, at_least: int) -> set[int]:
-        """Until the process has that many descendants; remembers all it ever saw."""
+        """Until the process has that many descendants."""
         deadline = time.monotonic() + WAIT
         while len(tree := descendants(self.process.pid)) < at_least:
             self.seen |= tree
@@ -118,12 +87,10 @@ class Loadtest:
         return code
 
     def kill_all(self) -> None:
-        for pid in [self.process.pid, *self.seen]:
+        for pid in self.seen:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
-        self.process.wait(WAIT)
-        self._reader.join(WAIT)
-        self.log.close()
+        self.kill()
 
 
 @pytest.fixture
@@ -144,7 +111,7 @@ def test_sigterm_stops_locust_its_processes_and_the_local_server(
     start: Callable[..., Loadtest],
 ) -> None:
     run = start("-u", "2", "-r", "2", "-t", "300s", "--processes", "2")
-    run.wait_line(r"^local server pid \d+")
+    run.wait_for(r"^local server pid \d+", timeout=WAIT)
     # serve, its worker, Locust's master and its 2 worker processes.
     run.wait_tree(at_least=5)
     assert run.terminate_and_check_nothing_is_left() == 128 + signal.SIGTERM
