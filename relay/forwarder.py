@@ -24,6 +24,7 @@ import time
 
 import engine
 import engine.asyncio as azmq
+from engine.utils.monitor import recv_monitor_message
 from gameserver.health import RELAY_HEALTH, RELAY_OK, TOUCH_EVERY_S, Toucher
 
 from .history import History
@@ -47,17 +48,24 @@ UPSTREAM_HEARTBEAT_IVL_MS = 1000
 UPSTREAM_HEARTBEAT_TIMEOUT_MS = 3000
 
 
-class LinkCounter:
-    """A connecting socket's handshaken links, counted from its monitor events."""
+#: The monitor events that open and close a usable link (DISCONNECTED follows a handshake only).
+LINK_EVENTS = engine.EVENT_HANDSHAKE_SUCCEEDED | engine.EVENT_DISCONNECTED
 
-    def __init__(self) -> None:
+
+class LinkCounter:
+    """A connecting socket's handshaken links, counted from its monitor socket's events."""
+
+    def __init__(self, monitor: azmq.Socket) -> None:
+        self.monitor = monitor
         self.up = 0
 
-    def __call__(self, event: int, value: int, endpoint: str) -> None:
-        if event == engine.EVENT_HANDSHAKE_SUCCEEDED:
-            self.up += 1
-        elif event == engine.EVENT_DISCONNECTED:  # only sent for links that had handshaken
-            self.up = max(0, self.up - 1)
+    async def run(self) -> None:
+        while True:
+            event = (await recv_monitor_message(self.monitor))["event"]
+            if event == engine.EVENT_HANDSHAKE_SUCCEEDED:
+                self.up += 1
+            elif event == engine.EVENT_DISCONNECTED:
+                self.up = max(0, self.up - 1)
 
 
 def _size(msg: list[bytes]) -> int:
@@ -127,14 +135,14 @@ class Relay:
         self._sockets.append(sock)
         return sock
 
-    @staticmethod
-    def _watch_upstream(sock: azmq.Socket) -> LinkCounter:
+    def _watch_upstream(self, sock: azmq.Socket) -> LinkCounter:
+        """Heartbeats on an upstream socket, and a count of its live links (call before
+        connecting, so the first handshake is seen)."""
         sock.heartbeat_ivl = UPSTREAM_HEARTBEAT_IVL_MS
         sock.heartbeat_timeout = UPSTREAM_HEARTBEAT_TIMEOUT_MS
-        links = LinkCounter()
-        # The asyncio face has no get_monitor_socket; its core calls this hook on our own loop.
-        sock._core.monitor = links
-        return links
+        monitor = sock.get_monitor_socket(LINK_EVENTS)
+        self._sockets.append(monitor)
+        return LinkCounter(monitor)
 
     def unhealthy(self) -> str | None:
         """Why the relay cannot serve its region now, or None if it can."""
@@ -161,7 +169,9 @@ class Relay:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Forward until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
-        jobs = [self._events(), self._subscriptions()]
+        jobs = [self._events(), self._subscriptions(), self.up_links.run()]
+        if self.actions_links is not None:
+            jobs.append(self.actions_links.run())
         if self.router is not None and self.dealer is not None:
             jobs += [self._actions_up(self.router, self.dealer)]
             jobs += [self._actions_down(self.dealer, self.router)]
