@@ -87,6 +87,8 @@ class Loadtest(Proc):
         return code
 
     def kill_all(self) -> None:
+        if self.process.poll() is None:  # a test that failed early never walked the tree
+            self.seen |= descendants(self.process.pid)
         for pid in self.seen:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
