@@ -6,6 +6,9 @@ import argparse
 import importlib
 import sys
 
+#: A module an optional extra provides -> that extra (`pip install 'crossroads[EXTRA]'`).
+EXTRAS = {"prompt_toolkit": "client", "yaml": "compose", "locust": "loadtest", "redis": "redis"}
+
 # name -> (module, help). Modules are imported only when their subcommand runs, so
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -14,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("gameserver.serve", "run the game: front server and local worker processes"),
     "worker": ("gameserver.worker", "run one stateless game worker for a front server"),
     "ping": ("gameserver.ping", "check that a front server answers (exit 0/1)"),
+    "health": ("gameserver.health", "cheap health check of a front, relay or liveness file"),
     "play": ("client.terminal", "play from the terminal (or --script FILE, or lines on stdin)"),
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
@@ -43,7 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0 if not argv else 2
-    module = importlib.import_module(args._module)
+    try:
+        module = importlib.import_module(args._module)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"crossroads {args.command} needs the {extra!r} extra: "
+            f"pip install 'crossroads[{extra}]'",
+            file=sys.stderr,
+        )
+        return 1
     return int(module.main(argv[1:], prog=f"crossroads {args.command}") or 0)
 
 

@@ -9,8 +9,10 @@ with PyYAML, service by service:
   ``tcp://*:P`` binds, ``tcp://<service>:P`` references) gets a free local port; commands,
   environment values and health checks are rewritten to match.
 - ``deploy.replicas`` starts that many processes; the image's ``crossroads`` entrypoint runs as
-  ``python -m crossroads``; a ``redis`` image runs the local ``redis-server`` (free port,
-  data in a temporary directory).
+  ``python -m crossroads`` and its ``crossroads-health`` as ``python -m gameserver.health``;
+  as the image sets ``CROSSROADS_HEALTH_FILE``, each service built from it gets its own file in
+  the temporary directory (a service's replicas share it); a ``redis`` image runs the local
+  ``redis-server`` (free port, data in a temporary directory).
 - Services start in ``depends_on`` order; each one with a health check must pass it (the check's
   own command, run locally) before the next starts. Then a table of service -> PIDs and local
   endpoints is printed (``--json``: one JSON object on one line), then ``ready``.
@@ -40,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from .health import HEALTH_FILE_ENV
+
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: Default bound on one service's health check passing.
 HEALTH_TIMEOUT_S = 60.0
@@ -50,6 +54,8 @@ STOP_GRACE_S = 15.0
 LOCAL_HOST = "127.0.0.1"
 _SELF_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "[::]"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_]\w*)")
+#: The image's commands, as modules of this package.
+IMAGE_COMMANDS = {"crossroads": "crossroads", "crossroads-health": "gameserver.health"}
 _ENDPOINT = re.compile(r"(?<=://)(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
 
 
@@ -260,9 +266,10 @@ class Plan:
         return self.executable(entry or ["crossroads"]) + cmd
 
     def executable(self, argv: list[str]) -> list[str]:
-        """``argv`` runnable here: ``crossroads`` is this package, the rest comes from PATH."""
-        if argv[0] == "crossroads":
-            return [sys.executable, "-m", "crossroads", *argv[1:]]
+        """``argv`` runnable here: ``crossroads`` and ``crossroads-health`` are this package,
+        the rest comes from PATH."""
+        if argv[0] in IMAGE_COMMANDS:
+            return [sys.executable, "-m", IMAGE_COMMANDS[argv[0]], *argv[1:]]
         found = shutil.which(argv[0])
         if found is None:
             raise ComposeError(f"{argv[0]!r} is not installed here")
@@ -288,6 +295,8 @@ class Plan:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSROADS_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
+        if "build" in service.spec:  # the image's own ENV, one file per service here
+            env[HEALTH_FILE_ENV] = str(self.workdir / f"{service.name}.health")
         for key, value in environment(service.spec).items():
             env[key] = self.rewrite(service.name, value)
         return env

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import settings as cfg
 from .front import Front, FrontError
+from .health import HEALTH_FILE_ENV, Toucher
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store
 from .world import World, WorldError, load_world
@@ -94,6 +95,7 @@ class Supervisor:
     def _start(self, slot: WorkerSlot) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        env.pop(HEALTH_FILE_ENV, None)  # the front's liveness file is the front's alone
         slot.process = subprocess.Popen(
             self.command(slot.name),
             env=env,
@@ -185,10 +187,12 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             log.warning("only %d of %d workers reported in", front.worker_count, settings.workers)
         if not runner.done():
             say(f"ready: {front.worker_count} worker(s); Ctrl-C to stop")
+        health = Toucher(settings.health_file)
         while not runner.done():
             await asyncio.wait({runner}, timeout=SUPERVISE_EVERY_S)
             if not front.draining:
                 supervisor.check(time.monotonic())
+                health.beat(time.monotonic())
         waiting.cancel()
         await runner  # re-raises a crash of the front
     finally:
@@ -226,6 +230,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "heartbeat_liveness": "--heartbeat-liveness",
             "drain_timeout": "--drain-timeout",
             "cpu_burn": "--cpu-burn",
+            "health_file": "--health-file",
         },
     )
     return parser

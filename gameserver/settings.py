@@ -23,6 +23,7 @@ CROSSROADS_HEARTBEAT_INTERVAL   1.0 s (Paranoid Pirate)
 CROSSROADS_HEARTBEAT_LIVENESS   3 silent intervals = dead
 CROSSROADS_DRAIN_TIMEOUT        10 s to finish in-flight actions on shutdown
 CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for benchmarks)
+CROSSROADS_HEALTH_FILE          none (liveness file kept fresh while healthy; the image sets it)
 ==============================  ===============================================================
 """
 
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     heartbeat_liveness: int = Field(3, ge=1, description="silent heartbeats before 'dead'")
     drain_timeout: float = Field(10.0, ge=0, description="seconds to finish actions on shutdown")
     cpu_burn: int = Field(0, ge=0, description="busy-loop iterations per action (benchmarks)")
+    health_file: str | None = Field(
+        None, description="liveness file kept fresh while healthy (crossroads-health file)"
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -119,6 +123,7 @@ METAVARS = {
     "burst": "N",
     "heartbeat_liveness": "N",
     "cpu_burn": "N",
+    "health_file": "PATH",
 }
 
 

@@ -13,13 +13,17 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
+import socket
 import sys
+import time
 
 import engine.asyncio as ezmq
-from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker
+from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
 
 from . import settings as cfg
+from .health import TOUCH_EVERY_S, Toucher
 from .jobs import run_job
 from .seed import seed_world
 from .service import GameService
@@ -36,6 +40,30 @@ RECONNECT_MAX_S = 4.0
 REPLY_FLUSH_S = 0.05
 #: How often an orphan check looks whether the process that started us is gone.
 PARENT_CHECK_S = 1.0
+#: Random bytes in each routing id. Names and pids repeat across containers (every container's
+#: worker is pid 6-8) and the front refuses a duplicate id; 48 bits make a clash between
+#: processes alive at the same time negligible.
+ROUTING_ID_RANDOM_BYTES = 6
+
+
+def routing_name(name: str) -> str:
+    """A routing id prefix unique to this process: name, host, pid and a random suffix (the
+    host and pid are for people reading logs; the suffix is what makes it unique)."""
+    host = socket.gethostname().split(".")[0][:32] or "host"
+    return f"{name}.{host}.{os.getpid()}.{secrets.token_hex(ROUTING_ID_RANDOM_BYTES)}"
+
+
+class HeardCore(WorkerCore):
+    """The Paranoid Pirate worker's state, plus when the front was last heard (for health)."""
+
+    last_heard = float("-inf")
+
+    def on_message(self, msg: list[bytes], now: float) -> Job | None:
+        self.last_heard = now
+        return super().on_message(msg, now)
+
+    def hears_front(self, now: float) -> bool:
+        return now - self.last_heard < self.ttl
 
 
 class GameWorker:
@@ -54,15 +82,21 @@ class GameWorker:
     ) -> None:
         self.service = service
         self.cpu_burn = cpu_burn
+        #: This process's routing id prefix (the front sees it plus a connection number).
+        self.id = None if name is None else routing_name(name)
         self.pirate = AsyncParanoidPirateWorker(
             front,
             self._handle,
             interval=heartbeat_interval,
             liveness=heartbeat_liveness,
             reconnect_max=RECONNECT_MAX_S,
-            # The pid keeps routing ids unique when a replacement reuses a dead worker's name.
-            name=None if name is None else f"{name}.{os.getpid()}".encode(),
+            name=None if self.id is None else self.id.encode(),
             context=context,
+        )
+        self.core = self.pirate.core = HeardCore(
+            interval=heartbeat_interval,
+            liveness=heartbeat_liveness,
+            reconnect_max=RECONNECT_MAX_S,
         )
         self._busy = False
         self._stop_requested = False
@@ -111,6 +145,17 @@ async def _watch_parent(parent: int, worker: GameWorker) -> None:
     worker.stop()
 
 
+async def _keep_health_file(worker: GameWorker, path: str) -> None:
+    """Touch the liveness file while the front is heard: a worker cut off from its front is
+    alive but useless, and its health check says so."""
+    toucher = Toucher(path)
+    while True:
+        now = time.monotonic()
+        if worker.core.hears_front(now):
+            toucher.beat(now)
+        await asyncio.sleep(TOUCH_EVERY_S)
+
+
 async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
     try:
         service = await asyncio.to_thread(open_service, settings.store, settings.world)
@@ -130,16 +175,20 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stop)
-    watcher = asyncio.create_task(_watch_parent(os.getppid(), worker)) if exit_with_parent else None
-    log.info("worker %s serving %s for %s", name, settings.store, settings.front)
+    watchers = (
+        [asyncio.create_task(_watch_parent(os.getppid(), worker))] if exit_with_parent else []
+    )
+    if settings.health_file:
+        watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))
+    log.info("worker %s serving %s for %s", worker.id, settings.store, settings.front)
     try:
         await worker.run()
     finally:
-        if watcher is not None:
+        for watcher in watchers:
             watcher.cancel()
         context.destroy(linger=0)
         service.close()
-    log.info("worker %s stopped after %d job(s)", name, worker.handled)
+    log.info("worker %s stopped after %d job(s)", worker.id, worker.handled)
     return 0
 
 
@@ -158,10 +207,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "heartbeat_interval": "--heartbeat-interval",
             "heartbeat_liveness": "--heartbeat-liveness",
             "log_level": "--log-level",
+            "health_file": "--health-file",
         },
     )
     parser.add_argument(
-        "--name", default="w", help="name in logs; the routing id adds the pid (default: w)"
+        "--name",
+        default="w",
+        help="name in logs; the routing id adds host, pid and a random suffix (default: w)",
     )
     parser.add_argument(
         "--exit-with-parent",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest import bench_connections, bench_game, bench_profile
+from loadtest import bench_connections, bench_game, bench_health, bench_profile
 from loadtest.bench_pair import (
     IMPLS,
     NO_PYZMQ,
@@ -286,6 +286,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=(bench_connections.__doc__ or "").split("\n\n")[0] or None,
     )
     bench_connections.add_arguments(conn)
+    health = suites.add_parser(
+        "health",
+        help="CPU per health check: crossroads ping / relay-stats against crossroads-health",
+        description=(bench_health.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_health.add_arguments(health)
     return parser
 
 
@@ -315,6 +321,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
         return bench_game.run_game(args)
     if args.suite == "connections":
         return bench_connections.run_connections(args)
+    if args.suite == "health":
+        return bench_health.run_health(args)
     return run_engine(args)
 
 

@@ -1,9 +1,13 @@
 """`crossroads loadtest`: Locust against a Crossroads server, with a summary table at the end.
 
 Runs ``locust -f loadtest/locustfile.py`` as a subprocess (headless by default, ``--web`` for
-Locust's UI). With no ``--server`` a local ``crossroads serve`` is started first on free ports
-with a throw-away SQLite store, and stopped afterwards by PID (front and its workers). Locust's
-master port (5557) never collides with the game's (7301-7303, or free ports for a local one).
+Locust's UI, on 127.0.0.1 unless ``--web-host`` says otherwise: the UI starts load at will). With
+no ``--server`` a local ``crossroads serve`` is started first on free ports with a throw-away
+SQLite store, and stopped afterwards by PID (front and its workers). Locust's master port (5557)
+never collides with the game's (7301-7303, or free ports for a local one).
+
+SIGINT, SIGTERM and SIGHUP all stop the run the same way: Locust (its whole process group, which
+holds its --processes children) and the local server are stopped, then the summary is printed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,25 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 LOCAL = "tcp://127.0.0.1:0"
 SERVE_READY_S = 60.0
 STOP_S = 15.0
+#: Where Locust's web UI listens: this machine only, unless asked (it starts and stops load).
+DEFAULT_WEB_HOST = "127.0.0.1"
+#: Signals that end a run cleanly (a terminal's Ctrl-C, a supervisor's stop, a closed terminal).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(Exception):
+    """A stop signal arrived; unwinding runs every cleanup on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    # Once: the cleanup that follows (bounded by STOP_S per process) must not be cut short.
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signum)
 
 
 class LocalServer:
@@ -51,7 +74,12 @@ class LocalServer:
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if not self._ready.wait(SERVE_READY_S) or "actions" not in self.endpoints:
+        try:
+            ready = self._ready.wait(SERVE_READY_S)
+        except BaseException:  # stopped while starting: nobody else knows our PIDs yet
+            self.stop()
+            raise
+        if not ready or "actions" not in self.endpoints:
             self.stop()
             raise RuntimeError(f"crossroads serve did not start; see {workdir / 'serve.log'}")
 
@@ -96,7 +124,7 @@ def locust_command(
     if args.processes > 1:
         cmd += ["--processes", str(args.processes)]
     if args.web:
-        cmd += ["--web-port", str(args.web_port)]
+        cmd += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
         if args.run_time:
             cmd += ["--run-time", args.run_time]
     else:
@@ -157,6 +185,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--web", action="store_true", help="Locust's web UI instead of headless")
     parser.add_argument("--web-port", type=int, default=8089, help="web UI port (8089)")
     parser.add_argument(
+        "--web-host",
+        default=DEFAULT_WEB_HOST,
+        help=f"web UI address ({DEFAULT_WEB_HOST}; 0.0.0.0 opens it to every network)",
+    )
+    parser.add_argument(
         "--processes", type=int, default=1, help="Locust worker processes to spread users over"
     )
     parser.add_argument(
@@ -173,6 +206,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
     server: LocalServer | None = None
+    locust: subprocess.Popen[bytes] | None = None
+    code, elapsed = 1, 0.0
     try:
         if args.server:
             actions = args.server
@@ -188,20 +223,41 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         cmd = locust_command(args, actions, updates, csv_prefix)
         started = time.monotonic()
-        locust = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+        # Its own process group: Locust's --processes children are stopped with it, by its id.
+        locust = subprocess.Popen(
+            cmd, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        print(f"locust pid {locust.pid}", flush=True)
         try:
             code = locust.wait()
-        except KeyboardInterrupt:
-            locust.send_signal(signal.SIGINT)
-            code = locust.wait(STOP_S)
+        except Stopped as stop:
+            print(f"{stop}: stopping Locust and the local server", file=sys.stderr, flush=True)
+            _stop_locust(locust)
+            code = 128 + stop.signum  # the shell's convention for "ended by this signal"
         elapsed = time.monotonic() - started
     finally:
+        if locust is not None and locust.poll() is None:  # a second signal, or an error
+            _stop_locust(locust)
         if server is not None:
             server.stop()
     rows = read_stats(csv_prefix)
     if rows:
         print(f"\n{args.users} users, {elapsed:.0f}s (incl. start-up)\n{summary(rows)}")
     return code
+
+
+def _stop_locust(locust: subprocess.Popen[bytes]) -> int:
+    """SIGINT (Locust writes its stats and exits), then SIGKILL the group after STOP_S."""
+    for signum, wait in ((signal.SIGINT, STOP_S), (signal.SIGKILL, STOP_S)):
+        try:
+            os.killpg(locust.pid, signum)
+        except ProcessLookupError:
+            break
+        try:
+            return locust.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return locust.wait()
 
 
 def _next_port(endpoint: str) -> str:
@@ -214,12 +270,20 @@ def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
     if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
         print(f"{prog}: --users, --processes and --spawn-rate must be positive", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="crossroads-loadtest-") as tmp:
-        try:
-            return run(args, Path(tmp))
-        except RuntimeError as exc:
-            print(f"{prog}: {exc}", file=sys.stderr)
-            return 1
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
+    try:
+        with tempfile.TemporaryDirectory(prefix="crossroads-loadtest-") as tmp:
+            try:
+                return run(args, Path(tmp))
+            except RuntimeError as exc:
+                print(f"{prog}: {exc}", file=sys.stderr)
+                return 1
+            except Stopped as stop:  # before Locust started: the server is stopped already
+                print(f"{prog}: stopped by {stop}", file=sys.stderr)
+                return 128 + stop.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

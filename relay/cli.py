@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 import engine
+from gameserver.health import HEALTH_FILE_ENV
 
 from .forwarder import DEFAULT_HWM, Relay
 
@@ -44,6 +46,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="events kept per public topic to answer the region's catch-ups locally (0: off; "
         "needs the actions proxy; the relay does not check session tokens)",
     )
+    p.add_argument(
+        "--health-file",
+        default=os.environ.get(HEALTH_FILE_ENV) or None,
+        metavar="PATH",
+        help="liveness file kept fresh while the upstream links are up, for "
+        f"`crossroads-health file` (env {HEALTH_FILE_ENV}; default: none)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return p
 
@@ -59,6 +68,7 @@ async def serve(args: argparse.Namespace) -> int:
             stats_interval=args.stats_interval,
             hwm=args.hwm,
             history=args.history,
+            health_file=args.health_file,
         )
     except (ValueError, engine.ZMQError) as exc:
         print(f"relay: {exc}", file=sys.stderr)

@@ -8,6 +8,10 @@ nothing configured but each one's upstream.
 
 With an actions endpoint the relay is also a ROUTER↔DEALER proxy for the region's requests
 (logins, actions, catch-ups): the front sees one peer per relay and replies along the envelope.
+
+Health: the relay counts its live upstream links (ZMTP heartbeats drop a silent one), answers
+"health" on its stats socket with "ok" only while they are all up, and keeps a liveness file
+fresh meanwhile; so a relay whose upstream died is reported unhealthy, not merely "running".
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 
 import engine
 import engine.asyncio as azmq
+from engine.utils.monitor import recv_monitor_message
+from gameserver.health import RELAY_HEALTH, RELAY_OK, TOUCH_EVERY_S, Toucher
 
 from .history import History
 from .stats import RelayStats
@@ -34,6 +41,31 @@ CLOSE_LINGER_MS = 500
 SUBSCRIBE = 1
 #: The empty frame between a request's routing envelope and its body (REQ framing).
 DELIMITER = b""
+#: Upstream links send a ZMTP heartbeat (RFC 37 PING) every second and drop a link that stays
+#: silent for three: a hung or unplugged upstream shows as down in seconds, not after the
+#: kernel's TCP timeout (minutes), and the relay redials it.
+UPSTREAM_HEARTBEAT_IVL_MS = 1000
+UPSTREAM_HEARTBEAT_TIMEOUT_MS = 3000
+
+
+#: The monitor events that open and close a usable link (DISCONNECTED follows a handshake only).
+LINK_EVENTS = engine.EVENT_HANDSHAKE_SUCCEEDED | engine.EVENT_DISCONNECTED
+
+
+class LinkCounter:
+    """A connecting socket's handshaken links, counted from its monitor socket's events."""
+
+    def __init__(self, monitor: azmq.Socket) -> None:
+        self.monitor = monitor
+        self.up = 0
+
+    async def run(self) -> None:
+        while True:
+            event = (await recv_monitor_message(self.monitor))["event"]
+            if event == engine.EVENT_HANDSHAKE_SUCCEEDED:
+                self.up += 1
+            elif event == engine.EVENT_DISCONNECTED:
+                self.up = max(0, self.up - 1)
 
 
 def _size(msg: list[bytes]) -> int:
@@ -63,6 +95,7 @@ class Relay:
         stats_interval: float = 0.0,
         hwm: int = DEFAULT_HWM,
         history: int = 0,
+        health_file: str | None = None,
     ) -> None:
         if (actions_upstream is None) != (actions_bind is None):
             raise ValueError("actions need both an upstream and a bind endpoint")
@@ -72,8 +105,10 @@ class Relay:
         self.topics: set[bytes] = set()
         self.history = History(history) if history > 0 else None
         self._sockets: list[azmq.Socket] = []
+        self.health_file = Toucher(health_file)
         self.up = self._socket(engine.XSUB, hwm)
         self.down = self._socket(engine.XPUB, hwm)
+        self.up_links = self._watch_upstream(self.up)
         self.up.connect(upstream)
         self.endpoint = self.down.bind(bind)
         self.stats.downstream = self.endpoint
@@ -82,9 +117,11 @@ class Relay:
         self.router: azmq.Socket | None = None
         self.dealer: azmq.Socket | None = None
         self.rep: azmq.Socket | None = None
+        self.actions_links: LinkCounter | None = None
         if actions_upstream is not None and actions_bind is not None:
             self.router = self._socket(engine.ROUTER, hwm)
             self.dealer = self._socket(engine.DEALER, hwm)
+            self.actions_links = self._watch_upstream(self.dealer)
             self.dealer.connect(actions_upstream)
             self.actions_endpoint = self.router.bind(actions_bind)
         if stats_bind is not None:
@@ -98,10 +135,31 @@ class Relay:
         self._sockets.append(sock)
         return sock
 
+    def _watch_upstream(self, sock: azmq.Socket) -> LinkCounter:
+        """Heartbeats on an upstream socket, and a count of its live links (call before
+        connecting, so the first handshake is seen)."""
+        sock.heartbeat_ivl = UPSTREAM_HEARTBEAT_IVL_MS
+        sock.heartbeat_timeout = UPSTREAM_HEARTBEAT_TIMEOUT_MS
+        monitor = sock.get_monitor_socket(LINK_EVENTS)
+        self._sockets.append(monitor)
+        return LinkCounter(monitor)
+
+    def unhealthy(self) -> str | None:
+        """Why the relay cannot serve its region now, or None if it can."""
+        if not self.up_links.up:
+            return "the upstream events link is down"
+        if self.actions_links is not None and not self.actions_links.up:
+            return "the upstream actions link is down"
+        return None
+
     def snapshot(self) -> dict[str, object]:
         """Current counters, live values refreshed."""
         # The subscriber count is the XPUB's live peer list: read-only, no public accessor.
         self.stats.subscribers = sum(1 for p in self.down._core.pipes if not p.closed)
+        self.stats.upstream_up = bool(self.up_links.up)
+        self.stats.actions_upstream_up = (
+            None if self.actions_links is None else bool(self.actions_links.up)
+        )
         self.stats.topics_upstream = len(self.topics)
         if self.history is not None:
             self.stats.catchups_local = self.history.answered
@@ -111,7 +169,9 @@ class Relay:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Forward until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
-        jobs = [self._events(), self._subscriptions()]
+        jobs = [self._events(), self._subscriptions(), self.up_links.run()]
+        if self.actions_links is not None:
+            jobs.append(self.actions_links.run())
         if self.router is not None and self.dealer is not None:
             jobs += [self._actions_up(self.router, self.dealer)]
             jobs += [self._actions_down(self.dealer, self.router)]
@@ -119,6 +179,8 @@ class Relay:
             jobs.append(self._serve_stats(self.rep))
         if self.stats_interval > 0:
             jobs.append(self._log_stats())
+        if self.health_file.path is not None:
+            jobs.append(self._keep_health_file())
         tasks = [asyncio.create_task(job) for job in jobs]
         waiter = asyncio.create_task(stop.wait())
         try:
@@ -195,8 +257,18 @@ class Relay:
 
     async def _serve_stats(self, rep: azmq.Socket) -> None:
         while True:
-            await rep.recv_multipart()
-            await rep.send(json.dumps(self.snapshot()).encode())
+            request = await rep.recv_multipart()
+            if request == [RELAY_HEALTH]:
+                problem = self.unhealthy()
+                await rep.send(RELAY_OK if problem is None else problem.encode())
+            else:
+                await rep.send(json.dumps(self.snapshot()).encode())
+
+    async def _keep_health_file(self) -> None:
+        while True:
+            if self.unhealthy() is None:
+                self.health_file.beat(time.monotonic())
+            await asyncio.sleep(TOUCH_EVERY_S)
 
     async def _log_stats(self) -> None:
         while True:

@@ -20,6 +20,8 @@ DEFAULT_TIMEOUT_S = 3.0
 #: Row order and labels of the printed table.
 TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("upstream", "upstream"),
+    ("upstream_up", "upstream link up"),
+    ("actions_upstream_up", "actions upstream link up"),
     ("downstream", "downstream"),
     ("uptime_s", "uptime (s)"),
     ("messages_in", "messages in"),
@@ -34,6 +36,8 @@ TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("catchups_local", "catch-ups answered here"),
     ("catchups_forwarded", "catch-ups sent upstream"),
 )
+#: An answer without these is not a relay's stats (e.g. the front's actions port answering).
+RELAY_KEYS = frozenset({"upstream", "downstream", "messages_in", "messages_out"})
 
 
 @dataclass
@@ -53,6 +57,8 @@ class RelayStats:
     actions_replies: int = 0
     catchups_local: int = 0
     catchups_forwarded: int = 0
+    upstream_up: bool = False
+    actions_upstream_up: bool | None = None  # None: the relay carries no actions
 
     @property
     def fanout(self) -> float:
@@ -75,6 +81,8 @@ class RelayStats:
             "actions_replies": self.actions_replies,
             "catchups_local": self.catchups_local,
             "catchups_forwarded": self.catchups_forwarded,
+            "upstream_up": self.upstream_up,
+            "actions_upstream_up": self.actions_upstream_up,
         }
 
     def summary(self) -> str:
@@ -86,9 +94,17 @@ class RelayStats:
         )
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def format_table(stats: dict[str, Any]) -> str:
     """A two-column text table of a stats object."""
-    rows = [(label, str(stats.get(key, ""))) for key, label in TABLE_ROWS if key in stats]
+    rows = [(label, _cell(stats[key])) for key, label in TABLE_ROWS if key in stats]
     width = max(len(label) for label, _ in rows)
     vwidth = max(len(value) for _, value in rows)
     rule = f"+-{'-' * width}-+-{'-' * vwidth}-+"
@@ -98,8 +114,13 @@ def format_table(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class StatsError(Exception):
+    """No relay stats from that endpoint; the message says why, in one line."""
+
+
 def fetch(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """Ask the relay at ``endpoint`` for its stats; raises TimeoutError if nobody answers."""
+    """Ask the relay at ``endpoint`` for its stats; raises StatsError (TimeoutError if nobody
+    answers) with a message fit for the operator."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
     sock.linger = 0
@@ -108,12 +129,23 @@ def fetch(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
         sock.connect(endpoint)
         sock.send(b"stats")
         try:
-            return json.loads(sock.recv())
+            answer = sock.recv()
         except zmq.Again:
             raise TimeoutError(f"no answer from {endpoint} within {timeout:g} s") from None
+    except zmq.ZMQError as exc:
+        raise StatsError(f"cannot use {endpoint}: {exc}") from None
     finally:
         sock.close(0)
         ctx.term()
+    try:
+        stats = json.loads(answer)
+    except ValueError:
+        stats = None
+    if not isinstance(stats, dict) or not stats.keys() >= RELAY_KEYS:
+        raise StatsError(
+            f"{endpoint} answered, but not with a relay's stats: is it a relay's --stats-bind?"
+        )
+    return stats
 
 
 def main(argv: list[str] | None = None, prog: str = "crossroads relay-stats") -> int:
@@ -124,9 +156,12 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay-stats") ->
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an answer"
     )
     args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        print(f"{prog}: --timeout must be positive", file=sys.stderr)
+        return 2
     try:
         stats = fetch(args.endpoint, args.timeout)
-    except TimeoutError as exc:
+    except (TimeoutError, StatsError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(stats, sort_keys=True) if args.json else format_table(stats))

@@ -1,5 +1,6 @@
 """Helpers for the deployment tests: a `crossroads compose-local --json` process whose status
-line tells each service's PIDs and local endpoints.
+line tells each service's PIDs and local endpoints, and what both the compose-local and the
+Docker tests do with a running stack (wait for workers, two players who hear each other).
 
 Stdout lines are collected on a reader thread, so tests wait on lines with deadlines. Teardown
 stops compose-local with SIGTERM (it stops its services), then SIGKILLs every PID it reported.
@@ -15,13 +16,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from client.session import GameSession
+from engine.patterns.lazy_pirate import RequestFailed
+from gameserver.ping import ping
+from gameserver.protocol import Event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 #: Bound on start-up: redis, front, 3 workers and 2 relays on a loaded 2-core machine.
 START_WAIT = 60.0
+#: Bound on one wait for the game (a reply, an event, the workers' count).
+WAIT = 30.0
 
 
 def clean_env() -> dict[str, str]:
@@ -111,3 +120,39 @@ class ComposeLocal:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
+
+
+def kind(k: str, text: str = "") -> Callable[[Event], bool]:
+    """An event predicate: events of kind ``k`` whose text contains ``text``."""
+    return lambda e: e.kind == k and text in e.text
+
+
+def wait_workers(actions: str, count: int, timeout: float = WAIT) -> None:
+    """Until the front reports ``count`` connected workers (deadline-bounded ping loop)."""
+    deadline = time.monotonic() + timeout
+    seen: object = None
+    while time.monotonic() < deadline:
+        try:
+            seen = ping(actions, timeout=2.0).get("workers")
+        except RequestFailed:
+            seen = None
+        if seen == count:
+            return
+        time.sleep(0.1)  # polling pace; the deadline bounds the wait
+    raise AssertionError(f"front never reported {count} workers (last: {seen})")
+
+
+async def meet(alice: GameSession, bob: GameSession) -> None:
+    """Log both in (the same room) and check each hears the other."""
+    await alice.login("Alice", "alice-password")
+    await bob.login("Bob", "bob-password")
+    await alice.wait_for(kind("arrive", "Bob appears"), WAIT)
+    await chat(alice, bob, "hello")
+
+
+async def chat(alice: GameSession, bob: GameSession, tag: str) -> None:
+    """One exchange each way: every say is a job for some worker, every hearing an event."""
+    assert (await bob.act(f"say {tag}, Alice")).ok
+    await alice.wait_for(kind("say", f'Bob says, "{tag}, Alice"'), WAIT)
+    assert (await alice.act(f"say {tag}, Bob")).ok
+    await bob.wait_for(kind("say", f'Alice says, "{tag}, Bob"'), WAIT)

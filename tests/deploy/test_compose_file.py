@@ -1,12 +1,15 @@
 """Static checks of the deployment files: every compose command is a valid `crossroads`
-invocation, every variable is read by the code or documented as compose-only, and profiles and
-the port plan of `compose-local` behave."""
+invocation, every variable is read by the code or documented as compose-only, profiles and the
+port plan of `compose-local` behave, and every container is hardened, limited, health-checked
+and pinned."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,9 @@ SETTINGS_VARS = {env_name(name) for name in Settings.model_fields}
 TEXT = COMPOSE_FILE.read_text()
 HEADER = "\n".join(line for line in TEXT.splitlines() if line.startswith("#"))
 SERVICES = cl.load(COMPOSE_FILE, clean_env())
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+BUILD_SCRIPT = (REPO_ROOT / "deploy" / "build-images").read_text()
+VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def crossroads_commands() -> list[tuple[str, list[str]]]:
@@ -75,7 +81,7 @@ def test_every_interpolated_variable_is_a_setting_or_documented() -> None:
 def test_front_and_worker_topology() -> None:
     front, worker = SERVICES["front"], SERVICES["worker"]
     assert cl.words(front["command"])[:3] == ["serve", "--workers", "0"]
-    assert cl.words(front["healthcheck"]["test"])[1:3] == ["crossroads", "ping"]
+    assert cl.words(front["healthcheck"]["test"])[1:3] == ["crossroads-health", "front"]
     assert int(worker["deploy"]["replicas"]) == 3
     assert cl.environment(worker)["CROSSROADS_FRONT"] == "tcp://front:7303"
     assert cl.environment(worker)["CROSSROADS_STORE"] == "redis://redis:6379/0"
@@ -105,14 +111,111 @@ def test_interpolation_follows_compose() -> None:
     )
 
 
-def test_dockerfile() -> None:
-    text = (REPO_ROOT / "Dockerfile").read_text()
-    assert "FROM python:3.11-slim" in text
-    assert 'pip install ".[redis,loadtest]"' in text
-    assert "\nUSER crossroads" in text
-    assert 'ENTRYPOINT ["crossroads"]' in text
-    # Every package the wheel is built from is in the image's build context.
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
-        package = pattern.rstrip("*")
-        assert f"COPY {package} ./{package}\n" in text, package
+def health_checks() -> list[tuple[str, list[str]]]:
+    found = []
+    for name, spec in SERVICES.items():
+        test = cl.words((spec.get("healthcheck") or {}).get("test"))
+        if test[1:2] == ["crossroads-health"]:
+            found.append((name, test[2:]))
+    return found
+
+
+@pytest.mark.parametrize(("service", "args"), health_checks(), ids=lambda v: str(v))
+def test_every_health_check_is_valid(service: str, args: list[str]) -> None:
+    _, target, _, quiet = health.parse(args)
+    assert quiet, "a health check's output only fills Docker's log"
+    assert target is None or target.startswith("tcp://127.0.0.1:")
+
+
+def test_every_long_running_service_has_a_cheap_health_check() -> None:
+    checked = {name for name, _ in health_checks()}
+    assert checked == {"front", "worker", "relay-eu", "relay-nz"}
+    assert cl.words(SERVICES["redis"]["healthcheck"]["test"]) == ["CMD", "redis-cli", "ping"]
+    for name in ("locust-master", "locust-worker"):
+        assert SERVICES[name]["healthcheck"] == {"disable": True}
+    relay = next(args for name, args in health_checks() if name == "relay-nz")
+    assert relay[:2] == ["relay", "tcp://127.0.0.1:7319"]  # its stats port: upstream state
+
+
+def test_front_outlives_its_drain_before_sigkill() -> None:
+    drain = float(cl.environment(SERVICES["front"])["CROSSROADS_DRAIN_TIMEOUT"])
+    grace = SERVICES["front"]["stop_grace_period"]
+    assert grace.endswith("s") and float(grace[:-1]) >= drain + 5
+
+
+def test_every_container_is_hardened_limited_and_rotates_logs() -> None:
+    for name, spec in SERVICES.items():
+        assert spec.get("read_only") is True, name
+        assert any(str(t).startswith("/tmp") for t in spec.get("tmpfs", [])), name
+        assert spec.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in spec.get("security_opt", []), name
+        assert spec.get("mem_limit") and spec.get("pids_limit"), name
+        logging = spec.get("logging") or {}
+        assert logging.get("driver") == "json-file", name
+        assert logging["options"]["max-size"] and logging["options"]["max-file"], name
+
+
+def test_locust_ui_is_published_on_loopback_only() -> None:
+    ports = [str(p) for p in SERVICES["locust-master"]["ports"]]
+    assert ports and all(p.startswith("127.0.0.1:") for p in ports)
+
+
+def test_no_floating_image_tags() -> None:
+    for name, spec in SERVICES.items():
+        image = str(spec["image"])
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag not in ("", "latest"), f"{name}: {image}"
+        # A tag that pins something: the project's version or an exact upstream release.
+        assert re.fullmatch(r"\d+\.\d+\.\d+(-\w+)?", tag), f"{name}: {image} floats"
+    assert SERVICES["front"]["image"] == f"crossroads:{VERSION}"
+    assert SERVICES["locust-master"]["image"] == f"crossroads-loadtest:{VERSION}"
+
+
+def test_base_images_agree_between_dockerfile_script_and_compose() -> None:
+    python_base = re.search(r'^PYTHON_BASE="(.+)"$', BUILD_SCRIPT, re.M)[1]
+    redis_base = re.search(r'^REDIS_BASE="(.+)"$', BUILD_SCRIPT, re.M)[1]
+    assert f"ARG PYTHON_IMAGE={python_base}\n" in DOCKERFILE
+    assert SERVICES["redis"]["image"] == redis_base
+
+
+def dockerfile_stages() -> dict[str, tuple[str, str]]:
+    """Stage name -> (the stage it is FROM, its text)."""
+    parts = re.split(r"^FROM (\S+) AS (\S+)$", DOCKERFILE, flags=re.M)
+    return {parts[i + 1]: (parts[i], parts[i + 2]) for i in range(1, len(parts), 3)}
+
+
+def stage_sources(stages: dict[str, tuple[str, str]], name: str) -> set[str]:
+    """Every stage whose files end up in stage ``name`` (FROM and COPY --from)."""
+    parent, body = stages[name]
+    found = {name}
+    for source in [parent, *re.findall(r"COPY --from=(\S+)", body)]:
+        if source in stages:
+            found |= stage_sources(stages, source)
+    return found
+
+
+def test_each_role_installs_its_own_lock_from_the_wheelhouse_only() -> None:
+    stages = dict(dockerfile_stages())
+    server = "".join(stages[s][1] for s in stage_sources(stages, "server"))
+    loadtest = "".join(stages[s][1] for s in stage_sources(stages, "loadtest"))
+    assert "server.lock" in server and "loadtest.lock" not in server
+    assert "loadtest.lock" in loadtest
+    installs = re.findall(r"pip install ([^&]+)", DOCKERFILE)
+    assert installs and all("--no-index" in line for line in installs)
+    assert sum("--require-hashes" in line for line in installs) == 2  # both locks, hash-checked
+    assert (
+        "\nUSER crossroads" in stages["server"][1] and "\nUSER crossroads" in stages["loadtest"][1]
+    )
+    assert 'ENTRYPOINT ["crossroads"]' in stages["server"][1]
+    assert 'CMD ["crossroads-health", "file", "--quiet"]' in stages["server"][1]
+
+
+def test_dockerignore_sends_only_what_the_build_copies() -> None:
+    lines = (REPO_ROOT / ".dockerignore").read_text().split("\n")
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    copied = re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE, re.M)
+    allowed = [rule[1:].rstrip("/") for rule in rules[1:] if rule.startswith("!")]
+    assert len(allowed) == len(rules) - 1
+    for source in copied:
+        assert any(fnmatch(source.rstrip("/"), pattern) for pattern in allowed), source

@@ -6,33 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
-from deploykit import ComposeLocal
-from serverkit import WAIT, alive, run
+from deploykit import WAIT, ComposeLocal, chat, meet, wait_workers
+from serverkit import alive, run
 
 from client.session import GameSession
-from engine.patterns.lazy_pirate import RequestFailed
-from gameserver.ping import ping
-
-
-def kind(k: str, text: str = "") -> object:
-    return lambda e: e.kind == k and text in e.text
-
-
-def wait_workers(actions: str, count: int, timeout: float = WAIT) -> None:
-    """Until the front reports ``count`` connected workers (deadline-bounded ping loop)."""
-    deadline = time.monotonic() + timeout
-    seen: object = None
-    while time.monotonic() < deadline:
-        try:
-            seen = ping(actions, timeout=2.0).get("workers")
-        except RequestFailed:
-            seen = None
-        if seen == count:
-            return
-        time.sleep(0.1)  # polling pace; the deadline bounds the wait
-    raise AssertionError(f"front never reported {count} workers (last: {seen})")
 
 
 def test_compose_stack_plays_through_relay_and_survives_worker_kill(
@@ -51,20 +29,10 @@ def test_compose_stack_plays_through_relay_and_survives_worker_kill(
             GameSession(nz_actions, nz_updates) as alice,
             GameSession(front_actions, front_updates) as bob,
         ):
-            await alice.login("Alice", "alice-password")
-            await bob.login("Bob", "bob-password")
-            await alice.wait_for(kind("arrive", "Bob appears"), WAIT)
-            assert (await bob.act("say hello, Alice")).ok
-            await alice.wait_for(kind("say", 'Bob says, "hello, Alice"'), WAIT)
-            assert (await alice.act("say hi Bob")).ok
-            await bob.wait_for(kind("say", 'Alice says, "hi Bob"'), WAIT)
-
+            await meet(alice, bob)
             os.kill(victim, signal.SIGKILL)  # one replica dies mid-game
             for n in range(4):  # enough actions that the dead worker's turn comes up
-                assert (await bob.act(f"say still here {n}")).ok
-                await alice.wait_for(kind("say", f"still here {n}"), WAIT)
-                assert (await alice.act(f"say me too {n}")).ok
-                await bob.wait_for(kind("say", f"me too {n}"), WAIT)
+                await chat(alice, bob, f"still here {n}")
 
     run(play(), timeout=WAIT * 3)
     compose.wait_for(rf"^exited worker pid {victim} ", WAIT)

@@ -1,0 +1,140 @@
+"""`crossroads loadtest` stopped by SIGTERM (a supervisor, `docker stop`, `kill`) leaves nothing
+behind: not its local server, not the server's workers, not Locust nor Locust's --processes
+children. And Locust's web UI listens on this machine only unless told otherwise.
+
+No __init__.py here on purpose: it would make this directory shadow the `loadtest` package.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))  # relaykit: Proc
+
+from relaykit import Proc
+
+from crossroads.compose_local import free_ports
+
+#: Bound on one wait: the local server and Locust starting on a loaded 2-core machine.
+WAIT = 60.0
+
+
+def parents() -> dict[int, int]:
+    """pid -> parent pid, for every process on this machine."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    tree = parents()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in tree.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Loadtest(Proc):
+    """A `crossroads loadtest` process, and every descendant it was ever seen with."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        argv = ["-m", "crossroads", "loadtest", "--workers", "1", *args]
+        super().__init__(argv, tmp_path / "loadtest.log")
+        self.seen: set[int] = set()
+
+    def wait_tree(self, at_least: int) -> set[int]:
+        """Until the process has that many descendants."""
+        deadline = time.monotonic() + WAIT
+        while len(tree := descendants(self.process.pid)) < at_least:
+            self.seen |= tree
+            assert time.monotonic() < deadline, f"only {len(tree)} descendants"
+            time.sleep(0.2)  # polling the process table; the deadline bounds the wait
+        self.seen |= tree
+        return tree
+
+    def terminate_and_check_nothing_is_left(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(WAIT)
+        deadline = time.monotonic() + 10
+        while left := {pid for pid in self.seen if running(pid)}:
+            assert time.monotonic() < deadline, f"left running after SIGTERM: {left}"
+            time.sleep(0.1)  # reaping takes a moment; the deadline bounds the wait
+        return code
+
+    def kill_all(self) -> None:
+        if self.process.poll() is None:  # a test that failed early never walked the tree
+            self.seen |= descendants(self.process.pid)
+        for pid in self.seen:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.kill()
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Loadtest]]:
+    started: list[Loadtest] = []
+
+    def make(*args: str) -> Loadtest:
+        started.append(Loadtest(tmp_path, *args))
+        return started[-1]
+
+    yield make
+    for run in started:
+        run.kill_all()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_locust_its_processes_and_the_local_server(
+    start: Callable[..., Loadtest],
+) -> None:
+    run = start("-u", "2", "-r", "2", "-t", "300s", "--processes", "2")
+    run.wait_for(r"^local server pid \d+", timeout=WAIT)
+    # serve, its worker, Locust's master and its 2 worker processes.
+    run.wait_tree(at_least=5)
+    assert run.terminate_and_check_nothing_is_left() == 128 + signal.SIGTERM
+
+
+@pytest.mark.slow
+def test_the_web_ui_listens_on_loopback_only(start: Callable[..., Loadtest]) -> None:
+    (port,) = free_ports(1)
+    run = start("--web", "--web-port", str(port), "-u", "1")
+    deadline = time.monotonic() + WAIT
+    while not (listening := listeners(port)):
+        assert time.monotonic() < deadline, "the web UI never listened"
+        time.sleep(0.2)  # polling the kernel's socket table; the deadline bounds the wait
+    run.wait_tree(at_least=3)
+    assert listening == {f"127.0.0.1:{port}"}
+    run.terminate_and_check_nothing_is_left()
+
+
+def listeners(port: int) -> set[str]:
+    """Local addresses of the TCP sockets listening on ``port`` (from the kernel, via ss)."""
+    out = subprocess.run(
+        ["ss", "-ltnH", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
+    return {line.split()[3] for line in out.splitlines() if line.strip()}
