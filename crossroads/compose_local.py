@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from .health import HEALTH_FILE_ENV
+from gameserver.health import HEALTH_FILE_ENV
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: Default bound on one service's health check passing.

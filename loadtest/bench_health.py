@@ -66,7 +66,7 @@ class RelayProcess:
         args = ["--upstream", updates, "--bind", local, "--actions-upstream", actions]
         args += ["--actions-bind", local, "--stats-bind", local, "--log-level", "WARNING"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "crossroads", "relay", *args],
+            [sys.executable, "-m", "relay.cli", *args],
             stdout=subprocess.PIPE,
             stderr=log,  # type: ignore[arg-type]
             env=_env(),
@@ -114,7 +114,9 @@ def run_health(args: argparse.Namespace) -> int:
         print("--runs must be positive", file=sys.stderr)
         return 2
     env = _env()
-    old = [sys.executable, "-m", "crossroads"]
+    # The old checks, as `crossroads ping` and `crossroads relay-stats` run them.
+    old_ping = [sys.executable, "-m", "gameserver.ping"]
+    old_stats = [sys.executable, "-m", "relay.stats"]
     new = [sys.executable, "-IS", "-c", IMAGE_LAUNCHER, _PACKAGE_ROOT]
     rows: list[tuple[str, str, float | None, float]] = []
     with (
@@ -131,13 +133,22 @@ def run_health(args: argparse.Namespace) -> int:
             cpu_ms([*new, "relay", stats, "--timeout", "30"], env)  # waits out the link setup
             print(f"{ROUNDS} rounds of {args.runs} checks each ...", file=sys.stderr, flush=True)
             checks = [
-                ("front", [*old, "ping", "--front", front, "-q"], [*new, "front", front, "-q"]),
-                ("relay", [*old, "relay-stats", "--json", stats], [*new, "relay", stats, "-q"]),
-                ("worker", None, [*new, "file", str(alive), "--max-age", "86400", "-q"]),
+                (
+                    "front",
+                    "crossroads ping",
+                    [*old_ping, "--front", front, "-q"],
+                    [*new, "front", front, "-q"],
+                ),
+                (
+                    "relay",
+                    "crossroads relay-stats",
+                    [*old_stats, "--json", stats],
+                    [*new, "relay", stats, "-q"],
+                ),
+                ("worker", "-", None, [*new, "file", str(alive), "--max-age", "86400", "-q"]),
             ]
-            for name, before, now in checks:
+            for name, label, before, now in checks:
                 was = median_cpu_ms(before, env, args.runs) if before else None
-                label = f"crossroads {before[3]}" if before else "-"
                 rows.append((name, label, was, median_cpu_ms(now, env, args.runs)))
         except GameBenchError as exc:
             print(f"crossroads bench health: {exc}", file=sys.stderr)

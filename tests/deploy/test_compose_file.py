@@ -17,6 +17,7 @@ import yaml
 from deploykit import COMPOSE_FILE, REPO_ROOT, clean_env
 
 from crossroads import compose_local as cl
+from gameserver import health
 from gameserver.settings import Settings, env_name
 
 SETTINGS_VARS = {env_name(name) for name in Settings.model_fields}
