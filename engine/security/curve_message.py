@@ -41,7 +41,7 @@ SERVER_PREFIX = b"CurveZMQMESSAGES"
 
 _U64 = struct.Struct(">Q")
 _LONG = struct.Struct(">BQ")
-_FLAG_BYTES = [bytes((f,)) for f in range(4)]
+_FLAG_BYTES = [bytes((f,)) for f in range(256)]
 
 
 class CurveCipher:

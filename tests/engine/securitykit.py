@@ -234,3 +234,66 @@ def remove(path: str) -> None:
 
 def env_has_ipc() -> bool:
     return hasattr(socket, "AF_UNIX") and os.name == "posix"
+
+
+# -- codec against codec, in memory ------------------------------------------------------------
+
+
+def answer_zap(conn: ZMTPConnection, auth: Authenticator | None) -> list[ControlEvent]:
+    """Answer the codec's ZAP requests; returns its other events."""
+    others = []
+    for event in conn.pop_events():
+        if isinstance(event, ZapRequested):
+            if auth is None:
+                conn.zap_unavailable()
+            else:
+                conn.zap_reply(auth.authenticate(event.request).to_frames())
+            others.extend(answer_zap(conn, auth))
+        else:
+            others.append(event)
+    return others
+
+
+@dataclass
+class Transcript:
+    """What travelled between two codecs, and the events each one saw (ZAP ones answered)."""
+
+    wire: list[tuple[ZMTPConnection, bytes]] = field(default_factory=list)
+    events: dict[int, list[ControlEvent]] = field(default_factory=dict)
+
+    def of(self, conn: ZMTPConnection) -> list[ControlEvent]:
+        return self.events.get(id(conn), [])
+
+    def sent_by(self, conn: ZMTPConnection) -> bytes:
+        return b"".join(data for src, data in self.wire if src is conn)
+
+
+def pump(
+    a: ZMTPConnection, b: ZMTPConnection, auth: Authenticator | None = None, rounds: int = 20
+) -> Transcript:
+    """Exchange bytes until both sides are quiet."""
+    log = Transcript()
+    for _ in range(rounds):
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            data = src.data_to_send()
+            if data:
+                moved = True
+                log.wire.append((src, data))
+                dst.receive_data(data)
+                dst.receive_data(b"")
+            log.events.setdefault(id(dst), []).extend(answer_zap(dst, auth))
+            if dst.has_output:
+                moved = True
+        if not moved:
+            break
+    return log
+
+
+def allow_all() -> Authenticator:
+    from engine.auth import CURVE_ALLOW_ANY
+
+    auth = Authenticator()
+    auth.configure_curve(location=CURVE_ALLOW_ANY)
+    auth.configure_plain(passwords={"user": "pass"})
+    return auth
