@@ -270,18 +270,23 @@ class ZMTPConnection:
 
     def _send_sealed(self, messages) -> None:
         """Every frame becomes one MESSAGE; subscriptions and commands ride sealed too."""
-        seal = self.cipher.seal
-        pieces = self._out
+        items: list[tuple[int, bytes]] = []
+        add = items.append
         translate = self._sends_subscriptions and self.peer_minor_version >= 1
         for frames in messages:
-            if translate and len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
-                topic = frames[0]
-                name = b"SUBSCRIBE" if topic[0] == 1 else b"CANCEL"
-                seal(SEALED_COMMAND, command_body(name, topic[1:]), pieces)
+            if len(frames) == 1:
+                frame = frames[0]
+                if translate and frame[:1] in (b"\x00", b"\x01"):
+                    name = b"SUBSCRIBE" if frame[0] == 1 else b"CANCEL"
+                    add((SEALED_COMMAND, command_body(name, frame[1:])))
+                else:
+                    add((0, frame))
                 continue
             last = len(frames) - 1
             for i, frame in enumerate(frames):
-                seal(SEALED_MORE if i < last else 0, frame, pieces)
+                add((SEALED_MORE if i < last else 0, frame))
+        if items:
+            self._out.append(self.cipher.seal_frames(items))
 
     # -- ZAP ----------------------------------------------------------------------------------
 
@@ -603,7 +608,7 @@ class ZMTPConnection:
             if stop > end:
                 need = stop - pos
                 break
-            sealed_flags, payload = open_box(data[start:stop])
+            sealed_flags, payload = open_box(data, start, stop)
             pos = stop
             if sealed_flags & SEALED_COMMAND:
                 if cur is not None:
@@ -627,6 +632,7 @@ class ZMTPConnection:
                 cur = None
                 cur_size = 0
                 cur_frames = 0
+        self.cipher.release()
         self._partial = cur
         self._partial_size = cur_size
         self._partial_frames = cur_frames

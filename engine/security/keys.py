@@ -9,6 +9,7 @@ that form), and every setter here accepts either.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from ..constants import ENOTSUP
 from ..errors import ZMQError
@@ -34,6 +35,16 @@ def sodium() -> ModuleType:
             raise ZMQError(ENOTSUP, MISSING_PYNACL) from None
         _bindings = nacl.bindings
     return _bindings
+
+
+def sodium_cffi() -> tuple[Any, Any]:
+    """(ffi, lib) of PyNaCl's libsodium, for the per-frame hot path (see curve_message)."""
+    sodium()
+    try:
+        from nacl._sodium import ffi, lib
+    except ImportError:
+        raise ZMQError(ENOTSUP, "this PyNaCl has no libsodium handle (nacl._sodium)") from None
+    return ffi, lib
 
 
 def curve_available() -> bool:

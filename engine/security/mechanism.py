@@ -51,8 +51,16 @@ class MessageCipher(Protocol):
         """Append the wire form (header included) of one frame; flags as in a MESSAGE box."""
         ...
 
-    def open(self, body: bytes) -> tuple[int, bytes]:
-        """(flags, payload) of one received sealed frame body; ProtocolError if forged."""
+    def seal_frames(self, items: list[tuple[int, bytes]]) -> bytes | bytearray:
+        """The wire form of a batch of (flags, payload) frames."""
+        ...
+
+    def open(self, data: bytes, start: int, stop: int) -> tuple[int, bytes]:
+        """(flags, payload) of the sealed frame body data[start:stop]; ProtocolError if forged."""
+        ...
+
+    def release(self) -> None:
+        """The codec is done with the buffer it last passed to `open`."""
         ...
 
 
