@@ -355,8 +355,6 @@ class SocketFace:
             return self._endpoints.last_endpoint.encode()
         if option == c.EVENTS:
             return self._events()
-        if option == c.MECHANISM:
-            return 0  # NULL
         if option == c.HWM:
             return core.options.sndhwm
         if option == c.FD:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from . import constants as c
 from .errors import ZMQError
+from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 
 #: A count no queue reaches: what a high-water mark of 0 ("no limit") and other absent limits
 #: become, so that hot paths compare against a number instead of testing for "no limit".
@@ -55,11 +56,31 @@ class Options:
     multicast_hops: int = 1
     router_raw: int = 0
     blocky: int = 1
+    # Security (engine/security/options.py sets these with libzmq's side effects).
+    mechanism: int = c.NULL
+    as_server: int = 0
+    plain_username: bytes = b""
+    plain_password: bytes = b""
+    curve_publickey: bytes = b""  # raw 32 bytes once set
+    curve_secretkey: bytes = b""
+    curve_serverkey: bytes = b""
+    zap_domain: bytes = b""
+    zap_enforce_domain: int = 0
 
 
 _FIELDS = {f.name for f in fields(Options)}
 #: Options that hold bytes; every other settable option is an integer.
-_BYTES_OPTIONS = {c.ROUTING_ID, c.CONNECT_ROUTING_ID, c.XPUB_WELCOME_MSG}
+_BYTES_OPTIONS = {
+    c.ROUTING_ID,
+    c.CONNECT_ROUTING_ID,
+    c.XPUB_WELCOME_MSG,
+    c.PLAIN_USERNAME,
+    c.PLAIN_PASSWORD,
+    c.CURVE_PUBLICKEY,
+    c.CURVE_SECRETKEY,
+    c.CURVE_SERVERKEY,
+    c.ZAP_DOMAIN,
+}
 #: Options the socket implements itself (read-only state, or actions like SUBSCRIBE).
 SOCKET_HANDLED = {
     c.SUBSCRIBE,
@@ -69,7 +90,6 @@ SOCKET_HANDLED = {
     c.EVENTS,
     c.FD,
     c.LAST_ENDPOINT,
-    c.MECHANISM,
     c.HWM,
 }
 
@@ -87,6 +107,9 @@ def is_bytes_option(option: int) -> bool:
 
 def set_option(opts: Options, option: int, value: int | bytes) -> None:
     name = option_name(option)
+    if option in SECURITY_OPTIONS:
+        set_security_option(opts, option, value)
+        return
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be set")
     if option in _BYTES_OPTIONS:
@@ -108,6 +131,8 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
 
 def get_option(opts: Options, option: int) -> int | bytes:
     name = option_name(option)
+    if option in SECURITY_OPTIONS:
+        return get_security_option(opts, option)
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be read")
     return getattr(opts, name)
