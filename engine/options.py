@@ -6,7 +6,6 @@ from dataclasses import dataclass, fields
 
 from . import constants as c
 from .errors import ZMQError
-from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 
 #: A count no queue reaches: what a high-water mark of 0 ("no limit") and other absent limits
 #: become, so that hot paths compare against a number instead of testing for "no limit".
@@ -56,7 +55,7 @@ class Options:
     multicast_hops: int = 1
     router_raw: int = 0
     blocky: int = 1
-    # Security (engine/security/options.py sets these with libzmq's side effects).
+    # Security: engine/security/options.py sets and reads these, with libzmq's side effects.
     mechanism: int = c.NULL
     as_server: int = 0
     plain_username: bytes = b""
@@ -107,9 +106,6 @@ def is_bytes_option(option: int) -> bool:
 
 def set_option(opts: Options, option: int, value: int | bytes) -> None:
     name = option_name(option)
-    if option in SECURITY_OPTIONS:
-        set_security_option(opts, option, value)
-        return
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be set")
     if option in _BYTES_OPTIONS:
@@ -131,8 +127,6 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
 
 def get_option(opts: Options, option: int) -> int | bytes:
     name = option_name(option)
-    if option in SECURITY_OPTIONS:
-        return get_security_option(opts, option)
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be read")
     return getattr(opts, name)

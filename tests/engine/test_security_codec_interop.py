@@ -186,11 +186,11 @@ def test_curve_libzmq_client_to_engine_server(
         dealer.connect(endpoint)
         conn = accept(lsock)
         mechanism = curve_server(server, address=eps.peer_address(conn))
-        peer = CodecPeer(conn, codec(engine.ROUTER, mechanism, routing_prefix=True), auth)
+        peer = CodecPeer(conn, codec(engine.ROUTER, mechanism), auth)
         peer.handshake()
         assert mechanism.user_id == client.public_z85.decode()
         dealer.send_multipart([b"hello", BIG])
-        assert peer.receive() == [[b"", b"hello", BIG]]  # the empty routing prefix, then frames
+        assert peer.receive() == [[b"hello", BIG]]
         peer.send([b"back", BIG])
         assert dealer.recv_multipart() == [b"back", BIG]
         conn.close()
