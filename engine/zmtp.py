@@ -49,7 +49,7 @@ from .security.curve_message import FLAG_MORE as SEALED_MORE
 from .security.curve_message import OVERHEAD as SEALED_OVERHEAD
 from .security.mechanism import Mechanism, MessageCipher
 from .security.null import NullMechanism
-from .security.zap import ZapReply, ZapRequest
+from .security.zap import REQUEST_ID, ZapReply, ZapRequest
 
 # -- limits -----------------------------------------------------------------------------------
 
@@ -290,9 +290,13 @@ class ZMTPConnection:
 
     # -- ZAP ----------------------------------------------------------------------------------
 
-    def zap_reply(self, frames: list[bytes]) -> None:
-        """The ZAP handler answered (frames without the envelope); may raise ProtocolError."""
-        reply = ZapReply.from_frames(frames)
+    def zap_reply(self, frames: list[bytes], request_id: bytes = REQUEST_ID) -> None:
+        """The ZAP handler answered (frames without the envelope); may raise ProtocolError.
+
+        `request_id` is the id the request really carried (a ZAP client shared by several
+        connections numbers them); the reply must echo it.
+        """
+        reply = ZapReply.from_frames(frames, request_id)
         self._drive(lambda: self.mechanism.zap_replied(reply))
 
     def zap_unavailable(self) -> None:

@@ -8,6 +8,7 @@ that form), and every setter here accepts either.
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import Any
 
@@ -84,6 +85,7 @@ def curve_public(secret_key: bytes | str) -> bytes:
     return z85.encode(sodium().crypto_scalarmult_base(secret))
 
 
+@functools.lru_cache(maxsize=16)
 def public_of(secret: bytes) -> bytes:
-    """The raw public key of a raw secret key."""
+    """The raw public key of a raw secret key (cached: a server derives it per connection)."""
     return sodium().crypto_scalarmult_base(secret)
