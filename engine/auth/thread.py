@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from .. import constants as c
+from ..errors import ContextTerminated
 from ..security.zap import ZAP_ENDPOINT
 from .base import Authenticator
 
@@ -92,6 +93,8 @@ class ThreadAuthenticator(Authenticator):
                     break
                 if zap in ready:
                     self.handle_zap_message(zap.recv_multipart())
+        except ContextTerminated:
+            pass  # the context went away without stop(): nothing left to serve
         finally:
             zap.close()
             pipe.close()

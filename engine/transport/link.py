@@ -39,6 +39,8 @@ MAX_FLUSH_BATCH = 16384
 #: The transport buffers up to this much before telling us to stop writing; big enough that a
 #: flush of small messages fits, small enough to keep memory per connection modest.
 WRITE_BUFFER_HIGH = 1024 * 1024
+#: How libzmq names the host of an ipc peer in ZAP requests (glibc's getnameinfo for AF_UNIX).
+IPC_HOST = "localhost"
 
 
 class LinkHost(Protocol):
@@ -501,18 +503,19 @@ class ZMTPLink(asyncio.Protocol):
 
 
 def peer_address(transport: asyncio.BaseTransport) -> str:
-    """The peer as a ZAP request names it, as libzmq does: the IP address for tcp, and
-    ":uid:gid:pid" of the peer process for ipc (Linux's SO_PEERCRED)."""
+    """The peer as a ZAP request names it, as libzmq on Linux does: the IP address for tcp,
+    and "localhost:uid:gid:pid" of the peer process for ipc (what getnameinfo says for a Unix
+    socket, then SO_PEERCRED)."""
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
         peercred = getattr(socket, "SO_PEERCRED", None)
         if peercred is None:
-            return ""
+            return IPC_HOST
         try:
             pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, 12))
         except OSError:
-            return ""
-        return f":{uid}:{gid}:{pid}"
+            return IPC_HOST
+        return f"{IPC_HOST}:{uid}:{gid}:{pid}"
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
