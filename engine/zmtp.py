@@ -226,8 +226,11 @@ class ZMTPConnection:
         """Queue a batch of messages (each a list of frames) for the wire."""
         if self.state is not State.TRAFFIC:
             raise RuntimeError("cannot send messages before the handshake completes")
-        if self.cipher is not None:
-            self._send_sealed(messages)
+        cipher = self.cipher
+        if cipher is not None:
+            # Every frame becomes one MESSAGE; subscriptions ride sealed too, as commands.
+            translate = self._sends_subscriptions and self.peer_minor_version >= 1
+            self._out.append(cipher.seal_messages(messages, translate))
             return
         pieces = self._out
         translate = self._sends_subscriptions and self.peer_minor_version >= 1
@@ -267,26 +270,6 @@ class ZMTPConnection:
             self.cipher.seal(SEALED_COMMAND, command_body(name, body), self._out)
         else:
             self._out.append(encode_command(name, body))
-
-    def _send_sealed(self, messages) -> None:
-        """Every frame becomes one MESSAGE; subscriptions and commands ride sealed too."""
-        items: list[tuple[int, bytes]] = []
-        add = items.append
-        translate = self._sends_subscriptions and self.peer_minor_version >= 1
-        for frames in messages:
-            if len(frames) == 1:
-                frame = frames[0]
-                if translate and frame[:1] in (b"\x00", b"\x01"):
-                    name = b"SUBSCRIBE" if frame[0] == 1 else b"CANCEL"
-                    add((SEALED_COMMAND, command_body(name, frame[1:])))
-                else:
-                    add((0, frame))
-                continue
-            last = len(frames) - 1
-            for i, frame in enumerate(frames):
-                add((SEALED_MORE if i < last else 0, frame))
-        if items:
-            self._out.append(self.cipher.seal_frames(items))
 
     # -- ZAP ----------------------------------------------------------------------------------
 
@@ -576,8 +559,11 @@ class ZMTPConnection:
     def _decode_sealed(
         self, data: bytes, pos: int, messages: list[list[bytes]], budget: int
     ) -> int:
-        """The traffic loop under CURVE: each wire frame is one sealed MESSAGE."""
-        end = len(data)
+        """The traffic loop under CURVE: each wire frame is one sealed MESSAGE.
+
+        The cipher opens runs of frames (never more than the messages still wanted, so no
+        frame is opened past the budget); this loop assembles them into messages.
+        """
         cur = self._partial
         cur_size = self._partial_size
         cur_frames = self._partial_frames
@@ -585,58 +571,44 @@ class ZMTPConnection:
         limit = self.max_message_size
         # A sealed frame holds one frame of a message or one command, plus the MESSAGE overhead.
         max_sealed = max(limit, MAX_COMMAND_SIZE) + SEALED_OVERHEAD
-        open_box = self.cipher.open
+        # Only a MAXMSGSIZE below the command bound needs a check on every one-frame message.
+        small_limit = limit < MAX_COMMAND_SIZE
+        open_run = self.cipher.open_run
         need = 2
-        while True:
-            avail = end - pos
-            if avail < 2 or len(messages) >= budget:
-                break
-            flags = data[pos]
-            if flags & FLAG_LONG:
-                if avail < 9:
-                    need = 9
-                    break
-                (size,) = _U64.unpack_from(data, pos + 1)
-                start = pos + 9
+        while len(messages) < budget:
+            wanted = budget - len(messages)
+            payloads, flags, pos, need = open_run(data, pos, wanted, max_sealed)
+            if cur is None and not any(flags):
+                # The common case: whole one-frame messages, no commands.
+                if small_limit and max(map(len, payloads), default=0) > limit:
+                    raise ProtocolError("message larger than the maximum message size")
+                messages.extend([[p] for p in payloads])
             else:
-                size = data[pos + 1]
-                start = pos + 2
-            if flags & ~(FLAG_LONG | FLAG_COMMAND):
-                raise ProtocolError(
-                    "a sealed frame carries MORE or reserved flags outside its box",
-                    ProtocolErrorCode.ZMTP_MALFORMED_COMMAND_MESSAGE,
-                )
-            if size > max_sealed:
-                raise ProtocolError("message larger than the maximum message size")
-            stop = start + size
-            if stop > end:
-                need = stop - pos
-                break
-            sealed_flags, payload = open_box(data, start, stop)
-            pos = stop
-            if sealed_flags & SEALED_COMMAND:
-                if cur is not None:
-                    raise ProtocolError("command frame inside a multipart message")
-                if len(payload) > MAX_COMMAND_SIZE:
-                    raise ProtocolError("command too large")
-                self._handle_command(payload, messages)
-                continue
-            cur_size += len(payload)
-            cur_frames += 1
-            if cur_size > limit:
-                raise ProtocolError("message larger than the maximum message size")
-            if cur_frames > max_frames:
-                raise ProtocolError("message has too many frames")
-            if cur is None:
-                cur = [payload]
-            else:
-                cur.append(payload)
-            if not sealed_flags & SEALED_MORE:
-                messages.append(cur)
-                cur = None
-                cur_size = 0
-                cur_frames = 0
-        self.cipher.release()
+                for sealed_flags, payload in zip(flags, payloads, strict=True):
+                    if sealed_flags & SEALED_COMMAND:
+                        if cur is not None:
+                            raise ProtocolError("command frame inside a multipart message")
+                        if len(payload) > MAX_COMMAND_SIZE:
+                            raise ProtocolError("command too large")
+                        self._handle_command(payload, messages)
+                        continue
+                    cur_size += len(payload)
+                    cur_frames += 1
+                    if cur_size > limit:
+                        raise ProtocolError("message larger than the maximum message size")
+                    if cur_frames > max_frames:
+                        raise ProtocolError("message has too many frames")
+                    if cur is None:
+                        cur = [payload]
+                    else:
+                        cur.append(payload)
+                    if not sealed_flags & SEALED_MORE:
+                        messages.append(cur)
+                        cur = None
+                        cur_size = 0
+                        cur_frames = 0
+            if len(payloads) < wanted:
+                break  # the data ran out (or stopped at an incomplete frame)
         self._partial = cur
         self._partial_size = cur_size
         self._partial_frames = cur_frames

@@ -51,16 +51,14 @@ class MessageCipher(Protocol):
         """Append the wire form (header included) of one frame; flags as in a MESSAGE box."""
         ...
 
-    def seal_frames(self, items: list[tuple[int, bytes]]) -> bytes | bytearray:
-        """The wire form of a batch of (flags, payload) frames."""
+    def seal_messages(self, messages: list[list[bytes]], subscriptions: bool) -> bytearray:
+        """The wire form of a batch of messages (subscriptions as sealed commands if asked)."""
         ...
 
-    def open(self, data: bytes, start: int, stop: int) -> tuple[int, bytes]:
-        """(flags, payload) of the sealed frame body data[start:stop]; ProtocolError if forged."""
-        ...
-
-    def release(self) -> None:
-        """The codec is done with the buffer it last passed to `open`."""
+    def open_run(
+        self, data: bytes, pos: int, max_frames: int, max_size: int
+    ) -> tuple[list[bytes], bytes, int, int]:
+        """Open up to `max_frames` sealed frames from `pos`: (payloads, flags, pos, need)."""
         ...
 
 
