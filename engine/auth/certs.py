@@ -44,12 +44,17 @@ class Certificate:
 def create_certificates(
     key_dir: str | os.PathLike[str], name: str, metadata: dict[str, str] | None = None
 ) -> tuple[str, str]:
-    """Make a new key pair and write NAME.key and NAME.key_secret in `key_dir`.
+    """Make a new key pair and write NAME.key and NAME.key_secret in `key_dir` (made if need be).
 
     Returns the two file names (public, secret), as pyzmq does.
     """
     public, secret = curve_keypair()
-    base = Path(key_dir) / name
+    folder = Path(key_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CertificateError(f"cannot create {folder}: {exc.strerror}") from None
+    base = folder / name
     public_file = str(base) + PUBLIC_SUFFIX
     secret_file = str(base) + SECRET_SUFFIX
     meta = metadata or {}
@@ -180,7 +185,10 @@ def _render(public: bytes, secret: bytes | None, metadata: dict[str, str]) -> st
 
 def _write(filename: str, text: str, mode: int) -> None:
     # Create with the final permissions, so a secret is never readable by others, even briefly.
-    fd = os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        fd = os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    except OSError as exc:
+        raise CertificateError(f"cannot write {filename}: {exc.strerror}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.chmod(filename, mode)

@@ -220,3 +220,12 @@ def test_constants_match_pyzmq() -> None:
     names += ["NULL", "PLAIN", "CURVE", "GSSAPI"]
     for name in names:
         assert getattr(engine, name) == getattr(zmq, name), name
+
+
+def test_create_certificates_makes_its_folder_or_says_why_not(tmp_path: Path) -> None:
+    public_file, _ = create_certificates(tmp_path / "new" / "keys", "a")
+    assert Path(public_file).is_file()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CertificateError, match="cannot create"):
+        create_certificates(blocker / "keys", "b")
