@@ -30,7 +30,6 @@ from .commands import ProtocolError, decode_properties
 from .curve_message import CurveCipher
 from .keys import KEY_SIZE, public_of, sodium
 from .mechanism import Mechanism
-from .zap import ZapReply
 
 HELLO_SIZE = 200  # with its name: [5]"HELLO" is 6 octets
 HELLO_BODY = HELLO_SIZE - 6
@@ -285,16 +284,7 @@ class CurveServer(_CurveBase):
         else:
             self._send_ready()
 
-    def zap_replied(self, reply: ZapReply) -> None:
-        if self.state is not CurveState.WAITING_FOR_ZAP:
-            super().zap_replied(reply)
-        self._zap_verdict(reply)
-        self._send_ready()
-
-    def zap_unavailable(self) -> None:
-        if self.state is not CurveState.WAITING_FOR_ZAP:
-            super().zap_unavailable()
-        self._without_zap(required=False)
+    def _zap_passed(self) -> None:
         self._send_ready()
 
     def _send_ready(self) -> None:

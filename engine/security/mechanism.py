@@ -69,6 +69,8 @@ class Mechanism:
     name: ClassVar[bytes] = b""
     #: True for mechanisms whose traffic is sealed (the codec then asks for `cipher()`).
     encrypts: ClassVar[bool] = False
+    #: A mechanism that cannot admit anybody without a ZAP handler (PLAIN's server).
+    needs_zap_handler: ClassVar[bool] = False
 
     def __init__(self, *, as_server: bool = False, zap: ZapSettings | None = None) -> None:
         self.as_server = as_server
@@ -82,6 +84,7 @@ class Mechanism:
         self.zap_metadata: dict[str, bytes] = {}
         self.complete = False
         self._commands: list[bytes] = []
+        self._waiting_for_zap = False
 
     # -- what the codec calls -----------------------------------------------------------------
 
@@ -94,11 +97,23 @@ class Mechanism:
         raise NotImplementedError
 
     def zap_replied(self, reply: ZapReply) -> None:
-        raise ProtocolError("unexpected ZAP reply", ProtocolErrorCode.ZAP_UNSPECIFIED)
+        """The handler's verdict: a refusal fails (ERROR queued, except for 300)."""
+        self._end_zap_wait()
+        self.user_id = reply.user_id
+        self.zap_metadata = reply.metadata
+        if not reply.ok:
+            code = reply.status_code
+            if code != STATUS_TEMPORARY:
+                self._send(b"ERROR", error_body(str(code)))
+            raise AuthenticationFailed(f"ZAP refused the peer: {code} {reply.status_text}", code)
+        self._zap_passed()
 
     def zap_unavailable(self) -> None:
-        """No handler is bound at the ZAP endpoint."""
-        raise ProtocolError("unexpected ZAP answer", ProtocolErrorCode.ZAP_UNSPECIFIED)
+        """No handler is bound: fail if this mechanism needs one or ZAP_ENFORCE_DOMAIN says so."""
+        self._end_zap_wait()
+        if self.needs_zap_handler or self.zap.enforce:
+            raise HandshakeFailed("no ZAP handler is bound", errno.EFAULT)
+        self._zap_passed()
 
     def pop_commands(self) -> list[bytes]:
         commands = self._commands
@@ -114,26 +129,21 @@ class Mechanism:
         self._commands.append(command_body(name, body))
 
     def _ask_zap(self, mechanism: bytes, credentials: tuple[bytes, ...]) -> None:
+        """Hold the handshake until the codec brings the handler's verdict (or its absence)."""
         zap = self.zap
         self.zap_request = ZapRequest(
             zap.domain, zap.address, zap.routing_id, mechanism, credentials
         )
+        self._waiting_for_zap = True
 
-    def _without_zap(self, required: bool) -> None:
-        """No handler: a mechanism that cannot authenticate without one, or ENFORCE, fails."""
-        if required or self.zap.enforce:
-            raise HandshakeFailed("no ZAP handler is bound", errno.EFAULT)
+    def _end_zap_wait(self) -> None:
+        if not self._waiting_for_zap:
+            raise ProtocolError("a ZAP answer nobody asked for", ProtocolErrorCode.ZAP_UNSPECIFIED)
+        self._waiting_for_zap = False
 
-    def _zap_verdict(self, reply: ZapReply) -> None:
-        """Record a ZAP reply; a refusal queues ERROR with the status code (not for 300)."""
-        self.user_id = reply.user_id
-        self.zap_metadata = reply.metadata
-        if reply.ok:
-            return
-        code = reply.status_code
-        if code != STATUS_TEMPORARY:
-            self._send(b"ERROR", error_body(str(code)))
-        raise AuthenticationFailed(f"ZAP refused the peer: {code} {reply.status_text}", code)
+    def _zap_passed(self) -> None:
+        """The peer may go on (ZAP said 200, or none is needed): send what comes next."""
+        raise NotImplementedError
 
     def _refuse(self, reason: str, message: str, code: ProtocolErrorCode) -> None:
         """Queue an ERROR for the peer, then fail."""

@@ -11,7 +11,6 @@ from enum import Enum
 from ..constants import ProtocolErrorCode
 from .commands import decode_properties
 from .mechanism import Mechanism
-from .zap import ZapReply
 
 
 class NullState(Enum):
@@ -48,16 +47,7 @@ class NullMechanism(Mechanism):
         self.peer_properties = decode_properties(rest)
         self._check_complete()
 
-    def zap_replied(self, reply: ZapReply) -> None:
-        if self.state is not NullState.WAITING_FOR_ZAP:
-            super().zap_replied(reply)
-        self._zap_verdict(reply)
-        self._send_ready()
-
-    def zap_unavailable(self) -> None:
-        if self.state is not NullState.WAITING_FOR_ZAP:
-            super().zap_unavailable()
-        self._without_zap(required=False)
+    def _zap_passed(self) -> None:
         self._send_ready()
 
     def _send_ready(self) -> None:

@@ -15,7 +15,6 @@ from enum import Enum
 from ..constants import ProtocolErrorCode
 from .commands import ProtocolError, decode_properties
 from .mechanism import Mechanism
-from .zap import ZapReply
 
 #: RFC 24: each credential is a short string (one length octet).
 MAX_CREDENTIAL = 255
@@ -72,6 +71,7 @@ class PlainClient(Mechanism):
 
 class PlainServer(Mechanism):
     name = b"PLAIN"
+    needs_zap_handler = True  # nobody else can check a password (libzmq: same)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(as_server=True, **kwargs)
@@ -97,17 +97,9 @@ class PlainServer(Mechanism):
                 f"PLAIN server did not expect {name!r}", ProtocolErrorCode.ZMTP_UNEXPECTED_COMMAND
             )
 
-    def zap_replied(self, reply: ZapReply) -> None:
-        if self.state is not PlainState.WAITING_FOR_ZAP:
-            super().zap_replied(reply)
-        self._zap_verdict(reply)
+    def _zap_passed(self) -> None:
         self._send(b"WELCOME")
         self.state = PlainState.WAITING_FOR_INITIATE
-
-    def zap_unavailable(self) -> None:
-        if self.state is not PlainState.WAITING_FOR_ZAP:
-            super().zap_unavailable()
-        self._without_zap(required=True)
 
 
 def _parse_hello(rest: bytes) -> tuple[bytes, bytes]:
