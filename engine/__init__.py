@@ -12,6 +12,9 @@ from .devices import monitored_queue, proxy, proxy_steerable
 from .errors import Again, ContextTerminated, NotDone, ZMQBaseError, ZMQBindError, ZMQError
 from .face import Frame, MessageTracker
 from .poll import Poller, select
+from .security.keys import curve_available, curve_keypair, curve_public
+from .security.z85 import decode as z85_decode
+from .security.z85 import encode as z85_encode
 from .sync import Context, Socket
 from .utils.monitor import recv_monitor_message
 
@@ -36,6 +39,8 @@ __all__ = [
     "ZMQBindError",
     "ZMQError",
     "__version__",
+    "curve_keypair",
+    "curve_public",
     "devices",
     "error",
     "monitored_queue",
@@ -45,6 +50,8 @@ __all__ = [
     "pyzmq_version_info",
     "recv_monitor_message",
     "select",
+    "z85_decode",
+    "z85_encode",
     "zmq_version",
     "zmq_version_info",
 ]
@@ -70,4 +77,6 @@ def zmq_version_info() -> tuple[int, int, int]:
 
 def has(capability: str) -> bool:
     """Which optional libzmq features this engine has (pyzmq's zmq.has)."""
+    if capability == "curve":
+        return curve_available()
     return capability in {"ipc"}

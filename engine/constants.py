@@ -84,6 +84,14 @@ class SocketOption(IntEnum):
     ROUTER_RAW = 41
     IPV6 = 42
     MECHANISM = 43
+    PLAIN_SERVER = 44
+    PLAIN_USERNAME = 45
+    PLAIN_PASSWORD = 46
+    CURVE_SERVER = 47
+    CURVE_PUBLICKEY = 48
+    CURVE_SECRETKEY = 49
+    CURVE_SERVERKEY = 50
+    ZAP_DOMAIN = 55
     ROUTER_HANDOVER = 56
     TOS = 57
     CONNECT_ROUTING_ID = 61
@@ -99,6 +107,7 @@ class SocketOption(IntEnum):
     XPUB_VERBOSER = 78
     CONNECT_TIMEOUT = 79
     MULTICAST_MAXTPDU = 84
+    ZAP_ENFORCE_DOMAIN = 93
     CONFLATE = 54
     REQ_CORRELATE = 52
     REQ_RELAXED = 53
@@ -157,6 +166,49 @@ globals().update({f"EVENT_{e.name}": e.value for e in Event})
 EVENT_ALL_V1 = Event.ALL.value
 EVENT_ALL_V2 = EVENT_ALL_V1 | 0x10000
 EVENT_PIPES_STATS = 0x10000
+
+# -- security mechanisms and handshake failure details ----------------------------------------
+
+
+class Mechanism(IntEnum):
+    """The MECHANISM option's values: which ZMTP security mechanism a socket speaks."""
+
+    NULL = 0
+    PLAIN = 1
+    CURVE = 2
+    GSSAPI = 3
+
+
+NULL, PLAIN, CURVE, GSSAPI = (m.value for m in Mechanism)
+
+
+class ProtocolErrorCode(IntEnum):
+    """The value of a HANDSHAKE_FAILED_PROTOCOL monitor event: what the peer got wrong."""
+
+    ZMTP_UNSPECIFIED = 0x10000000
+    ZMTP_UNEXPECTED_COMMAND = 0x10000001
+    ZMTP_INVALID_SEQUENCE = 0x10000002
+    ZMTP_KEY_EXCHANGE = 0x10000003
+    ZMTP_MALFORMED_COMMAND_UNSPECIFIED = 0x10000011
+    ZMTP_MALFORMED_COMMAND_MESSAGE = 0x10000012
+    ZMTP_MALFORMED_COMMAND_HELLO = 0x10000013
+    ZMTP_MALFORMED_COMMAND_INITIATE = 0x10000014
+    ZMTP_MALFORMED_COMMAND_ERROR = 0x10000015
+    ZMTP_MALFORMED_COMMAND_READY = 0x10000016
+    ZMTP_MALFORMED_COMMAND_WELCOME = 0x10000017
+    ZMTP_INVALID_METADATA = 0x10000018
+    ZMTP_CRYPTOGRAPHIC = 0x11000001
+    ZMTP_MECHANISM_MISMATCH = 0x11000002
+    ZAP_UNSPECIFIED = 0x20000000
+    ZAP_MALFORMED_REPLY = 0x20000001
+    ZAP_BAD_REQUEST_ID = 0x20000002
+    ZAP_BAD_VERSION = 0x20000003
+    ZAP_INVALID_STATUS_CODE = 0x20000004
+    ZAP_INVALID_METADATA = 0x20000005
+    WS_UNSPECIFIED = 0x30000000
+
+
+globals().update({f"PROTOCOL_ERROR_{e.name}": e.value for e in ProtocolErrorCode})
 
 # -- error numbers ----------------------------------------------------------------------------
 

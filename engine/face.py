@@ -25,6 +25,7 @@ from typing import Any
 from . import constants as c
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, set_option
+from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 from .waiting import NOTHING, Steps, Waiter, timeout_ms, wait_steps
 
 _ATTRIBUTE_OPTIONS = {o.name.lower(): o.value for o in c.SocketOption}
@@ -341,6 +342,8 @@ class SocketFace:
             set_option(core.options, c.RCVHWM, value)
         elif option in SOCKET_HANDLED:
             raise ZMQError(c.EINVAL, f"option {option_name(option).upper()} is read-only")
+        elif option in SECURITY_OPTIONS:
+            set_security_option(core.options, option, value)
         else:
             set_option(core.options, option, value)
 
@@ -355,12 +358,12 @@ class SocketFace:
             return self._endpoints.last_endpoint.encode()
         if option == c.EVENTS:
             return self._events()
-        if option == c.MECHANISM:
-            return 0  # NULL
         if option == c.HWM:
             return core.options.sndhwm
         if option == c.FD:
             return self._fd()
+        if option in SECURITY_OPTIONS:
+            return get_security_option(core.options, option)
         return get_option(core.options, option)
 
     def setsockopt_string(self, option: int, value: str, encoding: str = "utf-8") -> None:

@@ -55,11 +55,31 @@ class Options:
     multicast_hops: int = 1
     router_raw: int = 0
     blocky: int = 1
+    # Security: engine/security/options.py sets and reads these, with libzmq's side effects.
+    mechanism: int = c.NULL
+    as_server: int = 0
+    plain_username: bytes = b""
+    plain_password: bytes = b""
+    curve_publickey: bytes = b""  # raw 32 bytes once set
+    curve_secretkey: bytes = b""
+    curve_serverkey: bytes = b""
+    zap_domain: bytes = b""
+    zap_enforce_domain: int = 0
 
 
 _FIELDS = {f.name for f in fields(Options)}
 #: Options that hold bytes; every other settable option is an integer.
-_BYTES_OPTIONS = {c.ROUTING_ID, c.CONNECT_ROUTING_ID, c.XPUB_WELCOME_MSG}
+_BYTES_OPTIONS = {
+    c.ROUTING_ID,
+    c.CONNECT_ROUTING_ID,
+    c.XPUB_WELCOME_MSG,
+    c.PLAIN_USERNAME,
+    c.PLAIN_PASSWORD,
+    c.CURVE_PUBLICKEY,
+    c.CURVE_SECRETKEY,
+    c.CURVE_SERVERKEY,
+    c.ZAP_DOMAIN,
+}
 #: Options the socket implements itself (read-only state, or actions like SUBSCRIBE).
 SOCKET_HANDLED = {
     c.SUBSCRIBE,
@@ -69,7 +89,6 @@ SOCKET_HANDLED = {
     c.EVENTS,
     c.FD,
     c.LAST_ENDPOINT,
-    c.MECHANISM,
     c.HWM,
 }
 

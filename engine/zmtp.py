@@ -1,4 +1,8 @@
-"""Sans-I/O ZMTP 3.0/3.1 codec (ZeroMQ RFC 23 and 37) with the NULL mechanism.
+"""Sans-I/O ZMTP 3.0/3.1 codec (ZeroMQ RFC 23 and 37): greeting, framing, commands.
+
+The security handshake belongs to a mechanism object (engine/security/: NULL by default, PLAIN,
+CURVE); the codec frames its commands, checks the peer's metadata against the socket type, and
+passes ZAP requests out as events. With CURVE, every frame of the traffic phase is sealed.
 
 Bytes go in through `receive_data`, which returns complete messages; messages go in through
 `send_messages`, and `data_to_send` hands back the bytes to write. Nothing here touches a socket,
@@ -25,8 +29,27 @@ from .constants import (
     SUB,
     XPUB,
     XSUB,
+    ProtocolErrorCode,
 )
 from .options import UNBOUNDED
+from .security.commands import (
+    AuthenticationFailed,
+    ProtocolError,
+    command_body,
+    encode_command,
+    encode_properties,
+    error_body,
+    error_reason,
+    parse_error,
+    split_command,
+    zap_status_of,
+)
+from .security.curve_message import FLAG_COMMAND as SEALED_COMMAND
+from .security.curve_message import FLAG_MORE as SEALED_MORE
+from .security.curve_message import OVERHEAD as SEALED_OVERHEAD
+from .security.mechanism import Mechanism, MessageCipher
+from .security.null import NullMechanism
+from .security.zap import REQUEST_ID, ZapReply, ZapRequest
 
 # -- limits -----------------------------------------------------------------------------------
 
@@ -54,24 +77,23 @@ FLAG_COMMAND = 0x04
 RESERVED_FLAGS = 0xF8
 
 SIGNATURE = b"\xff" + b"\x00" * 8 + b"\x7f"
-MECHANISM_NULL = b"NULL".ljust(20, b"\x00")
+MECHANISM_SIZE = 20
 _LONG = struct.Struct(">BQ")
 _U64 = struct.Struct(">Q")
-_U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
 # Pre-built two-byte headers for every short frame: one lookup instead of a bytes() per frame.
 _SHORT_LAST = [bytes((0, n)) for n in range(256)]
 _SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
 
+#: libzmq 4.3's PLAIN server spells its ERROR command "\x05ERROR" in C, where "\x05E" is one
+#: hex escape: the name arrives as these five octets. Its own PLAIN client expects exactly that.
+LIBZMQ_PLAIN_ERROR = b"^RROR"
+
 SUBSCRIBE_PREFIX = b"\x01"
 CANCEL_PREFIX = b"\x00"
 #: The socket types whose READY carries an Identity property (RFC 23).
 ANNOUNCES_IDENTITY = frozenset({REQ, DEALER, ROUTER})
-
-
-class ProtocolError(Exception):
-    """The peer broke ZMTP; the connection must be closed (and only that connection)."""
 
 
 class State(Enum):
@@ -110,48 +132,14 @@ class PongReceived:
     context: bytes
 
 
-ControlEvent = HandshakeComplete | PeerError | PingReceived | PongReceived
+@dataclass(frozen=True, slots=True)
+class ZapRequested:
+    """The handshake needs a ZAP verdict: answer with `zap_reply` or `zap_unavailable`."""
+
+    request: ZapRequest
 
 
-def encode_command(name: bytes, body: bytes = b"") -> bytes:
-    """One command frame: name length, name, body."""
-    payload = bytes((len(name),)) + name + body
-    size = len(payload)
-    if size < 256:
-        return bytes((FLAG_COMMAND, size)) + payload
-    return _LONG.pack(FLAG_COMMAND | FLAG_LONG, size) + payload
-
-
-def encode_properties(props: dict[str, bytes]) -> bytes:
-    parts = []
-    for name, value in props.items():
-        raw = name.encode("ascii")
-        parts.append(bytes((len(raw),)) + raw + _U32.pack(len(value)) + value)
-    return b"".join(parts)
-
-
-def decode_properties(body: bytes) -> dict[str, bytes]:
-    """Metadata as in RFC 23: name-length, name, 4-byte value-length, value; names fold case."""
-    props: dict[str, bytes] = {}
-    pos, end = 0, len(body)
-    while pos < end:
-        nlen = body[pos]
-        pos += 1
-        if nlen == 0 or pos + nlen + 4 > end:
-            raise ProtocolError("malformed metadata property")
-        name = body[pos : pos + nlen]
-        pos += nlen
-        (vlen,) = _U32.unpack_from(body, pos)
-        pos += 4
-        if pos + vlen > end:
-            raise ProtocolError("metadata value runs past the command")
-        try:
-            key = name.decode("ascii").lower()
-        except UnicodeDecodeError:
-            raise ProtocolError("metadata name is not ASCII") from None
-        props[key] = body[pos : pos + vlen]
-        pos += vlen
-    return props
+ControlEvent = HandshakeComplete | PeerError | PingReceived | PongReceived | ZapRequested
 
 
 def encode_frames(frames: list[bytes], pieces: list[bytes]) -> None:
@@ -167,18 +155,18 @@ def encode_frames(frames: list[bytes], pieces: list[bytes]) -> None:
         pieces.append(frame)
 
 
-def greeting(minor_version: int = 1, as_server: bool = False) -> bytes:
+def greeting(minor_version: int = 1, as_server: bool = False, mechanism: bytes = b"NULL") -> bytes:
     return (
         SIGNATURE
         + bytes((3, minor_version))
-        + MECHANISM_NULL
+        + mechanism.ljust(MECHANISM_SIZE, b"\x00")
         + (b"\x01" if as_server else b"\x00")
         + b"\x00" * 31
     )
 
 
 class ZMTPConnection:
-    """One end of one ZMTP connection: greeting, NULL handshake, frames and commands.
+    """One end of one ZMTP connection: greeting, handshake (by its mechanism), frames, commands.
 
     `receive_data` raises ProtocolError when the peer misbehaves; the caller then closes the
     connection, after sending `data_to_send()` (which may hold an ERROR command).
@@ -191,8 +179,12 @@ class ZMTPConnection:
         identity: bytes = b"",
         max_message_size: int = -1,
         minor_version: int = 1,
+        mechanism: Mechanism | None = None,
     ) -> None:
         self.socket_type = socket_type
+        self.mechanism = mechanism if mechanism is not None else NullMechanism()
+        #: Set when the handshake completes with a mechanism that seals every frame (CURVE).
+        self.cipher: MessageCipher | None = None
         self.identity = identity
         self.max_message_size = (
             max_message_size if max_message_size >= 0 else DEFAULT_MAX_MESSAGE_SIZE
@@ -204,7 +196,9 @@ class ZMTPConnection:
         self.peer_identity = b""
         self._sends_subscriptions = socket_type in (SUB, XSUB)
         self._takes_subscriptions = socket_type in (PUB, XPUB)
-        self._out: list[bytes] = [greeting(minor_version)]
+        self._out: list[bytes] = [
+            greeting(minor_version, self.mechanism.as_server, self.mechanism.name)
+        ]
         self._events: list[ControlEvent] = []
         self._chunks: list[bytes] = []
         self._have = 0
@@ -232,6 +226,12 @@ class ZMTPConnection:
         """Queue a batch of messages (each a list of frames) for the wire."""
         if self.state is not State.TRAFFIC:
             raise RuntimeError("cannot send messages before the handshake completes")
+        cipher = self.cipher
+        if cipher is not None:
+            # Every frame becomes one MESSAGE; subscriptions ride sealed too, as commands.
+            translate = self._sends_subscriptions and self.peer_minor_version >= 1
+            self._out.append(cipher.seal_messages(messages, translate))
+            return
         pieces = self._out
         translate = self._sends_subscriptions and self.peer_minor_version >= 1
         for frames in messages:
@@ -257,13 +257,34 @@ class ZMTPConnection:
         if self.state is not State.TRAFFIC or self.peer_minor_version < 1:
             return False
         ttl = max(0, min(ttl_deciseconds, 0xFFFF))
-        self._out.append(encode_command(b"PING", _U16.pack(ttl) + context[:MAX_PING_CONTEXT]))
+        self._queue_command(b"PING", _U16.pack(ttl) + context[:MAX_PING_CONTEXT])
         return True
 
     def send_error(self, reason: str) -> None:
-        raw = reason.encode("utf-8", "replace")[:255]
-        self._out.append(encode_command(b"ERROR", bytes((len(raw),)) + raw))
+        self._queue_command(b"ERROR", error_body(reason))
         self.state = State.CLOSED
+
+    def _queue_command(self, name: bytes, body: bytes) -> None:
+        """A command of the traffic phase (sealed as a MESSAGE under CURVE) or the handshake."""
+        if self.cipher is not None and self.state is State.TRAFFIC:
+            self.cipher.seal(SEALED_COMMAND, command_body(name, body), self._out)
+        else:
+            self._out.append(encode_command(name, body))
+
+    # -- ZAP ----------------------------------------------------------------------------------
+
+    def zap_reply(self, frames: list[bytes], request_id: bytes = REQUEST_ID) -> None:
+        """The ZAP handler answered (frames without the envelope); may raise ProtocolError.
+
+        `request_id` is the id the request really carried (a ZAP client shared by several
+        connections numbers them); the reply must echo it.
+        """
+        reply = ZapReply.from_frames(frames, request_id)
+        self._drive(lambda: self.mechanism.zap_replied(reply))
+
+    def zap_unavailable(self) -> None:
+        """No ZAP handler is bound; the mechanism decides whether the handshake goes on."""
+        self._drive(self.mechanism.zap_unavailable)
 
     # -- input --------------------------------------------------------------------------------
 
@@ -307,7 +328,10 @@ class ZMTPConnection:
         if self.state is not State.TRAFFIC:
             pos = self._receive_preamble(data, messages)
         if self.state is State.TRAFFIC:
-            pos = self._decode(data, pos, messages, limit)
+            if self.cipher is None:
+                pos = self._decode(data, pos, messages, limit)
+            else:
+                pos = self._decode_sealed(data, pos, messages, limit)
         rest = len(data) - pos
         if rest:
             self._chunks.append(data[pos:] if pos else data)
@@ -325,8 +349,8 @@ class ZMTPConnection:
             self._check_greeting(data[:GREETING_SIZE])
             pos = GREETING_SIZE
             self.state = State.HANDSHAKE
-            self._out.append(self._ready_command())
             self._need = 2
+            self._drive(lambda: self.mechanism.start(self._metadata()))
         while self.state is State.HANDSHAKE:
             frame = self._next_command(data, pos)
             if frame is None:
@@ -350,9 +374,14 @@ class ZMTPConnection:
         # A newer 3.x (or 4+) peer is answered at our own version, as RFC 23 asks.
         self.peer_minor_version = minor if major == 3 else 1
         mechanism = g[12:32].rstrip(b"\x00")
-        if mechanism != b"NULL":
+        ours = self.mechanism
+        if mechanism != ours.name:
             self.send_error("unsupported security mechanism")
-            raise ProtocolError(f"unsupported mechanism {mechanism!r}")
+            raise ProtocolError(
+                f"peer speaks mechanism {mechanism[:20]!r}, we speak {ours.name!r}",
+                ProtocolErrorCode.ZMTP_MECHANISM_MISMATCH,
+            )
+        # The as-server octet cannot be checked: libzmq 4.3 always sends it as zero.
 
     def _next_command(self, data: bytes, pos: int) -> tuple[int, bytes] | None:
         """Parse one command frame during the handshake, or None if incomplete."""
@@ -379,39 +408,76 @@ class ZMTPConnection:
             return None
         return start + size, data[start : start + size]
 
-    def _ready_command(self) -> bytes:
+    def _metadata(self) -> bytes:
+        """Our connection properties, as READY or INITIATE carry them."""
         props = {"Socket-Type": SOCKET_TYPE_NAMES[self.socket_type]}
         if self.socket_type in ANNOUNCES_IDENTITY:
             props["Identity"] = self.identity
-        return encode_command(b"READY", encode_properties(props))
+        return encode_properties(props)
 
     def _handle_handshake_command(self, body: bytes) -> None:
-        name, rest = _split_command(body)
+        if body[:5] == LIBZMQ_PLAIN_ERROR and self.mechanism.name == b"PLAIN":
+            name, rest = b"ERROR", body[5:]
+        else:
+            name, rest = split_command(body)
         if name == b"ERROR":
-            self._events.append(PeerError(_error_reason(rest)))
+            reason = parse_error(rest)
+            self._events.append(PeerError(reason))
             self.state = State.CLOSED
-            raise ProtocolError("peer sent ERROR during the handshake")
-        if name != b"READY":
-            self.send_error("expected READY")
-            raise ProtocolError(f"expected READY, got {name!r}")
-        props = decode_properties(rest)
+            status = zap_status_of(reason)
+            if status is not None:
+                raise AuthenticationFailed(f"peer refused us: ERROR {reason}", status)
+            raise ProtocolError(f"peer sent ERROR during the handshake: {reason}")
+        self._drive(lambda: self.mechanism.command_received(name, rest))
+
+    def _drive(self, step) -> None:
+        """Run one mechanism step, then act on what it produced (even when it failed)."""
+        mechanism = self.mechanism
+        try:
+            step()
+        finally:
+            for body in mechanism.pop_commands():
+                self._out.append(encode_command(*split_command(body)))
+        if self.peer_socket_type < 0 and mechanism.peer_properties is not None:
+            self._check_peer(mechanism.peer_properties)
+        if mechanism.zap_request is not None:
+            self._events.append(ZapRequested(mechanism.zap_request))
+            mechanism.zap_request = None
+        if mechanism.complete and self.state is State.HANDSHAKE:
+            if self.peer_socket_type < 0:
+                raise ProtocolError("handshake completed without the peer's metadata")
+            if mechanism.encrypts:
+                self.cipher = mechanism.cipher()
+            self.state = State.TRAFFIC
+            self._need = 2
+            props = dict(mechanism.peer_properties)
+            if mechanism.user_id:
+                props["user-id"] = mechanism.user_id.encode("utf-8")
+            for key, value in mechanism.zap_metadata.items():
+                props.setdefault(key, value)
+            self._events.append(
+                HandshakeComplete(
+                    self.peer_socket_type, self.peer_identity, self.peer_minor_version, props
+                )
+            )
+
+    def _check_peer(self, props: dict[str, bytes]) -> None:
+        """The peer's metadata must name a compatible socket type and a valid identity."""
         type_name = props.get("socket-type", b"")
         peer_type = next((t for t, n in SOCKET_TYPE_NAMES.items() if n == type_name), -1)
+        bad = ProtocolErrorCode.ZMTP_INVALID_METADATA
         if peer_type not in COMPATIBLE_PEERS[self.socket_type]:
             self.send_error("Invalid socket type")
-            raise ProtocolError(f"incompatible peer socket type {type_name!r}")
+            raise ProtocolError(f"incompatible peer socket type {type_name[:32]!r}", bad)
         identity = props.get("identity", b"")
         if identity[:1] == b"\x00":
             self.send_error("Invalid identity")
-            raise ProtocolError("peer identity may not start with a zero byte")
+            raise ProtocolError("peer identity may not start with a zero byte", bad)
         if len(identity) > 255:
             self.send_error("Invalid identity")
-            raise ProtocolError("peer identity longer than 255 bytes")
+            raise ProtocolError("peer identity longer than 255 bytes", bad)
         self.peer_socket_type = peer_type
         self.peer_identity = identity
-        self.state = State.TRAFFIC
-        self._need = 2
-        self._events.append(HandshakeComplete(peer_type, identity, self.peer_minor_version, props))
 
     def _decode(self, data: bytes, pos: int, messages: list[list[bytes]], budget: int) -> int:
         """The hot loop: split `data` into frames from `pos`; returns where it stopped."""
@@ -490,19 +556,78 @@ class ZMTPConnection:
         self._need = need
         return pos
 
+    def _decode_sealed(
+        self, data: bytes, pos: int, messages: list[list[bytes]], budget: int
+    ) -> int:
+        """The traffic loop under CURVE: each wire frame is one sealed MESSAGE.
+
+        The cipher opens runs of frames (never more than the messages still wanted, so no
+        frame is opened past the budget); this loop assembles them into messages.
+        """
+        cur = self._partial
+        cur_size = self._partial_size
+        cur_frames = self._partial_frames
+        max_frames = self.max_frames
+        limit = self.max_message_size
+        # A sealed frame holds one frame of a message or one command, plus the MESSAGE overhead.
+        max_sealed = max(limit, MAX_COMMAND_SIZE) + SEALED_OVERHEAD
+        # Only a MAXMSGSIZE below the command bound needs a check on every one-frame message.
+        small_limit = limit < MAX_COMMAND_SIZE
+        open_run = self.cipher.open_run
+        need = 2
+        while len(messages) < budget:
+            wanted = budget - len(messages)
+            payloads, flags, pos, need = open_run(data, pos, wanted, max_sealed)
+            if cur is None and not any(flags):
+                # The common case: whole one-frame messages, no commands.
+                if small_limit and max(map(len, payloads), default=0) > limit:
+                    raise ProtocolError("message larger than the maximum message size")
+                messages.extend([[p] for p in payloads])
+            else:
+                for sealed_flags, payload in zip(flags, payloads, strict=True):
+                    if sealed_flags & SEALED_COMMAND:
+                        if cur is not None:
+                            raise ProtocolError("command frame inside a multipart message")
+                        if len(payload) > MAX_COMMAND_SIZE:
+                            raise ProtocolError("command too large")
+                        self._handle_command(payload, messages)
+                        continue
+                    cur_size += len(payload)
+                    cur_frames += 1
+                    if cur_size > limit:
+                        raise ProtocolError("message larger than the maximum message size")
+                    if cur_frames > max_frames:
+                        raise ProtocolError("message has too many frames")
+                    if cur is None:
+                        cur = [payload]
+                    else:
+                        cur.append(payload)
+                    if not sealed_flags & SEALED_MORE:
+                        messages.append(cur)
+                        cur = None
+                        cur_size = 0
+                        cur_frames = 0
+            if len(payloads) < wanted:
+                break  # the data ran out (or stopped at an incomplete frame)
+        self._partial = cur
+        self._partial_size = cur_size
+        self._partial_frames = cur_frames
+        self._need = need
+        return pos
+
     def _handle_command(self, body: bytes, messages: list[list[bytes]]) -> None:
-        name, rest = _split_command(body)
+        name, rest = split_command(body)
         if name == b"PING":
             if len(rest) < 2:
                 raise ProtocolError("PING too short")
             (ttl,) = _U16.unpack_from(rest)
             context = rest[2 : 2 + MAX_PING_CONTEXT]
-            self._out.append(encode_command(b"PONG", context))
+            self._queue_command(b"PONG", context)
             self._events.append(PingReceived(ttl / 10.0))
         elif name == b"PONG":
             self._events.append(PongReceived(rest))
         elif name == b"ERROR":
-            self._events.append(PeerError(_error_reason(rest)))
+            self._events.append(PeerError(error_reason(rest)))
             self.state = State.CLOSED
         elif name in (b"SUBSCRIBE", b"CANCEL"):
             if self._takes_subscriptions:
@@ -511,18 +636,3 @@ class ZMTPConnection:
         elif name == b"READY":
             raise ProtocolError("READY after the handshake")
         # RFC 37 leaves room for new commands: anything else is ignored.
-
-
-def _split_command(body: bytes) -> tuple[bytes, bytes]:
-    if not body:
-        raise ProtocolError("empty command")
-    nlen = body[0]
-    if nlen == 0 or 1 + nlen > len(body):
-        raise ProtocolError("malformed command name")
-    return body[1 : 1 + nlen], body[1 + nlen :]
-
-
-def _error_reason(rest: bytes) -> str:
-    if not rest:
-        return ""
-    return rest[1 : 1 + rest[0]].decode("utf-8", "replace")

@@ -36,6 +36,7 @@ from loadtest.bench_pair import (
 __all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]
 
 FACES = ("sync", "asyncio")
+MECHANISMS = ("null", "curve")
 BENCHES = ("thr", "lat", "fan")
 #: Fan-out rows: a publisher to this many subscribers (in one process).
 DEFAULT_SUBSCRIBERS = (10, 100)
@@ -92,6 +93,20 @@ def plan(
     faces: list[str],
     counts: Counts,
     subscribers: tuple[int, ...] = DEFAULT_SUBSCRIBERS,
+    mechanism: str = "null",
+) -> list[Run]:
+    runs = _plan(which, sizes, faces, counts, subscribers)
+    for run in runs:
+        run.mechanism = mechanism
+    return runs
+
+
+def _plan(
+    which: str,
+    sizes: list[int],
+    faces: list[str],
+    counts: Counts,
+    subscribers: tuple[int, ...],
 ) -> list[Run]:
     runs: list[Run] = []
     if which in ("thr", "all"):
@@ -237,6 +252,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     eng.add_argument("--transport", choices=("tcp", "ipc"), default="tcp")
     eng.add_argument(
+        "--mechanism",
+        choices=MECHANISMS,
+        default="null",
+        help=(
+            "security on every connection: null (none), or curve (the binding end is the "
+            "CURVE server; needs PyNaCl for the engine) (default: null)"
+        ),
+    )
+    eng.add_argument(
         "--faces",
         type=parse_faces,
         default=list(FACES),
@@ -331,7 +355,14 @@ def run_engine(args: argparse.Namespace) -> int:
         print("--size values must be positive", file=sys.stderr)
         return 2
     subscribers = tuple(dict.fromkeys(args.subscribers))
-    runs = plan(args.which, list(dict.fromkeys(args.size)), args.faces, args.count, subscribers)
+    runs = plan(
+        args.which,
+        list(dict.fromkeys(args.size)),
+        args.faces,
+        args.count,
+        subscribers,
+        args.mechanism,
+    )
     if args.profile:
         return bench_profile.run_profile(args, runs)
     ipc_dir = Path(tempfile.mkdtemp(prefix="crossroads-bench-"))
@@ -358,9 +389,10 @@ def run_engine(args: argparse.Namespace) -> int:
         print(json.dumps(_json(args, runs, table_rows, elapsed), indent=2))
         print(text, file=sys.stderr)  # humans still get the table, off the JSON stream
     else:
+        security = "" if args.mechanism == "null" else f", {args.mechanism.upper()}"
         print(
-            f"crossroads bench engine: {args.transport}, both ends in separate processes, "
-            f"median of {args.rounds} round{'s' if args.rounds > 1 else ''}"
+            f"crossroads bench engine: {args.transport}{security}, both ends in separate "
+            f"processes, median of {args.rounds} round{'s' if args.rounds > 1 else ''}"
         )
         print(text)
     progress(f"done in {elapsed:.1f}s\n")
@@ -388,6 +420,7 @@ def _json(
     return {
         "suite": "engine",
         "transport": args.transport,
+        "mechanism": args.mechanism,
         "faces": args.faces,
         "rounds": args.rounds,
         "seconds": round(elapsed, 3),

@@ -18,6 +18,7 @@ from loadtest.bench_workers import Job, worker_main
 IMPLS = ("engine", "pyzmq")
 NO_SYNC_FACE = "n/a (sync face not available)"
 NO_PYZMQ = "pyzmq not installed"
+NO_CURVE = "n/a (CURVE needs PyNaCl: pip install 'crossroads[curve]')"
 
 
 def progress(text: str) -> None:
@@ -52,14 +53,21 @@ class BenchError(RuntimeError):
 # -- what is available ----------------------------------------------------------------------------
 
 
-def unavailable(impl: str, face: str) -> str | None:
+def unavailable(impl: str, face: str, mechanism: str = "null") -> str | None:
     """Why this implementation/face cannot run here, or None when it can."""
     if impl == "pyzmq":
         try:
-            importlib.import_module("zmq")  # lazily: the runtime never requires pyzmq
+            zmq = importlib.import_module("zmq")  # lazily: the runtime never requires pyzmq
         except ImportError:
             return NO_PYZMQ
+        if mechanism == "curve" and not zmq.has("curve"):
+            return "n/a (this libzmq has no CURVE)"
         return None
+    if mechanism == "curve":
+        import engine
+
+        if not engine.has("curve"):
+            return NO_CURVE
     if face == "sync":
         import engine
 
@@ -83,6 +91,7 @@ class Run:
     count: int
     warmup: int = 0
     peers: int = 0  # fan: subscribers
+    mechanism: str = "null"  # or "curve"
     status: str = "pending"  # "ok", "n/a" or "error"
     note: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -199,11 +208,26 @@ def jobs(run: Run, address: str, timeout: float, profile: str = "") -> tuple[Job
         peers=run.peers,
         wait_s=timeout,
         profile=profile,
+        mechanism=run.mechanism,
+        keys=curve_keys() if run.mechanism == "curve" else (),
     )
     bind_role, connect_role = ROLES[run.bench]
     return Job(role=bind_role, address=address, **common), Job(
         role=connect_role, address="", **common
     )
+
+
+_KEYS: tuple[bytes, ...] = ()
+
+
+def curve_keys() -> tuple[bytes, ...]:
+    """One server and one client key pair for this invocation (Z85), made with the engine."""
+    global _KEYS
+    if not _KEYS:
+        import engine
+
+        _KEYS = (*engine.curve_keypair(), *engine.curve_keypair())
+    return _KEYS
 
 
 def address_for(transport: str, ipc_dir: Path) -> str:
@@ -214,7 +238,7 @@ def address_for(transport: str, ipc_dir: Path) -> str:
 
 def measure(run: Run, transport: str, ipc_dir: Path, timeout: float) -> None:
     """Add one round to `run` (or set a status and note saying why not)."""
-    reason = unavailable(run.impl, run.face)
+    reason = unavailable(run.impl, run.face, run.mechanism)
     if reason is not None:
         run.status, run.note = "n/a", reason
         return

@@ -39,6 +39,10 @@ class Job:
     wait_s: float = 60.0  # longest wait for the parent's "done", so no child outlives a hang
     peers: int = 0  # subscribers (fan-out)
     profile: str = ""  # "", "calls" or "switches" (see loadtest.bench_probe)
+    #: "null", or "curve": the binding end is the CURVE server, the connecting end the client.
+    mechanism: str = "null"
+    #: Z85 keys for CURVE: server public, server secret, client public, client secret.
+    keys: tuple[bytes, ...] = ()
 
     def with_address(self, address: str) -> Job:
         return replace(self, address=address)
@@ -160,6 +164,23 @@ async def _wait_done(done: Any, job: Job, is_async: bool) -> None:
         done.wait(job.wait_s)
 
 
+def _secure(sock: Any, base: Any, job: Job, server: bool) -> None:
+    """CURVE on both ends, with the option names pyzmq and the engine share; no ZAP handler,
+    so the server takes any client (the cost measured is the encryption's)."""
+    if job.mechanism != "curve":
+        return
+    server_public, server_secret, client_public, client_secret = job.keys
+    if server:
+        sock.setsockopt(base.CURVE_SECRETKEY, server_secret)
+        sock.setsockopt(base.CURVE_SERVER, 1)
+    else:
+        sock.setsockopt(base.CURVE_SERVERKEY, server_public)
+        sock.setsockopt(base.CURVE_PUBLICKEY, client_public)
+        sock.setsockopt(base.CURVE_SECRETKEY, client_secret)
+    if sock.getsockopt(base.MECHANISM) != base.CURVE:
+        raise RuntimeError("the socket did not take CURVE")
+
+
 def _endpoint(sock: Any, base: ModuleType) -> str:
     # LAST_ENDPOINT, not bind()'s return value: pyzmq's bind returns a context manager.
     value = sock.getsockopt(base.LAST_ENDPOINT)
@@ -176,6 +197,7 @@ async def thr_recv(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.PULL)
     try:
+        _secure(sock, base, job, server=True)
         sock.bind(job.address)
         sig.queue.put(("endpoint", _endpoint(sock, base)))
         first = await _recv_n(sock, 1, aio)
@@ -207,6 +229,7 @@ async def thr_send(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.PUSH)
     try:
+        _secure(sock, base, job, server=False)
         sock.connect(job.address)
         payload = b"x" * job.size
         # The receiver's clock starts at the first message, so ours starts just before it.
@@ -224,6 +247,7 @@ async def lat_rep(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) ->
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.REP)
     try:
+        _secure(sock, base, job, server=True)
         sock.bind(job.address)
         sig.queue.put(("endpoint", _endpoint(sock, base)))
         await _echo_n(sock, job.warmup, aio)
@@ -240,6 +264,7 @@ async def lat_req(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) ->
     ctx = ctx_mod.Context()
     sock = ctx.socket(base.REQ)
     try:
+        _secure(sock, base, job, server=False)
         sock.connect(job.address)
         payload = b"x" * job.size
         await _round_trips(sock, payload, job.warmup, aio)
@@ -265,6 +290,7 @@ async def fan_pub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) ->
     sock = ctx.socket(base.PUB)
     try:
         sock.setsockopt(base.SNDHWM, 0)
+        _secure(sock, base, job, server=True)
         sock.bind(job.address)
         sig.queue.put(("endpoint", _endpoint(sock, base)))
         warmup = b"w" * (job.size + 1)  # a size the subscribers tell apart and skip
@@ -292,6 +318,7 @@ async def fan_sub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) ->
             sub = ctx.socket(base.SUB)
             sub.setsockopt(base.RCVHWM, 0)
             sub.setsockopt(base.SUBSCRIBE, b"")
+            _secure(sub, base, job, server=False)
             sub.connect(job.address)
             subs.append(sub)
         for sub in subs:  # each has a warm-up message: every subscription reached the PUB

@@ -16,8 +16,11 @@ from .. import constants as c
 from ..endpoint import Endpoint, parse
 from ..errors import ZMQError
 from ..pipe import Pipe, SocketPort
+from ..security.options import check_security
+from ..security.zap import ZapRequest
 from . import inproc, stream
 from .inproc import InprocRegistry
+from .zap import ZapCallback, ZapClient
 
 #: A socket monitor: (event, value, endpoint), called on the I/O loop.
 Monitor = Callable[[int, int, str], None]
@@ -62,14 +65,28 @@ class Endpoints:
         self.links: set[Any] = set()
         self.last_endpoint = ""
         self.monitor: Monitor | None = None
+        #: The line to the context's ZAP handler, made when a handshake first needs it.
+        self.zap: ZapClient | None = None
 
     def emit(self, event: int, value: int, endpoint: str) -> None:
         monitor = self.monitor
         if monitor is not None:
             monitor(event, value, endpoint)
 
+    def zap_request(self, request: ZapRequest, on_reply: ZapCallback) -> bytes | None:
+        """Ask the ZAP handler; None when none is bound (see ZapClient.request)."""
+        if self.zap is None:
+            self.zap = ZapClient(self)
+        return self.zap.request(request, on_reply)
+
+    def zap_cancel(self, request_id: bytes) -> None:
+        if self.zap is not None:
+            self.zap.cancel(request_id)
+
     def bind(self, address: str) -> str:
         ep = parse(address, binding=True)
+        if ep.transport != "inproc":  # inproc has no handshake, so no security mechanism
+            check_security(self.port.options)
         handle = _transport(ep).bind(self, ep)
         resolved = handle.endpoint
         self.handles[resolved] = handle
@@ -80,6 +97,8 @@ class Endpoints:
 
     def connect(self, address: str) -> None:
         ep = parse(address, binding=False)
+        if ep.transport != "inproc":
+            check_security(self.port.options)
         handle = _transport(ep).connect(self, ep)
         self.handles[str(ep)] = handle
         self.last_endpoint = str(ep)
@@ -103,6 +122,8 @@ class Endpoints:
         self.handles.clear()
         for link in list(self.links):
             link.finish(linger_ms)
+        if self.zap is not None:
+            self.zap.close()
 
 
 def _transport(ep: Endpoint) -> Transport:

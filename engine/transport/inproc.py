@@ -188,6 +188,15 @@ class InprocRegistry:
             self._pending.setdefault(endpoint.address, []).append(ep)
         return ep
 
+    def join_bound(self, host: LinkHost, name: str, endpoint: str) -> InprocLink | None:
+        """Join `host` to whatever has bound `name` right now; None if nothing has (a ZAP
+        client does not wait for its handler: without one, the handshake goes on without)."""
+        with self._lock:
+            bound = self._bound.get(name)
+            if bound is None or bound.port.closed:
+                return None
+            return join(host, bound, endpoint)
+
     def release(self, ep: InprocEndpoint) -> None:
         """An endpoint closes: its name is free again, or its pending connect is dropped."""
         with self._lock:

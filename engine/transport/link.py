@@ -10,13 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import constants as c
+from ..errors import ZMQError
 from ..native import NO_LOCK, native_lock
 from ..options import UNBOUNDED, heartbeat_timeout
 from ..pipe import Pipe, SocketPort
-from ..zmtp import HandshakeComplete, PeerError, PingReceived, ProtocolError, ZMTPConnection
+from ..security.options import make_mechanism
+from ..security.zap import ZapRequest
+from ..zmtp import (
+    HandshakeComplete,
+    PeerError,
+    PingReceived,
+    ProtocolError,
+    State,
+    ZapRequested,
+    ZMTPConnection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +39,8 @@ MAX_FLUSH_BATCH = 16384
 #: The transport buffers up to this much before telling us to stop writing; big enough that a
 #: flush of small messages fits, small enough to keep memory per connection modest.
 WRITE_BUFFER_HIGH = 1024 * 1024
+#: How libzmq names the host of an ipc peer in ZAP requests (glibc's getnameinfo for AF_UNIX).
+IPC_HOST = "localhost"
 
 
 class LinkHost(Protocol):
@@ -39,6 +55,14 @@ class LinkHost(Protocol):
 
     def emit(self, event: int, value: int, endpoint: str) -> None:
         """Report a monitor event."""
+
+    def zap_request(
+        self, request: ZapRequest, on_reply: Callable[[list[bytes] | None], None]
+    ) -> bytes | None:
+        """Ask the context's ZAP handler; the request id, or None when none is bound."""
+
+    def zap_cancel(self, request_id: bytes) -> None:
+        """Forget a request whose connection is gone."""
 
 
 class LinkOwner(Protocol):
@@ -85,6 +109,10 @@ class ZMTPLink(asyncio.Protocol):
         self._write_lock = NO_LOCK if host.same_thread else native_lock()
         self._raw: Any = None
         self._tail: bytes | None = None
+        #: The ZAP request this connection's handshake waits for, if any.
+        self._zap_id: bytes | None = None
+        #: A HANDSHAKE_FAILED_* event went out already (libzmq reports one per connection).
+        self._failure_reported = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -92,8 +120,20 @@ class ZMTPLink(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         opts = self.port.options
+        try:
+            mechanism = make_mechanism(opts, peer_address(transport))
+        except (ValueError, ZMQError) as exc:  # security options changed since connect/bind
+            log.warning("cannot secure a connection on %s: %s", self.owner.endpoint, exc)
+            self.codec = ZMTPConnection(self.port.socket_type)
+            self.host.links.add(self)
+            self._report_failure(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, c.EINVAL)
+            self.abort()
+            return
         self.codec = ZMTPConnection(
-            self.port.socket_type, identity=opts.routing_id, max_message_size=opts.maxmsgsize
+            self.port.socket_type,
+            identity=opts.routing_id,
+            max_message_size=opts.maxmsgsize,
+            mechanism=mechanism,
         )
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         # asyncio's selector transports keep their socket here; without it, no direct writes.
@@ -113,13 +153,18 @@ class ZMTPLink(asyncio.Protocol):
         except ProtocolError as exc:
             self._protocol_failure(exc)
             return
+        self.last_recv = self.loop.time()
+        self._after_codec(msgs)
+
+    def _after_codec(self, msgs: list[list[bytes]]) -> None:
+        """Act on what the codec produced: events, bytes to write, messages to deliver."""
+        codec = self.codec
         if codec.has_events:
             self._handle_events()  # the handshake among them: the pipe exists from here on
-            if self.closed or self.aborted:
+            if self.closed or self.aborted or self._failure_reported:
                 return
         if codec.has_output:
             self._write(codec.data_to_send())
-        self.last_recv = self.loop.time()
         if msgs:
             self.port.deliver(self.pipe, msgs)
         if self.ready and (codec.input_pending or self._room() <= 0):
@@ -137,6 +182,13 @@ class ZMTPLink(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready:
+            # libzmq reports a connection that ends mid-handshake (a refusal, a peer that gave
+            # up), unless the reason was reported already.
+            self._report_failure(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, getattr(exc, "errno", 0) or 0)
+        if self._zap_id is not None:
+            self.host.zap_cancel(self._zap_id)
+            self._zap_id = None
         self.closed = True
         for timer in (self._timer, self._linger_timer):
             if timer is not None:
@@ -312,18 +364,58 @@ class ZMTPLink(asyncio.Protocol):
             self.resume_reading()
 
     def _handle_events(self) -> None:
-        for event in self.codec.pop_events():
-            if isinstance(event, HandshakeComplete):
-                self._handshake_done(event)
-            elif isinstance(event, PingReceived):
-                if event.ttl > 0:
-                    self._peer_ttl = event.ttl
-                    if self._timer is None:
-                        self._schedule_heartbeat(event.ttl)
-            elif isinstance(event, PeerError):
-                log.debug("peer %s sent ERROR: %s", self.owner.endpoint, event.reason)
-                self.abort()
-                return
+        codec = self.codec
+        while codec.has_events:
+            for event in codec.pop_events():
+                if isinstance(event, HandshakeComplete):
+                    self._handshake_done(event)
+                elif isinstance(event, ZapRequested):
+                    self._ask_zap(event.request)
+                elif isinstance(event, PingReceived):
+                    if event.ttl > 0:
+                        self._peer_ttl = event.ttl
+                        if self._timer is None:
+                            self._schedule_heartbeat(event.ttl)
+                elif isinstance(event, PeerError):
+                    log.debug("peer %s sent ERROR: %s", self.owner.endpoint, event.reason)
+                    self.abort()
+                    return
+                if self.closed or self.aborted or self._failure_reported:
+                    return
+
+    # -- ZAP ----------------------------------------------------------------------------------
+
+    def _ask_zap(self, request: ZapRequest) -> None:
+        """The handshake waits for the ZAP handler's verdict (or goes on without one)."""
+        request_id = self.host.zap_request(request, self._zap_answered)
+        if request_id is None:
+            self._codec_step(self.codec.zap_unavailable)
+        else:
+            self._zap_id = request_id
+
+    def _zap_answered(self, frames: list[bytes] | None) -> None:
+        request_id, self._zap_id = self._zap_id, None
+        if self.closed or self.aborted or request_id is None:
+            return
+        codec = self.codec
+        if frames is None:
+            self._protocol_failure(
+                ProtocolError("the ZAP handler went away", c.ProtocolErrorCode.ZAP_UNSPECIFIED)
+            )
+            return
+        self._codec_step(lambda: codec.zap_reply(frames, request_id))
+
+    def _codec_step(self, step: Callable[[], None]) -> None:
+        """Advance the handshake outside a read (a ZAP answer), then act as after a read."""
+        codec = self.codec
+        try:
+            step()
+            # What arrived while the handshake waited is decoded now that it may be complete.
+            msgs = codec.receive_data(b"", self._room()) if codec.state is State.TRAFFIC else []
+        except ProtocolError as exc:
+            self._protocol_failure(exc)
+            return
+        self._after_codec(msgs)
 
     def _handshake_done(self, event: HandshakeComplete) -> None:
         if self._timer is not None:
@@ -386,13 +478,21 @@ class ZMTPLink(asyncio.Protocol):
     def _handshake_expired(self) -> None:
         self._timer = None
         if not self.ready:
-            self.host.emit(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0, self.owner.endpoint)
+            log.debug("handshake on %s took longer than HANDSHAKE_IVL", self.owner.endpoint)
+            self._report_failure(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, c.ETIMEDOUT)
             self.abort()
+
+    def _report_failure(self, event: int, value: int) -> None:
+        if not self._failure_reported:
+            self._failure_reported = True
+            self.host.emit(event, value, self.owner.endpoint)
 
     def _protocol_failure(self, exc: ProtocolError) -> None:
         log.debug("closing %s: %s", self.owner.endpoint, exc)
         if not self.ready:
-            self.host.emit(c.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0, self.owner.endpoint)
+            # HANDSHAKE_FAILED_PROTOCOL with the ZMQ_PROTOCOL_ERROR_* code, _AUTH with the ZAP
+            # status, or _NO_DETAIL: what libzmq reports for the same failure.
+            self._report_failure(exc.event, exc.value)
         out = self.codec.data_to_send()
         if out:  # an ERROR command, if the codec chose to send one
             self._write(out)
@@ -400,3 +500,23 @@ class ZMTPLink(asyncio.Protocol):
             self.transport.close()
         else:
             self.abort()
+
+
+def peer_address(transport: asyncio.BaseTransport) -> str:
+    """The peer as a ZAP request names it, as libzmq on Linux does: the IP address for tcp,
+    and "localhost:uid:gid:pid" of the peer process for ipc (what getnameinfo says for a Unix
+    socket, then SO_PEERCRED)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
+        peercred = getattr(socket, "SO_PEERCRED", None)
+        if peercred is None:
+            return IPC_HOST
+        try:
+            pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, 12))
+        except OSError:
+            return IPC_HOST
+        return f"{IPC_HOST}:{uid}:{gid}:{pid}"
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return ""

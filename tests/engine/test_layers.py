@@ -20,13 +20,13 @@ ENGINE = ROOT / "engine"
 #: Layer -> the modules in it ("sockets" stands for engine/sockets/*, and so on).
 LAYERS: dict[int, tuple[str, ...]] = {
     0: ("constants", "errors", "error", "options", "endpoint", "native"),
-    1: ("zmtp", "pipe"),
+    1: ("zmtp", "pipe", "security"),
     2: ("sockets",),
     3: ("transport",),
     4: ("context",),
     5: ("face", "face_context", "polling", "waiting"),
     6: ("sync", "iothread", "asyncio"),
-    7: ("poll", "devices", "utils", "__init__"),
+    7: ("poll", "devices", "utils", "auth", "__init__"),
     8: ("patterns",),
 }
 #: What the patterns (L8) may use: the public API only.

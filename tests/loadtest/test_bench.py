@@ -152,3 +152,32 @@ def test_profile_counts_calls_and_wakeups(capsys: pytest.CaptureFixture[str]) ->
     # At least the benchmark's own send() and recv() call per message are seen.
     assert row["calls"] >= 2
     assert row["switches"] >= 0
+
+
+@pytest.mark.skipif(not engine.has("curve"), reason="CURVE needs PyNaCl (crossroads[curve])")
+def test_curve_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    """--mechanism curve: both ends secured (the engine's and pyzmq's), throughput and latency
+    side by side, with CURVE named in the title and the JSON."""
+    rc = bench.main(
+        [
+            "engine",
+            "all",
+            *TINY,
+            "--size",
+            "16",
+            "--faces",
+            "sync,asyncio",
+            "--subscribers",
+            "2",
+            "--mechanism",
+            "curve",
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["mechanism"] == "curve"
+    statuses = {(r["bench"], r["face"], r["impl"]): r["status"] for r in report["runs"]}
+    assert all(status == "ok" for status in statuses.values()), statuses
+    assert {("thr", "sync", "engine"), ("lat", "sync", "pyzmq")} <= statuses.keys()

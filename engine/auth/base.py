@@ -1,0 +1,209 @@
+"""The ZAP authenticator (RFC 27) in pyzmq's `zmq.auth` shape: who may connect, and as whom.
+
+`Authenticator` holds the policy and answers requests: `authenticate(request) -> ZapReply` is the
+sans-I/O core, `handle_zap_message(frames)` answers one request on the ZAP socket. `start()`
+binds that socket (REP, at inproc://zeromq.zap.01) in the given context; the thread and asyncio
+flavours (engine.auth.thread, engine.auth.asyncio) serve it for you.
+
+The policy, checked in this order for every handshake that asks:
+  1. address: with an allow list, only those addresses pass; otherwise the deny list is refused;
+  2. mechanism: NULL passes; PLAIN needs the user's password for the domain (configure_plain);
+     CURVE needs the client's public key among the domain's certificates, or CURVE_ALLOW_ANY,
+     or a yes from the domain's callback (configure_curve / configure_curve_callback).
+A domain with no configuration of its own falls back to the "*" domain.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from typing import Any, Protocol
+
+from .. import constants as c
+from ..security import z85
+from ..security.zap import ZAP_ENDPOINT, ZapReply, ZapRequest, ZapRequestError
+from .certs import load_certificates
+
+#: Pass as `location` to configure_curve: any client key is accepted (encryption only).
+CURVE_ALLOW_ANY = "*"
+ANY_DOMAIN = "*"
+#: A refusal's reply status (RFC 27: 400 is "authentication failure").
+DENIED = 400
+#: A request that is not ZAP at all gets 500 ("internal error"), as nothing else fits.
+MALFORMED = 500
+
+
+class CredentialsProvider(Protocol):
+    """configure_curve_callback's provider: says yes or no to a client key for a domain."""
+
+    def callback(self, domain: str, key: bytes) -> bool: ...
+
+
+class Authenticator:
+    """Policy plus the ZAP socket; see the module docstring for the rules."""
+
+    def __init__(self, context: Any = None, encoding: str = "utf-8", log: Any = None) -> None:
+        self.context = context
+        self.encoding = encoding
+        self.log = log or logging.getLogger("engine.auth")
+        self.allow_addresses: set[str] = set()
+        self.deny_addresses: set[str] = set()
+        self.passwords: dict[str, dict[str, str]] = {}
+        self.certs: dict[str, dict[bytes, bool]] = {}
+        self.allow_any: set[str] = set()
+        self.credentials_providers: dict[str, CredentialsProvider] = {}
+        self.zap_socket: Any = None
+        # configure_* may run on the user's thread while the server thread answers requests.
+        self._lock = threading.Lock()
+
+    # -- lifecycle (sync face; the flavours override) --------------------------------------------
+
+    def start(self) -> None:
+        """Bind the ZAP socket in `self.context`."""
+        if self.context is None:
+            from .. import sync
+
+            self.context = sync.Context.instance()
+        self.zap_socket = self.context.socket(c.REP)
+        self.zap_socket.linger = 1
+        self.zap_socket.bind(ZAP_ENDPOINT)
+        self.log.debug("ZAP handler bound at %s", ZAP_ENDPOINT)
+
+    def stop(self) -> None:
+        if self.zap_socket is not None:
+            self.zap_socket.close()
+        self.zap_socket = None
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def allow(self, *addresses: str) -> None:
+        """Accept only these addresses (and refuse every other one); wins over `deny`."""
+        with self._lock:
+            self.allow_addresses.update(addresses)
+
+    def deny(self, *addresses: str) -> None:
+        """Refuse these addresses (ignored while an allow list exists)."""
+        with self._lock:
+            self.deny_addresses.update(addresses)
+
+    def configure_plain(
+        self, domain: str = ANY_DOMAIN, passwords: dict[str, str] | None = None
+    ) -> None:
+        """PLAIN: the users of `domain` and their passwords (replaces what was there)."""
+        with self._lock:
+            self.passwords[domain] = dict(passwords or {})
+
+    def configure_curve(self, domain: str = ANY_DOMAIN, location: str | Any = "") -> None:
+        """CURVE: accept the public keys of the certificates in directory `location`.
+
+        With CURVE_ALLOW_ANY instead of a directory, any client key is accepted.
+        """
+        location = str(location)
+        certs = {} if location == CURVE_ALLOW_ANY else load_certificates(location)
+        with self._lock:
+            if location == CURVE_ALLOW_ANY:
+                self.allow_any.add(domain)
+            else:
+                self.allow_any.discard(domain)
+            self.certs[domain] = certs
+
+    def configure_curve_callback(
+        self, domain: str = ANY_DOMAIN, credentials_provider: CredentialsProvider | None = None
+    ) -> None:
+        """CURVE: ask `credentials_provider.callback(domain, key)` about each client key."""
+        with self._lock:
+            if credentials_provider is None:
+                self.credentials_providers.pop(domain, None)
+            else:
+                self.credentials_providers[domain] = credentials_provider
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        """The user id a CURVE client gets: its public key in Z85 (override to map keys)."""
+        return z85.encode(client_public_key).decode("ascii")
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def handle_zap_message(self, msg: list[bytes]) -> None:
+        """Answer one request received on the ZAP socket."""
+        reply = self.reply_frames(msg)
+        self.zap_socket.send_multipart(reply)
+
+    def reply_frames(self, msg: list[bytes]) -> list[bytes]:
+        """The reply frames for one request's frames (a malformed request gets status 500)."""
+        try:
+            request = ZapRequest.from_frames(msg)
+        except ZapRequestError as exc:
+            self.log.warning("malformed ZAP request: %s", exc)
+            request_id = msg[1] if len(msg) > 1 else b""
+            return ZapReply(MALFORMED, "Malformed request", request_id=request_id).to_frames()
+        return self.authenticate(request).to_frames()
+
+    def authenticate(self, request: ZapRequest) -> ZapReply:
+        """The verdict on one request (sans-I/O)."""
+        with self._lock:
+            allowed, reason, user_id = self._judge(request)
+        rid = request.request_id
+        if allowed:
+            self.log.debug("ZAP allowed %s %s", request.mechanism.decode(), request.address)
+            return ZapReply(200, "OK", user_id, request_id=rid)
+        self.log.info(
+            "ZAP denied %s from %s: %s", request.mechanism.decode(), request.address, reason
+        )
+        return ZapReply(DENIED, reason, request_id=rid)
+
+    def _judge(self, request: ZapRequest) -> tuple[bool, str, str]:
+        address = request.address
+        if self.allow_addresses and address not in self.allow_addresses:
+            return False, "Address not in allow list", ""
+        if not self.allow_addresses and address in self.deny_addresses:
+            return False, "Address is on deny list", ""
+        mechanism, creds = request.mechanism, request.credentials
+        domain = request.domain or ANY_DOMAIN
+        if mechanism == b"NULL" and not creds:
+            return True, "OK", ""
+        if mechanism == b"PLAIN" and len(creds) == 2:
+            return self._plain(domain, creds[0], creds[1])
+        if mechanism == b"CURVE" and len(creds) == 1 and len(creds[0]) == 32:
+            return self._curve(domain, creds[0])
+        return False, "Unsupported mechanism", ""
+
+    def _plain(self, domain: str, username: bytes, password: bytes) -> tuple[bool, str, str]:
+        users = _for_domain(self.passwords, domain)
+        if users is None:
+            return False, "No passwords defined for domain", ""
+        try:
+            user = username.decode(self.encoding)
+            given = password.decode(self.encoding)
+        except UnicodeDecodeError:
+            return False, "Invalid credentials", ""
+        expected = users.get(user)
+        # Compare in constant time, and do the same work for unknown users.
+        same = hmac.compare_digest(given.encode(), (expected or "").encode())
+        if expected is None or not same:
+            return False, "Invalid credentials", ""
+        return True, "OK", user
+
+    def _curve(self, domain: str, key: bytes) -> tuple[bool, str, str]:
+        user_id = self.curve_user_id(key)
+        scope = domain if domain in self.certs else ANY_DOMAIN
+        if scope in self.allow_any:
+            return True, "OK", user_id
+        provider = _for_domain(self.credentials_providers, domain)
+        if provider is not None:
+            if provider.callback(domain, key):
+                return True, "OK", user_id
+            return False, "Unknown key", ""
+        certs = self.certs.get(scope)
+        if certs is None:
+            return False, "No certificates defined for domain", ""
+        if z85.encode(key) in certs:
+            return True, "OK", user_id
+        return False, "Unknown key", ""
+
+
+def _for_domain(table: dict[str, Any], domain: str) -> Any:
+    """A domain's own entry, else the "*" domain's, else None."""
+    if domain in table:
+        return table[domain]
+    return table.get(ANY_DOMAIN)

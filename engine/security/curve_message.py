@@ -1,0 +1,278 @@
+"""The CURVE MESSAGE command (RFC 26): every ZMTP frame of the traffic phase, sealed.
+
+    MESSAGE = [7]"MESSAGE" short-nonce(8) Box[flags(1) payload](sender' -> recipient')
+
+The box nonce is a 16-octet prefix ("CurveZMQMESSAGEC" from the client, "...S" from the server)
+plus the 8-octet short nonce, a counter that must grow with every command in each direction; a
+receiver refuses a nonce that does not (a replay). The flags octet says MORE (bit 0) and, as
+libzmq uses it, COMMAND (bit 1): PING, PONG, SUBSCRIBE and CANCEL travel sealed as commands.
+Other bits are reserved and must be zero.
+
+On the wire libzmq sends each MESSAGE as an ordinary frame (no COMMAND or MORE flag on the outer
+frame; the real flags are inside the box), and accepts either; we do the same.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from itertools import repeat
+from operator import itemgetter
+
+from ..constants import ProtocolErrorCode
+from .commands import ProtocolError
+from .keys import sodium_cffi
+
+MESSAGE_PREFIX = b"\x07MESSAGE"
+#: [7]"MESSAGE" plus the short nonce.
+HEADER_SIZE = len(MESSAGE_PREFIX) + 8
+#: Poly1305 tag: each box is this much larger than what it holds.
+MAC_SIZE = 16
+#: The smallest valid MESSAGE: header, tag, flags octet (RFC 26: "at least 33 octets").
+MIN_MESSAGE_SIZE = HEADER_SIZE + MAC_SIZE + 1
+#: Everything a sealed frame adds to its payload (checked against MAXMSGSIZE by the codec).
+OVERHEAD = MIN_MESSAGE_SIZE
+
+FLAG_MORE = 0x01
+FLAG_COMMAND = 0x02
+RESERVED_FLAGS = 0xFC
+#: RFC 26: no more than 2^64 - 1 commands in one direction of one connection.
+MAX_NONCE = (1 << 64) - 1
+
+CLIENT_PREFIX = b"CurveZMQMESSAGEC"
+SERVER_PREFIX = b"CurveZMQMESSAGES"
+
+_U64 = struct.Struct(">Q")
+#: The outer frame's own flags (ZMTP): LONG, and COMMAND as RFC 26 would have it.
+FRAME_LONG = 0x02
+FRAME_COMMAND = 0x04
+#: Outer frame header + [7]"MESSAGE" + short nonce, short and long forms.
+_SHORT_HEADER = struct.Struct(">BB8sQ")
+_LONG_HEADER = struct.Struct(">BQ8sQ")
+#: [7]"MESSAGE" and the short nonce, as they open a MESSAGE body.
+_MESSAGE_HEADER = struct.Struct(">8sQ")
+
+
+class CurveCipher:
+    """Seals and opens the MESSAGE commands of one connection, in both directions.
+
+    `key` is the precomputed Curve25519 shared key of the two transient key pairs; `sent` and
+    `received` are the last short nonces used in each direction during the handshake.
+
+    Cost matters here (one box per frame, unavoidably): sealing writes a whole batch of
+    messages straight into one buffer, each payload encrypted in place; opening decrypts a
+    run of frames into one buffer and cuts the payloads from a single copy of it. Both call
+    libsodium through PyNaCl's own cffi handle, with the argument checks PyNaCl would repeat
+    per call done once here.
+    """
+
+    def __init__(self, key: bytes, *, as_server: bool, sent: int, received: int) -> None:
+        ffi, lib = sodium_cffi()
+        if len(key) != 32:
+            raise ValueError("a CURVE shared key is 32 bytes")
+        self._ffi = ffi
+        self._seal_box = lib.crypto_box_easy_afternm
+        self._open_box = lib.crypto_box_open_easy_afternm
+        self._key = key
+        send_prefix = SERVER_PREFIX if as_server else CLIENT_PREFIX
+        recv_prefix = CLIENT_PREFIX if as_server else SERVER_PREFIX
+        # 24-octet nonces: the fixed prefix, then the short nonce rewritten for every frame.
+        self._send_nonce = bytearray(send_prefix + bytes(8))
+        self._send_nonce_ptr = ffi.from_buffer(self._send_nonce)
+        self._recv_nonce = bytearray(recv_prefix + bytes(8))
+        self._recv_nonce_ptr = ffi.from_buffer(self._recv_nonce)
+        self._sent = sent
+        self._received = received
+
+    # -- sealing ------------------------------------------------------------------------------
+
+    def seal(self, flags: int, payload: bytes, pieces: list[bytes]) -> None:
+        """Append one sealed frame (a command, or a frame with explicit flags) to `pieces`."""
+        pieces.append(self.seal_messages([[payload]], False, flags))
+
+    def seal_messages(
+        self, messages: list[list[bytes]], subscriptions: bool, forced: int = 0
+    ) -> bytearray:
+        """The wire form of a batch of messages, every frame sealed, in one buffer.
+
+        With `subscriptions` (SUB/XSUB to a ZMTP 3.1 peer), a one-frame message that starts
+        with 0x01 or 0x00 travels as a sealed SUBSCRIBE or CANCEL command, as libzmq sends it.
+        `forced` replaces every frame's flags (for commands).
+        """
+        frames = sum(map(len, messages))
+        if self._sent + frames > MAX_NONCE:
+            raise ProtocolError("CURVE nonces exhausted", ProtocolErrorCode.ZMTP_INVALID_SEQUENCE)
+        if frames == len(messages) and not subscriptions and not forced:
+            # The common case: one-frame messages, no flags at all.
+            flag_list: Iterable[int] = repeat(0)
+            payloads = list(map(itemgetter(0), messages))
+        else:
+            flag_list, payloads = _frames(messages, subscriptions, forced)
+        bound = sum(map(len, payloads))
+        # Per frame: the longest header and the MESSAGE overhead.
+        out = bytearray(bound + frames * (9 + OVERHEAD))
+        ptr = self._ffi.from_buffer(out)
+        seal_box = self._seal_box
+        key = self._key
+        nonce = self._send_nonce
+        nonce_ptr = self._send_nonce_ptr
+        pack_nonce = _U64.pack_into
+        short_header = _SHORT_HEADER.pack_into
+        long_header = _LONG_HEADER.pack_into
+        n = self._sent
+        pack_nonce(nonce, 16, n + 1)
+        pos = 0
+        for flags, payload in zip(flag_list, payloads, strict=False):  # flag_list may repeat
+            n += 1
+            low = n & 0xFF
+            if low:  # the short nonce grows by one: only its last octet changes
+                nonce[23] = low
+            else:
+                pack_nonce(nonce, 16, n)
+            mlen = len(payload) + 1
+            size = HEADER_SIZE + MAC_SIZE + mlen
+            if size < 256:
+                short_header(out, pos, 0, size, MESSAGE_PREFIX, n)
+                pos += 2 + HEADER_SIZE
+            else:
+                long_header(out, pos, 0x02, size, MESSAGE_PREFIX, n)
+                pos += 9 + HEADER_SIZE
+            # The plaintext goes where its ciphertext belongs; libsodium encrypts in place.
+            text = pos + MAC_SIZE
+            out[text] = flags
+            out[text + 1 : text + mlen] = payload
+            seal_box(ptr + pos, ptr + text, mlen, nonce_ptr, key)
+            pos = text + mlen
+        self._sent = n
+        self._ffi.release(ptr)  # let go of the buffer so that it can be cut to size
+        del out[pos:]
+        return out
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def open_run(
+        self, data: bytes, pos: int, max_frames: int, max_size: int
+    ) -> tuple[list[bytes], bytes, int, int]:
+        """Open up to `max_frames` complete sealed frames of `data` from `pos`.
+
+        Returns (payloads, their flags octets, where it stopped, how many bytes the next frame
+        needs from there). ProtocolError for anything not genuinely sealed by the peer.
+        """
+        end = len(data)
+        if end - pos < 2 or max_frames <= 0:
+            return [], b"", pos, 2
+        # No more frames than whole MESSAGEs could fit (but one, to report what is wrong).
+        count = min(max_frames, max(1, (end - pos) // MIN_MESSAGE_SIZE))
+        ffi = self._ffi
+        data_ptr = ffi.from_buffer(data)
+        plain = bytearray(end - pos)  # the plaintexts are shorter than what holds them
+        plain_ptr = ffi.from_buffer(plain)
+        open_box = self._open_box
+        key = self._key
+        nonce = self._recv_nonce
+        nonce_ptr = self._recv_nonce_ptr
+        pack_nonce = _U64.pack_into
+        read_header = _MESSAGE_HEADER.unpack_from
+        received = self._received
+        pack_nonce(nonce, 16, received)
+        cuts = [0] * (count + 1)  # payload i is plain[cuts[i] + 1 : cuts[i + 1]]
+        flag_octets = bytearray(count)
+        opened = 0
+        used = 0
+        need = 2
+        while opened < count:
+            avail = end - pos
+            if avail < 2:
+                break
+            flags = data[pos]
+            if flags & FRAME_LONG:
+                if avail < 9:
+                    need = 9
+                    break
+                (size,) = _U64.unpack_from(data, pos + 1)
+                start = pos + 9
+            else:
+                size = data[pos + 1]
+                start = pos + 2
+            if flags & ~(FRAME_LONG | FRAME_COMMAND):
+                raise ProtocolError(
+                    "a sealed frame carries MORE or reserved flags outside its box",
+                    ProtocolErrorCode.ZMTP_MALFORMED_COMMAND_MESSAGE,
+                )
+            if size > max_size:
+                raise ProtocolError("message larger than the maximum message size")
+            stop = start + size
+            if stop > end:
+                need = stop - pos
+                break
+            if size < MIN_MESSAGE_SIZE:
+                if data[start : start + 8] != MESSAGE_PREFIX:
+                    raise ProtocolError(
+                        "expected a CURVE MESSAGE", ProtocolErrorCode.ZMTP_UNEXPECTED_COMMAND
+                    )
+                raise ProtocolError(
+                    "CURVE MESSAGE too short", ProtocolErrorCode.ZMTP_MALFORMED_COMMAND_MESSAGE
+                )
+            prefix, short = read_header(data, start)
+            if prefix != MESSAGE_PREFIX:
+                raise ProtocolError(
+                    "expected a CURVE MESSAGE", ProtocolErrorCode.ZMTP_UNEXPECTED_COMMAND
+                )
+            if short <= received:
+                raise ProtocolError(
+                    "CURVE MESSAGE nonce did not increase (replay?)",
+                    ProtocolErrorCode.ZMTP_INVALID_SEQUENCE,
+                )
+            if short == received + 1 and short & 0xFF:
+                nonce[23] = short & 0xFF  # the usual step: only the last octet changes
+            else:
+                pack_nonce(nonce, 16, short)
+            clen = size - HEADER_SIZE
+            if open_box(plain_ptr + used, data_ptr + (start + HEADER_SIZE), clen, nonce_ptr, key):
+                raise ProtocolError(
+                    "CURVE MESSAGE box does not open", ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
+                )
+            received = short
+            sealed_flags = plain[used]
+            if sealed_flags & RESERVED_FLAGS or sealed_flags == FLAG_MORE | FLAG_COMMAND:
+                self._received = received
+                raise ProtocolError(
+                    "CURVE MESSAGE has invalid flags",
+                    ProtocolErrorCode.ZMTP_MALFORMED_COMMAND_MESSAGE,
+                )
+            flag_octets[opened] = sealed_flags
+            used += clen - MAC_SIZE
+            opened += 1
+            cuts[opened] = used
+            pos = stop
+        self._received = received
+        ffi.release(data_ptr)
+        if not opened:
+            return [], b"", pos, need
+        blob = bytes(memoryview(plain)[:used])  # one copy; each payload is a slice of it
+        return (
+            [blob[cuts[i] + 1 : cuts[i + 1]] for i in range(opened)],
+            bytes(flag_octets[:opened]),
+            pos,
+            need,
+        )
+
+
+def _frames(
+    messages: list[list[bytes]], subscriptions: bool, forced: int
+) -> tuple[list[int], list[bytes]]:
+    """Flags and payload of every frame: MORE inside a multipart message, and subscriptions
+    (0x01/0x00 one-frame messages of SUB/XSUB) turned into SUBSCRIBE/CANCEL commands."""
+    flags: list[int] = []
+    payloads: list[bytes] = []
+    for msg in messages:
+        last = len(msg) - 1
+        for i, payload in enumerate(msg):
+            flag = forced or (FLAG_MORE if i < last else 0)
+            if subscriptions and not last and payload[:1] in (b"\x00", b"\x01"):
+                name = b"\x09SUBSCRIBE" if payload[0] == 1 else b"\x06CANCEL"
+                payload = name + payload[1:]
+                flag = FLAG_COMMAND
+            flags.append(flag)
+            payloads.append(payload)
+    return flags, payloads

@@ -1,0 +1,152 @@
+"""The authenticators on real engine sockets: a REQ at inproc://zeromq.zap.01 asks, as a
+handshake does, and gets RFC 27 replies decided by the policy."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import engine
+import engine.asyncio
+from engine.auth import CURVE_ALLOW_ANY, create_certificates, load_certificate
+from engine.auth.asyncio import AsyncioAuthenticator
+from engine.auth.thread import ThreadAuthenticator
+from engine.security import z85
+from engine.security.zap import ZAP_ENDPOINT, ZapReply, ZapRequest
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def ask(ctx: engine.Context, request: ZapRequest | list[bytes]) -> ZapReply:
+    frames = request if isinstance(request, list) else request.to_frames()
+    req = ctx.socket(engine.REQ)
+    req.linger = 0
+    req.rcvtimeo = 5000
+    try:
+        req.connect(ZAP_ENDPOINT)
+        req.send_multipart(frames)
+        return ZapReply.from_frames(req.recv_multipart())
+    finally:
+        req.close()
+
+
+def plain(user: bytes, password: bytes, address: str = "127.0.0.1", domain: str = "") -> ZapRequest:
+    return ZapRequest(domain, address, b"", b"PLAIN", (user, password))
+
+
+def curve(key: bytes, address: str = "127.0.0.1", domain: str = "") -> ZapRequest:
+    return ZapRequest(domain, address, b"", b"CURVE", (key,))
+
+
+@pytest.fixture
+def ctx():
+    context = engine.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def auth(ctx: engine.Context):
+    authenticator = ThreadAuthenticator(ctx)
+    authenticator.start()
+    yield authenticator
+    authenticator.stop()
+
+
+def test_plain_passwords(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
+    auth.configure_plain(domain="*", passwords={"alice": "s3cret"})
+    ok = ask(ctx, plain(b"alice", b"s3cret"))
+    assert (ok.status_code, ok.user_id) == (200, "alice")
+    assert ask(ctx, plain(b"alice", b"guess")).status_code == 400
+    assert ask(ctx, plain(b"mallory", b"s3cret")).status_code == 400
+    assert ask(ctx, plain(b"\xff", b"x")).status_code == 400
+
+
+def test_address_lists(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
+    auth.configure_plain(passwords={"alice": "pw"})
+    auth.deny("10.0.0.9")
+    assert ask(ctx, plain(b"alice", b"pw", "10.0.0.9")).status_code == 400
+    assert ask(ctx, plain(b"alice", b"pw", "10.0.0.8")).status_code == 200
+    null = ZapRequest("d", "10.0.0.9", b"", b"NULL")
+    assert ask(ctx, null).status_code == 400
+    auth.allow("10.0.0.7")  # an allow list wins: only its addresses pass
+    assert ask(ctx, plain(b"alice", b"pw", "10.0.0.8")).status_code == 400
+    assert ask(ctx, plain(b"alice", b"pw", "10.0.0.7")).status_code == 200
+    assert ask(ctx, ZapRequest("d", "10.0.0.7", b"", b"NULL")).status_code == 200
+
+
+def test_curve_certificates_by_domain(
+    ctx: engine.Context, auth: ThreadAuthenticator, tmp_path: Path
+) -> None:
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    _, secret_file = create_certificates(workers, "worker-1")
+    public, _ = load_certificate(secret_file)
+    stranger, _ = engine.curve_keypair()
+    auth.configure_curve(domain="workers", location=workers)
+    ok = ask(ctx, curve(z85.decode(public), domain="workers"))
+    assert (ok.status_code, ok.user_id) == (200, public.decode())
+    assert ask(ctx, curve(z85.decode(stranger), domain="workers")).status_code == 400
+    # No configuration for another domain, and none for "*": nobody gets in there.
+    assert ask(ctx, curve(z85.decode(public), domain="players")).status_code == 400
+    auth.configure_curve(domain="*", location=CURVE_ALLOW_ANY)
+    assert ask(ctx, curve(z85.decode(stranger), domain="players")).status_code == 200
+    assert ask(ctx, curve(z85.decode(stranger), domain="workers")).status_code == 400
+
+
+def test_curve_callback(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
+    good, _ = engine.curve_keypair()
+    seen: list[tuple[str, bytes]] = []
+
+    class Provider:
+        def callback(self, domain: str, key: bytes) -> bool:
+            seen.append((domain, key))
+            return key == z85.decode(good)
+
+    auth.configure_curve_callback(domain="*", credentials_provider=Provider())
+    assert ask(ctx, curve(z85.decode(good), domain="g")).status_code == 200
+    bad, _ = engine.curve_keypair()
+    assert ask(ctx, curve(z85.decode(bad), domain="g")).status_code == 400
+    assert seen == [("g", z85.decode(good)), ("g", z85.decode(bad))]
+
+
+def test_malformed_request_gets_500(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
+    reply = ask(ctx, [b"9.9", b"1", b"", b"", b"", b"NULL"])
+    assert reply.status_code == 500
+    assert ask(ctx, [b"1.0", b"1", b"", b"", b"", b"GSSAPI", b"x"]).status_code == 400
+
+
+def test_only_one_handler_per_context(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
+    second = ThreadAuthenticator(ctx)
+    with pytest.raises(engine.ZMQError):
+        second.start()
+    assert not second.is_alive()
+    auth.stop()
+    assert not auth.is_alive()
+    second.start()  # the endpoint is free again
+    second.configure_plain(passwords={"a": "b"})
+    assert ask(ctx, plain(b"a", b"b")).status_code == 200
+    second.stop()
+
+
+def test_asyncio_authenticator() -> None:
+    async def main() -> None:
+        ctx = engine.asyncio.Context()
+        auth = AsyncioAuthenticator(ctx)
+        auth.start()
+        auth.configure_plain(passwords={"bob": "pw"})
+        req = ctx.socket(engine.REQ)
+        req.connect(ZAP_ENDPOINT)
+        await req.send_multipart(plain(b"bob", b"pw").to_frames())
+        reply = ZapReply.from_frames(await asyncio.wait_for(req.recv_multipart(), 5))
+        assert (reply.status_code, reply.user_id) == (200, "bob")
+        await req.send_multipart(plain(b"bob", b"no").to_frames())
+        reply = ZapReply.from_frames(await asyncio.wait_for(req.recv_multipart(), 5))
+        assert reply.status_code == 400
+        req.close(linger=0)
+        auth.stop()
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
