@@ -1,0 +1,221 @@
+"""Two network namespaces joined by a veth pair, with a multicast route: a LAN of two hosts.
+
+Multicast transports (PGM, EPGM, UDP to a group) need a real interface: OpenPGM refuses the
+loopback, and a multicast group on ``lo`` proves nothing about a LAN. `VethPair` builds the
+smallest LAN that does: namespaces ``a`` and ``b``, one veth between them, the documentation
+addresses ``192.0.2.1`` and ``192.0.2.2`` (RFC 5737, so nothing routable is ever touched), and a
+route for ``224.0.0.0/4`` on the veth so multicast leaves by it.
+
+Names carry a per-run tag (the PID plus a counter), so parallel runs never collide; the
+addresses can repeat because each pair lives in its own namespaces. `up` and `down` are
+idempotent. `reap_stale` deletes pairs left by runs that died (their PID is gone). Processes
+started with `spawn` are killed by PID in `down`. Loss is injected with nftables (`drop`): this
+kernel may lack ``sch_netem``, and a rule that drops chosen packets is deterministic anyway.
+
+Needs root and iproute2; `unavailable()` says why it cannot run here, for a test to skip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+#: Every name this module creates starts with this, so stale pairs can be found and reaped.
+PREFIX = "crx"
+#: Bound on one ip/nft command: they are local and quick; a hung one is a broken machine.
+COMMAND_TIMEOUT = 20.0
+#: Interface names are limited to 15 bytes by the kernel (IFNAMSIZ - 1).
+IFNAME_MAX = 15
+ADDRESS_A, ADDRESS_B = "192.0.2.1", "192.0.2.2"
+PREFIX_LEN = 24
+MULTICAST_ROUTE = "224.0.0.0/4"
+
+_counter = itertools.count()
+
+
+def sh(*cmd: str, check: bool = True, input_text: str | None = None) -> str:
+    """Run one command; stdout, or RuntimeError with its stderr when `check` and it fails."""
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, input=input_text
+    )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip() or done.returncode}")
+    return done.stdout
+
+
+def unavailable() -> str | None:
+    """Why two namespaces cannot be built here, or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    if shutil.which("ip") is None:
+        return "needs `ip` (iproute2)"
+    probe = f"{PREFIX}probe{os.getpid()}"
+    try:
+        sh("ip", "netns", "add", probe)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        return f"`ip netns add` fails here: {exc}"
+    sh("ip", "netns", "del", probe, check=False)
+    return None
+
+
+def nft_unavailable() -> str | None:
+    """Why `VethPair.drop` cannot inject loss here, or None."""
+    if shutil.which("nft") is None:
+        return "needs `nft` (nftables) to inject packet loss"
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale() -> list[str]:
+    """Delete namespaces this module made for runs whose process is gone; returns their names."""
+    reaped = []
+    for line in sh("ip", "netns", "list", check=False).splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = re.fullmatch(rf"{PREFIX}([ab])(\d+)x\d+", name)
+        if m and not _pid_alive(int(m[2])):
+            _kill_namespace_processes(name)
+            sh("ip", "netns", "del", name, check=False)
+            reaped.append(name)
+    return reaped
+
+
+def _kill_namespace_processes(ns: str) -> None:
+    """SIGKILL, by PID, whatever still runs in `ns` (it was started there by this module)."""
+    for pid in sh("ip", "netns", "pids", ns, check=False).split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class VethPair:
+    """Namespaces `ns_a` (192.0.2.1 on `dev_a`) and `ns_b` (192.0.2.2 on `dev_b`), one veth."""
+
+    def __init__(self, tag: str | None = None) -> None:
+        self.tag = tag or f"{os.getpid()}x{next(_counter)}"
+        # Namespaces and interfaces are named apart by the kernel: each end uses one name.
+        self.ns_a, self.ns_b = f"{PREFIX}a{self.tag}", f"{PREFIX}b{self.tag}"
+        self.dev_a, self.dev_b = self.ns_a, self.ns_b
+        for dev in (self.dev_a, self.dev_b):
+            if len(dev) > IFNAME_MAX:
+                raise ValueError(f"tag {self.tag!r} makes interface name {dev!r} too long")
+        self.address_a, self.address_b = ADDRESS_A, ADDRESS_B
+        self.processes: list[subprocess.Popen[Any]] = []
+        self._up = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(self) -> VethPair:
+        """Build both namespaces and the link (again, if a half-built pair is in the way)."""
+        if self._up:
+            return self
+        self.down()
+        try:
+            sh("ip", "netns", "add", self.ns_a)
+            sh("ip", "netns", "add", self.ns_b)
+            # Made straight inside the namespaces: the pair never appears on the host.
+            sh("ip", "link", "add", self.dev_a, "netns", self.ns_a, "type", "veth",
+               "peer", "name", self.dev_b, "netns", self.ns_b)  # fmt: skip
+            for ns, dev, addr in self.ends():
+                sh("ip", "-n", ns, "addr", "add", f"{addr}/{PREFIX_LEN}", "dev", dev)
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+                sh("ip", "-n", ns, "route", "add", MULTICAST_ROUTE, "dev", dev)
+        except BaseException:
+            self.down()
+            raise
+        self._up = True
+        return self
+
+    def down(self) -> None:
+        """Kill what `spawn` started (by PID), then delete both namespaces; safe to repeat."""
+        while self.processes:
+            proc = self.processes.pop()
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait(COMMAND_TIMEOUT)
+        for ns in (self.ns_a, self.ns_b):
+            if ns in sh("ip", "netns", "list", check=False).split():
+                _kill_namespace_processes(ns)
+                sh("ip", "netns", "del", ns, check=False)
+        self._up = False
+
+    def __enter__(self) -> VethPair:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def ends(self) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+        """((namespace, device, address) of a, the same of b)."""
+        return ((self.ns_a, self.dev_a, self.address_a), (self.ns_b, self.dev_b, self.address_b))
+
+    # -- running things inside ---------------------------------------------------------------
+
+    def spawn(self, ns: str, argv: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
+        """Start `argv` inside `ns` (``ip netns exec`` execs, so the PID is the program's);
+        `down` kills it by PID."""
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], **popen)
+        self.processes.append(proc)
+        return proc
+
+    def run(self, ns: str, *cmd: str, check: bool = True) -> str:
+        """Run a short command inside `ns`; its stdout."""
+        return sh("ip", "netns", "exec", ns, *cmd, check=check)
+
+    def tx_counters(self, ns: str, dev: str) -> tuple[int, int]:
+        """(bytes, packets) the kernel sent out of `dev` in `ns` so far."""
+        text = sh("ip", "-n", ns, "-s", "link", "show", "dev", dev)
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.strip().startswith("TX:"):
+                fields = lines[i + 1].split()
+                return int(fields[0]), int(fields[1])
+        raise RuntimeError(f"no TX counters for {dev} in {ns}: {text!r}")
+
+    # -- loss --------------------------------------------------------------------------------
+
+    def drop(self, ns: str, rules: Sequence[str]) -> None:
+        """Drop packets arriving in `ns` that match any nft `rules` (one match expression each).
+
+        The rules sit on the receiving side's prerouting hook: the packet crossed the wire and
+        is lost before any socket sees it, while the sender gets no error (as with a lossy
+        network, and unlike a drop on output, which makes ``sendto`` fail with EPERM).
+        """
+        body = "\n".join(f"    {rule} counter drop" for rule in rules)
+        table = f"""
+table ip {PREFIX}loss {{
+  chain pre {{
+    type filter hook prerouting priority -300; policy accept;
+{body}
+  }}
+}}
+"""
+        self.run(ns, "nft", "delete", "table", "ip", f"{PREFIX}loss", check=False)
+        sh("ip", "netns", "exec", ns, "nft", "-f", "-", input_text=table)
+
+    def dropped(self, ns: str) -> list[int]:
+        """Packets each `drop` rule has dropped so far, in rule order."""
+        text = self.run(ns, "nft", "list", "table", "ip", f"{PREFIX}loss")
+        return [int(n) for n in re.findall(r"counter packets (\d+)", text)]
+
+    def clear_drops(self, ns: str) -> None:
+        self.run(ns, "nft", "delete", "table", "ip", f"{PREFIX}loss", check=False)

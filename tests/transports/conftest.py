@@ -1,0 +1,74 @@
+"""Fixtures for the transport tests: a two-host LAN in network namespaces, and reference peers
+(zeromq.js, Debian's python3-zmq) started on demand and killed by PID at teardown."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peers"))  # peerkit
+
+from peerkit import LinePeer, js_argv, js_unavailable, system_argv, system_unavailable
+
+from loadtest import netns
+
+
+@pytest.fixture
+def veth() -> Iterator[netns.VethPair]:
+    """Two namespaces joined by a veth with a multicast route; skips where they cannot be made."""
+    reason = netns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    netns.reap_stale()
+    pair = netns.VethPair()
+    with pair:
+        yield pair
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[list[LinePeer]]:
+    """Every reference peer a test starts; all killed by PID at teardown."""
+    started: list[LinePeer] = []
+    yield started
+    while started:
+        started.pop().close()
+
+
+@pytest.fixture
+def js_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer]:
+    """Start a zeromq.js socket: js_peer("dish", "udp://...", "bind") -> ready LinePeer."""
+    reason = js_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+    def start(socket_type: str, endpoint: str, mode: str, **options: object) -> LinePeer:
+        peer = LinePeer(js_argv(socket_type, endpoint, mode, **options),
+                        tmp_path / f"js-{socket_type}-{len(peers)}.log")  # fmt: skip
+        peers.append(peer)
+        peer.next_event("ready")
+        return peer
+
+    return start
+
+
+@pytest.fixture
+def system_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer]:
+    """Start a python3-zmq (OpenPGM) socket inside a namespace of `veth`:
+    system_peer(veth, ns, "sub", "epgm://...", "connect", RATE=...) -> ready LinePeer."""
+    reason = system_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+    def start(pair: netns.VethPair, ns: str, socket_type: str, endpoint: str, mode: str,
+              **options: object) -> LinePeer:  # fmt: skip
+        peer = LinePeer(system_argv(socket_type, endpoint, mode, **options),
+                        tmp_path / f"sys-{socket_type}-{len(peers)}.log",
+                        spawn=lambda argv, **kw: pair.spawn(ns, argv, **kw))  # fmt: skip
+        peers.append(peer)
+        peer.next_event("ready")
+        return peer
+
+    return start
