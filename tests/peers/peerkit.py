@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -160,3 +161,26 @@ def system_argv(socket_type: str, endpoint: str, mode: str, **options: object) -
     return [SYSTEM_PYTHON, str(HERE / "system_peer.py"), socket_type, endpoint, mode] + [
         f"{k}={v}" for k, v in options.items()
     ]
+
+
+def codec_argv(role: str, endpoint: str, **options: object) -> list[str]:
+    """The engine's sans-I/O PGM codecs over plain sockets (pgm_codec_peer.py), in this venv."""
+    return [sys.executable, str(HERE / "pgm_codec_peer.py"), role, endpoint] + [
+        f"{k}={v}" for k, v in options.items()
+    ]
+
+
+def udp_codec_argv(role: str, target: str, **options: object) -> list[str]:
+    """The engine's udp datagram codec over a plain socket (udp_codec_peer.py), in this venv."""
+    return [sys.executable, str(HERE / "udp_codec_peer.py"), role, target] + [
+        f"{k}={v}" for k, v in options.items()
+    ]
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nothing is bound to right now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

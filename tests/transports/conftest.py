@@ -39,14 +39,24 @@ def peers(tmp_path: Path) -> Iterator[list[LinePeer]]:
 
 @pytest.fixture
 def js_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer]:
-    """Start a zeromq.js socket: js_peer("dish", "udp://...", "bind") -> ready LinePeer."""
+    """Start a zeromq.js socket: js_peer("dish", "udp://...", "bind") -> a ready LinePeer."""
     reason = js_unavailable()
     if reason:
         pytest.skip(reason)
 
-    def start(socket_type: str, endpoint: str, mode: str, **options: object) -> LinePeer:
-        peer = LinePeer(js_argv(socket_type, endpoint, mode, **options),
-                        tmp_path / f"js-{socket_type}-{len(peers)}.log")  # fmt: skip
+    def start(
+        socket_type: str,
+        endpoint: str,
+        mode: str,
+        spawn: Callable[..., object] | None = None,
+        **options: object,
+    ) -> LinePeer:
+        """`spawn` runs it elsewhere (e.g. in a namespace: lambda argv, **kw: veth.spawn(...))."""
+        peer = LinePeer(
+            js_argv(socket_type, endpoint, mode, **options),
+            tmp_path / f"js-{socket_type}-{len(peers)}.log",
+            spawn=spawn,
+        )
         peers.append(peer)
         peer.next_event("ready")
         return peer
@@ -62,11 +72,14 @@ def system_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer
     if reason:
         pytest.skip(reason)
 
-    def start(pair: netns.VethPair, ns: str, socket_type: str, endpoint: str, mode: str,
-              **options: object) -> LinePeer:  # fmt: skip
-        peer = LinePeer(system_argv(socket_type, endpoint, mode, **options),
-                        tmp_path / f"sys-{socket_type}-{len(peers)}.log",
-                        spawn=lambda argv, **kw: pair.spawn(ns, argv, **kw))  # fmt: skip
+    def start(
+        pair: netns.VethPair, ns: str, socket_type: str, endpoint: str, mode: str, **options: object
+    ) -> LinePeer:
+        peer = LinePeer(
+            system_argv(socket_type, endpoint, mode, **options),
+            tmp_path / f"sys-{socket_type}-{len(peers)}.log",
+            spawn=lambda argv, **kw: pair.spawn(ns, argv, **kw),
+        )
         peers.append(peer)
         peer.next_event("ready")
         return peer
