@@ -5,7 +5,9 @@ Two kinds of peer, both real libzmq:
 - `js_peer`: a zeromq.js 6 socket (its bundled libzmq 4.3.5 has the draft sockets) run by
   ``node tests/peers/js/peer.js``. Install with ``npm ci`` in ``tests/peers/js``.
 - `system_peer`: Debian's ``python3-zmq`` (libzmq 4.3.4 built with OpenPGM) run by
-  ``/usr/bin/python3 tests/peers/system_peer.py``. Install with ``apt-get install python3-zmq``.
+  ``/usr/bin/python3 tests/peers/zmq_peer.py``. Install with ``apt-get install python3-zmq``.
+
+The engine's side of a test can run the same zmq_peer.py with ``--engine`` (`engine_argv`).
 
 Each prints ``{"event": ...}`` lines and takes one JSON command per line (see the scripts).
 `LinePeer` collects the events on a thread and waits on them with a deadline; it is killed by
@@ -158,7 +160,14 @@ def js_argv(socket_type: str, endpoint: str, mode: str, **options: object) -> li
 
 
 def system_argv(socket_type: str, endpoint: str, mode: str, **options: object) -> list[str]:
-    return [SYSTEM_PYTHON, str(HERE / "system_peer.py"), socket_type, endpoint, mode] + [
+    return [SYSTEM_PYTHON, str(HERE / "zmq_peer.py"), socket_type, endpoint, mode] + [
+        f"{k}={v}" for k, v in options.items()
+    ]
+
+
+def engine_argv(socket_type: str, endpoint: str, mode: str, **options: object) -> list[str]:
+    """The engine's sync face running zmq_peer.py, in this venv."""
+    return [sys.executable, str(HERE / "zmq_peer.py"), "--engine", socket_type, endpoint, mode] + [
         f"{k}={v}" for k, v in options.items()
     ]
 

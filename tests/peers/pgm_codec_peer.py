@@ -1,4 +1,4 @@
-"""The engine's sans-I/O PGM codecs over plain sockets, driven like system_peer.py.
+"""The engine's sans-I/O PGM codecs over plain sockets, driven like zmq_peer.py.
 
 This is how the codecs meet libzmq before any engine socket uses them: a PGM source
 (`engine.pgm.sender`) or receiver (`engine.pgm.receiver`) wired to a UDP socket (epgm) or a raw
@@ -7,7 +7,7 @@ IP protocol-113 socket (pgm, root only), run inside a network namespace by the i
     python pgm_codec_peer.py pub|sub (e)pgm://ADDRESS;GROUP:PORT [rate=KBIT] [recovery_ivl=MS]
                                                                   [hops=N] [max_tpdu=BYTES]
 
-Events (JSON lines, as peer.js and system_peer.py): ready, message (frames as hex), gap (lost
+Events (JSON lines, as peer.js and zmq_peer.py): ready, message (frames as hex), gap (lost
 packets), stats (on request). Commands: {"send": [hex...]}, {"stats": true}. Exits when stdin
 closes; a source first sends its queued data and the closing SPMs.
 """

@@ -2,7 +2,7 @@
 
 Before any engine socket uses them, the sans-I/O source and receiver run over plain sockets
 (tests/peers/pgm_codec_peer.py: UDP for epgm, raw IP protocol 113 for pgm) against Debian's
-libzmq 4.3.4 (tests/peers/system_peer.py), both directions. nftables on the receiving side
+libzmq 4.3.4 (tests/peers/zmq_peer.py), both directions. nftables on the receiving side
 drops chosen ODATA packets as they arrive; the receiver must NAK them, the source confirm and
 resend them, and every message must arrive whole and in order. When the repairs are dropped
 too, the engine's receiver must report a gap and go on, never deliver a broken message.
