@@ -75,8 +75,12 @@ def zmq_version_info() -> tuple[int, int, int]:
     return (VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH)
 
 
+#: pyzmq's flag for "the draft socket types and their API are available".
+DRAFT_API = True
+
+
 def has(capability: str) -> bool:
     """Which optional libzmq features this engine has (pyzmq's zmq.has)."""
     if capability == "curve":
         return curve_available()
-    return capability in {"ipc"}
+    return capability in {"ipc", "pgm", "draft"}

@@ -23,9 +23,20 @@ class SocketType(IntEnum):
     PUSH = 8
     XPUB = 9
     XSUB = 10
+    # libzmq's draft socket types (thread-safe, single-frame; DGRAM is raw UDP).
+    SERVER = 12
+    CLIENT = 13
+    RADIO = 14
+    DISH = 15
+    GATHER = 16
+    SCATTER = 17
+    DGRAM = 18
+    PEER = 19
+    CHANNEL = 20
 
 
-PAIR, PUB, SUB, REQ, REP, DEALER, ROUTER, PULL, PUSH, XPUB, XSUB = tuple(SocketType)
+PAIR, PUB, SUB, REQ, REP, DEALER, ROUTER, PULL, PUSH, XPUB, XSUB = tuple(SocketType)[:11]
+SERVER, CLIENT, RADIO, DISH, GATHER, SCATTER, DGRAM, PEER, CHANNEL = tuple(SocketType)[11:]
 XREQ = DEALER
 XREP = ROUTER
 
@@ -45,6 +56,15 @@ COMPATIBLE_PEERS: dict[int, frozenset[int]] = {
     PUSH: frozenset({PULL}),
     PULL: frozenset({PUSH}),
     PAIR: frozenset({PAIR}),
+    SERVER: frozenset({CLIENT}),
+    CLIENT: frozenset({SERVER}),
+    RADIO: frozenset({DISH}),
+    DISH: frozenset({RADIO}),
+    GATHER: frozenset({SCATTER}),
+    SCATTER: frozenset({GATHER}),
+    PEER: frozenset({PEER}),
+    CHANNEL: frozenset({CHANNEL}),
+    DGRAM: frozenset(),
 }
 
 # -- socket options ---------------------------------------------------------------------------
@@ -108,6 +128,7 @@ class SocketOption(IntEnum):
     CONNECT_TIMEOUT = 79
     MULTICAST_MAXTPDU = 84
     ZAP_ENFORCE_DOMAIN = 93
+    MULTICAST_LOOP = 96
     CONFLATE = 54
     REQ_CORRELATE = 52
     REQ_RELAXED = 53

@@ -1,4 +1,4 @@
-"""Endpoint strings: tcp://host:port, ipc://path and inproc://name."""
+"""Endpoint strings: tcp://host:port, ipc://path, inproc://name, and udp/pgm/epgm addresses."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def parse(endpoint: str, binding: bool) -> Endpoint:
         return Endpoint("ipc", rest)
     if scheme == "inproc":
         return Endpoint("inproc", rest)
+    if scheme in ("udp", "pgm", "epgm"):
+        # The datagram transports read their own address forms (engine.multicast_address).
+        return Endpoint(scheme, rest)
     raise ZMQError(c.EPROTONOSUPPORT, f"unsupported transport {scheme!r} in {endpoint!r}")
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import constants as c
+from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, set_option
 from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
@@ -36,13 +37,24 @@ _MONITOR_EVENT = struct.Struct("<HI")
 
 
 class Frame:
-    """A received frame, for `copy=False` callers (pyzmq's zmq.Frame)."""
+    """A received frame, for `copy=False` callers (pyzmq's zmq.Frame). Draft sockets set its
+    `group` (RADIO/DISH) or `routing_id` (SERVER/PEER), and read them from a Frame sent."""
 
-    __slots__ = ("bytes", "more")
+    __slots__ = ("_group", "bytes", "more", "routing_id")
 
     def __init__(self, data: bytes = b"", more: bool = False) -> None:
         self.bytes = bytes(data)
         self.more = more
+        self._group = b""
+        self.routing_id = 0
+
+    @property
+    def group(self) -> str:
+        return face_draft.group_text(self._group)
+
+    @group.setter
+    def group(self, group: str | bytes) -> None:
+        self._group = face_draft.group_bytes(group)
 
     @property
     def buffer(self) -> memoryview:
@@ -166,7 +178,20 @@ class SocketFace:
 
     # -- sending and receiving --------------------------------------------------------------------
 
-    def send(self, data: Any, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+    def send(
+        self,
+        data: Any,
+        flags: int = 0,
+        copy: bool = True,
+        track: bool = False,
+        routing_id: int | None = None,
+        group: str | bytes | None = None,
+    ) -> Any:
+        core = self._core
+        if core.thread_safe:  # draft types: one frame, with its group or routing id
+            face_draft.single_frame(flags, 1)
+            msg = face_draft.outgoing(core.metadata, data, as_frame(data), group, routing_id)
+            return self._send_whole(msg, flags, track)
         msg = self._gather(data, flags)
         if msg is None:  # a part given with SNDMORE: it waits for the rest
             return self._done(_TRACKER if track else None)
@@ -178,6 +203,11 @@ class SocketFace:
         msg = [as_frame(p) for p in msg_parts]
         if not msg:
             raise ZMQError(c.EINVAL, "cannot send an empty multipart message")
+        core = self._core
+        if core.thread_safe:
+            face_draft.single_frame(flags, len(msg))
+            msg = face_draft.outgoing(core.metadata, msg_parts[0], msg[0], None, None)
+            return self._send_whole(msg, flags, track)
         if self._send_parts:  # parts given earlier with SNDMORE come first
             msg = self._send_parts + msg
             object.__setattr__(self, "_send_parts", [])
@@ -198,6 +228,13 @@ class SocketFace:
         return self._blocking(attempt, flags, core.options.sndtimeo)
 
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        core = self._core
+        if core.thread_safe:
+            meta = core.metadata
+            msg = self._recv_whole(flags)
+            if type(msg) is list:
+                return self._done(face_draft.incoming(meta, msg, Frame, copy))
+            return self._then(msg, lambda m: face_draft.incoming(meta, m, Frame, copy))
         if self._recv_rest:
             return self._done(self._next_rest_frame(copy))
         msg = self._recv_whole(flags)
@@ -206,6 +243,8 @@ class SocketFace:
         return self._then(msg, lambda m: self._first_frame(m, copy))
 
     def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        if self._core.thread_safe:
+            return self._then(self.recv(flags, copy, track), lambda frame: [frame])
         rest = self._recv_rest
         if rest:
             object.__setattr__(self, "_recv_rest", [])
@@ -311,6 +350,33 @@ class SocketFace:
         self._call_on_loop(self._endpoints.remove, addr)
 
     disconnect = unbind
+
+    # -- draft sockets --------------------------------------------------------------------------
+
+    def join(self, group: str | bytes) -> None:
+        """DISH: receive the messages of `group` (exact name, up to 255 bytes)."""
+        self._check_open()
+        join = getattr(self._core, "join", None)
+        if join is None:
+            raise ZMQError(c.ENOTSUP, "only DISH sockets join groups")
+        join(face_draft.group_bytes(group))
+
+    def leave(self, group: str | bytes) -> None:
+        """DISH: stop receiving `group`."""
+        self._check_open()
+        leave = getattr(self._core, "leave", None)
+        if leave is None:
+            raise ZMQError(c.ENOTSUP, "only DISH sockets leave groups")
+        leave(face_draft.group_bytes(group))
+
+    def connect_peer(self, addr: str) -> int:
+        """PEER: connect, and return the routing id that names the new peer."""
+        if self._core.socket_type != c.PEER:
+            raise ZMQError(c.ENOTSUP, "only PEER sockets connect_peer")
+        if self._core.options.immediate:
+            raise ZMQError(c.EFAULT, "connect_peer needs IMMEDIATE off (the peer is named now)")
+        self.connect(addr)
+        return self._core.last_id
 
     def bind_to_random_port(
         self, addr: str, min_port: int = 49152, max_port: int = 65536, max_tries: int = 100

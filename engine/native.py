@@ -27,6 +27,11 @@ def native_lock() -> Any:
     return _original("_thread", "allocate_lock")()
 
 
+def native_rlock() -> Any:
+    """A real OS re-entrant lock (a thread-safe socket's, taken again inside its own calls)."""
+    return _original("_thread", "RLock")()
+
+
 def start_native_thread(fn: Callable[[], None]) -> None:
     _original("_thread", "start_new_thread")(fn, ())
 

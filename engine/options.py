@@ -53,6 +53,8 @@ class Options:
     rate: int = 100
     recovery_ivl: int = 10000
     multicast_hops: int = 1
+    multicast_maxtpdu: int = 1500
+    multicast_loop: int = 1
     router_raw: int = 0
     blocky: int = 1
     # Security: engine/security/options.py sets and reads these, with libzmq's side effects.

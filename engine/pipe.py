@@ -147,6 +147,7 @@ class Pipe:
         "read_paused",
         "routing_id",
         "sndhwm",
+        "takes_all",
         "written",
     )
 
@@ -172,6 +173,9 @@ class Pipe:
         self.routing_id = b""
         #: The Identity the peer announced in its READY.
         self.identity = b""
+        #: A multicast pipe (udp, pgm, epgm): the socket sends it every message, whatever was
+        #: subscribed or joined; the receivers filter (libzmq's subscribe_to_all).
+        self.takes_all = False
 
     # -- user side ----------------------------------------------------------------------------
 

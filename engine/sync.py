@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, MutableSet
@@ -45,8 +46,53 @@ def run_blocking(steps: Steps, waiter: Sleeper) -> Any:
         return done.value
 
 
+class ThreadWaiter:
+    """One thread's wait on a thread-safe socket (the draft types): its own eventfd, woken with
+    every other thread waiting there, so no thread's clear() can swallow another's wake-up."""
+
+    __slots__ = ("signal", "sleepers")
+
+    def __init__(self, sleepers: set[Signal]) -> None:
+        self.signal = _thread_signal()
+        self.sleepers = sleepers
+
+    def prepare(self) -> None:
+        self.sleepers.add(self.signal)
+        self.signal.clear()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.signal.wait(timeout)
+
+    def done(self) -> None:
+        self.sleepers.discard(self.signal)
+
+
+class _OwnSignal:
+    """A thread's eventfd, closed when the thread (and so its thread-local) goes away."""
+
+    __slots__ = ("signal",)
+
+    def __init__(self) -> None:
+        self.signal = Signal()
+
+    def __del__(self) -> None:
+        self.signal.close()
+
+
+_local = threading.local()
+
+
+def _thread_signal() -> Signal:
+    """This thread's (or greenlet's) eventfd for waiting on thread-safe sockets."""
+    own = getattr(_local, "own", None)
+    if own is None:
+        own = _local.own = _OwnSignal()
+    return own.signal
+
+
 class Socket(SocketFace):
-    """A blocking socket, driven from one thread at a time (sockets are not thread-safe)."""
+    """A blocking socket, driven from one thread at a time, except the draft types, which any
+    thread may use at any time (libzmq's thread-safe sockets)."""
 
     _face_name = "engine.Socket"
 
@@ -55,18 +101,29 @@ class Socket(SocketFace):
         super().__init__(context, socket_type, io.loop, same_thread=False)
         object.__setattr__(self, "_io_thread", io)
         object.__setattr__(self, "_signal", Signal())
+        #: Threads blocked on a thread-safe socket, each on its own eventfd.
+        object.__setattr__(self, "_sleepers", set())
         self._start()
 
     # -- how to wait ----------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        self._signal.set()
+        self._signal.set()  # for a Poller, or the FD, waiting on this socket
+        if self._sleepers:
+            for signal in list(self._sleepers):
+                signal.set()
 
-    def _waiter(self) -> Signal:
+    def _waiter(self) -> Signal | ThreadWaiter:
+        if self._core.thread_safe:
+            return ThreadWaiter(self._sleepers)
         return self._signal
 
-    def _run(self, steps: Steps, waiter: Signal) -> Any:
-        return run_blocking(steps, waiter)
+    def _run(self, steps: Steps, waiter: Signal | ThreadWaiter) -> Any:
+        try:
+            return run_blocking(steps, waiter)
+        finally:
+            if type(waiter) is ThreadWaiter:
+                waiter.done()
 
     def _done(self, value: Any) -> Any:
         return value

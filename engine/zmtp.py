@@ -11,6 +11,8 @@ a clock or an event loop, so every rule is testable with plain byte strings.
 Subscriptions are carried the ZMTP 3.0 way inside the engine: a one-frame message whose first byte
 is 0x01 (subscribe) or 0x00 (cancel). The codec translates them to and from the 3.1 SUBSCRIBE and
 CANCEL commands when the peer speaks 3.1, so socket logic never needs to know the peer's version.
+A DISH's joins and leaves travel the same way inside the engine (0x01/0x00 + group) and always as
+the JOIN and LEAVE commands on the wire, which is the only way RADIO/DISH speak (RFC 48).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from enum import Enum
 from .constants import (
     COMPATIBLE_PEERS,
     DEALER,
+    DISH,
     PUB,
+    RADIO,
     REQ,
     ROUTER,
     SOCKET_TYPE_NAMES,
@@ -196,6 +200,9 @@ class ZMTPConnection:
         self.peer_identity = b""
         self._sends_subscriptions = socket_type in (SUB, XSUB)
         self._takes_subscriptions = socket_type in (PUB, XPUB)
+        #: Everything a DISH sends is a join or a leave; a RADIO takes them.
+        self._sends_joins = socket_type == DISH
+        self._takes_joins = socket_type == RADIO
         self._out: list[bytes] = [
             greeting(minor_version, self.mechanism.as_server, self.mechanism.name)
         ]
@@ -234,11 +241,17 @@ class ZMTPConnection:
             return
         pieces = self._out
         translate = self._sends_subscriptions and self.peer_minor_version >= 1
+        joins = self._sends_joins
         for frames in messages:
             if translate and len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
                 topic = frames[0]
                 name = b"SUBSCRIBE" if topic[0] == 1 else b"CANCEL"
                 pieces.append(encode_command(name, topic[1:]))
+                continue
+            if joins:
+                if len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
+                    name = b"JOIN" if frames[0][0] == 1 else b"LEAVE"
+                    pieces.append(encode_command(name, frames[0][1:]))
                 continue
             # The common case, a short single frame, skips the general encoder.
             if len(frames) == 1:
@@ -632,6 +645,10 @@ class ZMTPConnection:
         elif name in (b"SUBSCRIBE", b"CANCEL"):
             if self._takes_subscriptions:
                 mark = SUBSCRIBE_PREFIX if name == b"SUBSCRIBE" else CANCEL_PREFIX
+                messages.append([mark + rest])
+        elif name in (b"JOIN", b"LEAVE"):
+            if self._takes_joins:
+                mark = SUBSCRIBE_PREFIX if name == b"JOIN" else CANCEL_PREFIX
                 messages.append([mark + rest])
         elif name == b"READY":
             raise ProtocolError("READY after the handshake")

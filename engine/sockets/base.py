@@ -27,6 +27,10 @@ class SocketCore:
     queues_before_connect = True
     #: Only one peer at a time (PAIR).
     single_peer = False
+    #: Any thread may use it at any time, one frame per message (the draft types).
+    thread_safe = False
+    #: What a thread-safe type's first frame carries between face and core (threadsafe.py).
+    metadata: str | None = None
 
     def __init__(self, kick: Kick, same_thread: bool) -> None:
         self.flusher = FlushQueue(kick, same_thread)

@@ -32,6 +32,9 @@ class XPubSocket(SocketCore):
         self._for_app: deque[Message] = deque()
 
     def pipe_attached(self, pipe: Pipe) -> None:
+        if pipe.takes_all:  # pgm/epgm: no subscriptions travel, every message goes (libzmq)
+            self.subscribers.add(b"", pipe)
+            return
         welcome = self.options.xpub_welcome_msg
         if welcome:
             pipe.push([welcome])

@@ -18,7 +18,7 @@ from ..errors import ZMQError
 from ..pipe import Pipe, SocketPort
 from ..security.options import check_security
 from ..security.zap import ZapRequest
-from . import inproc, stream
+from . import inproc, pgm, stream, udp
 from .inproc import InprocRegistry
 from .zap import ZapCallback, ZapClient
 
@@ -42,7 +42,14 @@ class Transport(Protocol):
     def connect(self, host: Any, endpoint: Endpoint) -> EndpointHandle: ...
 
 
-TRANSPORTS: dict[str, Any] = {"tcp": stream, "ipc": stream, "inproc": inproc}
+TRANSPORTS: dict[str, Any] = {
+    "tcp": stream,
+    "ipc": stream,
+    "inproc": inproc,
+    "udp": udp,
+    "pgm": pgm,
+    "epgm": pgm,
+}
 
 
 class Endpoints:

@@ -13,18 +13,24 @@ there is no subscription forwarding (the receiving socket filters).
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import constants as c
+from ..endpoint import Endpoint
 from ..errors import ZMQError
-from ..multicast_address import DatagramAddress
+from ..multicast_address import DatagramAddress, parse_pgm
 from ..pgm import packets as wire
 from ..pgm.receiver import GapReported, MessageReceived, PgmReceiver, ReceiverConfig
 from ..pgm.sender import PgmSender, SenderConfig, window_sqns
 from .datagram import DatagramChannel
+from .datagram_link import DatagramLink
+from .link import LinkHost
 
 IP_HEADER = 20
 UDP_HEADER = 8
@@ -69,7 +75,7 @@ def open_pgm_socket(address: DatagramAddress, settings: PgmSettings) -> socket.s
     except OSError as exc:
         if isinstance(exc, ZMQError):
             raise
-        raise ZMQError(exc.errno or c.EINVAL, f"{exc.strerror}: {address}") from None
+        raise ZMQError(exc.errno or c.EINVAL, str(address)) from None
     try:
         group, iface = socket.inet_aton(address.host), socket.inet_aton(address.interface)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group + iface)
@@ -82,7 +88,7 @@ def open_pgm_socket(address: DatagramAddress, settings: PgmSettings) -> socket.s
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, settings.rcvbuf)
     except OSError as exc:
         sock.close()
-        raise ZMQError(exc.errno or c.EINVAL, f"{exc.strerror}: {address}") from None
+        raise ZMQError(exc.errno or c.EINVAL, str(address)) from None
     return sock
 
 
@@ -155,10 +161,25 @@ class PgmSession:
 
     # -- source --------------------------------------------------------------------------------
 
+    @property
+    def sends(self) -> bool:
+        return self.sender is not None
+
     def can_take(self) -> bool:
         """Room for more messages: less than one packet waiting for the rate to allow it."""
         sender = self.sender
         return sender is not None and not self.closed and sender.pending_bytes < sender.apdu_max
+
+    def accept(self, outbox: deque[list[bytes]]) -> int:
+        """Take queued messages while less than a packet's worth waits for the rate; the rest
+        stays in the socket's pipe, under its high-water mark (as libzmq's pgm sender pulls)."""
+        taken = 0
+        while outbox and self.can_take():
+            self.sender.send(outbox.popleft())  # type: ignore[union-attr]
+            taken += 1
+        if taken:
+            self._service()
+        return taken
 
     def send(self, messages: list[list[bytes]]) -> None:
         sender = self.sender
@@ -276,3 +297,46 @@ class PgmSession:
             self._timer.cancel()
             self._timer = None
         self.channel.close()
+
+
+# -- the transport registry's entry points (TRANSPORTS["pgm"] and ["epgm"]) -----------------------
+
+_SOURCES = {c.PUB, c.XPUB}
+_RECEIVERS = {c.SUB, c.XSUB}
+
+
+def bind(host: LinkHost, endpoint: Endpoint) -> DatagramLink:
+    """For PGM, bind and connect are the same: join the group (libzmq)."""
+    return connect(host, endpoint)
+
+
+def connect(host: LinkHost, endpoint: Endpoint) -> DatagramLink:
+    port = host.port
+    kind = port.socket_type
+    if kind not in _SOURCES and kind not in _RECEIVERS:
+        name = c.SocketType(kind).name
+        raise ZMQError(
+            c.ENOCOMPATPROTO, f"{name} cannot use {endpoint.transport}:// (PUB/XPUB/SUB/XSUB only)"
+        )
+    text = f"{endpoint.transport}://{endpoint.address}"
+    address = parse_pgm(text, endpoint.transport, endpoint.address)
+    opts = port.options
+    settings = PgmSettings(
+        rate_kbit=opts.rate,
+        recovery_ivl_ms=opts.recovery_ivl,
+        hops=opts.multicast_hops,
+        max_tpdu=opts.multicast_maxtpdu,
+        max_message_size=opts.maxmsgsize,
+        sndbuf=opts.sndbuf,
+        rcvbuf=opts.rcvbuf,
+    )
+    source_port = random.choice([p for p in range(1024, 65536) if p != address.port])
+    session = PgmSession(
+        host.loop,
+        address,
+        settings,
+        source=kind in _SOURCES,
+        gsi=os.urandom(6),
+        source_port=source_port,
+    )
+    return DatagramLink(host, text, session)

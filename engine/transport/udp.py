@@ -16,14 +16,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import constants as c
 from .. import udp_datagram as udp
+from ..endpoint import Endpoint
 from ..errors import ZMQError
-from ..multicast_address import ANY, DatagramAddress
+from ..multicast_address import ANY, DatagramAddress, parse_udp
 from .datagram import DatagramChannel
+from .datagram_link import DatagramLink
+from .link import LinkHost
 
 RADIO, DISH, DGRAM = "radio", "dish", "dgram"
 
@@ -69,7 +73,7 @@ def open_udp_socket(
                 sock.bind((address.host, address.port))
     except OSError as exc:
         sock.close()
-        raise ZMQError(exc.errno or c.EINVAL, f"{exc.strerror}: {address}") from None
+        raise ZMQError(exc.errno or c.EINVAL, str(address)) from None
     return sock
 
 
@@ -107,11 +111,21 @@ class UdpSession:
         )
         #: Messages that could not become a datagram (too large, a bad DGRAM address).
         self.unsendable = 0
+        self.sends = send
+        #: A datagram leaves (or is dropped) at once: nothing waits for a rate.
+        self.unsent = 0
+        self.on_ready: Callable[[], None] | None = None
 
     @property
     def endpoint(self) -> str:
         """The endpoint as bound (the port the kernel chose for port 0)."""
         return str(self.address)
+
+    def accept(self, outbox: deque[list[bytes]]) -> int:
+        """Send every queued message (DatagramLink's side)."""
+        batch = [outbox.popleft() for _ in range(len(outbox))]
+        self.send(batch)
+        return len(batch)
 
     def send(self, messages: list[list[bytes]]) -> None:
         """Each message as one datagram: [group, body] (RADIO) or [address, body] (DGRAM)."""
@@ -156,3 +170,34 @@ class UdpSession:
 
     def close(self) -> None:
         self.channel.close()
+
+
+# -- the transport registry's entry points (engine.transport.TRANSPORTS["udp"]) ------------------
+
+#: Which side of udp each socket type may take (libzmq: RADIO only sends, so it only connects).
+_ROLES = {c.RADIO: RADIO, c.DISH: DISH, c.DGRAM: DGRAM}
+_BINDS = {c.DISH, c.DGRAM}
+
+
+def bind(host: LinkHost, endpoint: Endpoint) -> DatagramLink:
+    return _open(host, endpoint, binding=True)
+
+
+def connect(host: LinkHost, endpoint: Endpoint) -> DatagramLink:
+    return _open(host, endpoint, binding=False)
+
+
+def _open(host: LinkHost, endpoint: Endpoint, binding: bool) -> DatagramLink:
+    port = host.port
+    role = _ROLES.get(port.socket_type)
+    if role is None or (binding and port.socket_type not in _BINDS):
+        action = "bind to" if binding else "connect to"
+        raise ZMQError(
+            c.ENOCOMPATPROTO, f"{c.SocketType(port.socket_type).name} cannot {action} udp"
+        )
+    text = f"udp://{endpoint.address}"
+    address = parse_udp(text, endpoint.address, binding)
+    opts = port.options
+    settings = UdpSettings(opts.multicast_hops, bool(opts.multicast_loop), opts.sndbuf, opts.rcvbuf)
+    session = UdpSession(host.loop, address, settings, role=role, binding=binding)
+    return DatagramLink(host, session.endpoint if binding else text, session)

@@ -19,12 +19,12 @@ ENGINE = ROOT / "engine"
 
 #: Layer -> the modules in it ("sockets" stands for engine/sockets/*, and so on).
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("constants", "errors", "error", "options", "endpoint", "native"),
-    1: ("zmtp", "pipe", "security"),
+    0: ("constants", "errors", "error", "options", "endpoint", "multicast_address", "native"),
+    1: ("zmtp", "pipe", "security", "pgm", "udp_datagram"),
     2: ("sockets",),
     3: ("transport",),
     4: ("context",),
-    5: ("face", "face_context", "polling", "waiting"),
+    5: ("face", "face_draft", "face_context", "polling", "waiting"),
     6: ("sync", "iothread", "asyncio"),
     7: ("poll", "devices", "utils", "auth", "__init__"),
     8: ("patterns",),

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.timeout(30)
 SOCKET_TYPES = [
     "PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB",
     "XREQ", "XREP",
+    # the draft types
+    "SERVER", "CLIENT", "RADIO", "DISH", "GATHER", "SCATTER", "DGRAM", "PEER", "CHANNEL",
 ]  # fmt: skip
 FLAGS = ["DONTWAIT", "NOBLOCK", "SNDMORE", "RCVMORE", "POLLIN", "POLLOUT", "POLLERR", "POLLPRI"]
 EVENTS = [
@@ -76,7 +78,8 @@ def test_version_functions() -> None:
     """zmq_version(), zmq_version_info() and has() exist."""
     assert zmq.zmq_version_info()[0] == 4
     assert zmq.zmq_version() == ".".join(map(str, zmq.zmq_version_info()))
-    assert zmq.has("ipc")
+    assert zmq.has("ipc") and zmq.has("pgm") and zmq.has("draft") and zmq.DRAFT_API
+    assert not zmq.has("norm")
 
 
 # -- setsockopt / getsockopt ----------------------------------------------------------------------
