@@ -63,13 +63,17 @@ def encode_raw(body: bytes) -> bytes:
 
 
 def format_peer(host: str, port: int) -> bytes:
-    """DGRAM's address frame for an IPv4 peer, as libzmq writes it: ``b"10.0.0.1:5555"``."""
-    return f"{host}:{port}".encode("ascii")
+    """DGRAM's address frame for an IPv4 peer, as libzmq writes it: ``b"10.0.0.1:5555\\0"``
+    (a C string: libzmq counts the terminating NUL into the frame)."""
+    return f"{host}:{port}\0".encode("ascii")
 
 
 def parse_peer(frame: bytes) -> tuple[str, int] | None:
-    """(IPv4 host, port) from a DGRAM address frame; None unless it is ``a.b.c.d:port``, port
-    1-65535 (libzmq rejects port 0 and non-IPv4 hosts the same way)."""
+    """(IPv4 host, port) from a DGRAM address frame; None unless it is ``a.b.c.d:port``, with
+    or without libzmq's terminating NUL, port 1-65535 (libzmq rejects port 0 and non-IPv4
+    hosts the same way)."""
+    if frame.endswith(b"\0"):
+        frame = frame[:-1]
     try:
         text = frame.decode("ascii")
         host, _, port_text = text.rpartition(":")

@@ -200,22 +200,35 @@ class VethPair:
         is lost before any socket sees it, while the sender gets no error (as with a lossy
         network, and unlike a drop on output, which makes ``sendto`` fail with EPERM).
         """
-        body = "\n".join(f"    {rule} counter drop" for rule in rules)
-        table = f"""
-table ip {PREFIX}loss {{
+        self._rules(ns, "loss", rules, "drop")
+
+    def dropped(self, ns: str) -> list[int]:
+        """Packets each `drop` rule has dropped so far, in rule order."""
+        return self._counters(ns, "loss")
+
+    def clear_drops(self, ns: str) -> None:
+        self.run(ns, "nft", "delete", "table", "ip", f"{PREFIX}loss", check=False)
+
+    def count(self, ns: str, rules: Sequence[str]) -> None:
+        """Count (and let through) packets arriving in `ns` that match each nft rule."""
+        self._rules(ns, "count", rules, "accept")
+
+    def counted(self, ns: str) -> list[int]:
+        return self._counters(ns, "count")
+
+    def _rules(self, ns: str, table: str, rules: Sequence[str], verdict: str) -> None:
+        body = "\n".join(f"    {rule} counter {verdict}" for rule in rules)
+        text = f"""
+table ip {PREFIX}{table} {{
   chain pre {{
     type filter hook prerouting priority -300; policy accept;
 {body}
   }}
 }}
 """
-        self.run(ns, "nft", "delete", "table", "ip", f"{PREFIX}loss", check=False)
-        sh("ip", "netns", "exec", ns, "nft", "-f", "-", input_text=table)
+        self.run(ns, "nft", "delete", "table", "ip", f"{PREFIX}{table}", check=False)
+        sh("ip", "netns", "exec", ns, "nft", "-f", "-", input_text=text)
 
-    def dropped(self, ns: str) -> list[int]:
-        """Packets each `drop` rule has dropped so far, in rule order."""
-        text = self.run(ns, "nft", "list", "table", "ip", f"{PREFIX}loss")
+    def _counters(self, ns: str, table: str) -> list[int]:
+        text = self.run(ns, "nft", "list", "table", "ip", f"{PREFIX}{table}")
         return [int(n) for n in re.findall(r"counter packets (\d+)", text)]
-
-    def clear_drops(self, ns: str) -> None:
-        self.run(ns, "nft", "delete", "table", "ip", f"{PREFIX}loss", check=False)

@@ -13,6 +13,7 @@ there is no subscription forwarding (the receiving socket filters).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
@@ -31,6 +32,8 @@ from ..pgm.sender import PgmSender, SenderConfig, window_sqns
 from .datagram import DatagramChannel
 from .datagram_link import DatagramLink
 from .link import LinkHost
+
+log = logging.getLogger(__name__)
 
 IP_HEADER = 20
 UDP_HEADER = 8
@@ -157,6 +160,8 @@ class PgmSession:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self.closed = False
+        #: Gaps reported (each a run of packets lost for good).
+        self.gaps = 0
         self._service()
 
     # -- source --------------------------------------------------------------------------------
@@ -253,6 +258,13 @@ class PgmSession:
                 if messages and self.on_messages is not None:
                     self.on_messages(messages)
                     messages = []
+                self.gaps += 1
+                log.warning(
+                    "%s: %d packet(s) lost for good (gone from the source's window, or older "
+                    "than RECOVERY_IVL); the messages in them were dropped, never delivered cut",
+                    self.address,
+                    event.lost,
+                )
                 if self.on_gap is not None:
                     self.on_gap(event.lost)
         if messages and self.on_messages is not None:

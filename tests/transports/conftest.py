@@ -11,7 +11,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peers"))  # peerkit
 
-from peerkit import LinePeer, js_argv, js_unavailable, system_argv, system_unavailable
+from peerkit import (
+    LinePeer,
+    codec_argv,
+    engine_argv,
+    js_argv,
+    js_unavailable,
+    system_argv,
+    system_unavailable,
+)
+from pgmkit import in_ns
 
 from loadtest import netns
 
@@ -71,17 +80,41 @@ def system_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer
     reason = system_unavailable()
     if reason:
         pytest.skip(reason)
+    return _starter(peers, tmp_path, system_argv, "sys")
 
-    def start(
-        pair: netns.VethPair, ns: str, socket_type: str, endpoint: str, mode: str, **options: object
-    ) -> LinePeer:
+
+def _starter(peers: list[LinePeer], tmp_path: Path, argv_of: Callable[..., list[str]], tag: str):  # type: ignore[no-untyped-def]
+    def start(pair: netns.VethPair, ns: str, *args: str, **options: object) -> LinePeer:
         peer = LinePeer(
-            system_argv(socket_type, endpoint, mode, **options),
-            tmp_path / f"sys-{socket_type}-{len(peers)}.log",
-            spawn=lambda argv, **kw: pair.spawn(ns, argv, **kw),
+            argv_of(*args, **options),
+            tmp_path / f"{tag}-{args[0]}-{len(peers)}.log",
+            spawn=in_ns(pair, ns),
         )
         peers.append(peer)
         peer.next_event("ready")
         return peer
 
     return start
+
+
+@pytest.fixture
+def codec_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer]:
+    """The engine's sans-I/O PGM codecs over plain sockets, inside a namespace of `veth`:
+    codec_peer(veth, ns, "sub", "epgm://...", recovery_ivl=...) -> a ready LinePeer."""
+    return _starter(peers, tmp_path, codec_argv, "codec")
+
+
+@pytest.fixture
+def engine_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer]:
+    """An engine socket (zmq_peer.py --engine) inside a namespace of `veth`:
+    engine_peer(veth, ns, "sub", "epgm://...", "connect", RATE=...) -> a ready LinePeer."""
+    return _starter(peers, tmp_path, engine_argv, "engine")
+
+
+@pytest.fixture
+def lossy(veth: netns.VethPair) -> netns.VethPair:
+    """`veth`, where nftables can drop chosen packets (skips where nft is missing)."""
+    reason = netns.nft_unavailable()
+    if reason:
+        pytest.skip(reason)
+    return veth
