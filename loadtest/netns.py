@@ -94,6 +94,22 @@ def reap_stale() -> list[str]:
     return reaped
 
 
+def kill(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL `process` by its PID (if it still runs), reap it, and close its pipes."""
+    if process.poll() is None:
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait(COMMAND_TIMEOUT)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:  # BrokenPipeError: unflushed input the dead process never read
+            pass
+
+
 def _kill_namespace_processes(ns: str) -> None:
     """SIGKILL, by PID, whatever still runs in `ns` (it was started there by this module)."""
     for pid in sh("ip", "netns", "pids", ns, check=False).split():
@@ -145,13 +161,7 @@ class VethPair:
     def down(self) -> None:
         """Kill what `spawn` started (by PID), then delete both namespaces; safe to repeat."""
         while self.processes:
-            proc = self.processes.pop()
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait(COMMAND_TIMEOUT)
+            kill(self.processes.pop())
         for ns in (self.ns_a, self.ns_b):
             if ns in sh("ip", "netns", "list", check=False).split():
                 _kill_namespace_processes(ns)

@@ -18,8 +18,8 @@ import random
 from .. import constants as c
 from ..errors import ZMQError
 from ..pipe import Message, Pipe
-from .parts import LoadBalancer
-from .threadsafe import ROUTING_ID, ThreadSafeSocket
+from .reqrep import DealerSocket
+from .threadsafe import ROUTING_ID, ThreadSafeSocket, single_frames
 
 ID_SPACE = 1 << 32
 
@@ -84,24 +84,10 @@ class PeerSocket(ServerSocket):
     socket_type = c.PEER
 
 
-class ClientSocket(ThreadSafeSocket):
-    """Load-balances what it sends, fair-queues what it receives; one frame per message."""
+class ClientSocket(ThreadSafeSocket, DealerSocket):
+    """DEALER's routing (load-balance out, fair-queue in), one frame per message."""
 
     socket_type = c.CLIENT
 
-    def __init__(self, *args) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args)
-        self.balancer = LoadBalancer(self.pipes)
-
-    def _send(self, msg: Message) -> bool:
-        return self.balancer.send(msg) is not None
-
     def _recv(self) -> Message | None:
-        take = self.inbox.take
-        while True:
-            msg = take()
-            if msg is None or len(msg) == 1:
-                return msg
-
-    def can_send(self) -> bool:
-        return self.balancer.any_ready()
+        return single_frames(self.inbox)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..native import native_rlock
 from ..pipe import Message
 from .base import SocketCore
+from .parts import FairQueue
 
 #: The first frame of a message at the face carries the group (RADIO, DISH).
 GROUP = "group"
@@ -52,3 +53,13 @@ class ThreadSafeSocket(SocketCore):
 
     def disarm(self) -> None:
         """Stay armed: another thread may be waiting on the same socket (see the module)."""
+
+
+def single_frames(inbox: FairQueue) -> Message | None:
+    """The next one-frame message; multipart ones (only a foreign peer sends them) are dropped
+    whole, as libzmq's thread-safe types drop them."""
+    take = inbox.take
+    while True:
+        msg = take()
+        if msg is None or len(msg) == 1:
+            return msg

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from loadtest.netns import kill
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js"
@@ -139,18 +140,7 @@ class LinePeer:
 
     def close(self) -> None:
         """SIGKILL by PID, then reap."""
-        if self.process.poll() is None:
-            try:
-                os.kill(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(WAIT)
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except (BrokenPipeError, OSError):
-                pass
+        kill(self.process)
 
 
 def js_argv(socket_type: str, endpoint: str, mode: str, **options: object) -> list[str]:
