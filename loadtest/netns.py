@@ -120,13 +120,21 @@ def _kill_namespace_processes(ns: str) -> None:
 
 
 class VethPair:
-    """Namespaces `ns_a` (192.0.2.1 on `dev_a`) and `ns_b` (192.0.2.2 on `dev_b`), one veth."""
+    """Namespaces `ns_a` (192.0.2.1 on `dev_a`) and `ns_b` (192.0.2.2 on `dev_b`), one veth.
 
-    def __init__(self, tag: str | None = None) -> None:
+    With `existing_a`, side a is a namespace someone else made (a LAN behind a host that is
+    already wired elsewhere): it gets the veth end and its address, and is left in place by
+    `down`, which removes only side b (and with it the veth).
+    """
+
+    def __init__(self, tag: str | None = None, existing_a: str | None = None) -> None:
         self.tag = tag or f"{os.getpid()}x{next(_counter)}"
         # Namespaces and interfaces are named apart by the kernel: each end uses one name.
         self.ns_a, self.ns_b = f"{PREFIX}a{self.tag}", f"{PREFIX}b{self.tag}"
         self.dev_a, self.dev_b = self.ns_a, self.ns_b
+        self.existing_a = existing_a is not None
+        if existing_a is not None:
+            self.ns_a = existing_a
         for dev in (self.dev_a, self.dev_b):
             if len(dev) > IFNAME_MAX:
                 raise ValueError(f"tag {self.tag!r} makes interface name {dev!r} too long")
@@ -142,7 +150,8 @@ class VethPair:
             return self
         self.down()
         try:
-            sh("ip", "netns", "add", self.ns_a)
+            if not self.existing_a:
+                sh("ip", "netns", "add", self.ns_a)
             sh("ip", "netns", "add", self.ns_b)
             # Made straight inside the namespaces: the pair never appears on the host.
             sh("ip", "link", "add", self.dev_a, "netns", self.ns_a, "type", "veth",
@@ -151,7 +160,7 @@ class VethPair:
                 sh("ip", "-n", ns, "addr", "add", f"{addr}/{PREFIX_LEN}", "dev", dev)
                 sh("ip", "-n", ns, "link", "set", "lo", "up")
                 sh("ip", "-n", ns, "link", "set", dev, "up")
-                sh("ip", "-n", ns, "route", "add", MULTICAST_ROUTE, "dev", dev)
+                sh("ip", "-n", ns, "route", "replace", MULTICAST_ROUTE, "dev", dev)
         except BaseException:
             self.down()
             raise
@@ -162,7 +171,7 @@ class VethPair:
         """Kill what `spawn` started (by PID), then delete both namespaces; safe to repeat."""
         while self.processes:
             kill(self.processes.pop())
-        for ns in (self.ns_a, self.ns_b):
+        for ns in (self.ns_b,) if self.existing_a else (self.ns_a, self.ns_b):
             if ns in sh("ip", "netns", "list", check=False).split():
                 _kill_namespace_processes(ns)
                 sh("ip", "netns", "del", ns, check=False)

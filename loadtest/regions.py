@@ -32,6 +32,8 @@ from pathlib import Path
 import engine as zmq
 import engine.asyncio as azmq
 
+from .netns import kill
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOPIC = b"room.hall\0"
 #: Bound on a start-up or settle wait: generous for a loaded 2-core machine.
@@ -141,8 +143,10 @@ def sh(*cmd: str, check: bool = True) -> str:
 class Proc:
     """A Python process in a namespace; stdout lines collected on a thread; killed by PID."""
 
-    def __init__(self, ns: str, args: list[str], log: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    def __init__(
+        self, ns: str, args: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        env = dict(os.environ, **(env or {}), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
         self.log = log
         with log.open("ab") as err:  # `ip netns exec` execs: the PID is python's
             self.process = subprocess.Popen(
@@ -189,18 +193,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL by PID, then reap."""
-        if self.process.poll() is None:
-            try:
-                os.kill(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(WAIT)
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except BrokenPipeError:
-                pass
+        kill(self.process)
 
 
 class Link:
@@ -280,45 +273,70 @@ class Link:
         return acked, tx["bytes"], tx["packets"]
 
 
+def spawn_subscribers(
+    link: Link, ns: str, name: str, target: str, n: int, args: argparse.Namespace
+) -> Proc:
+    """N SUBs on `target` in namespace `ns`, waiting for the load in `args`."""
+    load_s = args.messages / args.msg_rate
+    return link.spawn(ns, name, ["-m", "loadtest.regions", "subscribe", "--endpoint", target,
+                      "-n", str(n), "--count", str(args.messages),
+                      "--timeout", str(load_s + WAIT)])  # fmt: skip
+
+
+def probe_until_ready(pub: Proc, subs: Proc) -> None:
+    """Probe until every subscriber got one: every subscription is in place, upstream too."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        pub.send("probe")
+        try:
+            subs.wait_for("^ready", PROBE_EVERY)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def start_publisher(link: Link, name: str) -> tuple[Proc, str]:
+    """The event publisher in dc, ready; and its resolved endpoint."""
+    pub = link.spawn(link.dc, name, ["-m", "loadtest.regions", "publish", "--bind",
+                                     f"tcp://{link.dc_ip}:0"])  # fmt: skip
+    endpoint = pub.wait_for(r"^bound (\S+)")[1]
+    pub.wait_for("^ready")
+    return pub, endpoint
+
+
+def start_relay(link: Link, upstream: str, bind: str) -> str:
+    """`crossroads relay` in nz, ready; the endpoint it serves its region on."""
+    cmd = ["-m", "relay.cli", "--upstream", upstream, "--hwm", "0"]
+    cmd += ["--bind", bind, "--stats-interval", "0"]
+    relay = link.spawn(link.nz, "relay", cmd)
+    served = relay.wait_for(r"^updates (\S+)")[1]
+    relay.wait_for("^ready")
+    return served
+
+
 def run_mode(link: Link, args: argparse.Namespace, relay: bool) -> dict[str, object]:
     """One mode's bytes across the link and latencies, under the load in ``args``."""
     mode = "relay" if relay else "direct"
-    me = ["-m", "loadtest.regions"]
     try:
-        pub = link.spawn(
-            link.dc, f"{mode}-pub", [*me, "publish", "--bind", f"tcp://{link.dc_ip}:0"]
-        )
-        endpoint = pub.wait_for(r"^bound (\S+)")[1]
+        pub, endpoint = start_publisher(link, f"{mode}-pub")
         port = int(endpoint.rsplit(":", 1)[1])
-        pub.wait_for("^ready")
-        target = endpoint
-        if relay:
-            cmd = ["-m", "relay.cli", "--upstream", endpoint, "--hwm", "0"]
-            cmd += ["--bind", "tcp://127.0.0.1:0", "--stats-interval", "0"]
-            r = link.spawn(link.nz, "relay", cmd)
-            target = r.wait_for(r"^updates (\S+)")[1]
-            r.wait_for("^ready")
-        load_s = args.messages / args.msg_rate
-        subs = link.spawn(link.nz, f"{mode}-subs", [*me, "subscribe", "--endpoint", target,
-                          "-n", str(args.subscribers), "--count", str(args.messages),
-                          "--timeout", str(load_s + WAIT)])  # fmt: skip
-        deadline = time.monotonic() + WAIT
-        while True:  # probe until every subscription is in place, upstream included
-            pub.send("probe")
-            try:
-                subs.wait_for("^ready", PROBE_EVERY)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
+        target = start_relay(link, endpoint, "tcp://127.0.0.1:0") if relay else endpoint
+        subs = spawn_subscribers(link, link.nz, f"{mode}-subs", target, args.subscribers, args)
+        probe_until_ready(pub, subs)
         acked0, tx0, pk0 = link.settled(port)
         pub.send(f"go {args.messages} {args.size} {args.msg_rate}")
-        report = json.loads(subs.wait_for(r"^done (.*)", load_s + 2 * WAIT)[1])
+        report = await_report(subs, args)
         acked1, tx1, pk1 = link.settled(port)
     finally:
         link.kill_all()
     return {"mode": mode, "subscribers": args.subscribers, "payload_bytes": acked1 - acked0,
             "link_bytes": tx1 - tx0, "link_packets": pk1 - pk0, **report}  # fmt: skip
+
+
+def await_report(subs: Proc, args: argparse.Namespace) -> dict[str, object]:
+    """The subscribers' report once they got the whole load (or timed out waiting)."""
+    return json.loads(subs.wait_for(r"^done (.*)", args.messages / args.msg_rate + 2 * WAIT)[1])
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -334,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m loadtest.regions",
         description="Bytes across a shaped dc<->nz link and event latency, N subscribers "
-        "direct vs behind a relay, in two network namespaces (root). Also: `publish --help`, "
+        "direct vs behind a relay, in two network namespaces (root). Also: `lan --help` (N players "
+        "on a LAN behind a relay, over tcp and over epgm multicast), `publish --help`, "
         "`subscribe --help` (the roles it runs inside the namespaces).",
     )
     p.add_argument("--subscribers", type=int, default=50, help="players in nz (50)")
@@ -393,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         p = argparse.ArgumentParser(prog="regions publish", description=publish.__doc__)
         p.add_argument("--bind", required=True, help="XPUB endpoint, e.g. tcp://10.77.0.1:0")
         return publish(p.parse_args(argv[1:]).bind)
+    if argv[:1] == ["lan"]:
+        from .regions_lan import lan_demo  # the LAN measurement builds on what is above
+
+        _unwind_on_signals()
+        return lan_demo(argv[1:])
     if argv[:1] == ["subscribe"]:
         p = argparse.ArgumentParser(prog="regions subscribe", description=subscribe.__doc__)
         p.add_argument("--endpoint", required=True, help="publisher or relay XPUB")
@@ -401,11 +425,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--timeout", type=float, required=True, help="seconds to wait for them")
         a = p.parse_args(argv[1:])
         return asyncio.run(subscribe(a.endpoint, a.n, a.count, a.timeout))
-    # SIGINT (even if inherited as ignored), SIGTERM, SIGHUP unwind through finally and atexit.
+    _unwind_on_signals()
+    return demo(build_parser().parse_args(argv))
+
+
+def _unwind_on_signals() -> None:
+    """SIGINT (even if inherited as ignored), SIGTERM, SIGHUP unwind through finally, atexit."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(128 + 15))
-    return demo(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import engine
 from gameserver.health import HEALTH_FILE_ENV
 
-from .forwarder import DEFAULT_HWM, Relay
+from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, Relay
 
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
@@ -28,7 +28,26 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "sending upstream only the topics someone in the region subscribes to.",
     )
     p.add_argument("--upstream", required=True, help="upstream XPUB, e.g. tcp://dc:7302")
-    p.add_argument("--bind", default=DEFAULT_BIND, help=f"XPUB for the region ({DEFAULT_BIND})")
+    p.add_argument(
+        "--bind",
+        default=DEFAULT_BIND,
+        help=f"XPUB for the region ({DEFAULT_BIND}); epgm://IFACE;GROUP:PORT (or pgm://, as root) "
+        "serves the region's LAN over multicast",
+    )
+    p.add_argument(
+        "--multicast-rate",
+        type=int,
+        default=DEFAULT_MULTICAST_RATE,
+        metavar="KBIT",
+        help=f"pgm/epgm send rate in kbit/s ({DEFAULT_MULTICAST_RATE})",
+    )
+    p.add_argument(
+        "--multicast-hops",
+        type=int,
+        default=1,
+        metavar="N",
+        help="pgm/epgm TTL: 1 keeps it on the LAN (1)",
+    )
     p.add_argument("--actions-upstream", help="upstream actions ROUTER, e.g. tcp://dc:7301")
     p.add_argument("--actions-bind", help="ROUTER for the region's actions, e.g. tcp://*:7311")
     p.add_argument("--stats-bind", help="REP answering stats requests, e.g. tcp://*:7319")
@@ -69,6 +88,8 @@ async def serve(args: argparse.Namespace) -> int:
             hwm=args.hwm,
             history=args.history,
             health_file=args.health_file,
+            multicast_rate=args.multicast_rate,
+            multicast_hops=args.multicast_hops,
         )
     except (ValueError, engine.ZMQError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
@@ -98,6 +119,9 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
     )
     if (args.actions_upstream is None) != (args.actions_bind is None):
         print(f"{prog}: --actions-upstream and --actions-bind go together", file=sys.stderr)
+        return 2
+    if args.multicast_rate <= 0 or not 0 < args.multicast_hops < 256:
+        print(f"{prog}: --multicast-rate must be positive, --multicast-hops 1-255", file=sys.stderr)
         return 2
     if args.history and args.actions_bind is None:
         print(f"{prog}: --history answers catch-ups, so it needs --actions-bind", file=sys.stderr)

@@ -12,6 +12,12 @@ With an actions endpoint the relay is also a ROUTER↔DEALER proxy for the regio
 Health: the relay counts its live upstream links (ZMTP heartbeats drop a silent one), answers
 "health" on its stats socket with "ok" only while they are all up, and keeps a liveness file
 fresh meanwhile; so a relay whose upstream died is reported unhealthy, not merely "running".
+
+A relay may serve its region over multicast instead (`--bind epgm://eth0;239.192.7.1:7312`):
+one packet then reaches every player on the LAN, whatever their number. No subscription comes
+back over PGM, so such a relay takes every event from upstream, and each player's SUB keeps
+what it subscribed to; what multicast loses, PGM repairs, and the game's sequence numbers
+cover the rest.
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ DELIMITER = b""
 #: kernel's TCP timeout (minutes), and the relay redials it.
 UPSTREAM_HEARTBEAT_IVL_MS = 1000
 UPSTREAM_HEARTBEAT_TIMEOUT_MS = 3000
+#: Multicast binds: one stream for the whole LAN, and no subscriptions travel back.
+MULTICAST_SCHEMES = ("pgm://", "epgm://")
+#: RATE for a multicast bind, kbit/s. libzmq's default (100) would throttle a busy region to
+#: about 100 events a second; 10 Mbit/s is far above a region's event traffic and far below a
+#: LAN's capacity.
+DEFAULT_MULTICAST_RATE = 10_000
 
 
 #: The monitor events that open and close a usable link (DISCONNECTED follows a handshake only).
@@ -96,6 +108,8 @@ class Relay:
         hwm: int = DEFAULT_HWM,
         history: int = 0,
         health_file: str | None = None,
+        multicast_rate: int = DEFAULT_MULTICAST_RATE,
+        multicast_hops: int = 1,
     ) -> None:
         if (actions_upstream is None) != (actions_bind is None):
             raise ValueError("actions need both an upstream and a bind endpoint")
@@ -108,6 +122,10 @@ class Relay:
         self.health_file = Toucher(health_file)
         self.up = self._socket(engine.XSUB, hwm)
         self.down = self._socket(engine.XPUB, hwm)
+        self.multicast = bind.startswith(MULTICAST_SCHEMES)
+        if self.multicast:
+            self.down.rate = multicast_rate
+            self.down.multicast_hops = multicast_hops
         self.up_links = self._watch_upstream(self.up)
         self.up.connect(upstream)
         self.endpoint = self.down.bind(bind)
@@ -169,6 +187,9 @@ class Relay:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Forward until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
+        if self.multicast:  # every event, once: the players on the LAN filter
+            self.topics.add(b"")
+            await self.up.send(bytes([SUBSCRIBE]))
         jobs = [self._events(), self._subscriptions(), self.up_links.run()]
         if self.actions_links is not None:
             jobs.append(self.actions_links.run())

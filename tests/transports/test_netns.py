@@ -72,3 +72,15 @@ def test_multicast_crosses_the_veth(veth: netns.VethPair) -> None:
     )
     veth.run(veth.ns_a, sys.executable, "-c", send)
     assert rx.stdout.readline().strip() == "over the lan"
+
+
+def test_a_lan_behind_an_existing_namespace(veth: netns.VethPair) -> None:
+    """A second pair can hang a new namespace off one that exists (a LAN behind a relay host):
+    down() removes only the new side and leaves the existing one as it was."""
+    lan = netns.VethPair(existing_a=veth.ns_b).up()
+    assert lan.ns_a == veth.ns_b and lan.ns_b in namespaces()
+    assert f"inet {lan.address_a}/24" in lan.run(lan.ns_a, "ip", "addr", "show", "dev", lan.dev_a)
+    lan.down()
+    assert lan.ns_b not in namespaces()
+    assert {veth.ns_a, veth.ns_b} <= namespaces()
+    assert lan.dev_a not in veth.run(veth.ns_b, "ip", "link", "show")
