@@ -64,22 +64,21 @@ class PgmSettings:
 
 def open_pgm_socket(address: DatagramAddress, settings: PgmSettings) -> socket.socket:
     """The session's socket, bound and joined to the group; ZMQError saying why if it cannot."""
+    udp = address.scheme == "epgm"
     try:
-        if address.scheme == "epgm":
+        if udp:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, wire.IPPROTO_PGM)
+    except PermissionError:
+        raise ZMQError(c.EPERM, ROOT_NEEDED) from None
+    except OSError as exc:
+        raise ZMQError(exc.errno or c.EINVAL, str(address)) from None
+    try:
+        if udp:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             # Data to the group and NAKs to this host both arrive at the endpoint's port.
             sock.bind(("0.0.0.0", address.port))
-        else:
-            try:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, wire.IPPROTO_PGM)
-            except PermissionError:
-                raise ZMQError(c.EPERM, ROOT_NEEDED) from None
-    except OSError as exc:
-        if isinstance(exc, ZMQError):
-            raise
-        raise ZMQError(exc.errno or c.EINVAL, str(address)) from None
-    try:
         group, iface = socket.inet_aton(address.host), socket.inet_aton(address.interface)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group + iface)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, iface)
