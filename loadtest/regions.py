@@ -27,7 +27,9 @@ import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import engine as zmq
 import engine.asyncio as azmq
@@ -35,6 +37,7 @@ import engine.asyncio as azmq
 from .netns import kill
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 TOPIC = b"room.hall\0"
 #: Bound on a start-up or settle wait: generous for a loaded 2-core machine.
 WAIT = 30.0
@@ -367,6 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def measure(name: str, work: Callable[[Path], T]) -> tuple[int, T | None]:
+    """(0, what `work(temp dir)` returned), or the exit code after a one-line error: a timeout or
+    a failed command (1), or an interrupt (130). `work` cleans up its namespaces itself."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        try:
+            return 0, work(Path(tmp))
+        except (TimeoutError, RuntimeError) as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 1, None
+        except KeyboardInterrupt:
+            print(f"{name}: interrupted; cleaned up", file=sys.stderr)
+            return 130, None
+
+
 def demo(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[a-z0-9]{1,10}", args.tag):
         print("regions: --tag must be 1-10 lowercase letters or digits", file=sys.stderr)
@@ -374,21 +391,19 @@ def demo(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("regions: needs root (network namespaces, tc); run it with sudo", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="regions-") as tmp:
-        link = None
+
+    def both_modes(tmp: Path) -> tuple[list[dict[str, object]], bool]:
+        link = Link(args.tag, args.delay_ms, args.rate_mbit, tmp)
         try:
-            link = Link(args.tag, args.delay_ms, args.rate_mbit, Path(tmp))
-            delay = link.delay_applied
             rows = [run_mode(link, args, relay=False), run_mode(link, args, relay=True)]
-        except (TimeoutError, RuntimeError) as exc:
-            print(f"regions: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("regions: interrupted; cleaned up", file=sys.stderr)
-            return 130
+            return rows, link.delay_applied
         finally:
-            if link is not None:
-                link.close()
+            link.close()
+
+    code, outcome = measure("regions", both_modes)
+    if outcome is None:
+        return code
+    rows, delay = outcome
     direct, relayed = rows[0]["payload_bytes"], rows[1]["payload_bytes"]
     ratio = relayed / (direct / args.subscribers) if direct else 0.0  # type: ignore[operator]
     result = {"rows": rows, "ratio_to_1_over_n": round(ratio, 3), "params": vars(args)}

@@ -18,13 +18,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from . import netns
 from .regions import (
     Link,
     await_report,
+    measure,
     probe_until_ready,
     spawn_subscribers,
     start_publisher,
@@ -128,28 +128,27 @@ def lan_demo(argv: list[str]) -> int:
     if reason:
         print(f"regions lan: {reason}; run it with sudo", file=sys.stderr)
         return 2
-    rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="regions-lan-") as tmp:
-        link = lan = None
+
+    def every_run(tmp: Path) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        link = Link(args.tag, args.delay_ms, args.rate_mbit, tmp)
+        lan = None
         try:
-            link = Link(args.tag, args.delay_ms, args.rate_mbit, Path(tmp))
             lan = netns.VethPair(tag=f"l{args.tag}", existing_a=link.nz).up()
             for players in args.players:
                 for transport in TRANSPORTS:
                     rows.append(run_lan(link, lan, args, transport, players))
                     if not args.json:
                         print(f"measured {transport} with {players} player(s)", flush=True)
-        except (TimeoutError, RuntimeError) as exc:
-            print(f"regions lan: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("regions lan: interrupted; cleaned up", file=sys.stderr)
-            return 130
+            return rows
         finally:
             if lan is not None:
                 lan.down()
-            if link is not None:
-                link.close()
+            link.close()
+
+    code, rows = measure("regions lan", every_run)
+    if rows is None:
+        return code
     result = {"rows": rows, "growth": growth(rows), "params": vars(args)}
     if args.json:
         print(json.dumps(result))
