@@ -8,7 +8,10 @@ them, shaped with ``tc netem delay`` + ``tbf rate`` both ways. The same event lo
 modes; the kernel counts what crossed (``ss -tin`` bytes_acked on the publisher's port, and the
 dc veth's TX counters), the subscribers time each event against the shared host clock.
 
-Every process started is killed by PID and both namespaces are deleted on any exit.
+`lan` measures a region's LAN instead: N players behind the relay, served over tcp or over epgm
+multicast (see the section at the end).
+
+Every process started is killed by PID and every namespace is deleted on any exit.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import TypeVar
 import engine as zmq
 import engine.asyncio as azmq
 
+from . import netns
 from .netns import kill
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -342,10 +346,13 @@ def await_report(subs: Proc, args: argparse.Namespace) -> dict[str, object]:
     return json.loads(subs.wait_for(r"^done (.*)", args.messages / args.msg_rate + 2 * WAIT)[1])
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    """A Markdown table of the modes, plus each ratio to 1/N of direct."""
-    cols = ("mode", "subscribers", "payload_bytes", "link_bytes", "link_packets", "p50_ms",
-            "p99_ms", "max_ms", "received")  # fmt: skip
+#: The two-host demo's columns.
+MODE_COLUMNS = ("mode", "subscribers", "payload_bytes", "link_bytes", "link_packets", "p50_ms",
+                "p99_ms", "max_ms", "received")  # fmt: skip
+
+
+def table(rows: list[dict[str, object]], cols: tuple[str, ...] = MODE_COLUMNS) -> str:
+    """A Markdown table of `rows` in columns `cols`."""
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "-")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -421,6 +428,137 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the region's LAN: N players behind the relay, over tcp and over epgm multicast -----------------
+#
+# `python -m loadtest.regions lan`: three namespaces. ``dc`` runs the publisher, ``nz`` the
+# region's relay (behind the shaped long link above), and ``lan`` the region's N players, on one
+# veth LAN with the relay. The relay serves them over tcp (one connection, hence one copy of
+# every event, per player) or over epgm multicast (`crossroads relay --bind epgm://...`: one copy
+# for the whole LAN). The kernel counts what the relay sent on the LAN (its veth's TX counters)
+# while the same event load goes out. The point of multicast: the relay's LAN bytes stay the same
+# for any N, against N times as much over tcp.
+
+#: The LAN's multicast group and port (the relay's default port, 7312).
+LAN_GROUP, LAN_PORT = "239.192.7.1", 7312
+TRANSPORTS = ("tcp", "epgm")
+
+
+def run_lan(
+    link: Link, lan: netns.VethPair, args: argparse.Namespace, transport: str, players: int
+) -> dict[str, object]:
+    """One load to `players` players over `transport`; what the relay sent on the LAN."""
+    relay_ip, players_ip = lan.address_a, lan.address_b
+    try:
+        pub, upstream = start_publisher(link, f"{transport}{players}-pub")
+        if transport == "tcp":
+            target = start_relay(link, upstream, f"tcp://{relay_ip}:0")
+        else:
+            start_relay(link, upstream, f"epgm://{relay_ip};{LAN_GROUP}:{LAN_PORT}")
+            target = f"epgm://{players_ip};{LAN_GROUP}:{LAN_PORT}"  # joined on the players' side
+        subs = spawn_subscribers(
+            link, lan.ns_b, f"{transport}{players}-subs", target, players, args
+        )
+        probe_until_ready(pub, subs)
+        bytes0, packets0 = lan.tx_counters(lan.ns_a, lan.dev_a)
+        pub.send(f"go {args.messages} {args.size} {args.msg_rate}")
+        report = await_report(subs, args)
+        bytes1, packets1 = lan.tx_counters(lan.ns_a, lan.dev_a)
+    finally:
+        link.kill_all()
+    return {
+        "transport": transport,
+        "players": players,
+        "lan_bytes": bytes1 - bytes0,
+        "lan_packets": packets1 - packets0,
+        **report,
+    }
+
+
+#: The LAN measurement's columns.
+LAN_COLUMNS = ("transport", "players", "lan_bytes", "lan_packets", "received", "expected",
+               "p50_ms", "p99_ms")  # fmt: skip
+
+
+def growth(rows: list[dict[str, object]]) -> dict[str, float]:
+    """Per transport: the relay's LAN bytes with the most players over those with the fewest."""
+    out = {}
+    for transport in TRANSPORTS:
+        mine = sorted((r for r in rows if r["transport"] == transport), key=lambda r: r["players"])  # type: ignore[arg-type, return-value]
+        if len(mine) >= 2 and mine[0]["lan_bytes"]:
+            out[transport] = round(mine[-1]["lan_bytes"] / mine[0]["lan_bytes"], 2)  # type: ignore[operator]
+    return out
+
+
+def build_lan_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.regions lan",
+        description="Bytes a relay sends on its region's LAN to N players, over tcp and over "
+        "epgm multicast, in three network namespaces (root).",
+    )
+    p.add_argument(
+        "--players",
+        type=int,
+        nargs="+",
+        default=[1, 10, 50],
+        help="player counts to measure (1 10 50)",
+    )
+    p.add_argument("--messages", type=int, default=100, help="events published (100)")
+    p.add_argument("--size", type=int, default=100, help="event payload bytes (100)")
+    p.add_argument("--msg-rate", type=float, default=10.0, help="events per second (10)")
+    p.add_argument("--delay-ms", type=float, default=150.0, help="dc<->nz delay each way (150)")
+    p.add_argument("--rate-mbit", type=float, default=2.0, help="dc<->nz rate each way (2)")
+    p.add_argument("--tag", default=str(os.getpid()), help="namespace suffix (the PID)")
+    p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+    return p
+
+
+def lan_demo(argv: list[str]) -> int:
+    args = build_lan_parser().parse_args(argv)
+    if not re.fullmatch(r"[a-z0-9]{1,8}", args.tag):
+        print("regions lan: --tag must be 1-8 lowercase letters or digits", file=sys.stderr)
+        return 2
+    if any(n < 1 for n in args.players):
+        print("regions lan: --players must be at least 1", file=sys.stderr)
+        return 2
+    reason = netns.unavailable()
+    if reason:
+        print(f"regions lan: {reason}; run it with sudo", file=sys.stderr)
+        return 2
+
+    def every_run(tmp: Path) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        link = Link(args.tag, args.delay_ms, args.rate_mbit, tmp)
+        lan = None
+        try:
+            lan = netns.VethPair(tag=f"l{args.tag}", existing_a=link.nz).up()
+            for players in args.players:
+                for transport in TRANSPORTS:
+                    rows.append(run_lan(link, lan, args, transport, players))
+                    if not args.json:
+                        print(f"measured {transport} with {players} player(s)", flush=True)
+            return rows
+        finally:
+            if lan is not None:
+                lan.down()
+            link.close()
+
+    code, rows = measure("regions lan", every_run)
+    if rows is None:
+        return code
+    result = {"rows": rows, "growth": growth(rows), "params": vars(args)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.messages} events of {args.size} B at {args.msg_rate:g}/s to each player")
+        print(table(rows, LAN_COLUMNS))
+        for transport, ratio in result["growth"].items():  # type: ignore[attr-defined]
+            print(
+                f"{transport}: LAN bytes with {max(args.players)} players / with "
+                f"{min(args.players)} = {ratio}"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["publish"]:
@@ -428,8 +566,6 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--bind", required=True, help="XPUB endpoint, e.g. tcp://10.77.0.1:0")
         return publish(p.parse_args(argv[1:]).bind)
     if argv[:1] == ["lan"]:
-        from .regions_lan import lan_demo  # the LAN measurement builds on what is above
-
         _unwind_on_signals()
         return lan_demo(argv[1:])
     if argv[:1] == ["subscribe"]:
