@@ -127,7 +127,7 @@ class Socket(SocketFace):
                 fut.set_result(None)
         waiters.clear()
 
-    def _waiter(self) -> FutureWaiter:
+    def _waiter(self, reading: bool = False) -> FutureWaiter:
         return FutureWaiter(self._loop, [self._waiters])
 
     def _run(self, steps: Steps, waiter: FutureWaiter) -> Any:

@@ -140,7 +140,8 @@ class SocketFace:
     def _wake(self) -> None:
         raise NotImplementedError
 
-    def _waiter(self) -> Waiter:
+    def _waiter(self, reading: bool = False) -> Waiter:
+        """How a blocked call on this socket sleeps; `reading` for a recv."""
         raise NotImplementedError
 
     def _run(self, steps: Steps, waiter: Any) -> Any:
@@ -158,12 +159,17 @@ class SocketFace:
     # -- waiting --------------------------------------------------------------------------------
 
     def _blocking(
-        self, attempt: Callable[[], Any], flags: int, timeout_ms: int, on_timeout: Any = None
+        self,
+        attempt: Callable[[], Any],
+        flags: int,
+        timeout_ms: int,
+        on_timeout: Any = None,
+        reading: bool = False,
     ) -> Any:
         """The face's run of the wait algorithm on this socket (after one attempt failed)."""
         if flags & c.DONTWAIT:
             raise Again()
-        waiter = self._waiter()
+        waiter = self._waiter(reading)
         steps = wait_steps(
             (self._core,), attempt, timeout_ms, waiter, self._check_open, on_timeout or _raise_again
         )
@@ -267,7 +273,7 @@ class SocketFace:
             msg = core.recv()
             return NOTHING if msg is None else msg
 
-        return self._blocking(attempt, flags, core.options.rcvtimeo)
+        return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
 
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
         """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""

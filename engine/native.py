@@ -8,7 +8,9 @@ up the unpatched originals when gevent has patched a module, and the module as i
 
 from __future__ import annotations
 
+import select
 import selectors
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +45,28 @@ def native_selector() -> selectors.BaseSelector:
         return _original("selectors", "EpollSelector")()
     except AttributeError:
         return selectors.DefaultSelector()
+
+
+def native_epoll() -> select.epoll:
+    """A real epoll (gevent's patched select module has none)."""
+    return _original("select", "epoll")()
+
+
+def native_socket(family: int, kind: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+    """A real OS socket object: the I/O thread reads and writes it without gevent's waits."""
+    return _original("socket", "socket")(family, kind, proto)
+
+
+def native_getaddrinfo(
+    host: str, port: int, family: int = 0, kind: int = 0, flags: int = 0
+) -> list[Any]:
+    """The C library's resolver, called on this very thread.
+
+    Under gevent, socket.getaddrinfo goes through the hub of the calling thread, and asyncio's
+    own resolver through a thread pool whose threads gevent turned into greenlets: neither
+    runs on an engine I/O thread. libzmq resolves on its I/O thread too.
+    """
+    return _original("socket", "getaddrinfo")(host, port, family, kind, 0, flags)
 
 
 def native_thread_id() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import threading
 import time
 import weakref
@@ -67,6 +68,46 @@ class ThreadWaiter:
         self.sleepers.discard(self.signal)
 
 
+class ReadingWaiter:
+    """A recv's wait on a socket whose one peer is a raw tcp/ipc connection: the blocked
+    thread reads and decodes the connection itself, so a message costs no hand-off from the
+    I/O thread. The I/O thread leaves the socket alone meanwhile (RawTransport.user_reading);
+    its own deliveries, and every other change, still wake the thread through the eventfd."""
+
+    __slots__ = ("_poller", "link", "signal", "transport")
+
+    def __init__(self, signal: Signal, link: Any, transport: Any) -> None:
+        self.signal = signal
+        self.link = link
+        self.transport = transport
+        self._poller: Any = None
+
+    def prepare(self) -> None:
+        self.signal.clear()
+
+    def wait(self, timeout: float | None) -> bool:
+        transport = self.transport
+        if not transport.user_read_begin():
+            return self.signal.wait(timeout)
+        try:
+            link = self.link
+            if link.read_now():
+                return True
+            poller = self._poller
+            if poller is None:
+                # Looked up now, so that a gevent patch makes the wait cooperative.
+                poller = self._poller = select.poll()
+                poller.register(self.signal.fd, select.POLLIN)
+                poller.register(transport.fd, select.POLLIN)
+            ms = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
+            ready = poller.poll(ms)
+            if ready and any(fd == transport.fd for fd, _ in ready):
+                link.read_now()
+            return bool(ready)
+        finally:
+            transport.user_read_end()
+
+
 class _OwnSignal:
     """A thread's eventfd, closed when the thread (and so its thread-local) goes away."""
 
@@ -103,6 +144,8 @@ class Socket(SocketFace):
         object.__setattr__(self, "_signal", Signal())
         #: Threads blocked on a thread-safe socket, each on its own eventfd.
         object.__setattr__(self, "_sleepers", set())
+        #: The last ReadingWaiter, kept while its connection lives (it holds a poll object).
+        object.__setattr__(self, "_reading_waiter", None)
         self._start()
 
     # -- how to wait ----------------------------------------------------------------------------
@@ -113,9 +156,20 @@ class Socket(SocketFace):
             for signal in list(self._sleepers):
                 signal.set()
 
-    def _waiter(self) -> Signal | ThreadWaiter:
-        if self._core.thread_safe:
+    def _waiter(self, reading: bool = False) -> Signal | ThreadWaiter | ReadingWaiter:
+        core = self._core
+        if core.thread_safe:
             return ThreadWaiter(self._sleepers)
+        if reading and len(core.pipes) == 1:
+            link = core.pipes[0].link
+            user_reader = getattr(link, "user_reader", None)
+            transport = user_reader() if user_reader is not None else None
+            if transport is not None:
+                waiter = self._reading_waiter
+                if waiter is None or waiter.transport is not transport:
+                    waiter = ReadingWaiter(self._signal, link, transport)
+                    object.__setattr__(self, "_reading_waiter", waiter)
+                return waiter
         return self._signal
 
     def _run(self, steps: Steps, waiter: Signal | ThreadWaiter) -> Any:

@@ -31,6 +31,7 @@ from ..zmtp import (
     ZapRequested,
     ZMTPConnection,
 )
+from .rawsock import RawTransport
 
 log = logging.getLogger(__name__)
 
@@ -236,18 +237,29 @@ class ZMTPLink(asyncio.Protocol):
     def write_direct(self) -> bool:
         """User thread: write the queue straight to the socket when the link is idle.
 
-        This spares a request/reply exchange two thread hand-offs. It only happens when nothing
-        is buffered in the transport, so bytes keep their order; a short write leaves the rest
-        to the loop. False means "not now": the caller schedules a normal flush.
+        This spares a request/reply exchange two thread hand-offs. On a raw transport (the
+        sync face) any thread may write, in order; on an asyncio one only when nothing is
+        buffered there, so bytes keep their order, and a short write leaves the rest to the
+        loop. False means "not now": the caller schedules a normal flush.
         """
+        if not self.ready or self.closing or self.closed or self.write_paused:
+            return False
+        transport = self.transport
+        if type(transport) is RawTransport:
+            with self._write_lock:
+                self.pipe.flush_pending = False
+                data = self._encode_queued()
+                if data:
+                    transport.write(data)
+            return True
         sock = self._raw
-        if sock is None or not self.ready or self.closing or self.closed or self.write_paused:
+        if sock is None:
             return False
         lock = self._write_lock
         if not lock.acquire(False):
             return False
         try:
-            if self._tail is not None or self.transport.get_write_buffer_size():
+            if self._tail is not None or transport.get_write_buffer_size():
                 return False
             self.pipe.flush_pending = False
             data = self._encode_queued()
@@ -265,6 +277,56 @@ class ZMTPLink(asyncio.Protocol):
             return True
         finally:
             lock.release()
+
+    # -- a user thread reading for itself (sync face, raw transports) -----------------------
+
+    def user_reader(self) -> RawTransport | None:
+        """The transport a blocked user thread may read itself, when this link has one."""
+        transport = self.transport
+        if type(transport) is RawTransport and self.ready and not self.closing:
+            return transport
+        return None
+
+    def read_now(self) -> bool:
+        """User thread: read and decode what the socket holds, and deliver it (as the loop
+        would, without waking it). True if messages were delivered. What only the loop may do
+        (heartbeat timers, PONGs and other output, pausing at RCVHWM) is handed to it."""
+        transport = self.transport
+        lock = transport.read_lock
+        if not lock.acquire(False):
+            return False  # the loop is reading: its delivery wakes us
+        try:
+            data = transport.recv_now()
+            if data is None:
+                return False
+            codec = self.codec
+            pipe = self.pipe
+            try:
+                msgs = codec.receive_data(data, pipe.room())
+            except ProtocolError as exc:
+                transport.pause_reading()
+                self.loop.call_soon_threadsafe(self._protocol_failure, exc)
+                return False
+            self.last_recv = self.loop.time()
+            if codec.has_events or codec.has_output or codec.input_pending:
+                transport.pause_reading()  # until the loop has acted on them
+                self.loop.call_soon_threadsafe(self._after_user_read)
+            if msgs:
+                self.port.deliver(pipe, msgs)
+                return True
+            return False
+        finally:
+            lock.release()
+
+    def _after_user_read(self) -> None:
+        """Loop side: what a user thread's read left for the loop (see read_now)."""
+        transport = self.transport
+        with transport.read_lock:
+            if self.closed:
+                return
+            self._after_codec([])
+            if not (self.pipe.read_paused or self.closed):
+                transport.resume_reading()
 
     def _encode_queued(self) -> bytes:
         """Take up to MAX_FLUSH_BATCH queued messages and encode them (under the write lock)."""

@@ -8,13 +8,16 @@ import logging
 import os
 import socket as _socket
 import stat
+from typing import Any
 
 from .. import constants as c
 from ..endpoint import Endpoint
 from ..errors import ZMQError
+from ..native import native_getaddrinfo, native_socket
 from ..options import Options
 from ..pipe import Pipe
 from .link import LinkHost, ZMTPLink
+from .rawsock import RawTransport
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Listener:
         self._server: asyncio.AbstractServer | None = None
         self._task: asyncio.Task | None = None
         self._path: str | None = None
+        self._raw_listening = False
 
     def open(self) -> str:
         """Bind now (so LAST_ENDPOINT is known at once); accepting starts on the loop."""
@@ -80,13 +84,11 @@ class Listener:
         if host == "*":
             host = "::" if opts.ipv6 else "0.0.0.0"
         family = _socket.AF_INET6 if ":" in host else _socket.AF_UNSPEC
-        infos = _socket.getaddrinfo(
-            host, ep.port, family, _socket.SOCK_STREAM, 0, _socket.AI_PASSIVE
-        )
+        infos = native_getaddrinfo(host, ep.port, family, _socket.SOCK_STREAM, _socket.AI_PASSIVE)
         if not opts.ipv6 and any(i[0] == _socket.AF_INET for i in infos):
             infos = [i for i in infos if i[0] == _socket.AF_INET]
         af, kind, proto, _, addr = infos[0]
-        sock = _socket.socket(af, kind, proto)
+        sock = native_socket(af, kind, proto)
         try:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             if af == _socket.AF_INET6 and host == "::":
@@ -111,7 +113,7 @@ class Listener:
                 if stat.S_ISSOCK(os.stat(path).st_mode):
                     os.unlink(path)
             self._path = path
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock = native_socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.bind(path)
             sock.listen(max(1, self.host.port.options.backlog))
@@ -123,10 +125,28 @@ class Listener:
 
     async def _serve(self, sock: _socket.socket) -> None:
         loop = self.host.loop
+        if not self.host.same_thread:
+            # The sync face: raw sockets (engine.transport.rawsock), accepted here.
+            loop.add_reader(sock.fileno(), self._accept_ready, sock)
+            self._raw_listening = True
+            return
         if sock.family == _socket.AF_UNIX:
             self._server = await loop.create_unix_server(self._new_link, sock=sock)
         else:
             self._server = await loop.create_server(self._new_link, sock=sock)
+
+    def _accept_ready(self, sock: _socket.socket) -> None:
+        """Loop side: take the connections waiting (at most a backlog's worth per pass)."""
+        for _ in range(max(1, self.host.port.options.backlog)):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, say: the next pass tries again
+                log.warning("accept on %s failed: %s", self.endpoint, exc)
+                return
+            conn.setblocking(False)
+            RawTransport(self.host.loop, conn, self._new_link())
 
     def _new_link(self) -> ZMTPLink:
         link = ZMTPLink(self.host, self, None)
@@ -146,6 +166,8 @@ class Listener:
         if self._server is not None:
             self._server.close()
         elif self._sock is not None:
+            if self._raw_listening:
+                self.host.loop.remove_reader(self._sock.fileno())
             self._sock.close()
         self._sock = None
         if self._path:
@@ -185,7 +207,9 @@ class Connecter:
         def factory() -> ZMTPLink:
             return ZMTPLink(self.host, self, self.pipe, reconnected)
 
-        if ep.transport == "tcp":
+        if not self.host.same_thread:
+            conn = _raw_connect(loop, ep, factory)
+        elif ep.transport == "tcp":
             conn = loop.create_connection(factory, ep.address, ep.port)
         else:
             conn = loop.create_unix_connection(factory, _unix_path(ep.address))
@@ -261,6 +285,35 @@ class Connecter:
             self._task.cancel()
         if drop_links and self.link is not None:
             self.link.abort()
+
+
+async def _raw_connect(
+    loop: asyncio.AbstractEventLoop, ep: Endpoint, factory: Any
+) -> tuple[RawTransport, ZMTPLink]:
+    """Connect a raw socket (the sync face's links); tcp tries each address the name has."""
+    if ep.transport == "tcp":
+        targets = [
+            (info[0], info[4])
+            for info in native_getaddrinfo(ep.address, ep.port, 0, _socket.SOCK_STREAM)
+        ]
+    else:
+        targets = [(_socket.AF_UNIX, _unix_path(ep.address))]
+    error: OSError | None = None
+    for family, address in targets:
+        sock = native_socket(family, _socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        link = factory()
+        return RawTransport(loop, sock, link), link
+    raise error or OSError(c.EHOSTUNREACH, f"no address for {ep.address}")
 
 
 def bind(host: LinkHost, endpoint: Endpoint) -> Listener:
