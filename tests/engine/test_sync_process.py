@@ -243,3 +243,51 @@ def test_gevent_many_greenlets_round_trips(spawn: Spawn, tmp_path: Path, server:
     assert result["errors"] == []
     assert result["ok"] == 200
     assert result["ticks"] > 0  # other greenlets ran while sockets waited: the hub was free
+
+
+GEVENT_HOST_NAME_SCRIPT = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import faulthandler
+import sys
+
+faulthandler.dump_traceback_later(25, exit=True)  # a hang shows its stacks, then exits
+
+import engine as zmq
+
+context = zmq.Context()
+req = context.socket(zmq.REQ)
+req.rcvtimeo = req.sndtimeo = 20_000
+req.connect(f"tcp://localhost:{sys.argv[1]}")
+req.send(b"by name")
+print(req.recv().decode(), flush=True)
+pull = context.socket(zmq.PULL)
+pull.rcvtimeo = 20_000
+pull.bind("tcp://localhost:*")
+push = context.socket(zmq.PUSH)
+push.connect(pull.getsockopt(zmq.LAST_ENDPOINT).decode().replace("127.0.0.1", "localhost"))
+push.send(b"bound by name")
+print(pull.recv().decode(), flush=True)
+context.destroy(linger=0)
+"""
+
+
+def test_gevent_connect_by_host_name(spawn: Spawn, tmp_path: Path) -> None:
+    """Issue 18: under monkey.patch_all(), connect to tcp://localhost:PORT (a name to resolve,
+    not an address) reaches a real libzmq peer, and bind to a host name works too."""
+    context = pyzmq.Context()
+    rep = context.socket(pyzmq.REP)
+    try:
+        port = rep.bind_to_random_port("tcp://127.0.0.1")
+        script = tmp_path / "gevent_host_name.py"
+        script.write_text(GEVENT_HOST_NAME_SCRIPT)
+        child = spawn(str(script), str(port))
+        assert rep.poll(EXIT_S * 1000), "the request never arrived"
+        rep.send(rep.recv().upper())
+        out = finish(child, EXIT_S)
+        assert out.split("\n")[:2] == ["BY NAME", "bound by name"]
+    finally:
+        rep.close(linger=0)
+        context.term()
