@@ -27,6 +27,14 @@ Kick = Callable[..., Any]
 #: Flush requests closer together than this (seconds) mean a burst: batch them on the loop.
 #: A loop pass or a thread hand-off costs about this much, so batching pays below it.
 EAGER_WRITE_GAP = 50e-6
+#: In a burst on the sync face, the sender's thread itself writes each time a pipe holds this
+#: many messages, instead of leaving them all to the I/O thread: the loop's flush, scheduled
+#: once per batch, then only takes the tail. 256 short messages are a few KiB per write.
+BURST_MESSAGES = 256
+#: While a sync-face burst goes on, the loop looks for what the sender left queued this often
+#: (seconds), instead of being woken for every batch: a burst costs the sender's thread one
+#: GIL hand-off per period, not one per batch. A message after a quiet spell never waits.
+BURST_SWEEP_S = 0.0005
 
 
 class LinkPort(Protocol):
@@ -37,6 +45,10 @@ class LinkPort(Protocol):
 
     def write_direct(self) -> bool:
         """User thread: write the pipe's messages now if the link is idle; False: not now."""
+
+    def write_burst(self) -> None:
+        """User thread, in a burst: write what is queued now if the link takes writes from any
+        thread; the flush already scheduled on the loop stays scheduled for the rest."""
 
     def resume_reading(self) -> None:
         """Loop side: the socket made room below RCVHWM; read (or deliver) again."""
@@ -90,17 +102,25 @@ class FlushQueue:
     A message that follows a quiet spell is written at once (on the loop's thread, or from the
     user's thread when the link is idle): a request/reply exchange then costs no extra loop pass
     or thread hand-off. In a burst (flush requests less than EAGER_WRITE_GAP apart) messages
-    wait for the loop and leave in batches, one loop wake-up per batch.
+    wait for the loop and leave in batches, one loop wake-up per batch; on the sync face the
+    sender's thread writes every BURST_MESSAGES itself, and the loop, once woken, sweeps up
+    what is left every BURST_SWEEP_S until a sweep finds nothing.
     """
 
-    __slots__ = ("_dirty", "_last_request", "kick", "same_thread")
+    __slots__ = ("_dirty", "_last_request", "_later", "_sweeping", "burst", "kick", "same_thread")
 
     def __init__(self, kick: Kick, same_thread: bool) -> None:
         self.kick = kick
         #: The user side runs on the loop's own thread (the asyncio face).
         self.same_thread = same_thread
+        #: Queued messages at which the sender's thread writes a burst itself (sync face).
+        self.burst = UNBOUNDED if same_thread else BURST_MESSAGES
         self._dirty: deque[LinkPort] = deque()
         self._last_request = 0.0
+        # The loop's call_later (kick is its call_soon_threadsafe), for the sync face's sweeps.
+        loop = getattr(kick, "__self__", None)
+        self._later = None if same_thread else getattr(loop, "call_later", None)
+        self._sweeping = False
 
     def schedule(self, link: LinkPort) -> None:
         """User side: `link` has new messages."""
@@ -115,8 +135,24 @@ class FlushQueue:
             if link.write_direct():
                 return
         dirty.append(link)
-        if len(dirty) == 1:
+        if self._later is not None:
+            if not self._sweeping:
+                self._sweeping = True
+                self.kick(self._sweep)
+        elif len(dirty) == 1:
             self.kick(self.flush_all)
+
+    def _sweep(self) -> None:
+        """Loop side (sync face): flush, and look again soon while the burst goes on."""
+        found = bool(self._dirty)
+        self.flush_all()
+        if found:
+            self._later(BURST_SWEEP_S, self._sweep)
+            return
+        self._sweeping = False
+        if self._dirty:  # queued between the check and the flag: sweep on
+            self._sweeping = True
+            self._later(BURST_SWEEP_S, self._sweep)
 
     def flush_all(self) -> None:
         """Loop side (or the asyncio face just before it waits): write out what is queued."""
@@ -198,18 +234,24 @@ class Pipe:
             or (self.link is None and not self.persistent)
         ):
             return False
-        self.outbox.append(msg)
+        outbox = self.outbox
+        outbox.append(msg)
         self.queued += 1
         if not self.flush_pending:
             self._request_flush()
+        elif len(outbox) >= self.flusher.burst and self.link is not None:
+            self.link.write_burst()
         return True
 
     def push(self, msg: Message) -> None:
         """Queue one message for the peer, whatever the high-water mark says."""
-        self.outbox.append(msg)
+        outbox = self.outbox
+        outbox.append(msg)
         self.queued += 1
         if not self.flush_pending:
             self._request_flush()
+        elif len(outbox) >= self.flusher.burst and self.link is not None:
+            self.link.write_burst()
 
     def _request_flush(self) -> None:
         # Once per batch: the link takes everything queued when it flushes.

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from . import constants as c
 from .errors import ContextTerminated, ZMQError
-from .face import MessageTracker, SocketFace
+from .face import _TRACKER, MessageTracker, SocketFace
 from .face_context import ContextFace
 from .iothread import IOThread, Signal
 from .transport import Endpoints
@@ -147,6 +147,37 @@ class Socket(SocketFace):
         #: The last ReadingWaiter, kept while its connection lives (it holds a poll object).
         object.__setattr__(self, "_reading_waiter", None)
         self._start()
+
+    # -- the common case first ---------------------------------------------------------------------
+
+    def send(
+        self,
+        data: Any,
+        flags: int = 0,
+        copy: bool = True,
+        track: bool = False,
+        routing_id: int | None = None,
+        group: str | bytes | None = None,
+    ) -> Any:
+        # One whole bytes frame that the socket takes at once: straight to the core. Anything
+        # else (parts, flags, a full queue, draft sockets) takes the general path.
+        if type(data) is bytes and not flags and not self._send_parts:
+            core = self._core
+            if not (core.closed or core.thread_safe) and core.send([data]):
+                return _TRACKER if track else None
+        return SocketFace.send(self, data, flags, copy, track, routing_id, group)
+
+    def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        # A message waiting now, taken as bytes: no wait machinery, no Frame.
+        if copy and not self._recv_rest:
+            core = self._core
+            if not (core.closed or core.thread_safe):
+                msg = core.recv()
+                if msg is not None:
+                    if len(msg) > 1:
+                        object.__setattr__(self, "_recv_rest", msg[1:])
+                    return msg[0]
+        return SocketFace.recv(self, flags, copy, track)
 
     # -- how to wait ----------------------------------------------------------------------------
 

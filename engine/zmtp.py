@@ -505,6 +505,7 @@ class ZMTPConnection:
         # short frame cannot exceed any sane limit), so they take this path alone.
         fast = limit >= 255
         append = messages.append
+        unpack_long = _U64.unpack_from
         while True:
             avail = end - pos
             if avail < 2 or len(messages) >= budget:
@@ -518,6 +519,14 @@ class ZMTPConnection:
                 append([data[pos + 2 : stop]])
                 pos = stop
                 continue
+            if flags == FLAG_LONG and cur is None and avail >= 9:
+                # A whole long single-frame message (1 KiB, say): the same shortcut.
+                (size,) = unpack_long(data, pos + 1)
+                stop = pos + 9 + size
+                if size <= limit and stop <= end:
+                    append([data[pos + 9 : stop]])
+                    pos = stop
+                    continue
             if flags & FLAG_LONG:
                 if avail < 9:
                     need = 9

@@ -86,6 +86,9 @@ class DatagramLink:
     def write_direct(self) -> bool:
         return False  # the session belongs to the loop: the loop flushes
 
+    def write_burst(self) -> None:
+        pass  # the loop's flush, already scheduled, moves them
+
     def resume_reading(self) -> None:
         pipe = self.pipe
         if pipe.read_paused and not self.closed and pipe.room() > 0:

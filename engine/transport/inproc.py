@@ -73,6 +73,9 @@ class InprocLink:
     def write_direct(self) -> bool:
         return False  # inproc has no socket to write to; the loop moves the messages
 
+    def write_burst(self) -> None:
+        pass  # the loop's flush, already scheduled, moves them
+
     def resume_reading(self) -> None:
         # Our pipe was read from: the other direction may deliver into it again, on its own
         # socket's loop (which may be another I/O thread's).

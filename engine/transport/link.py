@@ -278,6 +278,19 @@ class ZMTPLink(asyncio.Protocol):
         finally:
             lock.release()
 
+    def write_burst(self) -> None:
+        """User thread, in a burst: write what is queued, on a raw transport (any thread may
+        write there); the loop's flush, already scheduled, takes what comes after."""
+        transport = self.transport
+        if type(transport) is not RawTransport:
+            return
+        if not self.ready or self.closing or self.closed or self.write_paused:
+            return
+        with self._write_lock:
+            data = self._encode_queued()
+            if data:
+                transport.write(data)
+
     # -- a user thread reading for itself (sync face, raw transports) -----------------------
 
     def user_reader(self) -> RawTransport | None:
@@ -288,27 +301,35 @@ class ZMTPLink(asyncio.Protocol):
         return None
 
     def read_now(self) -> bool:
-        """User thread: read and decode what the socket holds, and deliver it (as the loop
-        would, without waking it). True if messages were delivered. What only the loop may do
-        (heartbeat timers, PONGs and other output, pausing at RCVHWM) is handed to it."""
+        """User thread: decode what the socket holds, and deliver it (as the loop would, without
+        waking it). True if messages were delivered. RCVHWM stops decoding as usual; the rest
+        stays in the codec for this thread's next wait (or the loop, when the lease ends).
+        What only the loop may do (heartbeat timers, PONGs and other output) is handed to it."""
         transport = self.transport
         lock = transport.read_lock
         if not lock.acquire(False):
             return False  # the loop is reading: its delivery wakes us
         try:
-            data = transport.recv_now()
-            if data is None:
-                return False
             codec = self.codec
             pipe = self.pipe
+            room = pipe.room()
+            if room <= 0:
+                return False
+            if codec.input_pending:
+                data = b""  # decoded before anything newer is read
+            else:
+                data = transport.recv_now()
+                if data is None:
+                    return False
             try:
-                msgs = codec.receive_data(data, pipe.room())
+                msgs = codec.receive_data(data, room)
             except ProtocolError as exc:
                 transport.pause_reading()
                 self.loop.call_soon_threadsafe(self._protocol_failure, exc)
                 return False
-            self.last_recv = self.loop.time()
-            if codec.has_events or codec.has_output or codec.input_pending:
+            if data:
+                self.last_recv = self.loop.time()
+            if codec.has_events or codec.has_output:
                 transport.pause_reading()  # until the loop has acted on them
                 self.loop.call_soon_threadsafe(self._after_user_read)
             if msgs:
@@ -317,6 +338,17 @@ class ZMTPLink(asyncio.Protocol):
             return False
         finally:
             lock.release()
+
+    def lease_ended(self) -> None:
+        """Loop side: the user thread stopped reading for itself; deliver what it left in the
+        codec, as after a read of the loop's own."""
+        if self.closed or not self.ready:
+            return
+        with self.transport.read_lock:
+            if self.codec.input_pending and not self.pipe.read_paused:
+                self.pipe.read_paused = True
+                self.transport.pause_reading()
+                self.resume_reading()
 
     def _after_user_read(self) -> None:
         """Loop side: what a user thread's read left for the loop (see read_now)."""

@@ -16,18 +16,25 @@ writing takes the transport's own lock, from any thread, so bytes keep their ord
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import select
 import socket
+from collections import deque
 from typing import Any
 
 from ..native import native_epoll, native_lock, native_rlock
 
 log = logging.getLogger(__name__)
 
-#: Most bytes one read takes: below glibc's mmap threshold, so each read is a cheap malloc,
-#: and enough for thousands of short messages per read.
-READ_SIZE = 64 * 1024
+#: Most bytes one read takes (as asyncio's transports): thousands of short messages, or a few
+#: hundred of 1 KiB, per read and so per wake-up.
+READ_SIZE = 256 * 1024
+#: How long a user thread keeps reading its connection after its last blocked recv, before
+#: the loop reads it again in the background (heartbeats, hang-ups, filling up to RCVHWM).
+USER_LEASE_S = 0.01
+#: Most buffers one sendmsg takes (Linux's IOV_MAX).
+MAX_IOV = 1024
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ONESHOT = select.EPOLLONESHOT
@@ -42,6 +49,37 @@ class LinkPoller:
         self.epoll = native_epoll()
         self.transports: dict[int, RawTransport] = {}
         loop.add_reader(self.epoll.fileno(), self._ready)
+        #: Transports a user thread reads itself (see RawTransport.user_read_begin).
+        self.leased: set[RawTransport] = set()
+        self._lease_timer = False
+
+    def lease(self, transport: RawTransport) -> None:
+        """Any thread: `transport` is read by a user thread from now on; the loop takes it
+        back once that thread stops coming (checked every USER_LEASE_S)."""
+        self.leased.add(transport)
+        if not self._lease_timer:
+            self._lease_timer = True
+            try:
+                self.loop.call_soon_threadsafe(self._check_leases)
+            except RuntimeError:
+                pass  # the loop is gone
+
+    def _check_leases(self) -> None:
+        leased = self.leased
+        for transport in list(leased):
+            if transport.user_waiting or transport.user_came:
+                transport.user_came = False
+                continue
+            leased.discard(transport)
+            transport.user_reading = False
+            transport._arm()
+            ended = getattr(transport.protocol, "lease_ended", None)
+            if ended is not None:
+                ended()
+        if leased:
+            self.loop.call_later(USER_LEASE_S, self._check_leases)
+        else:
+            self._lease_timer = False
 
     def add(self, transport: RawTransport) -> None:
         fd = transport.fd
@@ -91,14 +129,17 @@ class RawTransport(asyncio.Transport):
         #: what the loop decodes may end the connection, which takes it again).
         self.read_lock = native_rlock()
         self._out_lock = native_lock()  # the write buffer and the epoll mask
-        self._buffer: list[bytes] = []
+        self._buffer: deque[bytes | memoryview] = deque()
         self._buffered = 0
         self._high = 64 * 1024
         self._low = 16 * 1024
         self._writing_paused = False
         self._reading_paused = False
-        #: A user thread reads this socket itself just now: the loop leaves it alone.
+        #: A user thread reads this socket itself (for a lease): the loop leaves it alone.
         self.user_reading = False
+        #: The user thread is blocked reading it right now; it came since the last check.
+        self.user_waiting = False
+        self.user_came = False
         self._closing = False
         self._closed = False
         self._poller = poller_for(loop)
@@ -214,17 +255,20 @@ class RawTransport(asyncio.Transport):
         return not self._reading_paused and not self._closing
 
     def user_read_begin(self) -> bool:
-        """User thread: take reading over from the loop (False: closing, or paused)."""
+        """User thread, about to block in recv: take reading over from the loop, for a lease
+        (False: closing, or paused at RCVHWM). Call user_read_end when the wait is over."""
         if self._closing or self._closed or self._reading_paused:
             return False
-        self.user_reading = True
-        self._arm()
+        self.user_waiting = self.user_came = True
+        if not self.user_reading:
+            self.user_reading = True
+            self._arm()
+            self._poller.lease(self)
         return True
 
     def user_read_end(self) -> None:
-        """User thread: hand reading back to the loop."""
-        self.user_reading = False
-        self._arm()
+        """User thread: the wait is over; the lease runs on while the thread keeps coming."""
+        self.user_waiting = False
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -248,7 +292,7 @@ class RawTransport(asyncio.Transport):
                     return
                 if sent == len(data):
                     return
-                rest = data[sent:]
+                rest = memoryview(data)[sent:]
                 self._buffer.append(rest)
                 self._buffered = len(rest)
                 self._arm_locked()
@@ -259,14 +303,16 @@ class RawTransport(asyncio.Transport):
             self.protocol.pause_writing()
 
     def _write_ready(self) -> None:
-        """Loop side: the socket takes more; write what waits."""
+        """Loop side: the socket takes more; write what waits, without joining it first."""
         with self._out_lock:
             buffer = self._buffer
             if not buffer:
                 return
-            data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
             try:
-                sent = self.sock.send(data)
+                if len(buffer) == 1:
+                    sent = self.sock.send(buffer[0])
+                else:
+                    sent = self.sock.sendmsg(list(itertools.islice(buffer, MAX_IOV)))
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -274,10 +320,15 @@ class RawTransport(asyncio.Transport):
                 self._buffered = 0
                 self.loop.call_soon(self._fatal, exc)
                 return
-            buffer.clear()
-            if sent < len(data):
-                buffer.append(data[sent:])
-            self._buffered = len(data) - sent
+            self._buffered -= sent
+            while sent:
+                first = buffer[0]
+                if sent >= len(first):
+                    buffer.popleft()
+                    sent -= len(first)
+                else:
+                    buffer[0] = memoryview(first)[sent:]
+                    sent = 0
             resume = self._writing_paused and self._buffered <= self._low
             if resume:
                 self._writing_paused = False
@@ -333,6 +384,7 @@ class RawTransport(asyncio.Transport):
             self._buffer.clear()
             self._buffered = 0
             self._poller.remove(self)
+            self._poller.leased.discard(self)
         with self.read_lock:  # a user thread reading now finishes first
             self.sock.close()
         self.loop.call_soon(self.protocol.connection_lost, exc)
