@@ -3,9 +3,9 @@
 asyncio's transports may only be touched from their loop's thread. The sync face wants more:
 a user thread blocked in `recv` reads and decodes its connection itself (no hand-off from the
 I/O thread, then another back), and a sender's thread writes straight to the socket. So each
-link's socket sits in one epoll per I/O loop (`LinkPoller`), registered one-shot: after every
-event the socket is silent there until someone re-arms it, and any thread may re-arm it or
-take it out of the loop's hands (epoll_ctl is thread-safe), which asyncio's selector is not.
+link's socket sits in one epoll per I/O loop (`LinkPoller`), and any thread may change what the
+loop watches it for, or take it out of the loop's hands (epoll_ctl is thread-safe, asyncio's
+selector is not): level-triggered while the loop reads it, one-shot while it does not.
 
 `RawTransport` offers the part of asyncio.Transport a ZMTPLink uses, and drives the link as
 asyncio would (connection_made, data_received, eof_received, connection_lost, pause_writing,
@@ -142,6 +142,7 @@ class RawTransport(asyncio.Transport):
         self.user_came = False
         self._closing = False
         self._closed = False
+        self._mask = _ONESHOT  # as registered: nothing until armed
         self._poller = poller_for(loop)
         self._poller.add(self)
         self._extra = {"socket": sock}
@@ -163,11 +164,17 @@ class RawTransport(asyncio.Transport):
     def _arm_locked(self) -> None:
         if self._closed:
             return
-        mask = _ONESHOT
-        if not (self._reading_paused or self.user_reading or self._closing):
-            mask |= _IN
-        if self._buffered:
-            mask |= _OUT
+        if self._reading_paused or self.user_reading or self._closing:
+            # Not reading: one-shot, so a hang-up (reported even unasked) fires once, not in
+            # a loop; whoever resumes reading re-arms.
+            mask = _ONESHOT | (_OUT if self._buffered else 0)
+        else:
+            # Reading: level-triggered, so the socket never leaves the epoll's ready list
+            # between two reads, and bytes from several peers are read in arrival order.
+            mask = _IN | (_OUT if self._buffered else 0)
+        if mask == self._mask and not mask & _ONESHOT:
+            return
+        self._mask = mask
         try:
             self._poller.epoll.modify(self.fd, mask)
         except OSError:
