@@ -99,15 +99,26 @@ class SocketPort(Protocol):
 class FlushQueue:
     """The links of one socket that have messages to write, served once per batch.
 
-    A message that follows a quiet spell is written at once (on the loop's thread, or from the
-    user's thread when the link is idle): a request/reply exchange then costs no extra loop pass
-    or thread hand-off. In a burst (flush requests less than EAGER_WRITE_GAP apart) messages
+    On the asyncio face every link is written once per loop pass, after the tasks of that pass
+    have queued what they send (one send() system call per peer per pass), and at once when
+    the sending task is about to wait. On the sync face a message that follows a quiet spell
+    is written at once from the user's thread when the link is idle: a request/reply exchange
+    then costs no extra loop pass or thread hand-off. In a burst (flush requests less than EAGER_WRITE_GAP apart) messages
     wait for the loop and leave in batches, one loop wake-up per batch; on the sync face the
     sender's thread writes every BURST_MESSAGES itself, and the loop, once woken, sweeps up
     what is left every BURST_SWEEP_S until a sweep finds nothing.
     """
 
-    __slots__ = ("_dirty", "_last_request", "_later", "_sweeping", "burst", "kick", "same_thread")
+    __slots__ = (
+        "_dirty",
+        "_last_request",
+        "_later",
+        "_sweeping",
+        "burst",
+        "encoded",
+        "kick",
+        "same_thread",
+    )
 
     def __init__(self, kick: Kick, same_thread: bool) -> None:
         self.kick = kick
@@ -121,6 +132,9 @@ class FlushQueue:
         loop = getattr(kick, "__self__", None)
         self._later = None if same_thread else getattr(loop, "call_later", None)
         self._sweeping = False
+        #: The last batch a PUB/XPUB link encoded, and its bytes: the socket's other links,
+        #: given the same messages, write these bytes instead of encoding them again.
+        self.encoded: tuple[list[Message], bytes] | None = None
 
     def schedule(self, link: LinkPort) -> None:
         """User side: `link` has new messages."""
@@ -128,12 +142,8 @@ class FlushQueue:
         now = monotonic()
         quiet = now - self._last_request > EAGER_WRITE_GAP
         self._last_request = now
-        if quiet and not dirty:
-            if self.same_thread:
-                link.flush()
-                return
-            if link.write_direct():
-                return
+        if quiet and not dirty and not self.same_thread and link.write_direct():
+            return
         dirty.append(link)
         if self._later is not None:
             if not self._sweeping:

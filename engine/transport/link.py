@@ -114,6 +114,9 @@ class ZMTPLink(asyncio.Protocol):
         self._zap_id: bytes | None = None
         #: A HANDSHAKE_FAILED_* event went out already (libzmq reports one per connection).
         self._failure_reported = False
+        #: A PUB/XPUB link without encryption: its encoded batches are shared (see
+        #: _encode_queued); set at the handshake.
+        self._shares_encoding = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -380,6 +383,16 @@ class ZMTPLink(asyncio.Protocol):
                 batch.append(popleft())
         pipe.written += len(batch)
         codec = self.codec
+        if self._shares_encoding and not codec.has_output:
+            # PUB/XPUB: every subscriber is usually sent the same batch; encode it once.
+            flusher = pipe.flusher
+            encoded = flusher.encoded
+            if encoded is not None and encoded[0] == batch:
+                return encoded[1]
+            codec.send_messages(batch)
+            data = codec.data_to_send()
+            flusher.encoded = (batch, data)
+            return data
         codec.send_messages(batch)
         return codec.data_to_send()
 
@@ -533,6 +546,7 @@ class ZMTPLink(asyncio.Protocol):
             if not self._persistent_pipe:
                 port.attach(pipe)
         self.ready = True
+        self._shares_encoding = port.socket_type in (c.PUB, c.XPUB) and self.codec.cipher is None
         self.host.emit(c.EVENT_HANDSHAKE_SUCCEEDED, 0, self.owner.endpoint)
         self.owner.link_ready(self)
         opts = port.options
