@@ -37,9 +37,13 @@ __all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]
 
 FACES = ("sync", "asyncio")
 MECHANISMS = ("null", "curve")
-BENCHES = ("thr", "lat", "fan")
+BENCHES = ("thr", "lat", "fan", "evt")
 #: Fan-out rows: a publisher to this many subscribers (in one process).
 DEFAULT_SUBSCRIBERS = (10, 100)
+#: The event row: one PUB to this many asyncio SUBs, as a game room's event (not in "all").
+EVENT_SUBSCRIBERS = 1000
+#: Events per event run (each waits until every subscriber has the one before).
+EVENT_COUNT = 20
 
 
 # -- how much to run ------------------------------------------------------------------------------
@@ -119,6 +123,11 @@ def _plan(
         for face in faces:
             for impl in IMPLS:
                 runs.append(Run("lat", size, face, impl, counts.round_trips, counts.warmup))
+    if which == "evt":
+        # A game's room event: latency to the last of many asyncio subscribers.
+        peers = max(subscribers) if subscribers != DEFAULT_SUBSCRIBERS else EVENT_SUBSCRIBERS
+        for impl in IMPLS:
+            runs.append(Run("evt", size, "asyncio", impl, EVENT_COUNT, peers=peers))
     if which in ("fan", "all"):
         for peers in subscribers:
             # The same number of deliveries in all, however many subscribers share them.
@@ -136,6 +145,8 @@ METRICS = (
     ("lat", "mean_us", "mean µs (lower is better)", True),
     ("lat", "p50_us", "p50 µs (lower is better)", True),
     ("lat", "p99_us", "p99 µs (lower is better)", True),
+    ("evt", "p50_ms", "to the last SUB, p50 ms (lower is better)", True),
+    ("evt", "max_ms", "to the last SUB, max ms (lower is better)", True),
 )
 
 
@@ -221,6 +232,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "thr: PUSH->PULL, timed on the receiver from first to last message. "
             "lat: REQ->REP round trips after a warm-up. fan: one PUB to N SUBs (in one "
             "process, read one after the other), timed from the first to the last delivery. "
+            "evt (not in all): one PUB to 1000 asyncio SUBs (or --subscribers N), 20 events "
+            "one after the other, each timed from its send to its delivery on the last SUB. "
             "--profile: Python calls and thread wake-ups per message instead of speed."
         ),
     )
@@ -229,7 +242,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         nargs="?",
         choices=(*BENCHES, "all"),
         default="all",
-        help="throughput, latency, fan-out or all (default: all)",
+        help="throughput, latency, fan-out, event latency, or all but evt (default: all)",
     )
     eng.add_argument(
         "--count",
@@ -402,6 +415,8 @@ def run_engine(args: argparse.Namespace) -> int:
 def _unit(run: Run) -> str:
     if run.bench == "lat":
         return f"round trips after {run.warmup:,} warm-up"
+    if run.bench == "evt":
+        return f"events to {run.peers:,} SUBs"
     return "msgs" if run.bench == "thr" else "msgs to each"
 
 
@@ -411,6 +426,8 @@ def _outcome(run: Run) -> str:
     last = run.rounds[-1]
     if run.bench in ("thr", "fan"):
         return f"{last['msg_per_s']:,.0f} msg/s"
+    if run.bench == "evt":
+        return f"p50 {last['p50_ms']:,.2f} ms, max {last['max_ms']:,.2f} ms"
     return f"mean {last['mean_us']:,.1f} µs, p99 {last['p99_us']:,.1f} µs"
 
 

@@ -104,7 +104,7 @@ class Run:
 
     @property
     def to_peers(self) -> str:
-        return f" to {self.peers} SUBs" if self.bench == "fan" else ""
+        return f" to {self.peers} SUBs" if self.bench in ("fan", "evt") else ""
 
 
 @dataclass
@@ -193,6 +193,7 @@ ROLES = {
     "thr": ("thr_recv", "thr_send"),
     "lat": ("lat_rep", "lat_req"),
     "fan": ("fan_pub", "fan_sub"),
+    "evt": ("evt_pub", "evt_sub"),
 }
 
 

@@ -28,7 +28,12 @@ from loadtest.bench_pair import (
 )
 from loadtest.bench_probe import CALLS, SWITCHES
 
-UNITS = {"thr": "message", "lat": "round trip", "fan": "published message"}
+UNITS = {
+    "thr": "message",
+    "lat": "round trip",
+    "fan": "published message",
+    "evt": "event",
+}
 
 
 def per_unit(run: Run, profiles: list[dict[str, Any]], key: str) -> float:

@@ -354,6 +354,84 @@ async def _recv_data(sub: Any, size: int, aio: bool) -> bytes:
             return msg
 
 
+#: Between two events, the publisher waits until every subscriber has the last one (at most).
+EVENT_WAIT_S = 10.0
+
+
+async def evt_pub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
+    """PUB: bind; warm up until every subscriber is subscribed; then `count` events, each sent
+    once the subscribers have the one before (their process sets `go` again), carrying the
+    monotonic clock of its send (the same clock in every process on Linux)."""
+    ctx = ctx_mod.Context()
+    sock = ctx.socket(base.PUB)
+    try:
+        sock.setsockopt(base.SNDHWM, 0)
+        sock.bind(job.address)
+        sig.queue.put(("endpoint", _endpoint(sock, base)))
+        warmup = b"w" * (job.size + 1)
+        while not sig.go.is_set():
+            await sock.send(warmup)
+            await asyncio.sleep(WARMUP_EVERY_S)
+        loop = asyncio.get_running_loop()
+        for _ in range(job.count):
+            sig.go.clear()
+            stamp = perf_counter_ns().to_bytes(8, "big")
+            await sock.send(stamp + b"x" * max(0, job.size - 8))
+            if not await loop.run_in_executor(None, sig.go.wait, EVENT_WAIT_S):
+                raise RuntimeError("the subscribers did not get an event in time")
+        await _wait_done(sig.done, job, aio)
+    finally:
+        _close(ctx, sock)
+
+
+async def evt_sub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
+    """`peers` asyncio SUBs in one process, one task each: per event, the time from its send
+    to its arrival on the last subscriber."""
+    if not aio:
+        raise RuntimeError("the event benchmark runs on the asyncio face only")
+    ctx = ctx_mod.Context()
+    subs = []
+    size = max(job.size, 8)
+    try:
+        for _ in range(job.peers):
+            sub = ctx.socket(base.SUB)
+            sub.setsockopt(base.RCVHWM, 0)
+            sub.setsockopt(base.SUBSCRIBE, b"")
+            sub.connect(job.address)
+            subs.append(sub)
+        await asyncio.gather(*(sub.recv() for sub in subs))  # a warm-up each: all subscribed
+        arrivals = [[0] * job.peers for _ in range(job.count)]
+        remaining = [job.peers] * job.count
+
+        async def listen(i: int, sub: Any) -> None:
+            for n in range(job.count):
+                while len(msg := await sub.recv()) != size:
+                    pass  # a late warm-up
+                arrivals[n][i] = perf_counter_ns() - int.from_bytes(msg[:8], "big")
+                remaining[n] -= 1
+                if not remaining[n]:
+                    sig.go.set()  # the last subscriber has it: the next event may go
+
+        sig.go.set()
+        await asyncio.gather(*(listen(i, sub) for i, sub in enumerate(subs)))
+        last = sorted(max(a) / 1e6 for a in arrivals)
+        sig.queue.put(
+            (
+                "result",
+                {
+                    "events": job.count,
+                    "p50_ms": statistics.median(last),
+                    "max_ms": last[-1],
+                    "first_p50_ms": statistics.median(min(a) / 1e6 for a in arrivals),
+                },
+            )
+        )
+    finally:
+        for sub in subs:
+            sub.close(linger=0)
+        ctx.destroy(linger=0)
+
+
 def _latency_stats(samples_ns: list[int]) -> dict[str, float]:
     us = sorted(s / 1000 for s in samples_ns)
     return {
@@ -378,4 +456,6 @@ _ROLES = {
     "lat_req": lat_req,
     "fan_pub": fan_pub,
     "fan_sub": fan_sub,
+    "evt_pub": evt_pub,
+    "evt_sub": evt_sub,
 }

@@ -109,6 +109,25 @@ def test_text_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "[1/2] thr 16 B asyncio engine" in captured.err  # progress goes to stderr
 
 
+def test_event_latency_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    """evt: one PUB to N asyncio SUBs, each event timed to its last subscriber."""
+    rc = bench.main(["engine", "evt", "--subscribers", "5", "--rounds", "1", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    rows = {r["benchmark"]: r for r in json.loads(captured.out)["rows"]}
+    assert set(rows) == {
+        "evt 16 B to 5 SUBs to the last SUB, p50 ms (lower is better)",
+        "evt 16 B to 5 SUBs to the last SUB, max ms (lower is better)",
+    }
+    for row in rows.values():
+        assert row["face"] == "asyncio"
+        assert row["engine"] is not None and row["engine"] > 0
+        if HAVE_PYZMQ:
+            assert row["pyzmq"] is not None and row["pyzmq"] > 0
+    p50, top = rows.values()
+    assert p50["engine"] <= top["engine"]
+
+
 def test_runs_without_pyzmq(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "zmq", None)  # makes `import zmq` raise ImportError
     rc = bench.main(["engine", "lat", *TINY, "--faces", "asyncio", "--transport", "ipc"])
