@@ -74,8 +74,9 @@ class SocketPort(Protocol):
 
     def new_pipe(self, persistent: bool = False) -> Pipe: ...
 
-    def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
-        """Messages from the peer, one read's worth at a time."""
+    def deliver(self, pipe: Pipe, batch: list[Message], wake: bool = True) -> None:
+        """Messages from the peer, one read's worth at a time. `wake=False` from the thread
+        that waits on the socket, reading for itself: it re-checks without being woken."""
 
     def attach(self, pipe: Pipe) -> None:
         """A new peer is up on `pipe`."""

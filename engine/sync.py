@@ -26,6 +26,9 @@ from .waiting import Steps
 
 #: At interpreter exit, sockets left open get at most this long to flush, so exit never hangs.
 EXIT_LINGER_MS = 1000
+#: A recv that finds its connection's pipe at RCVHWM (other consumers' messages pending) looks
+#: again this often, rather than wait for the connection (which would spin) or forever.
+RCVHWM_RECHECK_S = 0.001
 #: How often term() looks at whether lingering connections have finished.
 TERM_POLL_S = 0.005
 
@@ -91,8 +94,14 @@ class ReadingWaiter:
             return self.signal.wait(timeout)
         try:
             link = self.link
-            if link.read_now():
-                return True
+            if link.input_ready():  # what an earlier read left decoded-ready comes first
+                got = link.read_now()
+                if got is None:  # at RCVHWM: only the socket's consumers make room
+                    wait = RCVHWM_RECHECK_S if timeout is None else min(timeout, RCVHWM_RECHECK_S)
+                    return self.signal.wait(wait)
+                if got:
+                    return True
+            # Bytes already in the socket make this poll return at once.
             poller = self._poller
             if poller is None:
                 # Looked up now, so that a gevent patch makes the wait cooperative.

@@ -74,12 +74,12 @@ class SocketCore:
             return ConflatingPipe(1, 0, self.flusher, persistent)
         return Pipe(opts.sndhwm, opts.rcvhwm, self.flusher, persistent)
 
-    def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
+    def deliver(self, pipe: Pipe, batch: list[Message], wake: bool = True) -> None:
         if self.options.conflate:
             self.inbox.replace(pipe, batch)
         else:
             self.inbox.deliver(pipe, batch)
-        if self._armed:
+        if self._armed and wake:
             self._armed = False
             self._wake()
 

@@ -40,6 +40,8 @@ MAX_FLUSH_BATCH = 16384
 #: The transport buffers up to this much before telling us to stop writing; big enough that a
 #: flush of small messages fits, small enough to keep memory per connection modest.
 WRITE_BUFFER_HIGH = 1024 * 1024
+#: Longest a user thread waits for the loop to finish a read before it waits otherwise.
+USER_READ_LOCK_S = 1.0
 #: How libzmq names the host of an ipc peer in ZAP requests (glibc's getnameinfo for AF_UNIX).
 IPC_HOST = "localhost"
 
@@ -303,21 +305,25 @@ class ZMTPLink(asyncio.Protocol):
             return transport
         return None
 
-    def read_now(self) -> bool:
+    def read_now(self) -> bool | None:
         """User thread: decode what the socket holds, and deliver it (as the loop would, without
-        waking it). True if messages were delivered. RCVHWM stops decoding as usual; the rest
-        stays in the codec for this thread's next wait (or the loop, when the lease ends).
-        What only the loop may do (heartbeat timers, PONGs and other output) is handed to it."""
+        waking it). True if messages were delivered, False if none were there, None if this
+        thread may not read now (RCVHWM is reached): then waiting for the connection would
+        spin. RCVHWM stops decoding as usual; the rest stays in the codec for this thread's
+        next wait (or the loop, when the lease ends). What only the loop may do (heartbeat
+        timers, PONGs and other output) is handed to it."""
         transport = self.transport
         lock = transport.read_lock
-        if not lock.acquire(False):
-            return False  # the loop is reading: its delivery wakes us
+        # The loop may be reading just now: wait for it (briefly, GIL released) rather than
+        # poll a socket that stays readable until it has read, which would spin.
+        if not lock.acquire(True, USER_READ_LOCK_S):
+            return False
         try:
             codec = self.codec
             pipe = self.pipe
             room = pipe.room()
             if room <= 0:
-                return False
+                return None
             if codec.input_pending:
                 data = b""  # decoded before anything newer is read
             else:
@@ -336,11 +342,15 @@ class ZMTPLink(asyncio.Protocol):
                 transport.pause_reading()  # until the loop has acted on them
                 self.loop.call_soon_threadsafe(self._after_user_read)
             if msgs:
-                self.port.deliver(pipe, msgs)
+                self.port.deliver(pipe, msgs, False)  # we are the waiter: no wake-up owed
                 return True
             return False
         finally:
             lock.release()
+
+    def input_ready(self) -> bool:
+        """Decoded-ready bytes wait in the codec (a user thread's read stopped at RCVHWM)."""
+        return self.codec.input_pending
 
     def lease_ended(self) -> None:
         """Loop side: the user thread stopped reading for itself; deliver what it left in the
