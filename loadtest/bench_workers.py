@@ -355,7 +355,7 @@ async def _recv_data(sub: Any, size: int, aio: bool) -> bytes:
 
 
 #: Between two events, the publisher waits until every subscriber has the last one (at most).
-EVENT_WAIT_S = 10.0
+EVENT_WAIT_S = 30.0
 
 
 async def evt_pub(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
