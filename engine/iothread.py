@@ -21,26 +21,39 @@ from .native import native_lock, native_selector, native_thread_id, start_native
 class Signal:
     """A file descriptor that becomes readable when `set()` is called from any thread."""
 
-    __slots__ = ("_poller", "fd")
+    __slots__ = ("_poller", "fd", "pending")
 
     def __init__(self) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller: Any = None
+        #: set() may have happened since the last clear(). An empty eventfd costs a failed
+        #: read and an exception to clear, on every blocked call; this flag skips that. A set()
+        #: racing with a clear() can leave the fd readable with the flag down: then the next
+        #: poll sees it readable and raises the flag (seen()), so the clear after reads it.
+        self.pending = True
 
     def set(self) -> None:
         fd = self.fd
         if fd < 0:
             return  # closed: nobody is left to wake
+        self.pending = True
         try:
             os.eventfd_write(fd, 1)
         except OSError:
             pass  # closed meanwhile, or the counter is saturated: either way no one is lost
 
     def clear(self) -> None:
+        if not self.pending:
+            return
+        self.pending = False
         try:
             os.eventfd_read(self.fd)
         except (OSError, ValueError):
             pass  # nothing to clear (EAGAIN), or closed
+
+    def seen(self) -> None:
+        """A poll found the fd readable: the next clear() must read it."""
+        self.pending = True
 
     def prepare(self) -> None:
         """engine.waiting's Waiter: cleared before arming, so a later set() is seen."""
@@ -54,7 +67,10 @@ class Signal:
             poller = self._poller = select.poll()
             poller.register(self.fd, select.POLLIN)
         ms = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        return bool(poller.poll(ms))
+        if poller.poll(ms):
+            self.pending = True
+            return True
+        return False
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -16,6 +16,7 @@ class SignalsWaiter:
 
     def __init__(self, sockets: list[Socket], raw: list[tuple[Any, int]]) -> None:
         self._signals = [s._signal for s in sockets]
+        self._by_fd = {signal.fd: signal for signal in self._signals}
         self._poller = _select.poll()  # gevent makes this cooperative
         for signal in self._signals:
             self._poller.register(signal.fd, _select.POLLIN)
@@ -28,7 +29,11 @@ class SignalsWaiter:
 
     def wait(self, timeout: float | None) -> None:
         ms = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        self._poller.poll(ms)
+        by_fd = self._by_fd
+        for fd, _ in self._poller.poll(ms):
+            signal = by_fd.get(fd)
+            if signal is not None:
+                signal.seen()  # readable: its next clear() must read it
 
 
 class Poller(PollerFace):

@@ -110,8 +110,11 @@ class ReadingWaiter:
                 poller.register(transport.fd, select.POLLIN)
             ms = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
             ready = poller.poll(ms)
-            if ready and any(fd == transport.fd for fd, _ in ready):
-                link.read_now()
+            for fd, _ in ready:
+                if fd == transport.fd:
+                    link.read_now()
+                else:
+                    self.signal.seen()
             return bool(ready)
         finally:
             transport.user_read_end()
@@ -230,6 +233,7 @@ class Socket(SocketFace):
 
     def _fd(self) -> int:
         # pyzmq's FD: readable when the socket's state may have changed; then read EVENTS.
+        self._signal.seen()  # whoever polls it outside the engine never tells us: read it
         self._signal.clear()
         self._core.arm()
         return self._signal.fd
