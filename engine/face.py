@@ -268,6 +268,11 @@ class SocketFace:
         msg = core.recv()
         if msg is not None:
             return msg
+        return self._recv_wait(flags)
+
+    def _recv_wait(self, flags: int) -> Any:
+        """The face's way to wait for a message (an attempt just found none)."""
+        core = self._core
 
         def attempt() -> Any:
             msg = core.recv()

@@ -180,15 +180,17 @@ class Socket(SocketFace):
         return SocketFace.send(self, data, flags, copy, track, routing_id, group)
 
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
-        # A message waiting now, taken as bytes: no wait machinery, no Frame.
+        # Taken as bytes: a message waiting now needs no wait machinery and no Frame, and one
+        # not there yet goes straight to the wait (the general path would look again first).
         if copy and not self._recv_rest:
             core = self._core
             if not (core.closed or core.thread_safe):
                 msg = core.recv()
-                if msg is not None:
-                    if len(msg) > 1:
-                        object.__setattr__(self, "_recv_rest", msg[1:])
-                    return msg[0]
+                if msg is None:
+                    msg = self._recv_wait(flags)
+                if len(msg) > 1:
+                    object.__setattr__(self, "_recv_rest", msg[1:])
+                return msg[0]
         return SocketFace.recv(self, flags, copy, track)
 
     # -- how to wait ----------------------------------------------------------------------------
