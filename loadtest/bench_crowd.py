@@ -195,6 +195,8 @@ class Crowd:
         self.actions, self.updates = actions, updates
         self.timeout = timeout
         self.context = ezmq.Context()
+        # Thousands of players, each with its own connection (libzmq's default cap is 1023).
+        self.context.set(engine.MAX_SOCKETS, 1_000_000)
         self.players: list[Player] = []
         self._waiters: dict[Call, asyncio.Future[Call]] = {}
         self._subscribers: list[Subscribers] = []
