@@ -265,9 +265,11 @@ class Crowd:
     def _flush(self, player: Player) -> None:
         out = player.core.take()
         if out.reset:  # Lazy Pirate: a fresh request connection, the old one dropped
-            old = player.dealer
+            old, reader = player.dealer, player.reader
             player.dealer = self._dealer()
             player.reader = asyncio.get_running_loop().create_task(self._read_answers(player))
+            if reader is not None and reader is not asyncio.current_task():
+                reader.cancel()
             old.close(linger=0)
         for frames in out.send:
             _send_now(player.dealer, frames)  # if it cannot go now, the try's timeout resends it
