@@ -181,11 +181,32 @@ class Player:
 
 @dataclass
 class Subscribers:
-    """Plain SUB connections to one topic, timing when a marked message reaches each."""
+    """Plain engine SUB connections to one topic in the bench's own loop, timing when a marked
+    message reaches each (the interface of bench_subscribers.RemoteSubscribers)."""
 
     sockets: list[ezmq.Socket]
     arrivals: dict[bytes, list[float]] = field(default_factory=dict)  # marker -> times
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    kind: str = "engine, in the bench's own loop"
+
+    @property
+    def count(self) -> int:
+        return len(self.sockets)
+
+    def watch(self, marker: bytes) -> None:
+        self.arrivals[marker] = []
+
+    def complete(self, marker: bytes) -> bool:
+        return len(self.arrivals.get(marker, ())) >= self.count
+
+    async def finish(self, marker: bytes, timeout: float) -> list[float]:
+        deadline = time.perf_counter() + timeout
+        while not self.complete(marker) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.001)
+        return self.arrivals.pop(marker, [])
+
+    def close(self) -> None:
+        """Closed with the crowd."""
 
 
 class Crowd:
