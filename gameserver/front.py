@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+import orjson
 
 import engine
 import engine.asyncio as ezmq
@@ -35,10 +37,10 @@ from .protocol import (
     ErrorCode,
     ErrorReply,
     LoginRequest,
+    Pong,
     ProtocolError,
     decode_request,
     encode,
-    pong_bytes,
     request_job,
     split_result,
     tick_job,
@@ -67,6 +69,10 @@ CLOSE_LINGER_MS = 1000
 WARNINGS_PER_S = 5
 
 BUSY = ErrorReply(code="unavailable", message="Server busy; please retry shortly.")
+#: The fields every Pong starts with (protocol version and type), as the model defines them.
+PONG_HEAD = Pong.model_construct(workers=0, idle=0, pending=0, draining=False).model_dump(
+    include={"v", "type"}
+)
 SHUTTING_DOWN = ErrorReply(code="unavailable", message="The server is restarting; retry shortly.")
 
 
@@ -194,8 +200,13 @@ class Front:
             "pending": len(pool.pending),
             "draining": self.draining,
             "logins_waiting": len(self.logins.waiting),
-            **asdict(self.stats),
+            **vars(self.stats),  # only ints: no deep copy needed (asdict was a third of a ping)
         }
+
+    def pong(self) -> bytes:
+        """The answer to a ping: the Pong message with ``health()``'s counters, encoded
+        straight from a dict (health checks come often; the values are the front's own)."""
+        return orjson.dumps({**PONG_HEAD, **self.health()})
 
     async def wait_for_workers(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` workers have said READY; False on timeout."""
@@ -308,7 +319,7 @@ class Front:
             return
         raw = body[0]
         if raw == PING_BODY:  # a health check: answered here, with the front's counters
-            await self._reply(envelope, [pong_bytes(self.health())])
+            await self._reply(envelope, [self.pong()])
             return
         if self.draining:
             await self._reply(envelope, [encode(SHUTTING_DOWN)])

@@ -41,7 +41,11 @@ class RemoteSubscribers:
         self._process.start()
         child.close()
         self._done: dict[bytes, list[float]] = {}
-        if not self._conn.poll(START_TIMEOUT_S) or self._conn.recv() != ("ready",):
+        try:
+            started = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            started = False
+        if not started:
             self.close()
             raise RuntimeError("the subscriber process did not start")
 
