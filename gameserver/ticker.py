@@ -59,7 +59,7 @@ def _npc_turn(state: GameState, world: World, npc: NpcDef, turn: int) -> list[Ev
     name = capitalized(npc.name)
     if (npc.route or npc.roam) and turn % npc.move_every == 0:
         return _npc_move(state, world, npc, record, rng)
-    if npc.lines and turn % npc.talk_every == 0 and state.players_in(record.room):
+    if npc.lines and turn % npc.talk_every == 0 and state.present_count(record.room):
         line = rng.choice(npc.lines)
         return [
             EventDraft(
@@ -88,10 +88,10 @@ def _npc_move(
     data: dict[str, str | int | float | bool | None] = {"npc": npc.id, "direction": direction}
     drafts = []
     # Nobody listens in an empty room; skipping those keeps the logs for what players see.
-    if state.players_in(record.room):
+    if state.present_count(record.room):
         leaves = f"{name} leaves {direction}." if direction else f"{name} wanders off."
         drafts.append(EventDraft(room_topic(record.room), "npc_depart", leaves, None, data))
-    if state.players_in(target):
+    if state.present_count(target):
         drafts.append(EventDraft(room_topic(target), "npc_arrive", f"{name} arrives.", None, data))
     return drafts
 
@@ -99,7 +99,7 @@ def _npc_move(
 def _reap_idle(state: GameState, now: float) -> list[EventDraft]:
     """Take players whose session expired out of the world."""
     drafts: list[EventDraft] = []
-    for key in state.online_players():
+    for key in state.every_online_player():
         player = state.player(key)
         if player is None:
             continue

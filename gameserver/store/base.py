@@ -47,6 +47,15 @@ class Tx(ABC):
         """A copy of the set stored under ``(ns, key)`` (empty if none)."""
 
     @abstractmethod
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        """The ``limit`` smallest members of the set (in code-point order): a bounded peek at
+        a set that may be large (everyone present in a crowded room)."""
+
+    @abstractmethod
+    def member_count(self, ns: str, key: str) -> int:
+        """How many members the set has, without reading them."""
+
+    @abstractmethod
     def add_member(self, ns: str, key: str, member: str) -> None: ...
 
     @abstractmethod

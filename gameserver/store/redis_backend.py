@@ -87,6 +87,12 @@ class _RedisTx(Tx):
     def members(self, ns: str, key: str) -> set[str]:
         return set(self._set(self._key("s", ns, key)))
 
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        return sorted(self._set(self._key("s", ns, key)))[:limit]
+
+    def member_count(self, ns: str, key: str) -> int:
+        return len(self._set(self._key("s", ns, key)))
+
     def add_member(self, ns: str, key: str, member: str) -> None:
         self._set(self._key("s", ns, key)).add(member)
 

@@ -20,7 +20,7 @@ from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, expires_at REAL,
@@ -29,6 +29,9 @@ CREATE INDEX IF NOT EXISTS docs_expiry ON docs (expires_at) WHERE expires_at IS 
 CREATE TABLE IF NOT EXISTS members (
     ns TEXT NOT NULL, key TEXT NOT NULL, member TEXT NOT NULL,
     PRIMARY KEY (ns, key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS member_counts (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (
     ns TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (ns, key)) WITHOUT ROWID;
@@ -67,15 +70,40 @@ class _SqliteTx(Tx):
         ).fetchall()
         return {row[0] for row in rows}
 
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        # The primary key (ns, key, member) serves this in order: no sort, no full scan.
+        rows = self._conn.execute(
+            "SELECT member FROM members WHERE ns = ? AND key = ? ORDER BY member LIMIT ?",
+            (ns, key, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def member_count(self, ns: str, key: str) -> int:
+        # Kept beside the set (COUNT(*) would walk every member of a crowded room).
+        row = self._conn.execute(
+            "SELECT value FROM member_counts WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def add_member(self, ns: str, key: str, member: str) -> None:
-        self._conn.execute(
+        cursor = self._conn.execute(
             "INSERT OR IGNORE INTO members (ns, key, member) VALUES (?, ?, ?)", (ns, key, member)
         )
+        if cursor.rowcount:
+            self._conn.execute(
+                "INSERT INTO member_counts (ns, key, value) VALUES (?, ?, 1) "
+                "ON CONFLICT (ns, key) DO UPDATE SET value = value + 1",
+                (ns, key),
+            )
 
     def remove_member(self, ns: str, key: str, member: str) -> None:
-        self._conn.execute(
+        cursor = self._conn.execute(
             "DELETE FROM members WHERE ns = ? AND key = ? AND member = ?", (ns, key, member)
         )
+        if cursor.rowcount:
+            self._conn.execute(
+                "UPDATE member_counts SET value = value - 1 WHERE ns = ? AND key = ?", (ns, key)
+            )
 
     def counter(self, ns: str, key: str) -> int:
         row = self._conn.execute(
@@ -138,6 +166,11 @@ class SqliteStore(Store):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
+            if version == 1:  # schema 2 added member_counts: count the sets once
+                self._conn.execute(
+                    "INSERT INTO member_counts (ns, key, value) "
+                    "SELECT ns, key, COUNT(*) FROM members GROUP BY ns, key"
+                )
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self._conn.execute("ROLLBACK")

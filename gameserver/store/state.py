@@ -30,7 +30,11 @@ _ACCOUNT = "account"
 _SESSION = "session"
 _PLAYER = "player"
 _ONLINE = "online"
-_ROOM_PLAYERS = "room_players"
+# Who is in a room, as display names (the key is the lower-cased name): a room's description
+# shows names, and a crowded room must not cost one player document per person present.
+_PRESENT = "present"
+_META_PRESENCE = "presence_format"
+PRESENCE_FORMAT = 2  # 1 kept player keys in "room_players"
 _ITEM = "item"
 _ITEMS_AT = "items_at"
 _NPC = "npc"
@@ -75,22 +79,47 @@ class GameState:
     def put_player(self, player: PlayerRecord) -> PlayerRecord:
         """Write a player and re-index presence (only online players count as present)."""
         old = self.player(player.key)
-        if old is not None and old.online:
-            self.tx.remove_member(_ROOM_PLAYERS, old.room, old.key)
-        if player.online:
-            self.tx.add_member(_ROOM_PLAYERS, player.room, player.key)
+        was_present = old is not None and old.online
+        if was_present and not (player.online and player.room == old.room):
+            self.tx.remove_member(_PRESENT, old.room, old.name)
+        if player.online and not (was_present and player.room == old.room):
+            self.tx.add_member(_PRESENT, player.room, player.name)
+        if player.online and not was_present:
             self.tx.add_member(_ONLINE, "", player.key)
-        elif old is not None and old.online:
+        elif was_present and not player.online:
             self.tx.remove_member(_ONLINE, "", player.key)
         self.tx.put(_PLAYER, player.key, player.model_dump())
         return player
 
-    def players_in(self, room_id: str) -> list[str]:
-        """Keys of online players in a room, sorted for stable output."""
-        return sorted(self.tx.members(_ROOM_PLAYERS, room_id))
+    def present_names(self, room_id: str, limit: int) -> list[str]:
+        """Display names of at most ``limit`` online players in a room, in a stable order."""
+        return self.tx.first_members(_PRESENT, room_id, limit)
 
-    def online_players(self) -> list[str]:
+    def present_count(self, room_id: str) -> int:
+        return self.tx.member_count(_PRESENT, room_id)
+
+    def online_players(self, limit: int) -> list[str]:
+        """Keys of at most ``limit`` online players, in a stable order."""
+        return self.tx.first_members(_ONLINE, "", limit)
+
+    def every_online_player(self) -> list[str]:
+        """All online players' keys: for the idle reaper's sweep, never for one action."""
         return sorted(self.tx.members(_ONLINE, ""))
+
+    def online_count(self) -> int:
+        return self.tx.member_count(_ONLINE, "")
+
+    def upgrade_presence(self) -> bool:
+        """Build the presence index from the online players if the store predates it (once,
+        at start-up; the old "room_players" sets are left as they were)."""
+        if self.meta(_META_PRESENCE) == PRESENCE_FORMAT:
+            return False
+        for key in self.tx.members(_ONLINE, ""):
+            player = self.player(key)
+            if player is not None and player.online:
+                self.tx.add_member(_PRESENT, player.room, player.name)
+        self.put_meta(_META_PRESENCE, PRESENCE_FORMAT)
+        return True
 
     # --- items ---------------------------------------------------------------------------------
 
