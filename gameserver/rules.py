@@ -4,6 +4,12 @@
 checks the token, runs the command, numbers and logs the events, and records the action id
 with the reply and events produced. A retry of the same action id (say after a worker crashed
 before answering) finds that record and gets the same answer back, with nothing applied twice.
+
+Exactly-once is for effects. A command that declares itself ``read_only`` (look, inventory,
+who...) first runs in a read-only store transaction: no write lock, no write, no sync, and no
+record (a retried look simply looks again). Should it turn out to need a write after all (it
+emitted an event, or the session's sliding expiry is due a renewal) it runs again as a normal
+transaction.
 """
 
 from __future__ import annotations
@@ -21,15 +27,23 @@ from .accounts import (
     refresh,
     unauthorized_reply,
 )
-from .commands import CommandError, CommandSet, Context, default_commands
+from .commands import Command, CommandError, CommandSet, Context, default_commands
 from .events import Outcome, publish
 from .protocol import ActionRequest, ErrorReply, Event, Reply
-from .store.base import Store, Tx
-from .store.records import ActionRecord
+from .store.base import Store, Tx, WriteInRead
+from .store.records import ActionRecord, SessionRecord
 from .store.state import GameState
 from .world import World
 
 _DEFAULT_COMMANDS = default_commands()
+#: A session's sliding expiry is renewed only once it lags ``now + ttl`` by this share of the
+#: ttl (90 s of 30 min), not on every action: most actions then write nothing for it. A
+#: session may so expire up to that much earlier than ttl after its last action.
+REFRESH_SLACK = 0.05
+
+
+def refresh_due(session: SessionRecord, now: float, ttl: float) -> bool:
+    return now + ttl - session.expires_at > ttl * REFRESH_SLACK
 
 
 def _digest(text: str) -> str:
@@ -101,8 +115,9 @@ def execute(
         if isinstance(identity, Outcome):
             return identity
         ctx = Context(state, world, identity.player, now)
-        commands.resolve(text).func(ctx)
-        if not ctx.session_ended:
+        assert command is not None
+        command.func(ctx)
+        if not ctx.session_ended and refresh_due(identity.session, now, session_ttl):
             refresh(state, identity.session, now, session_ttl)
         reply = Reply(
             ok=True,
@@ -115,18 +130,46 @@ def execute(
         _record(state, identity, action_id, text, outcome)
         return outcome
 
+    def look_only(tx: Tx) -> Outcome:
+        """The read-only run: raises WriteInRead if the command needs a write after all."""
+        state = GameState(tx)
+        identity = begin(state)
+        if isinstance(identity, Outcome):
+            return identity
+        if refresh_due(identity.session, now, session_ttl):
+            raise WriteInRead("the session's expiry is due a renewal")
+        ctx = Context(state, world, identity.player, now)
+        assert command is not None
+        try:
+            command.func(ctx)
+        except CommandError as refusal:
+            reply = Reply(ok=False, text=str(refusal), action_id=action_id, room=ctx.player.room)
+            return Outcome(reply)
+        if ctx.events or ctx.session_ended:
+            raise WriteInRead("the command had effects")
+        reply = Reply(ok=True, text=ctx.reply_text, action_id=action_id, room=ctx.player.room)
+        return Outcome(reply)
+
     def refuse(tx: Tx, message: str) -> Outcome:
         state = GameState(tx)
         identity = begin(state)
         if isinstance(identity, Outcome):
             return identity  # a concurrent retry of this action id got there first
-        refresh(state, identity.session, now, session_ttl)
+        if refresh_due(identity.session, now, session_ttl):
+            refresh(state, identity.session, now, session_ttl)
         reply = Reply(ok=False, text=message, action_id=action_id, room=identity.player.room)
         outcome = Outcome(reply)
         _record(state, identity, action_id, text, outcome)
         return outcome
 
+    command: Command | None = None
     try:
+        command = commands.resolve(text)
+        if command.read_only:
+            try:
+                return store.read(look_only)
+            except WriteInRead:
+                pass  # it has effects after all: the full, recorded transaction below
         return store.transaction(apply)
     except CommandError as refusal:
         message = str(refusal)

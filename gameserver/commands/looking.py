@@ -16,6 +16,7 @@ class Look(Command):
     """
 
     key = "look"
+    read_only = True
     aliases = ("l",)
     category = "Looking"
 
@@ -35,6 +36,7 @@ class Examine(Command):
     """
 
     key = "examine"
+    read_only = True
     aliases = ("x",)
     category = "Looking"
 
@@ -83,6 +85,7 @@ class Inventory(Command):
     """
 
     key = "inventory"
+    read_only = True
     aliases = ("i", "inv")
     category = "Looking"
 

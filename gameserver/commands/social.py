@@ -103,6 +103,7 @@ class Who(Command):
     """
 
     key = "who"
+    read_only = True
     category = "Talking"
 
     def func(self, ctx: Context) -> None:

@@ -26,9 +26,16 @@ class StoreBusy(StoreError):
     """A transaction could not get through contention in time; the caller may retry later."""
 
 
+class WriteInRead(Exception):
+    """A read-only transaction (:meth:`Store.read`) tried to write: run it as a transaction."""
+
+
 class Tx(ABC):
     """One atomic unit of work. Reads see this transaction's own writes; every write becomes
-    visible together at commit or never. Values are JSON-compatible objects."""
+    visible together at commit or never. Values are JSON-compatible objects. ``writable`` is
+    False inside :meth:`Store.read`, where writes raise :class:`WriteInRead`."""
+
+    writable = True
 
     @abstractmethod
     def get(self, ns: str, key: str) -> Any | None:
@@ -74,6 +81,48 @@ class Tx(ABC):
         """Append to the topic's recent-events log, which keeps only the newest entries."""
 
 
+class ReadOnlyTx(Tx):
+    """Reads pass through to ``inner``; writes raise :class:`WriteInRead`."""
+
+    writable = False
+
+    def __init__(self, inner: Tx) -> None:
+        self.inner = inner
+
+    def get(self, ns: str, key: str) -> Any | None:
+        return self.inner.get(ns, key)
+
+    def members(self, ns: str, key: str) -> set[str]:
+        return self.inner.members(ns, key)
+
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        return self.inner.first_members(ns, key, limit)
+
+    def member_count(self, ns: str, key: str) -> int:
+        return self.inner.member_count(ns, key)
+
+    def counter(self, ns: str, key: str) -> int:
+        return self.inner.counter(ns, key)
+
+    def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        raise WriteInRead(f"put {ns}:{key}")
+
+    def delete(self, ns: str, key: str) -> None:
+        raise WriteInRead(f"delete {ns}:{key}")
+
+    def add_member(self, ns: str, key: str, member: str) -> None:
+        raise WriteInRead(f"add to {ns}:{key}")
+
+    def remove_member(self, ns: str, key: str, member: str) -> None:
+        raise WriteInRead(f"remove from {ns}:{key}")
+
+    def incr(self, ns: str, key: str) -> int:
+        raise WriteInRead(f"incr {ns}:{key}")
+
+    def log_event(self, topic: str, seq: int, payload: bytes) -> None:
+        raise WriteInRead(f"log on {topic}")
+
+
 class Store(ABC):
     """A shared, durable game state that several worker processes can use at once."""
 
@@ -87,6 +136,15 @@ class Store(ABC):
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` atomically and return its result; an exception from ``fn`` discards all
         its writes and propagates. Raises :class:`StoreBusy` if contention never clears."""
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` on a consistent snapshot without taking the write lock or syncing
+        anything; any write raises :class:`WriteInRead` (the caller then uses
+        :meth:`transaction`). For actions that change nothing, such as ``look``.
+
+        This fallback runs a full transaction that refuses writes; backends override it with
+        something cheaper."""
+        return self.transaction(lambda tx: fn(ReadOnlyTx(tx)))
 
     @abstractmethod
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:

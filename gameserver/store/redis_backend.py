@@ -17,7 +17,7 @@ import orjson
 import redis
 from redis.client import Pipeline
 
-from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
+from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx, WriteInRead
 
 T = TypeVar("T")
 
@@ -27,7 +27,10 @@ DEFAULT_PREFIX = "crossroads:"
 class _RedisTx(Tx):
     """Buffers writes over a watching pipeline; reads go through the buffer first."""
 
-    def __init__(self, pipe: Pipeline, prefix: str, event_log_size: int) -> None:
+    def __init__(
+        self, pipe: Pipeline, prefix: str, event_log_size: int, writable: bool = True
+    ) -> None:
+        self.writable = writable
         self._pipe = pipe
         self._prefix = prefix
         self._event_log_size = event_log_size
@@ -70,16 +73,22 @@ class _RedisTx(Tx):
             self._counters[key] = 0 if raw is None else int(raw)
         return self._counters[key]
 
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise WriteInRead("a write in a read-only transaction")
+
     def get(self, ns: str, key: str) -> Any | None:
         raw = self._doc(self._key("d", ns, key))
         return None if raw is None else orjson.loads(raw)
 
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        self._check_writable()
         full = self._key("d", ns, key)
         self._docs[full] = orjson.dumps(value)
         self._dirty_docs[full] = ttl
 
     def delete(self, ns: str, key: str) -> None:
+        self._check_writable()
         full = self._key("d", ns, key)
         self._docs[full] = None
         self._dirty_docs[full] = None
@@ -94,21 +103,25 @@ class _RedisTx(Tx):
         return len(self._set(self._key("s", ns, key)))
 
     def add_member(self, ns: str, key: str, member: str) -> None:
+        self._check_writable()
         self._set(self._key("s", ns, key)).add(member)
 
     def remove_member(self, ns: str, key: str, member: str) -> None:
+        self._check_writable()
         self._set(self._key("s", ns, key)).discard(member)
 
     def counter(self, ns: str, key: str) -> int:
         return self._counter(self._key("c", ns, key))
 
     def incr(self, ns: str, key: str) -> int:
+        self._check_writable()
         full = self._key("c", ns, key)
         self._counters[full] = self._counter(full) + 1
         self._dirty_counters.add(full)
         return self._counters[full]
 
     def log_event(self, topic: str, seq: int, payload: bytes) -> None:
+        self._check_writable()
         self._events.append((f"{self._prefix}log:{topic}", seq, payload))
 
     def commit(self) -> None:
@@ -200,6 +213,29 @@ class RedisStore(Store):
         except redis.RedisError as exc:
             raise StoreError(f"Redis store {self.url!r} failed: {exc}") from exc
         raise StoreBusy(f"Redis transaction kept conflicting after {self.max_attempts} attempts")
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        """Optimistic like :meth:`transaction`, with nothing to write: the result counts once
+        an empty EXEC shows that nothing read changed meanwhile."""
+        try:
+            for attempt in range(self.max_attempts):
+                with self._client.pipeline(transaction=True) as pipe:
+                    tx = _RedisTx(pipe, self.prefix, self.event_log_size, writable=False)
+                    try:
+                        result = fn(tx)
+                    except WriteInRead:
+                        raise
+                    except Exception:
+                        if tx.reads_still_valid():
+                            raise
+                        self._back_off(attempt)
+                        continue
+                    if tx.reads_still_valid():
+                        return result
+                    self._back_off(attempt)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis store {self.url!r} failed: {exc}") from exc
+        raise StoreBusy(f"Redis read kept conflicting after {self.max_attempts} attempts")
 
     @staticmethod
     def _back_off(attempt: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
+from .base import DEFAULT_EVENT_LOG_SIZE, ReadOnlyTx, Store, StoreBusy, StoreError, Tx
 
 T = TypeVar("T")
 
@@ -197,6 +197,20 @@ class SqliteStore(Store):
                     raise StoreError(f"SQLite transaction failed: {exc}") from exc
                 raise
             return result
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        # A deferred BEGIN takes no lock until the first read, and then only a WAL read
+        # mark: writers go on meanwhile, and the COMMIT of a transaction that wrote nothing
+        # appends nothing to the WAL and syncs nothing.
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+                try:
+                    return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size)))
+                finally:
+                    self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite read failed: {exc}") from exc
 
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:
         with self._lock:

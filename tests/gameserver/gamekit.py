@@ -234,6 +234,7 @@ class CountingTx(Tx):
     def __init__(self, inner: Tx, counts: StoreCounts) -> None:
         self.inner = inner
         self.counts = counts
+        self.writable = inner.writable
 
     def get(self, ns: str, key: str) -> Any | None:
         self.counts.documents_read += 1
@@ -293,6 +294,10 @@ class CountingStore(Store):
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         self.counts.write_transactions += 1
         return self.inner.transaction(lambda tx: fn(CountingTx(tx, self.counts)))
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        self.counts.read_transactions += 1
+        return self.inner.read(lambda tx: fn(CountingTx(tx, self.counts)))
 
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:
         return self.inner.events_since(topic, since_seq)

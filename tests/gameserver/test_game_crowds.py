@@ -3,6 +3,8 @@ by what it shows, never by how many players are present (counted on a real store
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gamekit import FAST_SCRYPT_N, CountingStore, FakeClock, Game
 
 from gameserver.narration import NAMES_SHOWN
@@ -101,3 +103,47 @@ def test_a_store_from_before_presence_gets_its_presence_built(store: Store, worl
     names = store.transaction(lambda tx: GameState(tx).present_names(room, 10))
     assert names == ["Ann"]
     assert not seed_world(store, world)  # once only
+
+
+READ_ONLY_COMMANDS = ("look", "inventory", "who", "examine lamp", "help", "help say", "x me")
+
+
+def test_read_only_actions_write_nothing(store: Store, world: World, clock: FakeClock) -> None:
+    seed_world(store, world)
+    counting = CountingStore(store)
+    game = Game(GameService(counting, world, scrypt_n=FAST_SCRYPT_N, clock=clock))
+    alice = game.login("Alice")
+    game.login("Bob")
+    wal = Path(store.url.removeprefix("sqlite:///") + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else None
+    counting.counts.reset()
+    for command in (*READ_ONLY_COMMANDS, "examine nothing-here"):
+        alice.act(command)
+    assert counting.counts.writes == 0, counting.counts
+    assert counting.counts.write_transactions == 0, counting.counts
+    assert counting.counts.read_transactions == len(READ_ONLY_COMMANDS) + 1
+    if wal_size is not None:  # SQLite: not one byte appended to the log, so nothing to sync
+        assert wal.stat().st_size == wal_size
+    # A retried look (same action id) is harmless: it looks again.
+    first = alice.act("look", action_id="same-look").reply
+    assert first == alice.act("look", action_id="same-look").reply
+    # An action with effects is still a recorded write.
+    alice.say_ok("say hello")
+    assert counting.counts.write_transactions == 1 and counting.counts.writes > 0
+
+
+def test_a_read_only_action_renews_an_ageing_session(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    seed_world(store, world)
+    counting = CountingStore(store)
+    service = GameService(counting, world, scrypt_n=FAST_SCRYPT_N, clock=clock)
+    alice = Game(service).login("Alice")
+    for _ in range(3):  # each look past the slack renews; none in between
+        clock.advance(service.session_ttl * 0.6)
+        counting.counts.reset()
+        alice.say_ok("look")
+        assert counting.counts.write_transactions == 1
+        counting.counts.reset()
+        alice.say_ok("look")
+        assert counting.counts.write_transactions == 0
