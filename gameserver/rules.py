@@ -87,27 +87,49 @@ def execute(
     """Run the command line ``text`` as the player of ``token``, at most once per
     ``action_id``. A refused command (``Reply.ok`` False) changes nothing but is recorded too,
     so its retry answers the same way. Store failures propagate as ``StoreError``."""
-    now = time.time() if now is None else now
-    commands = commands or _DEFAULT_COMMANDS
     try:
-        ActionRequest(token=token, action_id=action_id, text=text)
+        request = ActionRequest(token=token, action_id=action_id, text=text)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         return Outcome(ErrorReply(code="bad_request", message=f"{first['loc'][0]}: {first['msg']}"))
+    return execute_request(
+        store, world, request, now=now, commands=commands, session_ttl=session_ttl
+    )
 
-    def begin(state: GameState) -> Identity | Outcome:
-        """The acting identity, or the final outcome if there is nothing to run."""
+
+def _is_current(identity: Identity, now: float) -> bool:
+    """What ``authenticate`` checks beyond ``allow_ended``, on records already read."""
+    return identity.session.is_live(now) and identity.player.session == identity.session.key
+
+
+def execute_request(
+    store: Store,
+    world: World,
+    request: ActionRequest,
+    *,
+    now: float | None = None,
+    commands: CommandSet | None = None,
+    session_ttl: float = DEFAULT_SESSION_TTL,
+) -> Outcome:
+    """:func:`execute` for a request validated already (at the edge, when it was decoded)."""
+    now = time.time() if now is None else now
+    commands = commands or _DEFAULT_COMMANDS
+    token, action_id, text = request.token, request.action_id, request.text
+
+    def begin(state: GameState, *, check_record: bool = True) -> Identity | Outcome:
+        """The acting identity, or the final outcome if there is nothing to run. The session
+        and player are read once: an ended session still finds its recorded actions."""
         try:
             identity = authenticate(state, token, now, allow_ended=True)
         except Unauthorized:
             return Outcome(unauthorized_reply())
-        record = state.action(identity.player.key, action_id)
-        if record is not None:
-            return _stored(record, text)
-        try:
-            return authenticate(state, token, now)
-        except Unauthorized:
+        if check_record:
+            record = state.action(identity.player.key, action_id)
+            if record is not None:
+                return _stored(record, text)
+        if not _is_current(identity, now):
             return Outcome(unauthorized_reply())
+        return identity
 
     def apply(tx: Tx) -> Outcome:
         state = GameState(tx)
@@ -131,9 +153,11 @@ def execute(
         return outcome
 
     def look_only(tx: Tx) -> Outcome:
-        """The read-only run: raises WriteInRead if the command needs a write after all."""
+        """The read-only run: raises WriteInRead if the command needs a write after all. No
+        record is looked up: a read-only command is never recorded as such, and should its
+        id belong to a recorded one (it fell back to a write), looking again is harmless."""
         state = GameState(tx)
-        identity = begin(state)
+        identity = begin(state, check_record=False)
         if isinstance(identity, Outcome):
             return identity
         if refresh_due(identity.session, now, session_ttl):
