@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -145,6 +146,13 @@ class Store(ABC):
         This fallback runs a full transaction that refuses writes; backends override it with
         something cheaper."""
         return self.transaction(lambda tx: fn(ReadOnlyTx(tx)))
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the transactions run inside the ``with`` block into one commit (one sync)
+        where the backend can: each still succeeds or fails on its own, but none is durable,
+        nor may its result be shown to anyone, before the block ends without raising
+        :class:`StoreError`. This fallback commits each transaction by itself."""
+        return nullcontext()
 
     @abstractmethod
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:

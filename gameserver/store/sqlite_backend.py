@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
@@ -143,7 +144,11 @@ class SqliteStore(Store):
     ) -> None:
         super().__init__(f"sqlite:///{path}", event_log_size)
         self.path = path
-        self._lock = threading.Lock()
+        # Re-entrant: transactions run inside batch(), which holds it for the whole batch.
+        self._lock = threading.RLock()
+        self._batch_depth = 0
+        self._batch_open = False  # the batch's write transaction has begun
+        self._batch_lost = False  # SQLite rolled the batch's transaction back on an error
         try:
             self._conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -192,6 +197,8 @@ class SqliteStore(Store):
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         with self._lock:
+            if self._batch_depth:
+                return self._batched(fn)
             self._begin()
             try:
                 result = fn(_SqliteTx(self._conn, self.event_log_size))
@@ -204,11 +211,69 @@ class SqliteStore(Store):
                 raise
             return result
 
+    def _batched(self, fn: Callable[[Tx], T]) -> T:
+        """One transaction of a batch: a savepoint inside the batch's write transaction, so
+        a failure undoes this one alone."""
+        if self._batch_lost:
+            raise StoreError("SQLite batch was rolled back")
+        if not self._batch_open:
+            self._begin()
+            self._batch_open = True
+        try:
+            self._conn.execute("SAVEPOINT action")
+            result = fn(_SqliteTx(self._conn, self.event_log_size))
+            self._conn.execute("RELEASE action")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK TO action")
+                self._conn.execute("RELEASE action")
+            else:  # SQLite gave up the whole transaction (an I/O error...)
+                self._batch_lost = True
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"SQLite transaction failed: {exc}") from exc
+            raise
+        return result
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every transaction inside runs in one write transaction, committed at the end: one
+        WAL append (and, with synchronous FULL, one sync) for the batch. The write lock is
+        taken at the batch's first write and held to its end."""
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                yield
+            except BaseException:
+                if self._batch_depth == 1:
+                    self._end_batch("ROLLBACK")
+                raise
+            finally:
+                self._batch_depth -= 1
+            if self._batch_depth == 0:
+                self._end_batch("COMMIT")
+
+    def _end_batch(self, statement: str) -> None:
+        lost, self._batch_lost = self._batch_lost, False
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite batch failed to commit: {exc}") from exc
+        if lost and statement == "COMMIT":
+            raise StoreError("SQLite rolled the batch back; none of it was applied")
+
     def read(self, fn: Callable[[Tx], T]) -> T:
         # A deferred BEGIN takes no lock until the first read, and then only a WAL read
         # mark: writers go on meanwhile, and the COMMIT of a transaction that wrote nothing
         # appends nothing to the WAL and syncs nothing.
         with self._lock:
+            if self._batch_open:  # inside a batch that wrote: read what it wrote
+                return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size)))
             try:
                 self._conn.execute("BEGIN")
                 try:
