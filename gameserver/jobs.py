@@ -70,12 +70,16 @@ def run_jobs(
             answers[i] = _run(service, item, cpu_burn)
         else:
             batched.append(i)
+    if cpu_burn:  # the heavy logic comes before the batch: it must not hold the store's lock
+        for i in batched:
+            if isinstance(parsed[i], ActionRequest):
+                burn(cpu_burn)
     try:
         with service.store.batch():
             for i in batched:
                 item = parsed[i]
                 assert not isinstance(item, list)
-                answers[i] = _run(service, item, cpu_burn)
+                answers[i] = _run(service, item, 0)
     except StoreError:
         log.exception("a batch of %d job(s) failed to commit; they will be retried", len(batched))
         unavailable = [encode(ErrorReply(code="unavailable", message=BATCH_LOST)), NO_MARKS]
