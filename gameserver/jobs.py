@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from .broadcast import marks, publication_frames
+from .commands import CommandError
 from .protocol import (
     JOB_REQUEST,
     JOB_TICK,
@@ -70,6 +71,9 @@ def run_jobs(
             answers[i] = _run(service, item, cpu_burn)
         else:
             batched.append(i)
+    # Read-only actions first: before the batch's first write they run in plain read
+    # transactions, without holding the write lock other workers wait for.
+    batched.sort(key=lambda i: not _reads_only(service, parsed[i]))
     if cpu_burn:  # the heavy logic comes before the batch: it must not hold the store's lock
         for i in batched:
             if isinstance(parsed[i], ActionRequest):
@@ -89,6 +93,15 @@ def run_jobs(
 
 
 BATCH_LOST = "Storage failed; please retry."
+
+
+def _reads_only(service: GameService, item: object) -> bool:
+    if not isinstance(item, ActionRequest):
+        return False
+    try:
+        return service.commands.resolve(item.text).read_only
+    except CommandError:
+        return False
 
 
 def _parse(job: list[bytes]) -> Request | list[bytes] | None:
