@@ -14,7 +14,10 @@ from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pydantic import BaseModel
+
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 DEFAULT_EVENT_LOG_SIZE = 200
 
@@ -45,6 +48,17 @@ class Tx(ABC):
     @abstractmethod
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
         """Store a document; with ``ttl`` (seconds) the store may forget it after that long."""
+
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        """The document as a validated ``model``. Backends hand back the record they
+        validated or wrote before while the document is unchanged, instead of decoding and
+        validating it again (:class:`RecordCache`)."""
+        raw = self.get(ns, key)
+        return None if raw is None else model.model_validate(raw)
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
+        """Store a record as its document."""
+        self.put(ns, key, record.model_dump(), ttl)
 
     @abstractmethod
     def delete(self, ns: str, key: str) -> None:
@@ -82,6 +96,30 @@ class Tx(ABC):
         """Append to the topic's recent-events log, which keeps only the newest entries."""
 
 
+class RecordCache:
+    """Validated records by document and a stamp of its content (the stored bytes, or a
+    version): a record is validated once when it comes from the network or the disk, and
+    a document the worker wrote itself is never validated again while it stays unchanged."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._entries: dict[Any, tuple[Any, BaseModel]] = {}
+
+    def get(self, where: Any, stamp: Any, model: type[R]) -> R | None:
+        entry = self._entries.get(where)
+        if entry is None or entry[0] != stamp or type(entry[1]) is not model:
+            return None
+        return entry[1]  # type: ignore[return-value]
+
+    def put(self, where: Any, stamp: Any, record: BaseModel) -> None:
+        if len(self._entries) >= self.limit:
+            self._entries.clear()  # crude but O(1) per call; the working set refills it
+        self._entries[where] = (stamp, record)
+
+    def forget(self, where: Any) -> None:
+        self._entries.pop(where, None)
+
+
 class ReadOnlyTx(Tx):
     """Reads pass through to ``inner``; writes raise :class:`WriteInRead`."""
 
@@ -92,6 +130,9 @@ class ReadOnlyTx(Tx):
 
     def get(self, ns: str, key: str) -> Any | None:
         return self.inner.get(ns, key)
+
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        return self.inner.get_record(ns, key, model)
 
     def members(self, ns: str, key: str) -> set[str]:
         return self.inner.members(ns, key)
@@ -106,6 +147,9 @@ class ReadOnlyTx(Tx):
         return self.inner.counter(ns, key)
 
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        raise WriteInRead(f"put {ns}:{key}")
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
         raise WriteInRead(f"put {ns}:{key}")
 
     def delete(self, ns: str, key: str) -> None:

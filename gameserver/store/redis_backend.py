@@ -32,8 +32,18 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import orjson
 import redis
+from pydantic import BaseModel
 
-from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx, WriteInRead
+from .base import (
+    DEFAULT_EVENT_LOG_SIZE,
+    R,
+    RecordCache,
+    Store,
+    StoreBusy,
+    StoreError,
+    Tx,
+    WriteInRead,
+)
 
 T = TypeVar("T")
 
@@ -153,6 +163,7 @@ class _ScriptTx(Tx):
         self._store = store
         self._reads: dict[str, list[Any]] = {}
         self._docs: dict[str, tuple[bytes | None, float | None]] = {}
+        self._records: dict[str, BaseModel] = {}  # records written, by key
         self._sets: dict[str, _Overlay] = {}
         self._set_ops: list[list[Any]] = []
         self._counters: dict[str, int] = {}
@@ -176,13 +187,37 @@ class _ScriptTx(Tx):
             self._reads.setdefault(full, [full, "d", version, 0])
         return None if raw is None else orjson.loads(raw)
 
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        full = self._key("d", ns, key)
+        if full in self._docs:
+            raw = self._docs[full][0]
+            return None if raw is None else model.model_validate_json(raw)
+        version, raw = self._store.docs.get(full, (0, None))
+        self._reads.setdefault(full, [full, "d", version, 0])
+        if raw is None:
+            return None
+        # Keyed by version: the record validated (or written) at this version before.
+        record = self._store.records.get(full, version, model)
+        if record is None:
+            record = model.model_validate_json(raw)
+            self._store.records.put(full, version, record)
+        return record
+
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
         self._check_writable()
-        self._docs[self._key("d", ns, key)] = (orjson.dumps(value), ttl)
+        full = self._key("d", ns, key)
+        self._docs[full] = (orjson.dumps(value), ttl)
+        self._records.pop(full, None)
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
+        self.put(ns, key, record.model_dump(), ttl)
+        self._records[self._key("d", ns, key)] = record
 
     def delete(self, ns: str, key: str) -> None:
         self._check_writable()
-        self._docs[self._key("d", ns, key)] = (None, None)
+        full = self._key("d", ns, key)
+        self._docs[full] = (None, None)
+        self._records.pop(full, None)
 
     # -- sets -------------------------------------------------------------------------------
 
@@ -263,6 +298,7 @@ class _ScriptTx(Tx):
     def discard_writes(self) -> None:
         """Keep only the reads (to check them after a failure)."""
         self._docs.clear()
+        self._records.clear()
         self._sets.clear()
         self._set_ops.clear()
         self._counters.clear()
@@ -292,7 +328,10 @@ class _ScriptTx(Tx):
         # A set written without being read: the copy stays good if it was current before.
         current = {entry[0] for entry in versions if len(entry) > 2 and entry[2]}
         for key, (raw, _ttl) in self._docs.items():
-            store.remember_doc(key, new_versions.get(key, 0), raw)
+            version = new_versions.get(key, 0)
+            store.remember_doc(key, version, raw)
+            if key in self._records:  # never validated again while at this version
+                store.records.put(key, version, self._records[key])
         for key, overlay in self._sets.items():
             if key not in self._reads and key not in current:
                 store.sets.pop(key, None)
@@ -339,6 +378,7 @@ class RedisStore(Store):
         self._script = self._client.register_script(COMMIT_SCRIPT)
         self._version_key = f"{self.tag}:version"
         self.docs: dict[str, tuple[int, bytes | None]] = {}
+        self.records = RecordCache()
         self.sets: dict[str, _SetView] = {}
         self.counters: dict[str, int] = {}
 

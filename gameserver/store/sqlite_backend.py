@@ -16,8 +16,18 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel
 
-from .base import DEFAULT_EVENT_LOG_SIZE, ReadOnlyTx, Store, StoreBusy, StoreError, Tx
+from .base import (
+    DEFAULT_EVENT_LOG_SIZE,
+    R,
+    ReadOnlyTx,
+    RecordCache,
+    Store,
+    StoreBusy,
+    StoreError,
+    Tx,
+)
 
 T = TypeVar("T")
 
@@ -43,23 +53,48 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 class _SqliteTx(Tx):
-    def __init__(self, conn: sqlite3.Connection, event_log_size: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, event_log_size: int, records: RecordCache) -> None:
         self._conn = conn
         self._event_log_size = event_log_size
+        self._records = records
 
-    def get(self, ns: str, key: str) -> Any | None:
+    def _blob(self, ns: str, key: str) -> bytes | None:
         row = self._conn.execute(
             "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", (ns, key)
         ).fetchone()
         if row is None or (row[1] is not None and row[1] <= time.time()):
             return None
-        return orjson.loads(row[0])
+        return bytes(row[0])
+
+    def get(self, ns: str, key: str) -> Any | None:
+        blob = self._blob(ns, key)
+        return None if blob is None else orjson.loads(blob)
+
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        # Keyed by the stored bytes: unchanged bytes are the record validated before.
+        blob = self._blob(ns, key)
+        if blob is None:
+            return None
+        record = self._records.get((ns, key), blob, model)
+        if record is None:
+            record = model.model_validate_json(blob)
+            self._records.put((ns, key), blob, record)
+        return record
 
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        self._write(ns, key, orjson.dumps(value), ttl)
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
+        blob = orjson.dumps(record.model_dump())
+        self._write(ns, key, blob, ttl)
+        # Should this transaction roll back, the stored bytes differ and the entry is unused.
+        self._records.put((ns, key), blob, record)
+
+    def _write(self, ns: str, key: str, blob: bytes, ttl: float | None) -> None:
         expires_at = None if ttl is None else time.time() + ttl
         self._conn.execute(
             "INSERT OR REPLACE INTO docs (ns, key, value, expires_at) VALUES (?, ?, ?, ?)",
-            (ns, key, orjson.dumps(value), expires_at),
+            (ns, key, blob, expires_at),
         )
 
     def delete(self, ns: str, key: str) -> None:
@@ -146,6 +181,7 @@ class SqliteStore(Store):
         self.path = path
         # Re-entrant: transactions run inside batch(), which holds it for the whole batch.
         self._lock = threading.RLock()
+        self._records = RecordCache()
         self._batch_depth = 0
         self._batch_open = False  # the batch's write transaction has begun
         self._batch_lost = False  # SQLite rolled the batch's transaction back on an error
@@ -201,7 +237,7 @@ class SqliteStore(Store):
                 return self._batched(fn)
             self._begin()
             try:
-                result = fn(_SqliteTx(self._conn, self.event_log_size))
+                result = fn(_SqliteTx(self._conn, self.event_log_size, self._records))
                 self._conn.execute("COMMIT")
             except BaseException as exc:
                 if self._conn.in_transaction:
@@ -221,7 +257,7 @@ class SqliteStore(Store):
             self._batch_open = True
         try:
             self._conn.execute("SAVEPOINT action")
-            result = fn(_SqliteTx(self._conn, self.event_log_size))
+            result = fn(_SqliteTx(self._conn, self.event_log_size, self._records))
             self._conn.execute("RELEASE action")
         except BaseException as exc:
             if self._conn.in_transaction:
@@ -273,11 +309,11 @@ class SqliteStore(Store):
         # appends nothing to the WAL and syncs nothing.
         with self._lock:
             if self._batch_open:  # inside a batch that wrote: read what it wrote
-                return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size)))
+                return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
             try:
                 self._conn.execute("BEGIN")
                 try:
-                    return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size)))
+                    return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
                 finally:
                     self._conn.execute("COMMIT")
             except sqlite3.Error as exc:

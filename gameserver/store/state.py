@@ -54,18 +54,16 @@ class GameState:
     # --- accounts and sessions -----------------------------------------------------------------
 
     def account(self, key: str) -> Account | None:
-        raw = self.tx.get(_ACCOUNT, key)
-        return None if raw is None else Account.model_validate(raw)
+        return self.tx.get_record(_ACCOUNT, key, Account)
 
     def put_account(self, account: Account) -> None:
-        self.tx.put(_ACCOUNT, account.key, account.model_dump())
+        self.tx.put_record(_ACCOUNT, account.key, account)
 
     def session(self, key: str) -> SessionRecord | None:
-        raw = self.tx.get(_SESSION, key)
-        return None if raw is None else SessionRecord.model_validate(raw)
+        return self.tx.get_record(_SESSION, key, SessionRecord)
 
     def put_session(self, session: SessionRecord) -> None:
-        self.tx.put(_SESSION, session.key, session.model_dump(), ttl=SESSION_RETENTION_SECONDS)
+        self.tx.put_record(_SESSION, session.key, session, ttl=SESSION_RETENTION_SECONDS)
 
     def delete_session(self, key: str) -> None:
         self.tx.delete(_SESSION, key)
@@ -73,8 +71,7 @@ class GameState:
     # --- players -------------------------------------------------------------------------------
 
     def player(self, key: str) -> PlayerRecord | None:
-        raw = self.tx.get(_PLAYER, key)
-        return None if raw is None else PlayerRecord.model_validate(raw)
+        return self.tx.get_record(_PLAYER, key, PlayerRecord)
 
     def put_player(self, player: PlayerRecord) -> PlayerRecord:
         """Write a player and re-index presence (only online players count as present)."""
@@ -88,7 +85,7 @@ class GameState:
             self.tx.add_member(_ONLINE, "", player.key)
         elif was_present and not player.online:
             self.tx.remove_member(_ONLINE, "", player.key)
-        self.tx.put(_PLAYER, player.key, player.model_dump())
+        self.tx.put_record(_PLAYER, player.key, player)
         return player
 
     def present_names(self, room_id: str, limit: int) -> list[str]:
@@ -146,15 +143,14 @@ class GameState:
     # --- NPCs ----------------------------------------------------------------------------------
 
     def npc(self, npc_id: str) -> NpcRecord | None:
-        raw = self.tx.get(_NPC, npc_id)
-        return None if raw is None else NpcRecord.model_validate(raw)
+        return self.tx.get_record(_NPC, npc_id, NpcRecord)
 
     def put_npc(self, npc_id: str, npc: NpcRecord) -> None:
         old = self.npc(npc_id)
         if old is not None:
             self.tx.remove_member(_NPCS_IN, old.room, npc_id)
         self.tx.add_member(_NPCS_IN, npc.room, npc_id)
-        self.tx.put(_NPC, npc_id, npc.model_dump())
+        self.tx.put_record(_NPC, npc_id, npc)
 
     def npcs_in(self, room_id: str) -> list[str]:
         return sorted(self.tx.members(_NPCS_IN, room_id))
@@ -173,22 +169,18 @@ class GameState:
     # --- applied actions -----------------------------------------------------------------------
 
     def action(self, player: str, action_id: str) -> ActionRecord | None:
-        raw = self.tx.get(_ACTION, f"{player}:{action_id}")
-        return None if raw is None else ActionRecord.model_validate(raw)
+        return self.tx.get_record(_ACTION, f"{player}:{action_id}", ActionRecord)
 
     def record_action(self, player: str, action_id: str, record: ActionRecord) -> None:
-        self.tx.put(
-            _ACTION, f"{player}:{action_id}", record.model_dump(), ttl=ACTION_RETENTION_SECONDS
-        )
+        self.tx.put_record(_ACTION, f"{player}:{action_id}", record, ttl=ACTION_RETENTION_SECONDS)
 
     # --- world clock and bookkeeping -----------------------------------------------------------
 
     def clock(self) -> ClockRecord | None:
-        raw = self.tx.get(_CLOCK, "")
-        return None if raw is None else ClockRecord.model_validate(raw)
+        return self.tx.get_record(_CLOCK, "", ClockRecord)
 
     def put_clock(self, clock: ClockRecord) -> None:
-        self.tx.put(_CLOCK, "", clock.model_dump())
+        self.tx.put_record(_CLOCK, "", clock)
 
     def meta(self, key: str) -> Any | None:
         return self.tx.get(_META, key)

@@ -54,3 +54,20 @@ def test_an_error_escaping_a_batch_rolls_all_of_it_back(store: Store) -> None:
     assert store.read(lambda tx: tx.get("doc", "a")) is None
     store.transaction(put("z"))  # the store is usable afterwards
     assert store.read(lambda tx: tx.get("doc", "z")) == {"v": "z"}
+
+
+def test_a_record_written_is_not_validated_again_until_it_changes(store: Store) -> None:
+    from gameserver.store.records import PlayerRecord
+    from gameserver.store.state import GameState
+
+    ann = PlayerRecord(key="ann", name="Ann", room="crossroads")
+    store.transaction(lambda tx: GameState(tx).put_player(ann))
+    # The very object written comes back: the worker trusts what it wrote itself.
+    assert store.read(lambda tx: GameState(tx).player("ann")) is ann
+    with open_store(store.url) as other:  # another worker moves her
+        other.transaction(
+            lambda tx: GameState(tx).put_player(ann.model_copy(update={"room": "meadow"}))
+        )
+    fresh = store.read(lambda tx: GameState(tx).player("ann"))
+    assert fresh is not ann and fresh is not None and fresh.room == "meadow"
+    assert store.read(lambda tx: GameState(tx).player("ann")) is fresh  # validated once
