@@ -19,7 +19,7 @@ from .accounts import DEFAULT_SESSION_TTL, login, resume
 from .catchup import catchup
 from .commands import CommandSet, default_commands
 from .events import Outcome
-from .passwords import DEFAULT_N
+from .passwords import DEFAULT_POLICY, PasswordPolicy
 from .protocol import (
     ActionRequest,
     CatchupRequest,
@@ -52,14 +52,14 @@ class GameService:
         *,
         commands: CommandSet | None = None,
         session_ttl: float = DEFAULT_SESSION_TTL,
-        scrypt_n: int = DEFAULT_N,
+        passwords: PasswordPolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.world = world
         self.commands = commands or default_commands()
         self.session_ttl = session_ttl
-        self.scrypt_n = scrypt_n
+        self.passwords = passwords
         self.clock = clock
 
     @classmethod
@@ -113,7 +113,7 @@ class GameService:
                     request.password,
                     now=now,
                     session_ttl=self.session_ttl,
-                    scrypt_n=self.scrypt_n,
+                    passwords=self.passwords,
                 )
             case ResumeRequest():
                 return resume(

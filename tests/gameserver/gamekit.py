@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import redis
 
 from gameserver.events import Outcome
+from gameserver.passwords import PasswordPolicy
 from gameserver.protocol import ActionRequest, Event, LoginReply, LoginRequest, Reply
 from gameserver.service import GameService
 from gameserver.store import Store, Tx
@@ -28,7 +29,8 @@ from gameserver.topics import session_topics
 T = TypeVar("T")
 
 REDIS_BINARY = shutil.which("redis-server") or "/usr/bin/redis-server"
-FAST_SCRYPT_N = 2**10  # real scrypt, cheap parameters: tests log in many times
+#: Real Argon2id at the cheapest costs it accepts: tests log in many times.
+FAST_PASSWORDS = PasswordPolicy(memory_kib=8, time_cost=1, parallelism=1)
 START = 1_800_000_000.0  # a fixed "now" keeps every test reproducible
 
 

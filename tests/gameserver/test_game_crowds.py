@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gamekit import FAST_SCRYPT_N, CountingStore, FakeClock, Game
+from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
 
 from gameserver.narration import NAMES_SHOWN
 from gameserver.protocol import Reply
@@ -37,7 +37,7 @@ def crowd_game(store: Store, world: World, clock: FakeClock) -> tuple[Game, Coun
 
     store.transaction(fill)
     counting = CountingStore(store)
-    return Game(GameService(counting, world, scrypt_n=FAST_SCRYPT_N, clock=clock)), counting
+    return Game(GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock)), counting
 
 
 def test_look_in_a_crowd_reads_a_bounded_number_of_documents(
@@ -111,7 +111,7 @@ READ_ONLY_COMMANDS = ("look", "inventory", "who", "examine lamp", "help", "help 
 def test_read_only_actions_write_nothing(store: Store, world: World, clock: FakeClock) -> None:
     seed_world(store, world)
     counting = CountingStore(store)
-    game = Game(GameService(counting, world, scrypt_n=FAST_SCRYPT_N, clock=clock))
+    game = Game(GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock))
     alice = game.login("Alice")
     game.login("Bob")
     wal = Path(store.url.removeprefix("sqlite:///") + "-wal")
@@ -137,7 +137,7 @@ def test_a_read_only_action_renews_an_ageing_session(
 ) -> None:
     seed_world(store, world)
     counting = CountingStore(store)
-    service = GameService(counting, world, scrypt_n=FAST_SCRYPT_N, clock=clock)
+    service = GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock)
     alice = Game(service).login("Alice")
     for _ in range(3):  # each look past the slack renews; none in between
         clock.advance(service.session_ttl * 0.6)

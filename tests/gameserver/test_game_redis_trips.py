@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from gamekit import FAST_SCRYPT_N, FakeClock, Game, Player, RedisServer, empty_store_url
+from gamekit import FAST_PASSWORDS, FakeClock, Game, Player, RedisServer, empty_store_url
 
 from gameserver.protocol import Reply
 from gameserver.seed import seed_world
@@ -55,7 +55,7 @@ def test_one_worker_makes_one_round_trip_per_action(
 ) -> None:
     store = counted_stores[0]
     seed_world(store, world)
-    game = Game(GameService(store, world, scrypt_n=FAST_SCRYPT_N, clock=clock))
+    game = Game(GameService(store, world, passwords=FAST_PASSWORDS, clock=clock))
     alice, bob = game.login("Alice"), game.login("Bob")
     for text in MIX:  # warm: the worker learns the keys these actions use
         trips(alice, text), trips(bob, text)
@@ -70,7 +70,9 @@ def test_two_workers_average_at_most_two_round_trips_per_action(
     counted_stores: list[RedisStore], world: World, clock: FakeClock
 ) -> None:
     seed_world(counted_stores[0], world)
-    services = [GameService(s, world, scrypt_n=FAST_SCRYPT_N, clock=clock) for s in counted_stores]
+    services = [
+        GameService(s, world, passwords=FAST_PASSWORDS, clock=clock) for s in counted_stores
+    ]
     game = Game(services[0])
     alice, bob = game.login("Alice"), game.login("Bob")
     counts = []
