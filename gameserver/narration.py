@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .store.records import player_key
 from .store.state import GameState
 from .world import DIRECTIONS, World
 
@@ -52,7 +51,7 @@ def present_others(state: GameState, room_id: str, viewer: str | None) -> str:
     names = state.present_names(room_id, NAMES_SHOWN + 1)
     count = state.present_count(room_id)
     if viewer is not None:
-        names = [name for name in names if player_key(name) != viewer]
+        names = [name for name in names if name.lower() != viewer]  # == player_key(name)
         count = max(count - 1, len(names))
     names = names[:NAMES_SHOWN]
     if not names:
