@@ -77,6 +77,12 @@ class Tx(ABC):
     def member_count(self, ns: str, key: str) -> int:
         """How many members the set has, without reading them."""
 
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        """The ``limit`` smallest members greater than ``after``: walks a large set a slice at
+        a time. (This fallback reads the whole set; backends with an ordered index override
+        it.)"""
+        return sorted(member for member in self.members(ns, key) if member > after)[:limit]
+
     @abstractmethod
     def add_member(self, ns: str, key: str, member: str) -> None: ...
 
@@ -142,6 +148,9 @@ class ReadOnlyTx(Tx):
 
     def member_count(self, ns: str, key: str) -> int:
         return self.inner.member_count(ns, key)
+
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        return self.inner.members_after(ns, key, after, limit)
 
     def counter(self, ns: str, key: str) -> int:
         return self.inner.counter(ns, key)

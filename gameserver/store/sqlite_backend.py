@@ -114,6 +114,14 @@ class _SqliteTx(Tx):
         ).fetchall()
         return [row[0] for row in rows]
 
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT member FROM members WHERE ns = ? AND key = ? AND member > ? "
+            "ORDER BY member LIMIT ?",
+            (ns, key, after, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def member_count(self, ns: str, key: str) -> int:
         # Kept beside the set (COUNT(*) would walk every member of a crowded room).
         row = self._conn.execute(

@@ -99,9 +99,10 @@ class GameState:
         """Keys of at most ``limit`` online players, in a stable order."""
         return self.tx.first_members(_ONLINE, "", limit)
 
-    def every_online_player(self) -> list[str]:
-        """All online players' keys: for the idle reaper's sweep, never for one action."""
-        return sorted(self.tx.members(_ONLINE, ""))
+    def online_players_after(self, after: str, limit: int) -> list[str]:
+        """Keys of at most ``limit`` online players sorting after ``after``: the idle reaper
+        walks the online players a slice per tick."""
+        return self.tx.members_after(_ONLINE, "", after, limit)
 
     def online_count(self) -> int:
         return self.tx.member_count(_ONLINE, "")

@@ -264,6 +264,11 @@ class CountingTx(Tx):
         self.counts.documents_read += 1
         return self.inner.member_count(ns, key)
 
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        found = self.inner.members_after(ns, key, after, limit)
+        self.counts.documents_read += max(1, len(found))
+        return found
+
     def add_member(self, ns: str, key: str, member: str) -> None:
         self.counts.writes += 1
         self.inner.add_member(ns, key, member)

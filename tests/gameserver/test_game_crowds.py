@@ -147,3 +147,22 @@ def test_a_read_only_action_renews_an_ageing_session(
         counting.counts.reset()
         alice.say_ok("look")
         assert counting.counts.write_transactions == 0
+
+
+def test_the_idle_reaper_looks_at_a_bounded_slice_per_tick(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    from gameserver.ticker import REAP_PER_TICK
+
+    game, counting = crowd_game(store, world, clock)  # the crowd has no live sessions
+    service = game.service
+    reaped = ticks = 0
+    while reaped < CROWD and ticks <= CROWD // REAP_PER_TICK:
+        ticks += 1
+        clock.advance(world.clock.tick_seconds)
+        counting.counts.reset()
+        events = service.tick()
+        # Each reaped player: their document and a "fades away" event; nothing for the rest.
+        assert counting.counts.documents_read <= 3 * REAP_PER_TICK + 50, counting.counts
+        reaped += sum(1 for event in events if event.kind == "logout")
+    assert reaped == CROWD and ticks == CROWD // REAP_PER_TICK
