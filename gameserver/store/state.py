@@ -95,8 +95,11 @@ class GameState:
     def present_count(self, room_id: str) -> int:
         return self.tx.member_count(_PRESENT, room_id)
 
-    def online_players(self, limit: int) -> list[str]:
-        """Keys of at most ``limit`` online players, in a stable order."""
+    def online_players(self, limit: int | None = None) -> list[str]:
+        """Keys of at most ``limit`` online players, in a stable order. Without a limit, all of
+        them: an operator's sweep may want that, never the path of a player's action."""
+        if limit is None:
+            return sorted(self.tx.members(_ONLINE, ""))
         return self.tx.first_members(_ONLINE, "", limit)
 
     def online_players_after(self, after: str, limit: int) -> list[str]:
