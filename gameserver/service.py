@@ -31,7 +31,7 @@ from .protocol import (
     ResumeRequest,
     decode_request,
 )
-from .rules import execute
+from .rules import execute_request
 from .seed import seed_world
 from .store import open_store
 from .store.base import Store, StoreBusy, StoreError
@@ -97,12 +97,10 @@ class GameService:
     def _dispatch(self, request: Request, now: float) -> Outcome:
         match request:
             case ActionRequest():
-                return execute(
+                return execute_request(
                     self.store,
                     self.world,
-                    request.token,
-                    request.action_id,
-                    request.text,
+                    request,
                     now=now,
                     commands=self.commands,
                     session_ttl=self.session_ttl,
