@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from .events import EventDraft, Outcome, publish
 from .narration import describe_room
-from .passwords import DEFAULT_N, hash_password, verify_password
+from .passwords import DEFAULT_POLICY, PasswordPolicy
 from .presence import enter_world
 from .protocol import ErrorReply, LoginReply, LoginRequest, ResumeRequest
 from .store.base import Store, Tx
@@ -85,30 +85,39 @@ def login(
     *,
     now: float | None = None,
     session_ttl: float = DEFAULT_SESSION_TTL,
-    scrypt_n: int = DEFAULT_N,
+    passwords: PasswordPolicy = DEFAULT_POLICY,
 ) -> Outcome:
     """Open a session for ``name``; the first login registers it, later ones must match the
     password. A new login replaces the player's previous session (the old token stops working
-    and its private topic gets a ``session_replaced`` notice)."""
+    and its private topic gets a ``session_replaced`` notice). A password hash older than the
+    policy (scrypt, or other Argon2 costs) is replaced by a fresh one on success."""
     now = time.time() if now is None else now
     try:
         LoginRequest(name=name, password=password)
     except ValidationError as exc:
         return Outcome(_bad_request(exc))
     key = player_key(name)
-    # scrypt takes ~50 ms: do it outside any transaction so the store is not held meanwhile.
+    # Hashing takes ~30 ms: do it outside any transaction so the store is not held meanwhile.
     for _ in range(3):
         account = store.transaction(lambda tx: GameState(tx).account(key))
         new_hash: PasswordHash | None = None
+        rehash: tuple[PasswordHash, PasswordHash] | None = None  # (verified, replacement)
         if account is None:
-            new_hash = hash_password(password, n=scrypt_n)
-        elif not verify_password(password, account.password):
+            new_hash = passwords.hash(password)
+        elif not passwords.verify(password, account.password):
             return Outcome(ErrorReply(code="bad_credentials", message="Wrong name or password."))
+        elif passwords.needs_rehash(account.password):
+            rehash = (account.password, passwords.hash(password))
         token = secrets.token_urlsafe(32)
 
         def open_session(
-            tx: Tx, token: str = token, new_hash: PasswordHash | None = new_hash
+            tx: Tx,
+            token: str = token,
+            new_hash: PasswordHash | None = new_hash,
+            rehash: tuple[PasswordHash, PasswordHash] | None = rehash,
         ) -> Outcome:
+            if rehash is not None:
+                _replace_hash(tx, key, *rehash)
             return _open_session(tx, world, key, name, new_hash, token, now, session_ttl)
 
         try:
@@ -116,6 +125,14 @@ def login(
         except _NameTaken:
             continue  # verify against the account that won the race
     return Outcome(ErrorReply(code="unavailable", message="Please try again."))
+
+
+def _replace_hash(tx: Tx, key: str, verified: PasswordHash, fresh: PasswordHash) -> None:
+    """Store ``fresh`` in place of ``verified``, unless the hash changed meanwhile."""
+    state = GameState(tx)
+    account = state.account(key)
+    if account is not None and account.password == verified:
+        state.put_account(account.model_copy(update={"password": fresh}))
 
 
 def _open_session(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from .broadcast import marks, publication_frames
+from .commands import CommandError
 from .protocol import (
     JOB_REQUEST,
     JOB_TICK,
@@ -19,7 +20,9 @@ from .protocol import (
     NO_REPLY,
     ActionRequest,
     ErrorReply,
+    LoginRequest,
     ProtocolError,
+    Request,
     decode_request,
     encode,
     encode_marks,
@@ -43,21 +46,86 @@ def burn(iterations: int) -> int:
 
 def run_job(service: GameService, job: list[bytes], *, cpu_burn: int = 0) -> list[bytes]:
     """Handle one job; never raises (a bad job gets an error reply, a failed tick no events)."""
+    parsed = _parse(job)
+    if isinstance(parsed, list):
+        return parsed
+    return _run(service, parsed, cpu_burn)
+
+
+def run_jobs(
+    service: GameService, jobs: list[list[bytes]], *, cpu_burn: int = 0
+) -> list[list[bytes]]:
+    """Handle the jobs a worker holds at once, answers in the same order; never raises.
+
+    All but logins run in one store batch (one commit), and no answer leaves before that
+    commit: a worker killed mid-batch has answered nothing, and the front re-sends all it held.
+    Logins run on their own first: their password hashing must not hold the store's lock.
+    """
+    parsed = [_parse(job) for job in jobs]
+    answers: list[list[bytes] | None] = [None] * len(jobs)
+    batched = []
+    for i, item in enumerate(parsed):
+        if isinstance(item, list):
+            answers[i] = item
+        elif isinstance(item, LoginRequest):
+            answers[i] = _run(service, item, cpu_burn)
+        else:
+            batched.append(i)
+    # Read-only actions first: before the batch's first write they run in plain read
+    # transactions, without holding the write lock other workers wait for.
+    batched.sort(key=lambda i: not _reads_only(service, parsed[i]))
+    if cpu_burn:  # the heavy logic comes before the batch: it must not hold the store's lock
+        for i in batched:
+            if isinstance(parsed[i], ActionRequest):
+                burn(cpu_burn)
+    try:
+        with service.store.batch():
+            for i in batched:
+                item = parsed[i]
+                assert not isinstance(item, list)
+                answers[i] = _run(service, item, 0)
+    except StoreError:
+        log.exception("a batch of %d job(s) failed to commit; they will be retried", len(batched))
+        unavailable = [encode(ErrorReply(code="unavailable", message=BATCH_LOST)), NO_MARKS]
+        for i in batched:
+            answers[i] = [NO_REPLY, NO_MARKS] if parsed[i] is None else unavailable
+    return [answer for answer in answers if answer is not None]
+
+
+BATCH_LOST = "Storage failed; please retry."
+
+
+def _reads_only(service: GameService, item: object) -> bool:
+    if not isinstance(item, ActionRequest):
+        return False
+    try:
+        return service.commands.resolve(item.text).read_only
+    except CommandError:
+        return False
+
+
+def _parse(job: list[bytes]) -> Request | list[bytes] | None:
+    """The request of a job, None for a tick, or the final answer to a job that is no good."""
     if job == [JOB_TICK]:
+        return None
+    if len(job) != 2 or job[0] != JOB_REQUEST:
+        log.warning("dropped a malformed job (%d frames)", len(job))
+        reply = ErrorReply(code="internal", message="The server sent a malformed job.")
+        return [encode(reply), NO_MARKS]
+    try:
+        return decode_request(job[1])
+    except ProtocolError as exc:
+        return [encode(exc.to_reply()), NO_MARKS]
+
+
+def _run(service: GameService, request: Request | None, cpu_burn: int) -> list[bytes]:
+    if request is None:
         try:
             events = service.tick()
         except StoreError:
             log.exception("world tick failed; the next one will catch up")
             events = []
         return [NO_REPLY, NO_MARKS, *publication_frames(events)]
-    if len(job) != 2 or job[0] != JOB_REQUEST:
-        log.warning("dropped a malformed job (%d frames)", len(job))
-        reply = ErrorReply(code="internal", message="The server sent a malformed job.")
-        return [encode(reply), NO_MARKS]
-    try:
-        request = decode_request(job[1])
-    except ProtocolError as exc:
-        return [encode(exc.to_reply()), NO_MARKS]
     if cpu_burn and isinstance(request, ActionRequest):
         burn(cpu_burn)  # before the store transaction, as real game logic would compute
     outcome = service.handle(request)

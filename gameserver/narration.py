@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from .store.state import GameState
 from .world import DIRECTIONS, World
 
+#: Most player names a room description spells out; the rest are counted ("and 994 others").
+NAMES_SHOWN = 30
+
 
 def english_list(words: Sequence[str]) -> str:
     """``["a", "b", "c"]`` -> ``"a, b and c"``."""
@@ -35,15 +38,29 @@ def describe_room(state: GameState, world: World, room_id: str, viewer: str | No
     for npc_id in state.npcs_in(room_id):
         if npc_id in world.npcs:
             lines.append(f"{capitalized(world.npcs[npc_id].name)} is here.")
-    others = []
-    for key in state.players_in(room_id):
-        player = state.player(key)
-        if key != viewer and player is not None:
-            others.append(player.name)
+    others = present_others(state, room_id, viewer)
     if others:
-        verb = "is" if len(others) == 1 else "are"
-        lines.append(f"{english_list(others)} {verb} here.")
+        lines.append(others)
     return "\n".join(lines)
+
+
+def present_others(state: GameState, room_id: str, viewer: str | None) -> str:
+    """ "Alice and Bob are here.", naming at most :data:`NAMES_SHOWN` players and counting the
+    rest, from the room's presence record: a crowded room costs no more than a quiet one.
+    ``viewer`` (a player key) is in the room and left out."""
+    names = state.present_names(room_id, NAMES_SHOWN + 1)
+    count = state.present_count(room_id)
+    if viewer is not None:
+        names = [name for name in names if name.lower() != viewer]  # == player_key(name)
+        count = max(count - 1, len(names))
+    names = names[:NAMES_SHOWN]
+    if not names:
+        return ""
+    if count > len(names):
+        rest = count - len(names)
+        names.append(f"{rest:,} other{'s' if rest > 1 else ''}")
+    verb = "is" if count == 1 else "are"
+    return f"{english_list(names)} {verb} here."
 
 
 def capitalized(text: str) -> str:

@@ -1,40 +1,89 @@
-"""Password hashing with scrypt (memory-hard, in the standard library)."""
+"""Password hashing: Argon2id (argon2-cffi) for every new hash; old scrypt hashes still verify
+and are replaced by Argon2id at their owner's next login.
+
+The cost is deliberate: OWASP's Argon2id floor (19 MiB, 2 passes, 1 lane) is about 30 ms of
+one core. Logins are therefore admitted a few at a time by the front (gameserver.logins), so a
+flood of registrations queues behind its own kind and never in front of the players' actions.
+argon2-cffi releases the GIL while hashing: the worker's heartbeats go on meanwhile.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from .store.records import PasswordHash
 
-# 2**14 * 8 * 128 bytes = 16 MiB per hash: costly to brute-force, ~50 ms for a login.
-DEFAULT_N = 2**14
-DEFAULT_R = 8
-DEFAULT_P = 1
-_KEY_BYTES = 32
+__all__ = ["DEFAULT_POLICY", "PasswordPolicy", "hash_password", "verify_password"]
+
+#: OWASP Password Storage Cheat Sheet, Argon2id's first configuration: m=19 MiB, t=2, p=1.
+DEFAULT_MEMORY_KIB = 19 * 1024
+DEFAULT_TIME_COST = 2
+DEFAULT_PARALLELISM = 1
 
 
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """How new hashes are made (Argon2id with these costs), and which stored ones are stale."""
+
+    memory_kib: int = DEFAULT_MEMORY_KIB
+    time_cost: int = DEFAULT_TIME_COST
+    parallelism: int = DEFAULT_PARALLELISM
+    _hasher: PasswordHasher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hasher = PasswordHasher(
+            time_cost=self.time_cost,
+            memory_cost=self.memory_kib,
+            parallelism=self.parallelism,
+            type=Type.ID,
+        )
+        object.__setattr__(self, "_hasher", hasher)
+
+    def hash(self, password: str) -> PasswordHash:
+        return PasswordHash(phc=self._hasher.hash(password))
+
+    def verify(self, password: str, stored: PasswordHash) -> bool:
+        if not stored.phc:
+            return _verify_scrypt(password, stored)
+        try:
+            return self._hasher.verify(stored.phc, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored: PasswordHash) -> bool:
+        """A scrypt hash, or an Argon2 one with other costs than this policy's."""
+        return not stored.phc or self._hasher.check_needs_rehash(stored.phc)
+
+
+DEFAULT_POLICY = PasswordPolicy()
+
+
+def hash_password(password: str, policy: PasswordPolicy = DEFAULT_POLICY) -> PasswordHash:
+    return policy.hash(password)
+
+
+def verify_password(
+    password: str, stored: PasswordHash, policy: PasswordPolicy = DEFAULT_POLICY
+) -> bool:
+    return policy.verify(password, stored)
+
+
+def _verify_scrypt(password: str, stored: PasswordHash) -> bool:
+    """A hash made before Argon2id: scrypt with the parameters stored beside it."""
+    if not (stored.salt and stored.hash and stored.n > 1):
+        return False
+    digest = hashlib.scrypt(
         password.encode(),
-        salt=salt,
-        n=n,
-        r=r,
-        p=p,
-        maxmem=256 * n * r + 2**20,  # OpenSSL's default cap (32 MiB) would forbid larger n
-        dklen=_KEY_BYTES,
+        salt=bytes.fromhex(stored.salt),
+        n=stored.n,
+        r=stored.r,
+        p=stored.p,
+        maxmem=256 * stored.n * stored.r + 2**20,  # OpenSSL's default cap forbids larger n
+        dklen=len(stored.hash) // 2,
     )
-
-
-def hash_password(
-    password: str, *, n: int = DEFAULT_N, r: int = DEFAULT_R, p: int = DEFAULT_P
-) -> PasswordHash:
-    salt = secrets.token_bytes(16)
-    digest = _scrypt(password, salt, n, r, p)
-    return PasswordHash(salt=salt.hex(), hash=digest.hex(), n=n, r=r, p=p)
-
-
-def verify_password(password: str, stored: PasswordHash) -> bool:
-    digest = _scrypt(password, bytes.fromhex(stored.salt), stored.n, stored.r, stored.p)
     return hmac.compare_digest(digest, bytes.fromhex(stored.hash))

@@ -4,6 +4,12 @@
 checks the token, runs the command, numbers and logs the events, and records the action id
 with the reply and events produced. A retry of the same action id (say after a worker crashed
 before answering) finds that record and gets the same answer back, with nothing applied twice.
+
+Exactly-once is for effects. A command that declares itself ``read_only`` (look, inventory,
+who...) first runs in a read-only store transaction: no write lock, no write, no sync, and no
+record (a retried look simply looks again). Should it turn out to need a write after all (it
+emitted an event, or the session's sliding expiry is due a renewal) it runs again as a normal
+transaction.
 """
 
 from __future__ import annotations
@@ -21,15 +27,23 @@ from .accounts import (
     refresh,
     unauthorized_reply,
 )
-from .commands import CommandError, CommandSet, Context, default_commands
+from .commands import Command, CommandError, CommandSet, Context, default_commands
 from .events import Outcome, publish
 from .protocol import ActionRequest, ErrorReply, Event, Reply
-from .store.base import Store, Tx
-from .store.records import ActionRecord
+from .store.base import Store, Tx, WriteInRead
+from .store.records import ActionRecord, SessionRecord
 from .store.state import GameState
 from .world import World
 
 _DEFAULT_COMMANDS = default_commands()
+#: A session's sliding expiry is renewed only once it lags ``now + ttl`` by this share of the
+#: ttl (90 s of 30 min), not on every action: most actions then write nothing for it. A
+#: session may so expire up to that much earlier than ttl after its last action.
+REFRESH_SLACK = 0.05
+
+
+def refresh_due(session: SessionRecord, now: float, ttl: float) -> bool:
+    return now + ttl - session.expires_at > ttl * REFRESH_SLACK
 
 
 def _digest(text: str) -> str:
@@ -73,27 +87,49 @@ def execute(
     """Run the command line ``text`` as the player of ``token``, at most once per
     ``action_id``. A refused command (``Reply.ok`` False) changes nothing but is recorded too,
     so its retry answers the same way. Store failures propagate as ``StoreError``."""
-    now = time.time() if now is None else now
-    commands = commands or _DEFAULT_COMMANDS
     try:
-        ActionRequest(token=token, action_id=action_id, text=text)
+        request = ActionRequest(token=token, action_id=action_id, text=text)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         return Outcome(ErrorReply(code="bad_request", message=f"{first['loc'][0]}: {first['msg']}"))
+    return execute_request(
+        store, world, request, now=now, commands=commands, session_ttl=session_ttl
+    )
 
-    def begin(state: GameState) -> Identity | Outcome:
-        """The acting identity, or the final outcome if there is nothing to run."""
+
+def _is_current(identity: Identity, now: float) -> bool:
+    """What ``authenticate`` checks beyond ``allow_ended``, on records already read."""
+    return identity.session.is_live(now) and identity.player.session == identity.session.key
+
+
+def execute_request(
+    store: Store,
+    world: World,
+    request: ActionRequest,
+    *,
+    now: float | None = None,
+    commands: CommandSet | None = None,
+    session_ttl: float = DEFAULT_SESSION_TTL,
+) -> Outcome:
+    """:func:`execute` for a request validated already (at the edge, when it was decoded)."""
+    now = time.time() if now is None else now
+    commands = commands or _DEFAULT_COMMANDS
+    token, action_id, text = request.token, request.action_id, request.text
+
+    def begin(state: GameState, *, check_record: bool = True) -> Identity | Outcome:
+        """The acting identity, or the final outcome if there is nothing to run. The session
+        and player are read once: an ended session still finds its recorded actions."""
         try:
             identity = authenticate(state, token, now, allow_ended=True)
         except Unauthorized:
             return Outcome(unauthorized_reply())
-        record = state.action(identity.player.key, action_id)
-        if record is not None:
-            return _stored(record, text)
-        try:
-            return authenticate(state, token, now)
-        except Unauthorized:
+        if check_record:
+            record = state.action(identity.player.key, action_id)
+            if record is not None:
+                return _stored(record, text)
+        if not _is_current(identity, now):
             return Outcome(unauthorized_reply())
+        return identity
 
     def apply(tx: Tx) -> Outcome:
         state = GameState(tx)
@@ -101,8 +137,9 @@ def execute(
         if isinstance(identity, Outcome):
             return identity
         ctx = Context(state, world, identity.player, now)
-        commands.resolve(text).func(ctx)
-        if not ctx.session_ended:
+        assert command is not None
+        command.func(ctx)
+        if not ctx.session_ended and refresh_due(identity.session, now, session_ttl):
             refresh(state, identity.session, now, session_ttl)
         reply = Reply(
             ok=True,
@@ -115,18 +152,48 @@ def execute(
         _record(state, identity, action_id, text, outcome)
         return outcome
 
+    def look_only(tx: Tx) -> Outcome:
+        """The read-only run: raises WriteInRead if the command needs a write after all. No
+        record is looked up: a read-only command is never recorded as such, and should its
+        id belong to a recorded one (it fell back to a write), looking again is harmless."""
+        state = GameState(tx)
+        identity = begin(state, check_record=False)
+        if isinstance(identity, Outcome):
+            return identity
+        if refresh_due(identity.session, now, session_ttl):
+            raise WriteInRead("the session's expiry is due a renewal")
+        ctx = Context(state, world, identity.player, now)
+        assert command is not None
+        try:
+            command.func(ctx)
+        except CommandError as refusal:
+            reply = Reply(ok=False, text=str(refusal), action_id=action_id, room=ctx.player.room)
+            return Outcome(reply)
+        if ctx.events or ctx.session_ended:
+            raise WriteInRead("the command had effects")
+        reply = Reply(ok=True, text=ctx.reply_text, action_id=action_id, room=ctx.player.room)
+        return Outcome(reply)
+
     def refuse(tx: Tx, message: str) -> Outcome:
         state = GameState(tx)
         identity = begin(state)
         if isinstance(identity, Outcome):
             return identity  # a concurrent retry of this action id got there first
-        refresh(state, identity.session, now, session_ttl)
+        if refresh_due(identity.session, now, session_ttl):
+            refresh(state, identity.session, now, session_ttl)
         reply = Reply(ok=False, text=message, action_id=action_id, room=identity.player.room)
         outcome = Outcome(reply)
         _record(state, identity, action_id, text, outcome)
         return outcome
 
+    command: Command | None = None
     try:
+        command = commands.resolve(text)
+        if command.read_only:
+            try:
+                return store.read(look_only)
+            except WriteInRead:
+                pass  # it has effects after all: the full, recorded transaction below
         return store.transaction(apply)
     except CommandError as refusal:
         message = str(refusal)

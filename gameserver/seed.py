@@ -20,8 +20,9 @@ def seed_world(store: Store, world: World) -> bool:
 
     def seed(tx: Tx) -> bool:
         state = GameState(tx)
+        upgraded = state.upgrade_presence()
         if state.meta(_DIGEST_KEY) == world.digest:
-            return False
+            return upgraded
         for item in world.items.values():
             location = state.item_location(item.id)
             # A room deleted from the world file must not swallow the item for ever.

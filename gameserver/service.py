@@ -19,7 +19,7 @@ from .accounts import DEFAULT_SESSION_TTL, login, resume
 from .catchup import catchup
 from .commands import CommandSet, default_commands
 from .events import Outcome
-from .passwords import DEFAULT_N
+from .passwords import DEFAULT_POLICY, PasswordPolicy
 from .protocol import (
     ActionRequest,
     CatchupRequest,
@@ -31,7 +31,7 @@ from .protocol import (
     ResumeRequest,
     decode_request,
 )
-from .rules import execute
+from .rules import execute_request
 from .seed import seed_world
 from .store import open_store
 from .store.base import Store, StoreBusy, StoreError
@@ -52,14 +52,14 @@ class GameService:
         *,
         commands: CommandSet | None = None,
         session_ttl: float = DEFAULT_SESSION_TTL,
-        scrypt_n: int = DEFAULT_N,
+        passwords: PasswordPolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.world = world
         self.commands = commands or default_commands()
         self.session_ttl = session_ttl
-        self.scrypt_n = scrypt_n
+        self.passwords = passwords
         self.clock = clock
 
     @classmethod
@@ -97,12 +97,10 @@ class GameService:
     def _dispatch(self, request: Request, now: float) -> Outcome:
         match request:
             case ActionRequest():
-                return execute(
+                return execute_request(
                     self.store,
                     self.world,
-                    request.token,
-                    request.action_id,
-                    request.text,
+                    request,
                     now=now,
                     commands=self.commands,
                     session_ttl=self.session_ttl,
@@ -115,7 +113,7 @@ class GameService:
                     request.password,
                     now=now,
                     session_ttl=self.session_ttl,
-                    scrypt_n=self.scrypt_n,
+                    passwords=self.passwords,
                 )
             case ResumeRequest():
                 return resume(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest import bench_connections, bench_game, bench_health, bench_profile
+from loadtest import bench_connections, bench_game, bench_health, bench_players, bench_profile
 from loadtest.bench_pair import (
     IMPLS,
     NO_PYZMQ,
@@ -317,6 +317,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=bench_game.__doc__.split("\n\n")[0] if bench_game.__doc__ else None,
     )
     bench_game.add_arguments(game)
+    players = suites.add_parser(
+        "players",
+        help="the game as players see it: rate, closed loop, fan-out and logins vs issue 12",
+        description=(bench_players.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_players.add_arguments(players)
     conn = suites.add_parser(
         "connections",
         help="many players on one front: RSS per player, probe p99, fan-out 10/100/1000",
@@ -356,6 +362,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
     args = build_parser(prog).parse_args(_normalise(argv))
     if args.suite == "game":
         return bench_game.run_game(args)
+    if args.suite == "players":
+        return bench_players.run_players(args)
     if args.suite == "connections":
         return bench_connections.run_connections(args)
     if args.suite == "health":

@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import Any
 
-from locust import User, between, events, task
+from locust import User, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -49,6 +49,9 @@ def _add_options(parser: Any) -> None:
     )
     parser.add_argument(
         "--login-timeout", type=float, default=30.0, help="seconds before a login fails"
+    )
+    parser.add_argument(
+        "--wait", default="0.1-0.5", help="seconds between a player's actions, MIN-MAX"
     )
 
 
@@ -99,7 +102,9 @@ def world() -> World | None:
 class PlayerUser(User):
     """One simulated player on its own action and update sockets."""
 
-    wait_time = between(0.1, 0.5)
+    def wait_time(self) -> float:
+        """Seconds until this player's next action: uniform within ``--wait``."""
+        return random.uniform(*self.wait_range)
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
@@ -107,6 +112,8 @@ class PlayerUser(User):
         updates = (getattr(options, "updates", "") if options else "") or updates_for(actions)
         timeout = getattr(options, "request_timeout", 5.0) if options else 5.0
         self.login_timeout = getattr(options, "login_timeout", 30.0) if options else 30.0
+        low, _, high = (getattr(options, "wait", "") if options else "").partition("-")
+        self.wait_range = (float(low or 0.1), float(high or low or 0.5))
         self.client = SyncGameClient(actions, updates, shared_context(), timeout=timeout)
         self.carrying: list[str] = []
         self.name = "lt" + secrets.token_hex(7)
@@ -120,7 +127,9 @@ class PlayerUser(User):
         return True
 
     def on_stop(self) -> None:
-        self.client.close()
+        client = getattr(self, "client", None)  # None if the run stopped inside on_start
+        if client is not None:
+            client.close()
 
     def _fire(
         self, verb: str, ms: float, size: int = 0, exc: Exception | None = None, kind: str = "game"

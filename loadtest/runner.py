@@ -120,7 +120,7 @@ def locust_command(
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", actions]
     cmd += ["--updates", updates, "--users", str(args.users), "--spawn-rate", str(args.spawn_rate)]
     cmd += ["--request-timeout", str(args.request_timeout), "--csv", csv_prefix]
-    cmd += ["--login-timeout", str(args.login_timeout)]
+    cmd += ["--login-timeout", str(args.login_timeout), "--wait", args.wait]
     if args.processes > 1:
         cmd += ["--processes", str(args.processes)]
     if args.web:
@@ -201,7 +201,25 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--login-timeout", type=float, default=30.0, help="seconds before a login fails (30)"
     )
+    parser.add_argument(
+        "--wait",
+        type=_wait_range,
+        default="0.1-0.5",
+        metavar="MIN-MAX",
+        help="seconds each player waits between actions, drawn uniformly (0.1-0.5)",
+    )
     return parser
+
+
+def _wait_range(text: str) -> str:
+    """MIN-MAX seconds, as the locustfile reads them (checked here for a clear error)."""
+    try:
+        low, high = (float(part) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX seconds such as 1-3, got {text!r}")
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError("expected 0 <= MIN <= MAX")
+    return text
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:

@@ -38,8 +38,11 @@ READ_BATCH = 256
 class SyncGameClient:
     """One player: a DEALER for requests and a SUB for the topics the core follows.
 
-    A load test counts a timeout or a "server busy" as a failure, so by default each request
-    gets one try and busy answers are not retried (``retries``, ``busy_budget``).
+    A load test counts a timeout or a "server busy" as a failure, so by default each action
+    gets one try and busy answers are not retried (``retries``, ``busy_budget``). A login is
+    the exception: the front admits logins a few at a time and answers "busy, retry" past its
+    queue (gameserver.logins), and a player's client backs off and retries, so the load
+    tester's does too, within the login's timeout.
     """
 
     def __init__(
@@ -81,7 +84,10 @@ class SyncGameClient:
     def login(self, name: str, password: str, timeout: float | None = None) -> Call:
         """Log in (registers a new name); logins hash a password, so they may take longer.
         Returns the finished call (``reply``, ``size``, ``round_trip_ms``); raises SessionError."""
-        return self._complete(self.core.login(name, password, time.monotonic(), timeout=timeout))
+        now = time.monotonic()
+        call = self.core.login(name, password, now, timeout=timeout)
+        call.busy_until = now + (timeout if timeout is not None else self.core.timeout)
+        return self._complete(call)
 
     def act(self, text: str) -> Call:
         """Run one command line; a game refusal is a Reply with ``ok`` False, not an error."""

@@ -1,8 +1,13 @@
 """The queue side of Paranoid Pirate (ZeroMQ RFC 6), free of I/O: workers and requests.
 
 `WorkerPool` keeps the least-recently-used ready list, heartbeat expiry, which worker holds which
-request, and the bounded queue of pending requests; `QueueCore` wraps it in PPP framing. The game's
-front server reuses both; `paranoid_pirate` adds the sockets.
+requests, and the bounded queue of pending requests; `QueueCore` wraps it in PPP framing. The
+game's front server reuses both; `paranoid_pirate` adds the sockets.
+
+Credit-based flow control (the Guide's chapter 7): a worker may announce a credit with its READY,
+``[READY, b"8"]``, and then holds up to that many requests at once (plain RFC 6 READY: one). Each
+reply returns one credit. Ready workers take turns, one request each, so a burst spreads over
+all of them; a worker that dies gives back every request it held.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ RECONNECT_INIT_S = 1.0
 RECONNECT_MAX_S = 32.0
 #: Default reply body sent to a client when a bounded queue is full (see `max_pending`).
 BUSY_REPLY = b"BUSY"
+#: Most requests one worker may hold at once, whatever credit it announces.
+MAX_CREDIT = 256
 
 #: A request as read on the frontend: the client's address stack, b"", then the body.
 Request = list[bytes]
@@ -42,7 +49,21 @@ Request = list[bytes]
 class WorkerRecord:
     identity: bytes
     expiry: float
-    request: Request | None = None  # the request it is working on, re-sent elsewhere if it dies
+    credit: int = 1  # how many requests it may hold at once
+    held: list[Request] = field(default_factory=list)  # re-sent elsewhere if it dies
+
+    @property
+    def request(self) -> Request | None:
+        """The oldest request it holds (None: it holds none)."""
+        return self.held[0] if self.held else None
+
+
+def _envelope_length(msg: Sequence[bytes]) -> int:
+    """Frames up to and including the empty delimiter (1 if there is none)."""
+    for i, frame in enumerate(msg):
+        if not frame:
+            return i + 1
+    return 1
 
 
 class WorkerPool:
@@ -51,7 +72,7 @@ class WorkerPool:
     No I/O and no clock of its own: every call that depends on time takes `now` (seconds, any
     monotonic clock). A worker is alive until `now` passes `interval * liveness` after the last
     word from it. Requests wait in `pending` (bounded by `max_pending`, if given) until a worker
-    is ready; the request held by a worker that dies goes back to the front of `pending`.
+    has credit; the requests held by a worker that dies go back to the front of `pending`.
     """
 
     def __init__(
@@ -67,7 +88,8 @@ class WorkerPool:
         self.ttl = interval * liveness
         self.max_pending = max_pending
         self.workers: dict[bytes, WorkerRecord] = {}
-        self.idle: OrderedDict[bytes, None] = OrderedDict()  # first = waited longest
+        # Workers with spare credit; first = waited longest.
+        self.idle: OrderedDict[bytes, None] = OrderedDict()
         self.pending: deque[Request] = deque()
         self.requeued = 0  # requests re-dispatched after their worker died (for monitoring)
 
@@ -78,19 +100,27 @@ class WorkerPool:
 
     @property
     def idle_count(self) -> int:
+        """Workers that can take a request now."""
         return len(self.idle)
 
-    def worker_ready(self, identity: bytes, now: float) -> None:
-        """READY: the worker starts a fresh conversation and joins the back of the ready list.
+    @property
+    def held_count(self) -> int:
+        """Requests held by workers."""
+        return sum(len(record.held) for record in self.workers.values())
+
+    def worker_ready(self, identity: bytes, now: float, credit: int = 1) -> None:
+        """READY: the worker starts a fresh conversation, able to hold `credit` requests, and
+        joins the back of the ready list.
 
         A READY from a worker we thought busy means it dropped what it held: re-queue that.
         """
         record = self.workers.get(identity)
         if record is None:
             record = self.workers[identity] = WorkerRecord(identity, now + self.ttl)
-        elif record.request is not None:
-            self._requeue([record.request])
-            record.request = None
+        elif record.held:
+            self._requeue(record.held)
+            record.held = []
+        record.credit = max(1, min(credit, MAX_CREDIT))
         record.expiry = now + self.ttl
         self.idle.pop(identity, None)
         self.idle[identity] = None
@@ -111,43 +141,61 @@ class WorkerPool:
         return identity
 
     def assign(self, identity: bytes, request: Request) -> None:
-        """Record that `identity` (just taken with next_worker) now holds `request`."""
-        self.workers[identity].request = request
+        """Record that `identity` (just taken with next_worker) now holds `request`; with
+        credit to spare it goes to the back of the ready list, so workers take turns."""
+        record = self.workers[identity]
+        record.held.append(request)
+        if len(record.held) < record.credit:
+            self.idle[identity] = None
 
     def holding(self, identity: bytes) -> Request | None:
+        """The oldest request `identity` holds."""
         record = self.workers.get(identity)
         return None if record is None else record.request
 
-    def complete(self, identity: bytes, now: float) -> Request | None:
-        """The worker replied: returns the request it held (None: a stale or unasked-for reply,
-        to be dropped) and puts the worker back on the ready list."""
+    def complete(
+        self, identity: bytes, now: float, reply: Sequence[bytes] | None = None
+    ) -> Request | None:
+        """The worker replied: returns the request answered (the one whose envelope `reply`
+        starts with; without `reply`, the oldest held), or None for a stale or unasked-for
+        reply, to be dropped. The worker gets that credit back."""
         record = self.workers.get(identity)
         if record is None:
-            return None  # expired already; its request went to someone else
+            return None  # expired already; its requests went to someone else
         record.expiry = now + self.ttl
-        request, record.request = record.request, None
-        if request is not None:
+        index = 0 if record.held else None
+        if reply is not None:
+            index = None
+            for i, held in enumerate(record.held):
+                length = _envelope_length(held)
+                if len(reply) >= length and list(reply[:length]) == held[:length]:
+                    index = i
+                    break
+        if index is None:
+            return None
+        request = record.held.pop(index)
+        if identity not in self.idle and len(record.held) < record.credit:
             self.idle[identity] = None
         return request
 
     def remove(self, identity: bytes) -> Request | None:
-        """Forget a worker (dead or unreachable); returns the request it held, now re-queued."""
+        """Forget a worker (dead or unreachable); its requests are re-queued, and the oldest
+        of them returned."""
         record = self.workers.pop(identity, None)
         self.idle.pop(identity, None)
-        if record is None or record.request is None:
+        if record is None or not record.held:
             return None
-        self._requeue([record.request])
-        return record.request
+        self._requeue(record.held)
+        return record.held[0]
 
     def purge(self, now: float) -> list[bytes]:
         """Remove every worker whose expiry has passed; returns their identities."""
         expired = [w for w, record in self.workers.items() if record.expiry <= now]
-        held = []
+        held: list[Request] = []
         for identity in expired:
             record = self.workers.pop(identity)
             self.idle.pop(identity, None)
-            if record.request is not None:
-                held.append(record.request)
+            held.extend(record.held)
         self._requeue(held)
         return expired
 
@@ -186,6 +234,18 @@ class WorkerPool:
 
 
 # -- the queue's protocol ------------------------------------------------------------------------
+
+
+def _credit(frames: list[bytes]) -> int | None:
+    """The credit a READY announces: ``[READY]`` is 1, ``[READY, b"8"]`` is 8; None if
+    ``frames`` is not a READY (a reply always has an envelope, so it has more frames)."""
+    if not frames or frames[0] != PPP_READY:
+        return None
+    if len(frames) == 1:
+        return 1
+    if len(frames) == 2 and 0 < len(frames[1]) <= 3 and frames[1].isdigit():
+        return max(1, int(frames[1]))
+    return None
 
 
 @dataclass(slots=True)
@@ -237,16 +297,18 @@ class QueueCore:
         if len(msg) < 2:
             return out
         worker, frames, pool = msg[0], msg[1:], self.pool
-        if frames == [PPP_READY]:
+        credit = _credit(frames)
+        if credit is not None:
             if worker not in pool:
                 log.info("worker-ready %s", show_id(worker))
-            pool.worker_ready(worker, now)
+                log.debug("worker %s holds up to %d request(s)", show_id(worker), credit)
+            pool.worker_ready(worker, now, credit)
         elif frames == [PPP_HEARTBEAT]:
             if not pool.heartbeat(worker, now):
                 log.debug("ignored heartbeat from unknown worker %s", show_id(worker))
         elif len(frames) == 1:
             log.warning("dropped invalid command from worker %s", show_id(worker))
-        elif pool.complete(worker, now) is not None:
+        elif pool.complete(worker, now, frames) is not None:
             out.frontend.append(frames)
         else:
             # Its request was re-sent to another worker, whose reply is the one that counts.
@@ -273,8 +335,9 @@ class QueueCore:
         """A send to `worker` failed (it disconnected, or stopped reading): drop it."""
         if worker in self.pool:
             log.info("worker-lost %s", show_id(worker))
+            requeued = self.pool.requeued
             if self.pool.remove(worker) is not None:
-                log.info("requeued 1 request(s)")
+                log.info("requeued %d request(s)", self.pool.requeued - requeued)
         return Outbox(backend=self._dispatch())
 
     def timeout(self, now: float) -> float:

@@ -31,6 +31,9 @@ class Command:
     category: ClassVar[str] = "General"
     # Listed by `help` unless hidden (the ten direction commands are covered by `go`).
     listed: ClassVar[bool] = True
+    # Changes nothing and emits nothing: run in a read-only store transaction, unrecorded
+    # (see gameserver.rules). A read-only command that does emit is re-run as a normal one.
+    read_only: ClassVar[bool] = False
 
     def __init__(self, cmdstring: str, args: str, cmdset: CommandSet | None = None) -> None:
         self.cmdstring = cmdstring

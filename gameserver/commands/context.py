@@ -81,15 +81,6 @@ class Context:
     def npcs_here(self) -> list[str]:
         return [n for n in self.state.npcs_in(self.player.room) if n in self.world.npcs]
 
-    def others_here(self) -> list[PlayerRecord]:
-        """Other online players in the same room."""
-        players = []
-        for key in self.state.players_in(self.player.room):
-            other = self.state.player(key)
-            if other is not None and key != self.player.key:
-                players.append(other)
-        return players
-
     @property
     def location(self) -> str:
         """The player's own item location (where carried items are)."""

@@ -7,7 +7,7 @@ import re
 from ..store.records import player_location, room_location
 from .base import Command, CommandError
 from .context import Context
-from .matching import find_item, find_player
+from .matching import find_item, find_other_player
 
 MAX_CARRIED = 12
 _GIVE_SYNTAX = re.compile(r"^(?P<item>.+?)\s+to\s+(?P<player>\S+)$", re.IGNORECASE)
@@ -85,8 +85,8 @@ class Give(Command):
             ctx.inventory(),
             f"You are not carrying '{match['item']}'.",
         )
-        recipient = find_player(
-            match["player"], ctx.others_here(), f"There is no '{match['player']}' here."
+        recipient = find_other_player(
+            ctx, match["player"], f"There is no '{match['player']}' here.", here=True
         )
         if len(ctx.state.inventory(recipient.key)) >= MAX_CARRIED:
             raise CommandError(f"{recipient.name} cannot carry any more.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..narration import capitalized, describe_room, english_list
 from .base import Command, CommandError
 from .context import Context
-from .matching import clean_query, find_item, find_npc, find_player
+from .matching import clean_query, find_item, find_npc
 
 
 class Look(Command):
@@ -16,6 +16,7 @@ class Look(Command):
     """
 
     key = "look"
+    read_only = True
     aliases = ("l",)
     category = "Looking"
 
@@ -35,6 +36,7 @@ class Examine(Command):
     """
 
     key = "examine"
+    read_only = True
     aliases = ("x",)
     category = "Looking"
 
@@ -54,9 +56,13 @@ class Examine(Command):
             npc = ctx.world.npcs[npc_id]
             ctx.reply(f"{capitalized(npc.name)}: {npc.description}")
             return
-        others = ctx.others_here()
-        if any(other.key == query for other in others):
-            other = find_player(query, others, "")
+        other = ctx.state.player(query)
+        if (
+            other is not None
+            and other.online
+            and other.room == ctx.player.room
+            and other.key != ctx.player.key
+        ):
             items = ctx.world.items
             carried = [items[i].indefinite for i in ctx.state.inventory(other.key) if i in items]
             holding = f" carrying {english_list(carried)}" if carried else ""
@@ -79,6 +85,7 @@ class Inventory(Command):
     """
 
     key = "inventory"
+    read_only = True
     aliases = ("i", "inv")
     category = "Looking"
 

@@ -6,9 +6,14 @@ import difflib
 from collections.abc import Sequence
 
 from ..narration import english_list
-from ..store.records import PlayerRecord
+from ..store.records import PlayerRecord, player_key
 from ..world import ItemDef, NpcDef, World
 from .base import CommandError
+from .context import Context
+
+#: Names read to resolve an abbreviated player name: a bounded peek, so a crowd costs no more
+#: than this (in a crowd, a full name always works).
+PREFIX_PEEK = 100
 
 _ARTICLES = ("the ", "a ", "an ", "some ")
 
@@ -80,3 +85,28 @@ def find_player(query: str, players: Sequence[PlayerRecord], missing: str) -> Pl
     if len(prefixed) > 1 and query:
         raise CommandError(f"Which do you mean: {english_list([p.name for p in prefixed])}?")
     raise CommandError(missing)
+
+
+def find_other_player(ctx: Context, query: str, missing: str, *, here: bool) -> PlayerRecord:
+    """Another online player by full name (one document read) or unique prefix (among a
+    bounded peek at who is present): in the actor's room if ``here``, else anywhere."""
+    key = clean_query(query)
+    room = ctx.player.room
+
+    def fits(other: PlayerRecord | None) -> bool:
+        return (
+            other is not None
+            and other.online
+            and other.key != ctx.player.key
+            and (not here or other.room == room)
+        )
+
+    other = ctx.state.player(key) if key else None
+    if other is not None and fits(other):
+        return other
+    if here:
+        keys = [player_key(name) for name in ctx.state.present_names(room, PREFIX_PEEK)]
+    else:
+        keys = ctx.state.online_players(PREFIX_PEEK)
+    candidates = [ctx.state.player(k) for k in keys if key and k.startswith(key)]
+    return find_player(query, [c for c in candidates if c is not None and fits(c)], missing)

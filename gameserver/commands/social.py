@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ..narration import english_list
-from ..store.records import PlayerRecord
+from ..narration import NAMES_SHOWN, english_list
 from .base import Command, CommandError
 from .context import Context
-from .matching import find_player
+from .matching import find_other_player
 
 
 class Say(Command):
@@ -66,8 +65,8 @@ class Whisper(Command):
         message = message.strip()
         if not target or not message:
             raise CommandError("Usage: whisper <player> <message>")
-        recipient = find_player(
-            target.rstrip(":,"), _online_others(ctx), f"Nobody called '{target}' is around."
+        recipient = find_other_player(
+            ctx, target.rstrip(":,"), f"Nobody called '{target}' is around.", here=False
         )
         ctx.emit_private(
             recipient,
@@ -104,22 +103,20 @@ class Who(Command):
     """
 
     key = "who"
+    read_only = True
     category = "Talking"
 
     def func(self, ctx: Context) -> None:
+        # At most NAMES_SHOWN documents read, however many are online.
         entries = []
-        for player in _online(ctx):
-            entries.append(f"{player.name} ({ctx.world.rooms[player.room].name})")
-        ctx.reply(f"{len(entries)} player(s) online: {english_list(entries)}.")
-
-
-def _online(ctx: Context) -> list[PlayerRecord]:
-    players = (ctx.state.player(key) for key in ctx.state.online_players())
-    return [player for player in players if player is not None]
-
-
-def _online_others(ctx: Context) -> list[PlayerRecord]:
-    return [player for player in _online(ctx) if player.key != ctx.player.key]
+        for key in ctx.state.online_players(NAMES_SHOWN):
+            player = ctx.state.player(key)
+            if player is not None:
+                entries.append(f"{player.name} ({ctx.world.rooms[player.room].name})")
+        count = max(ctx.state.online_count(), len(entries))
+        if count > len(entries):
+            entries.append(f"{count - len(entries):,} others")
+        ctx.reply(f"{count} player(s) online: {english_list(entries)}.")
 
 
 SOCIAL_COMMANDS: tuple[type[Command], ...] = (Say, Emote, Whisper, Shout, Who)

@@ -15,6 +15,7 @@ class Help(Command):
     """
 
     key = "help"
+    read_only = True
     aliases = ("?",)
     category = "System"
 

@@ -8,11 +8,19 @@
 
 from __future__ import annotations
 
-from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
+from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx, WriteInRead
 
 SQLITE_SCHEME = "sqlite:///"
 
-__all__ = ["DEFAULT_EVENT_LOG_SIZE", "Store", "StoreBusy", "StoreError", "Tx", "open_store"]
+__all__ = [
+    "DEFAULT_EVENT_LOG_SIZE",
+    "Store",
+    "StoreBusy",
+    "StoreError",
+    "Tx",
+    "WriteInRead",
+    "open_store",
+]
 
 
 def open_store(url: str, *, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> Store:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pydantic import BaseModel
+
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 DEFAULT_EVENT_LOG_SIZE = 200
 
@@ -26,9 +30,16 @@ class StoreBusy(StoreError):
     """A transaction could not get through contention in time; the caller may retry later."""
 
 
+class WriteInRead(Exception):
+    """A read-only transaction (:meth:`Store.read`) tried to write: run it as a transaction."""
+
+
 class Tx(ABC):
     """One atomic unit of work. Reads see this transaction's own writes; every write becomes
-    visible together at commit or never. Values are JSON-compatible objects."""
+    visible together at commit or never. Values are JSON-compatible objects. ``writable`` is
+    False inside :meth:`Store.read`, where writes raise :class:`WriteInRead`."""
+
+    writable = True
 
     @abstractmethod
     def get(self, ns: str, key: str) -> Any | None:
@@ -38,6 +49,17 @@ class Tx(ABC):
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
         """Store a document; with ``ttl`` (seconds) the store may forget it after that long."""
 
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        """The document as a validated ``model``. Backends hand back the record they
+        validated or wrote before while the document is unchanged, instead of decoding and
+        validating it again (:class:`RecordCache`)."""
+        raw = self.get(ns, key)
+        return None if raw is None else model.model_validate(raw)
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
+        """Store a record as its document."""
+        self.put(ns, key, record.model_dump(), ttl)
+
     @abstractmethod
     def delete(self, ns: str, key: str) -> None:
         """Forget a document (no error if absent)."""
@@ -45,6 +67,21 @@ class Tx(ABC):
     @abstractmethod
     def members(self, ns: str, key: str) -> set[str]:
         """A copy of the set stored under ``(ns, key)`` (empty if none)."""
+
+    @abstractmethod
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        """The ``limit`` smallest members of the set (in code-point order): a bounded peek at
+        a set that may be large (everyone present in a crowded room)."""
+
+    @abstractmethod
+    def member_count(self, ns: str, key: str) -> int:
+        """How many members the set has, without reading them."""
+
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        """The ``limit`` smallest members greater than ``after``: walks a large set a slice at
+        a time. (This fallback reads the whole set; backends with an ordered index override
+        it.)"""
+        return sorted(member for member in self.members(ns, key) if member > after)[:limit]
 
     @abstractmethod
     def add_member(self, ns: str, key: str, member: str) -> None: ...
@@ -65,6 +102,81 @@ class Tx(ABC):
         """Append to the topic's recent-events log, which keeps only the newest entries."""
 
 
+class RecordCache:
+    """Validated records by document and a stamp of its content (the stored bytes, or a
+    version): a record is validated once when it comes from the network or the disk, and
+    a document the worker wrote itself is never validated again while it stays unchanged."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._entries: dict[Any, tuple[Any, BaseModel]] = {}
+
+    def get(self, where: Any, stamp: Any, model: type[R]) -> R | None:
+        entry = self._entries.get(where)
+        if entry is None or entry[0] != stamp or type(entry[1]) is not model:
+            return None
+        return entry[1]  # type: ignore[return-value]
+
+    def put(self, where: Any, stamp: Any, record: BaseModel) -> None:
+        if len(self._entries) >= self.limit:
+            self._entries.clear()  # crude but O(1) per call; the working set refills it
+        self._entries[where] = (stamp, record)
+
+    def forget(self, where: Any) -> None:
+        self._entries.pop(where, None)
+
+
+class ReadOnlyTx(Tx):
+    """Reads pass through to ``inner``; writes raise :class:`WriteInRead`."""
+
+    writable = False
+
+    def __init__(self, inner: Tx) -> None:
+        self.inner = inner
+
+    def get(self, ns: str, key: str) -> Any | None:
+        return self.inner.get(ns, key)
+
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        return self.inner.get_record(ns, key, model)
+
+    def members(self, ns: str, key: str) -> set[str]:
+        return self.inner.members(ns, key)
+
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        return self.inner.first_members(ns, key, limit)
+
+    def member_count(self, ns: str, key: str) -> int:
+        return self.inner.member_count(ns, key)
+
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        return self.inner.members_after(ns, key, after, limit)
+
+    def counter(self, ns: str, key: str) -> int:
+        return self.inner.counter(ns, key)
+
+    def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        raise WriteInRead(f"put {ns}:{key}")
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
+        raise WriteInRead(f"put {ns}:{key}")
+
+    def delete(self, ns: str, key: str) -> None:
+        raise WriteInRead(f"delete {ns}:{key}")
+
+    def add_member(self, ns: str, key: str, member: str) -> None:
+        raise WriteInRead(f"add to {ns}:{key}")
+
+    def remove_member(self, ns: str, key: str, member: str) -> None:
+        raise WriteInRead(f"remove from {ns}:{key}")
+
+    def incr(self, ns: str, key: str) -> int:
+        raise WriteInRead(f"incr {ns}:{key}")
+
+    def log_event(self, topic: str, seq: int, payload: bytes) -> None:
+        raise WriteInRead(f"log on {topic}")
+
+
 class Store(ABC):
     """A shared, durable game state that several worker processes can use at once."""
 
@@ -78,6 +190,22 @@ class Store(ABC):
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` atomically and return its result; an exception from ``fn`` discards all
         its writes and propagates. Raises :class:`StoreBusy` if contention never clears."""
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` on a consistent snapshot without taking the write lock or syncing
+        anything; any write raises :class:`WriteInRead` (the caller then uses
+        :meth:`transaction`). For actions that change nothing, such as ``look``.
+
+        This fallback runs a full transaction that refuses writes; backends override it with
+        something cheaper."""
+        return self.transaction(lambda tx: fn(ReadOnlyTx(tx)))
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the transactions run inside the ``with`` block into one commit (one sync)
+        where the backend can: each still succeeds or fails on its own, but none is durable,
+        nor may its result be shown to anyone, before the block ends without raising
+        :class:`StoreError`. This fallback commits each transaction by itself."""
+        return nullcontext()
 
     @abstractmethod
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:

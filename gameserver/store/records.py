@@ -16,13 +16,16 @@ class Record(BaseModel):
 
 
 class PasswordHash(Record):
-    """scrypt output plus its parameters, so they can be raised later without breaking logins."""
+    """A password's hash. ``phc`` is Argon2id in the PHC string format (its parameters
+    inside); hashes made before it are scrypt's output plus its parameters (salt, hash, n, r,
+    p), verified once more and replaced at their owner's next login (gameserver.passwords)."""
 
-    salt: str
-    hash: str
-    n: int
-    r: int
-    p: int
+    phc: str = ""
+    salt: str = ""
+    hash: str = ""
+    n: int = 0
+    r: int = 0
+    p: int = 0
 
 
 class Account(Record):

@@ -11,16 +11,27 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel
 
-from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx
+from .base import (
+    DEFAULT_EVENT_LOG_SIZE,
+    R,
+    ReadOnlyTx,
+    RecordCache,
+    Store,
+    StoreBusy,
+    StoreError,
+    Tx,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, expires_at REAL,
@@ -29,6 +40,9 @@ CREATE INDEX IF NOT EXISTS docs_expiry ON docs (expires_at) WHERE expires_at IS 
 CREATE TABLE IF NOT EXISTS members (
     ns TEXT NOT NULL, key TEXT NOT NULL, member TEXT NOT NULL,
     PRIMARY KEY (ns, key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS member_counts (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (
     ns TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (ns, key)) WITHOUT ROWID;
@@ -39,23 +53,48 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 class _SqliteTx(Tx):
-    def __init__(self, conn: sqlite3.Connection, event_log_size: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, event_log_size: int, records: RecordCache) -> None:
         self._conn = conn
         self._event_log_size = event_log_size
+        self._records = records
 
-    def get(self, ns: str, key: str) -> Any | None:
+    def _blob(self, ns: str, key: str) -> bytes | None:
         row = self._conn.execute(
             "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", (ns, key)
         ).fetchone()
         if row is None or (row[1] is not None and row[1] <= time.time()):
             return None
-        return orjson.loads(row[0])
+        return bytes(row[0])
+
+    def get(self, ns: str, key: str) -> Any | None:
+        blob = self._blob(ns, key)
+        return None if blob is None else orjson.loads(blob)
+
+    def get_record(self, ns: str, key: str, model: type[R]) -> R | None:
+        # Keyed by the stored bytes: unchanged bytes are the record validated before.
+        blob = self._blob(ns, key)
+        if blob is None:
+            return None
+        record = self._records.get((ns, key), blob, model)
+        if record is None:
+            record = model.model_validate_json(blob)
+            self._records.put((ns, key), blob, record)
+        return record
 
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        self._write(ns, key, orjson.dumps(value), ttl)
+
+    def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
+        blob = orjson.dumps(record.model_dump())
+        self._write(ns, key, blob, ttl)
+        # Should this transaction roll back, the stored bytes differ and the entry is unused.
+        self._records.put((ns, key), blob, record)
+
+    def _write(self, ns: str, key: str, blob: bytes, ttl: float | None) -> None:
         expires_at = None if ttl is None else time.time() + ttl
         self._conn.execute(
             "INSERT OR REPLACE INTO docs (ns, key, value, expires_at) VALUES (?, ?, ?, ?)",
-            (ns, key, orjson.dumps(value), expires_at),
+            (ns, key, blob, expires_at),
         )
 
     def delete(self, ns: str, key: str) -> None:
@@ -67,15 +106,48 @@ class _SqliteTx(Tx):
         ).fetchall()
         return {row[0] for row in rows}
 
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        # The primary key (ns, key, member) serves this in order: no sort, no full scan.
+        rows = self._conn.execute(
+            "SELECT member FROM members WHERE ns = ? AND key = ? ORDER BY member LIMIT ?",
+            (ns, key, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT member FROM members WHERE ns = ? AND key = ? AND member > ? "
+            "ORDER BY member LIMIT ?",
+            (ns, key, after, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def member_count(self, ns: str, key: str) -> int:
+        # Kept beside the set (COUNT(*) would walk every member of a crowded room).
+        row = self._conn.execute(
+            "SELECT value FROM member_counts WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def add_member(self, ns: str, key: str, member: str) -> None:
-        self._conn.execute(
+        cursor = self._conn.execute(
             "INSERT OR IGNORE INTO members (ns, key, member) VALUES (?, ?, ?)", (ns, key, member)
         )
+        if cursor.rowcount:
+            self._conn.execute(
+                "INSERT INTO member_counts (ns, key, value) VALUES (?, ?, 1) "
+                "ON CONFLICT (ns, key) DO UPDATE SET value = value + 1",
+                (ns, key),
+            )
 
     def remove_member(self, ns: str, key: str, member: str) -> None:
-        self._conn.execute(
+        cursor = self._conn.execute(
             "DELETE FROM members WHERE ns = ? AND key = ? AND member = ?", (ns, key, member)
         )
+        if cursor.rowcount:
+            self._conn.execute(
+                "UPDATE member_counts SET value = value - 1 WHERE ns = ? AND key = ?", (ns, key)
+            )
 
     def counter(self, ns: str, key: str) -> int:
         row = self._conn.execute(
@@ -115,16 +187,27 @@ class SqliteStore(Store):
     ) -> None:
         super().__init__(f"sqlite:///{path}", event_log_size)
         self.path = path
-        self._lock = threading.Lock()
+        # Re-entrant: transactions run inside batch(), which holds it for the whole batch.
+        self._lock = threading.RLock()
+        self._records = RecordCache()
+        self._batch_depth = 0
+        self._batch_open = False  # the batch's write transaction has begun
+        self._batch_lost = False  # SQLite rolled the batch's transaction back on an error
         try:
             self._conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed action (and its recorded id) must survive power loss too,
-            # or a retry after a crash could apply it a second time.
-            self._conn.execute("PRAGMA synchronous = FULL")
+            # NORMAL, chosen: in WAL mode a commit is a write() into the WAL without an
+            # fsync (the WAL is synced at checkpoints). A committed action, and the action id
+            # recorded with it, survives any crash of the process (kill -9 included: the
+            # bytes are in the OS), so a retried action is never applied twice. What it does
+            # not survive is losing the machine itself (power, kernel panic): the last
+            # transactions before the last checkpoint may then be lost, all or nothing, the
+            # database never corrupt. FULL (an fsync per commit) would close that window at
+            # a sync per action (README, "Store durability").
+            self._conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {path!r}: {exc}") from exc
@@ -138,6 +221,11 @@ class SqliteStore(Store):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
+            if version == 1:  # schema 2 added member_counts: count the sets once
+                self._conn.execute(
+                    "INSERT INTO member_counts (ns, key, value) "
+                    "SELECT ns, key, COUNT(*) FROM members GROUP BY ns, key"
+                )
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -153,9 +241,11 @@ class SqliteStore(Store):
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         with self._lock:
+            if self._batch_depth:
+                return self._batched(fn)
             self._begin()
             try:
-                result = fn(_SqliteTx(self._conn, self.event_log_size))
+                result = fn(_SqliteTx(self._conn, self.event_log_size, self._records))
                 self._conn.execute("COMMIT")
             except BaseException as exc:
                 if self._conn.in_transaction:
@@ -164,6 +254,78 @@ class SqliteStore(Store):
                     raise StoreError(f"SQLite transaction failed: {exc}") from exc
                 raise
             return result
+
+    def _batched(self, fn: Callable[[Tx], T]) -> T:
+        """One transaction of a batch: a savepoint inside the batch's write transaction, so
+        a failure undoes this one alone."""
+        if self._batch_lost:
+            raise StoreError("SQLite batch was rolled back")
+        if not self._batch_open:
+            self._begin()
+            self._batch_open = True
+        try:
+            self._conn.execute("SAVEPOINT action")
+            result = fn(_SqliteTx(self._conn, self.event_log_size, self._records))
+            self._conn.execute("RELEASE action")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK TO action")
+                self._conn.execute("RELEASE action")
+            else:  # SQLite gave up the whole transaction (an I/O error...)
+                self._batch_lost = True
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"SQLite transaction failed: {exc}") from exc
+            raise
+        return result
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every transaction inside runs in one write transaction, committed at the end: one
+        WAL append (and, with synchronous FULL, one sync) for the batch. The write lock is
+        taken at the batch's first write and held to its end."""
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                yield
+            except BaseException:
+                if self._batch_depth == 1:
+                    self._end_batch("ROLLBACK")
+                raise
+            finally:
+                self._batch_depth -= 1
+            if self._batch_depth == 0:
+                self._end_batch("COMMIT")
+
+    def _end_batch(self, statement: str) -> None:
+        lost, self._batch_lost = self._batch_lost, False
+        if not self._batch_open:
+            return
+        self._batch_open = False
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreError(f"SQLite batch failed to commit: {exc}") from exc
+        if lost and statement == "COMMIT":
+            raise StoreError("SQLite rolled the batch back; none of it was applied")
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        # A deferred BEGIN takes no lock until the first read, and then only a WAL read
+        # mark: writers go on meanwhile, and the COMMIT of a transaction that wrote nothing
+        # appends nothing to the WAL and syncs nothing.
+        with self._lock:
+            if self._batch_open:  # inside a batch that wrote: read what it wrote
+                return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
+            try:
+                self._conn.execute("BEGIN")
+                try:
+                    return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
+                finally:
+                    self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite read failed: {exc}") from exc
 
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:
         with self._lock:

@@ -30,7 +30,11 @@ _ACCOUNT = "account"
 _SESSION = "session"
 _PLAYER = "player"
 _ONLINE = "online"
-_ROOM_PLAYERS = "room_players"
+# Who is in a room, as display names (the key is the lower-cased name): a room's description
+# shows names, and a crowded room must not cost one player document per person present.
+_PRESENT = "present"
+_META_PRESENCE = "presence_format"
+PRESENCE_FORMAT = 2  # 1 kept player keys in "room_players"
 _ITEM = "item"
 _ITEMS_AT = "items_at"
 _NPC = "npc"
@@ -50,18 +54,16 @@ class GameState:
     # --- accounts and sessions -----------------------------------------------------------------
 
     def account(self, key: str) -> Account | None:
-        raw = self.tx.get(_ACCOUNT, key)
-        return None if raw is None else Account.model_validate(raw)
+        return self.tx.get_record(_ACCOUNT, key, Account)
 
     def put_account(self, account: Account) -> None:
-        self.tx.put(_ACCOUNT, account.key, account.model_dump())
+        self.tx.put_record(_ACCOUNT, account.key, account)
 
     def session(self, key: str) -> SessionRecord | None:
-        raw = self.tx.get(_SESSION, key)
-        return None if raw is None else SessionRecord.model_validate(raw)
+        return self.tx.get_record(_SESSION, key, SessionRecord)
 
     def put_session(self, session: SessionRecord) -> None:
-        self.tx.put(_SESSION, session.key, session.model_dump(), ttl=SESSION_RETENTION_SECONDS)
+        self.tx.put_record(_SESSION, session.key, session, ttl=SESSION_RETENTION_SECONDS)
 
     def delete_session(self, key: str) -> None:
         self.tx.delete(_SESSION, key)
@@ -69,28 +71,56 @@ class GameState:
     # --- players -------------------------------------------------------------------------------
 
     def player(self, key: str) -> PlayerRecord | None:
-        raw = self.tx.get(_PLAYER, key)
-        return None if raw is None else PlayerRecord.model_validate(raw)
+        return self.tx.get_record(_PLAYER, key, PlayerRecord)
 
     def put_player(self, player: PlayerRecord) -> PlayerRecord:
         """Write a player and re-index presence (only online players count as present)."""
         old = self.player(player.key)
-        if old is not None and old.online:
-            self.tx.remove_member(_ROOM_PLAYERS, old.room, old.key)
-        if player.online:
-            self.tx.add_member(_ROOM_PLAYERS, player.room, player.key)
+        was_present = old is not None and old.online
+        if was_present and not (player.online and player.room == old.room):
+            self.tx.remove_member(_PRESENT, old.room, old.name)
+        if player.online and not (was_present and player.room == old.room):
+            self.tx.add_member(_PRESENT, player.room, player.name)
+        if player.online and not was_present:
             self.tx.add_member(_ONLINE, "", player.key)
-        elif old is not None and old.online:
+        elif was_present and not player.online:
             self.tx.remove_member(_ONLINE, "", player.key)
-        self.tx.put(_PLAYER, player.key, player.model_dump())
+        self.tx.put_record(_PLAYER, player.key, player)
         return player
 
-    def players_in(self, room_id: str) -> list[str]:
-        """Keys of online players in a room, sorted for stable output."""
-        return sorted(self.tx.members(_ROOM_PLAYERS, room_id))
+    def present_names(self, room_id: str, limit: int) -> list[str]:
+        """Display names of at most ``limit`` online players in a room, in a stable order."""
+        return self.tx.first_members(_PRESENT, room_id, limit)
 
-    def online_players(self) -> list[str]:
-        return sorted(self.tx.members(_ONLINE, ""))
+    def present_count(self, room_id: str) -> int:
+        return self.tx.member_count(_PRESENT, room_id)
+
+    def online_players(self, limit: int | None = None) -> list[str]:
+        """Keys of at most ``limit`` online players, in a stable order. Without a limit, all of
+        them: an operator's sweep may want that, never the path of a player's action."""
+        if limit is None:
+            return sorted(self.tx.members(_ONLINE, ""))
+        return self.tx.first_members(_ONLINE, "", limit)
+
+    def online_players_after(self, after: str, limit: int) -> list[str]:
+        """Keys of at most ``limit`` online players sorting after ``after``: the idle reaper
+        walks the online players a slice per tick."""
+        return self.tx.members_after(_ONLINE, "", after, limit)
+
+    def online_count(self) -> int:
+        return self.tx.member_count(_ONLINE, "")
+
+    def upgrade_presence(self) -> bool:
+        """Build the presence index from the online players if the store predates it (once,
+        at start-up; the old "room_players" sets are left as they were)."""
+        if self.meta(_META_PRESENCE) == PRESENCE_FORMAT:
+            return False
+        for key in self.tx.members(_ONLINE, ""):
+            player = self.player(key)
+            if player is not None and player.online:
+                self.tx.add_member(_PRESENT, player.room, player.name)
+        self.put_meta(_META_PRESENCE, PRESENCE_FORMAT)
+        return True
 
     # --- items ---------------------------------------------------------------------------------
 
@@ -117,15 +147,14 @@ class GameState:
     # --- NPCs ----------------------------------------------------------------------------------
 
     def npc(self, npc_id: str) -> NpcRecord | None:
-        raw = self.tx.get(_NPC, npc_id)
-        return None if raw is None else NpcRecord.model_validate(raw)
+        return self.tx.get_record(_NPC, npc_id, NpcRecord)
 
     def put_npc(self, npc_id: str, npc: NpcRecord) -> None:
         old = self.npc(npc_id)
         if old is not None:
             self.tx.remove_member(_NPCS_IN, old.room, npc_id)
         self.tx.add_member(_NPCS_IN, npc.room, npc_id)
-        self.tx.put(_NPC, npc_id, npc.model_dump())
+        self.tx.put_record(_NPC, npc_id, npc)
 
     def npcs_in(self, room_id: str) -> list[str]:
         return sorted(self.tx.members(_NPCS_IN, room_id))
@@ -144,22 +173,18 @@ class GameState:
     # --- applied actions -----------------------------------------------------------------------
 
     def action(self, player: str, action_id: str) -> ActionRecord | None:
-        raw = self.tx.get(_ACTION, f"{player}:{action_id}")
-        return None if raw is None else ActionRecord.model_validate(raw)
+        return self.tx.get_record(_ACTION, f"{player}:{action_id}", ActionRecord)
 
     def record_action(self, player: str, action_id: str, record: ActionRecord) -> None:
-        self.tx.put(
-            _ACTION, f"{player}:{action_id}", record.model_dump(), ttl=ACTION_RETENTION_SECONDS
-        )
+        self.tx.put_record(_ACTION, f"{player}:{action_id}", record, ttl=ACTION_RETENTION_SECONDS)
 
     # --- world clock and bookkeeping -----------------------------------------------------------
 
     def clock(self) -> ClockRecord | None:
-        raw = self.tx.get(_CLOCK, "")
-        return None if raw is None else ClockRecord.model_validate(raw)
+        return self.tx.get_record(_CLOCK, "", ClockRecord)
 
     def put_clock(self, clock: ClockRecord) -> None:
-        self.tx.put(_CLOCK, "", clock.model_dump())
+        self.tx.put_record(_CLOCK, "", clock)
 
     def meta(self, key: str) -> Any | None:
         return self.tx.get(_META, key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import signal
 
@@ -130,3 +131,79 @@ def test_floods_and_overload_never_reach_workers(
         assert pong["pending"] == 5 and pong["rate_limited"] == 7 and pong["busy"] == 1
     finally:
         context.destroy(linger=0)
+
+
+HOLDERS = 8  # clients for the next test: enough that each worker holds several of their jobs
+
+
+def test_kill_a_worker_holding_several_jobs(start_server: StartServer, sqlite_url: str) -> None:
+    """Both workers are frozen (SIGSTOP) until every client's next action is held by one of
+    them (each worker takes up to its credit), then one is killed: all it held, committed or
+    not, is re-sent, and the store still shows every effect exactly once."""
+    server = start_server(sqlite_url, 2, "--rate", "10000", "--burst", "10000")
+    names = [f"Holder{i}" for i in range(HOLDERS)]
+    replies: dict[str, list[Reply]] = {name: [] for name in names}
+    sent: dict[str, list[str]] = {name: [] for name in names}
+    total = 0
+    warmed = asyncio.Event()
+
+    async def player(session: GameSession, name: str) -> None:
+        nonlocal total
+        for i in range(ACTIONS_EACH // 2):
+            action_id = session.new_action_id()
+            sent[name].append(action_id)
+            replies[name].append(await session.act(f"say {name}-{i}", action_id=action_id))
+            total += 1
+            if total >= KILL_AFTER:
+                warmed.set()
+
+    async def freeze_and_kill() -> None:
+        await asyncio.wait_for(warmed.wait(), WAIT)
+        victim, survivor = server.worker_pids[:2]
+        for pid in (victim, survivor):
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            seen = -1
+            while seen != total:  # no reply for a while: every client waits on a held job
+                seen = total
+                await asyncio.sleep(0.3)  # the quiet spell that shows the stall
+            os.kill(victim, signal.SIGKILL)
+        finally:
+            os.kill(survivor, signal.SIGCONT)
+
+    async def scenario() -> int:
+        sessions = [server.session(timeout=5.0, retries=5) for _ in names]
+        try:
+            for session, name in zip(sessions, names, strict=True):
+                await session.login(name, "password")
+                assert (await session.act("southeast")).room == ROOM
+            before = read_state(sqlite_url, lambda s: s.last_seq(room_topic(ROOM)))
+            await asyncio.gather(
+                freeze_and_kill(), *(player(s, n) for s, n in zip(sessions, names, strict=True))
+            )
+            return before
+        finally:
+            for session in sessions:
+                await session.close()
+
+    seq_before = run(scenario(), timeout=110)
+    server.wait_for(r"^worker w1 restarted")
+    requeued = [int(n) for n in re.findall(r"requeued (\d+) request", server.log_path.read_text())]
+    assert requeued and max(requeued) >= 2, requeued  # the dead worker held several jobs
+
+    for name in names:
+        assert [r.action_id for r in replies[name]] == sent[name]
+        assert all(r.ok for r in replies[name])
+
+    def audit(state):  # type: ignore[no-untyped-def]
+        recorded = sum(
+            state.action(player_key(name), action_id) is not None
+            for name in names
+            for action_id in sent[name]
+        )
+        return state.last_seq(room_topic(ROOM)), recorded
+
+    seq_after, recorded = read_state(sqlite_url, audit)
+    actions = HOLDERS * (ACTIONS_EACH // 2)
+    assert recorded == actions
+    assert seq_after - seq_before == actions  # one say event per action: none lost, none doubled

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from gamekit import (
-    FAST_SCRYPT_N,
+    FAST_PASSWORDS,
     FakeClock,
     Game,
     RedisServer,
@@ -54,7 +54,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def service(store: Store, world: World, clock: FakeClock) -> GameService:
     seed_world(store, world)
-    return GameService(store, world, scrypt_n=FAST_SCRYPT_N, clock=clock)
+    return GameService(store, world, passwords=FAST_PASSWORDS, clock=clock)
 
 
 @pytest.fixture

@@ -12,19 +12,25 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import redis
 
 from gameserver.events import Outcome
+from gameserver.passwords import PasswordPolicy
 from gameserver.protocol import ActionRequest, Event, LoginReply, LoginRequest, Reply
 from gameserver.service import GameService
+from gameserver.store import Store, Tx
 from gameserver.topics import session_topics
 
+T = TypeVar("T")
+
 REDIS_BINARY = shutil.which("redis-server") or "/usr/bin/redis-server"
-FAST_SCRYPT_N = 2**10  # real scrypt, cheap parameters: tests log in many times
+#: Real Argon2id at the cheapest costs it accepts: tests log in many times.
+FAST_PASSWORDS = PasswordPolicy(memory_kib=8, time_cost=1, parallelism=1)
 START = 1_800_000_000.0  # a fixed "now" keeps every test reproducible
 
 
@@ -206,3 +212,105 @@ def empty_store_url(backend: str, tmp_path: object, server: RedisServer | None, 
     client.flushdb()
     client.close()
     return server.url(db)
+
+
+# --- a store that counts what its transactions touch ------------------------------------------
+
+
+@dataclass
+class StoreCounts:
+    """What went through a :class:`CountingStore` since the last :meth:`reset`."""
+
+    read_transactions: int = 0  # Store.read
+    write_transactions: int = 0  # Store.transaction
+    documents_read: int = 0  # one per document, set member or counter value returned
+    writes: int = 0  # puts, deletes, set changes, increments, logged events
+
+    def reset(self) -> None:
+        self.read_transactions = self.write_transactions = self.documents_read = self.writes = 0
+
+
+class CountingTx(Tx):
+    """Passes every call to the real transaction and counts it."""
+
+    def __init__(self, inner: Tx, counts: StoreCounts) -> None:
+        self.inner = inner
+        self.counts = counts
+        self.writable = inner.writable
+
+    def get(self, ns: str, key: str) -> Any | None:
+        self.counts.documents_read += 1
+        return self.inner.get(ns, key)
+
+    def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
+        self.counts.writes += 1
+        self.inner.put(ns, key, value, ttl)
+
+    def delete(self, ns: str, key: str) -> None:
+        self.counts.writes += 1
+        self.inner.delete(ns, key)
+
+    def members(self, ns: str, key: str) -> set[str]:
+        found = self.inner.members(ns, key)
+        self.counts.documents_read += max(1, len(found))
+        return found
+
+    def first_members(self, ns: str, key: str, limit: int) -> list[str]:
+        found = self.inner.first_members(ns, key, limit)
+        self.counts.documents_read += max(1, len(found))
+        return found
+
+    def member_count(self, ns: str, key: str) -> int:
+        self.counts.documents_read += 1
+        return self.inner.member_count(ns, key)
+
+    def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
+        found = self.inner.members_after(ns, key, after, limit)
+        self.counts.documents_read += max(1, len(found))
+        return found
+
+    def add_member(self, ns: str, key: str, member: str) -> None:
+        self.counts.writes += 1
+        self.inner.add_member(ns, key, member)
+
+    def remove_member(self, ns: str, key: str, member: str) -> None:
+        self.counts.writes += 1
+        self.inner.remove_member(ns, key, member)
+
+    def counter(self, ns: str, key: str) -> int:
+        self.counts.documents_read += 1
+        return self.inner.counter(ns, key)
+
+    def incr(self, ns: str, key: str) -> int:
+        self.counts.writes += 1
+        return self.inner.incr(ns, key)
+
+    def log_event(self, topic: str, seq: int, payload: bytes) -> None:
+        self.counts.writes += 1
+        self.inner.log_event(topic, seq, payload)
+
+
+class CountingStore(Store):
+    """A real store underneath; every transaction's calls are counted in ``counts``."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner.url, inner.event_log_size)
+        self.inner = inner
+        self.counts = StoreCounts()
+
+    def transaction(self, fn: Callable[[Tx], T]) -> T:
+        self.counts.write_transactions += 1
+        return self.inner.transaction(lambda tx: fn(CountingTx(tx, self.counts)))
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        self.counts.read_transactions += 1
+        return self.inner.read(lambda tx: fn(CountingTx(tx, self.counts)))
+
+    def events_since(self, topic: str, since_seq: int) -> list[bytes]:
+        return self.inner.events_since(topic, since_seq)
+
+    def purge_expired(self) -> int:
+        return self.inner.purge_expired()
+
+    def close(self) -> None:
+        self.inner.close()

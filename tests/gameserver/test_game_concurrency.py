@@ -6,6 +6,8 @@ import multiprocessing
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
+from gamekit import FAST_PASSWORDS
+
 from gameserver.accounts import login
 from gameserver.protocol import LoginReply, decode_event
 from gameserver.rules import execute
@@ -54,7 +56,7 @@ def test_concurrent_workers_lose_and_double_nothing(store_url: str) -> None:
         seed_world(store, world)
         tokens = {}
         for n in range(WORKERS):
-            reply = login(store, world, f"Worker{n}", "password", scrypt_n=2**10).reply
+            reply = login(store, world, f"Worker{n}", "password", passwords=FAST_PASSWORDS).reply
             assert isinstance(reply, LoginReply)
             tokens[reply.player] = reply.token
         seq_before = room_seq(store)

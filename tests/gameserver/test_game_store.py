@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from gamekit import FAST_SCRYPT_N, FakeClock, Game, RedisServer
+from gamekit import FAST_PASSWORDS, FakeClock, Game, RedisServer
 
 from gameserver.protocol import LoginReply, LoginRequest, Reply
 from gameserver.seed import seed_world
@@ -91,13 +91,13 @@ def test_state_survives_reopening(store_url: str) -> None:
 def test_game_survives_restart(store_url: str, world: World, clock: FakeClock) -> None:
     with open_store(store_url) as store:
         assert seed_world(store, world) is True
-        game = Game(GameService(store, world, scrypt_n=FAST_SCRYPT_N, clock=clock))
+        game = Game(GameService(store, world, passwords=FAST_PASSWORDS, clock=clock))
         alice = game.login("Alice", "open sesame")
         alice.say_ok("take lamp")
         alice.say_ok("north")
     with open_store(store_url) as store:
         assert seed_world(store, world) is False  # already seeded: nothing is reset
-        service = GameService(store, world, scrypt_n=FAST_SCRYPT_N, clock=clock)
+        service = GameService(store, world, passwords=FAST_PASSWORDS, clock=clock)
         wrong = service.handle(LoginRequest(name="alice", password="open sesame!"))
         assert wrong.reply.type == "error" and wrong.reply.code == "bad_credentials"
         game = Game(service)
@@ -110,7 +110,7 @@ def test_reseeding_a_changed_world_keeps_play_state(
     store: Store, world: World, clock: FakeClock
 ) -> None:
     seed_world(store, world)
-    game = Game(GameService(store, world, scrypt_n=FAST_SCRYPT_N, clock=clock))
+    game = Game(GameService(store, world, passwords=FAST_PASSWORDS, clock=clock))
     game.login("Alice").say_ok("take lamp")
     data = world.model_dump(
         exclude={
@@ -143,7 +143,7 @@ def test_sqlite_is_wal_and_keeps_no_plain_tokens(
     path = tmp_path / "game.db"
     with open_store(f"sqlite:///{path}") as store:
         seed_world(store, world)
-        service = GameService(store, world, scrypt_n=FAST_SCRYPT_N, clock=clock)
+        service = GameService(store, world, passwords=FAST_PASSWORDS, clock=clock)
         reply = service.handle(LoginRequest(name="Alice", password="open sesame")).reply
         assert isinstance(reply, LoginReply)
     with sqlite3.connect(path) as conn:

@@ -45,8 +45,17 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for option in ("--users", "--spawn-rate", "--run-time", "--server", "--updates", "--csv"):
         assert option in out
-    for option in ("--html", "--web", "--processes"):
+    for option in ("--html", "--web", "--processes", "--wait"):
         assert option in out
+
+
+@pytest.mark.parametrize("bad", ["x", "3-1", "1-2-3", "-1-2"])
+def test_a_bad_wait_range_is_one_clear_line(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--wait", bad])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--wait" in err and "Traceback" not in err
 
 
 def test_summary_table_from_locust_rows() -> None:

@@ -22,7 +22,13 @@ import pytest
 
 import engine as zmq
 from engine.patterns.lazy_pirate import AsyncLazyPirateClient, LazyPirateClient, RequestFailed
-from engine.patterns.paranoid_pirate import PPP_HEARTBEAT, PPP_READY, WorkerPool
+from engine.patterns.paranoid_pirate import (
+    PPP_HEARTBEAT,
+    PPP_READY,
+    Outbox,
+    QueueCore,
+    WorkerPool,
+)
 
 SIMPLE = "engine.patterns.simple_pirate"
 PARANOID = "engine.patterns.paranoid_pirate"
@@ -354,6 +360,39 @@ def test_worker_pool_tracks_requests_and_requeues_on_expiry() -> None:
     assert pool.complete(b"b", now=3.1) == [b"c2", b"", b"y"]
     assert pool.dispatch() == [(b"b", [b"c1", b"", b"x"])]
     assert pool.complete(b"a", now=3.2) is None  # a stale reply from the dead worker
+
+
+def test_worker_pool_credit_lets_workers_hold_several_requests_in_turns() -> None:
+    pool = WorkerPool(interval=1.0, liveness=3)
+    pool.worker_ready(b"a", now=0.0, credit=3)
+    pool.worker_ready(b"b", now=0.0, credit=2)
+    requests = [[b"c%d" % i, b"", b"job"] for i in range(6)]
+    for request in requests:
+        pool.submit(request)
+    # Turns, one request each, until each credit is spent; the sixth waits.
+    assert [w for w, _ in pool.dispatch()] == [b"a", b"b", b"a", b"b", b"a"]
+    assert list(pool.pending) == [requests[5]] and pool.held_count == 5
+    # A reply is matched to its request by its envelope, in any order, and returns a credit.
+    assert pool.complete(b"a", now=0.1, reply=[b"c4", b"", b"done"]) == requests[4]
+    assert pool.complete(b"a", now=0.1, reply=[b"nobody", b"", b"done"]) is None
+    assert pool.dispatch() == [(b"a", requests[5])]
+    # A worker that dies gives back everything it held, oldest first, at the queue's front.
+    assert pool.remove(b"a") == requests[0]
+    assert list(pool.pending) == [requests[0], requests[2], requests[5]]
+    assert pool.requeued == 3
+
+
+def test_queue_core_reads_the_credit_of_a_ready() -> None:
+    core = QueueCore(WorkerPool())
+    core.from_backend([b"w", PPP_READY, b"4"], now=0.0)
+    core.from_backend([b"v", PPP_READY], now=0.0)  # plain RFC 6: one at a time
+    assert core.pool.workers[b"w"].credit == 4 and core.pool.workers[b"v"].credit == 1
+    out = Outbox()
+    for i in range(6):
+        out.backend.extend(core.from_frontend([b"c%d" % i, b"", b"x"], now=0.0).backend)
+    assert [msg[0] for msg in out.backend] == [b"w", b"v", b"w", b"w", b"w"]
+    core.from_backend([b"x", PPP_READY, b"lots"], now=0.0)  # not a credit: ignored
+    assert b"x" not in core.pool
 
 
 # -- wire compatibility and command line -----------------------------------------------------------

@@ -1,0 +1,386 @@
+"""What `crossroads bench players` drives: a real server, and a crowd of players talking to it.
+
+* :class:`Server` starts a real ``crossroads serve`` (and, for ``--store redis``, a real
+  ``redis-server`` on a free port), reads its endpoints and worker PIDs from its stdout, and
+  samples each process's CPU time from ``/proc/PID/stat``. Everything started is killed by PID.
+* :class:`Crowd` is a thin asyncio driver of many :class:`client.protocol.ClientCore` objects on
+  one event loop: the same protocol core as every other client, one request connection (DEALER)
+  per player as in real play, and an update connection (SUB) only for the players asked to
+  listen. A crowd of thousands in which everybody listened would measure the bench's own
+  decoding, not the server: the server's fan-out is measured separately, with plain
+  subscribers (:meth:`Crowd.add_subscribers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import engine
+import engine.asyncio as ezmq
+from client.protocol import MAX_ANSWER_BYTES, MAX_PUBLICATION_BYTES, Call, ClientCore
+
+#: Longest wait for a server to print "ready" (it starts worker processes).
+START_TIMEOUT_S = 60.0
+LOCAL = "tcp://127.0.0.1:0"
+#: Messages taken from one socket before the core's outbox is carried out.
+READ_BATCH = 256
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """A run that could not be set up or measured; the message says why (one line)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc/PID/stat (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0.0
+    # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A throw-away redis-server on a free port, data in a temporary directory."""
+
+    def __init__(self, log: Any) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise BenchError("--store redis needs redis-server on PATH (apt install redis-server)")
+        self.dir = tempfile.mkdtemp(prefix="crossroads-bench-redis-")
+        self.port = _free_port()
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
+        self.process = subprocess.Popen([binary, *args], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BenchError("redis-server did not start within 10s")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server:
+    """A `crossroads serve` child: endpoints and worker PIDs from its stdout, CPU from /proc."""
+
+    def __init__(self, store: str, workers: int, log: Any, extra: list[str] | None = None) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        args = ["--workers", str(workers), "--store", store]
+        args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
+        # Thousands of players behind one address: no per-session limit in the way, and room
+        # for every player's request in the queue.
+        args += ["--rate", "1e9", "--burst", "1e9", "--max-pending", "100000"]
+        args += ["--log-level", "WARNING", *(extra or [])]
+        self.store = store
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            text=True,
+        )
+        self.endpoints: dict[str, str] = {}
+        self.workers: dict[str, int] = {}  # name -> pid
+        self.lines: list[str] = []
+        ready = threading.Event()
+        threading.Thread(target=self._read, args=(ready,), daemon=True).start()
+        if not ready.wait(START_TIMEOUT_S) or "actions" not in self.endpoints:
+            self.stop()
+            raise BenchError(f"the server did not start within {START_TIMEOUT_S:g}s")
+
+    def _read(self, ready: threading.Event) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if match := re.match(r"^(actions|updates) (\S+)", line):
+                self.endpoints[match[1]] = match[2]
+            elif match := re.match(r"^worker (\S+) (?:re)?started: pid (\d+)", line):
+                self.workers[match[1]] = int(match[2])
+            elif line.startswith("ready"):
+                ready.set()
+        ready.set()  # exited: let the waiter see it
+
+    def pids(self) -> dict[str, int]:
+        """Each server process by role: the front, then the workers."""
+        return {"front": self.process.pid, **dict(sorted(self.workers.items()))}
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # graceful: the server stops its own workers
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        for pid in self.workers.values():  # normally gone with the front; never leave one
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@dataclass(eq=False)
+class Player:
+    """One logged-in player: its protocol core and its connections."""
+
+    index: int
+    name: str
+    core: ClientCore
+    dealer: ezmq.Socket
+    sub: ezmq.Socket | None = None
+    room: str | None = None  # where the player is (for the move part of the mix)
+    holding: bool = False  # for the take/drop part of the mix
+    reader: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+
+
+@dataclass
+class Subscribers:
+    """Plain engine SUB connections to one topic in the bench's own loop, timing when a marked
+    message reaches each (the interface of bench_subscribers.RemoteSubscribers)."""
+
+    sockets: list[ezmq.Socket]
+    arrivals: dict[bytes, list[float]] = field(default_factory=dict)  # marker -> times
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    kind: str = "engine, in the bench's own loop"
+
+    @property
+    def count(self) -> int:
+        return len(self.sockets)
+
+    def watch(self, marker: bytes) -> None:
+        self.arrivals[marker] = []
+
+    def complete(self, marker: bytes) -> bool:
+        return len(self.arrivals.get(marker, ())) >= self.count
+
+    async def finish(self, marker: bytes, timeout: float) -> list[float]:
+        deadline = time.perf_counter() + timeout
+        while not self.complete(marker) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.001)
+        return self.arrivals.pop(marker, [])
+
+    def close(self) -> None:
+        """Closed with the crowd."""
+
+
+class Crowd:
+    """Many players on one event loop, each driven through its own ClientCore."""
+
+    def __init__(self, actions: str, updates: str, *, timeout: float = 10.0) -> None:
+        self.actions, self.updates = actions, updates
+        self.timeout = timeout
+        self.context = ezmq.Context()
+        # Thousands of players, each with its own connection (libzmq's default cap is 1023).
+        self.context.set(engine.MAX_SOCKETS, 1_000_000)
+        self.players: list[Player] = []
+        self._waiters: dict[Call, asyncio.Future[Call]] = {}
+        self._subscribers: list[Subscribers] = []
+        self.events = 0  # events delivered to listening players
+
+    # -- players --------------------------------------------------------------------------------
+
+    def add_player(self, name: str, *, listen: bool = False) -> Player:
+        core = ClientCore(timeout=self.timeout, retries=1, busy_budget=30.0)
+        player = Player(len(self.players), name, core, self._dealer())
+        if listen:
+            player.sub = self.context.socket(engine.SUB)
+            player.sub.setsockopt(engine.MAXMSGSIZE, MAX_PUBLICATION_BYTES)
+            player.sub.connect(self.updates)
+            asyncio.get_running_loop().create_task(self._read_updates(player, player.sub))
+        player.reader = asyncio.get_running_loop().create_task(self._read_answers(player))
+        self.players.append(player)
+        return player
+
+    def _dealer(self) -> ezmq.Socket:
+        sock = self.context.socket(engine.DEALER)
+        sock.linger = 0
+        sock.setsockopt(engine.MAXMSGSIZE, MAX_ANSWER_BYTES)
+        sock.connect(self.actions)
+        return sock
+
+    async def ask(self, player: Player, make: Callable[[float], Call]) -> Call:
+        """Start a call on ``player``'s core and wait until it is finished (answered or
+        failed); the finished Call says which, and when (``answered_at``)."""
+        call = make(self.now())
+        self._flush(player)
+        if call.done:
+            return call
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[call] = waiter
+        try:
+            return await waiter
+        finally:
+            self._waiters.pop(call, None)
+
+    @staticmethod
+    def now() -> float:
+        return time.perf_counter()
+
+    # -- carrying out what a core says ----------------------------------------------------------
+
+    async def _read_answers(self, player: Player) -> None:
+        sock = player.dealer
+        while sock is player.dealer:
+            batch = [await sock.recv_multipart()]
+            batch += await _more(sock)
+            now = self.now()
+            for frames in batch:
+                player.core.receive_answer(frames, now)
+            self._flush(player)
+
+    async def _read_updates(self, player: Player, sock: ezmq.Socket) -> None:
+        while True:
+            batch = [await sock.recv_multipart()]
+            batch += await _more(sock)
+            now = self.now()
+            for frames in batch:
+                player.core.receive_publication(frames, now)
+            self._flush(player)
+
+    def _flush(self, player: Player) -> None:
+        out = player.core.take()
+        if out.reset:  # Lazy Pirate: a fresh request connection, the old one dropped
+            old, reader = player.dealer, player.reader
+            player.dealer = self._dealer()
+            player.reader = asyncio.get_running_loop().create_task(self._read_answers(player))
+            if reader is not None and reader is not asyncio.current_task():
+                reader.cancel()
+            old.close(linger=0)
+        for frames in out.send:
+            _send_now(player.dealer, frames)  # if it cannot go now, the try's timeout resends it
+        if player.sub is not None:
+            for subscribe, topic in out.subscriptions:
+                (player.sub.subscribe if subscribe else player.sub.unsubscribe)(topic)
+        self.events += len(out.events)
+        for call in out.done:
+            waiter = self._waiters.get(call)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(call)
+        self._arm(player)
+
+    def _arm(self, player: Player) -> None:
+        when = player.core.next_deadline()
+        if when == player.timer_at:
+            return
+        if player.timer is not None:
+            player.timer.cancel()
+        player.timer_at, player.timer = when, None
+        if when is not None:
+            loop = asyncio.get_running_loop()
+            # perf_counter and the loop's clock differ in origin, not in rate.
+            delay = max(0.0, when - self.now())
+            player.timer = loop.call_later(delay, self._on_timer, player)
+
+    def _on_timer(self, player: Player) -> None:
+        player.timer = player.timer_at = None
+        player.core.tick(self.now())
+        self._flush(player)
+
+    # -- plain subscribers, for the fan-out measure ---------------------------------------------
+
+    async def add_subscribers(self, count: int, topic: bytes) -> Subscribers:
+        """``count`` SUB connections subscribed to ``topic`` (a wire topic)."""
+        group = Subscribers([])
+        for _ in range(count):
+            sock = self.context.socket(engine.SUB)
+            sock.setsockopt(engine.MAXMSGSIZE, MAX_PUBLICATION_BYTES)
+            sock.connect(self.updates)
+            sock.subscribe(topic)
+            group.sockets.append(sock)
+            group.tasks.append(asyncio.get_running_loop().create_task(self._listen(group, sock)))
+        self._subscribers.append(group)
+        return group
+
+    async def _listen(self, group: Subscribers, sock: ezmq.Socket) -> None:
+        while True:
+            batch = [await sock.recv_multipart()]
+            batch += await _more(sock)
+            now = self.now()
+            for frames in batch:
+                for marker, times in group.arrivals.items():
+                    if len(frames) == 2 and marker in frames[1]:
+                        times.append(now)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        tasks = [p.reader for p in self.players if p.reader is not None]
+        for group in self._subscribers:
+            tasks += group.tasks
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for player in self.players:
+            if player.timer is not None:
+                player.timer.cancel()
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.cancel()
+        self.context.destroy(linger=0)
+
+
+def _send_now(sock: ezmq.Socket, frames: list[bytes]) -> None:
+    """Queue a message without waiting; a refusal (Again: queue full) is read and dropped."""
+    sent = sock.send_multipart(frames, engine.DONTWAIT)
+    if isinstance(sent, asyncio.Future) and sent.done() and not sent.cancelled():
+        sent.exception()  # retrieved, so asyncio does not log it as unhandled
+    elif not isinstance(sent, asyncio.Future):
+        sent.close()  # a coroutine: only under a blocking call, never with DONTWAIT
+
+
+async def _more(sock: ezmq.Socket) -> list[list[bytes]]:
+    """What else ``sock`` holds now, up to a batch, without waiting."""
+    out: list[list[bytes]] = []
+    while len(out) < READ_BATCH:
+        try:
+            out.append(await sock.recv_multipart(engine.DONTWAIT))
+        except engine.Again:
+            break
+    return out

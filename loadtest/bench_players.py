@@ -1,0 +1,752 @@
+"""`crossroads bench players`: the game as its players see it, against issue 12's targets.
+
+Each row starts a fresh real ``crossroads serve`` (SQLite by default; ``--store redis`` starts
+a real redis-server), brings its players in through the client library's protocol core, and
+measures. For the front and for each worker it prints server CPU µs per action (from
+/proc/PID/stat), with p50/p99 and errors; every figure is the median of ``--rounds`` rounds,
+printed beside the figure the issue measured before ("now") and its target, with the ratio.
+
+Rows:
+
+* ``rate``: a fixed total of ``--rate`` actions/s spread over N players in one room (each N of
+  ``--players``), the mix look 40 % / say 20 % / move 30 % / take-drop 10 % (or ``--action``).
+* ``closed``: ``--closed-players`` players, each sending its next action when the last is
+  answered.
+* ``seq``: one player, sequential ``look`` round trips.
+* ``fanout``: one ``say`` reaching ``--subscribers`` subscribers of the room: the time from
+  sending it to its last arrival, and a concurrent ping's p99 while that happens (its CPU per
+  action is per room event, measured over as many events sent with no pings going).
+* ``logins``: ``--logins`` simultaneous first logins (registering) while ``--closed-players``
+  existing players act at ``--rate``: the logins' times and the players' p99 meanwhile.
+
+The players of the rate, closed and logins rows are registered directly in the store before
+the row (the login code with a cheap hash: registering 5,000 players at a real hash's cost
+would take minutes); logins through the server are measured by the ``logins`` row. ``--listeners``
+of them also follow their topics on their own update connection, like a real client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
+from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
+
+ROWS = ("rate", "closed", "seq", "fanout", "logins")
+MIX = (("look", 40), ("say", 20), ("move", 30), ("take", 10))
+PASSWORD = "bench-password"
+#: What the issue measured before the work ("now") and what it asks for, per row and figure.
+NOW = {
+    ("rate", 100): "p99 44 ms",
+    ("rate", 1000): "p50 3.1 s, 107 err",
+    ("rate", 5000): "collapses",
+    ("closed", 0): "144-226/s",
+    ("seq", 0): "p50 3.7 ms",
+    ("fanout", 0): "last 72.5 ms",
+    ("ping", 0): "p99 105 ms",
+    ("logins", 0): "time out",
+    ("login_play", 0): "-",
+    ("cpu_look", 0): "3,200-5,700 us",
+}
+
+
+@dataclass
+class Round:
+    """One round of one row: latencies in ms, CPU seconds per server process."""
+
+    actions: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    cpu: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def pct(self, q: float, values: list[float] | None = None) -> float:
+        values = self.latencies if values is None else values
+        return percentile(values, q)
+
+
+@dataclass
+class Row:
+    kind: str
+    players: int = 0
+    rounds: list[Round] = field(default_factory=list)
+    status: str = "pending"
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return {
+            "rate": f"rate {self.players:,} players",
+            "closed": f"closed loop {self.players:,}",
+            "seq": "sequential look, 1",
+            "fanout": f"fan-out to {self.players:,}",
+            "logins": f"{self.players:,} new logins",
+        }[self.kind]
+
+    def median(self, fn: Callable[[Round], float]) -> float:
+        return statistics.median(fn(r) for r in self.rounds) if self.rounds else 0.0
+
+    def cpu_per_action_us(self) -> dict[str, float]:
+        """Median over rounds of each process's CPU µs per answered action, and the total."""
+        names = list(self.rounds[0].cpu) if self.rounds else []
+        out = {
+            name: self.median(lambda r, n=name: r.cpu[n] * 1e6 / max(r.actions, 1))
+            for name in names
+        }
+        out["total"] = self.median(lambda r: sum(r.cpu.values()) * 1e6 / max(r.actions, 1))
+        return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
+
+
+# -- setting a row up -----------------------------------------------------------------------------
+
+
+def register(store_url: str, names: list[str], progress: Callable[[str], None]) -> list[Any]:
+    """Log each name in once through the login code, on the store itself; the LoginReplies."""
+    from gameserver.accounts import login
+    from gameserver.passwords import PasswordPolicy
+    from gameserver.store import open_store
+    from gameserver.world import load_world
+
+    world = load_world(None)
+    # Argon2id at the cheapest costs it accepts: setup only, never a measured login.
+    cheap = PasswordPolicy(memory_kib=8, time_cost=1, parallelism=1)
+    replies = []
+    with open_store(store_url) as store:
+        for i, name in enumerate(names, 1):
+            outcome = login(store, world, name, PASSWORD, passwords=cheap)
+            if getattr(outcome.reply, "token", None) is None:
+                raise BenchError(f"could not register {name}: {outcome.reply}")
+            replies.append(outcome.reply)
+            if i % 500 == 0:
+                progress(f"registered {i:,}/{len(names):,} ")
+    return replies
+
+
+async def bring_in(crowd: Crowd, replies: list[Any], listeners: int) -> list[Player]:
+    """Players for registered sessions. Listeners resume through the server, which makes their
+    core follow the world, their room and their private topic; the others just hold the token."""
+    players = []
+    resumes = []
+    for i, reply in enumerate(replies):
+        player = crowd.add_player(reply.player, listen=i < listeners)
+        player.room = reply.room
+        if i < listeners:
+            resumes.append(
+                crowd.ask(player, lambda now, p=player, t=reply.token: p.core.resume(t, now))
+            )
+        else:
+            player.core.token, player.core.player = reply.token, reply.player
+        players.append(player)
+    for call in await asyncio.gather(*resumes):
+        call.result()  # a failed resume ends the row with its reason
+    return players
+
+
+def next_text(player: Player, action: str, rng: random.Random) -> str:
+    if action == "mix":
+        action = rng.choices([a for a, _ in MIX], [w for _, w in MIX])[0]
+    if action == "move":
+        return "north" if player.room == "crossroads" else "south"
+    if action == "take":
+        return "drop lamp" if player.holding else "take lamp"
+    if action == "say":
+        return f"say hello from {player.name}"
+    return action
+
+
+async def act(crowd: Crowd, player: Player, text: str, scheduled: float, rnd: Round) -> float:
+    """One action; its latency from ``scheduled`` is recorded (or an error counted)."""
+    call = await crowd.ask(player, lambda now: player.core.act(text, now))
+    if call.error is not None:
+        rnd.errors += 1
+        return -1.0
+    reply = call.reply
+    if getattr(reply, "room", None):
+        player.room = reply.room
+    if text.startswith(("take", "drop")) and getattr(reply, "ok", False):
+        player.holding = text.startswith("take")
+    latency = (call.answered_at - scheduled) * 1000 if call.answered_at else 0.0
+    rnd.actions += 1
+    rnd.latencies.append(latency)
+    return latency
+
+
+async def open_loop(
+    crowd: Crowd, players: list[Player], rate: float, seconds: float, action: str, rnd: Round
+) -> None:
+    """``rate`` actions/s in total, round-robin over ``players``, each at its scheduled time."""
+    rng = random.Random(len(players))
+    total = max(1, int(rate * seconds))
+    start = crowd.now()
+    tasks = []
+    for k in range(total):
+        due = start + k / rate
+        delay = due - crowd.now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        player = players[k % len(players)]
+        tasks.append(
+            asyncio.ensure_future(act(crowd, player, next_text(player, action, rng), due, rnd))
+        )
+    await asyncio.gather(*tasks)
+    rnd.seconds = crowd.now() - start
+
+
+async def ping_until(
+    crowd: Crowd, pinger: Player, done: Callable[[], bool], out: list[float]
+) -> None:
+    """Sequential pings (the front answers them itself) until ``done()``, 5 s at most."""
+    deadline = crowd.now() + 5.0
+    while not done() and crowd.now() < deadline:
+        call = await crowd.ask(pinger, pinger.core.ping)
+        if call.error is None:
+            out.append(call.round_trip_ms)
+
+
+# -- the rows -------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.log = (workdir / "serve.log").open("a")
+        self.redis = RedisServer(self.log) if args.store == "redis" else None
+        self.subscribers_kind = ""  # what the fan-out row's subscribers were
+
+    def store_url(self, row: Row) -> str:
+        if self.redis is not None:
+            return f"{self.redis.url}?prefix=bench-{secrets.token_hex(4)}:"
+        return (
+            f"sqlite:///{self.workdir / f'{row.kind}-{row.players}-{secrets.token_hex(4)}.sqlite3'}"
+        )
+
+    def close(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+        self.log.close()
+
+    def run(self, row: Row) -> None:
+        server = None
+        try:
+            server = Server(self.store_url(row), self.args.workers, self.log)
+            asyncio.run(self._row(row, server))
+            row.status = "ok"
+        except Exception as exc:  # the table says why; the next row goes on
+            row.status, row.note = "error", f"{type(exc).__name__}: {exc}".splitlines()[0]
+        finally:
+            if server is not None:
+                server.stop()
+
+    async def _row(self, row: Row, server: Server) -> None:
+        crowd = Crowd(server.endpoints["actions"], server.endpoints["updates"])
+        try:
+            await getattr(self, f"_row_{row.kind}")(row, server, crowd)
+        finally:
+            await crowd.close()
+
+    async def _measured(self, server: Server, row: Row, body: Callable[[Round], Any]) -> None:
+        """Run ``body`` for a warm-up, then ``--rounds`` times with the CPU counted."""
+        if self.args.warmup > 0:
+            await body(Round(), warmup=True)
+        for i in range(self.args.rounds):
+            rnd = Round()
+            before = server.cpu()
+            await body(rnd, warmup=False)
+            after = server.cpu()
+            if not rnd.cpu:  # a row may count its own (fan-out: without its pings)
+                rnd.cpu = {name: after[name] - before.get(name, 0.0) for name in after}
+            row.rounds.append(rnd)
+            progress(f"r{i + 1} ")
+
+    async def _players(self, server: Server, crowd: Crowd, count: int, prefix: str) -> list[Player]:
+        names = [f"{prefix}{i}" for i in range(count)]
+        replies = await asyncio.to_thread(register, server.store, names, progress)
+        return await bring_in(crowd, replies, self.args.listeners)
+
+    async def _row_rate(self, row: Row, server: Server, crowd: Crowd) -> None:
+        players = await self._players(server, crowd, row.players, "p")
+        a = self.args
+
+        async def body(rnd: Round, warmup: bool) -> None:
+            seconds = a.warmup if warmup else a.duration
+            await open_loop(crowd, players, a.rate, seconds, a.action, rnd)
+
+        await self._measured(server, row, body)
+
+    async def _row_closed(self, row: Row, server: Server, crowd: Crowd) -> None:
+        players = await self._players(server, crowd, row.players, "c")
+        a = self.args
+        rng = random.Random(1)
+
+        async def body(rnd: Round, warmup: bool) -> None:
+            stop_at = crowd.now() + (a.warmup if warmup else a.duration)
+
+            async def one(player: Player) -> None:
+                while (begin := crowd.now()) < stop_at:
+                    await act(crowd, player, next_text(player, a.action, rng), begin, rnd)
+
+            start = crowd.now()
+            await asyncio.gather(*(one(p) for p in players))
+            rnd.seconds = crowd.now() - start
+            rnd.extra["rate"] = rnd.actions / rnd.seconds
+
+        await self._measured(server, row, body)
+
+    async def _row_seq(self, row: Row, server: Server, crowd: Crowd) -> None:
+        (player,) = await self._players(server, crowd, 1, "s")
+        a = self.args
+
+        async def body(rnd: Round, warmup: bool) -> None:
+            stop_at = crowd.now() + (a.warmup if warmup else a.duration)
+            while (begin := crowd.now()) < stop_at:
+                await act(crowd, player, "look", begin, rnd)
+
+        await self._measured(server, row, body)
+
+    async def _row_fanout(self, row: Row, server: Server, crowd: Crowd) -> None:
+        from gameserver.broadcast import wire_topic
+        from gameserver.topics import room_topic
+
+        speaker, pinger = await self._players(server, crowd, 2, "f")
+        topic = wire_topic(room_topic(speaker.room))
+        if have_pyzmq():
+            group: Any = await asyncio.to_thread(
+                RemoteSubscribers, server.endpoints["updates"], row.players, topic
+            )
+        else:
+            group = await crowd.add_subscribers(row.players, topic)
+        self.subscribers_kind = group.kind
+        try:
+            await self._until_all_hear(crowd, speaker, group)
+            await self._measured(
+                server,
+                row,
+                lambda rnd, warmup: self._fan(
+                    server,
+                    crowd,
+                    speaker,
+                    pinger,
+                    group,
+                    rnd,
+                    2 if warmup else self.args.fan_events,
+                ),
+            )
+        finally:
+            group.close()
+
+    async def _fan(
+        self,
+        server: Server,
+        crowd: Crowd,
+        speaker: Player,
+        pinger: Player,
+        group: Any,
+        rnd: Round,
+        events: int,
+    ) -> None:
+        """``events`` room events with no pings, for the server's CPU per event; then as many
+        with pings going, for the arrival times and the pings' round trips."""
+        before = server.cpu()
+        for _ in range(events):
+            marker = f"cpu{secrets.token_hex(4)}".encode()
+            group.watch(marker)
+            await act(crowd, speaker, f"say {marker.decode()}", crowd.now(), Round())
+            await group.finish(marker, 5.0)
+        after = server.cpu()
+        rnd.cpu = {name: after[name] - before.get(name, 0.0) for name in after}
+        pings: list[float] = []
+        lasts = []
+        for k in range(events):
+            marker = f"fan{k}x{secrets.token_hex(4)}".encode()
+            group.watch(marker)
+            start = crowd.now()
+            # Pings only while this event is on its way: the front's loop is what they test.
+            pinging = asyncio.ensure_future(
+                ping_until(crowd, pinger, lambda m=marker: group.complete(m), pings)
+            )
+            await act(crowd, speaker, f"say {marker.decode()}", start, Round())
+            times = await group.finish(marker, 5.0)
+            await pinging
+            rnd.errors += group.count - len(times)
+            lasts.append((max(times, default=crowd.now()) - start) * 1000)
+            rnd.actions += 1
+            await asyncio.sleep(0.05)
+        rnd.latencies = lasts
+        rnd.extra["ping_p99"] = percentile(pings, 99)
+        rnd.extra["pings"] = len(pings)
+
+    async def _until_all_hear(self, crowd: Crowd, speaker: Player, group: Any) -> None:
+        """Subscriptions reach the front a moment after connecting: say things until every
+        subscriber hears one."""
+        deadline = crowd.now() + 60
+        while crowd.now() < deadline:
+            marker = f"hello{secrets.token_hex(4)}".encode()
+            group.watch(marker)
+            await act(crowd, speaker, f"say {marker.decode()}", crowd.now(), Round())
+            if len(await group.finish(marker, 0.5)) >= group.count:
+                return
+        raise BenchError(f"not all {group.count} subscribers were reached within 60s")
+
+    async def _row_logins(self, row: Row, server: Server, crowd: Crowd) -> None:
+        a = self.args
+        players = await self._players(server, crowd, a.closed_players, "e")
+        rounds = iter(range(1_000_000))
+
+        async def body(rnd: Round, warmup: bool) -> None:
+            if warmup:
+                await open_loop(crowd, players, a.rate, a.warmup, a.action, rnd)
+                return
+            tag = f"n{next(rounds)}x{secrets.token_hex(2)}"
+            newcomers = [crowd.add_player(f"{tag}{i}") for i in range(row.players)]
+            play = Round()
+            logins: list[float] = []
+            failures = 0
+
+            async def log_in(player: Player) -> None:
+                nonlocal failures
+                begin = crowd.now()
+                call = await crowd.ask(
+                    player, lambda now: player.core.login(player.name, PASSWORD, now)
+                )
+                if call.error is None:
+                    logins.append((call.answered_at - begin) * 1000)
+                else:
+                    failures += 1
+
+            start = crowd.now()
+            playing = asyncio.ensure_future(
+                open_loop(crowd, players, a.rate, 1e9, a.action, play)  # until cancelled
+            )
+            await asyncio.gather(*(log_in(p) for p in newcomers))
+            end = crowd.now()
+            playing.cancel()
+            await asyncio.gather(playing, return_exceptions=True)
+            rnd.actions, rnd.errors = len(logins) + play.actions, failures + play.errors
+            rnd.latencies = logins
+            rnd.seconds = end - start
+            rnd.extra["all_s"] = end - start
+            rnd.extra["play_p99"] = play.pct(99)
+            rnd.extra["play_errors"] = play.errors
+
+        await self._measured(server, row, body)
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def key_figures(row: Row, args: argparse.Namespace) -> list[tuple[str, float, str, str, float]]:
+    """(figure, measured, now, target, measured/target) for the row's targets."""
+    p50 = row.median(lambda r: r.pct(50))
+    p99 = row.median(lambda r: r.pct(99))
+    out = []
+    if row.kind == "rate":
+        now = NOW.get(("rate", row.players), "-")
+        out.append(("p99 ms", p99, now, "<= 50", p99 / 50))
+        if row.players == 100 and args.action in ("look", "say"):
+            target = 500 if args.action == "look" else 700
+            cpu = row.cpu_per_action_us()["total"]
+            now = NOW[("cpu_look", 0)] if args.action == "look" else "-"
+            out.append((f"CPU us/{args.action}", cpu, now, f"<= {target}", cpu / target))
+    elif row.kind == "closed":
+        rate = row.median(lambda r: r.extra["rate"])
+        out.append(("actions/s", rate, NOW[("closed", 0)], ">= 1500", rate / 1500))
+    elif row.kind == "seq":
+        out.append(("p50 ms", p50, NOW[("seq", 0)], "<= 1", p50 / 1))
+    elif row.kind == "fanout":
+        out.append(("last arrival p50 ms", p50, NOW[("fanout", 0)], "<= 20", p50 / 20))
+        ping = row.median(lambda r: r.extra["ping_p99"])
+        out.append(("ping p99 ms", ping, NOW[("ping", 0)], "<= 20", ping / 20))
+    elif row.kind == "logins":
+        whole = row.median(lambda r: r.extra["all_s"])
+        out.append(("all logged in, s", whole, NOW[("logins", 0)], "<= 10", whole / 10))
+        play = row.median(lambda r: r.extra["play_p99"])
+        out.append(("players' p99 ms", play, "-", "<= 100", play / 100))
+    return out
+
+
+def table(rows: list[Row], args: argparse.Namespace) -> str:
+    procs = ["front"] + [f"w{i}" for i in range(1, args.workers + 1)]
+    header = (
+        "row",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        *(f"{p} us" for p in procs),
+        "total us",
+        "figure",
+        "measured",
+        "now",
+        "target",
+        "vs target",
+    )
+    body: list[tuple[str, ...]] = []
+    for row in rows:
+        if row.status != "ok":
+            body.append((row.label, row.note[:60], *("" for _ in header[2:])))
+            continue
+        cpu = row.cpu_per_action_us()
+        cells = (
+            row.label,
+            f"{row.median(lambda r: r.pct(50)):.2f}",
+            f"{row.median(lambda r: r.pct(99)):.2f}",
+            str(sum(r.errors for r in row.rounds)),
+            *(f"{cpu.get(p, 0.0):,.0f}" for p in procs),
+            f"{cpu['total']:,.0f}",
+        )
+        figures = key_figures(row, args) or [("", 0.0, "", "", 0.0)]
+        for i, (name, value, now, target, ratio) in enumerate(figures):
+            lead = cells if i == 0 else ("",) * len(cells)
+            body.append((*lead, name, f"{value:,.2f}", now, target, f"{ratio:.2f}x"))
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        for cells in [header, *body]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plan(args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    for kind in args.rows:
+        if kind == "rate":
+            rows += [Row("rate", n) for n in args.players]
+        elif kind == "closed":
+            rows.append(Row("closed", args.closed_players))
+        elif kind == "seq":
+            rows.append(Row("seq", 1))
+        elif kind == "fanout":
+            rows.append(Row("fanout", args.subscribers))
+        elif kind == "logins":
+            rows.append(Row("logins", args.logins))
+    return rows
+
+
+def run_players(args: argparse.Namespace) -> int:
+    if args.duration <= 0 or args.warmup < 0 or args.rate <= 0:
+        print(
+            "crossroads bench players: --duration and --rate must be positive, --warmup not negative",
+            file=sys.stderr,
+        )
+        return 2
+    rows = plan(args)
+    # A listener that falls behind logs each repaired gap; the table, not the log, reports.
+    logging.getLogger("client").setLevel(logging.ERROR)
+    workdir = Path(tempfile.mkdtemp(prefix="crossroads-bench-players-"))
+    started = time.monotonic()
+    try:
+        try:
+            bench = Bench(args, workdir)
+        except BenchError as exc:
+            print(f"crossroads bench players: {exc}", file=sys.stderr)
+            return 1
+        try:
+            for i, row in enumerate(rows, 1):
+                progress(f"[{i}/{len(rows)}] {row.label} ... ")
+                bench.run(row)
+                progress("ok\n" if row.status == "ok" else f"error: {row.note}\n")
+        finally:
+            bench.close()
+    except KeyboardInterrupt:
+        print("\ncrossroads bench players: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    load = os.getloadavg()
+    intro = (
+        f"crossroads bench players: store {args.store}, {args.workers} worker(s), "
+        f"action {args.action}, {args.rate:g} actions/s in the rate rows, "
+        f"{args.duration:g}s x {args.rounds} round(s) (median), {args.listeners} listening "
+        f"player(s); {os.cpu_count()} core(s), load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    if bench.subscribers_kind:
+        intro += f"; fan-out subscribers: {bench.subscribers_kind}"
+    if args.json:
+        out = [
+            {
+                "row": r.label,
+                "kind": r.kind,
+                "players": r.players,
+                "status": r.status,
+                "note": r.note,
+                "p50_ms": r.median(lambda x: x.pct(50)) if r.rounds else None,
+                "p99_ms": r.median(lambda x: x.pct(99)) if r.rounds else None,
+                "errors": sum(x.errors for x in r.rounds),
+                "cpu_us_per_action": r.cpu_per_action_us() if r.rounds else {},
+                "figures": [
+                    {"figure": f, "measured": v, "now": n, "target": t, "ratio": q}
+                    for f, v, n, t, q in (key_figures(r, args) if r.status == "ok" else [])
+                ],
+            }
+            for r in rows
+        ]
+        print(json.dumps({"suite": "players", "intro": intro, "rows": out}, indent=2))
+    else:
+        print(intro)
+        print(table(rows, args))
+    progress(f"done in {time.monotonic() - started:.1f}s\n")
+    return 0 if all(r.status == "ok" for r in rows) else 1
+
+
+def progress(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a comma list of integers, e.g. 100,1000")
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("every count must be at least 1")
+    return values
+
+
+def _rows(text: str) -> list[str]:
+    rows = [r.strip() for r in text.split(",") if r.strip()]
+    if not rows or any(r not in ROWS for r in rows):
+        raise argparse.ArgumentTypeError(f"rows are a comma list of {','.join(ROWS)}")
+    return list(dict.fromkeys(rows))
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        if value <= 0:
+            raise argparse.ArgumentTypeError("must be positive")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rows",
+        type=_rows,
+        default=list(ROWS),
+        metavar="LIST",
+        help=f"comma list of {','.join(ROWS)} (default: all)",
+    )
+    parser.add_argument(
+        "--players",
+        type=_int_list,
+        default=[100, 1000, 5000],
+        metavar="LIST",
+        help="players in one room for the rate rows (default: 100,1000,5000)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive(float),
+        default=100.0,
+        metavar="PER_S",
+        help="total actions/s of the rate and logins rows (default: 100)",
+    )
+    parser.add_argument(
+        "--action",
+        default="mix",
+        help="what players do: mix (look 40%%, say 20%%, move 30%%, take/drop "
+        "10%%) or one command such as look (default: mix)",
+    )
+    parser.add_argument(
+        "--closed-players",
+        type=_positive(int),
+        default=100,
+        metavar="N",
+        help="players of the closed-loop row, and existing players of the logins "
+        "row (default: 100)",
+    )
+    parser.add_argument(
+        "--subscribers",
+        type=_positive(int),
+        default=1000,
+        metavar="N",
+        help="subscribers of the fan-out row (default: 1000)",
+    )
+    parser.add_argument(
+        "--fan-events",
+        type=_positive(int),
+        default=10,
+        metavar="N",
+        help="room events per fan-out round (default: 10)",
+    )
+    parser.add_argument(
+        "--logins",
+        type=_positive(int),
+        default=200,
+        metavar="N",
+        help="simultaneous first logins of the logins row (default: 200)",
+    )
+    parser.add_argument(
+        "--listeners",
+        type=int,
+        default=50,
+        metavar="N",
+        help="players that also follow their topics on an update connection (default: 50)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=2,
+        metavar="N",
+        help="worker processes of the server (default: 2)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "redis"),
+        default="sqlite",
+        help="sqlite (a temporary file per row) or redis (a real redis-server "
+        "on a free port) (default: sqlite)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="measured time per round (default: 8)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="unmeasured time first (default: 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive(int),
+        default=3,
+        metavar="N",
+        help="rounds per row; figures are their median (default: 3)",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")

@@ -1,0 +1,135 @@
+"""The fan-out row's subscribers: many SUB connections to the front's updates endpoint, timing
+when a marked event reaches each.
+
+Timing 1,000 arrivals is itself work: in the bench's own event loop, on the engine's
+pure-Python sockets, the receiving side would take longer than the sending side and the row
+would measure the bench. So when pyzmq is installed the subscribers are libzmq sockets in a
+child process (libzmq reads them on its own thread; the child stamps each arrival right after
+its poll returns, with the same monotonic clock as the bench). Without pyzmq they are engine
+sockets in the bench's loop (:class:`InProcessSubscribers`), and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import multiprocessing
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: Longest wait for the child to connect and subscribe everything.
+START_TIMEOUT_S = 60.0
+
+
+def have_pyzmq() -> bool:
+    return importlib.util.find_spec("zmq") is not None
+
+
+class RemoteSubscribers:
+    """``count`` pyzmq SUB sockets subscribed to ``topic``, in a child process."""
+
+    kind = "libzmq (pyzmq) in a child process"
+
+    def __init__(self, updates: str, count: int, topic: bytes) -> None:
+        self.count = count
+        spawn = multiprocessing.get_context("spawn")
+        self._conn, child = spawn.Pipe()
+        self._process = spawn.Process(
+            target=_child, args=(updates, count, topic, child), daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._done: dict[bytes, list[float]] = {}
+        try:
+            started = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            started = False
+        if not started:
+            self.close()
+            raise RuntimeError("the subscriber process did not start")
+
+    def watch(self, marker: bytes) -> None:
+        self._conn.send(("watch", marker))
+
+    def complete(self, marker: bytes) -> bool:
+        """Whether every subscriber has the marked event (reads what the child reported)."""
+        while self._conn.poll():
+            _, done, times = self._conn.recv()
+            self._done[done] = times
+        return marker in self._done
+
+    async def finish(self, marker: bytes, timeout: float) -> list[float]:
+        """The arrival times of the marked event (fewer than ``count`` if some never came)."""
+        deadline = time.perf_counter() + timeout
+        while not self.complete(marker) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.001)
+        if marker not in self._done:
+            self._conn.send(("report", marker))
+            while not self.complete(marker):
+                await asyncio.sleep(0.001)
+        return self._done.pop(marker)
+
+    def close(self) -> None:
+        try:
+            self._conn.send(("stop",))
+        except OSError:
+            pass
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        self._conn.close()
+
+
+def _child(updates: str, count: int, topic: bytes, conn: Connection) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, count + 64)
+    sockets = []
+    poller = zmq.Poller()
+    for _ in range(count):
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(updates)
+        sock.setsockopt(zmq.SUBSCRIBE, topic)
+        poller.register(sock, zmq.POLLIN)
+        sockets.append(sock)
+    poller.register(conn.fileno(), zmq.POLLIN)
+    conn.send(("ready",))
+    watching: dict[bytes, list[float]] = {}
+    try:
+        while True:
+            ready = poller.poll(1000)
+            now = time.perf_counter()
+            # Commands first: a "watch" must be in place before the event it announces is read.
+            while conn.poll():
+                command = conn.recv()
+                if command[0] == "stop":
+                    return
+                if command[0] == "watch":
+                    watching[command[1]] = []
+                elif command[0] == "report":
+                    conn.send(("done", command[1], watching.pop(command[1], [])))
+            for sock, _ in ready:
+                if sock != conn.fileno():
+                    _read(sock, now, watching, count, conn)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _read(sock: Any, now: float, watching: dict[bytes, list[float]], count: int, conn: Any) -> None:
+    import zmq
+
+    while True:
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        payload = frames[-1]
+        for marker, times in list(watching.items()):
+            if marker in payload:
+                times.append(now)
+                if len(times) >= count:
+                    conn.send(("done", marker, watching.pop(marker)))

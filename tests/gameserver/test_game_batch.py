@@ -1,0 +1,73 @@
+"""Store batches: several transactions, one commit; each still succeeds or fails on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from gameserver.store import Store, StoreError, Tx, open_store
+
+
+class Refused(Exception):
+    pass
+
+
+def put(key: str, fail: bool = False):  # type: ignore[no-untyped-def]
+    def write(tx: Tx) -> None:
+        tx.put("doc", key, {"v": key})
+        tx.add_member("set", "s", key)
+        if fail:
+            raise Refused
+
+    return write
+
+
+def test_a_failed_transaction_in_a_batch_undoes_only_itself(store: Store) -> None:
+    with store.batch():
+        store.transaction(put("a"))
+        with pytest.raises(Refused):
+            store.transaction(put("b", fail=True))
+        store.transaction(put("c"))
+        # Reads inside the batch see its own writes.
+        assert store.read(lambda tx: tx.get("doc", "a")) == {"v": "a"}
+    assert store.read(lambda tx: sorted(tx.members("set", "s"))) == ["a", "c"]
+    assert store.read(lambda tx: tx.get("doc", "b")) is None
+    assert store.read(lambda tx: tx.member_count("set", "s")) == 2
+
+
+def test_sqlite_batch_is_one_commit_seen_by_others_only_at_its_end(store: Store) -> None:
+    if not store.url.startswith("sqlite"):
+        pytest.skip("Redis commits each transaction of a batch by itself")
+    with open_store(store.url) as other:
+        with store.batch():
+            store.transaction(put("a"))
+            store.transaction(put("b"))
+            assert other.read(lambda tx: tx.get("doc", "a")) is None  # not committed yet
+        assert other.read(lambda tx: tx.member_count("set", "s")) == 2
+
+
+def test_an_error_escaping_a_batch_rolls_all_of_it_back(store: Store) -> None:
+    if not store.url.startswith("sqlite"):
+        pytest.skip("Redis commits each transaction of a batch by itself")
+    with pytest.raises(StoreError), store.batch():
+        store.transaction(put("a"))
+        raise StoreError("the worker gave up")
+    assert store.read(lambda tx: tx.get("doc", "a")) is None
+    store.transaction(put("z"))  # the store is usable afterwards
+    assert store.read(lambda tx: tx.get("doc", "z")) == {"v": "z"}
+
+
+def test_a_record_written_is_not_validated_again_until_it_changes(store: Store) -> None:
+    from gameserver.store.records import PlayerRecord
+    from gameserver.store.state import GameState
+
+    ann = PlayerRecord(key="ann", name="Ann", room="crossroads")
+    store.transaction(lambda tx: GameState(tx).put_player(ann))
+    # The very object written comes back: the worker trusts what it wrote itself.
+    assert store.read(lambda tx: GameState(tx).player("ann")) is ann
+    with open_store(store.url) as other:  # another worker moves her
+        other.transaction(
+            lambda tx: GameState(tx).put_player(ann.model_copy(update={"room": "meadow"}))
+        )
+    fresh = store.read(lambda tx: GameState(tx).player("ann"))
+    assert fresh is not ann and fresh is not None and fresh.room == "meadow"
+    assert store.read(lambda tx: GameState(tx).player("ann")) is fresh  # validated once

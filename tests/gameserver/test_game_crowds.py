@@ -1,0 +1,168 @@
+"""A crowded room costs no more per action than a quiet one: what an action reads is bounded
+by what it shows, never by how many players are present (counted on a real store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
+
+from gameserver.narration import NAMES_SHOWN
+from gameserver.protocol import Reply
+from gameserver.seed import seed_world
+from gameserver.service import GameService
+from gameserver.store import Store, Tx
+from gameserver.store.records import PlayerRecord
+from gameserver.store.state import GameState
+from gameserver.world import World
+
+CROWD = 5_000
+#: Documents a look may read whatever the crowd: session, player, action id, clock, the
+#: room's items and NPCs, and the names it shows (plus one to know there are more).
+LOOK_READ_BOUND = 20 + NAMES_SHOWN
+#: ``who`` reads the keys of the players it lists and their documents (for their rooms).
+WHO_READ_BOUND = 20 + 2 * NAMES_SHOWN
+
+
+def crowd_game(store: Store, world: World, clock: FakeClock) -> tuple[Game, CountingStore]:
+    seed_world(store, world)
+
+    def fill(tx: Tx) -> None:
+        state = GameState(tx)
+        for i in range(CROWD):
+            name = f"Crowd{i:05d}"
+            state.put_player(
+                PlayerRecord(key=name.lower(), name=name, room=world.start_room, online=True)
+            )
+
+    store.transaction(fill)
+    counting = CountingStore(store)
+    return Game(GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock)), counting
+
+
+def test_look_in_a_crowd_reads_a_bounded_number_of_documents(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    game, counting = crowd_game(store, world, clock)
+    viewer = game.login("Viewer")
+    counting.counts.reset()
+    text = viewer.say_ok("look")
+    assert counting.counts.documents_read <= LOOK_READ_BOUND, counting.counts
+    others = CROWD - NAMES_SHOWN
+    assert text.endswith(f"and {others:,} others are here."), text[-200:]
+    assert text.count("Crowd") == NAMES_SHOWN
+    assert "Viewer" not in text.split("\n", 2)[2]  # the viewer never sees themselves
+
+
+def test_who_examine_and_give_in_a_crowd_stay_bounded(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    game, counting = crowd_game(store, world, clock)
+    alice = game.login("Alice")
+    alice.say_ok("take lamp")
+    for command in (
+        "who",
+        "examine crowd04999",
+        "give lamp to crowd04321",
+        "whisper crowd03000 hi",
+    ):
+        counting.counts.reset()
+        reply = alice.act(command).reply
+        assert isinstance(reply, Reply) and reply.ok, (command, reply)
+        bound = WHO_READ_BOUND if command == "who" else LOOK_READ_BOUND
+        assert counting.counts.documents_read <= bound, (command, counting.counts)
+    assert alice.say_ok("who").startswith(f"{CROWD + 1} player(s) online: ")
+
+
+def test_presence_follows_enter_move_and_leave(game: Game) -> None:
+    alice = game.login("Alice")
+    bob = game.login("Bob")
+    assert alice.say_ok("look").endswith("Bob is here.")
+    bob.say_ok("n")
+    assert "Bob" not in alice.say_ok("look")
+    bob.say_ok("s")
+    carol = game.login("Carol")
+    assert alice.say_ok("look").endswith("Bob and Carol are here.")
+    carol.say_ok("quit")
+    assert alice.say_ok("look").endswith("Bob is here.")
+
+
+def test_a_store_from_before_presence_gets_its_presence_built(store: Store, world: World) -> None:
+    seed_world(store, world)
+    room = world.start_room
+
+    def older_store(tx: Tx) -> None:  # online players, but no presence record yet
+        state = GameState(tx)
+        state.put_player(PlayerRecord(key="ann", name="Ann", room=room, online=True))
+        tx.remove_member("present", room, "Ann")
+        tx.delete("meta", "presence_format")
+
+    store.transaction(older_store)
+    assert store.transaction(lambda tx: GameState(tx).present_count(room)) == 0
+    assert seed_world(store, world)  # the upgrade is a change
+    names = store.transaction(lambda tx: GameState(tx).present_names(room, 10))
+    assert names == ["Ann"]
+    assert not seed_world(store, world)  # once only
+
+
+READ_ONLY_COMMANDS = ("look", "inventory", "who", "examine lamp", "help", "help say", "x me")
+
+
+def test_read_only_actions_write_nothing(store: Store, world: World, clock: FakeClock) -> None:
+    seed_world(store, world)
+    counting = CountingStore(store)
+    game = Game(GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock))
+    alice = game.login("Alice")
+    game.login("Bob")
+    wal = Path(store.url.removeprefix("sqlite:///") + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else None
+    counting.counts.reset()
+    for command in (*READ_ONLY_COMMANDS, "examine nothing-here"):
+        alice.act(command)
+    assert counting.counts.writes == 0, counting.counts
+    assert counting.counts.write_transactions == 0, counting.counts
+    assert counting.counts.read_transactions == len(READ_ONLY_COMMANDS) + 1
+    if wal_size is not None:  # SQLite: not one byte appended to the log, so nothing to sync
+        assert wal.stat().st_size == wal_size
+    # A retried look (same action id) is harmless: it looks again.
+    first = alice.act("look", action_id="same-look").reply
+    assert first == alice.act("look", action_id="same-look").reply
+    # An action with effects is still a recorded write.
+    alice.say_ok("say hello")
+    assert counting.counts.write_transactions == 1 and counting.counts.writes > 0
+
+
+def test_a_read_only_action_renews_an_ageing_session(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    seed_world(store, world)
+    counting = CountingStore(store)
+    service = GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock)
+    alice = Game(service).login("Alice")
+    for _ in range(3):  # each look past the slack renews; none in between
+        clock.advance(service.session_ttl * 0.6)
+        counting.counts.reset()
+        alice.say_ok("look")
+        assert counting.counts.write_transactions == 1
+        counting.counts.reset()
+        alice.say_ok("look")
+        assert counting.counts.write_transactions == 0
+
+
+def test_the_idle_reaper_looks_at_a_bounded_slice_per_tick(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    from gameserver.ticker import REAP_PER_TICK
+
+    game, counting = crowd_game(store, world, clock)  # the crowd has no live sessions
+    service = game.service
+    reaped = ticks = 0
+    while reaped < CROWD and ticks <= CROWD // REAP_PER_TICK:
+        ticks += 1
+        clock.advance(world.clock.tick_seconds)
+        counting.counts.reset()
+        events = service.tick()
+        # Each reaped player: their document and a "fades away" event; nothing for the rest.
+        assert counting.counts.documents_read <= 3 * REAP_PER_TICK + 50, counting.counts
+        reaped += sum(1 for event in events if event.kind == "logout")
+    assert reaped == CROWD and ticks == CROWD // REAP_PER_TICK

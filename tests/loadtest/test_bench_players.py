@@ -1,0 +1,89 @@
+"""`crossroads bench players` on tiny sizes, against a real `crossroads serve` (and a real
+redis-server): every row runs, is measured and reported beside the issue's figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from loadtest import bench, bench_players
+from loadtest.bench_crowd import cpu_seconds
+
+TINY = ["--duration", "0.5", "--warmup", "0", "--rounds", "1", "--rate", "40"]
+SMALL_ROWS = ["--players", "3", "--closed-players", "3", "--subscribers", "5", "--logins", "4"]
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    rc = bench.main(["players", *TINY, *SMALL_ROWS, "--json", *argv])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "[1/" in captured.err  # progress went to stderr
+    return json.loads(captured.out)
+
+
+@pytest.mark.slow
+def test_every_row_is_measured_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "--listeners", "2", "--fan-events", "2")
+    rows = {row["kind"]: row for row in result["rows"]}
+    assert set(rows) == set(bench_players.ROWS)
+    for row in rows.values():
+        assert row["status"] == "ok", row
+        assert row["errors"] == 0, row
+        cpu = row["cpu_us_per_action"]
+        assert {"front", "w1", "w2", "total"} <= set(cpu)
+        # The server did the work, read from /proc (a few tiny room events may stay under the
+        # clock tick of 10 ms).
+        assert cpu["total"] > 0 or row["kind"] == "fanout"
+        assert row["figures"], row
+        for figure in row["figures"]:
+            assert figure["target"] and figure["now"]
+            assert figure["ratio"] >= 0
+    assert rows["closed"]["figures"][0]["measured"] > 0  # actions/s
+    assert {f["figure"] for f in rows["fanout"]["figures"]} == {
+        "last arrival p50 ms",
+        "ping p99 ms",
+    }
+    assert "load" in result["intro"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_store_and_a_single_action(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, "--store", "redis", "--rows", "rate,seq", "--action", "look")
+    assert [row["status"] for row in result["rows"]] == ["ok", "ok"]
+    assert all(row["errors"] == 0 for row in result["rows"])
+    assert "store redis" in result["intro"]
+
+
+def test_text_table_names_now_and_target(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = bench.main(["players", *TINY, "--rows", "seq"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "sequential look, 1" in out
+    assert "p50 3.7 ms" in out and "<= 1" in out  # the issue's figure and its target
+
+
+def test_help_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["players", "--help"])
+    assert exc.value.code == 0
+    assert "--rows" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["players", "--rows", "nonsense"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "rows are a comma list of" in err and "Traceback" not in err
+    assert bench.main(["players", "--duration", "0"]) == 2
+
+
+def test_cpu_seconds_reads_proc() -> None:
+    spent = cpu_seconds(os.getpid())
+    busy_until = time.perf_counter() + 0.1  # ten clock ticks of CPU
+    while time.perf_counter() < busy_until:
+        pass
+    assert cpu_seconds(os.getpid()) > spent
+    assert cpu_seconds(2**22 + 12345) == 0.0  # no such process
