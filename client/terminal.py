@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -24,6 +25,8 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from gameserver.protocol import MAX_TEXT_CHARS
+
 from .completion import GameCompleter
 from .connection import CONNECTED, OFFLINE, Connection
 from .session import RequestRefused, ServerUnavailable, SessionError
@@ -32,6 +35,9 @@ from .view import STYLE, Formatter, RoomView, ToolbarState
 DEFAULT_ACTIONS = "tcp://127.0.0.1:7301"
 DEFAULT_UPDATES = "tcp://127.0.0.1:7302"
 QUIT_WORDS = frozenset({"quit", "logout", "exit"})
+#: Characters a command line may not hold (the server refuses them: they could corrupt other
+#: players' screens). Tabs from a paste become spaces instead.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 #: How long leaving (Ctrl-C / Ctrl-D / EOF) waits for the server to say goodbye.
 LEAVE_TIMEOUT_S = 2.0
 
@@ -117,11 +123,15 @@ class GameClient:
 
     async def handle(self, line: str) -> bool:
         """Run one command line; False once the player has left."""
-        line = line.strip()
+        line = line.replace("\t", " ").strip()
         if not line or line.startswith("#"):
             return not self.finished
         if line.lower() in QUIT_WORDS:
             line = "quit"
+        refusal = check_line(line)
+        if refusal is not None:
+            self.show(self.formatter.error(refusal))
+            return True
         try:
             reply = await self.connection.act(line)
         except RequestRefused as exc:
@@ -146,6 +156,28 @@ class GameClient:
             await asyncio.gather(self._pump, return_exceptions=True)
         await self.connection.close()
         self.toolbar.state = OFFLINE
+
+
+def check_line(line: str) -> str | None:
+    """Why ``line`` cannot be sent, in one sentence (None: it can). Checked before sending, so
+    a pasted page of text costs one clear message and nothing else."""
+    if len(line) > MAX_TEXT_CHARS:
+        return (
+            f"That line is {len(line)} characters long; the longest line is {MAX_TEXT_CHARS}."
+            " Nothing was sent."
+        )
+    if CONTROL_CHARACTERS.search(line):
+        return "That line holds control characters, which cannot be sent. Nothing was sent."
+    return None
+
+
+async def read_line(prompt: PromptSession[str], message: str) -> str | None:
+    """One line from the prompt; None for Ctrl-C or Ctrl-D. Caught here, inside the task:
+    a KeyboardInterrupt escaping a task stops the event loop itself, with a traceback."""
+    try:
+        return await prompt.prompt_async(message)
+    except (KeyboardInterrupt, EOFError):
+        return None
 
 
 async def run_interactive(
@@ -180,7 +212,7 @@ async def run_interactive(
     try:
         with ctx:
             while not done.is_set():
-                reading = asyncio.create_task(prompt.prompt_async(f"{client.connection.name}> "))
+                reading = asyncio.create_task(read_line(prompt, f"{client.connection.name}> "))
                 finished = asyncio.create_task(done.wait())
                 await asyncio.wait({reading, finished}, return_when=asyncio.FIRST_COMPLETED)
                 if not reading.done():  # the player quit: stop asking
@@ -189,9 +221,8 @@ async def run_interactive(
                         await reading
                     break
                 finished.cancel()
-                try:
-                    line = reading.result()
-                except (KeyboardInterrupt, EOFError):
+                line = reading.result()
+                if line is None:
                     break
                 lines.put_nowait(line)
     finally:

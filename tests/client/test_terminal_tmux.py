@@ -106,3 +106,41 @@ def test_two_clients_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> No
     while "quit" not in (history.read_text() if history.exists() else ""):
         assert time.monotonic() < deadline, "alice's history was never written"
         time.sleep(0.05)
+
+
+def test_a_pasted_page_and_ctrl_c_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> None:
+    """As a person would: paste 10,000 characters, then `look` still answers; Ctrl-C leaves
+    with no traceback on the screen."""
+    server = servers.start()
+    env = {
+        "PYTHONPATH": str(REPO_ROOT),
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "CROSSROADS_PASSWORD": "dora-password",
+        "TERM": "xterm-256color",
+    }
+    args = ["--name", "dora", "--server", server.actions, "--updates", server.updates]
+    line = [sys.executable, "-m", "crossroads", "play", *args]
+    command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
+    tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command)
+    tmux("set-option", "-t", "game", "remain-on-exit", "on")  # read the screen after exit
+    tmux.remember_pids()
+    pane = "game:0.0"
+    tmux.wait_for(pane, "dora>")
+    tmux("set-buffer", "say " + "y" * 9996)
+    tmux("paste-buffer", "-t", pane)
+    tmux("send-keys", "-t", pane, "Enter")
+    tmux.wait_for(pane, "the longest line is 500")
+    tmux("send-keys", "-t", pane, "look", "Enter")
+    tmux.wait_for(pane, "dora> look")
+    deadline = time.monotonic() + WAIT
+    while "Exits: north" not in tmux.screen(pane).rpartition("dora> look")[2]:
+        assert time.monotonic() < deadline, tmux.screen(pane)
+        time.sleep(0.05)
+    tmux("send-keys", "-t", pane, "C-c")
+    deadline = time.monotonic() + WAIT
+    while tmux("display-message", "-p", "-t", pane, "#{pane_dead}").strip() != "1":
+        assert time.monotonic() < deadline, "the client did not exit after Ctrl-C"
+        time.sleep(0.05)
+    screen = tmux("capture-pane", "-p", "-S", "-200", "-t", pane)
+    assert "Goodbye, dora." in screen
+    assert "Traceback" not in screen
