@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
-from gameserver.protocol import Event
+from gameserver.protocol import PLAYER_NAME_PATTERN, Event
 
 ARTICLES = ("the ", "a ", "an ", "some ")
-_NAME = re.compile(r"^[A-Z][A-Za-z0-9_-]{1,19}$")
+#: A player's name as the server allows it (whatever its case: the server keeps the spelling
+#: typed at registration). NPC names have spaces ("Tobin the pedlar", "A grey cat"), and the
+#: server lists each NPC on a line of its own and all players on one line.
+_NAME = re.compile(PLAYER_NAME_PATTERN)
+_NPC_MOVES = re.compile(r"^(?P<npc>.+?) (?:leaves \w+|wanders off|arrives)\.$")
 
 STYLE = Style.from_dict(
     {
@@ -109,16 +113,26 @@ class RoomView:
             elif line.startswith("You see ") and line.endswith("."):
                 self.items = [bare(i) for i in english_split(line[8:-1])]
             elif line.endswith(" is here.") or line.endswith(" are here."):
-                who = english_split(line.rsplit(" is here.", 1)[0].rsplit(" are here.", 1)[0])
+                subject = line.rsplit(" is here.", 1)[0].rsplit(" are here.", 1)[0]
+                who = english_split(subject)
                 if all(_NAME.match(w) for w in who):
                     self.players += who
                 else:
-                    self.npcs.append(" ".join(who))
+                    self.npcs.append(subject)
         return True
 
     def update_from_event(self, event: Event, me: str | None) -> None:
         """Keep players and items current between descriptions."""
         if not event.topic.startswith("room."):
+            return
+        if event.kind in ("npc_arrive", "npc_depart"):
+            moved = _NPC_MOVES.match(event.text)
+            if moved is not None:
+                npc = moved["npc"]
+                if event.kind == "npc_depart" and npc in self.npcs:
+                    self.npcs.remove(npc)
+                elif event.kind == "npc_arrive" and npc not in self.npcs:
+                    self.npcs.append(npc)
             return
         player = event.data.get("player")
         if isinstance(player, str) and player != me:

@@ -7,8 +7,12 @@ import asyncio
 from pathlib import Path
 
 from clientservers import Servers
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 from serverkit import run
 from uikit import Player, until
+
+from client.view import Formatter
 
 FAST = {"timeout": 1.0, "retries": 0, "ping_interval": 0.3}
 
@@ -40,3 +44,41 @@ def test_a_long_line_is_refused_and_the_client_keeps_working_then_ctrl_c_is_clea
             await alice.stop()
 
     run(scenario(), timeout=90)
+
+
+def test_here_and_tab_use_the_names_the_server_sends(servers: Servers, xdg: Path) -> None:
+    server = servers.start()
+
+    async def scenario() -> None:
+        names = ("alice", "bob", "carol")
+        players = [Player(server.actions, server.updates, n, xdg / f"h-{n}", **FAST) for n in names]
+        alice, bob, carol = players
+        try:
+            for player in players:
+                await player.start()
+            await alice.see("carol appears.")
+            assert "here: bob, carol |" in toolbar(alice)
+            # carol learnt of the others from the room description ("alice and bob are here.")
+            assert "here: alice, bob |" in toolbar(carol)
+            assert completions(carol, "whisper ") == ["alice", "bob"]
+            carol.type("whisper b\t")
+            await until(lambda: carol.buffer() == "whisper bob", "Tab to complete 'bob'")
+            carol.type(" psst\r")
+            await bob.see('carol whispers to you, "psst"')
+            bob.type("quit\r")
+            await until(lambda: "here: carol |" in toolbar(alice), "bob gone from the toolbar")
+            assert completions(alice, "whisper ") == ["carol"]
+        finally:
+            for player in players:
+                await player.stop()
+
+    run(scenario(), timeout=90)
+
+
+def completions(player: Player, line: str) -> list[str]:
+    found = player.client.completer.get_completions(Document(line), CompleteEvent())
+    return [c.text for c in found]
+
+
+def toolbar(player: Player) -> str:
+    return Formatter.plain(player.client.bottom_toolbar())

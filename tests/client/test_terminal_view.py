@@ -103,3 +103,23 @@ def test_toolbar_and_history_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert bar.text().startswith(" reconnecting... ") and "here: nobody | rtt: -" in bar.text()
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert history_path("Alice") == tmp_path / "crossroads" / "history-alice"
+
+
+def test_names_as_the_server_spells_them_and_npcs_that_move() -> None:
+    view = RoomView()
+    view.update_from_text(
+        LOGIN.replace("Bob and Carol are here.", "alice, bob and Carol are here.")
+    )
+    assert view.players == ["alice", "bob", "Carol"]  # lower-case names are players too
+    assert view.npcs == ["Tobin the pedlar"]
+    view.update_from_event(event("npc_depart", "Tobin the pedlar leaves north."), "dave")
+    assert view.npcs == []
+    view.update_from_event(event("npc_arrive", "A grey cat arrives."), "dave")
+    assert view.npcs == ["A grey cat"]
+    view.update_from_event(event("npc_depart", "A grey cat wanders off."), "dave")
+    assert view.npcs == []
+    view.update_from_text(LOGIN.replace("Bob and Carol are here.", "alice is here."))
+    assert view.players == ["alice"] and view.npcs == ["Tobin the pedlar"]
+    completer = GameCompleter(lambda: view)
+    found = completer.get_completions(Document("whisper "), CompleteEvent())
+    assert [c.text for c in found] == ["alice"]
