@@ -25,7 +25,16 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from gameserver.protocol import MAX_TEXT_CHARS
+import engine
+from engine.endpoint import parse as parse_endpoint
+from gameserver.protocol import (
+    MAX_PASSWORD_CHARS,
+    MAX_TEXT_CHARS,
+    MIN_PASSWORD_CHARS,
+    NAME_RULES,
+    PASSWORD_RULES,
+    PLAYER_NAME_PATTERN,
+)
 
 from .completion import GameCompleter
 from .connection import CONNECTED, OFFLINE, Connection
@@ -97,7 +106,7 @@ class GameClient:
         try:
             reply = await self.connection.login()
         except RequestRefused as exc:
-            self.show(self.formatter.error(f"login refused: {exc.reply.message}"))
+            self.show(self.formatter.error(f"login refused: {login_refusal(exc)}"))
             return False
         except ServerUnavailable:
             self.show(self.formatter.error("the server does not answer; is it running?"))
@@ -156,6 +165,18 @@ class GameClient:
             await asyncio.gather(self._pump, return_exceptions=True)
         await self.connection.close()
         self.toolbar.state = OFFLINE
+
+
+def login_refusal(exc: RequestRefused) -> str:
+    """A refused login in the player's words. Malformed fields are named by the rule they
+    break: the validator's own message quotes patterns, and a password is never echoed."""
+    if exc.code == "bad_request":
+        field = exc.reply.message.partition(":")[0]
+        if field == "name":
+            return NAME_RULES
+        if field == "password":
+            return PASSWORD_RULES
+    return exc.reply.message
 
 
 def check_line(line: str) -> str | None:
@@ -310,17 +331,56 @@ async def play(args: argparse.Namespace, password: str, interactive: bool) -> in
     return 0
 
 
+class UsageError(Exception):
+    """A mistake in how ``play`` was called: one line for the player, exit status 2."""
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before connecting; raises :class:`UsageError`."""
+    if not re.fullmatch(PLAYER_NAME_PATTERN, args.name):
+        raise UsageError(f"--name {args.name!r} cannot be used: {NAME_RULES}")
+    for flag, endpoint in (("--server", args.server), ("--updates", args.updates)):
+        try:
+            parse_endpoint(endpoint, binding=False)
+        except engine.ZMQError as exc:
+            raise UsageError(
+                f"{flag} {endpoint!r} is not an endpoint ({exc.strerror}); "
+                "write it as tcp://HOST:PORT"
+            ) from None
+    for flag, path in (("--password-file", args.password_file), ("--script", args.script)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {str(path)!r}: no such file")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+
+
+def check_password(password: str) -> None:
+    """Raises :class:`UsageError`, never showing the password itself."""
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise UsageError(f"that password cannot be used: {PASSWORD_RULES}")
+
+
 def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> int:
     args = build_parser(prog).parse_args(None if argv is None else list(argv))
     interactive = args.script is None and sys.stdin.isatty() and sys.stdout.isatty()
     logging.basicConfig(level=logging.ERROR)
     try:
+        check_arguments(args)
         password = read_password(args, interactive)
+        if not password:
+            print(
+                f"{prog}: no password: use --password-file or CROSSROADS_PASSWORD", file=sys.stderr
+            )
+            return 2
+        check_password(password)
+    except UsageError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: cannot read {exc.filename!r}: {exc.strerror}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, EOFError):
         return 130
-    if not password:
-        print("no password: use --password-file or CROSSROADS_PASSWORD", file=sys.stderr)
-        return 2
     try:
         return asyncio.run(play(args, password, interactive))
     except KeyboardInterrupt:

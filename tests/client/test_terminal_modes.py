@@ -137,3 +137,44 @@ def test_wrong_password_and_no_server(
     monkeypatch.delenv("CROSSROADS_PASSWORD")
     missing = play("--server", nobody, "--updates", nobody)
     assert missing.returncode == 2 and "no password" in missing.stderr
+
+
+def test_mistakes_in_plays_arguments_get_one_line(tmp_path: Path) -> None:
+    """Each mistake: exit status 2, one line on stderr, no traceback, no password shown."""
+    server = "tcp://127.0.0.1:9"  # never reached: every mistake is caught before connecting
+    script = tmp_path / "script.txt"
+    script.write_text("look\n")
+    short = tmp_path / "short"
+    short.write_text("zq7\n")
+    cases = {
+        "a --server without tcp://": ["--name", "erin", "--server", "127.0.0.1:7301"],
+        "a bad --updates": ["--name", "erin", "--server", server, "--updates", "nowhere"],
+        "a missing --password-file": ["--name", "erin", "--password-file", "/nonexistent/pw"],
+        "a missing --script": ["--name", "erin", "--script", str(tmp_path / "absent.txt")],
+        "a bad name": ["--name", "9lives", "--script", str(script)],
+        "a short password": ["--name", "erin", "--password-file", str(short)],
+    }
+    expected = {
+        "a --server without tcp://": "--server '127.0.0.1:7301' is not an endpoint",
+        "a bad --updates": "--updates 'nowhere' is not an endpoint",
+        "a missing --password-file": "--password-file '/nonexistent/pw': no such file",
+        "a missing --script": "absent.txt': no such file",
+        "a bad name": "--name '9lives' cannot be used: a name is 2 to 20 letters",
+        "a short password": "that password cannot be used: a password is 4 to 128 characters",
+    }
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), CROSSROADS_PASSWORD="long-enough-pw")
+    for what, args in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "crossroads", "play", "--server", server, *args],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 2, (what, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected[what] in lines[0], (what, done.stderr)
+        assert lines[0].startswith("crossroads play: ")
+        assert "zq7" not in done.stdout + done.stderr and "long-enough-pw" not in done.stderr

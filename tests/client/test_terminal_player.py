@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from clientservers import Servers
+from prompt_toolkit.application import create_app_session
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from serverkit import run
@@ -82,3 +83,30 @@ def completions(player: Player, line: str) -> list[str]:
 
 def toolbar(player: Player) -> str:
     return Formatter.plain(player.client.bottom_toolbar())
+
+
+def test_a_bad_name_or_short_password_is_explained_without_the_password(
+    servers: Servers, xdg: Path
+) -> None:
+    server = servers.start()
+
+    async def attempt(name: str, password: str) -> str:
+        player = Player(server.actions, server.updates, name, xdg / "h", **FAST)
+        player.client.connection._password = password
+        try:
+            with create_app_session(input=player.pipe, output=player.output):
+                assert not await player.client.start()
+        finally:
+            await player.client.connection.close()
+            player._pipe_cm.__exit__(None, None, None)
+        return player.screen.text()
+
+    async def scenario() -> None:
+        bad_name = await attempt("9lives", "fine-password-77")
+        assert "login refused: a name is 2 to 20 letters" in bad_name
+        assert "fine-password-77" not in bad_name and "Traceback" not in bad_name
+        short = await attempt("erin", "zq7")
+        assert "login refused: a password is 4 to 128 characters" in short
+        assert "zq7" not in short and "Traceback" not in short
+
+    run(scenario(), timeout=60)
