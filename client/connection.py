@@ -18,8 +18,16 @@ from gameserver.protocol import LoginReply, Reply
 from .session import GameSession, RequestRefused, ServerUnavailable, SessionError
 
 CONNECTED, RECONNECTING, OFFLINE = "connected", "reconnecting...", "offline"
+TAKEN_OVER = (
+    "This account logged in elsewhere, so this client stops."
+    " Run play again to take the session back."
+)
 BACKOFF_INIT_S = 0.25
 BACKOFF_MAX_S = 4.0
+
+
+class TakenOver(SessionError):
+    """The player logged in from another client, which now has the session."""
 
 
 class Connection:
@@ -85,9 +93,11 @@ class Connection:
             except RequestRefused as exc:
                 if exc.code != "unauthorized":
                     raise
-                if self.session.replaced:  # logged in elsewhere: do not take it back
-                    self._set(OFFLINE, "this session was taken over by another login")
-                    raise SessionError("session taken over by another login") from None
+                if self.session.replaced or await self._taken_over():
+                    # Logged in elsewhere: logging in again would take it back, and the two
+                    # clients would go on taking it from each other on every command.
+                    self._set(OFFLINE)
+                    raise TakenOver(TAKEN_OVER) from None
                 self._set(RECONNECTING, "the session expired; logging in again")
                 await self._reconnect("")
                 continue
@@ -95,6 +105,18 @@ class Connection:
             if reply.session_ended:
                 self._set(OFFLINE)
             return reply
+
+    async def _taken_over(self) -> bool:
+        """Whether the session ended because this player logged in elsewhere: its private
+        topic says so (an ended session may still read it)."""
+        topic = self.session.private_topic
+        if topic is None or self.session.token is None:
+            return False
+        try:
+            reply = await self.session.catch_up(topic, 0)
+        except SessionError:
+            return False
+        return any(event.kind == "session_replaced" for event in reply.events)
 
     async def ping(self) -> bool:
         start = time.monotonic()

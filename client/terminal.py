@@ -37,7 +37,7 @@ from gameserver.protocol import (
 )
 
 from .completion import GameCompleter
-from .connection import CONNECTED, OFFLINE, Connection
+from .connection import CONNECTED, OFFLINE, TAKEN_OVER, Connection
 from .session import RequestRefused, ServerUnavailable, SessionError
 from .view import STYLE, Formatter, RoomView, ToolbarState
 
@@ -79,6 +79,7 @@ class GameClient:
         self.formatter = Formatter()
         self.completer = GameCompleter(lambda: self.view)
         self.finished = False
+        self.stopped = asyncio.Event()  # set when the player has left, or was taken over
         self.prompt: PromptSession[str] | None = None  # set while the prompt loop runs
         self._pump: asyncio.Task[None] | None = None
         connection.on_change = self._on_change
@@ -129,6 +130,10 @@ class GameClient:
             mine = event.actor == session.player and event.topic != session.private_topic
             if not mine:
                 self.show(self.formatter.event(event))
+            if event.kind == "session_replaced" and event.topic == session.private_topic:
+                self.show(self.formatter.error(TAKEN_OVER))
+                self._finish()
+                return
 
     async def handle(self, line: str) -> bool:
         """Run one command line; False once the player has left."""
@@ -147,13 +152,18 @@ class GameClient:
             self.show(self.formatter.error(f"{exc.code}: {exc.reply.message}"))
             return True
         except SessionError as exc:
-            self.show(self.formatter.error(str(exc)))
-            self.finished = True
+            if not self.finished:  # the event may have said it already
+                self.show(self.formatter.error(str(exc)))
+            self._finish()
             return False
         self._take_reply(reply.text, reply.ok)
         if reply.session_ended:
-            self.finished = True
+            self._finish()
         return not self.finished
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.stopped.set()
 
     async def leave(self) -> None:
         """Say goodbye to the server if it is there (bounded), then close everything."""
@@ -220,7 +230,7 @@ async def run_interactive(
     )
     client.prompt = prompt
     lines: asyncio.Queue[str] = asyncio.Queue()
-    done = asyncio.Event()
+    done = client.stopped
 
     async def work() -> None:
         while True:
@@ -256,7 +266,7 @@ async def run_lines(client: GameClient, lines: AsyncIterator[str]) -> None:
     """Run lines one by one (script or pipe); leave at the end."""
     try:
         async for line in lines:
-            if not await client.handle(line):
+            if client.finished or not await client.handle(line):
                 break
     finally:
         await client.leave()

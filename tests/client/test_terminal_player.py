@@ -13,6 +13,7 @@ from prompt_toolkit.document import Document
 from serverkit import run
 from uikit import Player, until
 
+from client.connection import TAKEN_OVER, Connection, TakenOver
 from client.view import Formatter
 
 FAST = {"timeout": 1.0, "retries": 0, "ping_interval": 0.3}
@@ -108,5 +109,55 @@ def test_a_bad_name_or_short_password_is_explained_without_the_password(
         short = await attempt("erin", "zq7")
         assert "login refused: a password is 4 to 128 characters" in short
         assert "zq7" not in short and "Traceback" not in short
+
+    run(scenario(), timeout=60)
+
+
+def test_a_double_login_stops_the_client_that_lost_the_session(servers: Servers, xdg: Path) -> None:
+    server = servers.start()
+
+    async def scenario() -> None:
+        first = Player(server.actions, server.updates, "alice", xdg / "h1", **FAST)
+        second = Player(server.actions, server.updates, "alice", xdg / "h2", **FAST)
+        try:
+            await first.start()
+            await second.start()
+            # The first client is told, and stops without logging in again.
+            await first.see("This account logged in elsewhere, so this client stops.")
+            assert first.task is not None
+            await asyncio.wait_for(first.task, 30)
+            assert first.client.finished and "Goodbye" not in first.screen.text()
+            token = second.client.connection.session.token
+            second.type("say still mine\r")
+            await second.see('You say, "still mine"')
+            assert second.client.connection.session.token == token
+        finally:
+            await first.stop()
+            await second.stop()
+
+    run(scenario(), timeout=90)
+
+
+def test_a_command_after_losing_the_session_says_why(servers: Servers) -> None:
+    """The same through a command: the session is gone before its notice was read."""
+    server = servers.start()
+
+    async def scenario() -> None:
+        first = Connection(server.actions, server.updates, "bob", "bob-password", **FAST)
+        second = Connection(server.actions, server.updates, "bob", "bob-password", **FAST)
+        try:
+            await first.login()
+            await second.login()
+            try:
+                await first.act("look")
+            except TakenOver as exc:
+                assert str(exc) == TAKEN_OVER
+            else:
+                raise AssertionError("the first connection went on acting")
+            reply = await second.act("look")  # not taken back
+            assert reply.ok
+        finally:
+            await first.close()
+            await second.close()
 
     run(scenario(), timeout=60)
