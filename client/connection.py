@@ -65,10 +65,19 @@ class Connection:
                 self._back.clear()
             self.on_change(state, message)
 
-    async def login(self) -> LoginReply:
-        """First login; raises RequestRefused (bad password...) or ServerUnavailable."""
+    @property
+    def password(self) -> str:
+        return self._password
+
+    def use_password(self, password: str) -> None:
+        """The password to log in with (and to log in again with after an outage)."""
+        self._password = password
+
+    async def login(self, *, must_exist: bool = False) -> LoginReply:
+        """First login; raises RequestRefused (bad password, ``no_account`` when
+        ``must_exist``...) or ServerUnavailable."""
         start = time.monotonic()
-        reply = await self.session.login(self.name, self._password)
+        reply = await self.session.login(self.name, self._password, must_exist=must_exist)
         self._ok(start)
         if self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch())
@@ -117,6 +126,12 @@ class Connection:
         except SessionError:
             return False
         return any(event.kind == "session_replaced" for event in reply.events)
+
+    async def change_password(self, old: str, new: str) -> None:
+        """Log in again with ``old`` and set ``new``: this session's token changes, nothing
+        else (the takeover of one's own session is silent). Raises RequestRefused."""
+        await self.session.login(self.name, old, new_password=new)
+        self._password = new
 
     async def ping(self) -> bool:
         start = time.monotonic()

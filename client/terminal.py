@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -38,7 +38,7 @@ from gameserver.protocol import (
 
 from .completion import GameCompleter
 from .connection import CONNECTED, OFFLINE, TAKEN_OVER, Connection
-from .session import RequestRefused, ServerUnavailable, SessionError
+from .session import LoginReply, RequestRefused, ServerUnavailable, SessionError
 from .view import STYLE, Formatter, RoomView, ToolbarState
 
 DEFAULT_ACTIONS = "tcp://127.0.0.1:7301"
@@ -50,7 +50,12 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 #: How long leaving (Ctrl-C / Ctrl-D / EOF) waits for the server to say goodbye.
 LEAVE_TIMEOUT_S = 2.0
 
+#: Chances to type a wrong password, or a confirmation that differs, before giving up.
+LOGIN_TRIES = 3
+
 Show = Callable[[FormattedText], None]
+#: Ask the player something without echo; None if they gave up (Ctrl-C, Ctrl-D).
+Ask = Callable[[str], Awaitable[str | None]]
 
 
 def history_path(name: str) -> Path:
@@ -80,6 +85,7 @@ class GameClient:
         self.completer = GameCompleter(lambda: self.view)
         self.finished = False
         self.stopped = asyncio.Event()  # set when the player has left, or was taken over
+        self.ask: Ask | None = None  # masked questions to the player (interactive only)
         self.prompt: PromptSession[str] | None = None  # set while the prompt loop runs
         self._pump: asyncio.Task[None] | None = None
         connection.on_change = self._on_change
@@ -102,19 +108,98 @@ class GameClient:
         self._refresh_toolbar()
         return self.toolbar.fragments()
 
-    async def start(self) -> bool:
-        """Log in and start showing events; False (and a message) if that failed."""
+    async def start(self, ask: Ask | None = None, *, confirm: bool = True) -> bool:
+        """Log in and start showing events; False (and a message) if that failed.
+
+        With ``ask`` (a masked question to the player; None when they give up), a new name's
+        password is confirmed before the account is made, and a wrong password may be typed
+        again, up to LOGIN_TRIES times. Without it (scripts, pipes), or without ``confirm``
+        (the password was read from a file, not typed), the first login registers. ``ask`` also
+        serves the ``password`` command.
+        """
+        self.ask = ask
         try:
-            reply = await self.connection.login()
+            reply = await self._log_in(ask if confirm else None)
         except RequestRefused as exc:
             self.show(self.formatter.error(f"login refused: {login_refusal(exc)}"))
             return False
         except ServerUnavailable:
             self.show(self.formatter.error("the server does not answer; is it running?"))
             return False
+        if reply is None:
+            return False
+        if reply.created:
+            self.show(self.formatter.system(f"Account {reply.player} created. Welcome!"))
         self._take_reply(reply.text, True)
         self._pump = asyncio.create_task(self._events())
         return True
+
+    async def _log_in(self, ask: Ask | None) -> LoginReply | None:
+        connection = self.connection
+        if ask is None:
+            return await connection.login()
+        for tries_left in range(LOGIN_TRIES - 1, -1, -1):
+            try:
+                return await connection.login(must_exist=True)
+            except RequestRefused as exc:
+                if exc.code == "no_account":
+                    return await self._register(ask)
+                if exc.code != "bad_credentials" or not tries_left:
+                    raise
+            self.show(self.formatter.error("Wrong password; try again."))
+            password = await ask(f"Password for {connection.name}: ")
+            if password is None:
+                return None
+            connection.use_password(password)
+        return None
+
+    async def _register(self, ask: Ask) -> LoginReply | None:
+        """A new name: the password is typed twice before the account is made."""
+        name = self.connection.name
+        self.show(self.formatter.system(f"There is no account called {name} yet: making one."))
+        for _ in range(LOGIN_TRIES):
+            again = await ask("Type the password again to confirm: ")
+            if again is None:
+                return None
+            if again == self.connection.password:
+                return await self.connection.login()
+            self.show(self.formatter.error("The two passwords differ; choose one again."))
+            chosen = await ask(f"New password for {name}: ")
+            if chosen is None:
+                return None
+            refusal = password_refusal(chosen)
+            if refusal is not None:
+                self.show(self.formatter.error(refusal))
+                continue
+            self.connection.use_password(chosen)
+        return None
+
+    async def change_password(self) -> None:
+        """The ``password`` command, run here: the passwords are asked for masked and never
+        reach the command line, the history or the server's action log."""
+        if self.ask is None:
+            self.show(self.formatter.error("'password' works only in an interactive terminal."))
+            return
+        old = await self.ask("Current password: ")
+        new = None if old is None else await self.ask("New password: ")
+        again = None if new is None else await self.ask("New password again: ")
+        if old is None or new is None or again is None:
+            self.show(self.formatter.system("The password is unchanged."))
+            return
+        refusal = password_refusal(new)
+        if new != again:
+            refusal = "The two new passwords differ; the password is unchanged."
+        if refusal is None:
+            try:
+                await self.connection.change_password(old, new)
+            except RequestRefused as exc:
+                refusal = f"{login_refusal(exc)} The password is unchanged."
+            except ServerUnavailable:
+                refusal = "The server does not answer; the password is unchanged."
+        if refusal is not None:
+            self.show(self.formatter.error(refusal))
+        else:
+            self.show(self.formatter.system("Password changed."))
 
     def _take_reply(self, text: str, ok: bool) -> None:
         if ok:
@@ -255,6 +340,10 @@ async def run_interactive(
                 line = reading.result()
                 if line is None:
                     break
+                if line.strip().lower() == "password":
+                    # Its questions need the terminal: asked here, between two prompts.
+                    await client.change_password()
+                    continue
                 lines.put_nowait(line)
     finally:
         worker.cancel()
@@ -324,11 +413,16 @@ def read_password(args: argparse.Namespace, interactive: bool) -> str | None:
     return None
 
 
-async def play(args: argparse.Namespace, password: str, interactive: bool) -> int:
+async def play(
+    args: argparse.Namespace, password: str, interactive: bool, typed: bool = False
+) -> int:
+    """Log in and play. ``typed``: the password was typed at a prompt, so a new account's is
+    confirmed and a wrong one may be typed again (a file's or the environment's is used as is).
+    """
     show: Show = show_rich if interactive else show_plain
     connection = Connection(args.server, args.updates, args.name, password, timeout=args.timeout)
     client = GameClient(connection, show)
-    if not await client.start():
+    if not await client.start(ask_masked if interactive else None, confirm=typed):
         await connection.close()
         return 1
     if args.script is not None:
@@ -364,10 +458,26 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--timeout must be more than 0 seconds")
 
 
+def password_refusal(password: str) -> str | None:
+    """Why ``password`` cannot be used (never showing it), or None."""
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        return f"that password cannot be used: {PASSWORD_RULES}"
+    return None
+
+
 def check_password(password: str) -> None:
     """Raises :class:`UsageError`, never showing the password itself."""
-    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-        raise UsageError(f"that password cannot be used: {PASSWORD_RULES}")
+    refusal = password_refusal(password)
+    if refusal is not None:
+        raise UsageError(refusal)
+
+
+async def ask_masked(question: str) -> str | None:
+    """A question answered without echo, in the current prompt-toolkit app session."""
+    try:
+        return await PromptSession[str]().prompt_async(question, is_password=True)
+    except (KeyboardInterrupt, EOFError):
+        return None
 
 
 def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> int:
@@ -377,6 +487,9 @@ def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> in
     try:
         check_arguments(args)
         password = read_password(args, interactive)
+        typed = (
+            interactive and args.password_file is None and not os.environ.get("CROSSROADS_PASSWORD")
+        )
         if not password:
             print(
                 f"{prog}: no password: use --password-file or CROSSROADS_PASSWORD", file=sys.stderr
@@ -392,7 +505,7 @@ def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> in
     except (KeyboardInterrupt, EOFError):
         return 130
     try:
-        return asyncio.run(play(args, password, interactive))
+        return asyncio.run(play(args, password, interactive, typed))
     except KeyboardInterrupt:
         return 130
 

@@ -83,16 +83,19 @@ def login(
     name: str,
     password: str,
     *,
+    must_exist: bool = False,
+    new_password: str | None = None,
     now: float | None = None,
     session_ttl: float = DEFAULT_SESSION_TTL,
     scrypt_n: int = DEFAULT_N,
 ) -> Outcome:
-    """Open a session for ``name``; the first login registers it, later ones must match the
-    password. A new login replaces the player's previous session (the old token stops working
-    and its private topic gets a ``session_replaced`` notice)."""
+    """Open a session for ``name``; the first login registers it (unless ``must_exist``),
+    later ones must match the password, and may set ``new_password``. A new login replaces the
+    player's previous session (the old token stops working and its private topic gets a
+    ``session_replaced`` notice)."""
     now = time.time() if now is None else now
     try:
-        LoginRequest(name=name, password=password)
+        LoginRequest(name=name, password=password, new_password=new_password)
     except ValidationError as exc:
         return Outcome(_bad_request(exc))
     key = player_key(name)
@@ -101,14 +104,26 @@ def login(
         account = store.transaction(lambda tx: GameState(tx).account(key))
         new_hash: PasswordHash | None = None
         if account is None:
+            if must_exist:
+                return Outcome(
+                    ErrorReply(code="no_account", message=f"No account is called {name}.")
+                )
             new_hash = hash_password(password, n=scrypt_n)
         elif not verify_password(password, account.password):
             return Outcome(ErrorReply(code="bad_credentials", message="Wrong name or password."))
+        changed_hash = None
+        if account is not None and new_password is not None:
+            changed_hash = hash_password(new_password, n=scrypt_n)  # verified: it changes now
         token = secrets.token_urlsafe(32)
 
         def open_session(
-            tx: Tx, token: str = token, new_hash: PasswordHash | None = new_hash
+            tx: Tx,
+            token: str = token,
+            new_hash: PasswordHash | None = new_hash,
+            changed_hash: PasswordHash | None = changed_hash,
         ) -> Outcome:
+            if changed_hash is not None:
+                _change_password(GameState(tx), key, changed_hash)
             return _open_session(tx, world, key, name, new_hash, token, now, session_ttl)
 
         try:
@@ -116,6 +131,12 @@ def login(
         except _NameTaken:
             continue  # verify against the account that won the race
     return Outcome(ErrorReply(code="unavailable", message="Please try again."))
+
+
+def _change_password(state: GameState, key: str, changed: PasswordHash) -> None:
+    account = state.account(key)
+    if account is not None:
+        state.put_account(account.model_copy(update={"password": changed}))
 
 
 def _open_session(

@@ -74,6 +74,7 @@ ErrorCode = Literal[
     "unsupported_version",
     "unauthorized",
     "bad_credentials",
+    "no_account",
     "forbidden",
     "conflict",
     "rate_limited",
@@ -99,11 +100,15 @@ class Message(BaseModel):
 
 
 class LoginRequest(Message):
-    """Log in; the first login with an unused name registers it."""
+    """Log in; the first login with an unused name registers it. ``must_exist`` refuses an
+    unused name (``no_account``) instead, so a client can confirm a new password before
+    registering; ``new_password`` changes the password once ``password`` is verified."""
 
     type: Literal["login"] = "login"
     name: PlayerName
     password: Password
+    must_exist: bool = False
+    new_password: Password | None = None
 
 
 class ResumeRequest(Message):

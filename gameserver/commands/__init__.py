@@ -7,6 +7,7 @@ from .context import Context
 from .items import ITEM_COMMANDS
 from .looking import LOOKING_COMMANDS
 from .movement import MOVEMENT_COMMANDS
+from .password import PASSWORD_COMMANDS
 from .social import SOCIAL_COMMANDS
 from .system import SYSTEM_COMMANDS
 
@@ -22,5 +23,6 @@ def default_commands() -> CommandSet:
             *ITEM_COMMANDS,
             *SOCIAL_COMMANDS,
             *SYSTEM_COMMANDS,
+            *PASSWORD_COMMANDS,
         )
     )

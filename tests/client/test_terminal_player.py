@@ -14,6 +14,7 @@ from serverkit import run
 from uikit import Player, until
 
 from client.connection import TAKEN_OVER, Connection, TakenOver
+from client.terminal import ask_masked
 from client.view import Formatter
 
 FAST = {"timeout": 1.0, "retries": 0, "ping_interval": 0.3}
@@ -161,3 +162,56 @@ def test_a_command_after_losing_the_session_says_why(servers: Servers) -> None:
             await second.close()
 
     run(scenario(), timeout=60)
+
+
+def test_registration_confirms_the_password_and_a_wrong_one_gets_another_try(
+    servers: Servers, xdg: Path
+) -> None:
+    server = servers.start()
+
+    asked: list[str] = []
+
+    async def ask(question: str) -> str | None:
+        asked.append(question)
+        return await ask_masked(question)
+
+    async def answer(player: Player, question: str, keys: str) -> None:
+        await until(lambda: bool(asked) and asked[-1] == question, question)
+        asked.clear()
+        player.type(keys)
+
+    async def scenario() -> None:
+        erin = Player(
+            server.actions, server.updates, "erin", xdg / "h", password="first-pw", ask=ask
+        )
+        starting = asyncio.create_task(erin.start())
+        await erin.see("There is no account called erin yet: making one.")
+        await answer(erin, "Type the password again to confirm: ", "frist-pw\r")
+        await erin.see("The two passwords differ; choose one again.")
+        await answer(erin, "New password for erin: ", "erin-pw-1\r")
+        await answer(erin, "Type the password again to confirm: ", "erin-pw-1\r")
+        await starting
+        await erin.see("Account erin created. Welcome!")
+        # `password`, typed at the prompt, asks masked and never reaches the server as text.
+        erin.type("password\r")
+        await answer(erin, "Current password: ", "erin-pw-1\r")
+        await answer(erin, "New password: ", "erin-pw-2\r")
+        await answer(erin, "New password again: ", "erin-pw-2\r")
+        await erin.see("Password changed.")
+        erin.type("say still here\r")
+        await erin.see('You say, "still here"')  # the session carries on
+        await erin.stop()
+        seen = erin.screen.text() + (xdg / "h").read_text()  # the screen and the history
+        assert not any(pw in seen for pw in ("first-pw", "frist-pw", "erin-pw-1", "erin-pw-2"))
+
+        again = Player(
+            server.actions, server.updates, "erin", xdg / "h2", password="erin-pw-1", ask=ask
+        )
+        starting = asyncio.create_task(again.start())
+        await again.see("Wrong password; try again.")
+        await answer(again, "Password for erin: ", "erin-pw-2\r")
+        await starting
+        assert "created" not in again.screen.text()
+        await again.stop()
+
+    run(scenario(), timeout=90)
