@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from .events import EventDraft, Outcome, publish
+from .mailbox import deliver_pages
 from .narration import describe_room
 from .passwords import DEFAULT_N, hash_password, verify_password
 from .presence import enter_world
@@ -186,6 +187,7 @@ def _open_session(
             state, player.model_copy(update={"session": session.key, "private_topic": topic})
         )
         drafts.extend(entered)
+    drafts.extend(deliver_pages(state, player))  # pages left while the player was away
     events = publish(state, drafts, now)
     text = f"{world.world.welcome}\n\n{describe_room(state, world, player.room, key)}"
     reply = LoginReply(
