@@ -38,6 +38,7 @@ from gameserver.protocol import (
 
 from .completion import GameCompleter
 from .connection import CONNECTED, OFFLINE, TAKEN_OVER, Connection
+from .hearing import SYNC_COMMANDS, Hearing
 from .session import LoginReply, RequestRefused, ServerUnavailable, SessionError
 from .view import STYLE, Formatter, RoomView, ToolbarState
 
@@ -80,6 +81,7 @@ class GameClient:
         self.connection = connection
         self.show = show
         self.view = RoomView()
+        self.hearing = Hearing()
         self.toolbar = ToolbarState()
         self.formatter = Formatter()
         self.completer = GameCompleter(lambda: self.view)
@@ -132,7 +134,17 @@ class GameClient:
             self.show(self.formatter.system(f"Account {reply.player} created. Welcome!"))
         self._take_reply(reply.text, True)
         self._pump = asyncio.create_task(self._events())
+        await self._sync_hearing()
         return True
+
+    async def _sync_hearing(self) -> None:
+        """Learn who is ignored and which channels were left (kept by the server)."""
+        for command in SYNC_COMMANDS:
+            try:
+                reply = await self.connection.act(command)
+            except SessionError:
+                return  # the session is in trouble: the next command will say so
+            self.hearing.update_from_text(reply.text)
 
     async def _log_in(self, ask: Ask | None) -> LoginReply | None:
         connection = self.connection
@@ -204,6 +216,7 @@ class GameClient:
     def _take_reply(self, text: str, ok: bool) -> None:
         if ok:
             self.view.update_from_text(text)
+            self.hearing.update_from_text(text)
         self._refresh_toolbar()
         self.show(self.formatter.reply(text, ok))
 
@@ -213,7 +226,7 @@ class GameClient:
             self.view.update_from_event(event, session.player)
             self._refresh_toolbar()
             mine = event.actor == session.player and event.topic != session.private_topic
-            if not mine:
+            if not mine and not self.hearing.hides(event):
                 self.show(self.formatter.event(event))
             if event.kind == "session_replaced" and event.topic == session.private_topic:
                 self.show(self.formatter.error(TAKEN_OVER))

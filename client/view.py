@@ -22,6 +22,7 @@ ARTICLES = ("the ", "a ", "an ", "some ")
 #: typed at registration). NPC names have spaces ("Tobin the pedlar", "A grey cat"), and the
 #: server lists each NPC on a line of its own and all players on one line.
 _NAME = re.compile(PLAYER_NAME_PATTERN)
+_WHO = re.compile(r"^\d+ player\(s\) online: ")
 _NPC_MOVES = re.compile(r"^(?P<npc>.+?) (?:leaves \w+|wanders off|arrives)\.$")
 
 STYLE = Style.from_dict(
@@ -54,6 +55,8 @@ EVENT_STYLES: dict[str, str] = {
     "emote": "speech",
     "shout": "shout",
     "whisper": "whisper",
+    "page": "whisper",
+    "channel": "event",
     "login": "system",
     "logout": "system",
     "clock": "system",
@@ -88,6 +91,13 @@ class RoomView:
     players: list[str] = field(default_factory=list)
     npcs: list[str] = field(default_factory=list)
     inventory: list[str] = field(default_factory=list)
+    #: Players met anywhere (the room, `who`, logins): for commands that reach any player.
+    known: list[str] = field(default_factory=list)
+
+    def meet(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.known and _NAME.match(name):
+                self.known.append(name)
 
     @staticmethod
     def is_description(text: str) -> bool:
@@ -102,6 +112,8 @@ class RoomView:
             self.inventory = [bare(i) for i in english_split(text[17:].rstrip("."))]
         elif text == "You are empty-handed.":
             self.inventory = []
+        elif _WHO.match(text):
+            self.meet(re.findall(r"(\S+) \(", text.partition(": ")[2]))
         if not self.is_description(text):
             return False
         lines = text.split("\n\n")[-1].splitlines()  # a login reply starts with the welcome
@@ -119,10 +131,14 @@ class RoomView:
                     self.players += who
                 else:
                     self.npcs.append(subject)
+        self.meet(self.players)
         return True
 
     def update_from_event(self, event: Event, me: str | None) -> None:
         """Keep players and items current between descriptions."""
+        player = event.data.get("player")
+        if event.kind == "login" and isinstance(player, str) and player != me:
+            self.meet([player])
         if not event.topic.startswith("room."):
             return
         if event.kind in ("npc_arrive", "npc_depart"):
@@ -138,6 +154,7 @@ class RoomView:
         if isinstance(player, str) and player != me:
             if event.kind == "arrive" and player not in self.players:
                 self.players.append(player)
+                self.meet([player])
             elif event.kind == "depart" and player in self.players:
                 self.players.remove(player)
         match = re.match(r"^\S+ (takes|drops) the (.+)\.$", event.text)

@@ -4,6 +4,7 @@ server. Processes are killed by PID at teardown."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -178,3 +179,58 @@ def test_mistakes_in_plays_arguments_get_one_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and expected[what] in lines[0], (what, done.stderr)
         assert lines[0].startswith("crossroads play: ")
         assert "zq7" not in done.stdout + done.stderr and "long-enough-pw" not in done.stderr
+
+
+def test_the_new_commands_through_the_client(
+    servers: Servers, plays: list[Play], tmp_path: Path, xdg: Path
+) -> None:
+    """A page to an offline player arrives at their next login; the other commands as a
+    player types them, read back from the client's plain output."""
+    server = servers.start()
+    bob = Play(server, "bob", xdg)
+    plays.append(bob)
+    bob.wait_for("Exits:")
+    assert bob.finish() == 0  # bob exists, and is offline
+
+    script = tmp_path / "alice.txt"
+    script.write_text(
+        "page bob see you at the inn\n"
+        "pose stretches\n"
+        "emote With a yawn, /me sits.\n"
+        "take all\n"
+        "drop all\n"
+        "nick hi = say hello there\n"
+        "hi friend\n"
+        "setdesc A traveller in a dusty coat.\n"
+        "north\n"
+        "sethome\n"
+        "south\n"
+        "home\n"
+        "time\n"
+        "ooc anyone about?\n"
+        "help page\n"
+    )
+    alice = Play(server, "alice", xdg, "--script", str(script))
+    plays.append(alice)
+    assert alice.finish() == 0
+    out = "\n".join(alice.lines)
+    for expected in (
+        "bob is away; they will get your page at their next login",
+        "alice stretches.",
+        "With a yawn, alice sits.",
+        "You take the brass lamp.",
+        "You drop the brass lamp.",
+        'You say, "hello there friend"',
+        "Others now see: A traveller in a dusty coat.",
+        "North Road is your home now",
+        "[ooc] alice: anyone about?",
+        "Send a message to a player anywhere in the world, even offline.",
+    ):
+        assert expected in out, (expected, out)
+    assert re.search(r"^It is \w+; \w+ comes in about \d+ minute\(s\)\.$", out, re.M), out
+    assert out.count("North Road") >= 2  # walked there, then went home there
+
+    back = Play(server, "bob", xdg)
+    plays.append(back)
+    back.wait_for('alice pages you, "see you at the inn" (while you were away)')
+    assert back.finish() == 0

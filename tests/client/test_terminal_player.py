@@ -215,3 +215,58 @@ def test_registration_confirms_the_password_and_a_wrong_one_gets_another_try(
         await again.stop()
 
     run(scenario(), timeout=90)
+
+
+def test_ignored_players_and_left_channels_stay_quiet_across_logins(
+    servers: Servers, xdg: Path
+) -> None:
+    server = servers.start()
+
+    async def scenario() -> None:
+        alice = Player(server.actions, server.updates, "alice", xdg / "ha", **FAST)
+        bob = Player(server.actions, server.updates, "bob", xdg / "hb", **FAST)
+        carol = Player(server.actions, server.updates, "carol", xdg / "hc", **FAST)
+        try:
+            for player in (alice, bob, carol):
+                await player.start()
+            bob.type("north\r")
+            await bob.see("North Road")
+            # Tab completes a player in another room for the commands that reach anyone.
+            assert completions(alice, "page ") == ["carol", "bob"]
+            alice.type("page b\t")
+            await until(lambda: alice.buffer() == "page bob", "Tab to complete 'bob'")
+            alice.type(" up here?\r")
+            await bob.see('alice pages you, "up here?"')
+
+            bob.type("ignore carol\r")
+            await bob.see("You ignore carol.")
+            bob.type("channel leave ooc\r")
+            await bob.see("You leave the ooc channel.")
+            carol.type("shout carol shouting\r")
+            carol.type("ooc carol on ooc\r")
+            await alice.see("[ooc] carol: carol on ooc")
+            # The world topic is in order: once bob sees this, carol's two came before it.
+            alice.type("shout alice shouting\r")
+            await bob.see('alice shouts, "alice shouting"')
+            await bob.stop()
+            screen = bob.screen.text()
+            assert "carol shouting" not in screen and "carol on ooc" not in screen
+
+            # A new login learns both from the server before showing anything.
+            again = Player(server.actions, server.updates, "bob", xdg / "hb2", **FAST)
+            await again.start()
+            assert again.client.hearing.ignoring == {"carol"}
+            assert again.client.hearing.left_channels == {"ooc"}
+            carol.type("shout once more\r")
+            carol.type("ooc more ooc\r")
+            await alice.see("[ooc] carol: more ooc")
+            alice.type("shout alice again\r")
+            await again.see('alice shouts, "alice again"')
+            await again.stop()
+            assert "once more" not in again.screen.text()
+            assert "more ooc" not in again.screen.text()
+        finally:
+            for player in (alice, bob, carol):
+                await player.stop()
+
+    run(scenario(), timeout=120)
