@@ -194,6 +194,7 @@ def test_the_new_commands_through_the_client(
 
     script = tmp_path / "alice.txt"
     script.write_text(
+        "say " + "z" * 600 + "\n"  # refused in one line; the script goes on
         "page bob see you at the inn\n"
         "pose stretches\n"
         "emote With a yawn, /me sits.\n"
@@ -214,7 +215,9 @@ def test_the_new_commands_through_the_client(
     plays.append(alice)
     assert alice.finish() == 0
     out = "\n".join(alice.lines)
+    assert "Traceback" not in out
     for expected in (
+        "That line is 604 characters long; the longest line is 500. Nothing was sent.",
         "bob is away; they will get your page at their next login",
         "alice stretches.",
         "With a yawn, alice sits.",
