@@ -128,7 +128,8 @@ class GameClient:
         except ServerUnavailable:
             self.show(self.formatter.error("the server does not answer; is it running?"))
             return False
-        if reply is None:
+        if reply is None:  # the player gave up at a question, or ran out of tries
+            self.show(self.formatter.error("Not logged in."))
             return False
         if reply.created:
             self.show(self.formatter.system(f"Account {reply.player} created. Welcome!"))

@@ -22,6 +22,8 @@ ARTICLES = ("the ", "a ", "an ", "some ")
 #: typed at registration). NPC names have spaces ("Tobin the pedlar", "A grey cat"), and the
 #: server lists each NPC on a line of its own and all players on one line.
 _NAME = re.compile(PLAYER_NAME_PATTERN)
+#: Players remembered for completing `page` and `ignore`.
+MAX_KNOWN_PLAYERS = 500
 _WHO = re.compile(r"^\d+ player\(s\) online: ")
 _NPC_MOVES = re.compile(r"^(?P<npc>.+?) (?:leaves \w+|wanders off|arrives)\.$")
 
@@ -98,6 +100,7 @@ class RoomView:
         for name in names:
             if name not in self.known and _NAME.match(name):
                 self.known.append(name)
+        del self.known[:-MAX_KNOWN_PLAYERS]  # a busy world: the most recently met are kept
 
     @staticmethod
     def is_description(text: str) -> bool:
