@@ -109,38 +109,47 @@ def test_two_clients_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> No
 
 
 def test_a_pasted_page_and_ctrl_c_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> None:
-    """As a person would: paste 10,000 characters, then `look` still answers; Ctrl-C leaves
-    with no traceback on the screen."""
+    """As a person would, two players: one pastes 10,000 characters, then `look` still
+    answers and the other still hears them; Ctrl-C leaves with no traceback on the screen."""
     server = servers.start()
-    env = {
-        "PYTHONPATH": str(REPO_ROOT),
-        "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        "CROSSROADS_PASSWORD": "dora-password",
-        "TERM": "xterm-256color",
-    }
-    args = ["--name", "dora", "--server", server.actions, "--updates", server.updates]
-    line = [sys.executable, "-m", "crossroads", "play", *args]
-    command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
-    tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command)
+
+    def command(name: str) -> str:
+        env = {
+            "PYTHONPATH": str(REPO_ROOT),
+            "XDG_DATA_HOME": str(tmp_path / "xdg"),
+            "CROSSROADS_PASSWORD": f"{name}-password",
+            "TERM": "xterm-256color",
+        }
+        args = ["--name", name, "--server", server.actions, "--updates", server.updates]
+        line = [sys.executable, "-m", "crossroads", "play", *args]
+        return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
+
+    tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command("dora"))
     tmux("set-option", "-t", "game", "remain-on-exit", "on")  # read the screen after exit
+    tmux("split-window", "-t", "game", "-v", "env " + command("eve"))
     tmux.remember_pids()
-    pane = "game:0.0"
-    tmux.wait_for(pane, "dora>")
+    dora, eve = "game:0.0", "game:0.1"
+    tmux.wait_for(dora, "dora>")
+    tmux.wait_for(eve, "eve>")
     tmux("set-buffer", "say " + "y" * 9996)
-    tmux("paste-buffer", "-t", pane)
-    tmux("send-keys", "-t", pane, "Enter")
-    tmux.wait_for(pane, "the longest line is 500")
-    tmux("send-keys", "-t", pane, "look", "Enter")
-    tmux.wait_for(pane, "dora> look")
+    tmux("paste-buffer", "-t", dora)
+    tmux("send-keys", "-t", dora, "Enter")
+    tmux.wait_for(dora, "the longest line is 500")
+    tmux("send-keys", "-t", dora, "look", "Enter")
+    tmux.wait_for(dora, "dora> look")
     deadline = time.monotonic() + WAIT
-    while "Exits: north" not in tmux.screen(pane).rpartition("dora> look")[2]:
-        assert time.monotonic() < deadline, tmux.screen(pane)
+    while "Exits: north" not in tmux.screen(dora).rpartition("dora> look")[2]:
+        assert time.monotonic() < deadline, tmux.screen(dora)
         time.sleep(0.05)
-    tmux("send-keys", "-t", pane, "C-c")
+    tmux("send-keys", "-t", dora, "say still here", "Enter")
+    tmux.wait_for(eve, 'dora says, "still here"')
+    assert "yyyy" not in tmux.screen(eve)  # nothing of the paste was sent
+    tmux("send-keys", "-t", dora, "C-c")
     deadline = time.monotonic() + WAIT
-    while tmux("display-message", "-p", "-t", pane, "#{pane_dead}").strip() != "1":
+    while tmux("display-message", "-p", "-t", dora, "#{pane_dead}").strip() != "1":
         assert time.monotonic() < deadline, "the client did not exit after Ctrl-C"
         time.sleep(0.05)
-    screen = tmux("capture-pane", "-p", "-S", "-200", "-t", pane)
+    screen = tmux("capture-pane", "-p", "-S", "-200", "-t", dora)
     assert "Goodbye, dora." in screen
     assert "Traceback" not in screen
+    tmux.wait_for(eve, "dora fades from view.")  # she left properly
