@@ -152,4 +152,5 @@ def test_a_pasted_page_and_ctrl_c_in_tmux(servers: Servers, tmux: Tmux, tmp_path
     screen = tmux("capture-pane", "-p", "-S", "-200", "-t", dora)
     assert "Goodbye, dora." in screen
     assert "Traceback" not in screen
+    assert tmux("display-message", "-p", "-t", dora, "#{pane_dead_status}").strip() == "0"
     tmux.wait_for(eve, "dora fades from view.")  # she left properly
