@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
 from client.completion import GameCompleter
+from client.hearing import Hearing
 from client.terminal import history_path
 from client.view import Formatter, RoomView, ToolbarState, english_split
 from gameserver.protocol import Event
@@ -123,3 +126,21 @@ def test_names_as_the_server_spells_them_and_npcs_that_move() -> None:
     completer = GameCompleter(lambda: view)
     found = completer.get_completions(Document("whisper "), CompleteEvent())
     assert [c.text for c in found] == ["alice"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.sampled_from(["ignore", "channel", "who", "room"]))
+def test_reply_parsers_take_any_text(text: str, shape: str) -> None:
+    """Replies come from the network: whatever they say, parsing them never raises."""
+    prefixes = {
+        "ignore": "You are ignoring ",
+        "channel": "Channels: ",
+        "who": "2 player(s) online: ",
+        "room": "Somewhere\nExits: ",
+    }
+    reply = prefixes[shape] + text
+    hearing, view = Hearing(), RoomView()
+    hearing.update_from_text(reply)
+    view.update_from_text(reply)
+    hearing.hides(event("channel", text, actor=text[:20] or None, channel=text[:5]))
+    assert len(view.known) <= 500
