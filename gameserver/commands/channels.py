@@ -48,6 +48,9 @@ class Channel(Command):
 
     key = "channel"
     aliases = ("channels",)
+    # Read-only (its listing, which clients ask for after each login); a form that
+    # changes something is re-run as a normal command (gameserver.rules).
+    read_only = True
     category = "Talking"
 
     def func(self, ctx: Context) -> None:

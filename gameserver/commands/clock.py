@@ -13,6 +13,7 @@ class Time(Command):
     """
 
     key = "time"
+    read_only = True
     category = "Looking"
 
     def func(self, ctx: Context) -> None:

@@ -18,6 +18,9 @@ class Ignore(Command):
     """
 
     key = "ignore"
+    # Read-only (its listing, which clients ask for after each login); a form that
+    # changes something is re-run as a normal command (gameserver.rules).
+    read_only = True
     category = "Talking"
 
     def func(self, ctx: Context) -> None:
