@@ -13,12 +13,15 @@ from .view import RoomView
 
 #: The default command set's names (``help`` lists them; see gameserver/commands/).
 COMMANDS: tuple[str, ...] = (
-    "look", "examine", "inventory", "go", "take", "drop", "give",
-    "say", "emote", "whisper", "shout", "who", "help", "quit",
+    "look", "examine", "inventory", "time", "go", "home", "sethome", "take", "drop", "give",
+    "say", "emote", "pose", "whisper", "shout", "who", "page", "ooc", "channel", "ignore",
+    "unignore", "help", "quit", "setdesc", "nick", "unnick", "password",
 )  # fmt: skip
 ITEM_ARGS = frozenset({"take", "get", "examine", "x", "look", "l"})
 CARRIED_ARGS = frozenset({"drop", "give"})
-PLAYER_ARGS = frozenset({"whisper", "tell"})
+PLAYER_ARGS = frozenset({"whisper", "tell"})  # players here (whispers need them online)
+#: Commands that reach a player anywhere: anyone the client has seen.
+ANY_PLAYER_ARGS = frozenset({"page", "p", "ignore", "unignore"})
 EXIT_ARGS = frozenset({"go", "walk"})
 
 
@@ -51,6 +54,8 @@ class GameCompleter(Completer):
             return list(room.inventory)
         if command in PLAYER_ARGS and position == 1:
             return list(room.players)
+        if command in ANY_PLAYER_ARGS and position == 1:
+            return [*room.players, *(name for name in room.known if name not in room.players)]
         return []
 
     def get_completions(

@@ -18,8 +18,16 @@ from gameserver.protocol import LoginReply, Reply
 from .session import GameSession, RequestRefused, ServerUnavailable, SessionError
 
 CONNECTED, RECONNECTING, OFFLINE = "connected", "reconnecting...", "offline"
+TAKEN_OVER = (
+    "This account logged in elsewhere, so this client stops."
+    " Run play again to take the session back."
+)
 BACKOFF_INIT_S = 0.25
 BACKOFF_MAX_S = 4.0
+
+
+class TakenOver(SessionError):
+    """The player logged in from another client, which now has the session."""
 
 
 class Connection:
@@ -57,10 +65,19 @@ class Connection:
                 self._back.clear()
             self.on_change(state, message)
 
-    async def login(self) -> LoginReply:
-        """First login; raises RequestRefused (bad password...) or ServerUnavailable."""
+    @property
+    def password(self) -> str:
+        return self._password
+
+    def use_password(self, password: str) -> None:
+        """The password to log in with (and to log in again with after an outage)."""
+        self._password = password
+
+    async def login(self, *, must_exist: bool = False) -> LoginReply:
+        """First login; raises RequestRefused (bad password, ``no_account`` when
+        ``must_exist``...) or ServerUnavailable."""
         start = time.monotonic()
-        reply = await self.session.login(self.name, self._password)
+        reply = await self.session.login(self.name, self._password, must_exist=must_exist)
         self._ok(start)
         if self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch())
@@ -85,9 +102,11 @@ class Connection:
             except RequestRefused as exc:
                 if exc.code != "unauthorized":
                     raise
-                if self.session.replaced:  # logged in elsewhere: do not take it back
-                    self._set(OFFLINE, "this session was taken over by another login")
-                    raise SessionError("session taken over by another login") from None
+                if self.session.replaced or await self._taken_over():
+                    # Logged in elsewhere: logging in again would take it back, and the two
+                    # clients would go on taking it from each other on every command.
+                    self._set(OFFLINE)
+                    raise TakenOver(TAKEN_OVER) from None
                 self._set(RECONNECTING, "the session expired; logging in again")
                 await self._reconnect("")
                 continue
@@ -95,6 +114,24 @@ class Connection:
             if reply.session_ended:
                 self._set(OFFLINE)
             return reply
+
+    async def _taken_over(self) -> bool:
+        """Whether the session ended because this player logged in elsewhere: its private
+        topic says so (an ended session may still read it)."""
+        topic = self.session.private_topic
+        if topic is None or self.session.token is None:
+            return False
+        try:
+            reply = await self.session.catch_up(topic, 0)
+        except SessionError:
+            return False
+        return any(event.kind == "session_replaced" for event in reply.events)
+
+    async def change_password(self, old: str, new: str) -> None:
+        """Log in again with ``old`` and set ``new``: this session's token changes, nothing
+        else (the takeover of one's own session is silent). Raises RequestRefused."""
+        await self.session.login(self.name, old, new_password=new)
+        self._password = new
 
     async def ping(self) -> bool:
         start = time.monotonic()

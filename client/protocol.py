@@ -229,9 +229,25 @@ class ClientCore:
     def new_action_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    def login(self, name: str, password: str, now: float, *, timeout: float | None = None) -> Call:
-        """Log in (the first login with a name registers it)."""
-        request = self._build(LoginRequest, name=name, password=password)
+    def login(
+        self,
+        name: str,
+        password: str,
+        now: float,
+        *,
+        timeout: float | None = None,
+        must_exist: bool = False,
+        new_password: str | None = None,
+    ) -> Call:
+        """Log in (the first login with a name registers it, unless ``must_exist``); with
+        ``new_password``, the password changes once ``password`` is verified."""
+        request = self._build(
+            LoginRequest,
+            name=name,
+            password=password,
+            must_exist=must_exist,
+            new_password=new_password,
+        )
         return self._ordered(self._call("login", request, now, timeout), now)
 
     def resume(self, token: str, now: float, *, timeout: float | None = None) -> Call:

@@ -43,6 +43,7 @@ from .tracks import TopicTrack
 __all__ = [
     "CatchupReply",
     "GameSession",
+    "LoginReply",
     "RequestRefused",
     "ServerUnavailable",
     "SessionError",
@@ -132,9 +133,22 @@ class GameSession:
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def login(self, name: str, password: str) -> LoginReply:
-        """Log in (the first login registers the name); raises RequestRefused on refusal."""
-        return await self._ask(lambda now: self.core.login(name, password, now), LoginReply)
+    async def login(
+        self,
+        name: str,
+        password: str,
+        *,
+        must_exist: bool = False,
+        new_password: str | None = None,
+    ) -> LoginReply:
+        """Log in (the first login registers the name unless ``must_exist``; ``new_password``
+        changes the password); raises RequestRefused on refusal."""
+        return await self._ask(
+            lambda now: self.core.login(
+                name, password, now, must_exist=must_exist, new_password=new_password
+            ),
+            LoginReply,
+        )
 
     async def resume(self, token: str) -> LoginReply:
         """Re-attach to a live session, e.g. after the server restarted."""

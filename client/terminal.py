@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -24,18 +25,38 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+import engine
+from engine.endpoint import parse as parse_endpoint
+from gameserver.protocol import (
+    MAX_PASSWORD_CHARS,
+    MAX_TEXT_CHARS,
+    MIN_PASSWORD_CHARS,
+    NAME_RULES,
+    PASSWORD_RULES,
+    PLAYER_NAME_PATTERN,
+)
+
 from .completion import GameCompleter
-from .connection import CONNECTED, OFFLINE, Connection
-from .session import RequestRefused, ServerUnavailable, SessionError
+from .connection import CONNECTED, OFFLINE, TAKEN_OVER, Connection
+from .hearing import SYNC_COMMANDS, Hearing
+from .session import LoginReply, RequestRefused, ServerUnavailable, SessionError
 from .view import STYLE, Formatter, RoomView, ToolbarState
 
 DEFAULT_ACTIONS = "tcp://127.0.0.1:7301"
 DEFAULT_UPDATES = "tcp://127.0.0.1:7302"
 QUIT_WORDS = frozenset({"quit", "logout", "exit"})
+#: Characters a command line may not hold (the server refuses them: they could corrupt other
+#: players' screens). Tabs from a paste become spaces instead.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 #: How long leaving (Ctrl-C / Ctrl-D / EOF) waits for the server to say goodbye.
 LEAVE_TIMEOUT_S = 2.0
 
+#: Chances to type a wrong password, or a confirmation that differs, before giving up.
+LOGIN_TRIES = 3
+
 Show = Callable[[FormattedText], None]
+#: Ask the player something without echo; None if they gave up (Ctrl-C, Ctrl-D).
+Ask = Callable[[str], Awaitable[str | None]]
 
 
 def history_path(name: str) -> Path:
@@ -60,10 +81,13 @@ class GameClient:
         self.connection = connection
         self.show = show
         self.view = RoomView()
+        self.hearing = Hearing()
         self.toolbar = ToolbarState()
         self.formatter = Formatter()
         self.completer = GameCompleter(lambda: self.view)
         self.finished = False
+        self.stopped = asyncio.Event()  # set when the player has left, or was taken over
+        self.ask: Ask | None = None  # masked questions to the player (interactive only)
         self.prompt: PromptSession[str] | None = None  # set while the prompt loop runs
         self._pump: asyncio.Task[None] | None = None
         connection.on_change = self._on_change
@@ -86,23 +110,114 @@ class GameClient:
         self._refresh_toolbar()
         return self.toolbar.fragments()
 
-    async def start(self) -> bool:
-        """Log in and start showing events; False (and a message) if that failed."""
+    async def start(self, ask: Ask | None = None, *, confirm: bool = True) -> bool:
+        """Log in and start showing events; False (and a message) if that failed.
+
+        With ``ask`` (a masked question to the player; None when they give up), a new name's
+        password is confirmed before the account is made, and a wrong password may be typed
+        again, up to LOGIN_TRIES times. Without it (scripts, pipes), or without ``confirm``
+        (the password was read from a file, not typed), the first login registers. ``ask`` also
+        serves the ``password`` command.
+        """
+        self.ask = ask
         try:
-            reply = await self.connection.login()
+            reply = await self._log_in(ask if confirm else None)
         except RequestRefused as exc:
-            self.show(self.formatter.error(f"login refused: {exc.reply.message}"))
+            self.show(self.formatter.error(f"login refused: {login_refusal(exc)}"))
             return False
         except ServerUnavailable:
             self.show(self.formatter.error("the server does not answer; is it running?"))
             return False
+        if reply is None:  # the player gave up at a question, or ran out of tries
+            self.show(self.formatter.error("Not logged in."))
+            return False
+        if reply.created:
+            self.show(self.formatter.system(f"Account {reply.player} created. Welcome!"))
         self._take_reply(reply.text, True)
         self._pump = asyncio.create_task(self._events())
+        await self._sync_hearing()
         return True
+
+    async def _sync_hearing(self) -> None:
+        """Learn who is ignored and which channels were left (kept by the server)."""
+        for command in SYNC_COMMANDS:
+            try:
+                reply = await self.connection.act(command)
+            except SessionError:
+                return  # the session is in trouble: the next command will say so
+            self.hearing.update_from_text(reply.text)
+
+    async def _log_in(self, ask: Ask | None) -> LoginReply | None:
+        connection = self.connection
+        if ask is None:
+            return await connection.login()
+        for tries_left in range(LOGIN_TRIES - 1, -1, -1):
+            try:
+                return await connection.login(must_exist=True)
+            except RequestRefused as exc:
+                if exc.code == "no_account":
+                    return await self._register(ask)
+                if exc.code != "bad_credentials" or not tries_left:
+                    raise
+            self.show(self.formatter.error("Wrong password; try again."))
+            password = await ask(f"Password for {connection.name}: ")
+            if password is None:
+                return None
+            connection.use_password(password)
+        return None
+
+    async def _register(self, ask: Ask) -> LoginReply | None:
+        """A new name: the password is typed twice before the account is made."""
+        name = self.connection.name
+        self.show(self.formatter.system(f"There is no account called {name} yet: making one."))
+        for _ in range(LOGIN_TRIES):
+            again = await ask("Type the password again to confirm: ")
+            if again is None:
+                return None
+            if again == self.connection.password:
+                return await self.connection.login()
+            self.show(self.formatter.error("The two passwords differ; choose one again."))
+            chosen = await ask(f"New password for {name}: ")
+            if chosen is None:
+                return None
+            refusal = password_refusal(chosen)
+            if refusal is not None:
+                self.show(self.formatter.error(refusal))
+                continue
+            self.connection.use_password(chosen)
+        return None
+
+    async def change_password(self) -> None:
+        """The ``password`` command, run here: the passwords are asked for masked and never
+        reach the command line, the history or the server's action log."""
+        if self.ask is None:
+            self.show(self.formatter.error("'password' works only in an interactive terminal."))
+            return
+        old = await self.ask("Current password: ")
+        new = None if old is None else await self.ask("New password: ")
+        again = None if new is None else await self.ask("New password again: ")
+        if old is None or new is None or again is None:
+            self.show(self.formatter.system("The password is unchanged."))
+            return
+        refusal = password_refusal(new)
+        if new != again:
+            refusal = "The two new passwords differ; the password is unchanged."
+        if refusal is None:
+            try:
+                await self.connection.change_password(old, new)
+            except RequestRefused as exc:
+                refusal = f"{login_refusal(exc)} The password is unchanged."
+            except ServerUnavailable:
+                refusal = "The server does not answer; the password is unchanged."
+        if refusal is not None:
+            self.show(self.formatter.error(refusal))
+        else:
+            self.show(self.formatter.system("Password changed."))
 
     def _take_reply(self, text: str, ok: bool) -> None:
         if ok:
             self.view.update_from_text(text)
+            self.hearing.update_from_text(text)
         self._refresh_toolbar()
         self.show(self.formatter.reply(text, ok))
 
@@ -112,29 +227,42 @@ class GameClient:
             self.view.update_from_event(event, session.player)
             self._refresh_toolbar()
             mine = event.actor == session.player and event.topic != session.private_topic
-            if not mine:
+            if not mine and not self.hearing.hides(event):
                 self.show(self.formatter.event(event))
+            if event.kind == "session_replaced" and event.topic == session.private_topic:
+                self.show(self.formatter.error(TAKEN_OVER))
+                self._finish()
+                return
 
     async def handle(self, line: str) -> bool:
         """Run one command line; False once the player has left."""
-        line = line.strip()
+        line = line.replace("\t", " ").strip()
         if not line or line.startswith("#"):
             return not self.finished
         if line.lower() in QUIT_WORDS:
             line = "quit"
+        refusal = check_line(line)
+        if refusal is not None:
+            self.show(self.formatter.error(refusal))
+            return True
         try:
             reply = await self.connection.act(line)
         except RequestRefused as exc:
             self.show(self.formatter.error(f"{exc.code}: {exc.reply.message}"))
             return True
         except SessionError as exc:
-            self.show(self.formatter.error(str(exc)))
-            self.finished = True
+            if not self.finished:  # the event may have said it already
+                self.show(self.formatter.error(str(exc)))
+            self._finish()
             return False
         self._take_reply(reply.text, reply.ok)
         if reply.session_ended:
-            self.finished = True
+            self._finish()
         return not self.finished
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.stopped.set()
 
     async def leave(self) -> None:
         """Say goodbye to the server if it is there (bounded), then close everything."""
@@ -146,6 +274,40 @@ class GameClient:
             await asyncio.gather(self._pump, return_exceptions=True)
         await self.connection.close()
         self.toolbar.state = OFFLINE
+
+
+def login_refusal(exc: RequestRefused) -> str:
+    """A refused login in the player's words. Malformed fields are named by the rule they
+    break: the validator's own message quotes patterns, and a password is never echoed."""
+    if exc.code == "bad_request":
+        field = exc.reply.message.partition(":")[0]
+        if field == "name":
+            return NAME_RULES
+        if field == "password":
+            return PASSWORD_RULES
+    return exc.reply.message
+
+
+def check_line(line: str) -> str | None:
+    """Why ``line`` cannot be sent, in one sentence (None: it can). Checked before sending, so
+    a pasted page of text costs one clear message and nothing else."""
+    if len(line) > MAX_TEXT_CHARS:
+        return (
+            f"That line is {len(line)} characters long; the longest line is {MAX_TEXT_CHARS}."
+            " Nothing was sent."
+        )
+    if CONTROL_CHARACTERS.search(line):
+        return "That line holds control characters, which cannot be sent. Nothing was sent."
+    return None
+
+
+async def read_line(prompt: PromptSession[str], message: str) -> str | None:
+    """One line from the prompt; None for Ctrl-C or Ctrl-D. Caught here, inside the task:
+    a KeyboardInterrupt escaping a task stops the event loop itself, with a traceback."""
+    try:
+        return await prompt.prompt_async(message)
+    except (KeyboardInterrupt, EOFError):
+        return None
 
 
 async def run_interactive(
@@ -167,7 +329,7 @@ async def run_interactive(
     )
     client.prompt = prompt
     lines: asyncio.Queue[str] = asyncio.Queue()
-    done = asyncio.Event()
+    done = client.stopped
 
     async def work() -> None:
         while True:
@@ -180,7 +342,7 @@ async def run_interactive(
     try:
         with ctx:
             while not done.is_set():
-                reading = asyncio.create_task(prompt.prompt_async(f"{client.connection.name}> "))
+                reading = asyncio.create_task(read_line(prompt, f"{client.connection.name}> "))
                 finished = asyncio.create_task(done.wait())
                 await asyncio.wait({reading, finished}, return_when=asyncio.FIRST_COMPLETED)
                 if not reading.done():  # the player quit: stop asking
@@ -189,10 +351,13 @@ async def run_interactive(
                         await reading
                     break
                 finished.cancel()
-                try:
-                    line = reading.result()
-                except (KeyboardInterrupt, EOFError):
+                line = reading.result()
+                if line is None:
                     break
+                if line.strip().lower() == "password":
+                    # Its questions need the terminal: asked here, between two prompts.
+                    await client.change_password()
+                    continue
                 lines.put_nowait(line)
     finally:
         worker.cancel()
@@ -204,7 +369,7 @@ async def run_lines(client: GameClient, lines: AsyncIterator[str]) -> None:
     """Run lines one by one (script or pipe); leave at the end."""
     try:
         async for line in lines:
-            if not await client.handle(line):
+            if client.finished or not await client.handle(line):
                 break
     finally:
         await client.leave()
@@ -262,11 +427,16 @@ def read_password(args: argparse.Namespace, interactive: bool) -> str | None:
     return None
 
 
-async def play(args: argparse.Namespace, password: str, interactive: bool) -> int:
+async def play(
+    args: argparse.Namespace, password: str, interactive: bool, typed: bool = False
+) -> int:
+    """Log in and play. ``typed``: the password was typed at a prompt, so a new account's is
+    confirmed and a wrong one may be typed again (a file's or the environment's is used as is).
+    """
     show: Show = show_rich if interactive else show_plain
     connection = Connection(args.server, args.updates, args.name, password, timeout=args.timeout)
     client = GameClient(connection, show)
-    if not await client.start():
+    if not await client.start(ask_masked if interactive else None, confirm=typed):
         await connection.close()
         return 1
     if args.script is not None:
@@ -279,19 +449,77 @@ async def play(args: argparse.Namespace, password: str, interactive: bool) -> in
     return 0
 
 
+class UsageError(Exception):
+    """A mistake in how ``play`` was called: one line for the player, exit status 2."""
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before connecting; raises :class:`UsageError`."""
+    if not re.fullmatch(PLAYER_NAME_PATTERN, args.name):
+        raise UsageError(f"--name {args.name!r} cannot be used: {NAME_RULES}")
+    for flag, endpoint in (("--server", args.server), ("--updates", args.updates)):
+        try:
+            parse_endpoint(endpoint, binding=False)
+        except engine.ZMQError as exc:
+            raise UsageError(
+                f"{flag} {endpoint!r} is not an endpoint ({exc.strerror}); "
+                "write it as tcp://HOST:PORT"
+            ) from None
+    for flag, path in (("--password-file", args.password_file), ("--script", args.script)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {str(path)!r}: no such file")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+
+
+def password_refusal(password: str) -> str | None:
+    """Why ``password`` cannot be used (never showing it), or None."""
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        return f"that password cannot be used: {PASSWORD_RULES}"
+    return None
+
+
+def check_password(password: str) -> None:
+    """Raises :class:`UsageError`, never showing the password itself."""
+    refusal = password_refusal(password)
+    if refusal is not None:
+        raise UsageError(refusal)
+
+
+async def ask_masked(question: str) -> str | None:
+    """A question answered without echo, in the current prompt-toolkit app session."""
+    try:
+        return await PromptSession[str]().prompt_async(question, is_password=True)
+    except (KeyboardInterrupt, EOFError):
+        return None
+
+
 def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> int:
     args = build_parser(prog).parse_args(None if argv is None else list(argv))
     interactive = args.script is None and sys.stdin.isatty() and sys.stdout.isatty()
     logging.basicConfig(level=logging.ERROR)
     try:
+        check_arguments(args)
         password = read_password(args, interactive)
+        typed = (
+            interactive and args.password_file is None and not os.environ.get("CROSSROADS_PASSWORD")
+        )
+        if not password:
+            print(
+                f"{prog}: no password: use --password-file or CROSSROADS_PASSWORD", file=sys.stderr
+            )
+            return 2
+        check_password(password)
+    except UsageError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: cannot read {exc.filename!r}: {exc.strerror}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, EOFError):
         return 130
-    if not password:
-        print("no password: use --password-file or CROSSROADS_PASSWORD", file=sys.stderr)
-        return 2
     try:
-        return asyncio.run(play(args, password, interactive))
+        return asyncio.run(play(args, password, interactive, typed))
     except KeyboardInterrupt:
         return 130
 

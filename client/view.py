@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
-from gameserver.protocol import Event
+from gameserver.protocol import PLAYER_NAME_PATTERN, Event
 
 ARTICLES = ("the ", "a ", "an ", "some ")
-_NAME = re.compile(r"^[A-Z][A-Za-z0-9_-]{1,19}$")
+#: A player's name as the server allows it (whatever its case: the server keeps the spelling
+#: typed at registration). NPC names have spaces ("Tobin the pedlar", "A grey cat"), and the
+#: server lists each NPC on a line of its own and all players on one line.
+_NAME = re.compile(PLAYER_NAME_PATTERN)
+#: Players remembered for completing `page` and `ignore`.
+MAX_KNOWN_PLAYERS = 500
+_WHO = re.compile(r"^\d+ player\(s\) online: ")
+_NPC_MOVES = re.compile(r"^(?P<npc>.+?) (?:leaves \w+|wanders off|arrives)\.$")
 
 STYLE = Style.from_dict(
     {
@@ -50,6 +57,8 @@ EVENT_STYLES: dict[str, str] = {
     "emote": "speech",
     "shout": "shout",
     "whisper": "whisper",
+    "page": "whisper",
+    "channel": "event",
     "login": "system",
     "logout": "system",
     "clock": "system",
@@ -84,6 +93,14 @@ class RoomView:
     players: list[str] = field(default_factory=list)
     npcs: list[str] = field(default_factory=list)
     inventory: list[str] = field(default_factory=list)
+    #: Players met anywhere (the room, `who`, logins): for commands that reach any player.
+    known: list[str] = field(default_factory=list)
+
+    def meet(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.known and _NAME.match(name):
+                self.known.append(name)
+        del self.known[:-MAX_KNOWN_PLAYERS]  # a busy world: the most recently met are kept
 
     @staticmethod
     def is_description(text: str) -> bool:
@@ -98,6 +115,8 @@ class RoomView:
             self.inventory = [bare(i) for i in english_split(text[17:].rstrip("."))]
         elif text == "You are empty-handed.":
             self.inventory = []
+        elif _WHO.match(text):
+            self.meet(re.findall(r"(\S+) \(", text.partition(": ")[2]))
         if not self.is_description(text):
             return False
         lines = text.split("\n\n")[-1].splitlines()  # a login reply starts with the welcome
@@ -109,21 +128,36 @@ class RoomView:
             elif line.startswith("You see ") and line.endswith("."):
                 self.items = [bare(i) for i in english_split(line[8:-1])]
             elif line.endswith(" is here.") or line.endswith(" are here."):
-                who = english_split(line.rsplit(" is here.", 1)[0].rsplit(" are here.", 1)[0])
+                subject = line.rsplit(" is here.", 1)[0].rsplit(" are here.", 1)[0]
+                who = english_split(subject)
                 if all(_NAME.match(w) for w in who):
                     self.players += who
                 else:
-                    self.npcs.append(" ".join(who))
+                    self.npcs.append(subject)
+        self.meet(self.players)
         return True
 
     def update_from_event(self, event: Event, me: str | None) -> None:
         """Keep players and items current between descriptions."""
+        player = event.data.get("player")
+        if event.kind == "login" and isinstance(player, str) and player != me:
+            self.meet([player])
         if not event.topic.startswith("room."):
+            return
+        if event.kind in ("npc_arrive", "npc_depart"):
+            moved = _NPC_MOVES.match(event.text)
+            if moved is not None:
+                npc = moved["npc"]
+                if event.kind == "npc_depart" and npc in self.npcs:
+                    self.npcs.remove(npc)
+                elif event.kind == "npc_arrive" and npc not in self.npcs:
+                    self.npcs.append(npc)
             return
         player = event.data.get("player")
         if isinstance(player, str) and player != me:
             if event.kind == "arrive" and player not in self.players:
                 self.players.append(player)
+                self.meet([player])
             elif event.kind == "depart" and player in self.players:
                 self.players.remove(player)
         match = re.match(r"^\S+ (takes|drops) the (.+)\.$", event.text)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from .events import EventDraft, Outcome, publish
+from .mailbox import deliver_pages
 from .narration import describe_room
 from .passwords import DEFAULT_POLICY, PasswordPolicy
 from .presence import enter_world
@@ -83,17 +84,20 @@ def login(
     name: str,
     password: str,
     *,
+    must_exist: bool = False,
+    new_password: str | None = None,
     now: float | None = None,
     session_ttl: float = DEFAULT_SESSION_TTL,
     passwords: PasswordPolicy = DEFAULT_POLICY,
 ) -> Outcome:
-    """Open a session for ``name``; the first login registers it, later ones must match the
-    password. A new login replaces the player's previous session (the old token stops working
-    and its private topic gets a ``session_replaced`` notice). A password hash older than the
-    policy (scrypt, or other Argon2 costs) is replaced by a fresh one on success."""
+    """Open a session for ``name``; the first login registers it (unless ``must_exist``),
+    later ones must match the password, and may set ``new_password``. A new login replaces the
+    player's previous session (the old token stops working and its private topic gets a
+    ``session_replaced`` notice). A password hash older than the policy (scrypt, or other
+    Argon2 costs) is replaced by a fresh one on success."""
     now = time.time() if now is None else now
     try:
-        LoginRequest(name=name, password=password)
+        LoginRequest(name=name, password=password, new_password=new_password)
     except ValidationError as exc:
         return Outcome(_bad_request(exc))
     key = player_key(name)
@@ -103,9 +107,15 @@ def login(
         new_hash: PasswordHash | None = None
         rehash: tuple[PasswordHash, PasswordHash] | None = None  # (verified, replacement)
         if account is None:
+            if must_exist:
+                return Outcome(
+                    ErrorReply(code="no_account", message=f"No account is called {name}.")
+                )
             new_hash = passwords.hash(password)
         elif not passwords.verify(password, account.password):
             return Outcome(ErrorReply(code="bad_credentials", message="Wrong name or password."))
+        elif new_password is not None:  # verified: the password changes with this login
+            rehash = (account.password, passwords.hash(new_password))
         elif passwords.needs_rehash(account.password):
             rehash = (account.password, passwords.hash(password))
         token = secrets.token_urlsafe(32)
@@ -182,6 +192,7 @@ def _open_session(
             state, player.model_copy(update={"session": session.key, "private_topic": topic})
         )
         drafts.extend(entered)
+    drafts.extend(deliver_pages(state, player))  # pages left while the player was away
     events = publish(state, drafts, now)
     text = f"{world.world.welcome}\n\n{describe_room(state, world, player.room, key)}"
     reply = LoginReply(

@@ -27,10 +27,19 @@ def catchup(
         return Outcome(ErrorReply(code="bad_request", message=f"{first['loc'][0]}: {first['msg']}"))
 
     def allowed(tx: Tx) -> ErrorReply | None:
+        state = GameState(tx)
         try:
-            identity = authenticate(GameState(tx), token, now)
+            identity = authenticate(state, token, now)
         except Unauthorized:
-            return unauthorized_reply()
+            # An ended session may still read its own private topic: that is where it learns
+            # why it ended ("you logged in elsewhere"), so that client stops instead of logging
+            # in again and taking the session back.
+            try:
+                identity = authenticate(state, token, now, allow_ended=True)
+            except Unauthorized:
+                return unauthorized_reply()
+            if topic != identity.session.private_topic:
+                return unauthorized_reply()
         if not may_read(topic, identity.player.room, identity.session.private_topic):
             return ErrorReply(code="forbidden", message=f"Not subscribed to {topic}.")
         return None

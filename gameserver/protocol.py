@@ -49,8 +49,16 @@ DIRECTIONS: dict[str, str] = {
 }
 
 # A leading letter keeps names from looking like numbers, topics or command punctuation.
-PlayerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,19}$")]
-Password = Annotated[str, StringConstraints(min_length=4, max_length=128)]
+PLAYER_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{1,19}$"
+MIN_PASSWORD_CHARS = 4
+MAX_PASSWORD_CHARS = 128
+#: The rules above in words, for players who break them.
+NAME_RULES = "a name is 2 to 20 letters, digits, '-' or '_', starting with a letter"
+PASSWORD_RULES = f"a password is {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+PlayerName = Annotated[str, StringConstraints(pattern=PLAYER_NAME_PATTERN)]
+Password = Annotated[
+    str, StringConstraints(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)
+]
 SessionToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
 ActionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 # Control characters have no business in a command line and could corrupt other players' screens.
@@ -66,6 +74,7 @@ ErrorCode = Literal[
     "unsupported_version",
     "unauthorized",
     "bad_credentials",
+    "no_account",
     "forbidden",
     "conflict",
     "rate_limited",
@@ -91,11 +100,15 @@ class Message(BaseModel):
 
 
 class LoginRequest(Message):
-    """Log in; the first login with an unused name registers it."""
+    """Log in; the first login with an unused name registers it. ``must_exist`` refuses an
+    unused name (``no_account``) instead, so a client can confirm a new password before
+    registering; ``new_password`` changes the password once ``password`` is verified."""
 
     type: Literal["login"] = "login"
     name: PlayerName
     password: Password
+    must_exist: bool = False
+    new_password: Password | None = None
 
 
 class ResumeRequest(Message):

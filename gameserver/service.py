@@ -111,6 +111,8 @@ class GameService:
                     self.world,
                     request.name,
                     request.password,
+                    must_exist=request.must_exist,
+                    new_password=request.new_password,
                     now=now,
                     session_ttl=self.session_ttl,
                     passwords=self.passwords,

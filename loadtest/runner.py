@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import re
 import signal
@@ -278,6 +279,13 @@ def _stop_locust(locust: subprocess.Popen[bytes]) -> int:
     return locust.wait()
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing, or an import hook refuses it
+        return False
+
+
 def _next_port(endpoint: str) -> str:
     host, _, port = endpoint.rpartition(":")
     return f"{host}:{int(port) + 1}"
@@ -288,6 +296,19 @@ def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
     if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
         print(f"{prog}: --users, --processes and --spawn-rate must be positive", file=sys.stderr)
         return 2
+    if not _installed("locust"):  # Locust runs as a child: say so here, not in its traceback
+        print(
+            f"{prog} needs the 'loadtest' extra: pip install 'crossroads[loadtest]'",
+            file=sys.stderr,
+        )
+        return 1
+    # Locust runs in the package's directory: reports go where the user's relative paths point.
+    if args.csv:
+        args.csv = str(Path(args.csv).expanduser().resolve())
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    if args.html:
+        args.html = args.html.expanduser().resolve()
+        args.html.parent.mkdir(parents=True, exist_ok=True)
     previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
     try:
         with tempfile.TemporaryDirectory(prefix="crossroads-loadtest-") as tmp:

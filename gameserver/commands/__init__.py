@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from .base import Command, CommandError, CommandSet, split_command
+from .channels import CHANNEL_COMMANDS
+from .clock import CLOCK_COMMANDS
 from .context import Context
+from .description import DESCRIPTION_COMMANDS
+from .home import HOME_COMMANDS
+from .ignoring import IGNORE_COMMANDS
 from .items import ITEM_COMMANDS
 from .looking import LOOKING_COMMANDS
 from .movement import MOVEMENT_COMMANDS
+from .nicks import NICK_COMMANDS, ExpandNick
+from .page import PAGE_COMMANDS
+from .password import PASSWORD_COMMANDS
 from .social import SOCIAL_COMMANDS
 from .system import SYSTEM_COMMANDS
 
@@ -18,9 +26,18 @@ def default_commands() -> CommandSet:
     return CommandSet(
         (
             *LOOKING_COMMANDS,
+            *CLOCK_COMMANDS,
             *MOVEMENT_COMMANDS,
+            *HOME_COMMANDS,
             *ITEM_COMMANDS,
             *SOCIAL_COMMANDS,
+            *PAGE_COMMANDS,
+            *CHANNEL_COMMANDS,
+            *IGNORE_COMMANDS,
             *SYSTEM_COMMANDS,
-        )
+            *DESCRIPTION_COMMANDS,
+            *NICK_COMMANDS,
+            *PASSWORD_COMMANDS,
+        ),
+        fallback=ExpandNick,
     )

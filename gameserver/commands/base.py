@@ -73,7 +73,12 @@ class CommandSet:
 
     MIN_PREFIX = 3
 
-    def __init__(self, commands: Iterable[type[Command]]) -> None:
+    def __init__(
+        self, commands: Iterable[type[Command]], *, fallback: type[Command] | None = None
+    ) -> None:
+        # ``fallback`` gets the words no command claims (the player's own nicks, say); it
+        # raises :meth:`unknown` for the ones it does not know either.
+        self.fallback = fallback
         self._by_name: dict[str, type[Command]] = {}
         self._commands: list[type[Command]] = []
         for command in commands:
@@ -105,14 +110,20 @@ class CommandSet:
         close = difflib.get_close_matches(word.lower(), candidates, n=1, cutoff=0.6)
         return close[0] if close else None
 
-    def resolve(self, line: str) -> Command:
-        """The command instance for a typed line; raises :class:`CommandError` if none fits."""
+    def unknown(self, word: str) -> CommandError:
+        hint = self.suggest(word)
+        tip = f" Did you mean '{hint}'?" if hint else ""
+        return CommandError(f"Unknown command '{word}'.{tip} Type 'help' for a list.")
+
+    def resolve(self, line: str, *, fallback: bool = True) -> Command:
+        """The command instance for a typed line; raises :class:`CommandError` if none fits
+        (words no command claims go to the fallback, unless ``fallback`` is False)."""
         word, args = split_command(line)
         if not word:
             raise CommandError("Say something? Type 'help' for a list of commands.")
         command = self.find(word)
         if command is None:
-            hint = self.suggest(word)
-            tip = f" Did you mean '{hint}'?" if hint else ""
-            raise CommandError(f"Unknown command '{word}'.{tip} Type 'help' for a list.")
+            if fallback and self.fallback is not None:
+                return self.fallback(word, args, self)
+            raise self.unknown(word)
         return command(word, args, self)

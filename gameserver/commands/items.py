@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import re
 
+from ..narration import english_list
 from ..store.records import player_location, room_location
 from .base import Command, CommandError
 from .context import Context
 from .matching import find_item, find_other_player
 
 MAX_CARRIED = 12
+ALL_WORDS = ("all", "everything")
 _GIVE_SYNTAX = re.compile(r"^(?P<item>.+?)\s+to\s+(?P<player>\S+)$", re.IGNORECASE)
 
 
 class Take(Command):
-    """Pick something up.
+    """Pick something up, or everything here that can be carried.
 
     Usage: take <item>   (also: get <item>)
+           take all
     """
 
     key = "take"
@@ -26,8 +29,9 @@ class Take(Command):
     def func(self, ctx: Context) -> None:
         if not self.args:
             raise CommandError("Take what?")
-        if self.args.lower() in ("all", "everything"):
-            raise CommandError("One thing at a time, please.")
+        if self.args.lower() in ALL_WORDS:
+            take_all(ctx)
+            return
         item_id = find_item(
             ctx.world, self.args, ctx.items_here(), f"You see no '{self.args}' here."
         )
@@ -44,9 +48,10 @@ class Take(Command):
 
 
 class Drop(Command):
-    """Put down something you carry.
+    """Put down something you carry, or everything.
 
     Usage: drop <item>
+           drop all
     """
 
     key = "drop"
@@ -55,6 +60,9 @@ class Drop(Command):
     def func(self, ctx: Context) -> None:
         if not self.args:
             raise CommandError("Drop what?")
+        if self.args.lower() in ALL_WORDS:
+            drop_all(ctx)
+            return
         item_id = find_item(
             ctx.world, self.args, ctx.inventory(), f"You are not carrying '{self.args}'."
         )
@@ -64,6 +72,35 @@ class Drop(Command):
             ctx.player.room, "drop", f"{ctx.player.name} drops the {item.name}.", item=item_id
         )
         ctx.reply(f"You drop the {item.name}.")
+
+
+def take_all(ctx: Context) -> None:
+    """Take every takeable item here, as far as the hands allow."""
+    takeable = [i for i in ctx.items_here() if ctx.world.items[i].takeable]
+    if not takeable:
+        raise CommandError("There is nothing here you can take.")
+    free = MAX_CARRIED - len(ctx.inventory())
+    if free <= 0:
+        raise CommandError("Your hands are full. Drop something first.")
+    taken = takeable[:free]
+    for item_id in taken:
+        name = ctx.world.items[item_id].name
+        ctx.state.move_item(item_id, ctx.location)
+        ctx.emit_room(ctx.player.room, "take", f"{ctx.player.name} takes the {name}.", item=item_id)
+    names = english_list([f"the {ctx.world.items[i].name}" for i in taken])
+    left = " Your hands are full now." if len(taken) < len(takeable) else ""
+    ctx.reply(f"You take {names}.{left}")
+
+
+def drop_all(ctx: Context) -> None:
+    carried = ctx.inventory()
+    if not carried:
+        raise CommandError("You are not carrying anything.")
+    for item_id in carried:
+        name = ctx.world.items[item_id].name
+        ctx.state.move_item(item_id, room_location(ctx.player.room))
+        ctx.emit_room(ctx.player.room, "drop", f"{ctx.player.name} drops the {name}.", item=item_id)
+    ctx.reply(f"You drop {english_list([f'the {ctx.world.items[i].name}' for i in carried])}.")
 
 
 class Give(Command):

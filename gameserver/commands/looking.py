@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..narration import capitalized, describe_room, english_list
+from ..profiles import load_profile
 from .base import Command, CommandError
 from .context import Context
 from .matching import clean_query, find_item, find_npc
@@ -66,7 +67,13 @@ class Examine(Command):
             items = ctx.world.items
             carried = [items[i].indefinite for i in ctx.state.inventory(other.key) if i in items]
             holding = f" carrying {english_list(carried)}" if carried else ""
-            ctx.reply(f"{other.name} is a fellow traveller{holding}.")
+            description = load_profile(ctx.state, other.key).description
+            if description:
+                ctx.reply(f"{other.name}: {description}")
+                if carried:
+                    ctx.reply(f"{other.name} is carrying {english_list(carried)}.")
+            else:
+                ctx.reply(f"{other.name} is a fellow traveller{holding}.")
             return
         item_id = find_item(
             ctx.world,

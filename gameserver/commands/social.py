@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..narration import NAMES_SHOWN, english_list
+from ..profiles import load_profile
 from .base import Command, CommandError
 from .context import Context
 from .matching import find_other_player
@@ -29,23 +30,25 @@ class Say(Command):
 
 
 class Emote(Command):
-    """Act something out for everyone in the room.
+    """Act something out for everyone in the room; your name is put in.
 
-    Usage: emote <action>
-           :<action>   (e.g. :waves shows "Alice waves.")
+    Usage: emote <action>   (also: pose <action>, :<action>)
+    "emote waves." shows "Alice waves." Write /me to put your name elsewhere:
+    "emote Smiling, /me bows." shows "Smiling, Alice bows."
     """
 
     key = "emote"
-    aliases = (":", "me")
+    aliases = ("pose", ":", "me")
     category = "Talking"
 
     def func(self, ctx: Context) -> None:
         action = self.args.strip()
         if not action:
             raise CommandError("Emote what?")
-        if action[-1] not in ".!?":
+        if action[-1] not in ".!?\"'":
             action += "."
-        text = f"{ctx.player.name} {action}"
+        name = ctx.player.name
+        text = action.replace("/me", name) if "/me" in action else f"{name} {action}"
         ctx.emit_room(ctx.player.room, "emote", text, action=action)
         ctx.reply(text)
 
@@ -68,6 +71,8 @@ class Whisper(Command):
         recipient = find_other_player(
             ctx, target.rstrip(":,"), f"Nobody called '{target}' is around.", here=False
         )
+        if ctx.player.key in load_profile(ctx.state, recipient.key).ignoring:
+            raise CommandError(f"{recipient.name} is not listening to you.")
         ctx.emit_private(
             recipient,
             "whisper",

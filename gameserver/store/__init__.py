@@ -36,7 +36,9 @@ def open_store(url: str, *, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> Sto
         try:
             from .redis_backend import RedisStore
         except ImportError as exc:
-            raise StoreError("the Redis backend needs the 'redis' package") from exc
+            raise StoreError(
+                "the Redis store needs the 'redis' extra: pip install 'crossroads[redis]'"
+            ) from exc
         return RedisStore(url, event_log_size=event_log_size)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise StoreError(f"unknown store URL scheme {scheme!r}: use sqlite:///path or redis://host")

@@ -4,6 +4,7 @@ server. Processes are killed by PID at teardown."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -137,3 +138,102 @@ def test_wrong_password_and_no_server(
     monkeypatch.delenv("CROSSROADS_PASSWORD")
     missing = play("--server", nobody, "--updates", nobody)
     assert missing.returncode == 2 and "no password" in missing.stderr
+
+
+def test_mistakes_in_plays_arguments_get_one_line(tmp_path: Path) -> None:
+    """Each mistake: exit status 2, one line on stderr, no traceback, no password shown."""
+    server = "tcp://127.0.0.1:9"  # never reached: every mistake is caught before connecting
+    script = tmp_path / "script.txt"
+    script.write_text("look\n")
+    short = tmp_path / "short"
+    short.write_text("zq7\n")
+    cases = {
+        "a --server without tcp://": ["--name", "erin", "--server", "127.0.0.1:7301"],
+        "a bad --updates": ["--name", "erin", "--server", server, "--updates", "nowhere"],
+        "a missing --password-file": ["--name", "erin", "--password-file", "/nonexistent/pw"],
+        "a missing --script": ["--name", "erin", "--script", str(tmp_path / "absent.txt")],
+        "a bad name": ["--name", "9lives", "--script", str(script)],
+        "a short password": ["--name", "erin", "--password-file", str(short)],
+    }
+    expected = {
+        "a --server without tcp://": "--server '127.0.0.1:7301' is not an endpoint",
+        "a bad --updates": "--updates 'nowhere' is not an endpoint",
+        "a missing --password-file": "--password-file '/nonexistent/pw': no such file",
+        "a missing --script": "absent.txt': no such file",
+        "a bad name": "--name '9lives' cannot be used: a name is 2 to 20 letters",
+        "a short password": "that password cannot be used: a password is 4 to 128 characters",
+    }
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), CROSSROADS_PASSWORD="long-enough-pw")
+    for what, args in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "crossroads", "play", "--server", server, *args],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 2, (what, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected[what] in lines[0], (what, done.stderr)
+        assert lines[0].startswith("crossroads play: ")
+        assert "zq7" not in done.stdout + done.stderr and "long-enough-pw" not in done.stderr
+
+
+def test_the_new_commands_through_the_client(
+    servers: Servers, plays: list[Play], tmp_path: Path, xdg: Path
+) -> None:
+    """A page to an offline player arrives at their next login; the other commands as a
+    player types them, read back from the client's plain output."""
+    server = servers.start()
+    bob = Play(server, "bob", xdg)
+    plays.append(bob)
+    bob.wait_for("Exits:")
+    assert bob.finish() == 0  # bob exists, and is offline
+
+    script = tmp_path / "alice.txt"
+    script.write_text(
+        "say " + "z" * 600 + "\n"  # refused in one line; the script goes on
+        "page bob see you at the inn\n"
+        "pose stretches\n"
+        "emote With a yawn, /me sits.\n"
+        "take all\n"
+        "drop all\n"
+        "nick hi = say hello there\n"
+        "hi friend\n"
+        "setdesc A traveller in a dusty coat.\n"
+        "north\n"
+        "sethome\n"
+        "south\n"
+        "home\n"
+        "time\n"
+        "ooc anyone about?\n"
+        "help page\n"
+    )
+    alice = Play(server, "alice", xdg, "--script", str(script))
+    plays.append(alice)
+    assert alice.finish() == 0
+    out = "\n".join(alice.lines)
+    assert "Traceback" not in out
+    for expected in (
+        "That line is 604 characters long; the longest line is 500. Nothing was sent.",
+        "bob is away; they will get your page at their next login",
+        "alice stretches.",
+        "With a yawn, alice sits.",
+        "You take the brass lamp.",
+        "You drop the brass lamp.",
+        'You say, "hello there friend"',
+        "Others now see: A traveller in a dusty coat.",
+        "North Road is your home now",
+        "[ooc] alice: anyone about?",
+        "Send a message to a player anywhere in the world, even offline.",
+    ):
+        assert expected in out, (expected, out)
+    assert re.search(r"^It is \w+; \w+ comes in about \d+ minute\(s\)\.$", out, re.M), out
+    assert out.count("North Road") >= 2  # walked there, then went home there
+
+    back = Play(server, "bob", xdg)
+    plays.append(back)
+    back.wait_for('alice pages you, "see you at the inn" (while you were away)')
+    assert back.finish() == 0

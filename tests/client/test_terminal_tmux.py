@@ -106,3 +106,53 @@ def test_two_clients_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> No
     while "quit" not in (history.read_text() if history.exists() else ""):
         assert time.monotonic() < deadline, "alice's history was never written"
         time.sleep(0.05)
+
+
+def test_a_pasted_page_and_ctrl_c_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> None:
+    """As a person would, two players: one pastes 10,000 characters, then `look` still
+    answers and the other still hears them; Ctrl-C leaves with no traceback on the screen."""
+    server = servers.start()
+
+    def command(name: str) -> str:
+        env = {
+            "PYTHONPATH": str(REPO_ROOT),
+            "XDG_DATA_HOME": str(tmp_path / "xdg"),
+            "CROSSROADS_PASSWORD": f"{name}-password",
+            "TERM": "xterm-256color",
+        }
+        args = ["--name", name, "--server", server.actions, "--updates", server.updates]
+        line = [sys.executable, "-m", "crossroads", "play", *args]
+        return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
+
+    tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command("dora"))
+    tmux("set-option", "-t", "game", "remain-on-exit", "on")  # read the screen after exit
+    tmux("split-window", "-t", "game", "-v", "env " + command("eve"))
+    tmux.remember_pids()
+    dora, eve = "game:0.0", "game:0.1"
+    tmux.wait_for(dora, "dora>")
+    tmux.wait_for(eve, "eve>")
+    tmux("set-buffer", "say " + "y" * 9996)
+    tmux("paste-buffer", "-t", dora)
+    tmux("send-keys", "-t", dora, "Enter")
+    tmux.wait_for(dora, "the longest line is 500")
+    tmux("send-keys", "-t", dora, "look", "Enter")
+    tmux.wait_for(dora, "dora> look")
+    deadline = time.monotonic() + WAIT
+    while "Exits: north" not in tmux.screen(dora).rpartition("dora> look")[2]:
+        assert time.monotonic() < deadline, tmux.screen(dora)
+        time.sleep(0.05)
+    tmux("send-keys", "-t", dora, "say still here", "Enter")
+    tmux.wait_for(eve, 'dora says, "still here"')
+    assert "yyyy" not in tmux.screen(eve)  # nothing of the paste was sent
+    tmux("send-keys", "-t", dora, "C-c")
+    deadline = time.monotonic() + WAIT
+    # The exit status, once tmux has reaped the client (its pty may close a moment earlier).
+    status = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
+    while (dead := tmux("display-message", "-p", "-t", dora, status).strip()) in ("0::", "1::"):
+        assert time.monotonic() < deadline, "the client did not exit after Ctrl-C"
+        time.sleep(0.05)
+    screen = tmux("capture-pane", "-p", "-S", "-200", "-t", dora)
+    assert "Goodbye, dora." in screen
+    assert "Traceback" not in screen
+    assert dead == "1:0:", (dead, screen)  # exit status 0, no signal
+    tmux.wait_for(eve, "dora fades from view.")  # she left properly

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
 from client.completion import GameCompleter
+from client.hearing import Hearing
 from client.terminal import history_path
 from client.view import Formatter, RoomView, ToolbarState, english_split
 from gameserver.protocol import Event
@@ -103,3 +106,41 @@ def test_toolbar_and_history_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert bar.text().startswith(" reconnecting... ") and "here: nobody | rtt: -" in bar.text()
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert history_path("Alice") == tmp_path / "crossroads" / "history-alice"
+
+
+def test_names_as_the_server_spells_them_and_npcs_that_move() -> None:
+    view = RoomView()
+    view.update_from_text(
+        LOGIN.replace("Bob and Carol are here.", "alice, bob and Carol are here.")
+    )
+    assert view.players == ["alice", "bob", "Carol"]  # lower-case names are players too
+    assert view.npcs == ["Tobin the pedlar"]
+    view.update_from_event(event("npc_depart", "Tobin the pedlar leaves north."), "dave")
+    assert view.npcs == []
+    view.update_from_event(event("npc_arrive", "A grey cat arrives."), "dave")
+    assert view.npcs == ["A grey cat"]
+    view.update_from_event(event("npc_depart", "A grey cat wanders off."), "dave")
+    assert view.npcs == []
+    view.update_from_text(LOGIN.replace("Bob and Carol are here.", "alice is here."))
+    assert view.players == ["alice"] and view.npcs == ["Tobin the pedlar"]
+    completer = GameCompleter(lambda: view)
+    found = completer.get_completions(Document("whisper "), CompleteEvent())
+    assert [c.text for c in found] == ["alice"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.sampled_from(["ignore", "channel", "who", "room"]))
+def test_reply_parsers_take_any_text(text: str, shape: str) -> None:
+    """Replies come from the network: whatever they say, parsing them never raises."""
+    prefixes = {
+        "ignore": "You are ignoring ",
+        "channel": "Channels: ",
+        "who": "2 player(s) online: ",
+        "room": "Somewhere\nExits: ",
+    }
+    reply = prefixes[shape] + text
+    hearing, view = Hearing(), RoomView()
+    hearing.update_from_text(reply)
+    view.update_from_text(reply)
+    hearing.hides(event("channel", text, actor=text[:20] or None, channel=text[:5]))
+    assert len(view.known) <= 500

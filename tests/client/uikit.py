@@ -15,7 +15,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from client.connection import Connection
-from client.terminal import GameClient, run_interactive, show_rich
+from client.terminal import Ask, GameClient, run_interactive, show_rich
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]")
 WAIT = 30.0
@@ -55,12 +55,24 @@ class Screen:
 class Player:
     """One terminal client on a pipe; ``type`` keys, read ``screen``, inspect ``client``."""
 
-    def __init__(self, actions: str, updates: str, name: str, history: Path, **opts: Any) -> None:
+    def __init__(
+        self,
+        actions: str,
+        updates: str,
+        name: str,
+        history: Path,
+        *,
+        password: str | None = None,
+        ask: Ask | None = None,
+        **opts: Any,
+    ) -> None:
         self.screen = Screen()
         self.output = Vt100_Output(self.screen, lambda: Size(rows=30, columns=160), term="xterm")
         self._pipe_cm = create_pipe_input()
         self.pipe = self._pipe_cm.__enter__()
-        connection = Connection(actions, updates, name, f"{name}-password", **opts)
+        password = f"{name}-password" if password is None else password
+        connection = Connection(actions, updates, name, password, **opts)
+        self.ask = ask  # masked questions at login (as in a terminal), answered by typing
         self.client = GameClient(connection, show_rich)
         self.history = history
         self.task: asyncio.Task[None] | None = None
@@ -68,7 +80,7 @@ class Player:
 
     async def _run(self) -> None:
         with create_app_session(input=self.pipe, output=self.output):
-            assert await self.client.start(), self.screen.text()
+            assert await self.client.start(self.ask), self.screen.text()
             self.started.set()
             await run_interactive(self.client, self.history, patch=False, refresh=0.1)
 

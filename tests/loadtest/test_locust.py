@@ -84,12 +84,22 @@ def test_summary_table_from_locust_rows() -> None:
 
 
 def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
-    prefix, html = tmp_path / "run", tmp_path / "report.html"
+    # Relative report paths land under the directory the command ran in (not in the package's).
+    prefix, html = tmp_path / "out" / "run", tmp_path / "out" / "report.html"
     cmd = [sys.executable, "-m", "crossroads", "loadtest", "--users", "20"]
-    cmd += ["--spawn-rate", "20", "--run-time", "12s", "--csv", str(prefix), "--html", str(html)]
+    cmd += [
+        "--spawn-rate",
+        "20",
+        "--run-time",
+        "12s",
+        "--csv",
+        "out/run",
+        "--html",
+        "out/report.html",
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         out, _ = proc.communicate(timeout=RUN_LIMIT_S)
@@ -104,7 +114,7 @@ def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     finally:
         _kill(server_pid)
     assert proc.returncode == 0, out
-    with (tmp_path / "run_final.csv").open(newline="") as f:
+    with (tmp_path / "out" / "run_final.csv").open(newline="") as f:
         rows = {r["Name"]: r for r in csv.DictReader(f)}
     for verb in VERBS:
         assert int(rows[verb]["Request Count"]) > 0, (verb, out)

@@ -1,0 +1,30 @@
+"""Describing oneself: what others see when they look at you."""
+
+from __future__ import annotations
+
+from ..profiles import MAX_DESCRIPTION_CHARS, load_profile, save_profile
+from .base import Command, CommandError
+from .context import Context
+
+
+class SetDesc(Command):
+    """Describe yourself; others see it when they look at you.
+
+    Usage: setdesc <description>
+           setdesc             (clear it)
+    """
+
+    key = "setdesc"
+    aliases = ("describe",)
+    category = "System"
+
+    def func(self, ctx: Context) -> None:
+        text = " ".join(self.args.split())
+        if len(text) > MAX_DESCRIPTION_CHARS:
+            raise CommandError(f"A description is at most {MAX_DESCRIPTION_CHARS} characters.")
+        profile = load_profile(ctx.state, ctx.player.key)
+        save_profile(ctx.state, ctx.player.key, profile.model_copy(update={"description": text}))
+        ctx.reply(f"Others now see: {text}" if text else "Your description is cleared.")
+
+
+DESCRIPTION_COMMANDS: tuple[type[Command], ...] = (SetDesc,)
