@@ -28,6 +28,7 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
+from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
 from .protocol import (
     MAX_REQUEST_BYTES,
     PING_BODY,
@@ -124,6 +125,7 @@ class Front:
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
         drain_timeout: float = 10.0,
+        security: FrontSecurity | None = None,
         context: ezmq.Context | None = None,
     ) -> None:
         if tick_interval <= 0:
@@ -145,13 +147,21 @@ class Front:
         self.actions.setsockopt(engine.MAXMSGSIZE, MAX_WIRE_BYTES)
         # A send to a departed worker must fail, so its job can go to another one at once.
         self.backend.setsockopt(engine.ROUTER_MANDATORY, 1)
+        self._zap_task: asyncio.Task[None] | None = None
+        self.zap: ClusterAuthenticator | None = None
         try:
+            # CURVE and the ZAP handler (cluster_keys.py): set before binding.
+            self.zap = secure_front(
+                self.context, security, players=[self.actions, self.updates], workers=self.backend
+            )
             self.actions_endpoint = self._bind(self.actions, actions_bind, "actions")
             self.updates_endpoint = self._bind(self.updates, updates_bind, "updates")
             self.workers_endpoint = self._bind(self.backend, workers_bind, "workers")
-        except FrontError:
+        except (FrontError, engine.ZMQError) as exc:
             self.close(linger=0)
-            raise
+            if isinstance(exc, FrontError):
+                raise
+            raise FrontError(f"cannot secure the front's sockets: {exc}") from None
         self._throttle = _Throttle(WARNINGS_PER_S)
         self._tick_due = 0.0  # the first tick goes out as soon as a worker is ready
         self._tick_sent: float | None = None
@@ -190,6 +200,7 @@ class Front:
             "idle": pool.idle_count,
             "pending": len(pool.pending),
             "draining": self.draining,
+            "refused_keys": 0 if self.zap is None else self.zap.refused,
             **asdict(self.stats),
         }
 
@@ -212,6 +223,10 @@ class Front:
             self._drain_deadline = time.monotonic() + self.drain_timeout
 
     def close(self, linger: int = CLOSE_LINGER_MS) -> None:
+        if self._zap_task is not None:
+            self._zap_task.cancel()
+        if self.zap is not None:
+            self.zap.stop()
         for sock in (self.actions, self.updates):
             sock.close(linger=linger)
         self.backend.close(linger=0)
@@ -225,6 +240,8 @@ class Front:
             self.updates_endpoint,
             self.workers_endpoint,
         )
+        if self.zap is not None and self._zap_task is None:
+            self._zap_task = asyncio.create_task(self.zap.serve())
         poller = ezmq.Poller()
         for sock in (self.backend, self.actions, self.updates):
             poller.register(sock, engine.POLLIN)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import settings as cfg
+from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeysError, ensure_cluster
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
 from .seed import seed_world
@@ -82,6 +83,10 @@ class Supervisor:
         cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
+        if s.insecure_workers:
+            cmd += ["--insecure-workers"]
+        else:
+            cmd += ["--keys-dir", str(s.keys_dir)]
         if s.world is not None:
             cmd += ["--world", str(s.world)]
         return cmd
@@ -152,8 +157,31 @@ def check_store(settings: cfg.Settings, world: World) -> None:
         seed_world(store, world)
 
 
+def front_security(settings: cfg.Settings) -> FrontSecurity | None:
+    """The front's keys (made on first run) and the worker port's allow-list; None when the
+    operator chose --insecure-workers."""
+    if settings.insecure_workers:
+        log.warning(
+            "--insecure-workers: ANY process that reaches %s can take jobs and read players' "
+            "passwords; use it only on a trusted, private network",
+            settings.workers_bind,
+        )
+        return None
+    keys_dir = settings.keys_dir
+    pair, created = ensure_cluster(keys_dir)
+    for path in created:
+        say(f"created {path}")
+    say(f"front public key {pair.public.decode()}  (workers and relays need it: {keys_dir})")
+    return FrontSecurity(pair, keys_dir / ALLOWED_WORKERS)
+
+
 async def serve(settings: cfg.Settings, world: World) -> int:
     tick = settings.tick_interval or world.clock.tick_seconds / 2
+    try:
+        security = front_security(settings)
+    except KeysError as exc:
+        print(f"crossroads serve: {exc}", file=sys.stderr)
+        return 1
     try:
         front = Front(
             actions_bind=settings.actions_bind,
@@ -166,6 +194,7 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_liveness=settings.heartbeat_liveness,
             drain_timeout=settings.drain_timeout,
+            security=security,
         )
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
@@ -177,7 +206,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     say(f"crossroads serve: world {world.world.name!r}, store {settings.store}")
     say(f"actions {connectable(front.actions_endpoint)}  (clients send requests here)")
     say(f"updates {connectable(front.updates_endpoint)}  (clients subscribe here)")
-    say(f"workers {connectable(front.workers_endpoint)}  (crossroads worker --front ...)")
+    admits = "ANY process (insecure)" if security is None else "allowed keys only"
+    say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
     runner = asyncio.create_task(front.run())
     try:
         supervisor.start_all(settings.workers)
@@ -231,6 +261,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "drain_timeout": "--drain-timeout",
             "cpu_burn": "--cpu-burn",
             "health_file": "--health-file",
+            "keys_dir": "--keys-dir",
+            "insecure_workers": "--insecure-workers",
         },
     )
     return parser

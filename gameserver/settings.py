@@ -11,7 +11,7 @@ CROSSROADS_WORLD                (the packaged default world)
 CROSSROADS_WORKERS              one per CPU core
 CROSSROADS_ACTIONS_BIND         tcp://*:7301   (front: client actions, ROUTER)
 CROSSROADS_UPDATES_BIND         tcp://*:7302   (front: state broadcast, XPUB)
-CROSSROADS_WORKERS_BIND         tcp://*:7303   (front: worker backend, ROUTER)
+CROSSROADS_WORKERS_BIND         tcp://127.0.0.1:7303   (front: worker backend, ROUTER, CURVE)
 CROSSROADS_FRONT                tcp://127.0.0.1:7303   (where a worker connects)
 CROSSROADS_ACTIONS              tcp://127.0.0.1:7301   (where clients and ``ping`` connect)
 CROSSROADS_UPDATES              tcp://127.0.0.1:7302   (where clients subscribe)
@@ -24,6 +24,10 @@ CROSSROADS_HEARTBEAT_LIVENESS   3 silent intervals = dead
 CROSSROADS_DRAIN_TIMEOUT        10 s to finish in-flight actions on shutdown
 CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for benchmarks)
 CROSSROADS_HEALTH_FILE          none (liveness file kept fresh while healthy; the image sets it)
+CROSSROADS_KEYS_DIR             <data dir>/crossroads/keys (CURVE certificates; `crossroads keys`)
+CROSSROADS_INSECURE_WORKERS     false (true: the worker port takes any process, unencrypted)
+CROSSROADS_FRONT_KEY            <keys dir>/front.key (a worker's: the front's public key or file)
+CROSSROADS_WORKER_KEY           <keys dir>/worker.key_secret (a worker's own secret certificate)
 ==============================  ===============================================================
 """
 
@@ -52,6 +56,10 @@ def data_dir() -> Path:
     return Path(base) / "crossroads"
 
 
+def default_keys_dir() -> Path:
+    return data_dir() / "keys"
+
+
 def default_store_url() -> str:
     return f"sqlite:///{data_dir() / 'game.sqlite3'}"
 
@@ -71,7 +79,8 @@ class Settings(BaseSettings):
     )
     actions_bind: str = Field(f"tcp://*:{ACTIONS_PORT}", description="bind: client actions")
     updates_bind: str = Field(f"tcp://*:{UPDATES_PORT}", description="bind: state broadcast")
-    workers_bind: str = Field(f"tcp://*:{WORKERS_PORT}", description="bind: worker backend")
+    # Loopback by default: workers on other machines are an explicit choice (and need keys).
+    workers_bind: str = Field(f"tcp://127.0.0.1:{WORKERS_PORT}", description="bind: worker backend")
     front: str = Field(
         f"tcp://127.0.0.1:{WORKERS_PORT}", description="the front's worker endpoint to connect to"
     )
@@ -94,6 +103,19 @@ class Settings(BaseSettings):
     cpu_burn: int = Field(0, ge=0, description="busy-loop iterations per action (benchmarks)")
     health_file: str | None = Field(
         None, description="liveness file kept fresh while healthy (crossroads-health file)"
+    )
+    keys_dir: Path = Field(
+        default_factory=default_keys_dir,
+        description="CURVE certificates of the cluster (crossroads keys --help)",
+    )
+    insecure_workers: bool = Field(
+        False, description="worker port without keys or encryption: any process may join"
+    )
+    front_key: str | None = Field(
+        None, description="the front's public key, Z85 or a .key file (default: in the keys dir)"
+    )
+    worker_key: Path | None = Field(
+        None, description="this worker's .key_secret file (default: worker.key_secret in keys dir)"
     )
 
     @field_validator("log_level")
@@ -124,6 +146,9 @@ METAVARS = {
     "heartbeat_liveness": "N",
     "cpu_burn": "N",
     "health_file": "PATH",
+    "keys_dir": "DIR",
+    "front_key": "KEY",
+    "worker_key": "PATH",
 }
 
 
@@ -147,6 +172,18 @@ def add_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None
             default = default_store_url()
         if name == "workers":
             default = f"{os.cpu_count() or 1} (one per core)"
+        if name == "keys_dir":
+            default = default_keys_dir()
+        if info.annotation is bool:
+            parser.add_argument(
+                flag,
+                dest=name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=f"{info.description} (env {env_name(name)}=true)",
+            )
+            continue
         kind: Any = str
         if info.annotation is int:
             kind = int

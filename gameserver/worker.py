@@ -23,6 +23,7 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
 
 from . import settings as cfg
+from .cluster_keys import KeysError, worker_credentials
 from .health import TOUCH_EVERY_S, Toucher
 from .jobs import run_job
 from .seed import seed_world
@@ -163,6 +164,13 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         log.error("%s", exc)
         return 1
     context = ezmq.Context()
+    try:
+        worker_credentials(context, settings)  # CURVE to the front (cluster_keys.py)
+    except KeysError as exc:
+        log.error("%s", exc)
+        service.close()
+        context.destroy(linger=0)
+        return 2
     worker = GameWorker(
         settings.front,
         service,
@@ -208,6 +216,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "heartbeat_liveness": "--heartbeat-liveness",
             "log_level": "--log-level",
             "health_file": "--health-file",
+            "keys_dir": "--keys-dir",
+            "front_key": "--front-key",
+            "worker_key": "--worker-key",
+            "insecure_workers": "--insecure-workers",
         },
     )
     parser.add_argument(
