@@ -22,8 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import engine
+
 from . import settings as cfg
-from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeysError, ensure_cluster
+from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeyAnnouncer, KeysError, ensure_cluster
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
 from .seed import seed_world
@@ -158,21 +160,23 @@ def check_store(settings: cfg.Settings, world: World) -> None:
 
 
 def front_security(settings: cfg.Settings) -> FrontSecurity | None:
-    """The front's keys (made on first run) and the worker port's allow-list; None when the
-    operator chose --insecure-workers."""
+    """The front's keys (made on first run), the worker port's allow-list (unless the operator
+    chose --insecure-workers) and whether the player ports speak CURVE; None: no CURVE at all."""
     if settings.insecure_workers:
         log.warning(
             "--insecure-workers: ANY process that reaches %s can take jobs and read players' "
             "passwords; use it only on a trusted, private network",
             settings.workers_bind,
         )
-        return None
+        if not settings.secure_players:
+            return None
     keys_dir = settings.keys_dir
     pair, created = ensure_cluster(keys_dir)
     for path in created:
         say(f"created {path}")
     say(f"front public key {pair.public.decode()}  (workers and relays need it: {keys_dir})")
-    return FrontSecurity(pair, keys_dir / ALLOWED_WORKERS)
+    allowed = None if settings.insecure_workers else keys_dir / ALLOWED_WORKERS
+    return FrontSecurity(pair, allowed, players=settings.secure_players)
 
 
 async def serve(settings: cfg.Settings, world: World) -> int:
@@ -208,6 +212,16 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     say(f"updates {connectable(front.updates_endpoint)}  (clients subscribe here)")
     admits = "ANY process (insecure)" if security is None else "allowed keys only"
     say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
+    announcer = None
+    if security is not None and security.players:
+        try:
+            announcer = KeyAnnouncer(front.context, settings.key_bind, security.pair.public)
+        except engine.ZMQError as exc:
+            front.close(linger=0)
+            print(f"crossroads serve: cannot bind {settings.key_bind}: {exc}", file=sys.stderr)
+            return 1
+        say(f"key {connectable(announcer.endpoint)}  (players learn the front's key here)")
+    announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     runner = asyncio.create_task(front.run())
     try:
         supervisor.start_all(settings.workers)
@@ -227,6 +241,9 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         await runner  # re-raises a crash of the front
     finally:
         runner.cancel()
+        if announcing is not None and announcer is not None:
+            announcing.cancel()
+            announcer.close()
         await supervisor.stop_all()
         await asyncio.sleep(0.05)  # one more loop pass: the last replies reach the sockets
         front.close()
@@ -263,6 +280,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "health_file": "--health-file",
             "keys_dir": "--keys-dir",
             "insecure_workers": "--insecure-workers",
+            "secure_players": "--secure-players",
+            "key_bind": "--key-bind",
         },
     )
     return parser

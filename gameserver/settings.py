@@ -26,6 +26,8 @@ CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for ben
 CROSSROADS_HEALTH_FILE          none (liveness file kept fresh while healthy; the image sets it)
 CROSSROADS_KEYS_DIR             <data dir>/crossroads/keys (CURVE certificates; `crossroads keys`)
 CROSSROADS_INSECURE_WORKERS     false (true: the worker port takes any process, unencrypted)
+CROSSROADS_SECURE_PLAYERS       false (true: player ports speak CURVE; clients pin the front's key)
+CROSSROADS_KEY_BIND             tcp://*:7300   (front, with secure players: tells its public key)
 CROSSROADS_FRONT_KEY            <keys dir>/front.key (a worker's: the front's public key or file)
 CROSSROADS_WORKER_KEY           <keys dir>/worker.key_secret (a worker's own secret certificate)
 ==============================  ===============================================================
@@ -110,6 +112,12 @@ class Settings(BaseSettings):
     )
     insecure_workers: bool = Field(
         False, description="worker port without keys or encryption: any process may join"
+    )
+    secure_players: bool = Field(
+        False, description="action and update ports speak CURVE with the front's key"
+    )
+    key_bind: str = Field(
+        "tcp://*:7300", description="bind: plaintext announcement of the front's public key"
     )
     front_key: str | None = Field(
         None, description="the front's public key, Z85 or a .key file (default: in the keys dir)"

@@ -8,8 +8,10 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import engine
+from gameserver.cluster_keys import KeyAnnouncer, KeysError, load_pair, public_key
 from gameserver.health import HEALTH_FILE_ENV
 
 from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, Relay
@@ -17,6 +19,8 @@ from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, Relay
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
 DEFAULT_BIND = "tcp://*:7312"
+#: Where a relay with --key announces its public key (its player ports are 7311/7312).
+DEFAULT_KEY_BIND = "tcp://*:7310"
 #: Seconds between stats log lines; a minute is enough to watch bandwidth without log spam.
 DEFAULT_STATS_INTERVAL = 60.0
 
@@ -72,11 +76,36 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="liveness file kept fresh while the upstream links are up, for "
         f"`crossroads-health file` (env {HEALTH_FILE_ENV}; default: none)",
     )
+    p.add_argument(
+        "--upstream-key",
+        metavar="KEY",
+        help="the upstream's CURVE public key (Z85 or a .key file), for a front with "
+        "--secure-players or a secure relay",
+    )
+    p.add_argument(
+        "--key",
+        type=Path,
+        metavar="PATH",
+        help="this relay's .key_secret (crossroads keys init makes relay.key_secret): the "
+        "region's ports then speak CURVE and --key-bind announces the public key",
+    )
+    p.add_argument(
+        "--key-bind",
+        default=DEFAULT_KEY_BIND,
+        metavar="ENDPOINT",
+        help=f"with --key: where players learn this relay's key ({DEFAULT_KEY_BIND})",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return p
 
 
 async def serve(args: argparse.Namespace) -> int:
+    try:
+        upstream_key = None if args.upstream_key is None else public_key(args.upstream_key)
+        key = None if args.key is None else load_pair(args.key)
+    except KeysError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
     try:
         relay = Relay(
             args.upstream,
@@ -90,10 +119,20 @@ async def serve(args: argparse.Namespace) -> int:
             health_file=args.health_file,
             multicast_rate=args.multicast_rate,
             multicast_hops=args.multicast_hops,
+            upstream_key=upstream_key,
+            key=key,
         )
     except (ValueError, engine.ZMQError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
+    announcer = None
+    if key is not None:
+        try:
+            announcer = KeyAnnouncer(relay.context, args.key_bind, key.public)
+        except engine.ZMQError as exc:
+            relay.close()
+            print(f"relay: cannot bind {args.key_bind}: {exc}", file=sys.stderr)
+            return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,10 +143,16 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"actions {relay.actions_endpoint}")
     if relay.stats_endpoint:
         print(f"stats {relay.stats_endpoint}")
+    if announcer is not None and key is not None:
+        print(f"key {announcer.endpoint} {key.public.decode()}")
     print("ready", flush=True)
+    announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     try:
         await relay.run(stop)
     finally:
+        if announcing is not None and announcer is not None:
+            announcing.cancel()
+            announcer.close()
         relay.close()
     return 0
 

@@ -31,6 +31,7 @@ import time
 import engine
 import engine.asyncio as azmq
 from engine.utils.monitor import recv_monitor_message
+from gameserver.cluster_keys import KeyPair
 from gameserver.health import RELAY_HEALTH, RELAY_OK, TOUCH_EVERY_S, Toucher
 
 from .history import History
@@ -110,6 +111,8 @@ class Relay:
         health_file: str | None = None,
         multicast_rate: int = DEFAULT_MULTICAST_RATE,
         multicast_hops: int = 1,
+        upstream_key: bytes | None = None,
+        key: KeyPair | None = None,
     ) -> None:
         if (actions_upstream is None) != (actions_bind is None):
             raise ValueError("actions need both an upstream and a bind endpoint")
@@ -120,8 +123,11 @@ class Relay:
         self.history = History(history) if history > 0 else None
         self._sockets: list[azmq.Socket] = []
         self.health_file = Toucher(health_file)
-        self.up = self._socket(engine.XSUB, hwm)
-        self.down = self._socket(engine.XPUB, hwm)
+        #: CURVE: the front's (or parent relay's) key upstream, this relay's own downstream.
+        self.upstream_key = upstream_key
+        self.key = key
+        self.up = self._socket(engine.XSUB, hwm, upstream=True)
+        self.down = self._socket(engine.XPUB, hwm, upstream=False)
         self.multicast = bind.startswith(MULTICAST_SCHEMES)
         if self.multicast:
             self.down.rate = multicast_rate
@@ -137,8 +143,8 @@ class Relay:
         self.rep: azmq.Socket | None = None
         self.actions_links: LinkCounter | None = None
         if actions_upstream is not None and actions_bind is not None:
-            self.router = self._socket(engine.ROUTER, hwm)
-            self.dealer = self._socket(engine.DEALER, hwm)
+            self.router = self._socket(engine.ROUTER, hwm, upstream=False)
+            self.dealer = self._socket(engine.DEALER, hwm, upstream=True)
             self.actions_links = self._watch_upstream(self.dealer)
             self.dealer.connect(actions_upstream)
             self.actions_endpoint = self.router.bind(actions_bind)
@@ -146,10 +152,18 @@ class Relay:
             self.rep = self._socket(engine.REP, hwm)
             self.stats_endpoint = self.rep.bind(stats_bind)
 
-    def _socket(self, kind: int, hwm: int) -> azmq.Socket:
+    def _socket(self, kind: int, hwm: int, upstream: bool | None = None) -> azmq.Socket:
         sock = self.context.socket(kind)
         sock.sndhwm = hwm
         sock.rcvhwm = hwm
+        if upstream is True and self.upstream_key is not None:
+            sock.curve_serverkey = self.upstream_key
+            sock.curve_publickey, sock.curve_secretkey = engine.curve_keypair()
+        elif upstream is False and self.key is not None:
+            # Any player key is admitted (no ZAP handler here): passwords do the rest.
+            sock.curve_server = 1
+            sock.curve_secretkey = self.key.secret
+            sock.curve_publickey = self.key.public
         self._sockets.append(sock)
         return sock
 
