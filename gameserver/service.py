@@ -18,6 +18,7 @@ from pathlib import Path
 from .accounts import DEFAULT_SESSION_TTL, login, resume
 from .catchup import catchup
 from .commands import CommandSet, default_commands
+from .display import safe_text
 from .events import Outcome
 from .passwords import DEFAULT_N
 from .protocol import (
@@ -102,7 +103,7 @@ class GameService:
                     self.world,
                     request.token,
                     request.action_id,
-                    request.text,
+                    safe_text(request.text),  # no bidi overrides etc. on others' screens
                     now=now,
                     commands=self.commands,
                     session_ttl=self.session_ttl,
