@@ -29,6 +29,7 @@ from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
 from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
+from .limits import SocketLimits, limit_front
 from .protocol import (
     MAX_REQUEST_BYTES,
     PING_BODY,
@@ -126,6 +127,7 @@ class Front:
         heartbeat_liveness: int = 3,
         drain_timeout: float = 10.0,
         security: FrontSecurity | None = None,
+        limits: SocketLimits | None = None,
         context: ezmq.Context | None = None,
     ) -> None:
         if tick_interval <= 0:
@@ -144,7 +146,10 @@ class Front:
         self.actions = self.context.socket(engine.ROUTER)
         self.updates = self.context.socket(engine.XPUB)
         self.backend = self.context.socket(engine.ROUTER)
-        self.actions.setsockopt(engine.MAXMSGSIZE, MAX_WIRE_BYTES)
+        # Message, connection, subscription, handshake and heartbeat limits (limits.py).
+        limit_front(
+            self.actions, self.updates, self.backend, limits or SocketLimits(), MAX_WIRE_BYTES
+        )
         # A send to a departed worker must fail, so its job can go to another one at once.
         self.backend.setsockopt(engine.ROUTER_MANDATORY, 1)
         self._zap_task: asyncio.Task[None] | None = None

@@ -26,8 +26,10 @@ import engine
 
 from . import settings as cfg
 from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeyAnnouncer, KeysError, ensure_cluster
+from .durability import check_durable
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
+from .limits import SocketLimits
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store
 from .world import World, WorldError, load_world
@@ -85,6 +87,8 @@ class Supervisor:
         cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
+        if s.allow_volatile_store:
+            cmd += ["--allow-volatile-store"]
         if s.insecure_workers:
             cmd += ["--insecure-workers"]
         else:
@@ -155,6 +159,8 @@ def check_store(settings: cfg.Settings, world: World) -> None:
     """Open the store once: a bad URL or an unreachable server fails here, clearly."""
     if settings.store.startswith(SQLITE_SCHEME):
         Path(settings.store[len(SQLITE_SCHEME) :]).parent.mkdir(parents=True, exist_ok=True)
+    for warning in check_durable(settings.store, settings.allow_volatile_store):
+        log.warning("%s", warning)
     with open_store(settings.store) as store:
         seed_world(store, world)
 
@@ -199,6 +205,7 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             heartbeat_liveness=settings.heartbeat_liveness,
             drain_timeout=settings.drain_timeout,
             security=security,
+            limits=SocketLimits(settings.max_connections, settings.max_subscriptions),
         )
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
@@ -280,6 +287,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "health_file": "--health-file",
             "keys_dir": "--keys-dir",
             "insecure_workers": "--insecure-workers",
+            "allow_volatile_store": "--allow-volatile-store",
+            "max_connections": "--max-connections",
+            "max_subscriptions": "--max-subscriptions",
             "secure_players": "--secure-players",
             "key_bind": "--key-bind",
         },

@@ -26,6 +26,9 @@ CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for ben
 CROSSROADS_HEALTH_FILE          none (liveness file kept fresh while healthy; the image sets it)
 CROSSROADS_KEYS_DIR             <data dir>/crossroads/keys (CURVE certificates; `crossroads keys`)
 CROSSROADS_INSECURE_WORKERS     false (true: the worker port takes any process, unencrypted)
+CROSSROADS_MAX_CONNECTIONS      4096 connections per player port
+CROSSROADS_MAX_SUBSCRIPTIONS    1024 topics per subscriber (raise it for relays of big regions)
+CROSSROADS_ALLOW_VOLATILE_STORE false (true: accept a Redis without appendonly; see durability.py)
 CROSSROADS_SECURE_PLAYERS       false (true: player ports speak CURVE; clients pin the front's key)
 CROSSROADS_KEY_BIND             tcp://*:7300   (front, with secure players: tells its public key)
 CROSSROADS_FRONT_KEY            <keys dir>/front.key (a worker's: the front's public key or file)
@@ -113,6 +116,15 @@ class Settings(BaseSettings):
     insecure_workers: bool = Field(
         False, description="worker port without keys or encryption: any process may join"
     )
+    max_connections: int = Field(
+        4096, ge=1, description="connections each player port holds at once"
+    )
+    max_subscriptions: int = Field(
+        1024, ge=3, description="topics one subscriber (a player: 3; a relay: more) may hold"
+    )
+    allow_volatile_store: bool = Field(
+        False, description="run on a Redis without append-only (data lost when it restarts)"
+    )
     secure_players: bool = Field(
         False, description="action and update ports speak CURVE with the front's key"
     )
@@ -155,6 +167,8 @@ METAVARS = {
     "cpu_burn": "N",
     "health_file": "PATH",
     "keys_dir": "DIR",
+    "max_connections": "N",
+    "max_subscriptions": "N",
     "front_key": "KEY",
     "worker_key": "PATH",
 }

@@ -24,6 +24,7 @@ from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, Work
 
 from . import settings as cfg
 from .cluster_keys import KeysError, worker_credentials
+from .durability import check_durable
 from .health import TOUCH_EVERY_S, Toucher
 from .jobs import run_job
 from .seed import seed_world
@@ -159,6 +160,8 @@ async def _keep_health_file(worker: GameWorker, path: str) -> None:
 
 async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
     try:
+        for warning in check_durable(settings.store, settings.allow_volatile_store):
+            log.warning("%s", warning)
         service = await asyncio.to_thread(open_service, settings.store, settings.world)
     except (StoreError, WorldError) as exc:
         log.error("%s", exc)
@@ -220,6 +223,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "front_key": "--front-key",
             "worker_key": "--worker-key",
             "insecure_workers": "--insecure-workers",
+            "allow_volatile_store": "--allow-volatile-store",
         },
     )
     parser.add_argument(

@@ -33,6 +33,12 @@ import engine.asyncio as azmq
 from engine.utils.monitor import recv_monitor_message
 from gameserver.cluster_keys import KeyPair
 from gameserver.health import RELAY_HEALTH, RELAY_OK, TOUCH_EVERY_S, Toucher
+from gameserver.limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    SocketLimits,
+    limit_bound,
+    limit_publisher,
+)
 
 from .history import History
 from .stats import RelayStats
@@ -53,6 +59,10 @@ DELIMITER = b""
 #: kernel's TCP timeout (minutes), and the relay redials it.
 UPSTREAM_HEARTBEAT_IVL_MS = 1000
 UPSTREAM_HEARTBEAT_TIMEOUT_MS = 3000
+#: Largest request frame the relay's actions port takes (the front's own limit: 64 KiB).
+MAX_REQUEST_WIRE_BYTES = 64 * 1024
+#: A stats request is a word ("stats", "health").
+MAX_STATS_REQUEST_BYTES = 256
 #: Multicast binds: one stream for the whole LAN, and no subscriptions travel back.
 MULTICAST_SCHEMES = ("pgm://", "epgm://")
 #: RATE for a multicast bind, kbit/s. libzmq's default (100) would throttle a busy region to
@@ -132,6 +142,8 @@ class Relay:
         if self.multicast:
             self.down.rate = multicast_rate
             self.down.multicast_hops = multicast_hops
+        if not self.multicast:
+            limit_publisher(self.down, SocketLimits())  # gameserver/limits.py
         self.up_links = self._watch_upstream(self.up)
         self.up.connect(upstream)
         self.endpoint = self.down.bind(bind)
@@ -145,11 +157,13 @@ class Relay:
         if actions_upstream is not None and actions_bind is not None:
             self.router = self._socket(engine.ROUTER, hwm, upstream=False)
             self.dealer = self._socket(engine.DEALER, hwm, upstream=True)
+            limit_bound(self.router, MAX_REQUEST_WIRE_BYTES, DEFAULT_MAX_CONNECTIONS)
             self.actions_links = self._watch_upstream(self.dealer)
             self.dealer.connect(actions_upstream)
             self.actions_endpoint = self.router.bind(actions_bind)
         if stats_bind is not None:
             self.rep = self._socket(engine.REP, hwm)
+            limit_bound(self.rep, MAX_STATS_REQUEST_BYTES, DEFAULT_MAX_CONNECTIONS)
             self.stats_endpoint = self.rep.bind(stats_bind)
 
     def _socket(self, kind: int, hwm: int, upstream: bool | None = None) -> azmq.Socket:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket as _socket
@@ -40,6 +41,13 @@ def _tune(sock: _socket.socket, opts: Options) -> None:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, opts.sndbuf)
     if opts.rcvbuf > 0:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, opts.rcvbuf)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over a listener's MAX_CONNECTIONS: closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()
 
 
 class Listener:
@@ -128,7 +136,13 @@ class Listener:
         else:
             self._server = await loop.create_server(self._new_link, sock=sock)
 
-    def _new_link(self) -> ZMTPLink:
+    def _new_link(self) -> ZMTPLink | asyncio.Protocol:
+        cap = self.host.port.options.max_connections
+        if 0 < cap <= len(self.links):
+            # MAX_CONNECTIONS: over the cap a connection is closed as soon as it is made,
+            # before a greeting is read or a byte of state is kept for it.
+            self.host.emit(c.EVENT_ACCEPT_FAILED, errno.EMFILE, self.endpoint)
+            return _Refused()
         link = ZMTPLink(self.host, self, None)
         self.links.add(link)
         self.host.emit(c.EVENT_ACCEPTED, 0, self.endpoint)
