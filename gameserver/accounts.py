@@ -86,10 +86,12 @@ def login(
     now: float | None = None,
     session_ttl: float = DEFAULT_SESSION_TTL,
     scrypt_n: int = DEFAULT_N,
+    may_register: bool = True,
 ) -> Outcome:
     """Open a session for ``name``; the first login registers it, later ones must match the
     password. A new login replaces the player's previous session (the old token stops working
-    and its private topic gets a ``session_replaced`` notice)."""
+    and its private topic gets a ``session_replaced`` notice). Without ``may_register`` (the
+    front's registration budget is spent, admission.py) an unknown name is refused."""
     now = time.time() if now is None else now
     try:
         LoginRequest(name=name, password=password)
@@ -100,6 +102,8 @@ def login(
     for _ in range(3):
         account = store.transaction(lambda tx: GameState(tx).account(key))
         new_hash: PasswordHash | None = None
+        if account is None and not may_register:
+            return Outcome(NO_REGISTRATION)
         if account is None:
             new_hash = hash_password(password, n=scrypt_n)
         elif not verify_password(password, account.password):
@@ -116,6 +120,12 @@ def login(
         except _NameTaken:
             continue  # verify against the account that won the race
     return Outcome(ErrorReply(code="unavailable", message="Please try again."))
+
+
+#: The answer to a new name while registrations are paused (the front's budget is spent).
+NO_REGISTRATION = ErrorReply(
+    code="rate_limited", message="Too many new accounts right now; please try again in a minute."
+)
 
 
 def _open_session(

@@ -28,6 +28,7 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
+from .admission import Admission, AdmissionPolicy, Login
 from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
 from .limits import SocketLimits, limit_front
 from .protocol import (
@@ -39,6 +40,7 @@ from .protocol import (
     ProtocolError,
     decode_request,
     encode,
+    login_only_job,
     pong_bytes,
     request_job,
     split_result,
@@ -128,6 +130,7 @@ class Front:
         drain_timeout: float = 10.0,
         security: FrontSecurity | None = None,
         limits: SocketLimits | None = None,
+        admission: AdmissionPolicy | None = None,
         context: ezmq.Context | None = None,
     ) -> None:
         if tick_interval <= 0:
@@ -137,6 +140,17 @@ class Front:
         )
         self.core = QueueCore(pool, busy_reply=[encode(BUSY)])
         self.limiter = RateLimiter(rate, burst)
+        # A connection may send (and ping) at twice the session rate: --rate raises all three.
+        per_connection = {"rate": max(40.0, 2 * rate), "burst": max(80.0, 2 * burst)}
+        self.admission = Admission(
+            admission
+            or AdmissionPolicy(
+                request_rate=per_connection["rate"],
+                request_burst=per_connection["burst"],
+                ping_rate=per_connection["rate"],
+                ping_burst=per_connection["burst"],
+            )
+        )
         self.rate = rate
         self.tick_interval = tick_interval
         self.drain_timeout = drain_timeout
@@ -322,8 +336,10 @@ class Front:
             await self._refuse(envelope, "bad_request", "expected exactly one request frame", now)
             return
         raw = body[0]
+        source = tuple(envelope)  # the connection (behind a relay too): admission.py
         if raw == PING_BODY:  # a health check: answered here, with the front's counters
-            await self._reply(envelope, [pong_bytes(self.health())])
+            if self.admission.ping(source, now):
+                await self._reply(envelope, [pong_bytes(self.health())])
             return
         if self.draining:
             await self._reply(envelope, [encode(SHUTTING_DOWN)])
@@ -333,28 +349,52 @@ class Front:
                 envelope, "too_large", f"message exceeds {MAX_REQUEST_BYTES} bytes", now
             )
             return
+        if not self.admission.request(source, now):
+            await self._slow_down(envelope, now)
+            return
         try:
             request = decode_request(raw)
         except ProtocolError as exc:
             await self._refuse(envelope, exc.code, exc.message, now)
             return
-        key = (
-            f"login:{request.name.lower()}" if isinstance(request, LoginRequest) else request.token
-        )
-        if not self.limiter.try_take(key, now):
-            self.stats.rate_limited += 1
-            text = f"Slow down: at most {self.rate:g} actions per second."
-            await self._reply(envelope, [encode(ErrorReply(code="rate_limited", message=text))])
+        if isinstance(request, LoginRequest):
+            verdict = self.admission.login(source, now, (envelope, raw))
+            if verdict is Login.REFUSED:
+                await self._slow_down(envelope, now)
+            elif verdict is Login.BUSY:
+                self.stats.busy += 1
+                if self.admission.may_answer_error(source, now):
+                    await self._reply(envelope, [encode(BUSY)])
+            elif verdict is not Login.QUEUED:  # QUEUED: started when a login is answered
+                await self._dispatch(envelope, raw, verdict, now)
             return
-        out = self.core.from_frontend([*envelope, *request_job(raw)], now)
+        if not self.limiter.try_take(request.token, now):
+            await self._slow_down(envelope, now)
+            return
+        await self._dispatch(envelope, raw, None, now)
+
+    async def _dispatch(
+        self, envelope: list[bytes], raw: bytes, login: Login | None, now: float
+    ) -> None:
+        """Queue a request for the workers (a login may be one that must not register)."""
+        job = login_only_job(raw) if login is Login.EXISTING_ONLY else request_job(raw)
+        out = self.core.from_frontend([*envelope, *job], now)
         if out.frontend:
             self.stats.busy += 1
         else:
             self.stats.requests += 1
         await self._send(out)
 
+    async def _slow_down(self, envelope: list[bytes], now: float) -> None:
+        self.stats.rate_limited += 1
+        if self.admission.may_answer_error(tuple(envelope), now):
+            text = f"Slow down: at most {self.rate:g} actions per second."
+            await self._reply(envelope, [encode(ErrorReply(code="rate_limited", message=text))])
+
     async def _refuse(self, envelope: list[bytes], code: ErrorCode, text: str, now: float) -> None:
         self.stats.refused += 1
+        if not self.admission.may_answer_error(tuple(envelope), now):
+            return  # past the error budget: a flood of bad requests gets no answers
         if self._throttle.allow(now):
             log.warning("refused a request from %s: %s: %s", show_id(envelope[0]), code, text)
         await self._reply(envelope, [encode(ErrorReply(code=code, message=text))])
@@ -386,6 +426,9 @@ class Front:
         envelope, body = split_envelope(msg)
         result = split_result(body)
         is_tick = envelope == [TICK_ROUTE, b""]
+        # A login in flight is done: waiting ones may start (admission.py).
+        for (waiter, raw), login in self.admission.answered(tuple(envelope), time.monotonic()):
+            await self._dispatch(waiter, raw, login, time.monotonic())
         if result is None:
             log.error("dropped a malformed answer from a worker (%d frames)", len(body))
             if not is_tick:

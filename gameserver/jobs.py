@@ -1,7 +1,8 @@
 """Running one job in a worker.
 
 A job body (after the Paranoid Pirate envelope) is ``[JOB_REQUEST, request]`` for a client's
-request, or ``[JOB_TICK]`` for the world clock. A worker answers ``[reply, marks, *pubs]``:
+request (``[JOB_LOGIN_EXISTING, login]`` for a login that may not register), or ``[JOB_TICK]``
+for the world clock. A worker answers ``[reply, marks, *pubs]``:
 the reply for the client (empty for a tick), the public seq marks of its events (see
 :func:`gameserver.broadcast.marks`), and flat ``wire_topic, payload`` pairs to publish. The
 frames are defined in :mod:`gameserver.protocol`.
@@ -13,6 +14,7 @@ import logging
 
 from .broadcast import marks, publication_frames
 from .protocol import (
+    JOB_LOGIN_EXISTING,
     JOB_REQUEST,
     JOB_TICK,
     NO_MARKS,
@@ -50,7 +52,7 @@ def run_job(service: GameService, job: list[bytes], *, cpu_burn: int = 0) -> lis
             log.exception("world tick failed; the next one will catch up")
             events = []
         return [NO_REPLY, NO_MARKS, *publication_frames(events)]
-    if len(job) != 2 or job[0] != JOB_REQUEST:
+    if len(job) != 2 or job[0] not in (JOB_REQUEST, JOB_LOGIN_EXISTING):
         log.warning("dropped a malformed job (%d frames)", len(job))
         reply = ErrorReply(code="internal", message="The server sent a malformed job.")
         return [encode(reply), NO_MARKS]
@@ -60,7 +62,8 @@ def run_job(service: GameService, job: list[bytes], *, cpu_burn: int = 0) -> lis
         return [encode(exc.to_reply()), NO_MARKS]
     if cpu_burn and isinstance(request, ActionRequest):
         burn(cpu_burn)  # before the store transaction, as real game logic would compute
-    outcome = service.handle(request)
+    # A login-only job: the front's registration budget is spent (admission.py).
+    outcome = service.handle(request, may_register=job[0] != JOB_LOGIN_EXISTING)
     return [
         outcome.reply_bytes(),
         encode_marks(marks(outcome.events)),

@@ -1,0 +1,186 @@
+"""Admission and flood control at the front, before any request reaches a worker (sans-I/O).
+
+The per-session token bucket (ratelimit.py) only sees requests that carry a session; these
+limits apply before authentication, per *source*: the request's routing path (the connection,
+or the player's connection behind a relay, since a relay adds its own routing frame). The
+engine does not tell the front a peer's IP address, so many connections from one attacker are
+held in check by the global login and registration budgets and the connection cap (limits.py).
+
+* every request of a source: a bucket (a fresh random token per request no longer helps);
+* logins: a small bucket per source and one for the whole front (password hashing is the most
+  expensive thing a worker does; a flood of logins must not starve everyone's actions);
+* registrations: every login spends a registration token of its source and of the front when
+  one is left; a login with none left still logs an existing player in, but may not create an
+  account (the worker gets a "login only" job), so junk accounts are bounded by the budgets;
+* pings: a small bucket per source (the pong is computed by the front itself);
+* error replies: a budget per source; past it, bad requests are dropped without an answer, so
+  a flood of tiny malformed requests cannot make the front send more than it receives.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from .ratelimit import TokenBucket
+
+
+@dataclass(frozen=True)
+class AdmissionPolicy:
+    """Rates are per second, bursts are counts."""
+
+    request_rate: float = 40.0  # any request of one source (the session limit is 20/s)
+    request_burst: float = 80.0
+    login_rate: float = 0.5  # logins of one source
+    login_burst: float = 5.0
+    # Logins of everybody: each costs a worker ~50 ms of password hashing, so 10/s keeps a
+    # flood of logins to half a core and leaves the workers free for everyone's actions.
+    front_login_rate: float = 10.0
+    front_login_burst: float = 20.0
+    registration_rate: float = 1 / 60  # new accounts of one source
+    registration_burst: float = 3.0
+    front_registration_rate: float = 0.5  # new accounts of everybody (30 a minute)
+    front_registration_burst: float = 30.0
+    #: Logins being hashed at once. A burst of logins queued before a player's action would
+    #: delay it by the whole burst's hashing; with two in flight, by at most about one.
+    max_logins_in_flight: int = 2
+    #: A login unanswered this long is presumed lost (its job expired in the queue): the
+    #: in-flight count is reset rather than blocking logins for good.
+    login_stale_s: float = 30.0
+    #: Logins waiting for a turn; past them a login is answered "busy, retry".
+    max_waiting_logins: int = 500
+    ping_rate: float = 2.0
+    ping_burst: float = 5.0
+    error_rate: float = 2.0  # error answers to one source; past them bad requests are dropped
+    error_burst: float = 10.0
+    #: Sources remembered; the least recently seen are forgotten (a flood of new connections
+    #: cannot grow memory without bound; a forgotten source starts with full buckets).
+    max_sources: int = 50_000
+
+
+class Login(enum.Enum):
+    REFUSED = "refused"  # over a login budget: answer "slow down"
+    QUEUED = "queued"  # enough logins are being worked on: it waits its turn (see answered)
+    BUSY = "busy"  # and too many wait already: answer "busy, retry"
+    REGISTER = "register"  # may log in or create the account
+    EXISTING_ONLY = "existing"  # may log in an existing player only
+
+
+class _Source:
+    __slots__ = ("errors", "logins", "pings", "registrations", "requests")
+
+    def __init__(self, policy: AdmissionPolicy, now: float) -> None:
+        self.requests = TokenBucket.full(policy.request_rate, policy.request_burst, now)
+        self.logins = TokenBucket.full(policy.login_rate, policy.login_burst, now)
+        self.registrations = TokenBucket.full(
+            policy.registration_rate, policy.registration_burst, now
+        )
+        self.pings = TokenBucket.full(policy.ping_rate, policy.ping_burst, now)
+        self.errors = TokenBucket.full(policy.error_rate, policy.error_burst, now)
+
+
+@dataclass
+class AdmissionStats:
+    limited: int = 0  # requests refused by a source's or the front's budget
+    silenced: int = 0  # bad requests dropped without an answer (error budget spent)
+    login_only: int = 0  # logins that could not create an account
+
+
+class Admission:
+    """The budgets; callers pass the source (any hashable routing path) and the clock."""
+
+    def __init__(self, policy: AdmissionPolicy | None = None, now: float = 0.0) -> None:
+        self.policy = policy or AdmissionPolicy()
+        p = self.policy
+        self._sources: OrderedDict[Hashable, _Source] = OrderedDict()
+        self._logins = TokenBucket.full(p.front_login_rate, p.front_login_burst, now)
+        self._registrations = TokenBucket.full(
+            p.front_registration_rate, p.front_registration_burst, now
+        )
+        self.stats = AdmissionStats()
+        #: Sources with a login at a worker, and how many (released by `answered`).
+        self._logins_in_flight: dict[Hashable, int] = {}
+        self.in_flight = 0
+        self._last_login = now
+        self._waiting: deque[tuple[Hashable, float, Any]] = deque()
+
+    def _source(self, source: Hashable, now: float) -> _Source:
+        found = self._sources.get(source)
+        if found is None:
+            found = self._sources[source] = _Source(self.policy, now)
+            if len(self._sources) > self.policy.max_sources:
+                self._sources.popitem(last=False)
+        else:
+            self._sources.move_to_end(source)
+        return found
+
+    def request(self, source: Hashable, now: float) -> bool:
+        """Any request: False when the source sends faster than its budget."""
+        if self._source(source, now).requests.try_take(now):
+            return True
+        self.stats.limited += 1
+        return False
+
+    def ping(self, source: Hashable, now: float) -> bool:
+        return self._source(source, now).pings.try_take(now)
+
+    def login(self, source: Hashable, now: float, item: Any = None) -> Login:
+        """The verdict on a login. An admitted one counts as in flight until `answered`; past
+        the in-flight cap it waits (QUEUED, `item` kept) and `answered` hands it back later."""
+        own = self._source(source, now)
+        if not own.logins.try_take(now):
+            self.stats.limited += 1
+            return Login.REFUSED
+        if not self._logins.try_take(now):
+            own.logins.tokens += 1  # the source's token back: the front's budget said no
+            self.stats.limited += 1
+            return Login.REFUSED
+        if self.in_flight >= self.policy.max_logins_in_flight:
+            if now - self._last_login < self.policy.login_stale_s:
+                if len(self._waiting) >= self.policy.max_waiting_logins:
+                    return Login.BUSY
+                self._waiting.append((source, now, item))
+                return Login.QUEUED
+            self._logins_in_flight.clear()  # answers that never came: forget them
+            self.in_flight = 0
+        return self._start(source, now)
+
+    def _start(self, source: Hashable, now: float) -> Login:
+        own = self._source(source, now)
+        self.in_flight += 1
+        self._last_login = now
+        self._logins_in_flight[source] = self._logins_in_flight.get(source, 0) + 1
+        if own.registrations.try_take(now):
+            if self._registrations.try_take(now):
+                return Login.REGISTER
+            own.registrations.tokens += 1
+        self.stats.login_only += 1
+        return Login.EXISTING_ONLY
+
+    def answered(self, source: Hashable, now: float) -> list[tuple[Any, Login]]:
+        """An answer went to `source`: a login of its in flight, if any, is done. Returns the
+        waiting logins that may start now, with their verdicts (REGISTER or EXISTING_ONLY)."""
+        count = self._logins_in_flight.get(source)
+        if count is None:
+            return []
+        self.in_flight -= 1
+        if count > 1:
+            self._logins_in_flight[source] = count - 1
+        else:
+            del self._logins_in_flight[source]
+        ready = []
+        while self._waiting and self.in_flight < self.policy.max_logins_in_flight:
+            waiter, since, item = self._waiting.popleft()
+            if now - since < self.policy.login_stale_s:  # its client gave up long ago
+                ready.append((item, self._start(waiter, now)))
+        return ready
+
+    def may_answer_error(self, source: Hashable, now: float) -> bool:
+        """Whether a refusal may be answered; False: drop the request silently."""
+        if self._source(source, now).errors.try_take(now):
+            return True
+        self.stats.silenced += 1
+        return False
