@@ -152,3 +152,11 @@ def test_worker_without_keys_says_what_to_do(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no front key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_insecure_workers_is_explicit_and_loud(start_server, sqlite_url: str) -> None:
+    server: Server = start_server(sqlite_url, 1, "--insecure-workers")
+    assert server.wait_for(r"^workers \S+  .*ANY process")
+    assert not any(line.startswith("front public key") for line in server.lines)
+    assert ping(server.actions)["workers"] == 1  # its keyless local worker joined
+    assert "ANY process that reaches" in server.log_path.read_text()
