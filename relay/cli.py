@@ -14,7 +14,7 @@ import engine
 from gameserver.cluster_keys import KeyAnnouncer, KeysError, load_pair, public_key
 from gameserver.health import HEALTH_FILE_ENV
 
-from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, Relay
+from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, PLAYER_SUBSCRIPTIONS, Relay
 
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
@@ -60,6 +60,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_STATS_INTERVAL,
         help="seconds between stats log lines (0: never)",
+    )
+    p.add_argument(
+        "--max-subscriptions",
+        type=int,
+        default=PLAYER_SUBSCRIPTIONS,
+        metavar="N",
+        help=f"topics one downstream peer may hold ({PLAYER_SUBSCRIPTIONS}: a player needs 3); "
+        "raise it on a relay that feeds other relays",
     )
     p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="per-peer queue bound (0: none)")
     p.add_argument(
@@ -121,6 +129,7 @@ async def serve(args: argparse.Namespace) -> int:
             multicast_hops=args.multicast_hops,
             upstream_key=upstream_key,
             key=key,
+            max_subscriptions=args.max_subscriptions,
         )
     except (ValueError, engine.ZMQError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
@@ -167,6 +176,9 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
         return 2
     if args.multicast_rate <= 0 or not 0 < args.multicast_hops < 256:
         print(f"{prog}: --multicast-rate must be positive, --multicast-hops 1-255", file=sys.stderr)
+        return 2
+    if args.max_subscriptions < 1:
+        print(f"{prog}: --max-subscriptions must be at least 1", file=sys.stderr)
         return 2
     if args.history and args.actions_bind is None:
         print(f"{prog}: --history answers catch-ups, so it needs --actions-bind", file=sys.stderr)

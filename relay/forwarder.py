@@ -59,6 +59,9 @@ DELIMITER = b""
 #: kernel's TCP timeout (minutes), and the relay redials it.
 UPSTREAM_HEARTBEAT_IVL_MS = 1000
 UPSTREAM_HEARTBEAT_TIMEOUT_MS = 3000
+#: Topics one downstream peer may hold: a player needs 3 (world, room, private) and briefly one
+#: more while changing rooms; a relay feeding other relays needs more (--max-subscriptions).
+PLAYER_SUBSCRIPTIONS = 32
 #: Largest request frame the relay's actions port takes (the front's own limit: 64 KiB).
 MAX_REQUEST_WIRE_BYTES = 64 * 1024
 #: A stats request is a word ("stats", "health").
@@ -123,6 +126,7 @@ class Relay:
         multicast_hops: int = 1,
         upstream_key: bytes | None = None,
         key: KeyPair | None = None,
+        max_subscriptions: int = PLAYER_SUBSCRIPTIONS,
     ) -> None:
         if (actions_upstream is None) != (actions_bind is None):
             raise ValueError("actions need both an upstream and a bind endpoint")
@@ -143,7 +147,9 @@ class Relay:
             self.down.rate = multicast_rate
             self.down.multicast_hops = multicast_hops
         if not self.multicast:
-            limit_publisher(self.down, SocketLimits())  # gameserver/limits.py
+            # gameserver/limits.py. Few topics per player: what one player subscribes, the
+            # relay subscribes upstream, where the front caps the relay's topics as a whole.
+            limit_publisher(self.down, SocketLimits(max_subscriptions=max_subscriptions))
         self.up_links = self._watch_upstream(self.up)
         self.up.connect(upstream)
         self.endpoint = self.down.bind(bind)
