@@ -147,6 +147,24 @@ async def _watch_parent(parent: int, worker: GameWorker) -> None:
     worker.stop()
 
 
+#: A worker that has not heard its front for this long after starting says why that may be.
+UNHEARD_WARNING_S = 10.0
+
+
+async def _warn_if_unheard(worker: GameWorker, front: str, keyed: bool) -> None:
+    """One warning with the likely causes when the front never answers: with CURVE a refused
+    key looks like silence from here (the front logs the refusal with the key)."""
+    await asyncio.sleep(UNHEARD_WARNING_S)
+    if worker.core.last_heard == float("-inf"):
+        cause = (
+            "is this worker's key in the front's workers/ allow-list, and --front-key the "
+            "front's current key? (the front logs refused keys)"
+            if keyed
+            else "is the front up, and does it run with --insecure-workers?"
+        )
+        log.warning("no word from the front at %s after %.0fs: %s", front, UNHEARD_WARNING_S, cause)
+
+
 async def _keep_health_file(worker: GameWorker, path: str) -> None:
     """Touch the liveness file while the front is heard: a worker cut off from its front is
     alive but useless, and its health check says so."""
@@ -188,6 +206,11 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         loop.add_signal_handler(signum, worker.stop)
     watchers = (
         [asyncio.create_task(_watch_parent(os.getppid(), worker))] if exit_with_parent else []
+    )
+    watchers.append(
+        asyncio.create_task(
+            _warn_if_unheard(worker, settings.front, keyed=not settings.insecure_workers)
+        )
     )
     if settings.health_file:
         watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))

@@ -160,3 +160,39 @@ def test_insecure_workers_is_explicit_and_loud(start_server, sqlite_url: str) ->
     assert not any(line.startswith("front public key") for line in server.lines)
     assert ping(server.actions)["workers"] == 1  # its keyless local worker joined
     assert "ANY process that reaches" in server.log_path.read_text()
+
+
+def test_a_worker_with_an_unknown_key_is_told_why_it_hears_nothing(
+    start_server, sqlite_url: str, tmp_path: Path
+) -> None:
+    server: Server = start_server(sqlite_url, 0)
+    workers = server.wait_for(r"^workers (\S+)")[1]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    other = tmp_path / "other-keys"  # a pair the front never admitted
+    made = subprocess.run(
+        [sys.executable, "-m", "crossroads", "keys", "--keys-dir", str(other), "init"],
+        capture_output=True,
+        env=env,
+        timeout=WAIT,
+    )
+    assert made.returncode == 0
+    log_path = tmp_path / "stranger.log"
+    front_key = str(server.log_path.parent / "keys" / "front.key")
+    args = ["--front", workers, "--store", sqlite_url, "--keys-dir", str(other)]
+    with log_path.open("wb") as log:
+        stranger = subprocess.Popen(
+            [sys.executable, "-m", "crossroads", "worker", *args, "--front-key", front_key],
+            env=env,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + WAIT
+        while "no word from the front" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        assert "allow-list" in log_path.read_text()
+        assert ping(server.actions)["workers"] == 0
+        assert "refused a crossroads-workers connection" in server.log_path.read_text()
+    finally:
+        stranger.kill()
+        stranger.wait(WAIT)
