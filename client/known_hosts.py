@@ -23,8 +23,9 @@ from engine.security import z85
 from gameserver.cluster_keys import KEY_REQUEST, KeysError, public_key
 from gameserver.settings import data_dir
 
-#: The front's key announcement listens here by default (7301/7302 are its player ports).
-KEY_PORT = 7300
+#: The key announcement listens one port below the action port by convention: the front's
+#: 7300 beside its 7301, a relay's 7310 beside its 7311.
+KEY_PORT_OFFSET = -1
 KEY_LENGTH = 40
 #: A known-hosts file is small; a huge one is not ours to read whole.
 MAX_FILE_BYTES = 1 << 20
@@ -41,9 +42,12 @@ def known_hosts_path() -> Path:
 
 
 def key_endpoint_for(actions: str) -> str | None:
-    """The key announcement beside an action endpoint (same host, port 7300); None if not tcp."""
+    """The key announcement beside an action endpoint (same host, the port below); None if
+    not tcp."""
     match = _TCP.match(actions)
-    return None if match is None else f"tcp://{match['host']}:{KEY_PORT}"
+    if match is None or int(match["port"]) + KEY_PORT_OFFSET <= 0:
+        return None
+    return f"tcp://{match['host']}:{int(match['port']) + KEY_PORT_OFFSET}"
 
 
 def valid_key(text: str) -> bool:

@@ -265,7 +265,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--key-endpoint",
         default=None,
         metavar="ENDPOINT",
-        help="where the server announces its key (default: the --server host, port 7300)",
+        help="where the server announces its key (default: the --server host, the port below "
+        "--server's: 7300 for a front's 7301, 7310 for a relay's 7311)",
     )
     return parser
 

@@ -18,6 +18,7 @@ import engine.asyncio as ezmq
 from client.known_hosts import (
     KnownHosts,
     ServerKeyChanged,
+    key_endpoint_for,
     parse_known_hosts,
     render_known_hosts,
     server_key,
@@ -138,3 +139,9 @@ def test_a_changed_key_is_refused_loudly(tmp_path: Path) -> None:
 def test_known_hosts_parser_never_raises_and_round_trips(text: str) -> None:
     hosts = parse_known_hosts(text)
     assert parse_known_hosts(render_known_hosts(hosts)) == hosts
+
+
+def test_the_announcement_sits_one_port_below_the_action_port() -> None:
+    assert key_endpoint_for("tcp://dc.example:7301") == "tcp://dc.example:7300"
+    assert key_endpoint_for("tcp://[::1]:7311") == "tcp://[::1]:7310"
+    assert key_endpoint_for("ipc:///tmp/game") is None
