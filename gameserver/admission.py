@@ -106,6 +106,7 @@ class Admission:
         self.in_flight = 0
         self._last_login = now
         self._waiting: deque[tuple[Hashable, float, Any]] = deque()
+        self._waiting_sources: set[Hashable] = set()
 
     def _source(self, source: Hashable, now: float) -> _Source:
         found = self._sources.get(source)
@@ -140,9 +141,12 @@ class Admission:
             return Login.REFUSED
         if self.in_flight >= self.policy.max_logins_in_flight:
             if now - self._last_login < self.policy.login_stale_s:
+                if source in self._waiting_sources:
+                    return Login.QUEUED  # a client's resend: its first copy keeps its place
                 if len(self._waiting) >= self.policy.max_waiting_logins:
                     return Login.BUSY
                 self._waiting.append((source, now, item))
+                self._waiting_sources.add(source)
                 return Login.QUEUED
             self._logins_in_flight.clear()  # answers that never came: forget them
             self.in_flight = 0
@@ -174,6 +178,7 @@ class Admission:
         ready = []
         while self._waiting and self.in_flight < self.policy.max_logins_in_flight:
             waiter, since, item = self._waiting.popleft()
+            self._waiting_sources.discard(waiter)
             if now - since < self.policy.login_stale_s:  # its client gave up long ago
                 ready.append((item, self._start(waiter, now)))
         return ready

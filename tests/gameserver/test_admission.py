@@ -81,6 +81,7 @@ def test_logins_past_the_in_flight_cap_wait_their_turn() -> None:
     assert gate.login("a", 0.0, "item-a") is Login.REGISTER
     assert gate.login("b", 0.0, "item-b") is Login.REGISTER
     assert gate.login("c", 0.0, "item-c") is Login.QUEUED
+    assert gate.login("c", 0.0, "resend-c") is Login.QUEUED  # not queued twice
     assert gate.login("d", 0.0, "item-d") is Login.BUSY  # the waiting room is full
     assert gate.answered("nobody", 0.0) == []  # an answer to a source without a login
     assert gate.answered("a", 0.1) == [("item-c", Login.REGISTER)]
