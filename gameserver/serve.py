@@ -215,8 +215,9 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         loop.add_signal_handler(signum, front.shutdown)
     supervisor = Supervisor(settings, connectable(front.workers_endpoint))
     say(f"crossroads serve: world {world.world.name!r}, store {settings.store}")
-    say(f"actions {connectable(front.actions_endpoint)}  (clients send requests here)")
-    say(f"updates {connectable(front.updates_endpoint)}  (clients subscribe here)")
+    # Where a local client connects, then what is really bound (0.0.0.0: every interface).
+    say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
+    say(f"updates {connectable(front.updates_endpoint)}  (bound {front.updates_endpoint})")
     admits = "ANY process (insecure)" if security is None else "allowed keys only"
     say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
     announcer = None
