@@ -19,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/crossroads/bin:$PATH \
     CROSSROADS_HEALTH_FILE=/tmp/crossroads.health
 # An unprivileged user; the default SQLite store lives in its home (XDG data dir).
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin crossroads
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin crossroads \
+    && install -d -o crossroads -g crossroads -m 0700 /home/crossroads/.local/share/crossroads/keys
 
 # -- server ----------------------------------------------------------------------------------
 FROM base AS server-deps

@@ -43,9 +43,12 @@ class Connection:
         timeout: float = 2.0,
         retries: int = 1,
         ping_interval: float = 1.0,
+        server_key: bytes | None = None,
         on_change: Callable[[str, str], None] = lambda state, message: None,
     ) -> None:
-        self.session = GameSession(actions, updates, timeout=timeout, retries=retries)
+        self.session = GameSession(
+            actions, updates, timeout=timeout, retries=retries, server_key=server_key
+        )
         self.name, self._password = name, password
         self.ping_interval = ping_interval
         self.on_change = on_change

@@ -72,12 +72,18 @@ class GameSession:
         timeout: float = DEFAULT_TIMEOUT_S,
         retries: int = DEFAULT_RETRIES,
         busy_budget: float = BUSY_BUDGET_S,
+        server_key: bytes | None = None,
         context: ezmq.Context | None = None,
     ) -> None:
         self.core = ClientCore(timeout=timeout, retries=retries, busy_budget=busy_budget)
         self.endpoint = actions
         self._own_context = context is None
         self.context = context or ezmq.Context()
+        if server_key is not None:
+            # CURVE to a secure front (known_hosts.py finds its key); a fresh key of our own:
+            # the front admits any player key, the password authenticates.
+            self.context.curve_serverkey = server_key
+            self.context.curve_publickey, self.context.curve_secretkey = engine.curve_keypair()
         self._dealer = self._open_dealer()
         self._sub = self.context.socket(engine.SUB)
         self._sub.setsockopt(engine.MAXMSGSIZE, MAX_PUBLICATION_BYTES)

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "loadtest": ("loadtest.runner", "load-test a server with Locust (simulated players)"),
     "serve": ("gameserver.serve", "run the game: front server and local worker processes"),
     "worker": ("gameserver.worker", "run one stateless game worker for a front server"),
+    "keys": ("gameserver.keys_cli", "make and show the cluster's CURVE keys (workers, relays)"),
     "ping": ("gameserver.ping", "check that a front server answers (exit 0/1)"),
     "health": ("gameserver.health", "cheap health check of a front, relay or liveness file"),
     "play": ("client.terminal", "play from the terminal (or --script FILE, or lines on stdin)"),

@@ -135,6 +135,18 @@ class SocketOption(IntEnum):
 
 
 globals().update({o.name: o.value for o in SocketOption})
+
+
+class EngineOption(IntEnum):
+    """Socket options of this engine only (libzmq has none like them), numbered far above
+    libzmq's: limits for sockets that bind where anybody can connect. 0 means no limit."""
+
+    MAX_CONNECTIONS = 10001  # connections a bound endpoint holds at once; more are closed
+    MAX_SUBSCRIPTIONS = 10002  # XPUB/PUB: distinct subscriptions kept per peer; more ignored
+
+
+MAX_CONNECTIONS = EngineOption.MAX_CONNECTIONS.value
+MAX_SUBSCRIPTIONS = EngineOption.MAX_SUBSCRIPTIONS.value
 IDENTITY = ROUTING_ID  # noqa: F821 - defined just above through globals()
 CONNECT_RID = CONNECT_ROUTING_ID  # noqa: F821
 HWM = 1  # pyzmq's pseudo-option (libzmq 2's number): sets SNDHWM and RCVHWM together

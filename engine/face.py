@@ -29,7 +29,7 @@ from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, s
 from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 from .waiting import NOTHING, Steps, Waiter, timeout_ms, wait_steps
 
-_ATTRIBUTE_OPTIONS = {o.name.lower(): o.value for o in c.SocketOption}
+_ATTRIBUTE_OPTIONS = {o.name.lower(): o.value for o in (*c.SocketOption, *c.EngineOption)}
 _ATTRIBUTE_OPTIONS.update({"identity": c.ROUTING_ID, "hwm": c.HWM})
 #: Options whose attribute form (`sock.subscribe = "x"`) also takes str.
 _STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}

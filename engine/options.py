@@ -57,6 +57,9 @@ class Options:
     multicast_loop: int = 1
     router_raw: int = 0
     blocky: int = 1
+    # Engine extensions: 0 = no limit (see constants.MAX_CONNECTIONS / MAX_SUBSCRIPTIONS).
+    max_connections: int = 0
+    max_subscriptions: int = 0
     # Security: engine/security/options.py sets and reads these, with libzmq's side effects.
     mechanism: int = c.NULL
     as_server: int = 0
@@ -98,6 +101,10 @@ SOCKET_HANDLED = {
 def option_name(option: int) -> str:
     try:
         return c.SocketOption(option).name.lower()
+    except ValueError:
+        pass
+    try:
+        return c.EngineOption(option).name.lower()
     except ValueError:
         raise ZMQError(c.EINVAL, f"unknown socket option {option}") from None
 

@@ -89,12 +89,14 @@ def login(
     now: float | None = None,
     session_ttl: float = DEFAULT_SESSION_TTL,
     passwords: PasswordPolicy = DEFAULT_POLICY,
+    may_register: bool = True,
 ) -> Outcome:
     """Open a session for ``name``; the first login registers it (unless ``must_exist``),
     later ones must match the password, and may set ``new_password``. A new login replaces the
     player's previous session (the old token stops working and its private topic gets a
     ``session_replaced`` notice). A password hash older than the policy (scrypt, or other
-    Argon2 costs) is replaced by a fresh one on success."""
+    Argon2 costs) is replaced by a fresh one on success. Without ``may_register`` (the front's
+    registration budget is spent, admission.py) an unknown name is refused."""
     now = time.time() if now is None else now
     try:
         LoginRequest(name=name, password=password, new_password=new_password)
@@ -106,6 +108,8 @@ def login(
         account = store.transaction(lambda tx: GameState(tx).account(key))
         new_hash: PasswordHash | None = None
         rehash: tuple[PasswordHash, PasswordHash] | None = None  # (verified, replacement)
+        if account is None and not may_register:
+            return Outcome(NO_REGISTRATION)
         if account is None:
             if must_exist:
                 return Outcome(
@@ -143,6 +147,12 @@ def _replace_hash(tx: Tx, key: str, verified: PasswordHash, fresh: PasswordHash)
     account = state.account(key)
     if account is not None and account.password == verified:
         state.put_account(account.model_copy(update={"password": fresh}))
+
+
+#: The answer to a new name while registrations are paused (the front's budget is spent).
+NO_REGISTRATION = ErrorReply(
+    code="rate_limited", message="Too many new accounts right now; please try again in a minute."
+)
 
 
 def _open_session(

@@ -30,6 +30,9 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
+from .admission import Admission, AdmissionPolicy, Login
+from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
+from .limits import SocketLimits, limit_front
 from .logins import LoginQueue
 from .protocol import (
     MAX_REQUEST_BYTES,
@@ -41,6 +44,7 @@ from .protocol import (
     ProtocolError,
     decode_request,
     encode,
+    login_only_job,
     request_job,
     split_result,
     tick_job,
@@ -131,6 +135,9 @@ class Front:
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
         drain_timeout: float = 10.0,
+        security: FrontSecurity | None = None,
+        limits: SocketLimits | None = None,
+        admission: AdmissionPolicy | None = None,
         context: ezmq.Context | None = None,
     ) -> None:
         if tick_interval <= 0:
@@ -140,6 +147,17 @@ class Front:
         )
         self.core = QueueCore(pool, busy_reply=[encode(BUSY)])
         self.limiter = RateLimiter(rate, burst)
+        # A connection may send (and ping) at twice the session rate: --rate raises all three.
+        per_connection = {"rate": max(40.0, 2 * rate), "burst": max(80.0, 2 * burst)}
+        self.admission = Admission(
+            admission
+            or AdmissionPolicy(
+                request_rate=per_connection["rate"],
+                request_burst=per_connection["burst"],
+                ping_rate=per_connection["rate"],
+                ping_burst=per_connection["burst"],
+            )
+        )
         #: Logins wait here, a few at a time with the workers, so hashing never starves play.
         self.logins = LoginQueue()
         self.rate = rate
@@ -151,16 +169,27 @@ class Front:
         self.actions = self.context.socket(engine.ROUTER)
         self.updates = self.context.socket(engine.XPUB)
         self.backend = self.context.socket(engine.ROUTER)
-        self.actions.setsockopt(engine.MAXMSGSIZE, MAX_WIRE_BYTES)
+        # Message, connection, subscription, handshake and heartbeat limits (limits.py).
+        limit_front(
+            self.actions, self.updates, self.backend, limits or SocketLimits(), MAX_WIRE_BYTES
+        )
         # A send to a departed worker must fail, so its job can go to another one at once.
         self.backend.setsockopt(engine.ROUTER_MANDATORY, 1)
+        self._zap_task: asyncio.Task[None] | None = None
+        self.zap: ClusterAuthenticator | None = None
         try:
+            # CURVE and the ZAP handler (cluster_keys.py): set before binding.
+            self.zap = secure_front(
+                self.context, security, players=[self.actions, self.updates], workers=self.backend
+            )
             self.actions_endpoint = self._bind(self.actions, actions_bind, "actions")
             self.updates_endpoint = self._bind(self.updates, updates_bind, "updates")
             self.workers_endpoint = self._bind(self.backend, workers_bind, "workers")
-        except FrontError:
+        except (FrontError, engine.ZMQError) as exc:
             self.close(linger=0)
-            raise
+            if isinstance(exc, FrontError):
+                raise
+            raise FrontError(f"cannot secure the front's sockets: {exc}") from None
         self._throttle = _Throttle(WARNINGS_PER_S)
         self._tick_due = 0.0  # the first tick goes out as soon as a worker is ready
         self._tick_sent: float | None = None
@@ -201,6 +230,7 @@ class Front:
             "draining": self.draining,
             "logins_waiting": len(self.logins.waiting),
             **vars(self.stats),  # only ints: no deep copy needed (asdict was a third of a ping)
+            "refused_keys": 0 if self.zap is None else self.zap.refused,
         }
 
     def pong(self) -> bytes:
@@ -227,6 +257,10 @@ class Front:
             self._drain_deadline = time.monotonic() + self.drain_timeout
 
     def close(self, linger: int = CLOSE_LINGER_MS) -> None:
+        if self._zap_task is not None:
+            self._zap_task.cancel()
+        if self.zap is not None:
+            self.zap.stop()
         for sock in (self.actions, self.updates):
             sock.close(linger=linger)
         self.backend.close(linger=0)
@@ -240,6 +274,8 @@ class Front:
             self.updates_endpoint,
             self.workers_endpoint,
         )
+        if self.zap is not None and self._zap_task is None:
+            self._zap_task = asyncio.create_task(self.zap.serve())
         poller = ezmq.Poller()
         for sock in (self.backend, self.actions, self.updates):
             poller.register(sock, engine.POLLIN)
@@ -318,8 +354,10 @@ class Front:
             await self._refuse(envelope, "bad_request", "expected exactly one request frame", now)
             return
         raw = body[0]
+        source = tuple(envelope)  # the connection (behind a relay too): admission.py
         if raw == PING_BODY:  # a health check: answered here, with the front's counters
-            await self._reply(envelope, [self.pong()])
+            if self.admission.ping(source, now):
+                await self._reply(envelope, [self.pong()])
             return
         if self.draining:
             await self._reply(envelope, [encode(SHUTTING_DOWN)])
@@ -329,25 +367,29 @@ class Front:
                 envelope, "too_large", f"message exceeds {MAX_REQUEST_BYTES} bytes", now
             )
             return
+        if not self.admission.request(source, now):
+            await self._slow_down(envelope, now)
+            return
         try:
             request = decode_request(raw)
         except ProtocolError as exc:
             await self._refuse(envelope, exc.code, exc.message, now)
             return
-        key = (
-            f"login:{request.name.lower()}" if isinstance(request, LoginRequest) else request.token
-        )
-        if not self.limiter.try_take(key, now):
-            self.stats.rate_limited += 1
-            text = f"Slow down: at most {self.rate:g} actions per second."
-            await self._reply(envelope, [encode(ErrorReply(code="rate_limited", message=text))])
-            return
         if isinstance(request, LoginRequest):
-            if self.logins.offer(envelope, request_job(raw), self.worker_count):
+            verdict = self.admission.login(source, now)
+            if verdict is Login.REFUSED:
+                await self._slow_down(envelope, now)
+                return
+            job = login_only_job(raw) if verdict is Login.EXISTING_ONLY else request_job(raw)
+            if self.logins.offer(envelope, job, self.worker_count):
                 await self._admit_logins(now)
             else:
                 self.stats.busy += 1
-                await self._reply(envelope, [encode(BUSY)])
+                if self.admission.may_answer_error(source, now):
+                    await self._reply(envelope, [encode(BUSY)])
+            return
+        if not self.limiter.try_take(request.token, now):
+            await self._slow_down(envelope, now)
             return
         out = self.core.from_frontend([*envelope, *request_job(raw)], now)
         if out.frontend:
@@ -363,8 +405,16 @@ class Front:
             self.stats.requests += 1
             await self._send(self.core.from_frontend(job, now))
 
+    async def _slow_down(self, envelope: list[bytes], now: float) -> None:
+        self.stats.rate_limited += 1
+        if self.admission.may_answer_error(tuple(envelope), now):
+            text = f"Slow down: at most {self.rate:g} actions per second."
+            await self._reply(envelope, [encode(ErrorReply(code="rate_limited", message=text))])
+
     async def _refuse(self, envelope: list[bytes], code: ErrorCode, text: str, now: float) -> None:
         self.stats.refused += 1
+        if not self.admission.may_answer_error(tuple(envelope), now):
+            return  # past the error budget: a flood of bad requests gets no answers
         if self._throttle.allow(now):
             log.warning("refused a request from %s: %s: %s", show_id(envelope[0]), code, text)
         await self._reply(envelope, [encode(ErrorReply(code=code, message=text))])

@@ -1,7 +1,8 @@
 """Running one job in a worker.
 
 A job body (after the Paranoid Pirate envelope) is ``[JOB_REQUEST, request]`` for a client's
-request, or ``[JOB_TICK]`` for the world clock. A worker answers ``[reply, marks, *pubs]``:
+request (``[JOB_LOGIN_EXISTING, login]`` for a login that may not register), or ``[JOB_TICK]``
+for the world clock. A worker answers ``[reply, marks, *pubs]``:
 the reply for the client (empty for a tick), the public seq marks of its events (see
 :func:`gameserver.broadcast.marks`), and flat ``wire_topic, payload`` pairs to publish. The
 frames are defined in :mod:`gameserver.protocol`.
@@ -14,6 +15,7 @@ import logging
 from .broadcast import marks, publication_frames
 from .commands import CommandError
 from .protocol import (
+    JOB_LOGIN_EXISTING,
     JOB_REQUEST,
     JOB_TICK,
     NO_MARKS,
@@ -105,17 +107,26 @@ def _reads_only(service: GameService, item: object) -> bool:
 
 
 def _parse(job: list[bytes]) -> Request | list[bytes] | None:
-    """The request of a job, None for a tick, or the final answer to a job that is no good."""
+    """The request of a job, None for a tick, or the final answer to a job that is no good.
+    A login that may not register (the front's budget is spent, admission.py) comes back as a
+    :class:`_ExistingOnly`."""
     if job == [JOB_TICK]:
         return None
-    if len(job) != 2 or job[0] != JOB_REQUEST:
+    if len(job) != 2 or job[0] not in (JOB_REQUEST, JOB_LOGIN_EXISTING):
         log.warning("dropped a malformed job (%d frames)", len(job))
         reply = ErrorReply(code="internal", message="The server sent a malformed job.")
         return [encode(reply), NO_MARKS]
     try:
-        return decode_request(job[1])
+        request = decode_request(job[1])
     except ProtocolError as exc:
         return [encode(exc.to_reply()), NO_MARKS]
+    if job[0] == JOB_LOGIN_EXISTING and isinstance(request, LoginRequest):
+        return _ExistingOnly.model_construct(**dict(request))
+    return request
+
+
+class _ExistingOnly(LoginRequest):
+    """A login from a login-only job: an unknown name is refused, not registered."""
 
 
 def _run(service: GameService, request: Request | None, cpu_burn: int) -> list[bytes]:
@@ -128,7 +139,8 @@ def _run(service: GameService, request: Request | None, cpu_burn: int) -> list[b
         return [NO_REPLY, NO_MARKS, *publication_frames(events)]
     if cpu_burn and isinstance(request, ActionRequest):
         burn(cpu_burn)  # before the store transaction, as real game logic would compute
-    outcome = service.handle(request)
+    # A login-only job: the front's registration budget is spent (admission.py).
+    outcome = service.handle(request, may_register=not isinstance(request, _ExistingOnly))
     return [
         outcome.reply_bytes(),
         encode_marks(marks(outcome.events)),

@@ -13,14 +13,20 @@ import engine
 from engine.patterns.lazy_pirate import LazyPirateClient, RequestFailed
 
 from . import settings as cfg
+from .cluster_keys import KeysError, public_key
 from .protocol import PING_BODY, Pong, ProtocolError, decode_reply
 
 #: A health check should answer fast or fail: a healthy front replies in milliseconds.
 DEFAULT_TIMEOUT_S = 2.0
 
 
-def ping(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, object]:
-    """The front's pong (its health counters); raises RequestFailed if there is none."""
+def ping(
+    endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, server_key: bytes | None = None
+) -> dict[str, object]:
+    """The front's pong (its health counters); raises RequestFailed if there is none.
+
+    `server_key`: the front's CURVE public key, for a front with secure player ports.
+    """
     pongs: list[Pong] = []
 
     def is_pong(body: list[bytes]) -> bool:  # parses the answer, once
@@ -33,6 +39,9 @@ def ping(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, object]
         return isinstance(reply, Pong)
 
     context = engine.Context()
+    if server_key is not None:
+        context.curve_serverkey = server_key
+        context.curve_publickey, context.curve_secretkey = engine.curve_keypair()
     try:
         with LazyPirateClient(endpoint, timeout=timeout, retries=0, context=context) as client:
             client.request(PING_BODY, validator=is_pong)
@@ -60,6 +69,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="N",
         help="also fail unless at least N workers are connected (default: 0)",
     )
+    parser.add_argument(
+        "--server-key",
+        metavar="KEY",
+        help="the front's public key (Z85 or a .key file) when its player ports speak CURVE",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
 
@@ -75,7 +89,12 @@ def main(argv: list[str], prog: str = "crossroads ping") -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     try:
-        pong = ping(settings.actions, args.timeout)
+        key = None if args.server_key is None else public_key(args.server_key)
+    except KeysError as exc:
+        print(f"{prog}: --server-key: {exc}", file=sys.stderr)
+        return 2
+    try:
+        pong = ping(settings.actions, args.timeout, key)
     except RequestFailed:
         if not args.quiet:
             print(f"no answer from {settings.actions} within {args.timeout:g}s", file=sys.stderr)

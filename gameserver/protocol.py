@@ -361,6 +361,8 @@ def pong_bytes(health: dict[str, int | bool]) -> bytes:
 #: A job's first frame: a client's request follows, or it is the world's clock tick.
 JOB_REQUEST = b"R"
 JOB_TICK = b"T"
+#: A login that may not create an account (the front's registration budget is spent).
+JOB_LOGIN_EXISTING = b"L"
 #: A tick's answer has no reply for anyone, and an answer without events no marks.
 NO_REPLY = b""
 NO_MARKS = b"{}"
@@ -368,6 +370,10 @@ NO_MARKS = b"{}"
 
 def request_job(body: bytes) -> list[bytes]:
     return [JOB_REQUEST, body]
+
+
+def login_only_job(body: bytes) -> list[bytes]:
+    return [JOB_LOGIN_EXISTING, body]
 
 
 def tick_job() -> list[bytes]:

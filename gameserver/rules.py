@@ -28,6 +28,7 @@ from .accounts import (
     unauthorized_reply,
 )
 from .commands import Command, CommandError, CommandSet, Context, default_commands
+from .display import safe_text
 from .events import Outcome, publish
 from .protocol import ActionRequest, ErrorReply, Event, Reply
 from .store.base import Store, Tx, WriteInRead
@@ -114,7 +115,8 @@ def execute_request(
     """:func:`execute` for a request validated already (at the edge, when it was decoded)."""
     now = time.time() if now is None else now
     commands = commands or _DEFAULT_COMMANDS
-    token, action_id, text = request.token, request.action_id, request.text
+    # safe_text: no bidi overrides or invisible characters on others' screens (display.py)
+    token, action_id, text = request.token, request.action_id, safe_text(request.text)
 
     def begin(state: GameState, *, check_record: bool = True) -> Identity | Outcome:
         """The acting identity, or the final outcome if there is nothing to run. The session

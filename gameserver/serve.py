@@ -22,9 +22,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import engine
+
 from . import settings as cfg
+from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeyAnnouncer, KeysError, ensure_cluster
+from .durability import check_durable
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
+from .limits import SocketLimits
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store
 from .world import World, WorldError, load_world
@@ -82,6 +87,12 @@ class Supervisor:
         cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
+        if s.allow_volatile_store:
+            cmd += ["--allow-volatile-store"]
+        if s.insecure_workers:
+            cmd += ["--insecure-workers"]
+        else:
+            cmd += ["--keys-dir", str(s.keys_dir)]
         if s.world is not None:
             cmd += ["--world", str(s.world)]
         return cmd
@@ -148,12 +159,39 @@ def check_store(settings: cfg.Settings, world: World) -> None:
     """Open the store once: a bad URL or an unreachable server fails here, clearly."""
     if settings.store.startswith(SQLITE_SCHEME):
         Path(settings.store[len(SQLITE_SCHEME) :]).parent.mkdir(parents=True, exist_ok=True)
+    for warning in check_durable(settings.store, settings.allow_volatile_store):
+        log.warning("%s", warning)
     with open_store(settings.store) as store:
         seed_world(store, world)
 
 
+def front_security(settings: cfg.Settings) -> FrontSecurity | None:
+    """The front's keys (made on first run), the worker port's allow-list (unless the operator
+    chose --insecure-workers) and whether the player ports speak CURVE; None: no CURVE at all."""
+    if settings.insecure_workers:
+        log.warning(
+            "--insecure-workers: ANY process that reaches %s can take jobs and read players' "
+            "passwords; use it only on a trusted, private network",
+            settings.workers_bind,
+        )
+        if not settings.secure_players:
+            return None
+    keys_dir = settings.keys_dir
+    pair, created = ensure_cluster(keys_dir)
+    for path in created:
+        say(f"created {path}")
+    say(f"front public key {pair.public.decode()}  (workers and relays need it: {keys_dir})")
+    allowed = None if settings.insecure_workers else keys_dir / ALLOWED_WORKERS
+    return FrontSecurity(pair, allowed, players=settings.secure_players)
+
+
 async def serve(settings: cfg.Settings, world: World) -> int:
     tick = settings.tick_interval or world.clock.tick_seconds / 2
+    try:
+        security = front_security(settings)
+    except KeysError as exc:
+        print(f"crossroads serve: {exc}", file=sys.stderr)
+        return 1
     try:
         front = Front(
             actions_bind=settings.actions_bind,
@@ -166,6 +204,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_liveness=settings.heartbeat_liveness,
             drain_timeout=settings.drain_timeout,
+            security=security,
+            limits=SocketLimits(settings.max_connections, settings.max_subscriptions),
         )
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
@@ -175,9 +215,21 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         loop.add_signal_handler(signum, front.shutdown)
     supervisor = Supervisor(settings, connectable(front.workers_endpoint))
     say(f"crossroads serve: world {world.world.name!r}, store {settings.store}")
-    say(f"actions {connectable(front.actions_endpoint)}  (clients send requests here)")
-    say(f"updates {connectable(front.updates_endpoint)}  (clients subscribe here)")
-    say(f"workers {connectable(front.workers_endpoint)}  (crossroads worker --front ...)")
+    # Where a local client connects, then what is really bound (0.0.0.0: every interface).
+    say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
+    say(f"updates {connectable(front.updates_endpoint)}  (bound {front.updates_endpoint})")
+    admits = "ANY process (insecure)" if security is None else "allowed keys only"
+    say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
+    announcer = None
+    if security is not None and security.players:
+        try:
+            announcer = KeyAnnouncer(front.context, settings.key_bind, security.pair.public)
+        except engine.ZMQError as exc:
+            front.close(linger=0)
+            print(f"crossroads serve: cannot bind {settings.key_bind}: {exc}", file=sys.stderr)
+            return 1
+        say(f"key {connectable(announcer.endpoint)}  (players learn the front's key here)")
+    announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     runner = asyncio.create_task(front.run())
     try:
         supervisor.start_all(settings.workers)
@@ -197,6 +249,9 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         await runner  # re-raises a crash of the front
     finally:
         runner.cancel()
+        if announcing is not None and announcer is not None:
+            announcing.cancel()
+            announcer.close()
         await supervisor.stop_all()
         await asyncio.sleep(0.05)  # one more loop pass: the last replies reach the sockets
         front.close()
@@ -231,6 +286,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "drain_timeout": "--drain-timeout",
             "cpu_burn": "--cpu-burn",
             "health_file": "--health-file",
+            "keys_dir": "--keys-dir",
+            "insecure_workers": "--insecure-workers",
+            "allow_volatile_store": "--allow-volatile-store",
+            "max_connections": "--max-connections",
+            "max_subscriptions": "--max-subscriptions",
+            "secure_players": "--secure-players",
+            "key_bind": "--key-bind",
         },
     )
     return parser

@@ -79,12 +79,13 @@ class GameService:
             return Outcome(exc.to_reply())
         return self.handle(request)
 
-    def handle(self, request: Request) -> Outcome:
+    def handle(self, request: Request, *, may_register: bool = True) -> Outcome:
         """Handle a decoded request. Store trouble and bugs become an ``ErrorReply``; the
-        request may then be retried with the same action id."""
+        request may then be retried with the same action id. ``may_register=False``: a login
+        may not create an account (the front's registration budget is spent)."""
         now = self.clock()
         try:
-            return self._dispatch(request, now)
+            return self._dispatch(request, now, may_register)
         except StoreBusy:
             return Outcome(ErrorReply(code="unavailable", message="The world is busy; retry."))
         except StoreError:
@@ -94,7 +95,7 @@ class GameService:
             log.exception("bug handling %s", request.type)
             return Outcome(ErrorReply(code="internal", message="Something went wrong."))
 
-    def _dispatch(self, request: Request, now: float) -> Outcome:
+    def _dispatch(self, request: Request, now: float, may_register: bool = True) -> Outcome:
         match request:
             case ActionRequest():
                 return execute_request(
@@ -116,6 +117,7 @@ class GameService:
                     now=now,
                     session_ttl=self.session_ttl,
                     passwords=self.passwords,
+                    may_register=may_register,
                 )
             case ResumeRequest():
                 return resume(

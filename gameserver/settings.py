@@ -11,7 +11,7 @@ CROSSROADS_WORLD                (the packaged default world)
 CROSSROADS_WORKERS              one per CPU core
 CROSSROADS_ACTIONS_BIND         tcp://*:7301   (front: client actions, ROUTER)
 CROSSROADS_UPDATES_BIND         tcp://*:7302   (front: state broadcast, XPUB)
-CROSSROADS_WORKERS_BIND         tcp://*:7303   (front: worker backend, ROUTER)
+CROSSROADS_WORKERS_BIND         tcp://127.0.0.1:7303   (front: worker backend, ROUTER, CURVE)
 CROSSROADS_FRONT                tcp://127.0.0.1:7303   (where a worker connects)
 CROSSROADS_ACTIONS              tcp://127.0.0.1:7301   (where clients and ``ping`` connect)
 CROSSROADS_UPDATES              tcp://127.0.0.1:7302   (where clients subscribe)
@@ -24,6 +24,15 @@ CROSSROADS_HEARTBEAT_LIVENESS   3 silent intervals = dead
 CROSSROADS_DRAIN_TIMEOUT        10 s to finish in-flight actions on shutdown
 CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for benchmarks)
 CROSSROADS_HEALTH_FILE          none (liveness file kept fresh while healthy; the image sets it)
+CROSSROADS_KEYS_DIR             <data dir>/crossroads/keys (CURVE certificates; `crossroads keys`)
+CROSSROADS_INSECURE_WORKERS     false (true: the worker port takes any process, unencrypted)
+CROSSROADS_MAX_CONNECTIONS      4096 connections per player port
+CROSSROADS_MAX_SUBSCRIPTIONS    1024 topics per subscriber (raise it for relays of big regions)
+CROSSROADS_ALLOW_VOLATILE_STORE false (true: accept a Redis without appendonly; see durability.py)
+CROSSROADS_SECURE_PLAYERS       false (true: player ports speak CURVE; clients pin the front's key)
+CROSSROADS_KEY_BIND             tcp://*:7300   (front, with secure players: tells its public key)
+CROSSROADS_FRONT_KEY            <keys dir>/front.key (a worker's: the front's public key or file)
+CROSSROADS_WORKER_KEY           <keys dir>/worker.key_secret (a worker's own secret certificate)
 ==============================  ===============================================================
 """
 
@@ -52,6 +61,10 @@ def data_dir() -> Path:
     return Path(base) / "crossroads"
 
 
+def default_keys_dir() -> Path:
+    return data_dir() / "keys"
+
+
 def default_store_url() -> str:
     return f"sqlite:///{data_dir() / 'game.sqlite3'}"
 
@@ -71,7 +84,8 @@ class Settings(BaseSettings):
     )
     actions_bind: str = Field(f"tcp://*:{ACTIONS_PORT}", description="bind: client actions")
     updates_bind: str = Field(f"tcp://*:{UPDATES_PORT}", description="bind: state broadcast")
-    workers_bind: str = Field(f"tcp://*:{WORKERS_PORT}", description="bind: worker backend")
+    # Loopback by default: workers on other machines are an explicit choice (and need keys).
+    workers_bind: str = Field(f"tcp://127.0.0.1:{WORKERS_PORT}", description="bind: worker backend")
     front: str = Field(
         f"tcp://127.0.0.1:{WORKERS_PORT}", description="the front's worker endpoint to connect to"
     )
@@ -94,6 +108,34 @@ class Settings(BaseSettings):
     cpu_burn: int = Field(0, ge=0, description="busy-loop iterations per action (benchmarks)")
     health_file: str | None = Field(
         None, description="liveness file kept fresh while healthy (crossroads-health file)"
+    )
+    keys_dir: Path = Field(
+        default_factory=default_keys_dir,
+        description="CURVE certificates of the cluster (crossroads keys --help)",
+    )
+    insecure_workers: bool = Field(
+        False, description="worker port without keys or encryption: any process may join"
+    )
+    max_connections: int = Field(
+        4096, ge=1, description="connections each player port holds at once"
+    )
+    max_subscriptions: int = Field(
+        1024, ge=3, description="topics one subscriber (a player: 3; a relay: more) may hold"
+    )
+    allow_volatile_store: bool = Field(
+        False, description="run on a Redis without append-only (data lost when it restarts)"
+    )
+    secure_players: bool = Field(
+        False, description="action and update ports speak CURVE with the front's key"
+    )
+    key_bind: str = Field(
+        "tcp://*:7300", description="bind: plaintext announcement of the front's public key"
+    )
+    front_key: str | None = Field(
+        None, description="the front's public key, Z85 or a .key file (default: in the keys dir)"
+    )
+    worker_key: Path | None = Field(
+        None, description="this worker's .key_secret file (default: worker.key_secret in keys dir)"
     )
 
     @field_validator("log_level")
@@ -124,6 +166,11 @@ METAVARS = {
     "heartbeat_liveness": "N",
     "cpu_burn": "N",
     "health_file": "PATH",
+    "keys_dir": "DIR",
+    "max_connections": "N",
+    "max_subscriptions": "N",
+    "front_key": "KEY",
+    "worker_key": "PATH",
 }
 
 
@@ -147,6 +194,18 @@ def add_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None
             default = default_store_url()
         if name == "workers":
             default = f"{os.cpu_count() or 1} (one per core)"
+        if name == "keys_dir":
+            default = default_keys_dir()
+        if info.annotation is bool:
+            parser.add_argument(
+                flag,
+                dest=name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=f"{info.description} (env {env_name(name)}=true)",
+            )
+            continue
         kind: Any = str
         if info.annotation is int:
             kind = int

@@ -27,6 +27,8 @@ from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, Work
 from engine.patterns.simple_pirate import STOP_POLL_S
 
 from . import settings as cfg
+from .cluster_keys import KeysError, worker_credentials
+from .durability import check_durable
 from .health import TOUCH_EVERY_S, Toucher
 from .jobs import run_jobs
 from .seed import seed_world
@@ -208,6 +210,24 @@ async def _watch_parent(parent: int, worker: GameWorker) -> None:
     worker.stop()
 
 
+#: A worker that has not heard its front for this long after starting says why that may be.
+UNHEARD_WARNING_S = 10.0
+
+
+async def _warn_if_unheard(worker: GameWorker, front: str, keyed: bool) -> None:
+    """One warning with the likely causes when the front never answers: with CURVE a refused
+    key looks like silence from here (the front logs the refusal with the key)."""
+    await asyncio.sleep(UNHEARD_WARNING_S)
+    if worker.core.last_heard == float("-inf"):
+        cause = (
+            "is this worker's key in the front's workers/ allow-list, and --front-key the "
+            "front's current key? (the front logs refused keys)"
+            if keyed
+            else "is the front up, and does it run with --insecure-workers?"
+        )
+        log.warning("no word from the front at %s after %.0fs: %s", front, UNHEARD_WARNING_S, cause)
+
+
 async def _keep_health_file(worker: GameWorker, path: str) -> None:
     """Touch the liveness file while the front is heard: a worker cut off from its front is
     alive but useless, and its health check says so."""
@@ -221,11 +241,20 @@ async def _keep_health_file(worker: GameWorker, path: str) -> None:
 
 async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
     try:
+        for warning in check_durable(settings.store, settings.allow_volatile_store):
+            log.warning("%s", warning)
         service = await asyncio.to_thread(open_service, settings.store, settings.world)
     except (StoreError, WorldError) as exc:
         log.error("%s", exc)
         return 1
     context = ezmq.Context()
+    try:
+        worker_credentials(context, settings)  # CURVE to the front (cluster_keys.py)
+    except KeysError as exc:
+        log.error("%s", exc)
+        service.close()
+        context.destroy(linger=0)
+        return 2
     worker = GameWorker(
         settings.front,
         service,
@@ -240,6 +269,11 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         loop.add_signal_handler(signum, worker.stop)
     watchers = (
         [asyncio.create_task(_watch_parent(os.getppid(), worker))] if exit_with_parent else []
+    )
+    watchers.append(
+        asyncio.create_task(
+            _warn_if_unheard(worker, settings.front, keyed=not settings.insecure_workers)
+        )
     )
     if settings.health_file:
         watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))
@@ -271,6 +305,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "heartbeat_liveness": "--heartbeat-liveness",
             "log_level": "--log-level",
             "health_file": "--health-file",
+            "keys_dir": "--keys-dir",
+            "front_key": "--front-key",
+            "worker_key": "--worker-key",
+            "insecure_workers": "--insecure-workers",
+            "allow_volatile_store": "--allow-volatile-store",
         },
     )
     parser.add_argument(

@@ -8,15 +8,19 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import engine
+from gameserver.cluster_keys import KeyAnnouncer, KeysError, load_pair, public_key
 from gameserver.health import HEALTH_FILE_ENV
 
-from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, Relay
+from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, PLAYER_SUBSCRIPTIONS, Relay
 
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
 DEFAULT_BIND = "tcp://*:7312"
+#: Where a relay with --key announces its public key (its player ports are 7311/7312).
+DEFAULT_KEY_BIND = "tcp://*:7310"
 #: Seconds between stats log lines; a minute is enough to watch bandwidth without log spam.
 DEFAULT_STATS_INTERVAL = 60.0
 
@@ -57,6 +61,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=DEFAULT_STATS_INTERVAL,
         help="seconds between stats log lines (0: never)",
     )
+    p.add_argument(
+        "--max-subscriptions",
+        type=int,
+        default=PLAYER_SUBSCRIPTIONS,
+        metavar="N",
+        help=f"topics one downstream peer may hold ({PLAYER_SUBSCRIPTIONS}: a player needs 3); "
+        "raise it on a relay that feeds other relays",
+    )
     p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="per-peer queue bound (0: none)")
     p.add_argument(
         "--history",
@@ -72,11 +84,36 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="liveness file kept fresh while the upstream links are up, for "
         f"`crossroads-health file` (env {HEALTH_FILE_ENV}; default: none)",
     )
+    p.add_argument(
+        "--upstream-key",
+        metavar="KEY",
+        help="the upstream's CURVE public key (Z85 or a .key file), for a front with "
+        "--secure-players or a secure relay",
+    )
+    p.add_argument(
+        "--key",
+        type=Path,
+        metavar="PATH",
+        help="this relay's .key_secret (crossroads keys init makes relay.key_secret): the "
+        "region's ports then speak CURVE and --key-bind announces the public key",
+    )
+    p.add_argument(
+        "--key-bind",
+        default=DEFAULT_KEY_BIND,
+        metavar="ENDPOINT",
+        help=f"with --key: where players learn this relay's key ({DEFAULT_KEY_BIND})",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return p
 
 
 async def serve(args: argparse.Namespace) -> int:
+    try:
+        upstream_key = None if args.upstream_key is None else public_key(args.upstream_key)
+        key = None if args.key is None else load_pair(args.key)
+    except KeysError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
     try:
         relay = Relay(
             args.upstream,
@@ -90,10 +127,21 @@ async def serve(args: argparse.Namespace) -> int:
             health_file=args.health_file,
             multicast_rate=args.multicast_rate,
             multicast_hops=args.multicast_hops,
+            upstream_key=upstream_key,
+            key=key,
+            max_subscriptions=args.max_subscriptions,
         )
     except (ValueError, engine.ZMQError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
+    announcer = None
+    if key is not None:
+        try:
+            announcer = KeyAnnouncer(relay.context, args.key_bind, key.public)
+        except engine.ZMQError as exc:
+            relay.close()
+            print(f"relay: cannot bind {args.key_bind}: {exc}", file=sys.stderr)
+            return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,10 +152,16 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"actions {relay.actions_endpoint}")
     if relay.stats_endpoint:
         print(f"stats {relay.stats_endpoint}")
+    if announcer is not None and key is not None:
+        print(f"key {announcer.endpoint} {key.public.decode()}")
     print("ready", flush=True)
+    announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     try:
         await relay.run(stop)
     finally:
+        if announcing is not None and announcer is not None:
+            announcing.cancel()
+            announcer.close()
         relay.close()
     return 0
 
@@ -122,6 +176,9 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
         return 2
     if args.multicast_rate <= 0 or not 0 < args.multicast_hops < 256:
         print(f"{prog}: --multicast-rate must be positive, --multicast-hops 1-255", file=sys.stderr)
+        return 2
+    if args.max_subscriptions < 1:
+        print(f"{prog}: --max-subscriptions must be at least 1", file=sys.stderr)
         return 2
     if args.history and args.actions_bind is None:
         print(f"{prog}: --history answers catch-ups, so it needs --actions-bind", file=sys.stderr)

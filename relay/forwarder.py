@@ -31,7 +31,14 @@ import time
 import engine
 import engine.asyncio as azmq
 from engine.utils.monitor import recv_monitor_message
+from gameserver.cluster_keys import KeyPair
 from gameserver.health import RELAY_HEALTH, RELAY_OK, TOUCH_EVERY_S, Toucher
+from gameserver.limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    SocketLimits,
+    limit_bound,
+    limit_publisher,
+)
 
 from .history import History
 from .stats import RelayStats
@@ -52,6 +59,13 @@ DELIMITER = b""
 #: kernel's TCP timeout (minutes), and the relay redials it.
 UPSTREAM_HEARTBEAT_IVL_MS = 1000
 UPSTREAM_HEARTBEAT_TIMEOUT_MS = 3000
+#: Topics one downstream peer may hold: a player needs 3 (world, room, private) and briefly one
+#: more while changing rooms; a relay feeding other relays needs more (--max-subscriptions).
+PLAYER_SUBSCRIPTIONS = 32
+#: Largest request frame the relay's actions port takes (the front's own limit: 64 KiB).
+MAX_REQUEST_WIRE_BYTES = 64 * 1024
+#: A stats request is a word ("stats", "health").
+MAX_STATS_REQUEST_BYTES = 256
 #: Multicast binds: one stream for the whole LAN, and no subscriptions travel back.
 MULTICAST_SCHEMES = ("pgm://", "epgm://")
 #: RATE for a multicast bind, kbit/s. libzmq's default (100) would throttle a busy region to
@@ -110,6 +124,9 @@ class Relay:
         health_file: str | None = None,
         multicast_rate: int = DEFAULT_MULTICAST_RATE,
         multicast_hops: int = 1,
+        upstream_key: bytes | None = None,
+        key: KeyPair | None = None,
+        max_subscriptions: int = PLAYER_SUBSCRIPTIONS,
     ) -> None:
         if (actions_upstream is None) != (actions_bind is None):
             raise ValueError("actions need both an upstream and a bind endpoint")
@@ -120,12 +137,19 @@ class Relay:
         self.history = History(history) if history > 0 else None
         self._sockets: list[azmq.Socket] = []
         self.health_file = Toucher(health_file)
-        self.up = self._socket(engine.XSUB, hwm)
-        self.down = self._socket(engine.XPUB, hwm)
+        #: CURVE: the front's (or parent relay's) key upstream, this relay's own downstream.
+        self.upstream_key = upstream_key
+        self.key = key
+        self.up = self._socket(engine.XSUB, hwm, upstream=True)
+        self.down = self._socket(engine.XPUB, hwm, upstream=False)
         self.multicast = bind.startswith(MULTICAST_SCHEMES)
         if self.multicast:
             self.down.rate = multicast_rate
             self.down.multicast_hops = multicast_hops
+        if not self.multicast:
+            # gameserver/limits.py. Few topics per player: what one player subscribes, the
+            # relay subscribes upstream, where the front caps the relay's topics as a whole.
+            limit_publisher(self.down, SocketLimits(max_subscriptions=max_subscriptions))
         self.up_links = self._watch_upstream(self.up)
         self.up.connect(upstream)
         self.endpoint = self.down.bind(bind)
@@ -137,19 +161,29 @@ class Relay:
         self.rep: azmq.Socket | None = None
         self.actions_links: LinkCounter | None = None
         if actions_upstream is not None and actions_bind is not None:
-            self.router = self._socket(engine.ROUTER, hwm)
-            self.dealer = self._socket(engine.DEALER, hwm)
+            self.router = self._socket(engine.ROUTER, hwm, upstream=False)
+            self.dealer = self._socket(engine.DEALER, hwm, upstream=True)
+            limit_bound(self.router, MAX_REQUEST_WIRE_BYTES, DEFAULT_MAX_CONNECTIONS)
             self.actions_links = self._watch_upstream(self.dealer)
             self.dealer.connect(actions_upstream)
             self.actions_endpoint = self.router.bind(actions_bind)
         if stats_bind is not None:
             self.rep = self._socket(engine.REP, hwm)
+            limit_bound(self.rep, MAX_STATS_REQUEST_BYTES, DEFAULT_MAX_CONNECTIONS)
             self.stats_endpoint = self.rep.bind(stats_bind)
 
-    def _socket(self, kind: int, hwm: int) -> azmq.Socket:
+    def _socket(self, kind: int, hwm: int, upstream: bool | None = None) -> azmq.Socket:
         sock = self.context.socket(kind)
         sock.sndhwm = hwm
         sock.rcvhwm = hwm
+        if upstream is True and self.upstream_key is not None:
+            sock.curve_serverkey = self.upstream_key
+            sock.curve_publickey, sock.curve_secretkey = engine.curve_keypair()
+        elif upstream is False and self.key is not None:
+            # Any player key is admitted (no ZAP handler here): passwords do the rest.
+            sock.curve_server = 1
+            sock.curve_secretkey = self.key.secret
+            sock.curve_publickey = self.key.public
         self._sockets.append(sock)
         return sock
 

@@ -60,6 +60,13 @@ class XPubSocket(SocketCore):
                 continue
             topic = first[1:]
             if first[0] == SUBSCRIBE:
+                cap = opts.max_subscriptions
+                if (
+                    cap > 0
+                    and self.subscribers.count(inbox.pipe) >= cap
+                    and not self.subscribers.has(topic, inbox.pipe)
+                ):
+                    continue  # MAX_SUBSCRIPTIONS: a peer's extra topics are not kept
                 fresh = self.subscribers.add(topic, inbox.pipe)
                 if show and (fresh or opts.xpub_verbose or opts.xpub_verboser):
                     self._for_app.append(msg)

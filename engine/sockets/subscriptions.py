@@ -76,14 +76,30 @@ class TopicFilter:
 class Subscribers(Generic[Subscriber]):
     """A publisher's view: for each prefix, the set of peers that subscribed to it."""
 
-    __slots__ = ("_by_prefix", "_lengths")
+    __slots__ = ("_by_peer", "_by_prefix", "_lengths")
 
     def __init__(self) -> None:
         self._by_prefix: dict[bytes, set[Subscriber]] = {}
+        #: Each peer's own prefixes: its count for MAX_SUBSCRIPTIONS, and a departure that
+        #: costs its own subscriptions rather than a scan of everybody's.
+        self._by_peer: dict[Subscriber, set[bytes]] = {}
         self._lengths = _PrefixLengths()
+
+    def count(self, peer: Subscriber) -> int:
+        """How many distinct prefixes `peer` subscribes to."""
+        own = self._by_peer.get(peer)
+        return 0 if own is None else len(own)
+
+    def has(self, prefix: bytes, peer: Subscriber) -> bool:
+        own = self._by_peer.get(peer)
+        return own is not None and prefix in own
 
     def add(self, prefix: bytes, peer: Subscriber) -> bool:
         """Subscribing twice is idempotent; True when nobody had this prefix before."""
+        own = self._by_peer.get(peer)
+        if own is None:
+            own = self._by_peer[peer] = set()
+        own.add(prefix)
         peers = self._by_prefix.get(prefix)
         if peers is None:
             self._by_prefix[prefix] = {peer}
@@ -98,6 +114,11 @@ class Subscribers(Generic[Subscriber]):
         if peers is None or peer not in peers:
             return False
         peers.discard(peer)
+        own = self._by_peer.get(peer)
+        if own is not None:
+            own.discard(prefix)
+            if not own:
+                del self._by_peer[peer]
         if peers:
             return False
         del self._by_prefix[prefix]
@@ -106,7 +127,7 @@ class Subscribers(Generic[Subscriber]):
 
     def remove_peer(self, peer: Subscriber) -> list[bytes]:
         """Drop every subscription of a departed peer; returns the prefixes left unsubscribed."""
-        gone = [p for p, peers in self._by_prefix.items() if peer in peers]
+        gone = list(self._by_peer.get(peer, ()))
         return [p for p in gone if self.remove(p, peer)]
 
     def match(self, topic: bytes) -> set[Subscriber] | frozenset[Subscriber]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket as _socket
@@ -43,6 +44,13 @@ def _tune(sock: _socket.socket, opts: Options) -> None:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, opts.sndbuf)
     if opts.rcvbuf > 0:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, opts.rcvbuf)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over a listener's MAX_CONNECTIONS: closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()
 
 
 class Listener:
@@ -131,9 +139,9 @@ class Listener:
             self._raw_listening = True
             return
         if sock.family == _socket.AF_UNIX:
-            self._server = await loop.create_unix_server(self._new_link, sock=sock)
+            self._server = await loop.create_unix_server(self._accepted, sock=sock)
         else:
-            self._server = await loop.create_server(self._new_link, sock=sock)
+            self._server = await loop.create_server(self._accepted, sock=sock)
 
     def _accept_ready(self, sock: _socket.socket) -> None:
         """Loop side: take the connections waiting (at most a backlog's worth per pass)."""
@@ -145,8 +153,24 @@ class Listener:
             except OSError as exc:  # out of descriptors, say: the next pass tries again
                 log.warning("accept on %s failed: %s", self.endpoint, exc)
                 return
+            if self._over_cap():
+                conn.close()
+                continue
             conn.setblocking(False)
             RawTransport(self.host.loop, conn, self._new_link())
+
+    def _over_cap(self) -> bool:
+        """MAX_CONNECTIONS: over the cap a connection is closed as soon as it is made, before a
+        greeting is read or a byte of state is kept for it."""
+        cap = self.host.port.options.max_connections
+        if 0 < cap <= len(self.links):
+            self.host.emit(c.EVENT_ACCEPT_FAILED, errno.EMFILE, self.endpoint)
+            return True
+        return False
+
+    def _accepted(self) -> ZMTPLink | asyncio.Protocol:
+        """The asyncio face's protocol factory: a link, or a refusal over the cap."""
+        return _Refused() if self._over_cap() else self._new_link()
 
     def _new_link(self) -> ZMTPLink:
         link = ZMTPLink(self.host, self, None)

@@ -38,6 +38,11 @@ class Server:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
+        # The cluster's keys (made by serve on first run) stay in the test's own directory.
+        env["CROSSROADS_KEYS_DIR"] = str(log_path.parent / "keys")
+        # The suites' Redis keeps no files (it is thrown away): tests accept that explicitly;
+        # tests/game/test_served_durability.py checks the refusal itself.
+        env.setdefault("CROSSROADS_ALLOW_VOLATILE_STORE", "true")
         args = ["--workers", str(workers), "--store", store_url, "--log-level", "INFO"]
         args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
         self.log_path = log_path

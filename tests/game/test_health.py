@@ -60,6 +60,7 @@ def test_worker_liveness_file_is_fresh_only_while_it_hears_the_front(
     backend = server.wait_for(r"^workers (\S+)")[1]
     alive = tmp_path / "worker.health"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), CROSSROADS_HEALTH_FILE=str(alive))
+    env["CROSSROADS_KEYS_DIR"] = str(server.log_path.parent / "keys")  # the front's, as made
     with (tmp_path / "worker.log").open("ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "crossroads", "worker", "--front", backend],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gameserver import serve, settings
@@ -27,8 +29,10 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     assert (loaded.actions_bind, loaded.updates_bind, loaded.workers_bind) == (
         "tcp://*:7301",
         "tcp://*:7302",
-        "tcp://*:7303",
+        "tcp://127.0.0.1:7303",  # workers elsewhere are a deliberate choice (issue 14)
     )
+    assert loaded.keys_dir == Path("/data/crossroads/keys")
+    assert loaded.insecure_workers is False
     assert connectable("tcp://0.0.0.0:7301") == "tcp://127.0.0.1:7301"
 
 

@@ -17,7 +17,9 @@ from serverkit import WAIT, StartServer, run
 
 import engine.asyncio as ezmq
 from engine.patterns.lazy_pirate import RequestFailed
+from gameserver.cluster_keys import worker_credentials
 from gameserver.ping import ping
+from gameserver.settings import Settings
 from gameserver.worker import GameWorker, open_service, routing_name
 
 
@@ -46,6 +48,8 @@ def test_workers_with_the_same_name_and_pid_are_all_taken_at_first_connect(
 
     async def scenario() -> list[int]:
         context = ezmq.Context()
+        # The keys the front made on its first start, as `crossroads worker` finds them.
+        worker_credentials(context, Settings(keys_dir=server.log_path.parent / "keys"))
         services = [await asyncio.to_thread(open_service, sqlite_url, None) for _ in range(2)]
         workers = [GameWorker(backend, s, name="w", context=context) for s in services]
         tasks = [asyncio.create_task(w.run()) for w in workers]

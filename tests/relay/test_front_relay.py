@@ -81,3 +81,49 @@ def test_relay_history_answers_catchups_locally(front: Server, relay) -> None:
     # The three lines, and anything else that happened in the room (the NPC wanders), in order.
     assert len(seqs) >= 3 and seqs == list(range(after + 1, after + 1 + len(seqs))), seqs
     assert r.stats()["catchups_forwarded"] >= 1
+
+
+def test_secure_relay_between_a_secure_front_and_a_player(tmp_path: Path, relay) -> None:
+    """CURVE on every hop: the relay dials the front with the front's key and serves the region
+    with its own, announced for players to pin (crossroads keys init makes relay.key_secret)."""
+    from client.known_hosts import KnownHosts, server_key
+    from gameserver import keys_cli
+
+    keys = tmp_path / "keys"
+    assert keys_cli.main(["--keys-dir", str(keys), "init"]) == 0
+    front = Server(
+        f"sqlite:///{tmp_path / 'game.db'}",
+        tmp_path / "serve.log",
+        1,
+        "--secure-players",
+        "--key-bind",
+        LOCAL,
+    )
+    try:
+        r = relay(
+            front.updates,
+            "--actions-upstream",
+            front.actions,
+            "--actions-bind",
+            LOCAL,
+            "--upstream-key",
+            str(keys / "front.key"),
+            "--key",
+            str(keys / "relay.key_secret"),
+            "--key-bind",
+            LOCAL,
+        )
+        key_line = r.wait_for(r"^key (\S+) (\S+)")
+        hosts = KnownHosts(tmp_path / "known_hosts")
+        key = server_key(r.actions, known_hosts=hosts, key_endpoint=key_line[1])
+        assert key == key_line[2].encode()
+
+        async def play() -> None:
+            async with GameSession(r.actions, r.endpoint, server_key=key) as alice:
+                await alice.login("Alice", "alice-password")
+                assert (await alice.act("say through two sealed hops")).ok
+                await alice.wait_for(kind("say", "through two sealed hops"), WAIT)
+
+        run(play(), timeout=WAIT * 2)
+    finally:
+        front.kill_all()

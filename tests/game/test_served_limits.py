@@ -1,0 +1,146 @@
+"""Issue 14's memory and stall attacks on a real `crossroads serve`, re-run: oversized messages
+close the sender (and the front's memory stays near its baseline), a subscriber's topics are
+capped, connections over the cap are closed, and silent peers are dropped by the handshake
+timer or by heartbeats."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import zmq as pyzmq
+from serverkit import Server
+
+from gameserver.limits import HANDSHAKE_IVL_MS, HEARTBEAT_TIMEOUT_MS
+from gameserver.ping import ping
+
+MIB = 1024 * 1024
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def address(endpoint: str) -> tuple[str, int]:
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    return host, int(port)
+
+
+def greeting() -> bytes:
+    """A ZMTP 3.1 NULL greeting, as a client sends it."""
+    return b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x01" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
+
+
+def ready(socket_type: bytes) -> bytes:
+    name = b"Socket-Type"
+    body = b"\x05READY" + bytes([len(name)]) + name + struct.pack(">I", len(socket_type))
+    body += socket_type
+    return b"\x04" + bytes([len(body)]) + body
+
+
+def handshaken(endpoint: str, socket_type: bytes) -> socket.socket:
+    sock = socket.create_connection(address(endpoint))
+    sock.sendall(greeting() + ready(socket_type))
+    got = b""
+    while len(got) < 64 + 2:  # the front's greeting and the start of its READY
+        chunk = sock.recv(4096)
+        assert chunk, "the front closed during the handshake"
+        got += chunk
+    return sock
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True once the peer closes (EOF or reset) before the deadline; everything read is dropped."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_announced_200_mib_messages_close_the_sender_and_cost_no_memory(
+    start_server, sqlite_url: str
+) -> None:
+    server: Server = start_server(sqlite_url, 1)
+    workers = server.wait_for(r"^workers (\S+)")[1]
+    baseline = rss_mib(server.process.pid)
+    attackers = []
+    for endpoint, kind in [(server.updates, b"SUB")] * 4 + [(server.actions, b"DEALER")] * 4:
+        sock = handshaken(endpoint, kind)
+        # A long frame announcing 200 MiB, then the first MiB of it.
+        sock.sendall(b"\x02" + struct.pack(">Q", 200 * MIB))
+        try:
+            sock.sendall(b"\x00" * MIB)
+        except OSError:
+            pass  # closed already: what we want
+        attackers.append(sock)
+    for sock in attackers:
+        assert closed_within(sock, 10), "an oversized sender was kept"
+        sock.close()
+    # The worker port, before its CURVE handshake: the greeting alone is wrong (NULL), closed.
+    sock = socket.create_connection(address(workers))
+    sock.sendall(greeting() + ready(b"DEALER") + b"\x02" + struct.pack(">Q", 200 * MIB))
+    assert closed_within(sock, 10)
+    sock.close()
+    grown = rss_mib(server.process.pid) - baseline
+    assert grown < 50, f"front RSS grew {grown:.0f} MiB"
+    assert ping(server.actions)["workers"] == 1
+
+
+def test_a_subscriber_keeps_at_most_max_subscriptions(start_server, sqlite_url: str) -> None:
+    server: Server = start_server(sqlite_url, 1, "--max-subscriptions", "50")
+    before = ping(server.actions)["subscriptions"]
+    ctx = pyzmq.Context()
+    try:
+        sub = ctx.socket(pyzmq.SUB)
+        sub.linger = 0
+        for i in range(5000):
+            sub.subscribe(b"room.junk-%d" % i)
+        sub.connect(server.updates)
+        deadline = time.monotonic() + 20
+        seen = 0
+        while time.monotonic() < deadline:
+            seen = ping(server.actions)["subscriptions"] - before
+            if seen >= 50:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)  # let anything over the cap arrive, if it were kept
+        seen = ping(server.actions)["subscriptions"] - before
+        assert seen == 50, f"the front kept {seen} subscriptions of one peer"
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_connections_over_the_cap_are_closed(start_server, sqlite_url: str) -> None:
+    server: Server = start_server(sqlite_url, 1, "--max-connections", "5")
+    held = [handshaken(server.updates, b"SUB") for _ in range(5)]
+    extra = socket.create_connection(address(server.updates))
+    assert closed_within(extra, 5), "a connection over --max-connections was kept"
+    for sock in held:
+        sock.close()
+    extra.close()
+
+
+def test_silent_peers_are_closed(start_server, sqlite_url: str) -> None:
+    server: Server = start_server(sqlite_url, 1)
+    # Connected, never greets: the handshake timer closes it.
+    mute = socket.create_connection(address(server.actions))
+    # Handshaken, then silent (answers no PING): heartbeats close it.
+    stalled = handshaken(server.updates, b"SUB")
+    started = time.monotonic()
+    assert closed_within(mute, HANDSHAKE_IVL_MS / 1000 + 5)
+    assert closed_within(stalled, HEARTBEAT_TIMEOUT_MS / 1000 + 5)
+    assert time.monotonic() - started < HEARTBEAT_TIMEOUT_MS / 1000 + 5
+    mute.close()
+    stalled.close()

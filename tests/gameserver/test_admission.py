@@ -1,0 +1,72 @@
+"""Admission and flood control, sans I/O (gameserver/admission.py): budgets per source and for
+the whole front, registrations bounded, error answers budgeted, memory bounded."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gameserver.admission import Admission, AdmissionPolicy, Login
+
+POLICY = AdmissionPolicy()
+
+
+def test_a_source_over_its_request_budget_is_limited_and_recovers() -> None:
+    gate = Admission(POLICY)
+    taken = sum(gate.request("a", 0.0) for _ in range(500))
+    assert taken == POLICY.request_burst
+    assert gate.request("b", 0.0)  # another source is unaffected
+    assert gate.request("a", 1.0)  # refilled
+    assert gate.stats.limited == 500 - POLICY.request_burst
+
+
+def test_logins_past_the_registration_budget_may_only_log_in_existing_players() -> None:
+    gate = Admission(POLICY)
+    verdicts = []
+    for _ in range(int(POLICY.login_burst)):
+        verdicts.append(gate.login("one", 0.0))
+    registered = verdicts.count(Login.REGISTER)
+    assert registered == POLICY.registration_burst
+    assert verdicts.count(Login.EXISTING_ONLY) == POLICY.login_burst - registered
+    assert gate.login("one", 0.0) is Login.REFUSED  # its login budget is spent
+
+
+def test_the_front_login_budget_holds_many_sources() -> None:
+    gate = Admission(POLICY)
+    verdicts = []
+    for i in range(1000):
+        verdicts.append(gate.login(("conn", i), 0.0))
+    admitted = len(verdicts) - verdicts.count(Login.REFUSED)
+    assert admitted == POLICY.front_login_burst
+    assert verdicts.count(Login.REGISTER) <= POLICY.front_registration_burst
+
+
+def test_error_answers_are_budgeted() -> None:
+    gate = Admission(POLICY)
+    answered = sum(gate.may_answer_error("x", 0.0) for _ in range(10_000))
+    assert answered == POLICY.error_burst
+    assert gate.stats.silenced == 10_000 - POLICY.error_burst
+
+
+def test_sources_are_forgotten_beyond_the_bound() -> None:
+    gate = Admission(AdmissionPolicy(max_sources=100))
+    for i in range(10_000):
+        gate.request(i, 0.0)
+    assert len(gate._sources) == 100
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20), st.floats(0, 0.5, allow_nan=False)),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_registrations_never_exceed_the_front_budget(steps: list[tuple[int, float]]) -> None:
+    gate = Admission(POLICY)
+    now, registered = 0.0, 0
+    for source, delay in steps:
+        now += delay
+        registered += gate.login(source, now) is Login.REGISTER
+    allowed = POLICY.front_registration_burst + POLICY.front_registration_rate * now
+    assert registered <= allowed + 1e-9
