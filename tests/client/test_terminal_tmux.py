@@ -149,7 +149,7 @@ def test_a_pasted_page_and_ctrl_c_in_tmux(servers: Servers, tmux: Tmux, tmp_path
     # The exit status, once tmux has reaped the client (its pty may close a moment earlier).
     status = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
     while (dead := tmux("display-message", "-p", "-t", dora, status).strip()) in ("0::", "1::"):
-        assert time.monotonic() < deadline, "the client did not exit after Ctrl-C"
+        assert time.monotonic() < deadline, f"no exit after Ctrl-C:\n{tmux.screen(dora)}"
         time.sleep(0.05)
     screen = tmux("capture-pane", "-p", "-S", "-200", "-t", dora)
     assert "Goodbye, dora." in screen
