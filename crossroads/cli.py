@@ -7,7 +7,13 @@ import importlib
 import sys
 
 #: A module an optional extra provides -> that extra (`pip install 'crossroads[EXTRA]'`).
-EXTRAS = {"prompt_toolkit": "client", "yaml": "compose", "locust": "loadtest", "redis": "redis"}
+EXTRAS = {
+    "prompt_toolkit": "client",
+    "yaml": "compose",
+    "locust": "loadtest",
+    "redis": "redis",
+    "prometheus_client": "metrics",
+}
 
 # name -> (module, help). Modules are imported only when their subcommand runs, so
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.

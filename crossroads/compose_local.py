@@ -56,6 +56,8 @@ _SELF_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "[::]"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_]\w*)")
 #: The image's commands, as modules of this package.
 IMAGE_COMMANDS = {"crossroads": "crossroads", "crossroads-health": "gameserver.health"}
+#: Metrics binds have no scheme, so the endpoint rewriting misses them.
+METRICS_BIND_ENV = "CROSSROADS_METRICS_BIND"
 _ENDPOINT = re.compile(r"(?<=://)(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
 
 
@@ -299,6 +301,8 @@ class Plan:
             env[HEALTH_FILE_ENV] = str(self.workdir / f"{service.name}.health")
         for key, value in environment(service.spec).items():
             env[key] = self.rewrite(service.name, value)
+        if env.get(METRICS_BIND_ENV):  # one fixed port per container; here, any free one each
+            env[METRICS_BIND_ENV] = f"{LOCAL_HOST}:0"
         return env
 
 

@@ -10,8 +10,11 @@ frames are defined in :mod:`gameserver.protocol`.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from .broadcast import marks, publication_frames
+from .events import Outcome
 from .protocol import (
     JOB_REQUEST,
     JOB_TICK,
@@ -20,6 +23,7 @@ from .protocol import (
     ActionRequest,
     ErrorReply,
     ProtocolError,
+    Request,
     decode_request,
     encode,
     encode_marks,
@@ -28,6 +32,9 @@ from .service import GameService
 from .store.base import StoreError
 
 log = logging.getLogger(__name__)
+
+#: Told of each handled request: the request, its outcome and the seconds it took (metrics, logs).
+Observer = Callable[[Request, Outcome, float], None]
 
 
 def burn(iterations: int) -> int:
@@ -41,7 +48,13 @@ def burn(iterations: int) -> int:
     return x
 
 
-def run_job(service: GameService, job: list[bytes], *, cpu_burn: int = 0) -> list[bytes]:
+def run_job(
+    service: GameService,
+    job: list[bytes],
+    *,
+    cpu_burn: int = 0,
+    observer: Observer | None = None,
+) -> list[bytes]:
     """Handle one job; never raises (a bad job gets an error reply, a failed tick no events)."""
     if job == [JOB_TICK]:
         try:
@@ -58,9 +71,12 @@ def run_job(service: GameService, job: list[bytes], *, cpu_burn: int = 0) -> lis
         request = decode_request(job[1])
     except ProtocolError as exc:
         return [encode(exc.to_reply()), NO_MARKS]
+    started = time.perf_counter()
     if cpu_burn and isinstance(request, ActionRequest):
         burn(cpu_burn)  # before the store transaction, as real game logic would compute
     outcome = service.handle(request)
+    if observer is not None:
+        observer(request, outcome, time.perf_counter() - started)
     return [
         outcome.reply_bytes(),
         encode_marks(marks(outcome.events)),

@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import logs
 from . import settings as cfg
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
+from .metrics import MetricsError, front_registry, offset_bind, start_metrics
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store
 from .world import World, WorldError, load_world
@@ -82,6 +84,10 @@ class Supervisor:
         cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
+        cmd += ["--log-format", s.log_format]
+        if s.metrics_bind:  # worker i serves metrics on the front's port + i
+            offset = 1 + [slot.name for slot in self.slots].index(name)
+            cmd += ["--metrics-bind", offset_bind(s.metrics_bind, offset)]
         if s.world is not None:
             cmd += ["--world", str(s.world)]
         return cmd
@@ -170,6 +176,14 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
         return 1
+    try:
+        metrics = await start_metrics(
+            settings.metrics_bind, lambda: front_registry(front, logs.process_id())
+        )
+    except MetricsError as exc:
+        print(f"crossroads serve: {exc}", file=sys.stderr)
+        front.close(linger=0)
+        return 1
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, front.shutdown)
@@ -178,6 +192,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     say(f"actions {connectable(front.actions_endpoint)}  (clients send requests here)")
     say(f"updates {connectable(front.updates_endpoint)}  (clients subscribe here)")
     say(f"workers {connectable(front.workers_endpoint)}  (crossroads worker --front ...)")
+    if metrics is not None:
+        say(f"metrics {metrics.url}  (Prometheus; keep this port private)")
     runner = asyncio.create_task(front.run())
     try:
         supervisor.start_all(settings.workers)
@@ -197,6 +213,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         await runner  # re-raises a crash of the front
     finally:
         runner.cancel()
+        if metrics is not None:
+            await metrics.close()
         await supervisor.stop_all()
         await asyncio.sleep(0.05)  # one more loop pass: the last replies reach the sockets
         front.close()
@@ -231,6 +249,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "drain_timeout": "--drain-timeout",
             "cpu_burn": "--cpu-burn",
             "health_file": "--health-file",
+            "log_format": "--log-format",
+            "metrics_bind": "--metrics-bind",
         },
     )
     return parser
@@ -243,7 +263,7 @@ def main(argv: list[str], prog: str = "crossroads serve") -> int:
     except cfg.SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    cfg.setup_logging(settings.log_level, "front")
+    cfg.setup_logging(settings.log_level, "front", settings.log_format)
     try:
         world = load_world(settings.world)
     except WorldError as exc:

@@ -24,19 +24,24 @@ CROSSROADS_HEARTBEAT_LIVENESS   3 silent intervals = dead
 CROSSROADS_DRAIN_TIMEOUT        10 s to finish in-flight actions on shutdown
 CROSSROADS_CPU_BURN             0 (simulated game-logic cost per action, for benchmarks)
 CROSSROADS_HEALTH_FILE          none (liveness file kept fresh while healthy; the image sets it)
+CROSSROADS_LOG_FORMAT           text (or json: one object per line, for log collectors)
+CROSSROADS_METRICS_BIND         none: off (HOST:PORT or PORT for a private Prometheus /metrics;
+                                ``serve``'s local workers take the next ports)
 ==============================  ===============================================================
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import logs
+from .logs import LOG_FORMATS
 
 ENV_PREFIX = "CROSSROADS_"
 # Away from Locust's 5557/5558, so a load test and the server can share a machine.
@@ -95,6 +100,12 @@ class Settings(BaseSettings):
     health_file: str | None = Field(
         None, description="liveness file kept fresh while healthy (crossroads-health file)"
     )
+    log_format: str = Field("text", description="text or json (one object per line)")
+    metrics_bind: str | None = Field(
+        None,
+        description="HOST:PORT (or PORT: loopback) for Prometheus /metrics, on a private "
+        "interface; off unless set",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -103,6 +114,14 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        fmt = value.lower()
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return fmt
 
     @field_validator("store", "actions_bind", "updates_bind", "workers_bind", "front", "actions")
     @classmethod
@@ -124,6 +143,8 @@ METAVARS = {
     "heartbeat_liveness": "N",
     "cpu_burn": "N",
     "health_file": "PATH",
+    "log_format": "FORMAT",
+    "metrics_bind": "HOST:PORT",
 }
 
 
@@ -177,10 +198,7 @@ def load(args: argparse.Namespace | None = None) -> Settings:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
 
 
-def setup_logging(level: str, who: str) -> None:
-    """Log to stderr, each line naming the process (front and workers share a terminal)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format=f"%(asctime)s {who}[%(process)d] %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def setup_logging(level: str, who: str, fmt: str = "text") -> None:
+    """Log to stderr, each line naming the process's role and unique id (front and workers
+    share a terminal); ``fmt`` "json" writes one JSON object per line (see gameserver.logs)."""
+    logs.setup(level, who, fmt)

@@ -22,9 +22,18 @@ import time
 import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
 
+from . import logs
 from . import settings as cfg
 from .health import TOUCH_EVERY_S, Toucher
-from .jobs import run_job
+from .jobs import Observer, run_job
+from .metrics import (
+    ActionMeter,
+    MetricsError,
+    action_observer,
+    refresh_players_online,
+    start_metrics,
+    worker_registry,
+)
 from .seed import seed_world
 from .service import GameService
 from .store import StoreError, open_store
@@ -79,8 +88,10 @@ class GameWorker:
         heartbeat_liveness: int = 3,
         name: str | None = None,
         context: ezmq.Context | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.service = service
+        self.observer = observer
         self.cpu_burn = cpu_burn
         #: This process's routing id prefix (the front sees it plus a connection number).
         self.id = None if name is None else routing_name(name)
@@ -119,7 +130,9 @@ class GameWorker:
         self._busy = True
         try:
             # A thread: the store blocks and heavy commands burn CPU, yet heartbeats go on.
-            return await asyncio.to_thread(run_job, self.service, body, cpu_burn=self.cpu_burn)
+            return await asyncio.to_thread(
+                run_job, self.service, body, cpu_burn=self.cpu_burn, observer=self.observer
+            )
         finally:
             self._busy = False
             if self._stop_requested:
@@ -163,6 +176,7 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         log.error("%s", exc)
         return 1
     context = ezmq.Context()
+    meter = ActionMeter(service.commands)
     worker = GameWorker(
         settings.front,
         service,
@@ -171,7 +185,18 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         heartbeat_liveness=settings.heartbeat_liveness,
         name=name,
         context=context,
+        observer=action_observer(meter),
     )
+    logs.identify("worker", worker.id)
+    try:
+        metrics = await start_metrics(
+            settings.metrics_bind, lambda: worker_registry(meter, logs.process_id())
+        )
+    except MetricsError as exc:
+        log.error("%s", exc)
+        context.destroy(linger=0)
+        service.close()
+        return 1
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stop)
@@ -180,12 +205,16 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
     )
     if settings.health_file:
         watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))
+    if metrics is not None:
+        watchers.append(asyncio.create_task(refresh_players_online(meter, service.store)))
     log.info("worker %s serving %s for %s", worker.id, settings.store, settings.front)
     try:
         await worker.run()
     finally:
         for watcher in watchers:
             watcher.cancel()
+        if metrics is not None:
+            await metrics.close()
         context.destroy(linger=0)
         service.close()
     log.info("worker %s stopped after %d job(s)", worker.id, worker.handled)
@@ -208,6 +237,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "heartbeat_liveness": "--heartbeat-liveness",
             "log_level": "--log-level",
             "health_file": "--health-file",
+            "log_format": "--log-format",
+            "metrics_bind": "--metrics-bind",
         },
     )
     parser.add_argument(
@@ -230,7 +261,7 @@ def main(argv: list[str], prog: str = "crossroads worker") -> int:
     except cfg.SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    cfg.setup_logging(settings.log_level, "worker")
+    cfg.setup_logging(settings.log_level, "worker", settings.log_format)
     return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent))
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
 
 import engine
+from gameserver import logs
 from gameserver.health import HEALTH_FILE_ENV
+from gameserver.logs import LOG_FORMATS
+from gameserver.metrics import MetricsError, start_metrics
 
 from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, Relay
+from .metrics import relay_registry
 
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
@@ -73,6 +76,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         f"`crossroads-health file` (env {HEALTH_FILE_ENV}; default: none)",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    p.add_argument(
+        "--log-format",
+        default=os.environ.get("CROSSROADS_LOG_FORMAT", "text"),
+        choices=LOG_FORMATS,
+        help="text, or json: one object per line (env CROSSROADS_LOG_FORMAT; default: text)",
+    )
+    p.add_argument(
+        "--metrics-bind",
+        default=os.environ.get("CROSSROADS_METRICS_BIND") or None,
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics here, on a private interface; PORT alone: loopback "
+        "(env CROSSROADS_METRICS_BIND; default: off)",
+    )
     return p
 
 
@@ -94,6 +110,14 @@ async def serve(args: argparse.Namespace) -> int:
     except (ValueError, engine.ZMQError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
+    try:
+        metrics = await start_metrics(
+            args.metrics_bind, lambda: relay_registry(relay, logs.process_id())
+        )
+    except MetricsError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        relay.close(linger=0)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,19 +128,21 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"actions {relay.actions_endpoint}")
     if relay.stats_endpoint:
         print(f"stats {relay.stats_endpoint}")
+    if metrics is not None:
+        print(f"metrics {metrics.url}")
     print("ready", flush=True)
     try:
         await relay.run(stop)
     finally:
+        if metrics is not None:
+            await metrics.close()
         relay.close()
     return 0
 
 
 def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
     args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logs.setup(args.log_level, "relay", args.log_format)
     if (args.actions_upstream is None) != (args.actions_bind is None):
         print(f"{prog}: --actions-upstream and --actions-bind go together", file=sys.stderr)
         return 2
