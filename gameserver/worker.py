@@ -89,12 +89,14 @@ class GameWorker:
         name: str | None = None,
         context: ezmq.Context | None = None,
         observer: Observer | None = None,
+        routing_id: str | None = None,
     ) -> None:
         self.service = service
         self.observer = observer
         self.cpu_burn = cpu_burn
-        #: This process's routing id prefix (the front sees it plus a connection number).
-        self.id = None if name is None else routing_name(name)
+        #: This process's routing id prefix (the front sees it plus a connection number); given
+        #: when chosen earlier, so the process's log lines carry it from the first one.
+        self.id = routing_id or (None if name is None else routing_name(name))
         self.pirate = AsyncParanoidPirateWorker(
             front,
             self._handle,
@@ -169,7 +171,9 @@ async def _keep_health_file(worker: GameWorker, path: str) -> None:
         await asyncio.sleep(TOUCH_EVERY_S)
 
 
-async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
+async def serve_worker(
+    settings: cfg.Settings, name: str, exit_with_parent: bool, routing_id: str | None = None
+) -> int:
     try:
         service = await asyncio.to_thread(open_service, settings.store, settings.world)
     except (StoreError, WorldError) as exc:
@@ -186,6 +190,7 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         name=name,
         context=context,
         observer=action_observer(meter),
+        routing_id=routing_id,
     )
     logs.identify("worker", worker.id)
     try:
@@ -261,8 +266,9 @@ def main(argv: list[str], prog: str = "crossroads worker") -> int:
     except cfg.SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    routing_id = logs.identify("worker", routing_name(args.name))
     cfg.setup_logging(settings.log_level, "worker", settings.log_format)
-    return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent))
+    return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent, routing_id))
 
 
 if __name__ == "__main__":
