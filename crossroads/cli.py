@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "play": ("client.terminal", "play from the terminal (or --script FILE, or lines on stdin)"),
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
+    "admin": ("crossroads.admin", "operate the game: grant admins, status, announce, kick, ban"),
     "compose-local": (
         "crossroads.compose_local",
         "run a docker-compose file's services as local processes (no Docker needed)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .admin import ADMIN_COMMANDS
 from .base import Command, CommandError, CommandSet, split_command
 from .context import Context
 from .items import ITEM_COMMANDS
@@ -22,5 +23,6 @@ def default_commands() -> CommandSet:
             *ITEM_COMMANDS,
             *SOCIAL_COMMANDS,
             *SYSTEM_COMMANDS,
+            *ADMIN_COMMANDS,
         )
     )
