@@ -3,8 +3,11 @@ time from the counters the relay keeps anyway (nothing is added to the forwardin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from gameserver.metrics import Collector, new_registry, socket_traffic_family
 
@@ -12,6 +15,17 @@ if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
     from .forwarder import Relay
+
+
+def event_time(msg: list[bytes] | None) -> float | None:
+    """When a public event was published (its ``ts``); None for a notice or anything else."""
+    if msg is None or len(msg) != 2:
+        return None
+    try:
+        ts = orjson.loads(msg[1]).get("ts")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
 
 
 def relay_registry(relay: Relay, instance_id: str) -> CollectorRegistry:
@@ -23,8 +37,26 @@ def relay_registry(relay: Relay, instance_id: str) -> CollectorRegistry:
         sockets["actions"] = relay.router.traffic()
         sockets["actions_upstream"] = relay.dealer.traffic()
 
+    lag: list[float] = []  # the last computed lag, kept while the newest event has no time
+
     def collect() -> Iterator[Any]:
         stats = relay.snapshot()
+        published = event_time(relay.stats.last_event)
+        if published is not None:
+            lag[:] = [max(0.0, relay.stats.last_event_at - published)]
+        if lag:
+            yield GaugeMetricFamily(
+                "crossroads_relay_event_lag_seconds",
+                "arrival minus publication time of the newest timed event (hosts' clocks must "
+                "agree: NTP)",
+                value=lag[0],
+            )
+        if relay.stats.last_event is not None:
+            yield GaugeMetricFamily(
+                "crossroads_relay_last_event_age_seconds",
+                "seconds since the last event came from upstream",
+                value=time.time() - relay.stats.last_event_at,
+            )
         messages = CounterMetricFamily(
             "crossroads_relay_messages",
             "events from upstream (in) and copies sent to the region (out)",

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from gameserver.commands import default_commands
 from gameserver.events import Outcome
 from gameserver.front import Front
 from gameserver.metrics import ActionMeter, front_registry, worker_registry
-from gameserver.protocol import ActionRequest, Reply
+from gameserver.protocol import ActionRequest, Event, Reply, encode
 from relay.forwarder import Relay
 from relay.metrics import relay_registry
 
@@ -41,6 +42,12 @@ def exported_names() -> set[str]:
         # Upstreams nobody serves: the relay's metrics exist whether its links are up or not.
         upstream = "tcp://127.0.0.1:9"
         relay = Relay(upstream, LOCAL, actions_upstream=upstream, actions_bind=LOCAL)
+        # As if one event had come: the lag gauges exist once there is one.
+        event = Event(topic="world", seq=1, kind="announce", text="hi", ts=time.time() - 0.25)
+        relay.stats.last_event, relay.stats.last_event_at = (
+            [b"world\x00", encode(event)],
+            time.time(),
+        )
         meter = ActionMeter(default_commands())
         request = ActionRequest(token="t" * 43, action_id="a1", text="look")
         meter.observe(request, Outcome(Reply(ok=True, text="", action_id="a1", room="r")), 0.01)
@@ -51,6 +58,13 @@ def exported_names() -> set[str]:
             relay_registry(relay, "r"),
         ]
         try:
+            lag = {
+                sample.value
+                for family in registries[2].collect()
+                for sample in family.samples
+                if sample.name == "crossroads_relay_event_lag_seconds"
+            }
+            assert len(lag) == 1 and 0.2 <= lag.pop() < 5, "the relay's lag is the event's age"
             return {
                 sample.name
                 for registry in registries

@@ -145,6 +145,9 @@ def test_metrics_of_a_real_game(
     assert value(at_relay, "crossroads_relay_actions_total", direction="down") == up
     assert value(at_relay, "crossroads_relay_bytes_total", direction="in") > 0
     assert value(at_relay, "crossroads_socket_messages_total", socket="actions", direction="in")
+    # Every event this relay saw was published moments before, on this machine's clock.
+    assert 0 <= value(at_relay, "crossroads_relay_event_lag_seconds") < WAIT
+    assert 0 <= value(at_relay, "crossroads_relay_last_event_age_seconds") < 120
 
     if PROMETHEUS is None:
         pytest.skip("Debian's prometheus is not installed: the real-Prometheus half is skipped")
