@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 from typing import Any
 
 from client.session import GameSession, RequestRefused, ServerUnavailable, SessionError
@@ -37,6 +38,8 @@ PASSWORD_ENV = "CROSSROADS_ADMIN_PASSWORD"
 NAME_ENV = "CROSSROADS_ADMIN_NAME"
 #: Seconds one in-game request may take, retries included, before the shell gives up.
 DEFAULT_TIMEOUT_S = 5.0
+#: Most of a worker's /metrics text read (it is a few kilobytes).
+MAX_METRICS_BYTES = 1 << 20
 #: The interval between the two pings ``status`` takes to compute jobs per second.
 DEFAULT_INTERVAL_S = 1.0
 
@@ -97,6 +100,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="a relay's --stats-bind endpoint (repeatable)",
     )
     p.add_argument(
+        "--worker-metrics",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a worker's /metrics URL (repeatable): that worker's id and jobs/s",
+    )
+    p.add_argument(
         "--interval",
         type=float,
         default=DEFAULT_INTERVAL_S,
@@ -144,14 +154,32 @@ def do_grant(args: argparse.Namespace) -> str:
     return f"{name} is no longer an admin." if args.revoke else f"{name} is now an admin."
 
 
+def worker_reading(url: str) -> tuple[str, float]:
+    """(the worker's id, requests it handled so far) from its /metrics text."""
+    try:
+        with urllib.request.urlopen(url, timeout=DEFAULT_TIMEOUT_S) as answer:
+            text = answer.read(MAX_METRICS_BYTES).decode("utf-8", "replace")
+    except (OSError, ValueError) as exc:
+        raise AdminError(f"cannot read {url}: {exc}") from None
+    handled, worker_id = 0.0, "?"
+    for line in text.splitlines():
+        if line.startswith("crossroads_actions_total{"):
+            handled += float(line.rpartition(" ")[2])
+        elif line.startswith("crossroads_process_info{"):
+            worker_id = line.partition('id="')[2].partition('"')[0] or "?"
+    return worker_id, handled
+
+
 def collect_status(args: argparse.Namespace) -> dict[str, Any]:
     settings = cfg.load(args)
     try:
         first = ping(settings.actions)
+        before = {url: worker_reading(url) for url in args.worker_metrics}
         start = time.monotonic()
-        time.sleep(args.interval)  # the rate needs two readings some time apart
+        time.sleep(args.interval)  # the rates need two readings some time apart
         second = ping(settings.actions)
-        elapsed = time.monotonic() - start
+        after = {url: worker_reading(url) for url in args.worker_metrics}
+        elapsed = max(time.monotonic() - start, 1e-3)
     except RequestFailed:
         raise AdminError(f"the front at {settings.actions} does not answer") from None
     replies = int(second.get("replies", 0)) - int(first.get("replies", 0))  # type: ignore[call-overload]
@@ -167,6 +195,9 @@ def collect_status(args: argparse.Namespace) -> dict[str, Any]:
         "refused": second.get("refused"),
         "rate_limited": second.get("rate_limited"),
         "busy": second.get("busy"),
+    }
+    status["worker_rates"] = {
+        after[url][0]: round((after[url][1] - before[url][1]) / elapsed, 1) for url in after
     }
     with open_store(settings.store) as store:
         status.update(summary(store))
@@ -197,6 +228,8 @@ def format_status(status: dict[str, Any]) -> str:
         "maintenance  "
         + ("off" if closed is None else f"on until {closed['until']} (by {closed['by']})"),
     ]
+    for worker_id, rate in status["worker_rates"].items():
+        lines.append(f"worker       {worker_id}: {rate} jobs/s")
     for endpoint, relay in status["relays"].items():
         if "error" in relay:
             lines.append(f"relay        {endpoint}: {relay['error']}")

@@ -4,12 +4,15 @@ use none of it, in the game or through the shell."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from metricskit import wait_log_line
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, read_state, run
 
 from client.session import GameSession, RequestRefused
@@ -141,19 +144,31 @@ def test_admin_commands_against_a_real_server(start_server: StartServer, sqlite_
 
 
 async def _cli(*args: str, password: str = ADMIN_PASSWORD) -> subprocess.CompletedProcess:
-    import asyncio
-
     return await asyncio.to_thread(admin_cli, *args, password=password)
 
 
-def test_status_reads_as_a_table(start_server: StartServer, sqlite_url: str) -> None:
-    server = start_server(sqlite_url, 1)
-    done = admin_cli(
-        "status", "--server", server.actions, "--store", sqlite_url, "--interval", "0.2"
-    )
+def test_status_shows_each_workers_jobs_per_second(
+    start_server: StartServer, sqlite_url: str
+) -> None:
+    server = start_server(sqlite_url, 1, "--metrics-bind", "127.0.0.1:0")
+    metrics = wait_log_line(server.log_path, r"worker\[w1\.\S+\] INFO \S+: metrics on (\S+)")[1]
+    args = ["status", "--server", server.actions, "--store", sqlite_url]
+    args += ["--worker-metrics", metrics, "--interval", "2"]
+
+    async def busy_while_status_runs() -> subprocess.CompletedProcess:
+        alice = await logged_in(server, "Alice")
+        status = asyncio.create_task(asyncio.to_thread(admin_cli, *args))
+        while not status.done():  # actions all through the two readings
+            assert (await alice.act("look")).ok
+        await alice.close()
+        return await status
+
+    done = run(busy_while_status_runs())
     assert done.returncode == 0, done.stderr
-    assert "players      0 online" in done.stdout
-    assert "workers      1 (1 idle)" in done.stdout and "maintenance  off" in done.stdout
+    assert "players      1 online" in done.stdout
+    assert "workers      1 (" in done.stdout and "maintenance  off" in done.stdout
+    rate = re.search(r"^worker       w1\.\S+: ([\d.]+) jobs/s$", done.stdout, re.M)
+    assert rate and float(rate[1]) > 0, done.stdout
 
 
 @pytest.mark.parametrize(
