@@ -282,3 +282,31 @@ def test_a_taken_port_is_a_one_line_error(start_server: StartServer, sqlite_url:
     assert done.returncode == 1
     assert done.stderr.strip().startswith("crossroads serve: cannot serve metrics on 127.0.0.1:")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("role", ["serve", "relay"])
+def test_without_the_extra_metrics_say_how_to_install_it(role: str, sqlite_url: str) -> None:
+    """The process runs with prometheus_client made unimportable (as where the extra is not
+    installed): asking for metrics is one line naming the pip command, never a traceback."""
+    local = "tcp://127.0.0.1:0"
+    if role == "serve":
+        module = "gameserver.serve"
+        args = ["--workers", "0", "--store", sqlite_url, "--actions-bind", local]
+        args += ["--updates-bind", local, "--workers-bind", local]
+    else:
+        module = "relay.cli"
+        args = ["--upstream", "tcp://127.0.0.1:9", "--bind", local]
+    program = (
+        "import sys; sys.modules['prometheus_client'] = None; "
+        f"from {module} import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, *args, "--metrics-bind", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=WAIT,
+    )
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith("pip install 'crossroads[metrics]'")
+    assert len(done.stderr.strip().splitlines()) == 1
