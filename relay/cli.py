@@ -142,6 +142,9 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.log_format not in LOG_FORMATS:  # a default from the environment skips `choices`
+        print(f"{prog}: --log-format must be one of {', '.join(LOG_FORMATS)}", file=sys.stderr)
+        return 2
     logs.setup(args.log_level, "relay", args.log_format)
     if (args.actions_upstream is None) != (args.actions_bind is None):
         print(f"{prog}: --actions-upstream and --actions-bind go together", file=sys.stderr)

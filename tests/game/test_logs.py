@@ -7,11 +7,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from serverkit import WAIT, StartServer, run
+from serverkit import REPO_ROOT, WAIT, StartServer, run
 
 from gameserver import logs
 
@@ -109,11 +112,6 @@ def test_text_format_names_role_and_id() -> None:
 
 @pytest.mark.parametrize("command", ["serve", "worker", "relay"])
 def test_bad_log_format_is_a_one_line_error(command: str) -> None:
-    import subprocess
-    import sys
-
-    from serverkit import REPO_ROOT
-
     args = ["--upstream", "tcp://127.0.0.1:9"] if command == "relay" else []
     done = subprocess.run(
         [sys.executable, "-m", "crossroads", command, *args, "--log-format", "xml"],
@@ -124,3 +122,22 @@ def test_bad_log_format_is_a_one_line_error(command: str) -> None:
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "log" in done.stderr.lower()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "relay"])
+def test_bad_log_format_in_the_environment_is_a_one_line_error(command: str) -> None:
+    args = ["--upstream", "tcp://127.0.0.1:9"] if command == "relay" else []
+    done = subprocess.run(
+        [sys.executable, "-m", "crossroads", command, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=WAIT,
+        env=dict(
+            os.environ, CROSSROADS_LOG_FORMAT="xml", CROSSROADS_STORE="sqlite:////nonexistent/x"
+        ),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+    # serve/worker name the variable (settings validation); relay names the option.
+    assert "CROSSROADS_LOG_FORMAT" in done.stderr or "--log-format must be one of" in done.stderr
