@@ -153,6 +153,12 @@ def start_order(services: dict[str, dict[str, Any]]) -> list[str]:
     return order
 
 
+def runs_here(spec: dict[str, Any]) -> bool:
+    """Whether compose-local can run the service: a Crossroads image (built here, or given an
+    entrypoint it finds on PATH) or redis; not someone else's image (Prometheus, Grafana)."""
+    return "build" in spec or is_redis(spec) or bool(spec.get("entrypoint"))
+
+
 def is_redis(spec: dict[str, Any]) -> bool:
     image = str(spec.get("image", "")).rsplit("/", 1)[-1]
     return image.startswith("redis") and "build" not in spec
@@ -220,6 +226,12 @@ class Plan:
     def __init__(
         self, services: dict[str, dict[str, Any]], workdir: Path, project: Path | None = None
     ) -> None:
+        foreign = [n for n, spec in services.items() if not runs_here(spec)]
+        if foreign:
+            raise ComposeError(
+                f"{', '.join(foreign)}: only Crossroads roles and redis run as local processes; "
+                "run that profile under Docker"
+            )
         self.workdir = workdir  # temporary: redis data
         self.project = project or Path.cwd()  # processes run here, as compose's project dir
         self.order = start_order(services)

@@ -172,6 +172,11 @@ def test_metrics_stay_on_the_compose_network() -> None:
     assert "./deploy/grafana/dashboards:" in mounts and "./deploy/grafana/provisioning:" in mounts
 
 
+def test_compose_local_refuses_the_monitoring_images_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(cl.ComposeError, match=r"^prometheus, grafana: only Crossroads roles"):
+        cl.Plan(cl.active(SERVICES, ["monitoring"]), tmp_path)
+
+
 def test_front_outlives_its_drain_before_sigkill() -> None:
     drain = float(cl.environment(SERVICES["front"])["CROSSROADS_DRAIN_TIMEOUT"])
     grace = SERVICES["front"]["stop_grace_period"]
