@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from metricskit import scrape, value, wait_log_line, wait_value
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, run
 
@@ -310,3 +312,37 @@ def test_without_the_extra_metrics_say_how_to_install_it(role: str, sqlite_url: 
     assert done.returncode in (1, 2) and "Traceback" not in done.stderr
     assert done.stderr.strip().endswith("pip install 'crossroads[metrics]'")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(head=st.binary(max_size=2048), split=st.integers(min_value=0, max_value=2048))
+def test_fuzzed_request_heads_never_stop_the_endpoint(head: bytes, split: int) -> None:
+    """Random bytes, sent in two pieces and then closed: whatever comes back, the endpoint
+    answers a proper scrape right after."""
+    from prometheus_client import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    Counter("probe", "a probe", registry=registry).inc()
+
+    async def scenario() -> None:
+        server = MetricsServer("127.0.0.1:0", registry)
+        url = await server.start()
+        port = int(host_port(url).rsplit(":", 1)[1])
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head[:split])
+            await writer.drain()
+            writer.write(head[split:])
+            writer.write_eof()
+            answer = await asyncio.wait_for(reader.read(), WAIT)
+            writer.close()
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+            ok = await asyncio.wait_for(reader.read(), WAIT)
+            writer.close()
+            assert ok.startswith(b"HTTP/1.1 200") and b"probe_total 1.0" in ok
+        finally:
+            await server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT))
