@@ -45,8 +45,9 @@ COPY --from=server-app /opt/crossroads /opt/crossroads
 COPY deploy/crossroads-health /usr/local/bin/crossroads-health
 USER crossroads
 WORKDIR /home/crossroads
-# front: actions, updates, worker backend; relay: actions, updates, stats.
-EXPOSE 7301 7302 7303 7311 7312 7319
+# front: actions, updates, worker backend; relay: actions, updates, stats; every role: metrics
+# (9300, when CROSSROADS_METRICS_BIND sets it; keep it on a private network).
+EXPOSE 7301 7302 7303 7311 7312 7319 9300
 # Every long-running role keeps $CROSSROADS_HEALTH_FILE fresh while it is well (the front while
 # it serves, a worker while it hears the front, a relay while its upstream is up); checking it
 # costs ~15 ms of CPU. docker-compose.yml adds network checks for the front and the relays.

@@ -7,7 +7,13 @@ import importlib
 import sys
 
 #: A module an optional extra provides -> that extra (`pip install 'crossroads[EXTRA]'`).
-EXTRAS = {"prompt_toolkit": "client", "yaml": "compose", "locust": "loadtest", "redis": "redis"}
+EXTRAS = {
+    "prompt_toolkit": "client",
+    "yaml": "compose",
+    "locust": "loadtest",
+    "redis": "redis",
+    "prometheus_client": "metrics",
+}
 
 # name -> (module, help). Modules are imported only when their subcommand runs, so
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
@@ -22,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "play": ("client.terminal", "play from the terminal (or --script FILE, or lines on stdin)"),
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
+    "admin": ("crossroads.admin", "operate the game: grant admins, status, announce, kick, ban"),
     "compose-local": (
         "crossroads.compose_local",
         "run a docker-compose file's services as local processes (no Docker needed)",

@@ -56,6 +56,8 @@ _SELF_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "[::]"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_]\w*)")
 #: The image's commands, as modules of this package.
 IMAGE_COMMANDS = {"crossroads": "crossroads", "crossroads-health": "gameserver.health"}
+#: Metrics binds have no scheme, so the endpoint rewriting misses them.
+METRICS_BIND_ENV = "CROSSROADS_METRICS_BIND"
 _ENDPOINT = re.compile(r"(?<=://)(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
 
 
@@ -151,6 +153,12 @@ def start_order(services: dict[str, dict[str, Any]]) -> list[str]:
     return order
 
 
+def runs_here(spec: dict[str, Any]) -> bool:
+    """Whether compose-local can run the service: a Crossroads image (built here, or given an
+    entrypoint it finds on PATH) or redis; not someone else's image (Prometheus, Grafana)."""
+    return "build" in spec or is_redis(spec) or bool(spec.get("entrypoint"))
+
+
 def is_redis(spec: dict[str, Any]) -> bool:
     image = str(spec.get("image", "")).rsplit("/", 1)[-1]
     return image.startswith("redis") and "build" not in spec
@@ -218,6 +226,12 @@ class Plan:
     def __init__(
         self, services: dict[str, dict[str, Any]], workdir: Path, project: Path | None = None
     ) -> None:
+        foreign = [n for n, spec in services.items() if not runs_here(spec)]
+        if foreign:
+            raise ComposeError(
+                f"{', '.join(foreign)}: only Crossroads roles and redis run as local processes; "
+                "run that profile under Docker"
+            )
         self.workdir = workdir  # temporary: redis data
         self.project = project or Path.cwd()  # processes run here, as compose's project dir
         self.order = start_order(services)
@@ -299,6 +313,8 @@ class Plan:
             env[HEALTH_FILE_ENV] = str(self.workdir / f"{service.name}.health")
         for key, value in environment(service.spec).items():
             env[key] = self.rewrite(service.name, value)
+        if env.get(METRICS_BIND_ENV):  # one fixed port per container; here, any free one each
+            env[METRICS_BIND_ENV] = f"{LOCAL_HOST}:0"
         return env
 
 

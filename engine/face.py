@@ -27,6 +27,7 @@ from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, set_option
 from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
+from .sockets.base import Traffic
 from .waiting import NOTHING, Steps, Waiter, timeout_ms, wait_steps
 
 _ATTRIBUTE_OPTIONS = {o.name.lower(): o.value for o in (*c.SocketOption, *c.EngineOption)}
@@ -279,6 +280,14 @@ class SocketFace:
             return NOTHING if msg is None else msg
 
         return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
+
+    def traffic(self) -> Any:
+        """Start counting this socket's messages and bytes in and out (from now on); returns
+        the live counters (msgs_in, bytes_in, msgs_out, bytes_out). An engine extension."""
+        core = self._core
+        if core.traffic is None:
+            core.traffic = Traffic()
+        return core.traffic
 
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
         """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""

@@ -11,9 +11,12 @@ frames are defined in :mod:`gameserver.protocol`.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from .broadcast import marks, publication_frames
 from .commands import CommandError
+from .events import Outcome
 from .protocol import (
     JOB_LOGIN_EXISTING,
     JOB_REQUEST,
@@ -34,6 +37,9 @@ from .store.base import StoreError
 
 log = logging.getLogger(__name__)
 
+#: Told of each handled request: the request, its outcome and the seconds it took (metrics, logs).
+Observer = Callable[[Request, Outcome, float], None]
+
 
 def burn(iterations: int) -> int:
     """Deterministic pure-Python CPU work standing in for heavy game logic (AI, pathfinding).
@@ -46,16 +52,26 @@ def burn(iterations: int) -> int:
     return x
 
 
-def run_job(service: GameService, job: list[bytes], *, cpu_burn: int = 0) -> list[bytes]:
+def run_job(
+    service: GameService,
+    job: list[bytes],
+    *,
+    cpu_burn: int = 0,
+    observer: Observer | None = None,
+) -> list[bytes]:
     """Handle one job; never raises (a bad job gets an error reply, a failed tick no events)."""
     parsed = _parse(job)
     if isinstance(parsed, list):
         return parsed
-    return _run(service, parsed, cpu_burn)
+    return _run(service, parsed, cpu_burn, observer)
 
 
 def run_jobs(
-    service: GameService, jobs: list[list[bytes]], *, cpu_burn: int = 0
+    service: GameService,
+    jobs: list[list[bytes]],
+    *,
+    cpu_burn: int = 0,
+    observer: Observer | None = None,
 ) -> list[list[bytes]]:
     """Handle the jobs a worker holds at once, answers in the same order; never raises.
 
@@ -70,7 +86,7 @@ def run_jobs(
         if isinstance(item, list):
             answers[i] = item
         elif isinstance(item, LoginRequest):
-            answers[i] = _run(service, item, cpu_burn)
+            answers[i] = _run(service, item, cpu_burn, observer)
         else:
             batched.append(i)
     # Read-only actions first: before the batch's first write they run in plain read
@@ -85,7 +101,7 @@ def run_jobs(
             for i in batched:
                 item = parsed[i]
                 assert not isinstance(item, list)
-                answers[i] = _run(service, item, 0)
+                answers[i] = _run(service, item, 0, observer)
     except StoreError:
         log.exception("a batch of %d job(s) failed to commit; they will be retried", len(batched))
         unavailable = [encode(ErrorReply(code="unavailable", message=BATCH_LOST)), NO_MARKS]
@@ -129,7 +145,12 @@ class _ExistingOnly(LoginRequest):
     """A login from a login-only job: an unknown name is refused, not registered."""
 
 
-def _run(service: GameService, request: Request | None, cpu_burn: int) -> list[bytes]:
+def _run(
+    service: GameService,
+    request: Request | None,
+    cpu_burn: int,
+    observer: Observer | None = None,
+) -> list[bytes]:
     if request is None:
         try:
             events = service.tick()
@@ -137,10 +158,13 @@ def _run(service: GameService, request: Request | None, cpu_burn: int) -> list[b
             log.exception("world tick failed; the next one will catch up")
             events = []
         return [NO_REPLY, NO_MARKS, *publication_frames(events)]
+    started = time.perf_counter()
     if cpu_burn and isinstance(request, ActionRequest):
         burn(cpu_burn)  # before the store transaction, as real game logic would compute
     # A login-only job: the front's registration budget is spent (admission.py).
     outcome = service.handle(request, may_register=not isinstance(request, _ExistingOnly))
+    if observer is not None:
+        observer(request, outcome, time.perf_counter() - started)
     return [
         outcome.reply_bytes(),
         encode_marks(marks(outcome.events)),

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import engine
 
+from . import logs
 from . import settings as cfg
 from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeyAnnouncer, KeysError, ensure_cluster
 from .durability import check_durable
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
 from .limits import SocketLimits
+from .metrics import MetricsError, front_registry, offset_bind, start_metrics
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store
 from .world import World, WorldError, load_world
@@ -93,6 +95,10 @@ class Supervisor:
             cmd += ["--insecure-workers"]
         else:
             cmd += ["--keys-dir", str(s.keys_dir)]
+        cmd += ["--log-format", s.log_format]
+        if s.metrics_bind:  # worker i serves metrics on the front's port + i
+            offset = 1 + [slot.name for slot in self.slots].index(name)
+            cmd += ["--metrics-bind", offset_bind(s.metrics_bind, offset)]
         if s.world is not None:
             cmd += ["--world", str(s.world)]
         return cmd
@@ -210,6 +216,14 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
         return 1
+    try:
+        metrics = await start_metrics(
+            settings.metrics_bind, lambda: front_registry(front, logs.process_id())
+        )
+    except MetricsError as exc:
+        print(f"crossroads serve: {exc}", file=sys.stderr)
+        front.close(linger=0)
+        return 1
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, front.shutdown)
@@ -230,6 +244,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             return 1
         say(f"key {connectable(announcer.endpoint)}  (players learn the front's key here)")
     announcing = None if announcer is None else asyncio.create_task(announcer.serve())
+    if metrics is not None:
+        say(f"metrics {metrics.url}  (Prometheus; keep this port private)")
     runner = asyncio.create_task(front.run())
     try:
         supervisor.start_all(settings.workers)
@@ -252,6 +268,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         if announcing is not None and announcer is not None:
             announcing.cancel()
             announcer.close()
+        if metrics is not None:
+            await metrics.close()
         await supervisor.stop_all()
         await asyncio.sleep(0.05)  # one more loop pass: the last replies reach the sockets
         front.close()
@@ -293,6 +311,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "max_subscriptions": "--max-subscriptions",
             "secure_players": "--secure-players",
             "key_bind": "--key-bind",
+            "log_format": "--log-format",
+            "metrics_bind": "--metrics-bind",
         },
     )
     return parser
@@ -305,7 +325,7 @@ def main(argv: list[str], prog: str = "crossroads serve") -> int:
     except cfg.SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    cfg.setup_logging(settings.log_level, "front")
+    cfg.setup_logging(settings.log_level, "front", settings.log_format)
     try:
         world = load_world(settings.world)
     except WorldError as exc:

@@ -19,6 +19,7 @@ from .accounts import DEFAULT_SESSION_TTL, login, resume
 from .catchup import catchup
 from .commands import CommandSet, default_commands
 from .events import Outcome
+from .moderation import login_refusal
 from .passwords import DEFAULT_POLICY, PasswordPolicy
 from .protocol import (
     ActionRequest,
@@ -107,6 +108,8 @@ class GameService:
                     session_ttl=self.session_ttl,
                 )
             case LoginRequest():
+                if (refused := login_refusal(self.store, request.name)) is not None:
+                    return Outcome(refused)  # banned, or closed for maintenance
                 return login(
                     self.store,
                     self.world,

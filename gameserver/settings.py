@@ -33,19 +33,24 @@ CROSSROADS_SECURE_PLAYERS       false (true: player ports speak CURVE; clients p
 CROSSROADS_KEY_BIND             tcp://*:7300   (front, with secure players: tells its public key)
 CROSSROADS_FRONT_KEY            <keys dir>/front.key (a worker's: the front's public key or file)
 CROSSROADS_WORKER_KEY           <keys dir>/worker.key_secret (a worker's own secret certificate)
+CROSSROADS_LOG_FORMAT           text (or json: one object per line, for log collectors)
+CROSSROADS_METRICS_BIND         none: off (HOST:PORT or PORT for a private Prometheus /metrics;
+                                ``serve``'s local workers take the next ports)
 ==============================  ===============================================================
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import logs
+from .logs import LOG_FORMATS
 
 ENV_PREFIX = "CROSSROADS_"
 # Away from Locust's 5557/5558, so a load test and the server can share a machine.
@@ -137,6 +142,12 @@ class Settings(BaseSettings):
     worker_key: Path | None = Field(
         None, description="this worker's .key_secret file (default: worker.key_secret in keys dir)"
     )
+    log_format: str = Field("text", description="text or json (one object per line)")
+    metrics_bind: str | None = Field(
+        None,
+        description="HOST:PORT (or PORT: loopback) for Prometheus /metrics, on a private "
+        "interface; off unless set",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -145,6 +156,14 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        fmt = value.lower()
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return fmt
 
     @field_validator("store", "actions_bind", "updates_bind", "workers_bind", "front", "actions")
     @classmethod
@@ -171,6 +190,8 @@ METAVARS = {
     "max_subscriptions": "N",
     "front_key": "KEY",
     "worker_key": "PATH",
+    "log_format": "FORMAT",
+    "metrics_bind": "HOST:PORT",
 }
 
 
@@ -236,10 +257,7 @@ def load(args: argparse.Namespace | None = None) -> Settings:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
 
 
-def setup_logging(level: str, who: str) -> None:
-    """Log to stderr, each line naming the process (front and workers share a terminal)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format=f"%(asctime)s {who}[%(process)d] %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def setup_logging(level: str, who: str, fmt: str = "text") -> None:
+    """Log to stderr, each line naming the process's role and unique id (front and workers
+    share a terminal); ``fmt`` "json" writes one JSON object per line (see gameserver.logs)."""
+    logs.setup(level, who, fmt)

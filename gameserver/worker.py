@@ -26,11 +26,20 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
 from engine.patterns.simple_pirate import STOP_POLL_S
 
+from . import logs
 from . import settings as cfg
 from .cluster_keys import KeysError, worker_credentials
 from .durability import check_durable
 from .health import TOUCH_EVERY_S, Toucher
-from .jobs import run_jobs
+from .jobs import Observer, run_jobs
+from .metrics import (
+    ActionMeter,
+    MetricsError,
+    action_observer,
+    refresh_players_online,
+    start_metrics,
+    worker_registry,
+)
 from .seed import seed_world
 from .service import GameService
 from .store import StoreError, open_store
@@ -147,11 +156,15 @@ class GameWorker:
         heartbeat_liveness: int = 3,
         name: str | None = None,
         context: ezmq.Context | None = None,
+        observer: Observer | None = None,
+        routing_id: str | None = None,
     ) -> None:
         self.service = service
+        self.observer = observer
         self.cpu_burn = cpu_burn
-        #: This process's routing id prefix (the front sees it plus a connection number).
-        self.id = None if name is None else routing_name(name)
+        #: This process's routing id prefix (the front sees it plus a connection number); given
+        #: when chosen earlier, so the process's log lines carry it from the first one.
+        self.id = routing_id or (None if name is None else routing_name(name))
         self.pirate = BatchingPirate(
             front,
             self._handle,
@@ -188,7 +201,7 @@ class GameWorker:
         # wait meanwhile; only a batch stuck for the whole heartbeat expiry (a store locked
         # for seconds) makes the front re-send its jobs elsewhere, which exactly-once makes
         # harmless.
-        return run_jobs(self.service, bodies, cpu_burn=self.cpu_burn)
+        return run_jobs(self.service, bodies, cpu_burn=self.cpu_burn, observer=self.observer)
 
 
 def open_service(store_url: str, world_path: str | os.PathLike[str] | None) -> GameService:
@@ -239,7 +252,9 @@ async def _keep_health_file(worker: GameWorker, path: str) -> None:
         await asyncio.sleep(TOUCH_EVERY_S)
 
 
-async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool) -> int:
+async def serve_worker(
+    settings: cfg.Settings, name: str, exit_with_parent: bool, routing_id: str | None = None
+) -> int:
     try:
         for warning in check_durable(settings.store, settings.allow_volatile_store):
             log.warning("%s", warning)
@@ -255,6 +270,7 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         service.close()
         context.destroy(linger=0)
         return 2
+    meter = ActionMeter(service.commands)
     worker = GameWorker(
         settings.front,
         service,
@@ -263,7 +279,19 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
         heartbeat_liveness=settings.heartbeat_liveness,
         name=name,
         context=context,
+        observer=action_observer(meter),
+        routing_id=routing_id,
     )
+    logs.identify("worker", worker.id)
+    try:
+        metrics = await start_metrics(
+            settings.metrics_bind, lambda: worker_registry(meter, logs.process_id())
+        )
+    except MetricsError as exc:
+        log.error("%s", exc)
+        context.destroy(linger=0)
+        service.close()
+        return 1
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stop)
@@ -277,12 +305,16 @@ async def serve_worker(settings: cfg.Settings, name: str, exit_with_parent: bool
     )
     if settings.health_file:
         watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))
+    if metrics is not None:
+        watchers.append(asyncio.create_task(refresh_players_online(meter, service.store)))
     log.info("worker %s serving %s for %s", worker.id, settings.store, settings.front)
     try:
         await worker.run()
     finally:
         for watcher in watchers:
             watcher.cancel()
+        if metrics is not None:
+            await metrics.close()
         context.destroy(linger=0)
         service.close()
     log.info("worker %s stopped after %d job(s)", worker.id, worker.handled)
@@ -310,6 +342,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "worker_key": "--worker-key",
             "insecure_workers": "--insecure-workers",
             "allow_volatile_store": "--allow-volatile-store",
+            "log_format": "--log-format",
+            "metrics_bind": "--metrics-bind",
         },
     )
     parser.add_argument(
@@ -332,8 +366,9 @@ def main(argv: list[str], prog: str = "crossroads worker") -> int:
     except cfg.SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    cfg.setup_logging(settings.log_level, "worker")
-    return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent))
+    routing_id = logs.identify("worker", routing_name(args.name))
+    cfg.setup_logging(settings.log_level, "worker", settings.log_format)
+    return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent, routing_id))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest import bench_connections, bench_game, bench_health, bench_players, bench_profile
+from loadtest import (
+    bench_connections,
+    bench_game,
+    bench_health,
+    bench_metrics,
+    bench_players,
+    bench_profile,
+)
 from loadtest.bench_pair import (
     IMPLS,
     NO_PYZMQ,
@@ -335,6 +342,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=(bench_health.__doc__ or "").split("\n\n")[0] or None,
     )
     bench_health.add_arguments(health)
+    metrics = suites.add_parser(
+        "metrics",
+        help="worker CPU per action with and without the Prometheus metrics",
+        description=(bench_metrics.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_metrics.add_arguments(metrics)
     return parser
 
 
@@ -368,6 +381,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
         return bench_connections.run_connections(args)
     if args.suite == "health":
         return bench_health.run_health(args)
+    if args.suite == "metrics":
+        return bench_metrics.run_metrics(args)
     return run_engine(args)
 
 

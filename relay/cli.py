@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 import engine
+from gameserver import logs
 from gameserver.cluster_keys import KeyAnnouncer, KeysError, load_pair, public_key
 from gameserver.health import HEALTH_FILE_ENV
+from gameserver.logs import LOG_FORMATS
+from gameserver.metrics import MetricsError, start_metrics
 
 from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, PLAYER_SUBSCRIPTIONS, Relay
+from .metrics import relay_registry
 
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
@@ -104,6 +107,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help=f"with --key: where players learn this relay's key ({DEFAULT_KEY_BIND})",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    p.add_argument(
+        "--log-format",
+        default=os.environ.get("CROSSROADS_LOG_FORMAT", "text"),
+        choices=LOG_FORMATS,
+        help="text, or json: one object per line (env CROSSROADS_LOG_FORMAT; default: text)",
+    )
+    p.add_argument(
+        "--metrics-bind",
+        default=os.environ.get("CROSSROADS_METRICS_BIND") or None,
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics here, on a private interface; PORT alone: loopback "
+        "(env CROSSROADS_METRICS_BIND; default: off)",
+    )
     return p
 
 
@@ -142,6 +158,16 @@ async def serve(args: argparse.Namespace) -> int:
             relay.close()
             print(f"relay: cannot bind {args.key_bind}: {exc}", file=sys.stderr)
             return 2
+    try:
+        metrics = await start_metrics(
+            args.metrics_bind, lambda: relay_registry(relay, logs.process_id())
+        )
+    except MetricsError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        if announcer is not None:
+            announcer.close()
+        relay.close(linger=0)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,6 +180,8 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"stats {relay.stats_endpoint}")
     if announcer is not None and key is not None:
         print(f"key {announcer.endpoint} {key.public.decode()}")
+    if metrics is not None:
+        print(f"metrics {metrics.url}")
     print("ready", flush=True)
     announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     try:
@@ -162,15 +190,18 @@ async def serve(args: argparse.Namespace) -> int:
         if announcing is not None and announcer is not None:
             announcing.cancel()
             announcer.close()
+        if metrics is not None:
+            await metrics.close()
         relay.close()
     return 0
 
 
 def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
     args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    if args.log_format not in LOG_FORMATS:  # a default from the environment skips `choices`
+        print(f"{prog}: --log-format must be one of {', '.join(LOG_FORMATS)}", file=sys.stderr)
+        return 2
+    logs.setup(args.log_level, "relay", args.log_format)
     if (args.actions_upstream is None) != (args.actions_bind is None):
         print(f"{prog}: --actions-upstream and --actions-bind go together", file=sys.stderr)
         return 2

@@ -261,6 +261,7 @@ class Relay:
             size = _size(msg)
             stats.messages_in += 1
             stats.bytes_in += size
+            stats.last_event, stats.last_event_at = msg, time.time()  # read by the lag metric
             fanout = len(subscribers.match(msg[0]))
             await self.down.send_multipart(msg, engine.DONTWAIT)  # XPUB never blocks
             stats.messages_out += fanout

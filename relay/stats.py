@@ -59,6 +59,9 @@ class RelayStats:
     catchups_forwarded: int = 0
     upstream_up: bool = False
     actions_upstream_up: bool | None = None  # None: the relay carries no actions
+    #: The newest event from upstream and when it arrived (wall clock), for the lag metric.
+    last_event: list[bytes] | None = None
+    last_event_at: float = 0.0
 
     @property
     def fanout(self) -> float:

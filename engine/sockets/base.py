@@ -19,6 +19,16 @@ from ..pipe import ConflatingPipe, FlushQueue, Kick, Message, Pipe
 from .parts import FairQueue
 
 
+class Traffic:
+    """Messages and bytes (all frames) through one socket's user side; off unless asked for
+    (`Socket.traffic()`), so unmetered sockets pay one attribute test per message."""
+
+    __slots__ = ("bytes_in", "bytes_out", "msgs_in", "msgs_out")
+
+    def __init__(self) -> None:
+        self.msgs_in = self.bytes_in = self.msgs_out = self.bytes_out = 0
+
+
 class SocketCore:
     """The pipes and the incoming fair-queue of one socket; a socket type adds its routing."""
 
@@ -44,6 +54,7 @@ class SocketCore:
         self._wake: Callable[[], None] = _nothing
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
+        self.traffic: Traffic | None = None
 
     # -- wake-ups -----------------------------------------------------------------------------
 
@@ -136,7 +147,11 @@ class SocketCore:
         """Queue one whole message; False means 'would block' (HWM reached, no peer...)."""
         if self._commands:
             self.process_commands()
-        return self._send(msg)
+        sent = self._send(msg)
+        if sent and self.traffic is not None:
+            self.traffic.msgs_out += 1
+            self.traffic.bytes_out += sum(map(len, msg))
+        return sent
 
     def recv(self) -> Message | None:
         """The next message, or None when there is none yet."""
@@ -145,8 +160,12 @@ class SocketCore:
         msg = self._prefetched
         if msg is not None:
             self._prefetched = None
-            return msg
-        return self._recv()
+        else:
+            msg = self._recv()
+        if msg is not None and self.traffic is not None:
+            self.traffic.msgs_in += 1
+            self.traffic.bytes_in += sum(map(len, msg))
+        return msg
 
     def events(self) -> int:
         """POLLIN/POLLOUT as a poller sees them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .admin import ADMIN_COMMANDS
 from .base import Command, CommandError, CommandSet, split_command
 from .channels import CHANNEL_COMMANDS
 from .clock import CLOCK_COMMANDS
@@ -38,6 +39,7 @@ def default_commands() -> CommandSet:
             *DESCRIPTION_COMMANDS,
             *NICK_COMMANDS,
             *PASSWORD_COMMANDS,
+            *ADMIN_COMMANDS,
         ),
         fallback=ExpandNick,
     )

@@ -65,6 +65,9 @@ def test_non_crossroads_services_are_only_optional() -> None:
 def test_every_environment_variable_is_read_by_the_code() -> None:
     locustfile = (REPO_ROOT / "loadtest" / "locustfile.py").read_text()
     for name, spec in SERVICES.items():
+        if spec.get("profiles") == ["monitoring"]:
+            assert not cl.environment(spec), f"{name}: configured by its files in deploy/"
+            continue
         for var in set(cl.environment(spec)) - SETTINGS_VARS:
             assert spec.get("profiles") == ["loadtest"], f"{name} sets {var}, which nothing reads"
             assert f'"{var}"' in locustfile, f"{name} sets {var}, which the locustfile ignores"
@@ -136,6 +139,42 @@ def test_every_long_running_service_has_a_cheap_health_check() -> None:
         assert SERVICES[name]["healthcheck"] == {"disable": True}
     relay = next(args for name, args in health_checks() if name == "relay-nz")
     assert relay[:2] == ["relay", "tcp://127.0.0.1:7319"]  # its stats port: upstream state
+
+
+def test_metrics_stay_on_the_compose_network() -> None:
+    """Every long-running Crossroads role serves /metrics on 9300, which no service publishes;
+    Prometheus scrapes each of them, and the monitoring UIs are published on loopback only."""
+    roles = [n for n, s in SERVICES.items() if "build" in s and not s.get("profiles")]
+    assert set(roles) == {"front", "worker", "relay-eu", "relay-nz"}
+    for name in roles:
+        assert cl.environment(SERVICES[name])["CROSSROADS_METRICS_BIND"] == "0.0.0.0:9300", name
+    published = [str(p) for s in SERVICES.values() for p in s.get("ports") or []]
+    assert not any(p.endswith(":9300") for p in published)
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        t
+        for job in config["scrape_configs"]
+        for c in job.get("static_configs", [])
+        for t in c["targets"]
+    }
+    assert targets == {"front:9300", "relay-eu:9300", "relay-nz:9300"}
+    workers = [job for job in config["scrape_configs"] if job.get("dns_sd_configs")]
+    assert workers[0]["dns_sd_configs"][0] == {
+        "names": ["worker"],
+        "type": "A",
+        "port": 9300,
+        "refresh_interval": "15s",
+    }
+    for name in ("prometheus", "grafana"):
+        assert SERVICES[name]["profiles"] == ["monitoring"]
+        assert all(str(p).startswith("127.0.0.1:") for p in SERVICES[name]["ports"])
+    mounts = " ".join(SERVICES["grafana"]["volumes"])
+    assert "./deploy/grafana/dashboards:" in mounts and "./deploy/grafana/provisioning:" in mounts
+
+
+def test_compose_local_refuses_the_monitoring_images_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(cl.ComposeError, match=r"^prometheus, grafana: only Crossroads roles"):
+        cl.Plan(cl.active(SERVICES, ["monitoring"]), tmp_path)
 
 
 def test_front_outlives_its_drain_before_sigkill() -> None:

@@ -85,6 +85,23 @@ def worker_process(container: dict) -> int:
     return int(children[0])
 
 
+#: Run inside a container: print what a URL on the compose network answers.
+FETCH = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
+
+
+def scrape_from(stack: ComposeStack, service: str, url: str) -> dict[str, float]:
+    """``url``'s Prometheus samples, fetched from inside ``service``'s first container (the
+    metrics port is on the compose network only)."""
+    container = stack.containers(service)[0]
+    text = docker("exec", container["Id"], "python3", "-c", FETCH, url)
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, number = line.rpartition(" ")
+            samples[name] = float(number)
+    return samples
+
+
 def wait_restarted(stack: ComposeStack, container_id: str, restarts: int) -> None:
     deadline = time.monotonic() + HEALTHY_WAIT
     while True:
@@ -137,6 +154,20 @@ def test_compose_stack_plays_scales_heals_and_stops_cleanly(stack: ComposeStack)
             await chat(alice, bob, "after the restart")
 
     run(play(), timeout=HEALTHY_WAIT * 4)
+
+    # Metrics, over the compose network only: the front's, a worker's (found by its service
+    # name, as Prometheus finds them) and a relay's, each fetched from another container.
+    front_metrics = scrape_from(stack, "relay-eu", "http://front:9300/metrics")
+    assert front_metrics["crossroads_workers_alive"] == 6
+    assert front_metrics['crossroads_front_requests_total{outcome="queued"}'] > 0
+    worker_metrics = scrape_from(stack, "front", "http://worker:9300/metrics")
+    assert 'crossroads_process_info{id="' in " ".join(worker_metrics)
+    assert any(k.startswith("crossroads_actions_total") for k in worker_metrics)
+    relay_metrics = scrape_from(stack, "front", "http://relay-nz:9300/metrics")
+    assert relay_metrics['crossroads_relay_upstream_up{link="events"}'] == 1
+    for container in stack.containers():  # exposed by the image, published by no service
+        assert not (container["NetworkSettings"]["Ports"] or {}).get("9300/tcp"), container["Name"]
+    say("metrics scraped from front, a worker and relay-nz on the compose network")
 
     phase = time.monotonic()
     stack.compose("stop", "--timeout", "30")
