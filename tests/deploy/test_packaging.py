@@ -65,7 +65,8 @@ def test_both_locks_agree_on_what_they_share() -> None:
 def test_base_dependencies_are_what_every_role_needs() -> None:
     names = {canonicalize_name(Requirement(r).name) for r in PROJECT["dependencies"]}
     # argon2-cffi: the workers hash passwords, and any server image may run a worker.
-    assert names == {"argon2-cffi", "orjson", "pydantic", "pydantic-settings"}
+    # pynacl: the worker port admits CURVE keys only, so every role needs it.
+    assert names == {"argon2-cffi", "orjson", "pydantic", "pydantic-settings", "pynacl"}
 
 
 @pytest.mark.parametrize(
