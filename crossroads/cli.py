@@ -15,6 +15,9 @@ EXTRAS = {
     "prometheus_client": "metrics",
 }
 
+#: Shorthands: `crossroads status ...` is `crossroads admin status ...`.
+SHORTHANDS = {"status": ("admin", "status")}
+
 # name -> (module, help). Modules are imported only when their subcommand runs, so
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "relay": ("relay.cli", "run a regional relay: forwards events and actions for one region"),
     "relay-stats": ("relay.stats", "print a running relay's counters (--json for machines)"),
     "admin": ("crossroads.admin", "operate the game: grant admins, status, announce, kick, ban"),
+    "status": ("crossroads.admin", "the game at a glance: players, workers, queue, relays"),
     "compose-local": (
         "crossroads.compose_local",
         "run a docker-compose file's services as local processes (no Docker needed)",
@@ -67,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.command in SHORTHANDS:
+        command, verb = SHORTHANDS[args.command]
+        return int(module.main([verb, *argv[1:]], prog=f"crossroads {command}") or 0)
     return int(module.main(argv[1:], prog=f"crossroads {args.command}") or 0)
 
 

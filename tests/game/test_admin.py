@@ -200,3 +200,15 @@ def test_usage_and_reach_errors_are_one_line() -> None:
         1,
         "does not answer",
     )
+
+
+def test_crossroads_status_is_admin_status() -> None:
+    """`crossroads status` is the shorthand the operator reaches for first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSROADS_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    top = [sys.executable, "-m", "crossroads", "status"]
+    helped = subprocess.run([*top, "--help"], capture_output=True, text=True, env=env, timeout=WAIT)
+    assert helped.returncode == 0 and "--worker-metrics" in helped.stdout
+    dead = ["--server", "tcp://127.0.0.1:9", "--interval", "0"]
+    done = subprocess.run([*top, *dead], capture_output=True, text=True, env=env, timeout=WAIT)
+    one_line_error(done, 1, "does not answer")
