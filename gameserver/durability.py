@@ -23,12 +23,18 @@ ADVICE = (
 )
 
 
+MISSING_REDIS = "the Redis store needs the 'redis' extra: pip install 'crossroads[redis]'"
+
+
 def check_durable(url: str, allow_volatile: bool) -> list[str]:
     """Warnings about the store's durability; raises StoreError for a volatile Redis unless
     `allow_volatile`. Only Redis URLs are checked."""
     if not url.startswith(REDIS_SCHEMES):
         return []
-    import redis
+    try:
+        import redis
+    except ImportError:
+        raise StoreError(MISSING_REDIS) from None
 
     clean = urlunsplit(urlsplit(url)._replace(query=""))
     client = redis.Redis.from_url(clean, socket_timeout=5)

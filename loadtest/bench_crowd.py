@@ -72,7 +72,9 @@ class RedisServer:
             raise BenchError("--store redis needs redis-server on PATH (apt install redis-server)")
         self.dir = tempfile.mkdtemp(prefix="crossroads-bench-redis-")
         self.port = _free_port()
+        # Append-only, as the compose file runs it: the server refuses a volatile Redis.
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
+        args += ["--appendonly", "yes"]
         self.process = subprocess.Popen([binary, *args], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
