@@ -35,13 +35,14 @@ def test_every_row_is_measured_on_sqlite(capsys: pytest.CaptureFixture[str]) -> 
         assert row["errors"] == 0, row
         cpu = row["cpu_us_per_action"]
         assert {"front", "w1", "w2", "total"} <= set(cpu)
-        # The server did the work, read from /proc (a few tiny room events may stay under the
-        # clock tick of 10 ms).
-        assert cpu["total"] > 0 or row["kind"] == "fanout"
+        assert cpu["total"] >= 0
         assert row["figures"], row
         for figure in row["figures"]:
             assert figure["target"] and figure["now"]
             assert figure["ratio"] >= 0
+    # The server did the work, read from /proc. Per row, a 0.5 s row of a cheap server may stay
+    # under the 10 ms clock tick; all rows together may not.
+    assert sum(row["cpu_us_per_action"]["total"] for row in rows.values()) > 0
     assert rows["closed"]["figures"][0]["measured"] > 0  # actions/s
     assert {f["figure"] for f in rows["fanout"]["figures"]} == {
         "last arrival p50 ms",
