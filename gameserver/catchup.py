@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+import orjson
 from pydantic import ValidationError
 
 from .accounts import Unauthorized, authenticate, unauthorized_reply
 from .events import Outcome
-from .protocol import CatchupReply, CatchupRequest, ErrorReply, decode_event
+from .protocol import CatchupReply, CatchupRequest, ErrorReply, Event
 from .store.base import Store, Tx
 from .store.state import GameState
 from .topics import may_read
@@ -44,9 +46,40 @@ def catchup(
             return ErrorReply(code="forbidden", message=f"Not subscribed to {topic}.")
         return None
 
-    refusal = store.transaction(allowed)
+    # The check writes nothing: a read, without the write lock or a commit (issue 12).
+    refusal = store.read(allowed)
     if refusal is not None:
         return Outcome(refusal)
-    events = [decode_event(raw) for raw in store.events_since(topic, since_seq)]
+    payloads = store.events_since(topic, since_seq)
+    # The log holds the very bytes the workers published (encoded from validated Events):
+    # they are not validated again, and the reply splices them in (CatchupOutcome).
+    events = [Event.model_construct(**orjson.loads(raw)) for raw in payloads]
     truncated = bool(events) and events[0].seq > since_seq + 1
-    return Outcome(CatchupReply(topic=topic, events=events, truncated=truncated))
+    reply = CatchupReply.model_construct(topic=topic, events=events, truncated=truncated)
+    return CatchupOutcome(reply, payloads=payloads)
+
+
+#: The fields every CatchupReply starts with (protocol version and type), as the model has them.
+CATCHUP_HEAD = CatchupReply.model_construct(topic="", events=[], truncated=False).model_dump(
+    include={"v", "type"}
+)
+
+
+@dataclass(frozen=True)
+class CatchupOutcome(Outcome):
+    """A catch-up's outcome whose reply is encoded around the logged payloads, unchanged."""
+
+    payloads: list[bytes] | None = None
+
+    def reply_bytes(self) -> bytes:
+        reply = self.reply
+        if self.payloads is None or not isinstance(reply, CatchupReply):
+            return super().reply_bytes()
+        return orjson.dumps(
+            {
+                **CATCHUP_HEAD,
+                "topic": reply.topic,
+                "events": [orjson.Fragment(raw) for raw in self.payloads],
+                "truncated": reply.truncated,
+            }
+        )
