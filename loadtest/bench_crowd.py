@@ -73,6 +73,9 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="crossroads-bench-redis-")
         self.port = _free_port()
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
+        # Append-only, as the compose file runs it: serve refuses a Redis that would lose
+        # acknowledged actions on a restart, and the bench measures what a deployment runs.
+        args += ["--appendonly", "yes"]
         self.process = subprocess.Popen([binary, *args], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
