@@ -59,16 +59,42 @@ class Login(enum.Enum):
 
 
 class _Source:
-    __slots__ = ("errors", "logins", "pings", "registrations", "requests")
+    """One source's buckets. Only ``requests`` is made at once; the others on first use. A
+    bucket made full when first needed is the same as one made full earlier and left alone
+    (refills stop at capacity), and most sources never log in, ping or err. A client's
+    per-call routing tag makes each of its requests a new source today, so this is paid per
+    request: admitting one cost 22 us with five eager buckets, 8 us with one (timeit)."""
+
+    __slots__ = ("_errors", "_logins", "_pings", "_registrations", "policy", "requests")
 
     def __init__(self, policy: AdmissionPolicy, now: float) -> None:
+        self.policy = policy
         self.requests = TokenBucket.full(policy.request_rate, policy.request_burst, now)
-        self.logins = TokenBucket.full(policy.login_rate, policy.login_burst, now)
-        self.registrations = TokenBucket.full(
-            policy.registration_rate, policy.registration_burst, now
-        )
-        self.pings = TokenBucket.full(policy.ping_rate, policy.ping_burst, now)
-        self.errors = TokenBucket.full(policy.error_rate, policy.error_burst, now)
+        self._logins: TokenBucket | None = None
+        self._registrations: TokenBucket | None = None
+        self._pings: TokenBucket | None = None
+        self._errors: TokenBucket | None = None
+
+    def logins(self, now: float) -> TokenBucket:
+        if self._logins is None:
+            self._logins = TokenBucket.full(self.policy.login_rate, self.policy.login_burst, now)
+        return self._logins
+
+    def registrations(self, now: float) -> TokenBucket:
+        if self._registrations is None:
+            p = self.policy
+            self._registrations = TokenBucket.full(p.registration_rate, p.registration_burst, now)
+        return self._registrations
+
+    def pings(self, now: float) -> TokenBucket:
+        if self._pings is None:
+            self._pings = TokenBucket.full(self.policy.ping_rate, self.policy.ping_burst, now)
+        return self._pings
+
+    def errors(self, now: float) -> TokenBucket:
+        if self._errors is None:
+            self._errors = TokenBucket.full(self.policy.error_rate, self.policy.error_burst, now)
+        return self._errors
 
 
 @dataclass
@@ -109,30 +135,30 @@ class Admission:
         return False
 
     def ping(self, source: Hashable, now: float) -> bool:
-        return self._source(source, now).pings.try_take(now)
+        return self._source(source, now).pings(now).try_take(now)
 
     def login(self, source: Hashable, now: float) -> Login:
         """The verdict on a login: refused (over a budget), or admitted with or without the
         right to create an account. How many logins hash at once is the login queue's
         business (gameserver/logins.py)."""
         own = self._source(source, now)
-        if not own.logins.try_take(now):
+        if not own.logins(now).try_take(now):
             self.stats.limited += 1
             return Login.REFUSED
         if not self._logins.try_take(now):
-            own.logins.tokens += 1  # the source's token back: the front's budget said no
+            own.logins(now).tokens += 1  # the source's token back: the front's budget said no
             self.stats.limited += 1
             return Login.REFUSED
-        if own.registrations.try_take(now):
+        if own.registrations(now).try_take(now):
             if self._registrations.try_take(now):
                 return Login.REGISTER
-            own.registrations.tokens += 1
+            own.registrations(now).tokens += 1
         self.stats.login_only += 1
         return Login.EXISTING_ONLY
 
     def may_answer_error(self, source: Hashable, now: float) -> bool:
         """Whether a refusal may be answered; False: drop the request silently."""
-        if self._source(source, now).errors.try_take(now):
+        if self._source(source, now).errors(now).try_take(now):
             return True
         self.stats.silenced += 1
         return False

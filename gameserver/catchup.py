@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import overload
 
+import orjson
 from pydantic import ValidationError
 
 from .accounts import Unauthorized, authenticate, unauthorized_reply
 from .events import Outcome
-from .protocol import CatchupReply, CatchupRequest, ErrorReply, decode_event
+from .protocol import CatchupReply, CatchupRequest, ErrorReply, Event
 from .store.base import Store, Tx
 from .store.state import GameState
 from .topics import may_read
@@ -44,9 +48,77 @@ def catchup(
             return ErrorReply(code="forbidden", message=f"Not subscribed to {topic}.")
         return None
 
-    refusal = store.transaction(allowed)
+    # The check writes nothing: a read, without the write lock or a commit (issue 12).
+    refusal = store.read(allowed)
     if refusal is not None:
         return Outcome(refusal)
-    events = [decode_event(raw) for raw in store.events_since(topic, since_seq)]
-    truncated = bool(events) and events[0].seq > since_seq + 1
-    return Outcome(CatchupReply(topic=topic, events=events, truncated=truncated))
+    payloads = store.events_since(topic, since_seq)
+    # The log holds the very bytes the workers published (encoded from validated Events): they
+    # are neither validated nor decoded again. The reply splices them in (CatchupOutcome), and
+    # a catch-up of a busy topic's whole log (200 events) costs no Python work per event.
+    truncated = bool(payloads) and orjson.loads(payloads[0])["seq"] > since_seq + 1
+    events = LoggedEvents(payloads)
+    reply = CatchupReply.model_construct(topic=topic, events=events, truncated=truncated)
+    return CatchupOutcome(reply, payloads=payloads)
+
+
+class LoggedEvents(Sequence[Event]):
+    """Logged event payloads seen as Events, decoded on first use only (tests and tools
+    read them; the worker's reply never does). The reply holding them is encoded by
+    :meth:`CatchupOutcome.reply_bytes`, not by ``model_dump`` (pydantic cannot serialize
+    this sequence)."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self._payloads = payloads
+        self._events: list[Event] | None = None
+
+    def _decoded(self) -> list[Event]:
+        if self._events is None:
+            self._events = [Event.model_construct(**orjson.loads(raw)) for raw in self._payloads]
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        return self._decoded()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LoggedEvents | list):
+            return self._decoded() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, as a list
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+
+#: The fields every CatchupReply starts with (protocol version and type), as the model has them.
+CATCHUP_HEAD = CatchupReply.model_construct(topic="", events=[], truncated=False).model_dump(
+    include={"v", "type"}
+)
+
+
+@dataclass(frozen=True)
+class CatchupOutcome(Outcome):
+    """A catch-up's outcome whose reply is encoded around the logged payloads, unchanged."""
+
+    payloads: list[bytes] | None = None
+
+    def reply_bytes(self) -> bytes:
+        reply = self.reply
+        if self.payloads is None or not isinstance(reply, CatchupReply):
+            return super().reply_bytes()
+        return orjson.dumps(
+            {
+                **CATCHUP_HEAD,
+                "topic": reply.topic,
+                "events": [orjson.Fragment(raw) for raw in self.payloads],
+                "truncated": reply.truncated,
+            }
+        )

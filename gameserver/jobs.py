@@ -24,6 +24,7 @@ from .protocol import (
     NO_MARKS,
     NO_REPLY,
     ActionRequest,
+    CatchupRequest,
     ErrorReply,
     LoginRequest,
     ProtocolError,
@@ -114,6 +115,8 @@ BATCH_LOST = "Storage failed; please retry."
 
 
 def _reads_only(service: GameService, item: object) -> bool:
+    if isinstance(item, CatchupRequest):
+        return True  # catchup.py only reads
     if not isinstance(item, ActionRequest):
         return False
     try:

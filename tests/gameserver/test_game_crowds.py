@@ -8,12 +8,13 @@ from pathlib import Path
 from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
 
 from gameserver.narration import NAMES_SHOWN
-from gameserver.protocol import Reply
+from gameserver.protocol import CatchupReply, CatchupRequest, Reply, decode_reply
 from gameserver.seed import seed_world
 from gameserver.service import GameService
 from gameserver.store import Store, Tx
 from gameserver.store.records import PlayerRecord
 from gameserver.store.state import GameState
+from gameserver.topics import room_topic
 from gameserver.world import World
 
 CROWD = 5_000
@@ -130,6 +131,29 @@ def test_read_only_actions_write_nothing(store: Store, world: World, clock: Fake
     # An action with effects is still a recorded write.
     alice.say_ok("say hello")
     assert counting.counts.write_transactions == 1 and counting.counts.writes > 0
+
+
+def test_a_catchup_writes_nothing_and_replies_the_logged_events(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    seed_world(store, world)
+    counting = CountingStore(store)
+    game = Game(GameService(counting, world, passwords=FAST_PASSWORDS, clock=clock))
+    alice = game.login("Alice")
+    bob = game.login("Bob")
+    bob.say_ok("say one")
+    bob.say_ok("say two")
+    topic = room_topic(alice.room)
+    counting.counts.reset()
+    outcome = game.service.handle(CatchupRequest(token=alice.token, topic=topic, since_seq=0))
+    assert counting.counts.writes == 0, counting.counts
+    assert counting.counts.write_transactions == 0, counting.counts
+    reply = decode_reply(outcome.reply_bytes())  # the bytes a client gets, logged payloads inside
+    assert isinstance(reply, CatchupReply) and reply == outcome.reply
+    assert [e.text for e in reply.events if e.kind == "say"][-2:] == [
+        e.text for e in game.published if e.topic == topic and e.kind == "say"
+    ][-2:]
+    assert [e.seq for e in reply.events] == sorted(e.seq for e in reply.events)
 
 
 def test_a_read_only_action_renews_an_ageing_session(
