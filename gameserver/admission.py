@@ -104,6 +104,21 @@ class AdmissionStats:
     login_only: int = 0  # logins that could not create an account
 
 
+def source_of(envelope: list[bytes]) -> tuple[bytes, ...]:
+    """The source a request is budgeted to: its routing frames without the caller's tag.
+
+    Crossroads clients send ``[tag, b"", request]`` with a fresh tag per call (client/protocol.py),
+    so the front sees ``[connection, tag, b""]``, or ``[relay, player, tag, b""]`` behind a relay.
+    Keyed on the whole envelope, every call was a new source and no per-source budget ever
+    applied. A tagless envelope (a plain REQ: ``[connection, b""]``) is the connection itself.
+    The inner frames come from the peer, so a hostile connection can still vary them; the
+    front-wide login and registration budgets bound what that buys.
+    """
+    if len(envelope) > 2:
+        return tuple(envelope[:-2])
+    return tuple(envelope[:-1])
+
+
 class Admission:
     """The budgets; callers pass the source (any hashable routing path) and the clock."""
 

@@ -31,7 +31,7 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
-from .admission import Admission, AdmissionPolicy, Login
+from .admission import Admission, AdmissionPolicy, Login, source_of
 from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
 from .limits import SocketLimits, limit_front
 from .logins import LoginQueue
@@ -383,7 +383,7 @@ class Front:
             await self._refuse(envelope, "bad_request", "expected exactly one request frame", now)
             return
         raw = body[0]
-        source = tuple(envelope)  # the connection (behind a relay too): admission.py
+        source = source_of(envelope)  # the connection (behind a relay: the player's)
         if raw == PING_BODY:  # a health check: answered here, with the front's counters
             if self.admission.ping(source, now):
                 await self._reply(envelope, [self.pong()])
@@ -436,13 +436,13 @@ class Front:
 
     async def _slow_down(self, envelope: list[bytes], now: float) -> None:
         self.stats.rate_limited += 1
-        if self.admission.may_answer_error(tuple(envelope), now):
+        if self.admission.may_answer_error(source_of(envelope), now):
             text = f"Slow down: at most {self.rate:g} actions per second."
             await self._reply(envelope, [encode(ErrorReply(code="rate_limited", message=text))])
 
     async def _refuse(self, envelope: list[bytes], code: ErrorCode, text: str, now: float) -> None:
         self.stats.refused += 1
-        if not self.admission.may_answer_error(tuple(envelope), now):
+        if not self.admission.may_answer_error(source_of(envelope), now):
             return  # past the error budget: a flood of bad requests gets no answers
         if self._throttle.allow(now):
             log.warning("refused a request from %s: %s: %s", show_id(envelope[0]), code, text)

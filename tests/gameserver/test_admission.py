@@ -70,3 +70,15 @@ def test_registrations_never_exceed_the_front_budget(steps: list[tuple[int, floa
         registered += gate.login(source, now) is Login.REGISTER
     allowed = POLICY.front_registration_burst + POLICY.front_registration_rate * now
     assert registered <= allowed + 1e-9
+
+
+def test_a_source_is_the_routing_path_without_the_call_tag() -> None:
+    from gameserver.admission import source_of
+
+    # Two calls of one client (fresh tags) are one source; another connection is another.
+    assert source_of([b"\0conn1", b"1", b""]) == source_of([b"\0conn1", b"2", b""]) == (b"\0conn1",)
+    assert source_of([b"\0conn2", b"1", b""]) != source_of([b"\0conn1", b"1", b""])
+    # Behind a relay: the relay's connection and the player's, not the tag.
+    assert source_of([b"\0relay", b"\0player", b"7", b""]) == (b"\0relay", b"\0player")
+    # A plain REQ (no tag): the connection.
+    assert source_of([b"\0req", b""]) == (b"\0req",)
