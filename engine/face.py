@@ -287,6 +287,7 @@ class SocketFace:
         core = self._core
         if core.traffic is None:
             core.traffic = Traffic()
+            core.refresh_direct()
         return core.traffic
 
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
@@ -432,6 +433,7 @@ class SocketFace:
             set_security_option(core.options, option, value)
         else:
             set_option(core.options, option, value)
+        core.refresh_direct()
 
     def getsockopt(self, option: int) -> Any:
         self._check_open()
@@ -537,6 +539,7 @@ class SocketFace:
         if core.closed:
             return
         core.closed = True
+        core.refresh_direct()
         if linger is None:
             linger = core.options.linger
         try:

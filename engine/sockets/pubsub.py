@@ -133,9 +133,14 @@ class XSubSocket(SocketCore):
 
     pipe_reconnected = pipe_attached
 
+    def takes_directly(self) -> bool:
+        return b"" in self.filter.counts and not self.options.invert_matching
+
     def recv(self) -> Message | None:
         # SocketCore.recv with the fair-queue's common case inline when every topic is
         # subscribed (the filter passes all): every such SUB message's path.
+        if self.traffic is not None:
+            return SocketCore.recv(self)
         if self._commands:
             self.process_commands()
         msg = self._prefetched
@@ -161,6 +166,7 @@ class XSubSocket(SocketCore):
                 distribute_always(self.pipes, msg)
             elif self.filter.remove(topic):
                 distribute_always(self.pipes, msg)
+            self.refresh_direct()
             return True
         distribute_always(self.pipes, msg)
         return True
@@ -193,6 +199,7 @@ class SubSocket(XSubSocket):
                 distribute_always(self.pipes, [SUBSCRIBE_PREFIX + topic])
         elif self.filter.remove(topic):
             distribute_always(self.pipes, [CANCEL_PREFIX + topic])
+        self.refresh_direct()
 
     def _send(self, msg: Message) -> bool:
         return SocketCore._send(self, msg)
