@@ -304,14 +304,16 @@ def push_each(targets: Iterable[Pipe], msg: Message, burst: int) -> None:
     Python call per message instead of two per pipe, which counts with 100 subscribers.
     `burst` is the pipes' flusher's (one socket's pipes share one)."""
     for pipe in targets:
-        if pipe.queued - pipe.written < pipe.sndhwm and not pipe.closed:
+        queued = pipe.queued
+        if queued - pipe.written < pipe.sndhwm and not pipe.closed:
             outbox = pipe.outbox
             outbox.append(msg)
-            pipe.queued += 1
-            if not pipe.flush_pending:
+            pipe.queued = queued + 1
+            if pipe.flush_pending:
+                if len(outbox) >= burst and pipe.link is not None:
+                    pipe.link.write_burst()
+            else:
                 pipe._request_flush()
-            elif len(outbox) >= burst and pipe.link is not None:
-                pipe.link.write_burst()
 
 
 class ConflatingPipe(Pipe):

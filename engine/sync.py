@@ -184,13 +184,8 @@ class Socket(SocketFace):
         # not there yet goes straight to the wait (the general path would look again first).
         core = self._core
         inbox = core.direct
-        if (
-            inbox is not None
-            and copy
-            and not core._commands
-            and core._prefetched is None
-            and not self._recv_rest
-        ):
+        # (`direct` is None while frames of a multipart message wait in _recv_rest.)
+        if inbox is not None and copy and not core._commands and core._prefetched is None:
             # A plain fair-queue (PULL, SUB taking every topic): a one-frame message of the
             # batch being read is this socket's recv() without the call.
             pos = inbox.pos
@@ -205,7 +200,7 @@ class Socket(SocketFace):
             if msg is None:
                 msg = self._recv_wait(flags)
             if len(msg) > 1:
-                object.__setattr__(self, "_recv_rest", msg[1:])
+                self._keep_rest(msg[1:])
             return msg[0]
         return SocketFace.recv(self, flags, copy, track)
 
