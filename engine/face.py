@@ -254,7 +254,7 @@ class SocketFace:
             return self._then(self.recv(flags, copy, track), lambda frame: [frame])
         rest = self._recv_rest
         if rest:
-            object.__setattr__(self, "_recv_rest", [])
+            self._keep_rest([])
             return self._done(self._frames_out(rest, copy))
         msg = self._recv_whole(flags)
         if type(msg) is list:
@@ -287,6 +287,7 @@ class SocketFace:
         core = self._core
         if core.traffic is None:
             core.traffic = Traffic()
+            core.refresh_direct()
         return core.traffic
 
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
@@ -319,12 +320,24 @@ class SocketFace:
     def _first_frame(self, msg: list[bytes], copy: bool) -> bytes | Frame:
         """recv() hands out one frame at a time; the rest wait for the next calls."""
         if len(msg) > 1:
-            object.__setattr__(self, "_recv_rest", msg[1:])
+            self._keep_rest(msg[1:])
         return msg[0] if copy else Frame(msg[0], len(msg) > 1)
+
+    def _keep_rest(self, rest: list[bytes]) -> None:
+        """The frames of the current message that recv() has still to hand out. While there
+        are any, the sync face may not take whole messages from the fair-queue itself."""
+        object.__setattr__(self, "_recv_rest", rest)
+        core = self._core
+        if rest:
+            core.direct = None
+        else:
+            core.refresh_direct()
 
     def _next_rest_frame(self, copy: bool) -> bytes | Frame:
         rest = self._recv_rest
         frame = rest.pop(0)
+        if not rest:
+            self._core.refresh_direct()
         return frame if copy else Frame(frame, bool(rest))
 
     @staticmethod
@@ -432,6 +445,7 @@ class SocketFace:
             set_security_option(core.options, option, value)
         else:
             set_option(core.options, option, value)
+        core.refresh_direct()
 
     def getsockopt(self, option: int) -> Any:
         self._check_open()
@@ -537,6 +551,7 @@ class SocketFace:
         if core.closed:
             return
         core.closed = True
+        core.refresh_direct()
         if linger is None:
             linger = core.options.linger
         try:

@@ -14,7 +14,7 @@ wake-up, so no notification is lost.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from time import monotonic
 from typing import Any, Protocol
 
@@ -297,6 +297,23 @@ class Pipe:
 
     def __repr__(self) -> str:
         return f"<Pipe rid={self.routing_id!r} out={self.queued - self.written}>"
+
+
+def push_each(targets: Iterable[Pipe], msg: Message, burst: int) -> None:
+    """Pipe.push to each of `targets` that has room (a publisher's distribute), inline: one
+    Python call per message instead of two per pipe, which counts with 100 subscribers.
+    `burst` is the pipes' flusher's (one socket's pipes share one)."""
+    for pipe in targets:
+        queued = pipe.queued
+        if queued - pipe.written < pipe.sndhwm and not pipe.closed:
+            outbox = pipe.outbox
+            outbox.append(msg)
+            pipe.queued = queued + 1
+            if pipe.flush_pending:
+                if len(outbox) >= burst and pipe.link is not None:
+                    pipe.link.write_burst()
+            else:
+                pipe._request_flush()
 
 
 class ConflatingPipe(Pipe):

@@ -182,15 +182,26 @@ class Socket(SocketFace):
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
         # Taken as bytes: a message waiting now needs no wait machinery and no Frame, and one
         # not there yet goes straight to the wait (the general path would look again first).
-        if copy and not self._recv_rest:
-            core = self._core
-            if not (core.closed or core.thread_safe):
-                msg = core.recv()
-                if msg is None:
-                    msg = self._recv_wait(flags)
-                if len(msg) > 1:
-                    object.__setattr__(self, "_recv_rest", msg[1:])
-                return msg[0]
+        core = self._core
+        inbox = core.direct
+        # (`direct` is None while frames of a multipart message wait in _recv_rest.)
+        if inbox is not None and copy and not core._commands and core._prefetched is None:
+            # A plain fair-queue (PULL, SUB taking every topic): a one-frame message of the
+            # batch being read is this socket's recv() without the call.
+            pos = inbox.pos
+            batch = inbox.batch
+            if pos < len(batch):
+                msg = batch[pos]
+                if len(msg) == 1:
+                    inbox.pos = pos + 1
+                    return msg[0]
+        if copy and not self._recv_rest and not (core.closed or core.thread_safe):
+            msg = core.recv()
+            if msg is None:
+                msg = self._recv_wait(flags)
+            if len(msg) > 1:
+                self._keep_rest(msg[1:])
+            return msg[0]
         return SocketFace.recv(self, flags, copy, track)
 
     # -- how to wait ----------------------------------------------------------------------------

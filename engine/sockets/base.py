@@ -55,6 +55,20 @@ class SocketCore:
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
         self.traffic: Traffic | None = None
+        #: The fair-queue a face may take whole messages from itself, without calling recv(),
+        #: while no command and no prefetched message waits: set while this socket's recv is
+        #: a plain fair-queue take (see takes_directly), else None.
+        self.direct: FairQueue | None = None
+
+    def refresh_direct(self) -> None:
+        """User side: recompute `direct` after a change of options, subscriptions, metering
+        or state."""
+        plain = not self.closed and self.traffic is None and self.takes_directly()
+        self.direct = self.inbox if plain else None
+
+    def takes_directly(self) -> bool:
+        """Is recv() just the fair-queue's next message (no filter, no routing, no state)?"""
+        return False
 
     # -- wake-ups -----------------------------------------------------------------------------
 

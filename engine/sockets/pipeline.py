@@ -19,6 +19,8 @@ class PushSocket(SocketCore):
 
     def send(self, msg: Message) -> bool:
         # SocketCore.send, one call shorter: this is every PUSH message's path.
+        if self.traffic is not None:
+            return SocketCore.send(self, msg)
         if self._commands:
             self.process_commands()
         return self.balancer.send(msg) is not None
@@ -38,8 +40,17 @@ class PullSocket(SocketCore):
 
     socket_type = c.PULL
 
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.refresh_direct()
+
+    def takes_directly(self) -> bool:
+        return True
+
     def recv(self) -> Message | None:
         # SocketCore.recv with the fair-queue's common case inline: every PULL message's path.
+        if self.traffic is not None:
+            return SocketCore.recv(self)
         if self._commands:
             self.process_commands()
         msg = self._prefetched

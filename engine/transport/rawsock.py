@@ -104,15 +104,21 @@ class LinkPoller:
 
 
 _pollers: dict[asyncio.AbstractEventLoop, LinkPoller] = {}
+#: Every I/O thread (of every context) comes here for its loop's poller: the table, and the
+#: sweep of closed loops' pollers, are shared between them.
+_pollers_lock = native_lock()
 
 
 def poller_for(loop: asyncio.AbstractEventLoop) -> LinkPoller:
     """The loop's LinkPoller, made on first use (on the loop's thread)."""
     poller = _pollers.get(loop)
     if poller is None or poller.loop.is_closed():
-        for old in [lp for lp in _pollers if lp.is_closed()]:
-            _pollers.pop(old).epoll.close()
-        poller = _pollers[loop] = LinkPoller(loop)
+        with _pollers_lock:
+            poller = _pollers.get(loop)
+            if poller is None or poller.loop.is_closed():
+                for old in [lp for lp in _pollers if lp.is_closed()]:
+                    _pollers.pop(old).epoll.close()
+                poller = _pollers[loop] = LinkPoller(loop)
     return poller
 
 

@@ -285,6 +285,51 @@ def test_multipart_round_trip_byte_by_byte(msgs: list[list[bytes]]) -> None:
     assert transfer(a, b, msgs, byte_by_byte) == msgs
 
 
+# Runs of equal-sized messages (one frame or several, short or long) mixed with others: the
+# decoder splits runs of equal short frames by slices; what it returns must not change.
+run_st = st.tuples(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=3),  # the message repeated
+    st.integers(1, 40),  # how many times
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    runs=st.lists(run_st, min_size=1, max_size=6),
+    sizes=st.lists(st.integers(1, 700), max_size=8),
+    limit=st.integers(1, 50),
+)
+def test_runs_of_equal_messages_any_chunking_and_limit(
+    runs: list[tuple[list[bytes], int]], sizes: list[int], limit: int
+) -> None:
+    """Equal messages in a row come out as sent, however the stream is split, and a `limit`
+    on each call (RCVHWM) stops decoding exactly there, leaving the rest for later calls."""
+    msgs = [list(frames) for frames, times in runs for _ in range(times)]
+    a, b = pair(engine.DEALER, engine.DEALER)
+    a.send_messages(msgs)
+    got: list[list[bytes]] = []
+    for piece in chunked(sizes)(a.data_to_send()):
+        got_now = b.receive_data(piece, limit)
+        assert len(got_now) <= limit
+        got += got_now
+        while b.input_pending:  # may be a partial frame only: then nothing comes
+            more = b.receive_data(b"", limit)
+            assert len(more) <= limit
+            if not more:
+                break
+            got += more
+    assert got == msgs
+    assert all(type(m) is list for m in got)
+
+
+def test_a_run_of_equal_frames_stops_at_a_different_one() -> None:
+    a, b = pair(engine.PULL, engine.PUSH)
+    same = [[b"abc"]] * 40
+    msgs = [*same, [b"abd", b"x"], [b"ab"], *same, [b"abc"] * 2, *same[:9], [b"\x01" * 3]]
+    b.send_messages(msgs)
+    assert feed(a, b.data_to_send()) == msgs
+
+
 def test_messages_before_handshake_refused() -> None:
     with pytest.raises(RuntimeError):
         ZMTPConnection(engine.PUSH).send_messages([[b"x"]])

@@ -203,3 +203,30 @@ async def test_poll_timeouts() -> None:
             await pull.recv()
         with pytest.raises(engine.Again):
             await pull.recv(engine.DONTWAIT)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "inproc"])
+def test_sync_recv_frame_by_frame_between_one_frame_messages(transport: str) -> None:
+    """The sync face takes one-frame PULL/SUB messages from the batch itself; the frames left
+    of a multipart message must still come first, one recv at a time, and RCVMORE be right."""
+    ctx = engine.Context()
+    try:
+        pull, push = ctx.socket(engine.PULL), ctx.socket(engine.PUSH)
+        pull.rcvtimeo = 10_000
+        address = "inproc://frame-by-frame" if transport == "inproc" else "tcp://127.0.0.1:0"
+        push.connect(pull.bind(address))
+        sent: list[list[bytes]] = []
+        for i in range(300):
+            msg = [b"%d" % i] if i % 3 else [b"%d" % i, b"more", b"last"]
+            sent.append(msg)
+            push.send_multipart(msg)
+        for i, msg in enumerate(sent):
+            if i % 6 == 3:
+                assert pull.recv_multipart() == msg
+                continue
+            got = [pull.recv()]
+            while pull.getsockopt(engine.RCVMORE):
+                got.append(pull.recv())
+            assert got == msg
+    finally:
+        ctx.destroy(linger=0)

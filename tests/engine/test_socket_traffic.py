@@ -51,3 +51,33 @@ def test_asyncio_xpub_counts_subscriptions_read_and_events_sent() -> None:
             ctx.destroy(linger=0)
 
     asyncio.run(scenario())
+
+
+def test_sync_counts_on_the_inline_paths_of_push_pull_pub_sub() -> None:
+    """PUSH send, PULL recv and SUB recv have shortcuts of their own (one call, or none on the
+    sync face); metering a socket must still count every message through them."""
+    ctx = engine.Context()
+    try:
+        push, pull = ctx.socket(engine.PUSH), ctx.socket(engine.PULL)
+        pub, sub = ctx.socket(engine.PUB), ctx.socket(engine.SUB)
+        for sock in (pull, sub):
+            sock.rcvtimeo = TIMEOUT_MS
+        sent, got = push.traffic(), pull.traffic()
+        push.connect(pull.bind("tcp://127.0.0.1:0"))
+        for _ in range(3):
+            push.send(b"abcd")
+        assert [pull.recv() for _ in range(3)] == [b"abcd"] * 3
+        assert (sent.msgs_out, sent.bytes_out) == (3, 12)
+        assert (got.msgs_in, got.bytes_in) == (3, 12)
+        sub.subscribe(b"")
+        heard = sub.traffic()
+        sub.connect(pub.bind("tcp://127.0.0.1:0"))
+        while True:  # until the subscription has reached the publisher
+            pub.send(b"xy")
+            if sub.poll(50):
+                break
+        first = sub.recv()
+        assert first == b"xy"
+        assert heard.msgs_in == 1 and heard.bytes_in == 2
+    finally:
+        ctx.destroy(linger=0)
