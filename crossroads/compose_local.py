@@ -311,6 +311,9 @@ class Plan:
         env["PYTHONUNBUFFERED"] = "1"
         if "build" in service.spec:  # the image's own ENV, one file per service here
             env[HEALTH_FILE_ENV] = str(self.workdir / f"{service.name}.health")
+            # The stack's volumes (cluster keys, relays' keys and known hosts) are one data
+            # directory per run here, never the user's own.
+            env["XDG_DATA_HOME"] = str(self.workdir / "data")
         for key, value in environment(service.spec).items():
             env[key] = self.rewrite(service.name, value)
         if env.get(METRICS_BIND_ENV):  # one fixed port per container; here, any free one each

@@ -180,7 +180,14 @@ def front_security(settings: cfg.Settings) -> FrontSecurity | None:
             "passwords; use it only on a trusted, private network",
             settings.workers_bind,
         )
-        if not settings.secure_players:
+    if not settings.secure_players:
+        log.warning(
+            "--insecure-players: the player ports %s and %s speak CLEARTEXT; anyone in the path "
+            "reads players' passwords, session tokens and chat. Use it only on a trusted network",
+            settings.actions_bind,
+            settings.updates_bind,
+        )
+        if settings.insecure_workers:
             return None
     keys_dir = settings.keys_dir
     pair, created = ensure_cluster(keys_dir)
@@ -232,17 +239,21 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     # Where a local client connects, then what is really bound (0.0.0.0: every interface).
     say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
     say(f"updates {connectable(front.updates_endpoint)}  (bound {front.updates_endpoint})")
-    admits = "ANY process (insecure)" if security is None else "allowed keys only"
+    open_port = security is None or security.allowed_workers is None
+    admits = "ANY process (insecure)" if open_port else "allowed keys only"
     say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
     announcer = None
     if security is not None and security.players:
+        key_bind = settings.key_bind or cfg.key_bind_for(settings.actions_bind)
         try:
-            announcer = KeyAnnouncer(front.context, settings.key_bind, security.pair.public)
+            announcer = KeyAnnouncer(front.context, key_bind, security.pair.public)
         except engine.ZMQError as exc:
             front.close(linger=0)
-            print(f"crossroads serve: cannot bind {settings.key_bind}: {exc}", file=sys.stderr)
+            print(f"crossroads serve: cannot bind {key_bind}: {exc}", file=sys.stderr)
             return 1
         say(f"key {connectable(announcer.endpoint)}  (players learn the front's key here)")
+    else:
+        say("players CLEARTEXT (--insecure-players): passwords and tokens cross the network open")
     announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     if metrics is not None:
         say(f"metrics {metrics.url}  (Prometheus; keep this port private)")
@@ -314,6 +325,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "log_format": "--log-format",
             "metrics_bind": "--metrics-bind",
         },
+    )
+    parser.add_argument(
+        "--insecure-players",
+        dest="secure_players",
+        action="store_const",
+        const=False,
+        help="player ports WITHOUT encryption (passwords and tokens in clear; warned at start); "
+        f"env {cfg.env_name('secure_players')}=false",
     )
     return parser
 

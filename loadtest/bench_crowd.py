@@ -73,6 +73,9 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="crossroads-bench-redis-")
         self.port = _free_port()
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
+        # Append-only, as `serve` demands of a Redis (gameserver/durability.py): the bench
+        # measures the store a deployment runs.
+        args += ["--appendonly", "yes"]
         self.process = subprocess.Popen([binary, *args], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -133,6 +136,8 @@ class Server:
             self.lines.append(line)
             if match := re.match(r"^(actions|updates) (\S+)", line):
                 self.endpoints[match[1]] = match[2]
+            elif match := re.match(r"^front public key (\S+)", line):
+                self.endpoints["key"] = match[1]  # we started it: its own word is the key
             elif match := re.match(r"^worker (\S+) (?:re)?started: pid (\d+)", line):
                 self.workers[match[1]] = int(match[2])
             elif line.startswith("ready"):
@@ -212,10 +217,16 @@ class Subscribers:
 class Crowd:
     """Many players on one event loop, each driven through its own ClientCore."""
 
-    def __init__(self, actions: str, updates: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, actions: str, updates: str, *, timeout: float = 10.0, server_key: bytes | None = None
+    ) -> None:
         self.actions, self.updates = actions, updates
         self.timeout = timeout
         self.context = ezmq.Context()
+        if server_key is not None:
+            # CURVE, as every player of a default front: the handshakes are part of the cost.
+            self.context.curve_serverkey = server_key
+            self.context.curve_publickey, self.context.curve_secretkey = engine.curve_keypair()
         # Thousands of players, each with its own connection (libzmq's default cap is 1023).
         self.context.set(engine.MAX_SOCKETS, 1_000_000)
         self.players: list[Player] = []
