@@ -15,6 +15,11 @@ from serverkit import Server
 from gameserver.limits import HANDSHAKE_IVL_MS, HEARTBEAT_TIMEOUT_MS
 
 MIB = 1024 * 1024
+#: These attackers speak raw ZMTP with the NULL mechanism, byte by byte: the limits they test
+#: sit below the security mechanism, so they run against cleartext player ports (against the
+#: default CURVE ports a NULL greeting is simply closed at once, which would test nothing).
+#: The subscription cap is tested over CURVE below.
+RAW_NULL = ("--insecure-players",)
 
 
 def rss_mib(pid: int) -> float:
@@ -71,7 +76,7 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 def test_announced_200_mib_messages_close_the_sender_and_cost_no_memory(
     start_server, sqlite_url: str
 ) -> None:
-    server: Server = start_server(sqlite_url, 1)
+    server: Server = start_server(sqlite_url, 1, *RAW_NULL)
     workers = server.wait_for(r"^workers (\S+)")[1]
     baseline = rss_mib(server.process.pid)
     attackers = []
@@ -126,7 +131,7 @@ def test_a_subscriber_keeps_at_most_max_subscriptions(start_server, sqlite_url: 
 
 
 def test_connections_over_the_cap_are_closed(start_server, sqlite_url: str) -> None:
-    server: Server = start_server(sqlite_url, 1, "--max-connections", "5")
+    server: Server = start_server(sqlite_url, 1, "--max-connections", "5", *RAW_NULL)
     held = [handshaken(server.updates, b"SUB") for _ in range(5)]
     extra = socket.create_connection(address(server.updates))
     assert closed_within(extra, 5), "a connection over --max-connections was kept"
@@ -136,7 +141,7 @@ def test_connections_over_the_cap_are_closed(start_server, sqlite_url: str) -> N
 
 
 def test_silent_peers_are_closed(start_server, sqlite_url: str) -> None:
-    server: Server = start_server(sqlite_url, 1)
+    server: Server = start_server(sqlite_url, 1, *RAW_NULL)
     # Connected, never greets: the handshake timer closes it.
     mute = socket.create_connection(address(server.actions))
     # Handshaken, then silent (answers no PING): heartbeats close it.
