@@ -58,7 +58,8 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_]\w*)"
 IMAGE_COMMANDS = {"crossroads": "crossroads", "crossroads-health": "gameserver.health"}
 #: Metrics binds have no scheme, so the endpoint rewriting misses them.
 METRICS_BIND_ENV = "CROSSROADS_METRICS_BIND"
-_ENDPOINT = re.compile(r"(?<=://)(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
+# After "://", or after the "user:password@" of a URL such as redis://:PASSWORD@redis:6379/0.
+_ENDPOINT = re.compile(r"(?:(?<=://)|(?<=@))(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
 
 
 class ComposeError(Exception):

@@ -33,7 +33,7 @@ from .health import HEALTH_FILE_ENV, Toucher
 from .limits import SocketLimits
 from .metrics import MetricsError, front_registry, offset_bind, start_metrics
 from .seed import seed_world
-from .store import SQLITE_SCHEME, StoreError, open_store
+from .store import SQLITE_SCHEME, StoreError, open_store, shown_url
 from .world import World, WorldError, load_world
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,9 @@ class Supervisor:
     def command(self, name: str) -> list[str]:
         s = self.settings
         cmd = [sys.executable, "-m", "gameserver.worker", "--front", self.front_endpoint]
-        cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
+        # The store URL (its password, perhaps) goes in the environment (see _start), never
+        # on a command line that `ps` shows every local user.
+        cmd += ["--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
         if s.allow_volatile_store:
@@ -113,6 +115,7 @@ class Supervisor:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         env.pop(HEALTH_FILE_ENV, None)  # the front's liveness file is the front's alone
+        env[cfg.env_name("store")] = self.settings.store
         slot.process = subprocess.Popen(
             self.command(slot.name),
             env=env,
@@ -235,7 +238,7 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, front.shutdown)
     supervisor = Supervisor(settings, connectable(front.workers_endpoint))
-    say(f"crossroads serve: world {world.world.name!r}, store {settings.store}")
+    say(f"crossroads serve: world {world.world.name!r}, store {shown_url(settings.store)}")
     # Where a local client connects, then what is really bound (0.0.0.0: every interface).
     say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
     say(f"updates {connectable(front.updates_endpoint)}  (bound {front.updates_endpoint})")
@@ -353,7 +356,7 @@ def main(argv: list[str], prog: str = "crossroads serve") -> int:
     try:
         check_store(settings, world)
     except (StoreError, OSError) as exc:
-        print(f"{prog}: cannot use store {settings.store}: {exc}", file=sys.stderr)
+        print(f"{prog}: cannot use store {shown_url(settings.store)}: {exc}", file=sys.stderr)
         return 1
     return asyncio.run(serve(settings, world))
 

@@ -93,9 +93,14 @@ def test_front_and_worker_topology() -> None:
     ]
     assert int(worker["deploy"]["replicas"]) == 3
     assert cl.environment(worker)["CROSSROADS_FRONT"] == "tcp://front:7303"
-    assert cl.environment(worker)["CROSSROADS_STORE"] == "redis://redis:6379/0"
+    store = "redis://:crossroads-redis@redis:6379/0"  # the password's default
+    assert cl.environment(worker)["CROSSROADS_STORE"] == store
+    assert cl.environment(front)["CROSSROADS_STORE"] == store
     redis = yaml.safe_load(TEXT)["services"]["redis"]
     assert "--appendonly" in redis["command"] and redis["volumes"]
+    command = cl.words(SERVICES["redis"]["command"])
+    assert command[command.index("--requirepass") + 1] == "crossroads-redis"
+    assert "--protected-mode" not in command
 
 
 def test_key_ports_are_published_beside_the_action_ports() -> None:
@@ -157,7 +162,8 @@ def test_every_health_check_is_valid(service: str, args: list[str]) -> None:
 def test_every_long_running_service_has_a_cheap_health_check() -> None:
     checked = {name for name, _ in health_checks()}
     assert checked == {"front", "worker", "relay-eu", "relay-nz"}
-    assert cl.words(SERVICES["redis"]["healthcheck"]["test"]) == ["CMD", "redis-cli", "ping"]
+    redis_check = cl.words(SERVICES["redis"]["healthcheck"]["test"])
+    assert redis_check[:2] == ["CMD", "redis-cli"] and redis_check[-1] == "ping"
     for name in ("locust-master", "locust-worker"):
         assert SERVICES[name]["healthcheck"] == {"disable": True}
     relay = next(args for name, args in health_checks() if name == "relay-nz")
