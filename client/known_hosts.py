@@ -6,6 +6,7 @@ from gameserver.known_hosts import (
     KnownHosts,
     ServerKeyChanged,
     add_key_options,
+    add_updates_key_options,
     fetch_announced_key,
     key_endpoint_for,
     key_from_options,
@@ -13,6 +14,7 @@ from gameserver.known_hosts import (
     parse_known_hosts,
     render_known_hosts,
     server_key,
+    updates_key_from_options,
 )
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "KnownHosts",
     "ServerKeyChanged",
     "add_key_options",
+    "add_updates_key_options",
     "fetch_announced_key",
     "key_endpoint_for",
     "key_from_options",
@@ -27,4 +30,5 @@ __all__ = [
     "parse_known_hosts",
     "render_known_hosts",
     "server_key",
+    "updates_key_from_options",
 ]

@@ -43,8 +43,10 @@ from .known_hosts import (
     KeysError,
     ServerKeyChanged,
     add_key_options,
+    add_updates_key_options,
     key_from_options,
     known_hosts_path,
+    updates_key_from_options,
 )
 from .session import LoginReply, RequestRefused, ServerUnavailable, SessionError
 from .view import STYLE, Formatter, RoomView, ToolbarState
@@ -419,6 +421,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--timeout", type=float, default=2.0, metavar="SECONDS", help="wait per try (default 2)"
     )
     add_key_options(parser, "--server")
+    add_updates_key_options(parser)
     return parser
 
 
@@ -454,6 +457,9 @@ async def play(
     show: Show = show_rich if interactive else show_plain
     try:
         key = await asyncio.to_thread(pinned_key, args)
+        updates_key = await asyncio.to_thread(
+            updates_key_from_options, args, args.updates, timeout=args.timeout
+        )
     except (ServerKeyChanged, KeysError) as exc:
         print(f"crossroads play: {exc}", file=sys.stderr)
         return 1
@@ -463,7 +469,13 @@ async def play(
             file=sys.stderr,
         )
     connection = Connection(
-        args.server, args.updates, args.name, password, timeout=args.timeout, server_key=key
+        args.server,
+        args.updates,
+        args.name,
+        password,
+        timeout=args.timeout,
+        server_key=key,
+        updates_key=updates_key,
     )
     client = GameClient(connection, show)
     if not await client.start(ask_masked if interactive else None, confirm=typed):

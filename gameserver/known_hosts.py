@@ -243,11 +243,46 @@ def key_from_options(
     )
 
 
+def add_updates_key_options(parser: argparse.ArgumentParser) -> None:
+    """--updates-key and --updates-key-endpoint: for updates from a server other than the
+    actions' (a relay's region, its own key, while actions go to the front)."""
+    parser.add_argument(
+        "--updates-key",
+        default=None,
+        metavar="KEY",
+        help="the updates server's CURVE public key when it is not the --server's (default: "
+        "the --server's key)",
+    )
+    parser.add_argument(
+        "--updates-key-endpoint",
+        default=None,
+        metavar="ENDPOINT",
+        help="where the updates server announces its key, trusted on first use and pinned "
+        "(a relay's 7310 for its 7312)",
+    )
+
+
+def updates_key_from_options(
+    args: argparse.Namespace, updates: str, *, timeout: float = 2.0
+) -> bytes | None:
+    """The updates server's own key, or None: the same server (and key) as the actions'."""
+    if not args.updates_key and not args.updates_key_endpoint:
+        return None
+    return server_key(
+        updates,
+        given=args.updates_key,
+        known_hosts=KnownHosts(args.known_hosts or known_hosts_path()),
+        key_endpoint=args.updates_key_endpoint,
+        timeout=timeout,
+    )
+
+
 __all__ = [
     "KeysError",
     "KnownHosts",
     "ServerKeyChanged",
     "add_key_options",
+    "add_updates_key_options",
     "fetch_announced_key",
     "key_endpoint_for",
     "key_from_options",
@@ -255,4 +290,5 @@ __all__ = [
     "parse_known_hosts",
     "render_known_hosts",
     "server_key",
+    "updates_key_from_options",
 ]

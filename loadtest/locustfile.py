@@ -35,6 +35,7 @@ PASSWORD = "loadtest"
 BROADCAST_TIMEOUT_S = 5.0
 _context: Any = None
 _world: World | None = None
+_updates_key: bytes | None = None
 _environment: Environment | None = None
 
 
@@ -55,6 +56,12 @@ def _add_options(parser: Any) -> None:
         "--key-endpoint",
         default=os.environ.get("CROSSROADS_LOADTEST_KEY_ENDPOINT", ""),
         help="where the front announces its key (default: the port below --host's)",
+    )
+    parser.add_argument(
+        "--updates-key-endpoint",
+        default=os.environ.get("CROSSROADS_LOADTEST_UPDATES_KEY_ENDPOINT", ""),
+        help="where --updates' server announces its own key, when it is a relay (7310 for "
+        "its 7312); default: --updates shares the front's key",
     )
     parser.add_argument(
         "--request-timeout", type=float, default=5.0, help="seconds before an action fails"
@@ -111,6 +118,18 @@ def shared_context(actions: str, options: Any = None) -> Any:
     return _context
 
 
+def updates_key(updates: str, options: Any = None) -> bytes | None:
+    """The key of a relay that --updates points at (learnt once per process); None: the
+    front's key serves the updates too."""
+    global _updates_key
+    endpoint = getattr(options, "updates_key_endpoint", "") or None
+    if endpoint is None:
+        return None
+    if _updates_key is None:
+        _updates_key = server_key(updates, key_endpoint=endpoint)
+    return _updates_key
+
+
 def world() -> World | None:
     """The default world, for exits and item names (None if it cannot be loaded)."""
     global _world
@@ -138,7 +157,9 @@ class PlayerUser(User):
         low, _, high = (getattr(options, "wait", "") if options else "").partition("-")
         self.wait_range = (float(low or 0.1), float(high or low or 0.5))
         context = shared_context(actions, options)
-        self.client = SyncGameClient(actions, updates, context, timeout=timeout)
+        self.client = SyncGameClient(
+            actions, updates, context, timeout=timeout, updates_key=updates_key(updates, options)
+        )
         self.carrying: list[str] = []
         self.name = "lt" + secrets.token_hex(7)
         self._logged_in()

@@ -55,6 +55,26 @@ def test_player_behind_relay_plays_with_direct_player(front: Server, relay) -> N
     assert stats["messages_in"] >= 2, stats
 
 
+def test_actions_at_the_front_and_updates_from_a_relay_each_with_its_key(
+    front: Server, relay
+) -> None:
+    """A player near a relay without its actions proxy: actions sealed with the front's key,
+    updates with the relay's own (GameSession's updates_key; `play --updates-key-endpoint`)."""
+    assert front.key_endpoint is not None
+    r = relay(front.updates, "--upstream-key-endpoint", front.key_endpoint, secure=True)
+    assert r.key is not None and r.key != front.key
+
+    async def play() -> None:
+        bob = GameSession(front.actions, r.endpoint, server_key=front.key, updates_key=r.key)
+        async with bob, front.session() as alice:
+            await bob.login("Bob", "bob-password")
+            await alice.login("Alice", "alice-password")
+            assert (await alice.act("say over two keys")).ok
+            await bob.wait_for(kind("say", "over two keys"), WAIT)
+
+    run(play(), timeout=WAIT * 2)
+
+
 def test_relay_history_answers_catchups_locally(front: Server, relay) -> None:
     r = relay(front.updates, *upstream_of(front), "--actions-bind", LOCAL, "--history", "64")
 

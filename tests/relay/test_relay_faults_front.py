@@ -114,6 +114,10 @@ def contiguous(seqs: list[int]) -> bool:
 def test_players_behind_relay_recover_from_killed_front_and_relay(servers: Servers, relay) -> None:
     front = servers.start()
     binds = ("--actions-bind", front.actions, "--updates-bind", front.updates)
+    # The restarted front announces its key where the first did (a port it held already; the
+    # port below --actions-bind would be a new one, perhaps taken by a reconnecting socket).
+    assert front.key_endpoint is not None
+    binds += ("--key-bind", front.key_endpoint)
     r = relay(front.updates, *upstream_of(front), "--actions-bind", LOCAL)
     said = 0  # says the speaker got a reply for
 
@@ -170,7 +174,7 @@ def test_players_behind_relay_recover_from_killed_front_and_relay(servers: Serve
             def restart_front() -> None:
                 nonlocal front
                 front = servers.start(*binds)
-                assert (front.actions, front.updates) == binds[1::2]
+                assert (front.actions, front.updates, front.key_endpoint) == binds[1::2]
 
             def restart_relay() -> None:
                 nonlocal r
