@@ -18,9 +18,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/crossroads/bin:$PATH \
     CROSSROADS_HEALTH_FILE=/tmp/crossroads.health
-# An unprivileged user; the default SQLite store lives in its home (XDG data dir).
+# An unprivileged user; the default SQLite store lives in its home (XDG data dir), and so do
+# the keys and the known-hosts file (a relay's volume is the whole data dir: both its own).
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin crossroads \
-    && install -d -o crossroads -g crossroads -m 0700 /home/crossroads/.local/share/crossroads/keys
+    && install -d -o crossroads -g crossroads -m 0700 /home/crossroads/.local \
+        /home/crossroads/.local/share /home/crossroads/.local/share/crossroads \
+        /home/crossroads/.local/share/crossroads/keys
 
 # -- server ----------------------------------------------------------------------------------
 FROM base AS server-deps

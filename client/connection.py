@@ -44,10 +44,16 @@ class Connection:
         retries: int = 1,
         ping_interval: float = 1.0,
         server_key: bytes | None = None,
+        updates_key: bytes | None = None,
         on_change: Callable[[str, str], None] = lambda state, message: None,
     ) -> None:
         self.session = GameSession(
-            actions, updates, timeout=timeout, retries=retries, server_key=server_key
+            actions,
+            updates,
+            timeout=timeout,
+            retries=retries,
+            server_key=server_key,
+            updates_key=updates_key,
         )
         self.name, self._password = name, password
         self.ping_interval = ping_interval

@@ -1,187 +1,34 @@
-"""Which key each server has: the player's known-hosts file, and trust on first use.
+"""The client's name for the key-pinning logic, which lives in gameserver.known_hosts because
+relays, `crossroads ping` and the load tester share it (one decision, one place)."""
 
-A front with secure player ports speaks CURVE, so the client must know its public key before
-the first byte. The key comes from, in order: ``--server-key`` (or ``CROSSROADS_SERVER_KEY``);
-the known-hosts file (``<data dir>/crossroads/known_hosts``: one ``ENDPOINT KEY`` per line, as
-SSH keeps host keys); else the front's key announcement, trusted on first use and remembered.
-
-Every start also asks the announcement: a key different from the remembered one is refused
-with a loud message (the server was re-keyed, or someone is in the path), and nothing is sent.
-An unreachable announcement never downgrades a remembered server to plaintext.
-"""
-
-from __future__ import annotations
-
-import os
-import re
-import socket
-from dataclasses import dataclass
-from pathlib import Path
-
-import engine
-from engine.security import z85
-from gameserver.cluster_keys import KEY_REQUEST, KeysError, public_key
-from gameserver.settings import data_dir
-
-#: The key announcement listens one port below the action port by convention: the front's
-#: 7300 beside its 7301, a relay's 7310 beside its 7311.
-KEY_PORT_OFFSET = -1
-KEY_LENGTH = 40
-#: A known-hosts file is small; a huge one is not ours to read whole.
-MAX_FILE_BYTES = 1 << 20
-MAX_ENDPOINT = 255
-_TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)$")
-
-
-class ServerKeyChanged(RuntimeError):
-    """The server offers a key other than the one remembered for it."""
-
-
-def known_hosts_path() -> Path:
-    return data_dir() / "known_hosts"
-
-
-def key_endpoint_for(actions: str) -> str | None:
-    """The key announcement beside an action endpoint (same host, the port below); None if
-    not tcp."""
-    match = _TCP.match(actions)
-    if match is None or int(match["port"]) + KEY_PORT_OFFSET <= 0:
-        return None
-    return f"tcp://{match['host']}:{int(match['port']) + KEY_PORT_OFFSET}"
-
-
-def valid_key(text: str) -> bool:
-    if len(text) != KEY_LENGTH:
-        return False
-    try:
-        z85.decode(text.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        return False
-    return True
-
-
-def parse_known_hosts(text: str) -> dict[str, str]:
-    """``ENDPOINT KEY`` lines; comments, blanks and malformed lines are skipped (never raise)."""
-    hosts: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) != 2 or line.lstrip().startswith("#"):
-            continue
-        endpoint, key = parts
-        if len(endpoint) <= MAX_ENDPOINT and valid_key(key):
-            hosts[endpoint] = key
-    return hosts
-
-
-def render_known_hosts(hosts: dict[str, str]) -> str:
-    lines = ["# Crossroads known hosts: ENDPOINT CURVE-PUBLIC-KEY (remove a line to re-trust)"]
-    lines += [f"{endpoint} {key}" for endpoint, key in sorted(hosts.items())]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass
-class KnownHosts:
-    path: Path
-
-    def load(self) -> dict[str, str]:
-        try:
-            with self.path.open("rb") as fh:
-                raw = fh.read(MAX_FILE_BYTES)
-        except FileNotFoundError:
-            return {}
-        return parse_known_hosts(raw.decode("utf-8", "replace"))
-
-    def remember(self, endpoint: str, key: str) -> None:
-        hosts = self.load()
-        hosts[endpoint] = key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(render_known_hosts(hosts))
-        os.replace(tmp, self.path)
-
-
-def _listening(endpoint: str, timeout: float) -> bool:
-    """A plain TCP connect first: a server without an announcement refuses at once, where a
-    ZeroMQ request would wait out its whole timeout."""
-    match = _TCP.match(endpoint)
-    if match is None:
-        return True  # not tcp: let the request find out
-    try:
-        with socket.create_connection((match["host"].strip("[]"), int(match["port"])), timeout):
-            return True
-    except OSError:
-        return False
-
-
-def fetch_announced_key(endpoint: str, timeout: float = 2.0) -> str | None:
-    """The key a server announces at `endpoint`; None when nothing valid answers in time."""
-    if not _listening(endpoint, timeout):
-        return None
-    context = engine.Context()
-    try:
-        sock = context.socket(engine.REQ)
-        sock.linger = 0
-        sock.setsockopt(engine.MAXMSGSIZE, 256)
-        sock.connect(endpoint)
-        sock.send(KEY_REQUEST)
-        if not sock.poll(int(timeout * 1000)):
-            return None
-        answer = sock.recv_multipart()
-    except engine.ZMQError:
-        return None
-    finally:
-        context.destroy(linger=0)
-    if len(answer) != 1:
-        return None
-    text = answer[0].decode("ascii", "replace")
-    return text if valid_key(text) else None
-
-
-def server_key(
-    actions: str,
-    *,
-    given: str | None = None,
-    known_hosts: KnownHosts | None = None,
-    key_endpoint: str | None = None,
-    timeout: float = 2.0,
-    on_first_use: object = None,
-) -> bytes | None:
-    """The CURVE key to use for the front at `actions` (None: the server offers none).
-
-    Raises ServerKeyChanged when the announced key differs from the remembered one, and
-    KeysError for a malformed --server-key.
-    """
-    hosts = known_hosts or KnownHosts(known_hosts_path())
-    if given:
-        key = public_key(given).decode()
-        hosts.remember(actions, key)
-        return key.encode()
-    pinned = hosts.load().get(actions)
-    where = key_endpoint or key_endpoint_for(actions)
-    announced = fetch_announced_key(where, timeout) if where else None
-    if pinned is not None:
-        if announced is not None and announced != pinned:
-            raise ServerKeyChanged(
-                f"THE SERVER KEY FOR {actions} HAS CHANGED: remembered {pinned}, offered "
-                f"{announced}. Someone may be intercepting the connection, or the server was "
-                f"re-keyed. Nothing was sent. If the operator confirms the new key, remove the "
-                f"line from {hosts.path} or pass --server-key."
-            )
-        return pinned.encode()
-    if announced is None:
-        return None
-    hosts.remember(actions, announced)
-    if callable(on_first_use):
-        on_first_use(announced)
-    return announced.encode()
-
+from gameserver.known_hosts import (
+    KeysError,
+    KnownHosts,
+    ServerKeyChanged,
+    add_key_options,
+    add_updates_key_options,
+    fetch_announced_key,
+    key_endpoint_for,
+    key_from_options,
+    known_hosts_path,
+    parse_known_hosts,
+    render_known_hosts,
+    server_key,
+    updates_key_from_options,
+)
 
 __all__ = [
     "KeysError",
     "KnownHosts",
     "ServerKeyChanged",
+    "add_key_options",
+    "add_updates_key_options",
     "fetch_announced_key",
     "key_endpoint_for",
+    "key_from_options",
+    "known_hosts_path",
     "parse_known_hosts",
+    "render_known_hosts",
     "server_key",
+    "updates_key_from_options",
 ]

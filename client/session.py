@@ -73,6 +73,7 @@ class GameSession:
         retries: int = DEFAULT_RETRIES,
         busy_budget: float = BUSY_BUDGET_S,
         server_key: bytes | None = None,
+        updates_key: bytes | None = None,
         context: ezmq.Context | None = None,
     ) -> None:
         self.core = ClientCore(timeout=timeout, retries=retries, busy_budget=busy_budget)
@@ -87,6 +88,11 @@ class GameSession:
         self._dealer = self._open_dealer()
         self._sub = self.context.socket(engine.SUB)
         self._sub.setsockopt(engine.MAXMSGSIZE, MAX_PUBLICATION_BYTES)
+        if updates_key is not None and updates_key != server_key:
+            # Updates from a relay (its own key) while actions go to the front (the front's).
+            self._sub.curve_serverkey = updates_key
+            if server_key is None:
+                self._sub.curve_publickey, self._sub.curve_secretkey = engine.curve_keypair()
         self._sub.connect(updates)
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._waiters: dict[Call, asyncio.Future[None]] = {}

@@ -39,7 +39,15 @@ from gameserver.protocol import (
 from .completion import GameCompleter
 from .connection import CONNECTED, OFFLINE, TAKEN_OVER, Connection
 from .hearing import SYNC_COMMANDS, Hearing
-from .known_hosts import KeysError, KnownHosts, ServerKeyChanged, known_hosts_path, server_key
+from .known_hosts import (
+    KeysError,
+    ServerKeyChanged,
+    add_key_options,
+    add_updates_key_options,
+    key_from_options,
+    known_hosts_path,
+    updates_key_from_options,
+)
 from .session import LoginReply, RequestRefused, ServerUnavailable, SessionError
 from .view import STYLE, Formatter, RoomView, ToolbarState
 
@@ -412,45 +420,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=2.0, metavar="SECONDS", help="wait per try (default 2)"
     )
-    parser.add_argument(
-        "--server-key",
-        default=os.environ.get("CROSSROADS_SERVER_KEY"),
-        metavar="KEY",
-        help="the front's public key (Z85 or a .key file; env CROSSROADS_SERVER_KEY); default: "
-        "the one remembered in --known-hosts, else the server's announcement, trusted on first use",
-    )
-    parser.add_argument(
-        "--known-hosts",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help=f"remembered server keys (default: {known_hosts_path()})",
-    )
-    parser.add_argument(
-        "--key-endpoint",
-        default=None,
-        metavar="ENDPOINT",
-        help="where the server announces its key (default: the --server host, the port below "
-        "--server's: 7300 for a front's 7301, 7310 for a relay's 7311)",
-    )
+    add_key_options(parser, "--server")
+    add_updates_key_options(parser)
     return parser
 
 
 def pinned_key(args: argparse.Namespace) -> bytes | None:
     """The server's CURVE key (see client/known_hosts.py); raises on a changed key."""
-    hosts = KnownHosts(args.known_hosts or known_hosts_path())
 
     def first_use(key: str) -> None:
-        print(f"trusting {args.server}'s key {key} (first use; kept in {hosts.path})")
+        hosts = args.known_hosts or known_hosts_path()
+        print(f"trusting {args.server}'s key {key} (first use; kept in {hosts})")
 
-    return server_key(
-        args.server,
-        given=args.server_key,
-        known_hosts=hosts,
-        key_endpoint=args.key_endpoint,
-        timeout=args.timeout,
-        on_first_use=first_use,
-    )
+    return key_from_options(args, args.server, timeout=args.timeout, on_first_use=first_use)
 
 
 def read_password(args: argparse.Namespace, interactive: bool) -> str | None:
@@ -475,6 +457,9 @@ async def play(
     show: Show = show_rich if interactive else show_plain
     try:
         key = await asyncio.to_thread(pinned_key, args)
+        updates_key = await asyncio.to_thread(
+            updates_key_from_options, args, args.updates, timeout=args.timeout
+        )
     except (ServerKeyChanged, KeysError) as exc:
         print(f"crossroads play: {exc}", file=sys.stderr)
         return 1
@@ -484,7 +469,13 @@ async def play(
             file=sys.stderr,
         )
     connection = Connection(
-        args.server, args.updates, args.name, password, timeout=args.timeout, server_key=key
+        args.server,
+        args.updates,
+        args.name,
+        password,
+        timeout=args.timeout,
+        server_key=key,
+        updates_key=updates_key,
     )
     client = GameClient(connection, show)
     if not await client.start(ask_masked if interactive else None, confirm=typed):

@@ -28,6 +28,7 @@ from typing import Any
 from client.session import GameSession, RequestRefused, ServerUnavailable, SessionError
 from engine.patterns.lazy_pirate import RequestFailed
 from gameserver import settings as cfg
+from gameserver.known_hosts import KeysError, ServerKeyChanged, add_key_options, key_from_options
 from gameserver.moderation import ModerationError, grant, summary
 from gameserver.ping import ping
 from gameserver.store import StoreError, open_store
@@ -65,6 +66,7 @@ def _game_options(parser: argparse.ArgumentParser) -> None:
         f"{PASSWORD_ENV} or a prompt",
     )
     cfg.add_options(parser, {"actions": "--server", "updates": "--updates"})
+    add_key_options(parser, "--server")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -91,6 +93,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="players, workers, queue, relays")
     p.description = "Players online, workers and their jobs per second, queue depth, relays."
     cfg.add_options(p, {"actions": "--server"})
+    add_key_options(p, "--server")
     _store_option(p)
     p.add_argument(
         "--relay",
@@ -170,14 +173,23 @@ def worker_reading(url: str) -> tuple[str, float]:
     return worker_id, handled
 
 
+def front_key(args: argparse.Namespace, actions: str) -> bytes | None:
+    """The front's key, learnt and pinned as `crossroads play` does (gameserver/known_hosts.py)."""
+    try:
+        return key_from_options(args, actions)
+    except (KeysError, ServerKeyChanged) as exc:
+        raise AdminError(str(exc)) from None
+
+
 def collect_status(args: argparse.Namespace) -> dict[str, Any]:
     settings = cfg.load(args)
+    key = front_key(args, settings.actions)
     try:
-        first = ping(settings.actions)
+        first = ping(settings.actions, server_key=key)
         before = {url: worker_reading(url) for url in args.worker_metrics}
         start = time.monotonic()
         time.sleep(args.interval)  # the rates need two readings some time apart
-        second = ping(settings.actions)
+        second = ping(settings.actions, server_key=key)
         after = {url: worker_reading(url) for url in args.worker_metrics}
         elapsed = max(time.monotonic() - start, 1e-3)
     except RequestFailed:
@@ -280,7 +292,10 @@ async def run_in_game(args: argparse.Namespace, line: str) -> tuple[bool, str]:
     if not args.admin:
         raise AdminError(f"which admin account? --as NAME (or {NAME_ENV})")
     password = admin_password()
-    session = GameSession(settings.actions, settings.updates, timeout=args.timeout, retries=2)
+    key = await asyncio.to_thread(front_key, args, settings.actions)
+    session = GameSession(
+        settings.actions, settings.updates, timeout=args.timeout, retries=2, server_key=key
+    )
     try:
         try:
             await session.login(args.admin, password)

@@ -58,7 +58,8 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_]\w*)"
 IMAGE_COMMANDS = {"crossroads": "crossroads", "crossroads-health": "gameserver.health"}
 #: Metrics binds have no scheme, so the endpoint rewriting misses them.
 METRICS_BIND_ENV = "CROSSROADS_METRICS_BIND"
-_ENDPOINT = re.compile(r"(?<=://)(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
+# After "://", or after the "user:password@" of a URL such as redis://:PASSWORD@redis:6379/0.
+_ENDPOINT = re.compile(r"(?:(?<=://)|(?<=@))(\*|\[::\]|[A-Za-z0-9_.-]+):(\d+)")
 
 
 class ComposeError(Exception):
@@ -311,6 +312,9 @@ class Plan:
         env["PYTHONUNBUFFERED"] = "1"
         if "build" in service.spec:  # the image's own ENV, one file per service here
             env[HEALTH_FILE_ENV] = str(self.workdir / f"{service.name}.health")
+            # The stack's volumes (cluster keys, relays' keys and known hosts) are one data
+            # directory per run here, never the user's own.
+            env["XDG_DATA_HOME"] = str(self.workdir / "data")
         for key, value in environment(service.spec).items():
             env[key] = self.rewrite(service.name, value)
         if env.get(METRICS_BIND_ENV):  # one fixed port per container; here, any free one each

@@ -6,7 +6,11 @@ cost next to nothing. `crossroads ping` pays ~0.7 s of CPU importing the engine,
 orjson; this module imports only the interpreter's built-in modules and is meant to run as
 ``python3 -IS health.py`` (no site-packages), which costs ~15 ms of CPU in all.
 
-  front ENDPOINT [--min-workers N]  one ping round trip to the front's actions ROUTER
+  front ENDPOINT [--min-workers N]  one ping round trip to the front's actions ROUTER; a front
+                                     whose player ports speak CURVE (the default) is asked on
+                                     its key announcement instead (the port below), a
+                                     round trip through the same event loop
+  key ENDPOINT                       the key announcement answers with a public key
   relay ENDPOINT                     the relay's stats REP says "ok": its upstream links are up
   file [PATH] [--max-age SECONDS]    a liveness file is fresh (PATH: $CROSSROADS_HEALTH_FILE)
 
@@ -52,6 +56,9 @@ MAX_FRAMES = 4
 PING_BODY = b'{"v":1,"type":"ping"}'
 PONG_MARK = b'"type":"pong"'
 RELAY_HEALTH = b"health"
+#: The key announcement's request and its answer's size (gameserver.cluster_keys).
+KEY_REQUEST = b"KEY?"
+KEY_LENGTH = 40
 RELAY_OK = b"ok"
 
 # ZMTP 3.1 wire constants (RFC 37).
@@ -70,6 +77,10 @@ _READY = b"\x05READY\x0bSocket-Type\x00\x00\x00\x03REQ"
 
 class Unhealthy(Exception):
     """The check failed; the message says why, in one line."""
+
+
+class SpeaksCurve(Unhealthy):
+    """The peer's greeting asks for CURVE, which this standard-library checker cannot speak."""
 
 
 class _Conn:
@@ -161,6 +172,8 @@ def read_greeting(read: Reader) -> None:
         raise Unhealthy("the peer does not speak ZMTP")
     if greeting[10] < 3:
         raise Unhealthy(f"the peer speaks ZMTP {greeting[10]}.x, not 3.x")
+    if greeting[12:32] == b"CURVE".ljust(20, b"\x00"):
+        raise SpeaksCurve("the peer speaks CURVE")
     if greeting[12:32] != b"NULL".ljust(20, b"\x00"):
         raise Unhealthy("the peer wants a security mechanism other than NULL")
 
@@ -200,8 +213,24 @@ def request(endpoint: str, body: bytes, timeout: float = DEFAULT_TIMEOUT_S) -> b
         conn.close()
 
 
+def check_key(endpoint: str, timeout: float) -> str:
+    reply = request(endpoint, KEY_REQUEST, timeout)
+    if len(reply) != KEY_LENGTH:
+        raise Unhealthy("the answer is not a public key")
+    return "key announced"
+
+
 def check_front(endpoint: str, timeout: float, min_workers: int) -> str:
-    reply = request(endpoint, PING_BODY, timeout)
+    try:
+        reply = request(endpoint, PING_BODY, timeout)
+    except SpeaksCurve:
+        # Secure player ports: the announcement beside them (the port below) is answered by
+        # the same event loop, so it shows the front alive. Its workers' count is sealed.
+        if min_workers > 0:
+            raise Unhealthy("--min-workers needs `crossroads ping` on a CURVE front") from None
+        host, port = _parse_tcp(endpoint)
+        host = f"[{host}]" if ":" in host else host
+        return "CURVE; " + check_key(f"tcp://{host}:{port - 1}", timeout)
     if PONG_MARK not in reply:
         raise Unhealthy("the answer is not a pong")
     if min_workers <= 0:
@@ -262,6 +291,7 @@ class Toucher:
 
 
 USAGE = """usage: crossroads-health front ENDPOINT [--min-workers N] [--timeout S] [-q]
+       crossroads-health key ENDPOINT [--timeout S] [-q]
        crossroads-health relay ENDPOINT [--timeout S] [-q]
        crossroads-health file [PATH] [--max-age S] [-q]"""
 
@@ -278,11 +308,12 @@ def _number(flag: str, text: str | None, kind: type) -> float:
 
 def parse(argv: list[str]) -> tuple[str, str | None, dict[str, float], bool]:
     """(check, target, options, quiet); raises ValueError with a one-line message."""
-    if not argv or argv[0] not in ("front", "relay", "file"):
-        raise ValueError("the first argument is the check: front, relay or file")
+    if not argv or argv[0] not in ("front", "key", "relay", "file"):
+        raise ValueError("the first argument is the check: front, key, relay or file")
     check, rest = argv[0], list(argv[1:])
     options: dict[str, float] = {}
     allowed = {"front": ("--timeout", "--min-workers"), "relay": ("--timeout",)}
+    allowed["key"] = ("--timeout",)
     allowed["file"] = ("--max-age",)
     target, quiet = None, False
     while rest:
@@ -309,6 +340,8 @@ def run(check: str, target: str | None, options: dict[str, float]) -> str:
         return check_front(str(target), timeout, int(options.get("--min-workers", 0)))
     if check == "relay":
         return check_relay(str(target), timeout)
+    if check == "key":
+        return check_key(str(target), timeout)
     path = target or os.environ.get(HEALTH_FILE_ENV)
     if not path:
         raise Unhealthy(f"no liveness file: give PATH or set {HEALTH_FILE_ENV}")

@@ -13,7 +13,7 @@ import engine
 from engine.patterns.lazy_pirate import LazyPirateClient, RequestFailed
 
 from . import settings as cfg
-from .cluster_keys import KeysError, public_key
+from .known_hosts import KeysError, ServerKeyChanged, add_key_options, key_from_options
 from .protocol import PING_BODY, Pong, ProtocolError, decode_reply
 
 #: A health check should answer fast or fail: a healthy front replies in milliseconds.
@@ -69,11 +69,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="N",
         help="also fail unless at least N workers are connected (default: 0)",
     )
-    parser.add_argument(
-        "--server-key",
-        metavar="KEY",
-        help="the front's public key (Z85 or a .key file) when its player ports speak CURVE",
-    )
+    add_key_options(parser, "--front")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
 
@@ -89,10 +85,13 @@ def main(argv: list[str], prog: str = "crossroads ping") -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     try:
-        key = None if args.server_key is None else public_key(args.server_key)
+        key = key_from_options(args, settings.actions, timeout=args.timeout)
     except KeysError as exc:
         print(f"{prog}: --server-key: {exc}", file=sys.stderr)
         return 2
+    except ServerKeyChanged as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     try:
         pong = ping(settings.actions, args.timeout, key)
     except RequestFailed:

@@ -33,7 +33,7 @@ from .health import HEALTH_FILE_ENV, Toucher
 from .limits import SocketLimits
 from .metrics import MetricsError, front_registry, offset_bind, start_metrics
 from .seed import seed_world
-from .store import SQLITE_SCHEME, StoreError, open_store
+from .store import SQLITE_SCHEME, StoreError, open_store, shown_url
 from .world import World, WorldError, load_world
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,9 @@ class Supervisor:
     def command(self, name: str) -> list[str]:
         s = self.settings
         cmd = [sys.executable, "-m", "gameserver.worker", "--front", self.front_endpoint]
-        cmd += ["--store", s.store, "--name", name, "--log-level", s.log_level]
+        # The store URL (its password, perhaps) goes in the environment (see _start), never
+        # on a command line that `ps` shows every local user.
+        cmd += ["--name", name, "--log-level", s.log_level]
         cmd += ["--cpu-burn", str(s.cpu_burn), "--heartbeat-interval", str(s.heartbeat_interval)]
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
         if s.allow_volatile_store:
@@ -113,6 +115,7 @@ class Supervisor:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         env.pop(HEALTH_FILE_ENV, None)  # the front's liveness file is the front's alone
+        env[cfg.env_name("store")] = self.settings.store
         slot.process = subprocess.Popen(
             self.command(slot.name),
             env=env,
@@ -180,7 +183,14 @@ def front_security(settings: cfg.Settings) -> FrontSecurity | None:
             "passwords; use it only on a trusted, private network",
             settings.workers_bind,
         )
-        if not settings.secure_players:
+    if not settings.secure_players:
+        log.warning(
+            "--insecure-players: the player ports %s and %s speak CLEARTEXT; anyone in the path "
+            "reads players' passwords, session tokens and chat. Use it only on a trusted network",
+            settings.actions_bind,
+            settings.updates_bind,
+        )
+        if settings.insecure_workers:
             return None
     keys_dir = settings.keys_dir
     pair, created = ensure_cluster(keys_dir)
@@ -228,21 +238,25 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, front.shutdown)
     supervisor = Supervisor(settings, connectable(front.workers_endpoint))
-    say(f"crossroads serve: world {world.world.name!r}, store {settings.store}")
+    say(f"crossroads serve: world {world.world.name!r}, store {shown_url(settings.store)}")
     # Where a local client connects, then what is really bound (0.0.0.0: every interface).
     say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
     say(f"updates {connectable(front.updates_endpoint)}  (bound {front.updates_endpoint})")
-    admits = "ANY process (insecure)" if security is None else "allowed keys only"
+    open_port = security is None or security.allowed_workers is None
+    admits = "ANY process (insecure)" if open_port else "allowed keys only"
     say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
     announcer = None
     if security is not None and security.players:
+        key_bind = settings.key_bind or cfg.key_bind_for(settings.actions_bind)
         try:
-            announcer = KeyAnnouncer(front.context, settings.key_bind, security.pair.public)
+            announcer = KeyAnnouncer(front.context, key_bind, security.pair.public)
         except engine.ZMQError as exc:
             front.close(linger=0)
-            print(f"crossroads serve: cannot bind {settings.key_bind}: {exc}", file=sys.stderr)
+            print(f"crossroads serve: cannot bind {key_bind}: {exc}", file=sys.stderr)
             return 1
         say(f"key {connectable(announcer.endpoint)}  (players learn the front's key here)")
+    else:
+        say("players CLEARTEXT (--insecure-players): passwords and tokens cross the network open")
     announcing = None if announcer is None else asyncio.create_task(announcer.serve())
     if metrics is not None:
         say(f"metrics {metrics.url}  (Prometheus; keep this port private)")
@@ -315,6 +329,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "metrics_bind": "--metrics-bind",
         },
     )
+    parser.add_argument(
+        "--insecure-players",
+        dest="secure_players",
+        action="store_const",
+        const=False,
+        help="player ports WITHOUT encryption (passwords and tokens in clear; warned at start); "
+        f"env {cfg.env_name('secure_players')}=false",
+    )
     return parser
 
 
@@ -334,7 +356,7 @@ def main(argv: list[str], prog: str = "crossroads serve") -> int:
     try:
         check_store(settings, world)
     except (StoreError, OSError) as exc:
-        print(f"{prog}: cannot use store {settings.store}: {exc}", file=sys.stderr)
+        print(f"{prog}: cannot use store {shown_url(settings.store)}: {exc}", file=sys.stderr)
         return 1
     return asyncio.run(serve(settings, world))
 

@@ -29,8 +29,10 @@ CROSSROADS_INSECURE_WORKERS     false (true: the worker port takes any process, 
 CROSSROADS_MAX_CONNECTIONS      4096 connections per player port
 CROSSROADS_MAX_SUBSCRIPTIONS    1024 topics per subscriber (raise it for relays of big regions)
 CROSSROADS_ALLOW_VOLATILE_STORE false (true: accept a Redis without appendonly; see durability.py)
-CROSSROADS_SECURE_PLAYERS       false (true: player ports speak CURVE; clients pin the front's key)
-CROSSROADS_KEY_BIND             tcp://*:7300   (front, with secure players: tells its public key)
+CROSSROADS_SECURE_PLAYERS       true (player ports speak CURVE; clients pin the front's key;
+                                false = ``--insecure-players``: cleartext, warned at start)
+CROSSROADS_KEY_BIND             the actions bind's host, port below (tcp://*:7300): the front's
+                                public key, announced in plaintext (port 0 -> port 0)
 CROSSROADS_FRONT_KEY            <keys dir>/front.key (a worker's: the front's public key or file)
 CROSSROADS_WORKER_KEY           <keys dir>/worker.key_secret (a worker's own secret certificate)
 CROSSROADS_LOG_FORMAT           text (or json: one object per line, for log collectors)
@@ -58,6 +60,15 @@ ACTIONS_PORT = 7301
 UPDATES_PORT = 7302
 WORKERS_PORT = 7303
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def key_bind_for(actions_bind: str) -> str:
+    """The key announcement beside an actions bind: same host, the port below (the convention
+    clients use to find it); a system-chosen actions port (0) gets a system-chosen one too."""
+    head, sep, port = actions_bind.rpartition(":")
+    if not sep or not port.isdigit() or not head.startswith("tcp://"):
+        return f"tcp://*:{ACTIONS_PORT - 1}"
+    return f"{head}:{max(int(port) - 1, 0)}"
 
 
 def data_dir() -> Path:
@@ -131,10 +142,12 @@ class Settings(BaseSettings):
         False, description="run on a Redis without append-only (data lost when it restarts)"
     )
     secure_players: bool = Field(
-        False, description="action and update ports speak CURVE with the front's key"
+        True, description="action and update ports speak CURVE with the front's key (default)"
     )
-    key_bind: str = Field(
-        "tcp://*:7300", description="bind: plaintext announcement of the front's public key"
+    key_bind: str | None = Field(
+        None,
+        description="bind: plaintext announcement of the front's public key (default: the "
+        "actions bind's host, the port below: tcp://*:7300)",
     )
     front_key: str | None = Field(
         None, description="the front's public key, Z85 or a .key file (default: in the keys dir)"

@@ -42,7 +42,7 @@ from .metrics import (
 )
 from .seed import seed_world
 from .service import GameService
-from .store import StoreError, open_store
+from .store import StoreError, open_store, shown_url
 from .world import WorldError, load_world
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ async def serve_worker(
         watchers.append(asyncio.create_task(_keep_health_file(worker, settings.health_file)))
     if metrics is not None:
         watchers.append(asyncio.create_task(refresh_players_online(meter, service.store)))
-    log.info("worker %s serving %s for %s", worker.id, settings.store, settings.front)
+    log.info("worker %s serving %s for %s", worker.id, shown_url(settings.store), settings.front)
     try:
         await worker.run()
     finally:

@@ -87,11 +87,20 @@ async def generate(endpoints: dict[str, str], front_pid: int, args: argparse.Nam
     from gameserver.broadcast import wire_topic
     from gameserver.topics import room_topic
 
+    def new_context() -> Any:
+        """A context whose sockets are CURVE clients of the front (its key from its banner):
+        each player's connection pays its handshake, as against a default front."""
+        context = ezmq.Context()
+        if "key" in endpoints:
+            context.curve_serverkey = endpoints["key"].encode()
+            context.curve_publickey, context.curve_secretkey = engine.curve_keypair()
+        return context
+
     result = Result(args.players)
-    ctx = ezmq.Context()
+    ctx = new_context()
     speaker = GameSession(endpoints["actions"], endpoints["updates"], context=ctx)
     players: list[tuple[Any, Any]] = []
-    contexts = [ezmq.Context()]
+    contexts = [new_context()]
     try:
         await speaker.login("benchspeaker", "bench-password")
         topic = wire_topic(room_topic(speaker.room or "crossroads"))
@@ -101,7 +110,7 @@ async def generate(endpoints: dict[str, str], front_pid: int, args: argparse.Nam
         result.rss_before_kb = rss_kb(front_pid)
         for i in range(args.players):
             if i and i % PLAYERS_PER_CONTEXT == 0:  # a context holds at most 1023 sockets
-                contexts.append(ezmq.Context())
+                contexts.append(new_context())
             dealer = contexts[-1].socket(engine.DEALER)
             sub = contexts[-1].socket(engine.SUB)
             dealer.connect(endpoints["actions"])

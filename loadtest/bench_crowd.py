@@ -135,6 +135,8 @@ class Server:
             self.lines.append(line)
             if match := re.match(r"^(actions|updates) (\S+)", line):
                 self.endpoints[match[1]] = match[2]
+            elif match := re.match(r"^front public key (\S+)", line):
+                self.endpoints["key"] = match[1]  # we started it: its own word is the key
             elif match := re.match(r"^worker (\S+) (?:re)?started: pid (\d+)", line):
                 self.workers[match[1]] = int(match[2])
             elif line.startswith("ready"):
@@ -214,10 +216,16 @@ class Subscribers:
 class Crowd:
     """Many players on one event loop, each driven through its own ClientCore."""
 
-    def __init__(self, actions: str, updates: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, actions: str, updates: str, *, timeout: float = 10.0, server_key: bytes | None = None
+    ) -> None:
         self.actions, self.updates = actions, updates
         self.timeout = timeout
         self.context = ezmq.Context()
+        if server_key is not None:
+            # CURVE, as every player of a default front: the handshakes are part of the cost.
+            self.context.curve_serverkey = server_key
+            self.context.curve_publickey, self.context.curve_secretkey = engine.curve_keypair()
         # Thousands of players, each with its own connection (libzmq's default cap is 1023).
         self.context.set(engine.MAX_SOCKETS, 1_000_000)
         self.players: list[Player] = []

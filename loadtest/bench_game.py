@@ -93,6 +93,10 @@ class ServeProcess:
         for line in self.process.stdout:
             if match := re.match(r"^(actions|updates) (\S+)", line):
                 self.endpoints[match[1]] = match[2]
+            elif match := re.match(r"^front public key (\S+)", line):
+                self.endpoints["key"] = match[1]  # we started it: its own word is the key
+            elif match := re.match(r"^key (\S+)", line):
+                self.endpoints["key_endpoint"] = match[1]
             if line.startswith("ready"):
                 ready.set()
         ready.set()  # exited: let the waiter see it
@@ -113,8 +117,11 @@ async def load(run: GameRun, endpoints: dict[str, str], args: argparse.Namespace
     """Closed loop: each client sends its next action as soon as the last one is answered."""
     from client.session import GameSession, SessionError  # the engine loads only when needed
 
+    # CURVE, as players connect to a default front (its key from its own banner).
+    key = endpoints["key"].encode() if "key" in endpoints else None
     sessions = [
-        GameSession(endpoints["actions"], endpoints["updates"]) for _ in range(args.clients)
+        GameSession(endpoints["actions"], endpoints["updates"], server_key=key)
+        for _ in range(args.clients)
     ]
     try:
         await asyncio.gather(

@@ -6,7 +6,7 @@ directory) and a relay in front of it, then runs each check --runs times per rou
 the median CPU time (user + system of the check's process, from wait4) of the middle round of
 three, the old command and the image's side by side:
 
-  front   crossroads ping --front EP            crossroads-health front EP
+  front   crossroads ping --front EP (CURVE)    crossroads-health key KEY-EP
   relay   crossroads relay-stats --json EP       crossroads-health relay EP
   worker  (none)                                 crossroads-health file PATH
 
@@ -61,10 +61,14 @@ def median_cpu_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
 class RelayProcess:
     """`crossroads relay` for both the front's links, with a stats endpoint."""
 
-    def __init__(self, updates: str, actions: str, log: object) -> None:
+    def __init__(
+        self, updates: str, actions: str, log: object, upstream_key: str, data: Path
+    ) -> None:
         local = "tcp://127.0.0.1:0"
         args = ["--upstream", updates, "--bind", local, "--actions-upstream", actions]
         args += ["--actions-bind", local, "--stats-bind", local, "--log-level", "WARNING"]
+        args += ["--upstream-key", upstream_key, "--known-hosts", str(data / "known_hosts")]
+        args += ["--keys-dir", str(data / "keys")]  # its own key, made on first run
         self.process = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", *args],
             stdout=subprocess.PIPE,
@@ -128,7 +132,10 @@ def run_health(args: argparse.Namespace) -> int:
         server = relay = None
         try:
             server = ServeProcess(f"sqlite:///{tmp}/game.sqlite3", 1, 0, log)
-            relay = RelayProcess(server.endpoints["updates"], server.endpoints["actions"], log)
+            key, key_endpoint = server.endpoints["key"], server.endpoints["key_endpoint"]
+            relay = RelayProcess(
+                server.endpoints["updates"], server.endpoints["actions"], log, key, Path(tmp)
+            )
             front, stats = server.endpoints["actions"], relay.stats
             cpu_ms([*new, "relay", stats, "--timeout", "30"], env)  # waits out the link setup
             print(f"{ROUNDS} rounds of {args.runs} checks each ...", file=sys.stderr, flush=True)
@@ -136,8 +143,10 @@ def run_health(args: argparse.Namespace) -> int:
                 (
                     "front",
                     "crossroads ping",
-                    [*old_ping, "--front", front, "-q"],
-                    [*new, "front", front, "-q"],
+                    # Player ports speak CURVE: ping seals its request; the stdlib checker
+                    # asks the key announcement (what the compose file's check does).
+                    [*old_ping, "--front", front, "--server-key", key, "-q"],
+                    [*new, "key", key_endpoint, "-q"],
                 ),
                 (
                     "relay",

@@ -65,6 +65,11 @@ NOW = {
 }
 
 
+def server_key(server: Server) -> bytes | None:
+    """The front's CURVE key, from its own banner (the bench started it); None: cleartext."""
+    return server.endpoints["key"].encode() if "key" in server.endpoints else None
+
+
 @dataclass
 class Round:
     """One round of one row: latencies in ms, CPU seconds per server process."""
@@ -267,7 +272,9 @@ class Bench:
                 server.stop()
 
     async def _row(self, row: Row, server: Server) -> None:
-        crowd = Crowd(server.endpoints["actions"], server.endpoints["updates"])
+        crowd = Crowd(
+            server.endpoints["actions"], server.endpoints["updates"], server_key=server_key(server)
+        )
         try:
             await getattr(self, f"_row_{row.kind}")(row, server, crowd)
         finally:
@@ -340,7 +347,11 @@ class Bench:
         topic = wire_topic(room_topic(speaker.room))
         if have_pyzmq():
             group: Any = await asyncio.to_thread(
-                RemoteSubscribers, server.endpoints["updates"], row.players, topic
+                RemoteSubscribers,
+                server.endpoints["updates"],
+                row.players,
+                topic,
+                server_key(server),
             )
         else:
             group = await crowd.add_subscribers(row.players, topic)

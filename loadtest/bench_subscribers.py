@@ -31,12 +31,14 @@ class RemoteSubscribers:
 
     kind = "libzmq (pyzmq) in a child process"
 
-    def __init__(self, updates: str, count: int, topic: bytes) -> None:
+    def __init__(
+        self, updates: str, count: int, topic: bytes, server_key: bytes | None = None
+    ) -> None:
         self.count = count
         spawn = multiprocessing.get_context("spawn")
         self._conn, child = spawn.Pipe()
         self._process = spawn.Process(
-            target=_child, args=(updates, count, topic, child), daemon=True
+            target=_child, args=(updates, count, topic, child, server_key), daemon=True
         )
         self._process.start()
         child.close()
@@ -82,11 +84,16 @@ class RemoteSubscribers:
         self._conn.close()
 
 
-def _child(updates: str, count: int, topic: bytes, conn: Connection) -> None:
+def _child(
+    updates: str, count: int, topic: bytes, conn: Connection, server_key: bytes | None
+) -> None:
     import zmq
 
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, count + 64)
+    if server_key is not None:  # a CURVE front: one client pair for all (the front admits any)
+        ctx.curve_serverkey = server_key
+        ctx.curve_publickey, ctx.curve_secretkey = zmq.curve_keypair()
     sockets = []
     poller = zmq.Poller()
     for _ in range(count):

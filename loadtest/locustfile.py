@@ -26,6 +26,7 @@ from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 import engine as zmq
+from gameserver.known_hosts import server_key
 from gameserver.world import World, WorldError, load_world
 from loadtest.syncclient import SessionError, SyncGameClient
 
@@ -34,6 +35,7 @@ PASSWORD = "loadtest"
 BROADCAST_TIMEOUT_S = 5.0
 _context: Any = None
 _world: World | None = None
+_updates_key: bytes | None = None
 _environment: Environment | None = None
 
 
@@ -43,6 +45,23 @@ def _add_options(parser: Any) -> None:
         "--updates",
         default=os.environ.get("CROSSROADS_LOADTEST_UPDATES", ""),
         help="update endpoint to subscribe to (front or relay; default: --host's port + 1)",
+    )
+    parser.add_argument(
+        "--server-key",
+        default=os.environ.get("CROSSROADS_SERVER_KEY", ""),
+        help="the front's CURVE public key (default: pinned in the known-hosts file, else "
+        "learnt from its announcement on first use)",
+    )
+    parser.add_argument(
+        "--key-endpoint",
+        default=os.environ.get("CROSSROADS_LOADTEST_KEY_ENDPOINT", ""),
+        help="where the front announces its key (default: the port below --host's)",
+    )
+    parser.add_argument(
+        "--updates-key-endpoint",
+        default=os.environ.get("CROSSROADS_LOADTEST_UPDATES_KEY_ENDPOINT", ""),
+        help="where --updates' server announces its own key, when it is a relay (7310 for "
+        "its 7312); default: --updates shares the front's key",
     )
     parser.add_argument(
         "--request-timeout", type=float, default=5.0, help="seconds before an action fails"
@@ -79,13 +98,36 @@ def updates_for(actions: str) -> str:
     return f"{host}:{int(port) + 1}"
 
 
-def shared_context() -> Any:
-    """One engine context (one I/O thread) per process, shared by every simulated player."""
+def shared_context(actions: str, options: Any = None) -> Any:
+    """One engine context (one I/O thread) per process, shared by every simulated player; a
+    CURVE client of the front when it has a key (learnt once per process, as a player's
+    client learns it: gameserver/known_hosts.py)."""
     global _context
     if _context is None:
-        _context = zmq.Context()
-        _context.set(zmq.MAX_SOCKETS, 65536)  # two sockets per player; default is 1023
+        key = server_key(
+            actions,
+            given=getattr(options, "server_key", "") or None,
+            key_endpoint=getattr(options, "key_endpoint", "") or None,
+        )
+        context = zmq.Context()
+        context.set(zmq.MAX_SOCKETS, 65536)  # two sockets per player; default is 1023
+        if key is not None:
+            context.curve_serverkey = key
+            context.curve_publickey, context.curve_secretkey = zmq.curve_keypair()
+        _context = context
     return _context
+
+
+def updates_key(updates: str, options: Any = None) -> bytes | None:
+    """The key of a relay that --updates points at (learnt once per process); None: the
+    front's key serves the updates too."""
+    global _updates_key
+    endpoint = getattr(options, "updates_key_endpoint", "") or None
+    if endpoint is None:
+        return None
+    if _updates_key is None:
+        _updates_key = server_key(updates, key_endpoint=endpoint)
+    return _updates_key
 
 
 def world() -> World | None:
@@ -114,7 +156,10 @@ class PlayerUser(User):
         self.login_timeout = getattr(options, "login_timeout", 30.0) if options else 30.0
         low, _, high = (getattr(options, "wait", "") if options else "").partition("-")
         self.wait_range = (float(low or 0.1), float(high or low or 0.5))
-        self.client = SyncGameClient(actions, updates, shared_context(), timeout=timeout)
+        context = shared_context(actions, options)
+        self.client = SyncGameClient(
+            actions, updates, context, timeout=timeout, updates_key=updates_key(updates, options)
+        )
         self.carrying: list[str] = []
         self.name = "lt" + secrets.token_hex(7)
         self._logged_in()

@@ -57,6 +57,7 @@ class LocalServer:
     def __init__(self, workdir: Path, workers: int) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["CROSSROADS_KEYS_DIR"] = str(workdir / "keys")  # a throw-away front, its own keys
         args = ["--workers", str(workers), "--store", f"sqlite:///{workdir / 'game.sqlite3'}"]
         args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
         args += ["--log-level", "WARNING"]
@@ -89,6 +90,8 @@ class LocalServer:
         for line in self.process.stdout:
             if match := re.match(r"^(actions|updates) (\S+)", line):
                 self.endpoints[match[1]] = match[2]
+            elif match := re.match(r"^front public key (\S+)", line):
+                self.endpoints["key"] = match[1]  # we started it: its own word is the key
             elif match := re.match(r"^worker \S+ \w+: pid (\d+)", line):
                 self.pids.append(int(match[1]))
             elif line.startswith("ready"):
@@ -241,6 +244,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         cmd = locust_command(args, actions, updates, csv_prefix)
+        if server is not None and "key" in server.endpoints:
+            cmd += ["--server-key", server.endpoints["key"]]
         started = time.monotonic()
         # Its own process group: Locust's --processes children are stopped with it, by its id.
         locust = subprocess.Popen(

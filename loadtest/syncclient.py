@@ -54,6 +54,7 @@ class SyncGameClient:
         *,
         retries: int = 0,
         busy_budget: float = 0.0,
+        updates_key: bytes | None = None,
     ) -> None:
         self.core = ClientCore(timeout=timeout, retries=retries, busy_budget=busy_budget)
         self.actions = actions
@@ -61,6 +62,9 @@ class SyncGameClient:
         self.sub = context.socket(zmq.SUB)
         self.sub.linger = 0
         self.sub.setsockopt(zmq.MAXMSGSIZE, MAX_PUBLICATION_BYTES)
+        if updates_key is not None:  # a relay's region: its own key (actions: the front's)
+            self.sub.curve_serverkey = updates_key
+            self.sub.curve_publickey, self.sub.curve_secretkey = zmq.curve_keypair()
         self.sub.connect(updates)
         self.dealer = self._open_dealer()
         self.poller = zmq.Poller()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -11,13 +12,37 @@ from pathlib import Path
 
 import engine
 from gameserver import logs
-from gameserver.cluster_keys import KeyAnnouncer, KeysError, load_pair, public_key
+from gameserver.cluster_keys import (
+    RELAY,
+    KeyAnnouncer,
+    KeyPair,
+    KeysError,
+    ensure_pair,
+    load_pair,
+    secret_file,
+)
 from gameserver.health import HEALTH_FILE_ENV
+from gameserver.known_hosts import (
+    KnownHosts,
+    ServerKeyChanged,
+    key_endpoint_for,
+    known_hosts_path,
+    server_key,
+)
 from gameserver.logs import LOG_FORMATS
 from gameserver.metrics import MetricsError, start_metrics
+from gameserver.settings import default_keys_dir, key_bind_for
 
-from .forwarder import DEFAULT_HWM, DEFAULT_MULTICAST_RATE, PLAYER_SUBSCRIPTIONS, Relay
+from .forwarder import (
+    DEFAULT_HWM,
+    DEFAULT_MULTICAST_RATE,
+    MULTICAST_SCHEMES,
+    PLAYER_SUBSCRIPTIONS,
+    Relay,
+)
 from .metrics import relay_registry
+
+log = logging.getLogger("relay")
 
 #: Relay ports mirror the front's (7301 actions, 7302 updates) ten higher, so a relay and a front
 #: fit on one machine.
@@ -90,21 +115,47 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--upstream-key",
         metavar="KEY",
-        help="the upstream's CURVE public key (Z85 or a .key file), for a front with "
-        "--secure-players or a secure relay",
+        help="the upstream's CURVE public key (Z85 or a .key file); default: the one "
+        "remembered in --known-hosts, else the upstream's announcement, trusted on first use",
+    )
+    p.add_argument(
+        "--upstream-key-endpoint",
+        metavar="ENDPOINT",
+        help="where the upstream announces its key (default: the port below "
+        "--actions-upstream's, else two below --upstream's: 7300 for a front, 7310 for a relay)",
+    )
+    p.add_argument(
+        "--known-hosts",
+        type=Path,
+        metavar="PATH",
+        help=f"remembered upstream keys (default: {known_hosts_path()})",
     )
     p.add_argument(
         "--key",
         type=Path,
         metavar="PATH",
-        help="this relay's .key_secret (crossroads keys init makes relay.key_secret): the "
-        "region's ports then speak CURVE and --key-bind announces the public key",
+        help="this relay's .key_secret for its region's CURVE (default: relay.key_secret in "
+        "--keys-dir, made on first run)",
+    )
+    p.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"where the relay's own key is kept without --key (default: {default_keys_dir()})",
     )
     p.add_argument(
         "--key-bind",
-        default=DEFAULT_KEY_BIND,
+        default=None,
         metavar="ENDPOINT",
-        help=f"with --key: where players learn this relay's key ({DEFAULT_KEY_BIND})",
+        help="where the region's players learn this relay's key (default: the port below "
+        f"--actions-bind's, where players look; without it {DEFAULT_KEY_BIND})",
+    )
+    p.add_argument(
+        "--insecure-players",
+        action="store_true",
+        help="the region's ports WITHOUT encryption (players' passwords and tokens in clear; "
+        "warned at start); the upstream link still uses the upstream's key if it has one",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     p.add_argument(
@@ -123,11 +174,67 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def upstream_key_endpoint(args: argparse.Namespace) -> str | None:
+    """Where the upstream announces its key: the port below its actions port (a front's 7300
+    beside 7301, a relay's 7310 beside 7311), which is two below its updates port."""
+    if args.upstream_key_endpoint:
+        return args.upstream_key_endpoint
+    if args.actions_upstream:
+        return key_endpoint_for(args.actions_upstream)
+    below_updates = key_endpoint_for(args.upstream)
+    return None if below_updates is None else key_endpoint_for(below_updates)
+
+
+def learn_upstream_key(args: argparse.Namespace) -> bytes | None:
+    """The upstream's key as a player's client learns it (gameserver/known_hosts.py): given,
+    else pinned, else announced and pinned; raises ServerKeyChanged or KeysError."""
+    pinned_as = args.actions_upstream or args.upstream
+    key = server_key(
+        pinned_as,
+        given=args.upstream_key,
+        known_hosts=KnownHosts(args.known_hosts or known_hosts_path()),
+        key_endpoint=upstream_key_endpoint(args),
+        on_first_use=lambda k: log.warning("trusting %s's key %s (first use)", pinned_as, k),
+    )
+    if key is None:
+        log.warning(
+            "the upstream %s announces no key: its links are CLEARTEXT (give --upstream-key "
+            "for a secure front whose announcement is unreachable)",
+            pinned_as,
+        )
+    return key
+
+
+def own_key(args: argparse.Namespace) -> KeyPair | None:
+    """The region's key pair: --key, else relay.key_secret in the keys dir (made on first run);
+    None with --insecure-players."""
+    if args.insecure_players:
+        log.warning(
+            "--insecure-players: the region's ports speak CLEARTEXT; anyone in the path reads "
+            "players' passwords and session tokens"
+        )
+        return None
+    if args.bind.startswith(MULTICAST_SCHEMES):
+        log.warning(
+            "the region is served over multicast, which has no CURVE: its events travel in "
+            "clear on the LAN, and so do its actions (--actions-bind) unless the players use "
+            "the front's ports"
+        )
+        return None
+    if args.key is not None:
+        return load_pair(args.key)
+    keys_dir = args.keys_dir or default_keys_dir()
+    pair, created = ensure_pair(keys_dir, RELAY)
+    if created:  # told the operator on stdout, as `crossroads serve` tells its own
+        print(f"created {secret_file(keys_dir, RELAY)}", flush=True)
+    return pair
+
+
 async def serve(args: argparse.Namespace) -> int:
     try:
-        upstream_key = None if args.upstream_key is None else public_key(args.upstream_key)
-        key = None if args.key is None else load_pair(args.key)
-    except KeysError as exc:
+        upstream_key = await asyncio.to_thread(learn_upstream_key, args)
+        key = own_key(args)
+    except (KeysError, ServerKeyChanged) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     try:
@@ -152,11 +259,14 @@ async def serve(args: argparse.Namespace) -> int:
         return 2
     announcer = None
     if key is not None:
+        key_bind = args.key_bind or (
+            key_bind_for(args.actions_bind) if args.actions_bind else DEFAULT_KEY_BIND
+        )
         try:
-            announcer = KeyAnnouncer(relay.context, args.key_bind, key.public)
+            announcer = KeyAnnouncer(relay.context, key_bind, key.public)
         except engine.ZMQError as exc:
             relay.close()
-            print(f"relay: cannot bind {args.key_bind}: {exc}", file=sys.stderr)
+            print(f"relay: cannot bind {key_bind}: {exc}", file=sys.stderr)
             return 2
     try:
         metrics = await start_metrics(

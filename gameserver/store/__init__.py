@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx, WriteInRead
 
 SQLITE_SCHEME = "sqlite:///"
@@ -20,7 +22,21 @@ __all__ = [
     "Tx",
     "WriteInRead",
     "open_store",
+    "shown_url",
 ]
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for banners and logs: a password (redis://:PASSWORD@host) shows as ***."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def open_store(url: str, *, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> Store:

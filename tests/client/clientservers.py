@@ -17,13 +17,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_pair() -> int:
+    """A free port whose port below is free too: the front announces its key there (the
+    convention `crossroads play` follows to learn it, as a real player's client does)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port - 1))
+            except OSError:
+                continue
+        return port
+
+
 class Servers:
     """Starts ``crossroads serve`` on fixed ports; every one started is killed at teardown."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.store = f"sqlite:///{tmp_path / 'game.db'}"
         self.tmp_path = tmp_path
-        ports = [free_port() for _ in range(3)]
+        actions = free_pair()
+        ports = [actions]
+        while len(ports) < 3:  # neither the key port (below actions) nor one taken twice
+            port = free_port()
+            if port not in (actions - 1, *ports):
+                ports.append(port)
         self.flags = [
             f"--{what}-bind=tcp://127.0.0.1:{port}"
             for what, port in zip(("actions", "updates", "workers"), ports, strict=True)

@@ -7,7 +7,6 @@ from clientservers import Servers
 from serverkit import WAIT, run
 
 from client.connection import CONNECTED, Connection
-from client.session import GameSession
 
 
 def test_expired_session_logs_in_again(servers: Servers) -> None:
@@ -15,13 +14,16 @@ def test_expired_session_logs_in_again(servers: Servers) -> None:
 
     async def scenario() -> None:
         changes: list[tuple[str, str]] = []
-        conn = Connection(server.actions, server.updates, "Dora", "dora-password", timeout=1.0)
+        key = server.key  # the front's, as a player's client learns it
+        conn = Connection(
+            server.actions, server.updates, "Dora", "dora-password", timeout=1.0, server_key=key
+        )
         conn.on_change = lambda state, message: changes.append((state, message))
         try:
             await conn.login()
             old = conn.session.token
             assert old is not None
-            async with GameSession(server.actions, server.updates) as other:
+            async with server.session() as other:
                 await other.resume(old)
                 assert (await other.act("quit")).session_ended  # the server forgets the token
             reply = await conn.act("look")  # refused as unauthorized, then logged in again

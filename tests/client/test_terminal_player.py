@@ -143,9 +143,11 @@ def test_a_command_after_losing_the_session_says_why(servers: Servers) -> None:
     """The same through a command: the session is gone before its notice was read."""
     server = servers.start()
 
+    ends = (server.actions, server.updates)
+
     async def scenario() -> None:
-        first = Connection(server.actions, server.updates, "bob", "bob-password", **FAST)
-        second = Connection(server.actions, server.updates, "bob", "bob-password", **FAST)
+        first = Connection(*ends, "bob", "bob-password", server_key=server.key, **FAST)
+        second = Connection(*ends, "bob", "bob-password", server_key=server.key, **FAST)
         try:
             await first.login()
             await second.login()

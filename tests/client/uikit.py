@@ -15,6 +15,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from client.connection import Connection
+from client.known_hosts import server_key
 from client.terminal import Ask, GameClient, run_interactive, show_rich
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]")
@@ -71,6 +72,9 @@ class Player:
         self._pipe_cm = create_pipe_input()
         self.pipe = self._pipe_cm.__enter__()
         password = f"{name}-password" if password is None else password
+        # As `crossroads play` does: the front's announced key, pinned in the known-hosts file
+        # of this test's XDG data dir.
+        opts.setdefault("server_key", server_key(actions))
         connection = Connection(actions, updates, name, password, **opts)
         self.ask = ask  # masked questions at login (as in a terminal), answered by typing
         self.client = GameClient(connection, show_rich)

@@ -22,6 +22,7 @@ from typing import Any
 
 from client.session import GameSession
 from engine.patterns.lazy_pirate import RequestFailed
+from gameserver.known_hosts import KnownHosts, server_key
 from gameserver.ping import ping
 from gameserver.protocol import Event
 
@@ -127,13 +128,23 @@ def kind(k: str, text: str = "") -> Callable[[Event], bool]:
     return lambda e: e.kind == k and text in e.text
 
 
-def wait_workers(actions: str, count: int, timeout: float = WAIT) -> None:
+def learn_key(actions: str, key_endpoint: str, known_hosts: Path) -> bytes:
+    """A CURVE server's key as a player's client learns it: announced, trusted on first use,
+    pinned in ``known_hosts`` (gameserver/known_hosts.py)."""
+    key = server_key(actions, known_hosts=KnownHosts(known_hosts), key_endpoint=key_endpoint)
+    assert key is not None, f"{key_endpoint} announces no key"
+    return key
+
+
+def wait_workers(
+    actions: str, count: int, timeout: float = WAIT, server_key: bytes | None = None
+) -> None:
     """Until the front reports ``count`` connected workers (deadline-bounded ping loop)."""
     deadline = time.monotonic() + timeout
     seen: object = None
     while time.monotonic() < deadline:
         try:
-            seen = ping(actions, timeout=2.0).get("workers")
+            seen = ping(actions, timeout=2.0, server_key=server_key).get("workers")
         except RequestFailed:
             seen = None
         if seen == count:

@@ -26,6 +26,9 @@ BUILD_WAIT = 1500.0
 HEALTHY_WAIT = 120.0
 #: Host side of every published port: free ports on loopback only.
 HOST_PORT_VARIABLES = (
+    "CROSSROADS_KEY_PORT",
+    "CROSSROADS_RELAY_EU_KEY_PORT",
+    "CROSSROADS_RELAY_NZ_KEY_PORT",
     "CROSSROADS_ACTIONS_PORT",
     "CROSSROADS_UPDATES_PORT",
     "CROSSROADS_WORKERS_PORT",
@@ -93,6 +96,7 @@ class ComposeStack:
         self.ports = dict(zip(HOST_PORT_VARIABLES, map(str, ports), strict=True))
         self.env = {**clean_env(), **self.ports, **settings}
         self.env["CROSSROADS_PUBLISH_HOST"] = "127.0.0.1"
+        self.workdir = workdir
         self.log = (workdir / "compose.log").open("a")
 
     def endpoint(self, variable: str) -> str:

@@ -85,12 +85,40 @@ def test_every_interpolated_variable_is_a_setting_or_documented() -> None:
 def test_front_and_worker_topology() -> None:
     front, worker = SERVICES["front"], SERVICES["worker"]
     assert cl.words(front["command"])[:3] == ["serve", "--workers", "0"]
-    assert cl.words(front["healthcheck"]["test"])[1:3] == ["crossroads-health", "front"]
+    # Player ports speak CURVE: the health check asks the key announcement (no CURVE in it).
+    assert cl.words(front["healthcheck"]["test"])[1:4] == [
+        "crossroads-health",
+        "key",
+        "tcp://127.0.0.1:7300",
+    ]
     assert int(worker["deploy"]["replicas"]) == 3
     assert cl.environment(worker)["CROSSROADS_FRONT"] == "tcp://front:7303"
-    assert cl.environment(worker)["CROSSROADS_STORE"] == "redis://redis:6379/0"
+    store = "redis://:crossroads-redis@redis:6379/0"  # the password's default
+    assert cl.environment(worker)["CROSSROADS_STORE"] == store
+    assert cl.environment(front)["CROSSROADS_STORE"] == store
     redis = yaml.safe_load(TEXT)["services"]["redis"]
     assert "--appendonly" in redis["command"] and redis["volumes"]
+    command = cl.words(SERVICES["redis"]["command"])
+    assert command[command.index("--requirepass") + 1] == "crossroads-redis"
+    assert "--protected-mode" not in command
+
+
+def test_key_ports_are_published_beside_the_action_ports() -> None:
+    """Players find a key one port below the action port: the front's 7300, each relay's 7310,
+    published one below its published action port."""
+    front = [str(p) for p in SERVICES["front"]["ports"]]
+    assert any(p.endswith(":7300:7300") for p in front) and any(":7301:7301" in p for p in front)
+    assert cl.environment(SERVICES["front"])["CROSSROADS_KEY_BIND"] == "tcp://*:7300"
+    for name, key_port in (("relay-eu", 7320), ("relay-nz", 7330)):
+        spec = SERVICES[name]
+        ports = [str(p) for p in spec["ports"]]
+        assert any(p.endswith(f":{key_port}:7310") for p in ports), ports
+        assert any(p.endswith(f":{key_port + 1}:7311") for p in ports), ports
+        args = cl.words(spec["command"])
+        assert args[args.index("--upstream-key-endpoint") + 1] == "tcp://front:7300"
+        assert args[args.index("--key-bind") + 1] == "tcp://*:7310"
+        assert "--insecure-players" not in args
+        assert any(":/home/crossroads/.local/share/crossroads" in v for v in spec["volumes"])
 
 
 def test_profiles_and_port_plan(tmp_path: Path) -> None:
@@ -134,7 +162,8 @@ def test_every_health_check_is_valid(service: str, args: list[str]) -> None:
 def test_every_long_running_service_has_a_cheap_health_check() -> None:
     checked = {name for name, _ in health_checks()}
     assert checked == {"front", "worker", "relay-eu", "relay-nz"}
-    assert cl.words(SERVICES["redis"]["healthcheck"]["test"]) == ["CMD", "redis-cli", "ping"]
+    redis_check = cl.words(SERVICES["redis"]["healthcheck"]["test"])
+    assert redis_check[:2] == ["CMD", "redis-cli"] and redis_check[-1] == "ping"
     for name in ("locust-master", "locust-worker"):
         assert SERVICES[name]["healthcheck"] == {"disable": True}
     relay = next(args for name, args in health_checks() if name == "relay-nz")

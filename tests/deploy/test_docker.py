@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploykit import REPO_ROOT, WAIT, chat, meet, wait_workers
+from deploykit import REPO_ROOT, WAIT, chat, learn_key, meet, wait_workers
 from dockerkit import BUILD_WAIT, HEALTHY_WAIT, ComposeStack, build_images, docker, why_no_docker
 from serverkit import run
 
@@ -122,19 +122,23 @@ def test_compose_stack_plays_scales_heals_and_stops_cleanly(stack: ComposeStack)
     updates = stack.endpoint("CROSSROADS_UPDATES_PORT")
     nz_actions = stack.endpoint("CROSSROADS_RELAY_NZ_ACTIONS_PORT")
     nz_updates = stack.endpoint("CROSSROADS_RELAY_NZ_UPDATES_PORT")
-    wait_workers(actions, 3)
+    # Secure by default: the front's and the relay's keys, learnt on first use and pinned.
+    hosts = stack.workdir / "known_hosts"
+    key = learn_key(actions, stack.endpoint("CROSSROADS_KEY_PORT"), hosts)
+    nz_key = learn_key(nz_actions, stack.endpoint("CROSSROADS_RELAY_NZ_KEY_PORT"), hosts)
+    wait_workers(actions, 3, server_key=key)
 
     async def play() -> None:
         async with (
-            GameSession(nz_actions, nz_updates) as alice,
-            GameSession(actions, updates) as bob,
+            GameSession(nz_actions, nz_updates, server_key=nz_key) as alice,
+            GameSession(actions, updates, server_key=key) as bob,
         ):
             await meet(alice, bob)
             phase = time.monotonic()
             scale = ("up", "--detach", "--no-recreate", "--scale", "worker=6")
             await asyncio.to_thread(stack.compose, *scale)
             await asyncio.to_thread(stack.wait_healthy, {"worker": 6})
-            await asyncio.to_thread(wait_workers, actions, 6)
+            await asyncio.to_thread(wait_workers, actions, 6, WAIT, key)
             say(f"scaled 3 -> 6 workers, all healthy: {time.monotonic() - phase:.1f}s")
 
             workers = stack.containers("worker")
@@ -149,7 +153,7 @@ def test_compose_stack_plays_scales_heals_and_stops_cleanly(stack: ComposeStack)
             victim = workers[0]
             os.kill(worker_process(victim), signal.SIGKILL)
             await asyncio.to_thread(wait_restarted, stack, victim["Id"], victim["RestartCount"])
-            await asyncio.to_thread(wait_workers, actions, 6)
+            await asyncio.to_thread(wait_workers, actions, 6, WAIT, key)
             say(f"killed worker replaced and healthy: {time.monotonic() - phase:.1f}s")
             await chat(alice, bob, "after the restart")
 

@@ -139,10 +139,13 @@ def test_greetings_other_than_zmtp3_null_are_refused() -> None:
     for bad, why in (
         (b"GET / HTTP/1.1\r\n".ljust(64, b"x"), "ZMTP"),
         (good[:10] + b"\x02\x00" + good[12:], "2.x"),
-        (good[:12] + b"CURVE".ljust(20, b"\x00") + good[32:], "NULL"),
+        (good[:12] + b"PLAIN".ljust(20, b"\x00") + good[32:], "NULL"),
     ):
         with pytest.raises(health.Unhealthy, match=why):
             health.read_greeting(_reader(bad))
+    # CURVE (a default front's player ports) is named, so `front` can ask the key port instead.
+    with pytest.raises(health.SpeaksCurve, match="CURVE"):
+        health.read_greeting(_reader(good[:12] + b"CURVE".ljust(20, b"\x00") + good[32:]))
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from client.session import GameSession
+import engine
+from client.session import GameSession, SyncGameSession
+from gameserver.known_hosts import KnownHosts, server_key
+from gameserver.ping import ping
 from gameserver.store import open_store
 from gameserver.store.state import GameState
 
@@ -63,6 +66,46 @@ class Server:
         self.actions = self.wait_for(r"^actions (\S+)")[1]
         self.updates = self.wait_for(r"^updates (\S+)")[1]
         self.wait_for(r"^ready")
+        # Secure player ports (the default) print where the front announces its key.
+        announced = [m for line in self.lines if (m := re.match(r"^key (\S+)", line))]
+        self.key_endpoint: str | None = announced[0][1] if announced else None
+        self.known_hosts = KnownHosts(log_path.parent / "known_hosts")
+        self._key: bytes | None = None
+
+    @property
+    def key(self) -> bytes | None:
+        """The front's key as a player learns it: the announcement, trusted on first use and
+        pinned in this test's own known-hosts file (None: --insecure-players). Learnt once per
+        server: hundreds of sessions need not ask hundreds of times."""
+        if self.key_endpoint is not None and self._key is None:
+            self._key = server_key(
+                self.actions, known_hosts=self.known_hosts, key_endpoint=self.key_endpoint
+            )
+        return self._key
+
+    def client_context(self) -> engine.Context:
+        """A sync context whose sockets are CURVE clients of this front, as any outsider who
+        asked the public announcement can be (the hostile tests' attackers included)."""
+        context = engine.Context()
+        key = self.key
+        if key is not None:
+            context.curve_serverkey = key
+            context.curve_publickey, context.curve_secretkey = engine.curve_keypair()
+        return context
+
+    def ping(self, timeout: float = WAIT) -> dict[str, object]:
+        return ping(self.actions, timeout, server_key=self.key)
+
+    def key_args(self) -> list[str]:
+        """Options that tell a command (play, ping, admin) where this front announces its key,
+        and a known-hosts file of this test's own."""
+        if self.key_endpoint is None:
+            return []
+        return ["--key-endpoint", self.key_endpoint, "--known-hosts", str(self.known_hosts.path)]
+
+    def client_args(self) -> list[str]:
+        """`crossroads play`/`admin` options that find this front and its key."""
+        return ["--server", self.actions, "--updates", self.updates, *self.key_args()]
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -91,7 +134,12 @@ class Server:
                 self._changed.wait(left)
 
     def session(self, **options: Any) -> GameSession:
+        options.setdefault("server_key", self.key)
         return GameSession(self.actions, self.updates, **options)
+
+    def sync_session(self, **options: Any) -> SyncGameSession:
+        options.setdefault("server_key", self.key)
+        return SyncGameSession(self.actions, self.updates, **options)
 
     def stop(self, timeout: float = WAIT) -> int:
         """Graceful stop (SIGTERM); returns the exit code."""

@@ -39,7 +39,7 @@ def admin_cli(*args: str, password: str | None = ADMIN_PASSWORD) -> subprocess.C
 
 
 def at(server: Server) -> list[str]:
-    return ["--server", server.actions, "--updates", server.updates]
+    return server.client_args()
 
 
 def one_line_error(done: subprocess.CompletedProcess, code: int, text: str) -> None:
@@ -124,7 +124,15 @@ def test_admin_commands_against_a_real_server(start_server: StartServer, sqlite_
             await olga.act("quit")
             await olga.close()
 
-            done = await _cli("status", "--server", server.actions, "--store", sqlite_url, "--json")
+            done = await _cli(
+                "status",
+                "--server",
+                server.actions,
+                *server.key_args(),
+                "--store",
+                sqlite_url,
+                "--json",
+            )
             assert done.returncode == 0, done.stderr
             status = json.loads(done.stdout)
             assert status["workers"] == 2 and status["players_online"] == 0
@@ -152,7 +160,7 @@ def test_status_shows_each_workers_jobs_per_second(
 ) -> None:
     server = start_server(sqlite_url, 1, "--metrics-bind", "127.0.0.1:0")
     metrics = wait_log_line(server.log_path, r"worker\[w1\.\S+\] INFO \S+: metrics on (\S+)")[1]
-    args = ["status", "--server", server.actions, "--store", sqlite_url]
+    args = ["status", "--server", server.actions, *server.key_args(), "--store", sqlite_url]
     args += ["--worker-metrics", metrics, "--interval", "2"]
 
     async def busy_while_status_runs() -> subprocess.CompletedProcess:

@@ -4,6 +4,7 @@ round trip, and a worker's liveness file stays fresh only while the worker hears
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -39,7 +40,8 @@ def test_front_check_is_a_round_trip_with_an_optional_worker_floor(
     start_server: StartServer, sqlite_url: str, tmp_path: Path
 ) -> None:
     alive = tmp_path / "front.health"
-    server = start_server(sqlite_url, 1, "--health-file", str(alive))
+    # The ping itself needs cleartext player ports (the checker has no CURVE): see below.
+    server = start_server(sqlite_url, 1, "--health-file", str(alive), "--insecure-players")
     done = check("front", server.actions)
     assert done.returncode == 0 and "pong" in done.stdout
     assert check("front", server.actions, "--min-workers", "1", "-q").returncode == 0
@@ -51,6 +53,44 @@ def test_front_check_is_a_round_trip_with_an_optional_worker_floor(
     server.kill_all()
     assert "cannot connect" in check("front", server.actions).stderr
     wait_file(alive, fresh=False)
+
+
+def test_a_secure_front_is_checked_on_its_key_announcement(
+    start_server: StartServer, sqlite_url: str
+) -> None:
+    server = start_server(sqlite_url, 1)  # the default: CURVE player ports
+    assert server.key_endpoint is not None
+    done = check("key", server.key_endpoint)
+    assert done.returncode == 0 and "key announced" in done.stdout, done.stderr
+    # The pong (and its worker count) is sealed: the checker says what to use instead.
+    sealed = check("front", server.actions, "--min-workers", "1")
+    assert sealed.returncode == 1 and "crossroads ping" in sealed.stderr
+    assert check("key", server.updates, "--timeout", "0.5").returncode == 1
+
+
+def _free_port_below_free_port() -> int:
+    """A free port whose port below is free too (where the front announces its key)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with socket.socket() as below:
+            try:
+                below.bind(("127.0.0.1", port - 1))
+            except OSError:
+                continue
+        return port
+
+
+def test_the_front_check_on_a_curve_port_asks_the_announcement_below_it(
+    start_server: StartServer, sqlite_url: str
+) -> None:
+    """What the compose file's front check needs: 7301 is sealed, 7300 answers."""
+    port = _free_port_below_free_port()
+    server = start_server(sqlite_url, 1, "--actions-bind", f"tcp://127.0.0.1:{port}")
+    assert server.key_endpoint == f"tcp://127.0.0.1:{port - 1}"
+    done = check("front", server.actions)
+    assert done.returncode == 0 and "CURVE; key announced" in done.stdout, done.stderr
 
 
 def test_worker_liveness_file_is_fresh_only_while_it_hears_the_front(

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from metricskit import scrape, value, wait_log_line, wait_value
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, run
 
+import engine
 from client.session import GameSession
 from gameserver.metrics import MetricsError, MetricsServer, offset_bind, parse_bind
 
@@ -35,8 +36,15 @@ class Relay:
 
     def __init__(self, front: Server, log: Path) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+        env["XDG_DATA_HOME"] = str(log.parent / "relay-xdg")  # its own key and known hosts
         args = ["--upstream", front.updates, "--bind", "tcp://127.0.0.1:0"]
         args += ["--actions-upstream", front.actions, "--actions-bind", "tcp://127.0.0.1:0"]
+        args += [
+            "--upstream-key-endpoint",
+            str(front.key_endpoint),
+            "--key-bind",
+            "tcp://127.0.0.1:0",
+        ]
         args += ["--metrics-bind", "127.0.0.1:0"]
         self._log = log.open("ab")
         self.process = subprocess.Popen(
@@ -89,7 +97,8 @@ def host_port(url: str) -> str:
 async def play(front: Server, relay: Relay) -> None:
     """Alice plays at the front, Bob through the relay: logins, talk, a refused command."""
     alice = front.session()
-    bob = GameSession(relay.endpoints["actions"], relay.endpoints["updates"])
+    relay_key = relay.endpoints["key"].split()[1].encode()  # "key ENDPOINT PUBLIC"
+    bob = GameSession(relay.endpoints["actions"], relay.endpoints["updates"], server_key=relay_key)
     try:
         await alice.login("Alice", "alice-password")
         await bob.login("Bob", "bob-password")
@@ -287,7 +296,9 @@ def test_a_taken_port_is_a_one_line_error(start_server: StartServer, sqlite_url:
 
 
 @pytest.mark.parametrize("role", ["serve", "relay"])
-def test_without_the_extra_metrics_say_how_to_install_it(role: str, sqlite_url: str) -> None:
+def test_without_the_extra_metrics_say_how_to_install_it(
+    role: str, sqlite_url: str, tmp_path: Path
+) -> None:
     """The process runs with prometheus_client made unimportable (as where the extra is not
     installed): asking for metrics is one line naming the pip command, never a traceback."""
     local = "tcp://127.0.0.1:0"
@@ -298,6 +309,10 @@ def test_without_the_extra_metrics_say_how_to_install_it(role: str, sqlite_url: 
     else:
         module = "relay.cli"
         args = ["--upstream", "tcp://127.0.0.1:9", "--bind", local]
+        # Keys given (nothing learnt, nothing to warn about): the metrics error is the one line.
+        upstream_key = engine.curve_keypair()[0].decode()
+        args += ["--upstream-key", upstream_key, "--known-hosts", str(tmp_path / "known_hosts")]
+        args += ["--keys-dir", str(tmp_path / "keys"), "--key-bind", local]
     program = (
         "import sys; sys.modules['prometheus_client'] = None; "
         f"from {module} import main; sys.exit(main(sys.argv[1:]))"

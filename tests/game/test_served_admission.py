@@ -9,7 +9,6 @@ import time
 from serverkit import Server
 
 import engine
-from client.session import SyncGameSession
 from gameserver.accounts import player_key
 from gameserver.admission import AdmissionPolicy
 from gameserver.protocol import (
@@ -52,10 +51,10 @@ def drain(socks: list[engine.Socket], quiet_s: float = 1.0) -> list[list[bytes]]
 def test_a_fresh_name_login_flood_is_bounded(start_server, sqlite_url: str) -> None:
     server: Server = start_server(sqlite_url, 2)
     names = [f"junk{secrets.token_hex(4)}" for _ in range(500)]
-    ctx = engine.Context()
+    ctx = server.client_context()
     latencies = []
     try:
-        with SyncGameSession(server.actions, server.updates) as alice:
+        with server.sync_session() as alice:
             alice.login("Alice", "alice-password")
             socks = dealers(ctx, server.actions, 50)
             for i, name in enumerate(names):
@@ -81,7 +80,7 @@ def test_fresh_tokens_pings_and_garbage_from_one_connection_are_limited(
     start_server, sqlite_url: str
 ) -> None:
     server: Server = start_server(sqlite_url, 1)
-    ctx = engine.Context()
+    ctx = server.client_context()
     try:
         (sock,) = dealers(ctx, server.actions, 1)
         for i in range(300):  # a fresh random token per request

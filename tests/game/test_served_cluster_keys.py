@@ -17,11 +17,9 @@ from pathlib import Path
 from serverkit import REPO_ROOT, WAIT, Server
 
 import engine
-from client.session import SyncGameSession
 from engine.auth import load_certificate
 from engine.patterns.paranoid_pirate import PPP_READY
 from engine.utils.monitor import recv_monitor_message
-from gameserver.ping import ping
 from gameserver.protocol import LoginReply
 
 PASSWORD = "alice-secret-password"
@@ -62,7 +60,7 @@ def test_keyless_and_unknown_workers_get_no_job(start_server, sqlite_url: str) -
             context, workers, engine.curve_keypair(), front_public
         )
         # The player plays while the attackers wait for work.
-        with SyncGameSession(server.actions, server.updates) as alice:
+        with server.sync_session() as alice:
             reply = alice.login("Alice", PASSWORD)
             assert isinstance(reply, LoginReply)
             for _ in range(5):
@@ -77,7 +75,7 @@ def test_keyless_and_unknown_workers_get_no_job(start_server, sqlite_url: str) -
             assert not sock.poll(0), "an unadmitted worker received something"
     finally:
         context.destroy(linger=0)
-    health = ping(server.actions)
+    health = server.ping()
     assert health["refused_keys"] >= 1
     assert health["workers"] == 1
     log = server.log_path.read_text()
@@ -120,10 +118,10 @@ def test_a_worker_admitted_with_keys_worker_joins(start_server, sqlite_url: str)
     )
     try:
         deadline = time.monotonic() + WAIT
-        while ping(server.actions)["workers"] < 1:
+        while server.ping()["workers"] < 1:
             assert time.monotonic() < deadline, "the admitted worker never joined"
             time.sleep(0.1)
-        with SyncGameSession(server.actions, server.updates) as bob:
+        with server.sync_session() as bob:
             assert isinstance(bob.login("Bob", "bob-password"), LoginReply)
     finally:
         remote.kill()
@@ -157,9 +155,17 @@ def test_worker_without_keys_says_what_to_do(tmp_path: Path) -> None:
 def test_insecure_workers_is_explicit_and_loud(start_server, sqlite_url: str) -> None:
     server: Server = start_server(sqlite_url, 1, "--insecure-workers")
     assert server.wait_for(r"^workers \S+  .*ANY process")
-    assert not any(line.startswith("front public key") for line in server.lines)
-    assert ping(server.actions)["workers"] == 1  # its keyless local worker joined
+    assert server.ping()["workers"] == 1  # its keyless local worker joined (players: CURVE)
     assert "ANY process that reaches" in server.log_path.read_text()
+
+
+def test_insecure_players_is_explicit_and_loud(start_server, sqlite_url: str) -> None:
+    server: Server = start_server(sqlite_url, 1, "--insecure-players", "--insecure-workers")
+    assert server.wait_for(r"^players CLEARTEXT \(--insecure-players\)")
+    assert server.key_endpoint is None and server.key is None  # nothing announced
+    assert not any(line.startswith("front public key") for line in server.lines)
+    assert server.ping()["workers"] == 1  # a plaintext ping is answered
+    assert "speak CLEARTEXT" in server.log_path.read_text()
 
 
 def test_a_worker_with_an_unknown_key_is_told_why_it_hears_nothing(
@@ -191,7 +197,7 @@ def test_a_worker_with_an_unknown_key_is_told_why_it_hears_nothing(
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
         assert "allow-list" in log_path.read_text()
-        assert ping(server.actions)["workers"] == 0
+        assert server.ping()["workers"] == 0
         assert "refused a crossroads-workers connection" in server.log_path.read_text()
     finally:
         stranger.kill()

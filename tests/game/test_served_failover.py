@@ -13,7 +13,6 @@ from serverkit import WAIT, StartServer, read_state, run
 
 import engine
 from client.session import GameSession
-from gameserver.ping import ping
 from gameserver.protocol import ActionRequest, ErrorReply, Reply, decode_event, decode_reply, encode
 from gameserver.store import open_store
 from gameserver.store.records import player_key
@@ -105,7 +104,7 @@ def test_floods_and_overload_never_reach_workers(
 ) -> None:
     """No workers at all: the front alone queues (boundedly), throttles and says "busy"."""
     server = start_server(sqlite_url, 0, "--max-pending", "5", "--rate", "1", "--burst", "3")
-    context = engine.Context()
+    context = server.client_context()
     sock = context.socket(engine.DEALER)
     sock.linger = 0
     sock.connect(server.actions)
@@ -127,7 +126,7 @@ def test_floods_and_overload_never_reach_workers(
         codes = sorted(a.code for a in answers if isinstance(a, ErrorReply))
         assert codes == ["rate_limited"] * 7 + ["unavailable"]
         assert "busy" in next(a.message for a in answers if a.code == "unavailable")
-        pong = ping(server.actions)
+        pong = server.ping()
         assert pong["pending"] == 5 and pong["rate_limited"] == 7 and pong["busy"] == 1
     finally:
         context.destroy(linger=0)

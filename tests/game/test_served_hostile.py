@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from serverkit import WAIT, Server
 
 import engine
-from client.session import SyncGameSession
 from gameserver.broadcast import NOTICE_TYPE, wire_topic
 from gameserver.front import PING_BODY
 from gameserver.protocol import CatchupReply, ErrorReply, LoginReply, Reply, decode_reply
@@ -34,12 +33,12 @@ class World:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.context = engine.Context()
-        self.alice = SyncGameSession(server.actions, server.updates)
-        self.bob = SyncGameSession(server.actions, server.updates)
+        self.context = server.client_context()
+        self.alice = server.sync_session()
+        self.bob = server.sync_session()
         self.alice.login("Alice", "alice-password")
         self.bob.login("Bob", "bob-password")
-        eve = SyncGameSession(server.actions, server.updates)
+        eve = server.sync_session()
         self.eve_token = eve.login("Eve", "eve-password").token
         eve.close()
         # Eve listens to everything the broadcast carries: every prefix matches b"".

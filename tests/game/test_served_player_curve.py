@@ -76,9 +76,7 @@ class LoggingProxy:
 def test_a_proxy_in_the_path_sees_no_password_or_token(
     start_server, sqlite_url: str, tmp_path: Path
 ) -> None:
-    server: Server = start_server(
-        sqlite_url, 1, "--secure-players", "--key-bind", "tcp://127.0.0.1:0"
-    )
+    server: Server = start_server(sqlite_url, 1)  # the defaults: no security flag at all
     key_endpoint = server.wait_for(r"^key (\S+)")[1]
     public = server.wait_for(r"^front public key (\S+)")[1]
     hosts = KnownHosts(tmp_path / "known_hosts")

@@ -33,7 +33,26 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     )
     assert loaded.keys_dir == Path("/data/crossroads/keys")
     assert loaded.insecure_workers is False
+    assert loaded.secure_players is True  # player ports speak CURVE unless told otherwise
+    assert loaded.key_bind is None  # derived: the port below the actions bind
+    assert settings.key_bind_for(loaded.actions_bind) == "tcp://*:7300"
     assert connectable("tcp://0.0.0.0:7301") == "tcp://127.0.0.1:7301"
+
+
+def test_key_bind_sits_below_the_actions_bind() -> None:
+    assert settings.key_bind_for("tcp://10.0.0.5:9001") == "tcp://10.0.0.5:9000"
+    assert settings.key_bind_for("tcp://127.0.0.1:0") == "tcp://127.0.0.1:0"  # system-chosen
+    assert settings.key_bind_for("ipc:///tmp/x") == "tcp://*:7300"
+
+
+def test_insecure_players_is_an_explicit_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CROSSROADS_SECURE_PLAYERS", raising=False)
+    parser = serve.build_parser("serve")
+    assert settings.load(parser.parse_args([])).secure_players is True
+    assert settings.load(parser.parse_args(["--insecure-players"])).secure_players is False
+    monkeypatch.setenv("CROSSROADS_SECURE_PLAYERS", "false")
+    assert settings.load(parser.parse_args([])).secure_players is False
+    assert settings.load(parser.parse_args(["--secure-players"])).secure_players is True
 
 
 def test_bad_values_name_their_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,12 +13,11 @@ import os
 import socket
 import time
 
-from serverkit import WAIT, StartServer, run
+from serverkit import WAIT, Server, StartServer, run
 
 import engine.asyncio as ezmq
 from engine.patterns.lazy_pirate import RequestFailed
 from gameserver.cluster_keys import worker_credentials
-from gameserver.ping import ping
 from gameserver.settings import Settings
 from gameserver.worker import GameWorker, open_service, routing_name
 
@@ -32,9 +31,9 @@ def test_routing_names_differ_per_call_and_name_host_and_pid() -> None:
     assert len(bytes.fromhex(suffix)) >= 6
 
 
-async def _workers_seen(actions: str) -> int:
+async def _workers_seen(server: Server) -> int:
     try:
-        pong = await asyncio.to_thread(ping, actions, 2.0)
+        pong = await asyncio.to_thread(server.ping, 2.0)
     except RequestFailed:
         return -1
     return int(pong["workers"])
@@ -55,7 +54,7 @@ def test_workers_with_the_same_name_and_pid_are_all_taken_at_first_connect(
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
             deadline = time.monotonic() + WAIT
-            while await _workers_seen(server.actions) < 2:
+            while await _workers_seen(server) < 2:
                 assert time.monotonic() < deadline, "the front never took both workers"
                 await asyncio.sleep(0.05)  # polling pace; the deadline bounds the wait
             return [w.pirate.core.generation for w in workers]

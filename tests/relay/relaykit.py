@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import engine as zmq
 import engine.asyncio as azmq
@@ -47,7 +48,8 @@ class Proc:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env=env(),
+            # A relay's own key and its known upstream keys stay in the test's directory.
+            env={**env(), "XDG_DATA_HOME": str(log.parent / "xdg")},
             cwd=REPO_ROOT,
             text=True,
         )
@@ -132,20 +134,38 @@ class Publisher(Proc):
 
 
 class Relay(Proc):
-    def __init__(self, log: Path, upstream: str, *extra: str, bind: str = LOCAL) -> None:
+    """A `crossroads relay`. `secure=False` (the forwarding tests, fed by a bare Publisher):
+    --insecure-players, so plain SUBs can read the region; the secure default is covered end to
+    end with a real front in test_front_relay.py."""
+
+    def __init__(
+        self, log: Path, upstream: str, *extra: str, bind: str = LOCAL, secure: bool = False
+    ) -> None:
         args = ["-m", "crossroads", "relay", "--upstream", upstream, "--bind", bind]
+        args += ["--key-bind", LOCAL] if secure else ["--insecure-players"]
         super().__init__([*args, "--stats-bind", LOCAL, "--log-level", "DEBUG", *extra], log)
         self.endpoint = self.wait_for(r"^updates (\S+)")[1]
         self.stats_endpoint = self.wait_for(r"^stats (\S+)")[1]
         self.wait_for("^ready")
         actions = [line.split()[1] for line in self.lines if line.startswith("actions ")]
         self.actions = actions[0] if actions else None
+        keys = [line.split() for line in self.lines if line.startswith("key ")]
+        self.key_endpoint, self.key = (keys[0][1], keys[0][2].encode()) if keys else (None, None)
 
     def stats(self) -> dict:
         return json.loads(relay_stats(self.stats_endpoint, "--json"))
 
     async def astats(self) -> dict:
         return await asyncio.to_thread(self.stats)
+
+
+def upstream_of(front: Any) -> list[str]:
+    """Relay options for a served front (tests/game/serverkit.Server): its actions port, and
+    where it announces its key (a system-chosen port, not the conventional one below)."""
+    args = ["--actions-upstream", front.actions]
+    if front.key_endpoint is not None:
+        args += ["--upstream-key-endpoint", front.key_endpoint]
+    return args
 
 
 def relay_stats(*args: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "game"))  # serverkit
 
-from relaykit import LOCAL
+from relaykit import LOCAL, upstream_of
 from serverkit import WAIT, Server, run
 
 from client.session import GameSession
@@ -29,11 +29,15 @@ def kind(k: str, text: str = "") -> object:
 
 
 def test_player_behind_relay_plays_with_direct_player(front: Server, relay) -> None:
-    r = relay(front.updates, "--actions-upstream", front.actions, "--actions-bind", LOCAL)
-    assert r.actions is not None
+    """The defaults: the relay learns the front's key from its announcement (first use,
+    pinned) and serves its region with a key of its own, made on its first run."""
+    r = relay(front.updates, *upstream_of(front), "--actions-bind", LOCAL, secure=True)
+    assert r.actions is not None and r.key is not None
+    assert "trusting" in (front.log_path.parent / "relay0.log").read_text()
 
     async def play() -> None:
-        async with GameSession(r.actions, r.endpoint) as alice, front.session() as bob:
+        alice = GameSession(r.actions, r.endpoint, server_key=r.key)
+        async with alice, front.session() as bob:
             await alice.login("Alice", "alice-password")
             await bob.login("Bob", "bob-password")
             await alice.wait_for(kind("arrive", "Bob appears"), WAIT)
@@ -51,16 +55,28 @@ def test_player_behind_relay_plays_with_direct_player(front: Server, relay) -> N
     assert stats["messages_in"] >= 2, stats
 
 
+def test_actions_at_the_front_and_updates_from_a_relay_each_with_its_key(
+    front: Server, relay
+) -> None:
+    """A player near a relay without its actions proxy: actions sealed with the front's key,
+    updates with the relay's own (GameSession's updates_key; `play --updates-key-endpoint`)."""
+    assert front.key_endpoint is not None
+    r = relay(front.updates, "--upstream-key-endpoint", front.key_endpoint, secure=True)
+    assert r.key is not None and r.key != front.key
+
+    async def play() -> None:
+        bob = GameSession(front.actions, r.endpoint, server_key=front.key, updates_key=r.key)
+        async with bob, front.session() as alice:
+            await bob.login("Bob", "bob-password")
+            await alice.login("Alice", "alice-password")
+            assert (await alice.act("say over two keys")).ok
+            await bob.wait_for(kind("say", "over two keys"), WAIT)
+
+    run(play(), timeout=WAIT * 2)
+
+
 def test_relay_history_answers_catchups_locally(front: Server, relay) -> None:
-    r = relay(
-        front.updates,
-        "--actions-upstream",
-        front.actions,
-        "--actions-bind",
-        LOCAL,
-        "--history",
-        "64",
-    )
+    r = relay(front.updates, *upstream_of(front), "--actions-bind", LOCAL, "--history", "64")
 
     async def play() -> tuple[list[int], int]:
         async with GameSession(r.actions, r.endpoint) as alice, front.session() as bob:
@@ -95,9 +111,7 @@ def test_secure_relay_between_a_secure_front_and_a_player(tmp_path: Path, relay)
         f"sqlite:///{tmp_path / 'game.db'}",
         tmp_path / "serve.log",
         1,
-        "--secure-players",
-        "--key-bind",
-        LOCAL,
+        "--secure-players",  # the default, said explicitly
     )
     try:
         r = relay(
@@ -110,8 +124,7 @@ def test_secure_relay_between_a_secure_front_and_a_player(tmp_path: Path, relay)
             str(keys / "front.key"),
             "--key",
             str(keys / "relay.key_secret"),
-            "--key-bind",
-            LOCAL,
+            secure=True,
         )
         key_line = r.wait_for(r"^key (\S+) (\S+)")
         hosts = KnownHosts(tmp_path / "known_hosts")

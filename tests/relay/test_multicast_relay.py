@@ -150,6 +150,8 @@ def test_players_get_the_game_over_multicast(lan, tmp_path: Path) -> None:  # ty
     in his room, and Bob sees it, carried by multicast with packets lost and repaired."""
     pair, procs, _ = lan
     pair.drop(pair.ns_b, [odata_rule("epgm", n).replace("5555", str(PORT)) for n in (1, 2)])
+    # The front's keys and the relay's pinned upstream key stay in this test's directory.
+    servers_data = {"XDG_DATA_HOME": str(tmp_path / "servers")}
     serve = Proc(
         pair.ns_a,
         [
@@ -168,10 +170,12 @@ def test_players_get_the_game_over_multicast(lan, tmp_path: Path) -> None:  # ty
             "tcp://127.0.0.1:0",
         ],
         tmp_path / "serve.log",
+        env=servers_data,
     )
     procs.append(serve)
     actions = serve.wait_for(r"^actions (\S+)")[1]
     updates = serve.wait_for(r"^updates (\S+)")[1]
+    key_endpoint = serve.wait_for(r"^key (\S+)")[1]  # CURVE actions: players learn the key
     serve.wait_for("^ready", timeout=60)
     relay = Proc(
         pair.ns_a,
@@ -180,12 +184,15 @@ def test_players_get_the_game_over_multicast(lan, tmp_path: Path) -> None:  # ty
             "relay.cli",
             "--upstream",
             updates,
+            "--upstream-key-endpoint",  # the front's key, learnt on first use (CURVE upstream)
+            key_endpoint,
             "--stats-interval",
             "0",
             "--bind",
             f"epgm://{pair.address_a};{GROUP}:{PORT}",
         ],
         tmp_path / "relay.log",
+        env=servers_data,
     )
     procs.append(relay)
     relay.wait_for("^ready")
@@ -202,6 +209,8 @@ def test_players_get_the_game_over_multicast(lan, tmp_path: Path) -> None:  # ty
             actions,
             "--updates",
             updates_endpoint,
+            "--key-endpoint",
+            key_endpoint,
             *extra,
         ]
         proc = Proc(ns, args, tmp_path / f"{name}.log", env=env)

@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "game"))  # serverkit
 
-from relaykit import LOCAL
+from relaykit import LOCAL, upstream_of
 from serverkit import WAIT, Server, read_state, run
 
 from client.session import CatchupReply, GameSession, RequestRefused, ServerUnavailable
@@ -114,13 +114,17 @@ def contiguous(seqs: list[int]) -> bool:
 def test_players_behind_relay_recover_from_killed_front_and_relay(servers: Servers, relay) -> None:
     front = servers.start()
     binds = ("--actions-bind", front.actions, "--updates-bind", front.updates)
-    r = relay(front.updates, "--actions-upstream", front.actions, "--actions-bind", LOCAL)
+    # The restarted front announces its key where the first did (a port it held already; the
+    # port below --actions-bind would be a new one, perhaps taken by a reconnecting socket).
+    assert front.key_endpoint is not None
+    binds += ("--key-bind", front.key_endpoint)
+    r = relay(front.updates, *upstream_of(front), "--actions-bind", LOCAL)
     said = 0  # says the speaker got a reply for
 
     async def speaker(stop: asyncio.Event) -> None:
         nonlocal said
         # Short tries: while the front is down the speaker just keeps trying.
-        async with GameSession(front.actions, front.updates, timeout=1.0, retries=0) as s:
+        async with front.session(timeout=1.0, retries=0) as s:
             await s.login("Speaker", "speaker-password")
             assert (await s.act("southeast")).room == ROOM
             n = 0
@@ -170,11 +174,11 @@ def test_players_behind_relay_recover_from_killed_front_and_relay(servers: Serve
             def restart_front() -> None:
                 nonlocal front
                 front = servers.start(*binds)
-                assert (front.actions, front.updates) == binds[1::2]
+                assert (front.actions, front.updates, front.key_endpoint) == binds[1::2]
 
             def restart_relay() -> None:
                 nonlocal r
-                extra = ("--actions-upstream", front.actions, "--actions-bind", r.actions)
+                extra = (*upstream_of(front), "--actions-bind", r.actions)
                 r = relay(front.updates, *extra, bind=r.endpoint)
 
             await fault("front", lambda: servers.kill(front), restart_front)

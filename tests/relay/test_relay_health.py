@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "game"))  # serverkit
 
-from relaykit import LOCAL, REPO_ROOT, WAIT, Publisher, Relay
+from relaykit import LOCAL, REPO_ROOT, WAIT, Publisher, Relay, upstream_of
 from serverkit import Server
 
 from gameserver import health
@@ -88,7 +88,7 @@ def test_health_follows_the_events_upstream_dead_hung_and_back(
 def test_health_needs_the_actions_link_too(relay: Callable[..., Relay], tmp_path: Path) -> None:
     front = Server(f"sqlite:///{tmp_path / 'game.db'}", tmp_path / "serve.log", 1)
     try:
-        r = relay(front.updates, "--actions-upstream", front.actions, "--actions-bind", LOCAL)
+        r = relay(front.updates, *upstream_of(front), "--actions-bind", LOCAL)
         wait_health(r.stats_endpoint, True)
         assert r.stats()["actions_upstream_up"] is True
         front.kill_all()
