@@ -290,6 +290,16 @@ class SocketFace:
             core.refresh_direct()
         return core.traffic
 
+    def peer_address(self, routing_id: bytes) -> str:
+        """A ROUTER's peer's address, as ZAP names it (tcp: the IP; ipc: the process), for the
+        routing id its messages carry; "" for a peer that is gone. An engine extension, as
+        libzmq's "Peer-Address" message property: budgets per address need it."""
+        core = self._core
+        lookup = getattr(core, "peer_address", None)
+        if lookup is None:
+            raise ZMQError(c.ENOTSUP, "peer_address is for ROUTER sockets")
+        return lookup(routing_id)
+
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
         """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""
         self._check_open()

@@ -188,6 +188,7 @@ class Pipe:
         "identity",
         "link",
         "outbox",
+        "peer_address",
         "persistent",
         "queued",
         "rcvhwm",
@@ -220,6 +221,8 @@ class Pipe:
         self.routing_id = b""
         #: The Identity the peer announced in its READY.
         self.identity = b""
+        #: The peer's address as ZAP names it (tcp: its IP), set by the link at handshake.
+        self.peer_address = ""
         #: A multicast pipe (udp, pgm, epgm): the socket sends it every message, whatever was
         #: subscribed or joined; the receivers filter (libzmq's subscribe_to_all).
         self.takes_all = False

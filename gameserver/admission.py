@@ -2,16 +2,19 @@
 
 The per-session token bucket (ratelimit.py) only sees requests that carry a session; these
 limits apply before authentication, per *source*: the request's routing path (the connection,
-or the player's connection behind a relay, since a relay adds its own routing frame). The
-engine does not tell the front a peer's IP address, so many connections from one attacker are
-held in check by the global login and registration budgets and the connection cap (limits.py).
+or the player's connection behind a relay, since a relay adds its own routing frame), and for
+logins also per peer *address* (the engine's ROUTER tells it: `Socket.peer_address`), so many
+connections from one machine share one login and registration budget. Behind the global
+budgets and the connection cap (limits.py), that keeps one address from taking them all.
 
 * every request of a source: a bucket (a fresh random token per request no longer helps);
-* logins: a small bucket per source and one for the whole front (password hashing is the most
-  expensive thing a worker does; a flood of logins must not starve everyone's actions);
-* registrations: every login spends a registration token of its source and of the front when
-  one is left; a login with none left still logs an existing player in, but may not create an
-  account (the worker gets a "login only" job), so junk accounts are bounded by the budgets;
+* logins: a small bucket per source, one per address and one for the whole front (password
+  hashing is the most expensive thing a worker does; a flood of logins must not starve
+  everyone's actions);
+* registrations: every login spends a registration token of its source, its address and the
+  front when one is left; a login with none left still logs an existing player in, but may not
+  create an account (the worker gets a "login only" job), so junk accounts are bounded by the
+  budgets;
 * pings: a small bucket per source (the pong is computed by the front itself);
 * error replies: a budget per source; past it, bad requests are dropped without an answer, so
   a flood of tiny malformed requests cannot make the front send more than it receives.
@@ -20,6 +23,7 @@ held in check by the global login and registration budgets and the connection ca
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -43,6 +47,14 @@ class AdmissionPolicy:
     registration_burst: float = 3.0
     front_registration_rate: float = 0.5  # new accounts of everybody (30 a minute)
     front_registration_burst: float = 30.0
+    # Logins and new accounts of one peer address (tcp: its IP), whatever its connections.
+    # Half the front's login rate and a third of its registration burst: one address cannot
+    # take the whole front-wide budget, yet a relay (one address for its region's players)
+    # still brings a region back in after a restart.
+    address_login_rate: float = 5.0
+    address_login_burst: float = 100.0
+    address_registration_rate: float = 1 / 30
+    address_registration_burst: float = 10.0
     ping_rate: float = 2.0
     ping_burst: float = 5.0
     error_rate: float = 2.0  # error answers to one source; past them bad requests are dropped
@@ -97,11 +109,36 @@ class _Source:
         return self._errors
 
 
+class _Address:
+    """One peer address's login and registration buckets."""
+
+    __slots__ = ("logins", "registrations")
+
+    def __init__(self, policy: AdmissionPolicy, now: float) -> None:
+        p = policy
+        self.logins = TokenBucket.full(p.address_login_rate, p.address_login_burst, now)
+        self.registrations = TokenBucket.full(
+            p.address_registration_rate, p.address_registration_burst, now
+        )
+
+
 @dataclass
 class AdmissionStats:
     limited: int = 0  # requests refused by a source's or the front's budget
     silenced: int = 0  # bad requests dropped without an answer (error budget spent)
     login_only: int = 0  # logins that could not create an account
+
+
+def budgeted_address(address: str) -> str:
+    """The address whose login budget applies, or "" for none: this machine's own peers
+    (loopback tcp, ipc) are not budgeted per address. They are local tools, tests and load
+    generators, and anything that can connect from this machine can reach the store anyway."""
+    if not address or address.startswith("localhost"):
+        return ""
+    try:
+        return "" if ipaddress.ip_address(address).is_loopback else address
+    except ValueError:
+        return address
 
 
 def source_of(envelope: list[bytes]) -> tuple[bytes, ...]:
@@ -131,6 +168,8 @@ class Admission:
             p.front_registration_rate, p.front_registration_burst, now
         )
         self.stats = AdmissionStats()
+        #: Peer address -> its login budgets (bounded as the sources are).
+        self._addresses: OrderedDict[str, _Address] = OrderedDict()
 
     def _source(self, source: Hashable, now: float) -> _Source:
         found = self._sources.get(source)
@@ -152,24 +191,45 @@ class Admission:
     def ping(self, source: Hashable, now: float) -> bool:
         return self._source(source, now).pings(now).try_take(now)
 
-    def login(self, source: Hashable, now: float) -> Login:
-        """The verdict on a login: refused (over a budget), or admitted with or without the
-        right to create an account. How many logins hash at once is the login queue's
-        business (gameserver/logins.py)."""
+    def login(self, source: Hashable, now: float, address: str = "") -> Login:
+        """The verdict on a login from ``source`` at peer ``address`` ("" if unknown): refused
+        (over a budget), or admitted with or without the right to create an account. Each
+        budget that said yes gets its token back when a later one says no. How many logins
+        hash at once is the login queue's business (gameserver/logins.py)."""
         own = self._source(source, now)
-        if not own.logins(now).try_take(now):
-            self.stats.limited += 1
-            return Login.REFUSED
-        if not self._logins.try_take(now):
-            own.logins(now).tokens += 1  # the source's token back: the front's budget said no
-            self.stats.limited += 1
-            return Login.REFUSED
-        if own.registrations(now).try_take(now):
-            if self._registrations.try_take(now):
-                return Login.REGISTER
-            own.registrations(now).tokens += 1
-        self.stats.login_only += 1
-        return Login.EXISTING_ONLY
+        place = self._address(address, now)
+        taken: list[TokenBucket] = []
+        for bucket in (own.logins(now), *([place.logins] if place else []), self._logins):
+            if not bucket.try_take(now):
+                for given in taken:
+                    given.tokens += 1
+                self.stats.limited += 1
+                return Login.REFUSED
+            taken.append(bucket)
+        registrations = [own.registrations(now), self._registrations]
+        if place is not None:
+            registrations.insert(1, place.registrations)
+        taken = []
+        for bucket in registrations:
+            if not bucket.try_take(now):
+                for given in taken:
+                    given.tokens += 1
+                self.stats.login_only += 1
+                return Login.EXISTING_ONLY
+            taken.append(bucket)
+        return Login.REGISTER
+
+    def _address(self, address: str, now: float) -> _Address | None:
+        if not address:
+            return None
+        found = self._addresses.get(address)
+        if found is None:
+            found = self._addresses[address] = _Address(self.policy, now)
+            if len(self._addresses) > self.policy.max_sources:
+                self._addresses.popitem(last=False)
+        else:
+            self._addresses.move_to_end(address)
+        return found
 
     def may_answer_error(self, source: Hashable, now: float) -> bool:
         """Whether a refusal may be answered; False: drop the request silently."""

@@ -31,7 +31,7 @@ import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import Outbox, QueueCore, WorkerPool
 from engine.patterns.simple_pirate import show_id, split_envelope
 
-from .admission import Admission, AdmissionPolicy, Login, source_of
+from .admission import Admission, AdmissionPolicy, Login, budgeted_address, source_of
 from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
 from .limits import SocketLimits, limit_front
 from .logins import LoginQueue
@@ -405,7 +405,9 @@ class Front:
             await self._refuse(envelope, exc.code, exc.message, now)
             return
         if isinstance(request, LoginRequest):
-            verdict = self.admission.login(source, now)
+            # The connection's address: behind a relay, the relay's (its players share it).
+            address = budgeted_address(self.actions.peer_address(envelope[0]))
+            verdict = self.admission.login(source, now, address)
             if verdict is Login.REFUSED:
                 await self._slow_down(envelope, now)
                 return

@@ -167,6 +167,11 @@ class RouterSocket(SocketCore):
         self.routes[rid] = pipe
         return True
 
+    def peer_address(self, routing_id: bytes) -> str:
+        """The address of the peer routed by ``routing_id`` ("" if none or unknown)."""
+        pipe = self.routes.get(routing_id)
+        return "" if pipe is None else pipe.peer_address
+
     def forget_peer(self, pipe: Pipe) -> None:
         if self.routes.get(pipe.routing_id) is pipe:
             del self.routes[pipe.routing_id]

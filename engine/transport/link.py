@@ -119,6 +119,8 @@ class ZMTPLink(asyncio.Protocol):
         #: A PUB/XPUB link without encryption: its encoded batches are shared (see
         #: _encode_queued); set at the handshake.
         self._shares_encoding = False
+        #: The peer's address, as ZAP and the pipe's owner see it (see peer_address).
+        self._peer_address = ""
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -127,7 +129,8 @@ class ZMTPLink(asyncio.Protocol):
         self.transport = transport
         opts = self.port.options
         try:
-            mechanism = make_mechanism(opts, peer_address(transport))
+            self._peer_address = peer_address(transport)
+            mechanism = make_mechanism(opts, self._peer_address)
         except (ValueError, ZMQError) as exc:  # security options changed since connect/bind
             log.warning("cannot secure a connection on %s: %s", self.owner.endpoint, exc)
             self.codec = ZMTPConnection(self.port.socket_type)
@@ -544,6 +547,7 @@ class ZMTPLink(asyncio.Protocol):
             pipe = port.new_pipe()
             pipe.routing_id = self.owner.routing_id
         pipe.identity = event.identity
+        pipe.peer_address = self._peer_address
         if not self._persistent_pipe and not port.accepts_peer(pipe):
             self.abort()
             return

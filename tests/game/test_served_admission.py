@@ -4,8 +4,10 @@ fresh random tokens per request, ping floods and floods of tiny malformed reques
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 
+import pytest
 from serverkit import Server
 
 import engine
@@ -110,3 +112,42 @@ def test_fresh_tokens_pings_and_garbage_from_one_connection_are_limited(
         assert received < sent / 100, f"{received} bytes answered to {sent} sent"
     finally:
         ctx.destroy(linger=0)
+
+
+def this_machines_outside_address() -> str | None:
+    """An address of this machine that is not loopback (the route's source address)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+def test_connections_from_one_address_share_its_registration_budget(
+    start_server, sqlite_url: str
+) -> None:
+    address = this_machines_outside_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback (loopback is not budgeted)")
+    server: Server = start_server(sqlite_url, 2, "--actions-bind", "tcp://0.0.0.0:0")
+    port = server.actions.rsplit(":", 1)[1]
+    names = [f"addr{secrets.token_hex(4)}" for _ in range(100)]
+    ctx = server.client_context()
+    try:
+        socks = dealers(ctx, f"tcp://{address}:{port}", 50)  # 50 connections, one address
+        for i, name in enumerate(names):
+            request = encode(LoginRequest(name=name, password="junk-password"))
+            socks[i % 50].send_multipart([b"", request])
+        drain(socks, 2.0)
+    finally:
+        ctx.destroy(linger=0)
+    with open_store(sqlite_url) as store:
+        stored = store.transaction(
+            lambda tx: sum(GameState(tx).account(player_key(n)) is not None for n in names)
+        )
+    # The address's burst (and what refills meanwhile), well under the front-wide burst.
+    assert 0 < stored <= POLICY.address_registration_burst + 2 < POLICY.front_registration_burst

@@ -82,3 +82,25 @@ def test_a_source_is_the_routing_path_without_the_call_tag() -> None:
     assert source_of([b"\0relay", b"\0player", b"7", b""]) == (b"\0relay", b"\0player")
     # A plain REQ (no tag): the connection.
     assert source_of([b"\0req", b""]) == (b"\0req",)
+
+
+def test_one_address_shares_its_login_and_registration_budget_across_connections() -> None:
+    gate = Admission(POLICY)
+    # Many connections (fresh sources) from one address: the address's budgets bind.
+    verdicts = [gate.login(("conn", i), i * 0.001, "192.0.2.7") for i in range(500)]
+    registered = verdicts.count(Login.REGISTER)
+    assert registered == POLICY.address_registration_burst
+    # A second address still gets the front-wide budget that is left.
+    assert gate.login(("other", 0), 0.5, "192.0.2.8") is not Login.REFUSED
+    # Refused logins gave their tokens back to the budgets that had said yes.
+    admitted = len(verdicts) - verdicts.count(Login.REFUSED)
+    assert admitted <= POLICY.front_login_burst + POLICY.front_login_rate * 0.5 + 1
+
+
+def test_this_machines_own_peers_are_not_budgeted_per_address() -> None:
+    from gameserver.admission import budgeted_address
+
+    assert budgeted_address("127.0.0.1") == budgeted_address("::1") == ""
+    assert budgeted_address("localhost:1000:1000:42") == ""  # an ipc peer
+    assert budgeted_address("") == ""
+    assert budgeted_address("192.0.2.7") == "192.0.2.7"
