@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 
 from ..constants import ProtocolErrorCode
@@ -43,6 +43,12 @@ CLIENT_PREFIX = b"CurveZMQMESSAGEC"
 SERVER_PREFIX = b"CurveZMQMESSAGES"
 
 _U64 = struct.Struct(">Q")
+_LONG_FRAME = struct.Struct(">BQ")
+#: Room for the Poly1305 tag, then the flags octet (zero): what precedes each payload.
+_MAC_ROOM = bytes(MAC_SIZE + 1)
+#: Batches of one size are sealed by `_seal_uniform` up to this payload size (larger payloads
+#: are dominated by the cipher, and one join of them would only cost a copy).
+_UNIFORM_LIMIT = 1 << 16
 #: The outer frame's own flags (ZMTP): LONG, and COMMAND as RFC 26 would have it.
 FRAME_LONG = 0x02
 FRAME_COMMAND = 0x04
@@ -75,6 +81,7 @@ class CurveCipher:
         self._open_box = lib.crypto_box_open_easy_afternm
         self._key = key
         send_prefix = SERVER_PREFIX if as_server else CLIENT_PREFIX
+        self._send_prefix = send_prefix
         recv_prefix = CLIENT_PREFIX if as_server else SERVER_PREFIX
         # 24-octet nonces: the fixed prefix, then the short nonce rewritten for every frame.
         self._send_nonce = bytearray(send_prefix + bytes(8))
@@ -106,6 +113,10 @@ class CurveCipher:
             # The common case: one-frame messages, no flags at all.
             flag_list: Iterable[int] = repeat(0)
             payloads = list(map(itemgetter(0), messages))
+            if frames > 1:
+                size = len(payloads[0])
+                if size < _UNIFORM_LIMIT and all(map(size.__eq__, map(len, payloads))):
+                    return self._seal_uniform(payloads, size)
         else:
             flag_list, payloads = _frames(messages, subscriptions, forced)
         bound = sum(map(len, payloads))
@@ -146,6 +157,50 @@ class CurveCipher:
         self._sent = n
         self._ffi.release(ptr)  # let go of the buffer so that it can be cut to size
         del out[pos:]
+        return out
+
+    def _seal_uniform(self, payloads: list[bytes], size: int) -> bytearray:
+        """`seal_messages` for a batch of one-frame, flagless messages all of one size.
+
+        The whole batch is laid out by one join (header, MAC room, flags octet, payload per
+        frame) and every frame's 24-octet nonce by another, so that libsodium is called once per
+        frame from C (map) rather than from a Python loop: the same boxes, the same wire bytes.
+        """
+        count = len(payloads)
+        n = self._sent
+        first = n + 1
+        self._sent = n + count
+        mlen = size + 1
+        body = HEADER_SIZE + MAC_SIZE + mlen
+        frame_head = bytes((0, body)) if body < 256 else _LONG_FRAME.pack(FRAME_LONG, body)
+        head = frame_head + MESSAGE_PREFIX
+        shorts = [i.to_bytes(8, "big") for i in range(first, first + count)]
+        out = bytearray(
+            b"".join(chain.from_iterable(zip(repeat(head), shorts, repeat(_MAC_ROOM), payloads)))
+        )
+        nonces = b"".join(chain.from_iterable(zip(repeat(self._send_prefix), shorts)))
+        ffi = self._ffi
+        ptr = ffi.from_buffer(out)
+        nonce_ptr = ffi.from_buffer(nonces)
+        stride = len(head) + 8 + MAC_SIZE + mlen
+        box = len(head) + 8
+        end = stride * count
+        try:
+            results = list(
+                map(
+                    self._seal_box,
+                    map(ptr.__add__, range(box, end, stride)),
+                    map(ptr.__add__, range(box + MAC_SIZE, end, stride)),
+                    repeat(mlen, count),
+                    map(nonce_ptr.__add__, range(0, 24 * count, 24)),
+                    repeat(self._key, count),
+                )
+            )
+        finally:
+            ffi.release(ptr)
+            ffi.release(nonce_ptr)
+        if any(results):
+            raise ProtocolError("CURVE MESSAGE could not be sealed")
         return out
 
     # -- opening ------------------------------------------------------------------------------
