@@ -46,6 +46,8 @@ _U64 = struct.Struct(">Q")
 _LONG_FRAME = struct.Struct(">BQ")
 #: Room for the Poly1305 tag, then the flags octet (zero): what precedes each payload.
 _MAC_ROOM = bytes(MAC_SIZE + 1)
+#: The flags octets a sealed frame may carry (none, MORE, COMMAND).
+_VALID_FLAGS = bytes((0, FLAG_MORE, FLAG_COMMAND))
 #: Batches of one size are sealed by `_seal_uniform` up to this payload size (larger payloads
 #: are dominated by the cipher, and one join of them would only cost a copy).
 _UNIFORM_LIMIT = 1 << 16
@@ -83,6 +85,7 @@ class CurveCipher:
         send_prefix = SERVER_PREFIX if as_server else CLIENT_PREFIX
         self._send_prefix = send_prefix
         recv_prefix = CLIENT_PREFIX if as_server else SERVER_PREFIX
+        self._recv_prefix = recv_prefix
         # 24-octet nonces: the fixed prefix, then the short nonce rewritten for every frame.
         self._send_nonce = bytearray(send_prefix + bytes(8))
         self._send_nonce_ptr = ffi.from_buffer(self._send_nonce)
@@ -213,6 +216,111 @@ class CurveCipher:
         Returns (payloads, their flags octets, where it stopped, how many bytes the next frame
         needs from there). ProtocolError for anything not genuinely sealed by the peer.
         """
+        end = len(data)
+        if end - pos < 2 or max_frames <= 0:
+            return [], b"", pos, 2
+        if max_frames > 1:
+            run = self._open_uniform(data, pos, max_frames, max_size)
+            if run is not None:
+                payloads, flag_octets, pos = run
+                if len(payloads) == max_frames or pos == end:
+                    return payloads, flag_octets, pos, 2
+                more, more_flags, pos, need = self._open_frames(
+                    data, pos, max_frames - len(payloads), max_size
+                )
+                return payloads + more, flag_octets + more_flags, pos, need
+        return self._open_frames(data, pos, max_frames, max_size)
+
+    def _open_uniform(
+        self, data: bytes, pos: int, max_frames: int, max_size: int
+    ) -> tuple[list[bytes], bytes, int] | None:
+        """The usual run: whole frames of one size, consecutive nonces. Checked column by column
+        (every frame's header octet k at once, by a stepped slice) rather than frame by frame,
+        then opened by libsodium called from C (map). None when the run is anything else (or
+        too short to gain): the frame-by-frame path then decides, with its own errors.
+        """
+        end = len(data)
+        flags = data[pos]
+        if flags & FRAME_LONG:
+            if flags & ~(FRAME_LONG | FRAME_COMMAND) or end - pos < 9:
+                return None
+            (size,) = _U64.unpack_from(data, pos + 1)
+            head = 9
+        else:
+            if flags & ~FRAME_COMMAND:
+                return None
+            size = data[pos + 1]
+            head = 2
+        if size < MIN_MESSAGE_SIZE or size > max_size:
+            return None
+        stride = head + size
+        count = min(max_frames, (end - pos) // stride)
+        if count < 2:
+            return None
+        stop = pos + count * stride
+        # Frame header and [7]"MESSAGE": the same octets in every frame.
+        for k in range(head + 8):
+            if data[pos + k : stop : stride] != data[pos + k : pos + k + 1] * count:
+                return None
+        if data[pos + head : pos + head + 8] != MESSAGE_PREFIX:
+            return None
+        # Short nonces: exactly the next `count` after the last one received.
+        received = self._received
+        if received + count > MAX_NONCE:
+            return None
+        shorts = [i.to_bytes(8, "big") for i in range(received + 1, received + count + 1)]
+        expected = b"".join(shorts)
+        at = pos + head + 8
+        for k in range(8):
+            if data[at + k : stop : stride] != expected[k::8]:
+                return None
+        nonces = b"".join(chain.from_iterable(zip(repeat(self._recv_prefix), shorts)))
+        clen = size - HEADER_SIZE
+        mlen = clen - MAC_SIZE
+        plain = bytearray(mlen * count)
+        ffi = self._ffi
+        data_ptr = ffi.from_buffer(data)
+        plain_ptr = ffi.from_buffer(plain)
+        nonce_ptr = ffi.from_buffer(nonces)
+        box = pos + head + HEADER_SIZE
+        try:
+            results = list(
+                map(
+                    self._open_box,
+                    map(plain_ptr.__add__, range(0, mlen * count, mlen)),
+                    map(data_ptr.__add__, range(box, stop, stride)),
+                    repeat(clen, count),
+                    map(nonce_ptr.__add__, range(0, 24 * count, 24)),
+                    repeat(self._key, count),
+                )
+            )
+        finally:
+            ffi.release(data_ptr)
+            ffi.release(plain_ptr)
+            ffi.release(nonce_ptr)
+        if any(results):
+            self._received = received + results.index(next(filter(None, results)))
+            raise ProtocolError(
+                "CURVE MESSAGE box does not open", ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
+            )
+        flag_octets = bytes(plain[::mlen])
+        if flag_octets.translate(None, _VALID_FLAGS):
+            # Frame by frame from here: it stops at the first frame with invalid flags.
+            return None
+        self._received = received + count
+        blob = bytes(plain)
+        payloads = list(
+            map(
+                blob.__getitem__,
+                map(slice, range(1, mlen * count + 1, mlen), range(mlen, mlen * count + 1, mlen)),
+            )
+        )
+        return payloads, flag_octets, stop
+
+    def _open_frames(
+        self, data: bytes, pos: int, max_frames: int, max_size: int
+    ) -> tuple[list[bytes], bytes, int, int]:
+        """`open_run` frame by frame: any run, with the exact error for whatever is wrong."""
         end = len(data)
         if end - pos < 2 or max_frames <= 0:
             return [], b"", pos, 2

@@ -43,3 +43,40 @@ def test_open_batch_refuses_a_replay() -> None:
     server.open_run(wire, 0, 1000, 1 << 20)
     with pytest.raises(ProtocolError):
         server.open_run(wire, 0, 1000, 1 << 20)
+
+
+def test_open_batch_after_a_partial_frame_and_mixed_sizes() -> None:
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    msgs = [[b"a" * 10]] * 50 + [[b"b" * 300]] * 20 + [[b"c" * 10]] * 30
+    wire = b"".join(bytes(client.seal_messages([m], False)) for m in msgs)
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    got: list[bytes] = []
+    pos = 0
+    for cut in range(7, len(wire) + 1, 97):  # the data arrives in pieces
+        payloads, _flags, pos, _need = server.open_run(wire[:cut], pos, 1000, 1 << 20)
+        got += payloads
+    payloads, _flags, pos, _need = server.open_run(wire, pos, 1000, 1 << 20)
+    got += payloads
+    assert [[p] for p in got] == msgs
+    assert pos == len(wire)
+
+
+def test_open_batch_multipart_and_commands() -> None:
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    wire = bytes(client.seal_messages([[b"x", b"y", b"z"]] * 10, False))
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    payloads, flags, pos, _need = server.open_run(wire, 0, 1000, 1 << 20)
+    assert payloads == [b"x", b"y", b"z"] * 10
+    assert flags == bytes((1, 1, 0)) * 10
+    assert pos == len(wire)
+
+
+def test_open_batch_stops_at_max_frames() -> None:
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    wire = bytes(client.seal_messages([[b"abc"]] * 10, False))
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    payloads, _flags, pos, _need = server.open_run(wire, 0, 4, 1 << 20)
+    assert payloads == [b"abc"] * 4
+    payloads, _flags, pos, _need = server.open_run(wire, pos, 100, 1 << 20)
+    assert payloads == [b"abc"] * 6
+    assert pos == len(wire)
