@@ -44,8 +44,8 @@ SERVER_PREFIX = b"CurveZMQMESSAGES"
 
 _U64 = struct.Struct(">Q")
 _LONG_FRAME = struct.Struct(">BQ")
-#: Room for the Poly1305 tag, then the flags octet (zero): what precedes each payload.
-_MAC_ROOM = bytes(MAC_SIZE + 1)
+#: A short nonce (zero until written), room for the Poly1305 tag, the flags octet (zero).
+_ZERO_ROOM = bytes(8 + MAC_SIZE + 1)
 #: The flags octets a sealed frame may carry (none, MORE, COMMAND).
 _VALID_FLAGS = bytes((0, FLAG_MORE, FLAG_COMMAND))
 #: Batches of one size are sealed by `_seal_uniform` up to this payload size (larger payloads
@@ -162,6 +162,10 @@ class CurveCipher:
         del out[pos:]
         return out
 
+    def _send_nonces(self, count: int) -> bytearray:
+        """`count` box nonces of this direction, their short nonces still zero."""
+        return bytearray(self._send_prefix + bytes(8)) * count
+
     def _seal_uniform(self, payloads: list[bytes], size: int) -> bytearray:
         """`seal_messages` for a batch of one-frame, flagless messages all of one size.
 
@@ -177,17 +181,22 @@ class CurveCipher:
         body = HEADER_SIZE + MAC_SIZE + mlen
         frame_head = bytes((0, body)) if body < 256 else _LONG_FRAME.pack(FRAME_LONG, body)
         head = frame_head + MESSAGE_PREFIX
-        shorts = [i.to_bytes(8, "big") for i in range(first, first + count)]
-        out = bytearray(
-            b"".join(chain.from_iterable(zip(repeat(head), shorts, repeat(_MAC_ROOM), payloads)))
-        )
-        nonces = b"".join(chain.from_iterable(zip(repeat(self._send_prefix), shorts)))
+        # Every frame laid out with a zero short nonce, then the nonces written octet column by
+        # octet column (column k: octet k of every frame's short nonce), in the frames and in
+        # the 24-octet box nonces alike.
+        shorts = _short_nonces(first, count)
+        out = bytearray(b"".join(chain.from_iterable(zip(repeat(head + _ZERO_ROOM), payloads))))
+        nonces = self._send_nonces(count)
+        box = len(head) + 8
+        stride = box + MAC_SIZE + mlen
+        end = stride * count
+        for k in range(8):
+            column = shorts[k::8]
+            out[len(head) + k : end : stride] = column
+            nonces[16 + k :: 24] = column
         ffi = self._ffi
         ptr = ffi.from_buffer(out)
         nonce_ptr = ffi.from_buffer(nonces)
-        stride = len(head) + 8 + MAC_SIZE + mlen
-        box = len(head) + 8
-        end = stride * count
         try:
             results = list(
                 map(
@@ -268,13 +277,14 @@ class CurveCipher:
         received = self._received
         if received + count > MAX_NONCE:
             return None
-        shorts = [i.to_bytes(8, "big") for i in range(received + 1, received + count + 1)]
-        expected = b"".join(shorts)
+        expected = _short_nonces(received + 1, count)
+        nonces = bytearray(self._recv_prefix + bytes(8)) * count
         at = pos + head + 8
         for k in range(8):
-            if data[at + k : stop : stride] != expected[k::8]:
+            column = expected[k::8]
+            if data[at + k : stop : stride] != column:
                 return None
-        nonces = b"".join(chain.from_iterable(zip(repeat(self._recv_prefix), shorts)))
+            nonces[16 + k :: 24] = column
         clen = size - HEADER_SIZE
         mlen = clen - MAC_SIZE
         plain = bytearray(mlen * count)
@@ -419,6 +429,11 @@ class CurveCipher:
             pos,
             need,
         )
+
+
+def _short_nonces(first: int, count: int) -> bytes:
+    """The short nonces first, first + 1, ... (`count` of them), each 8 octets big-endian."""
+    return struct.pack(f">{count}Q", *range(first, first + count))
 
 
 def _frames(
