@@ -248,6 +248,8 @@ class CurveCipher:
         then opened by libsodium called from C (map). None when the run is anything else (or
         too short to gain): the frame-by-frame path then decides, with its own errors.
         """
+        if not isinstance(data, (bytes, bytearray)):
+            return None  # (the column checks repeat a slice: not a memoryview's)
         end = len(data)
         flags = data[pos]
         if flags & FRAME_LONG:

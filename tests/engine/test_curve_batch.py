@@ -80,3 +80,12 @@ def test_open_batch_stops_at_max_frames() -> None:
     payloads, _flags, pos, _need = server.open_run(wire, pos, 100, 1 << 20)
     assert payloads == [b"abc"] * 6
     assert pos == len(wire)
+
+
+def test_open_run_takes_a_memoryview() -> None:
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    wire = bytes(client.seal_messages([[b"abc"]] * 10, False))
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    payloads, _flags, pos, _need = server.open_run(memoryview(wire), 0, 100, 1 << 20)
+    assert payloads == [b"abc"] * 10
+    assert pos == len(wire)
