@@ -171,6 +171,10 @@ class VethPair:
         """Kill what `spawn` started (by PID), then delete both namespaces; safe to repeat."""
         while self.processes:
             kill(self.processes.pop())
+        if self.existing_a and self.ns_a in sh("ip", "netns", "list", check=False).split():
+            # Deleting a namespace destroys its veth end, and the peer end in the namespace
+            # that stays, only when the kernel gets round to it: delete our end there now.
+            sh("ip", "-n", self.ns_a, "link", "del", self.dev_a, check=False)
         for ns in (self.ns_b,) if self.existing_a else (self.ns_a, self.ns_b):
             if ns in sh("ip", "netns", "list", check=False).split():
                 _kill_namespace_processes(ns)
