@@ -14,10 +14,11 @@ frame; the real flags are inside the box), and accepts either; we do the same.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
-from itertools import chain, repeat
-from operator import itemgetter
+from itertools import repeat
+from operator import add, itemgetter
 
 from ..constants import ProtocolErrorCode
 from .commands import ProtocolError
@@ -44,8 +45,6 @@ SERVER_PREFIX = b"CurveZMQMESSAGES"
 
 _U64 = struct.Struct(">Q")
 _LONG_FRAME = struct.Struct(">BQ")
-#: A short nonce (zero until written), room for the Poly1305 tag, the flags octet (zero).
-_ZERO_ROOM = bytes(8 + MAC_SIZE + 1)
 #: The flags octets a sealed frame may carry (none, MORE, COMMAND).
 _VALID_FLAGS = bytes((0, FLAG_MORE, FLAG_COMMAND))
 #: Batches of one size are sealed by `_seal_uniform` up to this payload size (larger payloads
@@ -118,7 +117,7 @@ class CurveCipher:
             payloads = list(map(itemgetter(0), messages))
             if frames > 1:
                 size = len(payloads[0])
-                if size < _UNIFORM_LIMIT and all(map(size.__eq__, map(len, payloads))):
+                if size < _UNIFORM_LIMIT and list(map(len, payloads)).count(size) == frames:
                     return self._seal_uniform(payloads, size)
         else:
             flag_list, payloads = _frames(messages, subscriptions, forced)
@@ -162,16 +161,16 @@ class CurveCipher:
         del out[pos:]
         return out
 
-    def _send_nonces(self, count: int) -> bytearray:
-        """`count` box nonces of this direction, their short nonces still zero."""
-        return bytearray(self._send_prefix + bytes(8)) * count
-
     def _seal_uniform(self, payloads: list[bytes], size: int) -> bytearray:
         """`seal_messages` for a batch of one-frame, flagless messages all of one size.
 
-        The whole batch is laid out by one join (header, MAC room, flags octet, payload per
-        frame) and every frame's 24-octet nonce by another, so that libsodium is called once per
-        frame from C (map) rather than from a Python loop: the same boxes, the same wire bytes.
+        The whole batch is laid out by one join: per frame its header (with the seven high
+        octets of its short nonce, shared by up to 256 frames in a row), its plaintext (flags
+        octet, payload) where its box begins, and 16 octets of room. The low nonce octets go in
+        by one stepped write. Every frame is then sealed in place (libsodium documents that c
+        and m may overlap: it moves the plaintext up and puts the tag before it), libsodium
+        called once per frame from C (map): the same boxes, the same wire bytes, one cffi
+        pointer per frame, the nonces plain bytes.
         """
         count = len(payloads)
         n = self._sent
@@ -181,36 +180,38 @@ class CurveCipher:
         body = HEADER_SIZE + MAC_SIZE + mlen
         frame_head = bytes((0, body)) if body < 256 else _LONG_FRAME.pack(FRAME_LONG, body)
         head = frame_head + MESSAGE_PREFIX
-        # Every frame laid out with a zero short nonce, then the nonces written octet column by
-        # octet column (column k: octet k of every frame's short nonce), in the frames and in
-        # the 24-octet box nonces alike.
-        shorts = _short_nonces(first, count)
-        out = bytearray(b"".join(chain.from_iterable(zip(repeat(head + _ZERO_ROOM), payloads))))
-        nonces = self._send_nonces(count)
+        room = bytes(MAC_SIZE)
+        # Join items: lead_0 p_0 room+lead_1 p_1 ... room+lead_last p_last room, each lead being
+        # the frame header, the short nonce (low octet zero for now) and a zero flags octet.
+        items = [room] * (2 * count + 1)
+        items[1::2] = payloads
+        nonces: list[bytes] = []
+        lows = _low_octets(first, count)
+        for index, length, high in _nonce_runs(first, count):
+            items[2 * index : 2 * (index + length) : 2] = [room + head + high + b"\0\0"] * length
+            nonces += _box_nonces(self._send_prefix, high, lows[index : index + length])
+        items[0] = items[0][MAC_SIZE:]
+        out = bytearray().join(items)
         box = len(head) + 8
         stride = box + MAC_SIZE + mlen
         end = stride * count
-        for k in range(8):
-            column = shorts[k::8]
-            out[len(head) + k : end : stride] = column
-            nonces[16 + k :: 24] = column
+        out[box - 1 : end : stride] = lows
         ffi = self._ffi
         ptr = ffi.from_buffer(out)
-        nonce_ptr = ffi.from_buffer(nonces)
         try:
+            boxes = list(map(add, repeat(ptr, count), range(box, end, stride)))
             results = list(
                 map(
                     self._seal_box,
-                    map(ptr.__add__, range(box, end, stride)),
-                    map(ptr.__add__, range(box + MAC_SIZE, end, stride)),
+                    boxes,
+                    boxes,
                     repeat(mlen, count),
-                    map(nonce_ptr.__add__, range(0, 24 * count, 24)),
+                    nonces,
                     repeat(self._key, count),
                 )
             )
         finally:
             ffi.release(ptr)
-            ffi.release(nonce_ptr)
         if any(results):
             raise ProtocolError("CURVE MESSAGE could not be sealed")
         return out
@@ -243,13 +244,14 @@ class CurveCipher:
     def _open_uniform(
         self, data: bytes, pos: int, max_frames: int, max_size: int
     ) -> tuple[list[bytes], bytes, int] | None:
-        """The usual run: whole frames of one size, consecutive nonces. Checked column by column
-        (every frame's header octet k at once, by a stepped slice) rather than frame by frame,
-        then opened by libsodium called from C (map). None when the run is anything else (or
-        too short to gain): the frame-by-frame path then decides, with its own errors.
+        """The usual run: whole frames of one size, consecutive nonces. Checked for the whole
+        run at once (the headers cut out together, the low nonce octets by a stepped slice)
+        rather than frame by frame, then opened by libsodium called from C (map). None when the
+        run is anything else (or too short to gain): the frame-by-frame path then decides, with
+        its own errors.
         """
         if not isinstance(data, (bytes, bytearray)):
-            return None  # (the column checks repeat a slice: not a memoryview's)
+            return None  # (a memoryview goes frame by frame)
         end = len(data)
         flags = data[pos]
         if flags & FRAME_LONG:
@@ -269,65 +271,61 @@ class CurveCipher:
         if count < 2:
             return None
         stop = pos + count * stride
-        # Frame header and [7]"MESSAGE": the same octets in every frame.
-        for k in range(head + 8):
-            if data[pos + k : stop : stride] != data[pos + k : pos + k + 1] * count:
-                return None
         if data[pos + head : pos + head + 8] != MESSAGE_PREFIX:
             return None
-        # Short nonces: exactly the next `count` after the last one received.
+        # Short nonces: exactly the next `count` after the last one received. Their low octets
+        # by one stepped slice; everything before them in each frame (frame header,
+        # [7]"MESSAGE", the seven high nonce octets) cut out by struct and compared at once.
         received = self._received
         if received + count > MAX_NONCE:
             return None
-        expected = _short_nonces(received + 1, count)
-        nonces = bytearray(self._recv_prefix + bytes(8)) * count
-        at = pos + head + 8
-        for k in range(8):
-            column = expected[k::8]
-            if data[at + k : stop : stride] != column:
-                return None
-            nonces[16 + k :: 24] = column
+        first = received + 1
+        low_at = head + 15
+        lows = _low_octets(first, count)
+        if data[pos + low_at : stop : stride] != lows:
+            return None
+        expected: list[bytes] = []
+        nonces: list[bytes] = []
+        frame_head = data[pos : pos + head] + MESSAGE_PREFIX
+        for index, length, high in _nonce_runs(first, count):
+            expected += [frame_head + high] * length
+            nonces += _box_nonces(self._recv_prefix, high, lows[index : index + length])
+        if _cut(data, pos, count, 0, low_at, stride - low_at) != expected:
+            return None
         clen = size - HEADER_SIZE
         mlen = clen - MAC_SIZE
-        plain = bytearray(mlen * count)
+        # Opened in place in one copy of the run (libsodium documents that m and c may
+        # overlap): each plaintext lands where its box began, over the tag.
+        work = bytearray(memoryview(data)[pos:stop])
+        box = head + HEADER_SIZE
         ffi = self._ffi
-        data_ptr = ffi.from_buffer(data)
-        plain_ptr = ffi.from_buffer(plain)
-        nonce_ptr = ffi.from_buffer(nonces)
-        box = pos + head + HEADER_SIZE
+        ptr = ffi.from_buffer(work)
         try:
+            boxes = list(map(add, repeat(ptr, count), range(box, count * stride, stride)))
             results = list(
                 map(
                     self._open_box,
-                    map(plain_ptr.__add__, range(0, mlen * count, mlen)),
-                    map(data_ptr.__add__, range(box, stop, stride)),
+                    boxes,
+                    boxes,
                     repeat(clen, count),
-                    map(nonce_ptr.__add__, range(0, 24 * count, 24)),
+                    nonces,
                     repeat(self._key, count),
                 )
             )
         finally:
-            ffi.release(data_ptr)
-            ffi.release(plain_ptr)
-            ffi.release(nonce_ptr)
+            ffi.release(ptr)
         if any(results):
             self._received = received + results.index(next(filter(None, results)))
             raise ProtocolError(
                 "CURVE MESSAGE box does not open", ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
             )
-        flag_octets = bytes(plain[::mlen])
+        flag_octets = bytes(work[box::stride])
         if flag_octets.translate(None, _VALID_FLAGS):
             # Frame by frame from here: it stops at the first frame with invalid flags.
             return None
         self._received = received + count
-        blob = bytes(plain)
-        payloads = list(
-            map(
-                blob.__getitem__,
-                map(slice, range(1, mlen * count + 1, mlen), range(mlen, mlen * count + 1, mlen)),
-            )
-        )
-        return payloads, flag_octets, stop
+        # Each payload follows its flags octet; 16 octets of ciphertext stay behind it.
+        return _cut(work, 0, count, box + 1, mlen - 1, MAC_SIZE), flag_octets, stop
 
     def _open_frames(
         self, data: bytes, pos: int, max_frames: int, max_size: int
@@ -433,9 +431,66 @@ class CurveCipher:
         )
 
 
-def _short_nonces(first: int, count: int) -> bytes:
-    """The short nonces first, first + 1, ... (`count` of them), each 8 octets big-endian."""
-    return struct.pack(f">{count}Q", *range(first, first + count))
+#: Every octet value in order, twice: the low nonce octets of up to 256 frames are a slice.
+_OCTETS_TWICE = bytes(range(256)) * 2
+
+
+def _low_octets(first: int, count: int) -> bytes:
+    """The low octets of the short nonces first, first + 1, ... (`count` of them)."""
+    low = first & 0xFF
+    if low + count <= len(_OCTETS_TWICE):
+        return _OCTETS_TWICE[low : low + count]
+    return (_OCTETS_TWICE * (1 + count // 256))[low : low + count]
+
+
+def _nonce_runs(first: int, count: int) -> list[tuple[int, int, bytes]]:
+    """The short nonces first .. first + count - 1 as runs that share their seven high octets:
+    (index of the run's first nonce, its length, those seven octets)."""
+    runs = []
+    index = 0
+    while index < count:
+        nonce = first + index
+        length = min(count - index, 256 - (nonce & 0xFF))
+        runs.append((index, length, _U64.pack(nonce)[:7]))
+        index += length
+    return runs
+
+
+def _box_nonces(prefix: bytes, high: bytes, lows: bytes) -> list[bytes]:
+    """The 24-octet box nonces prefix + high + low for each of `lows`, one bytes object each:
+    libsodium takes them as they are, where a pointer into one buffer would cost a cffi object
+    per frame."""
+    count = len(lows)
+    nonces = bytearray(prefix + high + b"\0") * count
+    nonces[23::24] = lows
+    return _cut(nonces, 0, count, 0, 24, 0)
+
+
+#: `_cut` takes at most this many frames per struct call (so at most 8 formats per layout).
+_CUT_CHUNK = 128
+
+
+@functools.lru_cache(maxsize=128)
+def _cutter(skip: int, size: int, tail: int, count: int) -> struct.Struct:
+    """A struct that reads `count` records of `skip` ignored octets, `size` kept, `tail` ignored."""
+    record = (f"{skip}x" if skip else "") + f"{size}s" + (f"{tail}x" if tail else "")
+    return struct.Struct("<" + record * count)
+
+
+def _cut(
+    buf: bytes | bytearray, pos: int, count: int, skip: int, size: int, tail: int
+) -> list[bytes]:
+    """`count` pieces of `buf` from `pos`, every record of `skip` + `size` + `tail` octets giving
+    its `size` middle octets, as bytes: struct makes them all in C (a slice per piece from
+    Python costs about ten times as much), in power-of-two runs so few formats are kept."""
+    stride = skip + size + tail
+    pieces: list[bytes] = []
+    while count:
+        run = min(_CUT_CHUNK, 1 << (count.bit_length() - 1))
+        pieces += _cutter(skip, size, tail, run).unpack_from(buf, pos)
+        pos += run * stride
+        count -= run
+    return pieces
 
 
 def _frames(

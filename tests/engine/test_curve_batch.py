@@ -6,6 +6,7 @@ import pytest
 
 pytest.importorskip("nacl")
 
+from engine.constants import ProtocolErrorCode
 from engine.security.commands import ProtocolError
 from engine.security.curve_message import CurveCipher
 
@@ -88,4 +89,40 @@ def test_open_run_takes_a_memoryview() -> None:
     server = CurveCipher(KEY, as_server=True, sent=0, received=0)
     payloads, _flags, pos, _need = server.open_run(memoryview(wire), 0, 100, 1 << 20)
     assert payloads == [b"abc"] * 10
+    assert pos == len(wire)
+
+
+@pytest.mark.parametrize("offset", range(18))
+def test_open_batch_refuses_a_changed_header_octet_mid_run(offset: int) -> None:
+    # Frame header, [7]"MESSAGE" and short nonce of frame 5 of 20 (16-octet payloads: short
+    # frames, 2 + 49 octets each): any change is refused, never opened as sent.
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    wire = bytearray(client.seal_messages([[b"p" * 16]] * 20, False))
+    wire[5 * 51 + offset] ^= 0x01
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    with pytest.raises(ProtocolError):
+        server.open_run(bytes(wire), 0, 1000, 1 << 20)
+
+
+def test_open_batch_forged_box_mid_run_is_a_cryptographic_error() -> None:
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    wire = bytearray(client.seal_messages([[b"p" * 16]] * 300, False))
+    wire[200 * 51 + 30] ^= 0x80  # inside frame 200's box
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    with pytest.raises(ProtocolError) as caught:
+        server.open_run(bytes(wire), 0, 1000, 1 << 20)
+    assert caught.value.value == ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
+
+
+@pytest.mark.parametrize("count", [2, 127, 128, 129, 255, 256, 257, 700])
+def test_batches_of_any_length_round_trip(count: int) -> None:
+    # Runs that cross 256 nonces, and lengths around the 128-frame cuts.
+    client = CurveCipher(KEY, as_server=False, sent=200, received=0)
+    msgs = [[i.to_bytes(4, "big")] for i in range(count)]
+    wire = bytes(client.seal_messages(msgs, False))
+    single = CurveCipher(KEY, as_server=False, sent=200, received=0)
+    assert wire == b"".join(bytes(single.seal_messages([m], False)) for m in msgs)
+    server = CurveCipher(KEY, as_server=True, sent=0, received=200)
+    payloads, _flags, pos, _need = server.open_run(wire, 0, 10_000, 1 << 20)
+    assert [[p] for p in payloads] == msgs
     assert pos == len(wire)
