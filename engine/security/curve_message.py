@@ -82,9 +82,9 @@ class CurveCipher:
         self._open_box = lib.crypto_box_open_easy_afternm
         self._key = key
         send_prefix = SERVER_PREFIX if as_server else CLIENT_PREFIX
-        self._send_prefix = send_prefix
+        self._send_nonces = _NoncePage(send_prefix)
         recv_prefix = CLIENT_PREFIX if as_server else SERVER_PREFIX
-        self._recv_prefix = recv_prefix
+        self._recv_nonces = _NoncePage(recv_prefix)
         # 24-octet nonces: the fixed prefix, then the short nonce rewritten for every frame.
         self._send_nonce = bytearray(send_prefix + bytes(8))
         self._send_nonce_ptr = ffi.from_buffer(self._send_nonce)
@@ -189,7 +189,7 @@ class CurveCipher:
         lows = _low_octets(first, count)
         for index, length, high in _nonce_runs(first, count):
             items[2 * index : 2 * (index + length) : 2] = [room + head + high + b"\0\0"] * length
-            nonces += _box_nonces(self._send_prefix, high, lows[index : index + length])
+            nonces += self._send_nonces.take(high, lows[index], length)
         items[0] = items[0][MAC_SIZE:]
         out = bytearray().join(items)
         box = len(head) + 8
@@ -289,7 +289,7 @@ class CurveCipher:
         frame_head = data[pos : pos + head] + MESSAGE_PREFIX
         for index, length, high in _nonce_runs(first, count):
             expected += [frame_head + high] * length
-            nonces += _box_nonces(self._recv_prefix, high, lows[index : index + length])
+            nonces += self._recv_nonces.take(high, lows[index], length)
         if _cut(data, pos, count, 0, low_at, stride - low_at) != expected:
             return None
         clen = size - HEADER_SIZE
@@ -456,21 +456,34 @@ def _nonce_runs(first: int, count: int) -> list[tuple[int, int, bytes]]:
     return runs
 
 
-def _box_nonces(prefix: bytes, high: bytes, lows: bytes) -> list[bytes]:
-    """The 24-octet box nonces prefix + high + low for each of `lows`, one bytes object each:
-    libsodium takes them as they are, where a pointer into one buffer would cost a cffi object
-    per frame."""
-    count = len(lows)
-    nonces = bytearray(prefix + high + b"\0") * count
-    nonces[23::24] = lows
-    return _cut(nonces, 0, count, 0, 24, 0)
+class _NoncePage:
+    """The 24-octet box nonces of one direction that share the seven high octets of their
+    short nonce (256 of them), as bytes objects, made once per 256 frames: a run of frames
+    takes a slice. libsodium takes bytes as they are, where a pointer into one buffer would
+    cost a cffi object per frame."""
+
+    __slots__ = ("_high", "_nonces", "_prefix")
+
+    def __init__(self, prefix: bytes) -> None:
+        self._prefix = prefix
+        self._high = b""
+        self._nonces: tuple[bytes, ...] = ()
+
+    def take(self, high: bytes, low: int, count: int) -> tuple[bytes, ...]:
+        if high != self._high:
+            page = bytearray(self._prefix + high + b"\0") * 256
+            page[23::24] = _OCTETS_TWICE[:256]
+            self._nonces = tuple(_cut(page, 0, 256, 0, 24, 0))
+            self._high = high
+        return self._nonces[low : low + count]
 
 
-#: `_cut` takes at most this many frames per struct call (so at most 8 formats per layout).
+#: `_cut` takes at most this many records per struct call: one format for the full runs and
+#: one for the rest keep the cached formats few and small.
 _CUT_CHUNK = 128
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=512)
 def _cutter(skip: int, size: int, tail: int, count: int) -> struct.Struct:
     """A struct that reads `count` records of `skip` ignored octets, `size` kept, `tail` ignored."""
     record = (f"{skip}x" if skip else "") + f"{size}s" + (f"{tail}x" if tail else "")
@@ -482,14 +495,18 @@ def _cut(
 ) -> list[bytes]:
     """`count` pieces of `buf` from `pos`, every record of `skip` + `size` + `tail` octets giving
     its `size` middle octets, as bytes: struct makes them all in C (a slice per piece from
-    Python costs about ten times as much), in power-of-two runs so few formats are kept."""
+    Python costs about ten times as much)."""
+    if count <= _CUT_CHUNK:
+        return list(_cutter(skip, size, tail, count).unpack_from(buf, pos))
     stride = skip + size + tail
+    full, rest = divmod(count, _CUT_CHUNK)
+    unpack_full = _cutter(skip, size, tail, _CUT_CHUNK).unpack_from
     pieces: list[bytes] = []
-    while count:
-        run = min(_CUT_CHUNK, 1 << (count.bit_length() - 1))
-        pieces += _cutter(skip, size, tail, run).unpack_from(buf, pos)
-        pos += run * stride
-        count -= run
+    for _ in range(full):
+        pieces += unpack_full(buf, pos)
+        pos += _CUT_CHUNK * stride
+    if rest:
+        pieces += _cutter(skip, size, tail, rest).unpack_from(buf, pos)
     return pieces
 
 
