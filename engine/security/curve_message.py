@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 from collections.abc import Iterable
 from itertools import repeat
 from operator import add, itemgetter
+from typing import Any
 
 from ..constants import ProtocolErrorCode
 from .commands import ProtocolError
@@ -197,21 +199,24 @@ class CurveCipher:
         end = stride * count
         out[box - 1 : end : stride] = lows
         ffi = self._ffi
-        ptr = ffi.from_buffer(out)
-        try:
-            boxes = list(map(add, repeat(ptr, count), range(box, end, stride)))
+        if end <= _WORKSPACE_SIZE:
+            # Sealed in this thread's workspace, whose box pointers are made once.
+            work = _workspace.buf
+            work[:end] = out
+            boxes = _workspace.boxes(ffi, box, stride, count)
             results = list(
-                map(
-                    self._seal_box,
-                    boxes,
-                    boxes,
-                    repeat(mlen, count),
-                    nonces,
-                    repeat(self._key, count),
-                )
+                map(self._seal_box, boxes, boxes, repeat(mlen, count), nonces, repeat(self._key))
             )
-        finally:
-            ffi.release(ptr)
+            out[:] = memoryview(work)[:end]
+        else:
+            ptr = ffi.from_buffer(out)
+            try:
+                boxes = list(map(add, repeat(ptr, count), range(box, end, stride)))
+                results = list(
+                    map(self._seal_box, boxes, boxes, repeat(mlen), nonces, repeat(self._key))
+                )
+            finally:
+                ffi.release(ptr)
         if any(results):
             raise ProtocolError("CURVE MESSAGE could not be sealed")
         return out
@@ -229,17 +234,26 @@ class CurveCipher:
         end = len(data)
         if end - pos < 2 or max_frames <= 0:
             return [], b"", pos, 2
-        if max_frames > 1:
+        payloads: list[bytes] = []
+        flag_octets = b""
+        # Uniform runs one after the other (a run ends where the size changes, or where the
+        # workspace is full); whatever is left goes frame by frame.
+        while max_frames > 1:
             run = self._open_uniform(data, pos, max_frames, max_size)
-            if run is not None:
-                payloads, flag_octets, pos = run
-                if len(payloads) == max_frames or pos == end:
-                    return payloads, flag_octets, pos, 2
-                more, more_flags, pos, need = self._open_frames(
-                    data, pos, max_frames - len(payloads), max_size
-                )
-                return payloads + more, flag_octets + more_flags, pos, need
-        return self._open_frames(data, pos, max_frames, max_size)
+            if run is None:
+                break
+            payloads += run[0]
+            flag_octets += run[1]
+            pos = run[2]
+            max_frames -= len(run[0])
+            if pos == end:
+                return payloads, flag_octets, pos, 2
+        if not payloads:
+            return self._open_frames(data, pos, max_frames, max_size)
+        if not max_frames:
+            return payloads, flag_octets, pos, 2
+        more, more_flags, pos, need = self._open_frames(data, pos, max_frames, max_size)
+        return payloads + more, flag_octets + more_flags, pos, need
 
     def _open_uniform(
         self, data: bytes, pos: int, max_frames: int, max_size: int
@@ -253,6 +267,8 @@ class CurveCipher:
         if not isinstance(data, (bytes, bytearray)):
             return None  # (a memoryview goes frame by frame)
         end = len(data)
+        if end - pos < 2:
+            return None
         flags = data[pos]
         if flags & FRAME_LONG:
             if flags & ~(FRAME_LONG | FRAME_COMMAND) or end - pos < 9:
@@ -267,10 +283,11 @@ class CurveCipher:
         if size < MIN_MESSAGE_SIZE or size > max_size:
             return None
         stride = head + size
-        count = min(max_frames, (end - pos) // stride)
+        count = min(max_frames, (end - pos) // stride, _WORKSPACE_SIZE // stride)
         if count < 2:
             return None
-        stop = pos + count * stride
+        size_run = count * stride
+        stop = pos + size_run
         if data[pos + head : pos + head + 8] != MESSAGE_PREFIX:
             return None
         # Short nonces: exactly the next `count` after the last one received. Their low octets
@@ -294,32 +311,21 @@ class CurveCipher:
             return None
         clen = size - HEADER_SIZE
         mlen = clen - MAC_SIZE
-        # Opened in place in one copy of the run (libsodium documents that m and c may
+        # Opened in place in this thread's workspace (libsodium documents that m and c may
         # overlap): each plaintext lands where its box began, over the tag.
-        work = bytearray(memoryview(data)[pos:stop])
+        work = _workspace.buf
+        work[:size_run] = memoryview(data)[pos:stop]
         box = head + HEADER_SIZE
-        ffi = self._ffi
-        ptr = ffi.from_buffer(work)
-        try:
-            boxes = list(map(add, repeat(ptr, count), range(box, count * stride, stride)))
-            results = list(
-                map(
-                    self._open_box,
-                    boxes,
-                    boxes,
-                    repeat(clen, count),
-                    nonces,
-                    repeat(self._key, count),
-                )
-            )
-        finally:
-            ffi.release(ptr)
+        boxes = _workspace.boxes(self._ffi, box, stride, count)
+        results = list(
+            map(self._open_box, boxes, boxes, repeat(clen, count), nonces, repeat(self._key))
+        )
         if any(results):
             self._received = received + results.index(next(filter(None, results)))
             raise ProtocolError(
                 "CURVE MESSAGE box does not open", ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
             )
-        flag_octets = bytes(work[box::stride])
+        flag_octets = bytes(work[box:size_run:stride])
         if flag_octets.translate(None, _VALID_FLAGS):
             # Frame by frame from here: it stops at the first frame with invalid flags.
             return None
@@ -454,6 +460,46 @@ def _nonce_runs(first: int, count: int) -> list[tuple[int, int, bytes]]:
         runs.append((index, length, _U64.pack(nonce)[:7]))
         index += length
     return runs
+
+
+#: The size of each thread's workspace: a batch that fits is sealed or opened there.
+_WORKSPACE_SIZE = 1 << 16
+#: Frame layouts (box offset, stride) whose pointers a workspace keeps at once.
+_WORKSPACE_LAYOUTS = 4
+
+
+class _Workspace(threading.local):
+    """One thread's buffer for sealing or opening a batch in place, with the cffi pointer to
+    each frame's box made once per layout and kept: a new cffi object per frame costs about a
+    third of the cipher's own time at 16 B (about 160 ns here). Per thread, so that the I/O
+    thread and user threads never share one; a batch is copied in and out within one call."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(_WORKSPACE_SIZE)
+        self._base: Any = None
+        self._boxes: dict[tuple[int, int], list[Any]] = {}
+
+    def boxes(self, ffi: Any, box: int, stride: int, count: int) -> list[Any]:
+        """Pointers to (at least) the first `count` boxes: the first at `box`, one every
+        `stride` octets."""
+        if self._base is None:
+            # Held for the thread's life, which pins the buffer: it is never resized, only
+            # written in place, so every pointer into it stays valid.
+            self._base = ffi.from_buffer(self.buf)
+        key = (box, stride)
+        boxes = self._boxes.get(key)
+        if boxes is None:
+            if len(self._boxes) >= _WORKSPACE_LAYOUTS:
+                self._boxes.clear()
+            boxes = self._boxes[key] = []
+        made = len(boxes)
+        if made < count:
+            start = box + made * stride
+            boxes += map(add, repeat(self._base), range(start, box + count * stride, stride))
+        return boxes
+
+
+_workspace = _Workspace()
 
 
 class _NoncePage:

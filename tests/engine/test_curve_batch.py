@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 pytest.importorskip("nacl")
@@ -114,9 +116,10 @@ def test_open_batch_forged_box_mid_run_is_a_cryptographic_error() -> None:
     assert caught.value.value == ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
 
 
-@pytest.mark.parametrize("count", [2, 127, 128, 129, 255, 256, 257, 700])
+@pytest.mark.parametrize("count", [2, 127, 128, 129, 255, 256, 257, 700, 2000])
 def test_batches_of_any_length_round_trip(count: int) -> None:
-    # Runs that cross 256 nonces, and lengths around the 128-frame cuts.
+    # Runs that cross 256 nonces, lengths around the 128-frame cuts, and a batch larger than a
+    # thread's workspace (2000 frames of 39 octets: sealed in its own buffer, opened in runs).
     client = CurveCipher(KEY, as_server=False, sent=200, received=0)
     msgs = [[i.to_bytes(4, "big")] for i in range(count)]
     wire = bytes(client.seal_messages(msgs, False))
@@ -126,3 +129,31 @@ def test_batches_of_any_length_round_trip(count: int) -> None:
     payloads, _flags, pos, _need = server.open_run(wire, 0, 10_000, 1 << 20)
     assert [[p] for p in payloads] == msgs
     assert pos == len(wire)
+
+
+def test_threads_sealing_and_opening_at_once_keep_their_own_workspace() -> None:
+    # Each thread seals and opens its own stream of batches; a workspace shared between them
+    # would mix their frames, and the boxes would not open or the payloads would differ.
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def stream(mark: int) -> None:
+        try:
+            client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+            server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+            start.wait()
+            for n in range(200):
+                msgs = [[bytes([mark, n % 256]) * (8 + mark)] for _ in range(50 + mark)]
+                wire = bytes(client.seal_messages(msgs, False))
+                payloads, _flags, pos, _need = server.open_run(wire, 0, 10_000, 1 << 20)
+                assert [[p] for p in payloads] == msgs
+                assert pos == len(wire)
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=stream, args=(mark,)) for mark in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
