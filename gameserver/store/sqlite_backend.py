@@ -2,8 +2,10 @@
 
 WAL lets readers proceed while one writer commits; every transaction starts with
 ``BEGIN IMMEDIATE`` so it takes the write lock up front (two deferred transactions that both
-read then write would otherwise deadlock into SQLITE_BUSY), and ``busy_timeout`` makes
-the others queue for it instead of failing.
+read then write would otherwise deadlock into SQLITE_BUSY). Writers queue for that lock on a
+``flock`` beside the database, which wakes the next one as soon as it is free, and
+``busy_timeout`` bounds the wait; checkpoints run on a thread of their own
+(:mod:`.sqlite_writers`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .base import (
     StoreError,
     Tx,
 )
+from .sqlite_writers import Checkpointer, WriterBusy, WriterQueue
 
 T = TypeVar("T")
 
@@ -193,6 +196,9 @@ class SqliteStore(Store):
         self._batch_depth = 0
         self._batch_open = False  # the batch's write transaction has begun
         self._batch_lost = False  # SQLite rolled the batch's transaction back on an error
+        self._busy_timeout = busy_timeout
+        self._writers: WriterQueue | None = None
+        self._checkpointer: Checkpointer | None = None
         try:
             self._conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -208,8 +214,15 @@ class SqliteStore(Store):
             # database never corrupt. FULL (an fsync per commit) would close that window at
             # a sync per action (README, "Store durability").
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            if _on_disk(path):
+                self._writers = WriterQueue(path + WRITER_LOCK_SUFFIX)
+                # Checkpoints off the writers' path (sqlite_writers.py); the background one
+                # syncs the log at least every CHECKPOINT_INTERVAL_S after a commit.
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpointer = Checkpointer(path)
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
+            self._close_helpers()
             raise StoreError(f"cannot open SQLite store {path!r}: {exc}") from exc
 
     def _migrate(self) -> None:
@@ -229,15 +242,34 @@ class SqliteStore(Store):
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self._conn.execute("ROLLBACK")
+            self._release()
             raise
         self._conn.execute("COMMIT")
+        self._release()
 
     def _begin(self) -> None:
+        """Start a write transaction: the queue's turn, then SQLite's write lock."""
+        if self._writers is not None:
+            try:
+                self._writers.acquire(self._busy_timeout)
+            except WriterBusy as exc:
+                raise StoreBusy(f"SQLite store busy: {exc}") from exc
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            self._release()
             # Only reached after busy_timeout: other writers held the lock all that time.
             raise StoreBusy(f"SQLite store busy: {exc}") from exc
+
+    def _release(self) -> None:
+        """The write transaction is over (committed or rolled back): the next writer's turn."""
+        if self._writers is not None:
+            self._writers.release()
+
+    def _committed(self) -> None:
+        self._release()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         with self._lock:
@@ -250,9 +282,11 @@ class SqliteStore(Store):
             except BaseException as exc:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                self._release()
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"SQLite transaction failed: {exc}") from exc
                 raise
+            self._committed()
             return result
 
     def _batched(self, fn: Callable[[Tx], T]) -> T:
@@ -307,7 +341,12 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            self._release()
             raise StoreError(f"SQLite batch failed to commit: {exc}") from exc
+        if statement == "COMMIT":
+            self._committed()
+        else:
+            self._release()
         if lost and statement == "COMMIT":
             raise StoreError("SQLite rolled the batch back; none of it was applied")
 
@@ -347,4 +386,22 @@ class SqliteStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            self._close_helpers()
             self._conn.close()
+
+    def _close_helpers(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+        if self._writers is not None:
+            self._writers.close()
+            self._writers = None
+
+
+#: The writers' queue file beside the database (``game.db`` -> ``game.db-writer``).
+WRITER_LOCK_SUFFIX = "-writer"
+
+
+def _on_disk(path: str) -> bool:
+    """A file other processes can share (not ``:memory:`` nor a temporary database)."""
+    return path not in ("", ":memory:") and not path.startswith("file:")
