@@ -29,6 +29,7 @@ from .base import (
     StoreBusy,
     StoreError,
     Tx,
+    record_json,
 )
 from .sqlite_writers import Checkpointer, WriterBusy, WriterQueue
 
@@ -88,7 +89,7 @@ class _SqliteTx(Tx):
         self._write(ns, key, orjson.dumps(value), ttl)
 
     def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
-        blob = orjson.dumps(record.model_dump())
+        blob = record_json(record)
         self._write(ns, key, blob, ttl)
         # Should this transaction roll back, the stored bytes differ and the entry is unused.
         self._records.put((ns, key), blob, record)
