@@ -61,14 +61,22 @@ class _SqliteTx(Tx):
         self._conn = conn
         self._event_log_size = event_log_size
         self._records = records
+        # Documents this transaction has read or written: an action reads its player again
+        # after a move, say, and the database would answer what it answered a moment ago.
+        self._seen: dict[tuple[str, str], bytes | None] = {}
 
     def _blob(self, ns: str, key: str) -> bytes | None:
+        where = (ns, key)
+        if where in self._seen:
+            return self._seen[where]
         row = self._conn.execute(
-            "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", (ns, key)
+            "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", where
         ).fetchone()
-        if row is None or (row[1] is not None and row[1] <= time.time()):
-            return None
-        return bytes(row[0])
+        blob = None
+        if row is not None and (row[1] is None or row[1] > time.time()):
+            blob = bytes(row[0])
+        self._seen[where] = blob
+        return blob
 
     def get(self, ns: str, key: str) -> Any | None:
         blob = self._blob(ns, key)
@@ -100,9 +108,11 @@ class _SqliteTx(Tx):
             "INSERT OR REPLACE INTO docs (ns, key, value, expires_at) VALUES (?, ?, ?, ?)",
             (ns, key, blob, expires_at),
         )
+        self._seen[ns, key] = blob
 
     def delete(self, ns: str, key: str) -> None:
         self._conn.execute("DELETE FROM docs WHERE ns = ? AND key = ?", (ns, key))
+        self._seen[ns, key] = None
 
     def members(self, ns: str, key: str) -> set[str]:
         rows = self._conn.execute(
