@@ -206,6 +206,7 @@ class SqliteStore(Store):
         self._records = RecordCache()
         self._batch_depth = 0
         self._batch_open = False  # the batch's write transaction has begun
+        self._batch_reading = False  # the read transaction its read-only jobs share is open
         self._batch_lost = False  # SQLite rolled the batch's transaction back on an error
         self._busy_timeout = busy_timeout
         self._writers: WriterQueue | None = None
@@ -306,6 +307,7 @@ class SqliteStore(Store):
         if self._batch_lost:
             raise StoreError("SQLite batch was rolled back")
         if not self._batch_open:
+            self._end_read()
             self._begin()
             self._batch_open = True
         try:
@@ -342,6 +344,7 @@ class SqliteStore(Store):
                 self._end_batch("COMMIT")
 
     def _end_batch(self, statement: str) -> None:
+        self._end_read()
         lost, self._batch_lost = self._batch_lost, False
         if not self._batch_open:
             return
@@ -368,6 +371,8 @@ class SqliteStore(Store):
         with self._lock:
             if self._batch_open:  # inside a batch that wrote: read what it wrote
                 return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
+            if self._batch_depth:
+                return self._batch_read(fn)
             try:
                 self._conn.execute("BEGIN")
                 try:
@@ -376,6 +381,28 @@ class SqliteStore(Store):
                     self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite read failed: {exc}") from exc
+
+    def _batch_read(self, fn: Callable[[Tx], T]) -> T:
+        """A read-only job of a batch (they come before its writes, jobs.py): all of them
+        share one read transaction, which ends before the batch's first write."""
+        try:
+            if not self._batch_reading:
+                self._conn.execute("BEGIN")
+                self._batch_reading = True
+            return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
+        except sqlite3.Error as exc:
+            self._end_read()
+            raise StoreError(f"SQLite read failed: {exc}") from exc
+
+    def _end_read(self) -> None:
+        if not self._batch_reading:
+            return
+        self._batch_reading = False
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("COMMIT")  # wrote nothing: nothing appended, nothing synced
+            except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
 
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:
         with self._lock:
