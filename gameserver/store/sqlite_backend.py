@@ -10,6 +10,7 @@ read then write would otherwise deadlock into SQLITE_BUSY). Writers queue for th
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -34,6 +35,7 @@ from .base import (
 from .sqlite_writers import Checkpointer, WriterBusy, WriterQueue
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -266,6 +268,12 @@ class SqliteStore(Store):
                 self._writers.acquire(self._busy_timeout)
             except WriterBusy as exc:
                 raise StoreBusy(f"SQLite store busy: {exc}") from exc
+            except OSError as exc:  # a file system without flock: SQLite's own lock will do
+                log.warning(
+                    "no writer queue for %s (%s); using SQLite's lock alone", self.path, exc
+                )
+                self._writers.close()
+                self._writers = None
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

@@ -20,6 +20,7 @@ seconds after the last one; the sqlite3 module lets go of the GIL meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -96,8 +97,11 @@ class WriterQueue:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        self.release()
-        os.close(self._fd)
+        # Quietly: the descriptor may be the one that failed already (sqlite_backend).
+        with contextlib.suppress(OSError):
+            self.release()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
 
 class Checkpointer:

@@ -125,3 +125,21 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     assert checkpoints.checkpoints == 1
     checkpoints.close()
     store.close()
+
+
+def test_a_queue_that_cannot_lock_leaves_the_store_to_sqlites_own_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    store = SqliteStore(str(tmp_path / "game.db"))
+    assert store._writers is not None
+    real_fd = store._writers._fd
+    # No such descriptor: flock fails with a real EBADF, as it may on a file system without it.
+    store._writers._fd = 1_000_000
+    store.transaction(lambda tx: tx.put("doc", "a", 1))
+    assert store._writers is None
+    assert "no writer queue" in caplog.text
+    assert store.read(lambda tx: tx.get("doc", "a")) == 1
+    store.close()
+    os.close(real_fd)
