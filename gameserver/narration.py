@@ -28,8 +28,8 @@ def describe_room(state: GameState, world: World, room_id: str, viewer: str | No
     """What a player sees on entering or looking: everything present except themselves."""
     room = world.room(room_id)
     lines = [room.name, room.description]
-    clock = state.clock()
-    if room.outdoors and clock is not None:
+    # Only the sky outdoors shows the time of day: indoors the clock is not read at all.
+    if room.outdoors and (clock := state.clock()) is not None:
         lines.append(f"It is {clock.phase}.")
     lines.append(exits_sentence(world, room_id))
     items = [world.items[i].indefinite for i in state.items_in_room(room_id) if i in world.items]

@@ -24,7 +24,6 @@ from typing import Any
 import engine
 import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
-from engine.patterns.simple_pirate import STOP_POLL_S
 
 from . import logs
 from . import settings as cfg
@@ -87,8 +86,8 @@ class HeardCore(WorkerCore):
 class BatchingPirate(AsyncParanoidPirateWorker):
     """A Paranoid Pirate worker with credit-based flow control (the Guide's chapter 7): READY
     announces ``credit``, the front sends up to that many jobs at once, and each pass of the
-    loop takes every job that has arrived and hands them to ``handler`` together, then sends
-    the answers. ``handler(bodies)`` returns one answer per body, in order."""
+    pattern's loop takes every job that has arrived and hands them to ``handler`` together,
+    then sends the answers. ``handler(bodies)`` returns one answer per body, in order."""
 
     handler: Callable[[list[list[bytes]]], list[list[bytes]]]
 
@@ -96,37 +95,9 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         super().__init__(*args, **kwargs)
         self.credit = credit
 
-    def _ready(self) -> tuple[Any, list[bytes]]:
+    def _connect(self) -> tuple[Any, list[bytes]]:
         sock, ready = self._open()
         return sock, [*ready, b"%d" % self.credit]
-
-    async def run(self) -> None:
-        core = self.core
-        self._running = True
-        sock, ready = self._ready()
-        try:
-            await sock.send_multipart(ready)
-            while self._running:
-                wait = int(min(core.timeout(time.monotonic()), STOP_POLL_S) * 1000)
-                if await sock.poll(wait):
-                    jobs = await self._take(sock)
-                    if jobs:
-                        answers = self.handler([job.body for job in jobs])
-                        for job, answer in zip(jobs, answers, strict=True):
-                            await sock.send_multipart(core.reply(job, answer))
-                        self.handled += len(jobs)
-                elif core.lost(time.monotonic()):
-                    sock.close(linger=0)
-                    for nap in self._naps(self._backoff()):
-                        await asyncio.sleep(nap)
-                    if not self._running:
-                        break
-                    sock, ready = self._ready()
-                    await sock.send_multipart(ready)
-                for msg in core.due(time.monotonic()):
-                    await sock.send_multipart(msg)
-        finally:
-            sock.close(linger=0)
 
     async def _take(self, sock: Any) -> list[Job]:
         """Every job that has arrived (at most the credit: the front sends no more)."""
@@ -140,6 +111,11 @@ class BatchingPirate(AsyncParanoidPirateWorker):
             if job is not None:
                 jobs.append(job)
         return jobs
+
+    async def _answer(self, sock: Any, jobs: list[Job]) -> None:
+        answers = self.handler([job.body for job in jobs])
+        for job, answer in zip(jobs, answers, strict=True):
+            await sock.send_multipart(self.core.reply(job, answer))
 
 
 class GameWorker:

@@ -297,28 +297,45 @@ class AsyncParanoidPirateWorker(_WorkerBase):
     async def run(self) -> None:
         core = self.core
         self._running = True
-        sock, ready = self._open()
+        sock, ready = self._connect()
         try:
             await sock.send_multipart(ready)
             while self._running:
                 if await sock.poll(int(min(core.timeout(time.monotonic()), STOP_POLL_S) * 1000)):
-                    job = core.on_message(await sock.recv_multipart(), time.monotonic())
-                    if job is not None:
-                        body = await self._handle(sock, job)
-                        await sock.send_multipart(core.reply(job, body))
-                        self.handled += 1
+                    jobs = await self._take(sock)
+                    if jobs:
+                        await self._answer(sock, jobs)
+                        self.handled += len(jobs)
                 elif core.lost(time.monotonic()):
                     sock.close(linger=0)
                     for nap in self._naps(self._backoff()):
                         await asyncio.sleep(nap)
                     if not self._running:
                         break
-                    sock, ready = self._open()
+                    sock, ready = self._connect()
                     await sock.send_multipart(ready)
                 for msg in core.due(time.monotonic()):
                     await sock.send_multipart(msg)
         finally:
             sock.close(linger=0)
+
+    # -- hooks for a worker that takes several jobs at once (gameserver.worker) ---------------
+
+    def _connect(self) -> tuple[Any, list[bytes]]:
+        """A fresh socket and the READY to send on it first."""
+        return self._open()
+
+    async def _take(self, sock: Any) -> list[Job]:
+        """The jobs to handle now, once the socket is readable: here the one message that
+        arrived (a heartbeat gives none)."""
+        job = self.core.on_message(await sock.recv_multipart(), time.monotonic())
+        return [] if job is None else [job]
+
+    async def _answer(self, sock: Any, jobs: list[Job]) -> None:
+        """Handle ``jobs`` and send their replies."""
+        for job in jobs:
+            body = await self._handle(sock, job)
+            await sock.send_multipart(self.core.reply(job, body))
 
     async def _handle(self, sock: Any, job: Job) -> list[bytes]:
         result = self.handler(job.body)

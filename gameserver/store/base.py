@@ -102,6 +102,12 @@ class Tx(ABC):
         """Append to the topic's recent-events log, which keeps only the newest entries."""
 
 
+def record_json(record: BaseModel) -> bytes:
+    """A record as JSON bytes, serialized by pydantic's core straight to bytes (about half
+    the cost of ``orjson.dumps(record.model_dump())``, which builds a dict first)."""
+    return record.__pydantic_serializer__.to_json(record)
+
+
 class RecordCache:
     """Validated records by document and a stamp of its content (the stored bytes, or a
     version): a record is validated once when it comes from the network or the disk, and

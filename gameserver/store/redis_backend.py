@@ -43,6 +43,7 @@ from .base import (
     StoreError,
     Tx,
     WriteInRead,
+    record_json,
 )
 
 T = TypeVar("T")
@@ -210,8 +211,10 @@ class _ScriptTx(Tx):
         self._records.pop(full, None)
 
     def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
-        self.put(ns, key, record.model_dump(), ttl)
-        self._records[self._key("d", ns, key)] = record
+        self._check_writable()
+        full = self._key("d", ns, key)
+        self._docs[full] = (record_json(record), ttl)
+        self._records[full] = record
 
     def delete(self, ns: str, key: str) -> None:
         self._check_writable()

@@ -2,12 +2,15 @@
 
 WAL lets readers proceed while one writer commits; every transaction starts with
 ``BEGIN IMMEDIATE`` so it takes the write lock up front (two deferred transactions that both
-read then write would otherwise deadlock into SQLITE_BUSY), and ``busy_timeout`` makes
-the others queue for it instead of failing.
+read then write would otherwise deadlock into SQLITE_BUSY). Writers queue for that lock on a
+``flock`` beside the database, which wakes the next one as soon as it is free, and
+``busy_timeout`` bounds the wait; checkpoints run on a thread of their own
+(:mod:`.sqlite_writers`).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -27,9 +30,12 @@ from .base import (
     StoreBusy,
     StoreError,
     Tx,
+    record_json,
 )
+from .sqlite_writers import Checkpointer, WriterBusy, WriterQueue
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -57,14 +63,22 @@ class _SqliteTx(Tx):
         self._conn = conn
         self._event_log_size = event_log_size
         self._records = records
+        # Documents this transaction has read or written: an action reads its player again
+        # after a move, say, and the database would answer what it answered a moment ago.
+        self._seen: dict[tuple[str, str], bytes | None] = {}
 
     def _blob(self, ns: str, key: str) -> bytes | None:
+        where = (ns, key)
+        if where in self._seen:
+            return self._seen[where]
         row = self._conn.execute(
-            "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", (ns, key)
+            "SELECT value, expires_at FROM docs WHERE ns = ? AND key = ?", where
         ).fetchone()
-        if row is None or (row[1] is not None and row[1] <= time.time()):
-            return None
-        return bytes(row[0])
+        blob = None
+        if row is not None and (row[1] is None or row[1] > time.time()):
+            blob = bytes(row[0])
+        self._seen[where] = blob
+        return blob
 
     def get(self, ns: str, key: str) -> Any | None:
         blob = self._blob(ns, key)
@@ -85,7 +99,7 @@ class _SqliteTx(Tx):
         self._write(ns, key, orjson.dumps(value), ttl)
 
     def put_record(self, ns: str, key: str, record: BaseModel, ttl: float | None = None) -> None:
-        blob = orjson.dumps(record.model_dump())
+        blob = record_json(record)
         self._write(ns, key, blob, ttl)
         # Should this transaction roll back, the stored bytes differ and the entry is unused.
         self._records.put((ns, key), blob, record)
@@ -96,9 +110,11 @@ class _SqliteTx(Tx):
             "INSERT OR REPLACE INTO docs (ns, key, value, expires_at) VALUES (?, ?, ?, ?)",
             (ns, key, blob, expires_at),
         )
+        self._seen[ns, key] = blob
 
     def delete(self, ns: str, key: str) -> None:
         self._conn.execute("DELETE FROM docs WHERE ns = ? AND key = ?", (ns, key))
+        self._seen[ns, key] = None
 
     def members(self, ns: str, key: str) -> set[str]:
         rows = self._conn.execute(
@@ -192,7 +208,11 @@ class SqliteStore(Store):
         self._records = RecordCache()
         self._batch_depth = 0
         self._batch_open = False  # the batch's write transaction has begun
+        self._batch_reading = False  # the read transaction its read-only jobs share is open
         self._batch_lost = False  # SQLite rolled the batch's transaction back on an error
+        self._busy_timeout = busy_timeout
+        self._writers: WriterQueue | None = None
+        self._checkpointer: Checkpointer | None = None
         try:
             self._conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -208,8 +228,15 @@ class SqliteStore(Store):
             # database never corrupt. FULL (an fsync per commit) would close that window at
             # a sync per action (README, "Store durability").
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            if _on_disk(path):
+                self._writers = WriterQueue(path + WRITER_LOCK_SUFFIX)
+                # Checkpoints off the writers' path (sqlite_writers.py); the background one
+                # syncs the log at least every CHECKPOINT_INTERVAL_S after a commit.
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpointer = Checkpointer(path)
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
+            self._close_helpers()
             raise StoreError(f"cannot open SQLite store {path!r}: {exc}") from exc
 
     def _migrate(self) -> None:
@@ -229,15 +256,40 @@ class SqliteStore(Store):
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self._conn.execute("ROLLBACK")
+            self._release()
             raise
         self._conn.execute("COMMIT")
+        self._release()
 
     def _begin(self) -> None:
+        """Start a write transaction: the queue's turn, then SQLite's write lock."""
+        if self._writers is not None:
+            try:
+                self._writers.acquire(self._busy_timeout)
+            except WriterBusy as exc:
+                raise StoreBusy(f"SQLite store busy: {exc}") from exc
+            except OSError as exc:  # a file system without flock: SQLite's own lock will do
+                log.warning(
+                    "no writer queue for %s (%s); using SQLite's lock alone", self.path, exc
+                )
+                self._writers.close()
+                self._writers = None
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            self._release()
             # Only reached after busy_timeout: other writers held the lock all that time.
             raise StoreBusy(f"SQLite store busy: {exc}") from exc
+
+    def _release(self) -> None:
+        """The write transaction is over (committed or rolled back): the next writer's turn."""
+        if self._writers is not None:
+            self._writers.release()
+
+    def _committed(self) -> None:
+        self._release()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         with self._lock:
@@ -250,9 +302,11 @@ class SqliteStore(Store):
             except BaseException as exc:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+                self._release()
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"SQLite transaction failed: {exc}") from exc
                 raise
+            self._committed()
             return result
 
     def _batched(self, fn: Callable[[Tx], T]) -> T:
@@ -261,6 +315,7 @@ class SqliteStore(Store):
         if self._batch_lost:
             raise StoreError("SQLite batch was rolled back")
         if not self._batch_open:
+            self._end_read()
             self._begin()
             self._batch_open = True
         try:
@@ -297,6 +352,7 @@ class SqliteStore(Store):
                 self._end_batch("COMMIT")
 
     def _end_batch(self, statement: str) -> None:
+        self._end_read()
         lost, self._batch_lost = self._batch_lost, False
         if not self._batch_open:
             return
@@ -307,7 +363,12 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            self._release()
             raise StoreError(f"SQLite batch failed to commit: {exc}") from exc
+        if statement == "COMMIT":
+            self._committed()
+        else:
+            self._release()
         if lost and statement == "COMMIT":
             raise StoreError("SQLite rolled the batch back; none of it was applied")
 
@@ -318,6 +379,8 @@ class SqliteStore(Store):
         with self._lock:
             if self._batch_open:  # inside a batch that wrote: read what it wrote
                 return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
+            if self._batch_depth:
+                return self._batch_read(fn)
             try:
                 self._conn.execute("BEGIN")
                 try:
@@ -326,6 +389,28 @@ class SqliteStore(Store):
                     self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite read failed: {exc}") from exc
+
+    def _batch_read(self, fn: Callable[[Tx], T]) -> T:
+        """A read-only job of a batch (they come before its writes, jobs.py): all of them
+        share one read transaction, which ends before the batch's first write."""
+        try:
+            if not self._batch_reading:
+                self._conn.execute("BEGIN")
+                self._batch_reading = True
+            return fn(ReadOnlyTx(_SqliteTx(self._conn, self.event_log_size, self._records)))
+        except sqlite3.Error as exc:
+            self._end_read()
+            raise StoreError(f"SQLite read failed: {exc}") from exc
+
+    def _end_read(self) -> None:
+        if not self._batch_reading:
+            return
+        self._batch_reading = False
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("COMMIT")  # wrote nothing: nothing appended, nothing synced
+            except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
 
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:
         with self._lock:
@@ -347,4 +432,22 @@ class SqliteStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            self._close_helpers()
             self._conn.close()
+
+    def _close_helpers(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+        if self._writers is not None:
+            self._writers.close()
+            self._writers = None
+
+
+#: The writers' queue file beside the database (``game.db`` -> ``game.db-writer``).
+WRITER_LOCK_SUFFIX = "-writer"
+
+
+def _on_disk(path: str) -> bool:
+    """A file other processes can share (not ``:memory:`` nor a temporary database)."""
+    return path not in ("", ":memory:") and not path.startswith("file:")

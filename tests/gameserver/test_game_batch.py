@@ -71,3 +71,31 @@ def test_a_record_written_is_not_validated_again_until_it_changes(store: Store) 
     fresh = store.read(lambda tx: GameState(tx).player("ann"))
     assert fresh is not ann and fresh is not None and fresh.room == "meadow"
     assert store.read(lambda tx: GameState(tx).player("ann")) is fresh  # validated once
+
+
+def test_reads_of_a_batch_share_one_read_transaction_that_ends_before_its_writes(
+    store: Store,
+) -> None:
+    if not store.url.startswith("sqlite"):
+        pytest.skip("SQLite's transactions")
+    from gameserver.store.base import WriteInRead
+
+    store.transaction(put("a"))
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    with open_store(store.url) as other, store.batch():
+        assert store.read(lambda tx: tx.get("doc", "a")) == {"v": "a"}
+        other.transaction(put("b"))  # committed meanwhile: this batch's snapshot is older
+        assert store.read(lambda tx: tx.get("doc", "b")) is None
+        with pytest.raises(WriteInRead):  # a read-only job that needed a write after all
+            store.read(put("c"))
+        store.transaction(put("c"))  # ...runs as a write: the read transaction ends first
+        assert store.read(lambda tx: tx.get("doc", "b")) == {"v": "b"}
+    store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT")] == [
+        "BEGIN",
+        "COMMIT",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+    ]
+    assert store.read(lambda tx: sorted(tx.members("set", "s"))) == ["a", "b", "c"]
