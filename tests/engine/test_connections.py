@@ -246,12 +246,12 @@ async def test_one_heartbeat_wheel_drops_only_the_silent_peer() -> None:
                 await dealer.send(b"hello")
                 assert await recv(router) == [rid, b"hello"]
             wheels = router._endpoints.heartbeats  # white box: one timer for both links
-            assert [len(wheel.links) for wheel in wheels.values()] == [2]
+            assert [wheel.size for wheel in wheels.values()] == [2]
             proxies[1].frozen = True
             await within(_until_unreachable(router, b"dead"))
             assert proxies[0].accepts == 1
             await router.send_multipart([b"live", b"still-up"], engine.DONTWAIT)
-            assert [len(wheel.links) for wheel in wheels.values()] == [1]
+            assert [wheel.size for wheel in wheels.values()] == [1]
         finally:
             for proxy in proxies:
                 await proxy.stop()
