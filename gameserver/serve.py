@@ -24,7 +24,7 @@ from pathlib import Path
 
 import engine
 
-from . import logs
+from . import collector, logs
 from . import settings as cfg
 from .cluster_keys import ALLOWED_WORKERS, FrontSecurity, KeyAnnouncer, KeysError, ensure_cluster
 from .durability import check_durable
@@ -268,6 +268,7 @@ async def serve(settings: cfg.Settings, world: World) -> int:
         if waiting.done() and not waiting.result():
             log.warning("only %d of %d workers reported in", front.worker_count, settings.workers)
         if not runner.done():
+            collector.settle()  # start-up's objects live as long as we do: out of every GC
             say(f"ready: {front.worker_count} worker(s); Ctrl-C to stop")
         health = Toucher(settings.health_file)
         while not runner.done():

@@ -70,6 +70,8 @@ class Endpoints:
         self.handles: dict[str, EndpointHandle] = {}
         #: Live connections (and lingering connecters): closing and term() wait for them.
         self.links: set[Any] = set()
+        #: Heartbeat wheels of this socket's stream links, by check period (link.HeartbeatWheel).
+        self.heartbeats: dict[float, Any] = {}
         self.last_endpoint = ""
         self.monitor: Monitor | None = None
         #: The line to the context's ZAP handler, made when a handshake first needs it.

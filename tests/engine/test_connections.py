@@ -231,6 +231,33 @@ async def test_heartbeat_timeout_drops_a_dead_peer() -> None:
 
 
 @async_test()
+async def test_one_heartbeat_wheel_drops_only_the_silent_peer() -> None:
+    """A socket's links share one heartbeat timer; a frozen peer among them is dropped, the
+    live one stays up on its first connection."""
+    async with network("tcp") as net:
+        hb = {"heartbeat_ivl": 100, "heartbeat_timeout": 300}
+        router = net.socket(engine.ROUTER, router_mandatory=1, **hb)
+        port = tcp_port(net.bind(router))
+        proxies = [await Proxy(port).start() for _ in range(2)]
+        try:
+            for rid, proxy in zip((b"live", b"dead"), proxies, strict=True):
+                dealer = net.socket(engine.DEALER, routing_id=rid, **hb)
+                dealer.connect(proxy.endpoint)
+                await dealer.send(b"hello")
+                assert await recv(router) == [rid, b"hello"]
+            wheels = router._endpoints.heartbeats  # white box: one timer for both links
+            assert [wheel.size for wheel in wheels.values()] == [2]
+            proxies[1].frozen = True
+            await within(_until_unreachable(router, b"dead"))
+            assert proxies[0].accepts == 1
+            await router.send_multipart([b"live", b"still-up"], engine.DONTWAIT)
+            assert [wheel.size for wheel in wheels.values()] == [1]
+        finally:
+            for proxy in proxies:
+                await proxy.stop()
+
+
+@async_test()
 async def test_heartbeat_ttl_makes_the_peer_drop_us() -> None:
     """Our HEARTBEAT_TTL tells a peer with no heartbeat settings of its own when to give up."""
     async with network("tcp") as net:
