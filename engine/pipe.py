@@ -21,6 +21,9 @@ from typing import Any, Protocol
 from .options import UNBOUNDED, Options
 
 Message = list[bytes]
+#: What a link delivers at once: messages, each a list of frames or, when it has one frame,
+#: that frame alone (bytes: the ZMTP codec's bare_frames; a list per message costs).
+Batch = list[Message | bytes]
 #: Schedules a call on the I/O loop: call_soon, or call_soon_threadsafe across threads.
 Kick = Callable[..., Any]
 
@@ -74,7 +77,7 @@ class SocketPort(Protocol):
 
     def new_pipe(self, persistent: bool = False) -> Pipe: ...
 
-    def deliver(self, pipe: Pipe, batch: list[Message], wake: bool = True) -> None:
+    def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         """Messages from the peer, one read's worth at a time. `wake=False` from the thread
         that waits on the socket, reading for itself: it re-checks without being woken."""
 

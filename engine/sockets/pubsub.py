@@ -164,7 +164,8 @@ class XSubSocket(SocketCore):
         batch = inbox.batch
         if pos < len(batch):
             inbox.pos = pos + 1
-            return batch[pos]
+            msg = batch[pos]
+            return [msg] if type(msg) is bytes else msg
         return inbox.take()
 
     def _send(self, msg: Message) -> bool:
