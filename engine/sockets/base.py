@@ -200,6 +200,10 @@ class SocketCore:
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:
         raise ZMQError(c.EINVAL, "only SUB and XSUB sockets take SUBSCRIBE/UNSUBSCRIBE")
 
+    def closing(self) -> None:
+        """User side, as the socket closes: whatever the type holds back for its pipes goes
+        to them now, so that LINGER covers it."""
+
     def flush(self) -> None:
         """Write what this socket queued now, rather than at the loop's next pass."""
         self.flusher.flush_all()
