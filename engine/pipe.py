@@ -400,6 +400,16 @@ class SharedOutbox:
         with self._lock:
             self._hand_over()
 
+    def try_drain(self) -> None:
+        """User side, in a burst: drain(), unless the loop is at it right now (it takes what
+        is queued; waiting for it would only hand the GIL back and forth)."""
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                self._hand_over()
+            finally:
+                lock.release()
+
     def start_run(self, targets: Collection[Pipe] | None) -> None:
         """User side: hand over what is queued, then queue for `targets` (None: stop)."""
         with self._lock:

@@ -24,22 +24,23 @@ class FairQueue:
     a face that wants only the frame reads `batch[pos]` itself and tells the two by type.
     """
 
-    __slots__ = ("_in", "batch", "pipe", "pos")
+    __slots__ = ("batch", "incoming", "pipe", "pos")
 
     def __init__(self) -> None:
-        self._in: deque[tuple[Pipe, Batch]] = deque()  # written by links on the loop
+        #: Batches not yet started, appended by links on the loop.
+        self.incoming: deque[tuple[Pipe, Batch]] = deque()
         self.batch: Batch | tuple[()] = ()
         self.pos = 0
         self.pipe: Pipe | None = None
 
     def deliver(self, pipe: Pipe, batch: Batch) -> None:
         """Loop side: one read's worth of messages from `pipe`."""
-        self._in.append((pipe, batch))
+        self.incoming.append((pipe, batch))
         pipe.delivered += len(batch)
 
     def replace(self, pipe: Pipe, batch: Batch) -> None:
         """Loop side, CONFLATE: only the newest message is worth keeping."""
-        self._in.clear()
+        self.incoming.clear()
         self.deliver(pipe, batch[-1:])
 
     def take(self) -> Message | None:
@@ -58,9 +59,9 @@ class FairQueue:
             self.pipe = None
             pipe.credit(len(self.batch))
             self.batch = ()
-        if not self._in:
+        if not self.incoming:
             return None
-        pipe, batch = self._in.popleft()
+        pipe, batch = self.incoming.popleft()
         self.pipe = pipe
         self.batch = batch
         self.pos = 1
@@ -69,7 +70,7 @@ class FairQueue:
 
     def waiting(self) -> bool:
         """Anything left to take (without taking it)?"""
-        return self.pos < len(self.batch) or bool(self._in)
+        return self.pos < len(self.batch) or bool(self.incoming)
 
 
 class LoadBalancer:

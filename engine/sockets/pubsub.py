@@ -39,11 +39,14 @@ class XPubSocket(SocketCore):
         self._budget = 0
         #: The last message's targets: the same collection twice in a row starts a run.
         self._last_targets: object = None
+        #: What match() returns for every topic, when every subscription is to b"".
+        self._everyone: set[Pipe] | None = None
 
     def pipe_attached(self, pipe: Pipe) -> None:
         if pipe.takes_all:  # pgm/epgm: no subscriptions travel, every message goes (libzmq)
             self._end_run()
             self.subscribers.add(b"", pipe)
+            self._everyone = self.subscribers.everyone()
             return
         welcome = self.options.xpub_welcome_msg
         if welcome:
@@ -54,6 +57,7 @@ class XPubSocket(SocketCore):
         for topic in self.subscribers.remove_peer(pipe):
             if self.shows_subscriptions:
                 self._for_app.append([CANCEL_PREFIX + topic])
+        self._everyone = self.subscribers.everyone()
 
     def _read_subscriptions(self) -> None:
         """Apply what subscribers sent; XPUB keeps what the application should see."""
@@ -86,6 +90,7 @@ class XPubSocket(SocketCore):
                 last = self.subscribers.remove(topic, inbox.pipe)
                 if show and (last or opts.xpub_verboser):
                     self._for_app.append(msg)
+            self._everyone = self.subscribers.everyone()
 
     def send(self, msg: Message) -> bool:
         # SocketCore.send, one call shorter: every published message's path.
@@ -93,6 +98,21 @@ class XPubSocket(SocketCore):
             return SocketCore.send(self, msg)
         if self._commands:
             self.process_commands()
+        shared = self._shared
+        if self._budget > 0 and shared.targets is self._everyone and self.flusher.sweeping:
+            # A burst's run for everybody (every subscription is b"", so the topic does
+            # not matter) goes on, unless subscriptions wait to be read: _send, inline.
+            inbox = self.inbox
+            if not inbox.incoming and inbox.pos >= len(inbox.batch):
+                self._budget -= 1
+                queued = shared.messages
+                queued.append(msg)
+                if len(queued) >= shared.burst:
+                    shared.try_drain()
+                elif not shared.scheduled:
+                    shared.scheduled = True
+                    self.flusher.schedule_drain(shared)
+                return True
         return self._send(msg)
 
     def _send(self, msg: Message) -> bool:
@@ -119,7 +139,7 @@ class XPubSocket(SocketCore):
                 queued = shared.messages
                 queued.append(msg)
                 if len(queued) >= shared.burst:
-                    shared.drain()
+                    shared.try_drain()
                 elif not shared.scheduled:
                     shared.scheduled = True
                     self.flusher.schedule_drain(shared)

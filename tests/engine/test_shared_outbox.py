@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import engine
 from engine.pipe import Pipe
 from engine.sockets import SOCKET_CLASSES
+from engine.sockets.subscriptions import Subscribers
 
 TOPICS = [b"", b"a", b"ab"]
 PIPES = 4
@@ -190,3 +191,19 @@ def test_close_right_after_a_burst_delivers_all_of_it() -> None:
             assert got == [b"%d" % i for i in range(5000)]
     finally:
         ctx.destroy(linger=0)
+
+
+def test_everyone_is_the_all_topics_set_only_while_nothing_narrower_is_subscribed() -> None:
+    subs: Subscribers[str] = Subscribers()
+    assert subs.everyone() is None
+    subs.add(b"", "a")
+    subs.add(b"", "b")
+    everyone = subs.everyone()
+    assert everyone == {"a", "b"} and everyone is subs.match(b"any topic")
+    subs.add(b"news", "c")
+    assert subs.everyone() is None
+    subs.remove(b"news", "c")
+    assert subs.everyone() is everyone
+    subs.remove_peer("a")
+    subs.remove_peer("b")
+    assert subs.everyone() is None
