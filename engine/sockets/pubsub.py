@@ -109,7 +109,9 @@ class XPubSocket(SocketCore):
                 queued.append(msg)
                 if len(queued) >= shared.burst:
                     shared.try_drain()
-                elif not shared.scheduled:
+                # Not `elif`: the loop may be handing over right now (try_drain let it), and
+                # may have started from a count taken before this message came.
+                if queued and not shared.scheduled:
                     shared.scheduled = True
                     self.flusher.schedule_drain(shared)
                 return True
@@ -140,7 +142,9 @@ class XPubSocket(SocketCore):
                 queued.append(msg)
                 if len(queued) >= shared.burst:
                     shared.try_drain()
-                elif not shared.scheduled:
+                # Not `elif`: the loop may be handing over right now (try_drain let it), and
+                # may have started from a count taken before this message came.
+                if queued and not shared.scheduled:
                     shared.scheduled = True
                     self.flusher.schedule_drain(shared)
                 return True

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import engine
-from engine.pipe import Pipe
+from engine.pipe import Pipe, push_batch
 from engine.sockets import SOCKET_CLASSES
 from engine.sockets.subscriptions import Subscribers
 
@@ -207,3 +207,71 @@ def test_everyone_is_the_all_topics_set_only_while_nothing_narrower_is_subscribe
     subs.remove_peer("a")
     subs.remove_peer("b")
     assert subs.everyone() is None
+
+
+def test_every_burst_arrives_without_a_later_send() -> None:
+    """Bursts that end just as the loop hands the shared outbox over (its sweep runs every
+    half millisecond, a burst ends each 256 messages here): the last message of each burst
+    must arrive with nothing sent after it."""
+    ctx = engine.Context()
+    try:
+        pub = ctx.socket(engine.PUB)
+        pub.setsockopt(engine.SNDHWM, 0)
+        address = pub.bind("tcp://127.0.0.1:0")
+        subs = []
+        for _ in range(4):
+            sub = ctx.socket(engine.SUB)
+            sub.setsockopt(engine.RCVHWM, 0)
+            sub.setsockopt(engine.SUBSCRIBE, b"")
+            sub.connect(address)
+            subs.append(sub)
+        for sub in subs:  # every subscription has reached the PUB once a warm-up arrives
+            sub.rcvtimeo = 20
+            while True:
+                pub.send(b"warm-up")
+                try:
+                    sub.recv()
+                    break
+                except engine.Again:
+                    pass
+            sub.rcvtimeo = 5_000
+        for burst in range(60):
+            size = 256 * (1 + burst % 3) + (burst % 5) - 2
+            for i in range(size):
+                pub.send(b"%d.%d" % (burst, i))
+            last = b"%d.%d" % (burst, size - 1)
+            for sub in subs:
+                while sub.recv() != last:
+                    pass
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_a_message_queued_while_the_loop_hands_over_gets_a_drain_of_its_own() -> None:
+    """The loop took the drain off its list and counted the messages, then the user side
+    queued one more (past the burst size, so its own hand-over found the lock taken): that
+    message must have a drain scheduled, or it would wait for the next send, forever."""
+    core = SOCKET_CLASSES[engine.PUB](lambda *args: None, False)
+    pipes = [core.new_pipe() for _ in range(2)]
+    for pipe in pipes:
+        core.attach(pipe)
+        core.deliver(pipe, [b"\x01"])
+    core.flusher.sweeping = True
+    shared = core._shared
+    core.send([b"first"])  # pipe by pipe
+    core.send([b"second"])  # starts the run
+    with shared._lock:  # the loop, handing over
+        for i in range(300):  # the user side's own hand-overs find the lock taken
+            core.send([b"%d" % i])
+        assert shared.scheduled and len(shared.messages) == 301
+        # The loop's flush_all takes the drain off its list, then counts what is queued...
+        assert core.flusher._drains.popleft() is shared
+        shared.scheduled = False
+        counted = len(shared.messages)
+        core.send([b"last"])  # ... and this comes in between
+        taken = [shared.messages.popleft() for _ in range(counted)]
+    push_batch(shared.targets, taken, shared.burst)
+    core.flusher.flush_all()  # the sweep that follows
+    expected = [[b"first"], [b"second"], *([b"%d" % i] for i in range(300)), [b"last"]]
+    for pipe in pipes:
+        assert list(pipe.outbox) == expected
