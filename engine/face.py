@@ -560,6 +560,7 @@ class SocketFace:
         core = self._core
         if core.closed:
             return
+        core.closing()
         core.closed = True
         core.refresh_direct()
         if linger is None:

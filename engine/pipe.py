@@ -14,13 +14,17 @@ wake-up, so no notification is lost.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from time import monotonic
 from typing import Any, Protocol
 
+from .native import native_lock
 from .options import UNBOUNDED, Options
 
 Message = list[bytes]
+#: What a link delivers at once: messages, each a list of frames or, when it has one frame,
+#: that frame alone (bytes: the ZMTP codec's bare_frames; a list per message costs).
+Batch = list[Message | bytes]
 #: Schedules a call on the I/O loop: call_soon, or call_soon_threadsafe across threads.
 Kick = Callable[..., Any]
 
@@ -74,7 +78,7 @@ class SocketPort(Protocol):
 
     def new_pipe(self, persistent: bool = False) -> Pipe: ...
 
-    def deliver(self, pipe: Pipe, batch: list[Message], wake: bool = True) -> None:
+    def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         """Messages from the peer, one read's worth at a time. `wake=False` from the thread
         that waits on the socket, reading for itself: it re-checks without being woken."""
 
@@ -112,13 +116,14 @@ class FlushQueue:
 
     __slots__ = (
         "_dirty",
+        "_drains",
         "_last_request",
         "_later",
-        "_sweeping",
         "burst",
         "encoded",
         "kick",
         "same_thread",
+        "sweeping",
     )
 
     def __init__(self, kick: Kick, same_thread: bool) -> None:
@@ -128,11 +133,14 @@ class FlushQueue:
         #: Queued messages at which the sender's thread writes a burst itself (sync face).
         self.burst = UNBOUNDED if same_thread else BURST_MESSAGES
         self._dirty: deque[LinkPort] = deque()
+        #: Shared outboxes with messages for their pipes (handed over before links flush).
+        self._drains: deque[SharedOutbox] = deque()
         self._last_request = 0.0
         # The loop's call_later (kick is its call_soon_threadsafe), for the sync face's sweeps.
         loop = getattr(kick, "__self__", None)
         self._later = None if same_thread else getattr(loop, "call_later", None)
-        self._sweeping = False
+        #: A sync-face burst is on: the loop looks for queued messages every BURST_SWEEP_S.
+        self.sweeping = False
         #: The last batch a PUB/XPUB link encoded, and its bytes: the socket's other links,
         #: given the same messages, write these bytes instead of encoding them again.
         self.encoded: tuple[list[Message], bytes] | None = None
@@ -147,26 +155,45 @@ class FlushQueue:
             return
         dirty.append(link)
         if self._later is not None:
-            if not self._sweeping:
-                self._sweeping = True
+            if not self.sweeping:
+                self.sweeping = True
                 self.kick(self._sweep)
         elif len(dirty) == 1:
             self.kick(self.flush_all)
 
+    def schedule_drain(self, outbox: SharedOutbox) -> None:
+        """User side: `outbox` holds messages for its pipes; the loop hands them over (and
+        writes them) at its next flush, unless the user side does it first."""
+        self._drains.append(outbox)
+        if self._later is not None:
+            if not self.sweeping:
+                self.sweeping = True
+                self.kick(self._sweep)
+        elif len(self._drains) == 1 and not self._dirty:
+            self.kick(self.flush_all)
+
     def _sweep(self) -> None:
         """Loop side (sync face): flush, and look again soon while the burst goes on."""
-        found = bool(self._dirty)
+        found = bool(self._dirty) or bool(self._drains)
         self.flush_all()
         if found:
             self._later(BURST_SWEEP_S, self._sweep)
             return
-        self._sweeping = False
-        if self._dirty:  # queued between the check and the flag: sweep on
-            self._sweeping = True
+        self.sweeping = False
+        if self._dirty or self._drains:  # queued between the check and the flag: sweep on
+            self.sweeping = True
             self._later(BURST_SWEEP_S, self._sweep)
 
     def flush_all(self) -> None:
         """Loop side (or the asyncio face just before it waits): write out what is queued."""
+        drains = self._drains
+        while drains:
+            try:
+                outbox = drains.popleft()
+            except IndexError:
+                break
+            outbox.scheduled = False  # before the drain: what comes after schedules anew
+            outbox.drain()
         dirty = self._dirty
         while dirty:
             try:
@@ -317,6 +344,84 @@ def push_each(targets: Iterable[Pipe], msg: Message, burst: int) -> None:
                     pipe.link.write_burst()
             else:
                 pipe._request_flush()
+
+
+def push_batch(targets: Iterable[Pipe], batch: list[Message], burst: int) -> None:
+    """push_each for each message of `batch`, in order, one deque extend per pipe: what a
+    SharedOutbox hands over. A pipe takes as many as fit below its high-water mark (all of
+    them, when the caller kept to the room its targets had)."""
+    n = len(batch)
+    for pipe in targets:
+        if pipe.closed:
+            continue
+        queued = pipe.queued
+        room = pipe.sndhwm - (queued - pipe.written)
+        if room < n:
+            if room <= 0:
+                continue
+            some = batch[:room]
+            pipe.outbox.extend(some)
+            pipe.queued = queued + len(some)
+        else:
+            pipe.outbox.extend(batch)
+            pipe.queued = queued + n
+        if pipe.flush_pending:
+            if len(pipe.outbox) >= burst and pipe.link is not None:
+                pipe.link.write_burst()
+        else:
+            pipe._request_flush()
+
+
+class SharedOutbox:
+    """A publisher's burst, queued once for all the pipes it goes to, not once per pipe.
+
+    The user side appends each message (O(1), however many subscribers) while `targets`
+    stays the same collection, and no more than every target has room for; the messages are
+    handed to each pipe in one deque extend per batch (push_batch): by the user side when
+    BURST_MESSAGES have piled up, else by the loop's next sweep. Either side may hand over;
+    `drain` holds a lock so that batches reach the pipes in order. Only the user side
+    appends, changes `targets` (always right after a drain, under the same lock), or
+    changes what `targets` holds (after end_run), so a drain never sees a message with the
+    wrong targets.
+    """
+
+    __slots__ = ("_lock", "burst", "messages", "scheduled", "targets")
+
+    def __init__(self, burst: int) -> None:
+        self.messages: deque[Message] = deque()
+        self.targets: Collection[Pipe] | None = None
+        #: On the flusher's list of drains (cleared by the loop just before it drains).
+        self.scheduled = False
+        self.burst = burst
+        self._lock = native_lock()
+
+    def drain(self) -> None:
+        """Any side: hand every queued message to the target pipes, in order."""
+        with self._lock:
+            self._hand_over()
+
+    def try_drain(self) -> None:
+        """User side, in a burst: drain(), unless the loop is at it right now (it takes what
+        is queued; waiting for it would only hand the GIL back and forth)."""
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                self._hand_over()
+            finally:
+                lock.release()
+
+    def start_run(self, targets: Collection[Pipe] | None) -> None:
+        """User side: hand over what is queued, then queue for `targets` (None: stop)."""
+        with self._lock:
+            self._hand_over()
+            self.targets = targets
+
+    def _hand_over(self) -> None:
+        messages = self.messages
+        n = len(messages)  # the user side may append meanwhile: those wait for the next
+        if n:
+            popleft = messages.popleft
+            push_batch(self.targets or (), [popleft() for _ in range(n)], self.burst)
 
 
 class ConflatingPipe(Pipe):

@@ -192,6 +192,9 @@ class Socket(SocketFace):
             batch = inbox.batch
             if pos < len(batch):
                 msg = batch[pos]
+                if type(msg) is bytes:  # delivered bare (see FairQueue)
+                    inbox.pos = pos + 1
+                    return msg
                 if len(msg) == 1:
                     inbox.pos = pos + 1
                     return msg[0]

@@ -93,6 +93,42 @@ _SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
 _SIZE_BYTE = [bytes((n,)) for n in range(256)]
 #: Equal frames a run probe looks at first; each further probe looks at twice as many.
 RUN_PROBE = 8
+#: A run of equal frames is cut by struct formats of this many records, and of the powers of
+#: two below it for the rest: at most 7 compiled formats per frame size, made on first use.
+RUN_CHUNK = 64
+_run_formats: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _run_format(size: int, count: int) -> struct.Struct:
+    """`count` records of a short last frame of `size` bytes: two header bytes, then the body."""
+    fmt = _run_formats.get((size, count))
+    if fmt is None:
+        fmt = _run_formats[size, count] = struct.Struct("<" + f"2x{size}s" * count)
+    return fmt
+
+
+def split_run(data: bytes, pos: int, size: int, count: int) -> list[bytes]:
+    """The bodies of `count` short last frames of `size` bytes at `pos` (as equal_frames found
+    them): cut in C by struct formats, a few calls per run instead of a Python step per frame."""
+    stride = size + 2
+    bodies: list[bytes] = []
+    whole = count - count % RUN_CHUNK
+    if whole:
+        chunks = _run_format(size, RUN_CHUNK).iter_unpack(
+            memoryview(data)[pos : pos + whole * stride]
+        )
+        for chunk in chunks:
+            bodies += chunk
+        pos += whole * stride
+    rest = count - whole
+    step = RUN_CHUNK // 2
+    while rest:
+        if rest >= step:
+            bodies += _run_format(size, step).unpack_from(data, pos)
+            pos += step * stride
+            rest -= step
+        step //= 2
+    return bodies
 
 
 def equal_frames(data: bytes, pos: int, size: int, most: int) -> int:
@@ -213,8 +249,14 @@ class ZMTPConnection:
         max_message_size: int = -1,
         minor_version: int = 1,
         mechanism: Mechanism | None = None,
+        bare_frames: bool = False,
     ) -> None:
         self.socket_type = socket_type
+        #: `receive_data` gives a one-frame message as its frame alone (bytes), not as a list
+        #: of one frame: a stream of them then costs no list per message, and a run of equal
+        #: ones is cut by struct in C (engine.sockets.parts.FairQueue takes such batches).
+        #: Under CURVE only subscriptions come bare; sealed messages stay lists.
+        self.bare_frames = bare_frames
         self.mechanism = mechanism if mechanism is not None else NullMechanism()
         #: Set when the handshake completes with a mechanism that seals every frame (CURVE).
         self.cipher: MessageCipher | None = None
@@ -345,7 +387,8 @@ class ZMTPConnection:
         return self.state is State.TRAFFIC and self._have >= self._need
 
     def receive_data(self, data: bytes, limit: int = UNBOUNDED) -> list[list[bytes]]:
-        """Feed bytes from the peer; returns the messages they completed, in order.
+        """Feed bytes from the peer; returns the messages they completed, in order (with
+        `bare_frames`, a one-frame message is its frame alone: list[list[bytes] | bytes]).
 
         At most `limit` messages are returned; the rest stays buffered (see `input_pending`)
         until a later call, with b"" when no new bytes came. Messages that follow the handshake
@@ -365,6 +408,8 @@ class ZMTPConnection:
             self._chunks.append(data)
             data = b"".join(self._chunks)
             self._chunks = []
+        elif type(data) is not bytes and self.bare_frames:
+            data = bytes(data)  # bare frames are told from messages by their type: bytes
         messages: list[list[bytes]] = []
         pos = 0
         if self.state is not State.TRAFFIC:
@@ -533,6 +578,7 @@ class ZMTPConnection:
         # Whole short frames that are complete messages need none of the checks below (a
         # short frame cannot exceed any sane limit), so they take this path alone.
         fast = limit >= 255
+        bare = self.bare_frames
         append = messages.append
         unpack_long = _U64.unpack_from
         last_size = -1
@@ -547,7 +593,7 @@ class ZMTPConnection:
                 if stop > end:
                     need = stop - pos
                     break
-                append([data[pos + 2 : stop]])
+                append(data[pos + 2 : stop] if bare else [data[pos + 2 : stop]])
                 pos = stop
                 if size == last_size and end - pos >= 2 and data[pos + 1] == size:
                     # A third equal message follows two: look for a run of them.
@@ -555,10 +601,14 @@ class ZMTPConnection:
                     most = min((end - pos) // stride, budget - len(messages))
                     run = equal_frames(data, pos, size, most) if most > 1 else 0
                     if run > 1:
-                        start = pos + 2
-                        pos += run * stride
-                        span = range(start, start + run * stride, stride)
-                        messages += [[data[i : i + size]] for i in span]
+                        if bare:
+                            messages += split_run(data, pos, size, run)
+                            pos += run * stride
+                        else:
+                            start = pos + 2
+                            pos += run * stride
+                            span = range(start, start + run * stride, stride)
+                            messages += [[data[i : i + size]] for i in span]
                 last_size = size
                 continue
             if flags == FLAG_LONG and cur is None and avail >= 9:
@@ -566,7 +616,7 @@ class ZMTPConnection:
                 (size,) = unpack_long(data, pos + 1)
                 stop = pos + 9 + size
                 if size <= limit and stop <= end:
-                    append([data[pos + 9 : stop]])
+                    append(data[pos + 9 : stop] if bare else [data[pos + 9 : stop]])
                     pos = stop
                     continue
             if flags & FLAG_LONG:
@@ -609,7 +659,7 @@ class ZMTPConnection:
             else:
                 cur.append(frame)
             if not flags & FLAG_MORE:
-                messages.append(cur)
+                messages.append(cur[0] if bare and len(cur) == 1 else cur)
                 cur = None
                 cur_size = 0
                 cur_frames = 0
@@ -696,11 +746,11 @@ class ZMTPConnection:
         elif name in (b"SUBSCRIBE", b"CANCEL"):
             if self._takes_subscriptions:
                 mark = SUBSCRIBE_PREFIX if name == b"SUBSCRIBE" else CANCEL_PREFIX
-                messages.append([mark + rest])
+                messages.append(mark + rest if self.bare_frames else [mark + rest])
         elif name in (b"JOIN", b"LEAVE"):
             if self._takes_joins:
                 mark = SUBSCRIBE_PREFIX if name == b"JOIN" else CANCEL_PREFIX
-                messages.append([mark + rest])
+                messages.append(mark + rest if self.bare_frames else [mark + rest])
         elif name == b"READY":
             raise ProtocolError("READY after the handshake")
         # RFC 37 leaves room for new commands: anything else is ignored.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from .. import constants as c
 from ..errors import ZMQError
 from ..options import Options
-from ..pipe import ConflatingPipe, FlushQueue, Kick, Message, Pipe
+from ..pipe import Batch, ConflatingPipe, FlushQueue, Kick, Message, Pipe
 from .parts import FairQueue
 
 
@@ -99,7 +99,7 @@ class SocketCore:
             return ConflatingPipe(1, 0, self.flusher, persistent)
         return Pipe(opts.sndhwm, opts.rcvhwm, self.flusher, persistent)
 
-    def deliver(self, pipe: Pipe, batch: list[Message], wake: bool = True) -> None:
+    def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         if self.options.conflate:
             self.inbox.replace(pipe, batch)
         else:
@@ -199,6 +199,10 @@ class SocketCore:
 
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:
         raise ZMQError(c.EINVAL, "only SUB and XSUB sockets take SUBSCRIBE/UNSUBSCRIBE")
+
+    def closing(self) -> None:
+        """User side, as the socket closes: whatever the type holds back for its pipes goes
+        to them now, so that LINGER covers it."""
 
     def flush(self) -> None:
         """Write what this socket queued now, rather than at the loop's next pass."""

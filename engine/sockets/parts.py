@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..pipe import Message, Pipe
+from ..pipe import Batch, Message, Pipe
 
 
 class FairQueue:
@@ -18,24 +18,29 @@ class FairQueue:
     Links append whole batches on the loop; the user side takes messages one by one. Taking
     the first message of the next batch credits the pipe of the batch just finished, which lets
     a link paused at RCVHWM read again. `pipe` names the pipe of the message taken last.
+
+    A batch item is a message (a list of frames) or, for a one-frame message, that frame alone
+    (`bytes`, as the ZMTP codec's bare_frames delivers them): take() always hands out a list;
+    a face that wants only the frame reads `batch[pos]` itself and tells the two by type.
     """
 
-    __slots__ = ("_in", "batch", "pipe", "pos")
+    __slots__ = ("batch", "incoming", "pipe", "pos")
 
     def __init__(self) -> None:
-        self._in: deque[tuple[Pipe, list[Message]]] = deque()  # written by links on the loop
-        self.batch: list[Message] | tuple[()] = ()
+        #: Batches not yet started, appended by links on the loop.
+        self.incoming: deque[tuple[Pipe, Batch]] = deque()
+        self.batch: Batch | tuple[()] = ()
         self.pos = 0
         self.pipe: Pipe | None = None
 
-    def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
+    def deliver(self, pipe: Pipe, batch: Batch) -> None:
         """Loop side: one read's worth of messages from `pipe`."""
-        self._in.append((pipe, batch))
+        self.incoming.append((pipe, batch))
         pipe.delivered += len(batch)
 
-    def replace(self, pipe: Pipe, batch: list[Message]) -> None:
+    def replace(self, pipe: Pipe, batch: Batch) -> None:
         """Loop side, CONFLATE: only the newest message is worth keeping."""
-        self._in.clear()
+        self.incoming.clear()
         self.deliver(pipe, batch[-1:])
 
     def take(self) -> Message | None:
@@ -44,7 +49,8 @@ class FairQueue:
         pos = self.pos
         if pos < len(batch):
             self.pos = pos + 1
-            return batch[pos]
+            msg = batch[pos]
+            return [msg] if type(msg) is bytes else msg
         return self._next_batch()
 
     def _next_batch(self) -> Message | None:
@@ -53,17 +59,18 @@ class FairQueue:
             self.pipe = None
             pipe.credit(len(self.batch))
             self.batch = ()
-        if not self._in:
+        if not self.incoming:
             return None
-        pipe, batch = self._in.popleft()
+        pipe, batch = self.incoming.popleft()
         self.pipe = pipe
         self.batch = batch
         self.pos = 1
-        return batch[0]
+        msg = batch[0]
+        return [msg] if type(msg) is bytes else msg
 
     def waiting(self) -> bool:
         """Anything left to take (without taking it)?"""
-        return self.pos < len(self.batch) or bool(self._in)
+        return self.pos < len(self.batch) or bool(self.incoming)
 
 
 class LoadBalancer:

@@ -62,7 +62,8 @@ class PullSocket(SocketCore):
         batch = inbox.batch
         if pos < len(batch):
             inbox.pos = pos + 1
-            return batch[pos]
+            msg = batch[pos]
+            return [msg] if type(msg) is bytes else msg
         return inbox.take()
 
     def _recv(self) -> Message | None:

@@ -7,9 +7,11 @@ ZMTP codec turns them into SUBSCRIBE/CANCEL commands for 3.1 peers.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 from .. import constants as c
-from ..pipe import Message, Pipe, push_each
+from ..options import UNBOUNDED
+from ..pipe import Message, Pipe, SharedOutbox, push_each
 from ..zmtp import CANCEL_PREFIX, SUBSCRIBE_PREFIX
 from .base import SocketCore
 from .parts import all_have_room, distribute_always
@@ -30,19 +32,32 @@ class XPubSocket(SocketCore):
         super().__init__(*args)
         self.subscribers: Subscribers[Pipe] = Subscribers()
         self._for_app: deque[Message] = deque()
+        #: In a burst, messages for the same subscribers are queued once (see _send).
+        self._shared = SharedOutbox(self.flusher.burst)
+        #: How many more messages the shared outbox may take: the least room of its targets
+        #: when the run started (their links only ever make more).
+        self._budget = 0
+        #: The last message's targets: the same collection twice in a row starts a run.
+        self._last_targets: object = None
+        #: What match() returns for every topic, when every subscription is to b"".
+        self._everyone: set[Pipe] | None = None
 
     def pipe_attached(self, pipe: Pipe) -> None:
         if pipe.takes_all:  # pgm/epgm: no subscriptions travel, every message goes (libzmq)
+            self._end_run()
             self.subscribers.add(b"", pipe)
+            self._everyone = self.subscribers.everyone()
             return
         welcome = self.options.xpub_welcome_msg
         if welcome:
             pipe.push([welcome])
 
     def pipe_detached(self, pipe: Pipe) -> None:
+        self._end_run()  # the loop may be handing the run over: it iterates the targets
         for topic in self.subscribers.remove_peer(pipe):
             if self.shows_subscriptions:
                 self._for_app.append([CANCEL_PREFIX + topic])
+        self._everyone = self.subscribers.everyone()
 
     def _read_subscriptions(self) -> None:
         """Apply what subscribers sent; XPUB keeps what the application should see."""
@@ -59,6 +74,7 @@ class XPubSocket(SocketCore):
                     self._for_app.append(msg)
                 continue
             topic = first[1:]
+            self._end_run()  # messages sent before a subscription changes go to the old set
             if first[0] == SUBSCRIBE:
                 cap = opts.max_subscriptions
                 if (
@@ -74,6 +90,7 @@ class XPubSocket(SocketCore):
                 last = self.subscribers.remove(topic, inbox.pipe)
                 if show and (last or opts.xpub_verboser):
                     self._for_app.append(msg)
+            self._everyone = self.subscribers.everyone()
 
     def send(self, msg: Message) -> bool:
         # SocketCore.send, one call shorter: every published message's path.
@@ -81,6 +98,23 @@ class XPubSocket(SocketCore):
             return SocketCore.send(self, msg)
         if self._commands:
             self.process_commands()
+        shared = self._shared
+        if self._budget > 0 and shared.targets is self._everyone and self.flusher.sweeping:
+            # A burst's run for everybody (every subscription is b"", so the topic does
+            # not matter) goes on, unless subscriptions wait to be read: _send, inline.
+            inbox = self.inbox
+            if not inbox.incoming and inbox.pos >= len(inbox.batch):
+                self._budget -= 1
+                queued = shared.messages
+                queued.append(msg)
+                if len(queued) >= shared.burst:
+                    shared.try_drain()
+                # Not `elif`: the loop may be handing over right now (try_drain let it), and
+                # may have started from a count taken before this message came.
+                if queued and not shared.scheduled:
+                    shared.scheduled = True
+                    self.flusher.schedule_drain(shared)
+                return True
         return self._send(msg)
 
     def _send(self, msg: Message) -> bool:
@@ -92,11 +126,63 @@ class XPubSocket(SocketCore):
             targets = [p for p in self.pipes if p not in matched]
         else:
             targets = self.subscribers.match(msg[0])
+        shared = self._shared
+        if self.flusher.sweeping:
+            # A sync-face burst: while the targets stay the same collection (one topic's
+            # subscribers, everybody's b""), each message is queued once for all of them,
+            # as long as each has room for it; push_batch hands them over in batches.
+            if targets is not shared.targets or self._budget <= 0:
+                if targets is self._last_targets:
+                    self._start_run(targets)
+                else:
+                    self._last_targets = targets
+            if self._budget > 0 and targets is shared.targets:
+                self._budget -= 1
+                queued = shared.messages
+                queued.append(msg)
+                if len(queued) >= shared.burst:
+                    shared.try_drain()
+                # Not `elif`: the loop may be handing over right now (try_drain let it), and
+                # may have started from a count taken before this message came.
+                if queued and not shared.scheduled:
+                    shared.scheduled = True
+                    self.flusher.schedule_drain(shared)
+                return True
+        if shared.targets is not None:
+            self._end_run()  # what is queued there goes first
         if opts.xpub_nodrop and not all_have_room(targets):
             return False
         # distribute(targets, msg), inline for each pipe
         push_each(targets, msg, self.flusher.burst)
         return True
+
+    def _start_run(self, targets: Collection[Pipe]) -> None:
+        """Queue for `targets` in the shared outbox, if each has room (else not yet)."""
+        shared = self._shared
+        shared.start_run(targets)  # what was queued reaches its pipes, and counts below
+        room = UNBOUNDED
+        for pipe in targets:
+            if not pipe.closed:
+                left = pipe.sndhwm - (pipe.queued - pipe.written)
+                if left < room:
+                    room = left
+        self._budget = room
+        if room <= 0:
+            shared.start_run(None)
+
+    def _end_run(self) -> None:
+        """Hand what the shared outbox holds to its pipes, and queue per pipe from now on
+        (before the targets' collection changes: what was sent before goes to the old set)."""
+        if self._shared.targets is not None:
+            self._shared.start_run(None)
+        self._budget = 0
+
+    def closing(self) -> None:
+        self._end_run()
+
+    def unsent(self) -> int:
+        shared = self._shared
+        return super().unsent() + len(shared.messages) * len(shared.targets or ())
 
     def _recv(self) -> Message | None:
         self._read_subscriptions()
@@ -164,7 +250,8 @@ class XSubSocket(SocketCore):
         batch = inbox.batch
         if pos < len(batch):
             inbox.pos = pos + 1
-            return batch[pos]
+            msg = batch[pos]
+            return [msg] if type(msg) is bytes else msg
         return inbox.take()
 
     def _send(self, msg: Message) -> bool:

@@ -143,5 +143,12 @@ class Subscribers(Generic[Subscriber]):
                 found = peers if found is None else found | peers
         return found if found is not None else frozenset()
 
+    def everyone(self) -> set[Subscriber] | None:
+        """When every subscription is to b"" (all topics), the set match() then returns
+        for any topic, else None. It is the same set object until b"" has no subscriber."""
+        if self._lengths.ordered == [0]:
+            return self._by_prefix[b""]
+        return None
+
     def topics(self) -> list[bytes]:
         return list(self._by_prefix)

@@ -153,6 +153,7 @@ class ZMTPLink(asyncio.Protocol):
             identity=opts.routing_id,
             max_message_size=opts.maxmsgsize,
             mechanism=mechanism,
+            bare_frames=True,  # the socket's FairQueue takes one-frame messages as bytes
         )
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         # asyncio's selector transports keep their socket here; without it, no direct writes.

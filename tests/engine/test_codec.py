@@ -21,6 +21,7 @@ from engine.zmtp import (
     encode_command,
     encode_properties,
     greeting,
+    split_run,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -293,19 +294,22 @@ run_st = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     runs=st.lists(run_st, min_size=1, max_size=6),
     sizes=st.lists(st.integers(1, 700), max_size=8),
     limit=st.integers(1, 50),
+    bare=st.booleans(),
 )
 def test_runs_of_equal_messages_any_chunking_and_limit(
-    runs: list[tuple[list[bytes], int]], sizes: list[int], limit: int
+    runs: list[tuple[list[bytes], int]], sizes: list[int], limit: int, bare: bool
 ) -> None:
     """Equal messages in a row come out as sent, however the stream is split, and a `limit`
-    on each call (RCVHWM) stops decoding exactly there, leaving the rest for later calls."""
+    on each call (RCVHWM) stops decoding exactly there, leaving the rest for later calls.
+    With bare_frames, each one-frame message comes as its frame (bytes), every other as a
+    list."""
     msgs = [list(frames) for frames, times in runs for _ in range(times)]
-    a, b = pair(engine.DEALER, engine.DEALER)
+    a, b = pair(engine.DEALER, engine.DEALER, bare_frames=bare)
     a.send_messages(msgs)
     got: list[list[bytes]] = []
     for piece in chunked(sizes)(a.data_to_send()):
@@ -318,8 +322,32 @@ def test_runs_of_equal_messages_any_chunking_and_limit(
             if not more:
                 break
             got += more
-    assert got == msgs
-    assert all(type(m) is list for m in got)
+    if bare:
+        assert got == [m[0] if len(m) == 1 else m for m in msgs]
+        kinds = [bytes if len(msg) == 1 else list for msg in msgs]
+        assert [type(m) for m in got] == kinds
+    else:
+        assert got == msgs
+        assert all(type(m) is list for m in got)
+
+
+@pytest.mark.parametrize("size", [0, 1, 16, 200, 255])
+def test_split_run_cuts_every_count(size: int) -> None:
+    """The struct formats (64 records, then halves) cut any count of equal frames exactly."""
+    stride = size + 2
+    bodies = [bytes([i % 251]) * size for i in range(300)]
+    data = b"!!" + b"".join(bytes((0, size)) + body for body in bodies)
+    for count in [*range(0, 140), 191, 192, 255, 256, 257, 300]:
+        assert split_run(data, 2, size, count) == bodies[:count]
+    assert len(data) == 2 + 300 * stride
+
+
+def test_bare_frames_subscriptions_and_multipart() -> None:
+    """A publisher's codec with bare_frames gives subscriptions (3.1 commands) as bare frames
+    too; a multipart message stays a list, a one-frame one after it is bare again."""
+    sub, pub = pair(engine.SUB, engine.XPUB, bare_frames=True)
+    sub.send_messages([[b"\x01news"], [b"\x00news"], [b"a", b"b"], [b"c"]])
+    assert feed(pub, sub.data_to_send()) == [b"\x01news", b"\x00news", [b"a", b"b"], b"c"]
 
 
 def test_a_run_of_equal_frames_stops_at_a_different_one() -> None:
