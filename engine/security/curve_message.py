@@ -200,15 +200,27 @@ class CurveCipher:
         end = stride * count
         out[box - 1 : end : stride] = lows
         ffi = self._ffi
-        if end <= _WORKSPACE_SIZE:
+        workspace = _workspace
+        if end <= _WORKSPACE_SIZE and not workspace.busy:
             # Sealed in this thread's workspace, whose box pointers are made once.
-            work = _workspace.buf
-            work[:end] = out
-            boxes = _workspace.boxes(ffi, box, stride, count)
-            results = list(
-                map(self._seal_box, boxes, boxes, repeat(mlen, count), nonces, repeat(self._key))
-            )
-            out[:] = memoryview(work)[:end]
+            workspace.busy = True
+            try:
+                work = workspace.buf
+                work[:end] = out
+                boxes = workspace.boxes(ffi, box, stride, count)
+                results = list(
+                    map(
+                        self._seal_box,
+                        boxes,
+                        boxes,
+                        repeat(mlen, count),
+                        nonces,
+                        repeat(self._key),
+                    )
+                )
+                out[:] = memoryview(work)[:end]
+            finally:
+                workspace.busy = False
         else:
             ptr = ffi.from_buffer(out)
             try:
@@ -312,27 +324,34 @@ class CurveCipher:
             return None
         clen = size - HEADER_SIZE
         mlen = clen - MAC_SIZE
-        # Opened in place in this thread's workspace (libsodium documents that m and c may
-        # overlap): each plaintext lands where its box began, over the tag.
-        work = _workspace.buf
-        work[:size_run] = memoryview(data)[pos:stop]
-        box = head + HEADER_SIZE
-        boxes = _workspace.boxes(self._ffi, box, stride, count)
-        results = list(
-            map(self._open_box, boxes, boxes, repeat(clen, count), nonces, repeat(self._key))
-        )
-        if any(results):
-            self._received = received + results.index(next(filter(None, results)))
-            raise ProtocolError(
-                "CURVE MESSAGE box does not open", ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
+        workspace = _workspace
+        if workspace.busy:
+            return None  # (a finalizer sealing or opening inside a call that uses it)
+        workspace.busy = True
+        try:
+            # Opened in place in this thread's workspace (libsodium documents that m and c may
+            # overlap): each plaintext lands where its box began, over the tag.
+            work = workspace.buf
+            work[:size_run] = memoryview(data)[pos:stop]
+            box = head + HEADER_SIZE
+            boxes = workspace.boxes(self._ffi, box, stride, count)
+            results = list(
+                map(self._open_box, boxes, boxes, repeat(clen, count), nonces, repeat(self._key))
             )
-        flag_octets = bytes(work[box:size_run:stride])
-        if flag_octets.translate(None, _VALID_FLAGS):
-            # Frame by frame from here: it stops at the first frame with invalid flags.
-            return None
-        self._received = received + count
-        # Each payload follows its flags octet; 16 octets of ciphertext stay behind it.
-        return _cut(work, 0, count, box + 1, mlen - 1, MAC_SIZE), flag_octets, stop
+            if any(results):
+                self._received = received + results.index(next(filter(None, results)))
+                raise ProtocolError(
+                    "CURVE MESSAGE box does not open", ProtocolErrorCode.ZMTP_CRYPTOGRAPHIC
+                )
+            flag_octets = bytes(work[box:size_run:stride])
+            if flag_octets.translate(None, _VALID_FLAGS):
+                # Frame by frame from here: it stops at the first frame with invalid flags.
+                return None
+            self._received = received + count
+            # Each payload follows its flags octet; 16 octets of ciphertext stay behind it.
+            return _cut(work, 0, count, box + 1, mlen - 1, MAC_SIZE), flag_octets, stop
+        finally:
+            workspace.busy = False
 
     def _open_frames(
         self, data: bytes, pos: int, max_frames: int, max_size: int
@@ -477,6 +496,9 @@ class _Workspace(threading.local):
 
     def __init__(self) -> None:
         self.buf = bytearray(_WORKSPACE_SIZE)
+        #: In use by a call on this thread. A second use while it is (only a finalizer run by
+        #: the garbage collector inside that call could do it) takes the path without it.
+        self.busy = False
         self._base: Any = None
         self._boxes: dict[tuple[int, int], list[Any]] = {}
 

@@ -157,3 +157,41 @@ def test_threads_sealing_and_opening_at_once_keep_their_own_workspace() -> None:
     for thread in threads:
         thread.join()
     assert not failures, failures
+
+
+def test_a_nested_seal_or_open_on_the_same_thread_leaves_the_workspace_alone() -> None:
+    # What a finalizer run by the garbage collector in the middle of a batch could do: seal and
+    # open another batch on the same thread. Both batches must still come out right.
+    msgs = [[bytes([i]) * 16] for i in range(40)]
+    expected = b"".join(
+        bytes(CurveCipher(KEY, as_server=False, sent=i, received=0).seal_messages([m], False))
+        for i, m in enumerate(msgs)
+    )
+    other = [[b"o" * 16]] * 30
+
+    def nested() -> None:
+        client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+        server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+        wire = bytes(client.seal_messages(other, False))
+        assert server.open_run(wire, 0, 1000, 1 << 20)[0] == [b"o" * 16] * 30
+
+    def once(box):  # the real libsodium call, after one nested batch on its first call
+        state = {"done": False}
+
+        def call(*args):
+            if not state["done"]:
+                state["done"] = True
+                nested()
+            return box(*args)
+
+        return call
+
+    client = CurveCipher(KEY, as_server=False, sent=0, received=0)
+    client._seal_box = once(client._seal_box)
+    wire = bytes(client.seal_messages(msgs, False))
+    assert wire == expected
+    server = CurveCipher(KEY, as_server=True, sent=0, received=0)
+    server._open_box = once(server._open_box)
+    payloads, _flags, pos, _need = server.open_run(wire, 0, 1000, 1 << 20)
+    assert [[p] for p in payloads] == msgs
+    assert pos == len(wire)
