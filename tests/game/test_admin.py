@@ -166,8 +166,12 @@ def test_status_shows_each_workers_jobs_per_second(
     async def busy_while_status_runs() -> subprocess.CompletedProcess:
         alice = await logged_in(server, "Alice")
         status = asyncio.create_task(asyncio.to_thread(admin_cli, *args))
-        while not status.done():  # actions all through the two readings
+        # Actions all through the two readings, at a player's pace: the session's own limit
+        # (20 requests/s) would rate-limit a tight loop, and a backing-off client may then send
+        # nothing for the whole interval. Pacing, not synchronisation: the wait is on `status`.
+        while not status.done():
             assert (await alice.act("look")).ok
+            await asyncio.sleep(0.1)
         await alice.close()
         return await status
 
