@@ -13,7 +13,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .. import constants as c
 from ..errors import ZMQError
@@ -135,8 +135,9 @@ class ZMTPLink(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport: asyncio's own, the sync face's RawTransport, or another loop's
+        # (uvloop's are not asyncio.Transport subclasses, but have the same methods).
+        self.transport = cast(asyncio.Transport, transport)
         opts = self.port.options
         try:
             self._peer_address = peer_address(transport)
