@@ -25,7 +25,7 @@ import engine
 import engine.asyncio as ezmq
 from engine.patterns.paranoid_pirate import AsyncParanoidPirateWorker, Job, WorkerCore
 
-from . import logs
+from . import collector, logs
 from . import settings as cfg
 from .cluster_keys import KeysError, worker_credentials
 from .durability import check_durable
@@ -268,6 +268,7 @@ async def serve_worker(
         context.destroy(linger=0)
         service.close()
         return 1
+    collector.settle()  # the world, the store and the models live as long as we do
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stop)
