@@ -104,13 +104,12 @@ class XPubSocket(SocketCore):
             # not matter) goes on, unless subscriptions wait to be read: _send, inline.
             inbox = self.inbox
             if not inbox.incoming and inbox.pos >= len(inbox.batch):
+                # _queue(msg), inline
                 self._budget -= 1
                 queued = shared.messages
                 queued.append(msg)
                 if len(queued) >= shared.burst:
                     shared.try_drain()
-                # Not `elif`: the loop may be handing over right now (try_drain let it), and
-                # may have started from a count taken before this message came.
                 if queued and not shared.scheduled:
                     shared.scheduled = True
                     self.flusher.schedule_drain(shared)
@@ -137,16 +136,7 @@ class XPubSocket(SocketCore):
                 else:
                     self._last_targets = targets
             if self._budget > 0 and targets is shared.targets:
-                self._budget -= 1
-                queued = shared.messages
-                queued.append(msg)
-                if len(queued) >= shared.burst:
-                    shared.try_drain()
-                # Not `elif`: the loop may be handing over right now (try_drain let it), and
-                # may have started from a count taken before this message came.
-                if queued and not shared.scheduled:
-                    shared.scheduled = True
-                    self.flusher.schedule_drain(shared)
+                self._queue(msg)
                 return True
         if shared.targets is not None:
             self._end_run()  # what is queued there goes first
@@ -155,6 +145,20 @@ class XPubSocket(SocketCore):
         # distribute(targets, msg), inline for each pipe
         push_each(targets, msg, self.flusher.burst)
         return True
+
+    def _queue(self, msg: Message) -> None:
+        """One message of the run into the shared outbox; at the burst size, hand over."""
+        self._budget -= 1
+        shared = self._shared
+        queued = shared.messages
+        queued.append(msg)
+        if len(queued) >= shared.burst:
+            shared.try_drain()
+        # Not `elif`: the loop may be handing over right now (try_drain let it), and may
+        # have counted what it takes before this message came: it needs a drain of its own.
+        if queued and not shared.scheduled:
+            shared.scheduled = True
+            self.flusher.schedule_drain(shared)
 
     def _start_run(self, targets: Collection[Pipe]) -> None:
         """Queue for `targets` in the shared outbox, if each has room (else not yet)."""
