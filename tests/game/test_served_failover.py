@@ -135,11 +135,11 @@ def test_floods_and_overload_never_reach_workers(
 HOLDERS = 8  # clients for the next test: enough that each worker holds several of their jobs
 
 
-def test_kill_a_worker_holding_several_jobs(start_server: StartServer, sqlite_url: str) -> None:
+def test_kill_a_worker_holding_several_jobs(start_server: StartServer, store_url: str) -> None:
     """Both workers are frozen (SIGSTOP) until every client's next action is held by one of
     them (each worker takes up to its credit), then one is killed: all it held, committed or
     not, is re-sent, and the store still shows every effect exactly once."""
-    server = start_server(sqlite_url, 2, "--rate", "10000", "--burst", "10000")
+    server = start_server(store_url, 2, "--rate", "10000", "--burst", "10000")
     names = [f"Holder{i}" for i in range(HOLDERS)]
     replies: dict[str, list[Reply]] = {name: [] for name in names}
     sent: dict[str, list[str]] = {name: [] for name in names}
@@ -176,7 +176,7 @@ def test_kill_a_worker_holding_several_jobs(start_server: StartServer, sqlite_ur
             for session, name in zip(sessions, names, strict=True):
                 await session.login(name, "password")
                 assert (await session.act("southeast")).room == ROOM
-            before = read_state(sqlite_url, lambda s: s.last_seq(room_topic(ROOM)))
+            before = read_state(store_url, lambda s: s.last_seq(room_topic(ROOM)))
             await asyncio.gather(
                 freeze_and_kill(), *(player(s, n) for s, n in zip(sessions, names, strict=True))
             )
@@ -202,7 +202,7 @@ def test_kill_a_worker_holding_several_jobs(start_server: StartServer, sqlite_ur
         )
         return state.last_seq(room_topic(ROOM)), recorded
 
-    seq_after, recorded = read_state(sqlite_url, audit)
+    seq_after, recorded = read_state(store_url, audit)
     actions = HOLDERS * (ACTIONS_EACH // 2)
     assert recorded == actions
     assert seq_after - seq_before == actions  # one say event per action: none lost, none doubled
