@@ -132,6 +132,8 @@ class Front:
         max_pending: int = 1000,
         rate: float = 20.0,
         burst: float = 40.0,
+        logins_per_s: float = 10.0,
+        registration_burst: float = 30.0,
         tick_interval: float = 5.0,
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
@@ -157,6 +159,9 @@ class Front:
                 request_burst=per_connection["burst"],
                 ping_rate=per_connection["rate"],
                 ping_burst=per_connection["burst"],
+                front_login_rate=logins_per_s,
+                front_login_burst=2 * logins_per_s,
+                front_registration_burst=registration_burst,
             )
         )
         #: Logins wait here, a few at a time with the workers, so hashing never starves play.

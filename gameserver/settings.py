@@ -18,6 +18,8 @@ CROSSROADS_UPDATES              tcp://127.0.0.1:7302   (where clients subscribe)
 CROSSROADS_LOG_LEVEL            INFO
 CROSSROADS_MAX_PENDING          1000 queued actions, then "server busy"
 CROSSROADS_RATE / _BURST        20 actions/s per session, bursts of 40
+CROSSROADS_LOGINS_PER_S         10 logins/s, everybody together (bursts of twice that)
+CROSSROADS_REGISTRATION_BURST   30 new accounts at once, everybody together (then one per 2 s)
 CROSSROADS_TICK_INTERVAL        half the world's clock tick
 CROSSROADS_HEARTBEAT_INTERVAL   1.0 s (Paranoid Pirate)
 CROSSROADS_HEARTBEAT_LIVENESS   3 silent intervals = dead
@@ -115,6 +117,15 @@ class Settings(BaseSettings):
     max_pending: int = Field(1000, ge=1, description="queued actions before 'server busy'")
     rate: float = Field(20.0, gt=0, description="actions per second per session")
     burst: float = Field(40.0, gt=0, description="burst size of the per-session rate limit")
+    # Front-wide login and sign-up budgets (admission.py). The defaults keep a flood of fresh
+    # names from hashing passwords all day and filling the store with accounts; a server that
+    # expects a crowd at once (a launch, a benchmark) raises them.
+    logins_per_s: float = Field(
+        10.0, gt=0, description="logins per second, everybody together (bursts of twice that)"
+    )
+    registration_burst: float = Field(
+        30.0, ge=1, description="new accounts at once, everybody together (then one per 2 s)"
+    )
     tick_interval: float | None = Field(
         None, gt=0, description="seconds between world ticks (default: half the world's tick)"
     )
@@ -195,6 +206,8 @@ METAVARS = {
     "max_pending": "N",
     "rate": "PER_S",
     "burst": "N",
+    "logins_per_s": "PER_S",
+    "registration_burst": "N",
     "heartbeat_liveness": "N",
     "cpu_burn": "N",
     "health_file": "PATH",

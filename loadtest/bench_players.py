@@ -256,6 +256,21 @@ class Bench:
             f"sqlite:///{self.workdir / f'{row.kind}-{row.players}-{secrets.token_hex(4)}.sqlite3'}"
         )
 
+    def extra(self, row: Row) -> list[str]:
+        """Server options of a row. The logins row is a launch-day crowd: the front-wide login
+        and sign-up budgets (10 logins/s, 30 new accounts at once, which keep a flood of fresh
+        names out) are raised to let every round's newcomers in, as an operator expecting that
+        crowd would; the login queue still keeps half the workers for play."""
+        if row.kind != "logins":
+            return []
+        rounds = self.args.rounds + (1 if self.args.warmup > 0 else 0)
+        return [
+            "--logins-per-s",
+            str(max(10, row.players)),
+            "--registration-burst",
+            str(row.players * rounds),
+        ]
+
     def close(self) -> None:
         if self.redis is not None:
             self.redis.stop()
@@ -264,7 +279,7 @@ class Bench:
     def run(self, row: Row) -> None:
         server = None
         try:
-            server = Server(self.store_url(row), self.args.workers, self.log)
+            server = Server(self.store_url(row), self.args.workers, self.log, self.extra(row))
             asyncio.run(self._row(row, server))
             row.status = "ok"
         except Exception as exc:  # the table says why; the next row goes on

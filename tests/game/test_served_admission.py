@@ -78,6 +78,33 @@ def test_a_fresh_name_login_flood_is_bounded(start_server, sqlite_url: str) -> N
     assert 0 < stored <= POLICY.front_registration_burst + 5, stored
 
 
+def test_an_operator_raises_the_front_wide_sign_up_budget(start_server, sqlite_url: str) -> None:
+    """A launch-day crowd: `--registration-burst` and `--logins-per-s` let more newcomers in
+    than the defaults would (30 accounts), and still no more than the raised budget. The
+    names come in waves of 10 so the login queue never answers "busy" (these raw sockets do
+    not retry)."""
+    raised = 40
+    server: Server = start_server(
+        sqlite_url, 2, "--registration-burst", str(raised), "--logins-per-s", "200"
+    )
+    names = [f"crowd{secrets.token_hex(4)}" for _ in range(raised + 10)]
+    ctx = server.client_context()
+    try:
+        socks = dealers(ctx, server.actions, 25)  # 2 sign-ups each: within the source budget
+        for wave in range(0, len(names), 10):
+            for i, name in enumerate(names[wave : wave + 10], start=wave):
+                request = LoginRequest(name=name, password="crowd-password")
+                socks[i % 25].send_multipart([b"", encode(request)])
+            drain(socks)
+    finally:
+        ctx.destroy(linger=0)
+    with open_store(sqlite_url) as store:
+        stored = store.transaction(
+            lambda tx: sum(GameState(tx).account(player_key(n)) is not None for n in names)
+        )
+    assert POLICY.front_registration_burst + 5 < stored <= raised + 5, stored
+
+
 def test_fresh_tokens_pings_and_garbage_from_one_connection_are_limited(
     start_server, sqlite_url: str
 ) -> None:
