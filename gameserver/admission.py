@@ -25,10 +25,13 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from .ratelimit import TokenBucket
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,21 @@ def source_of(envelope: list[bytes]) -> tuple[bytes, ...]:
     return tuple(envelope[:-1])
 
 
+def _recent(
+    table: OrderedDict[Any, T], key: Hashable, make: Callable[[], T], policy: AdmissionPolicy
+) -> T:
+    """``table[key]``, made by ``make()`` if new; the least recently seen beyond
+    ``policy.max_sources`` are forgotten (a flood of new sources cannot grow it)."""
+    found = table.get(key)
+    if found is None:
+        found = table[key] = make()
+        if len(table) > policy.max_sources:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+    return found
+
+
 def _take_from_all(buckets: list[TokenBucket], now: float) -> bool:
     """A token from each bucket, or from none: the ones that said yes get theirs back when a
     later one says no (a refusal spends nothing)."""
@@ -182,14 +200,7 @@ class Admission:
         self._addresses: OrderedDict[str, _Address] = OrderedDict()
 
     def _source(self, source: Hashable, now: float) -> _Source:
-        found = self._sources.get(source)
-        if found is None:
-            found = self._sources[source] = _Source(self.policy, now)
-            if len(self._sources) > self.policy.max_sources:
-                self._sources.popitem(last=False)
-        else:
-            self._sources.move_to_end(source)
-        return found
+        return _recent(self._sources, source, lambda: _Source(self.policy, now), self.policy)
 
     def request(self, source: Hashable, now: float) -> bool:
         """Any request: False when the source sends faster than its budget."""
@@ -221,14 +232,7 @@ class Admission:
     def _address(self, address: str, now: float) -> _Address | None:
         if not address:
             return None
-        found = self._addresses.get(address)
-        if found is None:
-            found = self._addresses[address] = _Address(self.policy, now)
-            if len(self._addresses) > self.policy.max_sources:
-                self._addresses.popitem(last=False)
-        else:
-            self._addresses.move_to_end(address)
-        return found
+        return _recent(self._addresses, address, lambda: _Address(self.policy, now), self.policy)
 
     def may_answer_error(self, source: Hashable, now: float) -> bool:
         """Whether a refusal may be answered; False: drop the request silently."""
