@@ -73,6 +73,10 @@ class XPubSocket(SocketCore):
                 if show:
                     self._for_app.append(msg)
                 continue
+            if inbox.pipe.closed:
+                # Its peer is gone (the detach may already have run): a subscription kept
+                # now would never be cancelled, and under XPUB_NODROP would block every send.
+                continue
             topic = first[1:]
             self._end_run()  # messages sent before a subscription changes go to the old set
             if first[0] == SUBSCRIBE:
@@ -166,10 +170,12 @@ class XPubSocket(SocketCore):
         shared.start_run(targets)  # what was queued reaches its pipes, and counts below
         room = UNBOUNDED
         for pipe in targets:
-            if not pipe.closed:
-                left = pipe.sndhwm - (pipe.queued - pipe.written)
-                if left < room:
-                    room = left
+            if pipe.closed:  # going: sends wait for its detach, as message by message
+                room = 0
+                break
+            left = pipe.sndhwm - (pipe.queued - pipe.written)
+            if left < room:
+                room = left
         self._budget = room
         if room <= 0:
             shared.start_run(None)
