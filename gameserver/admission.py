@@ -229,6 +229,22 @@ class Admission:
         self.stats.login_only += 1
         return Login.EXISTING_ONLY
 
+    def return_login(self, source: Hashable, now: float, address: str, verdict: Login) -> None:
+        """Give back what an admitted login took (REGISTER: its registration tokens too). For
+        a login the login queue turned away as busy: the client retries a busy front with
+        back-off, and the front's congestion must not spend the newcomer's own budget (it
+        did: after a few busy answers, a new player was told to slow down, then that no new
+        accounts could be made, and never got in)."""
+        own = self._source(source, now)
+        place = self._address(address, now)
+        buckets = [own.logins(now), *([place.logins] if place else []), self._logins]
+        if verdict is Login.REGISTER:
+            buckets += [own.registrations(now), self._registrations]
+            if place:
+                buckets.append(place.registrations)
+        for bucket in buckets:
+            bucket.tokens = min(bucket.capacity, bucket.tokens + 1)
+
     def _address(self, address: str, now: float) -> _Address | None:
         if not address:
             return None

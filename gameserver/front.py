@@ -410,6 +410,8 @@ class Front:
             await self._refuse(envelope, exc.code, exc.message, now)
             return
         if isinstance(request, LoginRequest):
+            if self.logins.holds(envelope):
+                return  # a resend of a login on its way: its answer goes to the same caller
             # The connection's address: behind a relay, the relay's (its players share it).
             address = budgeted_address(self.actions.peer_address(envelope[0]))
             verdict = self.admission.login(source, now, address)
@@ -420,6 +422,7 @@ class Front:
             if self.logins.offer(envelope, job, self.worker_count):
                 await self._admit_logins(now)
             else:
+                self.admission.return_login(source, now, address, verdict)
                 self.stats.busy += 1
                 if self.admission.may_answer_error(source, now):
                     await self._reply(envelope, [encode(BUSY)])

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from .accounts import Hashing
 from .broadcast import marks, publication_frames
 from .commands import CommandError
 from .events import Outcome
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: Told of each handled request: the request, its outcome and the seconds it took (metrics, logs).
 Observer = Callable[[Request, Outcome, float], None]
+#: Runs a login's password hashing off the worker's loop (gameserver.worker.HashingThread).
+Offload = Callable[[Callable[[], object]], Awaitable[object]]
+#: A job's answer: its frames, or (a login whose hashing is offloaded) their future.
+Answer = list[bytes] | Awaitable[list[bytes]]
 
 
 def burn(iterations: int) -> int:
@@ -73,21 +78,26 @@ def run_jobs(
     *,
     cpu_burn: int = 0,
     observer: Observer | None = None,
-) -> list[list[bytes]]:
+    offload: Offload | None = None,
+) -> list[Answer]:
     """Handle the jobs a worker holds at once, answers in the same order; never raises.
 
     All but logins run in one store batch (one commit), and no answer leaves before that
     commit: a worker killed mid-batch has answered nothing, and the front re-sends all it held.
-    Logins run on their own first: their password hashing must not hold the store's lock.
+    Logins run on their own: their password hashing must not hold the store's lock. With
+    ``offload``, a login's answer is a coroutine (see :func:`run_login`), else it runs first.
     """
     parsed = [_parse(job) for job in jobs]
-    answers: list[list[bytes] | None] = [None] * len(jobs)
+    answers: list[Answer | None] = [None] * len(jobs)
     batched = []
     for i, item in enumerate(parsed):
         if isinstance(item, list):
             answers[i] = item
         elif isinstance(item, LoginRequest):
-            answers[i] = _run(service, item, cpu_burn, observer)
+            if offload is None:
+                answers[i] = _run(service, item, cpu_burn, observer)
+            else:
+                answers[i] = run_login(service, item, offload, observer)
         else:
             batched.append(i)
     # Read-only actions first: before the batch's first write they run in plain read
@@ -112,6 +122,31 @@ def run_jobs(
 
 
 BATCH_LOST = "Storage failed; please retry."
+
+
+async def run_login(
+    service: GameService,
+    request: LoginRequest,
+    offload: Offload,
+    observer: Observer | None = None,
+) -> list[bytes]:
+    """A login job whose password hashing runs wherever ``offload`` puts it, while this
+    thread (the worker's loop) goes on with play; its store transactions stay here."""
+    started = time.perf_counter()
+    steps = service.login_steps(request, may_register=not isinstance(request, _ExistingOnly))
+    step = service.advance(request, steps, None)
+    while isinstance(step, Hashing):
+        try:
+            result = await offload(step.work)
+        except Exception:
+            log.exception("password hashing failed for a login")
+            steps.close()
+            step = Outcome(ErrorReply(code="internal", message="Something went wrong."))
+            break
+        step = service.advance(request, steps, result)
+    if observer is not None:
+        observer(request, step, time.perf_counter() - started)
+    return _frames(step)
 
 
 def _reads_only(service: GameService, item: object) -> bool:
@@ -168,6 +203,10 @@ def _run(
     outcome = service.handle(request, may_register=not isinstance(request, _ExistingOnly))
     if observer is not None:
         observer(request, outcome, time.perf_counter() - started)
+    return _frames(outcome)
+
+
+def _frames(outcome: Outcome) -> list[bytes]:
     return [
         outcome.reply_bytes(),
         encode_marks(marks(outcome.events)),

@@ -3,8 +3,9 @@
 A login costs a worker ~30 ms of Argon2id; an action costs about a millisecond. Queued together
 in arrival order, a flood of 200 registrations would put seconds of hashing in front of every
 player's next action. So logins (with their registrations) wait in their own bounded queue at
-the front, and only ``slots`` of them are with the workers at any time: half the workers,
-rounded up, so the other half always serve play. Everything else goes to the workers first.
+the front, and only ``slots`` of them are with the workers at any time: one per worker, as
+each worker hashes in one low-priority process beside its play (gameserver.worker's
+HashingProcess). Everything else goes to the workers first.
 
 The queue is bounded by the time its last entry would wait, estimated from how long recent
 logins took: past ``max_wait`` the front answers "server busy, retry" at once, and the client
@@ -33,8 +34,8 @@ SMOOTHING = 0.2
 
 
 def slot_count(workers: int) -> int:
-    """Logins with the workers at once: half the workers, rounded up (at least one)."""
-    return max(1, (workers + 1) // 2)
+    """Logins with the workers at once: one per worker (at least one)."""
+    return max(1, workers)
 
 
 @dataclass
@@ -49,6 +50,13 @@ class LoginQueue:
     in_flight: dict[tuple[bytes, ...], float] = field(default_factory=dict)
     average_s: float = INITIAL_LOGIN_S
     refused: int = 0
+
+    def holds(self, envelope: list[bytes]) -> bool:
+        """Whether a login to ``envelope`` is waiting or with the workers (a client's resend
+        of it is then dropped, before it costs any budget: its first copy's answer goes
+        there)."""
+        key = tuple(envelope)
+        return key in self.in_flight or key in self.waiting_keys
 
     def offer(self, envelope: list[bytes], job: list[bytes], workers: int) -> bool:
         """Queue a login; False means "busy" (the queue is full or would wait too long). A

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .accounts import DEFAULT_SESSION_TTL, login, resume
+from .accounts import DEFAULT_SESSION_TTL, Hashing, LoginSteps, login_steps, resume, run_inline
 from .catchup import catchup
 from .commands import CommandSet, default_commands
 from .events import Outcome
@@ -87,14 +87,33 @@ class GameService:
         now = self.clock()
         try:
             return self._dispatch(request, now, may_register)
-        except StoreBusy:
+        except Exception as exc:
+            return self._failed(request, exc)
+
+    def login_steps(self, request: LoginRequest, *, may_register: bool = True) -> LoginSteps:
+        """A login as steps (accounts.login_steps), for a driver that runs the password
+        hashing elsewhere; move it on with :meth:`advance`, never by hand."""
+        return self._login(request, self.clock(), may_register)
+
+    def advance(self, request: Request, steps: LoginSteps, result: object) -> Hashing | Outcome:
+        """Resume a login's steps with the last Hashing's result (None to start): its next
+        Hashing, or its Outcome; store trouble and bugs become an answer, as in handle()."""
+        try:
+            return steps.send(result)
+        except StopIteration as done:
+            return done.value
+        except Exception as exc:
+            return self._failed(request, exc)
+
+    @staticmethod
+    def _failed(request: Request, exc: Exception) -> Outcome:
+        if isinstance(exc, StoreBusy):
             return Outcome(ErrorReply(code="unavailable", message="The world is busy; retry."))
-        except StoreError:
-            log.exception("store failure handling %s", request.type)
+        if isinstance(exc, StoreError):
+            log.error("store failure handling %s", request.type, exc_info=exc)
             return Outcome(ErrorReply(code="unavailable", message="Storage is unavailable."))
-        except Exception:
-            log.exception("bug handling %s", request.type)
-            return Outcome(ErrorReply(code="internal", message="Something went wrong."))
+        log.error("bug handling %s", request.type, exc_info=exc)
+        return Outcome(ErrorReply(code="internal", message="Something went wrong."))
 
     def _dispatch(self, request: Request, now: float, may_register: bool = True) -> Outcome:
         match request:
@@ -108,20 +127,7 @@ class GameService:
                     session_ttl=self.session_ttl,
                 )
             case LoginRequest():
-                if (refused := login_refusal(self.store, request.name)) is not None:
-                    return Outcome(refused)  # banned, or closed for maintenance
-                return login(
-                    self.store,
-                    self.world,
-                    request.name,
-                    request.password,
-                    must_exist=request.must_exist,
-                    new_password=request.new_password,
-                    now=now,
-                    session_ttl=self.session_ttl,
-                    passwords=self.passwords,
-                    may_register=may_register,
-                )
+                return run_inline(self._login(request, now, may_register))
             case ResumeRequest():
                 return resume(
                     self.store, self.world, request.token, now=now, session_ttl=self.session_ttl
@@ -129,6 +135,24 @@ class GameService:
             case CatchupRequest():
                 return catchup(self.store, request.token, request.topic, request.since_seq, now=now)
         raise AssertionError(f"unhandled request {request!r}")
+
+    def _login(self, request: LoginRequest, now: float, may_register: bool) -> LoginSteps:
+        if (refused := login_refusal(self.store, request.name)) is not None:
+            return Outcome(refused)  # banned, or closed for maintenance
+        return (
+            yield from login_steps(
+                self.store,
+                self.world,
+                request.name,
+                request.password,
+                must_exist=request.must_exist,
+                new_password=request.new_password,
+                now=now,
+                session_ttl=self.session_ttl,
+                passwords=self.passwords,
+                may_register=may_register,
+            )
+        )
 
     def tick(self) -> list[Event]:
         """Advance the world clock (idempotent per turn); publish the returned events."""

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import engine
@@ -30,7 +33,7 @@ from . import settings as cfg
 from .cluster_keys import KeysError, worker_credentials
 from .durability import check_durable
 from .health import TOUCH_EVERY_S, Toucher
-from .jobs import Observer, run_jobs
+from .jobs import Answer, Observer, run_jobs
 from .metrics import (
     ActionMeter,
     MetricsError,
@@ -57,6 +60,12 @@ PARENT_CHECK_S = 1.0
 #: Jobs a worker holds at once (its credit, announced with READY): enough to batch the commits
 #: of a busy front's burst, few enough that a dead worker's jobs are re-sent quickly.
 DEFAULT_CREDIT = 16
+#: Niceness of the password-hashing process: play comes first, yet a busy server still hashes
+#: (at 19 it would get about 1.5 % of a core against one busy process, and logins time out;
+#: at 10 about 10 %, a few logins a second).
+LOGIN_NICENESS = 10
+#: How long a stopping worker waits for logins still hashing (one hash is about 30 ms).
+LOGIN_DRAIN_S = 2.0
 #: Random bytes in each routing id. Names and pids repeat across containers (every container's
 #: worker is pid 6-8) and the front refuses a duplicate id; 48 bits make a clash between
 #: processes alive at the same time negligible.
@@ -87,16 +96,21 @@ class BatchingPirate(AsyncParanoidPirateWorker):
     """A Paranoid Pirate worker with credit-based flow control (the Guide's chapter 7): READY
     announces ``credit``, the front sends up to that many jobs at once, and each pass of the
     pattern's loop takes every job that has arrived and hands them to ``handler`` together,
-    then sends the answers. ``handler(bodies)`` returns one answer per body, in order."""
+    then sends the answers. ``handler(bodies)`` returns one answer per body, in order: its
+    frames, or an awaitable of them (a login hashing elsewhere), sent when it is done."""
 
-    handler: Callable[[list[list[bytes]]], list[list[bytes]]]
+    handler: Callable[[list[list[bytes]]], list[Answer]]
 
     def __init__(self, *args: Any, credit: int = DEFAULT_CREDIT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.credit = credit
+        #: Answers still being computed (logins hashing), each sent by its own task.
+        self.later: set[asyncio.Task[None]] = set()
+        self._sock: Any = None
 
     def _connect(self) -> tuple[Any, list[bytes]]:
         sock, ready = self._open()
+        self._sock = sock
         return sock, [*ready, b"%d" % self.credit]
 
     async def _take(self, sock: Any) -> list[Job]:
@@ -115,7 +129,72 @@ class BatchingPirate(AsyncParanoidPirateWorker):
     async def _answer(self, sock: Any, jobs: list[Job]) -> None:
         answers = self.handler([job.body for job in jobs])
         for job, answer in zip(jobs, answers, strict=True):
-            await sock.send_multipart(self.core.reply(job, answer))
+            if isinstance(answer, list):
+                await sock.send_multipart(self.core.reply(job, answer))
+            else:
+                task = asyncio.ensure_future(self._answer_later(sock, job, answer))
+                self.later.add(task)
+                task.add_done_callback(self.later.discard)
+
+    async def _answer_later(self, sock: Any, job: Job, answer: Awaitable[list[bytes]]) -> None:
+        body = await answer
+        if sock is not self._sock:
+            return  # the front was lost meanwhile, and has given the job to another worker
+        try:
+            await sock.send_multipart(self.core.reply(job, body))
+        except engine.ZMQError:
+            pass  # closed since: the same as above
+
+
+class HashingProcess:
+    """Where a worker's logins hash their passwords: a process of its own, at low CPU priority.
+
+    Argon2id is about 30 ms of one core (passwords.py). Run on the loop, it held up every
+    action behind it; here it runs beside play, and at nice LOGIN_NICENESS the kernel gives
+    it mostly the CPU that play leaves idle. A process, not a thread: a low-priority thread
+    preempted while holding the GIL would stall the loop, an inversion a process cannot
+    cause. One process, because the front already bounds the logins a worker holds
+    (logins.py); it is started with the worker, so the first login does not wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        """Start the process and wait until it runs a first job: a worker that says READY
+        hashes at once (on a loaded machine the start takes a second or more, and a login
+        that slow was resent by its client, on a new connection: a second login)."""
+        self._pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_hashing_process,
+            initargs=(os.getpid(),),
+        )
+        await asyncio.wrap_future(self._pool.submit(int))
+
+    async def run(self, work: Callable[[], object]) -> object:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        return await asyncio.wrap_future(self._pool.submit(work))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _start_hashing_process(worker_pid: int) -> None:
+    """In the hashing process: lower its priority, and leave with its worker, even a killed
+    one (the pool's pipes would keep it waiting forever)."""
+    os.nice(LOGIN_NICENESS)
+    threading.Thread(target=_exit_with, args=(worker_pid,), daemon=True).start()
+
+
+def _exit_with(worker_pid: int) -> None:
+    while os.getppid() == worker_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 class GameWorker:
@@ -156,28 +235,52 @@ class GameWorker:
             liveness=heartbeat_liveness,
             reconnect_max=RECONNECT_MAX_S,
         )
+        self.hashing = HashingProcess()
+        self._stopping = False
 
     @property
     def handled(self) -> int:
         return self.pirate.handled
 
     async def run(self) -> None:
-        await self.pirate.run()
+        try:
+            await self.hashing.start()
+            if not self._stopping:  # stopped while the hashing process started
+                await self.pirate.run()
+        finally:
+            for task in self.pirate.later:  # the front re-sends what was not answered
+                task.cancel()
+            self.hashing.close()
 
     def stop(self) -> None:
         """Stop once the answers sent so far have reached the socket; safe from a signal
         handler. Jobs run on the loop's thread, so none is ever cut short: this runs between
         batches (the asyncio face writes on the next loop pass, and the worker closes with
-        linger 0, hence the short delay)."""
-        asyncio.get_running_loop().call_later(REPLY_FLUSH_S, self.pirate.stop)
+        linger 0, hence the short delay). Logins still hashing get up to LOGIN_DRAIN_S."""
+        asyncio.get_running_loop().create_task(self._stop())
 
-    def _handle(self, bodies: list[list[bytes]]) -> list[list[bytes]]:
+    async def _stop(self) -> None:
+        self._stopping = True
+        later = self.pirate.later
+        if later:
+            await asyncio.wait(list(later), timeout=LOGIN_DRAIN_S)
+        await asyncio.sleep(REPLY_FLUSH_S)
+        self.pirate.stop()
+
+    def _handle(self, bodies: list[list[bytes]]) -> list[Answer]:
         # On the loop's thread: a job is a few hundred microseconds of store calls, and a
         # thread hop per job cost more than the job (15-20 % of the worker's CPU). Heartbeats
         # wait meanwhile; only a batch stuck for the whole heartbeat expiry (a store locked
         # for seconds) makes the front re-send its jobs elsewhere, which exactly-once makes
         # harmless.
-        return run_jobs(self.service, bodies, cpu_burn=self.cpu_burn, observer=self.observer)
+        # Logins hash in their own process (HashingProcess) and answer when done.
+        return run_jobs(
+            self.service,
+            bodies,
+            cpu_burn=self.cpu_burn,
+            observer=self.observer,
+            offload=self.hashing.run,
+        )
 
 
 def open_service(store_url: str, world_path: str | os.PathLike[str] | None) -> GameService:

@@ -104,3 +104,18 @@ def test_this_machines_own_peers_are_not_budgeted_per_address() -> None:
     assert budgeted_address("localhost:1000:1000:42") == ""  # an ipc peer
     assert budgeted_address("") == ""
     assert budgeted_address("192.0.2.7") == "192.0.2.7"
+
+
+def test_a_login_the_queue_turned_away_costs_its_newcomer_nothing() -> None:
+    """A new player retrying a busy front (the login queue full) keeps every budget: without
+    the refund, a few busy answers spent its login and registration tokens, and it was told
+    to slow down, then that no account could be made."""
+    gate = Admission(POLICY)
+    for _ in range(10 * int(POLICY.login_burst)):  # far more tries than the source's burst
+        verdict = gate.login("newcomer", 0.0, "192.0.2.9")
+        assert verdict is Login.REGISTER
+        gate.return_login("newcomer", 0.0, "192.0.2.9", verdict)
+    # Nothing was spent: the source, its address and the front still have their whole bursts.
+    assert [gate.login("newcomer", 0.0, "192.0.2.9") for _ in range(3)] == [Login.REGISTER] * 3
+    assert gate._registrations.tokens == POLICY.front_registration_burst - 3
+    assert gate._logins.tokens == POLICY.front_login_burst - 3
