@@ -260,7 +260,7 @@ class Bench:
         """Server options of a row. The logins row is a launch-day crowd: the front-wide login
         and sign-up budgets (10 logins/s, 30 new accounts at once, which keep a flood of fresh
         names out) are raised to let every round's newcomers in, as an operator expecting that
-        crowd would; the login queue still keeps half the workers for play."""
+        crowd would; the login queue still gives each worker one login at a time."""
         if row.kind != "logins":
             return []
         rounds = self.args.rounds + (1 if self.args.warmup > 0 else 0)
