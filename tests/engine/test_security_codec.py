@@ -223,6 +223,33 @@ def test_curve_client_rejects_a_welcome_from_another_server() -> None:
     expect_failure(a, welcome, PROTOCOL, engine.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
 
 
+def test_curve_low_order_transient_keys_are_protocol_errors() -> None:
+    """A transient key with no shared secret (the all-zero point) is refused as a
+    cryptographic failure on either side, never an exception out of the codec."""
+    import nacl.bindings as sodium
+
+    a, b = curve_pair()
+    b.receive_data(a.data_to_send())
+    a.receive_data(b.data_to_send())
+    hello = bytearray(a.data_to_send()[2:])  # the HELLO command, after its short header
+    start = 1 + len(b"HELLO") + 2 + 72  # name, version, padding: then C'
+    hello[start : start + 32] = bytes(32)
+    expect_failure(b, encode_command(*_split(bytes(hello))), PROTOCOL, CRYPTO)
+
+    # The real server's WELCOME naming the all-zero point as its transient key.
+    a = ZMTPConnection(engine.DEALER, mechanism=curve_client(SERVER, CLIENT))
+    a.receive_data(ZMTPConnection(engine.ROUTER, mechanism=curve_server(SERVER)).data_to_send())
+    client_transient = a.data_to_send()[64 + 2 :][80:112]
+    nonce = bytes(16)
+    box = sodium.crypto_box(
+        bytes(32) + bytes(96), b"WELCOME-" + nonce, client_transient, SERVER.secret
+    )
+    expect_failure(a, encode_command(b"WELCOME", nonce + box), PROTOCOL, CRYPTO)
+
+
+CRYPTO = engine.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+
+
 def test_curve_cookie_expires() -> None:
     now = [1000.0]
     a, b = curve_pair(clock=lambda: now[0])
