@@ -51,16 +51,30 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
 
+def budgets_for(users: int, spawn_rate: float) -> list[str]:
+    """The local server's front-wide login and sign-up budgets for a crowd of ``users`` new
+    players arriving at ``spawn_rate`` a second: room for every one of them to register, and
+    logins at twice the arrival rate (retries). With `serve`'s defaults (30 new accounts at
+    once, then one per 2 s; 10 logins a second), 1,000 simulated newcomers are refused."""
+    return [
+        "--registration-burst",
+        str(max(30, users)),
+        "--logins-per-s",
+        f"{max(10.0, 2 * spawn_rate):g}",
+    ]
+
+
 class LocalServer:
     """A `crossroads serve` child on free ports; every PID it reports is killed at stop()."""
 
-    def __init__(self, workdir: Path, workers: int) -> None:
+    def __init__(self, workdir: Path, workers: int, users: int, spawn_rate: float) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env["CROSSROADS_KEYS_DIR"] = str(workdir / "keys")  # a throw-away front, its own keys
         args = ["--workers", str(workers), "--store", f"sqlite:///{workdir / 'game.sqlite3'}"]
         args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
         args += ["--log-level", "WARNING"]
+        args += budgets_for(users, spawn_rate)
         self._log = (workdir / "serve.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gameserver.serve", *args],
@@ -235,11 +249,13 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             actions = args.server
             updates = args.updates or _next_port(actions)
         else:
-            server = LocalServer(workdir, args.workers)
+            server = LocalServer(workdir, args.workers, args.users, args.spawn_rate)
             actions = server.endpoints["actions"]
             updates = args.updates or server.endpoints["updates"]
             pid = server.process.pid
             print(f"local server pid {pid}: actions {actions}, updates {updates}", flush=True)
+            budgets = " ".join(budgets_for(args.users, args.spawn_rate))
+            print(f"  its login and sign-up budgets fit this crowd of newcomers: {budgets}")
         csv_prefix = args.csv or str(workdir / "locust")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

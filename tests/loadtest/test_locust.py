@@ -122,3 +122,12 @@ def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     assert Path(f"{prefix}_stats.csv").stat().st_size > 0
     assert html.stat().st_size > 0
     assert "| look |" in out and "| broadcast |" in out
+
+
+def test_the_local_servers_budgets_fit_the_crowd_of_newcomers() -> None:
+    """serve's defaults (30 new accounts at once, 10 logins/s) refused most of a 1,000-user
+    load test's newcomers; the local server is started with budgets that fit its crowd."""
+    from loadtest.runner import budgets_for
+
+    assert budgets_for(1000, 10) == ["--registration-burst", "1000", "--logins-per-s", "20"]
+    assert budgets_for(5, 1) == ["--registration-burst", "30", "--logins-per-s", "10"]
