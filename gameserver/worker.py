@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import engine
@@ -173,10 +174,25 @@ class HashingProcess:
         await asyncio.wrap_future(self._pool.submit(int))
 
     async def run(self, work: Callable[[], object]) -> object:
-        if self._pool is None:
-            await self.start()
-        assert self._pool is not None
-        return await asyncio.wrap_future(self._pool.submit(work))
+        for attempt in (1, 2):
+            if self._pool is None:
+                await self.start()
+            assert self._pool is not None
+            try:
+                return await asyncio.wrap_future(self._pool.submit(work))
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+                # The process died (killed, out of memory): a new one, or every later login
+                # of this worker would fail.
+                log.warning("the password-hashing process died; starting another")
+                self.close()
+        raise AssertionError("unreachable")
+
+    def pids(self) -> list[int]:
+        """The hashing process's PID, once started (for operators and tests)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return list(processes)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -237,6 +253,7 @@ class GameWorker:
         )
         self.hashing = HashingProcess()
         self._stopping = False
+        self._stopper: asyncio.Task[None] | None = None
 
     @property
     def handled(self) -> int:
@@ -257,7 +274,8 @@ class GameWorker:
         handler. Jobs run on the loop's thread, so none is ever cut short: this runs between
         batches (the asyncio face writes on the next loop pass, and the worker closes with
         linger 0, hence the short delay). Logins still hashing get up to LOGIN_DRAIN_S."""
-        asyncio.get_running_loop().create_task(self._stop())
+        if self._stopper is None:  # kept: the loop holds its tasks only weakly
+            self._stopper = asyncio.get_running_loop().create_task(self._stop())
 
     async def _stop(self) -> None:
         self._stopping = True

@@ -5,10 +5,13 @@ login when its hashing is done, and the store is only touched on the calling thr
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from collections.abc import Callable
+from functools import partial
 
-from gamekit import Game
+from gamekit import FAST_PASSWORDS, Game
 
 from gameserver.jobs import run_jobs
 from gameserver.protocol import (
@@ -21,6 +24,7 @@ from gameserver.protocol import (
     request_job,
 )
 from gameserver.service import GameService
+from gameserver.worker import HashingProcess
 
 
 class HeldHashing:
@@ -94,3 +98,28 @@ def test_a_wrong_password_is_refused_after_its_verification(
 
     reply = decode_reply(asyncio.run(scenario()))
     assert getattr(reply, "code", None) == "bad_credentials", reply
+
+
+def test_the_hashing_process_hashes_elsewhere_and_comes_back_after_a_kill() -> None:
+    """The worker's real hashing process: a hash made there verifies here; killed (say, by
+    the kernel's OOM killer), the next login gets a new process instead of an error."""
+
+    async def scenario() -> None:
+        hashing = HashingProcess()
+        try:
+            await hashing.start()
+            made = await hashing.run(partial(FAST_PASSWORDS.hash, "pw-1234"))
+            assert FAST_PASSWORDS.verify("pw-1234", made)  # type: ignore[arg-type]
+            pids = hashing.pids()
+            assert pids and os.getpid() not in pids
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            again = await asyncio.wait_for(
+                hashing.run(partial(FAST_PASSWORDS.verify, "pw-1234", made)), 30
+            )
+            assert again is True
+            assert hashing.pids() and not set(hashing.pids()) & set(pids)
+        finally:
+            hashing.close()
+
+    asyncio.run(scenario())
