@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 #: Told of each handled request: the request, its outcome and the seconds it took (metrics, logs).
 Observer = Callable[[Request, Outcome, float], None]
-#: Runs a login's password hashing off the worker's loop (gameserver.worker.HashingThread).
+#: Runs a login's password hashing off the worker's loop (gameserver.worker.HashingProcess).
 Offload = Callable[[Callable[[], object]], Awaitable[object]]
 #: A job's answer: its frames, or (a login whose hashing is offloaded) their future.
 Answer = list[bytes] | Awaitable[list[bytes]]
