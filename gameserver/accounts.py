@@ -84,7 +84,7 @@ class _NameTaken(Exception):
 @dataclass(frozen=True)
 class Hashing:
     """A step of a login that hashes or verifies a password (about 30 ms of one core): its
-    driver runs ``work()`` where it cannot hold up play (the worker's hashing thread), then
+    driver runs ``work()`` where it cannot hold up play (the worker's hashing process), then
     resumes the login with the result. Store transactions stay with the driver's thread."""
 
     work: Callable[[], object]

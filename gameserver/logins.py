@@ -62,9 +62,9 @@ class LoginQueue:
         """Queue a login; False means "busy" (the queue is full or would wait too long). A
         resend of a login already queued or in flight is accepted and dropped: the first
         copy's answer goes to the same envelope."""
-        key = tuple(envelope)
-        if key in self.in_flight or key in self.waiting_keys:
+        if self.holds(envelope):
             return True
+        key = tuple(envelope)
         expected_wait = (len(self.waiting) + 1) * self.average_s / slot_count(workers)
         if len(self.waiting) >= self.max_waiting or expected_wait > self.max_wait:
             self.refused += 1
