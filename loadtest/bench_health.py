@@ -67,7 +67,7 @@ class RelayProcess:
         local = "tcp://127.0.0.1:0"
         args = ["--upstream", updates, "--bind", local, "--actions-upstream", actions]
         args += ["--actions-bind", local, "--stats-bind", local, "--log-level", "WARNING"]
-        args += ["--upstream-key", upstream_key, "--known-hosts", str(data / "known_hosts")]
+        args += [f"--upstream-key={upstream_key}", "--known-hosts", str(data / "known_hosts")]
         args += ["--keys-dir", str(data / "keys")]  # its own key, made on first run
         self.process = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", *args],
@@ -145,7 +145,7 @@ def run_health(args: argparse.Namespace) -> int:
                     "crossroads ping",
                     # Player ports speak CURVE: ping seals its request; the stdlib checker
                     # asks the key announcement (what the compose file's check does).
-                    [*old_ping, "--front", front, "--server-key", key, "-q"],
+                    [*old_ping, "--front", front, f"--server-key={key}", "-q"],
                     [*new, "key", key_endpoint, "-q"],
                 ),
                 (

@@ -261,7 +261,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         cmd = locust_command(args, actions, updates, csv_prefix)
         if server is not None and "key" in server.endpoints:
-            cmd += ["--server-key", server.endpoints["key"]]
+            cmd += [f"--server-key={server.endpoints['key']}"]  # a Z85 key may start with "-"
         started = time.monotonic()
         # Its own process group: Locust's --processes children are stopped with it, by its id.
         locust = subprocess.Popen(

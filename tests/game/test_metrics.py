@@ -327,7 +327,7 @@ def test_without_the_extra_metrics_say_how_to_install_it(
         args = ["--upstream", "tcp://127.0.0.1:9", "--bind", local]
         # Keys given (nothing learnt, nothing to warn about): the metrics error is the one line.
         upstream_key = engine.curve_keypair()[0].decode()
-        args += ["--upstream-key", upstream_key, "--known-hosts", str(tmp_path / "known_hosts")]
+        args += [f"--upstream-key={upstream_key}", "--known-hosts", str(tmp_path / "known_hosts")]
         args += ["--keys-dir", str(tmp_path / "keys"), "--key-bind", local]
     program = (
         "import sys; sys.modules['prometheus_client'] = None; "

@@ -187,7 +187,7 @@ def test_a_worker_with_an_unknown_key_is_told_why_it_hears_nothing(
     args = ["--front", workers, "--store", sqlite_url, "--keys-dir", str(other)]
     with log_path.open("wb") as log:
         stranger = subprocess.Popen(
-            [sys.executable, "-m", "crossroads", "worker", *args, "--front-key", front_key],
+            [sys.executable, "-m", "crossroads", "worker", *args, f"--front-key={front_key}"],
             env=env,
             stderr=log,
         )
