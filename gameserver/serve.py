@@ -223,7 +223,9 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             heartbeat_liveness=settings.heartbeat_liveness,
             drain_timeout=settings.drain_timeout,
             security=security,
-            limits=SocketLimits(settings.max_connections, settings.max_subscriptions),
+            limits=SocketLimits(
+                settings.max_connections, settings.max_subscriptions, settings.player_heartbeat
+            ),
         )
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
@@ -328,6 +330,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "allow_volatile_store": "--allow-volatile-store",
             "max_connections": "--max-connections",
             "max_subscriptions": "--max-subscriptions",
+            "player_heartbeat": "--player-heartbeat",
             "secure_players": "--secure-players",
             "key_bind": "--key-bind",
             "log_format": "--log-format",

@@ -30,6 +30,7 @@ CROSSROADS_KEYS_DIR             <data dir>/crossroads/keys (CURVE certificates; 
 CROSSROADS_INSECURE_WORKERS     false (true: the worker port takes any process, unencrypted)
 CROSSROADS_MAX_CONNECTIONS      4096 connections per player port
 CROSSROADS_MAX_SUBSCRIPTIONS    1024 topics per subscriber (raise it for relays of big regions)
+CROSSROADS_PLAYER_HEARTBEAT     10 s between PINGs on a player port; 3 unanswered: closed
 CROSSROADS_ALLOW_VOLATILE_STORE false (true: accept a Redis without appendonly; see durability.py)
 CROSSROADS_SECURE_PLAYERS       true (player ports speak CURVE; clients pin the front's key;
                                 false = ``--insecure-players``: cleartext, warned at start)
@@ -149,6 +150,12 @@ class Settings(BaseSettings):
     max_subscriptions: int = Field(
         1024, ge=3, description="topics one subscriber (a player: 3; a relay: more) may hold"
     )
+    player_heartbeat: float = Field(
+        10.0,
+        ge=0.1,
+        description="seconds between PINGs to each player connection; one silent for three "
+        "of them is closed",
+    )
     allow_volatile_store: bool = Field(
         False, description="run on a Redis without append-only (data lost when it restarts)"
     )
@@ -214,6 +221,7 @@ METAVARS = {
     "keys_dir": "DIR",
     "max_connections": "N",
     "max_subscriptions": "N",
+    "player_heartbeat": "SECONDS",
     "front_key": "KEY",
     "worker_key": "PATH",
     "log_format": "FORMAT",
