@@ -206,7 +206,7 @@ def add_key_options(parser: argparse.ArgumentParser, server: str = "--server") -
         metavar="KEY",
         help=f"the server's CURVE public key (Z85 or a .key file; env {SERVER_KEY_ENV}); "
         "default: the one remembered in --known-hosts, else the server's announcement, "
-        "trusted on first use",
+        "trusted on first use; a key that starts with '-' goes as --server-key=KEY",
     )
     parser.add_argument(
         "--known-hosts",
@@ -251,7 +251,7 @@ def add_updates_key_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="KEY",
         help="the updates server's CURVE public key when it is not the --server's (default: "
-        "the --server's key)",
+        "the --server's key; one that starts with '-' goes as --updates-key=KEY)",
     )
     parser.add_argument(
         "--updates-key-endpoint",

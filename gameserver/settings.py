@@ -168,7 +168,9 @@ class Settings(BaseSettings):
         "actions bind's host, the port below: tcp://*:7300)",
     )
     front_key: str | None = Field(
-        None, description="the front's public key, Z85 or a .key file (default: in the keys dir)"
+        None,
+        description="the front's public key, Z85 or a .key file (default: in the keys dir); "
+        "one that starts with '-' goes as --front-key=KEY",
     )
     worker_key: Path | None = Field(
         None, description="this worker's .key_secret file (default: worker.key_secret in keys dir)"

@@ -50,7 +50,8 @@ def _add_options(parser: Any) -> None:
         "--server-key",
         default=os.environ.get("CROSSROADS_SERVER_KEY", ""),
         help="the front's CURVE public key (default: pinned in the known-hosts file, else "
-        "learnt from its announcement on first use)",
+        "learnt from its announcement on first use; one that starts with '-' goes as "
+        "--server-key=KEY)",
     )
     parser.add_argument(
         "--key-endpoint",

@@ -116,7 +116,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--upstream-key",
         metavar="KEY",
         help="the upstream's CURVE public key (Z85 or a .key file); default: the one "
-        "remembered in --known-hosts, else the upstream's announcement, trusted on first use",
+        "remembered in --known-hosts, else the upstream's announcement, trusted on first use; "
+        "a key that starts with '-' goes as --upstream-key=KEY",
     )
     p.add_argument(
         "--upstream-key-endpoint",
