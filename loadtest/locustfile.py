@@ -14,12 +14,14 @@ the engine's sync face, gevent-cooperative.
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import random
 import secrets
 import time
 from typing import Any
 
+import gevent
 from locust import User, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -91,6 +93,19 @@ def _final_csv(**_: Any) -> None:
         return
     with open(f"{prefix}_final.csv", "w", newline="") as f:
         StatsCSV(env, PERCENTILES_TO_REPORT).requests_csv(csv.writer(f))
+    _stop_csv_writers()
+
+
+def _stop_csv_writers() -> None:
+    """Stop Locust's own CSV writer before Locust closes its files. Locust (2.47) closes them
+    right after this event without stopping the greenlet that rewrites them every second; on a
+    slow exit (a loaded machine) that greenlet wakes once more and prints a ValueError
+    traceback under the summary. It is found among live objects: Locust keeps no handle."""
+    for obj in gc.get_objects():
+        if isinstance(obj, gevent.Greenlet) and not obj.dead:
+            run = getattr(obj, "_run", None)
+            if getattr(run, "__name__", "") == "stats_writer":
+                obj.kill(block=True)
 
 
 def updates_for(actions: str) -> str:
