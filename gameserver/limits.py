@@ -3,8 +3,8 @@
 Each bound socket gets a largest message (MAXMSGSIZE: a bigger frame closes that connection
 before it is buffered), a cap on connections held at once (MAX_CONNECTIONS), a handshake that
 must finish in seconds (HANDSHAKE_IVL), and heartbeats that close a peer which stops answering
-(HEARTBEAT_IVL/TIMEOUT; every 10 s on a player port). The updates port also caps each peer's subscriptions
-(MAX_SUBSCRIPTIONS), since every subscription is memory the publisher keeps.
+(HEARTBEAT_IVL/TIMEOUT; every 10 s on a player port). The updates port also caps each peer's
+subscriptions (MAX_SUBSCRIPTIONS), since every subscription is memory the publisher keeps.
 """
 
 from __future__ import annotations
