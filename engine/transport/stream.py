@@ -138,10 +138,12 @@ class Listener:
             loop.add_reader(sock.fileno(), self._accept_ready, sock)
             self._raw_listening = True
             return
+        # asyncio listens again with its own backlog (100) unless told the socket's BACKLOG.
+        backlog = max(1, self.host.port.options.backlog)
         if sock.family == _socket.AF_UNIX:
-            self._server = await loop.create_unix_server(self._accepted, sock=sock)
+            self._server = await loop.create_unix_server(self._accepted, sock=sock, backlog=backlog)
         else:
-            self._server = await loop.create_server(self._accepted, sock=sock)
+            self._server = await loop.create_server(self._accepted, sock=sock, backlog=backlog)
 
     def _accept_ready(self, sock: _socket.socket) -> None:
         """Loop side: take the connections waiting (at most a backlog's worth per pass)."""

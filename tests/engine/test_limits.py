@@ -4,12 +4,16 @@ that many topics per peer), with real peers over tcp, libzmq's among them."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 import time
 
 import pytest
 import zmq as pyzmq
 
 import engine
+import engine.asyncio
 from engine.sockets.subscriptions import Subscribers
 from engine.utils.monitor import recv_monitor_message
 
@@ -121,3 +125,46 @@ def test_limits_read_back(value: int) -> None:
         assert sock.max_connections == value
     finally:
         ctx.destroy(linger=0)
+
+
+def _listen_backlog(endpoint: str) -> int:
+    """A listening socket's backlog as the kernel holds it (ss's Send-Q for a listener)."""
+    port = endpoint.rsplit(":", 1)[1]
+    line = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(line[2])  # State, Recv-Q, Send-Q (the backlog), local address, ...
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a backlog")
+def test_backlog_is_the_listen_backlog_on_both_faces() -> None:
+    """BACKLOG reaches listen() on both faces. asyncio's create_server listens again, with
+    its own default of 100 unless it is passed the option; a message through the endpoint
+    shows the asyncio face's server is up before the backlog is read."""
+    ctx = engine.Context()
+    try:
+        router = ctx.socket(engine.ROUTER)
+        router.setsockopt(engine.BACKLOG, 7)
+        assert _listen_backlog(router.bind("tcp://127.0.0.1:0")) == 7
+        router.close(0)
+    finally:
+        ctx.term()
+
+    async def asyncio_face() -> int:
+        actx = engine.asyncio.Context()
+        try:
+            router = actx.socket(engine.ROUTER)
+            router.setsockopt(engine.BACKLOG, 7)
+            endpoint = router.bind("tcp://127.0.0.1:0")
+            dealer = actx.socket(engine.DEALER)
+            dealer.connect(endpoint)
+            await dealer.send(b"up")
+            assert (await asyncio.wait_for(router.recv_multipart(), WAIT_MS / 1000))[1] == b"up"
+            backlog = _listen_backlog(endpoint)
+            dealer.close(0)
+            router.close(0)
+            return backlog
+        finally:
+            actx.term()
+
+    assert asyncio.run(asyncio_face()) == 7
