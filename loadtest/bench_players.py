@@ -16,8 +16,9 @@ Rows:
 * ``fanout``: one ``say`` reaching ``--subscribers`` subscribers of the room: the time from
   sending it to its last arrival, and a concurrent ping's p99 while that happens (its CPU per
   action is per room event, measured over as many events sent with no pings going).
-* ``logins``: ``--logins`` simultaneous first logins (registering) while ``--closed-players``
-  existing players act at ``--rate``: the logins' times and the players' p99 meanwhile.
+* ``logins``: ``--logins`` simultaneous first logins (registering; from a child process, as
+  other clients: bench_newcomers) while ``--closed-players`` existing players act at
+  ``--rate``: the logins' times and the players' p99 meanwhile.
 
 The players of the rate, closed and logins rows are registered directly in the store before
 the row (the login code with a cheap hash: registering 5,000 players at a real hash's cost
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
+from loadtest.bench_newcomers import RemoteNewcomers
 from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
 
 ROWS = ("rate", "closed", "seq", "fanout", "logins")
@@ -491,34 +493,33 @@ class Bench:
                 await open_loop(crowd, players, a.rate, a.warmup, a.action, rnd)
                 return
             tag = f"n{next(rounds)}x{secrets.token_hex(2)}"
-            newcomers = [crowd.add_player(f"{tag}{i}") for i in range(row.players)]
-            play = Round()
-            logins: list[float] = []
-            failures = 0
-
-            async def log_in(player: Player) -> None:
-                nonlocal failures
-                begin = crowd.now()
-                call = await crowd.ask(
-                    player, lambda now: player.core.login(player.name, PASSWORD, now)
-                )
-                if call.error is None:
-                    logins.append((call.answered_at - begin) * 1000)
-                else:
-                    failures += 1
-
-            start = crowd.now()
-            playing = asyncio.ensure_future(
-                open_loop(crowd, players, a.rate, 1e9, a.action, play)  # until cancelled
+            # The newcomers are other clients: they log in from a process of their own, so
+            # that their handshakes do not hold up the loop that times the players.
+            newcomers = await asyncio.to_thread(
+                RemoteNewcomers,
+                server.endpoints["actions"],
+                server.endpoints["updates"],
+                server_key(server),
+                [f"{tag}{i}" for i in range(row.players)],
+                PASSWORD,
             )
-            await asyncio.gather(*(log_in(p) for p in newcomers))
-            end = crowd.now()
-            playing.cancel()
-            await asyncio.gather(playing, return_exceptions=True)
-            rnd.actions, rnd.errors = len(logins) + play.actions, failures + play.errors
-            rnd.latencies = logins
-            rnd.seconds = end - start
-            rnd.extra["all_s"] = end - start
+            play = Round()
+            try:
+                playing = asyncio.ensure_future(
+                    open_loop(crowd, players, a.rate, 1e9, a.action, play)  # until cancelled
+                )
+                try:
+                    report = await newcomers.run()
+                finally:
+                    playing.cancel()
+                    await asyncio.gather(playing, return_exceptions=True)
+            finally:
+                await asyncio.to_thread(newcomers.close)
+            rnd.actions = len(report.logins_ms) + play.actions
+            rnd.errors = report.failures + play.errors
+            rnd.latencies = report.logins_ms
+            rnd.seconds = report.all_s
+            rnd.extra["all_s"] = report.all_s
             rnd.extra["play_p99"] = play.pct(99)
             rnd.extra["play_errors"] = play.errors
 
