@@ -396,9 +396,9 @@ def _send_now(sock: ezmq.Socket, frames: list[bytes]) -> None:
 async def _more(sock: ezmq.Socket) -> list[list[bytes]]:
     """What else ``sock`` holds now, up to a batch, without waiting."""
     out: list[list[bytes]] = []
-    while len(out) < READ_BATCH:
-        try:
-            out.append(await sock.recv_multipart(engine.DONTWAIT))
-        except engine.Again:
-            break
+    # Asked through EVENTS, not by a DONTWAIT recv that fails: the failure is an Again raised
+    # through a future (13.8 µs against 3.8 µs, measured), once per batch, and a listening
+    # player's batch is mostly one event.
+    while len(out) < READ_BATCH and sock.get(engine.EVENTS) & engine.POLLIN:
+        out.append(await sock.recv_multipart())
     return out
