@@ -13,14 +13,24 @@ machine's cores with the server and the bench.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-#: Longest wait for the child to import and start its event loop.
-START_TIMEOUT_S = 60.0
+from loadtest.bench_child import start_child, stop_child
+
 #: How often the bench's loop looks for the child's report.
 POLL_S = 0.005
+
+
+@dataclass(frozen=True)
+class Newcomers:
+    """Who logs in, and where: the child's whole task."""
+
+    actions: str
+    updates: str
+    server_key: bytes | None
+    names: list[str]
+    password: str
 
 
 @dataclass
@@ -34,32 +44,10 @@ class NewcomerReport:
 
 
 class RemoteNewcomers:
-    """Newcomers named ``names`` that log in (registering) from a child process, on ``go``."""
+    """``newcomers`` that log in (registering) from a child process, on ``run()``."""
 
-    def __init__(
-        self,
-        actions: str,
-        updates: str,
-        server_key: bytes | None,
-        names: list[str],
-        password: str,
-    ) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        self._conn, child = spawn.Pipe()
-        self._process = spawn.Process(
-            target=_child,
-            args=(actions, updates, server_key, names, password, child),
-            daemon=True,
-        )
-        self._process.start()
-        child.close()
-        try:
-            started = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == ("ready",)
-        except (EOFError, OSError):
-            started = False
-        if not started:
-            self.close()
-            raise RuntimeError("the newcomers' process did not start")
+    def __init__(self, newcomers: Newcomers) -> None:
+        self._process, self._conn = start_child(_child, (newcomers,), "newcomers'")
 
     async def run(self) -> NewcomerReport:
         """Tell the child to go and wait (without blocking the loop) for its report."""
@@ -72,35 +60,18 @@ class RemoteNewcomers:
         return NewcomerReport(logins_ms, failures, all_s)
 
     def close(self) -> None:
-        self._process.join(30)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-        self._conn.close()
+        stop_child(self._process, self._conn, 30)
 
 
-def _child(
-    actions: str,
-    updates: str,
-    server_key: bytes | None,
-    names: list[str],
-    password: str,
-    conn: Connection,
-) -> None:
-    asyncio.run(_log_in_all(actions, updates, server_key, names, password, conn))
+def _child(newcomers: Newcomers, conn: Connection) -> None:
+    asyncio.run(_log_in_all(newcomers, conn))
 
 
-async def _log_in_all(
-    actions: str,
-    updates: str,
-    server_key: bytes | None,
-    names: list[str],
-    password: str,
-    conn: Connection,
-) -> None:
+async def _log_in_all(newcomers: Newcomers, conn: Connection) -> None:
     from loadtest.bench_crowd import Crowd, Player
 
-    crowd = Crowd(actions, updates, server_key=server_key)
+    crowd = Crowd(newcomers.actions, newcomers.updates, server_key=newcomers.server_key)
+    password = newcomers.password
     try:
         conn.send(("ready",))
         await asyncio.to_thread(conn.recv)  # ("go",)
@@ -120,7 +91,7 @@ async def _log_in_all(
                 failures += 1
 
         # Created on "go", as newcomers arrive: their connections are part of logging in.
-        await asyncio.gather(*(log_in(crowd.add_player(name)) for name in names))
+        await asyncio.gather(*(log_in(crowd.add_player(name)) for name in newcomers.names))
         conn.send(("done", logins_ms, failures, crowd.now() - start))
     finally:
         await crowd.close()

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
-from loadtest.bench_newcomers import RemoteNewcomers
+from loadtest.bench_newcomers import Newcomers, RemoteNewcomers
 from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
 
 ROWS = ("rate", "closed", "seq", "fanout", "logins")
@@ -497,11 +497,13 @@ class Bench:
             # that their handshakes do not hold up the loop that times the players.
             newcomers = await asyncio.to_thread(
                 RemoteNewcomers,
-                server.endpoints["actions"],
-                server.endpoints["updates"],
-                server_key(server),
-                [f"{tag}{i}" for i in range(row.players)],
-                PASSWORD,
+                Newcomers(
+                    server.endpoints["actions"],
+                    server.endpoints["updates"],
+                    server_key(server),
+                    [f"{tag}{i}" for i in range(row.players)],
+                    PASSWORD,
+                ),
             )
             play = Round()
             try:

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import multiprocessing
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-#: Longest wait for the child to connect and subscribe everything.
-START_TIMEOUT_S = 60.0
+from loadtest.bench_child import start_child, stop_child
 
 
 def have_pyzmq() -> bool:
@@ -35,21 +33,10 @@ class RemoteSubscribers:
         self, updates: str, count: int, topic: bytes, server_key: bytes | None = None
     ) -> None:
         self.count = count
-        spawn = multiprocessing.get_context("spawn")
-        self._conn, child = spawn.Pipe()
-        self._process = spawn.Process(
-            target=_child, args=(updates, count, topic, child, server_key), daemon=True
-        )
-        self._process.start()
-        child.close()
         self._done: dict[bytes, list[float]] = {}
-        try:
-            started = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == ("ready",)
-        except (EOFError, OSError):
-            started = False
-        if not started:
-            self.close()
-            raise RuntimeError("the subscriber process did not start")
+        self._process, self._conn = start_child(
+            _child, (updates, count, topic, server_key), "subscriber"
+        )
 
     def watch(self, marker: bytes) -> None:
         self._conn.send(("watch", marker))
@@ -77,15 +64,11 @@ class RemoteSubscribers:
             self._conn.send(("stop",))
         except OSError:
             pass
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-        self._conn.close()
+        stop_child(self._process, self._conn, 10)
 
 
 def _child(
-    updates: str, count: int, topic: bytes, conn: Connection, server_key: bytes | None
+    updates: str, count: int, topic: bytes, server_key: bytes | None, conn: Connection
 ) -> None:
     import zmq
 
