@@ -174,20 +174,20 @@ class HashingProcess:
         await asyncio.wrap_future(self._pool.submit(int))
 
     async def run(self, work: Callable[[], object]) -> object:
-        for attempt in (1, 2):
-            if self._pool is None:
-                await self.start()
-            assert self._pool is not None
-            try:
-                return await asyncio.wrap_future(self._pool.submit(work))
-            except BrokenProcessPool:
-                if attempt == 2:
-                    raise
-                # The process died (killed, out of memory): a new one, or every later login
-                # of this worker would fail.
-                log.warning("the password-hashing process died; starting another")
-                self.close()
-        raise AssertionError("unreachable")
+        try:
+            return await self._submit(work)
+        except BrokenProcessPool:
+            # The process died (killed, out of memory): a new one, or every later login of
+            # this worker would fail. A second death in a row is the caller's error.
+            log.warning("the password-hashing process died; starting another")
+            self.close()
+            return await self._submit(work)
+
+    async def _submit(self, work: Callable[[], object]) -> object:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        return await asyncio.wrap_future(self._pool.submit(work))
 
     def pids(self) -> list[int]:
         """The hashing process's PID, once started (for operators and tests)."""
