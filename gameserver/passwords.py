@@ -2,8 +2,9 @@
 and are replaced by Argon2id at their owner's next login.
 
 The cost is deliberate: OWASP's Argon2id floor, in the one of its five equal-strength
-configurations that costs least here (7 MiB, 5 passes, 1 lane: about 32 ms of one core). Logins are therefore admitted a few at a time by the front (gameserver.logins), so a
-flood of registrations queues behind its own kind and never in front of the players' actions.
+configurations that costs least here (7 MiB, 5 passes, 1 lane: about 32 ms of one core).
+Logins are therefore admitted a few at a time by the front (gameserver.logins), so a flood of
+registrations queues behind its own kind and never in front of the players' actions.
 argon2-cffi releases the GIL while hashing: the worker's heartbeats go on meanwhile.
 """
 
