@@ -93,10 +93,10 @@ def _final_csv(**_: Any) -> None:
         return
     with open(f"{prefix}_final.csv", "w", newline="") as f:
         StatsCSV(env, PERCENTILES_TO_REPORT).requests_csv(csv.writer(f))
-    _stop_csv_writers()
 
 
-def _stop_csv_writers() -> None:
+@events.quit.add_listener
+def _stop_csv_writers(**_: Any) -> None:
     """Stop Locust's own CSV writer before Locust closes its files. Locust (2.47) closes them
     right after this event without stopping the greenlet that rewrites them every second; on a
     slow exit (a loaded machine) that greenlet wakes once more and prints a ValueError
