@@ -142,7 +142,7 @@ def test_connections_over_the_cap_are_closed(start_server, sqlite_url: str) -> N
 
 def test_silent_peers_are_closed(start_server, sqlite_url: str) -> None:
     heartbeat_s = 1.0  # --player-heartbeat: the default (10 s) would hold the test 40 s
-    server: Server = start_server(sqlite_url, 1, "--player-heartbeat", "1", *RAW_NULL)
+    server: Server = start_server(sqlite_url, 1, f"--player-heartbeat={heartbeat_s}", *RAW_NULL)
     silent_s = heartbeat_s * (1 + HEARTBEAT_MISSES)  # the first PING, then its timeout
     # Connected, never greets: the handshake timer closes it.
     mute = socket.create_connection(address(server.actions))
