@@ -32,6 +32,7 @@ from ..zmtp import (
     ZMTPConnection,
 )
 from .rawsock import RawTransport
+from .readbuf import read_buffer
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,12 @@ class LinkOwner(Protocol):
     def link_lost(self, link: ZMTPLink) -> None: ...
 
 
-class ZMTPLink(asyncio.Protocol):
-    """One ZMTP connection of a socket."""
+class ZMTPLink(asyncio.BufferedProtocol):
+    """One ZMTP connection of a socket.
+
+    Buffered, so that asyncio's transports read into this thread's kept buffer (readbuf.py)
+    instead of allocating 256 KiB per read; the sync face's RawTransport calls data_received.
+    """
 
     def __init__(
         self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
@@ -165,6 +170,12 @@ class ZMTPLink(asyncio.Protocol):
         if opts.handshake_ivl > 0:
             self._timer = self.loop.call_later(opts.handshake_ivl / 1000, self._handshake_expired)
         self.host.links.add(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(read_buffer()[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         codec = self.codec

@@ -24,12 +24,10 @@ from collections import deque
 from typing import Any
 
 from ..native import native_epoll, native_lock, native_rlock
+from .readbuf import recv_bytes
 
 log = logging.getLogger(__name__)
 
-#: Most bytes one read takes (as asyncio's transports): thousands of short messages, or a few
-#: hundred of 1 KiB, per read and so per wake-up.
-READ_SIZE = 256 * 1024
 #: How long a user thread keeps reading its connection after its last blocked recv, before
 #: the loop reads it again in the background (heartbeats, hang-ups, filling up to RCVHWM).
 USER_LEASE_S = 0.01
@@ -209,7 +207,7 @@ class RawTransport(asyncio.Transport):
             if self._reading_paused or self.user_reading or self._closing:
                 return
             try:
-                data = self.sock.recv(READ_SIZE)
+                data = recv_bytes(self.sock)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -228,7 +226,7 @@ class RawTransport(asyncio.Transport):
         if self._closing or self._closed or self._reading_paused:
             return None
         try:
-            data = self.sock.recv(READ_SIZE)
+            data = recv_bytes(self.sock)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:

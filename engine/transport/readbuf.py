@@ -1,0 +1,40 @@
+"""One read buffer per thread, kept: stream sockets read into it and copy out what came.
+
+`sock.recv(READ_SIZE)` allocates READ_SIZE bytes for every read and shrinks them to what
+arrived. At 256 KiB glibc serves that block with mmap, shrinks it with mremap and frees it with
+munmap: three system calls and a page fault per read, about 18 µs of a 16-byte read on the
+2-core machine this was measured on (against 3.5 µs with this buffer). A request/reply round
+trip pays it on both sides. Reading into a buffer that stays mapped costs one copy of the bytes
+that arrived instead.
+
+A buffer is used only between the read into it and that copy, with no switch of thread or
+greenlet in between, so one per thread is enough whatever the number of connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+#: Most bytes one read takes (as asyncio's transports): thousands of short messages, or a few
+#: hundred of 1 KiB, per read and so per wake-up.
+READ_SIZE = 256 * 1024
+
+
+class _ThreadBuffer(threading.local):
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(READ_SIZE))
+
+
+_buffers = _ThreadBuffer()
+
+
+def read_buffer() -> memoryview:
+    """This thread's read buffer (READ_SIZE bytes)."""
+    return _buffers.view
+
+
+def recv_bytes(sock: socket.socket) -> bytes:
+    """One read of `sock` (b"": end of stream); raises as sock.recv does."""
+    view = _buffers.view
+    return view[: sock.recv_into(view)].tobytes()
