@@ -113,7 +113,7 @@ def engine_peer(peers: list[LinePeer], tmp_path: Path) -> Callable[..., LinePeer
 
 @pytest.fixture
 def lossy(veth: netns.VethPair) -> netns.VethPair:
-    """`veth`, where nftables can drop chosen packets (skips where nft is missing)."""
+    """`veth`, where nftables can drop or count chosen packets (skips where nft is missing)."""
     reason = netns.nft_unavailable()
     if reason:
         pytest.skip(reason)
