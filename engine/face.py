@@ -166,13 +166,21 @@ class SocketFace:
         timeout_ms: int,
         on_timeout: Any = None,
         reading: bool = False,
+        nothing: Any = NOTHING,
     ) -> Any:
-        """The face's run of the wait algorithm on this socket (after one attempt failed)."""
+        """The face's run of the wait algorithm on this socket (after one attempt failed, or
+        found nothing to attempt)."""
         if flags & c.DONTWAIT:
             raise Again()
         waiter = self._waiter(reading)
         steps = wait_steps(
-            (self._core,), attempt, timeout_ms, waiter, self._check_open, on_timeout or _raise_again
+            (self._core,),
+            attempt,
+            timeout_ms,
+            waiter,
+            self._check_open,
+            on_timeout or _raise_again,
+            nothing,
         )
         return self._run(steps, waiter)
 
@@ -274,12 +282,7 @@ class SocketFace:
     def _recv_wait(self, flags: int) -> Any:
         """The face's way to wait for a message (an attempt just found none)."""
         core = self._core
-
-        def attempt() -> Any:
-            msg = core.recv()
-            return NOTHING if msg is None else msg
-
-        return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
+        return self._blocking(core.recv, flags, core.options.rcvtimeo, reading=True, nothing=None)
 
     def traffic(self) -> Any:
         """Start counting this socket's messages and bytes in and out (from now on); returns

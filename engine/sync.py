@@ -86,7 +86,9 @@ class ReadingWaiter:
         self._poller: Any = None
 
     def prepare(self) -> None:
-        self.signal.clear()
+        signal = self.signal
+        if signal.pending:  # (Signal.clear's own test, without the call when there is none)
+            signal.clear()
 
     def wait(self, timeout: float | None) -> bool:
         transport = self.transport
@@ -175,7 +177,12 @@ class Socket(SocketFace):
         # else (parts, flags, a full queue, draft sockets) takes the general path.
         if type(data) is bytes and not flags and not self._send_parts:
             core = self._core
-            if not (core.closed or core.thread_safe) and core.send([data]):
+            pipe = core.direct_out
+            if pipe is not None and not core._commands:
+                # A plain one-pipe send (PUSH, DEALER, PAIR with one peer): the offer itself.
+                if pipe.offer([data]):
+                    return _TRACKER if track else None
+            elif not (core.closed or core.thread_safe) and core.send([data]):
                 return _TRACKER if track else None
         return SocketFace.send(self, data, flags, copy, track, routing_id, group)
 
@@ -199,7 +206,19 @@ class Socket(SocketFace):
                     inbox.pos = pos + 1
                     return msg[0]
         if copy and not self._recv_rest and not (core.closed or core.thread_safe):
-            msg = core.recv()
+            inbox = core.inbox
+            if (
+                flags  # DONTWAIT: this look is the only one
+                or inbox.pos < len(inbox.batch)
+                or inbox.incoming
+                or core._commands
+                or core._prefetched is not None
+            ):
+                msg = core.recv()
+            else:
+                # Nothing delivered yet (a reply on its way): the wait's first attempt, made
+                # once armed, is the look. (XPUB's own queue is looked at there too.)
+                msg = None
             if msg is None:
                 msg = self._recv_wait(flags)
             if len(msg) > 1:

@@ -37,8 +37,10 @@ def wait_steps(
     waiter: Waiter,
     check_open: Callable[[], None],
     on_timeout: Callable[[], Any],
+    nothing: Any = NOTHING,
 ) -> Steps:
-    """Retry `attempt` at each change of `cores` until it returns something else than NOTHING.
+    """Retry `attempt` at each change of `cores` until it returns something else than `nothing`
+    (NOTHING; None for an attempt that is a socket's own recv, which spares a wrapper call).
 
     `timeout_ms` < 0 waits without limit; when it runs out, the result is `on_timeout()` (which
     may raise Again instead). After every sleep `check_open` raises if a socket was closed
@@ -50,7 +52,7 @@ def wait_steps(
         for core in cores:
             core.arm()
         result = attempt()  # re-check after arming, or a wake-up could slip past
-        if result is not NOTHING:
+        if result is not nothing:
             _disarm(cores)
             return result
         remaining = None

@@ -313,6 +313,15 @@ class ZMTPConnection:
         pieces = self._out
         translate = self._sends_subscriptions and self.peer_minor_version >= 1
         joins = self._sends_joins
+        if not (translate or joins) and messages and len(messages[0]) == 1:
+            # The common batch, short one-frame messages (PUSH, PUB): framed in one
+            # comprehension. A longer or multi-frame message in it takes the loop below.
+            short = _SHORT_LAST
+            try:
+                pieces.append(b"".join([short[len(f)] + f for (f,) in messages]))
+                return
+            except (ValueError, IndexError):
+                pass
         for frames in messages:
             if translate and len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
                 topic = frames[0]

@@ -51,6 +51,8 @@ class FairQueue:
             self.pos = pos + 1
             msg = batch[pos]
             return [msg] if type(msg) is bytes else msg
+        if self.pipe is None and not self.incoming:
+            return None  # nothing to credit, nothing to start: the common empty look
         return self._next_batch()
 
     def _next_batch(self) -> Message | None:

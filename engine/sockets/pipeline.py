@@ -28,6 +28,9 @@ class PushSocket(SocketCore):
     def _send(self, msg: Message) -> bool:
         return self.balancer.send(msg) is not None
 
+    def sends_directly(self) -> bool:
+        return True
+
     def can_send(self) -> bool:
         return self.balancer.any_ready()
 
@@ -81,6 +84,9 @@ class PairSocket(SocketCore):
 
     def _send(self, msg: Message) -> bool:
         return any(pipe.offer(msg) for pipe in self.pipes)
+
+    def sends_directly(self) -> bool:
+        return True
 
     def can_send(self) -> bool:
         return any(p.can_send() for p in self.pipes)

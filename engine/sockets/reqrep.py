@@ -25,6 +25,9 @@ class DealerSocket(SocketCore):
     def _send(self, msg: Message) -> bool:
         return self.balancer.send(msg) is not None
 
+    def sends_directly(self) -> bool:
+        return True
+
     def _recv(self) -> Message | None:
         return self.inbox.take()
 
@@ -42,6 +45,9 @@ class ReqSocket(DealerSocket):
         self._awaiting = False
         self._reply_pipe: Pipe | None = None
         self._request_id = 0
+
+    def sends_directly(self) -> bool:
+        return False  # each request is stamped and remembered
 
     def _send(self, msg: Message) -> bool:
         if self._awaiting and not self.options.req_relaxed:
