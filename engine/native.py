@@ -34,6 +34,11 @@ def native_rlock() -> Any:
     return _original("_thread", "RLock")()
 
 
+def native_thread_local() -> Any:
+    """A real OS thread's local storage: gevent's patched one is per greenlet instead."""
+    return _original("_thread", "_local")()
+
+
 def start_native_thread(fn: Callable[[], None]) -> None:
     _original("_thread", "start_new_thread")(fn, ())
 

@@ -8,33 +8,34 @@ trip pays it on both sides. Reading into a buffer that stays mapped costs one co
 that arrived instead.
 
 A buffer is used only between the read into it and that copy, with no switch of thread or
-greenlet in between, so one per thread is enough whatever the number of connections.
+greenlet in between (the sockets read are native, even under gevent), so one per OS thread is
+enough whatever the number of connections or greenlets. The thread-local is the native one:
+gevent's would give every greenlet (a Locust user) a buffer of its own.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
+
+from ..native import native_thread_local
 
 #: Most bytes one read takes (as asyncio's transports): thousands of short messages, or a few
 #: hundred of 1 KiB, per read and so per wake-up.
 READ_SIZE = 256 * 1024
 
-
-class _ThreadBuffer(threading.local):
-    def __init__(self) -> None:
-        self.view = memoryview(bytearray(READ_SIZE))
-
-
-_buffers = _ThreadBuffer()
+_buffers = native_thread_local()
 
 
 def read_buffer() -> memoryview:
-    """This thread's read buffer (READ_SIZE bytes)."""
-    return _buffers.view
+    """This OS thread's read buffer (READ_SIZE bytes), made on its first read."""
+    try:
+        return _buffers.view
+    except AttributeError:
+        view = _buffers.view = memoryview(bytearray(READ_SIZE))
+        return view
 
 
 def recv_bytes(sock: socket.socket) -> bytes:
     """One read of `sock` (b"": end of stream); raises as sock.recv does."""
-    view = _buffers.view
+    view = read_buffer()
     return view[: sock.recv_into(view)].tobytes()

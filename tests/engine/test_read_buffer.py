@@ -90,3 +90,34 @@ def test_asyncio_round_trips_allocate_no_read_sized_block(tracing: None) -> None
             ctx.destroy(linger=0)
 
     assert asyncio.run(main()) < PEAK_LIMIT
+
+
+GREENLETS_SHARE_ONE_BUFFER = """
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+
+from engine.transport.readbuf import read_buffer
+
+seen = set()
+
+
+def read() -> None:
+    seen.add(id(read_buffer()))
+    gevent.sleep(0)
+    seen.add(id(read_buffer()))
+
+
+gevent.joinall([gevent.spawn(read) for _ in range(50)])
+print(len(seen))
+"""
+
+
+def test_greenlets_of_one_thread_share_its_buffer(spawn) -> None:  # type: ignore[no-untyped-def]
+    """Under gevent (as Locust runs), 50 users in one thread must not make 50 buffers."""
+    pytest.importorskip("gevent", reason="gevent comes with locust (the test extra)")
+    proc = spawn("-c", GREENLETS_SHARE_ONE_BUFFER)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.strip() == "1"
