@@ -343,10 +343,11 @@ class RawTransport(asyncio.Transport):
             resume = self._writing_paused and self._buffered <= self._low
             if resume:
                 self._writing_paused = False
-            drained = not self._buffered
         if resume:
+            # The link writes what it held back, and may close us once its queue is empty:
+            # whether everything has gone out is known only after this.
             self.protocol.resume_writing()
-        if drained and self._closing and not self._closed:
+        if self._closing and not self._closed and not self._buffered:
             self._lost(None)
 
     def get_write_buffer_size(self) -> int:
