@@ -67,7 +67,8 @@ class SocketCore:
     def refresh_direct(self) -> None:
         """User side: recompute `direct` and `direct_out` after a change of options,
         subscriptions, metering, pipes or state."""
-        plain = not self.closed and self.traffic is None
+        # A thread-safe type (the draft ones) is reached only under its lock: never directly.
+        plain = not self.closed and self.traffic is None and not self.thread_safe
         self.direct = self.inbox if plain and self.takes_directly() else None
         pipes = self.pipes
         one = plain and len(pipes) == 1 and self.sends_directly()

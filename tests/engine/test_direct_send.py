@@ -77,3 +77,18 @@ def test_metering_closing_and_req_state_turn_the_direct_send_off(ctx: engine.Con
     assert _core(right).direct_out is _core(right).pipes[0]
     right.close()
     assert _core(right).direct_out is None
+
+
+def test_thread_safe_types_are_never_reached_directly(ctx: engine.Context) -> None:
+    """SCATTER, GATHER, CLIENT and CHANNEL are built on PUSH, PULL, DEALER and PAIR, but any
+    thread may use them at once: each call must go through their lock, not straight to a pipe
+    or to the fair-queue."""
+    gather = ctx.socket(engine.GATHER)
+    gather.bind("tcp://127.0.0.1:0")
+    scatter = ctx.socket(engine.SCATTER)
+    scatter.connect(gather.getsockopt(engine.LAST_ENDPOINT).decode())
+    gather.setsockopt(engine.RCVTIMEO, TIMEOUT_MS)
+    scatter.send(b"one")
+    assert gather.recv() == b"one"
+    assert len(_core(scatter).pipes) == 1
+    assert _core(scatter).direct_out is None and _core(gather).direct is None
