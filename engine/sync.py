@@ -206,11 +206,9 @@ class Socket(SocketFace):
                     inbox.pos = pos + 1
                     return msg[0]
         if copy and not self._recv_rest and not (core.closed or core.thread_safe):
-            inbox = core.inbox
             if (
                 flags  # DONTWAIT: this look is the only one
-                or inbox.pos < len(inbox.batch)
-                or inbox.incoming
+                or core.inbox.waiting()
                 or core._commands
                 or core._prefetched is not None
             ):
