@@ -46,6 +46,10 @@ CLIENT_PREFIX = b"CurveZMQMESSAGEC"
 SERVER_PREFIX = b"CurveZMQMESSAGES"
 
 _U64 = struct.Struct(">Q")
+#: Where a box's tag goes before sealing (libsodium writes it in front of the ciphertext).
+_TAG_ROOM = bytes(16)
+#: A frame's flags octet by "more frames follow" (False, True).
+_FLAGS = (b"\x00", bytes((FLAG_MORE,)))
 _LONG_FRAME = struct.Struct(">BQ")
 #: The flags octets a sealed frame may carry (none, MORE, COMMAND).
 _VALID_FLAGS = bytes((0, FLAG_MORE, FLAG_COMMAND))
@@ -111,6 +115,9 @@ class CurveCipher:
         with 0x01 or 0x00 travels as a sealed SUBSCRIBE or CANCEL command, as libzmq sends it.
         `forced` replaces every frame's flags (for commands).
         """
+        if len(messages) == 1 and not (subscriptions or forced):
+            # One message (a reply, a published event): a shorter path than the batch's.
+            return self._seal_one(messages[0])
         frames = sum(map(len, messages))
         if self._sent + frames > MAX_NONCE:
             raise ProtocolError("CURVE nonces exhausted", ProtocolErrorCode.ZMTP_INVALID_SEQUENCE)
@@ -162,6 +169,46 @@ class CurveCipher:
         self._sent = n
         self._ffi.release(ptr)  # let go of the buffer so that it can be cut to size
         del out[pos:]
+        return out
+
+    def _seal_one(self, frames: list[bytes]) -> bytearray:
+        """`seal_messages` for a batch of one message, the usual unit of a reply or of a
+        published event.
+
+        The batch path's set-up (flag lists, a bound, the nonce rewritten in place) is most of
+        its cost at one message on this machine, about 4.5 us of 11 at one 216-octet frame. Here
+        the wire form is laid out by one join, each frame's 24-octet nonce is its prefix plus
+        the packed short nonce, and every box is sealed in place: the same bytes.
+        """
+        n = self._sent
+        last = len(frames) - 1
+        if n + last + 1 > MAX_NONCE:
+            raise ProtocolError("CURVE nonces exhausted", ProtocolErrorCode.ZMTP_INVALID_SEQUENCE)
+        pack = _U64.pack
+        items: list[bytes] = []
+        boxes: list[tuple[int, int, bytes]] = []  # (box offset, plaintext length, short nonce)
+        pos = 0
+        for i, payload in enumerate(frames):
+            n += 1
+            mlen = len(payload) + 1
+            size = MIN_MESSAGE_SIZE - 1 + mlen
+            head = bytes((0, size)) if size < 256 else _LONG_FRAME.pack(FRAME_LONG, size)
+            short = pack(n)
+            pos += len(head) + HEADER_SIZE
+            boxes.append((pos, mlen, short))
+            pos += MAC_SIZE + mlen
+            # The plaintext (flags octet, payload) sits where its box will begin + MAC_SIZE.
+            items += (head, MESSAGE_PREFIX, short, _TAG_ROOM, _FLAGS[i < last], payload)
+        out = bytearray().join(items)
+        ptr = self._ffi.from_buffer(out)
+        try:
+            seal_box, key, prefix = self._seal_box, self._key, self._send_nonces.prefix
+            for box, mlen, short in boxes:
+                if seal_box(ptr + box, ptr + box + MAC_SIZE, mlen, prefix + short, key):
+                    raise ProtocolError("CURVE MESSAGE could not be sealed")
+        finally:
+            self._ffi.release(ptr)
+        self._sent = n
         return out
 
     def _seal_uniform(self, payloads: list[bytes], size: int) -> bytearray:
@@ -531,16 +578,16 @@ class _NoncePage:
     takes a slice. libsodium takes bytes as they are, where a pointer into one buffer would
     cost a cffi object per frame."""
 
-    __slots__ = ("_high", "_nonces", "_prefix")
+    __slots__ = ("_high", "_nonces", "prefix")
 
     def __init__(self, prefix: bytes) -> None:
-        self._prefix = prefix
+        self.prefix = prefix
         self._high = b""
         self._nonces: tuple[bytes, ...] = ()
 
     def take(self, high: bytes, low: int, count: int) -> tuple[bytes, ...]:
         if high != self._high:
-            page = bytearray(self._prefix + high + b"\0") * 256
+            page = bytearray(self.prefix + high + b"\0") * 256
             page[23::24] = _OCTETS_TWICE[:256]
             self._nonces = tuple(_cut(page, 0, 256, 0, 24, 0))
             self._high = high

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("nacl")
 
@@ -195,3 +197,34 @@ def test_a_nested_seal_or_open_on_the_same_thread_leaves_the_workspace_alone() -
     payloads, _flags, pos, _need = server.open_run(wire, 0, 1000, 1 << 20)
     assert [[p] for p in payloads] == msgs
     assert pos == len(wire)
+
+
+frame_lists = st.lists(
+    st.one_of(st.binary(max_size=40), st.binary(min_size=200, max_size=300)), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=frame_lists, second=frame_lists, start=st.sampled_from([0, 254, 255, 2**40 - 2]))
+def test_one_message_path_matches_the_batch_path(
+    first: list[bytes], second: list[bytes], start: int
+) -> None:
+    """A batch of one message takes its own short path; its bytes are the batch loop's."""
+    one = CurveCipher(KEY, as_server=False, sent=start, received=0)
+    batch = CurveCipher(KEY, as_server=False, sent=start, received=0)
+    wire = bytes(one.seal_messages([first], False)) + bytes(one.seal_messages([second], False))
+    # Two messages of these shapes are never a uniform run: the general loop seals them.
+    assert wire == bytes(batch.seal_messages([first, second, [b"u" * 7]], False))[: len(wire)]
+    server = CurveCipher(KEY, as_server=True, sent=0, received=start)
+    payloads, flags, pos, _need = server.open_run(wire, 0, 1000, 1 << 20)
+    assert payloads == first + second
+    assert pos == len(wire)
+    more = [1] * (len(first) - 1) + [0] + [1] * (len(second) - 1) + [0]
+    assert list(flags) == more
+
+
+def test_one_message_path_refuses_exhausted_nonces() -> None:
+    client = CurveCipher(KEY, as_server=False, sent=2**64 - 2, received=0)
+    client.seal_messages([[b"last"]], False)
+    with pytest.raises(ProtocolError):
+        client.seal_messages([[b"one too many"]], False)
