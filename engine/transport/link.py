@@ -31,6 +31,7 @@ from ..zmtp import (
     ZapRequested,
     ZMTPConnection,
 )
+from .handshakes import pacer_for
 from .rawsock import RawTransport
 from .readbuf import read_buffer
 
@@ -91,6 +92,11 @@ class ZMTPLink(asyncio.BufferedProtocol):
     Buffered, so that asyncio's transports read into this thread's kept buffer (readbuf.py)
     instead of allocating 256 KiB per read; the sync face's RawTransport calls data_received.
     """
+
+    #: A handshake read the loop's pacer holds back, and "the pacer is running it now" (class
+    #: defaults: per connection only once used).
+    _held: bytes | None = None
+    _resuming = False
 
     def __init__(
         self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
@@ -178,6 +184,8 @@ class ZMTPLink(asyncio.BufferedProtocol):
         self.data_received(read_buffer()[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
+        if not self.ready and self.host.same_thread and self._hold(data):
+            return
         codec = self.codec
         assert codec is not None
         try:
@@ -187,6 +195,31 @@ class ZMTPLink(asyncio.BufferedProtocol):
             return
         self.last_recv = self.loop.time()
         self._after_codec(msgs)
+
+    def _hold(self, data: bytes) -> bool:
+        """A handshake read on the asyncio face, paced (see handshakes.py): True when it is
+        over this pass's budget, its bytes kept for a later pass."""
+        if self._resuming:
+            return False  # the pacer's own turn for it
+        pacer = pacer_for(self.loop)
+        if pacer.admit():
+            return False
+        self._held = data
+        self.transport.pause_reading()
+        pacer.wait(self._resume_handshake)
+        return True
+
+    def _resume_handshake(self) -> None:
+        """The pacer's turn for a held handshake read: read again, then decode what was held."""
+        data, self._held = self._held, None
+        if self.closed or data is None:
+            return
+        self.transport.resume_reading()
+        self._resuming = True
+        try:
+            self.data_received(data)
+        finally:
+            self._resuming = False
 
     def _after_codec(self, msgs: list[list[bytes]]) -> None:
         """Act on what the codec produced: events, bytes to write, messages to deliver."""

@@ -1,0 +1,161 @@
+"""A crowd of handshakes is paced: a few handshake reads per pass of the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import engine
+import engine.asyncio as ezmq
+from engine.transport.handshakes import HANDSHAKE_STEPS_PER_PASS, HandshakePacer
+from engine.zmtp import State, ZMTPConnection
+
+zmq = pytest.importorskip("zmq")
+pytest.importorskip("nacl")
+
+CROWD = 40
+
+
+def test_pacer_admits_a_budget_per_pass_and_resumes_in_order() -> None:
+    async def main() -> list[str]:
+        pacer = HandshakePacer(asyncio.get_running_loop())
+        ran: list[str] = []
+        admitted = [pacer.admit() for _ in range(HANDSHAKE_STEPS_PER_PASS)]
+        assert admitted == [True] * HANDSHAKE_STEPS_PER_PASS
+        assert not pacer.admit()
+        for name in "abcde":
+            pacer.wait(lambda name=name: ran.append(name))
+        assert not pacer.admit()  # others wait: nobody jumps the queue
+        passes = []
+        while pacer.waiting:
+            await asyncio.sleep(0)  # one pass of the loop
+            passes.append("".join(ran))
+        assert passes[-1] == "abcde"
+        # Each pass took at most the budget from the queue.
+        grown = [len(p) for p in passes]
+        assert all(
+            b - a <= HANDSHAKE_STEPS_PER_PASS for a, b in zip([0, *grown], grown, strict=False)
+        )
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert pacer.admit()  # the budget came back once the crowd was through
+        return ran
+
+    assert asyncio.run(main()) == list("abcde")
+
+
+def test_a_crowd_of_curve_clients_handshakes_a_few_per_pass(monkeypatch) -> None:
+    """40 libzmq CURVE clients connect at once to an asyncio ROUTER. Every one of them is
+    answered, and no pass of the server's loop ran more than the budget of handshake reads."""
+    public, secret = engine.curve_keypair()
+    steps_per_pass: dict[int, int] = {}
+    current_pass = [0]
+    receive = ZMTPConnection.receive_data
+
+    def counting_receive(self: ZMTPConnection, data: bytes, *args: object) -> object:
+        # The codec of a connection still in its handshake: one handshake read.
+        if self.state is not State.TRAFFIC and data:
+            steps_per_pass[current_pass[0]] = steps_per_pass.get(current_pass[0], 0) + 1
+        return receive(self, data, *args)
+
+    monkeypatch.setattr(ZMTPConnection, "receive_data", counting_receive)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ctx = ezmq.Context()
+        router = ctx.socket(engine.ROUTER)
+        router.curve_server = True
+        router.curve_secretkey = secret
+        router.bind("tcp://127.0.0.1:0")
+        endpoint = router.getsockopt(engine.LAST_ENDPOINT).decode()
+        stop = asyncio.Event()
+
+        async def count_passes() -> None:
+            while not stop.is_set():
+                current_pass[0] += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.ensure_future(count_passes())
+        answered = threading.Event()
+        failures: list[str] = []
+
+        def crowd() -> None:
+            zctx = zmq.Context()
+            try:
+                sockets = []
+                for _ in range(CROWD):
+                    s = zctx.socket(zmq.DEALER)
+                    s.curve_serverkey = public
+                    s.curve_publickey, s.curve_secretkey = zmq.curve_keypair()
+                    s.linger = 0
+                    s.rcvtimeo = 20_000
+                    s.connect(endpoint)
+                    sockets.append(s)
+                for s in sockets:
+                    s.send(b"hello")
+                for s in sockets:
+                    if s.recv() != b"welcome":
+                        failures.append("wrong answer")
+            except zmq.ZMQError as exc:
+                failures.append(str(exc))
+            finally:
+                zctx.destroy(linger=0)
+                answered.set()
+
+        thread = threading.Thread(target=crowd, daemon=True)
+        thread.start()
+        for _ in range(CROWD):
+            peer, body = await asyncio.wait_for(router.recv_multipart(), 20)
+            assert body == b"hello"
+            await router.send_multipart([peer, b"welcome"])
+        await loop.run_in_executor(None, answered.wait, 30)
+        stop.set()
+        await counter
+        thread.join(10)
+        router.close(0)
+        ctx.term()
+        assert not failures
+
+    asyncio.run(main())
+    assert sum(steps_per_pass.values()) >= 2 * CROWD  # the greeting and the handshake proper
+    assert max(steps_per_pass.values()) <= HANDSHAKE_STEPS_PER_PASS
+
+
+def test_a_client_that_leaves_while_held_costs_nothing() -> None:
+    """Clients that connect and go at once, in a crowd: the server goes on serving."""
+    public, secret = engine.curve_keypair()
+
+    async def main() -> None:
+        ctx = ezmq.Context()
+        router = ctx.socket(engine.ROUTER)
+        router.curve_server = True
+        router.curve_secretkey = secret
+        router.bind("tcp://127.0.0.1:0")
+        endpoint = router.getsockopt(engine.LAST_ENDPOINT).decode()
+        zctx = zmq.Context()
+        try:
+            for _ in range(CROWD):
+                s = zctx.socket(zmq.DEALER)
+                s.curve_serverkey = public
+                s.curve_publickey, s.curve_secretkey = zmq.curve_keypair()
+                s.connect(endpoint)
+                s.close(0)
+            stayer = zctx.socket(zmq.DEALER)
+            stayer.curve_serverkey = public
+            stayer.curve_publickey, stayer.curve_secretkey = zmq.curve_keypair()
+            stayer.connect(endpoint)
+            stayer.send(b"still here")
+            peer, body = await asyncio.wait_for(router.recv_multipart(), 20)
+            assert body == b"still here"
+            await router.send_multipart([peer, b"yes"])
+            stayer.rcvtimeo = 20_000
+            assert await asyncio.get_running_loop().run_in_executor(None, stayer.recv) == b"yes"
+            stayer.close(0)
+        finally:
+            zctx.destroy(linger=0)
+            router.close(0)
+            ctx.term()
+
+    asyncio.run(main())
