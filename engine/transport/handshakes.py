@@ -32,7 +32,9 @@ class HandshakePacer:
     """One event loop's budget of handshake reads per pass, and the queue of those that wait."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: the pacers are kept in a WeakKeyDictionary by loop, and a strong reference
+        # from the value would keep every loop that ever paced a handshake alive.
+        self._loop = weakref.ref(loop)
         #: Handshake reads run in the current pass.
         self.used = 0
         #: Connections waiting for their turn: each entry resumes one (it may have closed since).
@@ -54,19 +56,24 @@ class HandshakePacer:
 
     def _schedule_pass(self) -> None:
         # call_soon from inside a pass runs at the start of the next one, before its reads.
-        if not self._pass_scheduled:
+        loop = self._loop()
+        if not self._pass_scheduled and loop is not None and not loop.is_closed():
             self._pass_scheduled = True
-            self.loop.call_soon(self._next_pass)
+            loop.call_soon(self._next_pass)
 
     def _next_pass(self) -> None:
         self._pass_scheduled = False
         self.used = 0
         waiting = self.waiting
-        while waiting and self.used < HANDSHAKE_STEPS_PER_PASS:
-            self.used += 1
-            waiting.popleft()()
-        if waiting or self.used:
-            self._schedule_pass()  # the next pass resets the budget (and goes on with the queue)
+        try:
+            while waiting and self.used < HANDSHAKE_STEPS_PER_PASS:
+                self.used += 1
+                waiting.popleft()()
+        finally:
+            # Even when a resumed read raised (the loop reports it): the queue goes on, and
+            # the next pass resets the budget.
+            if waiting or self.used:
+                self._schedule_pass()
 
 
 _pacers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HandshakePacer] = (

@@ -159,3 +159,42 @@ def test_a_client_that_leaves_while_held_costs_nothing() -> None:
             ctx.term()
 
     asyncio.run(main())
+
+
+def test_a_resumed_read_that_raises_does_not_stop_the_queue() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        errors: list[object] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context["exception"]))
+        pacer = HandshakePacer(loop)
+        while pacer.admit():
+            pass
+        ran: list[str] = []
+
+        def broken() -> None:
+            raise RuntimeError("a broken connection")
+
+        pacer.wait(broken)
+        for name in "xyz":
+            pacer.wait(lambda name=name: ran.append(name))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert [str(e) for e in errors] == ["a broken connection"]
+        return ran
+
+    assert asyncio.run(main()) == list("xyz")
+
+
+def test_a_pacer_does_not_keep_its_loop_alive() -> None:
+    import gc
+    import weakref
+
+    from engine.transport.handshakes import pacer_for
+
+    loop = asyncio.new_event_loop()
+    pacer_for(loop)
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None
