@@ -18,6 +18,15 @@ pytest.importorskip("nacl")
 CROWD = 40
 
 
+def curve_router(ctx: ezmq.Context, secret: bytes) -> tuple[ezmq.Socket, str]:
+    """An asyncio ROUTER that is a CURVE server, bound to a free port; and its endpoint."""
+    router = ctx.socket(engine.ROUTER)
+    router.curve_server = True
+    router.curve_secretkey = secret
+    router.bind("tcp://127.0.0.1:0")
+    return router, router.getsockopt(engine.LAST_ENDPOINT).decode()
+
+
 def test_pacer_admits_a_budget_per_pass_and_resumes_in_order() -> None:
     async def main() -> list[str]:
         pacer = HandshakePacer(asyncio.get_running_loop())
@@ -65,11 +74,7 @@ def test_a_crowd_of_curve_clients_handshakes_a_few_per_pass(monkeypatch) -> None
     async def main() -> None:
         loop = asyncio.get_running_loop()
         ctx = ezmq.Context()
-        router = ctx.socket(engine.ROUTER)
-        router.curve_server = True
-        router.curve_secretkey = secret
-        router.bind("tcp://127.0.0.1:0")
-        endpoint = router.getsockopt(engine.LAST_ENDPOINT).decode()
+        router, endpoint = curve_router(ctx, secret)
         stop = asyncio.Event()
 
         async def count_passes() -> None:
@@ -129,11 +134,7 @@ def test_a_client_that_leaves_while_held_costs_nothing() -> None:
 
     async def main() -> None:
         ctx = ezmq.Context()
-        router = ctx.socket(engine.ROUTER)
-        router.curve_server = True
-        router.curve_secretkey = secret
-        router.bind("tcp://127.0.0.1:0")
-        endpoint = router.getsockopt(engine.LAST_ENDPOINT).decode()
+        router, endpoint = curve_router(ctx, secret)
         zctx = zmq.Context()
         try:
             for _ in range(CROWD):
