@@ -1,9 +1,10 @@
 """A bench's helper process: spawned, told what to do over a pipe, ended by PID.
 
-The fan-out row's subscribers (bench_subscribers) and the logins row's newcomers
-(bench_newcomers) run in a child process so that their work does not hold up the loop that
-times the server. Both start the same way (spawn, then wait for the child's ``("ready",)``)
-and end the same way (join, then kill).
+The fan-out row's subscribers (bench_subscribers), the logins row's newcomers
+(bench_newcomers) and the listening players (bench_listeners) run in a child process so that
+their work does not hold up the loop that times the server. All start the same way (spawn,
+then wait for the child's ``("ready",)``, or its ``("failed", why)``) and end the same way
+(join, then kill).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ def start_child(
     process.start()
     child.close()
     try:
-        started = conn.poll(START_TIMEOUT_S) and conn.recv() == ("ready",)
+        said = conn.recv() if conn.poll(START_TIMEOUT_S) else None
     except (EOFError, OSError):
-        started = False
-    if not started:
+        said = None
+    if said != ("ready",):
         stop_child(process, conn, 0)
-        raise RuntimeError(f"the {what} process did not start")
+        # A child that could not set up says why: ("failed", one line).
+        why = f": {said[1]}" if isinstance(said, tuple) and said[0] == "failed" else ""
+        raise RuntimeError(f"the {what} process did not start{why}")
     return process, conn
 
 

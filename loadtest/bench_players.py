@@ -22,8 +22,11 @@ Rows:
 
 The players of the rate, closed and logins rows are registered directly in the store before
 the row (the login code with a cheap hash: registering 5,000 players at a real hash's cost
-would take minutes); logins through the server are measured by the ``logins`` row. ``--listeners``
-of them also follow their topics on their own update connection, like a real client.
+would take minutes); logins through the server are measured by the ``logins`` row. In the
+rate, closed and logins rows ``--listeners`` more players, registered the same way, stay logged
+in and follow their topics on their own update connection, like a real client; they listen from
+a child process (bench_listeners), so their decoding does not hold up the loop that times the
+acting players.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
+from loadtest.bench_listeners import Listeners, RemoteListeners
 from loadtest.bench_newcomers import Newcomers, RemoteNewcomers
 from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
 
@@ -161,26 +165,17 @@ def register(store_url: str, names: list[str], progress: Callable[[str], None]) 
 CONNECT_WAIT_S = 120.0
 
 
-async def bring_in(crowd: Crowd, replies: list[Any], listeners: int) -> list[Player]:
-    """Players for registered sessions, each connected before the row measures anything.
-    Listeners resume through the server, which makes their core follow the world, their room
-    and their private topic; the others just hold the token. Every player then pings the front
-    once: an online player's connection is made (and its CURVE handshake done) before it plays,
-    else a row of 5,000 would time those handshakes as actions."""
+async def bring_in(crowd: Crowd, replies: list[Any]) -> list[Player]:
+    """Players for registered sessions (each holds its token), each connected before the row
+    measures anything: every player pings the front once, so that an online player's connection
+    is made (and its CURVE handshake done) before it plays, else a row of 5,000 would time those
+    handshakes as actions."""
     players = []
-    resumes = []
-    for i, reply in enumerate(replies):
-        player = crowd.add_player(reply.player, listen=i < listeners)
+    for reply in replies:
+        player = crowd.add_player(reply.player)
         player.room = reply.room
-        if i < listeners:
-            resumes.append(
-                crowd.ask(player, lambda now, p=player, t=reply.token: p.core.resume(t, now))
-            )
-        else:
-            player.core.token, player.core.player = reply.token, reply.player
+        player.core.token, player.core.player = reply.token, reply.player
         players.append(player)
-    for call in await asyncio.gather(*resumes):
-        call.result()  # a failed resume ends the row with its reason
     connected = 0
 
     async def connect(player: Player) -> None:
@@ -268,6 +263,7 @@ class Bench:
         self.log = (workdir / "serve.log").open("a")
         self.redis = RedisServer(self.log) if args.store == "redis" else None
         self.subscribers_kind = ""  # what the fan-out row's subscribers were
+        self.listeners: RemoteListeners | None = None  # the row's listening players
 
     def store_url(self, row: Row) -> str:
         if self.redis is not None:
@@ -316,6 +312,9 @@ class Bench:
             await getattr(self, f"_row_{row.kind}")(row, server, crowd)
         finally:
             await crowd.close()
+            if self.listeners is not None:
+                await asyncio.to_thread(self.listeners.close)
+                self.listeners = None
 
     async def _measured(self, server: Server, row: Row, body: Callable[[Round], Any]) -> None:
         """Run ``body`` for a warm-up, then ``--rounds`` times with the CPU counted."""
@@ -323,12 +322,15 @@ class Bench:
             await body(Round(), warmup=True)
         for i in range(self.args.rounds):
             rnd = Round()
+            heard = await self._heard()
             before = server.cpu()
             with self._bench_collector():
                 await body(rnd, warmup=False)
             after = server.cpu()
             if not rnd.cpu:  # a row may count its own (fan-out: without its pings)
                 rnd.cpu = {name: after[name] - before.get(name, 0.0) for name in after}
+            if self.listeners is not None:
+                rnd.extra["heard"] = (await self._heard()) - heard
             row.rounds.append(rnd)
             progress(f"r{i + 1} ")
 
@@ -350,14 +352,35 @@ class Bench:
         finally:
             gc.enable()
 
-    async def _players(self, server: Server, crowd: Crowd, count: int, prefix: str) -> list[Player]:
+    async def _heard(self) -> int:
+        """Events the listening players have taken in so far (0 without listeners)."""
+        if self.listeners is None:
+            return 0
+        return (await asyncio.to_thread(self.listeners.heard)).events
+
+    async def _players(
+        self, server: Server, crowd: Crowd, count: int, prefix: str, *, listeners: int = 0
+    ) -> list[Player]:
+        """``count`` acting players, and ``listeners`` more that listen from a child process."""
         names = [f"{prefix}{i}" for i in range(count)]
+        names += [f"{prefix}l{i}" for i in range(listeners)]
         replies = await asyncio.to_thread(register, server.store, names, progress)
-        return await bring_in(crowd, replies, self.args.listeners)
+        if listeners:
+            sessions = [(reply.player, reply.token) for reply in replies[count:]]
+            self.listeners = await asyncio.to_thread(
+                RemoteListeners,
+                Listeners(
+                    server.endpoints["actions"],
+                    server.endpoints["updates"],
+                    server_key(server),
+                    sessions,
+                ),
+            )
+        return await bring_in(crowd, replies[:count])
 
     async def _row_rate(self, row: Row, server: Server, crowd: Crowd) -> None:
-        players = await self._players(server, crowd, row.players, "p")
         a = self.args
+        players = await self._players(server, crowd, row.players, "p", listeners=a.listeners)
 
         async def body(rnd: Round, warmup: bool) -> None:
             seconds = a.warmup if warmup else a.duration
@@ -366,8 +389,8 @@ class Bench:
         await self._measured(server, row, body)
 
     async def _row_closed(self, row: Row, server: Server, crowd: Crowd) -> None:
-        players = await self._players(server, crowd, row.players, "c")
         a = self.args
+        players = await self._players(server, crowd, row.players, "c", listeners=a.listeners)
         rng = random.Random(1)
 
         async def body(rnd: Round, warmup: bool) -> None:
@@ -485,7 +508,7 @@ class Bench:
 
     async def _row_logins(self, row: Row, server: Server, crowd: Crowd) -> None:
         a = self.args
-        players = await self._players(server, crowd, a.closed_players, "e")
+        players = await self._players(server, crowd, a.closed_players, "e", listeners=a.listeners)
         rounds = iter(range(1_000_000))
 
         async def body(rnd: Round, warmup: bool) -> None:
@@ -659,8 +682,8 @@ def run_players(args: argparse.Namespace) -> int:
     intro = (
         f"crossroads bench players: store {args.store}, {args.workers} worker(s), "
         f"action {args.action}, {args.rate:g} actions/s in the rate rows, "
-        f"{args.duration:g}s x {args.rounds} round(s) (median), {args.listeners} listening "
-        f"player(s); {os.cpu_count()} core(s), load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{args.duration:g}s x {args.rounds} round(s) (median), {args.listeners} more "
+        f"player(s) listening from a child process; {os.cpu_count()} core(s), load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         f"; bench gc {args.bench_gc} in rounds"
     )
     if bench.subscribers_kind:
@@ -676,6 +699,8 @@ def run_players(args: argparse.Namespace) -> int:
                 "p50_ms": r.median(lambda x: x.pct(50)) if r.rounds else None,
                 "p99_ms": r.median(lambda x: x.pct(99)) if r.rounds else None,
                 "errors": sum(x.errors for x in r.rounds),
+                # Events the listening players took in, over the measured rounds.
+                "listeners_heard": sum(x.extra.get("heard", 0) for x in r.rounds),
                 "cpu_us_per_action": r.cpu_per_action_us() if r.rounds else {},
                 "figures": [
                     {"figure": f, "measured": v, "now": n, "target": t, "ratio": q}
@@ -712,6 +737,16 @@ def _rows(text: str) -> list[str]:
     if not rows or any(r not in ROWS for r in rows):
         raise argparse.ArgumentTypeError(f"rows are a comma list of {','.join(ROWS)}")
     return list(dict.fromkeys(rows))
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -786,10 +821,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--listeners",
-        type=int,
+        type=_not_negative,
         default=50,
         metavar="N",
-        help="players that also follow their topics on an update connection (default: 50)",
+        help="players, besides the acting ones, that stay logged in and follow their topics on "
+        "an update connection, from a child process (rate, closed and logins rows; default: 50)",
     )
     parser.add_argument(
         "--workers",

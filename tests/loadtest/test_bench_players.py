@@ -49,6 +49,10 @@ def test_every_row_is_measured_on_sqlite(capsys: pytest.CaptureFixture[str]) -> 
         "ping p99 ms",
     }
     assert "load" in result["intro"]
+    # The listening players (a child process) heard the rows' room events; nobody listens in
+    # the rows without them.
+    assert rows["closed"]["listeners_heard"] > 0 and rows["logins"]["listeners_heard"] > 0
+    assert rows["seq"]["listeners_heard"] == 0
 
 
 @pytest.mark.slow
@@ -88,3 +92,29 @@ def test_cpu_seconds_reads_proc() -> None:
         pass
     assert cpu_seconds(os.getpid()) > spent
     assert cpu_seconds(2**22 + 12345) == 0.0  # no such process
+
+
+@pytest.mark.slow
+def test_listeners_that_cannot_resume_say_why(tmp_path) -> None:
+    """The listeners' child resumes its sessions before it says ready; a session the server
+    does not know ends the start with the server's reason, in one line."""
+    from loadtest.bench_crowd import Server
+    from loadtest.bench_listeners import Listeners, RemoteListeners
+
+    with (tmp_path / "serve.log").open("a") as log:
+        server = Server(f"sqlite:///{tmp_path / 'w.sqlite3'}", 1, log)
+        try:
+            with pytest.raises(RuntimeError) as exc:
+                RemoteListeners(
+                    Listeners(
+                        server.endpoints["actions"],
+                        server.endpoints["updates"],
+                        bench_players.server_key(server),
+                        [("nobody", "A" * 32)],  # well formed, never issued,
+                    )
+                )
+        finally:
+            server.stop()
+    message = str(exc.value)
+    assert message.startswith("the listeners' process did not start: ")
+    assert "\n" not in message and "unauthorized" in message
