@@ -35,6 +35,7 @@ from .constants import (
     XSUB,
     ProtocolErrorCode,
 )
+from .frame_runs import LONG_HEADER, equal_frames, slice_run, split_run
 from .options import UNBOUNDED
 from .security.commands import (
     AuthenticationFailed,
@@ -89,72 +90,6 @@ _U16 = struct.Struct(">H")
 # Pre-built two-byte headers for every short frame: one lookup instead of a bytes() per frame.
 _SHORT_LAST = [bytes((0, n)) for n in range(256)]
 _SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
-#: A short frame's size byte, by size (for matching runs of equal frames).
-_SIZE_BYTE = [bytes((n,)) for n in range(256)]
-#: Equal frames a run probe looks at first; each further probe looks at twice as many.
-RUN_PROBE = 8
-#: A run of equal frames is cut by struct formats of this many records, and of the powers of
-#: two below it for the rest: at most 7 compiled formats per frame size, made on first use.
-RUN_CHUNK = 64
-_run_formats: dict[tuple[int, int], struct.Struct] = {}
-
-
-def _run_format(size: int, count: int) -> struct.Struct:
-    """`count` records of a short last frame of `size` bytes: two header bytes, then the body."""
-    fmt = _run_formats.get((size, count))
-    if fmt is None:
-        fmt = _run_formats[size, count] = struct.Struct("<" + f"2x{size}s" * count)
-    return fmt
-
-
-def split_run(data: bytes, pos: int, size: int, count: int) -> list[bytes]:
-    """The bodies of `count` short last frames of `size` bytes at `pos` (as equal_frames found
-    them): cut in C by struct formats, a few calls per run instead of a Python step per frame."""
-    stride = size + 2
-    bodies: list[bytes] = []
-    whole = count - count % RUN_CHUNK
-    if whole:
-        chunks = _run_format(size, RUN_CHUNK).iter_unpack(
-            memoryview(data)[pos : pos + whole * stride]
-        )
-        for chunk in chunks:
-            bodies += chunk
-        pos += whole * stride
-    rest = count - whole
-    step = RUN_CHUNK // 2
-    while rest:
-        if rest >= step:
-            bodies += _run_format(size, step).unpack_from(data, pos)
-            pos += step * stride
-            rest -= step
-        step //= 2
-    return bodies
-
-
-def equal_frames(data: bytes, pos: int, size: int, most: int) -> int:
-    """How many whole short last frames of `size` bytes start at `pos` back to back (at most
-    `most`, which the caller makes sure fit in `data`): a stream of equal-sized messages
-    (fixed records, ticks...) is then split by a few slices instead of frame by frame. The
-    probes double in length, so a run costs a few C-level scans and a mismatch little."""
-    stride = size + 2
-    size_byte = _SIZE_BYTE[size]
-    n = 0
-    width = RUN_PROBE
-    while n < most:
-        if width > most - n:
-            width = most - n
-        start = pos + n * stride
-        stop = start + width * stride
-        flags_left = len(data[start:stop:stride].lstrip(b"\x00"))
-        sizes_left = len(data[start + 1 : stop : stride].lstrip(size_byte))
-        good = width - max(flags_left, sizes_left)
-        n += good
-        if good < width:
-            break
-        width *= 2
-    return n
-
-
 #: libzmq 4.3's PLAIN server spells its ERROR command "\x05ERROR" in C, where "\x05E" is one
 #: hex escape: the name arrives as these five octets. Its own PLAIN client expects exactly that.
 LIBZMQ_PLAIN_ERROR = b"^RROR"
@@ -320,8 +255,22 @@ class ZMTPConnection:
             try:
                 pieces.append(b"".join([short[len(f)] + f for (f,) in messages]))
                 return
-            except (ValueError, IndexError):
+            except ValueError:  # a multi-frame message
                 pass
+            except IndexError:  # a long frame (1 KiB, say): the same with its 9-octet header
+                pack = _LONG.pack
+                try:
+                    pieces.append(
+                        b"".join(
+                            [
+                                (short[n] if (n := len(f)) < 256 else pack(FLAG_LONG, n)) + f
+                                for (f,) in messages
+                            ]
+                        )
+                    )
+                    return
+                except ValueError:
+                    pass
         for frames in messages:
             if translate and len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
                 topic = frames[0]
@@ -608,7 +557,7 @@ class ZMTPConnection:
                     # A third equal message follows two: look for a run of them.
                     stride = size + 2
                     most = min((end - pos) // stride, budget - len(messages))
-                    run = equal_frames(data, pos, size, most) if most > 1 else 0
+                    run = equal_frames(data, pos, _SHORT_LAST[size], size, most) if most > 1 else 0
                     if run > 1:
                         if bare:
                             messages += split_run(data, pos, size, run)
@@ -627,6 +576,17 @@ class ZMTPConnection:
                 if size <= limit and stop <= end:
                     append(data[pos + 9 : stop] if bare else [data[pos + 9 : stop]])
                     pos = stop
+                    if size == last_size and end - pos >= 9 and data[pos] == FLAG_LONG:
+                        # A third equal message follows two: look for a run of them.
+                        stride = size + LONG_HEADER
+                        most = min((end - pos) // stride, budget - len(messages))
+                        header = data[pos - stride : pos - size]
+                        run = equal_frames(data, pos, header, size, most) if most > 1 else 0
+                        if run > 1:
+                            bodies = slice_run(data, pos, LONG_HEADER, size, run)
+                            messages += bodies if bare else [[body] for body in bodies]
+                            pos += run * stride
+                    last_size = size
                     continue
             if flags & FLAG_LONG:
                 if avail < 9:

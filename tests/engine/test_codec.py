@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
+from engine.frame_runs import equal_frames, split_run
 from engine.zmtp import (
     HandshakeComplete,
     PeerError,
@@ -21,7 +22,6 @@ from engine.zmtp import (
     encode_command,
     encode_properties,
     greeting,
-    split_run,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -356,6 +356,57 @@ def test_a_run_of_equal_frames_stops_at_a_different_one() -> None:
     msgs = [*same, [b"abd", b"x"], [b"ab"], *same, [b"abc"] * 2, *same[:9], [b"\x01" * 3]]
     b.send_messages(msgs)
     assert feed(a, b.data_to_send()) == msgs
+
+
+def long_frame(body: bytes, flags: int = 0x02) -> bytes:
+    """A frame with the 8-octet size, whatever its length (RFC 23 allows it for short ones)."""
+    return struct.pack(">BQ", flags, len(body)) + body
+
+
+@pytest.mark.parametrize("chunker", [whole, chunked([1000, 7, 4096])], ids=["whole", "chunked"])
+def test_a_run_of_equal_long_frames_stops_where_any_header_octet_differs(
+    chunker: Chunker,
+) -> None:
+    """Runs of equal long frames are found by their whole 9-octet header: a frame whose size
+    differs only in its second-lowest octet (1,280 after 1,024), or whose flags add MORE, ends
+    the run; long-encoded short frames run too."""
+    a, _ = pair(engine.PULL, engine.PUSH)
+    k = [bytes([i]) * 1024 for i in range(12)]
+    stream = b"".join(long_frame(body) for body in k[:5])
+    stream += long_frame(b"w" * 1280)
+    stream += b"".join(long_frame(body) for body in k[5:9])
+    stream += long_frame(k[9], flags=0x03) + long_frame(b"tail")
+    stream += b"".join(long_frame(bytes([i]) * 5) for i in range(4))
+    stream += b"".join(long_frame(body) for body in k[10:12])
+    expected = [[body] for body in k[:5]] + [[b"w" * 1280]]
+    expected += [[body] for body in k[5:9]] + [[k[9], b"tail"]]
+    expected += [[bytes([i]) * 5] for i in range(4)] + [[body] for body in k[10:12]]
+    assert feed(a, stream, chunker) == expected
+
+
+def test_equal_frames_compares_every_header_octet() -> None:
+    header = struct.pack(">BQ", 0x02, 1024)
+    frames = [header + bytes(1024)] * 20
+    for octet in range(9):
+        changed = bytearray(header)
+        changed[octet] ^= 0x10
+        data = b"".join(frames[:13]) + bytes(changed) + bytes(1024) + b"".join(frames[:6])
+        assert equal_frames(data, 0, header, 1024, 20) == 13
+    assert equal_frames(b"".join(frames), 0, header, 1024, 20) == 20
+
+
+def test_one_batch_of_short_long_and_multipart_messages() -> None:
+    """The encoder's one-comprehension batches: short only, short and long mixed, and either
+    with a multi-frame message (the general loop) give the same messages back."""
+    for msgs in (
+        [[b"a"], [b"b" * 255]],
+        [[b"a"], [b"x" * 300], [b"b" * 255], [b"c" * 256], [b""]],
+        [[b"x" * 300], [b"m", b"n" * 400], [b"a"]],
+        [[b"a"], [b"m", b"n"], [b"x" * 300]],
+    ):
+        a, b = pair(engine.PULL, engine.PUSH)
+        b.send_messages(msgs)
+        assert feed(a, b.data_to_send()) == msgs
 
 
 def test_messages_before_handshake_refused() -> None:
