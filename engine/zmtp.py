@@ -249,28 +249,30 @@ class ZMTPConnection:
         translate = self._sends_subscriptions and self.peer_minor_version >= 1
         joins = self._sends_joins
         if not (translate or joins) and messages and len(messages[0]) == 1:
-            # The common batch, short one-frame messages (PUSH, PUB): framed in one
-            # comprehension. A longer or multi-frame message in it takes the loop below.
-            short = _SHORT_LAST
+            # The common batch, one-frame messages (PUSH, PUB): framed by joins in C. A
+            # multi-frame message in it takes the loop below.
             try:
-                pieces.append(b"".join([short[len(f)] + f for (f,) in messages]))
-                return
-            except ValueError:  # a multi-frame message
-                pass
-            except IndexError:  # a long frame (1 KiB, say): the same with its 9-octet header
-                pack = _LONG.pack
-                try:
-                    pieces.append(
-                        b"".join(
-                            [
-                                (short[n] if (n := len(f)) < 256 else pack(FLAG_LONG, n)) + f
-                                for (f,) in messages
-                            ]
-                        )
-                    )
+                bodies = [f for (f,) in messages]
+            except ValueError:
+                bodies = None
+            if bodies is not None:
+                size = len(bodies[0])
+                if size == len(min(bodies, key=len)) == len(max(bodies, key=len)):
+                    # All of one size (records, a benchmark): one header between each two.
+                    header = _SHORT_LAST[size] if size < 256 else _LONG.pack(FLAG_LONG, size)
+                    pieces.append(header)
+                    pieces.append(header.join(bodies))
                     return
-                except ValueError:
-                    pass
+                short, pack = _SHORT_LAST, _LONG.pack
+                pieces.append(
+                    b"".join(
+                        [
+                            (short[n] if (n := len(f)) < 256 else pack(FLAG_LONG, n)) + f
+                            for f in bodies
+                        ]
+                    )
+                )
+                return
         for frames in messages:
             if translate and len(frames) == 1 and frames[0][:1] in (b"\x00", b"\x01"):
                 topic = frames[0]
