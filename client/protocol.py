@@ -275,6 +275,13 @@ class ClientCore:
         call = self._call("ping", PingRequest(), now, timeout, retries=0)
         return self._start(call, now)
 
+    def follow_outcome(self, reply: Reply, marks: dict[str, int], now: float) -> None:
+        """An action of this session was answered on another connection (another window of
+        the same player, or a load tester's twin that only listens): follow where it took the
+        player (the room's topic, from the reply's marks), as if it had been answered here."""
+        if self.token is not None:
+            self._acted(reply, marks, now)
+
     def abandon(self, call: Call, now: float) -> None:
         """The caller stopped waiting: forget the call (an answer to it will be dropped) and
         let the next ordered call go."""

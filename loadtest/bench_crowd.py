@@ -189,6 +189,8 @@ class Player:
     reader: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
+    #: Told of each reply that takes the player to another room (its listening twin follows).
+    on_moved: Callable[[Any, dict[str, int]], None] | None = None
 
 
 @dataclass
@@ -266,7 +268,7 @@ class Crowd:
         """Start a call on ``player``'s core and wait until it is finished (answered or
         failed); the finished Call says which, and when (``answered_at``)."""
         call = make(self.now())
-        self._flush(player)
+        self.flush(player)
         if call.done:
             return call
         waiter = asyncio.get_running_loop().create_future()
@@ -290,7 +292,7 @@ class Crowd:
             now = self.now()
             for frames in batch:
                 player.core.receive_answer(frames, now)
-            self._flush(player)
+            self.flush(player)
 
     async def _read_updates(self, player: Player, sock: ezmq.Socket) -> None:
         while True:
@@ -299,9 +301,10 @@ class Crowd:
             now = self.now()
             for frames in batch:
                 player.core.receive_publication(frames, now)
-            self._flush(player)
+            self.flush(player)
 
-    def _flush(self, player: Player) -> None:
+    def flush(self, player: Player) -> None:
+        """Carry out what the player's core says: send, subscribe, finish calls, arm its timer."""
         out = player.core.take()
         if out.reset:  # Lazy Pirate: a fresh request connection, the old one dropped
             old, reader = player.dealer, player.reader
@@ -338,7 +341,7 @@ class Crowd:
     def _on_timer(self, player: Player) -> None:
         player.timer = player.timer_at = None
         player.core.tick(self.now())
-        self._flush(player)
+        self.flush(player)
 
     # -- plain subscribers, for the fan-out measure ---------------------------------------------
 

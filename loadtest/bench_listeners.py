@@ -1,19 +1,20 @@
-"""The listening players of `crossroads bench players`: logged-in players that follow their
-topics on an update connection, in a process of their own.
+"""The listening players of `crossroads bench players`: their update connections, in a
+process of their own.
 
 A listening client decodes every event of its world, its room and its private topic, and
 tracks each topic's sequence (repairing gaps by catch-up). Fifty of them in the bench's own
 loop, during the logins row, were 40 % of that process's CPU (py-spy): 3.8 s of CPU per 8 s
-round against 0.98 s with none. The loop that times the acting players was late by that much,
-and the players' p99 (214-227 ms) counted the bench's lateness as the server's; with no
-listeners it was 43-51 ms. A real listening client runs on its player's own machine.
+round against 0.98 s with none. The loop that times the players' actions was late by that
+much, and the players' p99 (214-227 ms) counted the bench's lateness as the server's; with
+no listeners it was 43-51 ms. A real client listens on its player's own machine.
 
-So the listeners are players of their own, each logged in (its session resumed through the
-server, as a client does after a reconnect) and idle in the start room, driven by the same
-client library (:class:`loadtest.bench_crowd.Crowd`) in a child process. The server's work for
-them is what it was: one update connection each, the same topics, every room event of the
-start room sent to each. They share the machine's cores with the server and the bench, like the
-fan-out row's subscribers (bench_subscribers) and the logins row's newcomers (bench_newcomers).
+So each listening player has a twin here: the same session, resumed through the server (as a
+client does after a reconnect) on its own connections, with the same client library
+(:class:`loadtest.bench_crowd.Crowd`). The bench tells the twin of each reply that took its
+player to another room, and the twin follows it as the player's own core would
+(:meth:`client.protocol.ClientCore.follow_outcome`): unsubscribe, subscribe, catch up. The
+server's work is what it was with the listeners in the bench; the twins share the machine's
+cores with it, like the fan-out row's subscribers and the logins row's newcomers.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from loadtest.bench_child import start_child, stop_child
 
 if TYPE_CHECKING:
     from loadtest.bench_crowd import Crowd, Player
-
-#: How often the child looks for a command from the bench while its players listen.
-POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -45,27 +43,33 @@ class Listeners:
 
 @dataclass
 class Heard:
-    """What the listeners took in: events delivered to their players, and publications the
-    client discarded as malformed."""
+    """What the listeners took in: events delivered to their players, moves of their players
+    they followed, and publications the client discarded as malformed."""
 
     events: int
+    moves: int
     discarded: int
 
 
 class RemoteListeners:
-    """Players that listen from a child process; ready (every session resumed) once built."""
+    """The twins of listening players, in a child process; ready (every session resumed and
+    following its topics) once built."""
 
     def __init__(self, listeners: Listeners) -> None:
         self.count = len(listeners.sessions)
         self._process, self._conn = start_child(_child, (listeners,), "listeners'")
 
+    def moved(self, index: int, reply: object, marks: dict[str, int]) -> None:
+        """Player ``index`` (of the sessions) was taken to another room by ``reply``."""
+        self._conn.send(("moved", index, reply, marks))
+
     def heard(self) -> Heard:
-        """The listeners' counts so far (asks the child; it answers between its reads)."""
+        """The listeners' counts so far (asks the child)."""
         self._conn.send(("report",))
         if not self._conn.poll(10):
             raise RuntimeError("the listeners' process did not report")
-        _, events, discarded = self._conn.recv()
-        return Heard(events, discarded)
+        _, events, moves, discarded = self._conn.recv()
+        return Heard(events, moves, discarded)
 
     def close(self) -> None:
         try:
@@ -89,22 +93,40 @@ async def _listen(listeners: Listeners, conn: Connection) -> None:
         except Exception as exc:  # the bench's error line says why, in one line
             conn.send(("failed", f"{type(exc).__name__}: {exc}".splitlines()[0]))
             return
+        stopped = asyncio.Event()
+        moves = 0
+
+        def on_commands() -> None:
+            nonlocal moves
+            # Read when the pipe is readable: a move is followed at once, with no polling.
+            while conn.poll():
+                command = conn.recv()
+                if command[0] == "moved":
+                    _, index, reply, marks = command
+                    player = players[index]
+                    player.core.follow_outcome(reply, marks, crowd.now())
+                    crowd.flush(player)
+                    moves += 1
+                elif command[0] == "report":
+                    discarded = sum(p.core.discarded for p in players)
+                    conn.send(("heard", crowd.events, moves, discarded))
+                else:  # stop
+                    stopped.set()
+                    return
+
+        loop = asyncio.get_running_loop()
+        loop.add_reader(conn.fileno(), on_commands)
         conn.send(("ready",))
-        while True:
-            # Commands are few (a report per round, then stop): a slow poll keeps the reads first.
-            while not conn.poll():
-                await asyncio.sleep(POLL_S)
-            command = conn.recv()
-            if command[0] == "stop":
-                return
-            discarded = sum(p.core.discarded for p in players)
-            conn.send(("heard", crowd.events, discarded))
+        try:
+            await stopped.wait()
+        finally:
+            loop.remove_reader(conn.fileno())
     finally:
         await crowd.close()
 
 
 async def _resume_all(crowd: Crowd, listeners: Listeners) -> list[Player]:
-    """A listening player for each session, resumed (so following its topics)."""
+    """A listening twin for each session, resumed (so following its topics)."""
     players = [crowd.add_player(name, listen=True) for name, _ in listeners.sessions]
     resumed = await asyncio.gather(
         *(

@@ -23,10 +23,10 @@ Rows:
 The players of the rate, closed and logins rows are registered directly in the store before
 the row (the login code with a cheap hash: registering 5,000 players at a real hash's cost
 would take minutes); logins through the server are measured by the ``logins`` row. In the
-rate, closed and logins rows ``--listeners`` more players, registered the same way, stay logged
-in and follow their topics on their own update connection, like a real client; they listen from
-a child process (bench_listeners), so their decoding does not hold up the loop that times the
-acting players.
+rate, closed and logins rows ``--listeners`` of the players also follow their topics on an
+update connection, like a real client, from a child process (bench_listeners): a twin of each
+listening player's session there follows the rooms its actions take it to, so the decoding does
+not hold up the loop that times the actions.
 """
 
 from __future__ import annotations
@@ -210,6 +210,8 @@ async def act(crowd: Crowd, player: Player, text: str, scheduled: float, rnd: Ro
         return -1.0
     reply = call.reply
     if getattr(reply, "room", None):
+        if reply.room != player.room and player.on_moved is not None:
+            player.on_moved(reply, call.marks)
         player.room = reply.room
     if text.startswith(("take", "drop")) and getattr(reply, "ok", False):
         player.holding = text.startswith("take")
@@ -330,7 +332,9 @@ class Bench:
             if not rnd.cpu:  # a row may count its own (fan-out: without its pings)
                 rnd.cpu = {name: after[name] - before.get(name, 0.0) for name in after}
             if self.listeners is not None:
-                rnd.extra["heard"] = (await self._heard()) - heard
+                events, moves = await self._heard()
+                rnd.extra["heard"] = events - heard[0]
+                rnd.extra["followed"] = moves - heard[1]
             row.rounds.append(rnd)
             progress(f"r{i + 1} ")
 
@@ -352,22 +356,24 @@ class Bench:
         finally:
             gc.enable()
 
-    async def _heard(self) -> int:
-        """Events the listening players have taken in so far (0 without listeners)."""
+    async def _heard(self) -> tuple[int, int]:
+        """Events the listening players have taken in so far, and moves they followed."""
         if self.listeners is None:
-            return 0
-        return (await asyncio.to_thread(self.listeners.heard)).events
+            return 0, 0
+        heard = await asyncio.to_thread(self.listeners.heard)
+        return heard.events, heard.moves
 
     async def _players(
         self, server: Server, crowd: Crowd, count: int, prefix: str, *, listeners: int = 0
     ) -> list[Player]:
-        """``count`` acting players, and ``listeners`` more that listen from a child process."""
+        """``count`` players, the first ``listeners`` of them listening from a child process."""
         names = [f"{prefix}{i}" for i in range(count)]
-        names += [f"{prefix}l{i}" for i in range(listeners)]
         replies = await asyncio.to_thread(register, server.store, names, progress)
-        if listeners:
-            sessions = [(reply.player, reply.token) for reply in replies[count:]]
-            self.listeners = await asyncio.to_thread(
+        players = await bring_in(crowd, replies)
+        listening = min(listeners, count)
+        if listening:
+            sessions = [(reply.player, reply.token) for reply in replies[:listening]]
+            self.listeners = remote = await asyncio.to_thread(
                 RemoteListeners,
                 Listeners(
                     server.endpoints["actions"],
@@ -376,7 +382,9 @@ class Bench:
                     sessions,
                 ),
             )
-        return await bring_in(crowd, replies[:count])
+            for i, player in enumerate(players[:listening]):
+                player.on_moved = lambda reply, marks, i=i: remote.moved(i, reply, marks)
+        return players
 
     async def _row_rate(self, row: Row, server: Server, crowd: Crowd) -> None:
         a = self.args
@@ -682,8 +690,8 @@ def run_players(args: argparse.Namespace) -> int:
     intro = (
         f"crossroads bench players: store {args.store}, {args.workers} worker(s), "
         f"action {args.action}, {args.rate:g} actions/s in the rate rows, "
-        f"{args.duration:g}s x {args.rounds} round(s) (median), {args.listeners} more "
-        f"player(s) listening from a child process; {os.cpu_count()} core(s), load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{args.duration:g}s x {args.rounds} round(s) (median), {args.listeners} "
+        f"listening (from a child process); {os.cpu_count()} core(s), load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         f"; bench gc {args.bench_gc} in rounds"
     )
     if bench.subscribers_kind:
@@ -699,8 +707,10 @@ def run_players(args: argparse.Namespace) -> int:
                 "p50_ms": r.median(lambda x: x.pct(50)) if r.rounds else None,
                 "p99_ms": r.median(lambda x: x.pct(99)) if r.rounds else None,
                 "errors": sum(x.errors for x in r.rounds),
-                # Events the listening players took in, over the measured rounds.
+                # Events the listening players took in over the measured rounds, and the
+                # moves of their players they followed.
                 "listeners_heard": sum(x.extra.get("heard", 0) for x in r.rounds),
+                "listeners_followed": sum(x.extra.get("followed", 0) for x in r.rounds),
                 "cpu_us_per_action": r.cpu_per_action_us() if r.rounds else {},
                 "figures": [
                     {"figure": f, "measured": v, "now": n, "target": t, "ratio": q}
@@ -824,8 +834,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_not_negative,
         default=50,
         metavar="N",
-        help="players, besides the acting ones, that stay logged in and follow their topics on "
-        "an update connection, from a child process (rate, closed and logins rows; default: 50)",
+        help="players (of the rate, closed and logins rows) that also follow their topics on an "
+        "update connection, from a child process (default: 50)",
     )
     parser.add_argument(
         "--workers",

@@ -193,6 +193,24 @@ def test_a_move_follows_the_new_room_from_the_arrival_mark() -> None:
     assert core.room == "road" and set(core.tracks) == {"world", "room.road", PRIVATE}
 
 
+def test_a_move_answered_elsewhere_is_followed_the_same_way() -> None:
+    """follow_outcome: a listening twin of the session takes the other connection's reply
+    and follows the new room exactly as a move answered here would; a reply that stays in the
+    room changes nothing, and a core not logged in follows nothing."""
+    core, _ = logged_in()
+    core.follow_outcome(Reply(ok=True, text="Hall.", action_id="a1", room="hall"), {}, 1.0)
+    assert core.take().subscriptions == []
+    reply = Reply(ok=True, text="A road.", action_id="a2", room="road")
+    core.follow_outcome(reply, {"room.hall": 9, "room.road": 41}, 1.1)
+    out = core.take()
+    assert out.subscriptions == [(False, wire_topic(HALL)), (True, wire_topic("room.road"))]
+    assert catchups(out) == {"room.road": 41}
+    assert core.room == "road" and set(core.tracks) == {"world", "room.road", PRIVATE}
+    stranger = ClientCore(timeout=1.0, retries=1, busy_budget=1.0)
+    stranger.follow_outcome(reply, {"room.road": 41}, 1.2)
+    assert stranger.take().subscriptions == [] and stranger.room is None
+
+
 def test_quitting_ends_the_session_and_every_subscription() -> None:
     core, _ = logged_in()
     act = core.act("quit", 1.0)

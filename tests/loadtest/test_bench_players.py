@@ -49,10 +49,11 @@ def test_every_row_is_measured_on_sqlite(capsys: pytest.CaptureFixture[str]) -> 
         "ping p99 ms",
     }
     assert "load" in result["intro"]
-    # The listening players (a child process) heard the rows' room events; nobody listens in
-    # the rows without them.
+    # The listening players (twins in a child process) heard the rows' room events and
+    # followed their players' moves; nobody listens in the rows without them.
     assert rows["closed"]["listeners_heard"] > 0 and rows["logins"]["listeners_heard"] > 0
-    assert rows["seq"]["listeners_heard"] == 0
+    assert rows["closed"]["listeners_followed"] > 0
+    assert rows["seq"]["listeners_heard"] == rows["seq"]["listeners_followed"] == 0
 
 
 @pytest.mark.slow
@@ -110,7 +111,7 @@ def test_listeners_that_cannot_resume_say_why(tmp_path) -> None:
                         server.endpoints["actions"],
                         server.endpoints["updates"],
                         bench_players.server_key(server),
-                        [("nobody", "A" * 32)],  # well formed, never issued,
+                        [("nobody", "A" * 32)],  # well formed, never issued
                     )
                 )
         finally:
