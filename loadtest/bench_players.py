@@ -41,99 +41,27 @@ import os
 import random
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
 from loadtest.bench_listeners import Listeners, RemoteListeners
 from loadtest.bench_newcomers import Newcomers, RemoteNewcomers
+from loadtest.bench_players_cli import ROWS, add_arguments
+from loadtest.bench_players_report import Round, Row, key_figures, percentile, table
 from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
 
-ROWS = ("rate", "closed", "seq", "fanout", "logins")
 MIX = (("look", 40), ("say", 20), ("move", 30), ("take", 10))
 PASSWORD = "bench-password"
-#: What the issue measured before the work ("now") and what it asks for, per row and figure.
-NOW = {
-    ("rate", 100): "p99 44 ms",
-    ("rate", 1000): "p50 3.1 s, 107 err",
-    ("rate", 5000): "collapses",
-    ("closed", 0): "144-226/s",
-    ("seq", 0): "p50 3.7 ms",
-    ("fanout", 0): "last 72.5 ms",
-    ("ping", 0): "p99 105 ms",
-    ("logins", 0): "time out",
-    ("login_play", 0): "-",
-    ("cpu_look", 0): "3,200-5,700 us",
-}
 
 
 def server_key(server: Server) -> bytes | None:
     """The front's CURVE key, from its own banner (the bench started it); None: cleartext."""
     return server.endpoints["key"].encode() if "key" in server.endpoints else None
-
-
-@dataclass
-class Round:
-    """One round of one row: latencies in ms, CPU seconds per server process."""
-
-    actions: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list, repr=False)
-    #: From the client core's send to its answer: the latency less the bench's own lateness
-    #: in sending (on a busy box, many players in one Python loop start late).
-    after_send: list[float] = field(default_factory=list, repr=False)
-    cpu: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, float] = field(default_factory=dict)
-
-    def pct(self, q: float, values: list[float] | None = None) -> float:
-        values = self.latencies if values is None else values
-        return percentile(values, q)
-
-
-@dataclass
-class Row:
-    kind: str
-    players: int = 0
-    rounds: list[Round] = field(default_factory=list)
-    status: str = "pending"
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        return {
-            "rate": f"rate {self.players:,} players",
-            "closed": f"closed loop {self.players:,}",
-            "seq": "sequential look, 1",
-            "fanout": f"fan-out to {self.players:,}",
-            "logins": f"{self.players:,} new logins",
-        }[self.kind]
-
-    def median(self, fn: Callable[[Round], float]) -> float:
-        return statistics.median(fn(r) for r in self.rounds) if self.rounds else 0.0
-
-    def cpu_per_action_us(self) -> dict[str, float]:
-        """Median over rounds of each process's CPU µs per answered action, and the total."""
-        names = list(self.rounds[0].cpu) if self.rounds else []
-        out = {
-            name: self.median(lambda r, n=name: r.cpu[n] * 1e6 / max(r.actions, 1))
-            for name in names
-        }
-        out["total"] = self.median(lambda r: sum(r.cpu.values()) * 1e6 / max(r.actions, 1))
-        return out
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
 # -- setting a row up -----------------------------------------------------------------------------
@@ -562,84 +490,6 @@ class Bench:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def key_figures(row: Row, args: argparse.Namespace) -> list[tuple[str, float, str, str, float]]:
-    """(figure, measured, now, target, measured/target) for the row's targets."""
-    p50 = row.median(lambda r: r.pct(50))
-    p99 = row.median(lambda r: r.pct(99))
-    out = []
-    if row.kind == "rate":
-        now = NOW.get(("rate", row.players), "-")
-        out.append(("p99 ms", p99, now, "<= 50", p99 / 50))
-        sent = row.median(lambda r: r.pct(99, r.after_send))
-        out.append(("p99 after send ms", sent, "-", "-", 0.0))  # where the tail is: not a target
-        if row.players == 100 and args.action in ("look", "say"):
-            target = 500 if args.action == "look" else 700
-            cpu = row.cpu_per_action_us()["total"]
-            now = NOW[("cpu_look", 0)] if args.action == "look" else "-"
-            out.append((f"CPU us/{args.action}", cpu, now, f"<= {target}", cpu / target))
-    elif row.kind == "closed":
-        rate = row.median(lambda r: r.extra["rate"])
-        out.append(("actions/s", rate, NOW[("closed", 0)], ">= 1500", rate / 1500))
-    elif row.kind == "seq":
-        out.append(("p50 ms", p50, NOW[("seq", 0)], "<= 1", p50 / 1))
-    elif row.kind == "fanout":
-        out.append(("last arrival p50 ms", p50, NOW[("fanout", 0)], "<= 20", p50 / 20))
-        ping = row.median(lambda r: r.extra["ping_p99"])
-        out.append(("ping p99 ms", ping, NOW[("ping", 0)], "<= 20", ping / 20))
-    elif row.kind == "logins":
-        whole = row.median(lambda r: r.extra["all_s"])
-        out.append(("all logged in, s", whole, NOW[("logins", 0)], "<= 10", whole / 10))
-        play = row.median(lambda r: r.extra["play_p99"])
-        out.append(("players' p99 ms", play, "-", "<= 100", play / 100))
-    return out
-
-
-def table(rows: list[Row], args: argparse.Namespace) -> str:
-    procs = ["front"] + [f"w{i}" for i in range(1, args.workers + 1)]
-    header = (
-        "row",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        *(f"{p} us" for p in procs),
-        "total us",
-        "figure",
-        "measured",
-        "now",
-        "target",
-        "vs target",
-    )
-    body: list[tuple[str, ...]] = []
-    for row in rows:
-        if row.status != "ok":
-            body.append((row.label, row.note[:60], *("" for _ in header[2:])))
-            continue
-        cpu = row.cpu_per_action_us()
-        cells = (
-            row.label,
-            f"{row.median(lambda r: r.pct(50)):.2f}",
-            f"{row.median(lambda r: r.pct(99)):.2f}",
-            str(sum(r.errors for r in row.rounds)),
-            *(f"{cpu.get(p, 0.0):,.0f}" for p in procs),
-            f"{cpu['total']:,.0f}",
-        )
-        figures = key_figures(row, args) or [("", 0.0, "", "", 0.0)]
-        for i, (name, value, now, target, ratio) in enumerate(figures):
-            lead = cells if i == 0 else ("",) * len(cells)
-            shown = f"{ratio:.2f}x" if target != "-" else ""
-            body.append((*lead, name, f"{value:,.2f}", now, target, shown))
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-        for cells in [header, *body]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def plan(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     for kind in args.rows:
@@ -732,152 +582,4 @@ def progress(text: str) -> None:
     sys.stderr.flush()
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a comma list of integers, e.g. 100,1000")
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("every count must be at least 1")
-    return values
-
-
-def _rows(text: str) -> list[str]:
-    rows = [r.strip() for r in text.split(",") if r.strip()]
-    if not rows or any(r not in ROWS for r in rows):
-        raise argparse.ArgumentTypeError(f"rows are a comma list of {','.join(ROWS)}")
-    return list(dict.fromkeys(rows))
-
-
-def _not_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-        if value <= 0:
-            raise argparse.ArgumentTypeError("must be positive")
-        return value
-
-    return parse
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rows",
-        type=_rows,
-        default=list(ROWS),
-        metavar="LIST",
-        help=f"comma list of {','.join(ROWS)} (default: all)",
-    )
-    parser.add_argument(
-        "--players",
-        type=_int_list,
-        default=[100, 1000, 5000],
-        metavar="LIST",
-        help="players in one room for the rate rows (default: 100,1000,5000)",
-    )
-    parser.add_argument(
-        "--rate",
-        type=_positive(float),
-        default=100.0,
-        metavar="PER_S",
-        help="total actions/s of the rate and logins rows (default: 100)",
-    )
-    parser.add_argument(
-        "--action",
-        default="mix",
-        help="what players do: mix (look 40%%, say 20%%, move 30%%, take/drop "
-        "10%%) or one command such as look (default: mix)",
-    )
-    parser.add_argument(
-        "--closed-players",
-        type=_positive(int),
-        default=100,
-        metavar="N",
-        help="players of the closed-loop row, and existing players of the logins "
-        "row (default: 100)",
-    )
-    parser.add_argument(
-        "--subscribers",
-        type=_positive(int),
-        default=1000,
-        metavar="N",
-        help="subscribers of the fan-out row (default: 1000)",
-    )
-    parser.add_argument(
-        "--fan-events",
-        type=_positive(int),
-        default=10,
-        metavar="N",
-        help="room events per fan-out round (default: 10)",
-    )
-    parser.add_argument(
-        "--logins",
-        type=_positive(int),
-        default=200,
-        metavar="N",
-        help="simultaneous first logins of the logins row (default: 200)",
-    )
-    parser.add_argument(
-        "--listeners",
-        type=_not_negative,
-        default=50,
-        metavar="N",
-        help="players (of the rate, closed and logins rows) that also follow their topics on an "
-        "update connection, from a child process (default: 50)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive(int),
-        default=2,
-        metavar="N",
-        help="worker processes of the server (default: 2)",
-    )
-    parser.add_argument(
-        "--store",
-        choices=("sqlite", "redis"),
-        default="sqlite",
-        help="sqlite (a temporary file per row) or redis (a real redis-server "
-        "on a free port) (default: sqlite)",
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=8.0,
-        metavar="SECONDS",
-        help="measured time per round (default: 8)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="unmeasured time first (default: 1)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=_positive(int),
-        default=3,
-        metavar="N",
-        help="rounds per row; figures are their median (default: 3)",
-    )
-    parser.add_argument(
-        "--bench-gc",
-        choices=("paused", "on"),
-        default="paused",
-        help="the bench process's own garbage collector during measured rounds: paused "
-        "(collected before each round, so its pauses are not counted as the server's) or on "
-        "(default: paused)",
-    )
-    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+__all__ = ["ROWS", "add_arguments", "run_players", "server_key"]

@@ -70,7 +70,8 @@ class Endpoints:
         self.handles: dict[str, EndpointHandle] = {}
         #: Live connections (and lingering connecters): closing and term() wait for them.
         self.links: set[Any] = set()
-        #: Heartbeat wheels of this socket's stream links, by check period (link.HeartbeatWheel).
+        #: Heartbeat wheels of this socket's stream links, by check period
+        #: (heartbeats.HeartbeatWheel).
         self.heartbeats: dict[float, Any] = {}
         self.last_endpoint = ""
         self.monitor: Monitor | None = None

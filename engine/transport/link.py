@@ -32,6 +32,7 @@ from ..zmtp import (
     ZMTPConnection,
 )
 from .handshakes import pacer_for
+from .heartbeats import HeartbeatWheel, WheelMember
 from .rawsock import RawTransport
 from .readbuf import read_buffer
 
@@ -42,8 +43,6 @@ MAX_FLUSH_BATCH = 16384
 #: The transport buffers up to this much before telling us to stop writing; big enough that a
 #: flush of small messages fits, small enough to keep memory per connection modest.
 WRITE_BUFFER_HIGH = 1024 * 1024
-#: Slots of a heartbeat wheel: one slot's links are checked every period / WHEEL_SLOTS.
-WHEEL_SLOTS = 32
 #: Longest a user thread waits for the loop to finish a read before it waits otherwise.
 USER_READ_LOCK_S = 1.0
 #: How libzmq names the host of an ipc peer in ZAP requests (glibc's getnameinfo for AF_UNIX).
@@ -59,7 +58,7 @@ class LinkHost(Protocol):
     same_thread: bool
     #: Live connections: closing and term() wait for them.
     links: set[Any]
-    #: The socket's heartbeat wheels, one per check period (see HeartbeatWheel).
+    #: The socket's heartbeat wheels, one per check period (heartbeats.HeartbeatWheel).
     heartbeats: dict[float, HeartbeatWheel]
 
     def emit(self, event: int, value: int, endpoint: str) -> None:
@@ -125,8 +124,8 @@ class ZMTPLink(asyncio.BufferedProtocol):
         self._timer: asyncio.TimerHandle | None = None
         #: The socket's heartbeat wheel this link is checked by, once heartbeats started, and
         #: the slot of the wheel it sits in.
-        self._wheel: HeartbeatWheel | None = None
-        self._wheel_slot: dict[ZMTPLink, None] | None = None
+        self.heartbeat_wheel: HeartbeatWheel | None = None
+        self.heartbeat_slot: dict[WheelMember, None] | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         # Writes may come from the loop or, for an idle link, straight from the user's thread
         # (see write_direct); the lock keeps the codec's output and the byte order whole.
@@ -258,9 +257,9 @@ class ZMTPLink(asyncio.BufferedProtocol):
         for timer in (self._timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
-        if self._wheel is not None:
-            self._wheel.discard(self)
-            self._wheel = None
+        if self.heartbeat_wheel is not None:
+            self.heartbeat_wheel.discard(self)
+            self.heartbeat_wheel = None
         self.host.links.discard(self)
         port = self.port
         pipe = self.pipe
@@ -553,7 +552,7 @@ class ZMTPLink(asyncio.BufferedProtocol):
                 elif isinstance(event, PingReceived):
                     if event.ttl > 0:
                         self._peer_ttl = event.ttl
-                        if self._wheel is None and self.ready:
+                        if self.heartbeat_wheel is None and self.ready:
                             self._start_heartbeats()
                 elif isinstance(event, PeerError):
                     log.debug("peer %s sent ERROR: %s", self.owner.endpoint, event.reason)
@@ -693,92 +692,6 @@ class ZMTPLink(asyncio.BufferedProtocol):
             self.transport.close()
         else:
             self.abort()
-
-
-class HeartbeatWheel:
-    """One timer for the heartbeats of all of a socket's links that share a check period.
-
-    A timer per link cost a TimerHandle, a heap push and a heap pop per link per period: at
-    1,000 connections that was most of the front's heartbeat cost (py-spy, issue 12). A wheel
-    has WHEEL_SLOTS slots and turns one slot every period / WHEEL_SLOTS (skipping empty ones),
-    so each link is still checked once per period, and the PINGs of many links leave in small groups rather than in
-    one burst that would hold the loop (1,000 sealed PINGs at once took tens of ms). Each link
-    keeps its own deadlines, so a silent peer is dropped as before (at most one period after
-    its deadline).
-    """
-
-    __slots__ = ("cursor", "host", "joined", "period", "size", "slots", "timer")
-
-    def __init__(self, host: LinkHost, period: float) -> None:
-        self.host = host
-        self.period = period
-        #: dicts as ordered sets of links; the one at `cursor` is checked next.
-        self.slots: list[dict[ZMTPLink, None]] = [{} for _ in range(WHEEL_SLOTS)]
-        self.cursor = 0
-        self.size = 0
-        self.joined = 0  # links that ever joined: the next one goes to slot joined % SLOTS
-        self.timer: asyncio.TimerHandle | None = None
-
-    @staticmethod
-    def join(link: ZMTPLink, period: float) -> None:
-        """Put `link` on its socket's wheel for `period` (made, and started, on first use).
-
-        Links go to the slots in turn, not to the one due last: a thousand links that connect
-        within one slot's time would otherwise share a slot, and their PINGs a burst. A link's
-        first PING still waits HEARTBEAT_IVL (its own deadline); only its checks are spread.
-        """
-        host = link.host
-        wheels = host.heartbeats
-        wheel = wheels.get(period)
-        if wheel is None:
-            wheel = wheels[period] = HeartbeatWheel(host, period)
-        wheel.joined += 1
-        slot = wheel.slots[wheel.joined % WHEEL_SLOTS]
-        slot[link] = None
-        wheel.size += 1
-        link._wheel = wheel
-        link._wheel_slot = slot
-        if wheel.timer is None:
-            wheel.cursor = (wheel.joined - 1) % WHEEL_SLOTS  # turns to the new link's slot
-            wheel._schedule_next()
-
-    def discard(self, link: ZMTPLink) -> None:
-        slot = link._wheel_slot
-        if slot is not None and slot.pop(link, False) is None:
-            self.size -= 1
-        link._wheel_slot = None
-        if not self.size:  # the last link went: no timer left behind on the loop
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            if self.host.heartbeats.get(self.period) is self:
-                del self.host.heartbeats[self.period]
-
-    def turn(self) -> None:
-        """Check the links of one slot; a link whose period changed (the peer's TTL) moves
-        wheels. The timer then skips the empty slots (a socket with one link: one turn per
-        period, as its own timer would)."""
-        self.timer = None
-        slot = self.slots[self.cursor]
-        now = self.host.loop.time()
-        period = self.period
-        for link in tuple(slot):
-            wanted = link.heartbeat(now)
-            if wanted != period and link._wheel is self:
-                self.discard(link)
-                link._wheel = None
-                if wanted > 0 and not link.closed:
-                    HeartbeatWheel.join(link, wanted)
-        if self.size:
-            self._schedule_next()
-
-    def _schedule_next(self) -> None:
-        slots = self.slots
-        steps = 1
-        while not slots[(self.cursor + steps) % WHEEL_SLOTS]:
-            steps += 1  # size > 0: some slot (this one at worst, WHEEL_SLOTS steps on) has links
-        self.cursor = (self.cursor + steps) % WHEEL_SLOTS
-        self.timer = self.host.loop.call_later(steps * self.period / WHEEL_SLOTS, self.turn)
 
 
 def peer_address(transport: asyncio.BaseTransport) -> str:
