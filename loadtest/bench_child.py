@@ -48,3 +48,12 @@ def stop_child(process: BaseProcess, conn: Connection, join_s: float) -> None:
         process.kill()
         process.join(5)
     conn.close()
+
+
+def ask_child_to_stop(process: BaseProcess, conn: Connection, join_s: float) -> None:
+    """Send the child ``("stop",)`` (if its pipe is still open), then stop_child."""
+    try:
+        conn.send(("stop",))
+    except OSError:
+        pass
+    stop_child(process, conn, join_s)

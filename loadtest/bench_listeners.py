@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
-from loadtest.bench_child import start_child, stop_child
+from loadtest.bench_child import ask_child_to_stop, start_child
 
 if TYPE_CHECKING:
     from loadtest.bench_crowd import Crowd, Player
@@ -72,11 +72,7 @@ class RemoteListeners:
         return Heard(events, moves, discarded)
 
     def close(self) -> None:
-        try:
-            self._conn.send(("stop",))
-        except OSError:
-            pass
-        stop_child(self._process, self._conn, 10)
+        ask_child_to_stop(self._process, self._conn, 10)
 
 
 def _child(listeners: Listeners, conn: Connection) -> None:

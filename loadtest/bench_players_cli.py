@@ -28,24 +28,16 @@ def _rows(text: str) -> list[str]:
     return list(dict.fromkeys(rows))
 
 
-def _not_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
+def _positive(kind: type, *, zero: bool = False) -> Callable[[str], Any]:
+    """A parser of one number of `kind`, above 0 (or at least 0, with `zero`)."""
 
-
-def _positive(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-        if value <= 0:
-            raise argparse.ArgumentTypeError("must be positive")
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError("must not be negative" if zero else "must be positive")
         return value
 
     return parse
@@ -110,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--listeners",
-        type=_not_negative,
+        type=_positive(int, zero=True),
         default=50,
         metavar="N",
         help="players (of the rate, closed and logins rows) that also follow their topics on an "

@@ -17,7 +17,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loadtest.bench_child import start_child, stop_child
+from loadtest.bench_child import ask_child_to_stop, start_child
 
 
 def have_pyzmq() -> bool:
@@ -60,11 +60,7 @@ class RemoteSubscribers:
         return self._done.pop(marker)
 
     def close(self) -> None:
-        try:
-            self._conn.send(("stop",))
-        except OSError:
-            pass
-        stop_child(self._process, self._conn, 10)
+        ask_child_to_stop(self._process, self._conn, 10)
 
 
 def _child(
