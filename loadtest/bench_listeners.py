@@ -43,12 +43,11 @@ class Listeners:
 
 @dataclass
 class Heard:
-    """What the listeners took in: events delivered to their players, moves of their players
-    they followed, and publications the client discarded as malformed."""
+    """What the listeners took in: events delivered to their players, and moves of their
+    players they followed."""
 
     events: int
     moves: int
-    discarded: int
 
 
 class RemoteListeners:
@@ -56,7 +55,6 @@ class RemoteListeners:
     following its topics) once built."""
 
     def __init__(self, listeners: Listeners) -> None:
-        self.count = len(listeners.sessions)
         self._process, self._conn = start_child(_child, (listeners,), "listeners'")
 
     def moved(self, index: int, reply: object, marks: dict[str, int]) -> None:
@@ -68,8 +66,8 @@ class RemoteListeners:
         self._conn.send(("report",))
         if not self._conn.poll(10):
             raise RuntimeError("the listeners' process did not report")
-        _, events, moves, discarded = self._conn.recv()
-        return Heard(events, moves, discarded)
+        _, events, moves = self._conn.recv()
+        return Heard(events, moves)
 
     def close(self) -> None:
         ask_child_to_stop(self._process, self._conn, 10)
@@ -104,8 +102,7 @@ async def _listen(listeners: Listeners, conn: Connection) -> None:
                     crowd.flush(player)
                     moves += 1
                 elif command[0] == "report":
-                    discarded = sum(p.core.discarded for p in players)
-                    conn.send(("heard", crowd.events, moves, discarded))
+                    conn.send(("heard", crowd.events, moves))
                 else:  # stop
                     stopped.set()
                     return

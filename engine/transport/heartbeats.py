@@ -86,10 +86,11 @@ class HeartbeatWheel:
             wheel._schedule_next()
 
     def discard(self, link: WheelMember) -> None:
+        """Take `link` off this wheel (it closed, or wants another period)."""
         slot = link.heartbeat_slot
         if slot is not None and slot.pop(link, False) is None:
             self.size -= 1
-        link.heartbeat_slot = None
+        link.heartbeat_wheel = link.heartbeat_slot = None
         if not self.size:  # the last link went: no timer left behind on the loop
             if self.timer is not None:
                 self.timer.cancel()
@@ -109,7 +110,6 @@ class HeartbeatWheel:
             wanted = link.heartbeat(now)
             if wanted != period and link.heartbeat_wheel is self:
                 self.discard(link)
-                link.heartbeat_wheel = None
                 if wanted > 0 and not link.closed:
                     HeartbeatWheel.join(link, wanted)
         if self.size:

@@ -259,7 +259,6 @@ class ZMTPLink(asyncio.BufferedProtocol):
                 timer.cancel()
         if self.heartbeat_wheel is not None:
             self.heartbeat_wheel.discard(self)
-            self.heartbeat_wheel = None
         self.host.links.discard(self)
         port = self.port
         pipe = self.pipe
