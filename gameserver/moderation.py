@@ -96,7 +96,8 @@ def refusal(state: GameState, name: str) -> ErrorReply | None:
         text = f"The game is closed for maintenance until {closed.until}."
         if closed.message:
             text += f" {closed.message}"
-        return ErrorReply(code="unavailable", message=text)
+        # Not "unavailable": clients retry that for seconds, and a closed game stays closed.
+        return ErrorReply(code="forbidden", message=text)
     return None
 
 
