@@ -8,13 +8,14 @@ from pathlib import Path
 from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
 
 from gameserver.narration import NAMES_SHOWN
+from gameserver.presence import WORLD_ANNOUNCEMENTS_UP_TO
 from gameserver.protocol import CatchupReply, CatchupRequest, Reply, decode_reply
 from gameserver.seed import seed_world
 from gameserver.service import GameService
 from gameserver.store import Store, Tx
 from gameserver.store.records import PlayerRecord
 from gameserver.store.state import GameState
-from gameserver.topics import room_topic
+from gameserver.topics import WORLD_TOPIC, room_topic
 from gameserver.world import World
 
 CROWD = 5_000
@@ -73,6 +74,32 @@ def test_who_examine_and_give_in_a_crowd_stay_bounded(
         bound = WHO_READ_BOUND if command == "who" else LOOK_READ_BOUND
         assert counting.counts.documents_read <= bound, (command, counting.counts)
     assert alice.say_ok("who").startswith(f"{CROWD + 1} player(s) online: ")
+
+
+def test_a_crowded_world_hears_logins_only_in_the_room(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    """The world topic reaches every player online: a login told to all of them would cost a
+    delivery per player online. A busy world hears of it in the player's room only."""
+    assert CROWD > WORLD_ANNOUNCEMENTS_UP_TO
+    game, _ = crowd_game(store, world, clock)
+    alice = game.login("Alice")
+    alice.say_ok("quit")
+    kinds = [(event.topic, event.kind) for event in game.published]
+    start = room_topic(world.start_room)
+    assert (start, "arrive") in kinds and (start, "depart") in kinds, kinds
+    assert not [kind for topic, kind in kinds if topic == WORLD_TOPIC], kinds
+
+
+def test_a_quiet_world_hears_logins_up_to_the_limit(game: Game) -> None:
+    """Up to WORLD_ANNOUNCEMENTS_UP_TO players online, each login and logout is told to all."""
+    players = [game.login(f"P{i:03d}") for i in range(WORLD_ANNOUNCEMENTS_UP_TO + 1)]
+    worldwide = [e.kind for e in game.published if e.topic == WORLD_TOPIC]
+    assert worldwide == ["login"] * WORLD_ANNOUNCEMENTS_UP_TO  # not the 101st
+    game.published.clear()
+    players[0].say_ok("quit")  # the 101st online: unheard, as a login would have been
+    players[1].say_ok("quit")  # the 100th: heard
+    assert [e.kind for e in game.published if e.topic == WORLD_TOPIC] == ["logout"]
 
 
 def test_presence_follows_enter_move_and_leave(game: Game) -> None:
@@ -186,7 +213,8 @@ def test_the_idle_reaper_looks_at_a_bounded_slice_per_tick(
         clock.advance(world.clock.tick_seconds)
         counting.counts.reset()
         events = service.tick()
-        # Each reaped player: their document and a "fades away" event; nothing for the rest.
-        assert counting.counts.documents_read <= 3 * REAP_PER_TICK + 50, counting.counts
-        reaped += sum(1 for event in events if event.kind == "logout")
+        # Each reaped player: their document, the online count (is the world crowded?) and a
+        # "fades away" event; nothing for the rest.
+        assert counting.counts.documents_read <= 4 * REAP_PER_TICK + 50, counting.counts
+        reaped += sum(1 for event in events if event.kind == "depart")
     assert reaped == CROWD and ticks == CROWD // REAP_PER_TICK
