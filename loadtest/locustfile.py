@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 import gevent
-from locust import User, events, task
+from locust import User, argument_parser, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -33,6 +33,31 @@ from gameserver.world import World, WorldError, load_world
 from loadtest.syncclient import SessionError, SyncGameClient
 
 PASSWORD = "loadtest"
+
+
+def _build_locust_defaults_once() -> None:
+    """Locust 2.47's worker sorts each spawn message's options into its own and the locustfile's
+    by calling ``default_args_dict()`` once per option, and that builds Locust's whole argument
+    parser each time (about 3 ms; some 60 options). The master sends a spawn message every
+    second of the ramp-up, so in a 1,000-user run this was half of each worker process's CPU
+    (py-spy), taken from the simulated players. The defaults cannot change within a process:
+    build them once, and hand out copies, as the original hands out fresh dicts."""
+    build = argument_parser.default_args_dict
+    if hasattr(build, "__wrapped__"):
+        return  # this module imported twice
+    defaults: dict[str, Any] = {}
+
+    def default_args_dict() -> dict[str, Any]:
+        if not defaults:
+            defaults.update(build())
+        return dict(defaults)
+
+    default_args_dict.__wrapped__ = build  # type: ignore[attr-defined]
+    argument_parser.default_args_dict = default_args_dict
+
+
+_build_locust_defaults_once()
+
 #: How long a ``say`` may take to come back on the speaker's SUB before it counts as failed.
 BROADCAST_TIMEOUT_S = 5.0
 _context: Any = None

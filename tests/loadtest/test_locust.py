@@ -131,3 +131,26 @@ def test_the_local_servers_budgets_fit_the_crowd_of_newcomers() -> None:
 
     assert budgets_for(1000, 10) == ["--registration-burst", "1000", "--logins-per-s", "20"]
     assert budgets_for(5, 1) == ["--registration-burst", "30", "--logins-per-s", "10"]
+
+
+def test_locust_workers_build_their_default_options_once() -> None:
+    """Locust's worker asked for its defaults once per option of every spawn message, each
+    time building its whole argument parser; the locustfile builds them once per process.
+    Checked in a child: Locust's import patches the process for gevent."""
+    check = """
+from locust import argument_parser, runners
+import loadtest.locustfile  # noqa: F401
+built = []
+empty = argument_parser.get_empty_argument_parser
+argument_parser.get_empty_argument_parser = lambda *a, **k: built.append(1) or empty(*a, **k)
+first = runners.argument_parser.default_args_dict()
+again = [runners.argument_parser.default_args_dict() for _ in range(60)]
+assert first == argument_parser.default_args_dict.__wrapped__() and "host" in first, first
+assert all(d == first and d is not first for d in again)
+assert len(built) == 2, built  # the cached build, and the comparison's fresh one
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
