@@ -20,7 +20,7 @@ ENGINE = ROOT / "engine"
 #: Layer -> the modules in it ("sockets" stands for engine/sockets/*, and so on).
 LAYERS: dict[int, tuple[str, ...]] = {
     0: ("constants", "errors", "error", "options", "endpoint", "multicast_address", "native"),
-    1: ("zmtp", "frame_runs", "pipe", "security", "pgm", "udp_datagram"),
+    1: ("zmtp", "zmtp_handshake", "frame_runs", "pipe", "security", "pgm", "udp_datagram"),
     2: ("sockets",),
     3: ("transport",),
     4: ("context",),
