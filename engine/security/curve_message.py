@@ -14,16 +14,21 @@ frame; the real flags are inside the box), and accepts either; we do the same.
 
 from __future__ import annotations
 
-import functools
 import struct
-import threading
 from collections.abc import Iterable
 from itertools import repeat
 from operator import add, itemgetter
-from typing import Any
 
 from ..constants import ProtocolErrorCode
 from .commands import ProtocolError
+from .curve_layout import (
+    WORKSPACE_SIZE,
+    NoncePage,
+    cut,
+    low_octets,
+    nonce_runs,
+)
+from .curve_layout import workspace as _workspace
 from .keys import sodium_cffi
 
 MESSAGE_PREFIX = b"\x07MESSAGE"
@@ -77,7 +82,7 @@ class CurveCipher:
     every box opened in place, the payloads cut out by struct. Both call libsodium through
     PyNaCl's own cffi handle, with the argument checks PyNaCl would repeat per call done once
     here. At 16 B the call itself (libsodium about 0.5 us, cffi about as much again on this
-    machine) is most of what is left; see `_Workspace` for the per-frame pointers.
+    machine) is most of what is left; see `curve_layout.Workspace` for the per-frame pointers.
     """
 
     def __init__(self, key: bytes, *, as_server: bool, sent: int, received: int) -> None:
@@ -89,9 +94,9 @@ class CurveCipher:
         self._open_box = lib.crypto_box_open_easy_afternm
         self._key = key
         send_prefix = SERVER_PREFIX if as_server else CLIENT_PREFIX
-        self._send_nonces = _NoncePage(send_prefix)
+        self._send_nonces = NoncePage(send_prefix)
         recv_prefix = CLIENT_PREFIX if as_server else SERVER_PREFIX
-        self._recv_nonces = _NoncePage(recv_prefix)
+        self._recv_nonces = NoncePage(recv_prefix)
         # 24-octet nonces: the fixed prefix, then the short nonce rewritten for every frame.
         self._send_nonce = bytearray(send_prefix + bytes(8))
         self._send_nonce_ptr = ffi.from_buffer(self._send_nonce)
@@ -236,8 +241,8 @@ class CurveCipher:
         items = [room] * (2 * count + 1)
         items[1::2] = payloads
         nonces: list[bytes] = []
-        lows = _low_octets(first, count)
-        for index, length, high in _nonce_runs(first, count):
+        lows = low_octets(first, count)
+        for index, length, high in nonce_runs(first, count):
             items[2 * index : 2 * (index + length) : 2] = [room + head + high + b"\0\0"] * length
             nonces += self._send_nonces.take(high, lows[index], length)
         items[0] = items[0][MAC_SIZE:]
@@ -248,7 +253,7 @@ class CurveCipher:
         out[box - 1 : end : stride] = lows
         ffi = self._ffi
         workspace = _workspace
-        if end <= _WORKSPACE_SIZE and not workspace.busy:
+        if end <= WORKSPACE_SIZE and not workspace.busy:
             # Sealed in this thread's workspace, whose box pointers are made once.
             workspace.busy = True
             try:
@@ -343,7 +348,7 @@ class CurveCipher:
         if size < MIN_MESSAGE_SIZE or size > max_size:
             return None
         stride = head + size
-        count = min(max_frames, (end - pos) // stride, _WORKSPACE_SIZE // stride)
+        count = min(max_frames, (end - pos) // stride, WORKSPACE_SIZE // stride)
         if count < 2:
             return None
         size_run = count * stride
@@ -358,16 +363,16 @@ class CurveCipher:
             return None
         first = received + 1
         low_at = head + 15
-        lows = _low_octets(first, count)
+        lows = low_octets(first, count)
         if data[pos + low_at : stop : stride] != lows:
             return None
         expected: list[bytes] = []
         nonces: list[bytes] = []
         frame_head = data[pos : pos + head] + MESSAGE_PREFIX
-        for index, length, high in _nonce_runs(first, count):
+        for index, length, high in nonce_runs(first, count):
             expected += [frame_head + high] * length
             nonces += self._recv_nonces.take(high, lows[index], length)
-        if _cut(data, pos, count, 0, low_at, stride - low_at) != expected:
+        if cut(data, pos, count, 0, low_at, stride - low_at) != expected:
             return None
         clen = size - HEADER_SIZE
         mlen = clen - MAC_SIZE
@@ -396,7 +401,7 @@ class CurveCipher:
                 return None
             self._received = received + count
             # Each payload follows its flags octet; 16 octets of ciphertext stay behind it.
-            return _cut(work, 0, count, box + 1, mlen - 1, MAC_SIZE), flag_octets, stop
+            return cut(work, 0, count, box + 1, mlen - 1, MAC_SIZE), flag_octets, stop
         finally:
             workspace.busy = False
 
@@ -502,128 +507,6 @@ class CurveCipher:
             pos,
             need,
         )
-
-
-#: Every octet value in order, twice: the low nonce octets of up to 256 frames are a slice.
-_OCTETS_TWICE = bytes(range(256)) * 2
-
-
-def _low_octets(first: int, count: int) -> bytes:
-    """The low octets of the short nonces first, first + 1, ... (`count` of them)."""
-    low = first & 0xFF
-    if low + count <= len(_OCTETS_TWICE):
-        return _OCTETS_TWICE[low : low + count]
-    return (_OCTETS_TWICE * (1 + count // 256))[low : low + count]
-
-
-def _nonce_runs(first: int, count: int) -> list[tuple[int, int, bytes]]:
-    """The short nonces first .. first + count - 1 as runs that share their seven high octets:
-    (index of the run's first nonce, its length, those seven octets)."""
-    runs = []
-    index = 0
-    while index < count:
-        nonce = first + index
-        length = min(count - index, 256 - (nonce & 0xFF))
-        runs.append((index, length, _U64.pack(nonce)[:7]))
-        index += length
-    return runs
-
-
-#: The size of each thread's workspace: a batch that fits is sealed or opened there.
-_WORKSPACE_SIZE = 1 << 16
-#: Frame layouts (box offset, stride) whose pointers a workspace keeps at once.
-_WORKSPACE_LAYOUTS = 4
-
-
-class _Workspace(threading.local):
-    """One thread's buffer for sealing or opening a batch in place, with the cffi pointer to
-    each frame's box made once per layout and kept: a new cffi object per frame costs about a
-    third of the cipher's own time at 16 B (about 160 ns here). Per thread, so that the I/O
-    thread and user threads never share one; a batch is copied in and out within one call."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray(_WORKSPACE_SIZE)
-        #: In use by a call on this thread. A second use while it is (only a finalizer run by
-        #: the garbage collector inside that call could do it) takes the path without it.
-        self.busy = False
-        self._base: Any = None
-        self._boxes: dict[tuple[int, int], list[Any]] = {}
-
-    def boxes(self, ffi: Any, box: int, stride: int, count: int) -> list[Any]:
-        """Pointers to (at least) the first `count` boxes: the first at `box`, one every
-        `stride` octets."""
-        if self._base is None:
-            # Held for the thread's life, which pins the buffer: it is never resized, only
-            # written in place, so every pointer into it stays valid.
-            self._base = ffi.from_buffer(self.buf)
-        key = (box, stride)
-        boxes = self._boxes.get(key)
-        if boxes is None:
-            if len(self._boxes) >= _WORKSPACE_LAYOUTS:
-                self._boxes.clear()
-            boxes = self._boxes[key] = []
-        made = len(boxes)
-        if made < count:
-            start = box + made * stride
-            boxes += map(add, repeat(self._base), range(start, box + count * stride, stride))
-        return boxes
-
-
-_workspace = _Workspace()
-
-
-class _NoncePage:
-    """The 24-octet box nonces of one direction that share the seven high octets of their
-    short nonce (256 of them), as bytes objects, made once per 256 frames: a run of frames
-    takes a slice. libsodium takes bytes as they are, where a pointer into one buffer would
-    cost a cffi object per frame."""
-
-    __slots__ = ("_high", "_nonces", "prefix")
-
-    def __init__(self, prefix: bytes) -> None:
-        self.prefix = prefix
-        self._high = b""
-        self._nonces: tuple[bytes, ...] = ()
-
-    def take(self, high: bytes, low: int, count: int) -> tuple[bytes, ...]:
-        if high != self._high:
-            page = bytearray(self.prefix + high + b"\0") * 256
-            page[23::24] = _OCTETS_TWICE[:256]
-            self._nonces = tuple(_cut(page, 0, 256, 0, 24, 0))
-            self._high = high
-        return self._nonces[low : low + count]
-
-
-#: `_cut` takes at most this many records per struct call: one format for the full runs and
-#: one for the rest keep the cached formats few and small.
-_CUT_CHUNK = 128
-
-
-@functools.lru_cache(maxsize=512)
-def _cutter(skip: int, size: int, tail: int, count: int) -> struct.Struct:
-    """A struct that reads `count` records of `skip` ignored octets, `size` kept, `tail` ignored."""
-    record = (f"{skip}x" if skip else "") + f"{size}s" + (f"{tail}x" if tail else "")
-    return struct.Struct("<" + record * count)
-
-
-def _cut(
-    buf: bytes | bytearray, pos: int, count: int, skip: int, size: int, tail: int
-) -> list[bytes]:
-    """`count` pieces of `buf` from `pos`, every record of `skip` + `size` + `tail` octets giving
-    its `size` middle octets, as bytes: struct makes them all in C (a slice per piece from
-    Python costs about ten times as much)."""
-    if count <= _CUT_CHUNK:
-        return list(_cutter(skip, size, tail, count).unpack_from(buf, pos))
-    stride = skip + size + tail
-    full, rest = divmod(count, _CUT_CHUNK)
-    unpack_full = _cutter(skip, size, tail, _CUT_CHUNK).unpack_from
-    pieces: list[bytes] = []
-    for _ in range(full):
-        pieces += unpack_full(buf, pos)
-        pos += _CUT_CHUNK * stride
-    if rest:
-        pieces += _cutter(skip, size, tail, rest).unpack_from(buf, pos)
-    return pieces
 
 
 def _frames(
