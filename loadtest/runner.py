@@ -287,17 +287,57 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def _stop_locust(locust: subprocess.Popen[bytes]) -> int:
-    """SIGINT (Locust writes its stats and exits), then SIGKILL the group after STOP_S."""
-    for signum, wait in ((signal.SIGINT, STOP_S), (signal.SIGKILL, STOP_S)):
+    """SIGINT (Locust writes its stats and exits), then SIGKILL the group after STOP_S.
+
+    The whole group, not only its leader: Locust's --processes workers can outlive their
+    master. On a loaded machine one went on for a minute after the master had exited (the
+    signals test caught it), so the group is waited for too, and killed if it stays."""
+    code: int | None = None
+    for signum in (signal.SIGINT, signal.SIGKILL):
         try:
             os.killpg(locust.pid, signum)
         except ProcessLookupError:
             break
+        deadline = time.monotonic() + STOP_S
         try:
-            return locust.wait(wait)
+            code = locust.wait(STOP_S)
         except subprocess.TimeoutExpired:
             continue
-    return locust.wait()
+        if _group_ends(locust.pid, deadline):
+            break
+    return code if code is not None else locust.wait()
+
+
+def _group_ends(group: int, deadline: float) -> bool:
+    """Whether every process of ``group`` has ended (zombies count as ended) by ``deadline``."""
+    while _group_alive(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)  # other processes' exits: nothing to wait on but the process table
+    return True
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: ask the kernel (which counts zombies too)
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # After the command: state, ppid, pgrp.
+        if len(fields) > 2 and int(fields[2]) == group and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _installed(module: str) -> bool:

@@ -59,6 +59,17 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def named(pids: set[int]) -> dict[int, str]:
+    """Each process with its command line, for a failure message."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            found[pid] = "(gone)"
+    return found
+
+
 class Loadtest(Proc):
     """A `crossroads loadtest` process, and every descendant it was ever seen with."""
 
@@ -82,7 +93,7 @@ class Loadtest(Proc):
         code = self.process.wait(WAIT)
         deadline = time.monotonic() + 10
         while left := {pid for pid in self.seen if running(pid)}:
-            assert time.monotonic() < deadline, f"left running after SIGTERM: {left}"
+            assert time.monotonic() < deadline, f"left running after SIGTERM: {named(left)}"
             time.sleep(0.1)  # reaping takes a moment; the deadline bounds the wait
         return code
 
@@ -138,3 +149,38 @@ def listeners(port: int) -> set[str]:
         ["ss", "-ltnH", f"( sport = :{port} )"], capture_output=True, text=True, check=True
     ).stdout
     return {line.split()[3] for line in out.splitlines() if line.strip()}
+
+
+#: A process group like Locust's under load: the leader exits on SIGINT, its child (a busy
+#: --processes worker) does not. The child says it is ready, then the leader prints its pid.
+STUBBORN_GROUP = """
+import signal, subprocess, sys, time
+ignoring = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print(flush=True); time.sleep(120)"
+child = subprocess.Popen([sys.executable, "-c", ignoring], stdout=subprocess.PIPE)
+child.stdout.readline()
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_stopping_locust_ends_its_whole_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that outlives Locust's master is killed with the group, not left behind."""
+    from loadtest import runner
+
+    monkeypatch.setattr(runner, "STOP_S", 1.0)  # how long each signal is given, not a sleep
+    leader = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN_GROUP], stdout=subprocess.PIPE, start_new_session=True
+    )
+    child = 0
+    try:
+        assert leader.stdout is not None
+        child = int(leader.stdout.readline())
+        assert runner._stop_locust(leader) == -signal.SIGINT  # the leader went on SIGINT
+        assert not running(child), named({child})  # and the rest of its group with it
+    finally:
+        for pid in (leader.pid, child):
+            if pid and running(pid):
+                os.kill(pid, signal.SIGKILL)
+        leader.wait(WAIT)
+        if leader.stdout is not None:
+            leader.stdout.close()
