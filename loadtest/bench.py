@@ -39,6 +39,7 @@ from loadtest.bench_pair import (
     progress,
     render_table,
 )
+from loadtest.cli_numbers import positive
 
 __all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]
 
@@ -296,14 +297,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     eng.add_argument(
         "--rounds",
-        type=_positive,
+        type=positive(int),
         default=3,
         metavar="N",
         help="rounds per measurement; the table shows their median (default: 3)",
     )
     eng.add_argument(
         "--subscribers",
-        type=_positive,
+        type=positive(int),
         nargs="+",
         default=list(DEFAULT_SUBSCRIBERS),
         metavar="N",
@@ -349,16 +350,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     bench_metrics.add_arguments(metrics)
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {n}")
-    return n
 
 
 def _normalise(argv: list[str]) -> list[str]:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.cli_numbers import count_list, positive
+
 MODES = ("light", "cpu")
 #: ~15-20 ms of Python per action on a typical core: heavy enough to dwarf the request path.
 DEFAULT_CPU_BURN = 150_000
@@ -217,7 +219,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma list of light,cpu (default: both)",
     )
     parser.add_argument(
-        "--clients", type=_positive, default=8, help="concurrent players (default: 8)"
+        "--clients", type=positive(int), default=8, help="concurrent players (default: 8)"
     )
     parser.add_argument(
         "--duration",
@@ -238,7 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cpu-burn",
-        type=_positive,
+        type=positive(int),
         default=DEFAULT_CPU_BURN,
         metavar="N",
         help=f"work per action in cpu mode, in loop iterations (default: {DEFAULT_CPU_BURN:,})",
@@ -294,13 +296,7 @@ def run_game(args: argparse.Namespace) -> int:
 
 
 def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a comma list of integers, e.g. 1,2,4")
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("worker counts must be at least 1")
-    return list(dict.fromkeys(values))
+    return list(dict.fromkeys(count_list(text)))  # each worker count once
 
 
 def _mode_list(text: str) -> list[str]:
@@ -308,16 +304,6 @@ def _mode_list(text: str) -> list[str]:
     if not modes or any(m not in MODES for m in modes):
         raise argparse.ArgumentTypeError(f"modes are a comma list of {','.join(MODES)}")
     return list(dict.fromkeys(modes))
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _progress(text: str) -> None:

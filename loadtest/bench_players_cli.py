@@ -4,21 +4,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
+
+from loadtest.cli_numbers import count_list, positive
 
 #: The rows, in the order they run.
 ROWS = ("rate", "closed", "seq", "fanout", "logins")
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a comma list of integers, e.g. 100,1000")
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("every count must be at least 1")
-    return values
 
 
 def _rows(text: str) -> list[str]:
@@ -26,21 +16,6 @@ def _rows(text: str) -> list[str]:
     if not rows or any(r not in ROWS for r in rows):
         raise argparse.ArgumentTypeError(f"rows are a comma list of {','.join(ROWS)}")
     return list(dict.fromkeys(rows))
-
-
-def _positive(kind: type, *, zero: bool = False) -> Callable[[str], Any]:
-    """A parser of one number of `kind`, above 0 (or at least 0, with `zero`)."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-        if value < 0 or (value == 0 and not zero):
-            raise argparse.ArgumentTypeError("must not be negative" if zero else "must be positive")
-        return value
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,14 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--players",
-        type=_int_list,
+        type=count_list,
         default=[100, 1000, 5000],
         metavar="LIST",
         help="players in one room for the rate rows (default: 100,1000,5000)",
     )
     parser.add_argument(
         "--rate",
-        type=_positive(float),
+        type=positive(float),
         default=100.0,
         metavar="PER_S",
         help="total actions/s of the rate and logins rows (default: 100)",
@@ -73,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--closed-players",
-        type=_positive(int),
+        type=positive(int),
         default=100,
         metavar="N",
         help="players of the closed-loop row, and existing players of the logins "
@@ -81,28 +56,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--subscribers",
-        type=_positive(int),
+        type=positive(int),
         default=1000,
         metavar="N",
         help="subscribers of the fan-out row (default: 1000)",
     )
     parser.add_argument(
         "--fan-events",
-        type=_positive(int),
+        type=positive(int),
         default=10,
         metavar="N",
         help="room events per fan-out round (default: 10)",
     )
     parser.add_argument(
         "--logins",
-        type=_positive(int),
+        type=positive(int),
         default=200,
         metavar="N",
         help="simultaneous first logins of the logins row (default: 200)",
     )
     parser.add_argument(
         "--listeners",
-        type=_positive(int, zero=True),
+        type=positive(int, zero=True),
         default=50,
         metavar="N",
         help="players (of the rate, closed and logins rows) that also follow their topics on an "
@@ -110,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive(int),
+        type=positive(int),
         default=2,
         metavar="N",
         help="worker processes of the server (default: 2)",
@@ -138,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rounds",
-        type=_positive(int),
+        type=positive(int),
         default=3,
         metavar="N",
         help="rounds per row; figures are their median (default: 3)",
