@@ -10,7 +10,7 @@ from .constants import *  # noqa: F403 - pyzmq exposes every constant at top lev
 from .constants import VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH, SocketOption, SocketType
 from .devices import monitored_queue, proxy, proxy_steerable
 from .errors import Again, ContextTerminated, NotDone, ZMQBaseError, ZMQBindError, ZMQError
-from .face import Frame, MessageTracker
+from .face_frame import Frame, MessageTracker
 from .poll import Poller, select
 from .security.keys import curve_available, curve_keypair, curve_public
 from .security.z85 import decode as z85_decode

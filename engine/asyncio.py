@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import constants as c
-from .face import Frame, SocketFace
+from .face import SocketFace
 from .face_context import ContextFace
+from .face_frame import Frame
 from .polling import PollerFace, fileno
 from .waiting import Steps
 

@@ -25,6 +25,7 @@ from typing import Any
 from . import constants as c
 from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
+from .face_frame import DONE_TRACKER, Frame, as_frame
 from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, set_option
 from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 from .sockets.base import Traffic
@@ -37,75 +38,8 @@ _STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}
 _MONITOR_EVENT = struct.Struct("<HI")
 
 
-class Frame:
-    """A received frame, for `copy=False` callers (pyzmq's zmq.Frame). Draft sockets set its
-    `group` (RADIO/DISH) or `routing_id` (SERVER/PEER), and read them from a Frame sent."""
-
-    __slots__ = ("_group", "bytes", "more", "routing_id")
-
-    def __init__(self, data: bytes = b"", more: bool = False) -> None:
-        self.bytes = bytes(data)
-        self.more = more
-        self._group = b""
-        self.routing_id = 0
-
-    @property
-    def group(self) -> str:
-        return face_draft.group_text(self._group)
-
-    @group.setter
-    def group(self, group: str | bytes) -> None:
-        self._group = face_draft.group_bytes(group)
-
-    @property
-    def buffer(self) -> memoryview:
-        return memoryview(self.bytes)
-
-    def __bytes__(self) -> bytes:
-        return self.bytes
-
-    def __len__(self) -> int:
-        return len(self.bytes)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Frame):
-            return self.bytes == other.bytes
-        return self.bytes == other
-
-    def __hash__(self) -> int:
-        return hash(self.bytes)
-
-    def __repr__(self) -> str:
-        return f"Frame({self.bytes!r})"
-
-
-def as_frame(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, str):
-        raise TypeError("str frames are not allowed: encode them, or use send_string")
-    if isinstance(data, Frame):
-        return data.bytes
-    try:
-        return bytes(memoryview(data))
-    except TypeError:
-        raise TypeError(f"cannot send {type(data).__name__}: expected bytes") from None
-
-
 class LoopGone(RuntimeError):
     """The socket's I/O loop ended (its context was terminated) before a call could run."""
-
-
-class MessageTracker:
-    """pyzmq's tracker for `track=True`; frames are always copied here, so it is done at once."""
-
-    done = True
-
-    def wait(self, timeout: float | None = None) -> None:
-        return None
-
-
-_TRACKER = MessageTracker()
 
 
 def _raise_again() -> Any:
@@ -209,7 +143,7 @@ class SocketFace:
             return self._send_whole(msg, flags, track)
         msg = self._gather(data, flags)
         if msg is None:  # a part given with SNDMORE: it waits for the rest
-            return self._done(_TRACKER if track else None)
+            return self._done(DONE_TRACKER if track else None)
         return self._send_whole(msg, flags, track)
 
     def send_multipart(
@@ -233,7 +167,7 @@ class SocketFace:
         core = self._core
         if core.closed:
             self._check_open()
-        tracker = _TRACKER if track else None
+        tracker = DONE_TRACKER if track else None
         if core.send(msg):
             return self._done(tracker)
 

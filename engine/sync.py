@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 from . import constants as c
 from .errors import ContextTerminated, ZMQError
-from .face import _TRACKER, MessageTracker, SocketFace
+from .face import SocketFace
 from .face_context import ContextFace
+from .face_frame import DONE_TRACKER, MessageTracker
 from .iothread import IOThread, Signal
 from .transport import Endpoints
 from .waiting import Steps
@@ -181,9 +182,9 @@ class Socket(SocketFace):
             if pipe is not None and not core._commands:
                 # A plain one-pipe send (PUSH, DEALER, PAIR with one peer): the offer itself.
                 if pipe.offer([data]):
-                    return _TRACKER if track else None
+                    return DONE_TRACKER if track else None
             elif not (core.closed or core.thread_safe) and core.send([data]):
-                return _TRACKER if track else None
+                return DONE_TRACKER if track else None
         return SocketFace.send(self, data, flags, copy, track, routing_id, group)
 
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:

@@ -1,0 +1,77 @@
+"""What a user holds of a message, as pyzmq shapes it: `Frame` (a received frame for
+`copy=False` callers, or one to send with a draft socket's group or routing id), `as_frame`
+(what a send accepts as a frame) and `MessageTracker` (`track=True`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import face_draft
+
+
+class Frame:
+    """A received frame, for `copy=False` callers (pyzmq's zmq.Frame). Draft sockets set its
+    `group` (RADIO/DISH) or `routing_id` (SERVER/PEER), and read them from a Frame sent."""
+
+    __slots__ = ("_group", "bytes", "more", "routing_id")
+
+    def __init__(self, data: bytes = b"", more: bool = False) -> None:
+        self.bytes = bytes(data)
+        self.more = more
+        self._group = b""
+        self.routing_id = 0
+
+    @property
+    def group(self) -> str:
+        return face_draft.group_text(self._group)
+
+    @group.setter
+    def group(self, group: str | bytes) -> None:
+        self._group = face_draft.group_bytes(group)
+
+    @property
+    def buffer(self) -> memoryview:
+        return memoryview(self.bytes)
+
+    def __bytes__(self) -> bytes:
+        return self.bytes
+
+    def __len__(self) -> int:
+        return len(self.bytes)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Frame):
+            return self.bytes == other.bytes
+        return self.bytes == other
+
+    def __hash__(self) -> int:
+        return hash(self.bytes)
+
+    def __repr__(self) -> str:
+        return f"Frame({self.bytes!r})"
+
+
+def as_frame(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        raise TypeError("str frames are not allowed: encode them, or use send_string")
+    if isinstance(data, Frame):
+        return data.bytes
+    try:
+        return bytes(memoryview(data))
+    except TypeError:
+        raise TypeError(f"cannot send {type(data).__name__}: expected bytes") from None
+
+
+class MessageTracker:
+    """pyzmq's tracker for `track=True`; frames are always copied here, so it is done at once."""
+
+    done = True
+
+    def wait(self, timeout: float | None = None) -> None:
+        return None
+
+
+#: The one tracker every tracked send returns (it is always done).
+DONE_TRACKER = MessageTracker()
