@@ -41,6 +41,10 @@ BURST_MESSAGES = 256
 BURST_SWEEP_S = 0.0005
 
 
+#: FlushQueue's stand-in for a loop whose ready queue it cannot see: never empty.
+_NEVER_IDLE = (None,)
+
+
 class LinkPort(Protocol):
     """The link side: whatever carries a pipe's messages to one peer (a ZMTP link, inproc)."""
 
@@ -140,14 +144,12 @@ class FlushQueue:
         # The loop's call_later (kick is its call_soon_threadsafe), for the sync face's sweeps.
         loop = getattr(kick, "__self__", None)
         self._later = None if same_thread else getattr(loop, "call_later", None)
-        #: On the asyncio face, the loop's queue of callbacks ready to run: a write is eager
-        #: only when it is empty (the loop would poll next). While the loop has more to run in
-        #: this pass, what it runs may send to the same peers: their messages then leave
-        #: together, in one write each, at the pass's flush. A loop without this queue
-        #: (not asyncio's own) never writes eagerly here.
-        self._ready: Collection[Any] | None = None
-        if same_thread:
-            self._ready = getattr(loop, "_ready", None)
+        #: Empty when a quiet send may be written at once. On the asyncio face it is the
+        #: loop's queue of callbacks ready to run, empty when the loop would poll next: while
+        #: the loop has more to run in this pass, what it runs may send to the same peers, and
+        #: their messages then leave together, in one write each, at the pass's flush. A loop
+        #: without that queue (not asyncio's own) never writes eagerly; the sync face always may.
+        self._ready: Collection[Any] = getattr(loop, "_ready", _NEVER_IDLE) if same_thread else ()
         #: A sync-face burst is on: the loop looks for queued messages every BURST_SWEEP_S.
         self.sweeping = False
         #: The last batch a PUB/XPUB link encoded, and its bytes: the socket's other links,
@@ -163,13 +165,7 @@ class FlushQueue:
         now = monotonic()
         quiet = now - self._last_request > EAGER_WRITE_GAP
         self._last_request = now
-        if (
-            quiet
-            and not dirty
-            and not self._drains
-            and not self._loop_busy()
-            and link.write_direct()
-        ):
+        if quiet and not dirty and not self._drains and not self._ready and link.write_direct():
             # The gap runs from the end of this write: a publisher's loop over its
             # subscribers, each write a few tens of µs, is a burst, not a row of quiet spells.
             self._last_request = monotonic()
@@ -181,13 +177,6 @@ class FlushQueue:
                 self.kick(self._sweep)
         elif len(dirty) == 1:
             self.kick(self.flush_all)
-
-    def _loop_busy(self) -> bool:
-        """Whether other work waits in this loop pass (always True where it cannot be seen)."""
-        if not self.same_thread:
-            return False
-        ready = self._ready
-        return ready is None or len(ready) > 0
 
     def schedule_drain(self, outbox: SharedOutbox) -> None:
         """User side: `outbox` holds messages for its pipes; the loop hands them over (and
