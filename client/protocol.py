@@ -378,12 +378,12 @@ class ClientCore:
         self._finish(call, now, reply=reply, marks=marks, size=sum(map(len, frames)))
 
     def receive_publication(self, frames: list[bytes], now: float) -> None:
-        """A message from the SUB socket: ``[wire topic, event or notice]``."""
-        if len(frames) != 2:
+        """A message from the SUB socket: one frame, wire topic then event or notice."""
+        if len(frames) != 1:
             self.discarded += 1
             return
         try:
-            publication = decode_publication(frames[0], frames[1])
+            publication = decode_publication(frames[0])
         except ProtocolError:
             self.discarded += 1
             log.debug("ignored a malformed publication")

@@ -500,11 +500,11 @@ class Front:
             await self._reply(envelope, reply)
             if self.logins.answered(envelope, time.monotonic()):
                 await self._admit_logins(time.monotonic())
-        for i in range(0, len(publications), 2):
+        for publication in publications:
             # XPUB never blocks: at a slow subscriber's high-water mark it drops, and that
             # subscriber repairs the gap by catch-up.
-            await self.updates.send_multipart(publications[i : i + 2], engine.DONTWAIT)
-        self.stats.published += len(publications) // 2
+            await self.updates.send(publication, engine.DONTWAIT)
+        self.stats.published += len(publications)
 
     async def _tick(self, now: float) -> None:
         self._tick_due = now + self.tick_interval

@@ -11,7 +11,7 @@ every kind of bad input into a :class:`ProtocolError`. What travels between them
 * front -> worker: a job, ``[JOB_REQUEST, request]`` or ``[JOB_TICK]`` (:func:`request_job`,
   :func:`tick_job`), after the Paranoid Pirate envelope.
 * worker -> front: ``[reply, marks, *publications]`` (:func:`split_result`): the reply for the
-  client, the :data:`Marks` frame, and ``wire topic, payload`` pairs to publish.
+  client, the :data:`Marks` frame, and one publication frame per event.
 * front -> client: ``[reply, marks]`` from a worker, or ``[reply]`` when the front answers itself
   (refusals, "busy", pongs); :func:`decode_answer` reads both.
 * front -> subscribers: an :class:`Event` on public topics, a :class:`Notice` on private ones
@@ -382,9 +382,10 @@ def tick_job() -> list[bytes]:
 
 def split_result(frames: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
     """``(reply frames for the client, publication frames)`` of a worker's answer, or None if
-    it is malformed. A one-frame answer (the front's own "busy") has no publications."""
+    it is malformed. A one-frame answer (the front's own "busy") has no publications; after
+    the reply and its marks, each frame is one publication."""
     if len(frames) == 1:
         return frames, []
-    if len(frames) < 2 or len(frames) % 2:
+    if len(frames) < 2:
         return None
     return frames[:2], frames[2:]

@@ -76,7 +76,7 @@ async def hear(sub: Any, token: str) -> float:
     needle = token.encode()
     while True:
         frames = await sub.recv_multipart()
-        if len(frames) == 2 and needle in frames[1]:
+        if len(frames) == 1 and needle in frames[0]:
             return time.perf_counter()
 
 

@@ -365,7 +365,7 @@ class Crowd:
             now = self.now()
             for frames in batch:
                 for marker, times in group.arrivals.items():
-                    if len(frames) == 2 and marker in frames[1]:
+                    if len(frames) == 1 and marker in frames[0]:
                         times.append(now)
 
     # -- the end --------------------------------------------------------------------------------

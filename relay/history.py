@@ -20,7 +20,7 @@ from collections import deque
 
 import orjson
 
-from gameserver.broadcast import is_private, topic_of, wire_topic
+from gameserver.broadcast import is_private, split_publication, wire_topic
 from gameserver.protocol import (
     CatchupReply,
     CatchupRequest,
@@ -47,13 +47,12 @@ class History:
 
     def record(self, msg: list[bytes]) -> None:
         """A publication that came down from upstream."""
-        if len(msg) != 2:
+        split = split_publication(msg[0]) if len(msg) == 1 else None
+        if split is None or is_private(split[0]):
             return
-        topic = topic_of(msg[0])
-        if topic is None or is_private(topic):
-            return
+        topic, payload = split
         try:
-            seq = orjson.loads(msg[1]).get("seq")
+            seq = orjson.loads(payload).get("seq")
         except (orjson.JSONDecodeError, AttributeError):
             return
         if type(seq) is not int:
@@ -63,7 +62,7 @@ class History:
             return  # a retried action republished it: already here
         if run and seq != run[-1][0] + 1:
             run.clear()  # a gap (a drop upstream): only contiguous runs answer requests
-        run.append((seq, msg[1]))
+        run.append((seq, payload))
 
     def forget(self, prefix: bytes) -> None:
         """A subscription prefix was cancelled upstream: the topics it fed may stop arriving,

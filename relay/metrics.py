@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gameserver.broadcast import split_publication
 from gameserver.metrics import Collector, new_registry, socket_traffic_family
 
 if TYPE_CHECKING:
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
 
 def event_time(msg: list[bytes] | None) -> float | None:
     """When a public event was published (its ``ts``); None for a notice or anything else."""
-    if msg is None or len(msg) != 2:
+    split = split_publication(msg[0]) if msg is not None and len(msg) == 1 else None
+    if split is None:
         return None
     try:
-        ts = orjson.loads(msg[1]).get("ts")
+        ts = orjson.loads(split[1]).get("ts")
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None

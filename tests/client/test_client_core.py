@@ -228,7 +228,7 @@ def test_quitting_ends_the_session_and_every_subscription() -> None:
 
 def test_gaps_wait_a_grace_then_are_fetched_and_delivered_in_order() -> None:
     core, _ = logged_in()
-    publish = lambda e, now: core.receive_publication([wire_topic(e.topic), encode(e)], now)  # noqa: E731
+    publish = lambda e, now: core.receive_publication([wire_topic(e.topic) + encode(e)], now)  # noqa: E731
     publish(event(4), 1.0)
     assert [e.seq for e in core.take().events] == [4]
     publish(event(6), 1.1)  # 5 is missing: maybe just late
@@ -249,7 +249,7 @@ def test_gaps_wait_a_grace_then_are_fetched_and_delivered_in_order() -> None:
 def test_private_notices_are_fetched_at_once_and_a_takeover_is_noticed() -> None:
     core, _ = logged_in()
     replaced = event(1, PRIVATE, "session_replaced")
-    core.receive_publication([wire_topic(PRIVATE), notice_bytes(replaced)], 1.0)
+    core.receive_publication([wire_topic(PRIVATE) + notice_bytes(replaced)], 1.0)
     assert catchups(core.take()) == {PRIVATE: 0}
     (repair,) = calls_of(core).values()
     core.receive_answer(
@@ -260,7 +260,7 @@ def test_private_notices_are_fetched_at_once_and_a_takeover_is_noticed() -> None
 
 def test_a_refused_repair_after_a_takeover_ends_the_session() -> None:
     core, _ = logged_in()
-    core.receive_publication([wire_topic(PRIVATE), notice_bytes(event(1, PRIVATE))], 1.0)
+    core.receive_publication([wire_topic(PRIVATE) + notice_bytes(event(1, PRIVATE))], 1.0)
     core.take()
     (repair,) = calls_of(core).values()
     core.receive_answer(answer(repair, ErrorReply(code="unauthorized", message="no")), 1.1)
@@ -343,9 +343,10 @@ def test_fuzz_whatever_arrives_never_breaks_the_core(
         frames = [act.tag, b"", *body] if i % 2 == 0 else body
         core.receive_answer(frames, 1.1)
     for topic, payload in publications:
-        core.receive_publication([topic, payload], 1.1)
-        core.receive_publication([wire_topic(HALL), payload], 1.1)
-        core.receive_publication([wire_topic(PRIVATE), payload], 1.1)
+        core.receive_publication([topic + payload], 1.1)
+        core.receive_publication([topic, payload], 1.1)  # two frames: not a publication
+        core.receive_publication([wire_topic(HALL) + payload], 1.1)
+        core.receive_publication([wire_topic(PRIVATE) + payload], 1.1)
     core.tick(1.2)
     out = core.take()
     assert all(isinstance(e, Event) for e in out.events)
@@ -359,6 +360,6 @@ def test_fuzz_whatever_arrives_never_breaks_the_core(
 def test_a_publisher_cannot_grow_what_is_held() -> None:
     core, _ = logged_in()
     for seq in range(10, 1510):  # 4..9 never come: everything after them waits
-        core.receive_publication([wire_topic(HALL), encode(event(seq))], 1.0)
+        core.receive_publication([wire_topic(HALL) + encode(event(seq))], 1.0)
     track = core.tracks[HALL]
     assert len(track.held) == 1000 and track.wanted == 1509  # the rest is known to exist

@@ -88,8 +88,14 @@ def test_private_publications_carry_no_content() -> None:
     public = ev(7)
     frames = publication_frames([secret, public])
     assert b"swordfish" not in b"".join(frames)
-    assert decode_publication(frames[0], frames[1]) == Notice(topic=topic, seq=5)
-    assert decode_publication(frames[2], frames[3]) == public
+    assert len(frames) == 2  # one frame per event
+    assert decode_publication(frames[0]) == Notice(topic=topic, seq=5)
+    assert decode_publication(frames[1]) == public
+    assert frames[1].startswith(wire_topic(TOPIC))  # what a subscription to the room matches
     assert marks([secret, public]) == {TOPIC: 7}  # the requester learns no private seq
+    payload = frames[1].removeprefix(wire_topic(TOPIC))
     with pytest.raises(ProtocolError):
-        decode_publication(wire_topic("room.other"), frames[3])  # topic mismatch
+        decode_publication(wire_topic("room.other") + payload)  # topic mismatch
+    for bad in (b"", b"\x00" + payload, b"room.inn" + payload, b"room.\xff\x00" + payload):
+        with pytest.raises(ProtocolError):
+            decode_publication(bad)

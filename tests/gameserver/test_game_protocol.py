@@ -268,5 +268,10 @@ def test_validated_names_the_field_not_the_value() -> None:
 def test_job_frames() -> None:
     assert request_job(b"x") == [JOB_REQUEST, b"x"] and tick_job() == [JOB_TICK]
     assert split_result([b"busy"]) == ([b"busy"], [])
-    assert split_result([b"r", b"{}", b"t\x00", b"p"]) == ([b"r", b"{}"], [b"t\x00", b"p"])
-    assert split_result([b"r", b"{}", b"t\x00"]) is None
+    # After the reply and its marks, every frame is one publication (wire topic + payload).
+    assert split_result([b"r", b"{}", b"t\x00p", b"u\x00q"]) == (
+        [b"r", b"{}"],
+        [b"t\x00p", b"u\x00q"],
+    )
+    assert split_result([b"r", b"{}", b"t\x00p"]) == ([b"r", b"{}"], [b"t\x00p"])
+    assert split_result([]) is None
