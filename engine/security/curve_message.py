@@ -122,7 +122,10 @@ class CurveCipher:
         """
         if len(messages) == 1 and not (subscriptions or forced):
             # One message (a reply, a published event): a shorter path than the batch's.
-            return self._seal_one(messages[0])
+            message = messages[0]
+            if len(message) == 1:
+                return self._seal_single(message[0])
+            return self._seal_one(message)
         frames = sum(map(len, messages))
         if self._sent + frames > MAX_NONCE:
             raise ProtocolError("CURVE nonces exhausted", ProtocolErrorCode.ZMTP_INVALID_SEQUENCE)
@@ -213,6 +216,35 @@ class CurveCipher:
                     raise ProtocolError("CURVE MESSAGE could not be sealed")
         finally:
             self._ffi.release(ptr)
+        self._sent = n
+        return out
+
+    def _seal_single(self, payload: bytes) -> bytearray:
+        """`_seal_one` for a one-frame message (a published event, to each subscriber in
+        turn): no per-frame lists or loop, which were half of its cost at one frame (about 3.5
+        of 6.5 us at a 110-octet event on this machine). The same bytes."""
+        n = self._sent + 1
+        if n > MAX_NONCE:
+            raise ProtocolError("CURVE nonces exhausted", ProtocolErrorCode.ZMTP_INVALID_SEQUENCE)
+        mlen = len(payload) + 1
+        size = MIN_MESSAGE_SIZE - 1 + mlen
+        short = _U64.pack(n)
+        if size < 256:
+            head = bytes((0, size))
+            box = 2 + HEADER_SIZE
+        else:
+            head = _LONG_FRAME.pack(FRAME_LONG, size)
+            box = 9 + HEADER_SIZE
+        # The plaintext (flags octet, payload) sits where its box will begin + MAC_SIZE.
+        out = bytearray().join((head, MESSAGE_PREFIX, short, _TAG_ROOM, _FLAGS[0], payload))
+        ffi = self._ffi
+        ptr = ffi.from_buffer(out)
+        failed = self._seal_box(
+            ptr + box, ptr + (box + MAC_SIZE), mlen, self._send_nonces.prefix + short, self._key
+        )
+        ffi.release(ptr)
+        if failed:
+            raise ProtocolError("CURVE MESSAGE could not be sealed")
         self._sent = n
         return out
 

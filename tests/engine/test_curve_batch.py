@@ -209,7 +209,8 @@ frame_lists = st.lists(
 def test_one_message_path_matches_the_batch_path(
     first: list[bytes], second: list[bytes], start: int
 ) -> None:
-    """A batch of one message takes its own short path; its bytes are the batch loop's."""
+    """A batch of one message takes its own short path (one frame: a shorter one still);
+    its bytes are the batch loop's."""
     one = CurveCipher(KEY, as_server=False, sent=start, received=0)
     batch = CurveCipher(KEY, as_server=False, sent=start, received=0)
     wire = bytes(one.seal_messages([first], False)) + bytes(one.seal_messages([second], False))
