@@ -91,6 +91,12 @@ def register(store_url: str, names: list[str], progress: Callable[[str], None]) 
 
 #: How long a player's first ping may wait for its connection (thousands handshake at once).
 CONNECT_WAIT_S = 120.0
+#: Players connected at once. Every handshake of the crowd runs in this one process, and the
+#: front gives each connection HANDSHAKE_IVL (5 s) to finish: 5,000 dialled at once needed
+#: more than that between them on this 2-core machine, so the late ones were closed, redialled,
+#: and closed again (the 5,000-player row never got in). A wave of 500 is done in about a
+#: second.
+CONNECT_WAVE = 500
 
 
 async def bring_in(crowd: Crowd, replies: list[Any]) -> list[Player]:
@@ -98,12 +104,7 @@ async def bring_in(crowd: Crowd, replies: list[Any]) -> list[Player]:
     measures anything: every player pings the front once, so that an online player's connection
     is made (and its CURVE handshake done) before it plays, else a row of 5,000 would time those
     handshakes as actions."""
-    players = []
-    for reply in replies:
-        player = crowd.add_player(reply.player)
-        player.room = reply.room
-        player.core.token, player.core.player = reply.token, reply.player
-        players.append(player)
+    players: list[Player] = []
     connected = 0
 
     async def connect(player: Player) -> None:
@@ -112,9 +113,17 @@ async def bring_in(crowd: Crowd, replies: list[Any]) -> list[Player]:
         call.result()  # a player that cannot reach the front ends the row with the reason
         connected += 1
         if connected % 1000 == 0:
-            progress(f"connected {connected:,}/{len(players):,} ")
+            progress(f"connected {connected:,}/{len(replies):,} ")
 
-    await asyncio.gather(*(connect(p) for p in players))
+    for start in range(0, len(replies), CONNECT_WAVE):
+        wave = []
+        for reply in replies[start : start + CONNECT_WAVE]:
+            player = crowd.add_player(reply.player)  # its connection is dialled here
+            player.room = reply.room
+            player.core.token, player.core.player = reply.token, reply.player
+            wave.append(player)
+        await asyncio.gather(*(connect(p) for p in wave))
+        players += wave
     return players
 
 
