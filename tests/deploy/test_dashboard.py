@@ -16,11 +16,12 @@ import pytest
 import yaml
 from deploykit import REPO_ROOT
 
+from gameserver.broadcast import publication_frames
 from gameserver.commands import default_commands
 from gameserver.events import Outcome
 from gameserver.front import Front
 from gameserver.metrics import ActionMeter, front_registry, worker_registry
-from gameserver.protocol import ActionRequest, Event, Reply, encode
+from gameserver.protocol import ActionRequest, Event, Reply
 from relay.forwarder import Relay
 from relay.metrics import relay_registry
 
@@ -45,7 +46,7 @@ def exported_names() -> set[str]:
         # As if one event had come: the lag gauges exist once there is one.
         event = Event(topic="world", seq=1, kind="announce", text="hi", ts=time.time() - 0.25)
         relay.stats.last_event, relay.stats.last_event_at = (
-            [b"world\x00", encode(event)],
+            publication_frames([event]),  # one message: the publication's one frame
             time.time(),
         )
         meter = ActionMeter(default_commands())
