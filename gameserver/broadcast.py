@@ -3,7 +3,7 @@
 Each publication is one frame: the *wire topic*, then the payload.
 
 * One frame, not two, because the front seals every frame once per CURVE subscriber: at a
-  thousand subscribers of a room, a second frame per event was about a quarter of the front's
+  thousand subscribers of a room, a second frame per event was about a sixth of the front's
   time per event. PUB/SUB matches a subscription against the start of the first frame, so a
   topic that starts the frame filters as well as a frame of its own.
 * The wire topic is the topic name plus a terminator byte. PUB/SUB matches prefixes, and

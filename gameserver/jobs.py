@@ -4,8 +4,8 @@ A job body (after the Paranoid Pirate envelope) is ``[JOB_REQUEST, request]`` fo
 request (``[JOB_LOGIN_EXISTING, login]`` for a login that may not register), or ``[JOB_TICK]``
 for the world clock. A worker answers ``[reply, marks, *pubs]``:
 the reply for the client (empty for a tick), the public seq marks of its events (see
-:func:`gameserver.broadcast.marks`), and one frame per event to publish (see :mod:`gameserver.broadcast`). The
-frames are defined in :mod:`gameserver.protocol`.
+:func:`gameserver.broadcast.marks`), and one frame per event to publish (see
+:mod:`gameserver.broadcast`). The frames are defined in :mod:`gameserver.protocol`.
 """
 
 from __future__ import annotations
