@@ -286,22 +286,31 @@ class Crowd:
 
     async def _read_answers(self, player: Player) -> None:
         sock = player.dealer
-        while sock is player.dealer:
-            batch = [await sock.recv_multipart()]
-            batch += await _more(sock)
-            now = self.now()
-            for frames in batch:
-                player.core.receive_answer(frames, now)
-            self.flush(player)
+        try:
+            while sock is player.dealer:
+                batch = [await sock.recv_multipart()]
+                batch += await _more(sock)
+                now = self.now()
+                for frames in batch:
+                    player.core.receive_answer(frames, now)
+                self.flush(player)
+        except engine.ContextTerminated:
+            # The crowd closed: its end, not a failure. (A reader started by a reconnection
+            # while the crowd was closing is not among the tasks close() waits for, and each
+            # one used to print "Task exception was never retrieved" when a row failed.)
+            return
 
     async def _read_updates(self, player: Player, sock: ezmq.Socket) -> None:
-        while True:
-            batch = [await sock.recv_multipart()]
-            batch += await _more(sock)
-            now = self.now()
-            for frames in batch:
-                player.core.receive_publication(frames, now)
-            self.flush(player)
+        try:
+            while True:
+                batch = [await sock.recv_multipart()]
+                batch += await _more(sock)
+                now = self.now()
+                for frames in batch:
+                    player.core.receive_publication(frames, now)
+                self.flush(player)
+        except engine.ContextTerminated:
+            return  # the crowd closed (see _read_answers)
 
     def flush(self, player: Player) -> None:
         """Carry out what the player's core says: send, subscribe, finish calls, arm its timer."""
