@@ -93,6 +93,11 @@ class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
     #: defaults: per connection only once used).
     _held: bytes | None = None
     _resuming = False
+    #: What was left of the handshake's deadline (HANDSHAKE_IVL) when its read was held: the
+    #: clock stops while the read waits in this loop's own queue, a wait that is ours and not
+    #: the peer's. Else a crowd of thousands that connect at once outlasts the deadline in the
+    #: queue, and every late one is closed, redials and queues again.
+    _handshake_left: float | None = None
 
     def __init__(
         self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
@@ -202,6 +207,11 @@ class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
             return False
         self._held = data
         self.transport.pause_reading()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+            self._handshake_left = max(0.0, timer.when() - self.loop.time())
         pacer.wait(self._resume_handshake)
         return True
 
@@ -210,6 +220,9 @@ class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
         data, self._held = self._held, None
         if self.closed or data is None:
             return
+        left, self._handshake_left = self._handshake_left, None
+        if left is not None and not self.ready:
+            self._timer = self.loop.call_later(left, self._handshake_expired)
         self.transport.resume_reading()
         self._resuming = True
         try:

@@ -199,3 +199,72 @@ def test_a_pacer_does_not_keep_its_loop_alive() -> None:
     del loop
     gc.collect()
     assert gone() is None
+
+
+def test_a_read_held_in_the_queue_does_not_run_down_the_handshake_deadline() -> None:
+    """The handshake's deadline (HANDSHAKE_IVL) measures the peer, not the server's own queue:
+    a libzmq client whose greeting waits behind a crowd for three times the deadline still
+    gets in, and one that sends nothing is still closed at the deadline."""
+    from engine.transport.handshakes import pacer_for
+    from engine.utils.monitor import parse_monitor_message
+
+    ivl_ms = 200
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ctx = ezmq.Context()
+        router = ctx.socket(engine.ROUTER)
+        router.setsockopt(engine.HANDSHAKE_IVL, ivl_ms)
+        router.bind("tcp://127.0.0.1:0")
+        endpoint = router.getsockopt(engine.LAST_ENDPOINT).decode()
+        monitor = router.get_monitor_socket(
+            engine.EVENT_ACCEPTED
+            | engine.EVENT_HANDSHAKE_SUCCEEDED
+            | engine.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
+
+        async def next_event() -> int:
+            msg = await asyncio.wait_for(monitor.recv_multipart(), 10)
+            return parse_monitor_message(msg)["event"]
+
+        # A crowd ahead in the queue: an entry that puts itself back at the head until let go,
+        # so every handshake read that arrives meanwhile is held behind it.
+        pacer = pacer_for(loop)
+        holding = [True]
+
+        def crowd_ahead() -> None:
+            if holding[0]:
+                pacer.waiting.appendleft(crowd_ahead)
+
+        pacer.wait(crowd_ahead)
+        zctx = zmq.Context()
+        try:
+            client = zctx.socket(zmq.DEALER)
+            client.linger = 0
+            client.connect(endpoint)
+            client.send(b"after the crowd")
+            await asyncio.sleep(3 * ivl_ms / 1000)  # the client's greeting waits in the queue
+            holding[0] = False
+            _peer, body = await asyncio.wait_for(router.recv_multipart(), 10)
+            assert body == b"after the crowd"
+            # Through on its first connection: libzmq would have redialled and resent after a
+            # timeout, so the message alone does not show it.
+            events = [await next_event()]
+            while events[-1] != engine.EVENT_HANDSHAKE_SUCCEEDED:
+                events.append(await next_event())
+            assert events == [engine.EVENT_ACCEPTED, engine.EVENT_HANDSHAKE_SUCCEEDED]
+            # A peer that never speaks is not held by anything: its deadline runs as before.
+            silent = await asyncio.open_connection(*endpoint[len("tcp://") :].rsplit(":", 1))
+            assert await next_event() == engine.EVENT_ACCEPTED
+            assert await next_event() == engine.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            # read() returns at EOF only: the server closed the connection.
+            await asyncio.wait_for(silent[0].read(), 10)
+            silent[1].close()
+        finally:
+            holding[0] = False
+            zctx.destroy(linger=0)
+            monitor.close(0)
+            router.close(0)
+            ctx.term()
+
+    asyncio.run(main())
