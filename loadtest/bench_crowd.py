@@ -286,31 +286,33 @@ class Crowd:
 
     async def _read_answers(self, player: Player) -> None:
         sock = player.dealer
-        try:
-            while sock is player.dealer:
-                batch = [await sock.recv_multipart()]
-                batch += await _more(sock)
-                now = self.now()
-                for frames in batch:
-                    player.core.receive_answer(frames, now)
-                self.flush(player)
-        except engine.ContextTerminated:
-            # The crowd closed: its end, not a failure. (A reader started by a reconnection
-            # while the crowd was closing is not among the tasks close() waits for, and each
-            # one used to print "Task exception was never retrieved" when a row failed.)
-            return
+        await self._read(player, sock, player.core.receive_answer, lambda: sock is player.dealer)
 
     async def _read_updates(self, player: Player, sock: ezmq.Socket) -> None:
+        await self._read(player, sock, player.core.receive_publication, lambda: True)
+
+    async def _read(
+        self,
+        player: Player,
+        sock: ezmq.Socket,
+        receive: Callable[[list[bytes], float], None],
+        current: Callable[[], bool],
+    ) -> None:
+        """Hand what ``sock`` receives to the player's core, a batch at a time, while
+        ``current()`` holds (a replaced request connection ends its reader)."""
         try:
-            while True:
+            while current():
                 batch = [await sock.recv_multipart()]
                 batch += await _more(sock)
                 now = self.now()
                 for frames in batch:
-                    player.core.receive_publication(frames, now)
+                    receive(frames, now)
                 self.flush(player)
         except engine.ContextTerminated:
-            return  # the crowd closed (see _read_answers)
+            # The crowd closed: its end, not a failure. (A failing row printed "Task exception
+            # was never retrieved" for readers its close() did not wait for, most likely ones
+            # started by the players' reconnections.)
+            return
 
     def flush(self, player: Player) -> None:
         """Carry out what the player's core says: send, subscribe, finish calls, arm its timer."""
