@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +46,35 @@ class Stopped(Exception):
         self.signum = signum
 
 
+#: Stop signals that arrived while a child was being started (None: not starting one).
+_held: list[int] | None = None
+
+
 def _raise_stopped(signum: int, frame: object) -> None:
     # Once: the cleanup that follows (bounded by STOP_S per process) must not be cut short.
     for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
+    if _held is not None:
+        _held.append(signum)
+        return
     raise Stopped(signum)
+
+
+@contextmanager
+def _starting_child() -> Iterator[None]:
+    """A stop signal that arrives while a child is being started is raised once it is started.
+
+    Raised inside `subprocess.Popen`, it would leave the child running with nobody holding its
+    PID (the signals test saw a Locust master outlive the load test that way, on a loaded
+    machine). The signal is not blocked instead: the child would inherit the mask."""
+    global _held
+    _held = []
+    try:
+        yield
+    finally:
+        held, _held = _held, None
+    if held:
+        raise Stopped(held[0])
 
 
 def budgets_for(users: int, spawn_rate: float) -> list[str]:
@@ -76,24 +102,29 @@ class LocalServer:
         args += ["--log-level", "WARNING"]
         args += budgets_for(users, spawn_rate)
         self._log = (workdir / "serve.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=REPO_ROOT,
-            text=True,
-        )
-        self.pids = [self.process.pid]
+        self.pids: list[int] = []
         self.endpoints: dict[str, str] = {}
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
         try:
+            with _starting_child():
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "gameserver.serve", *args],
+                    stdout=subprocess.PIPE,
+                    stderr=self._log,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=REPO_ROOT,
+                    text=True,
+                )
+                self.pids.append(self.process.pid)
+                self._reader.start()
             ready = self._ready.wait(SERVE_READY_S)
         except BaseException:  # stopped while starting: nobody else knows our PIDs yet
-            self.stop()
+            if self.pids:
+                self.stop()
+            else:  # Popen itself failed: nothing runs
+                self._log.close()
             raise
         if not ready or "actions" not in self.endpoints:
             self.stop()
@@ -264,9 +295,10 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             cmd += [f"--server-key={server.endpoints['key']}"]  # a Z85 key may start with "-"
         started = time.monotonic()
         # Its own process group: Locust's --processes children are stopped with it, by its id.
-        locust = subprocess.Popen(
-            cmd, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        with _starting_child():
+            locust = subprocess.Popen(
+                cmd, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         print(f"locust pid {locust.pid}", flush=True)
         try:
             code = locust.wait()

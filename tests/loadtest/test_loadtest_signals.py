@@ -184,3 +184,25 @@ def test_stopping_locust_ends_its_whole_group(monkeypatch: pytest.MonkeyPatch) -
         leader.wait(WAIT)
         if leader.stdout is not None:
             leader.stdout.close()
+
+
+def test_a_stop_signal_while_a_child_starts_is_raised_once_it_has_started() -> None:
+    """Raised inside Popen, the signal would leave the child running with nobody holding its
+    PID; it is raised when the start is over, where the child is stopped like any other."""
+    from loadtest import runner
+
+    previous = {signum: signal.getsignal(signum) for signum in runner.STOP_SIGNALS}
+    signal.signal(signal.SIGTERM, runner._raise_stopped)
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        with pytest.raises(runner.Stopped) as stopped, runner._starting_child():
+            os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode: here
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        assert stopped.value.signum == signal.SIGTERM
+        assert child is not None and child.poll() is None  # started, and its PID is known
+    finally:
+        for signum, handler in previous.items():  # (the handler ignored them after the first)
+            signal.signal(signum, handler)
+        if child is not None:
+            child.kill()
+            child.wait(WAIT)
