@@ -165,7 +165,9 @@ def test_greeting_layout() -> None:
     assert g[32:] == b"\x00" * 32
 
 
-@pytest.mark.parametrize("chunker", [whole, byte_by_byte, chunked([3, 7, 1])], ids=repr)
+@pytest.mark.parametrize(
+    "chunker", [whole, byte_by_byte, chunked([3, 7, 1])], ids=["whole", "byte_by_byte", "chunked"]
+)
 def test_handshake_any_split(chunker: Chunker) -> None:
     a, b = pair(engine.PUSH, engine.PULL, chunker)
     assert transfer(a, b, [[b"hello"]], chunker) == [[b"hello"]]
@@ -428,7 +430,7 @@ def test_messages_right_behind_ready_are_decoded() -> None:
 # -- ROUTER ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunker", [whole, byte_by_byte], ids=repr)
+@pytest.mark.parametrize("chunker", [whole, byte_by_byte], ids=["whole", "byte_by_byte"])
 def test_router_codec_adds_no_routing_id(chunker: Chunker) -> None:
     """The codec hands a ROUTER its peer's frames as they are: the ROUTER socket adds the
     routing id when it takes a message, so the codec knows nothing of routing."""
