@@ -17,10 +17,13 @@ An unreachable announcement never downgrades a remembered server to plaintext.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import logging
 import os
 import re
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +114,25 @@ class KnownHosts:
             log.warning("cannot remember %s's key in %s: %s", endpoint, self.path, exc)
 
     def _write(self, endpoint: str, key: str) -> None:
-        hosts = self.load()
-        hosts[endpoint] = key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(render_known_hosts(hosts))
-        os.replace(tmp, self.path)
+        # Several processes may learn keys at once (a load test's Locust workers, a player's
+        # two clients): each writes a temporary file of its own, and a lock beside the file
+        # makes read-add-replace one step, so no writer fails on another's rename or drops
+        # the entry another has just added.
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            hosts = self.load()
+            hosts[endpoint] = key
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=self.path.name + ".", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(render_known_hosts(hosts))
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
 
 
 def _listening(endpoint: str, timeout: float) -> bool:
