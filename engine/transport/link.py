@@ -302,7 +302,8 @@ class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
     # -- called through the pipe ------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write everything the user side queued, in one transport write."""
+        """Write everything the user side queued: one transport write per WRITE_CHUNK_BYTES or
+        so (one write in all for a request, a reply or a burst of short messages)."""
         pipe = self.pipe
         pipe.flush_pending = False
         if self.write_paused or not self.ready or self.closed:

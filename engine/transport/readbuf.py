@@ -23,7 +23,7 @@ from ..native import native_thread_local
 #: per wake-up. Not more: every full read is copied into a bytes object of its size, and at
 #: 256 KiB glibc gave those blocks back to the system and took them again on nearly every
 #: read (brk, then page faults on the fresh pages): 3,588 brk calls in 300,000 messages of
-#: 1 KiB, and 1.0-1.2 µs of system time per message against 0.2-0.3 µs at 64 KiB. 64 KiB
+#: 1 KiB, and 1.0-1.2 µs of system time per message against 0.2-0.45 µs at 64 KiB. 64 KiB
 #: stays below glibc's default mmap and trim thresholds (128 KiB) even where they never
 #: adapt; 128 KiB did as well only once glibc had raised them.
 READ_SIZE = 64 * 1024
