@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # serverkit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gameserver"))  # gamekit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "peers"))  # logkit
 
 from gamekit import RedisServer, empty_store_url, running_redis
 from serverkit import Server, StartServer

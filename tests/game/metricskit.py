@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.request
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -40,15 +38,3 @@ def wait_value(url: str, name: str, expected: float, timeout: float = WAIT, **la
             return
         time.sleep(0.2)  # scrape pace; the deadline bounds the wait
     raise AssertionError(f"{name}{labels} stayed {seen}, expected {expected}")
-
-
-def wait_log_line(path: Path, pattern: str, timeout: float = WAIT) -> re.Match[str]:
-    """The first match of ``pattern`` in a log file that is still being written."""
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = regex.search(path.read_text(errors="replace"))
-        if match:
-            return match
-        time.sleep(0.1)  # the file has no event to wait on; the deadline bounds the wait
-    raise AssertionError(f"{pattern!r} never appeared in {path}")

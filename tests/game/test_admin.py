@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from metricskit import wait_log_line
+from logkit import wait_log_line
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, read_state, run
 
 from client.session import GameSession, RequestRefused

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from metricskit import scrape, value, wait_log_line, wait_value
+from logkit import wait_log_line
+from metricskit import scrape, value, wait_value
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, run
 
 import engine

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from logkit import wait_log_line
 from pgmkit import (
     GROUP,
     LOST,
@@ -158,21 +159,12 @@ def test_recovery_interval_bounds_the_wait_and_the_gap_is_reported(
     assert one_by_one(pub, sub, sent[:2]) == sent[:2]
     start = time.monotonic()
     pub.command(send=[f.hex() for f in sent[2]])  # packet 2, which the network loses
-    wait_for_log(sub.log, "lost for good", timeout=15)
+    wait_log_line(sub.log, "lost for good", timeout=15)
     assert time.monotonic() - start >= 0.9  # RECOVERY_IVL, not the 10 s default
     for frames in sent[3:]:
         pub.command(send=[f.hex() for f in frames])
     got = frames_of(sub.messages(len(sent) - 3, timeout=15))
     assert got == sent[3:]  # what packet 2 carried is gone; everything after it came whole
-
-
-def wait_for_log(log: Path, text: str, timeout: float) -> None:
-    """Until `text` is in the peer's log (its stderr), or AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {text!r} in {log} after {timeout} s")
-        time.sleep(0.05)  # a file has no event to wait on; the deadline bounds the wait
 
 
 def test_pgm_without_root_says_so() -> None:
