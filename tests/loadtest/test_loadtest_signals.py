@@ -81,13 +81,14 @@ class Loadtest(Proc):
     def wait_tree(self, at_least: int, root: int | None = None) -> set[int]:
         """Until the process (or its descendant `root`) has that many descendants."""
         deadline = time.monotonic() + WAIT
-        while len(descendants(root or self.process.pid)) < at_least:
-            self.seen |= descendants(self.process.pid)
-            assert time.monotonic() < deadline, f"only {len(self.seen)} descendants"
+        while True:
+            tree = descendants(self.process.pid)
+            self.seen |= tree
+            counted = tree if root is None else descendants(root)
+            if len(counted) >= at_least:
+                return tree
+            assert time.monotonic() < deadline, f"only {len(counted)} descendants"
             time.sleep(0.2)  # polling the process table; the deadline bounds the wait
-        tree = descendants(self.process.pid)
-        self.seen |= tree
-        return tree
 
     def terminate_and_check_nothing_is_left(self) -> int:
         self.process.send_signal(signal.SIGTERM)
