@@ -154,3 +154,30 @@ print("ok")
         [sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_new_users_spread_their_logins_over_locusts_dispatch_interval() -> None:
+    """Locust starts a batch of new users at once every dispatch interval; each waits a share of
+    that interval before logging in, so a ramp-up of 10 users/s arrives as 10/s, not as ten at
+    once. The spread is Locust's own interval, read from its dispatcher; below one user a
+    second users come one by one already. The locustfile also shortens the GIL's switch
+    interval for its process (the I/O thread and gevent's hub share it)."""
+    check = """
+import sys
+from types import SimpleNamespace
+from locust.dispatch import UsersDispatcher
+from locust.runners import WorkerNode
+from loadtest.locustfile import GIL_SWITCH_INTERVAL_S, PlayerUser, arrival_spread_s
+assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S < 0.005
+for rate in (1, 2.5, 10, 37.5):
+    dispatcher = UsersDispatcher(worker_nodes=[WorkerNode("w")], user_classes=[PlayerUser])
+    dispatcher.new_dispatch(target_user_count=1000, spawn_rate=rate)
+    assert arrival_spread_s(SimpleNamespace(spawn_rate=rate)) == dispatcher._wait_between_dispatch
+assert arrival_spread_s(SimpleNamespace(spawn_rate=0.5)) == 0.0
+assert arrival_spread_s(None) == 0.0
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
