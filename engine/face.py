@@ -312,22 +312,22 @@ class SocketFace:
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def bind(self, addr: str) -> str:
+    def bind(self, addr: str | bytes) -> str:
         self._check_open()
-        endpoint = self._call_on_loop(self._endpoints.bind, addr)
+        endpoint = self._call_on_loop(self._endpoints.bind, endpoint_text(addr))
         self._core.process_commands()  # inproc peers waiting for this name join now
         return endpoint
 
-    def connect(self, addr: str) -> None:
+    def connect(self, addr: str | bytes) -> None:
         self._check_open()
-        self._call_on_loop(self._endpoints.connect, addr)
+        self._call_on_loop(self._endpoints.connect, endpoint_text(addr))
         # Take the new pipe in now, so a SUB's subscriptions go out without waiting for
         # the next send or recv.
         self._core.process_commands()
 
-    def unbind(self, addr: str) -> None:
+    def unbind(self, addr: str | bytes) -> None:
         self._check_open()
-        self._call_on_loop(self._endpoints.remove, addr)
+        self._call_on_loop(self._endpoints.remove, endpoint_text(addr))
 
     disconnect = unbind
 
@@ -349,7 +349,7 @@ class SocketFace:
             raise ZMQError(c.ENOTSUP, "only DISH sockets leave groups")
         leave(face_draft.group_bytes(group))
 
-    def connect_peer(self, addr: str) -> int:
+    def connect_peer(self, addr: str | bytes) -> int:
         """PEER: connect, and return the routing id that names the new peer."""
         if self._core.socket_type != c.PEER:
             raise ZMQError(c.ENOTSUP, "only PEER sockets connect_peer")
@@ -557,3 +557,16 @@ class SocketFace:
 
     def recv_serialized(self, deserialize: Callable[[list[bytes]], Any], flags: int = 0) -> Any:
         return self._then(self.recv_multipart(flags), deserialize)
+
+
+def endpoint_text(addr: object) -> str:
+    """An endpoint as text. pyzmq takes bytes too (UTF-8), and LAST_ENDPOINT is bytes there and
+    here, so `connect(other.getsockopt(zmq.LAST_ENDPOINT))` must work."""
+    if isinstance(addr, str):
+        return addr
+    if isinstance(addr, bytes):
+        try:
+            return addr.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ZMQError(c.EINVAL, f"invalid endpoint {addr!r} (not UTF-8)") from None
+    raise TypeError(f"Expected addr to be str, got addr={addr!r}")

@@ -9,6 +9,8 @@ import asyncio
 import errno
 import os
 import threading
+import time
+from typing import Any
 
 import pytest
 import zmq as pyzmq
@@ -48,6 +50,42 @@ def test_zmqerror_text_starts_with_the_standard_text() -> None:
         assert "99999" in str(info.value)
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_endpoints_may_be_bytes_as_last_endpoint_gives_them(lib: object) -> None:
+    """pyzmq's bind/connect/unbind/disconnect take bytes (UTF-8), and LAST_ENDPOINT is bytes,
+    so `sub.connect(pub.getsockopt(zmq.LAST_ENDPOINT))` works; the same lines on both."""
+    z: Any = lib
+    ctx = z.Context()
+    try:
+        pub, sub = ctx.socket(z.PUB), ctx.socket(z.SUB)
+        pub.bind(b"tcp://127.0.0.1:0")
+        endpoint = pub.getsockopt(z.LAST_ENDPOINT)
+        assert isinstance(endpoint, bytes) and endpoint.startswith(b"tcp://127.0.0.1:")
+        sub.setsockopt(z.SUBSCRIBE, b"")
+        sub.connect(endpoint)
+        sub.setsockopt(z.RCVTIMEO, 50)
+        deadline = time.monotonic() + 10  # a slow joiner: publish until one is heard
+        while not _published_and_heard(z, pub, sub):
+            assert time.monotonic() < deadline, "nothing heard over the bytes endpoint"
+        sub.disconnect(endpoint)
+        pub.unbind(endpoint)
+        with pytest.raises(z.ZMQError) as info:
+            sub.connect(b"tcp://\xff\xfe:1")
+        assert info.value.errno == z.EINVAL
+        with pytest.raises(TypeError):
+            sub.connect(5)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _published_and_heard(z: Any, pub: Any, sub: Any) -> bool:
+    pub.send(b"hello")
+    try:
+        return sub.recv() == b"hello"
+    except z.Again:
+        return False
 
 
 @async_test()
