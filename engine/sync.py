@@ -197,9 +197,11 @@ class Socket(SocketFace):
             # A plain fair-queue (PULL, SUB taking every topic): a one-frame message of the
             # batch being read is this socket's recv() without the call.
             pos = inbox.pos
-            batch = inbox.batch
-            if pos < len(batch):
-                msg = batch[pos]
+            try:  # (cheaper than a length check: only the end of each batch raises)
+                msg = inbox.batch[pos]
+            except IndexError:
+                pass
+            else:
                 if type(msg) is bytes:  # delivered bare (see FairQueue)
                     inbox.pos = pos + 1
                     return msg
