@@ -21,10 +21,16 @@ from .native import native_lock, native_selector, native_thread_id, start_native
 class Signal:
     """A file descriptor that becomes readable when `set()` is called from any thread."""
 
-    __slots__ = ("_poller", "fd", "pending")
+    __slots__ = ("_lock", "_poller", "fd", "pending")
 
     def __init__(self) -> None:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # set() runs on other threads than close() (the I/O thread, say, answering a call whose
+        # caller closes its signal as soon as it sees the answer). Without this lock close()
+        # could free the number between set()'s look at `fd` and its write, and the write would
+        # land on whatever took the number next: in a process that also runs libzmq, one of its
+        # mailbox eventfds, and libzmq aborts on a signal with no command behind it.
+        self._lock = native_lock()
         self._poller: Any = None
         #: set() may have happened since the last clear(). An empty eventfd costs a failed
         #: read and an exception to clear, on every blocked call; this flag skips that. A set()
@@ -33,23 +39,28 @@ class Signal:
         self.pending = True
 
     def set(self) -> None:
-        fd = self.fd
-        if fd < 0:
-            return  # closed: nobody is left to wake
-        self.pending = True
-        try:
-            os.eventfd_write(fd, 1)
-        except OSError:
-            pass  # closed meanwhile, or the counter is saturated: either way no one is lost
+        with self._lock:
+            fd = self.fd
+            if fd < 0:
+                return  # closed: nobody is left to wake
+            self.pending = True
+            try:
+                os.eventfd_write(fd, 1)
+            except OSError:
+                pass  # the counter is saturated: nobody is lost
 
     def clear(self) -> None:
         if not self.pending:
             return
         self.pending = False
-        try:
-            os.eventfd_read(self.fd)
-        except (OSError, ValueError):
-            pass  # nothing to clear (EAGAIN), or closed
+        with self._lock:
+            fd = self.fd
+            if fd < 0:
+                return
+            try:
+                os.eventfd_read(fd)
+            except OSError:
+                pass  # nothing to clear (EAGAIN)
 
     def seen(self) -> None:
         """A poll found the fd readable: the next clear() must read it."""
@@ -73,9 +84,11 @@ class Signal:
         return False
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        with self._lock:  # after any set() or clear() under way: the number is still ours then
+            fd = self.fd
+            if fd >= 0:
+                self.fd = -1
+                os.close(fd)
 
 
 class IOThreadStopped(LoopGone):
