@@ -289,6 +289,10 @@ class RawTransport(asyncio.Transport):
         if not data or self._closed:
             return
         with self._out_lock:
+            if self._closed:
+                # _lost ran since the look above, and it closes the socket under read_lock,
+                # not this lock: a send now could meet the close, and a freed number.
+                return
             if self._buffered:
                 self._buffer.append(data)
                 self._buffered += len(data)
