@@ -95,6 +95,8 @@ _U16 = struct.Struct(">H")
 # Pre-built two-byte headers for every short frame: one lookup instead of a bytes() per frame.
 _SHORT_LAST = [bytes((0, n)) for n in range(256)]
 _SHORT_MORE = [bytes((FLAG_MORE, n)) for n in range(256)]
+#: An empty delimiter frame followed by the header of a short last frame (REQ/REP traffic).
+_ENVELOPE_SHORT = [bytes((FLAG_MORE, 0, 0, n)) for n in range(256)]
 
 SUBSCRIBE_PREFIX = b"\x01"
 CANCEL_PREFIX = b"\x00"
@@ -237,6 +239,10 @@ class ZMTPConnection(HandshakeSteps):
                 else:
                     pieces.append(_LONG.pack(FLAG_LONG, size))
                 pieces.append(frame)
+            elif len(frames) == 2 and not frames[0] and len(frames[1]) < 256:
+                # An empty delimiter and a short body (REQ/REP): both headers in one piece.
+                pieces.append(_ENVELOPE_SHORT[len(frames[1])])
+                pieces.append(frames[1])
             else:
                 encode_frames(frames, pieces)
 
@@ -374,6 +380,21 @@ class ZMTPConnection(HandshakeSteps):
                             messages += [[data[i : i + size]] for i in span]
                 last_size = size
                 continue
+            if (
+                fast
+                and flags == FLAG_MORE
+                and cur is None
+                and avail >= 4
+                and data[pos + 1] == 0
+                and data[pos + 2] == 0
+            ):
+                # An empty delimiter then one short last frame: a REQ/REP message, the round
+                # trip's path, in one step (a body of at most 255 bytes is within the limit).
+                stop = pos + 4 + data[pos + 3]
+                if stop <= end:
+                    append([b"", data[pos + 4 : stop]])
+                    pos = stop
+                    continue
             if flags == FLAG_LONG and cur is None and avail >= 9:
                 # A whole long single-frame message (1 KiB, say): the same shortcut.
                 (size,) = unpack_long(data, pos + 1)

@@ -20,6 +20,7 @@ from engine.zmtp import (
     State,
     ZMTPConnection,
     encode_command,
+    encode_frames,
     encode_properties,
     greeting,
 )
@@ -751,3 +752,41 @@ def test_huge_command_rejected_during_handshake() -> None:
     b = ZMTPConnection(engine.PULL)
     with pytest.raises(ProtocolError):
         b.receive_data(greeting() + b"\x06" + struct.pack(">Q", 1 << 40))
+
+
+# REQ/REP messages (an empty delimiter, then a body) have a short path of their own in both
+# directions; mixed with other messages, any chunking must give back what the general path does.
+envelope_st = st.binary(max_size=300).map(lambda body: [b"", body])
+mixed_st = st.lists(st.one_of(envelope_st, envelope_st, frames_st), min_size=1, max_size=10)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(msgs=mixed_st, sizes=st.lists(st.integers(1, 40), max_size=12), one_by_one=st.booleans())
+def test_envelopes_encode_as_frames_and_survive_any_chunking(
+    msgs: list[list[bytes]], sizes: list[int], one_by_one: bool
+) -> None:
+    a, b = pair(engine.REQ, engine.REP)
+    if one_by_one:  # as a REQ socket sends them
+        for msg in msgs:
+            a.send_messages([msg])
+    else:
+        a.send_messages(msgs)
+    wire = a.data_to_send()
+    reference: list[bytes] = []
+    for msg in msgs:
+        encode_frames(msg, reference)
+    assert wire == b"".join(reference)
+    assert feed(b, wire, chunked(sizes)) == msgs
+
+
+@pytest.mark.parametrize("limit", [0, 3, 254, 255, 300])
+@pytest.mark.parametrize("size", [0, 4, 255])
+def test_envelope_over_the_message_size_limit_is_refused(limit: int, size: int) -> None:
+    _, b = pair(engine.REQ, engine.REP, max_message_size=limit)
+    body = b"x" * size
+    wire = bytes((1, 0, 0, size)) + body
+    if size > limit:
+        with pytest.raises(ProtocolError):
+            b.receive_data(wire)
+    else:
+        assert b.receive_data(wire) == [[b"", body]]
