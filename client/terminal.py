@@ -25,8 +25,6 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
-import engine
-from engine.endpoint import parse as parse_endpoint
 from gameserver.protocol import (
     MAX_PASSWORD_CHARS,
     MAX_TEXT_CHARS,
@@ -35,6 +33,7 @@ from gameserver.protocol import (
     PASSWORD_RULES,
     PLAYER_NAME_PATTERN,
 )
+from gameserver.settings import endpoint_problem
 
 from .completion import GameCompleter
 from .connection import CONNECTED, OFFLINE, TAKEN_OVER, Connection
@@ -500,13 +499,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     if not re.fullmatch(PLAYER_NAME_PATTERN, args.name):
         raise UsageError(f"--name {args.name!r} cannot be used: {NAME_RULES}")
     for flag, endpoint in (("--server", args.server), ("--updates", args.updates)):
-        try:
-            parse_endpoint(endpoint, binding=False)
-        except engine.ZMQError as exc:
-            raise UsageError(
-                f"{flag} {endpoint!r} is not an endpoint ({exc.strerror}); "
-                "write it as tcp://HOST:PORT"
-            ) from None
+        problem = endpoint_problem(endpoint)
+        if problem is not None:
+            raise UsageError(f"{flag} {problem}")
     for flag, path in (("--password-file", args.password_file), ("--script", args.script)):
         if path is not None and not path.is_file():
             raise UsageError(f"{flag} {str(path)!r}: no such file")

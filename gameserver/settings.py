@@ -51,8 +51,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.endpoint import parse as parse_endpoint
+from engine.errors import ZMQError
 
 from . import logs
 from .logs import LOG_FORMATS
@@ -63,6 +66,16 @@ ACTIONS_PORT = 7301
 UPDATES_PORT = 7302
 WORKERS_PORT = 7303
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def endpoint_problem(text: str, *, binding: bool = False) -> str | None:
+    """Why ``text`` is not an endpoint this can bind (or connect to), in a few words; None if
+    it is one. For the one-line errors of commands, before any socket is made."""
+    try:
+        parse_endpoint(text, binding=binding)
+    except ZMQError as exc:
+        return f"{text!r} is not an endpoint ({exc.strerror}); write it as tcp://HOST:PORT"
+    return None
 
 
 def key_bind_for(actions_bind: str) -> str:
@@ -204,6 +217,16 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("actions_bind", "updates_bind", "workers_bind", "front", "actions", "updates")
+    @classmethod
+    def _an_endpoint(cls, value: str, info: ValidationInfo) -> str:
+        # Checked here, not at the first connect: a worker told `--front nonsense` would
+        # otherwise start, then die in a traceback from inside its reconnect loop.
+        problem = endpoint_problem(value, binding=info.field_name.endswith("_bind"))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 #: How each setting is shown in --help.

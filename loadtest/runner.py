@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gameserver.settings import endpoint_problem
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 LOCAL = "tcp://127.0.0.1:0"
@@ -225,9 +227,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--users", "-u", type=int, default=20, help="simulated players (20)")
     parser.add_argument("--spawn-rate", "-r", type=float, default=10, help="users/s started (10)")
     parser.add_argument("--run-time", "-t", default="30s", help="e.g. 30s, 2m (30s)")
-    parser.add_argument("--server", metavar="ENDPOINT", help="front's actions endpoint")
     parser.add_argument(
-        "--updates", metavar="ENDPOINT", help="update endpoint: front or relay (--server's port+1)"
+        "--server", metavar="ENDPOINT", type=_endpoint, help="front's actions endpoint"
+    )
+    parser.add_argument(
+        "--updates",
+        metavar="ENDPOINT",
+        type=_endpoint,
+        help="update endpoint: front or relay (--server's port+1)",
     )
     parser.add_argument("--csv", metavar="PREFIX", help="keep Locust's CSV stats (PREFIX_*.csv)")
     parser.add_argument("--html", metavar="FILE", type=Path, help="write Locust's HTML report")
@@ -379,6 +386,13 @@ def _installed(module: str) -> bool:
         return False
 
 
+def _endpoint(text: str) -> str:
+    problem = endpoint_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _next_port(endpoint: str) -> str:
     host, _, port = endpoint.rpartition(":")
     return f"{host}:{int(port) + 1}"
@@ -386,6 +400,9 @@ def _next_port(endpoint: str) -> str:
 
 def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.server and not args.updates and not args.server.startswith("tcp://"):
+        print(f"{prog}: --server {args.server} is not tcp://: give --updates too", file=sys.stderr)
+        return 2
     if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
         print(f"{prog}: --users, --processes and --spawn-rate must be positive", file=sys.stderr)
         return 2

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from gameserver import serve, settings
+from gameserver import serve, settings, worker
 from gameserver.serve import connectable
 
 
@@ -60,3 +63,44 @@ def test_bad_values_name_their_variable(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(settings.SettingsError, match="CROSSROADS_RATE"):
         settings.load()
     assert serve.main(["--log-level", "LOUD"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--front", "nonsense"),
+        ("--front", "127.0.0.1:7303"),
+        ("--actions-bind", "tcp://1.2.3.4"),
+        ("--workers-bind", "bogus://x"),
+    ],
+)
+def test_an_endpoint_that_does_not_parse_is_a_settings_error(flag: str, value: str) -> None:
+    # Refused when read, not at the first connect: a worker told `--front nonsense` used to
+    # start, then die in a traceback from inside its reconnect loop.
+    parser = serve.build_parser("serve") if flag != "--front" else worker.build_parser("worker")
+    with pytest.raises(settings.SettingsError, match="is not an endpoint"):
+        settings.load(parser.parse_args([flag, value]))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["worker", "--front", "nonsense"],
+        ["loadtest", "--server", "nonsense", "-u", "1", "-t", "1s"],
+        ["loadtest", "--server", "ipc:///tmp/crossroads-nowhere", "-u", "1", "-t", "1s"],
+    ],
+    ids=["worker", "loadtest-server", "loadtest-ipc-without-updates"],
+)
+def test_commands_given_a_bad_endpoint_say_so_in_one_line(argv: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "crossroads", *argv],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "endpoint" in done.stderr.strip().splitlines()[-1] or "tcp://" in done.stderr
