@@ -98,12 +98,26 @@ def load(path: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The compose file's services, interpolated (YAML merge keys are resolved by PyYAML)."""
     try:
         doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ComposeError(f"cannot read {path}: {exc}") from None
-    services = (doc or {}).get("services")
+    except yaml.YAMLError as exc:
+        raise ComposeError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    services = doc.get("services") if isinstance(doc, dict) else None
     if not isinstance(services, dict) or not services:
-        raise ComposeError(f"{path}: no services")
+        raise ComposeError(f"{path}: no services (a compose file maps 'services' to them)")
+    for name, spec in services.items():
+        if not isinstance(spec, dict):
+            raise ComposeError(f"{path}: service {name!r} is not a mapping of its settings")
     return interpolate(services, env)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: what is wrong, and where."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return problem
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def words(value: Any) -> list[str]:

@@ -206,6 +206,24 @@ def test_compose_local_refuses_the_monitoring_images_in_one_line(tmp_path: Path)
         cl.Plan(cl.active(SERVICES, ["monitoring"]), tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("services: [1, 2\n", "not valid YAML: expected ',' or ']'"),
+        ("a: b: c\n", "not valid YAML: mapping values are not allowed here (line 1, column 5)"),
+        ("just text", "no services"),
+        ("services:\n  front: 5\n", "service 'front' is not a mapping"),
+        ("", "no services"),
+    ],
+)
+def test_a_file_that_is_no_compose_file_is_one_line(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "compose.yml"
+    path.write_text(text)
+    with pytest.raises(cl.ComposeError) as refused:
+        cl.load(path, {})
+    assert words in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_front_outlives_its_drain_before_sigkill() -> None:
     drain = float(cl.environment(SERVICES["front"])["CROSSROADS_DRAIN_TIMEOUT"])
     grace = SERVICES["front"]["stop_grace_period"]
