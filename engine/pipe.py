@@ -39,6 +39,12 @@ BURST_MESSAGES = 256
 #: (seconds), instead of being woken for every batch: a burst costs the sender's thread one
 #: GIL hand-off per period, not one per batch. A message after a quiet spell never waits.
 BURST_SWEEP_S = 0.0005
+#: Links one flush writes before it lets the loop run other work (it is called again at once,
+#: on the loop's next pass). A broadcast to thousands of subscribers, about 15 µs of writing
+#: each, then holds the loop up about 2 ms at a time rather than 15 ms for a thousand: what
+#: arrived meanwhile (a ping, another player's action) is read and answered between. A pass
+#: costs tens of µs, against 128 writes.
+FLUSH_LINKS_PER_PASS = 128
 
 
 #: FlushQueue's stand-in for a loop whose ready queue it cannot see: never empty.
@@ -124,6 +130,7 @@ class FlushQueue:
         "_last_request",
         "_later",
         "_ready",
+        "_resuming",
         "burst",
         "encoded",
         "kick",
@@ -152,6 +159,8 @@ class FlushQueue:
         self._ready: Collection[Any] = getattr(loop, "_ready", _NEVER_IDLE) if same_thread else ()
         #: A sync-face burst is on: the loop looks for queued messages every BURST_SWEEP_S.
         self.sweeping = False
+        #: A flush stopped at FLUSH_LINKS_PER_PASS links; the loop resumes it next pass.
+        self._resuming = False
         #: The last batch a PUB/XPUB link encoded, and its bytes: the socket's other links,
         #: given the same messages, write these bytes instead of encoding them again.
         self.encoded: tuple[list[Message], bytes] | None = None
@@ -202,7 +211,14 @@ class FlushQueue:
             self._later(BURST_SWEEP_S, self._sweep)
 
     def flush_all(self) -> None:
-        """Loop side (or the asyncio face just before it waits): write out what is queued."""
+        """Loop side (or the asyncio face just before it waits): write out what is queued,
+        FLUSH_LINKS_PER_PASS links at a time."""
+        if self._resuming:
+            # The rest of a long flush goes on at the loop's next pass. A task about to wait
+            # must not write it now: each write can wake that very task (its socket changed),
+            # which would then flush again before it waits, and so on to the end of the
+            # flush without the loop ever running anything else.
+            return
         drains = self._drains
         while drains:
             try:
@@ -212,12 +228,19 @@ class FlushQueue:
             outbox.scheduled = False  # before the drain: what comes after schedules anew
             outbox.drain()
         dirty = self._dirty
-        while dirty:
+        for _ in range(FLUSH_LINKS_PER_PASS):
             try:
                 link = dirty.popleft()
             except IndexError:
                 return
             link.flush()
+        if dirty:  # the rest on the next pass, after whatever else is ready
+            self._resuming = True
+            self.kick(self._resume)
+
+    def _resume(self) -> None:
+        self._resuming = False
+        self.flush_all()
 
 
 class Pipe:
