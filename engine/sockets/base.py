@@ -219,7 +219,8 @@ class SocketCore:
         to them now, so that LINGER covers it."""
 
     def flush(self) -> None:
-        """Write what this socket queued now, rather than at the loop's next pass."""
+        """Write what this socket queued now, rather than at the loop's next pass (past
+        FLUSH_LINKS_PER_PASS links, the rest goes on in the passes after: pipe.FlushQueue)."""
         self.flusher.flush_all()
 
     def unsent(self) -> int:
