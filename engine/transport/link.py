@@ -328,8 +328,17 @@ class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
         transport = self.transport
         if type(transport) is RawTransport:
             with self._write_lock:
-                self.pipe.flush_pending = False
-                self._write_queued(transport.write)
+                pipe = self.pipe
+                pipe.flush_pending = False
+                outbox = pipe.outbox
+                if len(outbox) == 1 and not self._shares_encoding:
+                    # One message (a request, a reply): encoded and written in one step.
+                    codec = self.codec
+                    codec.send_messages([outbox.popleft()])
+                    pipe.written += 1
+                    transport.write(codec.data_to_send())
+                else:
+                    self._write_queued(transport.write)
             return True
         sock = self._raw
         if sock is None:

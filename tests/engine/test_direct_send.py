@@ -92,3 +92,29 @@ def test_thread_safe_types_are_never_reached_directly(ctx: engine.Context) -> No
     assert gather.recv() == b"one"
     assert len(_core(scatter).pipes) == 1
     assert _core(scatter).direct_out is None and _core(gather).direct is None
+
+
+def test_one_message_writes_keep_the_pipes_count_so_the_high_water_mark_never_fills(
+    ctx: engine.Context,
+) -> None:
+    """A request and its reply each leave in a write of their own (the link's one-message
+    step): each must count as written, or the SNDHWM of a long exchange would fill up with
+    messages long gone, and sends would block."""
+    rep = ctx.socket(engine.REP)
+    rep.setsockopt(engine.SNDHWM, 3)
+    rep.setsockopt(engine.RCVTIMEO, TIMEOUT_MS)
+    rep.bind("tcp://127.0.0.1:0")
+    req = ctx.socket(engine.REQ)
+    req.setsockopt(engine.SNDHWM, 3)
+    req.setsockopt(engine.RCVTIMEO, TIMEOUT_MS)
+    req.setsockopt(engine.SNDTIMEO, TIMEOUT_MS)
+    req.connect(rep.getsockopt(engine.LAST_ENDPOINT).decode())
+    for i in range(40):  # far more than either SNDHWM
+        req.send(b"q%d" % i)
+        assert rep.recv() == b"q%d" % i
+        rep.send(b"a%d" % i)
+        assert req.recv() == b"a%d" % i
+    for sock in (req, rep):
+        (pipe,) = _core(sock).pipes
+        assert pipe.queued == pipe.written == 40
+        assert not pipe.outbox
