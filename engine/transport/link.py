@@ -4,7 +4,8 @@ Everything here runs on the I/O loop, except `write_direct`. A read is decoded i
 handed to the socket as one batch (one wake-up); a flush takes everything queued in the pipe and
 writes it with one call. The link sees its socket only through the pipe's `SocketPort`, and the
 socket's transport side through `LinkHost`. Its handshake (ZAP, the deadline, the pipe attached
-at its end) and heartbeats are link_handshake.py's `LinkHandshake`, which it extends.
+at its end) and heartbeats are link_handshake.py's `LinkHandshake`, and a sync-face thread's
+reading for itself is link_user_read.py's `LinkUserRead`: it extends both.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..zmtp import (
 from .handshakes import pacer_for
 from .heartbeats import HeartbeatWheel, WheelMember
 from .link_handshake import LinkHandshake, peer_address
+from .link_user_read import LinkUserRead
 from .rawsock import RawTransport
 from .readbuf import read_buffer
 
@@ -49,8 +51,6 @@ FRAME_HEADER_MAX = 9
 #: The transport buffers up to this much before telling us to stop writing; big enough that a
 #: flush of small messages fits, small enough to keep memory per connection modest.
 WRITE_BUFFER_HIGH = 1024 * 1024
-#: Longest a user thread waits for the loop to finish a read before it waits otherwise.
-USER_READ_LOCK_S = 1.0
 
 
 class LinkHost(Protocol):
@@ -89,7 +89,7 @@ class LinkOwner(Protocol):
     def link_lost(self, link: ZMTPLink) -> None: ...
 
 
-class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
+class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
     """One ZMTP connection of a socket.
 
     Buffered, so that asyncio's transports read into this thread's kept buffer (readbuf.py)
@@ -380,83 +380,6 @@ class ZMTPLink(LinkHandshake, asyncio.BufferedProtocol):
             return
         with self._write_lock:
             self._write_queued(transport.write)
-
-    # -- a user thread reading for itself (sync face, raw transports) -----------------------
-
-    def user_reader(self) -> RawTransport | None:
-        """The transport a blocked user thread may read itself, when this link has one."""
-        transport = self.transport
-        if type(transport) is RawTransport and self.ready and not self.closing:
-            return transport
-        return None
-
-    def read_now(self) -> bool | None:
-        """User thread: decode what the socket holds, and deliver it (as the loop would, without
-        waking it). True if messages were delivered, False if none were there, None if this
-        thread may not read now (RCVHWM is reached): then waiting for the connection would
-        spin. RCVHWM stops decoding as usual; the rest stays in the codec for this thread's
-        next wait (or the loop, when the lease ends). What only the loop may do (heartbeat
-        timers, PONGs and other output) is handed to it."""
-        transport = self.transport
-        lock = transport.read_lock
-        # The loop may be reading just now: wait for it (briefly, GIL released) rather than
-        # poll a socket that stays readable until it has read, which would spin.
-        if not lock.acquire(True, USER_READ_LOCK_S):
-            return False
-        try:
-            codec = self.codec
-            pipe = self.pipe
-            room = pipe.room()
-            if room <= 0:
-                return None
-            if codec.input_pending:
-                data = b""  # decoded before anything newer is read
-            else:
-                data = transport.recv_now()
-                if data is None:
-                    return False
-            try:
-                msgs = codec.receive_data(data, room)
-            except ProtocolError as exc:
-                transport.pause_reading()
-                self.loop.call_soon_threadsafe(self._protocol_failure, exc)
-                return False
-            if data:
-                self.last_recv = self.loop.time()
-            if codec.has_events or codec.has_output:
-                transport.pause_reading()  # until the loop has acted on them
-                self.loop.call_soon_threadsafe(self._after_user_read)
-            if msgs:
-                self.port.deliver(pipe, msgs, False)  # we are the waiter: no wake-up owed
-                return True
-            return False
-        finally:
-            lock.release()
-
-    def input_ready(self) -> bool:
-        """Decoded-ready bytes wait in the codec (a user thread's read stopped at RCVHWM)."""
-        return self.codec.input_pending
-
-    def lease_ended(self) -> None:
-        """Loop side: the user thread stopped reading for itself; deliver what it left in the
-        codec, as after a read of the loop's own."""
-        if self.closed or not self.ready:
-            return
-        with self.transport.read_lock:
-            if self.codec.input_pending and not self.pipe.read_paused:
-                self.pipe.read_paused = True
-                self.transport.pause_reading()
-                self.resume_reading()
-
-    def _after_user_read(self) -> None:
-        """Loop side: what a user thread's read left for the loop (see read_now)."""
-        transport = self.transport
-        with transport.read_lock:
-            if self.closed:
-                return
-            self._after_codec([])
-            if not (self.pipe.read_paused or self.closed):
-                transport.resume_reading()
 
     def _write_queued(self, write: Callable[[bytes], None]) -> bool:
         """Under the write lock: encode what is queued and `write` it, one write per
