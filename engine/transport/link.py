@@ -328,17 +328,8 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         transport = self.transport
         if type(transport) is RawTransport:
             with self._write_lock:
-                pipe = self.pipe
-                pipe.flush_pending = False
-                outbox = pipe.outbox
-                if len(outbox) == 1 and not self._shares_encoding:
-                    # One message (a request, a reply): encoded and written in one step.
-                    codec = self.codec
-                    codec.send_messages([outbox.popleft()])
-                    pipe.written += 1
-                    transport.write(codec.data_to_send())
-                else:
-                    self._write_queued(transport.write)
+                self.pipe.flush_pending = False
+                self._write_queued(transport.write)
             return True
         sock = self._raw
         if sock is None:
@@ -387,6 +378,18 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         the rest) or until the transport asks us to stop. True if anything was written."""
         pipe = self.pipe
         outbox = pipe.outbox
+        if len(outbox) == 1 and not self._shares_encoding:
+            # One message (a request, a reply, an event for one CURVE subscriber): encoded
+            # and written in one step, without the batch's chunking.
+            try:
+                msg = outbox.popleft()
+            except IndexError:  # CONFLATE replaced it meanwhile
+                return False
+            pipe.written += 1
+            codec = self.codec
+            codec.send_messages([msg])
+            write(codec.data_to_send())
+            return True
         stop = pipe.written + MAX_FLUSH_BATCH
         wrote = False
         while outbox:
@@ -451,14 +454,29 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
             self._write_locked(data)
 
     def _write_locked(self, data: bytes) -> None:
-        if self.transport.is_closing():
+        transport = self.transport
+        if transport.is_closing():
             return  # the connection is going; asyncio would only log each write as an error
         tail = self._tail
         if tail is not None:
             self._tail = None
-            self.transport.write(tail)
-        if data:
-            self.transport.write(data)
+            transport.write(tail)
+        if not data:
+            return
+        sock = self._raw
+        if sock is not None and not transport.get_write_buffer_size():
+            # Nothing waits in the asyncio transport: the socket takes the bytes now, without
+            # the transport's write around it (a broadcast makes one write per subscriber).
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # the transport's write below meets the error and closes the link
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
     def resume_reading(self) -> None:
         """The user side made room: deliver what is already decoded-ready, then read again."""
