@@ -53,6 +53,17 @@ FRAME_HEADER_MAX = 9
 WRITE_BUFFER_HIGH = 1024 * 1024
 
 
+def _send_now(sock: Any, data: bytes) -> int | None:
+    """One non-blocking send on an asyncio transport's socket: the bytes it took (0 when the
+    socket is full), or None when the connection failed."""
+    try:
+        return sock.send(data)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return None
+
+
 class LinkHost(Protocol):
     """A socket's transport side, as its links see it (engine.transport.Endpoints)."""
 
@@ -348,11 +359,8 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
             if pipe.outbox:  # more than one write's worth: the loop writes the rest
                 pipe.flush_pending = True
                 self.loop.call_soon_threadsafe(self.flush)
-            try:
-                sent = sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
+            sent = _send_now(sock, data)
+            if sent is None:
                 return True  # the connection is failing; the loop will see it and clean up
             if sent < len(data):
                 self._tail = data[sent:]
@@ -467,15 +475,13 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         if sock is not None and not transport.get_write_buffer_size():
             # Nothing waits in the asyncio transport: the socket takes the bytes now, without
             # the transport's write around it (a broadcast makes one write per subscriber).
-            try:
-                sent = sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # the transport's write below meets the error and closes the link
+            # The rest, or all of it after an error, goes through that write, which closes
+            # the link on the error.
+            sent = _send_now(sock, data)
             if sent == len(data):
                 return
-            data = data[sent:]
+            if sent:
+                data = data[sent:]
         transport.write(data)
 
     def resume_reading(self) -> None:
