@@ -19,7 +19,7 @@ from .. import constants as c
 from ..errors import ZMQError
 from ..native import NO_LOCK, native_lock
 from ..options import UNBOUNDED
-from ..pipe import Pipe, SocketPort
+from ..pipe import Pipe, SocketPort, take_front
 from ..security.options import make_mechanism
 from ..security.zap import ZapRequest
 from ..zmtp import (
@@ -434,13 +434,12 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
                 most = per_write if per_write > 0 else 1
         if n > most:
             n = most
-        popleft = outbox.popleft
         try:
-            batch = [popleft() for _ in range(n)]
+            batch = take_front(outbox, n)
         except IndexError:  # CONFLATE replaced messages under us; take what is there
             batch = []
             while outbox:
-                batch.append(popleft())
+                batch.append(outbox.popleft())
         pipe.written += len(batch)
         codec = self.codec
         if self._shares_encoding and not codec.has_output:

@@ -4,11 +4,14 @@ subscribers gives each pipe exactly what the message-by-message path gives it.""
 
 from __future__ import annotations
 
+from collections import deque
+
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import engine
-from engine.pipe import Pipe, push_batch
+from engine.pipe import Pipe, push_batch, take_front
 from engine.sockets import SOCKET_CLASSES
 from engine.sockets.subscriptions import Subscribers
 
@@ -286,3 +289,17 @@ def test_a_message_queued_while_the_loop_hands_over_gets_a_drain_of_its_own() ->
     expected = [[b"first"], [b"second"], *([b"%d" % i] for i in range(300)), [b"last"]]
     for pipe in pipes:
         assert list(pipe.outbox) == expected
+
+
+@given(st.lists(st.integers(), max_size=20), st.integers(0, 25))
+def test_take_front_pops_exactly_the_first_n_in_order(items: list[int], n: int) -> None:
+    """What a link takes from its outbox (pipe.take_front): the first `n` items in order and
+    nothing more, or IndexError once the queue runs short (CONFLATE took its message)."""
+    queue = deque(items)
+    if n > len(items):
+        with pytest.raises(IndexError):
+            take_front(queue, n)
+        assert not queue
+        return
+    assert take_front(queue, n) == items[:n]
+    assert list(queue) == items[n:]
