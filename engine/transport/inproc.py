@@ -13,7 +13,7 @@ from ..endpoint import Endpoint
 from ..errors import ZMQError
 from ..native import native_lock
 from ..options import UNBOUNDED
-from ..pipe import Pipe
+from ..pipe import Pipe, take_front
 from .link import MAX_FLUSH_BATCH, LinkHost
 
 
@@ -56,13 +56,10 @@ class InprocLink:
         n = min(len(outbox), room, MAX_FLUSH_BATCH)
         if n <= 0:
             return
-        popleft = outbox.popleft
-        batch = []
-        for _ in range(n):
-            try:
-                batch.append(popleft())
-            except IndexError:
-                break
+        try:
+            batch = take_front(outbox, n)
+        except IndexError:  # CONFLATE took its one message meanwhile
+            return
         pipe.written += len(batch)
         self.peer_port.deliver(target, batch)
         self.port.notify()
