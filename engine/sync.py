@@ -192,8 +192,9 @@ class Socket(SocketFace):
         # not there yet goes straight to the wait (the general path would look again first).
         core = self._core
         inbox = core.direct
-        # (`direct` is None while frames of a multipart message wait in _recv_rest.)
-        if inbox is not None and copy and not core._commands and core._prefetched is None:
+        # (`direct` is None while a command from the loop, a message events() took, or the
+        # frames of a multipart message in _recv_rest wait.)
+        if inbox is not None and copy:
             # A plain fair-queue (PULL, SUB taking every topic): a one-frame message of the
             # batch being read is this socket's recv() without the call.
             pos = inbox.pos

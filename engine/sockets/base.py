@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from .. import constants as c
 from ..errors import ZMQError
@@ -55,10 +56,13 @@ class SocketCore:
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
         self.traffic: Traffic | None = None
-        #: The fair-queue a face may take whole messages from itself, without calling recv(),
-        #: while no command and no prefetched message waits: set while this socket's recv is
-        #: a plain fair-queue take (see takes_directly), else None.
+        #: The fair-queue a face may take whole messages from itself, without calling recv():
+        #: set while this socket's recv is a plain fair-queue take (see takes_directly) and no
+        #: command or prefetched message waits, else None. The loop clears it with each command
+        #: it queues, so the face's every-message check is this one attribute.
         self.direct: FairQueue | None = None
+        #: What refresh_direct last found of takes_directly() and the socket's state.
+        self._takes_directly = False
         #: The pipe a face may offer a whole message to itself, without calling send(), while
         #: no command waits: set while this socket's send is a plain offer to its only pipe
         #: (see sends_directly), else None. Spares every message of a PUSH two calls.
@@ -69,10 +73,16 @@ class SocketCore:
         subscriptions, metering, pipes or state."""
         # A thread-safe type (the draft ones) is reached only under its lock: never directly.
         plain = not self.closed and self.traffic is None and not self.thread_safe
-        self.direct = self.inbox if plain and self.takes_directly() else None
+        self._takes_directly = plain and self.takes_directly()
+        self.direct = self.inbox if self._takes_directly and self._prefetched is None else None
         pipes = self.pipes
         one = plain and len(pipes) == 1 and self.sends_directly()
         self.direct_out = pipes[0] if one else None
+        if self._commands:
+            # The loop queued one after the caller emptied the queue, perhaps before the line
+            # above undid its clearing of `direct`: clear it again (the command is taken on
+            # the next call that is not a direct take).
+            self.direct = None
 
     def takes_directly(self) -> bool:
         """Is recv() just the fair-queue's next message (no filter, no routing, no state)?"""
@@ -122,15 +132,18 @@ class SocketCore:
 
     def attach(self, pipe: Pipe) -> None:
         self._commands.append((self._attach, pipe))
+        self.direct = None
         self.notify()
 
     def detach(self, pipe: Pipe) -> None:
         pipe.closed = True
         self._commands.append((self._detach, pipe))
+        self.direct = None
         self.notify()
 
     def reattach(self, pipe: Pipe) -> None:
         self._commands.append((self.pipe_reconnected, pipe))
+        self.direct = None
         self.notify()
 
     def accepts_peer(self, pipe: Pipe) -> bool:
@@ -143,9 +156,22 @@ class SocketCore:
 
     def process_commands(self) -> None:
         commands = self._commands
+        if not commands:
+            return
         while commands:
             handler, pipe = commands.popleft()
             handler(pipe)
+        self.refresh_direct()  # the loop cleared `direct` with each command it queued
+
+    def _take_prefetched(self) -> Message:
+        """The message events() took to learn that one was readable (there is one)."""
+        msg = self._prefetched
+        self._prefetched = None
+        if self._takes_directly:  # what refresh_direct last found, without its cost
+            self.direct = self.inbox
+            if self._commands:  # as in refresh_direct
+                self.direct = None
+        return cast(Message, msg)
 
     def _attach(self, pipe: Pipe) -> None:
         if pipe not in self.pipes:
@@ -185,11 +211,7 @@ class SocketCore:
         """The next message, or None when there is none yet."""
         if self._commands:
             self.process_commands()
-        msg = self._prefetched
-        if msg is not None:
-            self._prefetched = None
-        else:
-            msg = self._recv()
+        msg = self._take_prefetched() if self._prefetched is not None else self._recv()
         if msg is not None and self.traffic is not None:
             self.traffic.msgs_in += 1
             self.traffic.bytes_in += sum(map(len, msg))
@@ -202,10 +224,16 @@ class SocketCore:
         mask = 0
         if self._prefetched is not None:
             mask = c.POLLIN
+        elif self.direct is not None:
+            # recv() is a plain fair-queue take: readable is "a message is waiting", and none
+            # is taken ahead, so the face's next recv still takes it directly.
+            if self.inbox.waiting():
+                mask = c.POLLIN
         elif self.can_recv():
             msg = self._recv()
             if msg is not None:
                 self._prefetched = msg
+                self.direct = None  # recv() must hand this one out first
                 mask = c.POLLIN
         if self.can_send():
             mask |= c.POLLOUT

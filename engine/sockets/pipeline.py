@@ -56,10 +56,8 @@ class PullSocket(SocketCore):
             return SocketCore.recv(self)
         if self._commands:
             self.process_commands()
-        msg = self._prefetched
-        if msg is not None:
-            self._prefetched = None
-            return msg
+        if self._prefetched is not None:
+            return self._take_prefetched()
         inbox = self.inbox
         pos = inbox.pos
         batch = inbox.batch

@@ -249,10 +249,8 @@ class XSubSocket(SocketCore):
             return SocketCore.recv(self)
         if self._commands:
             self.process_commands()
-        msg = self._prefetched
-        if msg is not None:
-            self._prefetched = None
-            return msg
+        if self._prefetched is not None:
+            return self._take_prefetched()
         if b"" not in self.filter.counts or self.options.invert_matching:
             return self._recv()
         inbox = self.inbox
