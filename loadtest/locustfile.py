@@ -32,6 +32,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 import engine as zmq
 from gameserver.known_hosts import server_key
 from gameserver.world import World, WorldError, load_world
+from loadtest.loadgen_gc import StartupFreezer
 from loadtest.syncclient import SessionError, SyncGameClient
 
 PASSWORD = "loadtest"
@@ -113,10 +114,15 @@ def _add_options(parser: Any) -> None:
     )
 
 
+#: Keeps the players' long-lived state out of this process's garbage collections (loadgen_gc).
+_freezer = StartupFreezer()
+
+
 @events.init.add_listener
 def _remember(environment: Environment, **_: Any) -> None:
     global _environment
     _environment = environment
+    _freezer.settle()
 
 
 @events.quit.add_listener
@@ -230,6 +236,7 @@ class PlayerUser(User):
         self.name = "lt" + secrets.token_hex(7)
         gevent.sleep(random.uniform(0.0, arrival_spread_s(options)))
         self._logged_in()
+        _freezer.player_started()
 
     def _logged_in(self) -> bool:
         """Log in if not yet (a failed login is retried by the next task instead of acting)."""
