@@ -33,6 +33,8 @@ IPC_HOST = "localhost"
 class LinkHandshake:
     """ZAP, the handshake's end and deadline, and heartbeats: the state below is ZMTPLink's."""
 
+    __slots__ = ()  # ZMTPLink declares the slots
+
     host: Any  # link.LinkHost
     owner: Any  # link.LinkOwner
     port: Any  # pipe.SocketPort

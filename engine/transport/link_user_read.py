@@ -23,6 +23,8 @@ USER_READ_LOCK_S = 1.0
 class LinkUserRead:
     """What a user thread blocked in recv may do on a raw transport: the state is ZMTPLink's."""
 
+    __slots__ = ()  # ZMTPLink declares the slots
+
     transport: Any  # RawTransport or an asyncio transport
     port: Any  # pipe.SocketPort
     loop: asyncio.AbstractEventLoop
