@@ -2,7 +2,8 @@
 
 Each measurement runs its two ends in two spawned processes (loadtest.bench_workers): PUSH->PULL
 throughput timed on the receiver, REQ->REP round trips timed on the requester, PUB fan-out to
-10 and 100 SUBs timed on the subscribers' side. The engine and pyzmq run side by side in one
+10 and 100 SUBs timed on the subscribers' side, and a ROUTER's memory per accepted connection
+(loadtest.bench_memory). The engine and pyzmq run side by side in one
 invocation and one table, each figure the median of `--rounds` rounds (interleaved, so both
 sides share the machine's moods). pyzmq is optional: it is imported only to check it is there,
 and only the children that need it import it for real. `--profile` counts Python calls and
@@ -29,12 +30,12 @@ from loadtest import (
     bench_players,
     bench_profile,
 )
+from loadtest.bench_memory import MEM_CONNECTIONS
 from loadtest.bench_pair import (
     IMPLS,
     NO_PYZMQ,
     NO_SYNC_FACE,
     Run,
-    fmt_size,
     measure,
     progress,
     render_table,
@@ -45,7 +46,7 @@ __all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]
 
 FACES = ("sync", "asyncio")
 MECHANISMS = ("null", "curve")
-BENCHES = ("thr", "lat", "fan", "evt")
+BENCHES = ("thr", "lat", "fan", "evt", "mem")
 #: Fan-out rows: a publisher to this many subscribers (in one process).
 DEFAULT_SUBSCRIBERS = (10, 100)
 #: The event row: one PUB to this many asyncio SUBs, as a game room's event (not in "all").
@@ -143,6 +144,10 @@ def _plan(
             for face in faces:
                 for impl in IMPLS:
                     runs.append(Run("fan", size, face, impl, count, peers=peers))
+    if which in ("mem", "all"):
+        for face in faces:
+            for impl in IMPLS:
+                runs.append(Run("mem", 0, face, impl, MEM_CONNECTIONS))
     return runs
 
 
@@ -155,6 +160,7 @@ METRICS = (
     ("lat", "p99_us", "p99 µs (lower is better)", True),
     ("evt", "p50_ms", "to the last SUB, p50 ms (lower is better)", True),
     ("evt", "max_ms", "to the last SUB, max ms (lower is better)", True),
+    ("mem", "kib_per_conn", "KiB per accepted connection (lower is better)", True),
 )
 
 
@@ -175,7 +181,7 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
             ev, pv = _value(eng, metric), _value(ref, metric)
             out.append(
                 {
-                    "benchmark": f"{r.bench} {fmt_size(r.size)}{r.to_peers} {label}",
+                    "benchmark": f"{r.label} {label}",
                     "bench": r.bench,
                     "size": r.size,
                     "peers": r.peers,
@@ -242,6 +248,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "process, read one after the other), timed from the first to the last delivery. "
             "evt (not in all): one PUB to 1000 asyncio SUBs (or --subscribers N), 20 events "
             "one after the other, each timed from its send to its delivery on the last SUB. "
+            "mem: a ROUTER's resident set growth per accepted connection, 1000 DEALERs each "
+            "sending one message. "
             "--profile: Python calls and thread wake-ups per message instead of speed."
         ),
     )
@@ -250,7 +258,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         nargs="?",
         choices=(*BENCHES, "all"),
         default="all",
-        help="throughput, latency, fan-out, event latency, or all but evt (default: all)",
+        help=(
+            "throughput, latency, fan-out, event latency, memory per connection, or all but "
+            "evt (default: all)"
+        ),
     )
     eng.add_argument(
         "--count",
@@ -431,6 +442,8 @@ def _unit(run: Run) -> str:
         return f"round trips after {run.warmup:,} warm-up"
     if run.bench == "evt":
         return f"events to {run.peers:,} SUBs"
+    if run.bench == "mem":
+        return "peers, one message each"
     return "msgs" if run.bench == "thr" else "msgs to each"
 
 
@@ -442,6 +455,8 @@ def _outcome(run: Run) -> str:
         return f"{last['msg_per_s']:,.0f} msg/s"
     if run.bench == "evt":
         return f"p50 {last['p50_ms']:,.2f} ms, max {last['max_ms']:,.2f} ms"
+    if run.bench == "mem":
+        return f"{last['kib_per_conn']:,.2f} KiB per accepted connection"
     return f"mean {last['mean_us']:,.1f} µs, p99 {last['p99_us']:,.1f} µs"
 
 

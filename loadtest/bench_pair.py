@@ -84,7 +84,7 @@ def unavailable(impl: str, face: str, mechanism: str = "null") -> str | None:
 class Run:
     """One measurement: a benchmark, a face and an implementation."""
 
-    bench: str  # "thr", "lat" or "fan"
+    bench: str  # "thr", "lat", "fan", "evt" or "mem"
     size: int
     face: str
     impl: str
@@ -100,7 +100,14 @@ class Run:
 
     @property
     def title(self) -> str:
-        return f"{self.bench} {fmt_size(self.size)}{self.to_peers} {self.face} {self.impl}"
+        return f"{self.label} {self.face} {self.impl}"
+
+    @property
+    def label(self) -> str:
+        """What the run measures, without its face and implementation."""
+        if self.bench == "mem":
+            return f"mem, {self.count:,} connections,"
+        return f"{self.bench} {fmt_size(self.size)}{self.to_peers}"
 
     @property
     def to_peers(self) -> str:
@@ -194,6 +201,7 @@ ROLES = {
     "lat": ("lat_rep", "lat_req"),
     "fan": ("fan_pub", "fan_sub"),
     "evt": ("evt_pub", "evt_sub"),
+    "mem": ("mem_router", "mem_dealers"),
 }
 
 

@@ -43,6 +43,13 @@ def per_unit(run: Run, profiles: list[dict[str, Any]], key: str) -> float:
 
 
 def run_profile(args: argparse.Namespace, runs: list[Run]) -> int:
+    runs = [run for run in runs if run.bench in UNITS]  # mem counts bytes, not calls
+    if not runs:
+        print(
+            "crossroads bench: --profile counts calls per message: nothing to count in mem",
+            file=sys.stderr,
+        )
+        return 2
     ipc_dir = Path(tempfile.mkdtemp(prefix="crossroads-bench-"))
     results: list[dict[str, Any]] = []
     failed = False

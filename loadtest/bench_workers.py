@@ -19,6 +19,7 @@ from time import perf_counter, perf_counter_ns
 from types import ModuleType
 from typing import Any
 
+from loadtest.bench_memory import mem_dealers, mem_router
 from loadtest.bench_probe import Probe
 
 #: Milliseconds a closing socket may spend writing what is still queued.
@@ -450,6 +451,8 @@ def _percentile(ordered: list[float], pct: float) -> float:
 
 
 _ROLES = {
+    "mem_router": mem_router,
+    "mem_dealers": mem_dealers,
     "thr_recv": thr_recv,
     "thr_send": thr_send,
     "lat_rep": lat_rep,
