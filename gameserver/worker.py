@@ -118,6 +118,12 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         """Every job that has arrived (at most the credit: the front sends no more)."""
         jobs = []
         for _ in range(self.credit + 1):  # + a heartbeat that may sit among them
+            # Asked first, not found out by Again: a non-blocking read that fails raises
+            # through six frames into a future, once per batch, and every such exception was
+            # a reference cycle left to the garbage collector (26 objects per job, most of a
+            # worker's young collections: 16,000 objects every few seconds under load).
+            if not sock.getsockopt(engine.EVENTS) & engine.POLLIN:
+                break
             try:
                 msg = await sock.recv_multipart(engine.DONTWAIT)
             except engine.Again:
