@@ -3,7 +3,7 @@
 Each measurement runs its two ends in two spawned processes (loadtest.bench_workers): PUSH->PULL
 throughput timed on the receiver, REQ->REP round trips timed on the requester, PUB fan-out to
 10 and 100 SUBs timed on the subscribers' side, and a ROUTER's memory per accepted connection
-(loadtest.bench_memory). The engine and pyzmq run side by side in one
+(loadtest.bench_workers). The engine and pyzmq run side by side in one
 invocation and one table, each figure the median of `--rounds` rounds (interleaved, so both
 sides share the machine's moods). pyzmq is optional: it is imported only to check it is there,
 and only the children that need it import it for real. `--profile` counts Python calls and
@@ -30,7 +30,6 @@ from loadtest import (
     bench_players,
     bench_profile,
 )
-from loadtest.bench_memory import MEM_CONNECTIONS
 from loadtest.bench_pair import (
     IMPLS,
     NO_PYZMQ,
@@ -40,6 +39,7 @@ from loadtest.bench_pair import (
     progress,
     render_table,
 )
+from loadtest.bench_workers import MEM_CONNECTIONS
 from loadtest.cli_numbers import positive
 
 __all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]

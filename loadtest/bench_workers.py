@@ -11,15 +11,16 @@ last message (senders, REP, PUB) wait for the parent's `done` event, so nothing 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
+import os
 import statistics
 import traceback
 from dataclasses import dataclass, replace
-from time import perf_counter, perf_counter_ns
+from time import perf_counter, perf_counter_ns, sleep
 from types import ModuleType
 from typing import Any
 
-from loadtest.bench_memory import mem_dealers, mem_router
 from loadtest.bench_probe import Probe
 
 #: Milliseconds a closing socket may spend writing what is still queued.
@@ -30,7 +31,7 @@ LINGER_MS = 1000
 class Job:
     """What one child process does; picklable, so it crosses the spawn boundary."""
 
-    role: str  # "thr_recv", "thr_send", "lat_rep", "lat_req", "fan_pub" or "fan_sub"
+    role: str  # a key of _ROLES: "thr_recv", "thr_send", ..., "mem_router", "mem_dealers"
     impl: str  # "engine" or "pyzmq"
     face: str  # "sync" or "asyncio"
     address: str  # where to bind (binding roles) or the resolved endpoint (connecting roles)
@@ -448,6 +449,87 @@ def _percentile(ordered: list[float], pct: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
     rank = max(1, -(-len(ordered) * pct // 100))  # ceil without floats drifting
     return ordered[int(rank) - 1]
+
+
+# -- memory per accepted connection (mem) ---------------------------------------------------------
+#
+# A server's memory grows with its connections: a game front holds one per player. The binding
+# end (a ROUTER, where a server's clients arrive) reads its resident set before and after
+# `count` peers have connected and each sent one message (so every handshake is over and every
+# connection holds its pipe, codec and transport). One peer connects and is answered before the
+# first reading, so that what the first connection sets up once (a loop's selector, the read
+# buffer, lazily imported modules) is not counted per connection.
+
+#: Peers in a memory run: enough that the growth dwarfs a page's rounding, few enough that
+#: pyzmq's two descriptors per socket (the connection and its mailbox) stay under the limits.
+MEM_CONNECTIONS = 1000
+#: After the last message, time for what the loop finishes lazily (handshake timers, buffers
+#: released) before the second reading.
+MEM_SETTLE_S = 0.5
+
+
+def rss_kib() -> int:
+    """This process's resident set, KiB (/proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+async def _settle(aio: bool) -> None:
+    gc.collect()
+    if aio:
+        await asyncio.sleep(MEM_SETTLE_S)
+    else:
+        sleep(MEM_SETTLE_S)
+
+
+async def mem_router(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
+    """ROUTER: bind; after the first peer's message, read RSS; after `count` more, again."""
+    ctx = ctx_mod.Context()
+    if job.impl == "pyzmq":
+        ctx.set(base.MAX_SOCKETS, job.count + 64)
+    sock = ctx.socket(base.ROUTER)
+    recv = sock.recv_multipart
+    try:
+        sock.setsockopt(base.RCVHWM, 0)
+        sock.bind(job.address)
+        sig.queue.put(("endpoint", _endpoint(sock, base)))
+        await recv() if aio else recv()  # the first peer: set-up paid once
+        await _settle(aio)
+        before = rss_kib()
+        sig.go.set()
+        for _ in range(job.count):
+            await recv() if aio else recv()
+        await _settle(aio)
+        grown = rss_kib() - before
+        sig.queue.put(("result", {"connections": job.count, "kib_per_conn": grown / job.count}))
+        await _wait_done(sig.done, job, aio)
+    finally:
+        sock.close(linger=0)
+        ctx.destroy(linger=0)
+
+
+async def mem_dealers(job: Job, base: Any, ctx_mod: Any, sig: Signals, aio: bool) -> None:
+    """One DEALER first; once the ROUTER has read its memory, `count` more, each sending one
+    message; all stay connected until the parent has the result."""
+    ctx = ctx_mod.Context()
+    if job.impl == "pyzmq":
+        ctx.set(base.MAX_SOCKETS, job.count + 64)
+    socks: list[Any] = []
+    try:
+        for i in range(job.count + 1):
+            if i == 1:
+                await _wait_done(sig.go, job, aio)  # (any of the parent's events)
+            sock = ctx.socket(base.DEALER)
+            sock.setsockopt(base.LINGER, 0)
+            sock.connect(job.address)
+            socks.append(sock)
+            await _send_n(sock, b"hello", 1, aio)
+        await _wait_done(sig.done, job, aio)
+    finally:
+        for sock in socks:
+            sock.close(linger=0)
+        ctx.destroy(linger=0)
 
 
 _ROLES = {
