@@ -78,25 +78,19 @@ def test_a_prefetched_message_keeps_direct_clear_until_handed_out() -> None:
     assert core.recv() == [b"a2"]
 
 
-def test_poll_then_recv_keeps_order_through_the_sync_face() -> None:
-    ctx = engine.Context()
+def test_poll_then_recv_keeps_order_through_the_sync_face(ctx: engine.Context) -> None:
     pull = ctx.socket(engine.PULL)
     push = ctx.socket(engine.PUSH)
-    try:
-        pull.bind("tcp://127.0.0.1:0")
-        push.connect(pull.getsockopt(engine.LAST_ENDPOINT).decode())
-        sent = [str(i).encode() for i in range(200)]
-        for body in sent:
-            push.send(body)
-        poller = engine.Poller()
-        poller.register(pull, engine.POLLIN)
-        got = []
-        while len(got) < len(sent):
-            if len(got) % 3 == 0:  # a poll between some receives: events() takes one ahead
-                assert dict(poller.poll(10_000)).get(pull) == engine.POLLIN
-            got.append(pull.recv())
-        assert got == sent
-    finally:
-        push.close(linger=0)
-        pull.close(linger=0)
-        ctx.term()
+    pull.bind("tcp://127.0.0.1:0")
+    push.connect(pull.getsockopt(engine.LAST_ENDPOINT).decode())
+    sent = [str(i).encode() for i in range(200)]
+    for body in sent:
+        push.send(body)
+    poller = engine.Poller()
+    poller.register(pull, engine.POLLIN)
+    got = []
+    while len(got) < len(sent):
+        if len(got) % 3 == 0:  # a poll between some receives: events() takes one ahead
+            assert dict(poller.poll(10_000)).get(pull) == engine.POLLIN
+        got.append(pull.recv())
+    assert got == sent

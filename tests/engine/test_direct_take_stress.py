@@ -12,8 +12,7 @@ PEERS = 12
 MESSAGES = 400
 
 
-def test_peers_coming_and_going_lose_and_reorder_nothing() -> None:
-    ctx = engine.Context()
+def test_peers_coming_and_going_lose_and_reorder_nothing(ctx: engine.Context) -> None:
     pull = ctx.socket(engine.PULL)
     pull.setsockopt(engine.RCVHWM, 0)
     pull.setsockopt(engine.RCVTIMEO, 20_000)
@@ -36,18 +35,14 @@ def test_peers_coming_and_going_lose_and_reorder_nothing() -> None:
             failures.append(exc)
 
     threads = [threading.Thread(target=peer, args=(n,)) for n in range(PEERS)]
-    try:
-        for thread in threads:
-            thread.start()
-        seen: dict[int, list[int]] = {n: [] for n in range(PEERS)}
-        for _ in range(PEERS * MESSAGES):
-            number, i = map(int, pull.recv().split())
-            seen[number].append(i)
-        for thread in threads:
-            thread.join(timeout=30)
-        assert not failures, failures
-        assert all(order == list(range(MESSAGES)) for order in seen.values())
-        assert pull.poll(50) == 0  # nothing doubled behind them
-    finally:
-        pull.close(linger=0)
-        ctx.term()
+    for thread in threads:
+        thread.start()
+    seen: dict[int, list[int]] = {n: [] for n in range(PEERS)}
+    for _ in range(PEERS * MESSAGES):
+        number, i = map(int, pull.recv().split())
+        seen[number].append(i)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures, failures
+    assert all(order == list(range(MESSAGES)) for order in seen.values())
+    assert pull.poll(50) == 0  # nothing doubled behind them
