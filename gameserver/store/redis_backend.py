@@ -311,6 +311,29 @@ class _ScriptTx(Tx):
     def empty(self) -> bool:
         return not (self._reads or self._docs or self._set_ops or self._counters or self._events)
 
+    @property
+    def writes(self) -> bool:
+        return bool(self._docs or self._set_ops or self._counters or self._events)
+
+    def read_versions(self) -> dict[str, int]:
+        """Each key read, with the version this worker's copy now holds of it."""
+        return {key: self._current_version(key, read[1]) for key, read in self._reads.items()}
+
+    def _current_version(self, key: str, kind: str) -> int:
+        store = self._store
+        if kind == "d":
+            return store.docs.get(key, (0, None))[0]
+        if kind == "c":
+            return store.counters.get(key, 0)
+        return store.sets.get(key, _EMPTY_SET).version
+
+    def read_only_within(self, checked: dict[str, int]) -> bool:
+        """True if this transaction wrote nothing and read only keys of ``checked`` at those
+        versions (a set's read also covered by the view: -1 never matches)."""
+        if self.writes:
+            return False
+        return all(checked.get(key, -1) == read[2] != -1 for key, read in self._reads.items())
+
     def request(self) -> bytes:
         writes: list[list[Any]] = []
         for key, (raw, ttl) in self._docs.items():
@@ -402,6 +425,11 @@ class RedisStore(Store):
 
     def _run(self, fn: Callable[[Tx], T], *, writable: bool) -> T:
         self._forget_if_large()
+        # What the last refused attempt read, at the versions its answer left in the copy:
+        # one atomic look at Redis saw all of it current (or sent what was not). A retry that
+        # writes nothing and reads only those keys at those versions saw one consistent
+        # moment of the store, so it needs no second round trip (a `look`, or a refusal).
+        checked: dict[str, int] = {}
         try:
             for attempt in range(self.max_attempts):
                 tx = _ScriptTx(self, writable)
@@ -412,12 +440,14 @@ class RedisStore(Store):
                 except Exception:
                     # Maybe the copy was stale: only a failure on current data counts.
                     tx.discard_writes()
-                    if self._commit(tx):
+                    if tx.read_only_within(checked) or self._commit(tx):
                         raise
+                    checked = tx.read_versions()
                     self._pause(attempt)
                     continue
-                if self._commit(tx):
+                if tx.read_only_within(checked) or self._commit(tx):
                     return result
+                checked = tx.read_versions()
                 self._pause(attempt)
         except redis.RedisError as exc:
             raise StoreError(f"Redis store {self.url!r} failed: {exc}") from exc

@@ -84,7 +84,71 @@ def test_two_workers_average_at_most_two_round_trips_per_action(
                 if round_:  # after a warm-up round
                     counts.append(count)
     # Each worker finds what the other changed since it last looked (the player moved, the
-    # room's seq moved on) stale: one more trip, sometimes two when the fresh data leads to
-    # keys that changed too. Strict alternation is the worst case for that.
-    assert sum(counts) / len(counts) <= 2.0, counts
-    assert max(counts) <= 4, counts
+    # room's seq moved on) stale: one more trip for an action that writes, sometimes two when
+    # the fresh data leads to keys that changed too. Strict alternation is the worst case.
+    # A `look` or a refusal that found its copy stale needs no second check (below): 1.7 on
+    # average and at most 3 (1.95 and 4 before that).
+    assert sum(counts) / len(counts) <= 1.8, counts
+    assert max(counts) <= 3, counts
+
+
+def test_a_look_that_finds_its_copy_stale_takes_one_round_trip(
+    counted_stores: list[RedisStore], world: World, clock: FakeClock
+) -> None:
+    """The refused check sends back what changed; the `look` run again on it reads nothing
+    else, so it needs no second check (a refusal on fresh data is the same)."""
+    seed_world(counted_stores[0], world)
+    first, second = (
+        GameService(s, world, passwords=FAST_PASSWORDS, clock=clock) for s in counted_stores
+    )
+    game = Game(first)
+    alice, bob = game.login("Alice"), game.login("Bob")
+    for text in ("look", "say hi", "look"):  # both workers warm
+        for service in (first, second):
+            game.service = service
+            trips(alice, text)
+    game.service = second
+    for text in ("n", "s", "say hello"):  # Bob's moves and words: the room changes
+        trips(bob, text)
+    game.service = first  # its copy of the room is stale now
+    before = CountingConnection.sent
+    look = alice.act("look").reply
+    assert CountingConnection.sent - before == 1
+    assert isinstance(look, Reply) and look.ok and "Bob" in look.text
+    game.service = second
+    trips(bob, "take lamp")
+    # Bob holds the lamp. Alice's worker tries the take on its stale copy (one trip, refused
+    # and refreshed), is refused by the rules on the fresh data without checking it again,
+    # and records the refusal (one trip).
+    game.service = first
+    assert trips(alice, "take lamp") == -2
+
+
+def test_a_read_run_again_checks_what_the_fresh_data_led_it_to(
+    counted_stores: list[RedisStore],
+) -> None:
+    """A read that, on fresh data, reads a key its refused check did not cover is checked
+    again; reads that only took what was checked see one moment of the store."""
+    reader, writer = counted_stores
+
+    def follow(tx):  # type: ignore[no-untyped-def]
+        return tx.get("doc", tx.get("doc", "pointer")), tx.get("doc", "twin")
+
+    writer.transaction(lambda tx: (tx.put("doc", "pointer", "old"), tx.put("doc", "old", 1)))
+    writer.transaction(lambda tx: tx.put("doc", "twin", 1))
+    assert reader.read(follow) == (1, 1)
+    # The writer moves the pointer to a new document and changes the twin with it.
+    writer.transaction(
+        lambda tx: (
+            tx.put("doc", "pointer", "new"),
+            tx.put("doc", "new", 2),
+            tx.put("doc", "twin", 2),
+        )
+    )
+    before = CountingConnection.sent
+    assert reader.read(follow) == (2, 2)  # never the old document with the new twin
+    assert CountingConnection.sent - before == 2  # "new" was never checked: a second trip
+    writer.transaction(lambda tx: (tx.put("doc", "new", 3), tx.put("doc", "twin", 3)))
+    before = CountingConnection.sent
+    assert reader.read(follow) == (3, 3)
+    assert CountingConnection.sent - before == 1  # the same keys, refreshed: no second trip
