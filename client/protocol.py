@@ -200,9 +200,14 @@ class ClientCore:
         retries: int = DEFAULT_RETRIES,
         busy_budget: float = BUSY_BUDGET_S,
         jitter: Callable[[], float] = random.random,
+        follow: bool = True,
     ) -> None:
+        """``follow`` False: a driver that only acts and reads no events on this session (a
+        load tester's acting half, whose listening twin follows with :meth:`follow_outcome`,
+        or a bot): it subscribes to nothing and never catches up."""
         if timeout <= 0 or retries < 0 or busy_budget < 0:
             raise ValueError("timeout must be positive, retries and busy_budget at least 0")
+        self.follow = follow
         self.timeout = timeout
         self.retries = retries
         self.busy_budget = busy_budget
@@ -503,6 +508,8 @@ class ClientCore:
     # -- following topics and repairing gaps ----------------------------------------------------
 
     def _follow(self, topic: str, cursor: int | None, now: float) -> None:
+        if not self.follow:
+            return
         track = TopicTrack(topic, cursor=cursor, wanted=cursor or 0)
         self.tracks[topic] = track
         self._out.subscriptions.append((True, wire_topic(topic)))

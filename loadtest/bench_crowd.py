@@ -245,8 +245,12 @@ class Crowd:
 
     # -- players --------------------------------------------------------------------------------
 
-    def add_player(self, name: str, *, listen: bool = False) -> Player:
-        core = ClientCore(timeout=self.timeout, retries=1, busy_budget=30.0)
+    def add_player(self, name: str, *, listen: bool = False, follow: bool | None = None) -> Player:
+        # By default a player that does not listen here acts only: a listening twin in another
+        # process follows its topics (bench_listeners), or nobody does. Following here too
+        # would send a catch-up for every room it enters that no client reads.
+        follow = listen if follow is None else follow
+        core = ClientCore(timeout=self.timeout, retries=1, busy_budget=30.0, follow=follow)
         player = Player(len(self.players), name, core, self._dealer())
         if listen:
             player.sub = self.context.socket(engine.SUB)

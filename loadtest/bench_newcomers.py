@@ -90,8 +90,12 @@ async def _log_in_all(newcomers: Newcomers, conn: Connection) -> None:
             else:
                 failures += 1
 
-        # Created on "go", as newcomers arrive: their connections are part of logging in.
-        await asyncio.gather(*(log_in(crowd.add_player(name)) for name in newcomers.names))
+        # Created on "go", as newcomers arrive: their connections are part of logging in. They
+        # follow their topics as a player's client does after its login (the catch-ups of the
+        # world, the room and the private topic), though nothing reads the events here.
+        await asyncio.gather(
+            *(log_in(crowd.add_player(name, follow=True)) for name in newcomers.names)
+        )
         conn.send(("done", logins_ms, failures, crowd.now() - start))
     finally:
         await crowd.close()
