@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 from gamekit import FAST_PASSWORDS, FakeClock, Game, Player, RedisServer, empty_store_url
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gameserver.protocol import Reply
 from gameserver.seed import seed_world
@@ -152,3 +154,68 @@ def test_a_read_run_again_checks_what_the_fresh_data_led_it_to(
     before = CountingConnection.sent
     assert reader.read(follow) == (3, 3)
     assert CountingConnection.sent - before == 1  # the same keys, refreshed: no second trip
+
+
+#: Two balances that always add up to this; a pointer to one of two mirrors ("a", "b"), the
+#: one the last transfer wrote its new "x" into, and a copy of the pointer written with it.
+TOTAL = 100
+SEED = {"x": TOTAL, "y": 0, "pointer": "a", "pointer_copy": "a", "a": TOTAL}
+
+
+def _transfer(amount: int, point_at: str):  # type: ignore[no-untyped-def]
+    def run(tx):  # type: ignore[no-untyped-def]
+        x, y = tx.get("doc", "x"), tx.get("doc", "y")
+        tx.put("doc", "x", x - amount)
+        tx.put("doc", "y", y + amount)
+        tx.put("doc", point_at, x - amount)
+        tx.put("doc", "pointer", point_at)
+        tx.put("doc", "pointer_copy", point_at)
+
+    return run
+
+
+def _snapshot(tx):  # type: ignore[no-untyped-def]
+    """x, y, the pointer, what it points at, the pointer's copy."""
+    pointer = tx.get("doc", "pointer")
+    return (
+        tx.get("doc", "x"),
+        tx.get("doc", "y"),
+        pointer,
+        tx.get("doc", pointer),
+        tx.get("doc", "pointer_copy"),
+    )
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 1), st.booleans(), st.integers(-5, 5), st.sampled_from("ab")),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_reads_without_a_second_check_still_see_one_moment_of_the_store(
+    redis_server: RedisServer, tmp_path: object, steps: list[tuple[int, bool, int, str]]
+) -> None:
+    """Two workers' copies go stale in turn. Every read, whether its run on refreshed data
+    was checked again or not, sees the latest transfer whole: the balances add up, the
+    pointer agrees with its copy, and the mirror it points at holds the latest "x" (a mirror
+    reached only through a moved pointer was never checked: a stale copy of it shows)."""
+    url = empty_store_url("redis", tmp_path, redis_server)
+    stores = [RedisStore(url) for _ in range(2)]
+    try:
+        stores[0].transaction(lambda tx: [tx.put("doc", key, value) for key, value in SEED.items()])
+        expected = (TOTAL, 0, "a", TOTAL, "a")
+        for worker, writes, amount, point_at in steps:
+            store = stores[worker]
+            if writes:
+                store.transaction(_transfer(amount, point_at))
+                x = expected[0] - amount
+                expected = (x, TOTAL - x, point_at, x, point_at)
+            assert store.read(_snapshot) == expected
+            assert stores[1 - worker].read(_snapshot) == expected  # its copy, stale or not
+    finally:
+        for store in stores:
+            store.close()
