@@ -6,7 +6,9 @@ noting the version of everything it read. It then sends all of it in one JSON st
 :data:`COMMIT_SCRIPT`, which runs atomically in Redis: if every version read is still current
 it applies the writes and returns the new versions, otherwise it writes nothing and returns the
 current content of the keys that changed. The worker refreshes its copy and runs the
-transaction again. Read-only transactions send their read versions alone.
+transaction again; a run that then writes nothing and reads only keys that answer covered (a
+`look`, a refusal) saw one moment of the store and needs no second trip. Read-only
+transactions send their read versions alone.
 
 In the steady state an action costs one round trip (its versions were current). A key the
 worker never read is taken to be absent at version 0 and checked like any other, so a cold

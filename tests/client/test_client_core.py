@@ -365,6 +365,16 @@ def test_a_publisher_cannot_grow_what_is_held() -> None:
     assert len(track.held) == 1000 and track.wanted == 1509  # the rest is known to exist
 
 
+def walk_north(core: ClientCore) -> Outbox:
+    """Go north and be answered: into the yard, whose seq the marks give as 9."""
+    move = core.act("north", 1.0)
+    core.take()
+    action_id = move.request.action_id  # type: ignore[attr-defined]
+    arrived = Reply(ok=True, text="A yard.", action_id=action_id, room="yard")
+    core.receive_answer(answer(move, arrived, {"room.yard": 9}), 1.1)
+    return core.take()
+
+
 def test_a_core_that_does_not_follow_subscribes_to_nothing_and_never_catches_up() -> None:
     """An acting-only driver (a load tester's acting half: its twin listens): it still knows
     where its player is, but asks nothing about topics nobody reads on this session."""
@@ -374,20 +384,10 @@ def test_a_core_that_does_not_follow_subscribes_to_nothing_and_never_catches_up(
     core.receive_answer(answer(call, login_reply(), {"world": 5, HALL: 3}), 0.1)
     out = core.take()
     assert out.subscriptions == [] and catchups(out) == {} and core.tracks == {}
-    move = core.act("north", 1.0)
-    core.take()
-    action_id = move.request.action_id  # type: ignore[attr-defined]
-    arrived = Reply(ok=True, text="A yard.", action_id=action_id, room="yard")
-    core.receive_answer(answer(move, arrived, {"room.yard": 9}), 1.1)
-    out = core.take()
+    out = walk_north(core)
     assert core.room == "yard" and [c.kind for c in out.done] == ["action"]
     assert out.subscriptions == [] and out.send == [] and core.next_deadline() is None
     # The same answers to a following core: three topics, then the yard, each caught up.
     follower, followed = logged_in()
     assert followed.subscriptions and catchups(followed)
-    move = follower.act("north", 1.0)
-    follower.take()
-    action_id = move.request.action_id  # type: ignore[attr-defined]
-    arrived = Reply(ok=True, text="A yard.", action_id=action_id, room="yard")
-    follower.receive_answer(answer(move, arrived, {"room.yard": 9}), 1.1)
-    assert catchups(follower.take()) == {"room.yard": 9}
+    assert catchups(walk_north(follower)) == {"room.yard": 9}

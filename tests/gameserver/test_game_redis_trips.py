@@ -68,7 +68,7 @@ def test_one_worker_makes_one_round_trip_per_action(
     assert refused and max(refused) <= 2, counts  # Bob can neither take nor drop the lamp
 
 
-def test_two_workers_average_at_most_two_round_trips_per_action(
+def test_two_workers_taking_turns_average_under_two_round_trips_per_action(
     counted_stores: list[RedisStore], world: World, clock: FakeClock
 ) -> None:
     seed_world(counted_stores[0], world)
