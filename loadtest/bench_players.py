@@ -26,7 +26,9 @@ would take minutes); logins through the server are measured by the ``logins`` ro
 rate, closed and logins rows ``--listeners`` of the players also follow their topics on an
 update connection, like a real client, from a child process (bench_listeners): a twin of each
 listening player's session there follows the rooms its actions take it to, so the decoding does
-not hold up the loop that times the actions.
+not hold up the loop that times the actions. The acting sessions themselves follow nothing: a
+catch-up per room entered is the twin's, as it is a real client's, and nobody's for a player
+that does not listen.
 """
 
 from __future__ import annotations
