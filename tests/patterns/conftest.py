@@ -8,12 +8,14 @@ deadline passes: tests wait on events, never on bare sleeps.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -149,13 +151,15 @@ def procs() -> Iterator[ProcessGroup]:
         group.cleanup()
 
 
-def _free_tcp_endpoint() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
 @pytest.fixture
-def free_endpoint() -> Callable[[], str]:
-    """Makes tcp endpoints on ports that were free a moment ago (bound to 0, then released)."""
-    return _free_tcp_endpoint
+def free_endpoint() -> Iterator[Callable[[], str]]:
+    """Makes endpoints nobody has bound yet, for a client that must know its server's address
+    before the server starts: ipc paths in a directory of this test's own. (A tcp port found
+    free and released can be taken meanwhile by any connection's local port; one was, once,
+    under CI's parallel run.) Short paths: a Unix socket's path is at most 107 bytes."""
+    directory = tempfile.mkdtemp(prefix="pat-")
+    names = itertools.count(1)
+    try:
+        yield lambda: f"ipc://{directory}/{next(names)}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

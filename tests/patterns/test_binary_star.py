@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -137,10 +138,12 @@ def test_split_envelope() -> None:
 # -- real processes -------------------------------------------------------------------------------
 
 
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+def private_endpoints(directory: str, *names: str) -> list[str]:
+    """ipc endpoints in a directory of this test's own. Each server must know its peer's
+    state endpoint before either starts, so they cannot bind port 0 and report back; a tcp
+    port found free and released first can be taken meanwhile by any connection's local port
+    (it was, once, under CI's parallel run: "Address already in use")."""
+    return [f"ipc://{directory}/{name}" for name in names]
 
 
 class Server:
@@ -179,10 +182,9 @@ class Server:
 
 
 class Pair:
-    def __init__(self) -> None:
-        self.fa, self.fb = free_endpoint(), free_endpoint()
-        self.pa, self.pb = free_endpoint(), free_endpoint()
-        self.sa, self.sb = free_endpoint(), free_endpoint()
+    def __init__(self, directory: str) -> None:
+        names = ("fa", "fb", "pa", "pb", "sa", "sb")
+        self.fa, self.fb, self.pa, self.pb, self.sa, self.sb = private_endpoints(directory, *names)
         self.servers: list[Server] = []
         self.primary = self.start_primary()
         self.backup = self._start(Server("backup", self.fb, self.pb, self.pa, self.sb))
@@ -201,13 +203,16 @@ class Pair:
 
 @pytest.fixture
 def pair() -> Iterator[Pair]:
-    p = Pair()
+    # Short paths: a Unix socket's path is at most 107 bytes, and pytest's tmp_path is long.
+    directory = tempfile.mkdtemp(prefix="bstar-")
+    p = Pair(directory)
     try:
         p.wait_ready()
         yield p
     finally:
         for server in p.servers:
             server.kill()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def query_state(endpoint: str, timeout: float = 2.0) -> str | None:
