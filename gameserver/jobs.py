@@ -107,20 +107,47 @@ def run_jobs(
         for i in batched:
             if isinstance(parsed[i], ActionRequest):
                 burn(cpu_burn)
+    # Observed once its answer is final: a job the store sent back runs again.
+    observed: dict[int, tuple[Request, Outcome, float]] = {}
+
+    def observe(i: int) -> Observer | None:
+        if observer is None:
+            return None
+        return lambda request, outcome, took: observed.__setitem__(i, (request, outcome, took))
+
     try:
-        with service.store.batch():
-            for i in batched:
-                item = parsed[i]
-                assert not isinstance(item, list)
-                answers[i] = _run(service, item, 0, observer)
+        todo = batched
+        for _ in range(BATCH_ROUNDS):
+            with service.store.batch() as batch:
+                for i in todo:
+                    item = parsed[i]
+                    assert not isinstance(item, list)
+                    with batch.running(i):
+                        answers[i] = _run(service, item, 0, observe(i))
+            # Jobs whose transactions met data that had changed (another worker's commit):
+            # they wrote nothing, and run again on the fresh data their refusal brought.
+            todo = [i for i in todo if i in batch.redo]
+            if not todo:
+                break
+        for i in todo:  # still colliding: each by itself, retried until it gets through
+            item = parsed[i]
+            assert not isinstance(item, list)
+            answers[i] = _run(service, item, 0, observe(i))
     except StoreError:
         log.exception("a batch of %d job(s) failed to commit; they will be retried", len(batched))
+        observed.clear()
         unavailable = [encode(ErrorReply(code="unavailable", message=BATCH_LOST)), NO_MARKS]
         for i in batched:
             answers[i] = [NO_REPLY, NO_MARKS] if parsed[i] is None else unavailable
+    if observer is not None:
+        for request, outcome, took in observed.values():
+            observer(request, outcome, took)
     return [answer for answer in answers if answer is not None]
 
 
+#: Batches a worker's jobs get before those still refused run one by one: a refusal brings
+#: the fresh data, so a second batch collides only with a commit made in between.
+BATCH_ROUNDS = 3
 BATCH_LOST = "Storage failed; please retry."
 
 

@@ -9,8 +9,8 @@ on conflict), so ``fn`` must have no effects outside the :class:`Tx` it is given
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -106,6 +106,33 @@ def record_json(record: BaseModel) -> bytes:
     """A record as JSON bytes, serialized by pydantic's core straight to bytes (about half
     the cost of ``orjson.dumps(record.model_dump())``, which builds a dict first)."""
     return record.__pydantic_serializer__.to_json(record)
+
+
+class Batch:
+    """A batch's caller names the part of its work each transaction belongs to (a worker's
+    job); at the batch's end, ``redo`` lists the parts whose transactions the store refused
+    when it committed. Their results were computed on data that had changed meanwhile: the
+    caller discards them and runs those parts again. A part's transactions after a refused
+    one are refused with it; those before it stand, so a part must be safe to run again
+    after them (an action is: its record is written with its effects). A store that commits
+    as it goes (SQLite, whose batch holds the write lock) never refuses a part."""
+
+    def __init__(self) -> None:
+        self.part: Hashable | None = None
+        self.redo: list[Hashable] = []
+
+    @contextmanager
+    def running(self, part: Hashable) -> Iterator[None]:
+        """The transactions run inside belong to ``part``."""
+        outer, self.part = self.part, part
+        try:
+            yield
+        finally:
+            self.part = outer
+
+    def refused(self, part: Hashable) -> None:
+        if part not in self.redo:
+            self.redo.append(part)
 
 
 class RecordCache:
@@ -206,12 +233,13 @@ class Store(ABC):
         something cheaper."""
         return self.transaction(lambda tx: fn(ReadOnlyTx(tx)))
 
-    def batch(self) -> AbstractContextManager[None]:
-        """Group the transactions run inside the ``with`` block into one commit (one sync)
-        where the backend can: each still succeeds or fails on its own, but none is durable,
-        nor may its result be shown to anyone, before the block ends without raising
-        :class:`StoreError`. This fallback commits each transaction by itself."""
-        return nullcontext()
+    def batch(self) -> AbstractContextManager[Batch]:
+        """Group the transactions run inside the ``with`` block into one commit (one sync, or
+        one round trip) where the backend can: each still succeeds or fails on its own, but
+        none is durable, nor may its result be shown to anyone, before the block ends without
+        raising :class:`StoreError`, and then only if its part is not in the batch's
+        ``redo`` (:class:`Batch`). This fallback commits each transaction by itself."""
+        return nullcontext(Batch())
 
     @abstractmethod
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:

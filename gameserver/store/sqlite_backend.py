@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from .base import (
     DEFAULT_EVENT_LOG_SIZE,
+    Batch,
     R,
     ReadOnlyTx,
     RecordCache,
@@ -334,14 +335,14 @@ class SqliteStore(Store):
         return result
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> Iterator[Batch]:
         """Every transaction inside runs in one write transaction, committed at the end: one
         WAL append (and, with synchronous FULL, one sync) for the batch. The write lock is
         taken at the batch's first write and held to its end."""
         with self._lock:
             self._batch_depth += 1
             try:
-                yield
+                yield Batch()  # the write lock is held: no part is ever refused
             except BaseException:
                 if self._batch_depth == 1:
                     self._end_batch("ROLLBACK")

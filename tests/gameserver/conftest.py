@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from gamekit import (
     FAST_PASSWORDS,
+    CountingConnection,
     FakeClock,
     Game,
     RedisServer,
@@ -19,6 +21,7 @@ from gamekit import (
 from gameserver.seed import seed_world
 from gameserver.service import GameService
 from gameserver.store import Store, open_store
+from gameserver.store.redis_backend import RedisStore
 from gameserver.world import World, load_world
 
 
@@ -39,6 +42,20 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[Store]:
     with open_store(store_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def counted_stores(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[RedisStore]]:
+    """Two workers' Redis stores on one empty database, each with its own connection (whose
+    requests :class:`CountingConnection` counts) and its own copy."""
+    url = empty_store_url("redis", tmp_path, redis_server)
+    stores = []
+    for _ in range(2):
+        pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
+        stores.append(RedisStore(url, client=redis.Redis(connection_pool=pool)))
+    yield stores
+    for store in stores:
+        store.close()
 
 
 @pytest.fixture(scope="session")

@@ -314,3 +314,60 @@ class CountingStore(Store):
 
     def close(self) -> None:
         self.inner.close()
+
+
+class CountingConnection(redis.Connection):
+    """A real Redis connection that counts the requests it sends (each is one round trip)."""
+
+    sent = 0
+
+    def send_packed_command(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        CountingConnection.sent += 1
+        super().send_packed_command(command, check_health)
+
+
+#: Transfers between two balances that always add up to this, for checking what concurrent
+#: transactions see: a pointer to one of two mirrors ("a", "b"), the one the last transfer
+#: wrote its new "x" into, and a copy of the pointer written with it.
+TRANSFER_TOTAL = 100
+TRANSFER_SEED = {
+    "x": TRANSFER_TOTAL,
+    "y": 0,
+    "pointer": "a",
+    "pointer_copy": "a",
+    "a": TRANSFER_TOTAL,
+}
+
+
+def transfer(amount: int, point_at: str, *, counted: bool = False) -> Callable[[Tx], None]:
+    """Moves ``amount`` from "x" to "y"; ``counted`` also counts it and adds a member for it
+    to a set it never reads (a counter and a set written blind)."""
+
+    def run(tx: Tx) -> None:
+        x, y = tx.get("doc", "x"), tx.get("doc", "y")
+        tx.put("doc", "x", x - amount)
+        tx.put("doc", "y", y + amount)
+        tx.put("doc", point_at, x - amount)
+        tx.put("doc", "pointer", point_at)
+        tx.put("doc", "pointer_copy", point_at)
+        if counted:
+            tx.incr("count", "transfers")
+            tx.add_member("set", "amounts", f"{tx.counter('count', 'transfers')}:{amount}")
+
+    return run
+
+
+def transfer_snapshot(tx: Tx, *, counted: bool = False) -> tuple[Any, ...]:
+    """x, y, the pointer, what it points at, the pointer's copy (and, ``counted``, the count
+    of transfers and the size of their set)."""
+    pointer = tx.get("doc", "pointer")
+    seen = (
+        tx.get("doc", "x"),
+        tx.get("doc", "y"),
+        pointer,
+        tx.get("doc", pointer),
+        tx.get("doc", "pointer_copy"),
+    )
+    if counted:
+        return (*seen, tx.counter("count", "transfers"), tx.member_count("set", "amounts"))
+    return seen

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-import redis
-from gamekit import FAST_PASSWORDS, FakeClock, Game, Player, RedisServer, empty_store_url
+from gamekit import (
+    FAST_PASSWORDS,
+    TRANSFER_SEED,
+    TRANSFER_TOTAL,
+    CountingConnection,
+    FakeClock,
+    Game,
+    Player,
+    RedisServer,
+    empty_store_url,
+    transfer,
+    transfer_snapshot,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,28 +26,6 @@ from gameserver.world import World
 
 #: The benchmark's mix of actions, over two rooms so that every room is known once warm.
 MIX = ("look", "say hi", "n", "look", "s", "take lamp", "drop lamp", "inventory", "say bye", "look")
-
-
-class CountingConnection(redis.Connection):
-    """A real connection that counts the requests it sends (each is one round trip)."""
-
-    sent = 0
-
-    def send_packed_command(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
-
-
-@pytest.fixture
-def counted_stores(redis_server: RedisServer, tmp_path: object) -> Iterator[list[RedisStore]]:
-    url = empty_store_url("redis", tmp_path, redis_server)
-    stores = []
-    for _ in range(2):  # two workers, each with its own connection and its own copy
-        pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-        stores.append(RedisStore(url, client=redis.Redis(connection_pool=pool)))
-    yield stores
-    for store in stores:
-        store.close()
 
 
 def trips(player: Player, text: str) -> int:
@@ -156,36 +142,6 @@ def test_a_read_run_again_checks_what_the_fresh_data_led_it_to(
     assert CountingConnection.sent - before == 1  # the same keys, refreshed: no second trip
 
 
-#: Two balances that always add up to this; a pointer to one of two mirrors ("a", "b"), the
-#: one the last transfer wrote its new "x" into, and a copy of the pointer written with it.
-TOTAL = 100
-SEED = {"x": TOTAL, "y": 0, "pointer": "a", "pointer_copy": "a", "a": TOTAL}
-
-
-def _transfer(amount: int, point_at: str):  # type: ignore[no-untyped-def]
-    def run(tx):  # type: ignore[no-untyped-def]
-        x, y = tx.get("doc", "x"), tx.get("doc", "y")
-        tx.put("doc", "x", x - amount)
-        tx.put("doc", "y", y + amount)
-        tx.put("doc", point_at, x - amount)
-        tx.put("doc", "pointer", point_at)
-        tx.put("doc", "pointer_copy", point_at)
-
-    return run
-
-
-def _snapshot(tx):  # type: ignore[no-untyped-def]
-    """x, y, the pointer, what it points at, the pointer's copy."""
-    pointer = tx.get("doc", "pointer")
-    return (
-        tx.get("doc", "x"),
-        tx.get("doc", "y"),
-        pointer,
-        tx.get("doc", pointer),
-        tx.get("doc", "pointer_copy"),
-    )
-
-
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -206,16 +162,18 @@ def test_reads_without_a_second_check_still_see_one_moment_of_the_store(
     url = empty_store_url("redis", tmp_path, redis_server)
     stores = [RedisStore(url) for _ in range(2)]
     try:
-        stores[0].transaction(lambda tx: [tx.put("doc", key, value) for key, value in SEED.items()])
-        expected = (TOTAL, 0, "a", TOTAL, "a")
+        stores[0].transaction(
+            lambda tx: [tx.put("doc", key, value) for key, value in TRANSFER_SEED.items()]
+        )
+        expected = (TRANSFER_TOTAL, 0, "a", TRANSFER_TOTAL, "a")
         for worker, writes, amount, point_at in steps:
             store = stores[worker]
             if writes:
-                store.transaction(_transfer(amount, point_at))
+                store.transaction(transfer(amount, point_at))
                 x = expected[0] - amount
-                expected = (x, TOTAL - x, point_at, x, point_at)
-            assert store.read(_snapshot) == expected
-            assert stores[1 - worker].read(_snapshot) == expected  # its copy, stale or not
+                expected = (x, TRANSFER_TOTAL - x, point_at, x, point_at)
+            assert store.read(transfer_snapshot) == expected
+            assert stores[1 - worker].read(transfer_snapshot) == expected  # its copy, stale or not
     finally:
         for store in stores:
             store.close()
