@@ -189,11 +189,36 @@ def tcp_port(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
 
 
-def free_tcp_port() -> int:
-    """A port nobody listens on (bound then released; connects to it are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class LaterEndpoint:
+    """Where a test's server binds later, with nobody listening there meanwhile.
+
+    A tcp port is kept bound, not listening (connects to it are refused), until
+    :meth:`bind_now`, just before the server binds it: a port found free and let go up front
+    can be taken in between by a socket of another test running beside this one (it was, in
+    CI). An ipc or inproc endpoint is passed through."""
+
+    def __init__(self, endpoint: str = "tcp") -> None:
+        self._held: socket.socket | None = None
+        if endpoint == "tcp":
+            self._held = socket.socket()
+            self._held.bind(("127.0.0.1", 0))
+            endpoint = f"tcp://127.0.0.1:{self._held.getsockname()[1]}"
+        self.endpoint = endpoint
+
+    @property
+    def port(self) -> int:
+        return tcp_port(self.endpoint)
+
+    def bind_now(self) -> str:
+        """Let the port go, for the server about to bind it; returns the endpoint."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+        return self.endpoint
+
+    def __del__(self) -> None:
+        if self._held is not None:
+            self._held.close()
 
 
 def has_ipv6_loopback() -> bool:

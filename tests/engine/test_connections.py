@@ -14,11 +14,11 @@ from enginekit import (
     STREAM_TRANSPORTS,
     TRANSPORTS,
     AcceptCounter,
+    LaterEndpoint,
     Net,
     Proxy,
     assert_quiet,
     async_test,
-    free_tcp_port,
     has_ipv6_loopback,
     link_count,
     network,
@@ -142,7 +142,7 @@ async def test_reconnect_ivl_negative_means_no_reconnect() -> None:
 @async_test()
 async def test_reconnect_backoff_doubles_up_to_max() -> None:
     """Refused attempts back off from RECONNECT_IVL, doubling up to RECONNECT_IVL_MAX."""
-    port = free_tcp_port()
+    later = LaterEndpoint()
     attempts: list[tuple[float, int]] = []
 
     def monitor(event: int, value: int, endpoint: str) -> None:
@@ -152,14 +152,15 @@ async def test_reconnect_backoff_doubles_up_to_max() -> None:
     async with network("tcp") as net:
         push = net.socket(engine.PUSH, reconnect_ivl=25, reconnect_ivl_max=400)
         push._endpoints.monitor = monitor  # white box: timed on the loop, as events happen
-        push.connect(f"tcp://127.0.0.1:{port}")
+        push.connect(later.endpoint)
         await wait_until(lambda: len(attempts) >= 8, timeout=30, what="8 refused attempts")
         delays = [v for _, v in attempts[:8]]
         assert delays == [25, 50, 100, 200, 400, 400, 400, 400]
         for (t0, delay), (t1, _) in itertools.pairwise(attempts):
             assert t1 - t0 >= delay / 1000 * 0.8, (t1 - t0, delay)
         # Still trying at the capped pace: a listener that appears now is found soon.
-        counter = await AcceptCounter().start(port)
+        later.bind_now()
+        counter = await AcceptCounter().start(later.port)
         try:
             await wait_until(lambda: len(counter.accepts) >= 1, timeout=10, what="reconnect")
         finally:

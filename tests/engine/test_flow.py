@@ -13,10 +13,10 @@ from enginekit import (
     STREAM_TRANSPORTS,
     TRANSPORTS,
     AcceptCounter,
+    LaterEndpoint,
     Proxy,
     assert_quiet,
     async_test,
-    free_tcp_port,
     link_count,
     network,
     recv,
@@ -100,11 +100,8 @@ async def test_push_queues_up_to_hwm_without_peer(transport: str) -> None:
     """Connected to nobody (yet), PUSH queues exactly SNDHWM messages and then blocks."""
     async with network(transport) as net:
         push = net.socket(engine.PUSH, sndhwm=7)
-        if transport == "tcp":
-            ep = f"tcp://127.0.0.1:{free_tcp_port()}"
-        else:
-            ep = f"ipc://{net.tmp}/nobody.ipc"
-        push.connect(ep)
+        later = LaterEndpoint("tcp" if transport == "tcp" else f"ipc://{net.tmp}/nobody.ipc")
+        push.connect(later.endpoint)
         for i in range(7):
             await push.send(b"%d" % i, engine.DONTWAIT)
         with pytest.raises(engine.Again):
@@ -113,7 +110,7 @@ async def test_push_queues_up_to_hwm_without_peer(transport: str) -> None:
         with pytest.raises(engine.Again):
             await push.send(b"x")
         pull = net.socket(engine.PULL)
-        pull.bind(ep)
+        pull.bind(later.bind_now())
         assert [m[0] for m in await recv_n(pull, 7)] == [b"%d" % i for i in range(7)]
 
 
@@ -226,21 +223,21 @@ async def test_conflate_newest_wins_across_bursts(transport: str) -> None:
 # -- IMMEDIATE and connect-before-bind -------------------------------------------------------------
 
 
-def _unbound_address(net_tmp: str, transport: str) -> str:
+def _unbound_address(net_tmp: str, transport: str) -> LaterEndpoint:
     if transport == "tcp":
-        return f"tcp://127.0.0.1:{free_tcp_port()}"
+        return LaterEndpoint()
     if transport == "ipc":
-        return f"ipc://{net_tmp}/later.ipc"
-    return f"inproc://later-{time.monotonic_ns()}"
+        return LaterEndpoint(f"ipc://{net_tmp}/later.ipc")
+    return LaterEndpoint(f"inproc://later-{time.monotonic_ns()}")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @async_test()
 async def test_immediate_does_not_queue_for_absent_peer(transport: str) -> None:
     async with network(transport) as net:
-        ep = _unbound_address(net.tmp, transport)
+        later = _unbound_address(net.tmp, transport)
         push = net.socket(engine.PUSH, immediate=1)
-        push.connect(ep)
+        push.connect(later.endpoint)
         with pytest.raises(engine.Again):
             await push.send(b"x", engine.DONTWAIT)
         push.sndtimeo = 100
@@ -248,7 +245,7 @@ async def test_immediate_does_not_queue_for_absent_peer(transport: str) -> None:
             await push.send(b"x")
         assert await push.poll(50, engine.POLLOUT) == 0
         pull = net.socket(engine.PULL)
-        pull.bind(ep)
+        pull.bind(later.bind_now())
         push.sndtimeo = -1
         await within(push.send(b"after-bind"))  # waits for the connection, then goes
         assert await recv(pull) == [b"after-bind"]
@@ -259,14 +256,14 @@ async def test_immediate_does_not_queue_for_absent_peer(transport: str) -> None:
 async def test_connect_before_bind_queues(transport: str) -> None:
     """IMMEDIATE=0 (the default): messages sent before the peer binds wait and then arrive."""
     async with network(transport) as net:
-        ep = _unbound_address(net.tmp, transport)
+        later = _unbound_address(net.tmp, transport)
         push = net.socket(engine.PUSH)
         assert push.immediate == 0
-        push.connect(ep)
+        push.connect(later.endpoint)
         for i in range(5):
             await push.send(b"early-%d" % i, engine.DONTWAIT)
         pull = net.socket(engine.PULL)
-        pull.bind(ep)
+        pull.bind(later.bind_now())
         assert [m[0] for m in await recv_n(pull, 5)] == [b"early-%d" % i for i in range(5)]
 
 
@@ -280,7 +277,7 @@ async def test_immediate_round_robin_skips_unconnected(transport: str, immediate
         push = net.socket(engine.PUSH, immediate=immediate)
         push.connect(net.bind(live))
         absent = _unbound_address(net.tmp, transport)
-        push.connect(absent)
+        push.connect(absent.endpoint)
         await until_delivered(push, live, [b"sync"])
         for i in range(10):
             await push.send(b"%d" % i)
@@ -290,7 +287,7 @@ async def test_immediate_round_robin_skips_unconnected(transport: str, immediate
             assert len(await recv_n(live, 5)) == 5
             await assert_quiet(live, 100)
             late = net.socket(engine.PULL)
-            late.bind(absent)
+            late.bind(absent.bind_now())
             assert len(await recv_n(late, 5)) == 5
 
 
@@ -372,7 +369,8 @@ async def test_close_never_hangs_on_unreachable_peer(linger: int) -> None:
         mute = await AcceptCounter(hold_open=True).start()
         try:
             push = net.socket(engine.PUSH)
-            push.connect(f"tcp://127.0.0.1:{free_tcp_port()}")
+            nobody = LaterEndpoint()  # held for the whole test: never bound
+            push.connect(nobody.endpoint)
             push.connect(f"tcp://127.0.0.1:{mute.port}")
             await wait_until(lambda: len(mute.accepts) >= 1, what="the mute peer's accept")
             for _ in range(4):

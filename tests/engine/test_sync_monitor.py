@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import zmq as pyzmq
+from enginekit import LaterEndpoint
 
 import engine as zmq
 import engine.utils.monitor
@@ -17,13 +18,6 @@ from engine.utils.monitor import recv_monitor_message
 pytestmark = pytest.mark.timeout(60)
 
 WAIT_S = 15.0
-
-
-def free_tcp_port() -> int:
-    """A port nobody listens on right now (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def events_until(monitor: zmq.Socket, *wanted: int) -> list[dict[str, Any]]:
@@ -59,7 +53,8 @@ def test_event_constants_are_pyzmqs() -> None:
 def test_connecting_side_life_cycle(ctx: zmq.Context) -> None:
     """CONNECT_DELAYED/RETRIED while nobody listens, CONNECTED and HANDSHAKE_SUCCEEDED once a
     peer binds, DISCONNECTED when it goes away."""
-    endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
+    later = LaterEndpoint()
+    endpoint = later.endpoint
     dealer = ctx.socket(zmq.DEALER)
     dealer.reconnect_ivl = 20
     monitor = dealer.get_monitor_socket()
@@ -69,7 +64,7 @@ def test_connecting_side_life_cycle(ctx: zmq.Context) -> None:
     assert all(e["endpoint"] == endpoint.encode() for e in seen)
 
     router = ctx.socket(zmq.ROUTER)
-    router.bind(endpoint)
+    router.bind(later.bind_now())
     seen = events_until(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
     assert zmq.EVENT_CONNECTED in kinds(seen)
     assert kinds(seen).index(zmq.EVENT_CONNECTED) < len(seen) - 1  # connected, then handshake

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import queue
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from enginekit import LaterEndpoint
 
 import engine as zmq
 
@@ -38,13 +38,6 @@ def context() -> Iterator[zmq.Context]:
     ctx.sndtimeo = WAIT_MS
     yield ctx
     ctx.destroy(linger=0)
-
-
-def free_tcp_port() -> int:
-    """A port nobody listens on right now (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(target: object, *args: object) -> threading.Thread:
@@ -188,15 +181,12 @@ def test_hello_world_1_to_n_round_robin(context: zmq.Context) -> None:
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
 def test_client_started_before_server(context: zmq.Context, transport: str, tmp_path: Path) -> None:
     """Connect before bind: the request waits, and is delivered once the server binds."""
-    if transport == "tcp":
-        endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
-    else:
-        endpoint = f"ipc://{tmp_path}/hello.ipc"
+    later = LaterEndpoint("tcp" if transport == "tcp" else f"ipc://{tmp_path}/hello.ipc")
     client = context.socket(zmq.REQ)
-    client.connect(endpoint)
+    client.connect(later.endpoint)
     client.send(b"Hello")  # nobody listens yet: queued, not lost
     assert client.poll(0, zmq.POLLIN) == 0
-    server = start(hwserver, context, endpoint, b"late server", 1)
+    server = start(hwserver, context, later.bind_now(), b"late server", 1)
     assert client.recv() == b"late server says World to Hello"
     server.join(WAIT_S)
     client.close()
