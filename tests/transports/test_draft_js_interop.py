@@ -194,7 +194,11 @@ def test_dgram_both_ways(ctx: zmq.Context, js_peer) -> None:  # type: ignore[no-
     ours = dgram.bind("udp://127.0.0.1:0").removeprefix("udp://")
     port = free_udp_port()
     js = js_peer("dgram", f"udp://127.0.0.1:{port}", "bind")
-    dgram.send_multipart([f"127.0.0.1:{port}".encode(), b"ping"])
+    # libzmq opens a udp endpoint on its I/O thread after zmq_bind has returned: a datagram
+    # sent before that is lost (it was, once in CI). Probe until one arrives.
+    to_js = f"127.0.0.1:{port}".encode()
+    until_delivered(lambda: dgram.send_multipart([to_js, b"probe"]), js)
+    dgram.send_multipart([to_js, b"ping"])
     (ping,) = js.messages(1)
     # Address frames are C strings in libzmq, NUL included; the engine writes them the same.
     assert [bytes.fromhex(f) for f in ping["frames"]] == [ours.encode() + b"\0", b"ping"]
