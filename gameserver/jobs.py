@@ -115,24 +115,25 @@ def run_jobs(
             return None
         return lambda request, outcome, took: observed.__setitem__(i, (request, outcome, took))
 
+    def run(i: int) -> None:
+        item = parsed[i]
+        assert not isinstance(item, list)
+        answers[i] = _run(service, item, 0, observe(i))
+
     try:
         todo = batched
         for _ in range(BATCH_ROUNDS):
             with service.store.batch() as batch:
                 for i in todo:
-                    item = parsed[i]
-                    assert not isinstance(item, list)
                     with batch.running(i):
-                        answers[i] = _run(service, item, 0, observe(i))
+                        run(i)
             # Jobs whose transactions met data that had changed (another worker's commit):
             # they wrote nothing, and run again on the fresh data their refusal brought.
             todo = [i for i in todo if i in batch.redo]
             if not todo:
                 break
         for i in todo:  # still colliding: each by itself, retried until it gets through
-            item = parsed[i]
-            assert not isinstance(item, list)
-            answers[i] = _run(service, item, 0, observe(i))
+            run(i)
     except StoreError:
         log.exception("a batch of %d job(s) failed to commit; they will be retried", len(batched))
         observed.clear()

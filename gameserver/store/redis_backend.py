@@ -209,11 +209,7 @@ class RedisStore(Store):
             self._drop_staged()  # the copy as committed; the answers then update it in order
         assert self._batch is not None
         for (tx, _, part), answer in zip(staged, answers, strict=True):
-            if answer["ok"]:
-                tx.committed(answer["v"] or [])
-                self.copy.refresh(answer["fresh"] or [])
-            else:
-                self.copy.refresh(answer["stale"])
+            if not self._take(tx, answer):
                 self._batch.refused(part)
 
     def _commit(self, tx: ScriptTx) -> bool:
@@ -221,6 +217,11 @@ class RedisStore(Store):
         if tx.empty:
             return True
         (answer,) = self._call([tx.request()])
+        return self._take(tx, answer)
+
+    def _take(self, tx: ScriptTx, answer: dict[str, Any]) -> bool:
+        """Bring the copy up to the script's answer for ``tx``: its writes at their new
+        versions (True), or the current content of what it read stale (False)."""
         if answer["ok"]:
             tx.committed(answer["v"] or [])
             self.copy.refresh(answer["fresh"] or [])

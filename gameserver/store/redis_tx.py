@@ -319,21 +319,23 @@ class ScriptTx(Tx):
         they are committed, for the batch's later transactions to read; ``undo`` keeps what
         the copy held of each key before the batch's first staged write to it."""
         copy = self._copy
-        for key, (raw, _ttl) in self._docs.items():
+
+        def keep(where: dict[str, Any], key: str) -> None:
             if key not in undo:
-                undo[key] = (copy.docs, copy.docs.get(key, UNKNOWN))
+                undo[key] = (where, where.get(key, UNKNOWN))
+
+        for key, (raw, _ttl) in self._docs.items():
+            keep(copy.docs, key)
             copy.docs[key] = (marker, raw)
             if key in self._records:
                 copy.records.put(key, marker, self._records[key])
         for key, overlay in self._sets.items():
-            if key not in undo:
-                undo[key] = (copy.sets, copy.sets.get(key, UNKNOWN))
+            keep(copy.sets, key)
             view = overlay.apply(copy.sets.get(key, EMPTY_SET))
             view.version = marker
             copy.sets[key] = view
         for key, value in self._counters.items():
-            if key not in undo:
-                undo[key] = (copy.counters, copy.counters.get(key, UNKNOWN))
+            keep(copy.counters, key)
             copy.counters[key] = value
 
     def committed(self, versions: list[list[Any]]) -> None:
