@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "game"))  # serverkit
 
+from portkit import unused_port
 from serverkit import Server
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return unused_port()
 
 
 def free_pair() -> int:
     """A free port whose port below is free too: the front announces its key there (the
     convention `crossroads play` follows to learn it, as a real player's client does)."""
-    while True:
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port - 1))
-            except OSError:
-                continue
-        return port
+    return unused_port(with_port_below=True)
 
 
 class Servers:

@@ -4,12 +4,12 @@ round trip, and a worker's liveness file stays fresh only while the worker hears
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT, StartServer
 
 from gameserver import health
@@ -68,25 +68,11 @@ def test_a_secure_front_is_checked_on_its_key_announcement(
     assert check("key", server.updates, "--timeout", "0.5").returncode == 1
 
 
-def _free_port_below_free_port() -> int:
-    """A free port whose port below is free too (where the front announces its key)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        with socket.socket() as below:
-            try:
-                below.bind(("127.0.0.1", port - 1))
-            except OSError:
-                continue
-        return port
-
-
 def test_the_front_check_on_a_curve_port_asks_the_announcement_below_it(
     start_server: StartServer, sqlite_url: str
 ) -> None:
     """What the compose file's front check needs: 7301 is sealed, 7300 answers."""
-    port = _free_port_below_free_port()
+    port = unused_port(with_port_below=True)
     server = start_server(sqlite_url, 1, "--actions-bind", f"tcp://127.0.0.1:{port}")
     assert server.key_endpoint == f"tcp://127.0.0.1:{port - 1}"
     done = check("front", server.actions)

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from logkit import wait_log_line
 from metricskit import scrape, value, wait_value
+from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, run
 
 import engine
@@ -83,12 +84,6 @@ def relay_factory(tmp_path: Path) -> Iterator[list[Relay]]:
     yield relays
     for relay in relays:
         relay.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def host_port(url: str) -> str:
@@ -196,7 +191,7 @@ class prometheus:
     """A real Prometheus scraping ``urls`` every second, its data in a temp dir."""
 
     def __init__(self, tmp_path: Path, urls: list[str]) -> None:
-        self.port = free_port()
+        self.port = unused_port()
         config = tmp_path / "prometheus.yml"
         targets = json.dumps([host_port(url) for url in urls])
         config.write_text(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from gamekit import RedisServer, _free_port
+from gamekit import RedisServer
+from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT
 
 from gameserver.durability import check_durable
@@ -47,7 +48,7 @@ def test_the_check_follows_redis_settings(redis_server: RedisServer, tmp_path: P
         check_durable(url, allow_volatile=False)
     assert "given" in check_durable(url, allow_volatile=True)[0]
     assert check_durable("sqlite:///x.db", allow_volatile=False) == []
-    port = _free_port()
+    port = unused_port()
     args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
     durable = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", *args, "--appendonly", "yes"],

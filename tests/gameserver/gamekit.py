@@ -7,7 +7,6 @@ import itertools
 import os
 import selectors
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
+from portkit import unused_port
 
 from gameserver.events import Outcome
 from gameserver.passwords import PasswordPolicy
@@ -56,14 +56,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_redis(deadline_seconds: float = 10.0) -> RedisServer:
-    port = _free_port()
+    port = unused_port()
     process = subprocess.Popen(
         [
             REDIS_BINARY,

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from portkit import unused_port
 
 import engine as zmq
 from engine import udp_datagram as udp
@@ -102,10 +103,7 @@ hostile = st.one_of(
 
 @pytest.fixture(scope="module")
 def epgm_sub(ctx: zmq.Context) -> Iterator[tuple[zmq.Socket, int, PgmSender]]:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = unused_port(socket.SOCK_DGRAM)
     sock = ctx.socket(zmq.SUB)
     sock.rcvtimeo = WAIT_MS
     sock.subscribe(b"")
