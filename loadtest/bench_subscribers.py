@@ -34,8 +34,9 @@ class RemoteSubscribers:
     ) -> None:
         self.count = count
         self._done: dict[bytes, list[float]] = {}
+        endpoints = source_addressed(updates, count)
         self._process, self._conn = start_child(
-            _child, (updates, count, topic, server_key), "subscriber"
+            _child, (endpoints, topic, server_key), "subscriber"
         )
 
     def watch(self, marker: bytes) -> None:
@@ -64,27 +65,25 @@ class RemoteSubscribers:
 
 
 def source_addressed(updates: str, count: int) -> list[str]:
-    """``count`` endpoint strings for the same tcp ``updates`` endpoint, each from its own
-    loopback source address (``tcp://127.0.A.B:0;HOST:PORT``).
+    """``count`` endpoint strings for the same loopback tcp ``updates`` endpoint (the bench's
+    own server), each from its own loopback source address (``tcp://127.0.A.B:0;HOST:PORT``).
 
     libzmq keeps one connection per endpoint string on a SUB socket (a repeated connect is
     ignored), and the whole of 127.0.0.0/8 is this machine: distinct sources make distinct
-    strings, so one socket holds ``count`` connections.
+    strings, so one socket holds ``count`` connections. ValueError for any other endpoint.
     """
-    prefix = "tcp://"
-    if not updates.startswith(prefix) or count > MAX_SOURCES:
+    scheme = "tcp://"
+    target = updates.removeprefix(scheme)
+    if not (updates.startswith(scheme) and target.startswith("127.")) or count > MAX_SOURCES:
         raise ValueError(f"cannot open {count} subscriber connections to {updates!r}")
-    target = updates[len(prefix) :]
-    return [f"{prefix}127.0.{k // 250}.{k % 250 + 2}:0;{target}" for k in range(count)]
+    return [f"{scheme}127.0.{k // 250}.{k % 250 + 2}:0;{target}" for k in range(count)]
 
 
 #: Loopback source addresses source_addressed hands out (127.0.0.2 to 127.0.255.251).
 MAX_SOURCES = 256 * 250
 
 
-def _child(
-    updates: str, count: int, topic: bytes, server_key: bytes | None, conn: Connection
-) -> None:
+def _child(endpoints: list[str], topic: bytes, server_key: bytes | None, conn: Connection) -> None:
     import zmq
 
     ctx = zmq.Context()
@@ -99,8 +98,9 @@ def _child(
         sub.curve_serverkey = server_key
         sub.curve_publickey, sub.curve_secretkey = zmq.curve_keypair()
     sub.setsockopt(zmq.SUBSCRIBE, topic)
-    for endpoint in source_addressed(updates, count):
+    for endpoint in endpoints:
         sub.connect(endpoint)
+    count = len(endpoints)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     poller.register(conn.fileno(), zmq.POLLIN)

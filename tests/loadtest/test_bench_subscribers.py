@@ -22,6 +22,10 @@ def test_source_addressed_endpoints_are_distinct() -> None:
     assert endpoints[599].endswith(";127.0.0.1:5555")
     with pytest.raises(ValueError, match="ipc://x"):
         source_addressed("ipc://x", 2)
+    with pytest.raises(
+        ValueError, match="cannot open 10 subscriber"
+    ):  # not reachable from a loopback source
+        source_addressed("tcp://10.0.0.1:5555", 10)
 
 
 def test_each_subscriber_is_its_own_connection_and_hears_once() -> None:
