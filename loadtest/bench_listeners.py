@@ -20,6 +20,7 @@ cores with it, like the fan-out row's subscribers and the logins row's newcomers
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
@@ -74,6 +75,10 @@ class RemoteListeners:
 
 
 def _child(listeners: Listeners, conn: Connection) -> None:
+    # As in the bench's own process: a listener that falls behind logs each repaired gap, and
+    # a spawned child starts with logging's defaults, so those lines went out among the
+    # bench's progress. The table reports what the listeners heard.
+    logging.getLogger("client").setLevel(logging.ERROR)
     asyncio.run(_listen(listeners, conn))
 
 
