@@ -6,8 +6,8 @@ pure-Python sockets, the receiving side would take longer than the sending side 
 would measure the bench. So when pyzmq is installed the subscribers are libzmq connections in
 a child process: one SUB socket connected ``count`` times, each connection its own CURVE
 session with its own subscription (libzmq reads them on its own thread; the child stamps each
-arrival as it takes it, with the same monotonic clock as the bench). Without pyzmq they are engine
-sockets in the bench's loop (:class:`InProcessSubscribers`), and the report says so.
+arrival as it takes it, with the same monotonic clock as the bench). Without pyzmq they are
+engine sockets in the bench's loop (:class:`InProcessSubscribers`), and the report says so.
 """
 
 from __future__ import annotations

@@ -11,26 +11,18 @@ from portkit import unused_port
 from serverkit import Server
 
 
-def free_port() -> int:
-    return unused_port()
-
-
-def free_pair() -> int:
-    """A free port whose port below is free too: the front announces its key there (the
-    convention `crossroads play` follows to learn it, as a real player's client does)."""
-    return unused_port(with_port_below=True)
-
-
 class Servers:
     """Starts ``crossroads serve`` on fixed ports; every one started is killed at teardown."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.store = f"sqlite:///{tmp_path / 'game.db'}"
         self.tmp_path = tmp_path
-        actions = free_pair()
+        # The port below is free too: the front announces its key there (the convention
+        # `crossroads play` follows to learn it, as a real player's client does).
+        actions = unused_port(with_port_below=True)
         ports = [actions]
         while len(ports) < 3:  # neither the key port (below actions) nor one taken twice
-            port = free_port()
+            port = unused_port()
             if port not in (actions - 1, *ports):
                 ports.append(port)
         self.flags = [

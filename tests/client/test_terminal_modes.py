@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clientservers import Servers, free_port
+from clientservers import Servers
+from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT, Server
 
 
@@ -132,7 +133,7 @@ def test_wrong_password_and_no_server(
     monkeypatch.setenv("CROSSROADS_PASSWORD", "not-carols")
     wrong = play("--server", server.actions, "--updates", server.updates)
     assert wrong.returncode == 1 and "login refused" in wrong.stdout
-    nobody = f"tcp://127.0.0.1:{free_port()}"
+    nobody = f"tcp://127.0.0.1:{unused_port()}"
     away = play("--server", nobody, "--updates", nobody, "--timeout", "0.3")
     assert away.returncode == 1 and "the server does not answer" in away.stdout
     monkeypatch.delenv("CROSSROADS_PASSWORD")
