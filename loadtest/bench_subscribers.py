@@ -90,7 +90,7 @@ def _child(endpoints: list[str], topic: bytes, server_key: bytes | None, conn: C
     # One SUB socket with `count` connections, each its own CURVE session and subscription: the
     # front sends `count` copies, each sealed for its connection, exactly as to `count` remote
     # subscribers. One socket fair-queues them all, so this process wakes once for many
-    # arrivals; a socket per subscriber (waited on through epoll and ZMQ_FD) cost it 20-21 ms
+    # arrivals; a socket per subscriber (waited on through epoll and ZMQ_FD) cost it 19-21 ms
     # of CPU per event against 15-16 ms now, and its last arrival trailed the front's sends.
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
