@@ -93,7 +93,7 @@ BUSY_BACKOFF_MAX_S = 1.0
 REPAIR_GRACE_S = 0.1
 RETRYABLE = frozenset({"unavailable", "rate_limited"})
 #: Drivers cap what their sockets accept (MAXMSGSIZE; a bigger message drops the connection).
-#: The largest honest answer is a catch-up of a full event log (200 events of a few hundred
+#: The largest honest answer is a catch-up of a full event log (1,000 events of a few hundred
 #: bytes) or a room crowded with names; the largest publication one event.
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 MAX_PUBLICATION_BYTES = 256 * 1024

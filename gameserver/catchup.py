@@ -55,7 +55,7 @@ def catchup(
     payloads = store.events_since(topic, since_seq)
     # The log holds the very bytes the workers published (encoded from validated Events): they
     # are neither validated nor decoded again. The reply splices them in (CatchupOutcome), and
-    # a catch-up of a busy topic's whole log (200 events) costs no Python work per event.
+    # a catch-up of a busy topic's whole log (1,000 events) costs no Python work per event.
     truncated = bool(payloads) and orjson.loads(payloads[0])["seq"] > since_seq + 1
     events = LoggedEvents(payloads)
     reply = CatchupReply.model_construct(topic=topic, events=events, truncated=truncated)

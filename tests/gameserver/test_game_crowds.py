@@ -7,12 +7,20 @@ from pathlib import Path
 
 from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
 
+from client.protocol import MAX_ANSWER_BYTES
+from gameserver.limits import MAX_WORKER_MESSAGE_BYTES
 from gameserver.narration import NAMES_SHOWN
 from gameserver.presence import WORLD_ANNOUNCEMENTS_UP_TO
-from gameserver.protocol import CatchupReply, CatchupRequest, Reply, decode_reply
+from gameserver.protocol import (
+    MAX_TEXT_CHARS,
+    CatchupReply,
+    CatchupRequest,
+    Reply,
+    decode_reply,
+)
 from gameserver.seed import seed_world
 from gameserver.service import GameService
-from gameserver.store import Store, Tx
+from gameserver.store import DEFAULT_EVENT_LOG_SIZE, Store, Tx
 from gameserver.store.records import PlayerRecord
 from gameserver.store.state import GameState
 from gameserver.topics import WORLD_TOPIC, room_topic
@@ -181,6 +189,28 @@ def test_a_catchup_writes_nothing_and_replies_the_logged_events(
         e.text for e in game.published if e.topic == topic and e.kind == "say"
     ][-2:]
     assert [e.seq for e in reply.events] == sorted(e.seq for e in reply.events)
+
+
+def test_a_full_log_of_the_largest_events_fits_every_cap(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    """A catch-up of a whole topic log of the longest says (4-byte characters, the most bytes
+    a say can be) is within what a worker may send and what a client accepts."""
+    seed_world(store, world)
+    game = Game(GameService(store, world, passwords=FAST_PASSWORDS, clock=clock))
+    alice = game.login("Alice")
+    bob = game.login("Bob")
+    said = MAX_TEXT_CHARS - len("say 0000")  # a command line is at most MAX_TEXT_CHARS
+    for i in range(DEFAULT_EVENT_LOG_SIZE + 1):
+        bob.say_ok(f"say {i:04d}" + "\U0001d11e" * said)
+    topic = room_topic(alice.room)
+    outcome = game.service.handle(CatchupRequest(token=alice.token, topic=topic, since_seq=0))
+    answer = outcome.reply_bytes()
+    reply = decode_reply(answer)
+    assert isinstance(reply, CatchupReply) and reply.truncated
+    assert len(reply.events) == DEFAULT_EVENT_LOG_SIZE
+    assert len(answer) > DEFAULT_EVENT_LOG_SIZE * said * 4  # the largest says, all there
+    assert len(answer) < min(MAX_ANSWER_BYTES, MAX_WORKER_MESSAGE_BYTES)
 
 
 def test_a_read_only_action_renews_an_ageing_session(
