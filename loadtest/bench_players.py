@@ -10,6 +10,10 @@ Rows:
 
 * ``rate``: a fixed total of ``--rate`` actions/s spread over N players in one room (each N of
   ``--players``), the mix look 40 % / say 20 % / move 30 % / take-drop 10 % (or ``--action``).
+* ``floor``: the rate rows' reference: a relay of the same shape that does no work (the bench
+  to a front process to ``--workers`` worker processes in turn and back, plain asyncio over
+  loopback TCP, at ``--rate`` messages/s), and the CPU each process spends per message: what
+  the machine charges for the wake-ups alone (bench_floor).
 * ``closed``: ``--closed-players`` players, each sending its next action when the last is
   answered.
 * ``seq``: one player, sequential ``look`` round trips.
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
+from loadtest.bench_floor import FloorRelay
 from loadtest.bench_listeners import Listeners, RemoteListeners
 from loadtest.bench_newcomers import Newcomers, RemoteNewcomers
 from loadtest.bench_players_cli import ROWS, add_arguments
@@ -236,14 +241,33 @@ class Bench:
     def run(self, row: Row) -> None:
         server = None
         try:
-            server = Server(self.store_url(row), self.args.workers, self.log, self.extra(row))
-            asyncio.run(self._row(row, server))
+            if row.kind == "floor":
+                self._row_floor(row)
+            else:
+                server = Server(self.store_url(row), self.args.workers, self.log, self.extra(row))
+                asyncio.run(self._row(row, server))
             row.status = "ok"
         except Exception as exc:  # the table says why; the next row goes on
             row.status, row.note = "error", f"{type(exc).__name__}: {exc}".splitlines()[0]
         finally:
             if server is not None:
                 server.stop()
+
+    def _row_floor(self, row: Row) -> None:
+        """The machine's floor for this shape of server at ``--rate`` (bench_floor)."""
+        relay = FloorRelay(self.args.workers)
+        try:
+            if self.args.warmup > 0:
+                relay.paced(self.args.rate, self.args.warmup)
+            for i in range(self.args.rounds):
+                with self._bench_collector():
+                    measured = relay.paced(self.args.rate, self.args.duration)
+                rnd = Round(actions=measured.messages, seconds=measured.seconds)
+                rnd.latencies, rnd.cpu = measured.latencies_ms, measured.cpu
+                row.rounds.append(rnd)
+                progress(f"r{i + 1} ")
+        finally:
+            relay.stop()
 
     async def _row(self, row: Row, server: Server) -> None:
         crowd = Crowd(
@@ -513,6 +537,8 @@ def plan(args: argparse.Namespace) -> list[Row]:
     for kind in args.rows:
         if kind == "rate":
             rows += [Row("rate", n) for n in args.players]
+        elif kind == "floor":
+            rows.append(Row("floor", 0))
         elif kind == "closed":
             rows.append(Row("closed", args.closed_players))
         elif kind == "seq":

@@ -8,7 +8,7 @@ import argparse
 from loadtest.cli_numbers import count_list, positive
 
 #: The rows, in the order they run.
-ROWS = ("rate", "closed", "seq", "fanout", "logins")
+ROWS = ("rate", "floor", "closed", "seq", "fanout", "logins")
 
 
 def _rows(text: str) -> list[str]:
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive(float),
         default=100.0,
         metavar="PER_S",
-        help="total actions/s of the rate and logins rows (default: 100)",
+        help="total actions/s of the rate and logins rows, messages/s of the floor row "
+        "(default: 100)",
     )
     parser.add_argument(
         "--action",
@@ -88,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive(int),
         default=2,
         metavar="N",
-        help="worker processes of the server (default: 2)",
+        help="worker processes of the server (and of the floor row's relay) (default: 2)",
     )
     parser.add_argument(
         "--store",

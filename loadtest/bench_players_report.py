@@ -54,6 +54,7 @@ class Row:
     def label(self) -> str:
         return {
             "rate": f"rate {self.players:,} players",
+            "floor": "floor: relay, no work",
             "closed": f"closed loop {self.players:,}",
             "seq": "sequential look, 1",
             "fanout": f"fan-out to {self.players:,}",
@@ -96,6 +97,9 @@ def key_figures(row: Row, args: argparse.Namespace) -> list[tuple[str, float, st
             cpu = row.cpu_per_action_us()["total"]
             now = NOW[("cpu_look", 0)] if args.action == "look" else "-"
             out.append((f"CPU us/{args.action}", cpu, now, f"<= {target}", cpu / target))
+    elif row.kind == "floor":
+        cpu = row.cpu_per_action_us()["total"]
+        out.append(("CPU us/message", cpu, "-", "-", 0.0))  # a reference, not a target
     elif row.kind == "closed":
         rate = row.median(lambda r: r.extra["rate"])
         out.append(("actions/s", rate, NOW[("closed", 0)], ">= 1500", rate / 1500))

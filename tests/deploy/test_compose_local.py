@@ -9,7 +9,8 @@ import signal
 from pathlib import Path
 
 from deploykit import WAIT, ComposeLocal, chat, learn_key, meet, wait_workers
-from serverkit import alive, run
+from prockit import alive
+from serverkit import run
 
 from client.session import GameSession
 

@@ -167,14 +167,6 @@ class Server:
 StartServer = Callable[..., Server]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def run(coro: Coroutine[Any, Any, T], timeout: float = 90.0) -> T:
     """Run an async scenario from a plain test, bounded in time."""
     return asyncio.run(asyncio.wait_for(coro, timeout))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from serverkit import WAIT, StartServer, alive, read_state, run
+from prockit import alive
+from serverkit import WAIT, StartServer, read_state, run
 
 from client.session import GameSession, RequestRefused, ServerUnavailable
 from gameserver.store.records import player_location

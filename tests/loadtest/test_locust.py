@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prockit import alive
 
 from loadtest import runner
 
@@ -28,14 +29,6 @@ def _kill(pid: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,7 +103,7 @@ def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     assert server, out
     server_pid = int(server[1])
     try:
-        assert not _alive(server_pid), "the local server outlived the command"
+        assert not alive(server_pid), "the local server outlived the command"
     finally:
         _kill(server_pid)
     assert proc.returncode == 0, out

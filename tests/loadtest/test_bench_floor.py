@@ -1,0 +1,37 @@
+"""The floor row's relay (loadtest/bench_floor.py): real processes, real loopback TCP."""
+
+from __future__ import annotations
+
+import pytest
+from prockit import alive
+
+from loadtest.bench_floor import FloorRelay
+
+
+def test_every_message_comes_back_through_the_front_and_its_workers() -> None:
+    relay = FloorRelay(workers=3)
+    pids = [process.pid for process, _ in relay.children]
+    try:
+        assert all(pid is not None and alive(pid) for pid in pids)
+        measured = relay.paced(rate=200, seconds=0.25)
+        assert measured.messages == 50 == len(measured.latencies_ms)
+        assert all(ms > 0 for ms in measured.latencies_ms)
+        # Paced, not flat out: 50 messages at 200/s take about 0.25 s.
+        assert measured.seconds >= 0.2
+        assert set(measured.cpu) == {"front", "w1", "w2", "w3"}
+        assert all(seconds >= 0 for seconds in measured.cpu.values())
+    finally:
+        relay.stop()
+    assert not any(alive(pid) for pid in pids if pid is not None)  # killed by PID, reaped
+
+
+def test_a_front_that_stops_answering_is_an_error_not_a_hang() -> None:
+    relay = FloorRelay(workers=1)
+    try:
+        front, _ = relay.children[0]
+        front.kill()
+        front.join(5)
+        with pytest.raises((RuntimeError, OSError)):
+            relay.exchange()
+    finally:
+        relay.stop()
