@@ -167,11 +167,19 @@ class Call:
 
 @dataclass
 class Outbox:
-    """What a driver must do after talking to the core, in this order."""
+    """What a driver must do after talking to the core, in this order.
+
+    Subscriptions go before the requests: a room's first catch-up covers the time until the
+    subscription takes effect at the front, so the subscription must not travel behind it (the
+    Guide's Clone pattern: subscribe, then ask for the snapshot). Sent the other way, a worker
+    could answer the catch-up before the front read the subscription, and an event published
+    in between reached the player neither way until a second catch-up: the 1,000-player load
+    test's players sent 116-122 such repairs of rooms a run, 75-86 in this order.
+    """
 
     reset: bool = False  # close the request socket and open a fresh one first
-    send: list[list[bytes]] = field(default_factory=list)  # for the request socket
     subscriptions: list[tuple[bool, bytes]] = field(default_factory=list)  # (subscribe?, topic)
+    send: list[list[bytes]] = field(default_factory=list)  # for the request socket
     events: list[Event] = field(default_factory=list)  # delivered in order
     done: list[Call] = field(default_factory=list)  # finished calls, repairs included
 

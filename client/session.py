@@ -244,16 +244,16 @@ class GameSession:
         out = self.core.take()
         if out.reset:
             self._replace_dealer()
-        for frames in out.send:
-            try:
-                await self._dealer.send_multipart(frames, engine.DONTWAIT)
-            except engine.Again:
-                pass  # the queue to an absent front is full: this try's timeout resends it
         for subscribe, topic in out.subscriptions:
             if subscribe:
                 self._sub.subscribe(topic)
             else:
                 self._sub.unsubscribe(topic)
+        for frames in out.send:
+            try:
+                await self._dealer.send_multipart(frames, engine.DONTWAIT)
+            except engine.Again:
+                pass  # the queue to an absent front is full: this try's timeout resends it
         for event in out.events:
             if self._queue.qsize() >= MAX_QUEUED_EVENTS:
                 self._queue.get_nowait()

@@ -328,11 +328,11 @@ class Crowd:
             if reader is not None and reader is not asyncio.current_task():
                 reader.cancel()
             old.close(linger=0)
-        for frames in out.send:
-            _send_now(player.dealer, frames)  # if it cannot go now, the try's timeout resends it
         if player.sub is not None:
             for subscribe, topic in out.subscriptions:
                 (player.sub.subscribe if subscribe else player.sub.unsubscribe)(topic)
+        for frames in out.send:
+            _send_now(player.dealer, frames)  # if it cannot go now, the try's timeout resends it
         self.events += len(out.events)
         for call in out.done:
             waiter = self._waiters.get(call)

@@ -147,16 +147,16 @@ class SyncGameClient:
             self.dealer.close(linger=0)
             self.dealer = self._open_dealer()
             self.poller.register(self.dealer, zmq.POLLIN)
-        for frames in out.send:
-            try:
-                self.dealer.send_multipart(frames, zmq.NOBLOCK)
-            except zmq.Again:
-                pass  # the queue to an absent front is full: the try's timeout covers it
         for subscribe, topic in out.subscriptions:
             if subscribe:
                 self.sub.subscribe(topic)
             else:
                 self.sub.unsubscribe(topic)
+        for frames in out.send:
+            try:
+                self.dealer.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # the queue to an absent front is full: the try's timeout covers it
         for event in out.events:
             self._heard(event, arrived)
 
