@@ -246,6 +246,33 @@ def test_gaps_wait_a_grace_then_are_fetched_and_delivered_in_order() -> None:
     assert core.take().events == []
 
 
+def test_a_resume_catches_up_from_where_each_topic_was_read() -> None:
+    """After a reconnect the session resumes with no marks (the player never left): each
+    topic it still follows asks for what came after what it had read, not for a whole log
+    whose past is then skipped; a topic it never read starts from now, as before."""
+    core, _ = logged_in()  # world from 5, the hall from 3, the private topic from 0
+    publish = lambda e, now: core.receive_publication([wire_topic(e.topic) + encode(e)], now)  # noqa: E731
+    for seq in (4, 5, 6):
+        publish(event(seq), 1.0)
+    assert [e.seq for e in core.take().events] == [4, 5, 6]
+    call = core.resume(TOKEN, 2.0)
+    core.take()
+    core.receive_answer(answer(call, login_reply()), 2.1)  # resumed: no marks
+    out = core.take()
+    assert catchups(out) == {"world": 5, HALL: 6, PRIVATE: 0}
+    assert core.tracks[PRIVATE].cursor == 0  # read to 0: whatever comes is delivered
+    (hall,) = [c for c in calls_of(core).values() if c.request.topic == HALL]  # type: ignore[attr-defined]
+    missed = [event(7), event(8)]
+    core.receive_answer(answer(hall, CatchupReply(topic=HALL, events=missed, truncated=False)), 2.2)
+    assert core.take().events == missed  # what happened while it was away
+    # Resumed into another room (moved elsewhere meanwhile): that room has no cursor here.
+    call = core.resume(TOKEN, 3.0)
+    core.take()
+    core.receive_answer(answer(call, login_reply(room="road")), 3.1)
+    assert catchups(core.take()) == {"world": 5, "room.road": 0, PRIVATE: 0}
+    assert core.tracks["room.road"].cursor is None  # its log is the past: skipped
+
+
 def test_private_notices_are_fetched_at_once_and_a_takeover_is_noticed() -> None:
     core, _ = logged_in()
     replaced = event(1, PRIVATE, "session_replaced")
