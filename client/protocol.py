@@ -33,7 +33,8 @@ What it holds:
 * **Following topics.** A session follows the world, its room (changed on every move) and its
   private topic. On entering a room the reply's marks give the seq of the player's own
   arrival: the core subscribes, then catches up from there, so nothing between "you enter" and
-  the room's next live event can go missing.
+  the room's next live event can go missing. A resumed session catches up each topic it still
+  follows from where it had read it.
 * **Gap repair.** A :class:`~client.tracks.TopicTrack` per topic delivers in order, drops
   duplicates and notices gaps. A gap on a public topic gets ``REPAIR_GRACE_S`` to fill itself
   before a catch-up asks for it; private topics only announce "seq N exists", so their events
