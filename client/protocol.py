@@ -494,20 +494,21 @@ class ClientCore:
 
     def _logged_in(self, reply: LoginReply, marks: dict[str, int], now: float, fresh: bool) -> None:
         # A resumed session (after a reconnect, a server restart) missed only the time it was
-        # away, and its reply marks nothing (the player never left): each topic it still
-        # follows catches up from where it was read to, so what happened meanwhile is delivered
-        # (as far as the log reaches), and no whole log is fetched just to learn where the
-        # topic stands, for every player at once after a restart.
+        # away: each topic it still follows catches up from where it was read to, so what
+        # happened meanwhile is delivered (as far as the log reaches). The reply's marks say
+        # where the other topics stand now (the server sends the heads of the world and the
+        # room), so none needs a whole log fetched just to learn that.
         read_to = (
             {} if fresh else {t: k.cursor for t, k in self.tracks.items() if k.cursor is not None}
         )
+        marks = {**marks, **read_to}
         self._unfollow_all()
         self.token, self.player, self.room = reply.token, reply.player, reply.room
         self.private_topic = reply.private_topic
         self.replaced = self.ended = False
         room = room_topic(reply.room)
-        self._follow(WORLD_TOPIC, marks.get(WORLD_TOPIC, read_to.get(WORLD_TOPIC)), now)
-        self._follow(room, marks.get(room, read_to.get(room)), now)
+        self._follow(WORLD_TOPIC, marks.get(WORLD_TOPIC), now)
+        self._follow(room, marks.get(room), now)
         # A new session's private topic starts empty; a resumed one's goes on from its cursor,
         # or, if this core never read it, from now (its past stays past).
         self._follow(reply.private_topic, 0 if fresh else read_to.get(reply.private_topic), now)

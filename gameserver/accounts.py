@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from .events import EventDraft, Outcome, publish
+from .events import EventDraft, Outcome, heads, publish
 from .mailbox import deliver_pages
 from .narration import describe_room
 from .passwords import DEFAULT_POLICY, PasswordPolicy
@@ -31,7 +31,7 @@ from .store.records import (
     session_key,
 )
 from .store.state import GameState
-from .topics import private_topic, session_topics
+from .topics import WORLD_TOPIC, private_topic, room_topic, session_topics
 from .world import World
 
 DEFAULT_SESSION_TTL = 30 * 60.0
@@ -249,7 +249,7 @@ def _open_session(
         text=text,
         created=new_hash is not None,
     )
-    return Outcome(reply, events)
+    return Outcome(reply, events, heads=heads(state, _public_topics(player.room)))
 
 
 def resume(
@@ -283,10 +283,16 @@ def resume(
                 private_topic=identity.session.private_topic,
                 topics=session_topics(player.room, token),
                 text=describe_room(state, world, player.room, player.key),
-            )
+            ),
+            heads=heads(state, _public_topics(player.room)),
         )
 
     return store.transaction(attach)
+
+
+def _public_topics(room: str) -> tuple[str, str]:
+    """The public topics a session follows: where it stands is sent with its login's reply."""
+    return WORLD_TOPIC, room_topic(room)
 
 
 def unauthorized_reply() -> ErrorReply:

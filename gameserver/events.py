@@ -39,6 +39,10 @@ class Outcome:
     reply: Reply | ErrorReply | LoginReply | CatchupReply
     events: list[Event] = field(default_factory=list)
     replayed: bool = False  # the stored result of an action id seen before
+    #: Where public topics the requester starts to follow stand (their last seq), sent with
+    #: the reply's marks: a login or resume whose events mark no world (or no room) would
+    #: otherwise have its client fetch that topic's whole log just to learn where it stands.
+    heads: dict[str, int] = field(default_factory=dict)
 
     def reply_bytes(self) -> bytes:
         return encode(self.reply)
@@ -64,3 +68,9 @@ def publish(state: GameState, drafts: Iterable[EventDraft], now: float) -> list[
         state.log_event(event)
         events.append(event)
     return events
+
+
+def heads(state: GameState, topics: Iterable[str]) -> dict[str, int]:
+    """The last seq of each of ``topics``, read in the caller's transaction (after its own
+    events, so they count)."""
+    return {topic: state.last_seq(topic) for topic in topics}

@@ -237,6 +237,6 @@ def _run(
 def _frames(outcome: Outcome) -> list[bytes]:
     return [
         outcome.reply_bytes(),
-        encode_marks(marks(outcome.events)),
+        encode_marks({**outcome.heads, **marks(outcome.events)}),
         *publication_frames(outcome.events),
     ]

@@ -265,12 +265,19 @@ def test_a_resume_catches_up_from_where_each_topic_was_read() -> None:
     missed = [event(7), event(8)]
     core.receive_answer(answer(hall, CatchupReply(topic=HALL, events=missed, truncated=False)), 2.2)
     assert core.take().events == missed  # what happened while it was away
-    # Resumed into another room (moved elsewhere meanwhile): that room has no cursor here.
+    # Resumed into another room (moved elsewhere meanwhile): that room has no cursor here,
+    # so it starts where the reply's marks (the server's heads) say the room stands; the
+    # core's own cursors win over the marks for what it had read.
     call = core.resume(TOKEN, 3.0)
     core.take()
-    core.receive_answer(answer(call, login_reply(room="road")), 3.1)
-    assert catchups(core.take()) == {"world": 5, "room.road": 0, PRIVATE: 0}
-    assert core.tracks["room.road"].cursor is None  # its log is the past: skipped
+    core.receive_answer(answer(call, login_reply(room="road"), {"world": 9, "room.road": 30}), 3.1)
+    assert catchups(core.take()) == {"world": 5, "room.road": 30, PRIVATE: 0}
+    # With neither a cursor nor a mark (a server that sends no heads), the log is the past.
+    call = core.resume(TOKEN, 4.0)
+    core.take()
+    core.receive_answer(answer(call, login_reply(room="yard")), 4.1)
+    assert catchups(core.take()) == {"world": 5, "room.yard": 0, PRIVATE: 0}
+    assert core.tracks["room.yard"].cursor is None
 
 
 def test_private_notices_are_fetched_at_once_and_a_takeover_is_noticed() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
 
 from client.protocol import MAX_ANSWER_BYTES
+from gameserver.jobs import run_jobs
 from gameserver.limits import MAX_WORKER_MESSAGE_BYTES
 from gameserver.narration import NAMES_SHOWN
 from gameserver.presence import WORLD_ANNOUNCEMENTS_UP_TO
@@ -15,8 +16,13 @@ from gameserver.protocol import (
     MAX_TEXT_CHARS,
     CatchupReply,
     CatchupRequest,
+    LoginRequest,
     Reply,
+    ResumeRequest,
+    decode_marks,
     decode_reply,
+    encode,
+    request_job,
 )
 from gameserver.seed import seed_world
 from gameserver.service import GameService
@@ -62,6 +68,37 @@ def test_look_in_a_crowd_reads_a_bounded_number_of_documents(
     assert text.endswith(f"and {others:,} others are here."), text[-200:]
     assert text.count("Crowd") == NAMES_SHOWN
     assert "Viewer" not in text.split("\n", 2)[2]  # the viewer never sees themselves
+
+
+def test_logins_and_resumes_say_where_the_world_and_the_room_stand(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    """Past WORLD_ANNOUNCEMENTS_UP_TO online, a login publishes nothing to the world, a
+    takeover nothing public at all, a resume nothing: the reply's marks still carry each
+    public topic's last seq, so the client starts there instead of fetching a whole log."""
+    game, _ = crowd_game(store, world, clock)
+    assert CROWD > WORLD_ANNOUNCEMENTS_UP_TO  # so nobody's login is announced to the world
+    bob = game.login("Bob")
+    bob.say_ok("say something for the room's log")
+    state_now = store.read(
+        lambda tx: {
+            topic: GameState(tx).last_seq(topic)
+            for topic in (WORLD_TOPIC, room_topic(world.start_room))
+        }
+    )
+
+    def wire_marks(request: LoginRequest | ResumeRequest) -> dict[str, int]:
+        (frames,) = run_jobs(game.service, [request_job(encode(request))])
+        return decode_marks(frames[1])
+
+    assert wire_marks(LoginRequest(name="Carol", password="correct horse")) == state_now | {
+        room_topic(world.start_room): state_now[room_topic(world.start_room)] + 1  # her arrival
+    }
+    carol_again = wire_marks(LoginRequest(name="Carol", password="correct horse"))  # takeover
+    assert carol_again == state_now | {
+        room_topic(world.start_room): state_now[room_topic(world.start_room)] + 1
+    }
+    assert wire_marks(ResumeRequest(token=bob.token)) == carol_again
 
 
 def test_who_examine_and_give_in_a_crowd_stay_bounded(
