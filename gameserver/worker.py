@@ -200,9 +200,14 @@ class HashingProcess:
         processes = getattr(self._pool, "_processes", None) or {}
         return list(processes)
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the process (a login still hashing is dropped). ``wait`` for the pool's own
+        thread to finish, as the worker does when it stops: on Python 3.11 that thread closes
+        the pipe the interpreter's exit hook then writes to, and an exit that overtook it
+        printed "OSError: [Errno 9] Bad file descriptor" into the log (seen once in CI, in
+        a JSON log, where it broke one object per line)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
 
@@ -273,7 +278,7 @@ class GameWorker:
         finally:
             for task in self.pirate.later:  # the front re-sends what was not answered
                 task.cancel()
-            self.hashing.close()
+            self.hashing.close(wait=True)  # stopping anyway: blocking only delays the exit
 
     def stop(self) -> None:
         """Stop once the answers sent so far have reached the socket; safe from a signal
