@@ -80,10 +80,12 @@ def test_two_clients_in_tmux(servers: Servers, tmux: Tmux, tmp_path: Path) -> No
         line = [sys.executable, "-m", "crossroads", "play", *args]
         return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(line)
 
-    tmux("new-session", "-d", "-s", "game", "-x", "150", "-y", "50", "env " + command("Alice"))
-    tmux("split-window", "-t", "game", "-v", "env " + command("Bob"))
+    # Panes by id, not index: when alice's pane closes, bob's index changes from 1 to 0.
+    ids = ("-P", "-F", "#{pane_id}")
+    size = ("-x", "150", "-y", "50")
+    alice = tmux("new-session", "-d", *ids, "-s", "game", *size, "env " + command("Alice")).strip()
+    bob = tmux("split-window", *ids, "-t", "game", "-v", "env " + command("Bob")).strip()
     tmux.remember_pids()
-    alice, bob = "game:0.0", "game:0.1"
     tmux.wait_for(alice, "Alice>")
     assert "Exits: north" in tmux.wait_for(bob, "Bob>")
     tmux.wait_for(bob, " connected  room: The Crossroads | here: Alice")  # the toolbar
