@@ -80,25 +80,20 @@ def test_logins_and_resumes_say_where_the_world_and_the_room_stand(
     assert CROWD > WORLD_ANNOUNCEMENTS_UP_TO  # so nobody's login is announced to the world
     bob = game.login("Bob")
     bob.say_ok("say something for the room's log")
+    room = room_topic(world.start_room)
     state_now = store.read(
-        lambda tx: {
-            topic: GameState(tx).last_seq(topic)
-            for topic in (WORLD_TOPIC, room_topic(world.start_room))
-        }
+        lambda tx: {topic: GameState(tx).last_seq(topic) for topic in (WORLD_TOPIC, room)}
     )
+    after_carol = state_now | {room: state_now[room] + 1}  # her arrival, and no world event
 
     def wire_marks(request: LoginRequest | ResumeRequest) -> dict[str, int]:
         (frames,) = run_jobs(game.service, [request_job(encode(request))])
         return decode_marks(frames[1])
 
-    assert wire_marks(LoginRequest(name="Carol", password="correct horse")) == state_now | {
-        room_topic(world.start_room): state_now[room_topic(world.start_room)] + 1  # her arrival
-    }
-    carol_again = wire_marks(LoginRequest(name="Carol", password="correct horse"))  # takeover
-    assert carol_again == state_now | {
-        room_topic(world.start_room): state_now[room_topic(world.start_room)] + 1
-    }
-    assert wire_marks(ResumeRequest(token=bob.token)) == carol_again
+    assert wire_marks(LoginRequest(name="Carol", password="correct horse")) == after_carol
+    takeover = wire_marks(LoginRequest(name="Carol", password="correct horse"))
+    assert takeover == after_carol
+    assert wire_marks(ResumeRequest(token=bob.token)) == after_carol
 
 
 def test_who_examine_and_give_in_a_crowd_stay_bounded(
