@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import inspect
 import logging
+import math
 import os
 import sys
 import time
@@ -294,22 +295,31 @@ class AsyncParanoidPirateWorker(_WorkerBase):
     _context_class = AsyncContext
     handler: AsyncHandler
 
+    #: The task of run() while it sleeps (polls, or backs off), for stop() to wake; and
+    #: whether stop() did, so that cancellation is not taken for anyone else's.
+    _sleeping: asyncio.Task[None] | None = None
+    _woken_by_stop = False
+
     async def run(self) -> None:
         core = self.core
         self._running = True
+        self._woken_by_stop = False
         sock, ready = self._connect()
         try:
             await sock.send_multipart(ready)
             while self._running:
-                if await sock.poll(int(min(core.timeout(time.monotonic()), STOP_POLL_S) * 1000)):
+                # No STOP_POLL_S cap, unlike the sync face: stop() wakes this wait, so an idle
+                # worker wakes only for heartbeats (about two a second fewer wake-ups in five).
+                if await self._sleep(sock.poll(_ms_until(core.timeout(time.monotonic())))):
                     jobs = await self._take(sock)
                     if jobs:
                         await self._answer(sock, jobs)
                         self.handled += len(jobs)
                 elif core.lost(time.monotonic()):
                     sock.close(linger=0)
-                    for nap in self._naps(self._backoff()):
-                        await asyncio.sleep(nap)
+                    delay = self._backoff()
+                    if self._running:
+                        await self._sleep(asyncio.sleep(delay))
                     if not self._running:
                         break
                     sock, ready = self._connect()
@@ -318,6 +328,29 @@ class AsyncParanoidPirateWorker(_WorkerBase):
                     await sock.send_multipart(msg)
         finally:
             sock.close(linger=0)
+
+    async def _sleep(self, wait: Awaitable[Any]) -> Any:
+        """Await ``wait``; None at once if stop() is called meanwhile."""
+        task = self._sleeping = asyncio.current_task()
+        try:
+            return await wait
+        except asyncio.CancelledError:
+            # Ours (stop()) and nobody else's: swallowed. Another cancellation goes on.
+            if not self._woken_by_stop or task is None or task.uncancel() > 0:
+                raise
+            return None
+        finally:
+            self._sleeping = None
+
+    def stop(self) -> None:
+        """Ask run() to return, at once if it is waiting; safe from a signal handler (one
+        installed with the loop's ``add_signal_handler``; a plain one is seen within a
+        heartbeat interval)."""
+        self._running = False
+        task = self._sleeping
+        if task is not None and not self._woken_by_stop:
+            self._woken_by_stop = True
+            task.cancel()
 
     # -- hooks for a worker that takes several jobs at once (gameserver.worker) ---------------
 
@@ -355,6 +388,12 @@ class AsyncParanoidPirateWorker(_WorkerBase):
 
 
 # -- command line --------------------------------------------------------------------------------
+
+
+def _ms_until(seconds: float) -> int:
+    """A poll timeout in whole milliseconds, rounded up: rounded down, the poll would end just
+    before the deadline and the next one (0 ms) would spin until it."""
+    return max(0, math.ceil(seconds * 1000))
 
 
 def _demo_handler(name: bytes, stamp: bool, work_s: float, is_async: bool) -> Any:

@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 
 import engine as zmq
+import engine.asyncio
 from engine.patterns.lazy_pirate import AsyncLazyPirateClient, LazyPirateClient, RequestFailed
 from engine.patterns.paranoid_pirate import (
     PPP_HEARTBEAT,
     PPP_READY,
+    AsyncParanoidPirateWorker,
     Outbox,
     QueueCore,
     WorkerPool,
@@ -441,3 +443,89 @@ def test_cli_help(module: str) -> None:
         cwd=REPO_ROOT,
     )
     assert out.returncode == 0 and "queue" in out.stdout and "worker" in out.stdout
+
+
+class _PollSpy:
+    """A worker's socket that notes the timeout of every poll."""
+
+    def __init__(self, sock: Any, timeouts: list[int]) -> None:
+        self._sock, self._timeouts = sock, timeouts
+
+    def poll(self, timeout: int) -> Any:
+        self._timeouts.append(timeout)
+        return self._sock.poll(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _SpiedWorker(AsyncParanoidPirateWorker):
+    polls: list[int]
+
+    def _connect(self) -> tuple[Any, list[bytes]]:
+        sock, ready = super()._connect()
+        return _PollSpy(sock, self.polls), ready
+
+
+def test_paranoid_async_worker_sleeps_until_its_heartbeat_and_stop_wakes_it() -> None:
+    """An idle async worker waits for work until its next heartbeat (an hour here) in one
+    wait, not in slices (each slice is a wake-up of an idle process): stop() must wake that
+    wait, and the back-off after a lost queue too."""
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        queue = ctx.socket(zmq.ROUTER)
+        backend = queue.bind("tcp://127.0.0.1:0")
+        try:
+            worker = _SpiedWorker(backend, interval=3600.0, context=ctx)
+            worker.polls = []
+            running = asyncio.create_task(worker.run())
+            assert (await asyncio.wait_for(queue.recv_multipart(), WAIT))[1:] == [PPP_READY]
+            while not worker.polls:
+                await asyncio.sleep(0.01)
+            assert worker.polls and min(worker.polls) > 3_500_000  # ms: the heartbeat's wait
+            worker.stop()
+            await asyncio.wait_for(running, WAIT)  # an hour, had stop() not woken it
+
+            # Lost queue: the worker backs off for an hour; stop() wakes that sleep too.
+            lossy = AsyncParanoidPirateWorker(
+                backend,
+                interval=0.05,
+                liveness=1,
+                reconnect_init=3600.0,
+                reconnect_max=7200.0,
+                context=ctx,
+            )
+            running = asyncio.create_task(lossy.run())
+            # The back-off doubles when it starts: then the worker sleeps it.
+            while lossy.core.backoff == 3600.0 or lossy._sleeping is None:
+                await asyncio.sleep(0.01)
+            lossy.stop()
+            await asyncio.wait_for(running, WAIT)
+        finally:
+            queue.close(linger=0)
+            ctx.term()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_async_worker_is_cancelled_not_stopped() -> None:
+    """stop() swallows only the cancellation it made: a task cancelled by its owner ends
+    cancelled, as any asyncio task would."""
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        queue = ctx.socket(zmq.ROUTER)
+        backend = queue.bind("tcp://127.0.0.1:0")
+        try:
+            worker = AsyncParanoidPirateWorker(backend, interval=3600.0, context=ctx)
+            running = asyncio.create_task(worker.run())
+            await asyncio.wait_for(queue.recv_multipart(), WAIT)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(running, WAIT)
+        finally:
+            queue.close(linger=0)
+            ctx.term()
+
+    asyncio.run(scenario())
