@@ -279,6 +279,10 @@ class Toucher:
         self.path = path or None
         self._next = 0.0
 
+    def due_in(self, now: float) -> float | None:
+        """Seconds until the next touch is due (None: no file to touch)."""
+        return None if self.path is None else max(0.0, self._next - now)
+
     def beat(self, now: float) -> None:
         if self.path is None or now < self._next:
             return

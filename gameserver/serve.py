@@ -32,6 +32,7 @@ from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
 from .limits import SocketLimits
 from .metrics import MetricsError, front_registry, offset_bind, start_metrics
+from .process_watch import process_ended
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store, shown_url
 from .world import World, WorldError, load_world
@@ -48,7 +49,6 @@ RESPAWN_INIT_S = 0.5
 RESPAWN_MAX_S = 30.0
 #: A worker that lived this long was healthy: its replacement starts with the first delay.
 HEALTHY_RUN_S = 30.0
-SUPERVISE_EVERY_S = 0.25
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -73,6 +73,8 @@ class WorkerSlot:
     delay: float = RESPAWN_INIT_S
     restart_at: float | None = None
     restarts: int = 0
+    #: Done once the process has ended (process_watch): the supervisor sleeps until then.
+    ended: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -125,6 +127,8 @@ class Supervisor:
         )
         slot.started = time.monotonic()
         slot.restart_at = None
+        proc = slot.process
+        slot.ended = asyncio.create_task(process_ended(proc.pid, lambda: proc.poll() is None))
         verb = "restarted" if slot.restarts else "started"
         say(f"worker {slot.name} {verb}: pid {slot.process.pid}")
 
@@ -142,14 +146,26 @@ class Supervisor:
                     proc.returncode,
                     slot.delay,
                 )
-                slot.process = None
+                slot.process = slot.ended = None
                 slot.restart_at = now + slot.delay
                 slot.delay = min(slot.delay * 2, RESPAWN_MAX_S)
             if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
                 slot.restarts += 1
                 self._start(slot)
 
+    def endings(self) -> set[asyncio.Task[None]]:
+        """What the supervising loop sleeps on besides its timer: a worker's end."""
+        return {s.ended for s in self.slots if s.ended is not None and not s.ended.done()}
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until a dead worker's replacement is due (None: none is)."""
+        due = [s.restart_at for s in self.slots if s.process is None and s.restart_at is not None]
+        return max(0.0, min(due) - now) if due else None
+
     async def stop_all(self) -> None:
+        for slot in self.slots:
+            if slot.ended is not None:
+                slot.ended.cancel()
         procs = [s.process for s in self.slots if s.process is not None]
         for proc in procs:
             if proc.poll() is None:
@@ -276,7 +292,18 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             say(f"ready: {front.worker_count} worker(s); Ctrl-C to stop")
         health = Toucher(settings.health_file)
         while not runner.done():
-            await asyncio.wait({runner}, timeout=SUPERVISE_EVERY_S)
+            # Asleep until the front ends, a worker ends, a replacement or the health file is
+            # due: an idle server has nothing to check in between.
+            now = time.monotonic()
+            dues = [d for d in (supervisor.due_in(now), health.due_in(now)) if d is not None]
+            if front.draining:  # nothing is replaced or touched now: only the front's end
+                await asyncio.wait({runner})
+                continue
+            await asyncio.wait(
+                {runner, *supervisor.endings()},
+                timeout=min(dues, default=None),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if not front.draining:
                 supervisor.check(time.monotonic())
                 health.beat(time.monotonic())

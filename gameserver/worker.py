@@ -43,6 +43,7 @@ from .metrics import (
     start_metrics,
     worker_registry,
 )
+from .process_watch import process_ended, wait_process_ended
 from .seed import seed_world
 from .service import GameService
 from .store import StoreError, open_store, shown_url
@@ -56,7 +57,8 @@ RECONNECT_MAX_S = 4.0
 #: After a stop request arrives mid-job, let the reply reach the socket before closing it
 #: (the asyncio face writes on the next loop pass; the worker closes with linger 0).
 REPLY_FLUSH_S = 0.05
-#: How often an orphan check looks whether the process that started us is gone.
+#: How often an orphan check looks whether the process that started us is gone, where the
+#: process has no pidfd to wait on (process_watch).
 PARENT_CHECK_S = 1.0
 #: Jobs a worker holds at once (its credit, announced with READY): enough to batch the commits
 #: of a busy front's burst, few enough that a dead worker's jobs are re-sent quickly.
@@ -219,8 +221,7 @@ def _start_hashing_process(worker_pid: int) -> None:
 
 
 def _exit_with(worker_pid: int) -> None:
-    while os.getppid() == worker_pid:
-        time.sleep(PARENT_CHECK_S)
+    wait_process_ended(worker_pid, lambda: os.getppid() == worker_pid, PARENT_CHECK_S)
     os._exit(0)
 
 
@@ -325,8 +326,7 @@ def open_service(store_url: str, world_path: str | os.PathLike[str] | None) -> G
 
 
 async def _watch_parent(parent: int, worker: GameWorker) -> None:
-    while os.getppid() == parent:
-        await asyncio.sleep(PARENT_CHECK_S)
+    await process_ended(parent, lambda: os.getppid() == parent, PARENT_CHECK_S)
     log.warning("the serving process %d is gone; stopping", parent)
     worker.stop()
 
