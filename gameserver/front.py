@@ -64,7 +64,7 @@ READ_BATCH = 256
 #: Most routing frames a request may carry (clients behind a few proxies); longer envelopes
 #: are not echoed back whole, so a hostile one cannot make the front amplify it.
 MAX_HOPS = 8
-#: Longest single wait, so shutdown and ticks are noticed promptly.
+#: Longest wait of the housekeeping while it drains or logins wait their turn.
 MAX_WAIT_S = 0.2
 #: A tick job unanswered for this many intervals is presumed lost and may be queued again.
 TICK_STALE_INTERVALS = 10
@@ -263,6 +263,7 @@ class Front:
         if self._drain_deadline is None:
             log.info("shutting down: finishing %d in-flight request(s)", self.in_flight())
             self._drain_deadline = time.monotonic() + self.drain_timeout
+            self._nudge()  # housekeeping may be asleep until its next heartbeat
 
     def close(self, linger: int = CLOSE_LINGER_MS) -> None:
         if self._zap_task is not None:
@@ -323,15 +324,23 @@ class Front:
                     return
             elif now >= self._tick_due:
                 await self._tick(now)
-            tick_wait = MAX_WAIT_S if self.draining else self._tick_due - now
-            due = min(self.core.timeout(now), tick_wait, MAX_WAIT_S)
             self._woken = woken = loop.create_future()
-            timer = loop.call_later(max(0.001, due), _settle, woken)
+            timer = loop.call_later(max(0.001, self._housekeeping_wait(now)), _settle, woken)
             try:
                 await woken
             finally:
                 timer.cancel()
                 self._woken = None
+
+    def _housekeeping_wait(self, now: float) -> float:
+        """Seconds the housekeeping may sleep: until the next heartbeat, expiry or tick. The
+        drain's end and a waiting login's turn are also looked for every MAX_WAIT_S (a stale
+        login slot frees itself only with time); anything else that needs the housekeeping
+        wakes it (_nudge), so an idle front sleeps until its next heartbeat."""
+        due = min(self.core.timeout(now), self._tick_due - now)
+        if self.draining or self.logins.waiting:
+            due = min(due, MAX_WAIT_S)
+        return due
 
     def _nudge(self) -> None:
         woken = self._woken

@@ -36,8 +36,12 @@ HANDSHAKE_IVL_MS = 5_000
 DEFAULT_PLAYER_HEARTBEAT_S = 10.0
 #: Silent heartbeat intervals after which a peer is closed.
 HEARTBEAT_MISSES = 3
-#: The worker port holds a few connections: its PINGs cost nothing, so they stay frequent.
-WORKER_HEARTBEAT_S = 2.0
+#: The worker port's PINGs only close connections that went silent altogether: a worker's
+#: liveness is the Paranoid Pirate heartbeat's (every second both ways, expired after 3). At
+#: 2 s they were a wake-up of the front and of each worker every 2 s for nothing (idle front
+#: 14 wake-ups a second before the idle work below went, README "Idle"); at 10 s a worker's
+#: dead connection lingers 30 s at most, holding one of MAX_WORKER_CONNECTIONS.
+WORKER_HEARTBEAT_S = 10.0
 
 
 @dataclass(frozen=True)
