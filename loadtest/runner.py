@@ -3,8 +3,9 @@
 Runs ``locust -f loadtest/locustfile.py`` as a subprocess (headless by default, ``--web`` for
 Locust's UI, on 127.0.0.1 unless ``--web-host`` says otherwise: the UI starts load at will). With
 no ``--server`` a local ``crossroads serve`` is started first on free ports with a throw-away
-SQLite store, and stopped afterwards by PID (front and its workers). Locust's master port (5557)
-never collides with the game's (7301-7303, or free ports for a local one).
+SQLite store, and stopped afterwards by PID (front and its workers). With ``--processes``, Locust's
+master listens for its worker processes on a free loopback port, not on its default 5557 on
+every interface: two load tests may run at once, and nobody else reaches the master.
 
 SIGINT, SIGTERM and SIGHUP all stop the run the same way: Locust (its whole process group, which
 holds its --processes children) and the local server are stopped, then the summary is printed.
@@ -18,6 +19,7 @@ import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -173,7 +175,9 @@ def locust_command(
     cmd += ["--request-timeout", str(args.request_timeout), "--csv", csv_prefix]
     cmd += ["--login-timeout", str(args.login_timeout), "--wait", args.wait]
     if args.processes > 1:
-        cmd += ["--processes", str(args.processes)]
+        port = str(_free_port())
+        cmd += ["--processes", str(args.processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     if args.web:
         cmd += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
         if args.run_time:
@@ -183,6 +187,14 @@ def locust_command(
     if args.html:
         cmd += ["--html", str(args.html)]
     return cmd
+
+
+def _free_port() -> int:
+    """A loopback port free now (Locust binds it a moment later; another taker in between
+    makes Locust fail, clearly, and the run ends)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def read_stats(csv_prefix: str) -> list[dict[str, str]]:

@@ -117,6 +117,43 @@ def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     assert "| look |" in out and "| broadcast |" in out
 
 
+def test_two_load_tests_with_locust_processes_run_at_once(tmp_path: Path) -> None:
+    """With --processes, Locust's master listened for its workers on 5557 on every interface:
+    a second load test meanwhile died in Locust's "Address already in use" traceback. Each
+    run's master now takes a free loopback port."""
+    cmd = [sys.executable, "-m", "crossroads", "loadtest", "--users", "6", "--spawn-rate", "6"]
+    cmd += ["--run-time", "6s", "--processes", "2"]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    runs = []
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+        runs.append(
+            subprocess.Popen(
+                cmd,
+                cwd=tmp_path / str(i),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        )
+    outs = []
+    try:
+        for proc in runs:
+            outs.append(proc.communicate(timeout=RUN_LIMIT_S)[0])
+    finally:
+        for proc in runs:
+            _kill(proc.pid)
+            proc.wait()
+        for out in outs:  # each run's local server, should it have outlived its command
+            if server := re.search(r"local server pid (\d+)", out):
+                _kill(int(server[1]))
+    for proc, out in zip(runs, outs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+        assert "Traceback" not in out and "| look |" in out, out[-3000:]
+
+
 def test_the_local_servers_budgets_fit_the_crowd_of_newcomers() -> None:
     """serve's defaults (30 new accounts at once, 10 logins/s) refused most of a 1,000-user
     load test's newcomers; the local server is started with budgets that fit its crowd."""
