@@ -334,7 +334,36 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     rows = read_stats(csv_prefix)
     if rows:
         print(f"\n{args.users} users, {elapsed:.0f}s (incl. start-up)\n{summary(rows)}")
+        reasons = failure_reasons(csv_prefix)
+        if reasons:
+            print("\nwhy requests failed:\n" + "\n".join(reasons))
     return code
+
+
+#: Distinct failure reasons listed after the summary (the CSV keeps them all).
+MAX_REASONS = 10
+#: An error message is cut to this many characters: one line each.
+REASON_CHARS = 160
+
+
+def failure_reasons(csv_prefix: str) -> list[str]:
+    """One line per distinct failure Locust recorded, the most frequent first: how many, of
+    which request, and its error, so a failed run says why without opening the CSV."""
+    path = Path(f"{csv_prefix}_failures.csv")
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        failures = list(csv.DictReader(f))
+    failures.sort(key=lambda r: -int(r.get("Occurrences") or 0))
+    lines = []
+    for row in failures[:MAX_REASONS]:
+        error = " ".join((row.get("Error") or "").split())
+        if len(error) > REASON_CHARS:
+            error = error[: REASON_CHARS - 3] + "..."
+        lines.append(f"- {row.get('Occurrences')} x {row.get('Method')} {row.get('Name')}: {error}")
+    if len(failures) > MAX_REASONS:
+        lines.append(f"- and {len(failures) - MAX_REASONS} other reason(s) (--csv keeps them)")
+    return lines
 
 
 def _stop_locust(locust: subprocess.Popen[bytes]) -> int:

@@ -76,6 +76,23 @@ def test_summary_table_from_locust_rows() -> None:
     assert "actions/s (game verbs, login excluded): 4.0; failures: 1" in table
 
 
+def test_a_failed_run_says_why(tmp_path: Path) -> None:
+    """The reasons Locust recorded (its PREFIX_failures.csv, in its own columns) follow the
+    summary, one line each, the most frequent first, long messages cut."""
+    prefix = tmp_path / "run"
+    with open(f"{prefix}_failures.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"])
+        out.writerow(["update", "broadcast", "not heard within 5 s", "1", "1.0", "1.0"])
+        out.writerow(["game", "look", "ServerUnavailable('no answer\nafter 5 s')", "3", "1", "2"])
+        out.writerow(["game", "say", "x" * 500, "2", "1.0", "1.0"])
+    reasons = runner.failure_reasons(str(prefix))
+    assert reasons[0] == "- 3 x game look: ServerUnavailable('no answer after 5 s')"
+    assert reasons[1].startswith("- 2 x game say: xxx") and len(reasons[1]) < 200
+    assert reasons[2] == "- 1 x update broadcast: not heard within 5 s"
+    assert runner.failure_reasons(str(tmp_path / "none")) == []
+
+
 def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     # Relative report paths land under the directory the command ran in (not in the package's).
     prefix, html = tmp_path / "out" / "run", tmp_path / "out" / "report.html"
