@@ -8,13 +8,14 @@ still get its own reply. Every wait is bounded and wakes on a reply or a logged 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -467,16 +468,25 @@ class _SpiedWorker(AsyncParanoidPirateWorker):
         return _PollSpy(sock, self.polls), ready
 
 
+@contextlib.asynccontextmanager
+async def _silent_queue() -> AsyncIterator[tuple[Any, Any, str]]:
+    """An asyncio context and a ROUTER that plays a queue which never answers; its endpoint."""
+    ctx = zmq.asyncio.Context()
+    queue = ctx.socket(zmq.ROUTER)
+    try:
+        yield ctx, queue, queue.bind("tcp://127.0.0.1:0")
+    finally:
+        queue.close(linger=0)
+        ctx.term()
+
+
 def test_paranoid_async_worker_sleeps_until_its_heartbeat_and_stop_wakes_it() -> None:
     """An idle async worker waits for work until its next heartbeat (an hour here) in one
     wait, not in slices (each slice is a wake-up of an idle process): stop() must wake that
     wait, and the back-off after a lost queue too."""
 
     async def scenario() -> None:
-        ctx = zmq.asyncio.Context()
-        queue = ctx.socket(zmq.ROUTER)
-        backend = queue.bind("tcp://127.0.0.1:0")
-        try:
+        async with _silent_queue() as (ctx, queue, backend):
             worker = _SpiedWorker(backend, interval=3600.0, context=ctx)
             worker.polls = []
             running = asyncio.create_task(worker.run())
@@ -502,9 +512,6 @@ def test_paranoid_async_worker_sleeps_until_its_heartbeat_and_stop_wakes_it() ->
                 await asyncio.sleep(0.01)
             lossy.stop()
             await asyncio.wait_for(running, WAIT)
-        finally:
-            queue.close(linger=0)
-            ctx.term()
 
     asyncio.run(scenario())
 
@@ -514,18 +521,12 @@ def test_a_cancelled_async_worker_is_cancelled_not_stopped() -> None:
     cancelled, as any asyncio task would."""
 
     async def scenario() -> None:
-        ctx = zmq.asyncio.Context()
-        queue = ctx.socket(zmq.ROUTER)
-        backend = queue.bind("tcp://127.0.0.1:0")
-        try:
+        async with _silent_queue() as (ctx, queue, backend):
             worker = AsyncParanoidPirateWorker(backend, interval=3600.0, context=ctx)
             running = asyncio.create_task(worker.run())
             await asyncio.wait_for(queue.recv_multipart(), WAIT)
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await asyncio.wait_for(running, WAIT)
-        finally:
-            queue.close(linger=0)
-            ctx.term()
 
     asyncio.run(scenario())
