@@ -39,7 +39,7 @@ HEARTBEAT_MISSES = 3
 #: The worker port's PINGs only close connections that went silent altogether: a worker's
 #: liveness is the Paranoid Pirate heartbeat's (every second both ways, expired after 3). At
 #: 2 s they were a wake-up of the front and of each worker every 2 s for nothing (idle front
-#: 14 wake-ups a second before the idle work below went, README "Idle"); at 10 s a worker's
+#: 14 wake-ups a second in all, README "An idle server sleeps"); at 10 s a worker's
 #: dead connection lingers 30 s at most, holding one of MAX_WORKER_CONNECTIONS.
 WORKER_HEARTBEAT_S = 10.0
 

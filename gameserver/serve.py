@@ -292,13 +292,13 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             say(f"ready: {front.worker_count} worker(s); Ctrl-C to stop")
         health = Toucher(settings.health_file)
         while not runner.done():
+            if front.draining:  # nothing is replaced or touched now: only the front's end
+                await asyncio.wait({runner})
+                continue
             # Asleep until the front ends, a worker ends, a replacement or the health file is
             # due: an idle server has nothing to check in between.
             now = time.monotonic()
             dues = [d for d in (supervisor.due_in(now), health.due_in(now)) if d is not None]
-            if front.draining:  # nothing is replaced or touched now: only the front's end
-                await asyncio.wait({runner})
-                continue
             await asyncio.wait(
                 {runner, *supervisor.endings()},
                 timeout=min(dues, default=None),

@@ -285,6 +285,12 @@ class ParanoidPirateWorker(_WorkerBase):
             sock.close(linger=0)
 
 
+def _ms_until(seconds: float) -> int:
+    """A poll timeout in whole milliseconds, rounded up: rounded down, the poll would end just
+    before the deadline and the next one (0 ms) would spin until it."""
+    return max(0, math.ceil(seconds * 1000))
+
+
 class AsyncParanoidPirateWorker(_WorkerBase):
     """The asyncio RFC 6 worker: `await run()` until `stop()` or cancellation.
 
@@ -388,12 +394,6 @@ class AsyncParanoidPirateWorker(_WorkerBase):
 
 
 # -- command line --------------------------------------------------------------------------------
-
-
-def _ms_until(seconds: float) -> int:
-    """A poll timeout in whole milliseconds, rounded up: rounded down, the poll would end just
-    before the deadline and the next one (0 ms) would spin until it."""
-    return max(0, math.ceil(seconds * 1000))
 
 
 def _demo_handler(name: bytes, stamp: bool, work_s: float, is_async: bool) -> Any:
