@@ -31,6 +31,7 @@ from typing import Any
 import engine
 import engine.asyncio as ezmq
 from client.protocol import MAX_ANSWER_BYTES, MAX_PUBLICATION_BYTES, Call, ClientCore
+from loadtest.ports import free_port
 
 #: Longest wait for a server to print "ready" (it starts worker processes).
 START_TIMEOUT_S = 60.0
@@ -57,12 +58,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RedisServer:
     """A throw-away redis-server on a free port, data in a temporary directory."""
 
@@ -71,7 +66,7 @@ class RedisServer:
         if binary is None:
             raise BenchError("--store redis needs redis-server on PATH (apt install redis-server)")
         self.dir = tempfile.mkdtemp(prefix="crossroads-bench-redis-")
-        self.port = _free_port()
+        self.port = free_port()
         # Append-only, as the compose file runs it: the server refuses a volatile Redis.
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
         args += ["--appendonly", "yes"]

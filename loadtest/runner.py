@@ -19,7 +19,6 @@ import importlib.util
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gameserver.settings import endpoint_problem
+from loadtest.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -175,7 +175,7 @@ def locust_command(
     cmd += ["--request-timeout", str(args.request_timeout), "--csv", csv_prefix]
     cmd += ["--login-timeout", str(args.login_timeout), "--wait", args.wait]
     if args.processes > 1:
-        port = str(_free_port())
+        port = str(free_port())
         cmd += ["--processes", str(args.processes), "--master-bind-host", "127.0.0.1"]
         cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     if args.web:
@@ -187,14 +187,6 @@ def locust_command(
     if args.html:
         cmd += ["--html", str(args.html)]
     return cmd
-
-
-def _free_port() -> int:
-    """A loopback port free now (Locust binds it a moment later; another taker in between
-    makes Locust fail, clearly, and the run ends)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def read_stats(csv_prefix: str) -> list[dict[str, str]]:
