@@ -210,10 +210,13 @@ class ClientCore:
         busy_budget: float = BUSY_BUDGET_S,
         jitter: Callable[[], float] = random.random,
         follow: bool = True,
+        decode: Callable[[bytes], Event | Notice] = decode_publication,
     ) -> None:
         """``follow`` False: a driver that only acts and reads no events on this session (a
         load tester's acting half, whose listening twin follows with :meth:`follow_outcome`,
-        or a bot): it subscribes to nothing and never catches up."""
+        or a bot): it subscribes to nothing and never catches up. ``decode`` parses a received
+        publication (a driver of many players in one process shares one decoding among them:
+        client.shared_decoding)."""
         if timeout <= 0 or retries < 0 or busy_budget < 0:
             raise ValueError("timeout must be positive, retries and busy_budget at least 0")
         self.follow = follow
@@ -221,6 +224,7 @@ class ClientCore:
         self.retries = retries
         self.busy_budget = busy_budget
         self._jitter = jitter
+        self._decode_publication = decode
         self.token: str | None = None
         self.player: str | None = None
         self.room: str | None = None
@@ -397,7 +401,7 @@ class ClientCore:
             self.discarded += 1
             return
         try:
-            publication = decode_publication(frames[0])
+            publication = self._decode_publication(frames[0])
         except ProtocolError:
             self.discarded += 1
             log.debug("ignored a malformed publication")

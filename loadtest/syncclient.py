@@ -27,12 +27,16 @@ from client.protocol import (
     ClientCore,
     SessionError,
 )
+from client.shared_decoding import SharedDecoding
 from gameserver.protocol import Event
 
 __all__ = ["DEFAULT_TIMEOUT_S", "SessionError", "SyncGameClient"]
 
 #: Messages taken from one socket before the core's outbox is carried out.
 READ_BATCH = 256
+#: One decoding of each publication for all the players of this process (the front sends a
+#: room's event to every player in it, and a load generator's process runs hundreds of them).
+PUBLICATIONS = SharedDecoding()
 
 
 class SyncGameClient:
@@ -56,7 +60,9 @@ class SyncGameClient:
         busy_budget: float = 0.0,
         updates_key: bytes | None = None,
     ) -> None:
-        self.core = ClientCore(timeout=timeout, retries=retries, busy_budget=busy_budget)
+        self.core = ClientCore(
+            timeout=timeout, retries=retries, busy_budget=busy_budget, decode=PUBLICATIONS.decode
+        )
         self.actions = actions
         self.context = context
         self.sub = context.socket(zmq.SUB)

@@ -4,6 +4,8 @@ tester drive)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -74,9 +76,9 @@ def calls_of(core: ClientCore) -> dict[bytes, Call]:
     return core._calls
 
 
-def logged_in(marks: dict[str, int] | None = None) -> tuple[ClientCore, Outbox]:
+def logged_in(marks: dict[str, int] | None = None, **options: Any) -> tuple[ClientCore, Outbox]:
     """A core that logged in, with the catch-ups that follows answered empty."""
-    core = ClientCore(timeout=1.0, retries=1, busy_budget=1.0)
+    core = ClientCore(timeout=1.0, retries=1, busy_budget=1.0, **options)
     call = core.login("alice", "secret", 0.0)
     core.take()
     core.receive_answer(answer(call, login_reply(), marks or {"world": 5, HALL: 3}), 0.1)
