@@ -25,8 +25,13 @@ from gameserver.protocol import Event, Notice
 #: Frames remembered. A simulated player reads its events when it next acts (every 1-3 s in a
 #: load test), so a frame is wanted again for a few seconds after it first arrives; at the 300
 #: or so room events a second of 1,000 players, 4,096 covers more than ten seconds. At about
-#: 1 KiB per entry (the frame and its message) that is 4 MiB per process at most.
+#: 1 KiB per entry (the frame and its message) that is 4 MiB per process.
 SHARED_DECODE_ENTRIES = 4096
+#: Larger frames are decoded every time, not remembered. A room event is a few hundred bytes
+#: (a `say` of the longest text, 500 characters, under 2 KiB unless most are multi-byte), while a
+#: publication may be up to client.protocol.MAX_PUBLICATION_BYTES (256 KiB): bounded by count
+#: alone, the memo could hold a gigabyte. With this bound it holds a few tens of MiB at worst.
+MAX_REMEMBERED_BYTES = 2048
 
 
 class SharedDecoding:
@@ -55,7 +60,8 @@ class SharedDecoding:
 
     def decode(self, frame: bytes) -> Event | Notice:
         """What ``decode_publication(frame)`` returns; raises what it raises."""
-        if type(frame) is not bytes:  # bytearray, memoryview: unhashable, decoded as they are
+        if type(frame) is not bytes or len(frame) > MAX_REMEMBERED_BYTES:
+            # bytearray, memoryview: unhashable; a large frame: kept out to bound the memory.
             return self._decode(frame)
         memo = self._memo
         known = memo.get(frame)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_client_core import HALL, event, logged_in, mutated
 
-from client.shared_decoding import SharedDecoding
+from client.shared_decoding import MAX_REMEMBERED_BYTES, SharedDecoding
 from gameserver.broadcast import decode_publication, notice_bytes, wire_topic
 from gameserver.protocol import Event, Notice, ProtocolError, encode
 
@@ -70,6 +70,16 @@ def test_what_does_not_decode_is_refused_every_time_and_never_remembered() -> No
     good = frame_of(2)
     assert shared.decode(bytearray(good)) == decode_publication(good)  # unhashable: decoded
     assert len(shared) == 0
+
+
+def test_a_large_frame_is_decoded_every_time_and_never_remembered() -> None:
+    decoder = Counted()
+    shared = SharedDecoding(decode=decoder)
+    large = Event(topic=HALL, seq=1, kind="say", text="hi", data={"message": "x" * 3000}, ts=0.0)
+    wire = wire_topic(HALL) + encode(large)
+    assert len(wire) > MAX_REMEMBERED_BYTES
+    assert shared.decode(wire) == shared.decode(wire) == large
+    assert decoder.calls == 2 and len(shared) == 0 and shared.hits == 0
 
 
 wire_frames = (
