@@ -31,6 +31,7 @@ from typing import Any
 import engine
 import engine.asyncio as ezmq
 from client.protocol import MAX_ANSWER_BYTES, MAX_PUBLICATION_BYTES, Call, ClientCore
+from client.shared_decoding import SharedDecoding
 from loadtest.ports import free_port
 
 #: Longest wait for a server to print "ready" (it starts worker processes).
@@ -237,6 +238,8 @@ class Crowd:
         self._waiters: dict[Call, asyncio.Future[Call]] = {}
         self._subscribers: list[Subscribers] = []
         self.events = 0  # events delivered to listening players
+        #: Listening players in one room get the same frames: each is decoded once for all.
+        self.publications = SharedDecoding()
 
     # -- players --------------------------------------------------------------------------------
 
@@ -245,7 +248,13 @@ class Crowd:
         # process follows its topics (bench_listeners), or nobody does. Following here too
         # would send a catch-up for every room it enters that no client reads.
         follow = listen if follow is None else follow
-        core = ClientCore(timeout=self.timeout, retries=1, busy_budget=30.0, follow=follow)
+        core = ClientCore(
+            timeout=self.timeout,
+            retries=1,
+            busy_budget=30.0,
+            follow=follow,
+            decode=self.publications.decode,
+        )
         player = Player(len(self.players), name, core, self._dealer())
         if listen:
             player.sub = self.context.socket(engine.SUB)
