@@ -329,7 +329,29 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         reasons = failure_reasons(csv_prefix)
         if reasons:
             print("\nwhy requests failed:\n" + "\n".join(reasons))
+            logged = server_log_tail(workdir / "serve.log") if server is not None else []
+            if logged:  # the server's side of it (its log goes with the temporary directory)
+                print("\nthe local server logged (last lines):\n" + "\n".join(logged))
     return code
+
+
+#: Lines of the local server's log shown after a run with failures (it logs warnings only).
+MAX_LOG_LINES = 20
+
+
+def server_log_tail(path: Path) -> list[str]:
+    """The last lines of the local server's log, each cut to one line's length."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [_one_line(line) for line in lines[-MAX_LOG_LINES:]]
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
 
 #: Distinct failure reasons listed after the summary (the CSV keeps them all).
@@ -349,9 +371,7 @@ def failure_reasons(csv_prefix: str) -> list[str]:
     failures.sort(key=lambda r: -int(r.get("Occurrences") or 0))
     lines = []
     for row in failures[:MAX_REASONS]:
-        error = " ".join((row.get("Error") or "").split())
-        if len(error) > REASON_CHARS:
-            error = error[: REASON_CHARS - 3] + "..."
+        error = _one_line(row.get("Error") or "")
         lines.append(f"- {row.get('Occurrences')} x {row.get('Method')} {row.get('Name')}: {error}")
     if len(failures) > MAX_REASONS:
         lines.append(f"- and {len(failures) - MAX_REASONS} other reason(s) (--csv keeps them)")

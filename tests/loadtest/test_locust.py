@@ -93,6 +93,19 @@ def test_a_failed_run_says_why(tmp_path: Path) -> None:
     assert runner.failure_reasons(str(tmp_path / "none")) == []
 
 
+def test_a_failed_run_shows_the_end_of_the_local_servers_log(tmp_path: Path) -> None:
+    """The local server's log lives in the run's temporary directory: after a failed run its
+    last lines are shown, one line each, blank lines left out."""
+    log = tmp_path / "serve.log"
+    first = "2026-12-05T14:32:01.000Z front[front.vm.1.ab] WARNING gameserver.front: one"
+    lines = [first, "", *(f"line {n}" for n in range(30)), "x" * 500]
+    log.write_text("\n".join(lines) + "\n")
+    tail = runner.server_log_tail(log)
+    assert len(tail) == runner.MAX_LOG_LINES and first not in tail
+    assert tail[-2] == "line 29" and tail[-1].endswith("...") and len(tail[-1]) < 200
+    assert runner.server_log_tail(tmp_path / "missing.log") == []
+
+
 def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     # Relative report paths land under the directory the command ran in (not in the package's).
     prefix, html = tmp_path / "out" / "run", tmp_path / "out" / "report.html"
