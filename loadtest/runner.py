@@ -337,15 +337,22 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
 
 #: Lines of the local server's log shown after a run with failures (it logs warnings only).
 MAX_LOG_LINES = 20
+#: Only the end of the log is read: a server flooded with bad requests may have logged a lot.
+LOG_TAIL_BYTES = 64 * 1024
 
 
 def server_log_tail(path: Path) -> list[str]:
     """The last lines of the local server's log, each cut to one line's length."""
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            text = f.read().decode(errors="replace")
     except OSError:
         return []
     lines = [line for line in text.splitlines() if line.strip()]
+    if size > LOG_TAIL_BYTES and lines:
+        lines = lines[1:]  # the first one is cut at the start
     return [_one_line(line) for line in lines[-MAX_LOG_LINES:]]
 
 

@@ -104,6 +104,9 @@ def test_a_failed_run_shows_the_end_of_the_local_servers_log(tmp_path: Path) -> 
     assert len(tail) == runner.MAX_LOG_LINES and first not in tail
     assert tail[-2] == "line 29" and tail[-1].endswith("...") and len(tail[-1]) < 200
     assert runner.server_log_tail(tmp_path / "missing.log") == []
+    # A long log is read from its end only; a line cut at the start of that end is left out.
+    log.write_text("first\n" + "x" * (2 * runner.LOG_TAIL_BYTES) + "\nlast\n")
+    assert runner.server_log_tail(log) == ["last"]
 
 
 def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
