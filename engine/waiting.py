@@ -43,8 +43,9 @@ def wait_steps(
     (NOTHING; None for an attempt that is a socket's own recv, which spares a wrapper call).
 
     `timeout_ms` < 0 waits without limit; when it runs out, the result is `on_timeout()` (which
-    may raise Again instead). After every sleep `check_open` raises if a socket was closed
-    meanwhile (ENOTSOCK) or its context terminated (ETERM), as libzmq's blocked calls do.
+    may raise Again instead). Before every sleep and after it, `check_open` raises if a socket
+    was closed meanwhile (ENOTSOCK) or its context terminated (ETERM), as libzmq's blocked
+    calls do.
     """
     deadline = None if timeout_ms < 0 else monotonic() + timeout_ms / 1000
     while True:
@@ -55,6 +56,11 @@ def wait_steps(
         if result is not nothing:
             _disarm(cores)
             return result
+        # Closed since the last look? A close wakes whoever sleeps, but a close that came
+        # after that look and before prepare() above had its wake-up cleared there, and the
+        # attempt does not look at it: the call would sleep for good. (Seen once in CI: a
+        # thread blocked in recv that destroy() never woke, 1 of 20 tries in a loaded run.)
+        check_open()
         remaining = None
         if deadline is not None:
             remaining = deadline - monotonic()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import engine as zmq
+from engine.waiting import NOTHING, wait_steps
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -255,6 +256,23 @@ def test_blocked_req_wakes_with_eterm_on_destroy() -> None:
         ctx = zmq.Context()
         req = blocked_req(ctx)
         assert_eterm(blocked_in(req, req.recv, lambda ctx=ctx: ctx.destroy(linger=0)))
+
+
+def test_a_close_whose_wake_up_came_before_the_wait_is_not_slept_through() -> None:
+    """The race behind a blocked recv that destroy() once did not wake (CI, 1 of 20 tries): the
+    close came after the waiting thread's last look and before it cleared its eventfd for the
+    next sleep, so its wake-up was cleared and the re-check (the recv) did not see the close.
+    The steps of that wait, driven here by hand in that order, must raise, not sleep."""
+    ctx = zmq.Context()
+    try:
+        req = blocked_req(ctx)
+        req.close(linger=0)  # closed, and its wake-up already sent
+        steps = wait_steps([req._core], lambda: NOTHING, -1, req._signal, req._check_open, list)
+        with pytest.raises(zmq.ZMQError) as raised:
+            next(steps)  # before the fix: yielded None, a sleep with nothing left to end it
+        assert raised.value.errno == zmq.ENOTSOCK
+    finally:
+        ctx.term()
 
 
 def test_blocked_poller_wakes_with_eterm() -> None:
