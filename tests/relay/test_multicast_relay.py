@@ -45,16 +45,50 @@ def lan(tmp_path: Path):  # type: ignore[no-untyped-def]
     procs: list[Proc] = []
     peers: list[LinePeer] = []
     yield pair, procs, peers
+    # Printed, so shown when the test failed: what each side said and what crossed the LAN.
+    try:
+        print(diagnosis(pair, procs, peers))
+    finally:
+        for proc in procs:
+            proc.kill()
+        for peer in peers:
+            peer.close()
+        pair.down()
+
+
+#: PGM packet types (RFC 3208 section 8) counted on each side of the LAN for a failure's report.
+COUNTED_TO_PLAYERS = {"SPM": 0x00, "ODATA": 0x04, "RDATA": 0x05, "NCF": 0x0A}
+COUNTED_TO_RELAY = {"NAK": 0x08, "SPMR": 0x0C}
+
+
+def count_pgm(pair, ns: str, kinds: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    pair.count(ns, [f"udp dport {PORT} @th,96,8 {kind}" for kind in kinds.values()])
+
+
+def diagnosis(pair, procs: list[Proc], peers: list[LinePeer]) -> str:  # type: ignore[no-untyped-def]
+    """The logs and the LAN's packet counts, for a failure to explain itself."""
+    lines = []
+    for ns, kinds in ((pair.ns_b, COUNTED_TO_PLAYERS), (pair.ns_a, COUNTED_TO_RELAY)):
+        counts = pair.counted(ns)
+        lines.append(f"packets into {ns}: {dict(zip(kinds, counts, strict=False))}")
+    lines.append(f"dropped into {pair.ns_b}: {pair.dropped(pair.ns_b)}")
     for proc in procs:
-        proc.kill()
+        lines.append(f"--- {proc.process.args[4:]} (exit {proc.process.poll()}) stdout:")
+        lines.extend(proc.lines[-20:])
+        lines.append("--- its log:")
+        lines.append(proc.log.read_text(errors="replace")[-3000:])
     for peer in peers:
-        peer.close()
-    pair.down()
+        got = sum(event["event"] == "message" for event in peer.events)
+        lines.append(f"--- {peer.process.args[-3:]}: {got} messages; its log:")
+        lines.append(peer.log.read_text(errors="replace")[-1500:])
+    return "\n".join(lines)
 
 
 def test_relay_multicasts_every_event_once_and_loss_is_repaired(lan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pair, procs, peers = lan
     pair.drop(pair.ns_b, [odata_rule("epgm", n).replace("5555", str(PORT)) for n in (3, 7, 8)])
+    count_pgm(pair, pair.ns_b, COUNTED_TO_PLAYERS)
+    count_pgm(pair, pair.ns_a, COUNTED_TO_RELAY)
     pub = Proc(pair.ns_a, [str(PUBLISHER)], tmp_path / "pub.log")
     procs.append(pub)
     upstream = pub.wait_for(r"^bound (\S+)")[1]
@@ -67,7 +101,7 @@ def test_relay_multicasts_every_event_once_and_loss_is_repaired(lan, tmp_path: P
             "--upstream",
             upstream,
             "--stats-interval",
-            "0",
+            "1",  # its log says what it forwarded, should this test fail
             "--bind",
             f"epgm://{pair.address_a};{GROUP}:{PORT}",
         ],
@@ -187,7 +221,7 @@ def test_players_get_the_game_over_multicast(lan, tmp_path: Path) -> None:  # ty
             "--upstream-key-endpoint",  # the front's key, learnt on first use (CURVE upstream)
             key_endpoint,
             "--stats-interval",
-            "0",
+            "1",  # its log says what it forwarded, should this test fail
             "--bind",
             f"epgm://{pair.address_a};{GROUP}:{PORT}",
         ],
