@@ -34,6 +34,14 @@ HANDSHAKE_IVL_MS = 5_000
 #: 125-163 ms to 77-97 ms. A dead peer whose TCP never closed (a client that lost power)
 #: holds its slot 40 s at most. --player-heartbeat changes it.
 DEFAULT_PLAYER_HEARTBEAT_S = 10.0
+#: Connections the kernel may complete before the front accepts them (listen()'s backlog;
+#: libzmq's and the engine's default is 100). When players reconnect at once (a front or relay
+#: restarted, a network blip), connections past the backlog lose their SYN and retry after 1 s,
+#: then 3 s. 3,000 connecting at once were all in after 1.52 s with 100, 0.55 s with this
+#: (`crossroads bench storm --backlog 4096`); the engine still accepts at most ACCEPT_BATCH a
+#: loop pass, so players already in wait no longer for it. The kernel caps it at
+#: net.core.somaxconn (4096 since Linux 5.4; 128 before, where a larger value is silently cut).
+LISTEN_BACKLOG = 4096
 #: Silent heartbeat intervals after which a peer is closed.
 HEARTBEAT_MISSES = 3
 #: The worker port's PINGs only close connections that went silent altogether: a worker's
@@ -62,6 +70,9 @@ def limit_bound(
     """Limits for any socket bound where strangers can connect."""
     sock.setsockopt(engine.MAXMSGSIZE, max_message)
     sock.setsockopt(engine.MAX_CONNECTIONS, max_connections)
+    # No more waiting in the kernel than may be held at once (0: no cap on connections).
+    backlog = min(LISTEN_BACKLOG, max_connections) if max_connections > 0 else LISTEN_BACKLOG
+    sock.setsockopt(engine.BACKLOG, backlog)
     sock.setsockopt(engine.HANDSHAKE_IVL, HANDSHAKE_IVL_MS)
     interval_ms = max(1, round(heartbeat_s * 1000))
     sock.setsockopt(engine.HEARTBEAT_IVL, interval_ms)

@@ -29,6 +29,7 @@ from loadtest import (
     bench_metrics,
     bench_players,
     bench_profile,
+    bench_storm,
 )
 from loadtest.bench_pair import (
     IMPLS,
@@ -360,6 +361,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=(bench_metrics.__doc__ or "").split("\n\n")[0] or None,
     )
     bench_metrics.add_arguments(metrics)
+    storm = suites.add_parser(
+        "storm",
+        help="players reconnecting at once: time until all are in, by listen backlog",
+        description=(bench_storm.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_storm.add_arguments(storm)
     return parser
 
 
@@ -385,6 +392,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
         return bench_health.run_health(args)
     if args.suite == "metrics":
         return bench_metrics.run_metrics(args)
+    if args.suite == "storm":
+        return bench_storm.run_storm(args)
     return run_engine(args)
 
 

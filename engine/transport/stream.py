@@ -22,6 +22,13 @@ from .rawsock import RawTransport
 
 log = logging.getLogger(__name__)
 
+#: Connections taken from the kernel's accept queue per loop pass. The queue itself is BACKLOG
+#: long (a reconnect storm waits there rather than losing its SYNs), but each accepted
+#: connection costs the loop a transport and a greeting: taking a thousand in one pass
+#: stalled every other connection's traffic for 90 ms (`crossroads bench storm`). libzmq
+#: accepts on its I/O thread as fast as the kernel hands them over; this is the pass's bound.
+ACCEPT_BATCH = 100
+
 
 def _unix_path(address: str) -> str:
     # "@name" is Linux's abstract namespace: no file on disk.
@@ -138,16 +145,21 @@ class Listener:
             loop.add_reader(sock.fileno(), self._accept_ready, sock)
             self._raw_listening = True
             return
-        # asyncio listens again with its own backlog (100) unless told the socket's BACKLOG.
+        # asyncio listens again with the backlog it is given, and accepts up to that many
+        # connections per loop pass: it is given the pass's bound, then the socket listens
+        # again with its BACKLOG (Linux takes a second listen() as a new queue length).
         backlog = max(1, self.host.port.options.backlog)
+        batch = min(backlog, ACCEPT_BATCH)
         if sock.family == _socket.AF_UNIX:
-            self._server = await loop.create_unix_server(self._accepted, sock=sock, backlog=backlog)
+            self._server = await loop.create_unix_server(self._accepted, sock=sock, backlog=batch)
         else:
-            self._server = await loop.create_server(self._accepted, sock=sock, backlog=backlog)
+            self._server = await loop.create_server(self._accepted, sock=sock, backlog=batch)
+        if backlog > batch:
+            sock.listen(backlog)
 
     def _accept_ready(self, sock: _socket.socket) -> None:
-        """Loop side: take the connections waiting (at most a backlog's worth per pass)."""
-        for _ in range(max(1, self.host.port.options.backlog)):
+        """Loop side: take the connections waiting (at most ACCEPT_BATCH per pass)."""
+        for _ in range(max(1, min(self.host.port.options.backlog, ACCEPT_BATCH))):
             try:
                 conn, _ = sock.accept()
             except (BlockingIOError, InterruptedError):

@@ -168,3 +168,32 @@ def test_backlog_is_the_listen_backlog_on_both_faces() -> None:
             actx.term()
 
     assert asyncio.run(asyncio_face()) == 7
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a backlog")
+def test_a_backlog_above_the_accept_batch_is_still_the_kernel_queue_on_the_asyncio_face() -> None:
+    """asyncio accepts as many connections per loop pass as the backlog it is given: the face
+    gives it ACCEPT_BATCH and then listens again with BACKLOG, so a reconnect storm waits in
+    the kernel's queue rather than losing its SYNs, and is taken a batch per pass."""
+    from engine.transport.stream import ACCEPT_BATCH
+
+    backlog = ACCEPT_BATCH * 10
+
+    async def asyncio_face() -> int:
+        actx = engine.asyncio.Context()
+        try:
+            router = actx.socket(engine.ROUTER)
+            router.setsockopt(engine.BACKLOG, backlog)
+            endpoint = router.bind("tcp://127.0.0.1:0")
+            dealer = actx.socket(engine.DEALER)
+            dealer.connect(endpoint)
+            await dealer.send(b"up")  # answered: the server listens, and listened again
+            assert (await asyncio.wait_for(router.recv_multipart(), WAIT_MS / 1000))[1] == b"up"
+            queue = _listen_backlog(endpoint)
+            dealer.close(0)
+            router.close(0)
+            return queue
+        finally:
+            actx.term()
+
+    assert asyncio.run(asyncio_face()) == backlog

@@ -5,14 +5,17 @@ timer or by heartbeats."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import struct
+import subprocess
 import time
 
+import pytest
 import zmq as pyzmq
 from serverkit import Server
 
-from gameserver.limits import HANDSHAKE_IVL_MS, HEARTBEAT_MISSES
+from gameserver.limits import HANDSHAKE_IVL_MS, HEARTBEAT_MISSES, LISTEN_BACKLOG
 
 MIB = 1024 * 1024
 #: These attackers speak raw ZMTP with the NULL mechanism, byte by byte: the limits they test
@@ -132,6 +135,7 @@ def test_a_subscriber_keeps_at_most_max_subscriptions(start_server, sqlite_url: 
 
 def test_connections_over_the_cap_are_closed(start_server, sqlite_url: str) -> None:
     server: Server = start_server(sqlite_url, 1, "--max-connections", "5", *RAW_NULL)
+    assert listen_backlog(server.updates) == 5  # no more waiting than may be held
     held = [handshaken(server.updates, b"SUB") for _ in range(5)]
     extra = socket.create_connection(address(server.updates))
     assert closed_within(extra, 5), "a connection over --max-connections was kept"
@@ -154,3 +158,24 @@ def test_silent_peers_are_closed(start_server, sqlite_url: str) -> None:
     assert time.monotonic() - started < max(HANDSHAKE_IVL_MS / 1000, silent_s) + 5
     mute.close()
     stalled.close()
+
+
+def listen_backlog(endpoint: str) -> int:
+    """A listening socket's backlog as the kernel holds it (ss's Send-Q for a listener)."""
+    line = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{address(endpoint)[1]}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(line[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a backlog")
+def test_player_ports_queue_a_reconnect_storm_in_the_kernel(start_server, sqlite_url: str) -> None:
+    """Players reconnecting at once wait in the kernel's accept queue (LISTEN_BACKLOG), not
+    in SYN retries a second apart, as they would past libzmq's default backlog of 100."""
+    server: Server = start_server(sqlite_url, 1)
+    server.ping()  # the front answers: both player ports listen
+    assert listen_backlog(server.actions) == LISTEN_BACKLOG
+    assert listen_backlog(server.updates) == LISTEN_BACKLOG
