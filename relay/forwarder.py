@@ -74,24 +74,49 @@ MULTICAST_SCHEMES = ("pgm://", "epgm://")
 DEFAULT_MULTICAST_RATE = 10_000
 
 
-#: The monitor events that open and close a usable link (DISCONNECTED follows a handshake only).
-LINK_EVENTS = engine.EVENT_HANDSHAKE_SUCCEEDED | engine.EVENT_DISCONNECTED
+#: A handshake that failed: the link never comes up, and the socket tries again and again.
+HANDSHAKE_FAILURES = (
+    engine.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | engine.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | engine.EVENT_HANDSHAKE_FAILED_AUTH
+)
+#: The monitor events that open and close a usable link (DISCONNECTED follows a handshake
+#: only), and those that say why one does not open.
+LINK_EVENTS = engine.EVENT_HANDSHAKE_SUCCEEDED | engine.EVENT_DISCONNECTED | HANDSHAKE_FAILURES
 
 
 class LinkCounter:
-    """A connecting socket's handshaken links, counted from its monitor socket's events."""
+    """A connecting socket's handshaken links, counted from its monitor socket's events; a
+    failing handshake is logged once until a link comes up (the socket retries it every
+    RECONNECT_IVL, and nothing else would say why the relay forwards nothing)."""
 
-    def __init__(self, monitor: azmq.Socket) -> None:
+    def __init__(self, monitor: azmq.Socket, what: str) -> None:
         self.monitor = monitor
+        self.what = what
         self.up = 0
+        self.handshake_failures = 0
+        self._warned = False
 
     async def run(self) -> None:
         while True:
-            event = (await recv_monitor_message(self.monitor))["event"]
+            message = await recv_monitor_message(self.monitor)
+            event = message["event"]
             if event == engine.EVENT_HANDSHAKE_SUCCEEDED:
                 self.up += 1
+                self._warned = False
             elif event == engine.EVENT_DISCONNECTED:
                 self.up = max(0, self.up - 1)
+            elif event & HANDSHAKE_FAILURES:
+                self.handshake_failures += 1
+                if not self._warned:
+                    self._warned = True
+                    log.warning(
+                        "the %s link to %s failed its handshake; retrying (does it use the key "
+                        "this relay trusts for it: --upstream-key, or its line in the known "
+                        "hosts file? a plaintext upstream needs neither)",
+                        self.what,
+                        message["endpoint"].decode(errors="replace"),
+                    )
 
 
 def _size(msg: list[bytes]) -> int:
@@ -150,7 +175,7 @@ class Relay:
             # gameserver/limits.py. Few topics per player: what one player subscribes, the
             # relay subscribes upstream, where the front caps the relay's topics as a whole.
             limit_publisher(self.down, SocketLimits(max_subscriptions=max_subscriptions))
-        self.up_links = self._watch_upstream(self.up)
+        self.up_links = self._watch_upstream(self.up, "upstream events")
         self.up.connect(upstream)
         self.endpoint = self.down.bind(bind)
         self.stats.downstream = self.endpoint
@@ -164,7 +189,7 @@ class Relay:
             self.router = self._socket(engine.ROUTER, hwm, upstream=False)
             self.dealer = self._socket(engine.DEALER, hwm, upstream=True)
             limit_bound(self.router, MAX_REQUEST_WIRE_BYTES, DEFAULT_MAX_CONNECTIONS)
-            self.actions_links = self._watch_upstream(self.dealer)
+            self.actions_links = self._watch_upstream(self.dealer, "upstream actions")
             self.dealer.connect(actions_upstream)
             self.actions_endpoint = self.router.bind(actions_bind)
         if stats_bind is not None:
@@ -187,14 +212,14 @@ class Relay:
         self._sockets.append(sock)
         return sock
 
-    def _watch_upstream(self, sock: azmq.Socket) -> LinkCounter:
+    def _watch_upstream(self, sock: azmq.Socket, what: str) -> LinkCounter:
         """Heartbeats on an upstream socket, and a count of its live links (call before
         connecting, so the first handshake is seen)."""
         sock.heartbeat_ivl = UPSTREAM_HEARTBEAT_IVL_MS
         sock.heartbeat_timeout = UPSTREAM_HEARTBEAT_TIMEOUT_MS
         monitor = sock.get_monitor_socket(LINK_EVENTS)
         self._sockets.append(monitor)
-        return LinkCounter(monitor)
+        return LinkCounter(monitor, what)
 
     def unhealthy(self) -> str | None:
         """Why the relay cannot serve its region now, or None if it can."""

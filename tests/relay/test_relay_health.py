@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "game"))  # serverk
 from relaykit import LOCAL, REPO_ROOT, WAIT, Publisher, Relay, upstream_of
 from serverkit import Server
 
+from engine.security.keys import curve_keypair
 from gameserver import health
+from gameserver.known_hosts import KnownHosts
 
 
 def check(endpoint: str) -> subprocess.CompletedProcess[str]:
@@ -97,3 +99,23 @@ def test_health_needs_the_actions_link_too(relay: Callable[..., Relay], tmp_path
         assert stats["upstream_up"] is False and stats["actions_upstream_up"] is False
     finally:
         front.kill_all()
+
+
+def test_a_failing_upstream_handshake_is_said_once_and_the_relay_stays_unhealthy(
+    publisher: Callable[..., Publisher], relay: Callable[..., Relay], tmp_path: Path
+) -> None:
+    """A key remembered for an upstream that no longer uses it (here: a plaintext publisher on
+    a port a secure front once had) fails every handshake. The relay says so once, not at every
+    retry, and its health says the link is down (it once just forwarded nothing, silently)."""
+    pub = publisher()
+    stale = curve_keypair()[0].decode()
+    KnownHosts(tmp_path / "xdg" / "crossroads" / "known_hosts").remember(pub.endpoint, stale)
+    r = relay(pub.endpoint)
+    log = tmp_path / "relay0.log"
+    said = "the upstream events link to " + pub.endpoint + " failed its handshake"
+    deadline = time.monotonic() + WAIT
+    while said not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"never said: {said}\n{log.read_text()[-1500:]}"
+        time.sleep(0.1)  # polling the relay's log; the deadline bounds the wait
+    assert "events link is down" in wait_health(r.stats_endpoint, False)  # retried meanwhile
+    assert log.read_text(errors="replace").count(said) == 1
