@@ -302,8 +302,13 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         cmd = locust_command(args, actions, updates, csv_prefix)
-        if server is not None and "key" in server.endpoints:
-            cmd += [f"--server-key={server.endpoints['key']}"]  # a Z85 key may start with "-"
+        if server is not None:
+            # The players' data directory (their known-hosts file) is the run's: a throwaway
+            # server's key on a random port is no key to remember in the user's file, one
+            # line per run.
+            env["XDG_DATA_HOME"] = str(workdir / "players-data")
+            if "key" in server.endpoints:
+                cmd += [f"--server-key={server.endpoints['key']}"]  # a Z85 key may start with "-"
         started = time.monotonic()
         # Its own process group: Locust's --processes children are stopped with it, by its id.
         with _starting_child():

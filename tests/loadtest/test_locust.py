@@ -109,7 +109,7 @@ def test_a_failed_run_shows_the_end_of_the_local_servers_log(tmp_path: Path) -> 
     assert runner.server_log_tail(log) == ["last"]
 
 
-def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
+def test_headless_run_against_a_local_server(tmp_path: Path, own_data_dir: Path) -> None:
     # Relative report paths land under the directory the command ran in (not in the package's).
     prefix, html = tmp_path / "out" / "run", tmp_path / "out" / "report.html"
     cmd = [sys.executable, "-m", "crossroads", "loadtest", "--users", "20"]
@@ -148,6 +148,8 @@ def test_headless_run_against_a_local_server(tmp_path: Path) -> None:
     assert Path(f"{prefix}_stats.csv").stat().st_size > 0
     assert html.stat().st_size > 0
     assert "| look |" in out and "| broadcast |" in out
+    # The throwaway server's key stayed in the run's directory, not the user's known hosts.
+    assert not (own_data_dir / "crossroads" / "known_hosts").exists()
 
 
 def test_two_load_tests_with_locust_processes_run_at_once(tmp_path: Path) -> None:
