@@ -158,11 +158,7 @@ async def _engine_round(
     import engine.asyncio as azmq
 
     ctx = azmq.Context()
-    pub = ctx.socket(engine.XPUB)
-    pub.setsockopt(engine.BACKLOG, backlog)
-    pub.setsockopt(engine.XPUB_VERBOSE, 1)
-    pub.bind("tcp://127.0.0.1:0")
-    endpoint = pub.getsockopt_string(engine.LAST_ENDPOINT)
+    pub = _bound_publisher(engine, ctx, backlog)
     stalls: list[float] = []
     running = True
 
@@ -173,9 +169,7 @@ async def _engine_round(
             stalls.append(time.monotonic() - before - 0.001)
 
     watcher = asyncio.create_task(watch_the_loop())
-    got, started = 0, time.monotonic()
-    conn.send(("connect", endpoint, args.connections))
-    deadline = started + ROUND_TIMEOUT_S
+    got, started, deadline = _start_round(engine, pub, args.connections, conn)
     try:
         while got < args.connections:
             left = deadline - time.monotonic()
@@ -202,14 +196,8 @@ def _pyzmq_round(
     import zmq
 
     ctx = zmq.Context()
-    pub = ctx.socket(zmq.XPUB)
-    pub.setsockopt(zmq.BACKLOG, backlog)
-    pub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    pub.bind("tcp://127.0.0.1:*")
-    endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-    got, started = 0, time.monotonic()
-    conn.send(("connect", endpoint, args.connections))
-    deadline = started + ROUND_TIMEOUT_S
+    pub = _bound_publisher(zmq, ctx, backlog)
+    got, started, deadline = _start_round(zmq, pub, args.connections, conn)
     try:
         while got < args.connections:
             left = deadline - time.monotonic()
@@ -223,6 +211,22 @@ def _pyzmq_round(
         pub.close(linger=0)
         ctx.term()
     return got, took, None
+
+
+def _bound_publisher(zmq: Any, ctx: Any, backlog: int) -> Any:
+    """An XPUB of `zmq` (the engine or pyzmq: one API) that hands up every subscription."""
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.BACKLOG, backlog)
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    pub.bind("tcp://127.0.0.1:*")
+    return pub
+
+
+def _start_round(zmq: Any, pub: Any, count: int, conn: Connection) -> tuple[int, float, float]:
+    """Ask the child to connect `count` times to `pub`: (received so far, start, deadline)."""
+    started = time.monotonic()
+    conn.send(("connect", pub.getsockopt_string(zmq.LAST_ENDPOINT), count))
+    return 0, started, started + ROUND_TIMEOUT_S
 
 
 def _close_child_side(conn: Connection) -> None:

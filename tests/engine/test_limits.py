@@ -150,24 +150,27 @@ def test_backlog_is_the_listen_backlog_on_both_faces() -> None:
     finally:
         ctx.term()
 
-    async def asyncio_face() -> int:
-        actx = engine.asyncio.Context()
-        try:
-            router = actx.socket(engine.ROUTER)
-            router.setsockopt(engine.BACKLOG, 7)
-            endpoint = router.bind("tcp://127.0.0.1:0")
-            dealer = actx.socket(engine.DEALER)
-            dealer.connect(endpoint)
-            await dealer.send(b"up")
-            assert (await asyncio.wait_for(router.recv_multipart(), WAIT_MS / 1000))[1] == b"up"
-            backlog = _listen_backlog(endpoint)
-            dealer.close(0)
-            router.close(0)
-            return backlog
-        finally:
-            actx.term()
+    assert asyncio.run(_asyncio_face_backlog(7)) == 7
 
-    assert asyncio.run(asyncio_face()) == 7
+
+async def _asyncio_face_backlog(backlog: int) -> int:
+    """The kernel's backlog of an asyncio-face ROUTER given BACKLOG `backlog`, read once a
+    message through it shows its server is up."""
+    actx = engine.asyncio.Context()
+    try:
+        router = actx.socket(engine.ROUTER)
+        router.setsockopt(engine.BACKLOG, backlog)
+        endpoint = router.bind("tcp://127.0.0.1:0")
+        dealer = actx.socket(engine.DEALER)
+        dealer.connect(endpoint)
+        await dealer.send(b"up")
+        assert (await asyncio.wait_for(router.recv_multipart(), WAIT_MS / 1000))[1] == b"up"
+        queue = _listen_backlog(endpoint)
+        dealer.close(0)
+        router.close(0)
+        return queue
+    finally:
+        actx.term()
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a backlog")
@@ -178,22 +181,4 @@ def test_a_backlog_above_the_accept_batch_is_still_the_kernel_queue_on_the_async
     from engine.transport.stream import ACCEPT_BATCH
 
     backlog = ACCEPT_BATCH * 10
-
-    async def asyncio_face() -> int:
-        actx = engine.asyncio.Context()
-        try:
-            router = actx.socket(engine.ROUTER)
-            router.setsockopt(engine.BACKLOG, backlog)
-            endpoint = router.bind("tcp://127.0.0.1:0")
-            dealer = actx.socket(engine.DEALER)
-            dealer.connect(endpoint)
-            await dealer.send(b"up")  # answered: the server listens, and listened again
-            assert (await asyncio.wait_for(router.recv_multipart(), WAIT_MS / 1000))[1] == b"up"
-            queue = _listen_backlog(endpoint)
-            dealer.close(0)
-            router.close(0)
-            return queue
-        finally:
-            actx.term()
-
-    assert asyncio.run(asyncio_face()) == backlog
+    assert asyncio.run(_asyncio_face_backlog(backlog)) == backlog
