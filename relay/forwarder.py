@@ -94,7 +94,6 @@ class LinkCounter:
         self.monitor = monitor
         self.what = what
         self.up = 0
-        self.handshake_failures = 0
         self._warned = False
 
     async def run(self) -> None:
@@ -106,17 +105,15 @@ class LinkCounter:
                 self._warned = False
             elif event == engine.EVENT_DISCONNECTED:
                 self.up = max(0, self.up - 1)
-            elif event & HANDSHAKE_FAILURES:
-                self.handshake_failures += 1
-                if not self._warned:
-                    self._warned = True
-                    log.warning(
-                        "the %s link to %s failed its handshake; retrying (does it use the key "
-                        "this relay trusts for it: --upstream-key, or its line in the known "
-                        "hosts file? a plaintext upstream needs neither)",
-                        self.what,
-                        message["endpoint"].decode(errors="replace"),
-                    )
+            elif event & HANDSHAKE_FAILURES and not self._warned:
+                self._warned = True
+                log.warning(
+                    "the %s link to %s failed its handshake; retrying (does it use the key "
+                    "this relay trusts for it: --upstream-key, or its line in the known "
+                    "hosts file? a plaintext upstream needs neither)",
+                    self.what,
+                    message["endpoint"].decode(errors="replace"),
+                )
 
 
 def _size(msg: list[bytes]) -> int:
