@@ -37,10 +37,10 @@ DEFAULT_PLAYER_HEARTBEAT_S = 10.0
 #: Connections the kernel may complete before the front accepts them (listen()'s backlog;
 #: libzmq's and the engine's default is 100). When players reconnect at once (a front or relay
 #: restarted, a network blip), connections past the backlog lose their SYN and retry after 1 s,
-#: then 3 s. 3,000 connecting at once were all in after 1.98 s with 100, 0.52 s with this
-#: (`crossroads bench storm`, README); the engine still accepts at most ACCEPT_BATCH a
-#: loop pass, so players already in wait no longer for it. The kernel caps it at
-#: net.core.somaxconn (4096 since Linux 5.4; 128 before, where a larger value is silently cut).
+#: then 3 s. 3,000 connecting at once were all in after 1.51 s with 100, 0.47 s with this
+#: (CURVE: 2.78 s and 1.06 s; `crossroads bench storm`, README). The engine still accepts at
+#: most ACCEPT_BATCH a loop pass, so players already in wait little longer for it. The kernel
+#: caps it at net.core.somaxconn (4096 since Linux 5.4; 128 before: silently cut).
 LISTEN_BACKLOG = 4096
 #: Silent heartbeat intervals after which a peer is closed.
 HEARTBEAT_MISSES = 3

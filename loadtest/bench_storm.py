@@ -8,7 +8,10 @@ its event loop meanwhile (what players already connected would feel). Connection
 listen backlog lose their SYN and retry after 1 s, then 3 s: the rows show that cost with
 BACKLOG 100 (libzmq's default and the engine's) and with the front's LISTEN_BACKLOG, for the
 engine's asyncio face (the front's) and for libzmq (pyzmq) as the reference, interleaved, each
-figure the median of ``--rounds`` rounds.
+figure the median of ``--rounds`` rounds. Each row also gives the SYNs the kernel dropped
+from a full accept queue meanwhile (ListenOverflows in /proc/net/netstat, machine-wide).
+``--curve`` makes every connection a CURVE session (the publisher a CURVE server, as the
+front's player ports are): then the publisher's handshakes are most of the time.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Row:
     publisher: str
     backlog: int
     seconds: list[float] = field(default_factory=list)
+    dropped_syns: list[int] = field(default_factory=list)
     stalls_ms: list[float] = field(default_factory=list)
     incomplete: int = 0
 
@@ -65,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rounds", type=positive(int), default=3, help="rounds per row; the median is shown (3)"
     )
+    parser.add_argument(
+        "--curve", action="store_true", help="CURVE connections (the front's player ports')"
+    )
 
 
 def run_storm(args: argparse.Namespace) -> int:
@@ -86,6 +93,9 @@ def run_storm(args: argparse.Namespace) -> int:
         for backlog in (DEFAULT_BACKLOG, args.backlog)
         for publisher in ("engine (asyncio)", "libzmq (pyzmq)")
     ]
+    import zmq
+
+    args.server_keys = zmq.curve_keypair() if args.curve else None  # (public, secret)
     process, conn = start_child(_child, (), "connecting")
     try:
         step, steps = 0, args.rounds * len(rows)
@@ -98,10 +108,12 @@ def run_storm(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+                overflows = listen_overflows()
                 if row.publisher.startswith("engine"):
                     got, took, stall = asyncio.run(_engine_round(row.backlog, args, conn))
                 else:
                     got, took, stall = _pyzmq_round(row.backlog, args, conn)
+                row.dropped_syns.append(listen_overflows() - overflows)
                 if got < args.connections:
                     row.incomplete += 1
                 row.seconds.append(took)
@@ -117,10 +129,12 @@ def run_storm(args: argparse.Namespace) -> int:
 def render(rows: list[Row], args: argparse.Namespace) -> str:
     median = {(r.publisher, r.backlog): statistics.median(r.seconds) for r in rows}
     lines = [
-        f"{args.connections} connections at once, median of {args.rounds} round(s)",
+        f"{args.connections} {'CURVE ' if args.curve else ''}connections at once, median of "
+        f"{args.rounds} round(s)",
         "",
-        "| publisher | backlog | all in | longest loop stall | against libzmq, same backlog |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| publisher | backlog | all in | SYNs dropped | longest loop stall "
+        "| against libzmq, same backlog |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         stall = f"{statistics.median(r.stalls_ms):.0f} ms" if r.stalls_ms else "-"
@@ -137,7 +151,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> str:
         )
         lines.append(
             f"| {r.publisher} | {r.backlog} | {median[r.publisher, r.backlog]:.2f} s{cut} "
-            f"| {stall} | {ratio} |"
+            f"| {statistics.median(r.dropped_syns):g} | {stall} | {ratio} |"
         )
     for publisher in ("engine (asyncio)", "libzmq (pyzmq)"):
         small, large = median[publisher, DEFAULT_BACKLOG], median[publisher, args.backlog]
@@ -158,7 +172,7 @@ async def _engine_round(
     import engine.asyncio as azmq
 
     ctx = azmq.Context()
-    pub = _bound_publisher(engine, ctx, backlog)
+    pub = _bound_publisher(engine, ctx, backlog, args)
     stalls: list[float] = []
     running = True
 
@@ -169,7 +183,7 @@ async def _engine_round(
             stalls.append(time.monotonic() - before - 0.001)
 
     watcher = asyncio.create_task(watch_the_loop())
-    got, started, deadline = _start_round(engine, pub, args.connections, conn)
+    got, started, deadline = _start_round(engine, pub, args, conn)
     try:
         while got < args.connections:
             left = deadline - time.monotonic()
@@ -196,8 +210,8 @@ def _pyzmq_round(
     import zmq
 
     ctx = zmq.Context()
-    pub = _bound_publisher(zmq, ctx, backlog)
-    got, started, deadline = _start_round(zmq, pub, args.connections, conn)
+    pub = _bound_publisher(zmq, ctx, backlog, args)
+    got, started, deadline = _start_round(zmq, pub, args, conn)
     try:
         while got < args.connections:
             left = deadline - time.monotonic()
@@ -213,19 +227,36 @@ def _pyzmq_round(
     return got, took, None
 
 
-def _bound_publisher(zmq: Any, ctx: Any, backlog: int) -> Any:
+def listen_overflows() -> int:
+    """SYNs (and final ACKs) the kernel dropped so far because an accept queue was full."""
+    with open("/proc/net/netstat") as netstat:
+        lines = netstat.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=False))["ListenOverflows"])
+    return 0
+
+
+def _bound_publisher(zmq: Any, ctx: Any, backlog: int, args: argparse.Namespace) -> Any:
     """An XPUB of `zmq` (the engine or pyzmq: one API) that hands up every subscription."""
     pub = ctx.socket(zmq.XPUB)
     pub.setsockopt(zmq.BACKLOG, backlog)
     pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    if args.server_keys is not None:
+        pub.curve_server = 1
+        pub.curve_secretkey = args.server_keys[1]
     pub.bind("tcp://127.0.0.1:*")
     return pub
 
 
-def _start_round(zmq: Any, pub: Any, count: int, conn: Connection) -> tuple[int, float, float]:
-    """Ask the child to connect `count` times to `pub`: (received so far, start, deadline)."""
+def _start_round(
+    zmq: Any, pub: Any, args: argparse.Namespace, conn: Connection
+) -> tuple[int, float, float]:
+    """Ask the child to connect to `pub` as many times as asked: (received so far, start,
+    deadline)."""
+    server_key = None if args.server_keys is None else args.server_keys[0]
     started = time.monotonic()
-    conn.send(("connect", pub.getsockopt_string(zmq.LAST_ENDPOINT), count))
+    conn.send(("connect", pub.getsockopt_string(zmq.LAST_ENDPOINT), args.connections, server_key))
     return 0, started, started + ROUND_TIMEOUT_S
 
 
@@ -250,9 +281,12 @@ def _child(conn: Connection) -> None:
         except EOFError:
             break
         if message[0] == "connect":
-            _, endpoint, count = message
+            _, endpoint, count, server_key = message
             port = endpoint.rsplit(":", 1)[1]
             sub = ctx.socket(zmq.SUB)
+            if server_key is not None:  # one client pair for all: the publisher admits any
+                sub.curve_serverkey = server_key
+                sub.curve_publickey, sub.curve_secretkey = zmq.curve_keypair()
             sub.setsockopt(zmq.SUBSCRIBE, b"storm")
             for i in range(count):
                 # Its own source address each: thousands of rounds' connections from one

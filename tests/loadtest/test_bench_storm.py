@@ -29,10 +29,12 @@ def test_a_bad_count_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.skipif(not have_pyzmq(), reason="needs pyzmq: the connecting side is libzmq")
+@pytest.mark.parametrize("mechanism", [[], ["--curve"]], ids=["null", "curve"])
 def test_tiny_run_times_every_row_and_each_connection_arrives(
-    capsys: pytest.CaptureFixture[str],
+    mechanism: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(["storm", "--connections", "150", "--backlog", "200", "--rounds", "1"]) == 0
+    argv = ["storm", "--connections", "150", "--backlog", "200", "--rounds", "1", *mechanism]
+    assert bench.main(argv) == 0
     captured = capsys.readouterr()
     rows = re.findall(
         r"^\| (engine \(asyncio\)|libzmq \(pyzmq\)) \| (\d+) \| ([\d.]+) s \|", captured.out, re.M
