@@ -76,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_storm(args: argparse.Namespace) -> int:
     if not have_pyzmq():
-        print("bench storm needs pyzmq (the connecting side is libzmq): pip install pyzmq")
+        print(
+            "bench storm needs pyzmq (the connecting side is libzmq): pip install pyzmq",
+            file=sys.stderr,
+        )
         return 2
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = args.connections + SPARE_FDS
@@ -183,7 +186,8 @@ async def _engine_round(
             stalls.append(time.monotonic() - before - 0.001)
 
     watcher = asyncio.create_task(watch_the_loop())
-    got, started, deadline = _start_round(engine, pub, args, conn)
+    got = 0
+    started, deadline = _start_round(engine, pub, args, conn)
     try:
         while got < args.connections:
             left = deadline - time.monotonic()
@@ -211,7 +215,8 @@ def _pyzmq_round(
 
     ctx = zmq.Context()
     pub = _bound_publisher(zmq, ctx, backlog, args)
-    got, started, deadline = _start_round(zmq, pub, args, conn)
+    got = 0
+    started, deadline = _start_round(zmq, pub, args, conn)
     try:
         while got < args.connections:
             left = deadline - time.monotonic()
@@ -251,13 +256,12 @@ def _bound_publisher(zmq: Any, ctx: Any, backlog: int, args: argparse.Namespace)
 
 def _start_round(
     zmq: Any, pub: Any, args: argparse.Namespace, conn: Connection
-) -> tuple[int, float, float]:
-    """Ask the child to connect to `pub` as many times as asked: (received so far, start,
-    deadline)."""
+) -> tuple[float, float]:
+    """Ask the child to connect to `pub` as many times as asked: (start, deadline)."""
     server_key = None if args.server_keys is None else args.server_keys[0]
     started = time.monotonic()
     conn.send(("connect", pub.getsockopt_string(zmq.LAST_ENDPOINT), args.connections, server_key))
-    return 0, started, started + ROUND_TIMEOUT_S
+    return started, started + ROUND_TIMEOUT_S
 
 
 def _close_child_side(conn: Connection) -> None:
