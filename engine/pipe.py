@@ -273,6 +273,7 @@ class Pipe:
         "rcvhwm",
         "read_paused",
         "routing_id",
+        "slot",
         "sndhwm",
         "takes_all",
         "written",
@@ -305,6 +306,9 @@ class Pipe:
         #: A multicast pipe (udp, pgm, epgm): the socket sends it every message, whatever was
         #: subscribed or joined; the receivers filter (libzmq's subscribe_to_all).
         self.takes_all = False
+        #: Where this pipe sits in its socket's pipe list (-1: not in it), so that a socket
+        #: of thousands of peers attaches and detaches one without scanning the list.
+        self.slot = -1
 
     # -- user side ----------------------------------------------------------------------------
 

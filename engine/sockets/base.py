@@ -174,16 +174,27 @@ class SocketCore:
         return cast(Message, msg)
 
     def _attach(self, pipe: Pipe) -> None:
-        if pipe not in self.pipes:
-            self.pipes.append(pipe)
+        pipes = self.pipes
+        if pipe.slot < 0:
+            pipe.slot = len(pipes)
+            pipes.append(pipe)
         self.pipe_attached(pipe)
         self.refresh_direct()
 
     def _detach(self, pipe: Pipe) -> None:
-        if pipe in self.pipes:
-            self.pipes.remove(pipe)
-            self.pipe_detached(pipe)
-            self.refresh_direct()
+        slot = pipe.slot
+        if slot < 0:
+            return
+        # The last pipe takes the leaving one's place (as libzmq's array does): O(1) with
+        # thousands of peers. Order means nothing here: the load-balancer goes round them all.
+        pipes = self.pipes
+        last = pipes.pop()
+        if last is not pipe:
+            pipes[slot] = last
+            last.slot = slot
+        pipe.slot = -1
+        self.pipe_detached(pipe)
+        self.refresh_direct()
 
     # Hooks for socket types (user side).
     def pipe_attached(self, pipe: Pipe) -> None:
