@@ -10,17 +10,23 @@ so cancellation never loses or splits a message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import constants as c
+from .errors import Again, ZMQError
 from .face import SocketFace
 from .face_context import ContextFace
-from .face_frame import Frame
+from .face_frame import Frame, as_frame
 from .polling import PollerFace, fileno
 from .waiting import Steps
 
 __all__ = ["Context", "Frame", "Poller", "Socket"]
+
+#: Most messages one turn of on_recv's delivery hands out before the loop runs something else
+#: (the rest go on at its next pass): a flood on one socket cannot starve the others. A link's
+#: read delivers at most a read buffer's worth, so a turn usually ends long before this.
+DELIVER_BATCH = 256
 
 
 def _loop() -> asyncio.AbstractEventLoop:
@@ -117,7 +123,67 @@ class Socket(SocketFace):
         super().__init__(context, socket_type, loop, same_thread=True)
         object.__setattr__(self, "_loop", loop)
         object.__setattr__(self, "_waiters", [])
+        object.__setattr__(self, "_on_recv", None)
+        object.__setattr__(self, "_delivering", False)
         self._start()
+
+    # -- messages handed to a callback ------------------------------------------------------------
+
+    def on_recv(self, callback: Callable[[list[bytes]], None] | None) -> None:
+        """Hand each message (its frames, as recv_multipart gives them) to ``callback`` as it
+        arrives, instead of keeping it for recv: an engine extension, in the spirit of pyzmq's
+        ZMQStream.on_recv. The callback runs in the loop pass that read the message, so a
+        server that answers at once spends one pass per read where an awaiting task spends
+        two (its wake-up is a pass of its own), and makes no future per message.
+
+        The callback must not block (send with DONTWAIT, or send_multipart_now). What it
+        raises goes to the loop's exception handler and the next message is handed on. Do not
+        mix it with recv on the same socket. ``None`` stops it: messages wait for recv again."""
+        core = self._core
+        if core.thread_safe:
+            raise ZMQError(c.ENOTSUP, "on_recv takes whole messages: not for the draft types")
+        object.__setattr__(self, "_on_recv", callback)
+        core.wake_on_delivery = callback is not None
+        if callback is not None:
+            self._loop.call_soon(self._deliver)  # what came before the callback was set
+
+    def send_multipart_now(self, msg_parts: Sequence[bytes]) -> None:
+        """Queue a whole message now or raise (Again at the high-water mark, EHOSTUNREACH from
+        a mandatory ROUTER...): send_multipart with DONTWAIT, without an awaitable, for code
+        that runs on the loop and cannot wait anyway, such as an on_recv callback."""
+        core = self._core
+        if core.closed or core.thread_safe or self._send_parts:
+            SocketFace.send_multipart(self, msg_parts, c.DONTWAIT).result()
+            return
+        msg = [as_frame(p) for p in msg_parts]
+        if not msg:
+            raise ZMQError(c.EINVAL, "cannot send an empty multipart message")
+        if not core.send(msg):
+            raise Again()
+
+    def _deliver(self) -> None:
+        """Hand what waits to the on_recv callback, a turn at a time."""
+        if self._delivering:
+            return  # a delivery while the callback runs: the turn under way takes it
+        core = self._core
+        object.__setattr__(self, "_delivering", True)
+        try:
+            for _ in range(DELIVER_BATCH):
+                callback = self._on_recv
+                if callback is None or core.closed:
+                    return
+                msg = core.recv()
+                if msg is None:
+                    return
+                try:
+                    callback(msg)
+                except Exception as exc:
+                    self._loop.call_exception_handler(
+                        {"message": "an on_recv callback failed", "exception": exc, "socket": self}
+                    )
+            self._loop.call_soon(self._deliver)
+        finally:
+            object.__setattr__(self, "_delivering", False)
 
     # -- how to wait ----------------------------------------------------------------------------
 
@@ -127,6 +193,8 @@ class Socket(SocketFace):
             if not fut.done():
                 fut.set_result(None)
         waiters.clear()
+        if self._on_recv is not None:
+            self._deliver()
 
     def _waiter(self, reading: bool = False) -> FutureWaiter:
         return FutureWaiter(self._loop, [self._waiters])

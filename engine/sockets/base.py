@@ -53,6 +53,9 @@ class SocketCore:
         self._commands: deque[tuple[Callable[[Pipe], None], Pipe]] = deque()
         self._armed = False
         self._wake: Callable[[], None] = _nothing
+        #: Wake the face at every delivery, armed or not: set while the asyncio face hands
+        #: messages to a callback as they arrive (its on_recv), which never waits to be armed.
+        self.wake_on_delivery = False
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
         self.traffic: Traffic | None = None
@@ -126,7 +129,7 @@ class SocketCore:
             self.inbox.replace(pipe, batch)
         else:
             self.inbox.deliver(pipe, batch)
-        if self._armed and wake:
+        if wake and (self._armed or self.wake_on_delivery):
             self._armed = False
             self._wake()
 

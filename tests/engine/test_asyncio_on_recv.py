@@ -1,0 +1,192 @@
+"""The asyncio face's on_recv: each message goes to a callback in the loop pass that read it,
+in order, none lost or handed twice; a failing callback costs its message only; send_multipart_now
+queues at once or raises; on_recv(None) gives the messages back to recv."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import engine
+import engine.asyncio as ezmq
+
+TIMEOUT_S = 10.0
+
+
+async def _until(event: asyncio.Event) -> None:
+    await asyncio.wait_for(event.wait(), TIMEOUT_S)
+
+
+def test_every_message_reaches_the_callback_in_order_even_those_sent_before() -> None:
+    """1,000 messages from a DEALER over tcp, the first 100 of them queued at the ROUTER before
+    on_recv is set: all 1,000 reach the callback, in order, each once."""
+
+    async def main() -> None:
+        ctx = ezmq.Context()
+        router = ctx.socket(engine.ROUTER)
+        endpoint = router.bind("tcp://127.0.0.1:0")
+        dealer = ctx.socket(engine.DEALER)
+        dealer.connect(endpoint)
+        for i in range(100):
+            await dealer.send(b"%d" % i)
+        assert await router.poll(TIMEOUT_S * 1000)  # the first is in: on_recv must take it
+        got: list[bytes] = []
+        done = asyncio.Event()
+
+        def take(frames: list[bytes]) -> None:
+            assert len(frames) == 2  # routing id, body
+            got.append(frames[1])
+            if len(got) == 1000:
+                done.set()
+
+        router.on_recv(take)
+        for i in range(100, 1000):
+            await dealer.send(b"%d" % i)
+        await _until(done)
+        assert got == [b"%d" % i for i in range(1000)]
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_an_echo_server_in_a_callback_answers_every_request() -> None:
+    """A ROUTER that answers from its callback with send_multipart_now: 500 REQ round trips."""
+
+    async def main() -> None:
+        ctx = ezmq.Context()
+        router = ctx.socket(engine.ROUTER)
+        endpoint = router.bind("tcp://127.0.0.1:0")
+        router.on_recv(lambda frames: router.send_multipart_now([*frames[:-1], frames[-1] * 2]))
+        req = ctx.socket(engine.REQ)
+        req.connect(endpoint)
+        for i in range(500):
+            await req.send(b"%d" % i)
+            assert await asyncio.wait_for(req.recv(), TIMEOUT_S) == b"%d" % i * 2
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_a_failing_callback_costs_its_message_and_nothing_else() -> None:
+    """The callback raises on every third message: the loop's exception handler hears of each,
+    the connection stays up, and every other message is handed on."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        ctx = ezmq.Context()
+        pull = ctx.socket(engine.PULL)
+        endpoint = pull.bind("tcp://127.0.0.1:0")
+        push = ctx.socket(engine.PUSH)
+        push.connect(endpoint)
+        got: list[int] = []
+        done = asyncio.Event()
+
+        def take(frames: list[bytes]) -> None:
+            n = int(frames[0])
+            if n == 299:
+                done.set()
+            if n % 3 == 0:
+                raise ValueError(f"no {n}")
+            got.append(n)
+
+        pull.on_recv(take)
+        for i in range(300):
+            await push.send(b"%d" % i)
+        await _until(done)
+        assert got == [i for i in range(300) if i % 3]
+        assert len(reported) == 100
+        assert all(isinstance(r["exception"], ValueError) for r in reported)
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_on_recv_none_gives_messages_back_to_recv() -> None:
+    async def main() -> None:
+        ctx = ezmq.Context()
+        pull = ctx.socket(engine.PULL)
+        endpoint = pull.bind("tcp://127.0.0.1:0")
+        push = ctx.socket(engine.PUSH)
+        push.connect(endpoint)
+        first = asyncio.Event()
+        got: list[bytes] = []
+
+        def take(frames: list[bytes]) -> None:
+            got.append(frames[0])
+            first.set()
+
+        pull.on_recv(take)
+        await push.send(b"one")
+        await _until(first)
+        pull.on_recv(None)
+        await push.send(b"two")
+        assert await asyncio.wait_for(pull.recv(), TIMEOUT_S) == b"two"
+        assert got == [b"one"]
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_ping_pong_inside_callbacks_neither_nests_nor_reorders() -> None:
+    """Two PAIRs over inproc, each answering from its callback and flushing at once (as a face
+    about to wait does), so the answer is delivered while the callback still runs: that
+    delivery waits for the running turn (no recursion, which 5,000 exchanges would overflow),
+    and the exchanges run in order."""
+
+    async def main() -> None:
+        ctx = ezmq.Context()
+        a = ctx.socket(engine.PAIR)
+        a.bind("inproc://ping-pong")
+        b = ctx.socket(engine.PAIR)
+        b.connect("inproc://ping-pong")
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        def answer(sock: ezmq.Socket, n: int) -> None:
+            sock.send_multipart_now([b"%d" % n])
+            sock._core.flush()
+
+        def at_a(frames: list[bytes]) -> None:
+            n = int(frames[0])
+            seen.append(n)
+            if n >= 5000:
+                done.set()
+            else:
+                answer(a, n + 1)
+
+        b.on_recv(lambda frames: answer(b, int(frames[0]) + 1))
+        a.on_recv(at_a)
+        answer(b, 0)  # the connecting side queues until the pipes attach on the loop
+        await _until(done)
+        assert seen == list(range(0, 5001, 2))
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
+def test_send_multipart_now_raises_what_a_dontwait_send_would() -> None:
+    async def main() -> None:
+        ctx = ezmq.Context()
+        dealer = ctx.socket(engine.DEALER)  # no peer at all: nowhere to queue
+        with pytest.raises(engine.Again):
+            dealer.send_multipart_now([b"x"])
+        router = ctx.socket(engine.ROUTER)
+        router.setsockopt(engine.ROUTER_MANDATORY, 1)
+        router.bind("tcp://127.0.0.1:0")
+        with pytest.raises(engine.ZMQError) as unknown:
+            router.send_multipart_now([b"nobody", b"x"])
+        assert unknown.value.errno == engine.EHOSTUNREACH
+        with pytest.raises(engine.ZMQError) as empty:
+            router.send_multipart_now([])
+        assert empty.value.errno == engine.EINVAL
+        router.close(0)
+        with pytest.raises(engine.ZMQError) as closed:
+            router.send_multipart_now([b"nobody", b"x"])
+        assert closed.value.errno == engine.ENOTSOCK
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
