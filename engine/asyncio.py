@@ -124,6 +124,7 @@ class Socket(SocketFace):
         object.__setattr__(self, "_loop", loop)
         object.__setattr__(self, "_waiters", [])
         object.__setattr__(self, "_on_recv", None)
+        object.__setattr__(self, "_batched", False)
         object.__setattr__(self, "_delivering", False)
         self._start()
 
@@ -139,10 +140,20 @@ class Socket(SocketFace):
         The callback must not block (send with DONTWAIT, or send_multipart_now). What it
         raises goes to the loop's exception handler and the next message is handed on. Do not
         mix it with recv on the same socket. ``None`` stops it: messages wait for recv again."""
+        self._set_on_recv(callback, batched=False)
+
+    def on_recv_batch(self, callback: Callable[[list[list[bytes]]], None] | None) -> None:
+        """on_recv for code that handles messages together (one store transaction for all of
+        them, say): ``callback`` gets a list of every message waiting, up to DELIVER_BATCH,
+        usually what one read of one connection brought."""
+        self._set_on_recv(callback, batched=True)
+
+    def _set_on_recv(self, callback: Callable[[Any], None] | None, batched: bool) -> None:
         core = self._core
         if core.thread_safe:
             raise ZMQError(c.ENOTSUP, "on_recv takes whole messages: not for the draft types")
         object.__setattr__(self, "_on_recv", callback)
+        object.__setattr__(self, "_batched", batched)
         core.wake_on_delivery = callback is not None
         if callback is not None:
             self._loop.call_soon(self._deliver)  # what came before the callback was set
@@ -162,21 +173,29 @@ class Socket(SocketFace):
             raise Again()
 
     def _deliver(self) -> None:
-        """Hand what waits to the on_recv callback, a turn at a time."""
+        """Hand what waits to the on_recv callback, DELIVER_BATCH messages a turn at most."""
         if self._delivering:
             return  # a delivery while the callback runs: the turn under way takes it
         core = self._core
         object.__setattr__(self, "_delivering", True)
         try:
-            for _ in range(DELIVER_BATCH):
+            handed = 0
+            while handed < DELIVER_BATCH:
                 callback = self._on_recv
                 if callback is None or core.closed:
                     return
-                msg = core.recv()
-                if msg is None:
+                if self._batched:
+                    taken: Any = []
+                    while handed < DELIVER_BATCH and (msg := core.recv()) is not None:
+                        taken.append(msg)
+                        handed += 1
+                else:
+                    taken = core.recv()
+                    handed += 1
+                if not taken:
                     return
                 try:
-                    callback(msg)
+                    callback(taken)
                 except Exception as exc:
                     self._loop.call_exception_handler(
                         {"message": "an on_recv callback failed", "exception": exc, "socket": self}

@@ -190,3 +190,34 @@ def test_send_multipart_now_raises_what_a_dontwait_send_would() -> None:
         ctx.destroy(linger=0)
 
     asyncio.run(main())
+
+
+def test_on_recv_batch_hands_over_what_one_read_brought_together() -> None:
+    """200 messages queued in one pass and written together reach a batch callback in lists
+    (more than one message in some), all of them, in order, each once."""
+
+    async def main() -> None:
+        ctx = ezmq.Context()
+        pull = ctx.socket(engine.PULL)
+        endpoint = pull.bind("tcp://127.0.0.1:0")
+        push = ctx.socket(engine.PUSH)
+        push.connect(endpoint)
+        await push.send(b"-1")
+        assert await asyncio.wait_for(pull.recv(), TIMEOUT_S) == b"-1"  # connected
+        batches: list[list[list[bytes]]] = []
+        done = asyncio.Event()
+
+        def take(msgs: list[list[bytes]]) -> None:
+            batches.append(msgs)
+            if msgs[-1] == [b"199"]:
+                done.set()
+
+        pull.on_recv_batch(take)
+        for i in range(200):
+            push.send_multipart_now([b"%d" % i])
+        await _until(done)
+        assert [m for batch in batches for m in batch] == [[b"%d" % i] for i in range(200)]
+        assert max(len(batch) for batch in batches) > 1
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
