@@ -97,10 +97,12 @@ class HeardCore(WorkerCore):
 
 class BatchingPirate(AsyncParanoidPirateWorker):
     """A Paranoid Pirate worker with credit-based flow control (the Guide's chapter 7): READY
-    announces ``credit``, the front sends up to that many jobs at once, and each pass of the
-    pattern's loop takes every job that has arrived and hands them to ``handler`` together,
-    then sends the answers. ``handler(bodies)`` returns one answer per body, in order: its
-    frames, or an awaitable of them (a login hashing elsewhere), sent when it is done."""
+    announces ``credit``, the front sends up to that many jobs at once, and every job that one
+    read brought goes to ``handler`` together, in the loop pass that read them (the socket's
+    on_recv_batch: no task wakes per batch), and their answers go out at once.
+    ``handler(bodies)`` returns one answer per body, in order: its frames, or an awaitable of
+    them (a login hashing elsewhere), sent when it is done. ``run()`` itself only keeps time:
+    heartbeats, the front's expiry and reconnecting."""
 
     handler: Callable[[list[list[bytes]]], list[Answer]]
 
@@ -116,34 +118,82 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         self._sock = sock
         return sock, [*ready, b"%d" % self.credit]
 
-    async def _take(self, sock: Any) -> list[Job]:
-        """Every job that has arrived (at most the credit: the front sends no more)."""
-        jobs = []
-        for _ in range(self.credit + 1):  # + a heartbeat that may sit among them
-            # Asked first, not found out by Again: a non-blocking read that fails raises
-            # through six frames into a future, once per batch, and every such exception was
-            # a reference cycle left to the garbage collector (26 objects per job, most of a
-            # worker's young collections: 16,000 objects every few seconds under load).
-            if not sock.getsockopt(engine.EVENTS) & engine.POLLIN:
-                break
-            try:
-                msg = await sock.recv_multipart(engine.DONTWAIT)
-            except engine.Again:
-                break
-            job = self.core.on_message(msg, time.monotonic())
-            if job is not None:
-                jobs.append(job)
-        return jobs
+    async def run(self) -> None:
+        core = self.core
+        self._running = True
+        self._woken_by_stop = False
+        #: A batch's crash (a bug in a handler) ends run(), as it did when run() took the jobs.
+        crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sock = self._start(crashed)
+        try:
+            while self._running:
+                now = time.monotonic()
+                if core.lost(now):
+                    self._stop_taking(sock)
+                    delay = self._backoff()
+                    if self._running:
+                        await self._sleep(asyncio.sleep(delay))
+                    if not self._running:
+                        break
+                    sock = self._start(crashed)
+                    continue
+                for msg in core.due(now):
+                    self._send(sock, msg)
+                await self._sleep(asyncio.wait([crashed], timeout=core.timeout(now)))
+                if crashed.done():
+                    crashed.result()
+        finally:
+            self._stop_taking(sock)
+            if not crashed.done():
+                crashed.cancel()
 
-    async def _answer(self, sock: Any, jobs: list[Job]) -> None:
+    def _start(self, crashed: asyncio.Future[None]) -> Any:
+        """A fresh connection: READY queued (the connecting side queues until it is up), and
+        the jobs it brings handed to ``_on_messages``."""
+        sock, ready = self._connect()
+        sock.send_multipart_now(ready)
+        sock.on_recv_batch(lambda msgs: self._on_messages(sock, msgs, crashed))
+        return sock
+
+    @staticmethod
+    def _stop_taking(sock: Any) -> None:
+        sock.on_recv_batch(None)
+        sock.close(linger=0)
+
+    def _on_messages(
+        self, sock: Any, msgs: list[list[bytes]], crashed: asyncio.Future[None]
+    ) -> None:
+        now = time.monotonic()
+        on_message = self.core.on_message
+        jobs = [job for msg in msgs if (job := on_message(msg, now)) is not None]
+        if not jobs:
+            return  # heartbeats
+        try:
+            self._answer_now(sock, jobs)
+        except Exception as exc:
+            if not crashed.done():
+                crashed.set_exception(exc)
+            return
+        self.handled += len(jobs)
+
+    def _answer_now(self, sock: Any, jobs: list[Job]) -> None:
         answers = self.handler([job.body for job in jobs])
         for job, answer in zip(jobs, answers, strict=True):
             if isinstance(answer, list):
-                await sock.send_multipart(self.core.reply(job, answer))
+                self._send(sock, self.core.reply(job, answer))
             else:
                 task = asyncio.ensure_future(self._answer_later(sock, job, answer))
                 self.later.add(task)
                 task.add_done_callback(self.later.discard)
+
+    @staticmethod
+    def _send(sock: Any, msg: list[bytes]) -> None:
+        try:
+            sock.send_multipart_now(msg)
+        except engine.Again:
+            # The front holds at most `credit` jobs here, far below the high-water mark: a
+            # full pipe means a front that stopped reading; it will take this worker for dead.
+            log.warning("the front is not reading; a message to it was dropped")
 
     async def _answer_later(self, sock: Any, job: Job, answer: Awaitable[list[bytes]]) -> None:
         body = await answer
