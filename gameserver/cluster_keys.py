@@ -32,6 +32,8 @@ from engine.auth.certs import load_certificates
 from engine.security import z85
 from engine.security.zap import ZAP_ENDPOINT, ZapReply, ZapRequest
 
+from .limits import limit_bound
+
 log = logging.getLogger(__name__)
 
 FRONT = "front"
@@ -295,6 +297,10 @@ def worker_credentials(context: Any, settings: Any) -> None:
 KEY_REQUEST = b"KEY?"
 #: Anything longer than the request is not one: the announcer's socket drops such peers.
 MAX_KEY_REQUEST = 64
+#: Connections the announcer holds at once. A player's stays up for one request, so this is
+#: room for a crowd of first connections; past it a peer is closed (its REQ retries), and
+#: strangers holding idle connections cannot run the process out of file descriptors.
+ANNOUNCER_MAX_CONNECTIONS = 1024
 
 
 class KeyAnnouncer:
@@ -308,7 +314,10 @@ class KeyAnnouncer:
         self.public = public
         self.sock = context.socket(engine.REP)
         self.sock.linger = 0
-        self.sock.setsockopt(engine.MAXMSGSIZE, MAX_KEY_REQUEST)
+        # As on the player ports: a size cap, a connection cap, the listen backlog (a crowd
+        # of first connections waits in the kernel, not in SYN retries), the handshake timer
+        # and heartbeats for peers that fall silent.
+        limit_bound(self.sock, MAX_KEY_REQUEST, ANNOUNCER_MAX_CONNECTIONS)
         self.endpoint = self.sock.bind(endpoint)
 
     async def serve(self) -> None:

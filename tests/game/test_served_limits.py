@@ -15,6 +15,7 @@ import pytest
 import zmq as pyzmq
 from serverkit import Server
 
+from gameserver.cluster_keys import ANNOUNCER_MAX_CONNECTIONS
 from gameserver.limits import HANDSHAKE_IVL_MS, HEARTBEAT_MISSES, LISTEN_BACKLOG
 
 MIB = 1024 * 1024
@@ -179,3 +180,16 @@ def test_player_ports_queue_a_reconnect_storm_in_the_kernel(start_server, sqlite
     server.ping()  # the front answers: both player ports listen
     assert listen_backlog(server.actions) == LISTEN_BACKLOG
     assert listen_backlog(server.updates) == LISTEN_BACKLOG
+    # The key announcement, where a crowd of first connections arrives: as much as it holds.
+    assert server.key_endpoint is not None
+    assert listen_backlog(server.key_endpoint) == min(LISTEN_BACKLOG, ANNOUNCER_MAX_CONNECTIONS)
+
+
+def test_the_key_announcer_closes_a_silent_connection(start_server, sqlite_url: str) -> None:
+    """A stranger that connects to the key announcement and never greets is closed by the
+    handshake timer, as on the player ports: idle connections cannot pile up there."""
+    server: Server = start_server(sqlite_url, 1)
+    assert server.key_endpoint is not None
+    mute = socket.create_connection(address(server.key_endpoint))
+    assert closed_within(mute, HANDSHAKE_IVL_MS / 1000 + 5)
+    mute.close()
