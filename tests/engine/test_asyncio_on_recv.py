@@ -19,16 +19,21 @@ async def _until(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), TIMEOUT_S)
 
 
+def _connected(ctx: ezmq.Context, bound: int, connecting: int) -> tuple[ezmq.Socket, ezmq.Socket]:
+    """A socket bound to a free tcp port, and one connected to it."""
+    server = ctx.socket(bound)
+    client = ctx.socket(connecting)
+    client.connect(server.bind("tcp://127.0.0.1:0"))
+    return server, client
+
+
 def test_every_message_reaches_the_callback_in_order_even_those_sent_before() -> None:
     """1,000 messages from a DEALER over tcp, the first 100 of them queued at the ROUTER before
     on_recv is set: all 1,000 reach the callback, in order, each once."""
 
     async def main() -> None:
         ctx = ezmq.Context()
-        router = ctx.socket(engine.ROUTER)
-        endpoint = router.bind("tcp://127.0.0.1:0")
-        dealer = ctx.socket(engine.DEALER)
-        dealer.connect(endpoint)
+        router, dealer = _connected(ctx, engine.ROUTER, engine.DEALER)
         for i in range(100):
             await dealer.send(b"%d" % i)
         assert await router.poll(TIMEOUT_S * 1000)  # the first is in: on_recv must take it
@@ -56,11 +61,8 @@ def test_an_echo_server_in_a_callback_answers_every_request() -> None:
 
     async def main() -> None:
         ctx = ezmq.Context()
-        router = ctx.socket(engine.ROUTER)
-        endpoint = router.bind("tcp://127.0.0.1:0")
+        router, req = _connected(ctx, engine.ROUTER, engine.REQ)
         router.on_recv(lambda frames: router.send_multipart_now([*frames[:-1], frames[-1] * 2]))
-        req = ctx.socket(engine.REQ)
-        req.connect(endpoint)
         for i in range(500):
             await req.send(b"%d" % i)
             assert await asyncio.wait_for(req.recv(), TIMEOUT_S) == b"%d" % i * 2
@@ -78,10 +80,7 @@ def test_a_failing_callback_costs_its_message_and_nothing_else() -> None:
         reported: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda _loop, context: reported.append(context))
         ctx = ezmq.Context()
-        pull = ctx.socket(engine.PULL)
-        endpoint = pull.bind("tcp://127.0.0.1:0")
-        push = ctx.socket(engine.PUSH)
-        push.connect(endpoint)
+        pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         got: list[int] = []
         done = asyncio.Event()
 
@@ -108,10 +107,7 @@ def test_a_failing_callback_costs_its_message_and_nothing_else() -> None:
 def test_on_recv_none_gives_messages_back_to_recv() -> None:
     async def main() -> None:
         ctx = ezmq.Context()
-        pull = ctx.socket(engine.PULL)
-        endpoint = pull.bind("tcp://127.0.0.1:0")
-        push = ctx.socket(engine.PUSH)
-        push.connect(endpoint)
+        pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         first = asyncio.Event()
         got: list[bytes] = []
 
@@ -198,10 +194,7 @@ def test_on_recv_batch_hands_over_what_one_read_brought_together() -> None:
 
     async def main() -> None:
         ctx = ezmq.Context()
-        pull = ctx.socket(engine.PULL)
-        endpoint = pull.bind("tcp://127.0.0.1:0")
-        push = ctx.socket(engine.PUSH)
-        push.connect(endpoint)
+        pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         await push.send(b"-1")
         assert await asyncio.wait_for(pull.recv(), TIMEOUT_S) == b"-1"  # connected
         batches: list[list[list[bytes]]] = []
