@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import engine
+from engine.security.keys import sodium
 from loadtest.bench_child import ask_child_to_stop, start_child
 from loadtest.bench_subscribers import have_pyzmq
 from loadtest.cli_numbers import positive
@@ -81,6 +83,12 @@ def run_storm(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.curve:
+        try:
+            sodium()  # the engine's side of CURVE: told now, not as a traceback in round 1
+        except engine.ZMQError as exc:
+            print(f"bench storm --curve: {exc}", file=sys.stderr)
+            return 2
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = args.connections + SPARE_FDS
     if needed > hard:
@@ -171,7 +179,6 @@ def render(rows: list[Row], args: argparse.Namespace) -> str:
 async def _engine_round(
     backlog: int, args: argparse.Namespace, conn: Connection
 ) -> tuple[int, float, float]:
-    import engine
     import engine.asyncio as azmq
 
     ctx = azmq.Context()

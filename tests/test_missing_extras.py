@@ -35,6 +35,7 @@ sys.meta_path.insert(0, Hide())
         ("locust", ["loadtest", "--run-time", "1s"], "loadtest"),
         ("redis", ["serve", "--store", "redis://127.0.0.1:9/0", "--workers", "1"], "redis"),
         ("prompt_toolkit", ["play", "--name", "erin"], "client"),
+        ("nacl", ["bench", "storm", "--connections", "20", "--rounds", "1", "--curve"], "curve"),
     ],
 )
 def test_a_missing_extra_names_its_pip_line(
