@@ -152,6 +152,8 @@ class Socket(SocketFace):
         core = self._core
         if core.thread_safe:
             raise ZMQError(c.ENOTSUP, "on_recv takes whole messages: not for the draft types")
+        if callback is not None and core.closed:
+            self._check_open()  # ENOTSOCK, as any other call on a closed socket
         object.__setattr__(self, "_on_recv", callback)
         object.__setattr__(self, "_batched", batched)
         core.wake_on_delivery = callback is not None

@@ -164,7 +164,7 @@ def test_ping_pong_inside_callbacks_neither_nests_nor_reorders() -> None:
     asyncio.run(main())
 
 
-def test_send_multipart_now_raises_what_a_dontwait_send_would() -> None:
+def test_send_multipart_now_and_on_recv_refuse_what_they_cannot_do() -> None:
     async def main() -> None:
         ctx = ezmq.Context()
         dealer = ctx.socket(engine.DEALER)  # no peer at all: nowhere to queue
@@ -183,6 +183,14 @@ def test_send_multipart_now_raises_what_a_dontwait_send_would() -> None:
         with pytest.raises(engine.ZMQError) as closed:
             router.send_multipart_now([b"nobody", b"x"])
         assert closed.value.errno == engine.ENOTSOCK
+        with pytest.raises(engine.ZMQError) as closed:
+            router.on_recv(print)
+        assert closed.value.errno == engine.ENOTSOCK
+        router.on_recv(None)  # stopping is always fine
+        draft = ctx.socket(engine.SERVER)
+        with pytest.raises(engine.ZMQError) as draft_type:
+            draft.on_recv(print)
+        assert draft_type.value.errno == engine.ENOTSUP
         ctx.destroy(linger=0)
 
     asyncio.run(main())
