@@ -48,8 +48,7 @@ def present_others(state: GameState, room_id: str, viewer: str | None) -> str:
     """ "Alice and Bob are here.", naming at most :data:`NAMES_SHOWN` players and counting the
     rest, from the room's presence record: a crowded room costs no more than a quiet one.
     ``viewer`` (a player key) is in the room and left out."""
-    names = state.present_names(room_id, NAMES_SHOWN + 1)
-    count = state.present_count(room_id)
+    names, count = state.present_glimpse(room_id, NAMES_SHOWN + 1)
     if viewer is not None:
         names = [name for name in names if name.lower() != viewer]  # == player_key(name)
         count = max(count - 1, len(names))

@@ -84,6 +84,13 @@ class Tx(ABC):
     def member_count(self, ns: str, key: str) -> int:
         """How many members the set has, without reading them."""
 
+    def glimpse_members(self, ns: str, key: str, limit: int) -> tuple[list[str], int]:
+        """The ``limit`` smallest members and the size of a set, for display only: nothing
+        the transaction decides may rest on them. Exact here; an optimistic backend may answer
+        from what it saw a moment ago without making the transaction depend on the set (see
+        the Redis backend's GLIMPSE_STALE_S)."""
+        return self.first_members(ns, key, limit), self.member_count(ns, key)
+
     def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
         """The ``limit`` smallest members greater than ``after``: walks a large set a slice at
         a time. (This fallback reads the whole set; backends with an ordered index override
@@ -188,6 +195,9 @@ class ReadOnlyTx(Tx):
 
     def member_count(self, ns: str, key: str) -> int:
         return self.inner.member_count(ns, key)
+
+    def glimpse_members(self, ns: str, key: str, limit: int) -> tuple[list[str], int]:
+        return self.inner.glimpse_members(ns, key, limit)
 
     def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
         return self.inner.members_after(ns, key, after, limit)

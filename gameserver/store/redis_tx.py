@@ -8,6 +8,7 @@ the commit script (:mod:`gameserver.store.redis_script`) checks and applies.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,15 @@ Undo = dict[str, tuple[dict[str, Any], Any]]
 #: Keys whose last-read content a worker remembers; beyond this it forgets them all (and
 #: learns again what it uses, a round trip per key at worst).
 CACHE_LIMIT = 200_000
+#: How old a worker's copy of a set may be for a glimpse (Tx.glimpse_members: a room's
+#: presence in a description) to be answered from it unchecked. Checked, every move into a
+#: crowded room read its presence set, which every other worker's move into or out of that
+#: room changes: two workers' moves refused each other, and one worker ended up doing nearly
+#: all of them (issue 12's Redis row). A description may miss who came or went in the last
+#: quarter second; what a move does never rests on it.
+GLIMPSE_STALE_S = 0.25
+#: The clock of GLIMPSE_STALE_S (a module attribute, so that tests can move it).
+glimpse_clock = time.monotonic
 
 
 class WorkerCopy:
@@ -55,12 +65,15 @@ class WorkerCopy:
         self.records = RecordCache()  # validated records, by key and version
         self.sets: dict[str, SetView] = {}
         self.counters: dict[str, int] = {}
+        #: When each set's view was last known current (Redis said so): for glimpses.
+        self.sets_seen: dict[str, float] = {}
 
     def forget_if_large(self) -> None:
         if len(self.docs) + len(self.sets) + len(self.counters) > CACHE_LIMIT:
             self.docs.clear()
             self.sets.clear()
             self.counters.clear()
+            self.sets_seen.clear()
 
     def refresh(self, entries: Iterable[list[Any]]) -> None:
         """Take the current content the script sent back (its ``stale`` or ``fresh``)."""
@@ -76,6 +89,7 @@ class WorkerCopy:
                 count = int(entry[2])
                 complete = want < 0 or len(members) >= count
                 self.sets[key] = SetView(version, count, members, complete)
+                self.sets_seen[key] = glimpse_clock()
 
 
 def restore(undo: Undo) -> None:
@@ -209,6 +223,26 @@ class ScriptTx(Tx):
 
     def member_count(self, ns: str, key: str) -> int:
         return self._view(ns, key, 0)[1].count
+
+    def glimpse_members(self, ns: str, key: str, limit: int) -> tuple[list[str], int]:
+        """From the copy, unchecked, when it was current at most GLIMPSE_STALE_S ago and this
+        write transaction has not read the set for itself; else a checked read. The copy may
+        show a batch's earlier staged writes, which could yet be refused and run again: a
+        description may show a move a moment early. A read-only transaction (a `look`)
+        always checks: it costs no conflict, only its round trip."""
+        full = self._key("z", ns, key)
+        view = self._copy.sets.get(full)
+        if (
+            self.writable
+            and view is not None
+            and view.covers(limit)
+            and full not in self._reads
+            and glimpse_clock() - self._copy.sets_seen.get(full, float("-inf")) <= GLIMPSE_STALE_S
+        ):
+            if full in self._sets:
+                view = self._sets[full].apply(view)
+            return view.first[:limit], view.count
+        return super().glimpse_members(ns, key, limit)
 
     def add_member(self, ns: str, key: str, member: str) -> None:
         self._check_writable()
@@ -349,6 +383,7 @@ class ScriptTx(Tx):
             copy.docs[key] = (version, raw)
             if key in self._records:  # never validated again while at this version
                 copy.records.put(key, version, self._records[key])
+        seen = glimpse_clock()
         for key, overlay in self._sets.items():
             if key not in self._reads and key not in current:
                 copy.sets.pop(key, None)
@@ -356,4 +391,9 @@ class ScriptTx(Tx):
             view = overlay.apply(copy.sets.get(key, EMPTY_SET))
             view.version = new_versions.get(key, view.version)
             copy.sets[key] = view
+            copy.sets_seen[key] = seen
         copy.counters.update(self._counters)
+        # Every set this transaction read was current when the script applied it.
+        for key, read in self._reads.items():
+            if read[1] == "z" and key not in self._sets:
+                copy.sets_seen[key] = seen

@@ -95,6 +95,11 @@ class GameState:
     def present_count(self, room_id: str) -> int:
         return self.tx.member_count(_PRESENT, room_id)
 
+    def present_glimpse(self, room_id: str, limit: int) -> tuple[list[str], int]:
+        """Names of at most ``limit`` players in a room and how many are there, for a
+        description: possibly a moment old (Tx.glimpse_members); never decide on it."""
+        return self.tx.glimpse_members(_PRESENT, room_id, limit)
+
     def online_players(self, limit: int | None = None) -> list[str]:
         """Keys of at most ``limit`` online players, in a stable order. Without a limit, all of
         them: an operator's sweep may want that, never the path of a player's action."""
