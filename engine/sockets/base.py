@@ -53,8 +53,8 @@ class SocketCore:
         self._commands: deque[tuple[Callable[[Pipe], None], Pipe]] = deque()
         self._armed = False
         self._wake: Callable[[], None] = _nothing
-        #: Wake the face at every delivery, armed or not: set while the asyncio face hands
-        #: messages to a callback as they arrive (its on_recv), which never waits to be armed.
+        #: Wake the face at every delivery and pipe change, armed or not: set while the asyncio
+        #: face hands messages to a callback as they arrive (its on_recv), which never waits.
         self.wake_on_delivery = False
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
@@ -134,20 +134,23 @@ class SocketCore:
             self._wake()
 
     def attach(self, pipe: Pipe) -> None:
-        self._commands.append((self._attach, pipe))
-        self.direct = None
-        self.notify()
+        self._command(self._attach, pipe)
 
     def detach(self, pipe: Pipe) -> None:
         pipe.closed = True
-        self._commands.append((self._detach, pipe))
-        self.direct = None
-        self.notify()
+        self._command(self._detach, pipe)
 
     def reattach(self, pipe: Pipe) -> None:
-        self._commands.append((self.pipe_reconnected, pipe))
+        self._command(self.pipe_reconnected, pipe)
+
+    def _command(self, handler: Callable[[Pipe], None], pipe: Pipe) -> None:
+        """Queue a pipe change for the user side, and wake it: a face that hands messages to a
+        callback too, since a change may make one (an XPUB's cancellations of a peer's topics)."""
+        self._commands.append((handler, pipe))
         self.direct = None
-        self.notify()
+        if self._armed or self.wake_on_delivery:
+            self._armed = False
+            self._wake()
 
     def accepts_peer(self, pipe: Pipe) -> bool:
         return not (self.single_peer and any(not p.closed for p in self.pipes))

@@ -222,3 +222,28 @@ def test_on_recv_batch_hands_over_what_one_read_brought_together() -> None:
         ctx.destroy(linger=0)
 
     asyncio.run(main())
+
+
+def test_an_xpub_callback_hears_a_departed_subscribers_unsubscription() -> None:
+    """A subscriber leaves without unsubscribing: the XPUB's callback gets the cancellation of
+    its topic at once, as a recv would, not only when some later message arrives."""
+
+    async def main() -> None:
+        ctx = ezmq.Context()
+        xpub, sub = _connected(ctx, engine.XPUB, engine.SUB)
+        got: list[bytes] = []
+        subscribed, cancelled = asyncio.Event(), asyncio.Event()
+
+        def take(frames: list[bytes]) -> None:
+            got.append(frames[0])
+            (subscribed if frames[0][:1] == b"\x01" else cancelled).set()
+
+        xpub.on_recv(take)
+        sub.subscribe(b"room")
+        await _until(subscribed)
+        sub.close(linger=0)
+        await _until(cancelled)
+        assert got == [b"\x01room", b"\x00room"]
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
