@@ -317,10 +317,11 @@ class AsyncParanoidPirateWorker(_WorkerBase):
                 # No STOP_POLL_S cap, unlike the sync face: stop() wakes this wait, so an idle
                 # worker wakes only for heartbeats (about two a second fewer wake-ups in five).
                 if await self._sleep(sock.poll(_ms_until(core.timeout(time.monotonic())))):
-                    jobs = await self._take(sock)
-                    if jobs:
-                        await self._answer(sock, jobs)
-                        self.handled += len(jobs)
+                    job = core.on_message(await sock.recv_multipart(), time.monotonic())
+                    if job is not None:  # not a heartbeat
+                        body = await self._handle(sock, job)
+                        await sock.send_multipart(core.reply(job, body))
+                        self.handled += 1
                 elif core.lost(time.monotonic()):
                     sock.close(linger=0)
                     delay = self._backoff()
@@ -358,23 +359,10 @@ class AsyncParanoidPirateWorker(_WorkerBase):
             self._woken_by_stop = True
             task.cancel()
 
-    # -- hooks for a worker that takes several jobs at once (gameserver.worker) ---------------
-
     def _connect(self) -> tuple[Any, list[bytes]]:
-        """A fresh socket and the READY to send on it first."""
+        """A fresh socket and the READY to send on it first (gameserver.worker adds its
+        credit to the READY)."""
         return self._open()
-
-    async def _take(self, sock: Any) -> list[Job]:
-        """The jobs to handle now, once the socket is readable: here the one message that
-        arrived (a heartbeat gives none)."""
-        job = self.core.on_message(await sock.recv_multipart(), time.monotonic())
-        return [] if job is None else [job]
-
-    async def _answer(self, sock: Any, jobs: list[Job]) -> None:
-        """Handle ``jobs`` and send their replies."""
-        for job in jobs:
-            body = await self._handle(sock, job)
-            await sock.send_multipart(self.core.reply(job, body))
 
     async def _handle(self, sock: Any, job: Job) -> list[bytes]:
         result = self.handler(job.body)
