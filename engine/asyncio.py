@@ -125,12 +125,17 @@ class Socket(SocketFace):
         object.__setattr__(self, "_waiters", [])
         object.__setattr__(self, "_on_recv", None)
         object.__setattr__(self, "_batched", False)
+        object.__setattr__(self, "_on_recv_failed", None)
         object.__setattr__(self, "_delivering", False)
         self._start()
 
     # -- messages handed to a callback ------------------------------------------------------------
 
-    def on_recv(self, callback: Callable[[list[bytes]], None] | None) -> None:
+    def on_recv(
+        self,
+        callback: Callable[[list[bytes]], None] | None,
+        failed: asyncio.Future[None] | None = None,
+    ) -> None:
         """Hand each message (its frames, as recv_multipart gives them) to ``callback`` as it
         arrives, instead of keeping it for recv: an engine extension, in the spirit of pyzmq's
         ZMQStream.on_recv. The callback runs in the loop pass that read the message, so a
@@ -138,17 +143,28 @@ class Socket(SocketFace):
         two (its wake-up is a pass of its own), and makes no future per message.
 
         The callback must not block (send with DONTWAIT, or send_multipart_now). What it
-        raises goes to the loop's exception handler and the next message is handed on. Do not
-        mix it with recv on the same socket. ``None`` stops it: messages wait for recv again."""
-        self._set_on_recv(callback, batched=False)
+        raises goes to ``failed`` (the first exception: a server whose run should end with its
+        handler's bug awaits that future), else to the loop's exception handler; the next
+        message is handed on either way. Do not mix it with recv on the same socket. ``None``
+        stops it: messages wait for recv again."""
+        self._set_on_recv(callback, False, failed)
 
-    def on_recv_batch(self, callback: Callable[[list[list[bytes]]], None] | None) -> None:
+    def on_recv_batch(
+        self,
+        callback: Callable[[list[list[bytes]]], None] | None,
+        failed: asyncio.Future[None] | None = None,
+    ) -> None:
         """on_recv for code that handles messages together (one store transaction for all of
         them, say): ``callback`` gets a list of every message waiting, up to DELIVER_BATCH,
         usually what one read of one connection brought."""
-        self._set_on_recv(callback, batched=True)
+        self._set_on_recv(callback, True, failed)
 
-    def _set_on_recv(self, callback: Callable[[Any], None] | None, batched: bool) -> None:
+    def _set_on_recv(
+        self,
+        callback: Callable[[Any], None] | None,
+        batched: bool,
+        failed: asyncio.Future[None] | None,
+    ) -> None:
         core = self._core
         if core.thread_safe:
             raise ZMQError(c.ENOTSUP, "on_recv takes whole messages: not for the draft types")
@@ -156,6 +172,7 @@ class Socket(SocketFace):
             self._check_open()  # ENOTSOCK, as any other call on a closed socket
         object.__setattr__(self, "_on_recv", callback)
         object.__setattr__(self, "_batched", batched)
+        object.__setattr__(self, "_on_recv_failed", failed)
         core.wake_on_delivery = callback is not None
         if callback is not None:
             self._loop.call_soon(self._deliver)  # what came before the callback was set
@@ -199,9 +216,17 @@ class Socket(SocketFace):
                 try:
                     callback(taken)
                 except Exception as exc:
-                    self._loop.call_exception_handler(
-                        {"message": "an on_recv callback failed", "exception": exc, "socket": self}
-                    )
+                    failed = self._on_recv_failed
+                    if failed is None:
+                        self._loop.call_exception_handler(
+                            {
+                                "message": "an on_recv callback failed",
+                                "exception": exc,
+                                "socket": self,
+                            }
+                        )
+                    elif not failed.done():
+                        failed.set_exception(exc)
             self._loop.call_soon(self._deliver)
         finally:
             object.__setattr__(self, "_delivering", False)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -289,9 +288,9 @@ class Front:
         # front's CPU per action at 100 actions/s (issue 12). The handlers never wait: every
         # send is DONTWAIT. The housekeeping stays a task on a timer.
         crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.backend.on_recv(_crash_on_error(self._from_backend, crashed))
+        self.backend.on_recv(self._from_backend, crashed)
         self.actions.on_recv(self._from_client_safely)
-        self.updates.on_recv(_crash_on_error(self._from_subscriber, crashed))
+        self.updates.on_recv(self._from_subscriber, crashed)
         housekeeping = asyncio.create_task(self._housekeeping())
         try:
             done, _ = await asyncio.wait(
@@ -514,22 +513,6 @@ class Front:
         self._tick_sent = now
         self.stats.ticks += 1
         self._send(self.core.from_frontend([TICK_ROUTE, b"", *tick_job()], now))
-
-
-def _crash_on_error(
-    handler: Callable[[list[bytes]], None], crashed: asyncio.Future[None]
-) -> Callable[[list[bytes]], None]:
-    """``handler``, whose exception ends the front's run (through ``crashed``) rather than
-    going to the loop's exception handler as an on_recv callback's would."""
-
-    def handle(msg: list[bytes]) -> None:
-        try:
-            handler(msg)
-        except Exception as exc:
-            if not crashed.done():
-                crashed.set_exception(exc)
-
-    return handle
 
 
 def _settle(fut: asyncio.Future[None]) -> None:

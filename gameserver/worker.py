@@ -152,7 +152,7 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         the jobs it brings handed to ``_on_messages``."""
         sock, ready = self._connect()
         sock.send_multipart_now(ready)
-        sock.on_recv_batch(lambda msgs: self._on_messages(sock, msgs, crashed))
+        sock.on_recv_batch(lambda msgs: self._on_messages(sock, msgs), crashed)
         return sock
 
     @staticmethod
@@ -160,21 +160,13 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         sock.on_recv_batch(None)
         sock.close(linger=0)
 
-    def _on_messages(
-        self, sock: Any, msgs: list[list[bytes]], crashed: asyncio.Future[None]
-    ) -> None:
+    def _on_messages(self, sock: Any, msgs: list[list[bytes]]) -> None:
         now = time.monotonic()
         on_message = self.core.on_message
         jobs = [job for msg in msgs if (job := on_message(msg, now)) is not None]
-        if not jobs:
-            return  # heartbeats
-        try:
+        if jobs:  # else heartbeats
             self._answer_now(sock, jobs)
-        except Exception as exc:
-            if not crashed.done():
-                crashed.set_exception(exc)
-            return
-        self.handled += len(jobs)
+            self.handled += len(jobs)
 
     def _answer_now(self, sock: Any, jobs: list[Job]) -> None:
         answers = self.handler([job.body for job in jobs])

@@ -247,3 +247,39 @@ def test_an_xpub_callback_hears_a_departed_subscribers_unsubscription() -> None:
         ctx.destroy(linger=0)
 
     asyncio.run(main())
+
+
+def test_a_failed_future_takes_the_first_exception_instead_of_the_loop() -> None:
+    """With ``failed``, the callback's first exception ends up there (a server awaiting it
+    ends with its handler's bug), the loop's handler hears nothing, and the next messages are
+    still handed on."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        ctx = ezmq.Context()
+        pull, push = _connected(ctx, engine.PULL, engine.PUSH)
+        failed: asyncio.Future[None] = loop.create_future()
+        got: list[bytes] = []
+        last = asyncio.Event()
+
+        def take(frames: list[bytes]) -> None:
+            if frames[0] == b"last":
+                last.set()
+                return
+            if frames[0].startswith(b"bad"):
+                raise ValueError(frames[0].decode())
+            got.append(frames[0])
+
+        pull.on_recv(take, failed)
+        for body in (b"one", b"bad 1", b"two", b"bad 2", b"last"):
+            await push.send(body)
+        await _until(last)
+        with pytest.raises(ValueError, match="bad 1"):
+            failed.result()
+        assert got == [b"one", b"two"]
+        assert reported == []
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
