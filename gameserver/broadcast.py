@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .protocol import Event, Notice, ProtocolError, decode_event, decode_notice, encode
+from .store.base import settle_placeholders
 from .topics import PRIVATE_PREFIX
 
 __all__ = [
@@ -68,7 +69,9 @@ def is_private(topic: str) -> bool:
 
 def notice_bytes(event: Event) -> bytes:
     """ "Something new on your private topic": the owner fetches it by catch-up."""
-    return encode(Notice(topic=event.topic, seq=event.seq))
+    # Built unchecked: the event's topic was checked, and its seq may be a placeholder
+    # (Tx.reserve) until the worker's batch commits (settle_frames).
+    return encode(Notice.model_construct(topic=event.topic, seq=event.seq))
 
 
 def publication_frames(events: Iterable[Event]) -> list[bytes]:
@@ -88,10 +91,23 @@ def marks(events: Iterable[Event]) -> dict[str, int]:
     says exactly where its view of the room starts, so nothing after it can go unnoticed.
     """
     out: dict[str, int] = {}
-    for event in events:
+    for event in events:  # in the order they were numbered: the last of a topic is its highest
         if not is_private(event.topic):
-            out[event.topic] = max(event.seq, out.get(event.topic, 0))
+            out[event.topic] = event.seq  # (a placeholder until its batch commits)
     return out
+
+
+def settle_frames(frames: list[bytes], assigned: dict[int, int]) -> list[bytes]:
+    """A worker's answer ``[reply, marks, *publications]`` with the seq placeholders of its
+    store batch (Tx.reserve) replaced by the values the commit gave them. The reply carries
+    no seq; the marks frame has no text from players, so any member's value is settled."""
+    if not assigned or len(frames) < 2:
+        return frames
+    return [
+        frames[0],
+        settle_placeholders(frames[1], assigned, any_member=True),
+        *(settle_placeholders(frame, assigned) for frame in frames[2:]),
+    ]
 
 
 def decode_publication(frame: bytes) -> Event | Notice:

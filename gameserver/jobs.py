@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .accounts import Hashing
-from .broadcast import marks, publication_frames
+from .broadcast import marks, publication_frames, settle_frames
 from .commands import CommandError
 from .events import Outcome
 from .protocol import (
@@ -129,6 +129,10 @@ def run_jobs(
                         run(i)
             # Jobs whose transactions met data that had changed (another worker's commit):
             # they wrote nothing, and run again on the fresh data their refusal brought.
+            # The others' answers get the seqs their commit gave (placeholders until now).
+            for i in todo:
+                if i not in batch.redo:
+                    answers[i] = settle_frames(answers[i], batch.assigned)  # type: ignore[arg-type]
             todo = [i for i in todo if i in batch.redo]
             if not todo:
                 break

@@ -8,6 +8,7 @@ on conflict), so ``fn`` must have no effects outside the :class:`Tx` it is given
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -111,9 +112,46 @@ class Tx(ABC):
     def incr(self, ns: str, key: str) -> int:
         """Increment a counter and return its new value."""
 
+    def reserve(self, ns: str, key: str) -> int:
+        """Increment a counter whose new value this transaction only writes, never decides
+        on: an event's seq. A store that commits a batch in one call (Redis) may give it
+        only then, so that two workers numbering events on one topic do not refuse each
+        other's batches; until then the value is a *placeholder* (see
+        :func:`settle_placeholders`), which the store replaces wherever it stands as
+        ``"seq":<placeholder>`` in the JSON the transaction writes, and which the batch's
+        ``assigned`` maps to the value given. A later :meth:`counter` read in the same
+        transaction does not see the reservation. By default, :meth:`incr`."""
+        return self.incr(ns, key)
+
     @abstractmethod
     def log_event(self, topic: str, seq: int, payload: bytes) -> None:
         """Append to the topic's recent-events log, which keeps only the newest entries."""
+
+
+#: Placeholders (Tx.reserve) are the negatives of seven-digit numbers: never a real counter
+#: value (those are positive), and all of one width, so none is the start of another.
+FIRST_PLACEHOLDER = 1_000_000
+LAST_PLACEHOLDER = 9_999_999
+_SEQ_PLACEHOLDER = re.compile(rb'"seq":-(\d+)')
+_MEMBER_PLACEHOLDER = re.compile(rb'":-(\d+)')
+
+
+def settle_placeholders(raw: bytes, assigned: dict[int, int], *, any_member: bool = False) -> bytes:
+    """``raw`` (JSON) with each reserved placeholder replaced by the value it was given, where
+    it stands as ``"seq":<placeholder>``; with ``any_member``, as any member's value (only
+    for JSON that carries no text from players: inside a string, ``\"x\":-1000001`` would
+    match, while ``"seq":`` cannot, its closing quote being unescaped)."""
+    if not assigned:
+        return raw
+    pattern = _MEMBER_PLACEHOLDER if any_member else _SEQ_PLACEHOLDER
+
+    def value(match: re.Match[bytes]) -> bytes:
+        seq = assigned.get(-int(match[1]))
+        if seq is None:
+            return match[0]
+        return match[0][: match.start(1) - match.start(0) - 1] + str(seq).encode()
+
+    return pattern.sub(value, raw)
 
 
 def record_json(record: BaseModel) -> bytes:
@@ -134,6 +172,9 @@ class Batch:
     def __init__(self) -> None:
         self.part: Hashable | None = None
         self.redo: list[Hashable] = []
+        #: Placeholder -> value, for each counter reserved (Tx.reserve) by a part that
+        #: stands, once the batch has committed; empty in a store that assigns at once.
+        self.assigned: dict[int, int] = {}
 
     @contextmanager
     def running(self, part: Hashable) -> Iterator[None]:

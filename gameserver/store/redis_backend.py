@@ -40,6 +40,8 @@ import redis
 
 from .base import (
     DEFAULT_EVENT_LOG_SIZE,
+    FIRST_PLACEHOLDER,
+    LAST_PLACEHOLDER,
     Batch,
     Store,
     StoreBusy,
@@ -97,6 +99,7 @@ class RedisStore(Store):
         self._staged: list[tuple[ScriptTx, int, Hashable]] = []
         self._undo: Undo = {}
         self._next_marker = -2  # markers go down from -2 and are never used twice
+        self._next_placeholder = FIRST_PLACEHOLDER  # of the open batch (Tx.reserve)
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, writable=True)
@@ -117,6 +120,7 @@ class RedisStore(Store):
             return
         self.copy.forget_if_large()
         batch = self._batch = Batch()
+        self._next_placeholder = FIRST_PLACEHOLDER
         try:
             try:
                 yield batch
@@ -159,14 +163,26 @@ class RedisStore(Store):
             self._stage(tx, part)
             return True
 
-        return cast(T, self._attempt(fn, writable, staged)[1])
+        return cast(T, self._attempt(fn, writable, staged, self._placeholder)[1])
+
+    def _placeholder(self) -> int | None:
+        """The next placeholder of the open batch, None once they are all used."""
+        if self._next_placeholder > LAST_PLACEHOLDER:
+            return None
+        self._next_placeholder += 1
+        return -(self._next_placeholder - 1)
 
     def _attempt(
-        self, fn: Callable[[Tx], T], writable: bool, settled: Callable[[ScriptTx], bool]
+        self,
+        fn: Callable[[Tx], T],
+        writable: bool,
+        settled: Callable[[ScriptTx], bool],
+        placeholders: Callable[[], int | None] | None = None,
     ) -> tuple[bool, T | None, ScriptTx]:
         """Run ``fn`` once on the copy. ``settled`` commits (or stages) the outcome: True if
-        it stands, and then a failure of ``fn`` is raised; False to run ``fn`` again."""
-        tx = ScriptTx(self.copy, writable)
+        it stands, and then a failure of ``fn`` is raised; False to run ``fn`` again.
+        ``placeholders``: for reservations the script numbers (staged transactions)."""
+        tx = ScriptTx(self.copy, writable, placeholders)
         try:
             result = fn(tx)
         except WriteInRead:
@@ -211,6 +227,8 @@ class RedisStore(Store):
         for (tx, _, part), answer in zip(staged, answers, strict=True):
             if not self._take(tx, answer):
                 self._batch.refused(part)
+            elif answer["s"]:
+                self._batch.assigned.update(_assigned(answer))
 
     def _commit(self, tx: ScriptTx) -> bool:
         """One round trip: True if committed, False (the copy refreshed) if a read was stale."""
@@ -223,7 +241,7 @@ class RedisStore(Store):
         """Bring the copy up to the script's answer for ``tx``: its writes at their new
         versions (True), or the current content of what it read stale (False)."""
         if answer["ok"]:
-            tx.committed(answer["v"] or [])
+            tx.committed(answer["v"] or [], _assigned(answer))
             self.copy.refresh(answer["fresh"] or [])
             return True
         self.copy.refresh(answer["stale"])
@@ -258,3 +276,8 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _assigned(answer: dict[str, Any]) -> dict[int, int]:
+    """Placeholder -> value, of each reservation a committed transaction made."""
+    return {int(placeholder): int(value) for placeholder, value in answer["s"] or ()}

@@ -25,6 +25,13 @@ worker knew the set as it was): a transaction that read what a refused one wrote
 with it. Counters need no marker: their value is their version. A staged transaction also
 names its part ``p`` (a job of the batch): once one transaction of a part is refused, the
 part's later ones are refused too, since they ran on what the refused one returned or raised.
+
+A staged transaction's event seqs are *reserved* (``Tx.reserve``): a ``bump`` write, first in
+its list, names a counter and a placeholder (a negative number) the worker used in place of
+the value. The script increments the counter, answers ``"s": [[placeholder, value], ...]``,
+and writes each document and log entry of the transaction with ``"seq":<placeholder>``
+replaced by its value (a log entry's score too). Nothing reads those counters, so two workers
+numbering events on one topic no longer refuse each other.
 """
 
 from __future__ import annotations
@@ -69,13 +76,26 @@ for t, req in ipairs(txs) do
   else
     local m = req.m
     local versions = {}
+    local assigned = {}  -- placeholder (as digits, without its sign) -> value
+    local reserved = {}
+    local function settle(json)
+      if #reserved == 0 then return json end
+      return (string.gsub(json, '"seq":%-(%d+)', function(digits)
+        local value = assigned[digits]
+        if value then return '"seq":' .. value end
+      end))
+    end
     local known = {}
     local resend = {}  -- sets written on an out-of-date copy: how much of each to send back
     for _, w in ipairs(req.w) do
       local op, key = w[1], w[2]
-      if op == 'put' then
+      if op == 'bump' then
+        local value = redis.call('INCR', key)
+        assigned[tostring(-w[3])] = value
+        reserved[#reserved + 1] = {w[3], value}
+      elseif op == 'put' then
         local n = redis.call('INCR', version_key)
-        redis.call('HSET', key, 'n', n, 'v', w[3])
+        redis.call('HSET', key, 'n', n, 'v', settle(w[3]))
         if w[4] > 0 then redis.call('PEXPIRE', key, w[4]) else redis.call('PERSIST', key) end
         versions[#versions + 1] = {key, n}
         if m then wrote[key] = m end
@@ -96,7 +116,9 @@ for t, req in ipairs(txs) do
       elseif op == 'set' then
         redis.call('SET', key, w[3])
       elseif op == 'log' then
-        redis.call('ZADD', key, w[3], w[4])
+        local score = w[3]
+        if score < 0 then score = assigned[tostring(-score)] end
+        redis.call('ZADD', key, score, settle(w[4]))
         redis.call('ZREMRANGEBYRANK', key, 0, -w[5] - 1)
       end
     end
@@ -105,7 +127,7 @@ for t, req in ipairs(txs) do
       local n = tonumber(redis.call('GET', key .. ':v')) or 0
       fresh[#fresh + 1] = {key, n, redis.call('ZCARD', key), redis.call('ZRANGE', key, 0, want), want}
     end
-    answers[t] = {ok = true, v = versions, fresh = fresh}
+    answers[t] = {ok = true, v = versions, fresh = fresh, s = reserved}
   end
 end
 return cjson.encode(answers)

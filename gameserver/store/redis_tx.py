@@ -9,14 +9,14 @@ the commit script (:mod:`gameserver.store.redis_script`) checks and applies.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
-from .base import R, RecordCache, Tx, WriteInRead, record_json
+from .base import R, RecordCache, Tx, WriteInRead, record_json, settle_placeholders
 
 
 @dataclass(slots=True)
@@ -133,9 +133,19 @@ def _membership(overlay: SetOverlay, view: SetView, member: str) -> bool | None:
 class ScriptTx(Tx):
     """Reads the worker's copy, noting each version; buffers writes for the script."""
 
-    def __init__(self, copy: WorkerCopy, writable: bool) -> None:
+    def __init__(
+        self,
+        copy: WorkerCopy,
+        writable: bool,
+        placeholders: Callable[[], int | None] | None = None,
+    ) -> None:
+        """``placeholders`` hands out reservations' placeholders (a staged transaction's:
+        the script gives their values); None, or once it answers None, a reservation is an
+        :meth:`incr`."""
         self.writable = writable
         self._copy = copy
+        self._placeholders = placeholders
+        self._reserved: list[list[Any]] = []  # ["bump", counter key, placeholder]
         self._reads: dict[str, list[Any]] = {}
         self._docs: dict[str, tuple[bytes | None, float | None]] = {}
         self._records: dict[str, BaseModel] = {}  # records written, by key
@@ -287,6 +297,16 @@ class ScriptTx(Tx):
         self._counters[full] = self.counter(ns, key) + 1
         return self._counters[full]
 
+    def reserve(self, ns: str, key: str) -> int:
+        """Numbered by the script as it commits, without reading the counter: the worker
+        whose copy of an event counter is behind another's commit is not refused for it."""
+        placeholder = self._placeholders() if self._placeholders is not None else None
+        if placeholder is None:
+            return self.incr(ns, key)
+        self._check_writable()
+        self._reserved.append(["bump", self._key("c", ns, key), placeholder])
+        return placeholder
+
     def log_event(self, topic: str, seq: int, payload: bytes) -> None:
         self._check_writable()
         key = f"{self._copy.tag}:log:{topic}"
@@ -301,15 +321,16 @@ class ScriptTx(Tx):
         self._sets.clear()
         self._set_ops.clear()
         self._counters.clear()
+        self._reserved.clear()
         self._events.clear()
 
     @property
     def empty(self) -> bool:
-        return not (self._reads or self._docs or self._set_ops or self._counters or self._events)
+        return not (self._reads or self.writes)
 
     @property
     def writes(self) -> bool:
-        return bool(self._docs or self._set_ops or self._counters or self._events)
+        return bool(self._docs or self._set_ops or self._counters or self._reserved or self._events)
 
     def read_versions(self) -> dict[str, int]:
         """Each key read, with the version this worker's copy now holds of it."""
@@ -333,7 +354,7 @@ class ScriptTx(Tx):
     def request(self, marker: int = 0, part: int = 0) -> bytes:
         """The script's JSON for this transaction; ``marker`` (below -1) and ``part`` for a
         staged one."""
-        writes: list[list[Any]] = []
+        writes: list[list[Any]] = list(self._reserved)  # first: the rest may show their values
         for key, (raw, ttl) in self._docs.items():
             if raw is None:
                 writes.append(["del", key])
@@ -372,14 +393,20 @@ class ScriptTx(Tx):
             keep(copy.counters, key)
             copy.counters[key] = value
 
-    def committed(self, versions: list[list[Any]]) -> None:
-        """Remember what this transaction wrote, at the versions the script gave it."""
+    def committed(self, versions: list[list[Any]], assigned: dict[int, int]) -> None:
+        """Remember what this transaction wrote, at the versions the script gave it;
+        ``assigned``: its reservations' values (placeholder -> value)."""
         copy = self._copy
         new_versions = {entry[0]: int(entry[1]) for entry in versions}
         # A set written without being read: the copy stays good if it was current before.
         current = {entry[0] for entry in versions if len(entry) > 2 and entry[2]}
         for key, (raw, _ttl) in self._docs.items():
             version = new_versions.get(key, 0)
+            if assigned and raw is not None:
+                settled = settle_placeholders(raw, assigned)
+                if settled != raw:  # as the script wrote it; its record held placeholders
+                    copy.docs[key] = (version, settled)
+                    continue
             copy.docs[key] = (version, raw)
             if key in self._records:  # never validated again while at this version
                 copy.records.put(key, version, self._records[key])
@@ -393,6 +420,8 @@ class ScriptTx(Tx):
             copy.sets[key] = view
             copy.sets_seen[key] = seen
         copy.counters.update(self._counters)
+        for _, key, placeholder in self._reserved:
+            copy.counters[key] = max(copy.counters.get(key, 0), assigned[placeholder])
         # Every set this transaction read was current when the script applied it.
         for key, read in self._reads.items():
             if read[1] == "z" and key not in self._sets:

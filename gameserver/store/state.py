@@ -167,7 +167,9 @@ class GameState:
     # --- events --------------------------------------------------------------------------------
 
     def next_seq(self, topic: str) -> int:
-        return self.tx.incr(_SEQ, topic)
+        """The topic's next seq, or a placeholder for it (Tx.reserve): an event's seq is only
+        written, in its log entry and the action's record, and sent."""
+        return self.tx.reserve(_SEQ, topic)
 
     def last_seq(self, topic: str) -> int:
         return self.tx.counter(_SEQ, topic)
