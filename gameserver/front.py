@@ -142,8 +142,14 @@ class Front:
     ) -> None:
         if tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
+        # Sticky: a player's actions go to one worker while it has credit, so that a Redis
+        # worker's copy of that player's documents is current (another's copy would be
+        # behind, and its first transaction refused: issue 12's Redis row).
         pool = WorkerPool(
-            interval=heartbeat_interval, liveness=heartbeat_liveness, max_pending=max_pending
+            interval=heartbeat_interval,
+            liveness=heartbeat_liveness,
+            max_pending=max_pending,
+            sticky=True,
         )
         self.core = QueueCore(pool, busy_reply=[encode(BUSY)])
         self.limiter = RateLimiter(rate, burst)

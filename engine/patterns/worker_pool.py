@@ -16,6 +16,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from .simple_pirate import show_id, split_envelope
 
@@ -37,6 +38,14 @@ RECONNECT_MAX_S = 32.0
 BUSY_REPLY = b"BUSY"
 #: Most requests one worker may hold at once, whatever credit it announces.
 MAX_CREDIT = 256
+#: Sticky dispatch: how far down the pending queue a ready worker looks for a request of a
+#: client it is home to. Under load one worker at a time has credit back, and the oldest
+#: request's home is another half the time; a short look finds one of its own, at a cost
+#: bounded per dispatch.
+STICKY_WINDOW = 32
+#: Sticky dispatch: times the oldest request may be passed over for younger ones before it
+#: goes to whichever worker is ready (its home may be slow, or stuck until it expires).
+STICKY_PATIENCE = 64
 
 #: A request as read on the frontend: the client's address stack, b"", then the body.
 Request = list[bytes]
@@ -81,7 +90,13 @@ class WorkerPool:
         interval: float = HEARTBEAT_INTERVAL_S,
         liveness: int = HEARTBEAT_LIVENESS,
         max_pending: int | None = None,
+        sticky: bool = False,
     ) -> None:
+        """``sticky``: a client's requests go to one worker (its *home*, by a hash of the
+        client's address) whenever that worker has credit to spare, else to the next ready
+        one, as without. A worker that keeps state per client (a cache of its data) then
+        mostly serves the clients it knows; which worker is home changes as workers come
+        and go."""
         if interval <= 0 or liveness < 1:
             raise ValueError("interval must be positive and liveness at least 1")
         self.interval = interval
@@ -91,6 +106,9 @@ class WorkerPool:
         # Workers with spare credit; first = waited longest.
         self.idle: OrderedDict[bytes, None] = OrderedDict()
         self.pending: deque[Request] = deque()
+        self.sticky = sticky
+        self._homes: list[bytes] = []  # the workers in the order they came (sticky)
+        self._head_passed = 0  # times the oldest pending request was passed over (sticky)
         self.requeued = 0  # requests re-dispatched after their worker died (for monitoring)
 
     # -- workers ---------------------------------------------------------------------------------
@@ -117,6 +135,7 @@ class WorkerPool:
         record = self.workers.get(identity)
         if record is None:
             record = self.workers[identity] = WorkerRecord(identity, now + self.ttl)
+            self._homes.append(identity)
         elif record.held:
             self._requeue(record.held)
             record.held = []
@@ -183,6 +202,8 @@ class WorkerPool:
         of them returned."""
         record = self.workers.pop(identity, None)
         self.idle.pop(identity, None)
+        if record is not None:
+            self._homes.remove(identity)
         if record is None or not record.held:
             return None
         self._requeue(record.held)
@@ -195,6 +216,7 @@ class WorkerPool:
         for identity in expired:
             record = self.workers.pop(identity)
             self.idle.pop(identity, None)
+            self._homes.remove(identity)
             held.extend(record.held)
         self._requeue(held)
         return expired
@@ -218,13 +240,42 @@ class WorkerPool:
     def dispatch(self) -> list[tuple[bytes, Request]]:
         """Pair pending requests with ready workers, oldest of each first."""
         out = []
-        while self.idle and self.pending:
-            identity = self.next_worker()
-            assert identity is not None
-            request = self.pending.popleft()
+        idle, pending = self.idle, self.pending
+        while idle and pending:
+            pick = self._sticky_pick() if self.sticky else None
+            if pick is None:
+                identity, _ = idle.popitem(last=False)
+                request = pending.popleft()
+                self._head_passed = 0
+            else:
+                index, identity = pick
+                del idle[identity]
+                if index == 0:
+                    request = pending.popleft()
+                    self._head_passed = 0
+                else:
+                    request = pending[index]
+                    del pending[index]
+                    self._head_passed += 1
             self.assign(identity, request)
             out.append((identity, request))
         return out
+
+    def _home(self, request: Request) -> bytes:
+        return self._homes[hash(request[0] if request else b"") % len(self._homes)]
+
+    def _sticky_pick(self) -> tuple[int, bytes] | None:
+        """The first of the oldest STICKY_WINDOW requests whose home is ready, and its home;
+        None (the oldest to the longest-waiting worker) if there is none, or if the oldest
+        has been passed over STICKY_PATIENCE times already."""
+        idle = self.idle
+        for index, request in enumerate(islice(self.pending, STICKY_WINDOW)):
+            home = self._home(request)
+            if home in idle:
+                return index, home
+            if index == 0 and self._head_passed >= STICKY_PATIENCE:
+                return None
+        return None
 
     def _requeue(self, requests: list[Request]) -> None:
         # Back at the front, in their original order: they have waited longest. They were
