@@ -139,17 +139,19 @@ class Front:
         limits: SocketLimits | None = None,
         admission: AdmissionPolicy | None = None,
         context: ezmq.Context | None = None,
+        sticky_workers: bool = False,
     ) -> None:
+        """``sticky_workers``: a player's actions go to one worker while it has credit
+        (WorkerPool's sticky dispatch). For workers that keep a copy of the store (Redis):
+        another worker's copy of that player's documents would be behind, and its first
+        transaction refused. SQLite's workers keep none, and lose a little balance by it."""
         if tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
-        # Sticky: a player's actions go to one worker while it has credit, so that a Redis
-        # worker's copy of that player's documents is current (another's copy would be
-        # behind, and its first transaction refused: issue 12's Redis row).
         pool = WorkerPool(
             interval=heartbeat_interval,
             liveness=heartbeat_liveness,
             max_pending=max_pending,
-            sticky=True,
+            sticky=sticky_workers,
         )
         self.core = QueueCore(pool, busy_reply=[encode(BUSY)])
         self.limiter = RateLimiter(rate, burst)

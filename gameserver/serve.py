@@ -242,6 +242,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             limits=SocketLimits(
                 settings.max_connections, settings.max_subscriptions, settings.player_heartbeat
             ),
+            # Workers that keep a copy of the store (not SQLite's) serve their own players.
+            sticky_workers=not settings.store.startswith(SQLITE_SCHEME),
         )
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
