@@ -92,11 +92,12 @@ class WorkerPool:
         max_pending: int | None = None,
         sticky: bool = False,
     ) -> None:
-        """``sticky``: a client's requests go to one worker (its *home*, by a hash of the
-        client's address) whenever that worker has credit to spare, else to the next ready
-        one, as without. A worker that keeps state per client (a cache of its data) then
-        mostly serves the clients it knows; which worker is home changes as workers come
-        and go."""
+        """``sticky``: while requests wait for credit (the workers are all busy), a worker
+        with credit back takes one of its own clients' requests, if one is near the front:
+        each client has a *home* worker, by a hash of its address. A worker that keeps state
+        per client (a cache of its data) then mostly serves the clients it knows when it
+        matters, under load; with credit to spare, the workers still take turns, so that a
+        worker just added gets work at once. Homes change as workers come and go."""
         if interval <= 0 or liveness < 1:
             raise ValueError("interval must be positive and liveness at least 1")
         self.interval = interval
@@ -242,7 +243,7 @@ class WorkerPool:
         out = []
         idle, pending = self.idle, self.pending
         while idle and pending:
-            pick = self._sticky_pick() if self.sticky else None
+            pick = self._sticky_pick() if self.sticky and len(pending) > 1 else None
             if pick is None:
                 identity, _ = idle.popitem(last=False)
                 request = pending.popleft()
