@@ -131,8 +131,9 @@ def run_jobs(
             # they wrote nothing, and run again on the fresh data their refusal brought.
             # The others' answers get the seqs their commit gave (placeholders until now).
             for i in todo:
-                if i not in batch.redo:
-                    answers[i] = settle_frames(answers[i], batch.assigned)  # type: ignore[arg-type]
+                frames = answers[i]
+                if i not in batch.redo and isinstance(frames, list):
+                    answers[i] = settle_frames(frames, batch.assigned)
             todo = [i for i in todo if i in batch.redo]
             if not todo:
                 break

@@ -227,8 +227,6 @@ class RedisStore(Store):
         for (tx, _, part), answer in zip(staged, answers, strict=True):
             if not self._take(tx, answer):
                 self._batch.refused(part)
-            elif answer["s"]:
-                self._batch.assigned.update(_assigned(answer))
 
     def _commit(self, tx: ScriptTx) -> bool:
         """One round trip: True if committed, False (the copy refreshed) if a read was stale."""
@@ -241,7 +239,10 @@ class RedisStore(Store):
         """Bring the copy up to the script's answer for ``tx``: its writes at their new
         versions (True), or the current content of what it read stale (False)."""
         if answer["ok"]:
-            tx.committed(answer["v"] or [], _assigned(answer))
+            assigned = _assigned(answer)
+            tx.committed(answer["v"] or [], assigned)
+            if self._batch is not None:  # for the answers of the batch's jobs (Batch.assigned)
+                self._batch.assigned.update(assigned)
             self.copy.refresh(answer["fresh"] or [])
             return True
         self.copy.refresh(answer["stale"])
