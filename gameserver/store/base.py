@@ -137,10 +137,11 @@ _MEMBER_PLACEHOLDER = re.compile(rb'":-(\d+)')
 
 
 def settle_placeholders(raw: bytes, assigned: dict[int, int], *, any_member: bool = False) -> bytes:
-    """``raw`` (JSON) with each reserved placeholder replaced by the value it was given, where
+    r"""``raw`` (JSON) with each reserved placeholder replaced by the value it was given, where
     it stands as ``"seq":<placeholder>``; with ``any_member``, as any member's value (only
-    for JSON that carries no text from players: inside a string, ``\"x\":-1000001`` would
-    match, while ``"seq":`` cannot, its closing quote being unescaped)."""
+    for JSON that carries no text from players: a player's text ``x":-1000001`` is encoded
+    ``x\":-1000001``, which holds ``":-1000001``, but ``"seq":`` cannot come from a string,
+    whose quotes are all escaped)."""
     if not assigned:
         return raw
     pattern = _MEMBER_PLACEHOLDER if any_member else _SEQ_PLACEHOLDER
