@@ -56,9 +56,9 @@ for t, req in ipairs(txs) do
     if seen <= -2 then
       if wrote[key] ~= seen then refused = true end
     elseif kind == 'd' then
-      local got = redis.call('HMGET', key, 'n', 'v')
-      local n = tonumber(got[1]) or 0
-      if n ~= seen then stale[#stale + 1] = {key, n, got[2] or false} end
+      -- The version alone: the document itself only if it changed (most reads are current).
+      local n = tonumber(redis.call('HGET', key, 'n')) or 0
+      if n ~= seen then stale[#stale + 1] = {key, n, redis.call('HGET', key, 'v') or false} end
     elseif kind == 'c' then
       local n = tonumber(redis.call('GET', key)) or 0
       if n ~= seen then stale[#stale + 1] = {key, n} end
