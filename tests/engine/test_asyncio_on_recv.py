@@ -5,6 +5,7 @@ queues at once or raises; on_recv(None) gives the messages back to recv."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,6 +20,19 @@ async def _until(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), TIMEOUT_S)
 
 
+def _run_with_context(main: Callable[[ezmq.Context], Awaitable[None]]) -> None:
+    """Run ``main`` with a fresh context, destroyed afterwards whether it passed or not."""
+
+    async def run() -> None:
+        ctx = ezmq.Context()
+        try:
+            await main(ctx)
+        finally:
+            ctx.destroy(linger=0)
+
+    asyncio.run(run())
+
+
 def _connected(ctx: ezmq.Context, bound: int, connecting: int) -> tuple[ezmq.Socket, ezmq.Socket]:
     """A socket bound to a free tcp port, and one connected to it."""
     server = ctx.socket(bound)
@@ -31,8 +45,7 @@ def test_every_message_reaches_the_callback_in_order_even_those_sent_before() ->
     """1,000 messages from a DEALER over tcp, the first 100 of them queued at the ROUTER before
     on_recv is set: all 1,000 reach the callback, in order, each once."""
 
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         router, dealer = _connected(ctx, engine.ROUTER, engine.DEALER)
         for i in range(100):
             await dealer.send(b"%d" % i)
@@ -51,35 +64,31 @@ def test_every_message_reaches_the_callback_in_order_even_those_sent_before() ->
             await dealer.send(b"%d" % i)
         await _until(done)
         assert got == [b"%d" % i for i in range(1000)]
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_an_echo_server_in_a_callback_answers_every_request() -> None:
     """A ROUTER that answers from its callback with send_multipart_now: 500 REQ round trips."""
 
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         router, req = _connected(ctx, engine.ROUTER, engine.REQ)
         router.on_recv(lambda frames: router.send_multipart_now([*frames[:-1], frames[-1] * 2]))
         for i in range(500):
             await req.send(b"%d" % i)
             assert await asyncio.wait_for(req.recv(), TIMEOUT_S) == b"%d" % i * 2
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_a_failing_callback_costs_its_message_and_nothing_else() -> None:
     """The callback raises on every third message: the loop's exception handler hears of each,
     the connection stays up, and every other message is handed on."""
 
-    async def main() -> None:
+    async def main(ctx: ezmq.Context) -> None:
         loop = asyncio.get_running_loop()
         reported: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda _loop, context: reported.append(context))
-        ctx = ezmq.Context()
         pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         got: list[int] = []
         done = asyncio.Event()
@@ -99,14 +108,12 @@ def test_a_failing_callback_costs_its_message_and_nothing_else() -> None:
         assert got == [i for i in range(300) if i % 3]
         assert len(reported) == 100
         assert all(isinstance(r["exception"], ValueError) for r in reported)
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_on_recv_none_gives_messages_back_to_recv() -> None:
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         first = asyncio.Event()
         got: list[bytes] = []
@@ -122,9 +129,8 @@ def test_on_recv_none_gives_messages_back_to_recv() -> None:
         await push.send(b"two")
         assert await asyncio.wait_for(pull.recv(), TIMEOUT_S) == b"two"
         assert got == [b"one"]
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_ping_pong_inside_callbacks_neither_nests_nor_reorders() -> None:
@@ -133,8 +139,7 @@ def test_ping_pong_inside_callbacks_neither_nests_nor_reorders() -> None:
     delivery waits for the running turn (no recursion, which 5,000 exchanges would overflow),
     and the exchanges run in order."""
 
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         a = ctx.socket(engine.PAIR)
         a.bind("inproc://ping-pong")
         b = ctx.socket(engine.PAIR)
@@ -159,14 +164,12 @@ def test_ping_pong_inside_callbacks_neither_nests_nor_reorders() -> None:
         answer(b, 0)  # the connecting side queues until the pipes attach on the loop
         await _until(done)
         assert seen == list(range(0, 5001, 2))
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_send_multipart_now_and_on_recv_refuse_what_they_cannot_do() -> None:
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         dealer = ctx.socket(engine.DEALER)  # no peer at all: nowhere to queue
         with pytest.raises(engine.Again):
             dealer.send_multipart_now([b"x"])
@@ -191,17 +194,15 @@ def test_send_multipart_now_and_on_recv_refuse_what_they_cannot_do() -> None:
         with pytest.raises(engine.ZMQError) as draft_type:
             draft.on_recv(print)
         assert draft_type.value.errno == engine.ENOTSUP
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_on_recv_batch_hands_over_what_one_read_brought_together() -> None:
     """200 messages queued in one pass and written together reach a batch callback in lists
     (more than one message in some), all of them, in order, each once."""
 
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         await push.send(b"-1")
         assert await asyncio.wait_for(pull.recv(), TIMEOUT_S) == b"-1"  # connected
@@ -219,17 +220,15 @@ def test_on_recv_batch_hands_over_what_one_read_brought_together() -> None:
         await _until(done)
         assert [m for batch in batches for m in batch] == [[b"%d" % i] for i in range(200)]
         assert max(len(batch) for batch in batches) > 1
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_an_xpub_callback_hears_a_departed_subscribers_unsubscription() -> None:
     """A subscriber leaves without unsubscribing: the XPUB's callback gets the cancellation of
     its topic at once, as a recv would, not only when some later message arrives."""
 
-    async def main() -> None:
-        ctx = ezmq.Context()
+    async def main(ctx: ezmq.Context) -> None:
         xpub, sub = _connected(ctx, engine.XPUB, engine.SUB)
         got: list[bytes] = []
         subscribed, cancelled = asyncio.Event(), asyncio.Event()
@@ -244,9 +243,8 @@ def test_an_xpub_callback_hears_a_departed_subscribers_unsubscription() -> None:
         sub.close(linger=0)
         await _until(cancelled)
         assert got == [b"\x01room", b"\x00room"]
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
 
 
 def test_a_failed_future_takes_the_first_exception_instead_of_the_loop() -> None:
@@ -254,11 +252,10 @@ def test_a_failed_future_takes_the_first_exception_instead_of_the_loop() -> None
     ends with its handler's bug), the loop's handler hears nothing, and the next messages are
     still handed on."""
 
-    async def main() -> None:
+    async def main(ctx: ezmq.Context) -> None:
         loop = asyncio.get_running_loop()
         reported: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda _loop, context: reported.append(context))
-        ctx = ezmq.Context()
         pull, push = _connected(ctx, engine.PULL, engine.PUSH)
         failed: asyncio.Future[None] = loop.create_future()
         got: list[bytes] = []
@@ -280,6 +277,5 @@ def test_a_failed_future_takes_the_first_exception_instead_of_the_loop() -> None
             failed.result()
         assert got == [b"one", b"two"]
         assert reported == []
-        ctx.destroy(linger=0)
 
-    asyncio.run(main())
+    _run_with_context(main)
