@@ -144,7 +144,11 @@ class Front:
         """``sticky_workers``: a player's actions go to one worker while it has credit
         (WorkerPool's sticky dispatch). For workers that keep a copy of the store (Redis):
         another worker's copy of that player's documents would be behind, and its first
-        transaction refused. SQLite's workers keep none, and lose a little balance by it."""
+        transaction refused. SQLite's workers keep none, and lose a little balance by it.
+
+        Otherwise a request goes to the idle worker that finished last (WorkerPool's warm
+        dispatch): actions that arrive one at a time keep one worker hot rather than waking
+        each in turn, and any overlap still finds an idle one."""
         if tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
         pool = WorkerPool(
@@ -152,6 +156,7 @@ class Front:
             liveness=heartbeat_liveness,
             max_pending=max_pending,
             sticky=sticky_workers,
+            warm=True,
         )
         self.core = QueueCore(pool, busy_reply=[encode(BUSY)])
         self.limiter = RateLimiter(rate, burst)

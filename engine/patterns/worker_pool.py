@@ -8,6 +8,11 @@ Credit-based flow control (the Guide's chapter 7): a worker may announce a credi
 ``[READY, b"8"]``, and then holds up to that many requests at once (plain RFC 6 READY: one). Each
 reply returns one credit. Ready workers take turns, one request each, so a burst spreads over
 all of them; a worker that dies gives back every request it held.
+
+Two dispatch policies beyond RFC 6's, each off by default (the game's front uses them): *warm*
+prefers the worker that finished last among those holding nothing, so that requests which
+travel alone keep one process busy and its caches warm while the rest sleep; *sticky* sends a
+client's requests to one home worker while requests wait (see `WorkerPool`).
 """
 
 from __future__ import annotations
@@ -91,8 +96,17 @@ class WorkerPool:
         liveness: int = HEARTBEAT_LIVENESS,
         max_pending: int | None = None,
         sticky: bool = False,
+        warm: bool = False,
     ) -> None:
-        """``sticky``: while requests wait for credit (the workers are all busy), a worker
+        """``warm``: a request goes to a ready worker that holds nothing, if there is one,
+        and of those to the one that finished a request last; only when every ready worker
+        holds some do they take turns. Requests that arrive one at a time then all go to one
+        worker, which stays hot in the CPU's caches (waking a process that slept costs several
+        times what it then does; README, "Warm dispatch"), while any overlap still goes to an
+        idle worker at once. A worker never given a request goes first, so one just added
+        starts at once.
+
+        ``sticky``: while requests wait for credit (the workers are all busy), a worker
         with credit back takes one of its own clients' requests, if one is near the front:
         each client has a *home* worker, by a hash of its address. A worker that keeps state
         per client (a cache of its data) then mostly serves the clients it knows when it
@@ -110,6 +124,11 @@ class WorkerPool:
         self.sticky = sticky
         self._homes: list[bytes] = []  # the workers in the order they came (sticky)
         self._head_passed = 0  # times the oldest pending request was passed over (sticky)
+        self.warm = warm
+        # Live workers holding nothing, the one that finished last at the end (warm); and
+        # those never given a request, oldest first.
+        self._free: OrderedDict[bytes, None] = OrderedDict()
+        self._unused: OrderedDict[bytes, None] = OrderedDict()
         self.requeued = 0  # requests re-dispatched after their worker died (for monitoring)
 
     # -- workers ---------------------------------------------------------------------------------
@@ -137,9 +156,12 @@ class WorkerPool:
         if record is None:
             record = self.workers[identity] = WorkerRecord(identity, now + self.ttl)
             self._homes.append(identity)
+            self._unused[identity] = None
         elif record.held:
             self._requeue(record.held)
             record.held = []
+        self._free[identity] = None
+        self._free.move_to_end(identity, last=False)  # a fresh conversation: not warm
         record.credit = max(1, min(credit, MAX_CREDIT))
         record.expiry = now + self.ttl
         self.idle.pop(identity, None)
@@ -165,6 +187,8 @@ class WorkerPool:
         credit to spare it goes to the back of the ready list, so workers take turns."""
         record = self.workers[identity]
         record.held.append(request)
+        self._free.pop(identity, None)
+        self._unused.pop(identity, None)
         if len(record.held) < record.credit:
             self.idle[identity] = None
 
@@ -196,13 +220,15 @@ class WorkerPool:
         request = record.held.pop(index)
         if identity not in self.idle and len(record.held) < record.credit:
             self.idle[identity] = None
+        if not record.held:
+            self._free[identity] = None  # at the end: it finished last
         return request
 
     def remove(self, identity: bytes) -> Request | None:
         """Forget a worker (dead or unreachable); its requests are re-queued, and the oldest
         of them returned."""
         record = self.workers.pop(identity, None)
-        self.idle.pop(identity, None)
+        self._forget(identity)
         if record is not None:
             self._homes.remove(identity)
         if record is None or not record.held:
@@ -216,11 +242,16 @@ class WorkerPool:
         held: list[Request] = []
         for identity in expired:
             record = self.workers.pop(identity)
-            self.idle.pop(identity, None)
+            self._forget(identity)
             self._homes.remove(identity)
             held.extend(record.held)
         self._requeue(held)
         return expired
+
+    def _forget(self, identity: bytes) -> None:
+        self.idle.pop(identity, None)
+        self._free.pop(identity, None)
+        self._unused.pop(identity, None)
 
     def next_expiry(self) -> float | None:
         return min((r.expiry for r in self.workers.values()), default=None)
@@ -245,7 +276,11 @@ class WorkerPool:
         while idle and pending:
             pick = self._sticky_pick() if self.sticky and len(pending) > 1 else None
             if pick is None:
-                identity, _ = idle.popitem(last=False)
+                identity = self._warm_pick() if self.warm else None
+                if identity is None:
+                    identity, _ = idle.popitem(last=False)
+                else:
+                    idle.pop(identity, None)
                 request = pending.popleft()
                 self._head_passed = 0
             else:
@@ -261,6 +296,16 @@ class WorkerPool:
             self.assign(identity, request)
             out.append((identity, request))
         return out
+
+    def _warm_pick(self) -> bytes | None:
+        """A worker never given a request, else the one holding nothing that finished last;
+        None if every ready worker holds some. (A worker holding nothing has credit: it is
+        on the ready list.)"""
+        if self._unused:
+            return next(iter(self._unused))
+        if self._free:
+            return next(reversed(self._free))
+        return None
 
     def _home(self, request: Request) -> bytes:
         return self._homes[hash(request[0] if request else b"") % len(self._homes)]
