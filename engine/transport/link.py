@@ -127,6 +127,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         "_tail",
         "_timer",
         "_write_lock",
+        "_written_mark",
         "_zap_id",
         "aborted",
         "closed",
@@ -176,6 +177,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         self.last_recv = 0.0
         self._ping_sent = 0.0
         self._next_ping = 0.0
+        self._written_mark = 0  # the pipe's count of messages written, at the last PING check
         self._peer_ttl = 0.0
         #: The handshake's deadline (HANDSHAKE_IVL), then nothing: heartbeats run on a wheel.
         self._timer: asyncio.TimerHandle | None = None

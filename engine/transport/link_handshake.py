@@ -49,6 +49,7 @@ class LinkHandshake:
     _reconnected: bool
     _ping_sent: float
     _next_ping: float
+    _written_mark: int
     _peer_ttl: float
     _timer: asyncio.TimerHandle | None
     _zap_id: bytes | None
@@ -123,6 +124,7 @@ class LinkHandshake:
         """Join the socket's heartbeat wheel; the first PING goes out HEARTBEAT_IVL from now."""
         ivl = self.port.options.heartbeat_ivl / 1000
         self._next_ping = self.loop.time() + ivl
+        self._written_mark = self.pipe.written if self.pipe is not None else 0
         period = self._heartbeat_period()
         if period > 0:
             HeartbeatWheel.join(self, period)
@@ -154,11 +156,30 @@ class LinkHandshake:
             self.abort()
             return 0.0
         due = ivl > 0 and not unanswered and now >= self._next_ping
+        if due and self._alive_both_ways(now, ivl):
+            self._next_ping = now + ivl
+            due = False
         if due and self.codec.send_ping(opts.heartbeat_ttl // 100):
             self._write(self.codec.data_to_send())
             self._ping_sent = now
             self._next_ping = now + ivl
         return self._heartbeat_period()
+
+    def _alive_both_ways(self, now: float, ivl: float) -> bool:
+        """Whether the PING now due would prove nothing new: within the last interval the
+        peer sent us something (RFC 37: any traffic is a sign of life) and we sent it a
+        message (which resets, as any traffic does, a TTL our last PING gave it). A PING is
+        a MAY; skipping these spares a wake-up of each side per interval on every busy link
+        (a front's players who act). The gap between our sends stays under two intervals, so
+        this holds only when our TTL, if any, allows that."""
+        pipe = self.pipe
+        if pipe is None:
+            return False
+        sent = pipe.written != self._written_mark
+        self._written_mark = pipe.written  # the next interval counts from this check
+        heard = now - self.last_recv < ivl
+        ttl = self.port.options.heartbeat_ttl / 1000
+        return sent and heard and (not ttl or ttl > 2 * ivl)
 
     def _handshake_expired(self) -> None:
         self._timer = None

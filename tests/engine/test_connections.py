@@ -217,6 +217,41 @@ async def test_heartbeats_keep_a_live_link_up() -> None:
 
 
 @async_test()
+async def test_a_link_busy_both_ways_skips_its_pings_and_pings_again_when_quiet() -> None:
+    """RFC 37 makes a PING optional and any traffic a sign of life: a link that heard from
+    its peer and sent to it within the interval skips the PING (white box: the bound side's
+    link notes when it last sent one). Quiet, or busy one way only, it pings again."""
+    async with network("tcp") as net:
+        ivl = 0.1
+        hb = {"heartbeat_ivl": round(ivl * 1000), "heartbeat_timeout": 300}
+        dealer, router, proxy = await _heartbeat_pair(net, {}, hb)  # only the ROUTER pings
+        try:
+            (link,) = router._endpoints.links
+            start = link._next_ping
+
+            async def exchange() -> None:
+                await dealer.send(b"ask")
+                assert await recv(router) == [b"d", b"ask"]
+                await router.send_multipart([b"d", b"answer"])
+                assert await recv(dealer) == [b"answer"]
+                await asyncio.sleep(ivl / 10)  # pacing: about ten exchanges an interval
+
+            while link._next_ping < start + 5 * ivl:  # five PINGs came due meanwhile
+                await exchange()
+            assert link._ping_sent == 0.0  # none sent
+            await wait_until(lambda: link._ping_sent > 0.0, what="a PING once quiet")
+            await exchange()  # still the same, live link
+            one_way_from = link._ping_sent
+            while link._ping_sent == one_way_from:  # only the ROUTER talks now
+                await router.send_multipart([b"d", b"news"])
+                assert await recv(dealer) == [b"news"]
+                await asyncio.sleep(ivl / 10)
+            assert proxy.accepts == 1
+        finally:
+            await proxy.stop()
+
+
+@async_test()
 async def test_heartbeat_timeout_drops_a_dead_peer() -> None:
     async with network("tcp") as net:
         hb = {"heartbeat_ivl": 100, "heartbeat_timeout": 300}
