@@ -1,16 +1,12 @@
 """Sticky dispatch in the Paranoid Pirate queue's WorkerPool: while requests wait, a client's go
 to its home worker, a saturated queue finds each freed worker one of its own clients' requests,
 the oldest request is never passed over more than STICKY_PATIENCE times; with credit to spare
-the workers take turns; and no request is lost, doubled or given to a worker without credit
-(hypothesis). Homes come from Python's hash, randomized per process: the tests pick their
-clients by home rather than assume one."""
+the workers take turns. That no request is lost, doubled or given to a worker without credit,
+sticky or not, warm or not, is test_warm_dispatch.py's hypothesis test. Homes come from
+Python's hash, randomized per process: the tests pick their clients by home rather than
+assume one."""
 
 from __future__ import annotations
-
-from collections import Counter
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from engine.patterns.worker_pool import STICKY_PATIENCE, STICKY_WINDOW, WorkerPool
 
@@ -105,46 +101,3 @@ def test_the_oldest_request_is_passed_over_at_most_patience_times() -> None:
             break
         passed += 1
     assert passed == STICKY_PATIENCE
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    steps=st.lists(
-        st.one_of(
-            st.tuples(st.just("submit"), st.integers(0, 12)),
-            st.tuples(st.just("reply"), st.integers(0, 3)),
-            st.tuples(st.just("ready"), st.integers(0, 3)),
-            st.tuples(st.just("die"), st.integers(0, 3)),
-        ),
-        max_size=120,
-    ),
-    credit=st.integers(1, 4),
-)
-def test_sticky_dispatch_loses_nothing_doubles_nothing_and_keeps_credit(
-    steps: list[tuple[str, int]], credit: int
-) -> None:
-    pool = WorkerPool(interval=1.0, liveness=3, sticky=True)
-    submitted: Counter[bytes] = Counter()
-    answered: Counter[bytes] = Counter()
-    n = 0
-    for action, arg in steps:
-        worker = b"w%d" % arg
-        if action == "submit":
-            n += 1
-            request = _request(arg, n)
-            pool.submit(request)
-            submitted[request[2]] += 1
-        elif action == "ready":
-            pool.worker_ready(worker, now=0.0, credit=credit)
-        elif action == "die":
-            pool.remove(worker)
-        elif (done := pool.complete(worker, now=0.0)) is not None:
-            answered[done[2]] += 1
-        pool.dispatch()
-        for record in pool.workers.values():
-            assert len(record.held) <= record.credit
-        if pool.idle:  # a ready worker with credit leaves nothing waiting
-            assert not pool.pending
-    held = Counter(r[2] for record in pool.workers.values() for r in record.held)
-    waiting = Counter(r[2] for r in pool.pending)
-    assert answered + held + waiting == submitted

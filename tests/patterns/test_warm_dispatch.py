@@ -2,7 +2,8 @@
 to the worker that finished last, a request that overlaps another goes to a worker holding
 nothing, workers holding some take turns, a worker just added (or back with a fresh READY)
 gets work at once; and no request is lost, doubled or given past a worker's credit, nor to a
-busy worker while another holds nothing (hypothesis)."""
+busy worker while another holds nothing (hypothesis, with sticky dispatch on and off, and
+without warm dispatch too)."""
 
 from __future__ import annotations
 
@@ -91,11 +92,12 @@ def test_a_worker_that_joins_or_comes_back_gets_the_next_request() -> None:
     ),
     credit=st.integers(1, 4),
     sticky=st.booleans(),
+    warm=st.booleans(),
 )
-def test_warm_dispatch_loses_nothing_and_never_queues_behind_a_busy_worker(
-    steps: list[tuple[str, int]], credit: int, sticky: bool
+def test_dispatch_loses_nothing_keeps_credit_and_warm_never_queues_behind_a_busy_worker(
+    steps: list[tuple[str, int]], credit: int, sticky: bool, warm: bool
 ) -> None:
-    pool = WorkerPool(interval=1.0, liveness=3, warm=True, sticky=sticky)
+    pool = WorkerPool(interval=1.0, liveness=3, warm=warm, sticky=sticky)
     submitted: Counter[bytes] = Counter()
     answered: Counter[bytes] = Counter()
     now = 0.0
@@ -117,7 +119,7 @@ def test_warm_dispatch_loses_nothing_and_never_queues_behind_a_busy_worker(
             answered[done[2]] += 1
         before = {w: len(record.held) for w, record in pool.workers.items()}
         for taken_by, _ in pool.dispatch():
-            if not sticky:  # (sticky picks a client's home while requests wait)
+            if warm and not sticky:  # (sticky picks a client's home while requests wait)
                 # Taken by a worker holding nothing whenever one was.
                 assert before[taken_by] == 0 or min(before.values()) > 0
             before[taken_by] += 1
