@@ -146,9 +146,9 @@ class Front:
         another worker's copy of that player's documents would be behind, and its first
         transaction refused. SQLite's workers keep none, and lose a little balance by it.
 
-        Otherwise a request goes to the idle worker that finished last (WorkerPool's warm
-        dispatch): actions that arrive one at a time keep one worker hot rather than waking
-        each in turn, and any overlap still finds an idle one."""
+        A request that need not wait goes to the idle worker that finished last, with either
+        store (WorkerPool's warm dispatch): actions that arrive one at a time keep one worker
+        hot rather than waking each in turn, and any overlap still finds an idle one."""
         if tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
         pool = WorkerPool(

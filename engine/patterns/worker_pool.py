@@ -102,7 +102,7 @@ class WorkerPool:
         and of those to the one that finished a request last; only when every ready worker
         holds some do they take turns. Requests that arrive one at a time then all go to one
         worker, which stays hot in the CPU's caches (waking a process that slept costs several
-        times what it then does; README, "Warm dispatch"), while any overlap still goes to an
+        times what it then does; README, "The game"), while any overlap still goes to an
         idle worker at once. A worker never given a request goes first, so one just added
         starts at once.
 
