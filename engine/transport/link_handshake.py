@@ -169,9 +169,10 @@ class LinkHandshake:
         """Whether the PING now due would prove nothing new: within the last interval the
         peer sent us something (RFC 37: any traffic is a sign of life) and we sent it a
         message (which resets, as any traffic does, a TTL our last PING gave it). A PING is
-        a MAY; skipping these spares a wake-up of each side per interval on every busy link
-        (a front's players who act). The gap between our sends stays under two intervals, so
-        this holds only when our TTL, if any, allows that."""
+        a MAY; skipping these spares a sealed PING and its PONG, a system call each way,
+        per interval on every busy link (a front's players who act). The gap between our
+        sends stays under two intervals, so this holds only when our TTL, if any, allows
+        that."""
         pipe = self.pipe
         if pipe is None:
             return False
