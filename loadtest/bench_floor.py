@@ -1,8 +1,9 @@
 """`crossroads bench players --rows floor`: what a server of this shape costs before any work.
 
-A relay that does nothing: the bench's message goes to a front process, which hands it to its
-worker processes in turn; the worker sends it straight back and the front returns it to the
-bench. Plain asyncio protocols over loopback TCP, as the real server's transports are, but no
+A relay that does nothing: the bench's message goes to a front process, which hands it to one
+of its worker processes as the game's front does (warm dispatch: the worker that answered last
+if it owes nothing, else one that owes nothing, else the next in turn); the worker sends it
+straight back and the front returns it to the bench. Plain asyncio protocols over loopback TCP, as the real server's transports are, but no
 ZMTP, no CURVE, no game: each process only wakes, reads and writes. At ``--rate`` messages a
 second each message travels alone, as an action does in the rate rows, so the CPU each process
 spends per message is what this machine charges for three wake-ups (the front twice, a worker
@@ -38,27 +39,42 @@ def _no_delay(transport: asyncio.BaseTransport) -> asyncio.Transport:
 
 
 class _Front:
-    """The front's relaying: a client message to the next worker, a worker's back to the client."""
+    """The front's relaying: a client message to a worker, a worker's back to the client."""
 
     def __init__(self, workers: int, conn: Connection) -> None:
         self.expected = workers
         self.conn = conn
         self.workers: list[asyncio.Transport] = []
+        #: Bytes each worker has yet to send back (they echo): 0 is a worker holding nothing.
+        self.owed: list[int] = []
+        self.last = 0  # the worker that answered last
         self.client: asyncio.Transport | None = None
         self.turn = 0
 
-    def attach_worker(self, transport: asyncio.Transport) -> None:
+    def attach_worker(self, transport: asyncio.Transport) -> int:
         self.workers.append(transport)
+        self.owed.append(0)
         if len(self.workers) == self.expected:
             self.conn.send(("attached",))
+        return len(self.workers) - 1
 
     def from_client(self, data: bytes) -> None:
         if not self.workers:
             return  # nobody to hand it to yet: the bench waits for "attached" first
-        self.workers[self.turn % len(self.workers)].write(data)
-        self.turn += 1
+        owed = self.owed
+        if owed[self.last] == 0:
+            worker = self.last
+        elif 0 in owed:
+            worker = owed.index(0)
+        else:
+            worker = self.turn % len(self.workers)
+            self.turn += 1
+        owed[worker] += len(data)
+        self.workers[worker].write(data)
 
-    def from_worker(self, data: bytes) -> None:
+    def from_worker(self, worker: int, data: bytes) -> None:
+        self.owed[worker] -= len(data)
+        self.last = worker
         if self.client is not None:
             self.client.write(data)
 
@@ -69,17 +85,18 @@ class _Side(asyncio.Protocol):
     def __init__(self, front: _Front, worker: bool) -> None:
         self.front = front
         self.worker = worker
+        self.index = -1  # which worker, on the workers' side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = _no_delay(transport)
         if self.worker:
-            self.front.attach_worker(transport)
+            self.index = self.front.attach_worker(transport)
         else:
             self.front.client = transport
 
     def data_received(self, data: bytes) -> None:
         if self.worker:
-            self.front.from_worker(data)
+            self.front.from_worker(self.index, data)
         else:
             self.front.from_client(data)
 

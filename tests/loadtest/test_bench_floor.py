@@ -25,6 +25,18 @@ def test_every_message_comes_back_through_the_front_and_its_workers() -> None:
     assert not any(alive(pid) for pid in pids if pid is not None)  # killed by PID, reaped
 
 
+def test_messages_one_at_a_time_keep_to_one_worker_as_the_front_does() -> None:
+    """Warm dispatch, as the game's front: each message travels alone, so the worker that
+    answered last owes nothing and takes the next; the other two never wake (no CPU)."""
+    relay = FloorRelay(workers=3)
+    try:
+        measured = relay.paced(rate=100_000, seconds=0.01)  # back to back, 1,000 of them
+        workers = sorted(measured.cpu[name] for name in ("w1", "w2", "w3"))
+        assert workers[:2] == [0.0, 0.0] and workers[2] > 0.0
+    finally:
+        relay.stop()
+
+
 def test_a_front_that_stops_answering_is_an_error_not_a_hang() -> None:
     relay = FloorRelay(workers=1)
     try:
