@@ -11,9 +11,9 @@ Rows:
 * ``rate``: a fixed total of ``--rate`` actions/s spread over N players in one room (each N of
   ``--players``), the mix look 40 % / say 20 % / move 30 % / take-drop 10 % (or ``--action``).
 * ``floor``: the rate rows' reference: a relay of the same shape that does no work (the bench
-  to a front process to ``--workers`` worker processes in turn and back, plain asyncio over
-  loopback TCP, at ``--rate`` messages/s), and the CPU each process spends per message: what
-  the machine charges for the wake-ups alone (bench_floor).
+  to a front process to one of ``--workers`` worker processes, picked as the front picks, and
+  back, plain asyncio over loopback TCP, at ``--rate`` messages/s), and the CPU each process
+  spends per message: what the machine charges for the wake-ups alone (bench_floor).
 * ``closed``: ``--closed-players`` players, each sending its next action when the last is
   answered.
 * ``seq``: one player, sequential ``look`` round trips.
