@@ -82,8 +82,17 @@ class ComposeLocal:
                         return match
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._reader.is_alive():
-                    raise AssertionError(f"compose-local never printed {pattern!r}: {self.lines}")
+                    raise AssertionError(
+                        f"compose-local never printed {pattern!r}: {self.lines}; "
+                        f"the end of its stderr: {self.stderr_tail()!r}"
+                    )
                 self._changed.wait(left)
+
+    def stderr_tail(self, size: int = 2000) -> str:
+        """The last ``size`` characters compose-local wrote to stderr (why it stopped)."""
+        self._log.flush()
+        text = Path(self._log.name).read_text(errors="replace")
+        return text[-size:]
 
     def wait_ready(self, timeout: float = START_WAIT) -> dict[str, Any]:
         """The status JSON, once every health check passed."""
