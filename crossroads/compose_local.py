@@ -27,12 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from typing import Any
 import yaml
 
 from gameserver.health import HEALTH_FILE_ENV
+from loadtest.ports import free_ports
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: Default bound on one service's health check passing.
@@ -53,11 +52,6 @@ HEALTH_RETRY_S = 0.2
 #: Grace between SIGTERM and SIGKILL at shutdown (the front drains in-flight actions first).
 STOP_GRACE_S = 15.0
 LOCAL_HOST = "127.0.0.1"
-#: Where Linux says which ports it gives out for outgoing connections and binds to port 0.
-EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
-#: The lowest port free_ports hands out: above the ports of well-known and registered
-#: services people run locally (and this project's 7300-7303, 8089, 9300).
-LOWEST_CHOSEN_PORT = 20000
 _SELF_HOSTS = {"*", "0.0.0.0", "127.0.0.1", "localhost", "[::]"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_]\w*)")
 #: The image's commands, as modules of this package.
@@ -208,45 +202,6 @@ def container_ports(name: str, services: dict[str, dict[str, Any]]) -> set[int]:
                 if host == name or (other == name and host in _SELF_HOSTS):
                     ports.add(int(port))
     return ports
-
-
-def _ephemeral_floor() -> int:
-    """The lowest port of the kernel's ephemeral range (Linux; else its usual default)."""
-    try:
-        return int(Path(EPHEMERAL_RANGE_FILE).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free local TCP ports (sockets held open until all are chosen), at
-    random below the kernel's ephemeral range where there is room, else any the kernel gives.
-
-    A port is chosen seconds before its service binds it. In the ephemeral range, every
-    outgoing connection and every bind to port 0 on the machine draws from the same ports,
-    and one of them may take a chosen port meanwhile (the service then cannot bind, and the
-    stack stops); below it, only a program that binds that very number can."""
-    socks: list[socket.socket] = []
-    try:
-        low, high = LOWEST_CHOSEN_PORT, _ephemeral_floor()
-        attempts = 0
-        while len(socks) < count and high - low > count and attempts < 50 * count:
-            attempts += 1
-            s = socket.socket()
-            try:
-                s.bind((LOCAL_HOST, random.randrange(low, high)))
-            except OSError:  # taken (or still in TIME_WAIT): another
-                s.close()
-                continue
-            socks.append(s)
-        while len(socks) < count:
-            s = socket.socket()
-            s.bind((LOCAL_HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclass

@@ -7,8 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "game"))  # serverkit
 
-from portkit import unused_port
 from serverkit import Server
+
+from loadtest.ports import unused_port
 
 
 class Servers:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from clientservers import Servers
-from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT, Server
+
+from loadtest.ports import unused_port
 
 
 class Play:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deploykit import COMPOSE_FILE, REPO_ROOT, clean_env
 
-from crossroads.compose_local import free_ports
+from loadtest.ports import free_ports
 
 BUILD_IMAGES = REPO_ROOT / "deploy" / "build-images"
 #: Bound on the image build: the first one makes the base images with debootstrap (minutes).

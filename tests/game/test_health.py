@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT, StartServer
 
 from gameserver import health
+from loadtest.ports import unused_port
 
 CHECKER = REPO_ROOT / "gameserver" / "health.py"
 

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from logkit import wait_log_line
 from metricskit import scrape, value, wait_value
-from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT, Server, StartServer, run
 
 import engine
 from client.session import GameSession
 from gameserver.metrics import MetricsError, MetricsServer, offset_bind, parse_bind
+from loadtest.ports import unused_port
 
 PROMETHEUS = shutil.which("prometheus")
 

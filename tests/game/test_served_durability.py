@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 from gamekit import RedisServer
-from portkit import unused_port
 from serverkit import REPO_ROOT, WAIT
 
 from gameserver.durability import check_durable
 from gameserver.store import StoreError
+from loadtest.ports import unused_port
 
 
 def serve(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
-from portkit import unused_port
 
 from gameserver.events import Outcome
 from gameserver.passwords import PasswordPolicy
@@ -25,6 +24,7 @@ from gameserver.protocol import ActionRequest, Event, LoginReply, LoginRequest, 
 from gameserver.service import GameService
 from gameserver.store import Store, Tx
 from gameserver.topics import session_topics
+from loadtest.ports import unused_port
 
 T = TypeVar("T")
 

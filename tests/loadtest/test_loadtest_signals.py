@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))  # relayk
 
 from relaykit import Proc
 
-from crossroads.compose_local import free_ports
+from loadtest.ports import free_ports
 
 #: Bound on one wait: the local server and Locust starting on a loaded 2-core machine.
 WAIT = 60.0

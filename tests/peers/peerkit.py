@@ -177,9 +177,9 @@ def udp_codec_argv(role: str, target: str, **options: object) -> list[str]:
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port nothing is bound to right now, for a peer process to bind (see portkit)."""
+    """A UDP port nothing is bound to right now, for a peer process to bind (see loadtest.ports)."""
     import socket
 
-    from portkit import unused_port
+    from loadtest.ports import unused_port
 
     return unused_port(socket.SOCK_DGRAM, host)

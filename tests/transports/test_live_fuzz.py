@@ -16,12 +16,12 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from portkit import unused_port
 
 import engine as zmq
 from engine import udp_datagram as udp
 from engine.pgm import packets as wire
 from engine.pgm.sender import PgmSender, SenderConfig
+from loadtest.ports import unused_port
 
 pytestmark = pytest.mark.timeout(180)
 
