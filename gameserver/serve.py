@@ -33,6 +33,7 @@ from .health import HEALTH_FILE_ENV, Toucher
 from .limits import SocketLimits
 from .metrics import MetricsError, front_registry, offset_bind, start_metrics
 from .process_watch import process_ended
+from .scheduling import add_no_sched_batch, use_batch_policy
 from .seed import seed_world
 from .store import SQLITE_SCHEME, StoreError, open_store, shown_url
 from .world import World, WorldError, load_world
@@ -100,6 +101,8 @@ class Supervisor:
         else:
             cmd += ["--keys-dir", str(s.keys_dir)]
         cmd += ["--log-format", s.log_format]
+        if not s.sched_batch:
+            cmd += ["--no-sched-batch"]
         if s.metrics_bind:  # worker i serves metrics on the front's port + i
             offset = 1 + [slot.name for slot in self.slots].index(name)
             cmd += ["--metrics-bind", offset_bind(s.metrics_bind, offset)]
@@ -366,6 +369,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "metrics_bind": "--metrics-bind",
         },
     )
+    add_no_sched_batch(parser)
     parser.add_argument(
         "--insecure-players",
         dest="secure_players",
@@ -385,6 +389,8 @@ def main(argv: list[str], prog: str = "crossroads serve") -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     cfg.setup_logging(settings.log_level, "front", settings.log_format)
+    if settings.sched_batch:
+        use_batch_policy()  # before the workers start: they inherit it
     try:
         world = load_world(settings.world)
     except WorldError as exc:

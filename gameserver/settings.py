@@ -41,6 +41,8 @@ CROSSROADS_WORKER_KEY           <keys dir>/worker.key_secret (a worker's own sec
 CROSSROADS_LOG_FORMAT           text (or json: one object per line, for log collectors)
 CROSSROADS_METRICS_BIND         none: off (HOST:PORT or PORT for a private Prometheus /metrics;
                                 ``serve``'s local workers take the next ports)
+CROSSROADS_SCHED_BATCH          true (Linux: front and workers run under SCHED_BATCH, so a
+                                process they wake does not preempt them; gameserver/scheduling.py)
 ==============================  ===============================================================
 """
 
@@ -189,6 +191,11 @@ class Settings(BaseSettings):
         None, description="this worker's .key_secret file (default: worker.key_secret in keys dir)"
     )
     log_format: str = Field("text", description="text or json (one object per line)")
+    sched_batch: bool = Field(
+        True,
+        description="run under Linux's SCHED_BATCH policy: a process this one wakes does not "
+        "preempt it mid-pass (less CPU per action)",
+    )
     metrics_bind: str | None = Field(
         None,
         description="HOST:PORT (or PORT: loopback) for Prometheus /metrics, on a private "

@@ -44,6 +44,7 @@ from .metrics import (
     worker_registry,
 )
 from .process_watch import process_ended, wait_process_ended
+from .scheduling import add_no_sched_batch, use_batch_policy
 from .seed import seed_world
 from .service import GameService
 from .store import StoreError, open_store, shown_url
@@ -502,6 +503,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default="w",
         help="name in logs; the routing id adds host, pid and a random suffix (default: w)",
     )
+    add_no_sched_batch(parser)
     parser.add_argument(
         "--exit-with-parent",
         action="store_true",
@@ -519,6 +521,8 @@ def main(argv: list[str], prog: str = "crossroads worker") -> int:
         return 2
     routing_id = logs.identify("worker", routing_name(args.name))
     cfg.setup_logging(settings.log_level, "worker", settings.log_format)
+    if settings.sched_batch:
+        use_batch_policy()
     return asyncio.run(serve_worker(settings, args.name, args.exit_with_parent, routing_id))
 
 
