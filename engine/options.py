@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from . import constants as c
 from .errors import ZMQError
@@ -70,6 +70,12 @@ class Options:
     curve_serverkey: bytes = b""
     zap_domain: bytes = b""
     zap_enforce_domain: int = 0
+
+
+def snapshot(opts: Options) -> Options:
+    """A copy of `opts` as they are now: what bind() and connect() keep for their endpoint's
+    connections, as libzmq does (its listener and session copy the socket's options)."""
+    return replace(opts)
 
 
 _FIELDS = {f.name for f in fields(Options)}

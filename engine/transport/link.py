@@ -18,7 +18,7 @@ from typing import Any, Protocol, cast
 from .. import constants as c
 from ..errors import ZMQError
 from ..native import NO_LOCK, native_lock
-from ..options import UNBOUNDED
+from ..options import UNBOUNDED, Options
 from ..pipe import Pipe, SocketPort, take_front
 from ..security.options import make_mechanism
 from ..security.zap import ZapRequest
@@ -94,6 +94,10 @@ class LinkOwner(Protocol):
     endpoint: str
     #: CONNECT_ROUTING_ID given for this connection (connect side), else b"".
     routing_id: bytes
+    #: The socket's options as they were at bind() or connect(): each connection's security
+    #: mechanism comes from these (libzmq's rule), so one socket may bind a CURVE endpoint
+    #: and then, with other options, a PLAIN one.
+    security: Options
 
     def link_ready(self, link: ZMTPLink) -> None: ...
 
@@ -210,7 +214,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         opts = self.port.options
         try:
             self._peer_address = peer_address(transport)
-            mechanism = make_mechanism(opts, self._peer_address)
+            mechanism = make_mechanism(self.owner.security, self._peer_address)
         except (ValueError, ZMQError) as exc:  # security options changed since connect/bind
             log.warning("cannot secure a connection on %s: %s", self.owner.endpoint, exc)
             self.codec = ZMTPConnection(self.port.socket_type)

@@ -15,7 +15,7 @@ from .. import constants as c
 from ..endpoint import Endpoint
 from ..errors import ZMQError
 from ..native import native_getaddrinfo, native_socket
-from ..options import Options
+from ..options import Options, snapshot
 from ..pipe import Pipe
 from .link import LinkHost, ZMTPLink
 from .rawsock import RawTransport
@@ -73,6 +73,7 @@ class Listener:
         self.requested = endpoint
         self.endpoint = str(endpoint)
         self.links: set[ZMTPLink] = set()
+        self.security = snapshot(host.port.options)
         self._sock: _socket.socket | None = None
         self._server: asyncio.AbstractServer | None = None
         self._task: asyncio.Task | None = None
@@ -227,6 +228,7 @@ class Connecter:
         self.endpoint = str(endpoint)
         self.pipe = pipe
         opts = host.port.options
+        self.security = snapshot(opts)
         self.routing_id = opts.connect_routing_id
         opts.connect_routing_id = b""  # it applies to the next connect only
         self.link: ZMTPLink | None = None
