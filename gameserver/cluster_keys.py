@@ -33,6 +33,7 @@ from engine.security import z85
 from engine.security.zap import ZAP_ENDPOINT, ZapReply, ZapRequest
 
 from .limits import limit_bound
+from .local_workers import LOCAL_WORKERS_DOMAIN, LocalPort, local_credentials
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +180,16 @@ class AllowList:
 class ClusterAuthenticator(Authenticator):
     """The front's ZAP policy: workers by allow-list, players by any key; refusals logged."""
 
-    def __init__(self, context: Any, allowed_workers: Path | None) -> None:
+    def __init__(
+        self, context: Any, allowed_workers: Path | None, local: LocalPort | None = None
+    ) -> None:
         super().__init__(context, log=logging.getLogger("gameserver.zap"))
         self.refused = 0
         if allowed_workers is not None:
             self.configure_curve_callback(WORKERS_DOMAIN, AllowList(allowed_workers))
         self.configure_curve(PLAYERS_DOMAIN, "*")
+        if local is not None:  # serve's own workers, by this run's secret (local_workers.py)
+            self.configure_plain(LOCAL_WORKERS_DOMAIN, local.passwords())
 
     def authenticate(self, request: ZapRequest) -> ZapReply:
         reply = super().authenticate(request)
@@ -251,19 +256,24 @@ class FrontSecurity:
 
 
 def secure_front(
-    context: Any, security: FrontSecurity | None, *, players: list[Any], workers: Any
+    context: Any,
+    security: FrontSecurity | None,
+    *,
+    players: list[Any],
+    workers: Any,
+    local: LocalPort | None = None,
 ) -> ClusterAuthenticator | None:
-    """Set CURVE on the front's sockets before they bind; the ZAP handler that judges them."""
-    if security is None:
-        return None
-    if security.allowed_workers is not None:
+    """Set CURVE on the front's sockets before they bind; the ZAP handler that judges them
+    (and, with `local`, serve's own workers on their private port)."""
+    allowed = None if security is None else security.allowed_workers
+    if security is not None and allowed is not None:
         curve_server(workers, security.pair, WORKERS_DOMAIN)
-    if security.players:
+    if security is not None and security.players:
         for sock in players:
             curve_server(sock, security.pair, PLAYERS_DOMAIN)
-    if security.allowed_workers is None and not security.players:
+    if allowed is None and (security is None or not security.players) and local is None:
         return None
-    auth = ClusterAuthenticator(context, security.allowed_workers)
+    auth = ClusterAuthenticator(context, allowed, local)
     auth.bind()
     return auth
 
@@ -272,7 +282,11 @@ def worker_credentials(context: Any, settings: Any) -> None:
     """A worker's CURVE options, as context defaults for the socket the worker opens.
 
     From --front-key / --worker-key, else the keys directory; nothing with --insecure-workers.
+    A worker serve started itself has this run's secret instead, for the local port.
     """
+    if settings.local_worker_secret:
+        local_credentials(context, settings.local_worker_secret)
+        return
     if settings.insecure_workers:
         log.warning("--insecure-workers: talking to the front without keys or encryption")
         return

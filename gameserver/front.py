@@ -33,6 +33,7 @@ from engine.patterns.simple_pirate import show_id, split_envelope
 from .admission import Admission, AdmissionPolicy, Login, budgeted_address, source_of
 from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
 from .limits import SocketLimits, limit_front
+from .local_workers import LocalPort, bind_local
 from .logins import LoginQueue
 from .protocol import (
     MAX_REQUEST_BYTES,
@@ -140,8 +141,12 @@ class Front:
         admission: AdmissionPolicy | None = None,
         context: ezmq.Context | None = None,
         sticky_workers: bool = False,
+        local_workers: LocalPort | None = None,
     ) -> None:
-        """``sticky_workers``: a player's actions go to one worker while it has credit
+        """``local_workers``: also bind the worker backend on that private Unix socket, for
+        the workers serve starts itself (PLAIN with this run's secret; local_workers.py).
+
+        ``sticky_workers``: a player's actions go to one worker while it has credit
         (WorkerPool's sticky dispatch). For workers that keep a copy of the store (Redis):
         another worker's copy of that player's documents would be behind, and its first
         transaction refused. SQLite's workers keep none, and lose a little balance by it.
@@ -196,11 +201,19 @@ class Front:
         try:
             # CURVE and the ZAP handler (cluster_keys.py): set before binding.
             self.zap = secure_front(
-                self.context, security, players=[self.actions, self.updates], workers=self.backend
+                self.context,
+                security,
+                players=[self.actions, self.updates],
+                workers=self.backend,
+                local=local_workers,
             )
             self.actions_endpoint = self._bind(self.actions, actions_bind, "actions")
             self.updates_endpoint = self._bind(self.updates, updates_bind, "updates")
             self.workers_endpoint = self._bind(self.backend, workers_bind, "workers")
+            #: Where serve's own workers connect (None: no local port).
+            self.local_workers_endpoint = (
+                None if local_workers is None else bind_local(self.backend, local_workers)
+            )
         except (FrontError, engine.ZMQError) as exc:
             self.close(linger=0)
             if isinstance(exc, FrontError):

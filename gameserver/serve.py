@@ -31,6 +31,7 @@ from .durability import check_durable
 from .front import Front, FrontError
 from .health import HEALTH_FILE_ENV, Toucher
 from .limits import SocketLimits
+from .local_workers import LocalPort
 from .metrics import MetricsError, front_registry, offset_bind, start_metrics
 from .process_watch import process_ended
 from .scheduling import add_no_sched_batch, use_batch_policy
@@ -84,6 +85,9 @@ class Supervisor:
 
     settings: cfg.Settings
     front_endpoint: str
+    #: This run's secret for the local worker port (local_workers.py), given to each worker
+    #: in its environment; None: the workers use the TCP port and the cluster's keys.
+    local_secret: str | None = None
     slots: list[WorkerSlot] = field(default_factory=list)
 
     def command(self, name: str) -> list[str]:
@@ -96,10 +100,8 @@ class Supervisor:
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
         if s.allow_volatile_store:
             cmd += ["--allow-volatile-store"]
-        if s.insecure_workers:
-            cmd += ["--insecure-workers"]
-        else:
-            cmd += ["--keys-dir", str(s.keys_dir)]
+        if self.local_secret is None:  # else PLAIN on the local port, by the environment's secret
+            cmd += ["--insecure-workers"] if s.insecure_workers else ["--keys-dir", str(s.keys_dir)]
         cmd += ["--log-format", s.log_format]
         if not s.sched_batch:
             cmd += ["--no-sched-batch"]
@@ -121,6 +123,8 @@ class Supervisor:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         env.pop(HEALTH_FILE_ENV, None)  # the front's liveness file is the front's alone
         env[cfg.env_name("store")] = self.settings.store
+        if self.local_secret is not None:
+            env[cfg.env_name("local_worker_secret")] = self.local_secret
         slot.process = subprocess.Popen(
             self.command(slot.name),
             env=env,
@@ -221,6 +225,17 @@ def front_security(settings: cfg.Settings) -> FrontSecurity | None:
 
 
 async def serve(settings: cfg.Settings, world: World) -> int:
+    # Serve's own workers connect over a private Unix socket (local_workers.py): its directory
+    # goes when serve does, whichever way it ends.
+    local = LocalPort.create() if settings.workers > 0 else None
+    try:
+        return await _serve(settings, world, local)
+    finally:
+        if local is not None:
+            local.remove()
+
+
+async def _serve(settings: cfg.Settings, world: World, local: LocalPort | None) -> int:
     tick = settings.tick_interval or world.clock.tick_seconds / 2
     try:
         security = front_security(settings)
@@ -247,6 +262,7 @@ async def serve(settings: cfg.Settings, world: World) -> int:
             ),
             # Workers that keep a copy of the store (not SQLite's) serve their own players.
             sticky_workers=not settings.store.startswith(SQLITE_SCHEME),
+            local_workers=local,
         )
     except FrontError as exc:
         print(f"crossroads serve: {exc}", file=sys.stderr)
@@ -262,7 +278,11 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, front.shutdown)
-    supervisor = Supervisor(settings, connectable(front.workers_endpoint))
+    supervisor = Supervisor(
+        settings,
+        front.local_workers_endpoint or connectable(front.workers_endpoint),
+        None if local is None else local.secret,
+    )
     say(f"crossroads serve: world {world.world.name!r}, store {shown_url(settings.store)}")
     # Where a local client connects, then what is really bound (0.0.0.0: every interface).
     say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
@@ -270,6 +290,8 @@ async def serve(settings: cfg.Settings, world: World) -> int:
     open_port = security is None or security.allowed_workers is None
     admits = "ANY process (insecure)" if open_port else "allowed keys only"
     say(f"workers {front.workers_endpoint}  (crossroads worker --front ...; {admits})")
+    if front.local_workers_endpoint is not None:
+        say(f"local {front.local_workers_endpoint}  (serve's own workers: this run's secret)")
     announcer = None
     if security is not None and security.players:
         key_bind = settings.key_bind or cfg.key_bind_for(settings.actions_bind)

@@ -43,6 +43,7 @@ CROSSROADS_METRICS_BIND         none: off (HOST:PORT or PORT for a private Prome
                                 ``serve``'s local workers take the next ports)
 CROSSROADS_SCHED_BATCH          true (Linux: front and workers run under SCHED_BATCH, so a
                                 process they wake does not preempt them; gameserver/scheduling.py)
+CROSSROADS_LOCAL_WORKER_SECRET  set by ``serve`` for its own workers only (local_workers.py)
 ==============================  ===============================================================
 """
 
@@ -191,6 +192,11 @@ class Settings(BaseSettings):
         None, description="this worker's .key_secret file (default: worker.key_secret in keys dir)"
     )
     log_format: str = Field("text", description="text or json (one object per line)")
+    # Set by serve for the workers it starts (local_workers.py), in their environment only:
+    # no flag, so it never shows on a command line.
+    local_worker_secret: str | None = Field(
+        None, description="this run's secret for serve's local worker port", repr=False
+    )
     sched_batch: bool = Field(
         True,
         description="run under Linux's SCHED_BATCH policy: a process this one wakes does not "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,6 +159,10 @@ class Server:
                     break
         self.process.wait(WAIT)
         self._reader.join(WAIT)
+        # A serve killed outright leaves its local worker port's private directory behind.
+        local = [m for line in self.lines if (m := re.match(r"^local ipc://(\S+)/workers", line))]
+        for match in local:
+            shutil.rmtree(match[1], ignore_errors=True)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
