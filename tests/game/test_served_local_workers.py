@@ -51,9 +51,7 @@ def _handshake_ends(monitor: engine.Socket, deadline: float) -> set[int]:
     return seen
 
 
-def test_own_workers_join_the_private_port_by_the_run_secret(
-    start_server, sqlite_url: str
-) -> None:
+def test_own_workers_join_the_private_port_by_the_run_secret(start_server, sqlite_url: str) -> None:
     server: Server = start_server(sqlite_url, 1)
     local = server.wait_for(r"^local (ipc://(\S+)/workers)")
     endpoint, directory = local[1], Path(local[2])
