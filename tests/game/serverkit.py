@@ -23,8 +23,11 @@ from typing import Any, TypeVar
 
 import engine
 from client.session import GameSession, SyncGameSession
+from engine.patterns.paranoid_pirate import PPP_READY
+from engine.utils.monitor import recv_monitor_message
 from gameserver.known_hosts import KnownHosts, server_key
 from gameserver.ping import ping
+from gameserver.protocol import LoginReply
 from gameserver.store import open_store
 from gameserver.store.state import GameState
 
@@ -33,6 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Bound on one wait. Generous: a 2-core machine, other suites running at the same time.
 WAIT = 30.0
 LOCAL = "tcp://127.0.0.1:0"
+#: The password of the player `play_while_intruders_wait` logs in.
+PLAYER_PASSWORD = "alice-secret-password"
 
 
 class Server:
@@ -166,6 +171,63 @@ class Server:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
+
+
+def intruding_worker(
+    context: engine.Context, endpoint: str, **credentials: Any
+) -> tuple[engine.Socket, engine.Socket]:
+    """A Paranoid Pirate worker announcing itself on `endpoint` with these socket options (its
+    credentials, if any), and its monitor: the hostile tests' would-be workers."""
+    sock = context.socket(engine.DEALER)
+    sock.linger = 0
+    for name, value in credentials.items():
+        setattr(sock, name, value)
+    monitor = sock.get_monitor_socket()
+    sock.connect(endpoint)
+    sock.send_multipart([PPP_READY])
+    return sock, monitor
+
+
+#: The monitor events that end a handshake, one way or the other.
+HANDSHAKE_ENDS = {
+    engine.EVENT_HANDSHAKE_SUCCEEDED,
+    engine.EVENT_HANDSHAKE_FAILED_AUTH,
+    engine.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    engine.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+}
+
+
+def handshake_events(monitor: engine.Socket, timeout: float = WAIT) -> set[int]:
+    """Monitor events until a handshake has ended (failed or succeeded); fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    seen: set[int] = set()
+    while not seen & HANDSHAKE_ENDS:
+        assert time.monotonic() < deadline, f"no handshake ended: {seen}"
+        if monitor.poll(100):
+            seen.add(recv_monitor_message(monitor)["event"])
+    return seen
+
+
+def play_while_intruders_wait(
+    server: Server,
+    keyless: tuple[engine.Socket, engine.Socket],
+    wrong_key: tuple[engine.Socket, engine.Socket],
+) -> None:
+    """A player logs in and looks while two would-be workers (`intruding_worker`) wait for a
+    job: the one with wrong credentials is refused by the ZAP handler, the one with none fails
+    its handshake, neither receives a byte, and the front counts the refusal."""
+    with server.sync_session() as alice:
+        assert isinstance(alice.login("Alice", PLAYER_PASSWORD), LoginReply)
+        for _ in range(3):
+            alice.act("look")
+    refused = handshake_events(wrong_key[1])
+    assert engine.EVENT_HANDSHAKE_FAILED_AUTH in refused
+    assert engine.EVENT_HANDSHAKE_SUCCEEDED not in refused
+    assert engine.EVENT_HANDSHAKE_SUCCEEDED not in handshake_events(keyless[1])
+    for sock, _ in (keyless, wrong_key):
+        assert not sock.poll(0), "a process without the key received something"
+    health = server.ping()
+    assert health["refused_keys"] >= 1
 
 
 #: The ``start_server(store_url, workers=2, *flags)`` fixture.
