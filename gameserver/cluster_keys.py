@@ -6,7 +6,7 @@ certificates in libzmq's format (``engine.auth``):
 =========================  ========================================================================
 ``front.key``              the front's public key: every worker, relay and player is given it
 ``front.key_secret``       the front's secret: only the front reads it
-``worker.key(_secret)``    the pair the local workers use (copy both to a worker machine)
+``worker.key(_secret)``    a worker pair, admitted from the start (copy both to a worker machine)
 ``relay.key(_secret)``     a pair for relays (their region's players pin its public key)
 ``workers/NAME.key``       the allow-list: public keys admitted on the worker port
 =========================  ========================================================================
