@@ -33,7 +33,7 @@ from engine.patterns.simple_pirate import show_id, split_envelope
 from .admission import Admission, AdmissionPolicy, Login, budgeted_address, source_of
 from .cluster_keys import ClusterAuthenticator, FrontSecurity, secure_front
 from .limits import SocketLimits, limit_front
-from .local_workers import LocalPort, bind_local
+from .local_workers import LocalPort, secure_local
 from .logins import LoginQueue
 from .protocol import (
     MAX_REQUEST_BYTES,
@@ -211,9 +211,12 @@ class Front:
             self.updates_endpoint = self._bind(self.updates, updates_bind, "updates")
             self.workers_endpoint = self._bind(self.backend, workers_bind, "workers")
             #: Where serve's own workers connect (None: no local port).
-            self.local_workers_endpoint = (
-                None if local_workers is None else bind_local(self.backend, local_workers)
-            )
+            self.local_workers_endpoint: str | None = None
+            if local_workers is not None:
+                secure_local(self.backend)
+                self.local_workers_endpoint = self._bind(
+                    self.backend, local_workers.endpoint, "local workers"
+                )
         except (FrontError, engine.ZMQError) as exc:
             self.close(linger=0)
             if isinstance(exc, FrontError):

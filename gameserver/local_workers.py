@@ -18,6 +18,7 @@ read it could as well read `worker.key_secret`.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -33,6 +34,9 @@ LOCAL_WORKERS_DOMAIN = "crossroads-local-workers"
 LOCAL_USER = "local-worker"
 #: The socket's file name inside the private directory.
 SOCKET_NAME = "workers"
+#: The longest temporary directory used as is: with "/crossroads-XXXXXXXX/workers" (28
+#: octets) the socket's path stays under the 107 a Unix socket address holds.
+MAX_BASE_OCTETS = 79
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,12 @@ class LocalPort:
 
     @classmethod
     def create(cls) -> LocalPort:
-        # mkdtemp makes the directory 0700; a short name under the temporary directory keeps
-        # the socket's path well under the 107 octets a Unix socket address holds.
-        directory = Path(tempfile.mkdtemp(prefix="crossroads-"))
+        # mkdtemp makes the directory 0700. A Unix socket's path holds at most 107 octets: a
+        # long TMPDIR would leave too little, so /tmp stands in for it then.
+        base = tempfile.gettempdir()
+        if len(os.fsencode(base)) > MAX_BASE_OCTETS:
+            base = "/tmp"
+        directory = Path(tempfile.mkdtemp(prefix="crossroads-", dir=base))
         return cls(directory, secrets.token_urlsafe(32))
 
     def passwords(self) -> dict[str, str]:
@@ -61,18 +68,17 @@ class LocalPort:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def bind_local(sock: Any, port: LocalPort) -> str:
-    """Bind the worker backend's local endpoint as a PLAIN server judged under its own domain.
+def secure_local(sock: Any) -> None:
+    """Make the worker backend's next endpoint a PLAIN server judged under the local domain.
 
-    Call after the TCP endpoint is bound: each endpoint keeps the security options it was
-    bound with (libzmq's rule), so the TCP port stays CURVE (or NULL) and this one is PLAIN.
-    ZAP_ENFORCE_DOMAIN: without the handler the handshake fails rather than admitting anyone.
+    Call after the TCP endpoint is bound and before binding the local one: each endpoint keeps
+    the security options it was bound with (libzmq's rule), so the TCP port stays CURVE (or
+    NULL). ZAP_ENFORCE_DOMAIN: without the handler the handshake fails rather than admitting
+    anyone.
     """
     sock.setsockopt(engine.PLAIN_SERVER, 1)
     sock.setsockopt(engine.ZAP_DOMAIN, LOCAL_WORKERS_DOMAIN.encode())
     sock.setsockopt(engine.ZAP_ENFORCE_DOMAIN, 1)
-    sock.bind(port.endpoint)
-    return port.endpoint
 
 
 def local_credentials(context: Any, secret: str) -> None:

@@ -1,0 +1,46 @@
+"""The local worker port's directory: private, short enough for a Unix socket, removed at the end."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from gameserver.local_workers import LocalPort
+
+#: What a Unix socket's address holds (sun_path, less its terminating NUL).
+UNIX_PATH_OCTETS = 107
+
+
+def _socket_path(port: LocalPort) -> bytes:
+    return os.fsencode(port.endpoint.removeprefix("ipc://"))
+
+
+def test_a_private_directory_under_the_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    port = LocalPort.create()
+    assert port.directory.parent == tmp_path
+    assert stat.S_IMODE(port.directory.stat().st_mode) == 0o700
+    assert port.endpoint == f"ipc://{port.directory}/workers"
+    assert len(port.secret) >= 32 and port.secret != LocalPort.create().secret
+    port.remove()
+    assert not port.directory.exists()
+
+
+def test_a_long_temporary_directory_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    port = LocalPort.create()
+    try:
+        assert len(_socket_path(port)) <= UNIX_PATH_OCTETS
+        assert port.directory.parent == Path("/tmp")
+    finally:
+        port.remove()
