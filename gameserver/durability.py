@@ -10,9 +10,8 @@ disk in every transaction and needs no check.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
 
-from .store import StoreError
+from .store import StoreError, redis_client_url, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,10 @@ def check_durable(url: str, allow_volatile: bool) -> list[str]:
     except ImportError:
         raise StoreError(MISSING_REDIS) from None
 
-    clean = urlunsplit(urlsplit(url)._replace(query=""))
-    client = redis.Redis.from_url(clean, socket_timeout=5)
+    try:
+        client = redis.Redis.from_url(redis_client_url(url), socket_timeout=5)
+    except ValueError as exc:
+        raise StoreError(f"bad Redis URL {shown_url(url)!r}: {exc}") from None
     try:
         settings = client.config_get("append*")
     except redis.ResponseError:

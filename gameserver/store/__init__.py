@@ -3,7 +3,9 @@
 ``open_store(url)`` picks the backend from the URL scheme:
 
 * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (embedded default)
-* ``redis://host:port/db`` (optionally ``?prefix=name:``), needs the ``redis`` package
+* ``redis://host:port/db`` (optionally ``?prefix=name:``), ``rediss://`` for TLS, or
+  ``unix:///path/redis.sock?db=N`` for a Redis on this machine's Unix socket; needs the
+  ``redis`` package
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "Tx",
     "WriteInRead",
     "open_store",
+    "redis_client_url",
     "shown_url",
 ]
 
@@ -37,6 +40,15 @@ def shown_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def redis_client_url(url: str) -> str:
+    """A Redis URL as redis-py takes it: without our own ``prefix`` parameter, every other
+    part as given (a ``unix:///path?db=1`` keeps its ``//`` and its ``db``, which a round trip
+    through urllib would drop)."""
+    base, _, query = url.partition("?")
+    kept = [part for part in query.split("&") if part and part.split("=", 1)[0] != "prefix"]
+    return base + ("?" + "&".join(kept) if kept else "")
 
 
 def open_store(url: str, *, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> Store:

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import orjson
 import redis
 
+from . import redis_client_url
 from .base import (
     DEFAULT_EVENT_LOG_SIZE,
     FIRST_PLACEHOLDER,
@@ -85,9 +86,8 @@ class RedisStore(Store):
         self.prefix = prefix or query.pop("prefix", [DEFAULT_PREFIX])[0]
         self.tag = "{" + self.prefix.rstrip(":") + "}"
         self.max_attempts = max_attempts
-        clean_url = urlunsplit(urlsplit(url)._replace(query=""))
         try:
-            self._client = client or redis.Redis.from_url(clean_url)
+            self._client = client or redis.Redis.from_url(redis_client_url(url))
         except ValueError as exc:
             raise StoreError(f"bad Redis URL {self.url!r}: {exc}") from exc
         self._script = self._client.register_script(COMMIT_SCRIPT)

@@ -8,6 +8,7 @@ import os
 import selectors
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -51,13 +52,19 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     log_reader: threading.Thread
+    #: Its Unix socket too, in a private directory of its own.
+    socket_dir: str
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
+    def unix_url(self, db: int = 0) -> str:
+        return f"unix://{self.socket_dir}/redis.sock?db={db}"
+
 
 def start_redis(deadline_seconds: float = 10.0) -> RedisServer:
     port = unused_port()
+    socket_dir = tempfile.mkdtemp(prefix="crossroads-test-redis-")
     process = subprocess.Popen(
         [
             REDIS_BINARY,
@@ -65,6 +72,10 @@ def start_redis(deadline_seconds: float = 10.0) -> RedisServer:
             str(port),
             "--bind",
             "127.0.0.1",
+            "--unixsocket",
+            f"{socket_dir}/redis.sock",
+            "--unixsocketperm",
+            "700",
             "--save",
             "",
             "--appendonly",
@@ -85,6 +96,7 @@ def start_redis(deadline_seconds: float = 10.0) -> RedisServer:
                 process.kill()
                 process.wait()
                 process.stdout.close()
+                shutil.rmtree(socket_dir, ignore_errors=True)
                 raise RuntimeError(
                     f"redis-server did not start:\n{output.decode(errors='replace')}"
                 )
@@ -101,7 +113,7 @@ def start_redis(deadline_seconds: float = 10.0) -> RedisServer:
         assert client.ping()
     finally:
         client.close()
-    return RedisServer(port, process, log_reader)
+    return RedisServer(port, process, log_reader, socket_dir)
 
 
 # --- an in-process stand-in for the front: sessions, subscriptions, fan-out ---------------------
@@ -195,6 +207,7 @@ def running_redis() -> Iterator[RedisServer]:
         server.log_reader.join(timeout=10)  # ends at EOF, now that the server is gone
         if server.process.stdout is not None:
             server.process.stdout.close()
+        shutil.rmtree(server.socket_dir, ignore_errors=True)
 
 
 def empty_store_url(backend: str, tmp_path: object, server: RedisServer | None, db: int = 0) -> str:
