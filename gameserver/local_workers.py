@@ -52,11 +52,9 @@ class LocalPort:
 
     @classmethod
     def create(cls) -> LocalPort:
-        # mkdtemp makes the directory 0700. A Unix socket's path holds at most 107 octets: a
-        # long TMPDIR would leave too little, so /tmp stands in for it then.
-        base = tempfile.gettempdir()
-        if len(os.fsencode(base)) > MAX_BASE_OCTETS:
-            base = "/tmp"
+        """A new directory (mkdtemp: mode 0700) under the first fit of `base_candidates`;
+        OSError if none can be made."""
+        base = next((b for b in base_candidates() if _fits(b)), "/tmp")
         directory = Path(tempfile.mkdtemp(prefix="crossroads-", dir=base))
         return cls(directory, secrets.token_urlsafe(32))
 
@@ -66,6 +64,19 @@ class LocalPort:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def base_candidates() -> list[str]:
+    """Where the private directory may go, best first: the user's runtime directory (systemd's
+    /run/user/UID, which no age-based clean-up of /tmp touches while serve runs for weeks), the
+    temporary directory, /tmp."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return [*([runtime] if runtime else []), tempfile.gettempdir(), "/tmp"]
+
+
+def _fits(base: str) -> bool:
+    # A Unix socket's path holds at most 107 octets: a long base leaves too little.
+    return len(os.fsencode(base)) <= MAX_BASE_OCTETS and os.path.isdir(base)
 
 
 def secure_local(sock: Any) -> None:

@@ -227,7 +227,11 @@ def front_security(settings: cfg.Settings) -> FrontSecurity | None:
 async def serve(settings: cfg.Settings, world: World) -> int:
     # Serve's own workers connect over a private Unix socket (local_workers.py): its directory
     # goes when serve does, whichever way it ends.
-    local = LocalPort.create() if settings.workers > 0 else None
+    try:
+        local = LocalPort.create() if settings.workers > 0 else None
+    except OSError as exc:
+        print(f"crossroads serve: cannot make the local workers' directory: {exc}", file=sys.stderr)
+        return 1
     try:
         return await _serve(settings, world, local)
     finally:

@@ -22,6 +22,7 @@ def _socket_path(port: LocalPort) -> bytes:
 def test_a_private_directory_under_the_temporary_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     port = LocalPort.create()
     assert port.directory.parent == tmp_path
@@ -37,10 +38,22 @@ def test_a_long_temporary_directory_is_not_used(
 ) -> None:
     deep = tmp_path / ("d" * 100)
     deep.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
     monkeypatch.setattr(tempfile, "tempdir", str(deep))
     port = LocalPort.create()
     try:
         assert len(_socket_path(port)) <= UNIX_PATH_OCTETS
         assert port.directory.parent == Path("/tmp")
+    finally:
+        port.remove()
+
+
+def test_the_runtime_directory_comes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    port = LocalPort.create()
+    try:
+        assert port.directory.parent == runtime
     finally:
         port.remove()
