@@ -192,7 +192,8 @@ def test_players_get_the_game_over_multicast(lan, tmp_path: Path) -> None:  # ty
     pair, procs, _ = lan
     pair.drop(pair.ns_b, [odata_rule("epgm", n).replace("5555", str(PORT)) for n in (1, 2)])
     # The front's keys and the relay's pinned upstream key stay in this test's directory.
-    servers_data = {"XDG_DATA_HOME": str(tmp_path / "servers")}
+    # Serve's local worker port too (killed outright at the end, serve cannot remove it).
+    servers_data = {"XDG_DATA_HOME": str(tmp_path / "servers"), "XDG_RUNTIME_DIR": str(tmp_path)}
     serve = Proc(
         pair.ns_a,
         [
