@@ -13,6 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx, WriteInRead
+from .redis_url import redis_client_url
 
 SQLITE_SCHEME = "sqlite:///"
 
@@ -40,15 +41,6 @@ def shown_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
-def redis_client_url(url: str) -> str:
-    """A Redis URL as redis-py takes it: without our own ``prefix`` parameter, every other
-    part as given (a ``unix:///path?db=1`` keeps its ``//`` and its ``db``, which a round trip
-    through urllib would drop)."""
-    base, _, query = url.partition("?")
-    kept = [part for part in query.split("&") if part and part.split("=", 1)[0] != "prefix"]
-    return base + ("?" + "&".join(kept) if kept else "")
 
 
 def open_store(url: str, *, event_log_size: int = DEFAULT_EVENT_LOG_SIZE) -> Store:

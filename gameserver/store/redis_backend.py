@@ -38,7 +38,6 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import orjson
 import redis
 
-from . import redis_client_url
 from .base import (
     DEFAULT_EVENT_LOG_SIZE,
     FIRST_PLACEHOLDER,
@@ -52,6 +51,7 @@ from .base import (
 )
 from .redis_script import COMMIT_SCRIPT
 from .redis_tx import ScriptTx, Undo, WorkerCopy, restore
+from .redis_url import redis_client_url
 
 T = TypeVar("T")
 
