@@ -181,6 +181,21 @@ class ZMTPConnection(HandshakeSteps):
     def has_output(self) -> bool:
         return bool(self._out)
 
+    def encode_one(self, message: list[bytes]) -> bytes:
+        """`send_messages([message])` and `data_to_send()` in one step: the wire bytes of one
+        message (a reply, a request, an event for one subscriber), with whatever the codec had
+        queued before it. A CURVE link seals it without the batch's set-up."""
+        cipher = self.cipher
+        if (
+            cipher is None
+            or self._out
+            or self._sends_subscriptions
+            or self.state is not State.TRAFFIC
+        ):
+            self.send_messages([message])
+            return self.data_to_send()
+        return cipher.seal_message(message)
+
     def send_messages(self, messages) -> None:
         """Queue a batch of messages (each a list of frames) for the wire."""
         if self.state is not State.TRAFFIC:

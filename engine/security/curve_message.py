@@ -111,6 +111,12 @@ class CurveCipher:
         """Append one sealed frame (a command, or a frame with explicit flags) to `pieces`."""
         pieces.append(self.seal_messages([[payload]], False, flags))
 
+    def seal_message(self, message: list[bytes]) -> bytearray:
+        """`seal_messages([message], False)`: one message's wire form, every frame sealed."""
+        if len(message) == 1:
+            return self._seal_single(message[0])
+        return self._seal_one(message)
+
     def seal_messages(
         self, messages: list[list[bytes]], subscriptions: bool, forced: int = 0
     ) -> bytearray:

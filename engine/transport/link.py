@@ -362,8 +362,12 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         pipe.flush_pending = False
         if self.write_paused or not self.ready or self.closed:
             return
-        with self._write_lock:
+        lock = self._write_lock
+        if lock is NO_LOCK:  # the loop's own thread (the asyncio face): nothing to exclude
             wrote = self._write_queued(self._write_locked)
+        else:
+            with lock:
+                wrote = self._write_queued(self._write_locked)
         if wrote:
             self.port.notify()
         if self.closing:
@@ -437,9 +441,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
             except IndexError:  # CONFLATE replaced it meanwhile
                 return False
             pipe.written += 1
-            codec = self.codec
-            codec.send_messages([msg])
-            write(codec.data_to_send())
+            write(self.codec.encode_one(msg))
             return True
         stop = pipe.written + MAX_FLUSH_BATCH
         wrote = False

@@ -229,3 +229,28 @@ def test_one_message_path_refuses_exhausted_nonces() -> None:
     client.seal_messages([[b"last"]], False)
     with pytest.raises(ProtocolError):
         client.seal_messages([[b"one too many"]], False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    messages=st.lists(
+        st.lists(st.binary(max_size=300), min_size=1, max_size=4), min_size=1, max_size=6
+    ),
+    start=st.sampled_from([0, 255, 2**32 - 3]),
+)
+def test_seal_message_is_the_batch_of_one(messages: list[list[bytes]], start: int) -> None:
+    """`seal_message` (a link's one-message write) gives the bytes `seal_messages` gives for
+    a batch of that one message, and the receiver reads the messages back."""
+    one = CurveCipher(KEY, as_server=False, sent=start, received=0)
+    batch = CurveCipher(KEY, as_server=False, sent=start, received=0)
+    wire = b""
+    for message in messages:
+        sealed = bytes(one.seal_message(message))
+        assert sealed == bytes(batch.seal_messages([message], False))
+        wire += sealed
+    server = CurveCipher(KEY, as_server=True, sent=0, received=start)
+    frames = sum(map(len, messages))
+    payloads, flags, pos, _need = server.open_run(wire, 0, frames, 1 << 20)
+    assert payloads == [frame for message in messages for frame in message]
+    assert flags == bytes(int(i < len(m) - 1) for m in messages for i in range(len(m)))  # MORE
+    assert pos == len(wire)
