@@ -30,7 +30,9 @@ def test_messages_one_at_a_time_keep_to_one_worker_as_the_front_does() -> None:
     answered last owes nothing and takes the next; the other two never wake (no CPU)."""
     relay = FloorRelay(workers=3)
     try:
-        measured = relay.paced(rate=100_000, seconds=0.01)  # back to back, 1,000 of them
+        # Back to back, 10,000 of them: the hot worker's CPU is well over the 10 ms /proc/PID/stat
+        # counts in (1,000 once took it less, and it read 0).
+        measured = relay.paced(rate=100_000, seconds=0.1)
         workers = sorted(measured.cpu[name] for name in ("w1", "w2", "w3"))
         assert workers[:2] == [0.0, 0.0] and workers[2] > 0.0
     finally:
