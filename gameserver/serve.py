@@ -85,14 +85,15 @@ class Supervisor:
 
     settings: cfg.Settings
     front_endpoint: str
-    #: This run's secret for the local worker port (local_workers.py), given to each worker
-    #: in its environment; None: the workers use the TCP port and the cluster's keys.
-    local_secret: str | None = None
+    #: The local worker port (local_workers.py): the workers connect there, with its secret in
+    #: their environment. None: they use `front_endpoint` and the cluster's keys.
+    local: LocalPort | None = None
     slots: list[WorkerSlot] = field(default_factory=list)
 
     def command(self, name: str) -> list[str]:
         s = self.settings
-        cmd = [sys.executable, "-m", "gameserver.worker", "--front", self.front_endpoint]
+        front = self.front_endpoint if self.local is None else self.local.endpoint
+        cmd = [sys.executable, "-m", "gameserver.worker", "--front", front]
         # The store URL (its password, perhaps) goes in the environment (see _start), never
         # on a command line that `ps` shows every local user.
         cmd += ["--name", name, "--log-level", s.log_level]
@@ -100,7 +101,7 @@ class Supervisor:
         cmd += ["--heartbeat-liveness", str(s.heartbeat_liveness), "--exit-with-parent"]
         if s.allow_volatile_store:
             cmd += ["--allow-volatile-store"]
-        if self.local_secret is None:  # else PLAIN on the local port, by the environment's secret
+        if self.local is None:  # else PLAIN on the local port, by the environment's secret
             cmd += ["--insecure-workers"] if s.insecure_workers else ["--keys-dir", str(s.keys_dir)]
         cmd += ["--log-format", s.log_format]
         if not s.sched_batch:
@@ -123,8 +124,8 @@ class Supervisor:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         env.pop(HEALTH_FILE_ENV, None)  # the front's liveness file is the front's alone
         env[cfg.env_name("store")] = self.settings.store
-        if self.local_secret is not None:
-            env[cfg.env_name("local_worker_secret")] = self.local_secret
+        if self.local is not None:
+            env[cfg.env_name("local_worker_secret")] = self.local.secret
         slot.process = subprocess.Popen(
             self.command(slot.name),
             env=env,
@@ -282,11 +283,7 @@ async def _serve(settings: cfg.Settings, world: World, local: LocalPort | None) 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, front.shutdown)
-    supervisor = Supervisor(
-        settings,
-        front.local_workers_endpoint or connectable(front.workers_endpoint),
-        None if local is None else local.secret,
-    )
+    supervisor = Supervisor(settings, connectable(front.workers_endpoint), local)
     say(f"crossroads serve: world {world.world.name!r}, store {shown_url(settings.store)}")
     # Where a local client connects, then what is really bound (0.0.0.0: every interface).
     say(f"actions {connectable(front.actions_endpoint)}  (bound {front.actions_endpoint})")
