@@ -6,10 +6,10 @@ process a write wakes preempt the writer at once when they share a core, so the 
 switched out in the middle of its loop pass and back in, and each switch evicts some of the
 other's working set. Under SCHED_BATCH a woken process waits for the writer to finish its pass
 and sleep; nothing is starved (it is the ordinary fair scheduler, without wake-up preemption),
-only that wake-up is later: by the rest of the waker's pass, at most its time slice (a few ms). At 100 `look`s a second the front
-and the workers spent about a fifth less CPU per action that way, with lower p50 and p99; the
-mix of actions 5 % less; a `say` (whose fan-out wakes other processes) the same (README, "The
-game", *Scheduling*).
+only that wake-up is later: by the rest of the waker's pass, at most its time slice (a few
+ms). At 100 `look`s a second the front and the workers spent about a fifth less CPU per action
+that way, with lower p50 and p99; the mix of actions 5 % less; a `say` (whose fan-out wakes
+other processes) the same (README, "The game", *Scheduling*).
 
 The policy is inherited by threads and child processes made afterwards (serve's workers, a
 worker's hashing process), so it is set first thing in ``main``. Non-Linux systems have no

@@ -3,11 +3,12 @@
 A relay that does nothing: the bench's message goes to a front process, which hands it to one
 of its worker processes as the game's front does (warm dispatch: the worker that answered last
 if it owes nothing, else one that owes nothing, else the next in turn); the worker sends it
-straight back and the front returns it to the bench. Plain asyncio protocols over loopback TCP, as the real server's transports are, but no
-ZMTP, no CURVE, no game: each process only wakes, reads and writes. At ``--rate`` messages a
-second each message travels alone, as an action does in the rate rows, so the CPU each process
-spends per message is what this machine charges for three wake-ups (the front twice, a worker
-once), the floor under the rate rows' CPU per action.
+straight back and the front returns it to the bench. Plain asyncio protocols over loopback
+TCP, as the real server's transports are, but no ZMTP, no CURVE, no game: each process only
+wakes, reads and writes. At ``--rate`` messages a second each message travels alone, as an
+action does in the rate rows, so the CPU each process spends per message is what this machine
+charges for three wake-ups (the front twice, a worker once), the floor under the rate rows'
+CPU per action.
 
 The front and the workers are spawned children (bench_child), killed by PID when the row ends.
 """

@@ -1,4 +1,5 @@
-"""The local worker port's directory: private, short enough for a Unix socket, removed at the end."""
+"""The local worker port's directory: private, short enough for a Unix socket, removed at the
+end."""
 
 from __future__ import annotations
 
