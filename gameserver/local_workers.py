@@ -18,9 +18,12 @@ read it could as well read `worker.key_secret`.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
+import socket
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,8 @@ LOCAL_WORKERS_DOMAIN = "crossroads-local-workers"
 LOCAL_USER = "local-worker"
 #: The socket's file name inside the private directory.
 SOCKET_NAME = "workers"
+#: What mkdtemp names the private directories: "crossroads-" and eight characters.
+DIRECTORY_PREFIX = "crossroads-"
 #: The longest temporary directory used as is: with "/crossroads-XXXXXXXX/workers" (28
 #: octets) the socket's path stays under the 107 a Unix socket address holds.
 MAX_BASE_OCTETS = 79
@@ -52,10 +57,12 @@ class LocalPort:
 
     @classmethod
     def create(cls) -> LocalPort:
-        """A new directory (mkdtemp: mode 0700) under the first fit of `base_candidates`;
-        OSError if none can be made."""
+        """A new directory (mkdtemp: mode 0700) under the first fit of `base_candidates`,
+        after removing the ones serves killed outright left there; OSError if none can be
+        made."""
         base = next((b for b in base_candidates() if _fits(b)), "/tmp")
-        directory = Path(tempfile.mkdtemp(prefix="crossroads-", dir=base))
+        remove_stale(Path(base))
+        directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX, dir=base))
         return cls(directory, secrets.token_urlsafe(32))
 
     def passwords(self) -> dict[str, str]:
@@ -72,6 +79,53 @@ def base_candidates() -> list[str]:
     temporary directory, /tmp."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     return [*([runtime] if runtime else []), tempfile.gettempdir(), "/tmp"]
+
+
+def remove_stale(base: Path) -> list[Path]:
+    """Remove the private directories of serves that died without removing theirs (SIGKILL,
+    a power cut with /tmp on disk); return them.
+
+    A directory is stale when it is this user's, mode 0700, holds nothing but the socket, and
+    nobody listens on that socket: connecting is refused. A running serve's socket accepts,
+    and a starting serve's directory has no socket yet, so neither is touched; anything
+    else's (another user's, one holding other files) is left alone.
+    """
+    removed: list[Path] = []
+    try:
+        candidates = list(base.glob(f"{DIRECTORY_PREFIX}*"))
+    except OSError:
+        return removed
+    for directory in candidates:
+        if _is_stale(directory):
+            try:
+                (directory / SOCKET_NAME).unlink()
+                directory.rmdir()
+            except OSError:
+                continue  # raced with another serve's clean-up, or not ours after all
+            removed.append(directory)
+    return removed
+
+
+def _is_stale(directory: Path) -> bool:
+    try:
+        info = directory.lstat()  # lstat: a symlink named like ours is not followed
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            return False
+        if stat.S_IMODE(info.st_mode) != 0o700 or os.listdir(directory) != [SOCKET_NAME]:
+            return False
+        if not stat.S_ISSOCK((directory / SOCKET_NAME).lstat().st_mode):
+            return False
+    except OSError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)  # a live serve's full backlog answers EAGAIN, not a wait
+    try:
+        probe.connect(os.fsencode(directory / SOCKET_NAME))
+    except OSError as error:
+        return error.errno == errno.ECONNREFUSED
+    finally:
+        probe.close()
+    return False  # someone answers: a live serve
 
 
 def _fits(base: str) -> bool:

@@ -4,13 +4,14 @@ end."""
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from gameserver.local_workers import LocalPort
+from gameserver.local_workers import LocalPort, remove_stale
 
 #: What a Unix socket's address holds (sun_path, less its terminating NUL).
 UNIX_PATH_OCTETS = 107
@@ -56,5 +57,55 @@ def test_the_runtime_directory_comes_first(tmp_path: Path, monkeypatch: pytest.M
     port = LocalPort.create()
     try:
         assert port.directory.parent == runtime
+    finally:
+        port.remove()
+
+
+def _leftover(port: LocalPort) -> None:
+    """What a serve killed with SIGKILL leaves: its socket file, nobody listening on it."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(_socket_path(port))
+    listener.listen()
+    listener.close()  # the file stays, as when the process dies
+
+
+def test_a_killed_serves_directory_goes_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    dead = LocalPort.create()
+    _leftover(dead)
+    live = LocalPort.create()
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(_socket_path(live))
+    listening.listen()
+    starting = LocalPort.create()  # made, its socket not bound yet
+    crowded = LocalPort.create()
+    _leftover(crowded)
+    (crowded.directory / "notes").write_text("not ours to remove")
+    kept = [live, starting, crowded]
+    try:
+        assert not dead.directory.exists()
+        kept.append(LocalPort.create())
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.directory.name for p in kept)
+        assert remove_stale(tmp_path) == []
+    finally:
+        listening.close()
+        for port in kept:
+            port.remove()
+
+
+def test_a_leftover_with_other_permissions_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    port = LocalPort.create()
+    _leftover(port)
+    port.directory.chmod(0o755)
+    try:
+        assert remove_stale(tmp_path) == []
+        assert port.directory.exists()
+        port.directory.chmod(0o700)
+        assert remove_stale(tmp_path) == [port.directory]
     finally:
         port.remove()
