@@ -61,51 +61,57 @@ def test_the_runtime_directory_comes_first(tmp_path: Path, monkeypatch: pytest.M
         port.remove()
 
 
-def _leftover(port: LocalPort) -> None:
-    """What a serve killed with SIGKILL leaves: its socket file, nobody listening on it."""
+@pytest.fixture
+def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's runtime directory, where LocalPort.create puts its directories."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _listen(port: LocalPort) -> socket.socket:
+    """The port's socket, bound and listening, as a running serve holds it."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(_socket_path(port))
     listener.listen()
-    listener.close()  # the file stays, as when the process dies
+    return listener
 
 
-def test_a_killed_serves_directory_goes_at_the_next_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    dead = LocalPort.create()
-    _leftover(dead)
+def _killed_serves_port() -> LocalPort:
+    """What a serve killed with SIGKILL leaves: its directory and socket file, nobody
+    listening on it (closing does not remove the file, as a dying process does not)."""
+    port = LocalPort.create()
+    _listen(port).close()
+    return port
+
+
+def test_a_killed_serves_directory_goes_at_the_next_start(runtime_dir: Path) -> None:
+    dead = _killed_serves_port()
     live = LocalPort.create()
-    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listening.bind(_socket_path(live))
-    listening.listen()
+    listening = _listen(live)
     starting = LocalPort.create()  # made, its socket not bound yet
-    crowded = LocalPort.create()
-    _leftover(crowded)
+    crowded = _killed_serves_port()
     (crowded.directory / "notes").write_text("not ours to remove")
     kept = [live, starting, crowded]
     try:
         assert not dead.directory.exists()
         kept.append(LocalPort.create())
-        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.directory.name for p in kept)
-        assert remove_stale(tmp_path) == []
+        assert sorted(p.name for p in runtime_dir.iterdir()) == sorted(
+            p.directory.name for p in kept
+        )
+        assert remove_stale(runtime_dir) == []
     finally:
         listening.close()
         for port in kept:
             port.remove()
 
 
-def test_a_leftover_with_other_permissions_is_left_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    port = LocalPort.create()
-    _leftover(port)
+def test_a_leftover_with_other_permissions_is_left_alone(runtime_dir: Path) -> None:
+    port = _killed_serves_port()
     port.directory.chmod(0o755)
     try:
-        assert remove_stale(tmp_path) == []
+        assert remove_stale(runtime_dir) == []
         assert port.directory.exists()
         port.directory.chmod(0o700)
-        assert remove_stale(tmp_path) == [port.directory]
+        assert remove_stale(runtime_dir) == [port.directory]
     finally:
         port.remove()
