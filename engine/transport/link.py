@@ -215,7 +215,9 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
         try:
             self._peer_address = peer_address(transport)
             mechanism = make_mechanism(self.owner.security, self._peer_address)
-        except (ValueError, ZMQError) as exc:  # security options changed since connect/bind
+        except (ValueError, ZMQError) as exc:
+            # The endpoint's kept options make no mechanism (bind/connect checked them, so
+            # this is a bug's path), or the transport has no readable peer address.
             log.warning("cannot secure a connection on %s: %s", self.owner.endpoint, exc)
             self.codec = ZMTPConnection(self.port.socket_type)
             self.host.links.add(self)
