@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..narration import describe_room
+from ..presence import comings_and_goings
 from ..profiles import load_profile, save_profile
 from .base import Command, CommandError
 from .context import Context
@@ -27,8 +28,8 @@ class Home(Command):
             raise CommandError("You are home already.")
         name = ctx.player.name
         ctx.update_player(room=home)
-        ctx.emit_room(origin, "depart", f"{name} heads home.", player=name)
-        ctx.emit_room(home, "arrive", f"{name} arrives home.", player=name)
+        ctx.add_events(comings_and_goings(ctx.state, origin, "depart", f"{name} heads home.", name))
+        ctx.add_events(comings_and_goings(ctx.state, home, "arrive", f"{name} arrives home.", name))
         ctx.reply(describe_room(ctx.state, ctx.world, home, ctx.player.key))
 
 

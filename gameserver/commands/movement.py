@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..narration import describe_room, exits_sentence
+from ..presence import comings_and_goings
 from ..world import DIRECTIONS, OPPOSITE
 from .base import Command, CommandError
 from .context import Context
@@ -30,7 +31,7 @@ def _arrival_phrase(back_direction: str | None) -> str:
 
 
 def walk(ctx: Context, direction: str) -> None:
-    """Move the acting player through an exit and tell both rooms."""
+    """Move the acting player through an exit and tell both rooms (unless crowded)."""
     origin = ctx.player.room
     target = ctx.room.exits.get(direction)
     if target is None:
@@ -43,10 +44,10 @@ def walk(ctx: Context, direction: str) -> None:
     back = back or next((d for d, room in exits_back.items() if room == origin), None)
     name = ctx.player.name
     ctx.update_player(room=target)
-    ctx.emit_room(origin, "depart", f"{name} leaves {direction}.", player=name, direction=direction)
-    ctx.emit_room(
-        target, "arrive", f"{name} arrives{_arrival_phrase(back)}.", player=name, direction=back
-    )
+    left = f"{name} leaves {direction}."
+    ctx.add_events(comings_and_goings(ctx.state, origin, "depart", left, name, direction=direction))
+    came = f"{name} arrives{_arrival_phrase(back)}."
+    ctx.add_events(comings_and_goings(ctx.state, target, "arrive", came, name, direction=back))
     ctx.reply(describe_room(ctx.state, ctx.world, target, ctx.player.key))
 
 

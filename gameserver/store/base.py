@@ -86,11 +86,13 @@ class Tx(ABC):
         """How many members the set has, without reading them."""
 
     def glimpse_members(self, ns: str, key: str, limit: int) -> tuple[list[str], int]:
-        """The ``limit`` smallest members and the size of a set, for display only: nothing
-        the transaction decides may rest on them. Exact here; an optimistic backend may answer
-        from what it saw a moment ago without making the transaction depend on the set (see
-        the Redis backend's GLIMPSE_STALE_S)."""
-        return self.first_members(ns, key, limit), self.member_count(ns, key)
+        """The ``limit`` smallest members and the size of a set, for display only (what a
+        description names, whether a room is told who comes and goes): nothing the
+        transaction's writes depend on may rest on them. Exact here; an optimistic backend may
+        answer from what it saw a moment ago without making the transaction depend on the set
+        (see the Redis backend's GLIMPSE_STALE_S)."""
+        first = self.first_members(ns, key, limit) if limit > 0 else []
+        return first, self.member_count(ns, key)
 
     def members_after(self, ns: str, key: str, after: str, limit: int) -> list[str]:
         """The ``limit`` smallest members greater than ``after``: walks a large set a slice at

@@ -100,6 +100,10 @@ class GameState:
         description: possibly a moment old (Tx.glimpse_members); never decide on it."""
         return self.tx.glimpse_members(_PRESENT, room_id, limit)
 
+    def present_count_glimpse(self, room_id: str) -> int:
+        """How many players are in a room, possibly a moment old, as :meth:`present_glimpse`."""
+        return self.tx.glimpse_members(_PRESENT, room_id, 0)[1]
+
     def online_players(self, limit: int | None = None) -> list[str]:
         """Keys of at most ``limit`` online players, in a stable order. Without a limit, all of
         them: an operator's sweep may want that, never the path of a player's action."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game
+from gamekit import FAST_PASSWORDS, CountingStore, FakeClock, Game, Player
 
 from client.protocol import MAX_ANSWER_BYTES
 from gameserver.jobs import run_jobs
 from gameserver.limits import MAX_WORKER_MESSAGE_BYTES
 from gameserver.narration import NAMES_SHOWN
-from gameserver.presence import WORLD_ANNOUNCEMENTS_UP_TO
+from gameserver.presence import ROOM_ANNOUNCEMENTS_UP_TO, WORLD_ANNOUNCEMENTS_UP_TO
 from gameserver.protocol import (
     MAX_TEXT_CHARS,
     CatchupReply,
@@ -40,15 +40,20 @@ LOOK_READ_BOUND = 20 + NAMES_SHOWN
 WHO_READ_BOUND = 20 + 2 * NAMES_SHOWN
 
 
-def crowd_game(store: Store, world: World, clock: FakeClock) -> tuple[Game, CountingStore]:
+def crowd_game(
+    store: Store, world: World, clock: FakeClock, *, crowd: int = CROWD, room: str | None = None
+) -> tuple[Game, CountingStore]:
+    """A game with ``crowd`` players online in ``room`` (the start room unless given)."""
     seed_world(store, world)
 
     def fill(tx: Tx) -> None:
         state = GameState(tx)
-        for i in range(CROWD):
+        for i in range(crowd):
             name = f"Crowd{i:05d}"
             state.put_player(
-                PlayerRecord(key=name.lower(), name=name, room=world.start_room, online=True)
+                PlayerRecord(
+                    key=name.lower(), name=name, room=room or world.start_room, online=True
+                )
             )
 
     store.transaction(fill)
@@ -76,8 +81,8 @@ def test_logins_and_resumes_say_where_the_world_and_the_room_stand(
     """Past WORLD_ANNOUNCEMENTS_UP_TO online, a login publishes nothing to the world, a
     takeover nothing public at all, a resume nothing: the reply's marks still carry each
     public topic's last seq, so the client starts there instead of fetching a whole log."""
-    game, _ = crowd_game(store, world, clock)
-    assert CROWD > WORLD_ANNOUNCEMENTS_UP_TO  # so nobody's login is announced to the world
+    elsewhere = world.room(world.start_room).exits["north"]  # the start room stays quiet
+    game, _ = crowd_game(store, world, clock, crowd=WORLD_ANNOUNCEMENTS_UP_TO + 1, room=elsewhere)
     bob = game.login("Bob")
     bob.say_ok("say something for the room's log")
     room = room_topic(world.start_room)
@@ -120,15 +125,50 @@ def test_a_crowded_world_hears_logins_only_in_the_room(
     store: Store, world: World, clock: FakeClock
 ) -> None:
     """The world topic reaches every player online: a login told to all of them would cost a
-    delivery per player online. A busy world hears of it in the player's room only."""
+    delivery per player online. A busy world hears of it in the player's room only (here a
+    quiet one: the crowd is elsewhere)."""
     assert CROWD > WORLD_ANNOUNCEMENTS_UP_TO
-    game, _ = crowd_game(store, world, clock)
+    elsewhere = world.room(world.start_room).exits["north"]
+    game, _ = crowd_game(store, world, clock, room=elsewhere)
     alice = game.login("Alice")
     alice.say_ok("quit")
     kinds = [(event.topic, event.kind) for event in game.published]
     start = room_topic(world.start_room)
-    assert (start, "arrive") in kinds and (start, "depart") in kinds, kinds
-    assert not [kind for topic, kind in kinds if topic == WORLD_TOPIC], kinds
+    assert kinds == [(start, "arrive"), (start, "depart")], kinds
+
+
+def test_a_crowded_room_is_not_told_who_comes_and_goes(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    """Up to ROOM_ANNOUNCEMENTS_UP_TO players in a room, counting the one who comes or goes,
+    the room hears each arrival and departure; past it, none. It still hears what is said."""
+    north = world.room(world.start_room).exits["north"]
+    game, counting = crowd_game(store, world, clock, crowd=ROOM_ANNOUNCEMENTS_UP_TO - 1, room=north)
+    alice, bob = game.login("Alice"), game.login("Bob")
+
+    def heard(player: Player, command: str, room: str = north) -> list[str]:
+        game.published.clear()
+        player.say_ok(command)
+        return [e.kind for e in game.published if e.topic == room_topic(room)]
+
+    assert heard(alice, "north") == ["arrive"]  # the room's 100th
+    counting.counts.reset()
+    assert heard(bob, "north") == []  # the 101st: a crowd
+    assert counting.counts.documents_read <= LOOK_READ_BOUND, counting.counts
+    assert heard(bob, "say hello, crowd") == ["say"]
+    assert heard(bob, "south") == []  # the room held 101 with him
+    assert heard(alice, "south", world.start_room) == ["arrive"]  # a quiet room: told
+    assert game.published[0].topic == room_topic(north)  # and 100 with her: told too
+    assert heard(bob, "north") == ["arrive"]  # 100 again, with him
+
+
+def test_a_crowded_room_is_not_told_who_logs_in_or_out(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    game, _ = crowd_game(store, world, clock, crowd=ROOM_ANNOUNCEMENTS_UP_TO)
+    alice = game.login("Alice")  # the start room's 101st
+    alice.say_ok("quit")
+    assert [e.kind for e in game.published if e.topic == room_topic(world.start_room)] == []
 
 
 def test_a_quiet_world_hears_logins_up_to_the_limit(game: Game) -> None:
@@ -270,13 +310,15 @@ def test_the_idle_reaper_looks_at_a_bounded_slice_per_tick(
     game, counting = crowd_game(store, world, clock)  # the crowd has no live sessions
     service = game.service
     reaped = ticks = 0
+    departures = []
     while reaped < CROWD and ticks <= CROWD // REAP_PER_TICK:
         ticks += 1
         clock.advance(world.clock.tick_seconds)
         counting.counts.reset()
-        events = service.tick()
-        # Each reaped player: their document, the online count (is the world crowded?) and a
-        # "fades away" event; nothing for the rest.
-        assert counting.counts.documents_read <= 4 * REAP_PER_TICK + 50, counting.counts
-        reaped += sum(1 for event in events if event.kind == "depart")
+        departures += [event for event in service.tick() if event.kind == "depart"]
+        # Each reaped player: their document, the online count (is the world crowded?), the
+        # room's (is it?) and, once it is not, a "fades away" event; nothing for the rest.
+        assert counting.counts.documents_read <= 5 * REAP_PER_TICK + 50, counting.counts
+        reaped = CROWD - store.read(lambda tx: GameState(tx).online_count())
     assert reaped == CROWD and ticks == CROWD // REAP_PER_TICK
+    assert len(departures) == ROOM_ANNOUNCEMENTS_UP_TO  # the room is told once it is quiet
