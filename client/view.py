@@ -138,7 +138,8 @@ class RoomView:
         return True
 
     def update_from_event(self, event: Event, me: str | None) -> None:
-        """Keep players and items current between descriptions."""
+        """Keep players and items current between descriptions. (A room of more than 100 is
+        not told who comes and goes: there the players are as the last description named.)"""
         player = event.data.get("player")
         if event.kind == "login" and isinstance(player, str) and player != me:
             self.meet([player])
