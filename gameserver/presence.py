@@ -39,8 +39,9 @@ def comings_and_goings(
 ) -> list[EventDraft]:
     """The event telling a room that ``actor`` arrived or left, or none if the room is
     crowded (ROOM_ANNOUNCEMENTS_UP_TO). Call it after the move is written: the count is the
-    room's as it is now, from a glimpse (a moment old at worst, and nothing written rests on
-    it), so it costs the transaction no dependency on the room's presence."""
+    room's as it is now, from a glimpse as a description's names are (a moment old at worst,
+    and nothing written rests on it), so the Redis store need not make the move depend on
+    the room's presence (Tx.glimpse_members)."""
     held = state.present_count_glimpse(room_id) + (kind == "depart")  # with who left
     if held > ROOM_ANNOUNCEMENTS_UP_TO:
         return []
