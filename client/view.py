@@ -25,6 +25,9 @@ _NAME = re.compile(PLAYER_NAME_PATTERN)
 #: Players remembered for completing `page` and `ignore`.
 MAX_KNOWN_PLAYERS = 500
 _WHO = re.compile(r"^\d+ player\(s\) online: ")
+#: How a description counts the players it does not name: "Ada, Bob and 4,970 others are
+#: here." (gameserver.narration names at most 30).
+_OTHERS = re.compile(r"^\d[\d,]* others?$")
 _NPC_MOVES = re.compile(r"^(?P<npc>.+?) (?:leaves \w+|wanders off|arrives)\.$")
 
 STYLE = Style.from_dict(
@@ -72,6 +75,13 @@ def english_split(text: str) -> list[str]:
     if parts and " and " in parts[-1]:
         parts[-1:] = parts[-1].rsplit(" and ", 1)
     return [p for p in parts if p]
+
+
+def players_listed(who: list[str]) -> list[str] | None:
+    """The names on a description's "... are here." line, without the count of those it does
+    not name; None if the line is an NPC's ("Tobin the pedlar is here.")."""
+    names = who[:-1] if len(who) > 1 and _OTHERS.match(who[-1]) else who
+    return names if names and all(_NAME.match(name) for name in names) else None
 
 
 def bare(name: str) -> str:
@@ -129,11 +139,11 @@ class RoomView:
                 self.items = [bare(i) for i in english_split(line[8:-1])]
             elif line.endswith(" is here.") or line.endswith(" are here."):
                 subject = line.rsplit(" is here.", 1)[0].rsplit(" are here.", 1)[0]
-                who = english_split(subject)
-                if all(_NAME.match(w) for w in who):
-                    self.players += who
-                else:
+                names = players_listed(english_split(subject))
+                if names is None:
                     self.npcs.append(subject)
+                else:
+                    self.players += names
         self.meet(self.players)
         return True
 
@@ -197,20 +207,26 @@ class Formatter:
             elif line.endswith(" is here.") or line.endswith(" are here."):
                 subject, verb = line.rsplit(" ", 2)[0], " ".join(line.rsplit(" ", 2)[1:])
                 who = english_split(subject)
-                kind = "player" if all(_NAME.match(w) for w in who) else "npc"
-                parts += self._listed(who, kind)
+                names = players_listed(who)
+                if names is None:
+                    parts += self._listed(who, "npc")
+                else:  # "and 4,970 others" is not a name
+                    parts += self._listed(who, "player", counted=len(names) < len(who))
                 parts.append(("class:room.text", f" {verb}{end}"))
             else:
                 parts.append(("class:room.text", line + end))
         return FormattedText(parts)
 
     @staticmethod
-    def _listed(names: list[str], style: str) -> list[tuple[str, str]]:
+    def _listed(names: list[str], style: str, *, counted: bool = False) -> list[tuple[str, str]]:
+        """``names`` as an English list in ``style``; ``counted``: the last is a count of
+        others, in the room's plain style."""
         out: list[tuple[str, str]] = []
         for i, name in enumerate(names):
             if i:
                 out.append(("", " and " if i == len(names) - 1 else ", "))
-            out.append((f"class:{style}", name))
+            last_counted = counted and i == len(names) - 1
+            out.append(("class:room.text" if last_counted else f"class:{style}", name))
         return out
 
     def help(self, text: str) -> FormattedText:

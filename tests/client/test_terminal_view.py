@@ -128,6 +128,21 @@ def test_names_as_the_server_spells_them_and_npcs_that_move() -> None:
     assert [c.text for c in found] == ["alice"]
 
 
+def test_a_crowded_room_names_its_players_and_counts_the_rest() -> None:
+    """A description names at most 30 players, then counts the rest: the count is neither a
+    player nor an NPC, and the styled text is the text."""
+    crowded = LOGIN.replace("Bob and Carol are here.", "Bob, Carol and 4,970 others are here.")
+    view = RoomView()
+    view.update_from_text(crowded)
+    assert view.players == ["Bob", "Carol"] and view.npcs == ["Tobin the pedlar"]
+    styled = Formatter().reply(crowded)
+    assert ("class:player", "Carol") in styled
+    assert ("class:room.text", "4,970 others") in styled
+    assert Formatter.plain(styled) == crowded
+    view.update_from_text(LOGIN.replace("Bob and Carol are here.", "Bob and 1 other are here."))
+    assert view.players == ["Bob"] and view.npcs == ["Tobin the pedlar"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300), st.sampled_from(["ignore", "channel", "who", "room"]))
 def test_reply_parsers_take_any_text(text: str, shape: str) -> None:
