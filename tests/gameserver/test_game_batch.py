@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from gameserver.store import Store, StoreError, Tx, open_store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """For what only SQLite does: a batch that holds the write lock and commits once at its
+    end. (Redis stages a batch's parts and refuses the stale ones:
+    test_game_redis_batches.py.)"""
+    with open_store(f"sqlite:///{tmp_path}/game.db") as opened:
+        yield opened
 
 
 class Refused(Exception):
@@ -34,9 +46,8 @@ def test_a_failed_transaction_in_a_batch_undoes_only_itself(store: Store) -> Non
     assert store.read(lambda tx: tx.member_count("set", "s")) == 2
 
 
-def test_sqlite_batch_is_one_commit_seen_by_others_only_at_its_end(store: Store) -> None:
-    if not store.url.startswith("sqlite"):
-        pytest.skip("Redis commits each transaction of a batch by itself")
+def test_sqlite_batch_is_one_commit_seen_by_others_only_at_its_end(sqlite_store: Store) -> None:
+    store = sqlite_store
     with open_store(store.url) as other:
         with store.batch():
             store.transaction(put("a"))
@@ -45,9 +56,8 @@ def test_sqlite_batch_is_one_commit_seen_by_others_only_at_its_end(store: Store)
         assert other.read(lambda tx: tx.member_count("set", "s")) == 2
 
 
-def test_an_error_escaping_a_batch_rolls_all_of_it_back(store: Store) -> None:
-    if not store.url.startswith("sqlite"):
-        pytest.skip("Redis commits each transaction of a batch by itself")
+def test_an_error_escaping_a_sqlite_batch_rolls_all_of_it_back(sqlite_store: Store) -> None:
+    store = sqlite_store
     with pytest.raises(StoreError), store.batch():
         store.transaction(put("a"))
         raise StoreError("the worker gave up")
@@ -73,11 +83,10 @@ def test_a_record_written_is_not_validated_again_until_it_changes(store: Store) 
     assert store.read(lambda tx: GameState(tx).player("ann")) is fresh  # validated once
 
 
-def test_reads_of_a_batch_share_one_read_transaction_that_ends_before_its_writes(
-    store: Store,
+def test_reads_of_a_sqlite_batch_share_one_read_transaction_that_ends_before_its_writes(
+    sqlite_store: Store,
 ) -> None:
-    if not store.url.startswith("sqlite"):
-        pytest.skip("SQLite's transactions")
+    store = sqlite_store
     from gameserver.store.base import WriteInRead
 
     store.transaction(put("a"))
