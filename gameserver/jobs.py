@@ -35,7 +35,7 @@ from .protocol import (
     encode_marks,
 )
 from .service import GameService
-from .store.base import StoreError
+from .store.base import Batch, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,9 @@ def run_jobs(
 
     try:
         todo = batched
+        batch: Batch | None = None
         for _ in range(BATCH_ROUNDS):
-            with service.store.batch() as batch:
+            with service.store.batch(redo=batch) as batch:
                 for i in todo:
                     with batch.running(i):
                         run(i)

@@ -178,6 +178,10 @@ class Batch:
         #: Placeholder -> value, for each counter reserved (Tx.reserve) by a part that
         #: stands, once the batch has committed; empty in a store that assigns at once.
         self.assigned: dict[int, int] = {}
+        #: The backend's own note, for a batch opened with ``redo=`` this one: for each
+        #: refused part that only read, each key it read at the version that its refusal's
+        #: answer left in the worker's copy (RedisStore).
+        self.settled_reads: dict[Hashable, dict[str, int]] = {}
 
     @contextmanager
     def running(self, part: Hashable) -> Iterator[None]:
@@ -294,12 +298,14 @@ class Store(ABC):
         something cheaper."""
         return self.transaction(lambda tx: fn(ReadOnlyTx(tx)))
 
-    def batch(self) -> AbstractContextManager[Batch]:
+    def batch(self, redo: Batch | None = None) -> AbstractContextManager[Batch]:
         """Group the transactions run inside the ``with`` block into one commit (one sync, or
         one round trip) where the backend can: each still succeeds or fails on its own, but
         none is durable, nor may its result be shown to anyone, before the block ends without
         raising :class:`StoreError`, and then only if its part is not in the batch's
-        ``redo`` (:class:`Batch`). This fallback commits each transaction by itself."""
+        ``redo`` (:class:`Batch`). ``redo``: the batch just ended, whose refused parts this
+        one runs again, at once and under the same names. This fallback commits each
+        transaction by itself."""
         return nullcontext(Batch())
 
     @abstractmethod

@@ -100,6 +100,8 @@ class RedisStore(Store):
         self._undo: Undo = {}
         self._next_marker = -2  # markers go down from -2 and are never used twice
         self._next_placeholder = FIRST_PLACEHOLDER  # of the open batch (Tx.reserve)
+        # The open batch's parts that may stand on what they read before (batch's redo).
+        self._settled_reads: dict[Hashable, dict[str, int]] = {}
 
     def transaction(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, writable=True)
@@ -108,18 +110,27 @@ class RedisStore(Store):
         return self._run(fn, writable=False)
 
     @contextmanager
-    def batch(self) -> Iterator[Batch]:
+    def batch(self, redo: Batch | None = None) -> Iterator[Batch]:
         """The transactions of the batch's parts are run on the copy and sent together, in
         one round trip at its end (:mod:`gameserver.store.redis_script`): each part's
         transactions see what the earlier parts wrote, and a part whose data had changed in
         Redis meanwhile (or that read what a refused part wrote) is refused, to be run
         again. A transaction outside any part sends what is staged first, then commits by
-        itself."""
+        itself.
+
+        Run again in a batch opened with ``redo=``, a refused part that only read needs no
+        second check when it reads what it read before, at the versions its refusal left in
+        the copy (``Batch.settled_reads``): the script checked all of it in its one call,
+        sent what had changed, and the copy took every later write of that call, so those
+        versions are one moment of the store, after the part's request came (as
+        ``read_only_within`` in :meth:`_run`). Most refusals are such reads, a `look` or a
+        catch-up on a copy another worker's commit had just put behind."""
         if self._batch is not None:  # nested: the outer batch commits
             yield self._batch
             return
         self.copy.forget_if_large()
         batch = self._batch = Batch()
+        self._settled_reads = redo.settled_reads if redo is not None else {}
         self._next_placeholder = FIRST_PLACEHOLDER
         try:
             try:
@@ -130,6 +141,7 @@ class RedisStore(Store):
             self._send_staged()
         finally:
             self._batch = None
+            self._settled_reads = {}
 
     def _run(self, fn: Callable[[Tx], T], *, writable: bool) -> T:
         if self._batch is not None:
@@ -159,8 +171,11 @@ class RedisStore(Store):
         """Run once on the copy and stage the outcome, a failure included: a failure on
         data that turns out stale is refused with its part, which then runs again."""
 
+        checked = self._settled_reads.get(part)
+
         def staged(tx: ScriptTx) -> bool:
-            self._stage(tx, part)
+            if checked is None or not tx.read_only_within(checked):
+                self._stage(tx, part)
             return True
 
         return cast(T, self._attempt(fn, writable, staged, self._placeholder)[1])
@@ -223,10 +238,20 @@ class RedisStore(Store):
             answers = self._call(requests)
         finally:
             self._drop_staged()  # the copy as committed; the answers then update it in order
-        assert self._batch is not None
+        batch = self._batch
+        assert batch is not None
         for (tx, _, part), answer in zip(staged, answers, strict=True):
             if not self._take(tx, answer):
-                self._batch.refused(part)
+                batch.refused(part)
+        # Read only after every answer is in the copy: see batch().
+        settled = batch.settled_reads
+        for tx, _, part in staged:
+            if part not in batch.redo:
+                continue
+            if tx.writes or tx.read_staged_writes():
+                settled[part] = {}  # never matches: runs again as staged
+            elif settled.get(part, True):  # an empty map stays empty
+                settled.setdefault(part, {}).update(tx.read_versions())
 
     def _commit(self, tx: ScriptTx) -> bool:
         """One round trip: True if committed, False (the copy refreshed) if a read was stale."""

@@ -344,6 +344,11 @@ class ScriptTx(Tx):
             return copy.counters.get(key, 0)
         return copy.sets.get(key, EMPTY_SET).version
 
+    def read_staged_writes(self) -> bool:
+        """True if it read what a batch's earlier transaction staged (at a marker): the
+        script never checked those reads against Redis."""
+        return any(read[2] <= -2 for read in self._reads.values())
+
     def read_only_within(self, checked: dict[str, int]) -> bool:
         """True if this transaction wrote nothing and read only keys of ``checked`` at those
         versions (a set's read also covered by the view: -1 never matches)."""

@@ -335,10 +335,11 @@ class SqliteStore(Store):
         return result
 
     @contextmanager
-    def batch(self) -> Iterator[Batch]:
+    def batch(self, redo: Batch | None = None) -> Iterator[Batch]:
         """Every transaction inside runs in one write transaction, committed at the end: one
         WAL append (and, with synchronous FULL, one sync) for the batch. The write lock is
-        taken at the batch's first write and held to its end."""
+        taken at the batch's first write and held to its end (so ``redo`` never has a part:
+        none is refused)."""
         with self._lock:
             self._batch_depth += 1
             try:

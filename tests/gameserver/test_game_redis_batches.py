@@ -168,11 +168,65 @@ def test_a_failed_batch_leaves_the_copy_as_committed(counted_stores: list[RedisS
     assert CountingConnection.sent - before == 1
 
 
+def _rounds(store: RedisStore, parts: dict[str, Callable[[Tx], object]]) -> dict[str, object]:
+    """As run_jobs does: the parts in one batch, then the refused ones again in a batch
+    opened with ``redo=`` the one before, until none is refused."""
+    results: dict[str, object] = {}
+    todo, batch = list(parts), None
+    for _ in range(3):
+        with store.batch(redo=batch) as batch:
+            for name in todo:
+                with batch.running(name):
+                    results[name] = store.transaction(parts[name])
+        todo = [name for name in todo if name in batch.redo]
+        if not todo:
+            return results
+    raise AssertionError(f"still refused: {todo}")
+
+
+def test_a_refused_read_runs_again_on_what_its_refusal_brought_without_a_trip(
+    counted_stores: list[RedisStore],
+) -> None:
+    mine, other = counted_stores
+    mine.transaction(put("x", 1))
+    mine.transaction(put("y", 1))
+    assert mine.read(get("x")) == 1 and mine.read(get("y")) == 1
+    other.transaction(put("x", 2))  # mine's copy of x is behind
+    before = CountingConnection.sent
+    # The read is refused; the write after it, on what the call left, commits y = 3.
+    results = _rounds(mine, {"read": get("x"), "write": put("y", 3)})
+    assert CountingConnection.sent - before == 1
+    assert results["read"] == 2
+    assert other.read(get("y")) == 3
+
+
+def test_a_part_that_read_a_refused_write_is_checked_when_it_runs_again(
+    counted_stores: list[RedisStore],
+) -> None:
+    """Its read of what a refused part staged was never checked against Redis: run again,
+    it must not stand on the copy's older value."""
+    mine, other = counted_stores
+    mine.transaction(put("x", 1))
+    mine.transaction(put("y", 0))
+    assert mine.read(get("x")) == 1 and mine.read(get("y")) == 0
+    other.transaction(put("x", 2))
+    other.transaction(put("y", 5))  # mine's copies of both are behind
+
+    def writes_y_while_x_is_1(tx: Tx) -> None:
+        if tx.get("doc", "x") == 1:
+            tx.put("doc", "y", 1)
+
+    results = _rounds(mine, {"first": writes_y_while_x_is_1, "then": get("y")})
+    assert results["then"] == 5
+    assert other.read(get("y")) == 5
+
+
 def test_a_worker_batch_of_jobs_is_one_round_trip_and_stale_jobs_run_again(
     counted_stores: list[RedisStore], world: World, clock: FakeClock
 ) -> None:
     """Through run_jobs: a warm worker's batch costs one trip; when the other worker changed
-    the room meanwhile, the jobs that read it run again and answer from the fresh data."""
+    what jobs read meanwhile, they run again and answer from the fresh data, and only those
+    that write are checked again."""
     seed_world(counted_stores[0], world)
     first, second = (
         GameService(s, world, passwords=FAST_PASSWORDS, clock=clock) for s in counted_stores
@@ -198,14 +252,24 @@ def test_a_worker_batch_of_jobs_is_one_round_trip_and_stale_jobs_run_again(
     assert CountingConnection.sent - before == 1
     assert all(reply.ok for reply in replies)
     game.service = second
-    bob.act("n")  # Bob leaves: the room's presence and seq change under the first worker
+    bob.act("n")  # Bob leaves: the room's presence changes under the first worker
     before = CountingConnection.sent
     replies = batch_of("say three", "look")
-    assert CountingConnection.sent - before == 2  # refused, then run again on fresh data
+    # The look read the presence and was refused; it runs again on what the refusal brought,
+    # which the script checked in that same call: no second trip.
+    assert CountingConnection.sent - before == 1
     assert "Bob" not in replies[1].text
-    # Run twice, logged once: the refused run wrote nothing.
+    start = alice.room
+    alice.act("n")  # Alice moves, on the other worker: her document changes under the first
+    before = CountingConnection.sent
+    replies = batch_of("say four", "look")
+    assert CountingConnection.sent - before == 2  # the say, refused, is checked again
+    assert all(reply.ok for reply in replies)
+    assert alice.room != start and replies[1].room == alice.room
+    # Run twice, logged once, where she is now: the refused run wrote nothing.
     logged = first.store.events_since(room_topic(alice.room), 0)
-    assert sum(b"three" in payload for payload in logged) == 1
+    assert sum(b"four" in payload for payload in logged) == 1
+    assert not any(b"four" in p for p in first.store.events_since(room_topic(start), 0))
 
 
 TOTAL = TRANSFER_TOTAL
