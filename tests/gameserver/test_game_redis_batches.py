@@ -301,6 +301,7 @@ def _consistent(snapshot: tuple[object, ...]) -> bool:
                 max_size=6,
             ),
             st.integers(0, 6),  # after how many parts the other worker commits a transfer
+            st.booleans(),  # whether it commits another before the refused parts run again
         ),
         min_size=1,
         max_size=12,
@@ -309,22 +310,27 @@ def _consistent(snapshot: tuple[object, ...]) -> bool:
 def test_batches_apply_every_transfer_once_and_show_only_whole_ones(
     redis_server: RedisServer,
     tmp_path: object,
-    batches: list[tuple[int, list[tuple[int, str] | None], int]],
+    batches: list[tuple[int, list[tuple[int, str] | None], int, bool]],
 ) -> None:
     """Two workers' batches interleave with each other's commits. Parts refused run again as
-    run_jobs does (batches, then one by one); every transfer lands exactly once, and every
-    snapshot that was not refused saw whole transfers only."""
+    run_jobs does (batches opened with ``redo=`` the one before, then one by one); every
+    transfer lands exactly once, and every snapshot that was not refused saw whole transfers
+    only, a snapshot that stood on what its refusal brought included."""
     url = empty_store_url("redis", tmp_path, redis_server)
     stores = [RedisStore(url) for _ in range(2)]
     try:
         stores[0].transaction(lambda tx: [tx.put("doc", k, v) for k, v in TRANSFER_SEED.items()])
         moved = 0
-        for worker, parts, interrupt_at in batches:
+        for worker, parts, interrupt_at, between in batches:
             mine, other = stores[worker], stores[1 - worker]
             todo = list(range(len(parts)))
+            batch = None
             for round_ in range(3):
                 seen: dict[int, tuple[object, ...] | None] = {}
-                with mine.batch() as batch:
+                if round_ > 0 and between:
+                    other.transaction(_transfer(1, "a"))
+                    moved += 1
+                with mine.batch(redo=batch) as batch:
                     for n, i in enumerate(todo):
                         if round_ == 0 and n == interrupt_at:
                             other.transaction(_transfer(1, "b"))
