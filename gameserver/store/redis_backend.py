@@ -243,14 +243,16 @@ class RedisStore(Store):
         for (tx, _, part), answer in zip(staged, answers, strict=True):
             if not self._take(tx, answer):
                 batch.refused(part)
-        # Read only after every answer is in the copy: see batch().
-        settled = batch.settled_reads
+        # Read only after every answer is in the copy: see batch(). A refused part that
+        # wrote, or read what another part staged, runs again as staged.
+        settled, staged_again = batch.settled_reads, set()
         for tx, _, part in staged:
-            if part not in batch.redo:
+            if part not in batch.redo or part in staged_again:
                 continue
             if tx.writes or tx.read_staged_writes():
-                settled[part] = {}  # never matches: runs again as staged
-            elif settled.get(part, True):  # an empty map stays empty
+                staged_again.add(part)
+                settled.pop(part, None)
+            else:
                 settled.setdefault(part, {}).update(tx.read_versions())
 
     def _commit(self, tx: ScriptTx) -> bool:
