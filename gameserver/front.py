@@ -147,9 +147,9 @@ class Front:
         the workers serve starts itself (PLAIN with this run's secret; local_workers.py).
 
         ``sticky_workers``: a player's actions go to one worker while it has credit
-        (WorkerPool's sticky dispatch). For workers that keep a copy of the store (Redis):
-        another worker's copy of that player's documents would be behind, and its first
-        transaction refused. SQLite's workers keep none, and lose a little balance by it.
+        (WorkerPool's sticky dispatch, homed by session token). For workers that keep a copy
+        of the store (Redis): another worker's copy of that player's documents would be
+        behind, and its first transaction refused. SQLite's workers keep none, and lose a little balance by it.
 
         A request that need not wait goes to the idle worker that finished last, with either
         store (WorkerPool's warm dispatch): actions that arrive one at a time keep one worker
@@ -456,7 +456,9 @@ class Front:
         if not self.limiter.try_take(request.token, now):
             self._slow_down(envelope, now)
             return
-        out = self.core.from_frontend([*envelope, *request_job(raw)], now)
+        # Homed by session, not by connection: a client's catch-ups on another connection,
+        # and players behind one relay, each go to the worker whose copy knows them.
+        out = self.core.from_frontend([*envelope, *request_job(raw)], now, request.token)
         if out.frontend:
             self.stats.busy += 1
         else:

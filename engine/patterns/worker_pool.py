@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -108,9 +108,9 @@ class WorkerPool:
 
         ``sticky``: while requests wait for credit (the workers are all busy), a worker
         with credit back takes one of its own clients' requests, if one is near the front:
-        each client has a *home* worker, by a hash of its address. A worker that keeps state
-        per client (a cache of its data) then mostly serves the clients it knows when it
-        matters, under load; with credit to spare, the workers still take turns, so that a
+        each client has a *home* worker, by a hash of its address (or of the name its request
+        was submitted with: see `submit`). A worker that keeps state per client (a cache of
+        its data) then mostly serves the clients it knows when it matters, under load; with credit to spare, the workers still take turns, so that a
         worker just added gets work at once. Homes change as workers come and go."""
         if interval <= 0 or liveness < 1:
             raise ValueError("interval must be positive and liveness at least 1")
@@ -123,6 +123,9 @@ class WorkerPool:
         self.pending: deque[Request] = deque()
         self.sticky = sticky
         self._homes: list[bytes] = []  # the workers in the order they came (sticky)
+        # The client a pending request named at submit (sticky), by the request's identity;
+        # dropped when it leaves the queue.
+        self._clients: dict[int, Hashable] = {}
         self._head_passed = 0  # times the oldest pending request was passed over (sticky)
         self.warm = warm
         # Live workers holding nothing, the one that finished last at the end (warm); and
@@ -262,11 +265,15 @@ class WorkerPool:
     def full(self) -> bool:
         return self.max_pending is not None and len(self.pending) >= self.max_pending
 
-    def submit(self, request: Request) -> bool:
-        """Queue a new request; False when the bounded queue is full (reply "busy" instead)."""
+    def submit(self, request: Request, client: Hashable | None = None) -> bool:
+        """Queue a new request; False when the bounded queue is full (reply "busy" instead).
+        ``client``: whose request it is, for sticky dispatch, when that is not its sender's
+        address (one client on several connections, or many behind one relay)."""
         if self.full:
             return False
         self.pending.append(request)
+        if client is not None and self.sticky:
+            self._clients[id(request)] = client
         return True
 
     def dispatch(self) -> list[tuple[bytes, Request]]:
@@ -293,6 +300,8 @@ class WorkerPool:
                     request = pending[index]
                     del pending[index]
                     self._head_passed += 1
+            if self._clients:
+                self._clients.pop(id(request), None)
             self.assign(identity, request)
             out.append((identity, request))
         return out
@@ -308,7 +317,10 @@ class WorkerPool:
         return None
 
     def _home(self, request: Request) -> bytes:
-        return self._homes[hash(request[0] if request else b"") % len(self._homes)]
+        client = self._clients.get(id(request))
+        if client is None:
+            client = request[0] if request else b""
+        return self._homes[hash(client) % len(self._homes)]
 
     def _sticky_pick(self) -> tuple[int, bytes] | None:
         """The first of the oldest STICKY_WINDOW requests whose home is ready, and its home;
@@ -376,11 +388,12 @@ class QueueCore:
         pool = self.pool
         return pool.max_pending is not None or pool.idle_count > len(pool.pending)
 
-    def from_frontend(self, msg: list[bytes], now: float) -> Outbox:
+    def from_frontend(self, msg: list[bytes], now: float, client: Hashable | None = None) -> Outbox:
+        """``client``: see `WorkerPool.submit`."""
         out = Outbox()
         if len(msg) < 2:
             return out
-        if self.pool.submit(msg):
+        if self.pool.submit(msg, client):
             log.debug("queued a request (%d pending)", len(self.pool.pending))
             out.backend = self._dispatch()
         else:

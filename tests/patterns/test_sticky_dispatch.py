@@ -101,3 +101,19 @@ def test_the_oldest_request_is_passed_over_at_most_patience_times() -> None:
             break
         passed += 1
     assert passed == STICKY_PATIENCE
+
+
+def test_a_client_named_at_submit_is_homed_by_that_name_not_by_its_connection() -> None:
+    """Clients behind one relay (or one client on two connections): the name given at
+    submit picks the home, as a connection's address does otherwise."""
+    pool = _pool(2, credit=256)
+    # A name hashes as the address of that name would: one client homed on each worker.
+    home_of = {_request(c)[0]: w for w, (c,) in _clients_by_home(pool, 1).items()}
+    for n in range(10):
+        for name in home_of:
+            pool.submit([b"relay-1", b"", name + b"-job-%d" % n], name)
+    dispatched = pool.dispatch()
+    for worker, request in dispatched[:-1]:  # the last waited alone: any worker
+        (name,) = [name for name in home_of if request[-1].startswith(name + b"-")]
+        assert worker == home_of[name], (worker, request)
+    assert pool._clients == {}  # nothing kept for requests that left the queue
