@@ -149,7 +149,8 @@ class Front:
         ``sticky_workers``: a player's actions go to one worker while it has credit
         (WorkerPool's sticky dispatch, homed by session token). For workers that keep a copy
         of the store (Redis): another worker's copy of that player's documents would be
-        behind, and its first transaction refused. SQLite's workers keep none, and lose a little balance by it.
+        behind, and its first transaction refused. SQLite's workers keep none, and lose a
+        little balance by it.
 
         A request that need not wait goes to the idle worker that finished last, with either
         store (WorkerPool's warm dispatch): actions that arrive one at a time keep one worker

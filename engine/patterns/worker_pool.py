@@ -110,8 +110,9 @@ class WorkerPool:
         with credit back takes one of its own clients' requests, if one is near the front:
         each client has a *home* worker, by a hash of its address (or of the name its request
         was submitted with: see `submit`). A worker that keeps state per client (a cache of
-        its data) then mostly serves the clients it knows when it matters, under load; with credit to spare, the workers still take turns, so that a
-        worker just added gets work at once. Homes change as workers come and go."""
+        its data) then mostly serves the clients it knows when it matters, under load; with
+        credit to spare, the workers still take turns, so that a worker just added gets work
+        at once. Homes change as workers come and go."""
         if interval <= 0 or liveness < 1:
             raise ValueError("interval must be positive and liveness at least 1")
         self.interval = interval
