@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import ClassVar, overload
 
 import orjson
 from pydantic import ValidationError
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from .accounts import Unauthorized, authenticate, unauthorized_reply
 from .events import Outcome
 from .protocol import CatchupReply, CatchupRequest, ErrorReply, Event
-from .store.base import Store, Tx
+from .store.base import LogRead, Store, Tx
 from .store.state import GameState
 from .topics import may_read
 
@@ -52,7 +52,14 @@ def catchup(
     refusal = store.read(allowed)
     if refusal is not None:
         return Outcome(refusal)
-    payloads = store.events_since(topic, since_seq)
+    log = store.read_log(topic, since_seq)
+    if not log.ready:  # read with the worker's batch, in its one round trip
+        return PendingCatchup(CatchupReply.model_construct(topic=topic), log=log)
+    return logged_catchup(topic, since_seq, log.payloads)
+
+
+def logged_catchup(topic: str, since_seq: int, payloads: list[bytes]) -> CatchupOutcome:
+    """The catch-up reply of ``payloads``, the log of ``topic`` after ``since_seq``."""
     # The log holds the very bytes the workers published (encoded from validated Events): they
     # are neither validated nor decoded again. The reply splices them in (CatchupOutcome), and
     # a catch-up of a busy topic's whole log (1,000 events) costs no Python work per event.
@@ -122,3 +129,19 @@ class CatchupOutcome(Outcome):
                 "truncated": reply.truncated,
             }
         )
+
+
+@dataclass(frozen=True)
+class PendingCatchup(Outcome):
+    """A permitted catch-up whose log is read with its batch's commit (Store.read_log): its
+    reply names the topic only, until :meth:`settled` brings the events."""
+
+    waits_for_batch: ClassVar[bool] = True
+    log: LogRead | None = None
+
+    def reply_bytes(self) -> bytes:
+        raise RuntimeError("a catch-up's reply is made once its batch has ended (settled)")
+
+    def settled(self) -> Outcome:
+        assert self.log is not None
+        return logged_catchup(self.log.topic, self.log.since_seq, self.log.payloads)

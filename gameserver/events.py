@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .protocol import (
     CatchupReply,
@@ -44,8 +45,16 @@ class Outcome:
     #: otherwise have its client fetch that topic's whole log just to learn where it stands.
     heads: dict[str, int] = field(default_factory=dict)
 
+    #: True for an outcome that waits for its batch's end (a store read that comes with the
+    #: batch's round trip): its reply is known only from :meth:`settled`.
+    waits_for_batch: ClassVar[bool] = False
+
     def reply_bytes(self) -> bytes:
         return encode(self.reply)
+
+    def settled(self) -> Outcome:
+        """The outcome as it stands once its batch has ended (see ``waits_for_batch``)."""
+        return self
 
     def publications(self) -> list[tuple[str, bytes]]:
         """``(topic, payload)`` pairs ready for a PUB socket."""

@@ -69,7 +69,7 @@ def run_job(
     parsed = _parse(job)
     if isinstance(parsed, list):
         return parsed
-    return _run(service, parsed, cpu_burn, observer)
+    return _final(_run(service, parsed, cpu_burn, observer))
 
 
 def run_jobs(
@@ -95,7 +95,7 @@ def run_jobs(
             answers[i] = item
         elif isinstance(item, LoginRequest):
             if offload is None:
-                answers[i] = _run(service, item, cpu_burn, observer)
+                answers[i] = _final(_run(service, item, cpu_burn, observer))
             else:
                 answers[i] = run_login(service, item, offload, observer)
         else:
@@ -115,10 +115,30 @@ def run_jobs(
             return None
         return lambda request, outcome, took: observed.__setitem__(i, (request, outcome, took))
 
+    # Jobs whose reply waits for their batch's end (a catch-up's log read, in its round trip).
+    waiting: dict[int, Outcome] = {}
+
     def run(i: int) -> None:
         item = parsed[i]
         assert not isinstance(item, list)
-        answers[i] = _run(service, item, 0, observe(i))
+        answer = _run(service, item, 0, observe(i))
+        if isinstance(answer, Outcome):
+            waiting[i] = answer
+        else:
+            waiting.pop(i, None)
+            answers[i] = answer
+
+    def settle(i: int, assigned: dict[int, int]) -> None:
+        """Job ``i``'s answer once it stands, with the seqs its commit gave."""
+        if i in waiting:
+            outcome = waiting.pop(i).settled()
+            answers[i] = _frames(outcome)
+            if i in observed:
+                request, _, took = observed[i]
+                observed[i] = (request, outcome, took)
+        frames = answers[i]
+        if isinstance(frames, list):
+            answers[i] = settle_frames(frames, assigned)
 
     try:
         todo = batched
@@ -130,16 +150,17 @@ def run_jobs(
                         run(i)
             # Jobs whose transactions met data that had changed (another worker's commit):
             # they wrote nothing, and run again on the fresh data their refusal brought.
-            # The others' answers get the seqs their commit gave (placeholders until now).
+            # The others' answers get the seqs their commit gave (placeholders until now),
+            # and those that waited for the batch's end (a catch-up's log) their reply.
             for i in todo:
-                frames = answers[i]
-                if i not in batch.redo and isinstance(frames, list):
-                    answers[i] = settle_frames(frames, batch.assigned)
+                if i not in batch.redo:
+                    settle(i, batch.assigned)
             todo = [i for i in todo if i in batch.redo]
             if not todo:
                 break
         for i in todo:  # still colliding: each by itself, retried until it gets through
             run(i)
+            settle(i, {})  # committed by itself: its seqs are final
     except StoreError:
         log.exception("a batch of %d job(s) failed to commit; they will be retried", len(batched))
         observed.clear()
@@ -222,7 +243,9 @@ def _run(
     request: Request | None,
     cpu_burn: int,
     observer: Observer | None = None,
-) -> list[bytes]:
+) -> list[bytes] | Outcome:
+    """The job's frames, or its outcome if that waits for the batch's end
+    (``Outcome.waits_for_batch``): its frames come from :meth:`Outcome.settled` then."""
     if request is None:
         try:
             events = service.tick()
@@ -237,7 +260,12 @@ def _run(
     outcome = service.handle(request, may_register=not isinstance(request, _ExistingOnly))
     if observer is not None:
         observer(request, outcome, time.perf_counter() - started)
-    return _frames(outcome)
+    return outcome if outcome.waits_for_batch else _frames(outcome)
+
+
+def _final(answer: list[bytes] | Outcome) -> list[bytes]:
+    """The frames of a job run outside any batch (where no outcome waits)."""
+    return answer if isinstance(answer, list) else _frames(answer.settled())
 
 
 def _frames(outcome: Outcome) -> list[bytes]:

@@ -197,6 +197,30 @@ class Batch:
             self.redo.append(part)
 
 
+class LogRead:
+    """A topic's logged events after a seq (:meth:`Store.read_log`): read at once, or, in a
+    batch of a store that commits it in one call (Redis), read in that call's round trip,
+    after its commit, and in only once the batch has ended."""
+
+    def __init__(self, topic: str, since_seq: int) -> None:
+        self.topic = topic
+        self.since_seq = since_seq
+        self._payloads: list[bytes] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._payloads is not None
+
+    def deliver(self, payloads: list[bytes]) -> None:
+        self._payloads = payloads
+
+    @property
+    def payloads(self) -> list[bytes]:
+        if self._payloads is None:
+            raise RuntimeError(f"the log of {self.topic} is read when its batch ends")
+        return self._payloads
+
+
 class RecordCache:
     """Validated records by document and a stamp of its content (the stored bytes, or a
     version): a record is validated once when it comes from the network or the disk, and
@@ -311,6 +335,15 @@ class Store(ABC):
     @abstractmethod
     def events_since(self, topic: str, since_seq: int) -> list[bytes]:
         """Logged event payloads of ``topic`` with seq > ``since_seq``, oldest first."""
+
+    def read_log(self, topic: str, since_seq: int) -> LogRead:
+        """:meth:`events_since` for a part of a batch: a store that commits a batch in one
+        call may read the log in that call's round trip (the read comes in with the batch's
+        end, :attr:`LogRead.ready`). This fallback, and any read outside a batch's part, reads
+        at once."""
+        log = LogRead(topic, since_seq)
+        log.deliver(self.events_since(topic, since_seq))
+        return log
 
     @abstractmethod
     def purge_expired(self) -> int:

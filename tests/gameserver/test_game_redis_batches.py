@@ -8,7 +8,9 @@ import contextlib
 import uuid
 from collections.abc import Callable
 
+import orjson
 import pytest
+import redis
 from gamekit import (
     FAST_PASSWORDS,
     TRANSFER_SEED,
@@ -24,8 +26,20 @@ from gamekit import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gameserver.catchup import CatchupOutcome
+from gameserver.events import Outcome
 from gameserver.jobs import run_jobs
-from gameserver.protocol import JOB_REQUEST, ActionRequest, Reply, decode_reply, encode
+from gameserver.protocol import (
+    JOB_REQUEST,
+    ActionRequest,
+    CatchupReply,
+    CatchupRequest,
+    ErrorReply,
+    Reply,
+    Request,
+    decode_reply,
+    encode,
+)
 from gameserver.seed import seed_world
 from gameserver.service import GameService
 from gameserver.store.base import Tx
@@ -270,6 +284,99 @@ def test_a_worker_batch_of_jobs_is_one_round_trip_and_stale_jobs_run_again(
     logged = first.store.events_since(room_topic(alice.room), 0)
     assert sum(b"four" in payload for payload in logged) == 1
     assert not any(b"four" in p for p in first.store.events_since(room_topic(start), 0))
+
+
+def _log(topic: str, seq: int) -> Callable[[Tx], None]:
+    return lambda tx: tx.log_event(topic, seq, b'{"seq":%d}' % seq)
+
+
+def test_a_log_read_in_a_batch_comes_in_its_trip_after_its_commit(
+    counted_stores: list[RedisStore],
+) -> None:
+    mine, other = counted_stores
+    other.transaction(_log("t", 1))
+    mine.transaction(put("x", 1))
+    assert mine.read(get("x")) == 1  # warm: the copy holds x
+    before = CountingConnection.sent
+    with mine.batch() as batch:
+        with batch.running(1):
+            assert mine.read(get("x")) == 1
+            log = mine.read_log("t", 0)
+            assert not log.ready
+            with pytest.raises(RuntimeError):
+                log.payloads  # noqa: B018  (nothing to read before the batch ends)
+        with batch.running(2):
+            mine.transaction(_log("t", 2))
+    assert CountingConnection.sent - before == 1
+    # Read after the script's commit: what the batch itself logged is there too.
+    assert log.payloads == [b'{"seq":1}', b'{"seq":2}']
+    assert mine.read_log("t", 1).payloads == [b'{"seq":2}']  # outside a batch: at once
+    before = CountingConnection.sent
+    # Nothing staged: the logs alone, one trip for all.
+    with mine.batch() as batch, batch.running(1):
+        both = [mine.read_log("t", 0), mine.read_log("empty", 0)]
+    assert CountingConnection.sent - before == 1
+    assert [len(log.payloads) for log in both] == [2, 0]
+
+
+def test_a_log_read_with_a_script_redis_forgot_loads_it_and_sends_again(
+    counted_stores: list[RedisStore], redis_server: RedisServer
+) -> None:
+    mine, _ = counted_stores
+    mine.transaction(put("x", 1))
+    admin = redis.Redis.from_url(redis_server.url())
+    admin.script_flush()  # as a restarted Redis would have it
+    admin.close()
+    with mine.batch() as batch, batch.running(1):
+        mine.transaction(put("x", 2))
+        mine.transaction(_log("t", 1))
+        log = mine.read_log("t", 0)
+    assert batch.redo == [] and log.payloads == [b'{"seq":1}']
+    assert counted_stores[1].read(get("x")) == 2
+
+
+def test_a_catchup_in_a_worker_batch_is_read_in_its_trip_with_the_batchs_events(
+    counted_stores: list[RedisStore], world: World, clock: FakeClock
+) -> None:
+    """Through run_jobs: a catch-up's log read goes with the batch's one round trip, after
+    its commit; refused with a stale copy, it runs again and answers from the fresh data."""
+    seed_world(counted_stores[0], world)
+    first, second = (
+        GameService(s, world, passwords=FAST_PASSWORDS, clock=clock) for s in counted_stores
+    )
+    game = Game(first)
+    alice = game.login("Alice")
+    topic = room_topic(alice.room)
+    seen: list[Outcome] = []
+
+    def batch_of(*requests: Request) -> list[object]:
+        jobs = [[JOB_REQUEST, encode(request)] for request in requests]
+        answers = run_jobs(first, jobs, observer=lambda r, outcome, t: seen.append(outcome))
+        return [decode_reply(answer[0]) for answer in answers]  # type: ignore[index]
+
+    def say(text: str) -> ActionRequest:
+        return ActionRequest(token=alice.token, action_id=uuid.uuid4().hex, text=f"say {text}")
+
+    catchup = CatchupRequest(token=alice.token, topic=topic, since_seq=0)
+    batch_of(say("warm"), catchup)
+    before = CountingConnection.sent
+    said, caught_up = batch_of(say("hello"), catchup)
+    assert CountingConnection.sent - before == 1
+    assert isinstance(said, Reply) and isinstance(caught_up, CatchupReply)
+    # The catch-up ran first (it only reads) but its log was read after the commit: it
+    # holds the say's event, at the seq the commit gave (not a placeholder).
+    (hello,) = [event for event in caught_up.events if "hello" in event.text]
+    logged = [orjson.loads(raw)["seq"] for raw in first.store.events_since(topic, 0)]
+    assert hello.seq > 0 and [event.seq for event in caught_up.events] == logged
+    # The observer (metrics) is told of the catch-up as answered, not as it waited.
+    (observed,) = [outcome for outcome in seen[-2:] if outcome.reply.type == "catchup"]
+    assert isinstance(observed, CatchupOutcome) and observed.reply.events == caught_up.events
+    game.service = second
+    alice.act("n")  # she moves on the other worker: the first's copy still has her here
+    before = CountingConnection.sent
+    (refused,) = batch_of(catchup)
+    assert CountingConnection.sent - before == 1  # a refused read: no second trip
+    assert isinstance(refused, ErrorReply) and refused.code == "forbidden"
 
 
 TOTAL = TRANSFER_TOTAL
