@@ -350,8 +350,9 @@ class RedisStore(Store):
 
     def read_log(self, topic: str, since_seq: int) -> LogRead:
         """In a batch's part, read with the batch's commit, in its round trip: a catch-up
-        costs no trip of its own (it was about one in six of a worker's round trips in
-        the closed loop with listening players)."""
+        costs no trip of its own. (Read at once, the catch-ups' log reads were nearly half
+        of the workers' round trips in the closed loop with 50 listening players: 1,143
+        against 1,261 script calls in 6 s, redis-server's commandstats.)"""
         batch = self._batch
         if batch is None or batch.part is None:
             return super().read_log(topic, since_seq)
