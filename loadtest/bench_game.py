@@ -9,6 +9,14 @@ warm-up. Two modes:
 * ``cpu``: the workers burn ``--cpu-burn`` iterations of deterministic pure-Python work per
   action before touching the store (standing in for heavy game logic), so adding workers
   spreads the load over cores, up to the machine's core count.
+
+The machine is noisy (three runs of the cpu mode in one minute gave 1.52x, 1.67x and 2.01x for
+2 workers against 1), so each of ``--rounds`` rounds runs every worker count in turn, and the
+table gives the median round: actions/s, and the ratio to 1 worker taken within each round,
+from runs a few seconds apart. The cpu mode's reference is the machine itself: in each round,
+the ``burn`` row runs the same loop in as many bare processes as there are workers, without
+a server, and counts the loops per second (a virtual machine's two cores do not always give
+two cores' work: two such loops side by side took 0.59-0.89 s against 0.60-0.76 s alone).
 """
 
 from __future__ import annotations
@@ -33,6 +41,21 @@ from typing import Any
 from loadtest.cli_numbers import count_list, positive
 
 MODES = ("light", "cpu")
+#: The cpu mode's reference rows: the burn loop in bare processes (see the module's doc).
+BURN = "burn"
+#: Run by a bare process: loops of ``burn`` from a start time to an end time, then the count.
+_BURN_LOOP = """
+import sys, time
+from gameserver.jobs import burn
+iterations, start, end = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+while time.time() < start:
+    time.sleep(0.005)
+loops = 0
+while time.time() < end:
+    burn(iterations)
+    loops += 1
+print(loops)
+"""
 #: ~15-20 ms of Python per action on a typical core: heavy enough to dwarf the request path.
 DEFAULT_CPU_BURN = 150_000
 #: Longest wait for a server to print "ready" (it starts worker processes).
@@ -49,6 +72,7 @@ class GameBenchError(RuntimeError):
 class GameRun:
     mode: str
     workers: int
+    round: int = 1
     actions: int = 0
     errors: int = 0
     seconds: float = 0.0
@@ -154,6 +178,31 @@ async def load(run: GameRun, endpoints: dict[str, str], args: argparse.Namespace
             await session.close()
 
 
+def measure_burn(run: GameRun, args: argparse.Namespace) -> None:
+    """The burn loop in ``run.workers`` bare processes at once: its loops/s, as actions/s."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+    start = time.time() + 1.0  # after every process has started and imported
+    end = start + args.duration
+    command = [sys.executable, "-c", _BURN_LOOP, str(args.cpu_burn), str(start), str(end)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+        for _ in range(run.workers)
+    ]
+    try:
+        counts = [p.communicate(timeout=args.duration + START_TIMEOUT_S)[0] for p in processes]
+        run.actions = sum(int(count) for count in counts)
+        run.seconds = args.duration
+        run.status = "ok"
+    except (subprocess.TimeoutExpired, ValueError) as exc:
+        run.status, run.note = "error", f"{type(exc).__name__}: {exc}"
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def measure(run: GameRun, args: argparse.Namespace, workdir: Path) -> None:
     store = args.store or f"sqlite:///{workdir / f'{run.mode}-{run.workers}.sqlite3'}"
     if args.store and args.store.startswith("redis"):
@@ -172,24 +221,67 @@ def measure(run: GameRun, args: argparse.Namespace, workdir: Path) -> None:
             server.stop()
 
 
-def table(runs: list[GameRun]) -> str:
-    header = ("mode", "workers", "actions/s", "p50 ms", "p99 ms", "errors", "vs 1 worker")
-    base = {r.mode: r.rate for r in runs if r.workers == 1 and r.status == "ok"}
-    body = []
+@dataclass
+class GameRow:
+    """One mode and worker count over every round: the median round's figures."""
+
+    mode: str
+    workers: int
+    runs: list[GameRun]
+
+    @property
+    def measured(self) -> list[GameRun]:
+        return [r for r in self.runs if r.status == "ok"]
+
+    @property
+    def rate(self) -> float:
+        rates = [r.rate for r in self.measured]
+        return statistics.median(rates) if rates else 0.0
+
+    def speedup(self, base: GameRow | None) -> float | None:
+        """The median over rounds of this row's actions/s against ``base``'s in that round."""
+        if base is None:
+            return None
+        theirs = {r.round: r.rate for r in base.measured if r.rate}
+        ratios = [r.rate / theirs[r.round] for r in self.measured if r.round in theirs]
+        return statistics.median(ratios) if ratios else None
+
+    def percentile(self, q: float) -> float:
+        pooled = GameRun(self.mode, self.workers)
+        pooled.latencies_ms = [ms for r in self.measured for ms in r.latencies_ms]
+        return pooled.percentile(q)
+
+
+def rows_of(runs: list[GameRun]) -> list[GameRow]:
+    """The runs grouped by mode and worker count, in the order they first ran."""
+    rows: dict[tuple[str, int], GameRow] = {}
     for r in runs:
-        if r.status != "ok":
-            body.append((r.mode, str(r.workers), r.note[:40], "-", "-", "-", "-"))
+        rows.setdefault((r.mode, r.workers), GameRow(r.mode, r.workers, [])).runs.append(r)
+    return list(rows.values())
+
+
+def table(runs: list[GameRun]) -> str:
+    header = ("mode", "workers", "actions/s", "rounds", "p50 ms", "p99 ms", "errors", "vs 1 worker")
+    rows = rows_of(runs)
+    base = {row.mode: row for row in rows if row.workers == 1}
+    body = []
+    for row in rows:
+        failed = [r for r in row.runs if r.status != "ok"]
+        if failed:
+            body.append((row.mode, str(row.workers), failed[0].note[:40], *["-"] * 5))
             continue
-        speedup = f"{r.rate / base[r.mode]:.2f}x" if base.get(r.mode) else "-"
+        speedup = row.speedup(base.get(row.mode))
+        timed = row.mode != BURN  # the bare loops have no requests to time
         body.append(
             (
-                r.mode,
-                str(r.workers),
-                f"{r.rate:,.0f}",
-                f"{r.percentile(50):.1f}",
-                f"{r.percentile(99):.1f}",
-                str(r.errors),
-                speedup,
+                row.mode,
+                str(row.workers),
+                f"{row.rate:,.0f}",
+                " / ".join(f"{r.rate:,.0f}" for r in row.runs),
+                f"{row.percentile(50):.1f}" if timed else "-",
+                f"{row.percentile(99):.1f}" if timed else "-",
+                str(sum(r.errors for r in row.runs)) if timed else "-",
+                "-" if speedup is None else f"{speedup:.2f}x",
             )
         )
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
@@ -236,6 +328,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="unmeasured time first (default: 1)",
     )
     parser.add_argument(
+        "--rounds",
+        type=positive(int),
+        default=3,
+        metavar="N",
+        help="rounds, each running every worker count in turn; figures are the median "
+        "round's (default: 3)",
+    )
+    parser.add_argument(
         "--command", default="look", help="the action each client repeats (default: look)"
     )
     parser.add_argument(
@@ -258,35 +358,64 @@ def run_game(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.warmup < 0:
         print("--duration must be positive and --warmup not negative", file=sys.stderr)
         return 2
-    runs = [GameRun(mode, workers) for mode in args.modes for workers in args.workers]
+    modes = [*args.modes, BURN] if "cpu" in args.modes else args.modes
+    runs = [
+        GameRun(mode, workers, n)
+        for n in range(1, args.rounds + 1)
+        for mode in modes
+        for workers in args.workers
+    ]
     workdir = Path(tempfile.mkdtemp(prefix="crossroads-bench-game-"))
     started = time.monotonic()
     try:
         for i, run in enumerate(runs, 1):
-            _progress(f"[{i}/{len(runs)}] {run.mode}, {run.workers} worker(s) ... ")
-            measure(run, args, workdir)
-            done = f"{run.rate:,.0f} actions/s" if run.status == "ok" else f"error: {run.note}"
+            who = "bare process(es)" if run.mode == BURN else "worker(s)"
+            what = f"{run.mode}, {run.workers} {who}, round {run.round}"
+            _progress(f"[{i}/{len(runs)}] {what} ... ")
+            if run.mode == BURN:
+                measure_burn(run, args)
+            else:
+                measure(run, args, workdir)
+            unit = "loops/s" if run.mode == BURN else "actions/s"
+            done = f"{run.rate:,.0f} {unit}" if run.status == "ok" else f"error: {run.note}"
             _progress(done + "\n")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     text = table(runs)
     intro = (
         f"crossroads bench game: {args.clients} clients repeating {args.command!r}, "
-        f"{args.duration:g}s each after {args.warmup:g}s warm-up; cpu mode burns "
+        f"{args.duration:g}s each after {args.warmup:g}s warm-up, {args.rounds} round(s) "
+        f"(median); cpu mode burns "
         f"{args.cpu_burn:,} iterations per action; {os.cpu_count()} core(s); "
         f"store {'redis' if args.store else 'sqlite'}"
     )
+    if "cpu" in args.modes:
+        intro += (
+            "\nburn: the reference, the same loop in as many bare processes (no server), "
+            "loops/s in the actions/s column"
+        )
     if args.json:
+        rows = rows_of(runs)
+        base = {row.mode: row for row in rows if row.workers == 1}
         results = [
             {
-                **{k: v for k, v in asdict(r).items() if k != "latencies_ms"},
-                "actions_per_s": r.rate,
-                "p50_ms": r.percentile(50),
-                "p99_ms": r.percentile(99),
+                "mode": row.mode,
+                "workers": row.workers,
+                "actions_per_s": row.rate,
+                "vs_1_worker": row.speedup(base.get(row.mode)),
+                "p50_ms": row.percentile(50) if row.mode != BURN else None,
+                "p99_ms": row.percentile(99) if row.mode != BURN else None,
+                "rounds": [
+                    {
+                        **{k: v for k, v in asdict(r).items() if k != "latencies_ms"},
+                        "actions_per_s": r.rate,
+                    }
+                    for r in row.runs
+                ],
             }
-            for r in runs
+            for row in rows
         ]
-        print(json.dumps({"suite": "game", "runs": results}, indent=2))
+        print(json.dumps({"suite": "game", "rows": results}, indent=2))
         print(intro + "\n" + text, file=sys.stderr)
     else:
         print(intro)

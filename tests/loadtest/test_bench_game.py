@@ -1,0 +1,88 @@
+"""`crossroads bench game`: its rounds and their medians, and the plumbing on a tiny run (no
+speed is asserted: the figures are the benchmark's to print, see README).
+
+No __init__.py here on purpose: it would make this directory shadow the `loadtest` package.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loadtest import bench
+from loadtest.bench_game import GameRun, rows_of, table
+
+
+def _run(workers: int, round_: int, actions: int) -> GameRun:
+    run = GameRun("cpu", workers, round_, actions=actions, seconds=1.0, status="ok")
+    run.latencies_ms = [float(actions)]
+    return run
+
+
+def test_rows_give_the_median_round_and_the_ratio_within_each_round() -> None:
+    # Round 2 ran on a slow minute: both counts low. Its ratio is still 2, while the
+    # medians of the two rows taken apart would say 140 / 90.
+    runs = [
+        _run(1, 1, 100),
+        _run(2, 1, 200),
+        _run(1, 2, 50),
+        _run(2, 2, 100),
+        _run(1, 3, 90),
+        _run(2, 3, 140),
+    ]
+    one, two = rows_of(runs)
+    assert (one.rate, two.rate) == (90, 140)
+    assert two.speedup(one) == 2.0  # ratios 2.0, 2.0, 1.56
+    assert one.speedup(None) is None
+    text = table(runs)
+    assert "200 / 100 / 140" in text and "2.00x" in text
+
+
+def test_a_round_that_failed_shows_its_error_in_the_row() -> None:
+    failed = GameRun("cpu", 2, 2, status="error", note="GameBenchError: did not start")
+    text = table([_run(1, 1, 100), _run(2, 1, 200), _run(1, 2, 100), failed])
+    assert "GameBenchError: did not start" in text
+
+
+def test_help_names_the_rounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["game", "--help"])
+    assert exc.value.code == 0
+    assert "--rounds" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_tiny_run_has_every_round_of_every_worker_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["game", "--modes", "light", "--workers", "1,2", "--rounds", "2"]
+    argv += ["--duration", "0.5", "--warmup", "0.2", "--clients", "2", "--json"]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)["rows"]
+    assert [(row["mode"], row["workers"]) for row in rows] == [("light", 1), ("light", 2)]
+    for row in rows:
+        assert [r["round"] for r in row["rounds"]] == [1, 2]
+        assert all(r["status"] == "ok" and r["actions"] > 0 for r in row["rounds"])
+    assert rows[1]["vs_1_worker"] > 0
+    assert "2 round(s) (median)" in captured.err
+
+
+@pytest.mark.slow
+def test_the_cpu_mode_has_the_bare_burn_loop_as_its_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["game", "--modes", "cpu", "--workers", "1,2", "--cpu-burn", "1000"]
+    argv += ["--duration", "0.5", "--warmup", "0.2", "--clients", "2", "--json"]
+    assert bench.main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(row["mode"], row["workers"]) for row in rows] == [
+        ("cpu", 1),
+        ("cpu", 2),
+        ("burn", 1),
+        ("burn", 2),
+    ]
+    burns = rows[2:]
+    assert all(row["rounds"][0]["actions"] > 0 and row["p50_ms"] is None for row in burns)
+    assert burns[1]["vs_1_worker"] > 0
