@@ -14,8 +14,9 @@ versions alone.
 In a batch (:meth:`RedisStore.batch`: the jobs a worker holds at once) the transactions are
 staged instead, and all of them go in one call at the batch's end: a refused one sends its
 job back to be run again (:class:`~gameserver.store.base.Batch`). In the steady state a batch
-costs one round trip. A key the worker never read is taken to be absent at version 0 and
-checked like any other, so a cold worker costs a few more while it learns.
+costs one round trip, its catch-ups' log reads included (:meth:`RedisStore.read_log`). A key
+the worker never read is taken to be absent at version 0 and checked like any other, so a
+cold worker costs a few more while it learns.
 
 Key layout: ``{tag}:d:<ns>:<key>`` documents (a hash: ``v`` the JSON, ``n`` its version),
 ``{tag}:z:<ns>:<key>`` sets (a sorted set with every score 0, so members come back in order)
@@ -239,8 +240,10 @@ class RedisStore(Store):
                 tx.request(marker, parts.setdefault(part, len(parts)))
                 for tx, marker, part in staged
             ]
-            answers = self._call(requests, logs) if requests else []
-            if not requests:
+            if requests:
+                answers = self._call(requests, logs)
+            else:
+                answers = []
                 self._read_logs(logs)
         finally:
             self._drop_staged()  # the copy as committed; the answers then update it in order
