@@ -18,6 +18,7 @@ import asyncio
 import resource
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -222,7 +223,7 @@ def run_connections(args: argparse.Namespace) -> int:
     from loadtest.bench_game import GameBenchError, ServeProcess
 
     if args.players < 1 or args.rounds < 1 or args.probes < 1:
-        print("--players, --rounds and --probes must be positive")
+        print("--players, --rounds and --probes must be positive", file=sys.stderr)
         return 2
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.players + 256))
@@ -234,12 +235,12 @@ def run_connections(args: argparse.Namespace) -> int:
         try:
             server = ServeProcess(f"sqlite:///{tmp}/game.sqlite3", args.workers, 0, log)
         except GameBenchError as exc:
-            print(f"crossroads bench connections: {exc}")
+            print(f"crossroads bench connections: {exc}", file=sys.stderr)
             return 1
         try:
             result = asyncio.run(generate(server.endpoints, server.process.pid, args))
         except (RuntimeError, TimeoutError, OSError, ZMQError) as exc:
-            print(f"crossroads bench connections: {exc}")
+            print(f"crossroads bench connections: {exc}", file=sys.stderr)
             return 1
         finally:
             server.stop()
