@@ -223,11 +223,17 @@ def measure(run: GameRun, args: argparse.Namespace, workdir: Path) -> None:
 
 @dataclass
 class GameRow:
-    """One mode and worker count over every round: the median round's figures."""
+    """One mode and worker count over every round: the median round's figures. ``base``: the
+    same mode's row with 1 worker, if that ran."""
 
     mode: str
     workers: int
     runs: list[GameRun]
+    base: GameRow | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.mode != BURN  # the bare loops have no requests to time
 
     @property
     def measured(self) -> list[GameRun]:
@@ -238,11 +244,11 @@ class GameRow:
         rates = [r.rate for r in self.measured]
         return statistics.median(rates) if rates else 0.0
 
-    def speedup(self, base: GameRow | None) -> float | None:
+    def speedup(self) -> float | None:
         """The median over rounds of this row's actions/s against ``base``'s in that round."""
-        if base is None:
+        if self.base is None:
             return None
-        theirs = {r.round: r.rate for r in base.measured if r.rate}
+        theirs = {r.round: r.rate for r in self.base.measured if r.rate}
         ratios = [r.rate / theirs[r.round] for r in self.measured if r.round in theirs]
         return statistics.median(ratios) if ratios else None
 
@@ -257,21 +263,20 @@ def rows_of(runs: list[GameRun]) -> list[GameRow]:
     rows: dict[tuple[str, int], GameRow] = {}
     for r in runs:
         rows.setdefault((r.mode, r.workers), GameRow(r.mode, r.workers, [])).runs.append(r)
+    for row in rows.values():
+        row.base = rows.get((row.mode, 1))
     return list(rows.values())
 
 
 def table(runs: list[GameRun]) -> str:
     header = ("mode", "workers", "actions/s", "rounds", "p50 ms", "p99 ms", "errors", "vs 1 worker")
-    rows = rows_of(runs)
-    base = {row.mode: row for row in rows if row.workers == 1}
     body = []
-    for row in rows:
+    for row in rows_of(runs):
         failed = [r for r in row.runs if r.status != "ok"]
         if failed:
             body.append((row.mode, str(row.workers), failed[0].note[:40], *["-"] * 5))
             continue
-        speedup = row.speedup(base.get(row.mode))
-        timed = row.mode != BURN  # the bare loops have no requests to time
+        speedup, timed = row.speedup(), row.timed
         body.append(
             (
                 row.mode,
@@ -395,16 +400,14 @@ def run_game(args: argparse.Namespace) -> int:
             "loops/s in the actions/s column"
         )
     if args.json:
-        rows = rows_of(runs)
-        base = {row.mode: row for row in rows if row.workers == 1}
         results = [
             {
                 "mode": row.mode,
                 "workers": row.workers,
                 "actions_per_s": row.rate,
-                "vs_1_worker": row.speedup(base.get(row.mode)),
-                "p50_ms": row.percentile(50) if row.mode != BURN else None,
-                "p99_ms": row.percentile(99) if row.mode != BURN else None,
+                "vs_1_worker": row.speedup(),
+                "p50_ms": row.percentile(50) if row.timed else None,
+                "p99_ms": row.percentile(99) if row.timed else None,
                 "rounds": [
                     {
                         **{k: v for k, v in asdict(r).items() if k != "latencies_ms"},
@@ -413,7 +416,7 @@ def run_game(args: argparse.Namespace) -> int:
                     for r in row.runs
                 ],
             }
-            for row in rows
+            for row in rows_of(runs)
         ]
         print(json.dumps({"suite": "game", "rows": results}, indent=2))
         print(intro + "\n" + text, file=sys.stderr)

@@ -33,8 +33,8 @@ def test_rows_give_the_median_round_and_the_ratio_within_each_round() -> None:
     ]
     one, two = rows_of(runs)
     assert (one.rate, two.rate) == (90, 140)
-    assert two.speedup(one) == 2.0  # ratios 2.0, 2.0, 1.56
-    assert one.speedup(None) is None
+    assert two.speedup() == 2.0  # ratios 2.0, 2.0, 1.56
+    assert one.speedup() == 1.0 and rows_of(runs[1::2])[0].speedup() is None  # no 1 worker
     text = table(runs)
     assert "200 / 100 / 140" in text and "2.00x" in text
 
