@@ -52,31 +52,32 @@ def test_help_names_the_rounds(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--rounds" in capsys.readouterr().out
 
 
+def _tiny_run(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[list[dict], str]:
+    """A run of half a second per count, 1 and 2 workers, 2 clients: its JSON rows, stderr."""
+    argv = ["game", "--workers", "1,2", "--duration", "0.5", "--warmup", "0.2"]
+    assert bench.main([*argv, "--clients", "2", "--json", *options]) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out)["rows"], captured.err
+
+
 @pytest.mark.slow
 def test_tiny_run_has_every_round_of_every_worker_count(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = ["game", "--modes", "light", "--workers", "1,2", "--rounds", "2"]
-    argv += ["--duration", "0.5", "--warmup", "0.2", "--clients", "2", "--json"]
-    assert bench.main(argv) == 0
-    captured = capsys.readouterr()
-    rows = json.loads(captured.out)["rows"]
+    rows, err = _tiny_run(capsys, "--modes", "light", "--rounds", "2")
     assert [(row["mode"], row["workers"]) for row in rows] == [("light", 1), ("light", 2)]
     for row in rows:
         assert [r["round"] for r in row["rounds"]] == [1, 2]
         assert all(r["status"] == "ok" and r["actions"] > 0 for r in row["rounds"])
     assert rows[1]["vs_1_worker"] > 0
-    assert "2 round(s) (median)" in captured.err
+    assert "2 round(s) (median)" in err
 
 
 @pytest.mark.slow
 def test_the_cpu_mode_has_the_bare_burn_loop_as_its_reference(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = ["game", "--modes", "cpu", "--workers", "1,2", "--cpu-burn", "1000"]
-    argv += ["--duration", "0.5", "--warmup", "0.2", "--clients", "2", "--json"]
-    assert bench.main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)["rows"]
+    rows, _ = _tiny_run(capsys, "--modes", "cpu", "--cpu-burn", "1000")
     assert [(row["mode"], row["workers"]) for row in rows] == [
         ("cpu", 1),
         ("cpu", 2),
