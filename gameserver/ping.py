@@ -54,7 +54,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Check that a front server answers; exit 0 if so, 1 if not."
     )
-    cfg.add_options(parser, {"actions": "--front"})
+    # --server as `play`, `status` and `loadtest` name it; --front as the README's deployments
+    # and health checks have always written it.
+    cfg.add_options(parser, {"actions": ("--server", "--front")})
     parser.add_argument(
         "--timeout",
         type=float,
@@ -69,7 +71,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="N",
         help="also fail unless at least N workers are connected (default: 0)",
     )
-    add_key_options(parser, "--front")
+    add_key_options(parser, "--server")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
 

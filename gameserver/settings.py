@@ -275,12 +275,14 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
-def add_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None:
-    """Add one ``--flag`` per setting (field -> flag); help shows its variable and default.
+def add_options(parser: argparse.ArgumentParser, fields: dict[str, str | tuple[str, ...]]) -> None:
+    """Add one ``--flag`` per setting (field -> flag, or a tuple of a flag and its aliases);
+    help shows its variable and default.
 
     Flags default to None, so only the flags actually given override the environment.
     """
-    for name, flag in fields.items():
+    for name, flag_or_aliases in fields.items():
+        flags = (flag_or_aliases,) if isinstance(flag_or_aliases, str) else flag_or_aliases
         info = Settings.model_fields[name]
         default = "computed" if info.default_factory is not None else info.default
         if name == "store":
@@ -291,7 +293,7 @@ def add_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None
             default = default_keys_dir()
         if info.annotation is bool:
             parser.add_argument(
-                flag,
+                *flags,
                 dest=name,
                 action="store_const",
                 const=True,
@@ -306,7 +308,7 @@ def add_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None
             kind = float
         shown = "" if default is None else f"; default: {default}"
         parser.add_argument(
-            flag,
+            *flags,
             dest=name,
             type=kind,
             default=None,

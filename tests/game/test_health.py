@@ -103,3 +103,22 @@ def test_worker_liveness_file_is_fresh_only_while_it_hears_the_front(
     finally:
         worker.kill()
         worker.wait(WAIT)
+
+
+def test_crossroads_ping_names_the_front_as_play_and_status_do(
+    start_server: StartServer, sqlite_url: str
+) -> None:
+    """`--server`, as `play`, `status` and `loadtest` spell it, and `--front`, as deployments
+    already do; each a real round trip over CURVE with the key asked of the announcement."""
+    server = start_server(sqlite_url, 1)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    for flag in ("--server", "--front"):
+        done = subprocess.run(
+            [sys.executable, "-m", "crossroads", "ping", flag, server.actions, *server.key_args()],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0 and "pong from" in done.stdout, (flag, done.stderr)
