@@ -2,9 +2,9 @@
 
 A worker stops when the ``crossroads serve`` that started it is gone, and ``serve`` replaces a
 worker that died. Checking every so often costs an idle process a wake-up each time (a few
-hundred microseconds of CPU here: see the README's idle figures); a pidfd (Linux 5.3 and
-later) becomes readable when its process ends, so the loop sleeps until then. Where there is
-none, the check runs every ``FALLBACK_CHECK_S``.
+hundred microseconds of CPU here: see the idle figures in loadtest/JOURNAL.md); a pidfd
+(Linux 5.3 and later) becomes readable when its process ends, so the loop sleeps until then.
+Where there is none, the check runs every ``FALLBACK_CHECK_S``.
 """
 
 from __future__ import annotations
