@@ -9,6 +9,10 @@ connection is really up) and an update socket (SUB). Measured:
   room all N players follow (the front relays every event to all of them);
 * fan-out at 10/100/1000 subscribers: from a ``say`` being sent to its event reaching the
   last (and the median) subscriber of its room.
+
+When pyzmq is installed the same players, probes and says then run against the reference, a
+libzmq relay of the same shape that does no game work (`loadtest.bench_connections_ref`), and
+the table gives both side by side with the ratio.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from loadtest.bench_subscribers import have_pyzmq
 
 ROUND_TIMEOUT_S = 10.0
 WARM_TIMEOUT_S = 15.0
@@ -81,12 +88,38 @@ async def hear(sub: Any, token: str) -> float:
             return time.perf_counter()
 
 
-async def generate(endpoints: dict[str, str], front_pid: int, args: argparse.Namespace) -> Result:
-    import engine
-    import engine.asyncio as ezmq
+async def game_speaker(context: Any, endpoints: dict[str, str]) -> tuple[Any, bytes]:
+    """A logged-in player of the front, and the wire topic of its room."""
     from client.session import GameSession
     from gameserver.broadcast import wire_topic
     from gameserver.topics import room_topic
+
+    speaker = GameSession(endpoints["actions"], endpoints["updates"], context=context)
+    try:
+        await speaker.login("benchspeaker", "bench-password")
+    except BaseException:
+        await speaker.close()
+        raise
+    return speaker, wire_topic(room_topic(speaker.room or "crossroads"))
+
+
+async def reference_speaker(context: Any, endpoints: dict[str, str]) -> tuple[Any, bytes]:
+    """The reference relay's speaker, and the topic it publishes under."""
+    from loadtest.bench_connections_ref import REFERENCE_TOPIC, ReferenceSpeaker
+
+    return ReferenceSpeaker(context, endpoints["actions"]), REFERENCE_TOPIC
+
+
+Speaker = Callable[[Any, dict[str, str]], Awaitable[tuple[Any, bytes]]]
+
+
+async def generate(
+    endpoints: dict[str, str], front_pid: int, args: argparse.Namespace, speaker_for: Speaker
+) -> Result:
+    """Connect the players to ``endpoints`` (a front, or the reference relay: ``speaker_for``
+    makes the speaker whose says they hear) and measure; ``front_pid`` is whose RSS counts."""
+    import engine
+    import engine.asyncio as ezmq
 
     def new_context() -> Any:
         """A context whose sockets are CURVE clients of the front (its key from its banner):
@@ -99,12 +132,11 @@ async def generate(endpoints: dict[str, str], front_pid: int, args: argparse.Nam
 
     result = Result(args.players)
     ctx = new_context()
-    speaker = GameSession(endpoints["actions"], endpoints["updates"], context=ctx)
     players: list[tuple[Any, Any]] = []
     contexts = [new_context()]
+    speaker = None
     try:
-        await speaker.login("benchspeaker", "bench-password")
-        topic = wire_topic(room_topic(speaker.room or "crossroads"))
+        speaker, topic = await speaker_for(ctx, endpoints)
         prober = ctx.socket(engine.DEALER)
         prober.connect(endpoints["actions"])
         await ping(prober)
@@ -177,29 +209,59 @@ async def generate(endpoints: dict[str, str], front_pid: int, args: argparse.Nam
         for dealer, sub in players:
             dealer.close(linger=0)
             sub.close(linger=0)
-        await speaker.close()
+        if speaker is not None:
+            await speaker.close()
         for c in [ctx, *contexts]:
             c.destroy(linger=0)
 
 
-def table(result: Result) -> str:
-    n = result.players
-    per = (result.rss_after_kb - result.rss_before_kb) / max(n, 1)
-    lines = [
-        f"players: {n} (each an action DEALER + an update SUB)",
-        f"front RSS: {result.rss_before_kb / 1024:.1f} MB before, "
-        f"{result.rss_after_kb / 1024:.1f} MB after: {per:.1f} KB per player",
-        f"probe ping p50/p99: idle {pct(result.probe_idle_ms, 50):.2f}/"
-        f"{pct(result.probe_idle_ms, 99):.2f} ms, broadcasting "
-        f"{pct(result.probe_busy_ms, 50):.2f}/{pct(result.probe_busy_ms, 99):.2f} ms",
-        "",
-        "| subscribers | median arrival p50 ms | last arrival p50 ms | last arrival p99 ms |",
-        "| ---: | ---: | ---: | ---: |",
+def _ratio(ours: float, theirs: float | None) -> str:
+    if theirs is None or theirs != theirs or ours != ours:  # no reference, or NaN
+        return "-"
+    return f"{ours / theirs:.2f}x" if theirs > 0 else "-"
+
+
+def _rows(result: Result) -> list[tuple[str, float]]:
+    """Each measure of one run, named as the table prints it."""
+    rows = [
+        (
+            "RSS per player, KB",
+            (result.rss_after_kb - result.rss_before_kb) / max(result.players, 1),
+        ),
+        ("probe ping idle, p50 ms", pct(result.probe_idle_ms, 50)),
+        ("probe ping idle, p99 ms", pct(result.probe_idle_ms, 99)),
+        ("probe ping broadcasting, p50 ms", pct(result.probe_busy_ms, 50)),
+        ("probe ping broadcasting, p99 ms", pct(result.probe_busy_ms, 99)),
     ]
     for level, (median, last) in sorted(result.fanout.items()):
-        lines.append(
-            f"| {level} | {pct(median, 50):.1f} | {pct(last, 50):.1f} | {pct(last, 99):.1f} |"
-        )
+        rows.append((f"fan-out to {level}: median arrival p50 ms", pct(median, 50)))
+        rows.append((f"fan-out to {level}: last arrival p50 ms", pct(last, 50)))
+        rows.append((f"fan-out to {level}: last arrival p99 ms", pct(last, 99)))
+    return rows
+
+
+def table(result: Result, reference: Result | None = None, reference_kind: str = "") -> str:
+    """The front's figures, and the reference's beside them with the ratio when it ran."""
+    theirs = dict(_rows(reference)) if reference is not None else {}
+    lines = [
+        f"players: {result.players} (each an action DEALER + an update SUB)",
+        f"front RSS: {result.rss_before_kb / 1024:.1f} MB before, "
+        f"{result.rss_after_kb / 1024:.1f} MB after",
+        f"reference: {reference_kind}"
+        + (
+            f" (RSS {reference.rss_before_kb / 1024:.1f} MB before, "
+            f"{reference.rss_after_kb / 1024:.1f} MB after)"
+            if reference is not None
+            else ""
+        ),
+        "",
+        "| measure | Crossroads front | reference | front/reference |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, ours in _rows(result):
+        other = theirs.get(name)
+        shown = "-" if other is None else f"{other:.2f}"
+        lines.append(f"| {name} | {ours:.2f} | {shown} | {_ratio(ours, other)} |")
     return "\n".join(lines)
 
 
@@ -215,6 +277,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=20, help="says per fan-out row (20)")
     parser.add_argument("--probes", type=int, default=200, help="probe pings per phase (200)")
     parser.add_argument("--workers", type=int, default=2, help="game workers (2)")
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the reference (a libzmq relay of the front's shape; needs pyzmq)",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 
 
@@ -238,14 +306,37 @@ def run_connections(args: argparse.Namespace) -> int:
             print(f"crossroads bench connections: {exc}", file=sys.stderr)
             return 1
         try:
-            result = asyncio.run(generate(server.endpoints, server.process.pid, args))
+            print("front: connecting players and measuring ...", file=sys.stderr)
+            pid = server.process.pid
+            result = asyncio.run(generate(server.endpoints, pid, args, game_speaker))
         except (RuntimeError, TimeoutError, OSError, ZMQError) as exc:
             print(f"crossroads bench connections: {exc}", file=sys.stderr)
             return 1
         finally:
             server.stop()
+    reference, kind = None, "skipped (--no-reference)"
+    if args.reference and not have_pyzmq():
+        kind = "none (pyzmq is not installed: pip install pyzmq)"
+    elif args.reference:
+        from loadtest.bench_connections_ref import ReferenceRelay
+
+        print("reference: the same against a libzmq relay ...", file=sys.stderr)
+        try:
+            relay = ReferenceRelay()
+        except RuntimeError as exc:
+            print(f"crossroads bench connections: {exc}", file=sys.stderr)
+            return 1
+        try:
+            reference = asyncio.run(generate(relay.endpoints, relay.pid, args, reference_speaker))
+        except (RuntimeError, TimeoutError, OSError, ZMQError) as exc:
+            print(f"crossroads bench connections: reference: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            relay.close()
+        kind = relay.kind
     if args.json:
-        print(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+        report = {"front": result, "reference": reference, "reference_kind": kind}
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     else:
-        print(table(result))
+        print(table(result, reference, kind))
     return 0
