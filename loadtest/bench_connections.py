@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from loadtest.bench_subscribers import have_pyzmq
+from loadtest.cli_numbers import count_list, positive
 
 ROUND_TIMEOUT_S = 10.0
 WARM_TIMEOUT_S = 15.0
@@ -114,10 +115,10 @@ Speaker = Callable[[Any, dict[str, str]], Awaitable[tuple[Any, bytes]]]
 
 
 async def generate(
-    endpoints: dict[str, str], front_pid: int, args: argparse.Namespace, speaker_for: Speaker
+    endpoints: dict[str, str], measured_pid: int, args: argparse.Namespace, speaker_for: Speaker
 ) -> Result:
     """Connect the players to ``endpoints`` (a front, or the reference relay: ``speaker_for``
-    makes the speaker whose says they hear) and measure; ``front_pid`` is whose RSS counts."""
+    makes the speaker whose says they hear) and measure; ``measured_pid`` is whose RSS counts."""
     import engine
     import engine.asyncio as ezmq
 
@@ -140,7 +141,7 @@ async def generate(
         prober = ctx.socket(engine.DEALER)
         prober.connect(endpoints["actions"])
         await ping(prober)
-        result.rss_before_kb = rss_kb(front_pid)
+        result.rss_before_kb = rss_kb(measured_pid)
         for i in range(args.players):
             if i and i % PLAYERS_PER_CONTEXT == 0:  # a context holds at most 1023 sockets
                 contexts.append(new_context())
@@ -151,7 +152,7 @@ async def generate(
             players.append((dealer, sub))
         for start in range(0, len(players), 100):  # all connected for real, 100 at a time
             await asyncio.gather(*(ping(d) for d, _ in players[start : start + 100]))
-        result.rss_after_kb = rss_kb(front_pid)
+        result.rss_after_kb = rss_kb(measured_pid)
         result.probe_idle_ms = await probe(prober, args.probes)
 
         async def say_heard(subs: list[Any], timeout: float) -> tuple[float, list[float]]:
@@ -266,17 +267,18 @@ def table(result: Result, reference: Result | None = None, reference_kind: str =
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--players", type=int, default=1000, help="idle players (1000)")
+    count = positive(int)
+    parser.add_argument("--players", type=count, default=1000, help="idle players (1000)")
     parser.add_argument(
         "--fanout",
-        type=lambda s: [int(x) for x in s.split(",")],
+        type=count_list,
         default=[10, 100, 1000],
         metavar="N,N",
         help="subscriber counts for the fan-out rows (10,100,1000; capped at --players)",
     )
-    parser.add_argument("--rounds", type=int, default=20, help="says per fan-out row (20)")
-    parser.add_argument("--probes", type=int, default=200, help="probe pings per phase (200)")
-    parser.add_argument("--workers", type=int, default=2, help="game workers (2)")
+    parser.add_argument("--rounds", type=count, default=20, help="says per fan-out row (20)")
+    parser.add_argument("--probes", type=count, default=200, help="probe pings per phase (200)")
+    parser.add_argument("--workers", type=count, default=2, help="game workers (2)")
     parser.add_argument(
         "--no-reference",
         dest="reference",
@@ -286,16 +288,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 
 
-def run_connections(args: argparse.Namespace) -> int:
-    from engine import ZMQError
+class BenchError(Exception):
+    """What stopped a run, said in one line."""
+
+
+def _front(args: argparse.Namespace) -> Result:
+    """The measures against a fresh local `crossroads serve`."""
     from loadtest.bench_game import GameBenchError, ServeProcess
 
-    if args.players < 1 or args.rounds < 1 or args.probes < 1:
-        print("--players, --rounds and --probes must be positive", file=sys.stderr)
-        return 2
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, max(soft, 4 * args.players + 256))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # the front inherits it
     with (
         tempfile.TemporaryDirectory(prefix="crossroads-bench-conn-") as tmp,
         (Path(tmp) / "serve.log").open("a") as log,
@@ -303,37 +303,56 @@ def run_connections(args: argparse.Namespace) -> int:
         try:
             server = ServeProcess(f"sqlite:///{tmp}/game.sqlite3", args.workers, 0, log)
         except GameBenchError as exc:
-            print(f"crossroads bench connections: {exc}", file=sys.stderr)
-            return 1
+            raise BenchError(str(exc)) from None
         try:
-            print("front: connecting players and measuring ...", file=sys.stderr)
-            pid = server.process.pid
-            result = asyncio.run(generate(server.endpoints, pid, args, game_speaker))
-        except (RuntimeError, TimeoutError, OSError, ZMQError) as exc:
-            print(f"crossroads bench connections: {exc}", file=sys.stderr)
-            return 1
+            return _measure(server.endpoints, server.process.pid, args, game_speaker)
         finally:
             server.stop()
+
+
+def _reference(args: argparse.Namespace) -> Result:
+    """The same measures against the libzmq relay."""
+    from loadtest.bench_connections_ref import ReferenceRelay
+
+    try:
+        relay = ReferenceRelay()
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from None
+    try:
+        return _measure(relay.endpoints, relay.pid, args, reference_speaker)
+    finally:
+        relay.close()
+
+
+def _measure(
+    endpoints: dict[str, str], pid: int, args: argparse.Namespace, speaker_for: Speaker
+) -> Result:
+    from engine import ZMQError
+
+    try:
+        return asyncio.run(generate(endpoints, pid, args, speaker_for))
+    except (RuntimeError, TimeoutError, OSError, ZMQError) as exc:
+        raise BenchError(str(exc)) from None
+
+
+def run_connections(args: argparse.Namespace) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * args.players + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # the front inherits it
     reference, kind = None, "skipped (--no-reference)"
     if args.reference and not have_pyzmq():
         kind = "none (pyzmq is not installed: pip install pyzmq)"
-    elif args.reference:
-        from loadtest.bench_connections_ref import ReferenceRelay
+    try:
+        print("front: connecting players and measuring ...", file=sys.stderr)
+        result = _front(args)
+        if args.reference and have_pyzmq():
+            from loadtest.bench_connections_ref import ReferenceRelay
 
-        print("reference: the same against a libzmq relay ...", file=sys.stderr)
-        try:
-            relay = ReferenceRelay()
-        except RuntimeError as exc:
-            print(f"crossroads bench connections: {exc}", file=sys.stderr)
-            return 1
-        try:
-            reference = asyncio.run(generate(relay.endpoints, relay.pid, args, reference_speaker))
-        except (RuntimeError, TimeoutError, OSError, ZMQError) as exc:
-            print(f"crossroads bench connections: reference: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            relay.close()
-        kind = relay.kind
+            print("reference: the same against a libzmq relay ...", file=sys.stderr)
+            reference, kind = _reference(args), ReferenceRelay.kind
+    except BenchError as exc:
+        print(f"crossroads bench connections: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         report = {"front": result, "reference": reference, "reference_kind": kind}
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())

@@ -48,3 +48,20 @@ def test_the_table_sets_each_measure_beside_the_reference_with_the_ratio() -> No
     alone = bench_connections.table(front, None, "skipped (--no-reference)")
     assert "| probe ping idle, p50 ms | 1.00 | - | - |" in alone
     assert "reference: skipped" in alone
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--fanout", "x"], "argument --fanout: expected a comma list"),
+        (["--players", "0"], "argument --players: must be positive"),
+        (["--rounds", "1.5"], "argument --rounds: expected a number"),
+    ],
+)
+def test_bad_numbers_are_one_line_errors(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["connections", *argv])
+    assert exc.value.code == 2
+    assert said in capsys.readouterr().err.splitlines()[-1]
