@@ -23,6 +23,9 @@ REFERENCE_TOPIC = b"room.reference\x1f"
 REPLY_TIMEOUT_S = 10.0
 #: Most requests the relay takes in one wake-up (then it looks at its pipe again).
 REQUESTS_PER_PASS = 256
+#: Largest message either bound socket accepts: a say and a ping are a few dozen octets. Only
+#: the bench connects (on loopback), but a bound socket is capped all the same.
+MAX_MESSAGE_BYTES = 4096
 
 
 class ReferenceRelay:
@@ -74,6 +77,7 @@ def _relay(conn: Connection) -> None:
     endpoints = {"key": public.decode()}
     for name, sock in (("actions", router), ("updates", xpub)):
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         sock.curve_server = True
         sock.curve_secretkey = secret
         sock.bind("tcp://127.0.0.1:0")
