@@ -339,17 +339,22 @@ def run_connections(args: argparse.Namespace) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.players + 256))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # the front inherits it
-    reference, kind = None, "skipped (--no-reference)"
-    if args.reference and not have_pyzmq():
+    reference = None
+    measure_reference = args.reference and have_pyzmq()
+    if measure_reference:
+        from loadtest.bench_connections_ref import ReferenceRelay
+
+        kind = ReferenceRelay.kind
+    elif args.reference:
         kind = "none (pyzmq is not installed: pip install pyzmq)"
+    else:
+        kind = "skipped (--no-reference)"
     try:
         print("front: connecting players and measuring ...", file=sys.stderr)
         result = _front(args)
-        if args.reference and have_pyzmq():
-            from loadtest.bench_connections_ref import ReferenceRelay
-
+        if measure_reference:
             print("reference: the same against a libzmq relay ...", file=sys.stderr)
-            reference, kind = _reference(args), ReferenceRelay.kind
+            reference = _reference(args)
     except BenchError as exc:
         print(f"crossroads bench connections: {exc}", file=sys.stderr)
         return 1
