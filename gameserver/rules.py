@@ -34,6 +34,7 @@ from .protocol import ActionRequest, ErrorReply, Event, Reply
 from .store.base import Store, Tx, WriteInRead
 from .store.records import ActionRecord, SessionRecord
 from .store.state import GameState
+from .topics import room_topic
 from .world import World
 
 _DEFAULT_COMMANDS = default_commands()
@@ -103,6 +104,20 @@ def _is_current(identity: Identity, now: float) -> bool:
     return identity.session.is_live(now) and identity.player.session == identity.session.key
 
 
+def _entered_room_head(
+    state: GameState, before: str, after: str, events: list[Event]
+) -> dict[str, int]:
+    """Where the log of the room an action took its player into stands, when no arrival of
+    theirs marks it: a crowded room is not told who comes (presence.py), and without a mark
+    the client would fetch the room's whole log (up to a thousand events of others' talk)
+    only to learn where to start. A glimpse: a moment behind at worst, so the client gets
+    those few events, and the move does not come to depend on the room's every event."""
+    topic = room_topic(after)
+    if after == before or any(event.topic == topic for event in events):
+        return {}
+    return {topic: state.last_seq_glimpse(topic)}
+
+
 def execute_request(
     store: Store,
     world: World,
@@ -150,7 +165,9 @@ def execute_request(
             room=ctx.player.room,
             session_ended=ctx.session_ended,
         )
-        outcome = Outcome(reply, publish(state, ctx.events, now))
+        events = publish(state, ctx.events, now)
+        heads = _entered_room_head(state, identity.player.room, ctx.player.room, events)
+        outcome = Outcome(reply, events, heads=heads)
         _record(state, identity, action_id, text, outcome)
         return outcome
 

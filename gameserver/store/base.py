@@ -110,6 +110,13 @@ class Tx(ABC):
     def counter(self, ns: str, key: str) -> int:
         """Current value of a counter (0 if never incremented)."""
 
+    def glimpse_counter(self, ns: str, key: str) -> int:
+        """A counter's value for positioning only (where a topic's log stood when a player
+        came in): nothing the transaction's writes depend on may rest on it. Exact here; an
+        optimistic backend may answer from what it saw a moment ago, never from ahead of the
+        store, without making the transaction depend on the counter."""
+        return self.counter(ns, key)
+
     @abstractmethod
     def incr(self, ns: str, key: str) -> int:
         """Increment a counter and return its new value."""
@@ -276,6 +283,9 @@ class ReadOnlyTx(Tx):
 
     def counter(self, ns: str, key: str) -> int:
         return self.inner.counter(ns, key)
+
+    def glimpse_counter(self, ns: str, key: str) -> int:
+        return self.inner.glimpse_counter(ns, key)
 
     def put(self, ns: str, key: str, value: Any, ttl: float | None = None) -> None:
         raise WriteInRead(f"put {ns}:{key}")

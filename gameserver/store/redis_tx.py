@@ -291,6 +291,17 @@ class ScriptTx(Tx):
         self._reads.setdefault(full, [full, "c", value, 0])
         return value
 
+    def glimpse_counter(self, ns: str, key: str) -> int:
+        """From the copy, unchecked, when it has the counter: what this worker last read or
+        numbered itself, so never ahead of Redis. Another worker's later events leave it
+        behind, and a client that starts there fetches those few (a catch-up from the start
+        of a busy room's log would be up to a thousand). Without a copy, a checked read."""
+        full = self._key("c", ns, key)
+        if full in self._counters:
+            return self._counters[full]
+        value = self._copy.counters.get(full)
+        return self.counter(ns, key) if value is None else value
+
     def incr(self, ns: str, key: str) -> int:
         self._check_writable()
         full = self._key("c", ns, key)

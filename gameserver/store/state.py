@@ -178,6 +178,11 @@ class GameState:
     def last_seq(self, topic: str) -> int:
         return self.tx.counter(_SEQ, topic)
 
+    def last_seq_glimpse(self, topic: str) -> int:
+        """Where a topic's log stands, possibly a moment behind, never ahead
+        (Tx.glimpse_counter): to say where a client starts following it, never to decide."""
+        return self.tx.glimpse_counter(_SEQ, topic)
+
     def log_event(self, event: Event) -> None:
         self.tx.log_event(event.topic, event.seq, encode(event))
 

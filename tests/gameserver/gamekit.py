@@ -288,6 +288,10 @@ class CountingTx(Tx):
         self.counts.documents_read += 1
         return self.inner.counter(ns, key)
 
+    def glimpse_counter(self, ns: str, key: str) -> int:
+        self.counts.documents_read += 1
+        return self.inner.glimpse_counter(ns, key)
+
     def incr(self, ns: str, key: str) -> int:
         self.counts.writes += 1
         return self.inner.incr(ns, key)

@@ -14,6 +14,7 @@ from gameserver.narration import NAMES_SHOWN
 from gameserver.presence import ROOM_ANNOUNCEMENTS_UP_TO, WORLD_ANNOUNCEMENTS_UP_TO
 from gameserver.protocol import (
     MAX_TEXT_CHARS,
+    ActionRequest,
     CatchupReply,
     CatchupRequest,
     LoginRequest,
@@ -99,6 +100,47 @@ def test_logins_and_resumes_say_where_the_world_and_the_room_stand(
     takeover = wire_marks(LoginRequest(name="Carol", password="correct horse"))
     assert takeover == after_carol
     assert wire_marks(ResumeRequest(token=bob.token)) == after_carol
+
+
+def test_a_move_into_a_crowded_room_says_where_the_room_stands(
+    store: Store, world: World, clock: FakeClock
+) -> None:
+    """A crowded room is not told who comes, so no arrival marks where a newcomer starts
+    following it: the reply's marks still carry the room's last seq, and the catch-up the
+    client then sends brings nothing of the room's past (before, it fetched the whole log
+    on every move into a crowd). A quiet room's mark is the arrival itself, as before."""
+    north = world.room(world.start_room).exits["north"]
+    game, _ = crowd_game(store, world, clock, crowd=ROOM_ANNOUNCEMENTS_UP_TO, room=north)
+    alice, bob = game.login("Alice"), game.login("Bob")
+    alice.say_ok("north")  # the 101st: not told
+    for i in range(5):
+        alice.say_ok(f"say the room's past, {i}")
+    topic = room_topic(north)
+    head = store.read(lambda tx: GameState(tx).last_seq(topic))
+    assert head >= 5
+
+    def answer(request: ActionRequest | CatchupRequest) -> tuple[object, dict[str, int]]:
+        (frames,) = run_jobs(game.service, [request_job(encode(request))])
+        return decode_reply(frames[0]), decode_marks(frames[1]) if len(frames) > 1 else {}
+
+    reply, marks = answer(ActionRequest(token=bob.token, action_id="bob-north", text="north"))
+    assert isinstance(reply, Reply) and reply.room == north
+    assert marks[topic] == head  # (and the quiet room he left: his departure)
+    catchup, _ = answer(CatchupRequest(token=bob.token, topic=topic, since_seq=marks[topic]))
+    assert isinstance(catchup, CatchupReply) and list(catchup.events) == []
+    alice.say_ok("say now")  # what comes after the mark still reaches him
+    catchup, _ = answer(CatchupRequest(token=bob.token, topic=topic, since_seq=marks[topic]))
+    assert isinstance(catchup, CatchupReply)
+    assert [(event.kind, event.actor) for event in catchup.events] == [("say", "Alice")]
+
+    # A quiet room: its mark is his own arrival there.
+    reply, marks = answer(ActionRequest(token=bob.token, action_id="bob-south", text="south"))
+    quiet = room_topic(world.start_room)
+    arrival = store.read(lambda tx: GameState(tx).last_seq(quiet))
+    assert marks[quiet] == arrival
+    catchup, _ = answer(CatchupRequest(token=bob.token, topic=quiet, since_seq=arrival - 1))
+    assert isinstance(catchup, CatchupReply)
+    assert [(event.kind, event.actor) for event in catchup.events] == [("arrive", "Bob")]
 
 
 def test_who_examine_and_give_in_a_crowd_stay_bounded(
