@@ -293,9 +293,10 @@ class ScriptTx(Tx):
 
     def glimpse_counter(self, ns: str, key: str) -> int:
         """From the copy, unchecked, when it has the counter: what this worker last read or
-        numbered itself, so never ahead of Redis. Another worker's later events leave it
-        behind, and a client that starts there fetches those few (a catch-up from the start
-        of a busy room's log would be up to a thousand). Without a copy, a checked read."""
+        committed (an event's seq, which is reserved and never staged, is thus never ahead of
+        Redis). Another worker's later events leave it behind, and a client that starts there
+        fetches those few (a catch-up from the start of a busy room's log would be up to a
+        thousand). Without a copy, a checked read."""
         full = self._key("c", ns, key)
         if full in self._counters:
             return self._counters[full]

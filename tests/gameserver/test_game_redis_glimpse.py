@@ -68,6 +68,19 @@ def test_otherwise_a_glimpse_is_a_checked_read(
     assert KEY in _reads(tx)
 
 
+def test_where_a_log_stands_is_glimpsed_from_the_copy_unchecked(glimpse_clock: Clock) -> None:
+    """A move into a crowded room says where the room's log stands (rules.py): from the
+    copy, with no read recorded, so the move is not refused for another worker's event
+    there; a counter the copy lacks is read checked, as any other."""
+    copy = WorkerCopy("t", 100)
+    copy.counters["t:c:seq:room.hall"] = 41
+    tx = ScriptTx(copy, writable=True)
+    assert tx.glimpse_counter("seq", "room.hall") == 41
+    assert "t:c:seq:room.hall" not in _reads(tx)
+    assert tx.glimpse_counter("seq", "room.yard") == 0
+    assert "t:c:seq:room.yard" in _reads(tx)
+
+
 def test_a_description_lags_by_at_most_the_bound(
     counted_stores: list[RedisStore], world: World, clock: FakeClock, glimpse_clock: Clock
 ) -> None:
