@@ -17,8 +17,10 @@ every kind of bad input into a :class:`ProtocolError`. What travels between them
 * front -> subscribers: an :class:`Event` on public topics, a :class:`Notice` on private ones
   (framing in :mod:`gameserver.broadcast`).
 
-Decoding validates once, at the edge: the front checks a request's size and shape before it is
-queued, and a worker trusts the frames the front hands it.
+The front checks a request's size and shape before it queues it, and a worker decodes the
+request with the same checks again: building the model unchecked (``model_construct``) costs
+more than pydantic-core's validation does (3.9 against 2.7 us for an action on this machine,
+2026-12-06), and the second check keeps a worker from acting on a faulty front's bytes.
 """
 
 from __future__ import annotations
