@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import (
+    bench_cold,
     bench_connections,
     bench_game,
     bench_health,
@@ -367,6 +368,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=(bench_storm.__doc__ or "").split("\n\n")[0] or None,
     )
     bench_storm.add_arguments(storm)
+    cold = suites.add_parser(
+        "cold",
+        help="one call right after its process slept, against the same call made again at once",
+        description=(bench_cold.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_cold.add_arguments(cold)
     return parser
 
 
@@ -394,6 +401,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
         return bench_metrics.run_metrics(args)
     if args.suite == "storm":
         return bench_storm.run_storm(args)
+    if args.suite == "cold":
+        return bench_cold.run_cold(args)
     return run_engine(args)
 
 
