@@ -9,7 +9,10 @@ step on a job, decoding an action request): after a sleep in epoll of each ``--g
 the call is timed once (cold), then again (warm, the reference beside it). A third column
 first keeps the process awake for ``--awake-us`` (a spin that touches nothing else) and then
 times the call: if that is as slow as the cold call, the cost is the call's own code and data
-coming back, not a slow start of the CPU after a wake-up.
+coming back, not a slow start of the CPU after a wake-up. A fourth column never sleeps: the
+process spins for the whole gap, then times the call. If that is cold too, the caches were
+emptied while the process ran and its vCPU never halted, so by something outside this process
+and its sleeps (on this VM, outside the guest: see README, "Why cold costs this much").
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def measure_gap(gap_ms: int, calls: int, awake_us: int) -> dict[str, float]:
     cold: list[float] = []
     warm: list[float] = []
     awake: list[float] = []
+    spun: list[float] = []
     waker, sleeper = socket.socketpair()  # never written: the select times out, as a loop's does
     with selectors.DefaultSelector() as selector:
         selector.register(sleeper, selectors.EVENT_READ)
@@ -90,6 +94,8 @@ def measure_gap(gap_ms: int, calls: int, awake_us: int) -> dict[str, float]:
                 selector.select(gap_ms / 1000)
                 _spin(awake_us)
                 awake.append(_timed(call))
+                _spin(gap_ms * 1000)
+                spun.append(_timed(call))
         finally:
             waker.close()
             sleeper.close()
@@ -97,6 +103,7 @@ def measure_gap(gap_ms: int, calls: int, awake_us: int) -> dict[str, float]:
         "cold_us": statistics.median(cold),
         "warm_us": statistics.median(warm),
         "awake_first_us": statistics.median(awake),
+        "spun_through_us": statistics.median(spun),
     }
 
 
@@ -117,11 +124,16 @@ def run_cold(args: argparse.Namespace) -> int:
         f"one call (decoding a `look` request), median of {args.calls} sleeps, "
         f"median of {args.rounds} round(s)"
     )
-    print(f"{'sleep':>8}  {'cold us':>8}  {'warm us':>8}  {'cold/warm':>9}  {'awake first us':>14}")
+    print(
+        f"{'sleep':>8}  {'cold us':>8}  {'warm us':>8}  {'cold/warm':>9}  {'awake first us':>14}"
+        f"  {'spun through us':>15}"
+    )
     for row in rows:
         print(
             f"{row['gap_ms']:>5} ms  {row['cold_us']:8.2f}  {row['warm_us']:8.2f}  "
             f"{row['cold_vs_warm']:8.1f}x  {row['awake_first_us']:14.2f}"
+            f"  {row['spun_through_us']:15.2f}"
         )
     print(f"awake first: the call after {args.awake_us} us spent awake (spinning) past the sleep")
+    print("spun through: the call after spinning for the whole gap instead of sleeping")
     return 0

@@ -47,8 +47,14 @@ def test_tiny_run_gives_each_gap_its_figures(capsys: pytest.CaptureFixture[str])
     assert [row["gap_ms"] for row in rows] == [1, 2]
     for row in rows:
         assert row["cold_us"] > 0 and row["warm_us"] > 0 and row["awake_first_us"] > 0
+        assert row["spun_through_us"] > 0
         assert row["cold_vs_warm"] == pytest.approx(row["cold_us"] / row["warm_us"])
     assert "round 1/1: 2 ms gaps" in captured.err  # progress goes to stderr, not the JSON
     assert bench.main(argv) == 0
     table = capsys.readouterr().out
-    assert "cold/warm" in table and "    1 ms" in table and "    2 ms" in table
+    assert (
+        "cold/warm" in table
+        and "spun through us" in table
+        and "    1 ms" in table
+        and "    2 ms" in table
+    )
