@@ -13,6 +13,11 @@ from typing import Protocol
 
 #: Slots of a heartbeat wheel: one slot's links are checked every period / WHEEL_SLOTS.
 WHEEL_SLOTS = 32
+#: Links a slot takes before the next slot is used. A wheel with few links uses few slots, so
+#: it turns (and wakes its loop) a few times a period, not WHEEL_SLOTS times, and their PINGs
+#: and the peers' PONGs come in groups that find the code warm; 64 sealed PINGs take a few ms,
+#: well short of the burst of a thousand that held the loop for tens of ms.
+LINKS_PER_SLOT = 64
 
 
 class WheelHost(Protocol):
@@ -44,13 +49,13 @@ class HeartbeatWheel:
     A timer per link cost a TimerHandle, a heap push and a heap pop per link per period: at
     1,000 connections that was most of the front's heartbeat cost (py-spy, issue 12). A wheel
     has WHEEL_SLOTS slots and turns one slot every period / WHEEL_SLOTS (skipping empty ones),
-    so each link is still checked once per period, and the PINGs of many links leave in small groups rather than in
-    one burst that would hold the loop (1,000 sealed PINGs at once took tens of ms). Each link
-    keeps its own deadlines, so a silent peer is dropped as before (at most one period after
-    its deadline).
+    so each link is still checked once per period, and the PINGs of many links leave in
+    groups of at most about LINKS_PER_SLOT rather than in one burst that would hold the loop
+    (1,000 sealed PINGs at once took tens of ms). Each link keeps its own deadlines, so a
+    silent peer is dropped as before (at most one period after its deadline).
     """
 
-    __slots__ = ("cursor", "host", "joined", "period", "size", "slots", "timer")
+    __slots__ = ("cursor", "host", "period", "size", "slots", "timer")
 
     def __init__(self, host: WheelHost, period: float) -> None:
         self.host = host
@@ -59,30 +64,32 @@ class HeartbeatWheel:
         self.slots: list[dict[WheelMember, None]] = [{} for _ in range(WHEEL_SLOTS)]
         self.cursor = 0
         self.size = 0
-        self.joined = 0  # links that ever joined: the next one goes to slot joined % SLOTS
         self.timer: asyncio.TimerHandle | None = None
 
     @staticmethod
     def join(link: WheelMember, period: float) -> None:
         """Put `link` on its socket's wheel for `period` (made, and started, on first use).
 
-        Links go to the slots in turn, not to the one due last: a thousand links that connect
-        within one slot's time would otherwise share a slot, and their PINGs a burst. A link's
-        first PING still waits HEARTBEAT_IVL (its own deadline); only its checks are spread.
+        A link goes to the emptiest of the first ceil(links / LINKS_PER_SLOT) slots, not to the
+        one due next: a thousand links that connect within one slot's time would otherwise
+        share a slot, and their PINGs a burst. A link's first PING still waits HEARTBEAT_IVL
+        (its own deadline); only its checks are grouped.
         """
         host = link.host
         wheels = host.heartbeats
         wheel = wheels.get(period)
         if wheel is None:
             wheel = wheels[period] = HeartbeatWheel(host, period)
-        wheel.joined += 1
-        slot = wheel.slots[wheel.joined % WHEEL_SLOTS]
+        slots = wheel.slots
+        in_use = min(WHEEL_SLOTS, wheel.size // LINKS_PER_SLOT + 1)
+        index = min(range(in_use), key=lambda i: len(slots[i]))
+        slot = slots[index]
         slot[link] = None
         wheel.size += 1
         link.heartbeat_wheel = wheel
         link.heartbeat_slot = slot
         if wheel.timer is None:
-            wheel.cursor = (wheel.joined - 1) % WHEEL_SLOTS  # turns to the new link's slot
+            wheel.cursor = (index - 1) % WHEEL_SLOTS  # turns to the new link's slot first
             wheel._schedule_next()
 
     def discard(self, link: WheelMember) -> None:

@@ -33,6 +33,7 @@ from enginekit import (
 
 import engine
 from engine.asyncio import Socket
+from engine.transport.heartbeats import LINKS_PER_SLOT, WHEEL_SLOTS
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -291,6 +292,30 @@ async def test_one_heartbeat_wheel_drops_only_the_silent_peer() -> None:
         finally:
             for proxy in proxies:
                 await proxy.stop()
+
+
+@async_test()
+async def test_a_wheel_with_few_links_uses_few_slots_in_groups_of_at_most_links_per_slot() -> None:
+    """The wheel groups its links' checks: ceil(links / LINKS_PER_SLOT) slots are used, none
+    holds more than LINKS_PER_SLOT, so a socket with few links wakes a few times a period and
+    a crowded one still spreads its PINGs (white box: the wheel's slots)."""
+    links = 2 * LINKS_PER_SLOT + 3
+    async with network("tcp") as net:
+        hb = {"heartbeat_ivl": 60_000, "heartbeat_timeout": 180_000}
+        router = net.socket(engine.ROUTER, **hb)
+        endpoint = net.bind(router)
+        for n in range(links):
+            dealer = net.socket(engine.DEALER, routing_id=b"p%d" % n)
+            dealer.connect(endpoint)
+            await dealer.send(b"hello")
+        await recv_n(router, links)
+        (wheel,) = router._endpoints.heartbeats.values()
+        await wait_until(lambda: wheel.size == links, what="every link on the wheel")
+        sizes = [len(slot) for slot in wheel.slots]
+        in_use = [size for size in sizes if size]
+        assert len(in_use) == -(-links // LINKS_PER_SLOT)
+        assert max(in_use) <= LINKS_PER_SLOT
+        assert sizes[len(in_use) :] == [0] * (WHEEL_SLOTS - len(in_use))
 
 
 @async_test()
