@@ -14,8 +14,9 @@ out by it, and the busy handler still bounds the wait.
 checkpoint, which SQLite runs by itself inside the commit that makes the log long enough (a
 20-30 ms stall of that worker's event loop, every few hundred commits). The store turns that off
 (``wal_autocheckpoint = 0``) and a thread with its own connection runs a PASSIVE checkpoint
-(never waiting for a lock, never in a writer's way) every ``commits`` commits or ``interval``
-seconds after the last one; the sqlite3 module lets go of the GIL meanwhile.
+(never waiting for a lock, never in a writer's way) every ``commits`` commits, or ``interval``
+seconds after the first commit not yet checkpointed; the sqlite3 module lets go of the GIL
+meanwhile. With nothing committed the thread sleeps without a timer.
 """
 
 from __future__ import annotations
@@ -126,20 +127,31 @@ class Checkpointer:
         self._thread.start()
 
     def committed(self) -> None:
-        # Called on the writer's thread after each commit: a counter and, rarely, an Event.
+        # Called on the writer's thread after each commit: a counter and, rarely, an Event
+        # (the first commit since a checkpoint wakes the idle thread, the `commits`th ends
+        # its wait early).
         self._pending += 1
-        if self._pending >= self.commits:
+        if self._pending == 1 or self._pending >= self.commits:
             self._wake.set()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            while not self._stopping:
-                self._wake.wait(self.interval)
+            while True:
+                # Cleared before `_pending` is read, so a commit after the read wakes the wait.
                 self._wake.clear()
-                if self._pending:
-                    self._pending = 0  # a commit racing this line is caught next time
-                    self._checkpoint(conn)
+                if self._stopping:
+                    break
+                pending = self._pending
+                if not pending:
+                    # Nothing to checkpoint: no timer, so an idle server's thread sleeps until
+                    # the next commit (it used to wake every `interval` to find nothing).
+                    self._wake.wait()
+                    continue
+                if pending < self.commits:
+                    self._wake.wait(self.interval)  # let more commits join this checkpoint
+                self._pending = 0  # a commit racing this line is caught next time
+                self._checkpoint(conn)
         finally:
             conn.close()
 

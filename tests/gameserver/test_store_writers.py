@@ -127,6 +127,43 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     store.close()
 
 
+def _context_switches(thread: threading.Thread) -> int:
+    """How many times `thread` has gone to sleep and been woken (the kernel's count)."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("voluntary_ctxt_switches"))
+    return int(line.split()[1])
+
+
+def test_one_commit_is_checkpointed_within_the_interval_and_then_the_thread_sleeps(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "game.db")
+    store = SqliteStore(db)
+    interval = 0.02
+    checkpoints = Checkpointer(db, commits=1_000, interval=interval)
+    done = threading.Event()
+    original = checkpoints._checkpoint
+
+    def noted(conn: object) -> None:
+        original(conn)  # type: ignore[arg-type]
+        done.set()
+
+    checkpoints._checkpoint = noted  # type: ignore[method-assign]
+    store.transaction(lambda tx: tx.put("doc", "a", 1))
+    checkpoints.committed()
+    assert done.wait(WAIT_S)  # one commit, far below `commits`: the interval ends the wait
+    assert checkpoints.checkpoints == 1
+    before = _context_switches(checkpoints._thread)
+    # Proving an absence takes time: 25 intervals, in which a thread with a timer would
+    # have woken 25 times.
+    threading.Event().wait(25 * interval)
+    assert _context_switches(checkpoints._thread) - before <= 1
+    assert checkpoints.checkpoints == 1
+    checkpoints.close()
+    assert not checkpoints._thread.is_alive()
+    store.close()
+
+
 def test_a_queue_that_cannot_lock_leaves_the_store_to_sqlites_own_lock(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
