@@ -106,10 +106,8 @@ def test_a_store_queues_its_writes_and_frees_the_queue_after_each(tmp_path: Path
     store.close()
 
 
-def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
-    db = str(tmp_path / "game.db")
-    store = SqliteStore(db)
-    checkpoints = Checkpointer(db, commits=3, interval=WAIT_S)
+def _noting_each_checkpoint(checkpoints: Checkpointer) -> threading.Event:
+    """An Event set after each of `checkpoints`' checkpoints (the real one runs first)."""
     done = threading.Event()
     original = checkpoints._checkpoint
 
@@ -118,6 +116,14 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
         done.set()
 
     checkpoints._checkpoint = noted  # type: ignore[method-assign]
+    return done
+
+
+def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
+    db = str(tmp_path / "game.db")
+    store = SqliteStore(db)
+    checkpoints = Checkpointer(db, commits=3, interval=WAIT_S)
+    done = _noting_each_checkpoint(checkpoints)
     for n in range(3):
         store.transaction(lambda tx, n=n: tx.put("doc", str(n), n))
         checkpoints.committed()
@@ -141,14 +147,7 @@ def test_one_commit_is_checkpointed_within_the_interval_and_then_the_thread_slee
     store = SqliteStore(db)
     interval = 0.02
     checkpoints = Checkpointer(db, commits=1_000, interval=interval)
-    done = threading.Event()
-    original = checkpoints._checkpoint
-
-    def noted(conn: object) -> None:
-        original(conn)  # type: ignore[arg-type]
-        done.set()
-
-    checkpoints._checkpoint = noted  # type: ignore[method-assign]
+    done = _noting_each_checkpoint(checkpoints)
     store.transaction(lambda tx: tx.put("doc", "a", 1))
     checkpoints.committed()
     assert done.wait(WAIT_S)  # one commit, far below `commits`: the interval ends the wait
