@@ -31,7 +31,7 @@ from gameserver.known_hosts import (
 )
 from gameserver.logs import LOG_FORMATS
 from gameserver.metrics import MetricsError, start_metrics
-from gameserver.settings import default_keys_dir, key_bind_for
+from gameserver.settings import default_keys_dir, endpoint_problem, key_bind_for
 
 from .forwarder import (
     DEFAULT_HWM,
@@ -307,12 +307,34 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def first_endpoint_problem(args: argparse.Namespace) -> str | None:
+    """The first of the relay's endpoint options that is not an endpoint, said in one line;
+    None if all are."""
+    options = (
+        ("--upstream", args.upstream, False),
+        ("--bind", args.bind, True),
+        ("--actions-upstream", args.actions_upstream, False),
+        ("--actions-bind", args.actions_bind, True),
+        ("--stats-bind", args.stats_bind, True),
+        ("--key-bind", args.key_bind, True),
+        ("--upstream-key-endpoint", args.upstream_key_endpoint, False),
+    )
+    for flag, value, binding in options:
+        if value is not None and (problem := endpoint_problem(value, binding=binding)):
+            return f"{flag} {problem}"
+    return None
+
+
 def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
     args = build_parser(prog).parse_args(argv)
     if args.log_format not in LOG_FORMATS:  # a default from the environment skips `choices`
         print(f"{prog}: --log-format must be one of {', '.join(LOG_FORMATS)}", file=sys.stderr)
         return 2
     logs.setup(args.log_level, "relay", args.log_format)
+    if (problem := first_endpoint_problem(args)) is not None:
+        # Before anything is learnt, made or bound: a typo must not leave a key file behind.
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 2
     if (args.actions_upstream is None) != (args.actions_bind is None):
         print(f"{prog}: --actions-upstream and --actions-bind go together", file=sys.stderr)
         return 2

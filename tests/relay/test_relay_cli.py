@@ -1,0 +1,49 @@
+"""`crossroads relay` refuses a bad endpoint in one line, before it learns, makes or binds
+anything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UPSTREAM = "tcp://127.0.0.1:9"  # never dialled: the refusal comes first
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--upstream", "foo"], "--upstream 'foo'"),
+        (["--upstream", UPSTREAM, "--bind", "nope"], "--bind 'nope'"),
+        (["--upstream", UPSTREAM, "--stats-bind", "tcp://*:99999"], "--stats-bind"),
+        (
+            [
+                *("--upstream", UPSTREAM),
+                *("--actions-upstream", "tcp://*:7301"),
+                *("--actions-bind", "tcp://*:0"),
+            ],
+            "--actions-upstream",
+        ),
+        (["--upstream", UPSTREAM, "--key-bind", "udp:/"], "--key-bind"),
+    ],
+)
+def test_a_bad_endpoint_is_one_line_and_leaves_nothing_behind(
+    tmp_path: Path, options: list[str], named: str
+) -> None:
+    keys = tmp_path / "keys"
+    known_hosts = tmp_path / "known_hosts"
+    command = [sys.executable, "-m", "relay.cli", *options, "--keys-dir", str(keys)]
+    done = subprocess.run(
+        [*command, "--known-hosts", str(known_hosts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert named in lines[0] and "is not an endpoint" in lines[0], lines[0]
+    assert done.stdout == ""
+    assert not keys.exists() and not known_hosts.exists()
