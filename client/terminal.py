@@ -43,6 +43,7 @@ from .known_hosts import (
     ServerKeyChanged,
     add_key_options,
     add_updates_key_options,
+    key_endpoint_for,
     key_from_options,
     known_hosts_path,
     updates_key_from_options,
@@ -463,8 +464,14 @@ async def play(
         print(f"crossroads play: {exc}", file=sys.stderr)
         return 1
     if key is None:
+        # Either a server started with --insecure-players, or one whose announcement cannot
+        # be reached (then a secure server refuses the cleartext connection): say where we
+        # looked, so the second case is not mistaken for the first.
+        where = args.key_endpoint or key_endpoint_for(args.server) or "its key port"
         print(
-            "warning: this server offers no key; your password crosses the network in clear",
+            f"warning: no key announced at {where}: talking in clear, so your password "
+            "crosses the network unsealed (a secure server whose announcement is elsewhere "
+            "needs --key-endpoint or --server-key)",
             file=sys.stderr,
         )
     connection = Connection(

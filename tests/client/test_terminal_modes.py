@@ -134,9 +134,12 @@ def test_wrong_password_and_no_server(
     monkeypatch.setenv("CROSSROADS_PASSWORD", "not-carols")
     wrong = play("--server", server.actions, "--updates", server.updates)
     assert wrong.returncode == 1 and "login refused" in wrong.stdout
-    nobody = f"tcp://127.0.0.1:{unused_port()}"
+    port = unused_port()
+    nobody = f"tcp://127.0.0.1:{port}"
     away = play("--server", nobody, "--updates", nobody, "--timeout", "0.3")
     assert away.returncode == 1 and "the server does not answer" in away.stdout
+    # No key could be learnt: the warning says where it was looked for.
+    assert f"no key announced at tcp://127.0.0.1:{port - 1}: talking in clear" in away.stderr
     monkeypatch.delenv("CROSSROADS_PASSWORD")
     missing = play("--server", nobody, "--updates", nobody)
     assert missing.returncode == 2 and "no password" in missing.stderr
