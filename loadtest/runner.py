@@ -230,7 +230,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--users", "-u", type=int, default=20, help="simulated players (20)")
     parser.add_argument("--spawn-rate", "-r", type=float, default=10, help="users/s started (10)")
-    parser.add_argument("--run-time", "-t", default="30s", help="e.g. 30s, 2m (30s)")
+    parser.add_argument(
+        "--run-time", "-t", type=_run_time, default="30s", help="e.g. 30s, 2m, 1h20m (30s)"
+    )
     parser.add_argument(
         "--server", metavar="ENDPOINT", type=_endpoint, help="front's actions endpoint"
     )
@@ -269,6 +271,26 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="seconds each player waits between actions, drawn uniformly (0.1-0.5)",
     )
     return parser
+
+
+#: A time span as Locust reads --run-time: seconds alone, or hours, minutes and seconds.
+_TIME_SPAN = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
+
+
+def _run_time(text: str) -> str:
+    """A positive time span (checked here, before a local server starts, for a clear error)."""
+    match = _TIME_SPAN.fullmatch(text)
+    if text.isdigit():
+        seconds = int(text)
+    elif text and match is not None:
+        seconds = int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + int(match["s"] or 0)
+    else:
+        raise argparse.ArgumentTypeError(
+            f"expected a time span such as 30s, 2m or 1h20m, got {text!r}"
+        )
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the run time must be more than 0 seconds")
+    return text
 
 
 def _wait_range(text: str) -> str:

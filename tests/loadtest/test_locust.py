@@ -51,6 +51,21 @@ def test_a_bad_wait_range_is_one_clear_line(bad: str, capsys: pytest.CaptureFixt
     assert "--wait" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("bad", ["5x", "", "0", "0s", "1m-2s", "s", "1.5m"])
+def test_a_bad_run_time_is_one_clear_line(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Refused while parsing, so no local server or Locust starts for it.
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--run-time", bad])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--run-time" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("good", ["20", "30s", "2m", "1h20m", "3h30m10s"])
+def test_run_times_locust_reads_are_taken(good: str) -> None:
+    assert runner.build_parser("loadtest").parse_args(["-t", good]).run_time == good
+
+
 def test_summary_table_from_locust_rows() -> None:
     def row(kind: str, name: str, count: int, fails: int, rate: float) -> dict[str, str]:
         return {
