@@ -19,6 +19,7 @@ import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -485,13 +486,35 @@ def _next_port(endpoint: str) -> str:
     return f"{host}:{int(port) + 1}"
 
 
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the numbers and ports given, in one line, before anything starts
+    (Locust would otherwise fail later with a traceback, or run a test that cannot pass)."""
+    if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
+        return "--users, --processes and --spawn-rate must be positive"
+    if args.request_timeout <= 0 or args.login_timeout <= 0:
+        return "--request-timeout and --login-timeout must be more than 0 seconds"
+    if not args.server and args.workers < 1:
+        return "--workers must be at least 1: the local server's workers answer the players"
+    if args.web:
+        if not 0 < args.web_port < 65536:
+            return f"--web-port {args.web_port} is not a port (1-65535)"
+        try:
+            family = socket.getaddrinfo(args.web_host, args.web_port)[0][0]
+            with socket.create_server((args.web_host, args.web_port), family=family):
+                pass  # free now: Locust binds it a moment later
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            return f"cannot open the web UI on {args.web_host}:{args.web_port}: {why}"
+    return None
+
+
 def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
     args = build_parser(prog).parse_args(argv)
     if args.server and not args.updates and not args.server.startswith("tcp://"):
         print(f"{prog}: --server {args.server} is not tcp://: give --updates too", file=sys.stderr)
         return 2
-    if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
-        print(f"{prog}: --users, --processes and --spawn-rate must be positive", file=sys.stderr)
+    if (problem := argument_problem(args)) is not None:
+        print(f"{prog}: {problem}", file=sys.stderr)
         return 2
     if not _installed("locust"):  # Locust runs as a child: say so here, not in its traceback
         print(

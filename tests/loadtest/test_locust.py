@@ -9,6 +9,7 @@ import csv
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,34 @@ def test_a_bad_wait_range_or_run_time_is_one_clear_line(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--request-timeout", "0"], "--request-timeout and --login-timeout"),
+        (["--login-timeout", "-1"], "--request-timeout and --login-timeout"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--web", "--web-port", "99999"], "--web-port 99999 is not a port"),
+        (["--spawn-rate", "0"], "--spawn-rate must be positive"),
+    ],
+)
+def test_bad_numbers_are_one_line_before_anything_starts(
+    options: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert runner.main(options) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err, err
+
+
+def test_a_web_port_in_use_is_one_line_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert runner.main(["--web", "--web-host", "127.0.0.1", "--web-port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot open the web UI on 127.0.0.1:{port}" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("good", ["20", "30s", "2m", "1h20m", "3h30m10s"])
