@@ -361,7 +361,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_game(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.warmup < 0:
-        print("--duration must be positive and --warmup not negative", file=sys.stderr)
+        print(
+            "crossroads bench game: --duration must be positive and --warmup not negative",
+            file=sys.stderr,
+        )
         return 2
     modes = [*args.modes, BURN] if "cpu" in args.modes else args.modes
     runs = [

@@ -52,6 +52,15 @@ def test_help_names_the_rounds(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--rounds" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("bad", [["--duration", "0"], ["--warmup", "-1"]])
+def test_a_bad_duration_is_one_line_naming_the_command(
+    bad: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(["game", *bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "crossroads bench game: --duration must be positive and --warmup not negative"
+
+
 def _tiny_run(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[list[dict], str]:
     """A run of half a second per count, 1 and 2 workers, 2 clients: its JSON rows, stderr."""
     argv = ["game", "--workers", "1,2", "--duration", "0.5", "--warmup", "0.2"]
