@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from gameserver.health import HEALTH_FILE_ENV
+from loadtest.cli_numbers import positive
 from loadtest.ports import free_ports
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -441,7 +442,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--health-timeout",
-        type=float,
+        type=positive(float),
         default=HEALTH_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long each service may take to pass its health check ({HEALTH_TIMEOUT_S:g})",

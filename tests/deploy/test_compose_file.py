@@ -224,6 +224,16 @@ def test_a_file_that_is_no_compose_file_is_one_line(tmp_path: Path, text: str, w
     assert words in str(refused.value) and "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize("bad", ["0", "-1", "soon"])
+def test_a_bad_health_timeout_is_refused_before_anything_starts(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cl.main(["--file", str(COMPOSE_FILE), "--health-timeout", bad])
+    assert exc.value.code == 2
+    assert "--health-timeout" in capsys.readouterr().err
+
+
 def test_front_outlives_its_drain_before_sigkill() -> None:
     drain = float(cl.environment(SERVICES["front"])["CROSSROADS_DRAIN_TIMEOUT"])
     grace = SERVICES["front"]["stop_grace_period"]
