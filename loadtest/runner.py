@@ -190,6 +190,37 @@ def locust_command(
     return cmd
 
 
+#: Seconds between the progress lines of a headless run (Locust itself prints only the end).
+PROGRESS_S = 10.0
+
+
+def _wait_showing_progress(
+    locust: subprocess.Popen[bytes], csv_prefix: str, started: float, *, show: bool
+) -> int:
+    """Locust's exit status; meanwhile, on stderr every PROGRESS_S, how far the run is."""
+    while True:
+        try:
+            return locust.wait(timeout=PROGRESS_S if show else None)
+        except subprocess.TimeoutExpired:
+            line = progress_line(csv_prefix, time.monotonic() - started)
+            if line is not None:
+                print(line, file=sys.stderr, flush=True)
+
+
+def progress_line(csv_prefix: str, elapsed: float) -> str | None:
+    """ "  20s: 4,512 requests, 0 failed" from the stats Locust rewrites every second; None
+    before its first requests (or while it is rewriting the file)."""
+    try:
+        with Path(f"{csv_prefix}_stats.csv").open(newline="") as f:
+            total = next((r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"), None)
+        if total is None:
+            return None
+        count, failed = int(total["Request Count"]), int(total["Failure Count"])
+    except (OSError, KeyError, TypeError, ValueError, csv.Error):  # a row cut mid-rewrite
+        return None
+    return f"  {elapsed:.0f}s: {count:,} requests, {failed:,} failed"
+
+
 def read_stats(csv_prefix: str) -> list[dict[str, str]]:
     """Final rows per request type and name, then Aggregated: ``PREFIX_final.csv`` (written by
     the locustfile at exit), else Locust's ``PREFIX_stats.csv``."""
@@ -340,7 +371,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             )
         print(f"locust pid {locust.pid}", flush=True)
         try:
-            code = locust.wait()
+            code = _wait_showing_progress(locust, csv_prefix, started, show=not args.web)
         except Stopped as stop:
             print(f"{stop}: stopping Locust and the local server", file=sys.stderr, flush=True)
             _stop_locust(locust)

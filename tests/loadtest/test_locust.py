@@ -92,6 +92,20 @@ def test_run_times_locust_reads_are_taken(good: str) -> None:
     assert runner.build_parser("loadtest").parse_args(["-t", good]).run_time == good
 
 
+def test_progress_line_reads_the_aggregated_row(tmp_path: Path) -> None:
+    prefix = str(tmp_path / "run")
+    assert runner.progress_line(prefix, 3.0) is None  # before Locust wrote anything
+    stats = Path(f"{prefix}_stats.csv")
+    stats.write_text("Type,Name,Request Count,Failure Count\n")
+    assert runner.progress_line(prefix, 3.0) is None  # no requests yet
+    stats.write_text(
+        "Type,Name,Request Count,Failure Count\ngame,look,1200,0\n,Aggregated,4512,3\n"
+    )
+    assert runner.progress_line(prefix, 20.4) == "  20s: 4,512 requests, 3 failed"
+    stats.write_text("Type,Name,Request Count,Failure Count\n,Aggregated,45")  # mid-rewrite
+    assert runner.progress_line(prefix, 21.0) is None
+
+
 def test_summary_table_from_locust_rows() -> None:
     def row(kind: str, name: str, count: int, fails: int, rate: float) -> dict[str, str]:
         return {
@@ -189,6 +203,8 @@ def test_headless_run_against_a_local_server(tmp_path: Path, own_data_dir: Path)
     assert Path(f"{prefix}_stats.csv").stat().st_size > 0
     assert html.stat().st_size > 0
     assert "| look |" in out and "| broadcast |" in out
+    # Progress while it ran (every runner.PROGRESS_S; the run lasts longer than that).
+    assert re.search(r"\n  \d+s: [\d,]+ requests, 0 failed\n", out), out
     # The throwaway server's key stayed in the run's directory, not the user's known hosts.
     assert not (own_data_dir / "crossroads" / "known_hosts").exists()
 
