@@ -29,6 +29,7 @@ from .commands import CommandSet, split_command
 from .protocol import (
     Request,
 )
+from .settings import host_port
 from .store.base import Store
 from .store.records import session_key
 from .store.state import GameState
@@ -68,18 +69,10 @@ def require_client() -> None:
 
 def parse_bind(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT`` (loopback) -> (host, port)."""
-    text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    host = host.strip("[]") or "127.0.0.1"
     try:
-        port = int(port_text)
-    except ValueError:
-        raise MetricsError(f"metrics bind {text!r}: expected HOST:PORT or PORT") from None
-    if not 0 <= port <= 65535:
-        raise MetricsError(f"metrics bind {text!r}: port out of range")
-    return host, port
+        return host_port(text)
+    except ValueError as exc:
+        raise MetricsError(f"metrics bind {exc}") from None
 
 
 def offset_bind(text: str, offset: int) -> str:

@@ -81,6 +81,23 @@ def endpoint_problem(text: str, *, binding: bool = False) -> str | None:
     return None
 
 
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT`` (loopback) -> (host, port), the form
+    of a plain TCP listener's bind (``--metrics-bind``); raises ValueError saying why not."""
+    text = text.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r}: expected HOST:PORT or PORT") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{text!r}: port out of range")
+    return host, port
+
+
 def key_bind_for(actions_bind: str) -> str:
     """The key announcement beside an actions bind: same host, the port below (the convention
     clients use to find it); a system-chosen actions port (0) gets a system-chosen one too."""
@@ -240,6 +257,16 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _a_host_port(cls, value: str | None) -> str | None:
+        # Checked here, with the rest: found only when the metrics server starts, a typo came
+        # after `serve` had made its keys and started its workers.
+        if value is None or not value.strip():
+            return None
+        host_port(value)
+        return value.strip()
 
 
 #: How each setting is shown in --help.

@@ -31,7 +31,7 @@ from gameserver.known_hosts import (
 )
 from gameserver.logs import LOG_FORMATS
 from gameserver.metrics import MetricsError, start_metrics
-from gameserver.settings import default_keys_dir, endpoint_problem, key_bind_for
+from gameserver.settings import default_keys_dir, endpoint_problem, host_port, key_bind_for
 
 from .forwarder import (
     DEFAULT_HWM,
@@ -308,8 +308,8 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def first_endpoint_problem(args: argparse.Namespace) -> str | None:
-    """The first of the relay's endpoint options that is not an endpoint, said in one line;
-    None if all are."""
+    """The first of the relay's endpoint and address options that is not one, said in one
+    line; None if all are."""
     options = (
         ("--upstream", args.upstream, False),
         ("--bind", args.bind, True),
@@ -322,6 +322,11 @@ def first_endpoint_problem(args: argparse.Namespace) -> str | None:
     for flag, value, binding in options:
         if value is not None and (problem := endpoint_problem(value, binding=binding)):
             return f"{flag} {problem}"
+    if args.metrics_bind:
+        try:
+            host_port(args.metrics_bind)
+        except ValueError as exc:
+            return f"--metrics-bind {exc}"
     return None
 
 

@@ -104,3 +104,29 @@ def test_commands_given_a_bad_endpoint_say_so_in_one_line(argv: list[str], tmp_p
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "endpoint" in done.stderr.strip().splitlines()[-1] or "tcp://" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["foo", "host:port", "70000"])
+def test_a_bad_metrics_bind_is_refused_before_serve_makes_anything(
+    value: str, tmp_path: Path
+) -> None:
+    # It used to be found when the metrics server started: after `serve` had made the
+    # cluster's keys and started its workers.
+    done = subprocess.run(
+        [sys.executable, "-m", "crossroads", "serve", "--metrics-bind", value],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"metrics_bind (CROSSROADS_METRICS_BIND): Value error, '{value}'" in done.stderr
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_a_blank_metrics_bind_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROSSROADS_METRICS_BIND", " ")
+    assert settings.load(serve.build_parser("serve").parse_args([])).metrics_bind is None

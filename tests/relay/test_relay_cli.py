@@ -1,5 +1,5 @@
-"""`crossroads relay` refuses a bad endpoint in one line, before it learns, makes or binds
-anything."""
+"""`crossroads relay` refuses a bad endpoint or address in one line, before it learns, makes or
+binds anything."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ UPSTREAM = "tcp://127.0.0.1:9"  # never dialled: the refusal comes first
             "--actions-upstream",
         ),
         (["--upstream", UPSTREAM, "--key-bind", "udp:/"], "--key-bind"),
+        (["--upstream", UPSTREAM, "--metrics-bind", "foo"], "--metrics-bind 'foo'"),
     ],
 )
 def test_a_bad_endpoint_is_one_line_and_leaves_nothing_behind(
@@ -44,6 +45,7 @@ def test_a_bad_endpoint_is_one_line_and_leaves_nothing_behind(
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert named in lines[0] and "is not an endpoint" in lines[0], lines[0]
+    assert named in lines[0], lines[0]
+    assert "is not an endpoint" in lines[0] or "expected HOST:PORT" in lines[0], lines[0]
     assert done.stdout == ""
     assert not keys.exists() and not known_hosts.exists()
