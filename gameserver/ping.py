@@ -81,6 +81,9 @@ def main(argv: list[str], prog: str = "crossroads ping") -> int:
     if args.timeout <= 0:
         print(f"{prog}: --timeout must be positive", file=sys.stderr)
         return 2
+    if args.min_workers < 0:
+        print(f"{prog}: --min-workers must not be negative", file=sys.stderr)
+        return 2
     try:
         settings = cfg.load(args)
     except cfg.SettingsError as exc:

@@ -130,3 +130,24 @@ def test_a_bad_metrics_bind_is_refused_before_serve_makes_anything(
 def test_a_blank_metrics_bind_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSROADS_METRICS_BIND", " ")
     assert settings.load(serve.build_parser("serve").parse_args([])).metrics_bind is None
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--min-workers", "-1"], "--min-workers must not be negative"),
+        (["--timeout", "0"], "--timeout must be positive"),
+    ],
+)
+def test_ping_refuses_a_bad_number_in_one_line(options: list[str], said: str) -> None:
+    # Refused before anything is dialled (the port is never listened on).
+    done = subprocess.run(
+        [sys.executable, "-m", "crossroads", "ping", "--server", "tcp://127.0.0.1:9", *options],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [f"crossroads ping: {said}"]
