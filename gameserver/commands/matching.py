@@ -101,6 +101,8 @@ def find_other_player(ctx: Context, query: str, missing: str, *, here: bool) -> 
             and (not here or other.room == room)
         )
 
+    if key and key == ctx.player.key:
+        raise CommandError("That is you.")  # as `page` and `ignore` say, not "nobody here"
     other = ctx.state.player(key) if key else None
     if other is not None and fits(other):
         return other

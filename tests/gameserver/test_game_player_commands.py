@@ -154,6 +154,15 @@ def test_ignore_refuses_whispers_and_pages(game: Game) -> None:
     assert bob.heard("whisper") == ['alice whispers to you, "psst"']
 
 
+def test_whisper_and_give_to_oneself_say_that_is_you(game: Game) -> None:
+    alice = game.login("alice")
+    alice.say_ok("take lamp")
+    # They said "Nobody called 'alice' is around", as if the name were wrong.
+    for line in ("whisper alice hi", "tell Alice: hi", "give lamp to ALICE"):
+        assert refused(alice, line) == "That is you.", line
+    assert alice.say_ok("inventory").endswith("a brass lamp.")
+
+
 def test_time_tells_the_phase_and_writes_nothing(game: Game, service: GameService) -> None:
     alice = game.login("alice")
     service.tick()
