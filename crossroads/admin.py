@@ -298,7 +298,8 @@ async def run_in_game(args: argparse.Namespace, line: str) -> tuple[bool, str]:
     )
     try:
         try:
-            await session.login(args.admin, password)
+            # must_exist: a typo in --as must not register a new account with the admin password
+            await session.login(args.admin, password, must_exist=True)
         except RequestRefused as exc:
             raise AdminError(f"cannot log in as {args.admin}: {exc}") from None
         reply = await session.act(line)

@@ -77,8 +77,14 @@ def test_admin_commands_against_a_real_server(start_server: StartServer, sqlite_
                 reply = await bob.act(line)
                 assert not reply.ok and "Only admins may use" in reply.text, line
             # ...and through the shell, with a player's own (valid) credentials.
+            carol = await logged_in(server, "Carol", "carol-pw-1")
+            await carol.close()
             done = await _cli("kick", "Alice", "--as", "Carol", *at(server), password="carol-pw-1")
             one_line_error(done, 1, "Only admins may use 'kick'.")
+            # A name nobody has is refused, and not registered with the password given.
+            done = await _cli("kick", "Alice", "--as", "Dora", *at(server), password="dora-pw-1")
+            one_line_error(done, 1, "cannot log in as Dora: no_account: No account is called")
+            assert read_state(sqlite_url, lambda s: s.player("dora")) is None
             assert (await alice.act("look")).ok  # nothing happened to Alice
 
             done = await _cli(
