@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -110,8 +111,15 @@ class ServeProcess:
         self.endpoints: dict[str, str] = {}
         ready = threading.Event()
         threading.Thread(target=self._read, args=(ready,), daemon=True).start()
-        if not ready.wait(START_TIMEOUT_S) or "actions" not in self.endpoints:
+        started = ready.wait(START_TIMEOUT_S)
+        if not started or "actions" not in self.endpoints:
+            if started:  # its output ended before "ready": it is on its way out
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(10)
+            exited = self.process.poll() is not None
             self.stop()
+            if exited:  # say why, in the server's own last words
+                raise GameBenchError(f"the server exited: {_last_line(log)}")
             raise GameBenchError(f"the server did not start within {START_TIMEOUT_S:g}s")
 
     def _read(self, ready: threading.Event) -> None:
@@ -137,6 +145,14 @@ class ServeProcess:
                 self.process.wait(10)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def _last_line(log: Any) -> str:
+    """The last non-blank line the server wrote to its log file (``log`` still open)."""
+    log.flush()
+    with open(log.name, encoding="utf-8", errors="replace") as text:
+        lines = [line.strip() for line in text if line.strip()]
+    return lines[-1] if lines else "(nothing in its log)"
 
 
 async def load(run: GameRun, endpoints: dict[str, str], args: argparse.Namespace) -> None:
@@ -359,12 +375,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 
 
-def run_game(args: argparse.Namespace) -> int:
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, in one line; None if nothing."""
     if args.duration <= 0 or args.warmup < 0:
-        print(
-            "crossroads bench game: --duration must be positive and --warmup not negative",
-            file=sys.stderr,
-        )
+        return "--duration must be positive and --warmup not negative"
+    if not args.command.strip():
+        return "--command must not be empty"
+    if args.store and not args.store.startswith(("redis://", "rediss://", "unix://")):
+        # Each run needs a world of its own: SQLite is the default (a fresh file per run).
+        return f"--store takes a Redis URL (redis://host:port/db), not {args.store!r}"
+    return None
+
+
+def run_game(args: argparse.Namespace) -> int:
+    if (problem := argument_problem(args)) is not None:
+        print(f"crossroads bench game: {problem}", file=sys.stderr)
         return 2
     modes = [*args.modes, BURN] if "cpu" in args.modes else args.modes
     runs = [
@@ -383,7 +408,12 @@ def run_game(args: argparse.Namespace) -> int:
             if run.mode == BURN:
                 measure_burn(run, args)
             else:
-                measure(run, args, workdir)
+                try:
+                    measure(run, args, workdir)
+                except GameBenchError as exc:  # no server, no run: every other would fail too
+                    _progress("\n")
+                    print(f"crossroads bench game: {exc}", file=sys.stderr)
+                    return 1
             unit = "loops/s" if run.mode == BURN else "actions/s"
             done = f"{run.rate:,.0f} {unit}" if run.status == "ok" else f"error: {run.note}"
             _progress(done + "\n")

@@ -7,6 +7,7 @@ No __init__.py here on purpose: it would make this directory shadow the `loadtes
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -59,6 +60,37 @@ def test_a_bad_duration_is_one_line_naming_the_command(
     assert bench.main(["game", *bad]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "crossroads bench game: --duration must be positive and --warmup not negative"
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (["--command", " "], "--command must not be empty"),
+        (["--store", "bogus"], "--store takes a Redis URL (redis://host:port/db), not 'bogus'"),
+        (["--store", "sqlite:///x.db"], "--store takes a Redis URL"),
+    ],
+)
+def test_a_bad_option_is_one_line_before_any_server_starts(
+    bad: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(["game", *bad]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().startswith(f"crossroads bench game: {said}"), captured.err
+    assert "\n" not in captured.err.strip() and "[1/" not in captured.err
+
+
+def test_a_server_that_cannot_start_is_one_line_with_its_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["game", "--modes", "light", "--workers", "1", "--rounds", "1"]
+    assert bench.main([*argv, "--store", f"redis://127.0.0.1:{port}/0"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    # It was a traceback saying "did not start within 60s", though the server had exited.
+    assert last.startswith("crossroads bench game: the server exited: "), last
+    assert f"127.0.0.1:{port}" in last and "refused" in last, last
 
 
 def _tiny_run(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[list[dict], str]:
