@@ -278,7 +278,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     eng.add_argument(
         "--size",
-        type=int,
+        type=positive(int),
         nargs="+",
         default=[16, 1024],
         metavar="BYTES",
@@ -303,7 +303,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     eng.add_argument(
         "--timeout",
-        type=float,
+        type=positive(float),
         default=60.0,
         metavar="SECONDS",
         help="give up on one measurement after this long (default: 60)",
@@ -407,9 +407,6 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
 
 
 def run_engine(args: argparse.Namespace) -> int:
-    if any(s <= 0 for s in args.size):
-        print("--size values must be positive", file=sys.stderr)
-        return 2
     subscribers = tuple(dict.fromkeys(args.subscribers))
     runs = plan(
         args.which,

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from loadtest.bench_game import GameBenchError, ServeProcess
+from loadtest.cli_numbers import positive
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: Rounds per check; the reported figure is the median of the rounds' medians.
@@ -130,13 +131,10 @@ def _env() -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", type=int, default=10, help="checks per round (10)")
+    parser.add_argument("--runs", type=positive(int), default=10, help="checks per round (10)")
 
 
 def run_health(args: argparse.Namespace) -> int:
-    if args.runs < 1:
-        print("--runs must be positive", file=sys.stderr)
-        return 2
     env = _env()
     # The old checks, as `crossroads ping` and `crossroads relay-stats` run them.
     old_ping = [sys.executable, "-m", "gameserver.ping"]

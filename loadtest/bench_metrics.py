@@ -23,6 +23,7 @@ from gameserver.jobs import run_job
 from gameserver.metrics import ActionMeter, action_observer, require_client, worker_registry
 from gameserver.protocol import ActionRequest, LoginReply, LoginRequest, encode, request_job
 from gameserver.service import GameService
+from loadtest.cli_numbers import positive
 
 ROUNDS = 3
 COMMANDS = ("look", "say hello", "who", "inventory")
@@ -30,14 +31,11 @@ COMMANDS = ("look", "say hello", "who", "inventory")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--actions", type=int, default=3000, help="actions per mode and round (3000)"
+        "--actions", type=positive(int), default=3000, help="actions per mode and round (3000)"
     )
 
 
 def run_metrics(args: argparse.Namespace) -> int:
-    if args.actions < 1:
-        print("--actions must be positive", file=sys.stderr)
-        return 2
     require_client()
     with tempfile.TemporaryDirectory(prefix="crossroads-bench-metrics-") as tmp:
         service = GameService.open(f"sqlite:///{Path(tmp) / 'game.db'}")

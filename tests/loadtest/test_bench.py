@@ -229,3 +229,23 @@ def test_profile_of_memory_alone_says_there_is_nothing_to_count(capsys) -> None:
     assert bench.main(["engine", "mem", "--profile"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nothing to count in mem" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["engine", "--timeout", "0"], "argument --timeout: must be positive"),
+        (["engine", "--size", "16", "-1"], "argument --size: must be positive"),
+        (["health", "--runs", "0"], "argument --runs: must be positive"),
+    ],
+)
+def test_a_bad_number_is_refused_in_one_line_naming_the_command(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--timeout 0` used to run every measurement into an error; the others said
+    # "--runs must be positive" without naming the command.
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv, prog="crossroads bench")
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"crossroads bench {argv[0]}: error: {said}"

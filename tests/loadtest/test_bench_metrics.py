@@ -20,5 +20,8 @@ def test_tiny_run_prints_both_modes_and_the_scrape(capsys: pytest.CaptureFixture
 
 
 def test_bad_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["metrics", "--actions", "0"]) == 2
-    assert "--actions must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["metrics", "--actions", "0"])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "crossroads bench metrics: error: argument --actions: must be positive"
