@@ -13,6 +13,20 @@ from gameserver import serve, settings, worker
 from gameserver.serve import connectable
 
 
+def crossroads(argv: list[str], *, home: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m crossroads ARGV`` from the repository, with ``home`` as its HOME and data
+    directory."""
+    return subprocess.run(
+        [sys.executable, "-m", "crossroads", *argv],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSROADS_STORE", "redis://db:6379/0")
     monkeypatch.setenv("CROSSROADS_WORKERS", "3")
@@ -92,15 +106,7 @@ def test_an_endpoint_that_does_not_parse_is_a_settings_error(flag: str, value: s
     ids=["worker", "loadtest-server", "loadtest-ipc-without-updates"],
 )
 def test_commands_given_a_bad_endpoint_say_so_in_one_line(argv: list[str], tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "crossroads", *argv],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = crossroads(argv, home=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "endpoint" in done.stderr.strip().splitlines()[-1] or "tcp://" in done.stderr
@@ -112,15 +118,7 @@ def test_a_bad_metrics_bind_is_refused_before_serve_makes_anything(
 ) -> None:
     # It used to be found when the metrics server started: after `serve` had made the
     # cluster's keys and started its workers.
-    done = subprocess.run(
-        [sys.executable, "-m", "crossroads", "serve", "--metrics-bind", value],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = crossroads(["serve", "--metrics-bind", value], home=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"metrics_bind (CROSSROADS_METRICS_BIND): Value error, '{value}'" in done.stderr
@@ -139,15 +137,10 @@ def test_a_blank_metrics_bind_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--timeout", "0"], "--timeout must be positive"),
     ],
 )
-def test_ping_refuses_a_bad_number_in_one_line(options: list[str], said: str) -> None:
+def test_ping_refuses_a_bad_number_in_one_line(
+    options: list[str], said: str, tmp_path: Path
+) -> None:
     # Refused before anything is dialled (the port is never listened on).
-    done = subprocess.run(
-        [sys.executable, "-m", "crossroads", "ping", "--server", "tcp://127.0.0.1:9", *options],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = crossroads(["ping", "--server", "tcp://127.0.0.1:9", *options], home=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [f"crossroads ping: {said}"]
