@@ -231,12 +231,12 @@ def own_key(args: argparse.Namespace) -> KeyPair | None:
     return pair
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, prog: str = "crossroads relay") -> int:
     try:
         upstream_key = await asyncio.to_thread(learn_upstream_key, args)
         key = own_key(args)
     except (KeysError, ServerKeyChanged) as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     try:
         relay = Relay(
@@ -256,7 +256,7 @@ async def serve(args: argparse.Namespace) -> int:
             max_subscriptions=args.max_subscriptions,
         )
     except (ValueError, engine.ZMQError) as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     announcer = None
     if key is not None:
@@ -267,14 +267,14 @@ async def serve(args: argparse.Namespace) -> int:
             announcer = KeyAnnouncer(relay.context, key_bind, key.public)
         except engine.ZMQError as exc:
             relay.close()
-            print(f"relay: cannot bind {key_bind}: {exc}", file=sys.stderr)
+            print(f"{prog}: cannot bind --key-bind {key_bind}: {exc.strerror}", file=sys.stderr)
             return 2
     try:
         metrics = await start_metrics(
             args.metrics_bind, lambda: relay_registry(relay, logs.process_id())
         )
     except MetricsError as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         if announcer is not None:
             announcer.close()
         relay.close(linger=0)
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay") -> int:
     if args.history and args.actions_bind is None:
         print(f"{prog}: --history answers catch-ups, so it needs --actions-bind", file=sys.stderr)
         return 2
-    return asyncio.run(serve(args))
+    return asyncio.run(serve(args, prog))
 
 
 if __name__ == "__main__":

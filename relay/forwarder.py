@@ -174,7 +174,7 @@ class Relay:
             limit_publisher(self.down, SocketLimits(max_subscriptions=max_subscriptions))
         self.up_links = self._watch_upstream(self.up, "upstream events")
         self.up.connect(upstream)
-        self.endpoint = self.down.bind(bind)
+        self.endpoint = self._bind(self.down, bind, "--bind")
         self.stats.downstream = self.endpoint
         self.actions_endpoint: str | None = None
         self.stats_endpoint: str | None = None
@@ -188,11 +188,20 @@ class Relay:
             limit_bound(self.router, MAX_REQUEST_WIRE_BYTES, DEFAULT_MAX_CONNECTIONS)
             self.actions_links = self._watch_upstream(self.dealer, "upstream actions")
             self.dealer.connect(actions_upstream)
-            self.actions_endpoint = self.router.bind(actions_bind)
+            self.actions_endpoint = self._bind(self.router, actions_bind, "--actions-bind")
         if stats_bind is not None:
             self.rep = self._socket(engine.REP, hwm)
             limit_bound(self.rep, MAX_STATS_REQUEST_BYTES, DEFAULT_MAX_CONNECTIONS)
-            self.stats_endpoint = self.rep.bind(stats_bind)
+            self.stats_endpoint = self._bind(self.rep, stats_bind, "--stats-bind")
+
+    def _bind(self, sock: azmq.Socket, endpoint: str, option: str) -> str:
+        """Bind ``sock``; if that fails, close everything made so far and raise ValueError
+        naming the option and the endpoint (the relay binds up to three)."""
+        try:
+            return sock.bind(endpoint)
+        except engine.ZMQError as exc:
+            self.close(linger=0)
+            raise ValueError(f"cannot bind {option} {endpoint}: {exc.strerror}") from None
 
     def _socket(self, kind: int, hwm: int, upstream: bool | None = None) -> azmq.Socket:
         sock = self.context.socket(kind)

@@ -3,11 +3,14 @@ binds anything."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from engine import curve_keypair
 
 UPSTREAM = "tcp://127.0.0.1:9"  # never dialled: the refusal comes first
 
@@ -49,3 +52,28 @@ def test_a_bad_endpoint_is_one_line_and_leaves_nothing_behind(
     assert "is not an endpoint" in lines[0] or "expected HOST:PORT" in lines[0], lines[0]
     assert done.stdout == ""
     assert not keys.exists() and not known_hosts.exists()
+
+
+@pytest.mark.parametrize("option", ["--bind", "--stats-bind", "--key-bind", "--actions-bind"])
+def test_a_taken_port_is_one_line_naming_its_option(tmp_path: Path, option: str) -> None:
+    # It said "relay: Address already in use", without saying which of up to four binds.
+    public, _ = curve_keypair()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        binds = {"--bind": "tcp://127.0.0.1:0", option: endpoint}
+        if option == "--actions-bind":
+            binds["--actions-upstream"] = UPSTREAM
+        command = [sys.executable, "-m", "relay.cli", "--upstream", UPSTREAM]
+        command += ["--upstream-key", public.decode(), "--keys-dir", str(tmp_path / "keys")]
+        done = subprocess.run(
+            [*command, *(part for pair in binds.items() for part in pair)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == f"crossroads relay: cannot bind {option} {endpoint}: Address already in use"
+    assert "Traceback" not in done.stderr
