@@ -300,7 +300,10 @@ async def _serve(settings: cfg.Settings, world: World, local: LocalPort | None) 
             announcer = KeyAnnouncer(front.context, key_bind, security.pair.public)
         except engine.ZMQError as exc:
             front.close(linger=0)
-            print(f"crossroads serve: cannot bind {key_bind}: {exc}", file=sys.stderr)
+            print(
+                f"crossroads serve: cannot bind the key endpoint {key_bind} (--key-bind): {exc}",
+                file=sys.stderr,
+            )
             return 1
         say(f"key {connectable(announcer.endpoint)}  (players learn the front's key here)")
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,25 @@ def test_ping_refuses_a_bad_number_in_one_line(
     done = crossroads(["ping", "--server", "tcp://127.0.0.1:9", *options], home=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [f"crossroads ping: {said}"]
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [("--actions-bind", "the actions endpoint"), ("--key-bind", "the key endpoint")],
+)
+def test_serve_on_a_taken_port_is_one_line_naming_it(
+    option: str, said: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        binds = {opt: "tcp://127.0.0.1:0" for opt in ("--actions-bind", "--updates-bind")}
+        binds |= {"--workers-bind": "tcp://127.0.0.1:0", "--key-bind": "tcp://127.0.0.1:0"}
+        binds[option] = endpoint
+        argv = ["serve", "--workers", "0", *(part for pair in binds.items() for part in pair)]
+        done = crossroads(argv, home=tmp_path)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"crossroads serve: cannot bind {said} {endpoint}"), last
+    assert "Address already in use" in last and "Traceback" not in done.stderr
