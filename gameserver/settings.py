@@ -124,7 +124,8 @@ def default_store_url() -> str:
 class Settings(BaseSettings):
     """Everything the server's commands can be told; see the module docstring for the table."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # allow_inf_nan: "inf" seconds between heartbeats passed `gt=0` and left workers unwatched.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", allow_inf_nan=False)
 
     store: str = Field(
         default_factory=default_store_url,

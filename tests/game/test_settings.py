@@ -167,3 +167,10 @@ def test_serve_on_a_taken_port_is_one_line_naming_it(
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"crossroads serve: cannot bind {said} {endpoint}"), last
     assert "Address already in use" in last and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--heartbeat-interval", "inf"), ("--rate", "nan")])
+def test_a_number_that_is_not_finite_is_a_settings_error(flag: str, value: str) -> None:
+    # "inf" passed `gt=0`: workers that heartbeat every "inf" seconds are never found dead.
+    with pytest.raises(settings.SettingsError, match="finite number"):
+        settings.load(serve.build_parser("serve").parse_args([flag, value]))
