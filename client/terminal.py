@@ -25,6 +25,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from gameserver.cli_numbers import positive
 from gameserver.protocol import (
     MAX_PASSWORD_CHARS,
     MAX_TEXT_CHARS,
@@ -418,7 +419,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--script", type=Path, metavar="FILE", help="run one command per line")
     parser.add_argument(
-        "--timeout", type=float, default=2.0, metavar="SECONDS", help="wait per try (default 2)"
+        "--timeout",
+        type=positive(float),
+        default=2.0,
+        metavar="SECONDS",
+        help="wait per try (default 2)",
     )
     add_key_options(parser, "--server")
     add_updates_key_options(parser)
@@ -512,8 +517,6 @@ def check_arguments(args: argparse.Namespace) -> None:
     for flag, path in (("--password-file", args.password_file), ("--script", args.script)):
         if path is not None and not path.is_file():
             raise UsageError(f"{flag} {str(path)!r}: no such file")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be more than 0 seconds")
 
 
 def password_refusal(password: str) -> str | None:

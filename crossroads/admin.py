@@ -28,6 +28,7 @@ from typing import Any
 from client.session import GameSession, RequestRefused, ServerUnavailable, SessionError
 from engine.patterns.lazy_pirate import RequestFailed
 from gameserver import settings as cfg
+from gameserver.cli_numbers import positive
 from gameserver.known_hosts import KeysError, ServerKeyChanged, add_key_options, key_from_options
 from gameserver.moderation import ModerationError, grant, summary
 from gameserver.ping import ping
@@ -69,7 +70,7 @@ def _game_options(parser: argparse.ArgumentParser) -> None:
     add_key_options(parser, "--server")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive(float),
         default=DEFAULT_TIMEOUT_S,
         metavar="SECONDS",
         help=f"give up on the server after this long ({DEFAULT_TIMEOUT_S:g})",
@@ -111,7 +112,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=positive(float, zero=True),
         default=DEFAULT_INTERVAL_S,
         metavar="SECONDS",
         help=f"time between the two pings that give jobs/s ({DEFAULT_INTERVAL_S:g})",
@@ -317,9 +318,6 @@ async def run_in_game(args: argparse.Namespace, line: str) -> tuple[bool, str]:
 def main(argv: list[str], prog: str = "crossroads admin") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if getattr(args, "timeout", 1.0) <= 0 or getattr(args, "interval", 1.0) < 0:
-        print(f"{prog}: --timeout must be positive and --interval not negative", file=sys.stderr)
-        return 2
     try:
         if args.action == "grant":
             print(do_grant(args))

@@ -41,8 +41,8 @@ from typing import Any
 
 import yaml
 
+from gameserver.cli_numbers import positive
 from gameserver.health import HEALTH_FILE_ENV
-from loadtest.cli_numbers import positive
 from loadtest.ports import free_ports
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)

@@ -26,6 +26,7 @@ that breaks the protocol is simply unhealthy.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -305,6 +306,8 @@ def _number(flag: str, text: str | None, kind: type) -> float:
         value = kind(text)
     except (TypeError, ValueError):
         raise ValueError(f"{flag} needs a number") from None
+    if not math.isfinite(value):  # float() takes "nan", which passes `< 0`
+        raise ValueError(f"{flag} needs a finite number")
     if value < 0:
         raise ValueError(f"{flag} must not be negative")
     return value

@@ -7,6 +7,7 @@ its worker count, so ``--min-workers 1`` also checks that someone can do the wor
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import engine
@@ -78,7 +79,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str], prog: str = "crossroads ping") -> int:
     args = build_parser(prog).parse_args(argv)
-    if args.timeout <= 0:
+    if not 0 < args.timeout < math.inf:  # not `<= 0`: float() takes "nan", which passes that
         print(f"{prog}: --timeout must be positive", file=sys.stderr)
         return 2
     if args.min_workers < 0:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gameserver.cli_numbers import positive
 from loadtest import (
     bench_cold,
     bench_connections,
@@ -42,7 +43,6 @@ from loadtest.bench_pair import (
     render_table,
 )
 from loadtest.bench_workers import MEM_CONNECTIONS
-from loadtest.cli_numbers import positive
 
 __all__ = ["NO_PYZMQ", "NO_SYNC_FACE", "main"]
 

@@ -26,8 +26,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from gameserver.cli_numbers import count_list, positive
 from gameserver.protocol import ActionRequest, decode_request, encode
-from loadtest.cli_numbers import count_list, positive
 
 #: A `look` as a worker receives it (the front has checked it already; a worker checks again).
 REQUEST = encode(ActionRequest(token="A" * 43, action_id="c1-42", text="look"))

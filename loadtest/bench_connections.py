@@ -32,8 +32,8 @@ from typing import Any
 
 import orjson
 
+from gameserver.cli_numbers import count_list, positive
 from loadtest.bench_subscribers import have_pyzmq
-from loadtest.cli_numbers import count_list, positive
 
 ROUND_TIMEOUT_S = 10.0
 WARM_TIMEOUT_S = 15.0

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.cli_numbers import count_list, positive
+from gameserver.cli_numbers import count_list, positive
 
 MODES = ("light", "cpu")
 #: The cpu mode's reference rows: the burn loop in bare processes (see the module's doc).
@@ -336,14 +336,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=positive(float),
         default=5.0,
         metavar="SECONDS",
         help="measured time per run (default: 5)",
     )
     parser.add_argument(
         "--warmup",
-        type=float,
+        type=positive(float, zero=True),
         default=1.0,
         metavar="SECONDS",
         help="unmeasured time first (default: 1)",
@@ -377,8 +377,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the options, in one line; None if nothing."""
-    if args.duration <= 0 or args.warmup < 0:
-        return "--duration must be positive and --warmup not negative"
     if not args.command.strip():
         return "--command must not be empty"
     if args.store and not args.store.startswith(("redis://", "rediss://", "unix://")):

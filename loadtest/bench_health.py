@@ -27,8 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from gameserver.cli_numbers import positive
 from loadtest.bench_game import GameBenchError, ServeProcess
-from loadtest.cli_numbers import positive
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: Rounds per check; the reported figure is the median of the rounds' medians.

@@ -18,12 +18,12 @@ import time
 from itertools import count
 from pathlib import Path
 
+from gameserver.cli_numbers import positive
 from gameserver.commands import default_commands
 from gameserver.jobs import run_job
 from gameserver.metrics import ActionMeter, action_observer, require_client, worker_registry
 from gameserver.protocol import ActionRequest, LoginReply, LoginRequest, encode, request_job
 from gameserver.service import GameService
-from loadtest.cli_numbers import positive
 
 ROUNDS = 3
 COMMANDS = ("look", "say hello", "who", "inventory")

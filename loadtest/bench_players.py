@@ -551,12 +551,6 @@ def plan(args: argparse.Namespace) -> list[Row]:
 
 
 def run_players(args: argparse.Namespace) -> int:
-    if args.duration <= 0 or args.warmup < 0 or args.rate <= 0:
-        print(
-            "crossroads bench players: --duration and --rate must be positive, --warmup not negative",
-            file=sys.stderr,
-        )
-        return 2
     rows = plan(args)
     # A listener that falls behind logs each repaired gap; the table, not the log, reports.
     logging.getLogger("client").setLevel(logging.ERROR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from loadtest.cli_numbers import count_list, positive
+from gameserver.cli_numbers import count_list, positive
 
 #: The rows, in the order they run.
 ROWS = ("rate", "floor", "closed", "seq", "fanout", "logins")
@@ -100,14 +100,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=positive(float),
         default=8.0,
         metavar="SECONDS",
         help="measured time per round (default: 8)",
     )
     parser.add_argument(
         "--warmup",
-        type=float,
+        type=positive(float, zero=True),
         default=1.0,
         metavar="SECONDS",
         help="unmeasured time first (default: 1)",

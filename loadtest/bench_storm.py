@@ -28,9 +28,9 @@ from typing import Any
 
 import engine
 from engine.security.keys import sodium
+from gameserver.cli_numbers import positive
 from loadtest.bench_child import ask_child_to_stop, start_child
 from loadtest.bench_subscribers import have_pyzmq
-from loadtest.cli_numbers import positive
 
 #: libzmq's default backlog, which the engine keeps.
 DEFAULT_BACKLOG = 100

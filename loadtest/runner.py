@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import math
 import os
 import re
 import signal
@@ -520,9 +521,10 @@ def _next_port(endpoint: str) -> str:
 def argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the numbers and ports given, in one line, before anything starts
     (Locust would otherwise fail later with a traceback, or run a test that cannot pass)."""
-    if args.users < 1 or args.processes < 1 or args.spawn_rate <= 0:
+    # `not 0 < x < inf`, not `x <= 0`: float() takes "nan", which passes every comparison.
+    if args.users < 1 or args.processes < 1 or not 0 < args.spawn_rate < math.inf:
         return "--users, --processes and --spawn-rate must be positive"
-    if args.request_timeout <= 0 or args.login_timeout <= 0:
+    if not (0 < args.request_timeout < math.inf and 0 < args.login_timeout < math.inf):
         return "--request-timeout and --login-timeout must be more than 0 seconds"
     if not args.server and args.workers < 1:
         return "--workers must be at least 1: the local server's workers answer the players"

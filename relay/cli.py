@@ -12,6 +12,7 @@ from pathlib import Path
 
 import engine
 from gameserver import logs
+from gameserver.cli_numbers import positive
 from gameserver.cluster_keys import (
     RELAY,
     KeyAnnouncer,
@@ -85,7 +86,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--stats-bind", help="REP answering stats requests, e.g. tcp://*:7319")
     p.add_argument(
         "--stats-interval",
-        type=float,
+        type=positive(float, zero=True),
         default=DEFAULT_STATS_INTERVAL,
         help="seconds between stats log lines (0: never)",
     )

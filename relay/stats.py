@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None, prog: str = "crossroads relay-stats") ->
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an answer"
     )
     args = parser.parse_args(argv)
-    if args.timeout <= 0:
+    if not 0 < args.timeout < math.inf:  # not `<= 0`: float() takes "nan", which passes that
         print(f"{prog}: --timeout must be positive", file=sys.stderr)
         return 2
     try:

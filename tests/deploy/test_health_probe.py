@@ -158,6 +158,7 @@ def test_greetings_other_than_zmtp3_null_are_refused() -> None:
         (["file", "--timeout", "1"], "unknown option"),
         (["relay", "tcp://a:1", "--timeout"], "needs a number"),
         (["front", "tcp://a:1", "--min-workers", "-1"], "negative"),
+        (["front", "tcp://a:1", "--timeout", "nan"], "needs a finite number"),
         (["file", "a", "b"], "unexpected argument"),
     ],
 )

@@ -136,6 +136,7 @@ def test_a_blank_metrics_bind_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (["--min-workers", "-1"], "--min-workers must not be negative"),
         (["--timeout", "0"], "--timeout must be positive"),
+        (["--timeout", "nan"], "--timeout must be positive"),
     ],
 )
 def test_ping_refuses_a_bad_number_in_one_line(

@@ -53,13 +53,22 @@ def test_help_names_the_rounds(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--rounds" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("bad", [["--duration", "0"], ["--warmup", "-1"]])
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (["--duration", "0"], "argument --duration: must be positive"),
+        (["--warmup", "-1"], "argument --warmup: must not be negative"),
+        (["--duration", "nan"], "argument --duration: expected a finite number, got 'nan'"),
+    ],
+)
 def test_a_bad_duration_is_one_line_naming_the_command(
-    bad: list[str], capsys: pytest.CaptureFixture[str]
+    bad: list[str], said: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(["game", *bad]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == "crossroads bench game: --duration must be positive and --warmup not negative"
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["game", *bad])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"crossroads bench game: error: {said}"
 
 
 @pytest.mark.parametrize(

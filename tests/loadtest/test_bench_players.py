@@ -83,7 +83,10 @@ def test_help_and_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "rows are a comma list of" in err and "Traceback" not in err
-    assert bench.main(["players", "--duration", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["players", "--duration", "nan"])
+    assert exc.value.code == 2
+    assert "argument --duration: expected a finite number" in capsys.readouterr().err
 
 
 def test_cpu_seconds_reads_proc() -> None:

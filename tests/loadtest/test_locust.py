@@ -67,6 +67,8 @@ def test_a_bad_wait_range_or_run_time_is_one_clear_line(
         (["--workers", "0"], "--workers must be at least 1"),
         (["--web", "--web-port", "99999"], "--web-port 99999 is not a port"),
         (["--spawn-rate", "0"], "--spawn-rate must be positive"),
+        (["--spawn-rate", "nan"], "--spawn-rate must be positive"),
+        (["--request-timeout", "inf"], "--request-timeout and --login-timeout"),
     ],
 )
 def test_bad_numbers_are_one_line_before_anything_starts(

@@ -58,6 +58,7 @@ def test_nobody_answering_and_bad_endpoints_are_one_line_each() -> None:
     one_clear_line(relay_stats("foo://"), 1, "invalid endpoint")
     one_clear_line(relay_stats("tcp://127.0.0.1:99999"), 1, "port out of range")
     one_clear_line(relay_stats("tcp://127.0.0.1:1", "--timeout", "0"), 2, "must be positive")
+    one_clear_line(relay_stats("tcp://127.0.0.1:1", "--timeout", "nan"), 2, "must be positive")
 
 
 @pytest.mark.parametrize("as_json", [False, True])

@@ -1,4 +1,4 @@
-"""The bench commands' shared argument types: numbers and count lists, bad input a clear error."""
+"""The commands' shared argument types: numbers and count lists, bad input a clear error."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from loadtest.cli_numbers import count_list, positive
+from gameserver.cli_numbers import count_list, positive
 
 
 def test_positive_numbers() -> None:
@@ -16,6 +16,8 @@ def test_positive_numbers() -> None:
         (positive(int), "0", "must be positive"),
         (positive(int, zero=True), "-1", "must not be negative"),
         (positive(int), "two", "expected a number, got 'two'"),
+        (positive(float), "nan", "expected a finite number, got 'nan'"),
+        (positive(float, zero=True), "inf", "expected a finite number, got 'inf'"),
     ):
         with pytest.raises(argparse.ArgumentTypeError, match=why):
             parse(text)
