@@ -98,10 +98,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help=f"topics one downstream peer may hold ({PLAYER_SUBSCRIPTIONS}: a player needs 3); "
         "raise it on a relay that feeds other relays",
     )
-    p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="per-peer queue bound (0: none)")
+    p.add_argument(
+        "--hwm",
+        type=positive(int, zero=True),
+        default=DEFAULT_HWM,
+        help="per-peer queue bound (0: none)",
+    )
     p.add_argument(
         "--history",
-        type=int,
+        type=positive(int, zero=True),
         default=0,
         help="events kept per public topic to answer the region's catch-ups locally (0: off; "
         "needs the actions proxy; the relay does not check session tokens)",

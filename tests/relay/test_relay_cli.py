@@ -77,3 +77,27 @@ def test_a_taken_port_is_one_line_naming_its_option(tmp_path: Path, option: str)
     last = done.stderr.strip().splitlines()[-1]
     assert last == f"crossroads relay: cannot bind {option} {endpoint}: Address already in use"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--hwm", "-1", "must not be negative"),  # was taken, and the relay started
+        ("--history", "-1", "must not be negative"),
+        ("--stats-interval", "nan", "expected a finite number, got 'nan'"),
+    ],
+)
+def test_a_bad_number_is_refused_before_anything_starts(
+    tmp_path: Path, option: str, value: str, said: str
+) -> None:
+    command = [sys.executable, "-m", "relay.cli", "--upstream", UPSTREAM, option, value]
+    done = subprocess.run(
+        [*command, "--keys-dir", str(tmp_path / "keys")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(f"error: argument {option}: {said}"), last
+    assert not (tmp_path / "keys").exists()
