@@ -386,6 +386,14 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     rows = read_stats(csv_prefix)
     if rows:
         print(f"\n{args.users} users, {elapsed:.0f}s (incl. start-up)\n{summary(rows)}")
+    if code == 0 and not any(int(r["Request Count"] or 0) for r in rows):
+        # Locust exits 0 when nothing failed, and nothing fails when nothing ends.
+        print(
+            f"no request ended in {elapsed:.0f}s: the players' logins were still waiting "
+            f"(a server that does not answer, or a run shorter than --login-timeout)",
+            file=sys.stderr,
+        )
+        code = 1
         reasons = failure_reasons(csv_prefix)
         if reasons:
             print("\nwhy requests failed:\n" + "\n".join(reasons))
@@ -518,6 +526,30 @@ def _next_port(endpoint: str) -> str:
     return f"{host}:{int(port) + 1}"
 
 
+#: How long the check that a --server answers waits for its port (a TCP connect on a LAN).
+REACH_TIMEOUT_S = 3.0
+
+
+def unreachable(endpoint: str) -> str | None:
+    """Why nothing listens at a tcp:// or ipc:// ``endpoint`` (a plain connect, before Locust
+    starts); None if something does. Without it a run against a server that is down showed 0
+    requests and 0 failures: the players' logins wait out --login-timeout, longer than most runs."""
+    scheme, _, rest = endpoint.partition("://")
+    try:
+        if scheme == "tcp":
+            host, _, port = rest.rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)), REACH_TIMEOUT_S):
+                return None
+        if scheme == "ipc":
+            with socket.socket(socket.AF_UNIX) as unix:
+                unix.settimeout(REACH_TIMEOUT_S)
+                unix.connect(rest)
+                return None
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return None  # another transport: Locust's players will say
+
+
 def argument_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the numbers and ports given, in one line, before anything starts
     (Locust would otherwise fail later with a traceback, or run a test that cannot pass)."""
@@ -549,6 +581,13 @@ def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
     if (problem := argument_problem(args)) is not None:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 2
+    if args.server and (why := unreachable(args.server)) is not None:
+        print(
+            f"{prog}: nothing answers at {args.server} ({why}): start the server first, or "
+            "leave out --server and the load test starts its own",
+            file=sys.stderr,
+        )
+        return 1
     if not _installed("locust"):  # Locust runs as a child: say so here, not in its traceback
         print(
             f"{prog} needs the 'loadtest' extra: pip install 'crossroads[loadtest]'",

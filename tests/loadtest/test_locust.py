@@ -211,6 +211,39 @@ def test_headless_run_against_a_local_server(tmp_path: Path, own_data_dir: Path)
     assert not (own_data_dir / "crossroads" / "known_hosts").exists()
 
 
+def test_a_server_that_is_down_is_one_line_before_locust_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        server = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    # It ran Locust and reported 0 requests, 0 failures, exit 0: the logins were still waiting.
+    assert runner.main(["--server", server, "-u", "2", "-t", "5s"]) == 1
+    captured = capsys.readouterr()
+    assert "locust pid" not in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"nothing answers at {server} (Connection refused)" in lines[0]
+
+
+def test_a_run_in_which_no_request_ended_fails(tmp_path: Path, own_data_dir: Path) -> None:
+    # Something listens, but it is no server: nothing fails within the run, nothing ends.
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        server = f"tcp://127.0.0.1:{mute.getsockname()[1]}"
+        command = [sys.executable, "-m", "crossroads", "loadtest", "--server", server]
+        done = subprocess.run(
+            [*command, "-u", "2", "-t", "3s"],
+            cwd=tmp_path,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+            capture_output=True,
+            text=True,
+            timeout=RUN_LIMIT_S,
+        )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "no request ended in" in done.stderr.strip().splitlines()[-1], done.stderr
+
+
 def test_two_load_tests_with_locust_processes_run_at_once(tmp_path: Path) -> None:
     """With --processes, Locust's master listened for its workers on 5557 on every interface:
     a second load test meanwhile died in Locust's "Address already in use" traceback. Each
