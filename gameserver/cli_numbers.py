@@ -1,33 +1,18 @@
 """Argument types the commands share: a positive finite number, and a comma list of counts.
 
-Each turns bad input into argparse's one-line error (`error: argument --x: ...`). ``nan`` and
-``inf`` are refused: ``float()`` takes them, and a NaN timeout passes every ``<= 0`` check,
-then fails deep inside a socket call.
+Each turns bad input into argparse's one-line error (`error: argument --x: ...`). `positive` is
+the engine's (`engine.patterns.demo_cli`, which the pattern demos use too), re-exported here so
+that the game's commands and the demos refuse a number in the same words from one definition;
+it lives in the engine because the engine may import nothing of the game.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
-from typing import Any
 
+from engine.patterns.demo_cli import positive
 
-def positive(kind: type, *, zero: bool = False) -> Callable[[str], Any]:
-    """A parser of one finite number of `kind`, above 0 (or at least 0, with `zero`)."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if value < 0 or (value == 0 and not zero):
-            raise argparse.ArgumentTypeError("must not be negative" if zero else "must be positive")
-        return value
-
-    return parse
+__all__ = ["count_list", "positive"]
 
 
 def count_list(text: str) -> list[int]:

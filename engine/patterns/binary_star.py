@@ -26,6 +26,8 @@ from typing import Any
 import engine as zmq
 import engine.asyncio as azmq
 
+from .demo_cli import positive, startup
+
 log = logging.getLogger(__name__)
 
 #: How often each server publishes its state: the Guide's value, cheap and quick enough.
@@ -417,22 +419,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--statesub", required=True, help="the peer's statepub, to connect to")
     parser.add_argument("--status", help="optional REP endpoint that answers the state's name")
     parser.add_argument(
-        "--heartbeat", type=float, default=HEARTBEAT_S, help="state period in seconds"
+        "--heartbeat", type=positive(float), default=HEARTBEAT_S, help="state period in seconds"
     )
     args = parser.parse_args(argv)
 
     def report(state: State) -> None:
         print(f"STATE {state.name}", flush=True)
 
-    server = BinaryStarServer(
-        args.primary,
-        args.frontend,
-        args.statepub,
-        args.statesub,
-        heartbeat=args.heartbeat,
-        status=args.status,
-        on_state=report,
+    endpoints = [args.frontend, args.statepub, args.statesub] + (
+        [args.status] if args.status else []
     )
+    # Start-up only: an error while serving keeps its traceback (see demo_cli).
+    with startup(parser.prog, *endpoints):
+        server = BinaryStarServer(
+            args.primary,
+            args.frontend,
+            args.statepub,
+            args.statesub,
+            heartbeat=args.heartbeat,
+            status=args.status,
+            on_state=report,
+        )
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     role_name = "primary" if args.primary else "backup"
     print(

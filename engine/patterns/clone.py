@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import engine as zmq
 
+from .demo_cli import positive, startup
+
 log = logging.getLogger(__name__)
 
 # -- wire format (RFC 12) -------------------------------------------------------------------------
@@ -390,18 +392,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="pull",
         help="pull: clients PUSH (default); sub: RFC 12's literal SUB, clients PUB",
     )
-    srv.add_argument("--hugz", type=float, default=HUGZ_INTERVAL_S, help="heartbeat seconds")
-    srv.add_argument("--sndhwm", type=int, help="publisher SNDHWM (messages)")
+    srv.add_argument(
+        "--hugz", type=positive(float), default=HUGZ_INTERVAL_S, help="heartbeat seconds"
+    )
+    srv.add_argument(
+        "--sndhwm", type=positive(int, zero=True), help="publisher SNDHWM (messages; 0: no limit)"
+    )
     args = parser.parse_args(argv)
 
-    server = CloneServer(
-        args.snapshot,
-        args.publisher,
-        args.collector,
-        hugz_interval=args.hugz,
-        collector_type=zmq.SUB if args.collector_type == "sub" else zmq.PULL,
-        sndhwm=args.sndhwm,
-    )
+    # Start-up only: an error while serving keeps its traceback (see demo_cli).
+    with startup(parser.prog, args.snapshot, args.publisher, args.collector):
+        server = CloneServer(
+            args.snapshot,
+            args.publisher,
+            args.collector,
+            hugz_interval=args.hugz,
+            collector_type=zmq.SUB if args.collector_type == "sub" else zmq.PULL,
+            sndhwm=args.sndhwm,
+        )
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     print(
         f"READY snapshot={server.snapshot_endpoint} publisher={server.publisher_endpoint} "

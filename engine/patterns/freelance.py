@@ -30,15 +30,9 @@ from .. import Context
 from .. import constants as c
 from ..asyncio import Context as AsyncContext
 from ..errors import ZMQError
+from .demo_cli import positive, setup_logging, startup, stop_on_signals, verbose_option
 from .lazy_pirate import PatternError, RequestFailed, as_frames
-from .simple_pirate import (
-    STOP_POLL_S,
-    Handler,
-    echo,
-    setup_logging,
-    stop_on_signals,
-    verbose_option,
-)
+from .simple_pirate import STOP_POLL_S, Handler, echo
 
 log = logging.getLogger(__name__)
 
@@ -402,16 +396,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--endpoint", help="public endpoint = routing id (default: the bound one)")
     k = sub.add_parser("client", parents=[common], help="send requests and print the replies")
     k.add_argument("--connect", action="append", required=True, help="a server (repeatable)")
-    k.add_argument("--count", type=int, default=1, help="requests to send")
-    k.add_argument("--timeout-ms", type=float, default=REQUEST_TIMEOUT_S * 1000)
+    k.add_argument("--count", type=positive(int), default=1, help="requests to send")
+    k.add_argument("--timeout-ms", type=positive(float), default=REQUEST_TIMEOUT_S * 1000)
     k.add_argument("message", nargs="*", default=["hello"], help="request frames")
     args = parser.parse_args(argv)
     # A client's stdout carries the replies: only warnings join them, unless -v.
     setup_logging(args.verbose, logging.INFO if args.role == "server" else logging.WARNING)
     ctx = Context()
     try:
+        # Start-up only: an error while serving keeps its traceback (see demo_cli).
         if args.role == "server":
-            server = FreelanceServer(args.bind, endpoint=args.endpoint, context=ctx)
+            with startup(parser.prog, args.bind):
+                server = FreelanceServer(args.bind, endpoint=args.endpoint, context=ctx)
             stop_on_signals(server.stop)
             try:
                 server.run()
@@ -419,8 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.close()
             return 0
         client = FreelanceClient(timeout=args.timeout_ms / 1000, context=ctx)
-        for endpoint in args.connect:
-            client.connect(endpoint)
+        with startup(parser.prog, *args.connect):
+            for endpoint in args.connect:
+                client.connect(endpoint)
         try:
             for _ in range(args.count):
                 reply = client.request([m.encode() for m in args.message])

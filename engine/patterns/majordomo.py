@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from .demo_cli import check_connect, positive, startup, stop_on_signals
 from .majordomo_broker import AsyncMajordomoBroker, BrokerCore, MajordomoBroker
 from .majordomo_client import AsyncMajordomoClient, MajordomoClient
 from .majordomo_common import (
@@ -60,20 +60,20 @@ __all__ = [
 ]
 
 
-def _on_termination(stop: Callable[[], None]) -> None:
-    """SIGINT and SIGTERM end the loop cleanly instead of killing it mid-message."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop())
+#: The command line's name, in argparse's usage lines and in start-up errors.
+PROG = "python -m engine.patterns.majordomo"
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    broker = MajordomoBroker(
-        args.bind,
-        heartbeat_ms=args.heartbeat_ms,
-        liveness=args.liveness,
-        request_ttl_ms=args.request_ttl_ms,
-    )
-    _on_termination(broker.stop)
+    # Start-up only, here and below: an error while serving keeps its traceback (demo_cli).
+    with startup(PROG, args.bind):
+        broker = MajordomoBroker(
+            args.bind,
+            heartbeat_ms=args.heartbeat_ms,
+            liveness=args.liveness,
+            request_ttl_ms=args.request_ttl_ms,
+        )
+    stop_on_signals(broker.stop)
     print(broker.endpoint, flush=True)
     try:
         broker.run()
@@ -83,14 +83,15 @@ def _run_broker(args: argparse.Namespace) -> int:
 
 
 def _run_echo_worker(args: argparse.Namespace) -> int:
-    worker = MajordomoWorker(
-        args.broker,
-        args.service,
-        heartbeat_ms=args.heartbeat_ms,
-        liveness=args.liveness,
-        reconnect_ms=args.reconnect_ms,
-    )
-    _on_termination(worker.stop)
+    with startup(PROG, args.broker):
+        worker = MajordomoWorker(  # connects here, and a bad service name is refused here
+            args.broker,
+            args.service,
+            heartbeat_ms=args.heartbeat_ms,
+            liveness=args.liveness,
+            reconnect_ms=args.reconnect_ms,
+        )
+    stop_on_signals(worker.stop)
     tag = [args.tag.encode()] if args.tag else []
 
     def echo(body: Frames) -> Frames:
@@ -104,6 +105,8 @@ def _run_echo_worker(args: argparse.Namespace) -> int:
 
 
 def _run_request(args: argparse.Namespace) -> int:
+    with startup(PROG, args.broker):
+        check_connect(args.broker)  # the client connects only in request()
     with MajordomoClient(args.broker, timeout_ms=args.timeout_ms, retries=args.retries) as client:
         try:
             reply = client.request(args.service, *[b.encode() for b in args.body])
@@ -117,7 +120,7 @@ def _run_request(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.patterns.majordomo",
+        prog=PROG,
         description="Majordomo (ZeroMQ RFC 7 MDP/0.1, RFC 8 MMI) broker, echo worker and client.",
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -127,13 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     def heartbeat_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--heartbeat-ms",
-            type=int,
+            type=positive(int),
             default=HEARTBEAT_INTERVAL_MS,
             help="heartbeat interval; must match between broker and workers (default %(default)s)",
         )
         p.add_argument(
             "--liveness",
-            type=int,
+            type=positive(int),
             default=HEARTBEAT_LIVENESS,
             help="missed heartbeats before a peer counts as dead (default %(default)s)",
         )
@@ -143,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     heartbeat_flags(broker)
     broker.add_argument(
         "--request-ttl-ms",
-        type=int,
+        type=positive(int),
         default=REQUEST_TTL_MS,
         help="drop queued requests older than this (default %(default)s)",
     )
@@ -158,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     heartbeat_flags(worker)
     worker.add_argument(
         "--reconnect-ms",
-        type=int,
+        type=positive(int, zero=True),
         default=RECONNECT_DELAY_MS,
         help="pause before reconnecting to a lost broker (default %(default)s)",
     )
@@ -169,8 +172,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     request.add_argument("--broker", required=True, help="broker endpoint to connect to")
     request.add_argument("--service", required=True, help="service name (e.g. mmi.service)")
-    request.add_argument("--timeout-ms", type=int, default=CLIENT_TIMEOUT_MS)
-    request.add_argument("--retries", type=int, default=CLIENT_RETRIES)
+    request.add_argument("--timeout-ms", type=positive(int), default=CLIENT_TIMEOUT_MS)
+    request.add_argument(
+        "--retries", type=positive(int, zero=True), default=CLIENT_RETRIES, help="extra attempts"
+    )
     request.add_argument("body", nargs="+", help="request frames (UTF-8)")
     request.set_defaults(run=_run_request)
     return parser

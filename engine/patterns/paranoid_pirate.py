@@ -32,17 +32,9 @@ from .. import Context
 from .. import constants as c
 from ..asyncio import Context as AsyncContext
 from ..errors import ZMQError
-from .simple_pirate import (
-    STOP_POLL_S,
-    Handler,
-    QueueSockets,
-    echo,
-    setup_logging,
-    show_id,
-    split_envelope,
-    verbose_option,
-)
-from .simple_pirate import stop_on_signals as _stop_on_signals
+from .demo_cli import check_connect, positive, setup_logging, startup, verbose_option
+from .demo_cli import stop_on_signals as _stop_on_signals
+from .simple_pirate import STOP_POLL_S, Handler, QueueSockets, echo, show_id, split_envelope
 from .worker_pool import (  # noqa: F401 - re-exported: the public API lives here too
     BUSY_REPLY,
     HEARTBEAT_INTERVAL_S,
@@ -405,23 +397,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.patterns.paranoid_pirate", description=__doc__.split("\n\n")[0]
     )
+    ms, count = positive(float), positive(int)
     common = verbose_option()
-    common.add_argument("--interval-ms", type=float, default=HEARTBEAT_INTERVAL_S * 1000)
-    common.add_argument("--liveness", type=int, default=HEARTBEAT_LIVENESS)
+    common.add_argument("--interval-ms", type=ms, default=HEARTBEAT_INTERVAL_S * 1000)
+    common.add_argument("--liveness", type=count, default=HEARTBEAT_LIVENESS)
     sub = parser.add_subparsers(dest="role", required=True)
     q = sub.add_parser("queue", parents=[common], help="run the RFC 6 queue")
     q.add_argument("--frontend", default="tcp://*:5555", help="endpoint clients connect to")
     q.add_argument("--backend", default="tcp://*:5556", help="endpoint workers connect to")
-    q.add_argument("--max-pending", type=int, help="bound the request queue (reply busy when full)")
+    q.add_argument(
+        "--max-pending", type=count, help="bound the request queue (reply busy when full)"
+    )
     q.add_argument("--busy-reply", default=BUSY_REPLY.decode(), help="reply body when full")
     w = sub.add_parser("worker", parents=[common], help="run an echo worker")
     w.add_argument("--backend", default="tcp://localhost:5556", help="the queue's backend")
     w.add_argument("--name", default=f"w{os.getpid()}", help="routing id prefix (default w<pid>)")
     w.add_argument("--stamp", action="store_true", help="append the worker's name to each reply")
-    w.add_argument("--work-ms", type=float, default=0.0, help="simulated work per request")
+    w.add_argument(
+        "--work-ms", type=positive(float, zero=True), default=0.0, help="simulated work per request"
+    )
     w.add_argument("--async", dest="use_async", action="store_true", help="use the asyncio worker")
-    w.add_argument("--reconnect-init-ms", type=float, default=RECONNECT_INIT_S * 1000)
-    w.add_argument("--reconnect-max-ms", type=float, default=RECONNECT_MAX_S * 1000)
+    w.add_argument("--reconnect-init-ms", type=ms, default=RECONNECT_INIT_S * 1000)
+    w.add_argument("--reconnect-max-ms", type=ms, default=RECONNECT_MAX_S * 1000)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     timing: dict[str, Any] = dict(interval=args.interval_ms / 1000, liveness=args.liveness)
@@ -433,6 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             name=name,
             handler=_demo_handler(name, args.stamp, args.work_ms / 1000, args.use_async),
         )
+        # Start-up only: an error while serving keeps its traceback (see demo_cli). The
+        # workers connect (as <name>-<connection>) only in run(), so check that first.
+        with startup(parser.prog, args.backend):
+            check_connect(args.backend, routing_id=name + b"-1")
         if args.use_async:
             asyncio.run(_serve_async(args.backend, timing))
             return 0
@@ -440,14 +441,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.role == "queue":
             busy = [args.busy_reply.encode()]
-            queue = ParanoidPirateQueue(
-                args.frontend,
-                args.backend,
-                max_pending=args.max_pending,
-                busy_reply=busy,
-                context=ctx,
-                **timing,
-            )
+            with startup(parser.prog, args.frontend, args.backend):
+                queue = ParanoidPirateQueue(
+                    args.frontend,
+                    args.backend,
+                    max_pending=args.max_pending,
+                    busy_reply=busy,
+                    context=ctx,
+                    **timing,
+                )
             _stop_on_signals(queue.stop)
             try:
                 queue.run()

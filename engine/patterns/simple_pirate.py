@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from collections.abc import Callable, Sequence
 from .. import Context, Poller, Socket
 from .. import constants as c
 from ..errors import ZMQError
+from .demo_cli import check_connect, setup_logging, startup, stop_on_signals, verbose_option
 
 log = logging.getLogger(__name__)
 
@@ -218,26 +218,6 @@ class SimplePirateWorker:
         self._running = False
 
 
-def stop_on_signals(stop: Callable[[], None]) -> None:
-    """Route SIGINT and SIGTERM to `stop` so run() returns and sockets close cleanly."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop())
-
-
-def setup_logging(verbose: bool, level: int = logging.INFO) -> None:
-    """CLI logging: one plain line per event on stdout (tests and operators read it)."""
-    logging.basicConfig(
-        stream=sys.stdout, format="%(message)s", level=logging.DEBUG if verbose else level
-    )
-
-
-def verbose_option() -> argparse.ArgumentParser:
-    """A parent parser giving each subcommand -v/--verbose (log debug events too)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug events too")
-    return common
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.patterns.simple_pirate", description=__doc__.split("\n\n")[0]
@@ -254,12 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     ctx = Context()
     try:
+        # Start-up only: an error while serving keeps its traceback (see demo_cli).
         if args.role == "queue":
-            server: SimplePirateQueue | SimplePirateWorker = SimplePirateQueue(
-                args.frontend, args.backend, context=ctx
-            )
+            with startup(parser.prog, args.frontend, args.backend):
+                server: SimplePirateQueue | SimplePirateWorker = SimplePirateQueue(
+                    args.frontend, args.backend, context=ctx
+                )
         else:
             identity = args.identity.encode() if args.identity else None
+            with startup(parser.prog, args.backend):
+                check_connect(args.backend, routing_id=identity)  # run() connects: check first
             server = SimplePirateWorker(args.backend, identity=identity, context=ctx)
             log.info("worker connecting to %s", args.backend)
         stop_on_signals(server.stop)

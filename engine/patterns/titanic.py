@@ -27,6 +27,7 @@ from pathlib import Path
 import engine
 import engine.asyncio
 
+from .demo_cli import check_connect, positive, startup
 from .majordomo_client import AsyncMajordomoClient, MajordomoClient
 from .majordomo_common import (
     CLIENT_RETRIES,
@@ -390,46 +391,50 @@ class TitanicClient:
 # -- command line ------------------------------------------------------------------------------
 
 
+#: The command line's name, in argparse's usage lines and in start-up errors.
+PROG = "python -m engine.patterns.titanic"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.patterns.titanic",
+        prog=PROG,
         description="Titanic (ZeroMQ RFC 9 TSP) server: durable requests over a Majordomo broker.",
     )
     parser.add_argument("--broker", required=True, help="Majordomo broker endpoint")
     parser.add_argument("--dir", required=True, type=Path, help="directory for stored messages")
     parser.add_argument(
         "--heartbeat-ms",
-        type=int,
+        type=positive(int),
         default=HEARTBEAT_INTERVAL_MS,
         help="heartbeat interval; must match the broker's (default %(default)s)",
     )
     parser.add_argument(
         "--liveness",
-        type=int,
+        type=positive(int),
         default=HEARTBEAT_LIVENESS,
         help="missed heartbeats before the broker counts as dead (default %(default)s)",
     )
     parser.add_argument(
         "--reconnect-ms",
-        type=int,
+        type=positive(int, zero=True),
         default=RECONNECT_DELAY_MS,
         help="pause before reconnecting to a lost broker (default %(default)s)",
     )
     parser.add_argument(
         "--timeout-ms",
-        type=int,
+        type=positive(int),
         default=CLIENT_TIMEOUT_MS,
         help="dispatcher: wait this long for a service's reply (default %(default)s)",
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=positive(int, zero=True),
         default=CLIENT_RETRIES,
         help="dispatcher: extra attempts per request (default %(default)s)",
     )
     parser.add_argument(
         "--retry-ms",
-        type=int,
+        type=positive(int),
         default=DISPATCH_RETRY_MS,
         help="dispatcher: pause between passes over pending requests (default %(default)s)",
     )
@@ -438,16 +443,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    server = TitanicServer(
-        args.broker,
-        args.dir,
-        heartbeat_ms=args.heartbeat_ms,
-        liveness=args.liveness,
-        reconnect_ms=args.reconnect_ms,
-        timeout_ms=args.timeout_ms,
-        retries=args.retries,
-        retry_ms=args.retry_ms,
-    )
+    # Start-up only: an error while serving keeps its traceback (see demo_cli). The workers
+    # and the dispatcher connect only once run() starts, so the broker is checked first.
+    with startup(PROG, args.broker, str(args.dir)):
+        check_connect(args.broker)
+        server = TitanicServer(
+            args.broker,
+            args.dir,
+            heartbeat_ms=args.heartbeat_ms,
+            liveness=args.liveness,
+            reconnect_ms=args.reconnect_ms,
+            timeout_ms=args.timeout_ms,
+            retries=args.retries,
+            retry_ms=args.retry_ms,
+        )
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
