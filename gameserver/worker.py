@@ -113,11 +113,46 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         #: Answers still being computed (logins hashing), each sent by its own task.
         self.later: set[asyncio.Task[None]] = set()
         self._sock: Any = None
+        #: The current connection's monitor, read for a refused handshake (one per connection:
+        #: each reconnect makes a fresh socket), and whether a refusal was told already.
+        self._monitor: Any = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self.refusal_told = False
 
     def _connect(self) -> tuple[Any, list[bytes]]:
         sock, ready = self._open()
         self._sock = sock
+        self._watch_refusals(sock)
         return sock, [*ready, b"%d" % self.credit]
+
+    def _watch_refusals(self, sock: Any) -> None:
+        """Tell, once and at once, when the front refuses this worker's key. Without this a
+        refused CURVE handshake looked like silence here: the socket retries it quietly, and
+        only the front's log said why. (connect() only schedules the dial, so a monitor made
+        just after it sees the first handshake.)"""
+        self._unwatch()
+        self._monitor = sock.get_monitor_socket(engine.EVENT_HANDSHAKE_FAILED_AUTH)
+        self._monitor_task = asyncio.ensure_future(self._tell_refusal(self._monitor))
+
+    async def _tell_refusal(self, monitor: Any) -> None:
+        event = await engine.recv_monitor_message(monitor)
+        if not self.refusal_told:
+            self.refusal_told = True
+            log.warning(
+                "the front at %s refused this worker's key (ZAP status %s): it must be on the "
+                "front's workers/ allow-list (`crossroads keys worker NAME` there, then "
+                "--worker-key NAME.key_secret here), and --front-key the front's current key",
+                self.backend,
+                event["value"],
+            )
+
+    def _unwatch(self) -> None:
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            self._monitor_task = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
 
     async def run(self) -> None:
         core = self.core
@@ -145,6 +180,7 @@ class BatchingPirate(AsyncParanoidPirateWorker):
                     crashed.result()
         finally:
             self._stop_taking(sock)
+            self._unwatch()
             if not crashed.done():
                 crashed.cancel()
 
@@ -382,7 +418,7 @@ async def _warn_if_unheard(worker: GameWorker, front: str, keyed: bool) -> None:
     """One warning with the likely causes when the front never answers: with CURVE a refused
     key looks like silence from here (the front logs the refusal with the key)."""
     await asyncio.sleep(UNHEARD_WARNING_S)
-    if worker.core.last_heard == float("-inf"):
+    if worker.core.last_heard == float("-inf") and not worker.pirate.refusal_told:
         cause = (
             "is this worker's key in the front's workers/ allow-list, and --front-key the "
             "front's current key? (the front logs refused keys)"
