@@ -320,6 +320,11 @@ async def _serve(settings: cfg.Settings, world: World, local: LocalPort | None) 
             log.warning("only %d of %d workers reported in", front.worker_count, settings.workers)
         if not runner.done():
             collector.settle()  # start-up's objects live as long as we do: out of every GC
+            if settings.workers == 0:  # a front for remote workers: until one joins, no answers
+                say(
+                    "no local workers (--workers 0): actions wait for a `crossroads worker "
+                    f"--front {connectable(front.workers_endpoint)}` to join"
+                )
             say(f"ready: {front.worker_count} worker(s); Ctrl-C to stop")
         health = Toucher(settings.health_file)
         while not runner.done():

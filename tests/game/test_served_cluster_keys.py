@@ -59,6 +59,8 @@ def test_keyless_and_unknown_workers_get_no_job(start_server, sqlite_url: str) -
 def test_a_worker_admitted_with_keys_worker_joins(start_server, sqlite_url: str) -> None:
     server: Server = start_server(sqlite_url, 0)
     workers = server.wait_for(r"^workers (\S+)")[1]
+    # With no local worker, serve says what its actions wait for.
+    assert server.wait_for(rf"^no local workers \(--workers 0\): .*--front {workers}` to join")
     keys_dir = server.log_path.parent / "keys"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     made = subprocess.run(
