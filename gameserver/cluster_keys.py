@@ -156,7 +156,8 @@ class AllowList:
         self._stamp: tuple[int, int] | None = None
         self.keys: dict[bytes, bool] = {}
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        """Read the directory again if it changed since the last read."""
         try:
             info = self.directory.stat()
         except OSError:
@@ -173,7 +174,7 @@ class AllowList:
             log.info("worker allow-list %s: %d key(s)", self.directory, len(self.keys))
 
     def callback(self, domain: str, key: bytes) -> bool:
-        self._reload()
+        self.reload()
         return z85.encode(key) in self.keys
 
 
@@ -186,7 +187,11 @@ class ClusterAuthenticator(Authenticator):
         super().__init__(context, log=logging.getLogger("gameserver.zap"))
         self.refused = 0
         if allowed_workers is not None:
-            self.configure_curve_callback(WORKERS_DOMAIN, AllowList(allowed_workers))
+            allow_list = AllowList(allowed_workers)
+            # Read once now: a broken key file (which shuts every remote worker out) is then
+            # told at start-up, not at the first remote worker's handshake.
+            allow_list.reload()
+            self.configure_curve_callback(WORKERS_DOMAIN, allow_list)
         self.configure_curve(PLAYERS_DOMAIN, "*")
         if local is not None:  # serve's own workers, by this run's secret (local_workers.py)
             self.configure_plain(LOCAL_WORKERS_DOMAIN, local.passwords())

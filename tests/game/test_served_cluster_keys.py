@@ -180,3 +180,18 @@ def test_a_worker_with_an_unknown_key_is_told_why_it_hears_nothing(
     finally:
         stranger.kill()
         stranger.wait(WAIT)
+
+
+def test_a_broken_allow_list_file_is_told_at_start(
+    start_server, sqlite_url: str, tmp_path: Path
+) -> None:
+    # One unreadable file shuts every remote worker out (fail closed); the front said so only
+    # when the first remote worker knocked.
+    workers_dir = tmp_path / "keys" / "workers"
+    workers_dir.mkdir(parents=True)
+    (workers_dir / "mangled.key").write_text("not a certificate\n")
+    server: Server = start_server(sqlite_url, 1)
+    assert server.wait_for(r"^ready")
+    log = server.log_path.read_text()
+    assert f"worker allow-list {workers_dir}: no public key in" in log
+    assert "admitting no worker" in log
