@@ -170,8 +170,16 @@ class AllowList:
             except CertificateError as exc:
                 log.error("worker allow-list %s: %s; admitting no worker", self.directory, exc)
                 self.keys = {}
+            first = self._stamp is None
             self._stamp = stamp
-            log.info("worker allow-list %s: %d key(s)", self.directory, len(self.keys))
+            # A change while running is news; the first read, at the front's start, is not (a
+            # line before every start-up error would break their one-line form).
+            log.log(
+                logging.DEBUG if first else logging.INFO,
+                "worker allow-list %s: %d key(s)",
+                self.directory,
+                len(self.keys),
+            )
 
     def callback(self, domain: str, key: bytes) -> bool:
         self.reload()
