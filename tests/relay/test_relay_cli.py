@@ -66,7 +66,8 @@ def test_a_taken_port_is_one_line_naming_its_option(tmp_path: Path, option: str)
         if option == "--actions-bind":
             binds["--actions-upstream"] = UPSTREAM
         command = [sys.executable, "-m", "relay.cli", "--upstream", UPSTREAM]
-        command += ["--upstream-key", public.decode(), "--keys-dir", str(tmp_path / "keys")]
+        # "=": a Z85 key may start with "-", which argparse would take for an option.
+        command += [f"--upstream-key={public.decode()}", "--keys-dir", str(tmp_path / "keys")]
         done = subprocess.run(
             [*command, *(part for pair in binds.items() for part in pair)],
             capture_output=True,
