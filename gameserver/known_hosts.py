@@ -135,22 +135,28 @@ class KnownHosts:
                 raise
 
 
-def _listening(endpoint: str, timeout: float) -> bool:
-    """A plain TCP connect first: a server without an announcement refuses at once, where a
-    ZeroMQ request would wait out its whole timeout."""
+def unreachable(endpoint: str, timeout: float) -> str | None:
+    """Why nothing listens at a tcp:// or ipc:// ``endpoint``, from a plain connect; None if
+    something does (or for another transport: the ZeroMQ request will find out). A server
+    that is down refuses at once, where a ZeroMQ request would wait out its whole timeout."""
     match = _TCP.match(endpoint)
-    if match is None:
-        return True  # not tcp: let the request find out
     try:
-        with socket.create_connection((match["host"].strip("[]"), int(match["port"])), timeout):
-            return True
-    except OSError:
-        return False
+        if match is not None:
+            address = (match["host"].strip("[]"), int(match["port"]))
+            with socket.create_connection(address, timeout):
+                return None
+        if endpoint.startswith("ipc://"):
+            with socket.socket(socket.AF_UNIX) as unix:
+                unix.settimeout(timeout)
+                unix.connect(endpoint.removeprefix("ipc://"))
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return None
 
 
 def fetch_announced_key(endpoint: str, timeout: float = 2.0) -> str | None:
     """The key a server announces at `endpoint`; None when nothing valid answers in time."""
-    if not _listening(endpoint, timeout):
+    if unreachable(endpoint, timeout) is not None:
         return None
     context = engine.Context()
     try:

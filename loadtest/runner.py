@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gameserver.known_hosts import unreachable
 from gameserver.settings import endpoint_problem
 from loadtest.ports import free_port
 
@@ -527,27 +528,9 @@ def _next_port(endpoint: str) -> str:
 
 
 #: How long the check that a --server answers waits for its port (a TCP connect on a LAN).
+#: Without that check a run against a server that is down showed 0 requests and 0 failures:
+#: the players' logins wait out --login-timeout, longer than most runs.
 REACH_TIMEOUT_S = 3.0
-
-
-def unreachable(endpoint: str) -> str | None:
-    """Why nothing listens at a tcp:// or ipc:// ``endpoint`` (a plain connect, before Locust
-    starts); None if something does. Without it a run against a server that is down showed 0
-    requests and 0 failures: the players' logins wait out --login-timeout, longer than most runs."""
-    scheme, _, rest = endpoint.partition("://")
-    try:
-        if scheme == "tcp":
-            host, _, port = rest.rpartition(":")
-            with socket.create_connection((host.strip("[]"), int(port)), REACH_TIMEOUT_S):
-                return None
-        if scheme == "ipc":
-            with socket.socket(socket.AF_UNIX) as unix:
-                unix.settimeout(REACH_TIMEOUT_S)
-                unix.connect(rest)
-                return None
-    except (OSError, ValueError) as exc:
-        return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return None  # another transport: Locust's players will say
 
 
 def argument_problem(args: argparse.Namespace) -> str | None:
@@ -581,7 +564,7 @@ def main(argv: list[str], prog: str = "crossroads loadtest") -> int:
     if (problem := argument_problem(args)) is not None:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 2
-    if args.server and (why := unreachable(args.server)) is not None:
+    if args.server and (why := unreachable(args.server, REACH_TIMEOUT_S)) is not None:
         print(
             f"{prog}: nothing answers at {args.server} ({why}): start the server first, or "
             "leave out --server and the load test starts its own",
