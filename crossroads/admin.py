@@ -77,22 +77,11 @@ def _game_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run the game: grant admins, see its status, and (as an admin) announce, "
-        "kick, ban and close it for maintenance.",
-    )
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+#: `crossroads admin status`, also `crossroads status`.
+STATUS_DESCRIPTION = "Players online, workers and their jobs per second, queue depth, relays."
 
-    p = sub.add_parser("grant", help="make an account an admin (writes the store)")
-    p.description = "Give an existing account the admin role, or take it away (--revoke)."
-    p.add_argument("name", help="the account (it must have logged in once)")
-    p.add_argument("--revoke", action="store_true", help="take the admin role away")
-    _store_option(p)
 
-    p = sub.add_parser("status", help="players, workers, queue, relays")
-    p.description = "Players online, workers and their jobs per second, queue depth, relays."
+def _status_options(p: argparse.ArgumentParser) -> None:
     cfg.add_options(p, {"actions": "--server"})
     add_key_options(p, "--server")
     _store_option(p)
@@ -118,6 +107,25 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help=f"time between the two pings that give jobs/s ({DEFAULT_INTERVAL_S:g})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the game: grant admins, see its status, and (as an admin) announce, "
+        "kick, ban and close it for maintenance.",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = sub.add_parser("grant", help="make an account an admin (writes the store)")
+    p.description = "Give an existing account the admin role, or take it away (--revoke)."
+    p.add_argument("name", help="the account (it must have logged in once)")
+    p.add_argument("--revoke", action="store_true", help="take the admin role away")
+    _store_option(p)
+
+    p = sub.add_parser("status", help="players, workers, queue, relays")
+    p.description = STATUS_DESCRIPTION
+    _status_options(p)
 
     p = sub.add_parser("announce", help="tell every player something")
     p.description = "Broadcast an announcement to everyone in the game."
@@ -316,8 +324,22 @@ async def run_in_game(args: argparse.Namespace, line: str) -> tuple[bool, str]:
 
 
 def main(argv: list[str], prog: str = "crossroads admin") -> int:
-    parser = build_parser(prog)
+    args = build_parser(prog).parse_args(argv)
+    return run(args, label=f"{prog} {args.action}", prog=prog)
+
+
+def status_main(argv: list[str], prog: str = "crossroads status") -> int:
+    """`crossroads status`: `crossroads admin status` under its own name (usage and errors
+    name what the operator typed)."""
+    parser = argparse.ArgumentParser(prog=prog, description=STATUS_DESCRIPTION)
+    _status_options(parser)
     args = parser.parse_args(argv)
+    args.action = "status"
+    return run(args, label=prog, prog=prog)
+
+
+def run(args: argparse.Namespace, *, label: str, prog: str) -> int:
+    """Carry out one parsed action; errors are one line, starting with ``label``."""
     try:
         if args.action == "grant":
             print(do_grant(args))
@@ -332,13 +354,13 @@ def main(argv: list[str], prog: str = "crossroads admin") -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     except (AdminError, ModerationError, StoreError, OSError) as exc:
-        print(f"{prog} {args.action}: {exc}", file=sys.stderr)
+        print(f"{label}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{prog} {args.action}: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 1
     if not ok:
-        print(f"{prog} {args.action}: {text}", file=sys.stderr)
+        print(f"{label}: {text}", file=sys.stderr)
         return 1
     print(text)
     return 0

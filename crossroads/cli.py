@@ -15,8 +15,9 @@ EXTRAS = {
     "prometheus_client": "metrics",
 }
 
-#: Shorthands: `crossroads status ...` is `crossroads admin status ...`.
-SHORTHANDS = {"status": ("admin", "status")}
+#: Subcommands whose entry point is not the module's ``main`` (`crossroads status` is
+#: `crossroads admin status` under its own name).
+ENTRY_POINTS = {"status": "status_main"}
 
 # name -> (module, help). Modules are imported only when their subcommand runs, so
 # `crossroads --help` stays fast and a missing optional dependency only affects its command.
@@ -71,10 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if args.command in SHORTHANDS:
-        command, verb = SHORTHANDS[args.command]
-        return int(module.main([verb, *argv[1:]], prog=f"crossroads {command}") or 0)
-    return int(module.main(argv[1:], prog=f"crossroads {args.command}") or 0)
+    entry = getattr(module, ENTRY_POINTS.get(args.command, "main"))
+    return int(entry(argv[1:], prog=f"crossroads {args.command}") or 0)
 
 
 if __name__ == "__main__":

@@ -230,6 +230,15 @@ def test_crossroads_status_is_admin_status() -> None:
     top = [sys.executable, "-m", "crossroads", "status"]
     helped = subprocess.run([*top, "--help"], capture_output=True, text=True, env=env, timeout=WAIT)
     assert helped.returncode == 0 and "--worker-metrics" in helped.stdout
+    # It answers under the name the operator typed, not as `crossroads admin status`.
+    assert helped.stdout.startswith("usage: crossroads status [-h]"), helped.stdout
     dead = ["--server", "tcp://127.0.0.1:9", "--interval", "0"]
     done = subprocess.run([*top, *dead], capture_output=True, text=True, env=env, timeout=WAIT)
     one_line_error(done, 1, "does not answer")
+    assert done.stderr.startswith("crossroads status: the front at"), done.stderr
+    wrong = subprocess.run([*top, "--bogus"], capture_output=True, text=True, env=env, timeout=WAIT)
+    assert (
+        wrong.returncode == 2
+        and "crossroads status: error: unrecognized arguments: --bogus" in wrong.stderr
+    )
+    assert "crossroads admin" not in wrong.stderr, wrong.stderr
