@@ -36,6 +36,7 @@ from typing import TypeVar
 
 import engine as zmq
 import engine.asyncio as azmq
+from engine.patterns.demo_cli import positive
 
 from . import netns
 from .netns import kill
@@ -369,12 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
         "on a LAN behind a relay, over tcp and over epgm multicast), `publish --help`, "
         "`subscribe --help` (the roles it runs inside the namespaces).",
     )
-    p.add_argument("--subscribers", type=int, default=50, help="players in nz (50)")
-    p.add_argument("--messages", type=int, default=100, help="events published (100)")
-    p.add_argument("--size", type=int, default=100, help="event payload bytes (100)")
-    p.add_argument("--msg-rate", type=float, default=10.0, help="events per second (10)")
-    p.add_argument("--delay-ms", type=float, default=150.0, help="netem delay each way (150)")
-    p.add_argument("--rate-mbit", type=float, default=2.0, help="tbf rate each way (2)")
+    p.add_argument("--subscribers", type=positive(int), default=50, help="players in nz (50)")
+    p.add_argument("--messages", type=positive(int), default=100, help="events published (100)")
+    p.add_argument("--size", type=positive(int), default=100, help="event payload bytes (100)")
+    p.add_argument("--msg-rate", type=positive(float), default=10.0, help="events per second (10)")
+    p.add_argument(
+        "--delay-ms",
+        type=positive(float, zero=True),
+        default=150.0,
+        help="netem delay each way (150)",
+    )
+    p.add_argument("--rate-mbit", type=positive(float), default=2.0, help="tbf rate each way (2)")
     p.add_argument("--tag", default=str(os.getpid()), help="namespace suffix (the PID)")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
     return p
@@ -500,16 +506,23 @@ def build_lan_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--players",
-        type=int,
+        type=positive(int),
         nargs="+",
         default=[1, 10, 50],
         help="player counts to measure (1 10 50)",
     )
-    p.add_argument("--messages", type=int, default=100, help="events published (100)")
-    p.add_argument("--size", type=int, default=100, help="event payload bytes (100)")
-    p.add_argument("--msg-rate", type=float, default=10.0, help="events per second (10)")
-    p.add_argument("--delay-ms", type=float, default=150.0, help="dc<->nz delay each way (150)")
-    p.add_argument("--rate-mbit", type=float, default=2.0, help="dc<->nz rate each way (2)")
+    p.add_argument("--messages", type=positive(int), default=100, help="events published (100)")
+    p.add_argument("--size", type=positive(int), default=100, help="event payload bytes (100)")
+    p.add_argument("--msg-rate", type=positive(float), default=10.0, help="events per second (10)")
+    p.add_argument(
+        "--delay-ms",
+        type=positive(float, zero=True),
+        default=150.0,
+        help="dc<->nz delay each way (150)",
+    )
+    p.add_argument(
+        "--rate-mbit", type=positive(float), default=2.0, help="dc<->nz rate each way (2)"
+    )
     p.add_argument("--tag", default=str(os.getpid()), help="namespace suffix (the PID)")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
     return p
@@ -574,9 +587,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["subscribe"]:
         p = argparse.ArgumentParser(prog="regions subscribe", description=subscribe.__doc__)
         p.add_argument("--endpoint", required=True, help="publisher or relay XPUB")
-        p.add_argument("-n", type=int, required=True, help="SUB sockets")
-        p.add_argument("--count", type=int, required=True, help="events each should get")
-        p.add_argument("--timeout", type=float, required=True, help="seconds to wait for them")
+        p.add_argument("-n", type=positive(int), required=True, help="SUB sockets")
+        p.add_argument("--count", type=positive(int), required=True, help="events each should get")
+        p.add_argument(
+            "--timeout", type=positive(float), required=True, help="seconds to wait for them"
+        )
         a = p.parse_args(argv[1:])
         return asyncio.run(subscribe(a.endpoint, a.n, a.count, a.timeout))
     _unwind_on_signals()

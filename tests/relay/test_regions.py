@@ -105,3 +105,43 @@ def test_relay_cuts_link_bytes_to_one_nth(tag: str) -> None:
     # The demo left nothing behind.
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"-{tag}" not in names
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # An unusable --tag too: were the numbers let through, the demo stops at the tag
+        # check (a different message) before it makes a namespace or starts a process.
+        ["--subscribers", "0", "--tag", "NO!"],
+        ["--msg-rate", "nan", "--tag", "NO!"],
+        ["--rate-mbit", "-2", "--tag", "NO!"],
+        ["lan", "--players", "10", "0", "--tag", "NO!"],
+        ["lan", "--msg-rate", "inf", "--tag", "NO!"],
+        [
+            "subscribe",
+            "--endpoint",
+            "tcp://127.0.0.1:9",
+            "-n",
+            "0",
+            "--count",
+            "1",
+            "--timeout",
+            "1",
+        ],
+    ],
+)
+def test_numbers_are_checked_before_anything_runs(argv: list[str]) -> None:
+    """A count or rate that cannot work is a usage error naming the option (exit 2), before any
+    namespace is made: no root needed to see it. (`--subscribers 0` used to divide by zero after
+    both measured modes had run.)"""
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest.regions", *argv],
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert ": error: argument " in last and "Traceback" not in done.stderr, done.stderr
