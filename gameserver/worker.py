@@ -83,6 +83,11 @@ def routing_name(name: str) -> str:
     return f"{name}.{host}.{os.getpid()}.{secrets.token_hex(ROUTING_ID_RANDOM_BYTES)}"
 
 
+#: Handshakes in a row that the front ends unfinished before a worker says its --front-key is
+#: likely wrong (one alone may be a front that restarted mid-handshake).
+UNFINISHED_HANDSHAKES_TOLD = 2
+
+
 class HeardCore(WorkerCore):
     """The Paranoid Pirate worker's state, plus when the front was last heard (for health)."""
 
@@ -126,25 +131,56 @@ class BatchingPirate(AsyncParanoidPirateWorker):
         return sock, [*ready, b"%d" % self.credit]
 
     def _watch_refusals(self, sock: Any) -> None:
-        """Tell, once and at once, when the front refuses this worker's key. Without this a
-        refused CURVE handshake looked like silence here: the socket retries it quietly, and
-        only the front's log said why. (connect() only schedules the dial, so a monitor made
-        just after it sees the first handshake.)"""
+        """Tell, once and at once, when the front refuses this worker's key, or ends its
+        handshake because --front-key is not the front's key. Without this either looked like
+        silence here: the socket retries the handshake quietly, and only the front's log (for
+        a refused key) said why. (connect() only schedules the dial, so a monitor made just
+        after it sees the first handshake.)"""
         self._unwatch()
-        self._monitor = sock.get_monitor_socket(engine.EVENT_HANDSHAKE_FAILED_AUTH)
+        self._monitor = sock.get_monitor_socket(
+            engine.EVENT_HANDSHAKE_FAILED_AUTH
+            | engine.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | engine.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | engine.EVENT_HANDSHAKE_SUCCEEDED
+        )
         self._monitor_task = asyncio.ensure_future(self._tell_refusal(self._monitor))
 
     async def _tell_refusal(self, monitor: Any) -> None:
-        event = await engine.recv_monitor_message(monitor)
-        if not self.refusal_told:
-            self.refusal_told = True
-            log.warning(
-                "the front at %s refused this worker's key (ZAP status %s): it must be on the "
-                "front's workers/ allow-list (`crossroads keys worker NAME` there, then "
-                "--worker-key NAME.key_secret here), and --front-key the front's current key",
-                self.backend,
-                event["value"],
-            )
+        unfinished = 0  # handshakes the front ended, in a row
+        while not self.refusal_told:
+            event = await engine.recv_monitor_message(monitor)
+            kind = event["event"]
+            if kind == engine.EVENT_HANDSHAKE_SUCCEEDED:
+                unfinished = 0
+            elif kind == engine.EVENT_HANDSHAKE_FAILED_AUTH:
+                self.refusal_told = True
+                log.warning(
+                    "the front at %s refused this worker's key (ZAP status %s): it must be on "
+                    "the front's workers/ allow-list (`crossroads keys worker NAME` there, then "
+                    "--worker-key NAME.key_secret here), and --front-key the front's current key",
+                    self.backend,
+                    event["value"],
+                )
+            elif event["value"] == engine.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                self.refusal_told = True
+                log.warning(
+                    "the front at %s does not take CURVE workers (is it running with "
+                    "--insecure-workers? then so must this worker)",
+                    self.backend,
+                )
+            else:
+                # A CURVE server that cannot open the HELLO (boxed for another key) closes
+                # without a word. Twice in a row: not one connection lost to bad luck.
+                unfinished += 1
+                if unfinished >= UNFINISHED_HANDSHAKES_TOLD:
+                    self.refusal_told = True
+                    log.warning(
+                        "the front at %s ended this worker's handshake %d times before it "
+                        "finished: is --front-key the front's public key? (the front prints "
+                        "it at start: 'front public key ...')",
+                        self.backend,
+                        unfinished,
+                    )
 
     def _unwatch(self) -> None:
         if self._monitor_task is not None:

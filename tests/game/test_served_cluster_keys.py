@@ -195,3 +195,60 @@ def test_a_broken_allow_list_file_is_told_at_start(
     log = server.log_path.read_text()
     assert f"worker allow-list {workers_dir}: no public key in" in log
     assert "admitting no worker" in log
+
+
+def _worker_log_until(args: list[str], log_path: Path, told: str, env: dict[str, str]) -> str:
+    """Run `crossroads worker ARGS` until its log says `told`; the log (it must come well
+    before the 10 s "no word from the front" guess)."""
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "crossroads", "worker", *args], env=env, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + WAIT
+        while told not in log_path.read_text():
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        return log_path.read_text()
+    finally:
+        worker.kill()
+        worker.wait(WAIT)
+
+
+def test_a_worker_with_the_wrong_front_key_is_told(
+    start_server, sqlite_url: str, tmp_path: Path
+) -> None:
+    """An admitted worker key but --front-key another front's: the front cannot open the
+    HELLO and closes without a word. The worker used to hear nothing and guess after 10 s."""
+    server: Server = start_server(sqlite_url, 0)
+    workers = server.wait_for(r"^workers (\S+)")[1]
+    keys_dir = server.log_path.parent / "keys"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    for made in (
+        [sys.executable, "-m", "crossroads", "keys", "--keys-dir", str(keys_dir), "worker", "far"],
+        [sys.executable, "-m", "crossroads", "keys", "--keys-dir", str(tmp_path / "o"), "init"],
+    ):
+        assert subprocess.run(made, capture_output=True, env=env, timeout=WAIT).returncode == 0
+    args = ["--front", workers, "--store", sqlite_url, "--keys-dir", str(tmp_path / "w")]
+    args += ["--worker-key", str(keys_dir / "far.key_secret")]
+    args += [f"--front-key={tmp_path / 'o' / 'front.key'}"]
+    told = f"the front at {workers} ended this worker's handshake 2 times before it finished"
+    log = _worker_log_until(args, tmp_path / "w.log", told, env)
+    assert "is --front-key the front's public key?" in log
+    assert "refused this worker's key" not in log and "no word from the front" not in log
+    assert server.ping()["workers"] == 0
+
+
+def test_a_curve_worker_at_an_insecure_front_is_told(
+    start_server, sqlite_url: str, tmp_path: Path
+) -> None:
+    server: Server = start_server(sqlite_url, 0, "--insecure-workers")
+    workers = server.wait_for(r"^workers (\S+)")[1]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    made = [sys.executable, "-m", "crossroads", "keys", "--keys-dir", str(tmp_path / "o"), "init"]
+    assert subprocess.run(made, capture_output=True, env=env, timeout=WAIT).returncode == 0
+    args = ["--front", workers, "--store", sqlite_url, "--keys-dir", str(tmp_path / "o")]
+    args += [f"--front-key={tmp_path / 'o' / 'front.key'}"]
+    told = f"the front at {workers} does not take CURVE workers"
+    assert "--insecure-workers" in _worker_log_until(args, tmp_path / "w.log", told, env)
