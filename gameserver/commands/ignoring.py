@@ -51,6 +51,8 @@ class Unignore(Command):
     category = "Talking"
 
     def func(self, ctx: Context) -> None:
+        if not self.args.strip():
+            raise CommandError("Hear whom again? Usage: unignore <player>")
         other = any_player(ctx, self.args)
         profile = load_profile(ctx.state, ctx.player.key)
         if other.key not in profile.ignoring:

@@ -6,6 +6,7 @@ from ..narration import capitalized, describe_room, english_list
 from ..profiles import load_profile
 from .base import Command, CommandError
 from .context import Context
+from .description import describe_self
 from .matching import clean_query, find_item, find_npc
 
 
@@ -50,7 +51,8 @@ class Examine(Command):
             return
         if query in ("me", "self", "myself", ctx.player.key):
             count = len(ctx.inventory())
-            ctx.reply(f"You are {ctx.player.name}, carrying {count} thing(s).")
+            description = describe_self(load_profile(ctx.state, ctx.player.key).description)
+            ctx.reply(f"You are {ctx.player.name}, carrying {count} thing(s). {description}")
             return
         npc_id = find_npc(ctx.world, query, ctx.npcs_here())
         if npc_id is not None:

@@ -41,6 +41,8 @@ class Nick(Command):
         if not equals:
             raise CommandError("Usage: nick <word> = <line>")
         if not line:
+            if not word:
+                raise CommandError("Usage: nick <word> = <line>")
             forget(ctx, word)
             return
         if not _WORD.match(word):
@@ -67,7 +69,10 @@ class Unnick(Command):
     category = "System"
 
     def func(self, ctx: Context) -> None:
-        forget(ctx, self.args.strip().lower())
+        word = self.args.strip().lower()
+        if not word:
+            raise CommandError("Forget which nick? Usage: unnick <word>")
+        forget(ctx, word)
 
 
 def forget(ctx: Context, word: str) -> None:

@@ -117,6 +117,23 @@ def test_setdesc_is_what_others_see(game: Game) -> None:
     alice.say_ok("setdesc A tall woman in a green cloak.")
     assert bob.say_ok("look alice") == "alice: A tall woman in a green cloak."
     assert "at most 300" in refused(alice, "setdesc " + "x" * 301)
+    # A bare `describe` (its alias) shows it; it used to erase it.
+    assert alice.say_ok("describe") == "Others see: A tall woman in a green cloak."
+    assert alice.say_ok("look me").endswith("Others see: A tall woman in a green cloak.")
+    assert bob.say_ok("look alice") == "alice: A tall woman in a green cloak."
+    assert alice.say_ok("setdesc clear") == "Your description is cleared."
+    assert bob.say_ok("look alice") == "alice is a fellow traveller."
+    assert alice.say_ok("setdesc").startswith("You have no description.")
+
+
+def test_bare_forget_and_unignore_ask_which(game: Game) -> None:
+    alice = game.login("alice")
+    game.login("bob")
+    assert refused(alice, "unnick") == "Forget which nick? Usage: unnick <word>"
+    assert refused(alice, "nick =") == "Usage: nick <word> = <line>"
+    assert refused(alice, "unignore") == "Hear whom again? Usage: unignore <player>"
+    assert "You have no nick 'zz'" in refused(alice, "unnick zz")
+    assert "You are not ignoring bob" in refused(alice, "unignore bob")
 
 
 def test_home_and_sethome(game: Game) -> None:
