@@ -104,6 +104,14 @@ def run(args: argparse.Namespace, keys_dir: Path) -> int:
         allowed.unlink()
         print(f"revoked {args.name}: new connections with its key are refused")
     else:
+        if not keys_dir.is_dir():
+            # A typo in --keys-dir (or a machine that never ran serve) showed an empty listing.
+            print(
+                f"no keys directory at {keys_dir}: `crossroads keys init` makes one "
+                "(`crossroads serve` does on its first run)",
+                file=sys.stderr,
+            )
+            return 1
         show(keys_dir)
     return 0
 

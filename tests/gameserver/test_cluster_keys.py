@@ -34,6 +34,9 @@ WAIT_S = 20.0
 
 def test_keys_cli_init_worker_revoke_show(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     keys = tmp_path / "keys"
+    assert keys_cli.main(["--keys-dir", str(keys), "show"]) == 1  # none yet: said, not listed
+    assert capsys.readouterr().err.startswith(f"no keys directory at {keys}: ")
+    assert not keys.exists()
     assert keys_cli.main(["--keys-dir", str(keys), "init"]) == 0
     for name in ("front", "worker", "relay"):
         secret = keys / f"{name}.key_secret"
