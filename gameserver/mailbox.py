@@ -13,6 +13,9 @@ from .store.state import GameState
 MAILBOX = "mailbox"
 #: Pages kept per recipient; past this the sender is told the mailbox is full.
 MAX_WAITING_PAGES = 20
+#: Pages kept from one sender for one recipient: one player cannot fill another's mailbox
+#: and so keep everyone else's pages out.
+MAX_PAGES_FROM_ONE = 5
 
 
 class WaitingPage(BaseModel):
@@ -33,14 +36,23 @@ def page_text(sender: str, message: str) -> str:
     return f'{sender} pages you, "{message}"'
 
 
-def leave_page(state: GameState, recipient: str, page: WaitingPage) -> bool:
-    """Queue ``page`` for ``recipient`` (a player key); False if their mailbox is full."""
+class PageRefused(Exception):
+    """A page cannot be kept; the message says why, in the sender's words."""
+
+
+def leave_page(state: GameState, recipient: str, page: WaitingPage) -> None:
+    """Queue ``page`` for ``recipient`` (a player key); raises :class:`PageRefused` if their
+    mailbox is full, or holds :data:`MAX_PAGES_FROM_ONE` from this sender already."""
     raw = state.tx.get(MAILBOX, recipient)
     box = Mailbox() if raw is None else Mailbox.model_validate(raw)
+    if sum(1 for kept in box.pages if kept.sender == page.sender) >= MAX_PAGES_FROM_ONE:
+        raise PageRefused(
+            f"You have left {MAX_PAGES_FROM_ONE} pages waiting already; "
+            "more can wait after they log in."
+        )
     if len(box.pages) >= MAX_WAITING_PAGES:
-        return False
+        raise PageRefused("Their mailbox is full; try again after they log in.")
     state.tx.put(MAILBOX, recipient, Mailbox(pages=[*box.pages, page]).model_dump())
-    return True
 
 
 def deliver_pages(state: GameState, player: PlayerRecord) -> list[EventDraft]:

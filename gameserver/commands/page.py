@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..mailbox import WaitingPage, leave_page, page_text
+from ..mailbox import PageRefused, WaitingPage, leave_page, page_text
 from ..profiles import load_profile
 from .base import Command, CommandError
 from .context import Context
@@ -34,10 +34,12 @@ class Page(Command):
             ctx.emit_private(recipient, "page", text, sender=sender, message=message)
             ctx.reply(f'You page {recipient.name}, "{message}"')
             return
-        if not leave_page(
-            ctx.state, recipient.key, WaitingPage(sender=sender, message=message, sent=ctx.now)
-        ):
-            raise CommandError(f"{recipient.name}'s mailbox is full; try again after they log in.")
+        try:
+            leave_page(
+                ctx.state, recipient.key, WaitingPage(sender=sender, message=message, sent=ctx.now)
+            )
+        except PageRefused as exc:
+            raise CommandError(f"{recipient.name} is away. {exc}") from None
         ctx.reply(
             f'{recipient.name} is away; they will get your page at their next login: "{message}"'
         )

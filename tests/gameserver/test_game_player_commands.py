@@ -7,6 +7,7 @@ import re
 
 from gamekit import Game, Player
 
+from gameserver.mailbox import MAX_PAGES_FROM_ONE, MAX_WAITING_PAGES
 from gameserver.protocol import (
     CatchupReply,
     CatchupRequest,
@@ -81,6 +82,24 @@ def test_page_reaches_another_room_and_waits_for_an_offline_player(game: Game) -
     assert back.heard("page") == ['alice pages you, "see you later" (while you were away)']
     again = game.login("bob")
     assert again.heard("page") == []  # delivered once
+
+
+def test_one_player_cannot_fill_anothers_mailbox(game: Game) -> None:
+    senders = [game.login(name) for name in ("alice", "carol", "dave", "erin", "fay")]
+    game.login("bob").say_ok("quit")
+    alice = senders[0]
+    for n in range(MAX_PAGES_FROM_ONE):
+        alice.say_ok(f"page bob note {n}")
+    # Alice's sixth waits for Bob's login; the others can still leave theirs.
+    assert "You have left 5 pages waiting already" in refused(alice, "page bob one more")
+    for other, count in zip(senders[1:], (4, 4, 4, 3), strict=True):
+        for n in range(count):
+            other.say_ok(f"page bob hi {n}")
+    # 5 + 4 + 4 + 4 + 3 = 20 fill the mailbox: Fay's fourth is refused as full.
+    assert "Their mailbox is full" in refused(senders[-1], "page bob the last")
+    heard = game.login("bob").heard("page")
+    assert len(heard) == MAX_WAITING_PAGES
+    assert sum(1 for text in heard if text.startswith("alice pages")) == MAX_PAGES_FROM_ONE
 
 
 def test_the_ooc_channel_and_leaving_it(game: Game) -> None:
