@@ -394,9 +394,27 @@ async def stdin_lines() -> AsyncIterator[str]:
         yield line
 
 
-async def file_lines(path: Path) -> AsyncIterator[str]:
-    for line in path.read_text().splitlines():
+async def file_lines(lines: list[str]) -> AsyncIterator[str]:
+    for line in lines:
         yield line
+
+
+def read_text_file(flag: str, path: Path) -> str:
+    """A file named on the command line, as text; raises :class:`UsageError` in one line (a
+    directory, an unreadable file, bytes that are not UTF-8)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise UsageError(f"{flag} {str(path)!r} is a directory, not a file") from None
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {str(path)!r}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{flag} {str(path)!r}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{flag} {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start})"
+        ) from None
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -443,7 +461,7 @@ def pinned_key(args: argparse.Namespace) -> bytes | None:
 def read_password(args: argparse.Namespace, interactive: bool) -> str | None:
     """--password-file, else $CROSSROADS_PASSWORD, else ask without echo (on a terminal)."""
     if args.password_file is not None:
-        return args.password_file.read_text().strip("\r\n")
+        return read_text_file("--password-file", args.password_file).strip("\r\n")
     if os.environ.get("CROSSROADS_PASSWORD"):
         return os.environ["CROSSROADS_PASSWORD"]
     if interactive:
@@ -454,10 +472,15 @@ def read_password(args: argparse.Namespace, interactive: bool) -> str | None:
 
 
 async def play(
-    args: argparse.Namespace, password: str, interactive: bool, typed: bool = False
+    args: argparse.Namespace,
+    password: str,
+    interactive: bool,
+    typed: bool = False,
+    script: list[str] | None = None,
 ) -> int:
     """Log in and play. ``typed``: the password was typed at a prompt, so a new account's is
     confirmed and a wrong one may be typed again (a file's or the environment's is used as is).
+    ``script``: the lines of --script, read before logging in (a bad file costs no login).
     """
     show: Show = show_rich if interactive else show_plain
     try:
@@ -492,8 +515,8 @@ async def play(
     if not await client.start(ask_masked if interactive else None, confirm=typed):
         await connection.close()
         return 1
-    if args.script is not None:
-        await run_lines(client, file_lines(args.script))
+    if script is not None:
+        await run_lines(client, file_lines(script))
     elif interactive:
         show(client.formatter.system("Tab completes; 'help' lists commands; Ctrl-D leaves."))
         await run_interactive(client, history_path(args.name))
@@ -514,9 +537,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         problem = endpoint_problem(endpoint)
         if problem is not None:
             raise UsageError(f"{flag} {problem}")
-    for flag, path in (("--password-file", args.password_file), ("--script", args.script)):
-        if path is not None and not path.is_file():
-            raise UsageError(f"{flag} {str(path)!r}: no such file")
 
 
 def password_refusal(password: str) -> str | None:
@@ -547,6 +567,7 @@ def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> in
     logging.basicConfig(level=logging.ERROR)
     try:
         check_arguments(args)
+        script = None if args.script is None else read_text_file("--script", args.script)
         password = read_password(args, interactive)
         typed = (
             interactive and args.password_file is None and not os.environ.get("CROSSROADS_PASSWORD")
@@ -566,7 +587,8 @@ def main(argv: Iterable[str] | None = None, prog: str = "crossroads play") -> in
     except (KeyboardInterrupt, EOFError):
         return 130
     try:
-        return asyncio.run(play(args, password, interactive, typed))
+        lines = None if script is None else script.splitlines()
+        return asyncio.run(play(args, password, interactive, typed, lines))
     except KeyboardInterrupt:
         return 130
 

@@ -101,6 +101,8 @@ def load(path: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         doc = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ComposeError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ComposeError(f"{path}: not UTF-8 text (offset {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ComposeError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     services = doc.get("services") if isinstance(doc, dict) else None

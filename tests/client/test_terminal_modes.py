@@ -152,6 +152,8 @@ def test_mistakes_in_plays_arguments_get_one_line(tmp_path: Path) -> None:
     script.write_text("look\n")
     short = tmp_path / "short"
     short.write_text("zq7\n")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"look\n\xb1\x87zq7\n")  # these used to end in a traceback
     cases = {
         "a --server without tcp://": ["--name", "erin", "--server", "127.0.0.1:7301"],
         "a bad --updates": ["--name", "erin", "--server", server, "--updates", "nowhere"],
@@ -159,6 +161,9 @@ def test_mistakes_in_plays_arguments_get_one_line(tmp_path: Path) -> None:
         "a missing --script": ["--name", "erin", "--script", str(tmp_path / "absent.txt")],
         "a bad name": ["--name", "9lives", "--script", str(script)],
         "a short password": ["--name", "erin", "--password-file", str(short)],
+        "a binary --script": ["--name", "erin", "--script", str(binary)],
+        "a binary --password-file": ["--name", "erin", "--password-file", str(binary)],
+        "a directory as --script": ["--name", "erin", "--script", str(tmp_path)],
     }
     expected = {
         "a --server without tcp://": "--server '127.0.0.1:7301' is not an endpoint",
@@ -167,6 +172,9 @@ def test_mistakes_in_plays_arguments_get_one_line(tmp_path: Path) -> None:
         "a missing --script": "absent.txt': no such file",
         "a bad name": "--name '9lives' cannot be used: a name is 2 to 20 letters",
         "a short password": "that password cannot be used: a password is 4 to 128 characters",
+        "a binary --script": "binary' is not UTF-8 text (byte 0xb1 at offset 5)",
+        "a binary --password-file": "binary' is not UTF-8 text (byte 0xb1 at offset 5)",
+        "a directory as --script": "' is a directory, not a file",
     }
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), CROSSROADS_PASSWORD="long-enough-pw")
     for what, args in cases.items():

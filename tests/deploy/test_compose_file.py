@@ -214,11 +214,14 @@ def test_compose_local_refuses_the_monitoring_images_in_one_line(tmp_path: Path)
         ("just text", "no services"),
         ("services:\n  front: 5\n", "service 'front' is not a mapping"),
         ("", "no services"),
+        (b"services:\n  \xb1\x87\n", "not UTF-8 text (offset 12)"),  # was a traceback
     ],
 )
-def test_a_file_that_is_no_compose_file_is_one_line(tmp_path: Path, text: str, words: str) -> None:
+def test_a_file_that_is_no_compose_file_is_one_line(
+    tmp_path: Path, text: str | bytes, words: str
+) -> None:
     path = tmp_path / "compose.yml"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(cl.ComposeError) as refused:
         cl.load(path, {})
     assert words in str(refused.value) and "\n" not in str(refused.value)
