@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reply = client.request([m.encode() for m in args.message])
                 print(" ".join(f.decode(errors="backslashreplace") for f in reply), flush=True)
         except RequestFailed as exc:
-            print(f"failed: {exc}", file=sys.stderr)
+            print(f"{parser.prog}: failed: {exc}", file=sys.stderr)
             return 1
         finally:
             client.close()

@@ -111,7 +111,7 @@ def _run_request(args: argparse.Namespace) -> int:
         try:
             reply = client.request(args.service, *[b.encode() for b in args.body])
         except RequestTimeout as exc:
-            print(exc, file=sys.stderr)
+            print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
     for frame in reply:
         print(frame.decode(errors="backslashreplace"))

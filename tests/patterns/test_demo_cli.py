@@ -209,6 +209,23 @@ def test_a_taken_port_is_one_line_with_status_1(taken_port: int, tmp_path: Path)
     assert_refused(run, 1, f"{MDP}: Address already in use ({endpoint})")
 
 
+def test_a_peer_that_never_answers_is_one_line_naming_the_demo(
+    taken_port: int, tmp_path: Path
+) -> None:
+    """A listener that accepts and never speaks ZMTP: the request gives up, and says so under
+    the demo's name (the line used to come without it)."""
+    silent = f"tcp://127.0.0.1:{taken_port}"
+    request = ("majordomo", "request", "--broker", silent, "--service", "e")
+    run = run_demo((*request, "--timeout-ms", "100", "--retries", "0", "hi"), tmp_path)
+    assert "Traceback" not in run.stderr and run.returncode == 1, run.stderr
+    assert run.stderr.splitlines()[-1].startswith(f"{MDP}: "), run.stderr
+    run = run_demo(
+        ("freelance", "client", "--connect", silent, "--timeout-ms", "100", "hi"), tmp_path
+    )
+    assert "Traceback" not in run.stderr and run.returncode == 1, run.stderr
+    assert run.stderr.splitlines()[-1].startswith(f"{FL}: failed: "), run.stderr
+
+
 def test_a_dir_that_cannot_be_made_is_one_line_with_status_1(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     run = run_demo(("titanic", "--broker", NOBODY, "--dir", str(tmp_path / "file")), tmp_path)
