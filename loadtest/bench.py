@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -389,6 +390,10 @@ def _normalise(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(_normalise(argv))
+    # `kill PID` unwinds as Ctrl-C does: each suite stops its servers and helper processes
+    # by PID on the way out. Without this a SIGTERM ended the bench at once and left them
+    # running (a listening players' child spun on its closed pipe at a full core).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.suite == "game":
         return bench_game.run_game(args)
     if args.suite == "players":

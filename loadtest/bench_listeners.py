@@ -99,7 +99,13 @@ async def _listen(listeners: Listeners, conn: Connection) -> None:
             nonlocal moves
             # Read when the pipe is readable: a move is followed at once, with no polling.
             while conn.poll():
-                command = conn.recv()
+                try:
+                    command = conn.recv()
+                except (EOFError, OSError):
+                    # The bench is gone (killed): stop. The pipe stays readable at its end,
+                    # so staying would run this callback for ever, a core's worth of CPU.
+                    stopped.set()
+                    return
                 if command[0] == "moved":
                     _, index, reply, marks = command
                     player = players[index]

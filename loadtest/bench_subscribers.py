@@ -130,7 +130,10 @@ def _child(endpoints: list[str], topic: bytes, server_key: bytes | None, conn: C
 def _obey(conn: Connection, watching: dict[bytes, list[float]]) -> bool:
     """Carry out the bench's commands waiting on the pipe; False once told to stop."""
     while conn.poll():
-        command = conn.recv()
+        try:
+            command = conn.recv()
+        except (EOFError, OSError):
+            return False  # the bench is gone: stop, as if told to
         if command[0] == "stop":
             return False
         if command[0] == "watch":

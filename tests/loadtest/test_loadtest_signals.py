@@ -71,12 +71,37 @@ def named(pids: set[int]) -> dict[int, str]:
 
 
 class Loadtest(Proc):
-    """A `crossroads loadtest` process, and every descendant it was ever seen with."""
+    """A `crossroads loadtest` process (or another `crossroads` command), and every
+    descendant it was ever seen with."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        argv = ["-m", "crossroads", "loadtest", "--workers", "1", *args]
-        super().__init__(argv, tmp_path / "loadtest.log")
+    def __init__(self, tmp_path: Path, *args: str, command: tuple[str, ...] = ()) -> None:
+        argv = ["-m", "crossroads", *(command or ("loadtest", "--workers", "1")), *args]
+        self.log_path = tmp_path / f"{(command or ('loadtest',))[0]}.log"
+        super().__init__(argv, self.log_path)
         self.seen: set[int] = set()
+
+    def wait_for_stderr(self, text: str) -> None:
+        """Until the process's stderr (its log file) holds ``text``."""
+        deadline = time.monotonic() + WAIT
+        while text not in self.log_path.read_text(errors="replace"):
+            assert self.process.poll() is None, self.log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, f"no {text!r} on stderr"
+            time.sleep(0.2)  # polling the log file; the deadline bounds the wait
+
+    def wait_for_descendant(self, *words: str, child: bool = False) -> int:
+        """Until a descendant (a child of its own, if ``child``) has a command line holding
+        all of ``words``; its PID."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            tree = descendants(self.process.pid)
+            self.seen |= tree
+            if child:
+                tree = {pid for pid, parent in parents().items() if parent == self.process.pid}
+            for pid, line in named(tree).items():
+                if all(word in line for word in words):
+                    return pid
+            assert time.monotonic() < deadline, f"no {words} among {named(tree)}"
+            time.sleep(0.2)  # polling the process table; the deadline bounds the wait
 
     def wait_tree(self, at_least: int, root: int | None = None) -> set[int]:
         """Until the process (or its descendant `root`) has that many descendants."""
@@ -112,8 +137,8 @@ class Loadtest(Proc):
 def start(tmp_path: Path) -> Iterator[Callable[..., Loadtest]]:
     started: list[Loadtest] = []
 
-    def make(*args: str) -> Loadtest:
-        started.append(Loadtest(tmp_path, *args))
+    def make(*args: str, command: tuple[str, ...] = ()) -> Loadtest:
+        started.append(Loadtest(tmp_path, *args, command=command))
         return started[-1]
 
     yield make
@@ -132,6 +157,43 @@ def test_sigterm_stops_locust_its_processes_and_the_local_server(
     # has a hashing process, and the count was once reached while Locust was still starting.
     run.wait_tree(at_least=2, root=locust)
     assert run.terminate_and_check_nothing_is_left() == 128 + signal.SIGTERM
+
+
+#: A `bench players` row with listening players, stopped in its second round (" r1" on
+#: stderr: the first is over), while the listeners' child follows its players.
+BENCH_ROW = ("--rows", "rate", "--players", "20", "--listeners", "10", "--duration", "4")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_bench_players_and_everything_it_started(
+    start: Callable[..., Loadtest],
+) -> None:
+    """The bench's server, its workers and its listening players' child go with it. They used
+    to outlive a SIGTERM, the child spinning at a full core on its closed pipe."""
+    run = start(*BENCH_ROW, "--rounds", "30", command=("bench", "players"))
+    run.wait_for_descendant("gameserver.worker")
+    # The listeners' child (the bench's own; serve's workers have spawned children too).
+    run.wait_for_descendant("multiprocessing", "spawn_main", child=True)
+    run.wait_for_stderr(" r1")
+    assert run.terminate_and_check_nothing_is_left() == 130  # interrupted, as by Ctrl-C
+
+
+@pytest.mark.slow
+def test_bench_players_listening_child_ends_when_the_bench_is_killed(
+    start: Callable[..., Loadtest],
+) -> None:
+    """SIGKILL leaves no time to clean up; the listeners' child sees its pipe close and ends
+    (the server is the test's to kill)."""
+    run = start(*BENCH_ROW, "--rounds", "30", command=("bench", "players"))
+    run.wait_for_descendant("gameserver.worker")
+    child = run.wait_for_descendant("multiprocessing", "spawn_main", child=True)
+    run.wait_for_stderr(" r1")
+    run.process.kill()
+    run.process.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while running(child):
+        assert time.monotonic() < deadline, f"still running: {named({child})}"
+        time.sleep(0.1)  # polling the process table; the deadline bounds the wait
 
 
 @pytest.mark.slow
