@@ -362,6 +362,19 @@ def table(rows: list[dict[str, object]], cols: tuple[str, ...] = MODE_COLUMNS) -
     return "\n".join(lines)
 
 
+def _add_load_options(p: argparse.ArgumentParser, delay: str, rate: str) -> None:
+    """The event load, the link's shaping and the output options both demos share."""
+    p.add_argument("--messages", type=positive(int), default=100, help="events published (100)")
+    p.add_argument("--size", type=positive(int), default=100, help="event payload bytes (100)")
+    p.add_argument("--msg-rate", type=positive(float), default=10.0, help="events per second (10)")
+    p.add_argument(
+        "--delay-ms", type=positive(float, zero=True), default=150.0, help=f"{delay} each way (150)"
+    )
+    p.add_argument("--rate-mbit", type=positive(float), default=2.0, help=f"{rate} each way (2)")
+    p.add_argument("--tag", default=str(os.getpid()), help="namespace suffix (the PID)")
+    p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m loadtest.regions",
@@ -371,18 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`subscribe --help` (the roles it runs inside the namespaces).",
     )
     p.add_argument("--subscribers", type=positive(int), default=50, help="players in nz (50)")
-    p.add_argument("--messages", type=positive(int), default=100, help="events published (100)")
-    p.add_argument("--size", type=positive(int), default=100, help="event payload bytes (100)")
-    p.add_argument("--msg-rate", type=positive(float), default=10.0, help="events per second (10)")
-    p.add_argument(
-        "--delay-ms",
-        type=positive(float, zero=True),
-        default=150.0,
-        help="netem delay each way (150)",
-    )
-    p.add_argument("--rate-mbit", type=positive(float), default=2.0, help="tbf rate each way (2)")
-    p.add_argument("--tag", default=str(os.getpid()), help="namespace suffix (the PID)")
-    p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+    _add_load_options(p, "netem delay", "tbf rate")
     return p
 
 
@@ -511,20 +513,7 @@ def build_lan_parser() -> argparse.ArgumentParser:
         default=[1, 10, 50],
         help="player counts to measure (1 10 50)",
     )
-    p.add_argument("--messages", type=positive(int), default=100, help="events published (100)")
-    p.add_argument("--size", type=positive(int), default=100, help="event payload bytes (100)")
-    p.add_argument("--msg-rate", type=positive(float), default=10.0, help="events per second (10)")
-    p.add_argument(
-        "--delay-ms",
-        type=positive(float, zero=True),
-        default=150.0,
-        help="dc<->nz delay each way (150)",
-    )
-    p.add_argument(
-        "--rate-mbit", type=positive(float), default=2.0, help="dc<->nz rate each way (2)"
-    )
-    p.add_argument("--tag", default=str(os.getpid()), help="namespace suffix (the PID)")
-    p.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+    _add_load_options(p, "dc<->nz delay", "dc<->nz rate")
     return p
 
 
