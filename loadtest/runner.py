@@ -539,6 +539,13 @@ def argument_problem(args: argparse.Namespace) -> str | None:
     # `not 0 < x < inf`, not `x <= 0`: float() takes "nan", which passes every comparison.
     if args.users < 1 or args.processes < 1 or not 0 < args.spawn_rate < math.inf:
         return "--users, --processes and --spawn-rate must be positive"
+    if args.processes > args.users:
+        # Locust gives each player to one process: the extra ones would start, cost a
+        # process each on this machine, and play nothing.
+        return (
+            f"--processes {args.processes} is more than --users {args.users}: "
+            "each process plays at least one user"
+        )
     if not (0 < args.request_timeout < math.inf and 0 < args.login_timeout < math.inf):
         return "--request-timeout and --login-timeout must be more than 0 seconds"
     if not args.server and args.workers < 1:

@@ -69,6 +69,7 @@ def test_a_bad_wait_range_or_run_time_is_one_clear_line(
         (["--spawn-rate", "0"], "--spawn-rate must be positive"),
         (["--spawn-rate", "nan"], "--spawn-rate must be positive"),
         (["--request-timeout", "inf"], "--request-timeout and --login-timeout"),
+        (["-u", "3", "--processes", "4"], "--processes 4 is more than --users 3"),
     ],
 )
 def test_bad_numbers_are_one_line_before_anything_starts(
