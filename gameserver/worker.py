@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import re
 import secrets
 import signal
 import socket
@@ -81,6 +82,21 @@ def routing_name(name: str) -> str:
     host and pid are for people reading logs; the suffix is what makes it unique)."""
     host = socket.gethostname().split(".")[0][:32] or "host"
     return f"{name}.{host}.{os.getpid()}.{secrets.token_hex(ROUTING_ID_RANDOM_BYTES)}"
+
+
+#: A worker's --name: it starts the routing id (at most 255 bytes, with the host, pid and
+#: suffix after it) and every log line, so it is short and plain.
+WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def worker_name(text: str) -> str:
+    """An argparse ``type=`` for --name."""
+    if not WORKER_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:80]!r}: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit"
+        )
+    return text
 
 
 #: Handshakes in a row that the front ends unfinished before a worker says its --front-key is
@@ -573,6 +589,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--name",
         default="w",
+        type=worker_name,
         help="name in logs; the routing id adds host, pid and a random suffix (default: w)",
     )
     add_no_sched_batch(parser)

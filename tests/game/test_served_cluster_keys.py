@@ -127,6 +127,22 @@ def test_worker_without_keys_says_what_to_do(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_worker_name_that_cannot_start_a_routing_id_is_refused(tmp_path: Path) -> None:
+    """A 300-character --name made a routing id over 255 bytes: a traceback at connect."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    for name in ("x" * 300, "two words"):
+        done = subprocess.run(
+            [sys.executable, "-m", "crossroads", "worker", "--name", name],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=WAIT,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "argument --name: " in done.stderr.splitlines()[-1]
+
+
 def test_insecure_workers_is_explicit_and_loud(start_server, sqlite_url: str) -> None:
     server: Server = start_server(sqlite_url, 1, "--insecure-workers")
     assert server.wait_for(r"^workers \S+  .*ANY process")
