@@ -104,6 +104,62 @@ SOCKET_HANDLED = {
 }
 
 
+#: The integers libzmq 4.3 accepts for each option, (lowest, highest), None for no bound;
+#: anything else is EINVAL, as there (probed against libzmq 4.3.5). An option not listed takes
+#: any integer (the engine's own MAX_CONNECTIONS and MAX_SUBSCRIPTIONS: 0 or less is no
+#: limit). Without these a negative HANDSHAKE_IVL, say, was kept and failed every handshake
+#: at once, where libzmq refuses it at setsockopt.
+_INT_RANGES: dict[int, tuple[int | None, int | None]] = {
+    c.SNDHWM: (0, None),
+    c.RCVHWM: (0, None),
+    c.LINGER: (-1, None),
+    c.RCVTIMEO: (-1, None),
+    c.SNDTIMEO: (-1, None),
+    c.RECONNECT_IVL: (-1, None),
+    c.RECONNECT_IVL_MAX: (0, None),
+    c.BACKLOG: (0, None),
+    c.ROUTER_MANDATORY: (0, None),
+    c.ROUTER_HANDOVER: (0, None),
+    c.ROUTER_RAW: (0, None),
+    c.IMMEDIATE: (0, 1),
+    c.CONFLATE: (0, 1),
+    c.XPUB_VERBOSE: (0, None),
+    c.XPUB_VERBOSER: (0, None),
+    c.XPUB_NODROP: (0, None),
+    c.REQ_RELAXED: (0, None),
+    c.REQ_CORRELATE: (0, None),
+    c.HEARTBEAT_IVL: (0, None),
+    # Sent in deciseconds in a 16-bit field: libzmq divides by 100 (towards zero) and checks
+    # the quotient, so -99 counts as 0 and 6,553,599 as 65,535.
+    c.HEARTBEAT_TTL: (-99, 65535 * 100 + 99),
+    c.HEARTBEAT_TIMEOUT: (0, None),
+    c.HANDSHAKE_IVL: (0, None),
+    c.CONNECT_TIMEOUT: (0, None),
+    c.IPV6: (0, 1),
+    c.TCP_KEEPALIVE: (-1, 1),
+    c.TCP_KEEPALIVE_CNT: (-1, None),
+    c.TCP_KEEPALIVE_IDLE: (-1, None),
+    c.TCP_KEEPALIVE_INTVL: (-1, None),
+    c.SNDBUF: (-1, None),
+    c.RCVBUF: (-1, None),
+    c.TOS: (0, None),
+    c.RATE: (1, None),
+    c.RECOVERY_IVL: (0, None),
+    c.MULTICAST_HOPS: (1, None),
+    c.MULTICAST_MAXTPDU: (1, None),
+}
+
+
+def _check_range(option: int, name: str, value: int) -> None:
+    bounds = _INT_RANGES.get(option)
+    if bounds is None:
+        return
+    low, high = bounds
+    if (low is not None and value < low) or (high is not None and value > high):
+        allowed = f"{low} or more" if high is None else f"{low} to {high}"
+        raise ZMQError(c.EINVAL, f"{name.upper()} takes {allowed}, not {value}")
+
+
 def option_name(option: int) -> str:
     try:
         return c.SocketOption(option).name.lower()
@@ -137,6 +193,7 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
     else:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
+        _check_range(option, name, value)
     setattr(opts, name, value)
 
 

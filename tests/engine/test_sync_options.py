@@ -134,6 +134,51 @@ def test_defaults_match_pyzmq(ctx: zmq.Context) -> None:
         theirs_ctx.destroy(linger=0)
 
 
+#: Socket types on which an option is libzmq's to judge (elsewhere libzmq refuses it whatever
+#: the value, for its socket type, which is not what this compares).
+OPTION_SOCKET = {"ROUTER_MANDATORY": "ROUTER", "ROUTER_HANDOVER": "ROUTER", "ROUTER_RAW": "ROUTER"}
+OPTION_SOCKET |= {"XPUB_VERBOSE": "XPUB", "XPUB_VERBOSER": "XPUB", "XPUB_NODROP": "XPUB"}
+OPTION_SOCKET |= {"REQ_RELAXED": "REQ", "REQ_CORRELATE": "REQ", "INVERT_MATCHING": "PUB"}
+#: Around every bound libzmq has: -1 and 0 (infinite, off), 1 (booleans), 65,535 and the
+#: HEARTBEAT_TTL edges (its 16-bit deciseconds), a large value.
+PROBE_VALUES = [-200, -100, -99, -2, -1, 0, 1, 2, 65535, 6553599, 6553600, 1 << 30]
+INT_OPTIONS = [
+    "SNDHWM", "RCVHWM", "LINGER", "RCVTIMEO", "SNDTIMEO", "RECONNECT_IVL", "RECONNECT_IVL_MAX",
+    "BACKLOG", "MAXMSGSIZE", "ROUTER_MANDATORY", "ROUTER_HANDOVER", "ROUTER_RAW", "IMMEDIATE",
+    "CONFLATE", "XPUB_VERBOSE", "XPUB_VERBOSER", "XPUB_NODROP", "INVERT_MATCHING", "REQ_RELAXED",
+    "REQ_CORRELATE", "HEARTBEAT_IVL", "HEARTBEAT_TTL", "HEARTBEAT_TIMEOUT", "HANDSHAKE_IVL",
+    "CONNECT_TIMEOUT", "IPV6", "TCP_KEEPALIVE", "TCP_KEEPALIVE_CNT", "TCP_KEEPALIVE_IDLE",
+    "TCP_KEEPALIVE_INTVL", "SNDBUF", "RCVBUF", "TOS", "RATE", "RECOVERY_IVL", "MULTICAST_HOPS",
+    "MULTICAST_MAXTPDU", "MULTICAST_LOOP",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("option", INT_OPTIONS)
+def test_int_option_ranges_match_libzmq(ctx: zmq.Context, option: str) -> None:
+    """Each value is taken by the engine exactly when libzmq takes it (EINVAL otherwise), so
+    a mistaken setting fails at setsockopt in both, not later in one."""
+    kind = OPTION_SOCKET.get(option, "DEALER")
+    theirs_ctx = pyzmq.Context()
+    try:
+        ours, theirs = ctx.socket(getattr(zmq, kind)), theirs_ctx.socket(getattr(pyzmq, kind))
+        for value in PROBE_VALUES:
+            try:
+                theirs.setsockopt(getattr(pyzmq, option), value)
+                taken = True
+            except pyzmq.ZMQError as exc:
+                assert exc.errno == pyzmq.EINVAL
+                taken = False
+            try:
+                ours.setsockopt(getattr(zmq, option), value)
+                assert taken, f"{option} = {value}: libzmq refuses it, the engine took it"
+            except zmq.ZMQError as exc:
+                assert exc.errno == zmq.EINVAL
+                assert not taken, f"{option} = {value}: libzmq takes it, the engine refused"
+        theirs.close(linger=0)
+    finally:
+        theirs_ctx.destroy(linger=0)
+
+
 def test_string_options(ctx: zmq.Context) -> None:
     """setsockopt_string/getsockopt_string with encodings; str where bytes belong is TypeError."""
     sock = ctx.socket(zmq.DEALER)
