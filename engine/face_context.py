@@ -15,7 +15,10 @@ from typing import Any
 
 from . import constants as c
 from .context import IOContext
-from .errors import ContextTerminated
+from .errors import ContextTerminated, ZMQError
+
+#: The least each context option takes, as libzmq 4.3 (EINVAL below it).
+_CONTEXT_MINIMUM = {c.IO_THREADS: 0, c.MAX_SOCKETS: 1, c.BLOCKY: 0}
 
 
 class ContextFace:
@@ -68,6 +71,12 @@ class ContextFace:
     # -- options --------------------------------------------------------------------------------
 
     def set(self, option: int, value: Any) -> None:
+        if option in _CONTEXT_MINIMUM and int(value) < _CONTEXT_MINIMUM[option]:
+            raise ZMQError(
+                c.EINVAL,
+                f"{c.ContextOption(option).name} takes "
+                f"{_CONTEXT_MINIMUM[option]} or more, not {value}",
+            )
         if option == c.IO_THREADS:
             self._set_io_threads(max(1, int(value)))
         elif option in (c.MAX_SOCKETS, c.SOCKET_LIMIT):

@@ -291,7 +291,9 @@ class Context(ContextFace):
 
     def __init__(self, io_threads: int = 1, **kwargs: Any) -> None:
         super().__init__(io_threads, **kwargs)
-        object.__setattr__(self, "_threads", _new_threads(self._io_threads))
+        # Made as sockets need them, up to IO_THREADS, as libzmq starts its threads with the
+        # first socket: each holds a selector, and a large IO_THREADS made them all at once.
+        object.__setattr__(self, "_threads", [])
         object.__setattr__(self, "_next", 0)
         #: Closed sockets' transport sides whose connections still linger; term() waits.
         object.__setattr__(self, "_lingering", set())
@@ -305,16 +307,19 @@ class Context(ContextFace):
         """The I/O thread for the next socket, round robin."""
         if self._io.terminated:
             raise ContextTerminated()
-        io = self._threads[self._next % len(self._threads)]
+        index = self._next % self._io_threads
         object.__setattr__(self, "_next", self._next + 1)
+        threads = self._threads
+        if index == len(threads):  # round robin: the next one not made yet
+            threads.append(IOThread(f"engine-io-{index}"))
+        io = threads[index]
         io.start()
         return io
 
     def _set_io_threads(self, count: int) -> None:
-        if any(t._started for t in self._threads):
+        if self._threads:
             raise ZMQError(c.EINVAL, "IO_THREADS must be set before creating sockets")
         super()._set_io_threads(count)
-        object.__setattr__(self, "_threads", _new_threads(count))
 
     def _forget(self, sock: Any) -> None:
         super()._forget(sock)
@@ -332,10 +337,6 @@ class Context(ContextFace):
         for io in self._threads:
             io.stop()
         _contexts.discard(self)
-
-
-def _new_threads(count: int) -> list[IOThread]:
-    return [IOThread(f"engine-io-{i}") for i in range(count)]
 
 
 def _has_links(lingering: set[Endpoints], io: IOThread) -> bool:

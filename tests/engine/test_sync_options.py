@@ -179,6 +179,45 @@ def test_int_option_ranges_match_libzmq(ctx: zmq.Context, option: str) -> None:
         theirs_ctx.destroy(linger=0)
 
 
+@pytest.mark.parametrize("option", ["IO_THREADS", "MAX_SOCKETS", "BLOCKY"])
+def test_context_option_ranges_match_libzmq(option: str) -> None:
+    for value in (-2, -1, 0, 1, 2, 100_000):
+        theirs = pyzmq.Context()
+        try:
+            theirs.set(getattr(pyzmq, option), value)
+            taken = True
+        except pyzmq.ZMQError:
+            taken = False
+        finally:
+            theirs.destroy(linger=0)
+        ours = zmq.Context()
+        try:
+            ours.set(getattr(zmq, option), value)
+            assert taken, f"{option} = {value}: libzmq refuses it, the engine took it"
+        except zmq.ZMQError as exc:
+            assert exc.errno == zmq.EINVAL and not taken, (option, value)
+        finally:
+            ours.destroy(linger=0)
+
+
+def test_many_io_threads_are_made_only_as_sockets_need_them() -> None:
+    """IO_THREADS 100,000 used to make every thread's selector at once: out of descriptors,
+    a traceback, and the ones made so far never closed."""
+    ctx = zmq.Context()
+    try:
+        ctx.set(zmq.IO_THREADS, 100_000)
+        a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        b.bind("tcp://127.0.0.1:0")
+        a.connect(b.last_endpoint)
+        a.send(b"hi")
+        assert b.recv() == b"hi"
+        assert len(ctx._threads) == 2  # one per socket so far, round robin
+        with pytest.raises(zmq.ZMQError):
+            ctx.set(zmq.IO_THREADS, 1)  # too late once sockets exist, as before
+    finally:
+        ctx.destroy(linger=0)
+
+
 def test_string_options(ctx: zmq.Context) -> None:
     """setsockopt_string/getsockopt_string with encodings; str where bytes belong is TypeError."""
     sock = ctx.socket(zmq.DEALER)
