@@ -8,8 +8,16 @@ from __future__ import annotations
 from . import devices, error
 from .constants import *  # noqa: F403 - pyzmq exposes every constant at top level
 from .constants import VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH, SocketOption, SocketType
-from .devices import monitored_queue, proxy, proxy_steerable
-from .errors import Again, ContextTerminated, NotDone, ZMQBaseError, ZMQBindError, ZMQError
+from .devices import device, monitored_queue, proxy, proxy_steerable
+from .errors import (
+    Again,
+    ContextTerminated,
+    NotDone,
+    ZMQBaseError,
+    ZMQBindError,
+    ZMQError,
+    strerror,
+)
 from .face_frame import Frame, MessageTracker
 from .poll import Poller, select
 from .security.keys import curve_available, curve_keypair, curve_public
@@ -41,6 +49,7 @@ __all__ = [
     "__version__",
     "curve_keypair",
     "curve_public",
+    "device",
     "devices",
     "error",
     "monitored_queue",
@@ -50,6 +59,7 @@ __all__ = [
     "pyzmq_version_info",
     "recv_monitor_message",
     "select",
+    "strerror",
     "z85_decode",
     "z85_encode",
     "zmq_version",

@@ -173,6 +173,12 @@ POLLOUT = 2
 POLLERR = 4
 POLLPRI = 8
 
+# -- device types (zmq_device: every type forwards both ways, as zmq_proxy) ---------------------
+
+STREAMER = 1
+FORWARDER = 2
+QUEUE = 3
+
 # -- socket monitor events --------------------------------------------------------------------
 
 

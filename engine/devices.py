@@ -1,4 +1,4 @@
-"""Devices: proxy, proxy_steerable and monitored_queue, as in pyzmq (sync sockets)."""
+"""Devices: proxy, proxy_steerable, monitored_queue and device, as in pyzmq (sync sockets)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ def _run(
     prefixes: tuple[bytes, bytes] | None = None,
     swap: bool = False,
 ) -> None:
+    for role, sock in (("frontend", frontend), ("backend", backend)):
+        if not hasattr(sock, "recv_multipart"):  # a None would fail later, in the poller
+            raise TypeError(f"the proxy's {role} must be a socket, not {type(sock).__name__}")
     front, back = _Counters(), _Counters()
     poller = Poller()
     poller.register(frontend, c.POLLIN)
@@ -105,6 +108,12 @@ def _run(
 def proxy(frontend: Any, backend: Any, capture: Any = None) -> None:
     """Forward messages both ways until the context is terminated (raises ContextTerminated)."""
     _run(frontend, backend, capture)
+
+
+def device(device_type: int, frontend: Any, backend: Any) -> None:
+    """pyzmq's older name for :func:`proxy` (zmq_device). ``device_type`` (QUEUE, FORWARDER,
+    STREAMER) is not looked at: in libzmq since 3.x every type forwards both ways."""
+    _run(frontend, backend)
 
 
 def proxy_steerable(frontend: Any, backend: Any, capture: Any = None, control: Any = None) -> None:

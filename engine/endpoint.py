@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import uuid
@@ -24,6 +25,10 @@ class Endpoint:
         return f"{self.transport}://{self.address}"
 
 
+#: Longest ipc:// path: a Unix socket address holds 108 bytes, the last a NUL (Linux).
+MAX_IPC_PATH_BYTES = 107
+
+
 def parse(endpoint: str, binding: bool) -> Endpoint:
     # (Text by now: the face turns bytes into text and refuses other types, face.endpoint_text.)
     scheme, sep, rest = endpoint.partition("://")
@@ -34,6 +39,14 @@ def parse(endpoint: str, binding: bool) -> Endpoint:
     if scheme == "ipc":
         if rest == "*" and binding:
             rest = os.path.join(tempfile.gettempdir(), f"crossroads-{uuid.uuid4().hex[:12]}.ipc")
+        if len(os.fsencode(rest)) > MAX_IPC_PATH_BYTES:
+            # Refused here for connect() too, as libzmq does: a dial to such a path would
+            # otherwise fail out of sight on every retry.
+            raise ZMQError(
+                errno.ENAMETOOLONG,
+                f"ipc path of {len(os.fsencode(rest))} bytes (at most {MAX_IPC_PATH_BYTES}): "
+                f"{endpoint[:80]!r}",
+            )
         return Endpoint("ipc", rest)
     if scheme == "inproc":
         return Endpoint("inproc", rest)

@@ -86,8 +86,10 @@ class Listener:
         try:
             sock = self._bind_tcp(ep) if ep.transport == "tcp" else self._bind_ipc(ep)
         except OSError as exc:
-            self.host.emit(c.EVENT_BIND_FAILED, exc.errno or 0, str(ep))
-            raise ZMQError(exc.errno or c.EINVAL, f"{exc.strerror}: {ep}") from None
+            # Python says "AF_UNIX path too long" with no errno; libzmq, ENAMETOOLONG.
+            code = exc.errno or (errno.ENAMETOOLONG if ep.transport == "ipc" else c.EINVAL)
+            self.host.emit(c.EVENT_BIND_FAILED, code, str(ep))
+            raise ZMQError(code, f"{exc.strerror or exc}: {ep}") from None
         sock.setblocking(False)
         self._sock = sock
         self._task = self.host.loop.create_task(self._serve(sock))

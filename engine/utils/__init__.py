@@ -1,1 +1,1 @@
-"""pyzmq-compatible helper modules (`engine.utils.monitor`)."""
+"""pyzmq-compatible helper modules (`engine.utils.monitor`, `engine.utils.z85`)."""

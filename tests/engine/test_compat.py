@@ -189,3 +189,69 @@ def test_sync_blocked_recv_on_close_raises_enotsock() -> None:
         assert [e.errno for e in outcome] == [engine.ENOTSOCK]  # type: ignore[attr-defined]
     finally:
         ctx.destroy(linger=0)
+
+
+def test_the_older_pyzmq_names_exist_and_behave_as_pyzmqs() -> None:
+    """zmq.device, zmq.strerror, zmq.utils.z85 and the device types: each used to be missing
+    (an AttributeError where pyzmq answers)."""
+    import zmq.utils.z85 as their_z85
+
+    import engine.utils.z85 as our_z85
+
+    assert (engine.QUEUE, engine.FORWARDER, engine.STREAMER) == (
+        pyzmq.QUEUE,
+        pyzmq.FORWARDER,
+        pyzmq.STREAMER,
+    )
+    assert engine.strerror(engine.EFSM) == pyzmq.strerror(pyzmq.EFSM)
+    key = bytes(range(32))
+    assert our_z85.encode(key) == their_z85.encode(key)
+    assert our_z85.decode(our_z85.encode(key)) == key
+    with pytest.raises(ValueError):
+        our_z85.encode(b"abc")  # not a multiple of 4, as in pyzmq
+    for call in (engine.proxy, lambda a, b: engine.device(engine.QUEUE, a, b)):
+        with pytest.raises(TypeError):
+            call(None, None)  # pyzmq: TypeError too (the engine's was an AttributeError)
+
+
+def test_device_forwards_like_proxy() -> None:
+    """zmq.device(QUEUE, frontend, backend) is the proxy, until the context ends."""
+    ctx = engine.Context()
+    front, back = ctx.socket(engine.ROUTER), ctx.socket(engine.DEALER)
+    front.bind("inproc://device-front")
+    back.bind("inproc://device-back")
+    done = threading.Thread(target=_device_until_term, args=(front, back), daemon=True)
+    done.start()
+    client, worker = ctx.socket(engine.REQ), ctx.socket(engine.REP)
+    client.connect("inproc://device-front")
+    worker.connect("inproc://device-back")
+    client.send(b"ping")
+    assert worker.recv() == b"ping"
+    worker.send(b"pong")
+    assert client.recv() == b"pong"
+    ctx.destroy(linger=0)  # the device's sockets go with it: it raises and returns
+    done.join(10)
+    assert not done.is_alive()
+
+
+def _device_until_term(front: Any, back: Any) -> None:
+    with pytest.raises(engine.ZMQError):
+        engine.device(engine.QUEUE, front, back)
+
+
+def test_an_ipc_path_too_long_for_a_unix_socket_is_refused_at_bind_and_connect() -> None:
+    """libzmq says ENAMETOOLONG at once; the engine's connect used to take it and fail out of
+    sight on every retry, and its bind said "Invalid argument: None"."""
+    ctx, theirs = engine.Context(), pyzmq.Context()
+    try:
+        endpoint = "ipc:///tmp/" + "x" * 200
+        for lib, context in ((engine, ctx), (pyzmq, theirs)):
+            for verb in ("bind", "connect"):
+                sock = context.socket(lib.PAIR)
+                with pytest.raises(lib.ZMQError) as caught:
+                    getattr(sock, verb)(endpoint)
+                assert caught.value.errno == errno.ENAMETOOLONG, (lib.__name__, verb)
+                sock.close(linger=0)
+    finally:
+        ctx.destroy(linger=0)
+        theirs.destroy(linger=0)
