@@ -23,7 +23,11 @@ class Look(Command):
     category = "Looking"
 
     def func(self, ctx: Context) -> None:
-        target = self.args.removeprefix("at ").strip()
+        target = self.args.strip()
+        if target.lower() == "at":
+            raise CommandError("Look at what?")
+        if target[:3].lower() == "at ":
+            target = target[3:].strip()
         if target:
             Examine("examine", target).func(ctx)
         else:

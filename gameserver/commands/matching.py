@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from ..narration import english_list
+from ..narration import capitalized, english_list
 from ..store.records import PlayerRecord, player_key
 from ..world import ItemDef, NpcDef, World
 from .base import CommandError
@@ -87,6 +87,14 @@ def find_player(query: str, players: Sequence[PlayerRecord], missing: str) -> Pl
     raise CommandError(missing)
 
 
+def refuse_npc(ctx: Context, query: str) -> None:
+    """A character of the world here answers no whisper and takes no gift: say so, rather
+    than "nobody called Tobin is here" with Tobin standing in the room."""
+    npc_id = find_npc(ctx.world, query, ctx.npcs_here())
+    if npc_id is not None:
+        raise CommandError(f"{capitalized(ctx.world.npcs[npc_id].name)} takes no notice of you.")
+
+
 def find_other_player(ctx: Context, query: str, missing: str, *, here: bool) -> PlayerRecord:
     """Another online player by full name (one document read) or unique prefix (among a
     bounded peek at who is present): in the actor's room if ``here``, else anywhere."""
@@ -111,4 +119,7 @@ def find_other_player(ctx: Context, query: str, missing: str, *, here: bool) -> 
     else:
         keys = ctx.state.online_players(PREFIX_PEEK)
     candidates = [ctx.state.player(k) for k in keys if key and k.startswith(key)]
-    return find_player(query, [c for c in candidates if c is not None and fits(c)], missing)
+    found = [c for c in candidates if c is not None and fits(c)]
+    if not found and key:
+        refuse_npc(ctx, query)
+    return find_player(query, found, missing)

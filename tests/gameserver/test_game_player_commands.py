@@ -145,6 +145,18 @@ def test_setdesc_is_what_others_see(game: Game) -> None:
     assert alice.say_ok("setdesc").startswith("You have no description.")
 
 
+def test_the_pedlar_is_there_but_takes_no_notice(game: Game) -> None:
+    """Tobin stands at the crossroads: "nobody called 'tobin' is around" was wrong."""
+    alice = game.login("alice")
+    alice.say_ok("take lamp")
+    assert refused(alice, "give lamp to tobin") == "Tobin the pedlar takes no notice of you."
+    assert refused(alice, "whisper tobin hello") == "Tobin the pedlar takes no notice of you."
+    assert refused(alice, "look at") == "Look at what?"  # was "You see no 'at' here."
+    assert alice.say_ok("look at tobin").startswith("Tobin the pedlar: ")
+    alice.say_ok("north")  # where no pedlar is, nobody is
+    assert refused(alice, "whisper tobin hello") == "Nobody called 'tobin' is around."
+
+
 def test_bare_forget_and_unignore_ask_which(game: Game) -> None:
     alice = game.login("alice")
     game.login("bob")
