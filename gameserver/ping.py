@@ -102,7 +102,10 @@ def main(argv: list[str], prog: str = "crossroads ping") -> int:
         pong = ping(settings.actions, args.timeout, key)
     except RequestFailed:
         if not args.quiet:
-            print(f"no answer from {settings.actions} within {args.timeout:g}s", file=sys.stderr)
+            print(
+                f"{prog}: no answer from {settings.actions} within {args.timeout:g}s",
+                file=sys.stderr,
+            )
         return 1
     except engine.ZMQError as exc:
         print(f"{prog}: cannot reach {settings.actions}: {exc}", file=sys.stderr)
@@ -112,7 +115,7 @@ def main(argv: list[str], prog: str = "crossroads ping") -> int:
         print(f"pong from {settings.actions}: {workers} worker(s), {pong.get('pending')} queued")
     if not isinstance(workers, int) or workers < args.min_workers:
         if not args.quiet:
-            print(f"fewer than {args.min_workers} workers connected", file=sys.stderr)
+            print(f"{prog}: fewer than {args.min_workers} workers connected", file=sys.stderr)
         return 1
     return 0
 

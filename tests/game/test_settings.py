@@ -148,6 +148,21 @@ def test_ping_refuses_a_bad_number_in_one_line(
     assert done.stderr.strip().splitlines() == [f"crossroads ping: {said}"]
 
 
+def test_ping_names_itself_when_nothing_answers(tmp_path: Path) -> None:
+    """A listener that never speaks ZMTP: the one line starts with the command's name (it
+    used to be a bare "no answer from ...")."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        argv = ["ping", "--server", endpoint, "--timeout", "0.5"]
+        done = crossroads(argv, home=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"crossroads ping: no answer from {endpoint} within 0.5s"
+    ]
+
+
 @pytest.mark.parametrize(
     ("option", "said"),
     [("--actions-bind", "the actions endpoint"), ("--key-bind", "the key endpoint")],
