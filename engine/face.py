@@ -14,6 +14,7 @@ A face (engine.sync, engine.asyncio) supplies only how to wait and how to hand b
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import pickle
 import random
@@ -26,7 +27,14 @@ from . import constants as c
 from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .face_frame import DONE_TRACKER, Frame, as_frame
-from .options import SOCKET_HANDLED, get_option, is_bytes_option, option_name, set_option
+from .options import (
+    SOCKET_HANDLED,
+    check_socket_type,
+    get_option,
+    is_bytes_option,
+    option_name,
+    set_option,
+)
 from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 from .sockets.base import Traffic
 from .waiting import NOTHING, Steps, Waiter, timeout_ms, wait_steps
@@ -68,7 +76,10 @@ class SocketFace:
         """The face is built: take wake-ups, and the context's defaults for new sockets."""
         self._core.set_waker(self._wake)
         for option, value in self.context._defaults.items():
-            self.setsockopt(option, value)
+            # As pyzmq: a context default this socket type does not have (SUBSCRIBE on a
+            # PUB, ROUTER_MANDATORY on a DEALER) is skipped, not an error at ctx.socket().
+            with contextlib.suppress(ZMQError):
+                self.setsockopt(option, value)
 
     # -- supplied by each face ------------------------------------------------------------------
 
@@ -391,6 +402,7 @@ class SocketFace:
         elif option in SECURITY_OPTIONS:
             set_security_option(core.options, option, value)
         else:
+            check_socket_type(option, core.socket_type)
             set_option(core.options, option, value)
         core.refresh_direct()
 

@@ -150,6 +150,31 @@ _INT_RANGES: dict[int, tuple[int | None, int | None]] = {
 }
 
 
+#: Options libzmq takes only on some of its classic socket types (EINVAL on the others,
+#: whatever the value; probed against libzmq 4.3.5): REP is a ROUTER inside libzmq, PUB an
+#: XPUB. The draft types are left alone (pyzmq cannot probe them; RADIO, for one, takes
+#: XPUB_NODROP).
+_ONLY_ON: dict[int, frozenset[int]] = {
+    **dict.fromkeys(
+        (c.ROUTER_MANDATORY, c.ROUTER_HANDOVER, c.ROUTER_RAW), frozenset({c.ROUTER, c.REP})
+    ),
+    **dict.fromkeys(
+        (c.XPUB_VERBOSE, c.XPUB_VERBOSER, c.XPUB_NODROP, c.XPUB_WELCOME_MSG),
+        frozenset({c.PUB, c.XPUB}),
+    ),
+    **dict.fromkeys((c.REQ_RELAXED, c.REQ_CORRELATE), frozenset({c.REQ})),
+}
+_CLASSIC_TYPES = frozenset(range(c.PAIR, c.XSUB + 1))
+
+
+def check_socket_type(option: int, socket_type: int) -> None:
+    """EINVAL, as libzmq, for an option this socket type does not have."""
+    types = _ONLY_ON.get(option)
+    if types is not None and socket_type in _CLASSIC_TYPES and socket_type not in types:
+        name = option_name(option).upper()
+        raise ZMQError(c.EINVAL, f"{name} is not an option of {c.SocketType(socket_type).name}")
+
+
 def _check_range(option: int, name: str, value: int) -> None:
     bounds = _INT_RANGES.get(option)
     if bounds is None:

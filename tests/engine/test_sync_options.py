@@ -179,6 +179,50 @@ def test_int_option_ranges_match_libzmq(ctx: zmq.Context, option: str) -> None:
         theirs_ctx.destroy(linger=0)
 
 
+CLASSIC_TYPES = ["PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB"]
+CLASSIC_TYPES += ["XSUB"]
+TYPE_OPTIONS = ["ROUTER_MANDATORY", "ROUTER_HANDOVER", "ROUTER_RAW", "XPUB_VERBOSE"]
+TYPE_OPTIONS += ["XPUB_VERBOSER", "XPUB_NODROP", "XPUB_WELCOME_MSG", "REQ_RELAXED", "REQ_CORRELATE"]
+
+
+@pytest.mark.parametrize("option", TYPE_OPTIONS)
+def test_type_options_are_taken_by_the_socket_types_libzmq_takes_them_on(
+    ctx: zmq.Context, option: str
+) -> None:
+    """ROUTER_MANDATORY on a DEALER, say: EINVAL in libzmq, and it used to be kept here."""
+    value: int | bytes = b"hi" if option == "XPUB_WELCOME_MSG" else 1
+    theirs_ctx = pyzmq.Context()
+    try:
+        for kind in CLASSIC_TYPES:
+            theirs = theirs_ctx.socket(getattr(pyzmq, kind))
+            try:
+                theirs.setsockopt(getattr(pyzmq, option), value)
+                taken = True
+            except pyzmq.ZMQError:
+                taken = False
+            theirs.close(linger=0)
+            ours = ctx.socket(getattr(zmq, kind))
+            try:
+                ours.setsockopt(getattr(zmq, option), value)
+                assert taken, f"{option} on {kind}: libzmq refuses it, the engine took it"
+            except zmq.ZMQError as exc:
+                assert exc.errno == zmq.EINVAL and not taken, (option, kind)
+            ours.close(linger=0)
+    finally:
+        theirs_ctx.destroy(linger=0)
+
+
+def test_a_context_default_a_socket_type_lacks_is_skipped_as_in_pyzmq() -> None:
+    ctx = zmq.Context()
+    try:
+        ctx.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        ctx.setsockopt(zmq.SUBSCRIBE, b"")
+        assert ctx.socket(zmq.ROUTER).getsockopt(zmq.ROUTER_MANDATORY) == 1
+        ctx.socket(zmq.DEALER).close(linger=0)  # neither applies: skipped, not an error
+    finally:
+        ctx.destroy(linger=0)
+
+
 @pytest.mark.parametrize("option", ["IO_THREADS", "MAX_SOCKETS", "BLOCKY"])
 def test_context_option_ranges_match_libzmq(option: str) -> None:
     for value in (-2, -1, 0, 1, 2, 100_000):
