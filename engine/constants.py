@@ -173,6 +173,10 @@ POLLOUT = 2
 POLLERR = 4
 POLLPRI = 8
 
+#: pyzmq's size above which send(copy=False) avoids copying; the engine always hands the bytes
+#: over as they are, so it only informs code that reads it.
+COPY_THRESHOLD = 65536
+
 # -- device types (zmq_device: every type forwards both ways, as zmq_proxy) ---------------------
 
 STREAMER = 1

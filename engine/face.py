@@ -425,6 +425,14 @@ class SocketFace:
             return get_security_option(core.options, option)
         return get_option(core.options, option)
 
+    def set_hwm(self, value: int) -> None:
+        """pyzmq's HWM setter: SNDHWM and RCVHWM together."""
+        self.setsockopt(c.HWM, value)
+
+    def get_hwm(self) -> int:
+        """pyzmq's HWM getter (SNDHWM)."""
+        return int(self.getsockopt(c.HWM))
+
     def setsockopt_string(self, option: int, value: str, encoding: str = "utf-8") -> None:
         self.setsockopt(option, value.encode(encoding))
 

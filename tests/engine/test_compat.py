@@ -192,8 +192,8 @@ def test_sync_blocked_recv_on_close_raises_enotsock() -> None:
 
 
 def test_the_older_pyzmq_names_exist_and_behave_as_pyzmqs() -> None:
-    """zmq.device, zmq.strerror, zmq.utils.z85 and the device types: each used to be missing
-    (an AttributeError where pyzmq answers)."""
+    """zmq.device, zmq.strerror, zmq.utils.z85, COPY_THRESHOLD, Socket.get_hwm/set_hwm and
+    the device types: each used to be missing (an AttributeError where pyzmq answers)."""
     import zmq.utils.z85 as their_z85
 
     import engine.utils.z85 as our_z85
@@ -204,6 +204,14 @@ def test_the_older_pyzmq_names_exist_and_behave_as_pyzmqs() -> None:
         pyzmq.STREAMER,
     )
     assert engine.strerror(engine.EFSM) == pyzmq.strerror(pyzmq.EFSM)
+    assert engine.COPY_THRESHOLD == pyzmq.COPY_THRESHOLD
+    ctx = engine.Context()
+    try:
+        sock = ctx.socket(engine.DEALER)
+        sock.set_hwm(5)  # both marks, as pyzmq's
+        assert sock.get_hwm() == 5 == sock.getsockopt(engine.RCVHWM)
+    finally:
+        ctx.destroy(linger=0)
     key = bytes(range(32))
     assert our_z85.encode(key) == their_z85.encode(key)
     assert our_z85.decode(our_z85.encode(key)) == key
