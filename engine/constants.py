@@ -172,6 +172,8 @@ POLLIN = 1
 POLLOUT = 2
 POLLERR = 4
 POLLPRI = 8
+#: A message property (zmq_msg_get): whether more frames follow (pyzmq's Frame.get(MORE)).
+MORE = 1
 
 #: pyzmq's size above which send(copy=False) avoids copying; the engine always hands the bytes
 #: over as they are, so it only informs code that reads it.

@@ -26,6 +26,7 @@ from typing import Any
 from . import constants as c
 from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
+from .face_endpoint import EndpointContext
 from .face_frame import DONE_TRACKER, Frame, as_frame
 from .options import (
     SOCKET_HANDLED,
@@ -323,18 +324,22 @@ class SocketFace:
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def bind(self, addr: str | bytes) -> str:
+    def bind(self, addr: str | bytes) -> EndpointContext:
+        """The endpoint bound (its port resolved), as text; `with` unbinds it at the end."""
         self._check_open()
         endpoint = self._call_on_loop(self._endpoints.bind, endpoint_text(addr))
         self._core.process_commands()  # inproc peers waiting for this name join now
-        return endpoint
+        return EndpointContext(endpoint, self, self.unbind)
 
-    def connect(self, addr: str | bytes) -> None:
+    def connect(self, addr: str | bytes) -> EndpointContext:
+        """The endpoint, as text; `with` disconnects it at the end."""
         self._check_open()
-        self._call_on_loop(self._endpoints.connect, endpoint_text(addr))
+        text = endpoint_text(addr)
+        self._call_on_loop(self._endpoints.connect, text)
         # Take the new pipe in now, so a SUB's subscriptions go out without waiting for
         # the next send or recv.
         self._core.process_commands()
+        return EndpointContext(text, self, self.disconnect)
 
     def unbind(self, addr: str | bytes) -> None:
         self._check_open()
@@ -405,6 +410,10 @@ class SocketFace:
             check_socket_type(option, core.socket_type)
             set_option(core.options, option, value)
         core.refresh_direct()
+
+    def fileno(self) -> int:
+        """pyzmq's fileno(): the FD option, readable when the socket may have work."""
+        return int(self.getsockopt(c.FD))
 
     def getsockopt(self, option: int) -> Any:
         self._check_open()
@@ -482,13 +491,22 @@ class SocketFace:
 
     def get_monitor_socket(self, events: int = c.EVENT_ALL, addr: str | None = None) -> Any:
         """A PAIR socket receiving this socket's events (see `recv_monitor_message`)."""
-        self._check_open()
         addr = addr or f"inproc://monitor.{id(self):x}.{time.monotonic_ns():x}"
+        self.monitor(addr, events)
+        watcher = self.context.socket(c.PAIR)
+        watcher.connect(addr)
+        return watcher
+
+    def monitor(self, addr: str | None, events: int = c.EVENT_ALL) -> None:
+        """pyzmq's zmq_socket_monitor: this socket's events go out on a PAIR bound at `addr`
+        (inproc); None stops them."""
+        self._check_open()
+        if addr is None:
+            self.disable_monitor()
+            return
         sink = self.context.socket(c.PAIR)
         sink.bind(addr)
         sink.linger = 0
-        watcher = self.context.socket(c.PAIR)
-        watcher.connect(addr)
         sink_core = sink._core
         pack = _MONITOR_EVENT.pack
 
@@ -500,7 +518,6 @@ class SocketFace:
         self.disable_monitor()
         self._endpoints.monitor = report
         object.__setattr__(self, "_monitor_sink", sink)
-        return watcher
 
     def disable_monitor(self) -> None:
         self._endpoints.monitor = None

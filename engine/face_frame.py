@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import constants as c
 from . import face_draft
+from .errors import ZMQError
 
 
 class Frame:
@@ -28,6 +30,13 @@ class Frame:
     @group.setter
     def group(self, group: str | bytes) -> None:
         self._group = face_draft.group_bytes(group)
+
+    def get(self, option: int) -> int:
+        """pyzmq's Frame.get: MORE (whether more frames follow). Connection metadata is not
+        kept on a received frame here."""
+        if option == c.MORE:
+            return int(self.more)
+        raise ZMQError(c.EINVAL, f"a Frame answers MORE only, not {option!r}")
 
     @property
     def buffer(self) -> memoryview:

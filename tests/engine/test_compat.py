@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import pickle
 import threading
 import time
 from typing import Any
@@ -263,3 +264,52 @@ def test_an_ipc_path_too_long_for_a_unix_socket_is_refused_at_bind_and_connect()
     finally:
         ctx.destroy(linger=0)
         theirs.destroy(linger=0)
+
+
+def test_bind_and_connect_are_context_managers_and_still_the_endpoint() -> None:
+    """pyzmq's `with sock.bind(url):` unbinds at the end, `with sock.connect(url):`
+    disconnects; the engine's connect returned None, which `with` refused."""
+    ctx = engine.Context()
+    try:
+        server, client = ctx.socket(engine.PAIR), ctx.socket(engine.PAIR)
+        with server.bind("tcp://127.0.0.1:0") as bound:
+            endpoint = server.last_endpoint.decode()
+            assert bound is server
+            with client.connect(endpoint) as connected:
+                assert connected is client
+                client.send(b"hi")
+                assert server.recv() == b"hi"
+            with pytest.raises(engine.ZMQError) as gone:
+                client.disconnect(endpoint)  # the with block did it already
+            assert gone.value.errno == errno.ENOENT
+        with pytest.raises(engine.ZMQError):
+            server.unbind(endpoint)
+        resolved = server.bind("tcp://127.0.0.1:0")
+        assert isinstance(resolved, str) and resolved == server.last_endpoint.decode()
+        # Handed to another process as the text alone (the socket is not pickled with it).
+        assert type(pickle.loads(pickle.dumps(resolved))) is str
+        assert server.fileno() == server.getsockopt(engine.FD)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_raw_monitor_and_frame_more_as_in_pyzmq() -> None:
+    """`sock.monitor(addr, events)` and `monitor(None)`, and Frame.get(MORE)."""
+    ctx = engine.Context()
+    try:
+        sock = ctx.socket(engine.DEALER)
+        sock.monitor("inproc://raw-monitor", engine.EVENT_LISTENING)
+        watcher = ctx.socket(engine.PAIR)
+        watcher.connect("inproc://raw-monitor")
+        sock.bind("tcp://127.0.0.1:0")
+        assert recv_monitor_message(watcher)["event"] == engine.EVENT_LISTENING
+        sock.monitor(None)
+        a, b = ctx.socket(engine.PAIR), ctx.socket(engine.PAIR)
+        a.bind("inproc://frames")
+        b.connect("inproc://frames")
+        a.send_multipart([b"1", b"2"])
+        first, last = b.recv_multipart(copy=False)
+        assert (first.get(engine.MORE), last.get(engine.MORE)) == (1, 0)
+        assert engine.MORE == pyzmq.MORE
+    finally:
+        ctx.destroy(linger=0)

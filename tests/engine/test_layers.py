@@ -24,7 +24,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     2: ("sockets",),
     3: ("transport",),
     4: ("context",),
-    5: ("face", "face_draft", "face_frame", "face_context", "polling", "waiting"),
+    5: ("face", "face_draft", "face_endpoint", "face_frame", "face_context", "polling", "waiting"),
     6: ("sync", "iothread", "asyncio"),
     7: ("poll", "devices", "utils", "auth", "__init__"),
     8: ("patterns",),
