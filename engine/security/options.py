@@ -53,6 +53,8 @@ def set_security_option(opts: Any, option: int, value: Any) -> None:
         if option == c.ZAP_ENFORCE_DOMAIN:
             opts.zap_enforce_domain = int(bool(value))
             return
+        if value not in (0, 1):  # libzmq takes exactly 0 or 1 here (True and False too)
+            raise ZMQError(c.EINVAL, f"{c.SocketOption(option).name} takes 0 or 1, not {value}")
         mechanism = c.PLAIN if option == c.PLAIN_SERVER else c.CURVE
         if mechanism == c.CURVE:
             sodium()  # a clear ENOTSUP now, naming the extra, rather than at connect time
@@ -60,6 +62,10 @@ def set_security_option(opts: Any, option: int, value: Any) -> None:
         opts.mechanism = mechanism if value else c.NULL
         return
     raw = _bytes(option, value)
+    if not raw and option in (c.PLAIN_USERNAME, c.PLAIN_PASSWORD, c.ZAP_DOMAIN):
+        # libzmq's answer to an empty value from pyzmq (its NULL-and-0 "unset" form cannot
+        # be passed from Python).
+        raise ZMQError(c.EINVAL, f"{c.SocketOption(option).name} takes 1 to 255 bytes")
     if option in (c.PLAIN_USERNAME, c.PLAIN_PASSWORD):
         if len(raw) > MAX_CREDENTIAL:
             raise ZMQError(c.EINVAL, "PLAIN user names and passwords are at most 255 bytes")

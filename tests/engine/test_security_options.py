@@ -72,6 +72,45 @@ def test_keys_read_back_as_z85_and_bad_values_refused() -> None:
         ctx.destroy(linger=0)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("CURVE_SERVER", 2),
+        ("CURVE_SERVER", -1),
+        ("PLAIN_SERVER", 5),
+        ("PLAIN_SERVER", True),
+        ("CURVE_SERVER", 0),
+        ("PLAIN_USERNAME", b""),
+        ("PLAIN_PASSWORD", b""),
+        ("ZAP_DOMAIN", b""),
+        ("PLAIN_PASSWORD", b"p"),
+    ],
+)
+def test_security_values_are_taken_exactly_when_libzmq_takes_them(
+    option: str, value: int | bytes
+) -> None:
+    """CURVE_SERVER 2 or an empty PLAIN_PASSWORD: EINVAL in libzmq, and they used to be kept
+    (the empty password even switched the socket to PLAIN)."""
+    zctx, ectx = zmq.Context(), engine.Context()
+    try:
+        theirs, ours = zctx.socket(zmq.DEALER), ectx.socket(engine.DEALER)
+        try:
+            theirs.setsockopt(getattr(zmq, option), value)
+            taken = True
+        except zmq.ZMQError:
+            taken = False
+        try:
+            ours.setsockopt(getattr(engine, option), value)
+            assert taken, f"{option} = {value!r}: libzmq refuses it, the engine took it"
+        except engine.ZMQError as exc:
+            assert exc.errno == engine.EINVAL and not taken, (option, value)
+        assert ours.getsockopt(engine.MECHANISM) == theirs.getsockopt(zmq.MECHANISM)
+        theirs.close(linger=0)
+    finally:
+        zctx.destroy(linger=0)
+        ectx.destroy(linger=0)
+
+
 def test_options_choose_the_mechanism() -> None:
     ctx = engine.Context()
     try:
