@@ -19,7 +19,7 @@ from .errors import (
     strerror,
 )
 from .face_frame import Frame, MessageTracker
-from .poll import Poller, select
+from .poll import Poller, select, zmq_poll
 from .security.keys import curve_available, curve_keypair, curve_public
 from .security.z85 import decode as z85_decode
 from .security.z85 import encode as z85_encode
@@ -62,6 +62,7 @@ __all__ = [
     "strerror",
     "z85_decode",
     "z85_encode",
+    "zmq_poll",
     "zmq_version",
     "zmq_version_info",
 ]

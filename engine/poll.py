@@ -49,6 +49,15 @@ class Poller(PollerFace):
         return value
 
 
+def zmq_poll(sockets: list[tuple[Any, int]], timeout: float | None = -1) -> list[tuple[Any, int]]:
+    """pyzmq's zmq.zmq_poll: [(socket or fd, flags)] in, those ready with their events out;
+    `timeout` in ms, negative or None to wait for ever."""
+    poller = Poller()
+    for sock, flags in sockets:
+        poller.register(sock, flags)
+    return poller.poll(None if timeout is None or timeout < 0 else timeout)
+
+
 def select(
     rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:

@@ -35,7 +35,16 @@ def engine_mask(revents: int) -> int:
 
 
 def fileno(item: Any) -> int:
-    return item if isinstance(item, int) else item.fileno()
+    if isinstance(item, int):
+        return item
+    try:
+        get = item.fileno
+    except AttributeError:  # pyzmq says TypeError: the caller passed the wrong kind of thing
+        raise TypeError(
+            f"cannot poll a {type(item).__name__}: expected an engine socket, a file "
+            "descriptor or an object with fileno()"
+        ) from None
+    return get()
 
 
 class PollerFace:

@@ -166,6 +166,23 @@ def test_poller_sees_tcp_message(ctx: zmq.Context) -> None:
 # -- zmq.select -----------------------------------------------------------------------------------
 
 
+def test_zmq_poll_and_what_cannot_be_polled(ctx: zmq.Context, pipe: tuple[int, int]) -> None:
+    """pyzmq's zmq.zmq_poll([(item, flags)], ms) (it was missing); an object that is neither a
+    socket nor has fileno() is a TypeError, as in pyzmq (it was an AttributeError)."""
+    a, b = inproc_pair(ctx)
+    r, w = pipe
+    assert zmq.zmq_poll([(a, zmq.POLLIN), (r, zmq.POLLIN)], 0) == []
+    b.send(b"x")
+    os.write(w, b"y")
+    ready = zmq.zmq_poll([(a, zmq.POLLIN), (r, zmq.POLLIN)], WAIT_MS)
+    deadline = time.monotonic() + WAIT_S
+    while len(ready) < 2 and time.monotonic() < deadline:  # the two may come in turn
+        ready = zmq.zmq_poll([(a, zmq.POLLIN), (r, zmq.POLLIN)], WAIT_MS)
+    assert sorted(events for _, events in ready) == [zmq.POLLIN, zmq.POLLIN]
+    with pytest.raises(TypeError):
+        zmq.select([object()], [], [], 0)
+
+
 def test_select_over_sockets_and_fds(
     ctx: zmq.Context, pipe: tuple[int, int], socketpair: tuple[socket.socket, socket.socket]
 ) -> None:
