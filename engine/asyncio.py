@@ -78,6 +78,53 @@ class FutureWaiter:
             timer.cancel()
 
 
+class _Then(asyncio.Future):  # type: ignore[type-arg]
+    """A Future of a value still to be made from `source`'s. Cancelling it cancels `source`,
+    unless `source` is done already: then its value (a message taken off the socket) is on
+    its way here, and a cancel now would lose it, so the cancel is refused, as a Task that
+    has finished refuses one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, source: asyncio.Future[Any]) -> None:
+        super().__init__(loop=loop)
+        self._source = source
+
+    def cancel(self, msg: Any = None) -> bool:
+        source = self._source
+        if source.done() and not source.cancelled():
+            return False
+        source.cancel()
+        return super().cancel(msg)
+
+
+def then(
+    loop: asyncio.AbstractEventLoop, result: asyncio.Future[Any], fn: Callable[[Any], Any]
+) -> asyncio.Future[Any]:
+    """A Future of `fn(result's value)`, settled as soon as `result` is (at once if it is
+    already done)."""
+    fut: asyncio.Future[Any] = loop.create_future() if result.done() else _Then(loop, result)
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        if fut.done():
+            return
+        if done.cancelled():
+            fut.cancel()
+            return
+        error = done.exception()
+        if error is not None:
+            fut.set_exception(error)
+            return
+        try:
+            fut.set_result(fn(done.result()))
+        except Exception as exc:  # a decoding error, say: the caller's await raises it
+            fut.set_exception(exc)
+
+    if result.done():
+        settle(result)
+    else:
+        result.add_done_callback(settle)
+    return fut
+
+
 async def drive(steps: Steps, waiter: FutureWaiter, before_sleep: Callable[[], None]) -> Any:
     """Run the steps of a blocking call (engine.waiting) on this loop."""
     try:
@@ -247,15 +294,17 @@ class Socket(SocketFace):
 
     def _run(self, steps: Steps, waiter: FutureWaiter) -> Any:
         # About to sleep: write what this task queued now rather than on the next loop pass.
-        return drive(steps, waiter, self._core.flush)
+        # A task, so the caller holds a Future as pyzmq's callers do (cancel(), asyncio.wait);
+        # made only on this path, when the call has to wait anyway.
+        return self._loop.create_task(drive(steps, waiter, self._core.flush))
 
     def _done(self, value: Any) -> asyncio.Future[Any]:
         fut = self._loop.create_future()
         fut.set_result(value)
         return fut
 
-    async def _then(self, result: Any, fn: Callable[[Any], Any]) -> Any:
-        return fn(await result)
+    def _then(self, result: asyncio.Future[Any], fn: Callable[[Any], Any]) -> asyncio.Future[Any]:
+        return then(self._loop, result, fn)
 
     def _call_on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)  # the core lives on this very loop
@@ -319,7 +368,7 @@ class Poller(PollerFace):
         return FdFutureWaiter(_loop(), [s._waiters for s in sockets], raw)
 
     def _run(self, steps: Steps, waiter: FdFutureWaiter) -> Any:
-        return drive(steps, waiter, _nothing)
+        return _loop().create_task(drive(steps, waiter, _nothing))
 
     def _done(self, value: Any) -> asyncio.Future[Any]:
         fut = _loop().create_future()

@@ -313,3 +313,23 @@ def test_raw_monitor_and_frame_more_as_in_pyzmq() -> None:
         assert engine.MORE == pyzmq.MORE
     finally:
         ctx.destroy(linger=0)
+
+
+@async_test()
+async def test_asyncio_calls_hand_back_futures_as_pyzmqs_do() -> None:
+    """A recv that has to wait is a Future, as in zmq.asyncio: it can be cancelled, and given
+    to asyncio.wait (which refuses the coroutine it used to be)."""
+    ctx = engine.asyncio.Context()
+    try:
+        a, b = ctx.socket(engine.PAIR), ctx.socket(engine.PAIR)
+        b.bind("inproc://futures")
+        a.connect("inproc://futures")
+        for pending in (b.recv(), b.recv_string(), b.recv_multipart(), b.poll(5_000)):
+            assert isinstance(pending, asyncio.Future), pending
+            done, _ = await asyncio.wait({pending}, timeout=0.01)
+            assert not done
+            assert pending.cancel()
+        await a.send(b"kept")  # nothing the cancelled calls left behind took it
+        assert await within(b.recv_string()) == "kept"
+    finally:
+        ctx.destroy(linger=0)
