@@ -344,3 +344,25 @@ class Proxy:
             w.transport.abort()
         for _ in range(3):
             await asyncio.sleep(0)
+
+
+def same_verdict_as_libzmq(
+    what: str, theirs: Callable[[], object], ours: Callable[[], object]
+) -> None:
+    """`theirs` (a call into pyzmq) and `ours` (the same call into the engine) both succeed, or
+    both fail with EINVAL: the engine takes a setting exactly when libzmq does."""
+    import zmq as pyzmq  # the reference peer, imported only by the tests that compare with it
+
+    try:
+        theirs()
+        taken = True
+    except pyzmq.ZMQError as exc:
+        assert exc.errno == pyzmq.EINVAL, (what, exc)
+        taken = False
+    try:
+        ours()
+    except engine.ZMQError as exc:
+        assert exc.errno == engine.EINVAL, (what, exc)
+        assert not taken, f"{what}: libzmq takes it, the engine refused it"
+        return
+    assert taken, f"{what}: libzmq refuses it, the engine took it"

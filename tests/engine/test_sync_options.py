@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import zmq as pyzmq
+from enginekit import same_verdict_as_libzmq
 
 import engine as zmq
 
@@ -162,18 +163,11 @@ def test_int_option_ranges_match_libzmq(ctx: zmq.Context, option: str) -> None:
     try:
         ours, theirs = ctx.socket(getattr(zmq, kind)), theirs_ctx.socket(getattr(pyzmq, kind))
         for value in PROBE_VALUES:
-            try:
-                theirs.setsockopt(getattr(pyzmq, option), value)
-                taken = True
-            except pyzmq.ZMQError as exc:
-                assert exc.errno == pyzmq.EINVAL
-                taken = False
-            try:
-                ours.setsockopt(getattr(zmq, option), value)
-                assert taken, f"{option} = {value}: libzmq refuses it, the engine took it"
-            except zmq.ZMQError as exc:
-                assert exc.errno == zmq.EINVAL
-                assert not taken, f"{option} = {value}: libzmq takes it, the engine refused"
+            same_verdict_as_libzmq(
+                f"{option} = {value}",
+                lambda v=value: theirs.setsockopt(getattr(pyzmq, option), v),
+                lambda v=value: ours.setsockopt(getattr(zmq, option), v),
+            )
         theirs.close(linger=0)
     finally:
         theirs_ctx.destroy(linger=0)
@@ -195,18 +189,13 @@ def test_type_options_are_taken_by_the_socket_types_libzmq_takes_them_on(
     try:
         for kind in CLASSIC_TYPES:
             theirs = theirs_ctx.socket(getattr(pyzmq, kind))
-            try:
-                theirs.setsockopt(getattr(pyzmq, option), value)
-                taken = True
-            except pyzmq.ZMQError:
-                taken = False
-            theirs.close(linger=0)
             ours = ctx.socket(getattr(zmq, kind))
-            try:
-                ours.setsockopt(getattr(zmq, option), value)
-                assert taken, f"{option} on {kind}: libzmq refuses it, the engine took it"
-            except zmq.ZMQError as exc:
-                assert exc.errno == zmq.EINVAL and not taken, (option, kind)
+            same_verdict_as_libzmq(
+                f"{option} on {kind}",
+                lambda s=theirs: s.setsockopt(getattr(pyzmq, option), value),
+                lambda s=ours: s.setsockopt(getattr(zmq, option), value),
+            )
+            theirs.close(linger=0)
             ours.close(linger=0)
     finally:
         theirs_ctx.destroy(linger=0)
@@ -226,21 +215,15 @@ def test_a_context_default_a_socket_type_lacks_is_skipped_as_in_pyzmq() -> None:
 @pytest.mark.parametrize("option", ["IO_THREADS", "MAX_SOCKETS", "BLOCKY"])
 def test_context_option_ranges_match_libzmq(option: str) -> None:
     for value in (-2, -1, 0, 1, 2, 100_000):
-        theirs = pyzmq.Context()
+        theirs, ours = pyzmq.Context(), zmq.Context()
         try:
-            theirs.set(getattr(pyzmq, option), value)
-            taken = True
-        except pyzmq.ZMQError:
-            taken = False
+            same_verdict_as_libzmq(
+                f"{option} = {value}",
+                lambda c=theirs, v=value: c.set(getattr(pyzmq, option), v),
+                lambda c=ours, v=value: c.set(getattr(zmq, option), v),
+            )
         finally:
             theirs.destroy(linger=0)
-        ours = zmq.Context()
-        try:
-            ours.set(getattr(zmq, option), value)
-            assert taken, f"{option} = {value}: libzmq refuses it, the engine took it"
-        except zmq.ZMQError as exc:
-            assert exc.errno == zmq.EINVAL and not taken, (option, value)
-        finally:
             ours.destroy(linger=0)
 
 
