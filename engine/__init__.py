@@ -12,6 +12,7 @@ from .devices import device, monitored_queue, proxy, proxy_steerable
 from .errors import (
     Again,
     ContextTerminated,
+    InterruptedSystemCall,
     NotDone,
     ZMQBaseError,
     ZMQBindError,
@@ -30,12 +31,16 @@ from .utils.monitor import recv_monitor_message
 __version__ = "27.0.0"
 
 Message = Frame
+#: pyzmq's names for the sync face's classes (beside zmq.asyncio's).
+SyncContext = Context
+SyncSocket = Socket
 
 __all__ = [
     "Again",
     "Context",
     "ContextTerminated",
     "Frame",
+    "InterruptedSystemCall",
     "Message",
     "MessageTracker",
     "NotDone",
@@ -43,6 +48,8 @@ __all__ = [
     "Socket",
     "SocketOption",
     "SocketType",
+    "SyncContext",
+    "SyncSocket",
     "ZMQBaseError",
     "ZMQBindError",
     "ZMQError",

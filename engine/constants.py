@@ -6,7 +6,7 @@ The numbers match libzmq so that code passing raw integers (as Guide examples do
 from __future__ import annotations
 
 import errno as _errno
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 # -- socket types -----------------------------------------------------------------------------
 
@@ -71,6 +71,7 @@ COMPATIBLE_PEERS: dict[int, frozenset[int]] = {
 
 
 class SocketOption(IntEnum):
+    HWM = 1  # pyzmq's pseudo-option (libzmq 2's number): sets SNDHWM and RCVHWM together
     AFFINITY = 4
     ROUTING_ID = 5
     SUBSCRIBE = 6
@@ -130,6 +131,9 @@ class SocketOption(IntEnum):
     ZAP_ENFORCE_DOMAIN = 93
     MULTICAST_LOOP = 96
     CONFLATE = 54
+    PROBE_ROUTER = 51
+    IPV4ONLY = 31  # libzmq's older, inverted IPV6 (IPV4ONLY 0 is IPV6 1)
+    THREAD_SAFE = 81  # read-only: 1 on the thread-safe draft types
     REQ_CORRELATE = 52
     REQ_RELAXED = 53
 
@@ -149,7 +153,8 @@ MAX_CONNECTIONS = EngineOption.MAX_CONNECTIONS.value
 MAX_SUBSCRIPTIONS = EngineOption.MAX_SUBSCRIPTIONS.value
 IDENTITY = ROUTING_ID  # noqa: F821 - defined just above through globals()
 CONNECT_RID = CONNECT_ROUTING_ID  # noqa: F821
-HWM = 1  # pyzmq's pseudo-option (libzmq 2's number): sets SNDHWM and RCVHWM together
+DELAY_ATTACH_ON_CONNECT = IMMEDIATE  # noqa: F821 - libzmq's older name, the same number
+FAIL_UNROUTABLE = ROUTER_BEHAVIOR = ROUTER_MANDATORY  # noqa: F821 - the same, ROUTER_MANDATORY's
 
 
 class ContextOption(IntEnum):
@@ -165,15 +170,37 @@ SOCKET_LIMIT = ContextOption.SOCKET_LIMIT.value
 
 # -- send/recv flags and poll events ----------------------------------------------------------
 
-DONTWAIT = 1
-NOBLOCK = DONTWAIT
-SNDMORE = 2
-POLLIN = 1
-POLLOUT = 2
-POLLERR = 4
-POLLPRI = 8
+
+class Flag(IntFlag):
+    DONTWAIT = 1
+    NOBLOCK = 1
+    SNDMORE = 2
+
+
+class PollEvent(IntFlag):
+    POLLIN = 1
+    POLLOUT = 2
+    POLLERR = 4
+    POLLPRI = 8
+
+
+class MessageOption(IntEnum):
+    """Message properties (zmq_msg_get): MORE is what the engine's Frame.get answers."""
+
+    MORE = 1
+    SRCFD = 2
+    SHARED = 3
+
+
+DONTWAIT = NOBLOCK = Flag.DONTWAIT.value
+SNDMORE = Flag.SNDMORE.value
+POLLIN, POLLOUT, POLLERR, POLLPRI = (e.value for e in PollEvent)
 #: A message property (zmq_msg_get): whether more frames follow (pyzmq's Frame.get(MORE)).
-MORE = 1
+MORE = MessageOption.MORE.value
+SRCFD, SHARED = MessageOption.SRCFD.value, MessageOption.SHARED.value  # named; Frame.get: MORE
+
+#: The longest ipc:// path a unix socket address holds here (sun_path, less its final NUL).
+IPC_PATH_MAX_LEN = 107
 
 #: pyzmq's size above which send(copy=False) avoids copying; the engine always hands the bytes
 #: over as they are, so it only informs code that reads it.
@@ -181,9 +208,14 @@ COPY_THRESHOLD = 65536
 
 # -- device types (zmq_device: every type forwards both ways, as zmq_proxy) ---------------------
 
-STREAMER = 1
-FORWARDER = 2
-QUEUE = 3
+
+class DeviceType(IntEnum):
+    STREAMER = 1
+    FORWARDER = 2
+    QUEUE = 3
+
+
+STREAMER, FORWARDER, QUEUE = (d.value for d in DeviceType)
 
 # -- socket monitor events --------------------------------------------------------------------
 
@@ -205,12 +237,15 @@ class Event(IntEnum):
     HANDSHAKE_FAILED_PROTOCOL = 0x2000
     HANDSHAKE_FAILED_AUTH = 0x4000
     ALL = 0xFFFF
+    PIPES_STATS = 0x10000
+    # pyzmq lists these two here too; they are HANDSHAKE_FAILED_PROTOCOL values, not events.
+    PROTOCOL_ERROR_ZMTP_UNSPECIFIED = 0x10000000
+    PROTOCOL_ERROR_ZAP_UNSPECIFIED = 0x20000000
 
 
-globals().update({f"EVENT_{e.name}": e.value for e in Event})
+globals().update({f"EVENT_{e.name}": e.value for e in Event if not e.name.startswith("PROTOCOL")})
 EVENT_ALL_V1 = Event.ALL.value
-EVENT_ALL_V2 = EVENT_ALL_V1 | 0x10000
-EVENT_PIPES_STATS = 0x10000
+EVENT_ALL_V2 = EVENT_ALL_V1 | Event.PIPES_STATS
 
 # -- security mechanisms and handshake failure details ----------------------------------------
 
@@ -225,6 +260,7 @@ class Mechanism(IntEnum):
 
 
 NULL, PLAIN, CURVE, GSSAPI = (m.value for m in Mechanism)
+SecurityMechanism = Mechanism  # pyzmq's name for it
 
 
 class ProtocolErrorCode(IntEnum):
@@ -280,10 +316,46 @@ ECONNABORTED = _errno.ECONNABORTED
 ENETDOWN = _errno.ENETDOWN
 ENOBUFS = _errno.ENOBUFS
 EPERM = _errno.EPERM  # pgm:// without CAP_NET_RAW
+EINPROGRESS = _errno.EINPROGRESS
+EAFNOSUPPORT = _errno.EAFNOSUPPORT
+ENETUNREACH = _errno.ENETUNREACH
+ENETRESET = _errno.ENETRESET
 EFSM = ZMQ_HAUSNUMERO + 51
 ENOCOMPATPROTO = ZMQ_HAUSNUMERO + 52
 ETERM = ZMQ_HAUSNUMERO + 53
 EMTHREAD = ZMQ_HAUSNUMERO + 54
+
+
+class Errno(IntEnum):
+    """The error numbers libzmq reports, as pyzmq's enum (ZMQError.errno stays a plain int,
+    equal to these)."""
+
+    EAGAIN = EAGAIN
+    EFAULT = EFAULT
+    EINVAL = EINVAL
+    ENOTSUP = ENOTSUP
+    EPROTONOSUPPORT = EPROTONOSUPPORT
+    ENOBUFS = ENOBUFS
+    ENETDOWN = ENETDOWN
+    EADDRINUSE = EADDRINUSE
+    EADDRNOTAVAIL = EADDRNOTAVAIL
+    ECONNREFUSED = ECONNREFUSED
+    EINPROGRESS = EINPROGRESS
+    ENOTSOCK = ENOTSOCK
+    EMSGSIZE = EMSGSIZE
+    EAFNOSUPPORT = EAFNOSUPPORT
+    ENETUNREACH = ENETUNREACH
+    ECONNABORTED = ECONNABORTED
+    ECONNRESET = ECONNRESET
+    ENOTCONN = ENOTCONN
+    ETIMEDOUT = ETIMEDOUT
+    EHOSTUNREACH = EHOSTUNREACH
+    ENETRESET = ENETRESET
+    EFSM = EFSM
+    ENOCOMPATPROTO = ENOCOMPATPROTO
+    ETERM = ETERM
+    EMTHREAD = EMTHREAD
+
 
 # -- version ----------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ class Endpoint:
 
 
 #: Longest ipc:// path: a Unix socket address holds 108 bytes, the last a NUL (Linux).
-MAX_IPC_PATH_BYTES = 107
+MAX_IPC_PATH_BYTES = c.IPC_PATH_MAX_LEN
 
 
 def parse(endpoint: str, binding: bool) -> Endpoint:

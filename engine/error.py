@@ -3,6 +3,7 @@
 from .errors import (
     Again,
     ContextTerminated,
+    InterruptedSystemCall,
     NotDone,
     ZMQBaseError,
     ZMQBindError,
@@ -13,6 +14,7 @@ from .errors import (
 __all__ = [
     "Again",
     "ContextTerminated",
+    "InterruptedSystemCall",
     "NotDone",
     "ZMQBaseError",
     "ZMQBindError",

@@ -62,5 +62,15 @@ class ContextTerminated(ZMQError):
         super().__init__(errno, msg)
 
 
+class InterruptedSystemCall(ZMQError, InterruptedError):
+    """A call interrupted by a signal (EINTR), as pyzmq names it."""
+
+    def __init__(self, errno: int = c.EINTR, msg: str | None = None) -> None:
+        super().__init__(errno, msg)
+        # OSError's own __init__ (through InterruptedError) reset these from its one argument.
+        self.errno = errno
+        self.strerror = self.args[0]
+
+
 class NotDone(ZMQBaseError):
     """A tracked send has not completed yet."""

@@ -47,6 +47,17 @@ _STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}
 _MONITOR_EVENT = struct.Struct("<HI")
 
 
+def declared_attribute(obj: object, name: str) -> bool:
+    """An attribute the object has, or its class (or a subclass's body) declares: plain
+    Python attributes on a socket or context; any other public name must be an option."""
+    if name in vars(obj):
+        return True
+    return any(
+        name in vars(cls) or name in vars(cls).get("__annotations__", {})
+        for cls in type(obj).__mro__
+    )
+
+
 class LoopGone(RuntimeError):
     """The socket's I/O loop ended (its context was terminated) before a call could run."""
 
@@ -430,6 +441,8 @@ class SocketFace:
             return core.options.sndhwm
         if option == c.FD:
             return self._fd()
+        if option == c.THREAD_SAFE:
+            return int(core.thread_safe)
         if option in SECURITY_OPTIONS:
             return get_security_option(core.options, option)
         return get_option(core.options, option)
@@ -455,6 +468,8 @@ class SocketFace:
     get = getsockopt
     set_string = setsockopt_string
     get_string = getsockopt_string
+    setsockopt_unicode = setsockopt_string  # pyzmq's older names
+    getsockopt_unicode = getsockopt_string
 
     def subscribe(self, topic: bytes | str) -> None:
         self.setsockopt(c.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
@@ -481,6 +496,9 @@ class SocketFace:
     def __setattr__(self, name: str, value: Any) -> None:
         option = _ATTRIBUTE_OPTIONS.get(name.lower())
         if option is None or name.startswith("_"):
+            if not name.startswith("_") and not declared_attribute(self, name):
+                # As pyzmq: `sock.lingr = 0` is a typo to report, not an attribute to keep.
+                raise AttributeError(f"{type(self).__name__} has no such option: {name.upper()}")
             object.__setattr__(self, name, value)
             return
         if isinstance(value, str) and (is_bytes_option(option) or option in _STR_ATTRIBUTES):

@@ -16,6 +16,7 @@ from typing import Any
 from . import constants as c
 from .context import IOContext
 from .errors import ContextTerminated, ZMQError
+from .face import declared_attribute
 
 #: The least each context option takes, as libzmq 4.3 (EINVAL below it).
 _CONTEXT_MINIMUM = {c.IO_THREADS: 0, c.MAX_SOCKETS: 1, c.BLOCKY: 0}
@@ -102,8 +103,10 @@ class ContextFace:
     def __setattr__(self, name: str, value: Any) -> None:
         if not name.startswith("_") and name.upper() in c.SocketOption.__members__:
             self._defaults[c.SocketOption[name.upper()].value] = value
-        else:
+        elif name.startswith("_") or declared_attribute(self, name):
             object.__setattr__(self, name, value)
+        else:  # as pyzmq: a typo (`ctx.lingr = 0`) is reported, not kept
+            raise AttributeError(f"{type(self).__name__} has no such option: {name.upper()}")
 
     def __getattr__(self, name: str) -> Any:
         if not name.startswith("_") and name.upper() in c.SocketOption.__members__:

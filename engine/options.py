@@ -36,6 +36,7 @@ class Options:
     invert_matching: int = 0
     req_relaxed: int = 0
     req_correlate: int = 0
+    probe_router: int = 0
     heartbeat_ivl: int = 0
     heartbeat_ttl: int = 0
     heartbeat_timeout: int = -1
@@ -101,6 +102,7 @@ SOCKET_HANDLED = {
     c.FD,
     c.LAST_ENDPOINT,
     c.HWM,
+    c.THREAD_SAFE,
 }
 
 
@@ -128,6 +130,7 @@ _INT_RANGES: dict[int, tuple[int | None, int | None]] = {
     c.XPUB_NODROP: (0, None),
     c.REQ_RELAXED: (0, None),
     c.REQ_CORRELATE: (0, None),
+    c.PROBE_ROUTER: (0, None),
     c.HEARTBEAT_IVL: (0, None),
     # Sent in deciseconds in a 16-bit field: libzmq divides by 100 (towards zero) and checks
     # the quotient, so -99 counts as 0 and 6,553,599 as 65,535.
@@ -163,7 +166,10 @@ _ONLY_ON: dict[int, frozenset[int]] = {
         frozenset({c.PUB, c.XPUB}),
     ),
     **dict.fromkeys((c.REQ_RELAXED, c.REQ_CORRELATE), frozenset({c.REQ})),
+    c.PROBE_ROUTER: frozenset({c.ROUTER, c.DEALER, c.REQ, c.REP}),
 }
+#: Options libzmq takes but does not give back (EINVAL at getsockopt).
+_WRITE_ONLY = frozenset({c.PROBE_ROUTER})
 _CLASSIC_TYPES = frozenset(range(c.PAIR, c.XSUB + 1))
 
 
@@ -201,6 +207,11 @@ def is_bytes_option(option: int) -> bool:
 
 
 def set_option(opts: Options, option: int, value: int | bytes) -> None:
+    if option == c.IPV4ONLY:  # libzmq's older, inverted IPV6
+        if not isinstance(value, int) or value not in (0, 1):
+            raise ZMQError(c.EINVAL, f"IPV4ONLY takes 0 or 1, not {value!r}")
+        opts.ipv6 = 1 - value
+        return
     name = option_name(option)
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be set")
@@ -216,15 +227,18 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
                 return
             raise ZMQError(c.EINVAL, "routing id must be 1-255 bytes and not start with 0x00")
     else:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not isinstance(value, int):
             raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
+        value = int(value)  # True and False as 1 and 0 (pyzmq takes them: bool is an int)
         _check_range(option, name, value)
     setattr(opts, name, value)
 
 
 def get_option(opts: Options, option: int) -> int | bytes:
+    if option == c.IPV4ONLY:
+        return 1 - opts.ipv6
     name = option_name(option)
-    if name not in _FIELDS:
+    if name not in _FIELDS or option in _WRITE_ONLY:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be read")
     return getattr(opts, name)
 

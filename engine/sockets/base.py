@@ -122,7 +122,14 @@ class SocketCore:
         if opts.conflate:
             # Never stop reading: each delivery replaces what is queued (see deliver).
             return ConflatingPipe(1, 0, self.flusher, persistent)
-        return Pipe(opts.sndhwm, opts.rcvhwm, self.flusher, persistent)
+        pipe = Pipe(opts.sndhwm, opts.rcvhwm, self.flusher, persistent)
+        if opts.probe_router:
+            # PROBE_ROUTER (ROUTER, DEALER, REQ, REP): an empty message first, so that a
+            # ROUTER peer learns this peer's routing id at once. Queued here, before any
+            # other thread sees the pipe; once a pipe, as in libzmq (a connect-side pipe
+            # that outlives a reconnection does not probe again).
+            pipe.push([b""])
+        return pipe
 
     def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         if self.options.conflate:

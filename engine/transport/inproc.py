@@ -124,9 +124,10 @@ def join(
     if a_pipe is None:
         pa_port.attach(pa)
     pb_port.attach(pb)
-    if pa.outbox:  # queued before the peer existed
-        pa.flush_pending = True
-        pa.flusher.kick(link_ab.flush)
+    for pipe, link in ((pa, link_ab), (pb, link_ba)):
+        if pipe.outbox:  # queued before the peer existed, or a PROBE_ROUTER's probe
+            pipe.flush_pending = True
+            pipe.flusher.kick(link.flush)
     return link_ab
 
 

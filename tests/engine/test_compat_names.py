@@ -1,0 +1,110 @@
+"""pyzmq's names: the engine has each of pyzmq's constants, enums and error classes, with the
+same values, except those it leaves out on purpose (the list below, which the README gives).
+
+The README used to say "every pyzmq constant" while PROBE_ROUTER, Errno, Flag, PollEvent,
+IPV4ONLY, InterruptedSystemCall and others were AttributeErrors: this keeps the claim true.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+import zmq as pyzmq
+
+import engine
+
+pytestmark = pytest.mark.timeout(60)
+
+#: What the engine leaves out, by reason. The README's "Sync face" section names the same.
+NOT_IN_THE_ENGINE = {
+    # The raw-TCP STREAM socket type.
+    "STREAM",
+    "STREAM_NOTIFY",
+    # Transports and mechanisms the engine does not have.
+    *("GSSAPI_PLAINTEXT", "GSSAPI_PRINCIPAL", "GSSAPI_PRINCIPAL_NAMETYPE", "GSSAPI_SERVER"),
+    *("GSSAPI_SERVICE_PRINCIPAL", "GSSAPI_SERVICE_PRINCIPAL_NAMETYPE"),
+    *("SOCKS_PROXY", "SOCKS_USERNAME", "SOCKS_PASSWORD"),
+    *("VMCI_BUFFER_SIZE", "VMCI_BUFFER_MIN_SIZE", "VMCI_BUFFER_MAX_SIZE", "VMCI_CONNECT_TIMEOUT"),
+    *("WSS_CERT_PEM", "WSS_HOSTNAME", "WSS_KEY_PEM", "WSS_TRUST_PEM", "WSS_TRUST_SYSTEM"),
+    *("NORM_BLOCK_SIZE", "NORM_BUFFER_SIZE", "NORM_CC", "NORM_CCE", "NORM_CCE_ECNONLY"),
+    *("NORM_CCL", "NORM_FIXED", "NORM_MODE", "NORM_NUM_AUTOPARITY", "NORM_NUM_PARITY"),
+    *("NORM_PUSH", "NORM_SEGMENT_SIZE", "NORM_UNICAST_NACK", "NormMode"),
+    # libzmq's draft socket options (pyzmq's libzmq 4.3.5 builds lack them too).
+    *("ROUTER_NOTIFY", "NOTIFY_CONNECT", "NOTIFY_DISCONNECT", "RouterNotify"),
+    *("HELLO_MSG", "DISCONNECT_MSG", "HICCUP_MSG", "XPUB_MANUAL_LAST_VALUE"),
+    *("XSUB_VERBOSE_UNSUBSCRIBE", "ONLY_FIRST_SUBSCRIBE", "TOPICS_COUNT", "METADATA"),
+    *("RECONNECT_STOP", "RECONNECT_STOP_AFTER_DISCONNECT", "RECONNECT_STOP_CONN_REFUSED"),
+    *("RECONNECT_STOP_HANDSHAKE_FAILED", "ReconnectStop", "IN_BATCH_SIZE", "OUT_BATCH_SIZE"),
+    *("PRIORITY", "BUSY_POLL", "LOOPBACK_FASTPATH"),
+    # Kernel-level socket options the engine does not set.
+    *("BINDTODEVICE", "TCP_MAXRT", "TCP_ACCEPT_FILTER", "USE_FD"),
+    *("IPC_FILTER_GID", "IPC_FILTER_PID", "IPC_FILTER_UID"),
+    # Context options for libzmq's own threads and message structure.
+    *("MAX_MSGSZ", "MSG_T_SIZE", "THREAD_AFFINITY_CPU_ADD", "THREAD_AFFINITY_CPU_REMOVE"),
+    *("THREAD_NAME_PREFIX", "THREAD_PRIORITY", "THREAD_SCHED_POLICY"),
+    # pyzmq's own machinery, not ZeroMQ's API.
+    *("DraftFDWarning", "Enum", "PYZMQ_DRAFT_API", "Stopwatch", "ZMQVersionError"),
+    *("backend", "contextmanager", "get_includes", "get_library_dirs", "os", "sugar", "sys"),
+    "zmq_errno",
+}
+
+
+def _public_names(module: object) -> set[str]:
+    return {name for name in dir(module) if not name.startswith("_")}
+
+
+def test_the_engine_has_every_pyzmq_name_it_does_not_list_as_left_out() -> None:
+    missing = _public_names(pyzmq) - _public_names(engine)
+    assert missing - NOT_IN_THE_ENGINE == set(), "pyzmq names the engine lacks"
+    assert NOT_IN_THE_ENGINE - missing == set(), "listed as left out, but the engine has them"
+
+
+def test_shared_constants_and_enums_have_pyzmqs_values() -> None:
+    compared = 0
+    for name in sorted(_public_names(pyzmq) & _public_names(engine)):
+        theirs, ours = getattr(pyzmq, name), getattr(engine, name)
+        if isinstance(theirs, type) and issubclass(theirs, enum.Enum):
+            for member in theirs:  # every member pyzmq's enum has, by name and value
+                if member.name in NOT_IN_THE_ENGINE:
+                    continue
+                assert int(getattr(ours, member.name)) == int(member.value), (name, member.name)
+                compared += 1
+        elif isinstance(theirs, int) and not isinstance(theirs, bool):
+            assert int(ours) == int(theirs), name
+            compared += 1
+    assert compared > 300  # the comparison covered the constants, not a handful
+
+
+def test_the_older_option_names_act_as_libzmqs() -> None:
+    """IPV4ONLY is the inverse of IPV6, DELAY_ATTACH_ON_CONNECT is IMMEDIATE, THREAD_SAFE
+    reads 1 on the draft types only; the same lines on both (the draft one on the engine)."""
+    for lib in (engine, pyzmq):
+        ctx = lib.Context()
+        try:
+            sock = ctx.socket(lib.DEALER)
+            assert sock.getsockopt(lib.IPV4ONLY) == 1
+            sock.setsockopt(lib.IPV4ONLY, 0)
+            assert (sock.getsockopt(lib.IPV6), sock.getsockopt(lib.IPV4ONLY)) == (1, 0)
+            sock.setsockopt(lib.DELAY_ATTACH_ON_CONNECT, 1)
+            assert sock.getsockopt(lib.IMMEDIATE) == 1
+            assert sock.getsockopt(lib.THREAD_SAFE) == 0
+            with pytest.raises(lib.ZMQError):
+                sock.setsockopt(lib.THREAD_SAFE, 1)
+            sock.setsockopt_unicode(lib.ROUTING_ID, "named")
+            assert sock.getsockopt_unicode(lib.ROUTING_ID) == "named"
+        finally:
+            ctx.destroy(linger=0)
+    ctx = engine.Context()
+    try:
+        assert ctx.socket(engine.CLIENT).getsockopt(engine.THREAD_SAFE) == 1
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_interrupted_system_call_is_pyzmqs_kind_of_error() -> None:
+    error = engine.InterruptedSystemCall()
+    assert isinstance(error, engine.ZMQError) and isinstance(error, InterruptedError)
+    assert error.errno == pyzmq.InterruptedSystemCall(4).errno == engine.EINTR
+    assert str(error).startswith("Interrupted system call")
+    assert engine.error.InterruptedSystemCall is engine.InterruptedSystemCall

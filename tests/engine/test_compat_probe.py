@@ -1,0 +1,172 @@
+"""PROBE_ROUTER, and how sockets and contexts take attribute options, compared with pyzmq.
+
+Each was a gap found by running the same lines against both: PROBE_ROUTER did not exist (an
+AttributeError), `sock.lingr = 0` was kept as a plain attribute where pyzmq reports the typo,
+and `setsockopt(IMMEDIATE, True)` was a TypeError where pyzmq takes a bool as the int it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from typing import Any
+
+import pytest
+import zmq as pyzmq
+from enginekit import same_verdict_as_libzmq
+
+import engine
+from engine.utils.monitor import recv_monitor_message
+
+pytestmark = pytest.mark.timeout(60)
+
+LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+CLASSIC = ("PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB")
+
+
+def test_probe_router_is_taken_where_libzmq_takes_it_and_never_read() -> None:
+    ours, theirs = engine.Context(), pyzmq.Context()
+    try:
+        for name in CLASSIC:
+            mine, other = ours.socket(getattr(engine, name)), theirs.socket(getattr(pyzmq, name))
+            for value in (0, 1, 5, -1):
+                same_verdict_as_libzmq(
+                    f"{name} PROBE_ROUTER {value}",
+                    lambda o=other, v=value: o.setsockopt(pyzmq.PROBE_ROUTER, v),
+                    lambda m=mine, v=value: m.setsockopt(engine.PROBE_ROUTER, v),
+                )
+            same_verdict_as_libzmq(
+                f"{name} getsockopt PROBE_ROUTER",
+                lambda o=other: o.getsockopt(pyzmq.PROBE_ROUTER),
+                lambda m=mine: m.getsockopt(engine.PROBE_ROUTER),
+            )
+    finally:
+        ours.destroy(linger=0)
+        theirs.destroy(linger=0)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "inproc"])
+def test_a_probing_dealer_is_known_to_a_libzmq_router_before_it_sends(transport: str) -> None:
+    """The engine's DEALER probes a pyzmq ROUTER over tcp (an engine ROUTER over inproc):
+    the router hears [id, b""] first, then the DEALER's own messages."""
+    ours = engine.Context()
+    theirs = pyzmq.Context()
+    try:
+        if transport == "tcp":
+            router: Any = theirs.socket(pyzmq.ROUTER)
+            router.bind("tcp://127.0.0.1:0")
+            endpoint = router.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+        else:
+            router = ours.socket(engine.ROUTER)
+            endpoint = router.bind(f"inproc://probe-{id(router)}")
+        router.setsockopt(pyzmq.RCVTIMEO, 10_000)
+        dealer = ours.socket(engine.DEALER)
+        dealer.setsockopt(engine.PROBE_ROUTER, 1)
+        dealer.setsockopt(engine.ROUTING_ID, b"scout")
+        dealer.connect(endpoint)
+        assert router.recv_multipart() == [b"scout", b""]
+        dealer.send(b"then this")
+        assert router.recv_multipart() == [b"scout", b"then this"]
+    finally:
+        ours.destroy(linger=0)
+        theirs.destroy(linger=0)
+
+
+def test_probes_come_from_routers_and_bound_sockets_too_and_once_a_pipe() -> None:
+    """A connecting ROUTER probes a libzmq DEALER; a bound DEALER probes each peer it accepts;
+    a DEALER whose router restarted does not probe the new one (its pipe outlived the
+    connection, as libzmq's does)."""
+    ours = engine.Context()
+    theirs = pyzmq.Context()
+    try:
+        dealer = theirs.socket(pyzmq.DEALER)
+        dealer.setsockopt(pyzmq.RCVTIMEO, 10_000)
+        dealer.bind("tcp://127.0.0.1:0")
+        router = ours.socket(engine.ROUTER)
+        router.setsockopt(engine.PROBE_ROUTER, 1)
+        router.connect(dealer.getsockopt(pyzmq.LAST_ENDPOINT).decode())
+        assert dealer.recv_multipart() == [b""]
+
+        bound = ours.socket(engine.DEALER)
+        bound.setsockopt(engine.PROBE_ROUTER, 1)
+        their_router = theirs.socket(pyzmq.ROUTER)
+        their_router.setsockopt(pyzmq.RCVTIMEO, 10_000)
+        their_router.connect(bound.bind("tcp://127.0.0.1:0"))
+        bound.poll(10)  # the engine, as libzmq, takes the new peer when the socket is used
+        peer, probe = their_router.recv_multipart()
+        assert probe == b"" and peer
+
+        first = theirs.socket(pyzmq.ROUTER)
+        first.setsockopt(pyzmq.RCVTIMEO, 10_000)
+        first.bind("tcp://127.0.0.1:0")
+        endpoint = first.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+        scout = ours.socket(engine.DEALER)
+        scout.setsockopt(engine.PROBE_ROUTER, 1)
+        scout.setsockopt(engine.ROUTING_ID, b"scout")
+        scout.setsockopt(engine.RECONNECT_IVL, 20)
+        events = scout.get_monitor_socket(engine.EVENT_HANDSHAKE_SUCCEEDED)
+        events.setsockopt(engine.RCVTIMEO, 10_000)
+        scout.connect(endpoint)
+        assert first.recv_multipart() == [b"scout", b""]
+        recv_monitor_message(events)
+        first.close(linger=0)
+        second = theirs.socket(pyzmq.ROUTER)
+        second.setsockopt(pyzmq.RCVTIMEO, 10_000)
+        _bind_when_free(second, endpoint)
+        recv_monitor_message(events)  # on the new router (a send before may die with the old)
+        scout.send(b"still here")
+        assert second.recv_multipart() == [b"scout", b"still here"]
+    finally:
+        ours.destroy(linger=0)
+        theirs.destroy(linger=0)
+
+
+def _bind_when_free(sock: Any, endpoint: str) -> None:
+    """libzmq closes a listener on its I/O thread after close() returns: retry the port."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sock.bind(endpoint)
+            return
+        except pyzmq.ZMQError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+@LIBS
+def test_an_option_typo_as_an_attribute_is_an_error(lib: Any) -> None:
+    """`sock.lingr = 0` raises AttributeError on sockets and contexts, as in pyzmq; options
+    and attributes a subclass declares still go through."""
+
+    class Tagged(lib.Socket):  # type: ignore[misc,name-defined]
+        tag: str
+
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.DEALER)
+        with pytest.raises(AttributeError, match="LINGR"):
+            sock.lingr = 0
+        with pytest.raises(AttributeError, match="LINGR"):
+            ctx.lingr = 0
+        sock.linger = 0
+        assert sock.linger == 0
+        tagged = Tagged(ctx, lib.DEALER)
+        tagged.tag = "kept"
+        assert tagged.tag == "kept"
+        tagged.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_bools_are_taken_as_the_ints_they_are(lib: Any) -> None:
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.REP)
+        sock.setsockopt(lib.IMMEDIATE, True)
+        sock.curve_server = True
+        sock.setsockopt(lib.CONFLATE, False)
+        assert (sock.getsockopt(lib.IMMEDIATE), sock.curve_server, sock.conflate) == (1, 1, 0)
+    finally:
+        ctx.destroy(linger=0)
