@@ -32,6 +32,7 @@ class Options:
     xpub_verbose: int = 0
     xpub_verboser: int = 0
     xpub_nodrop: int = 0
+    xpub_manual: int = 0
     xpub_welcome_msg: bytes = b""
     invert_matching: int = 0
     req_relaxed: int = 0
@@ -128,6 +129,7 @@ _INT_RANGES: dict[int, tuple[int | None, int | None]] = {
     c.XPUB_VERBOSE: (0, None),
     c.XPUB_VERBOSER: (0, None),
     c.XPUB_NODROP: (0, None),
+    c.XPUB_MANUAL: (0, None),
     c.REQ_RELAXED: (0, None),
     c.REQ_CORRELATE: (0, None),
     c.PROBE_ROUTER: (0, None),
@@ -162,14 +164,14 @@ _ONLY_ON: dict[int, frozenset[int]] = {
         (c.ROUTER_MANDATORY, c.ROUTER_HANDOVER, c.ROUTER_RAW), frozenset({c.ROUTER, c.REP})
     ),
     **dict.fromkeys(
-        (c.XPUB_VERBOSE, c.XPUB_VERBOSER, c.XPUB_NODROP, c.XPUB_WELCOME_MSG),
+        (c.XPUB_VERBOSE, c.XPUB_VERBOSER, c.XPUB_NODROP, c.XPUB_MANUAL, c.XPUB_WELCOME_MSG),
         frozenset({c.PUB, c.XPUB}),
     ),
     **dict.fromkeys((c.REQ_RELAXED, c.REQ_CORRELATE), frozenset({c.REQ})),
     c.PROBE_ROUTER: frozenset({c.ROUTER, c.DEALER, c.REQ, c.REP}),
 }
 #: Options libzmq takes but does not give back (EINVAL at getsockopt).
-_WRITE_ONLY = frozenset({c.PROBE_ROUTER})
+_WRITE_ONLY = frozenset({c.PROBE_ROUTER, c.XPUB_MANUAL})
 _CLASSIC_TYPES = frozenset(range(c.PAIR, c.XSUB + 1))
 
 

@@ -41,6 +41,13 @@ class XPubSocket(SocketCore):
         self._last_targets: object = None
         #: What match() returns for every topic, when every subscription is to b"".
         self._everyone: set[Pipe] | None = None
+        #: XPUB_MANUAL: what each peer asked for (cancelled to the application when the
+        #: peer goes), the peer of each subscription message the application has still to
+        #: receive, in order (None: a departed peer's), and the peer of the last one it
+        #: received, which SUBSCRIBE and UNSUBSCRIBE on this socket apply to.
+        self._asked: Subscribers[Pipe] = Subscribers()
+        self._askers: deque[Pipe | None] = deque()
+        self._last_asker: Pipe | None = None
 
     def pipe_attached(self, pipe: Pipe) -> None:
         if pipe.takes_all:  # pgm/epgm: no subscriptions travel, every message goes (libzmq)
@@ -54,10 +61,54 @@ class XPubSocket(SocketCore):
 
     def pipe_detached(self, pipe: Pipe) -> None:
         self._end_run()  # the loop may be handing the run over: it iterates the targets
-        for topic in self.subscribers.remove_peer(pipe):
-            if self.shows_subscriptions:
-                self._for_app.append([CANCEL_PREFIX + topic])
+        if self.options.xpub_manual:
+            # Each topic the peer asked for is cancelled to the application, as libzmq does,
+            # whoever else asked for it: the application chose what each peer really got.
+            for topic in self._asked.of_peer(pipe):
+                if self.shows_subscriptions:
+                    self._for_app.append([CANCEL_PREFIX + topic])
+                    self._askers.append(None)
+            self._asked.remove_peer(pipe)
+            self.subscribers.remove_peer(pipe)
+            if self._last_asker is pipe:
+                self._last_asker = None
+        else:
+            for topic in self.subscribers.remove_peer(pipe):
+                if self.shows_subscriptions:
+                    self._for_app.append([CANCEL_PREFIX + topic])
         self._everyone = self.subscribers.everyone()
+
+    def set_subscription(self, topic: bytes, subscribe: bool) -> None:
+        """XPUB_MANUAL: subscribe (or not) the peer whose subscription message the
+        application received last; libzmq refuses SUBSCRIBE on an XPUB otherwise."""
+        if not self.options.xpub_manual:
+            super().set_subscription(topic, subscribe)
+        if self._commands:
+            self.process_commands()
+        pipe = self._last_asker
+        if pipe is None or pipe.closed:
+            return
+        self._end_run()  # messages sent before go to the old set
+        if subscribe:
+            self.subscribers.add(topic, pipe)
+        else:
+            self.subscribers.remove(topic, pipe)
+        self._everyone = self.subscribers.everyone()
+
+    def _ask(self, msg: Message, subscribe: bool, topic: bytes, pipe: Pipe) -> None:
+        """XPUB_MANUAL: keep what the peer asked for, and hand it to the application, which
+        decides what to subscribe it to."""
+        asked = self._asked
+        if subscribe:
+            cap = self.options.max_subscriptions
+            if cap > 0 and asked.count(pipe) >= cap and not asked.has(topic, pipe):
+                return  # MAX_SUBSCRIPTIONS bounds what a peer may ask for, too
+            asked.add(topic, pipe)
+        else:
+            asked.remove(topic, pipe)
+        if self.shows_subscriptions:
+            self._for_app.append(msg)
+            self._askers.append(pipe)
 
     def _read_subscriptions(self) -> None:
         """Apply what subscribers sent; XPUB keeps what the application should see."""
@@ -78,6 +129,9 @@ class XPubSocket(SocketCore):
                 # now would never be cancelled, and under XPUB_NODROP would block every send.
                 continue
             topic = first[1:]
+            if opts.xpub_manual:
+                self._ask(msg, first[0] == SUBSCRIBE, topic, inbox.pipe)
+                continue
             self._end_run()  # messages sent before a subscription changes go to the old set
             if first[0] == SUBSCRIBE:
                 cap = opts.max_subscriptions
@@ -196,9 +250,13 @@ class XPubSocket(SocketCore):
 
     def _recv(self) -> Message | None:
         self._read_subscriptions()
-        if self._for_app:
-            return self._for_app.popleft()
-        return None
+        if not self._for_app:
+            return None
+        msg = self._for_app.popleft()
+        if self._askers and len(msg) == 1 and msg[0] and msg[0][0] <= SUBSCRIBE:
+            pipe = self._askers.popleft()  # XPUB_MANUAL: whom the next SUBSCRIBE is for
+            self._last_asker = pipe if pipe is not None and not pipe.closed else None
+        return msg
 
     def can_send(self) -> bool:
         return True
@@ -218,10 +276,15 @@ class PubSocket(XPubSocket):
 
 
 class XSubSocket(SocketCore):
-    """Receives from publishers, filtered by its subscriptions, which it sends upstream as
-    messages written by the application (0x01/0x00 + topic)."""
+    """Receives from publishers, which filter by the subscriptions it sends upstream as
+    messages written by the application (0x01/0x00 + topic). As in libzmq, an XSUB takes
+    whatever its publishers send (an XPUB_MANUAL publisher may send it other topics than it
+    asked for); a SUB also filters for itself."""
 
     socket_type = c.XSUB
+    #: Whether recv drops what matches none of the socket's own subscriptions (libzmq's
+    #: options.filter: set for SUB only).
+    filters = False
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -239,8 +302,11 @@ class XSubSocket(SocketCore):
 
     pipe_reconnected = pipe_attached
 
+    def _passes_all(self) -> bool:
+        return not self.filters or (b"" in self.filter.counts and not self.options.invert_matching)
+
     def takes_directly(self) -> bool:
-        return b"" in self.filter.counts and not self.options.invert_matching
+        return self._passes_all()
 
     def recv(self) -> Message | None:
         # SocketCore.recv with the fair-queue's common case inline when every topic is
@@ -251,7 +317,7 @@ class XSubSocket(SocketCore):
             self.process_commands()
         if self._prefetched is not None:
             return self._take_prefetched()
-        if b"" not in self.filter.counts or self.options.invert_matching:
+        if not self._passes_all():
             return self._recv()
         inbox = self.inbox
         pos = inbox.pos
@@ -277,6 +343,8 @@ class XSubSocket(SocketCore):
         return True
 
     def _recv(self) -> Message | None:
+        if not self.filters:
+            return self.inbox.take()
         matches = self.filter.matches
         invert = bool(self.options.invert_matching)
         take = self.inbox.take
@@ -295,6 +363,7 @@ class SubSocket(XSubSocket):
     """Subscriptions come from setsockopt(SUBSCRIBE/UNSUBSCRIBE); it cannot send."""
 
     socket_type = c.SUB
+    filters = True
 
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:
         if self._commands:

@@ -125,6 +125,10 @@ class Subscribers(Generic[Subscriber]):
         self._lengths.remove(len(prefix))
         return True
 
+    def of_peer(self, peer: Subscriber) -> list[bytes]:
+        """The prefixes `peer` subscribes to."""
+        return list(self._by_peer.get(peer, ()))
+
     def remove_peer(self, peer: Subscriber) -> list[bytes]:
         """Drop every subscription of a departed peer; returns the prefixes left unsubscribed."""
         gone = list(self._by_peer.get(peer, ()))
