@@ -159,6 +159,8 @@ class SocketFace:
         routing_id: int | None = None,
         group: str | bytes | None = None,
     ) -> Any:
+        # As pyzmq: a tracker only for copy=False (a copied message needs no tracking).
+        track = track and not copy
         core = self._core
         if core.thread_safe:  # draft types: one frame, with its group or routing id
             face_draft.single_frame(flags, 1)
@@ -175,11 +177,15 @@ class SocketFace:
         msg = [as_frame(p) for p in msg_parts]
         if not msg:
             raise ZMQError(c.EINVAL, "cannot send an empty multipart message")
+        track = track and not copy
         core = self._core
         if core.thread_safe:
             face_draft.single_frame(flags, len(msg))
             msg = face_draft.outgoing(core.metadata, msg_parts[0], msg[0], None, None)
             return self._send_whole(msg, flags, track)
+        if flags & c.SNDMORE:  # as pyzmq: these parts wait for the rest of the message
+            object.__setattr__(self, "_send_parts", self._send_parts + msg)
+            return self._done(DONE_TRACKER if track else None)
         if self._send_parts:  # parts given earlier with SNDMORE come first
             msg = self._send_parts + msg
             object.__setattr__(self, "_send_parts", [])
@@ -291,7 +297,7 @@ class SocketFace:
         """recv() hands out one frame at a time; the rest wait for the next calls."""
         if len(msg) > 1:
             self._keep_rest(msg[1:])
-        return msg[0] if copy else Frame(msg[0], len(msg) > 1)
+        return msg[0] if copy else Frame(msg[0], more=len(msg) > 1)
 
     def _keep_rest(self, rest: list[bytes]) -> None:
         """The frames of the current message that recv() has still to hand out. While there
@@ -308,14 +314,14 @@ class SocketFace:
         frame = rest.pop(0)
         if not rest:
             self._core.refresh_direct()
-        return frame if copy else Frame(frame, bool(rest))
+        return frame if copy else Frame(frame, more=bool(rest))
 
     @staticmethod
     def _frames_out(msg: list[bytes], copy: bool) -> list[Any]:
         if copy:
             return msg
         last = len(msg) - 1
-        return [Frame(f, i < last) for i, f in enumerate(msg)]
+        return [Frame(f, more=i < last) for i, f in enumerate(msg)]
 
     # -- state --------------------------------------------------------------------------------
 

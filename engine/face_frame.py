@@ -15,13 +15,24 @@ class Frame:
     """A received frame, for `copy=False` callers (pyzmq's zmq.Frame). Draft sockets set its
     `group` (RADIO/DISH) or `routing_id` (SERVER/PEER), and read them from a Frame sent."""
 
-    __slots__ = ("_group", "bytes", "more", "routing_id")
+    __slots__ = ("_group", "bytes", "more", "routing_id", "tracker")
 
-    def __init__(self, data: bytes = b"", more: bool = False) -> None:
-        self.bytes = bytes(data)
+    def __init__(
+        self,
+        data: Any = b"",
+        track: bool = False,
+        copy: bool | None = None,
+        copy_threshold: int | None = None,
+        *,
+        more: bool = False,
+    ) -> None:
+        # pyzmq's signature; the bytes are always copied here (`copy`, `copy_threshold`).
+        self.bytes = as_frame(data)
         self.more = more
         self._group = b""
         self.routing_id = 0
+        #: pyzmq's Frame(track=True).tracker: done at once, as the bytes were copied.
+        self.tracker: MessageTracker | None = DONE_TRACKER if track else None
 
     @property
     def group(self) -> str:

@@ -182,9 +182,9 @@ class Socket(SocketFace):
             if pipe is not None and not core._commands:
                 # A plain one-pipe send (PUSH, DEALER, PAIR with one peer): the offer itself.
                 if pipe.offer([data]):
-                    return DONE_TRACKER if track else None
+                    return DONE_TRACKER if track and not copy else None
             elif not (core.closed or core.thread_safe) and core.send([data]):
-                return DONE_TRACKER if track else None
+                return DONE_TRACKER if track and not copy else None
         return SocketFace.send(self, data, flags, copy, track, routing_id, group)
 
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:

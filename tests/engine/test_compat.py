@@ -333,3 +333,46 @@ async def test_asyncio_calls_hand_back_futures_as_pyzmqs_do() -> None:
         assert await within(b.recv_string()) == "kept"
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_send_multipart_with_sndmore_waits_for_the_rest(lib: Any) -> None:
+    """send_multipart(parts, SNDMORE) leaves the message open, as pyzmq's: the engine used
+    to send the parts as a message of their own."""
+    ctx = lib.Context()
+    try:
+        a, b = ctx.socket(lib.PAIR), ctx.socket(lib.PAIR)
+        b.bind(f"inproc://sndmore-{id(ctx)}")
+        a.connect(f"inproc://sndmore-{id(ctx)}")
+        b.setsockopt(lib.RCVTIMEO, 10_000)
+        a.send_multipart([b"1", b"2"], lib.SNDMORE)
+        a.send(b"3")
+        assert b.recv_multipart() == [b"1", b"2", b"3"]
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_trackers_as_pyzmq_hands_them_out(lib: Any) -> None:
+    """A tracker only for track=True with copy=False (None with copy=True), and
+    Frame(data, track=True).tracker; the engine took no `track` in Frame() and handed a
+    tracker out for copied sends."""
+    assert isinstance(lib.Frame(b"x", track=True).tracker, lib.MessageTracker)
+    assert lib.Frame(b"x").tracker is None
+    with pytest.raises(TypeError):
+        lib.Frame("text")
+    ctx = lib.Context()
+    try:
+        a, b = ctx.socket(lib.PAIR), ctx.socket(lib.PAIR)
+        b.bind(f"inproc://track-{id(ctx)}")
+        a.connect(f"inproc://track-{id(ctx)}")
+        assert a.send(b"copied", track=True) is None
+        assert a.send_multipart([b"copied"], track=True) is None
+        tracker = a.send(b"x" * 100_000, copy=False, track=True)
+        assert isinstance(tracker, lib.MessageTracker)
+        b.setsockopt(lib.RCVTIMEO, 10_000)
+        assert [b.recv(), b.recv(), len(b.recv())] == [b"copied", b"copied", 100_000]
+        tracker.wait(10)
+        assert tracker.done
+    finally:
+        ctx.destroy(linger=0)
