@@ -6,7 +6,7 @@ import struct
 from typing import Any
 
 from . import constants as c
-from .errors import Again
+from .errors import Again, ZMQError
 from .poll import Poller
 
 #: Messages moved from one side per poll, so a flood on one side cannot starve the other.
@@ -35,14 +35,15 @@ def _forward(
         except Again:
             return
         size = sum(len(f) for f in msg)
-        src_stats.msgs_in += 1
+        parts = len(msg)  # libzmq's counters count message parts (zmq_msg_t), not messages
+        src_stats.msgs_in += parts
         src_stats.bytes_in += size
         if swap and len(msg) >= 2:
             msg[0], msg[1] = msg[1], msg[0]
         if capture is not None:
             capture.send_multipart([prefix, *msg] if prefix is not None else msg)
         dst.send_multipart(msg)
-        dst_stats.msgs_out += 1
+        dst_stats.msgs_out += parts
         dst_stats.bytes_out += size
 
 
@@ -70,6 +71,8 @@ def _run(
         ready = dict(poller.poll())
         if control is not None and control in ready:
             command = control.recv()
+            if command != b"STATISTICS":
+                _acknowledge(control)
             if command == b"TERMINATE":
                 return
             if command == b"PAUSE":
@@ -103,6 +106,16 @@ def _run(
             _forward(frontend, backend, capture, front, back, in_prefix, swap)
         if backend is not frontend and ready.get(backend, 0) & c.POLLIN:
             _forward(backend, frontend, capture, back, front, out_prefix, swap)
+
+
+def _acknowledge(control: Any) -> None:
+    """An empty reply to each command, as libzmq 4.3.5 sends one, so a REQ may steer (it
+    cannot send twice without one). Never a wait: a PAIR controller that reads no replies
+    does not stop the proxy at its high-water mark, and a SUB one cannot send at all."""
+    try:
+        control.send(b"", c.DONTWAIT)
+    except ZMQError:
+        pass
 
 
 def proxy(frontend: Any, backend: Any, capture: Any = None) -> None:

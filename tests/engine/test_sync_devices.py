@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import zmq as pyzmq
 
 import engine as zmq
 from engine.devices import monitored_queue
@@ -173,17 +174,20 @@ def test_proxy_steerable_pause_resume_statistics_terminate(ctx: zmq.Context) -> 
     assert statistics(control) == [1, 3, 0, 0, 0, 0, 1, 3]
 
     control.send(b"PAUSE")
-    statistics(control)  # answered after PAUSE, so the pause is in effect from here
+    assert control.recv() == b""  # each command is answered (libzmq 4.3.5 does)
     source.send_multipart([b"held", b"back"])
     assert sink.poll(200) == 0  # paused: nothing moves
     assert statistics(control) == [1, 3, 0, 0, 0, 0, 1, 3]
 
     control.send(b"RESUME")
+    assert control.recv() == b""
     assert sink.recv_multipart() == [b"held", b"back"]
-    # frontend in: msgs, bytes, out: msgs, bytes; then the backend's four counters.
-    assert statistics(control) == [2, 11, 0, 0, 0, 0, 2, 11]
+    # frontend in: parts, bytes, out: parts, bytes; then the backend's four counters. Parts,
+    # as libzmq counts them: the two-part message counts 2.
+    assert statistics(control) == [3, 11, 0, 0, 0, 0, 3, 11]
 
     control.send(b"TERMINATE")
+    assert control.recv() == b""
     assert device.join() == ["returned"]
     close_all(source, sink, control, frontend, backend, control_end)
 
@@ -255,3 +259,43 @@ def test_monitored_queue_router_router_swaps_addresses(ctx: zmq.Context) -> None
     close_all(client, worker, watcher, events)
     ctx.term()
     assert device.join() == ["ETERM"]
+
+
+@pytest.mark.parametrize("lib", [zmq, pyzmq], ids=["engine", "pyzmq"])
+def test_a_req_socket_steers_a_proxy_as_in_libzmq(lib: Any) -> None:
+    """libzmq 4.3.5 answers every command, so a REQ may steer: the engine's proxy answered
+    only STATISTICS, and counted whole messages where libzmq counts their parts."""
+    context = lib.Context()
+    try:
+        frontend, backend = context.socket(lib.ROUTER), context.socket(lib.DEALER)
+        frontend.bind("inproc://steered-front")
+        backend.bind("inproc://steered-back")
+        control_end = context.socket(lib.REP)
+        control_end.bind("inproc://steered-control")
+        thread = threading.Thread(
+            target=lib.proxy_steerable, args=(frontend, backend, None, control_end)
+        )
+        thread.start()
+        control = context.socket(lib.REQ)
+        control.connect("inproc://steered-control")
+        client, worker = context.socket(lib.DEALER), context.socket(lib.DEALER)
+        client.connect("inproc://steered-front")
+        worker.connect("inproc://steered-back")
+        for sock in (control, client, worker):
+            sock.setsockopt(lib.RCVTIMEO, 10_000)
+        client.send(b"req")
+        request = worker.recv_multipart()  # [the client's routing id, b"req"]
+        worker.send_multipart([request[0], b"rep"])
+        assert client.recv() == b"rep"
+        id_size = len(request[0])
+        control.send(b"STATISTICS")
+        counters = [struct.unpack("=Q", f)[0] for f in control.recv_multipart()]
+        both_ways = [2, id_size + 3]
+        assert counters == both_ways * 4  # each side: 2 parts in and out, same bytes
+        for command in (b"PAUSE", b"RESUME", b"TERMINATE"):
+            control.send(command)
+            assert control.recv() == b""
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        context.destroy(linger=0)
