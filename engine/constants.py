@@ -23,6 +23,7 @@ class SocketType(IntEnum):
     PUSH = 8
     XPUB = 9
     XSUB = 10
+    STREAM = 11  # raw bytes over tcp/ipc, no ZMTP: one routing id per connection
     # libzmq's draft socket types (thread-safe, single-frame; DGRAM is raw UDP).
     SERVER = 12
     CLIENT = 13
@@ -35,8 +36,8 @@ class SocketType(IntEnum):
     CHANNEL = 20
 
 
-PAIR, PUB, SUB, REQ, REP, DEALER, ROUTER, PULL, PUSH, XPUB, XSUB = tuple(SocketType)[:11]
-SERVER, CLIENT, RADIO, DISH, GATHER, SCATTER, DGRAM, PEER, CHANNEL = tuple(SocketType)[11:]
+PAIR, PUB, SUB, REQ, REP, DEALER, ROUTER, PULL, PUSH, XPUB, XSUB, STREAM = tuple(SocketType)[:12]
+SERVER, CLIENT, RADIO, DISH, GATHER, SCATTER, DGRAM, PEER, CHANNEL = tuple(SocketType)[12:]
 XREQ = DEALER
 XREP = ROUTER
 
@@ -65,6 +66,7 @@ COMPATIBLE_PEERS: dict[int, frozenset[int]] = {
     PEER: frozenset({PEER}),
     CHANNEL: frozenset({CHANNEL}),
     DGRAM: frozenset(),
+    STREAM: frozenset(),  # speaks no ZMTP: its peers are plain tcp/ipc programs
 }
 
 # -- socket options ---------------------------------------------------------------------------
@@ -121,6 +123,7 @@ class SocketOption(IntEnum):
     BLOCKY = 70
     XPUB_MANUAL = 71
     XPUB_WELCOME_MSG = 72
+    STREAM_NOTIFY = 73
     INVERT_MATCHING = 74
     HEARTBEAT_IVL = 75
     HEARTBEAT_TTL = 76

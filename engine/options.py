@@ -33,6 +33,7 @@ class Options:
     xpub_verboser: int = 0
     xpub_nodrop: int = 0
     xpub_manual: int = 0
+    stream_notify: int = 1
     xpub_welcome_msg: bytes = b""
     invert_matching: int = 0
     req_relaxed: int = 0
@@ -130,6 +131,7 @@ _INT_RANGES: dict[int, tuple[int | None, int | None]] = {
     c.XPUB_VERBOSER: (0, None),
     c.XPUB_NODROP: (0, None),
     c.XPUB_MANUAL: (0, None),
+    c.STREAM_NOTIFY: (0, 1),
     c.REQ_RELAXED: (0, None),
     c.REQ_CORRELATE: (0, None),
     c.PROBE_ROUTER: (0, None),
@@ -169,10 +171,11 @@ _ONLY_ON: dict[int, frozenset[int]] = {
     ),
     **dict.fromkeys((c.REQ_RELAXED, c.REQ_CORRELATE), frozenset({c.REQ})),
     c.PROBE_ROUTER: frozenset({c.ROUTER, c.DEALER, c.REQ, c.REP}),
+    c.STREAM_NOTIFY: frozenset({c.STREAM}),
 }
 #: Options libzmq takes but does not give back (EINVAL at getsockopt).
-_WRITE_ONLY = frozenset({c.PROBE_ROUTER, c.XPUB_MANUAL})
-_CLASSIC_TYPES = frozenset(range(c.PAIR, c.XSUB + 1))
+_WRITE_ONLY = frozenset({c.PROBE_ROUTER, c.XPUB_MANUAL, c.STREAM_NOTIFY})
+_CLASSIC_TYPES = frozenset(range(c.PAIR, c.STREAM + 1))
 
 
 def check_socket_type(option: int, socket_type: int) -> None:

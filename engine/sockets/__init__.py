@@ -9,6 +9,7 @@ from .dgram import DgramSocket
 from .pipeline import PairSocket, PullSocket, PushSocket
 from .pubsub import PubSocket, SubSocket, XPubSocket, XSubSocket
 from .radio_dish import DishSocket, RadioSocket
+from .raw_stream import StreamSocket
 from .reqrep import DealerSocket, RepSocket, ReqSocket, RouterSocket
 from .scatter_gather import ChannelSocket, GatherSocket, ScatterSocket
 
@@ -24,6 +25,7 @@ SOCKET_CLASSES: dict[int, type[SocketCore]] = {
     c.PUSH: PushSocket,
     c.XPUB: XPubSocket,
     c.XSUB: XSubSocket,
+    c.STREAM: StreamSocket,
     c.SERVER: ServerSocket,
     c.CLIENT: ClientSocket,
     c.RADIO: RadioSocket,

@@ -95,6 +95,7 @@ class Endpoints:
 
     def bind(self, address: str) -> str:
         ep = parse(address, binding=True)
+        self._check_raw(ep)
         if ep.transport != "inproc":  # inproc has no handshake, so no security mechanism
             check_security(self.port.options)
         handle = _transport(ep).bind(self, ep)
@@ -107,11 +108,18 @@ class Endpoints:
 
     def connect(self, address: str) -> None:
         ep = parse(address, binding=False)
+        self._check_raw(ep)
         if ep.transport != "inproc":
             check_security(self.port.options)
         handle = _transport(ep).connect(self, ep)
         self.handles[str(ep)] = handle
         self.last_endpoint = str(ep)
+
+    def _check_raw(self, ep: Endpoint) -> None:
+        if self.port.socket_type == c.STREAM and ep.transport not in ("tcp", "ipc"):
+            raise ZMQError(
+                c.EPROTONOSUPPORT, "a STREAM socket carries raw bytes over tcp:// and ipc:// only"
+            )
 
     def remove(self, address: str) -> None:
         """unbind() or disconnect()."""

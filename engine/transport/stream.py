@@ -18,6 +18,7 @@ from ..native import native_getaddrinfo, native_socket
 from ..options import Options, snapshot
 from ..pipe import Pipe
 from .link import LinkHost, ZMTPLink
+from .raw_link import RawLink
 from .rawsock import RawTransport
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,8 @@ class Listener:
         """The asyncio face's protocol factory: a link, or a refusal over the cap."""
         return _Refused() if self._over_cap() else self._new_link()
 
-    def _new_link(self) -> ZMTPLink:
-        link = ZMTPLink(self.host, self, None)
+    def _new_link(self) -> ZMTPLink | RawLink:
+        link = _link_class(self.host)(self.host, self, None)
         self.links.add(link)
         self.host.emit(c.EVENT_ACCEPTED, 0, self.endpoint)
         return link
@@ -246,8 +247,10 @@ class Connecter:
         loop = self.host.loop
         ep = self.target
 
-        def factory() -> ZMTPLink:
-            return ZMTPLink(self.host, self, self.pipe, reconnected)
+        link_class = _link_class(self.host)
+
+        def factory() -> ZMTPLink | RawLink:
+            return link_class(self.host, self, self.pipe, reconnected)
 
         if not self.host.same_thread:
             conn = _raw_connect(loop, ep, factory)
@@ -327,6 +330,11 @@ class Connecter:
             self._task.cancel()
         if drop_links and self.link is not None:
             self.link.abort()
+
+
+def _link_class(host: LinkHost) -> type[ZMTPLink] | type[RawLink]:
+    """ZMTP for every socket type but STREAM, whose connections carry the bytes as they are."""
+    return RawLink if host.port.socket_type == c.STREAM else ZMTPLink
 
 
 async def _raw_connect(

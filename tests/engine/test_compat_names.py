@@ -18,9 +18,6 @@ pytestmark = pytest.mark.timeout(60)
 
 #: What the engine leaves out, by reason. The README's "Sync face" section names the same.
 NOT_IN_THE_ENGINE = {
-    # The raw-TCP STREAM socket type.
-    "STREAM",
-    "STREAM_NOTIFY",
     # Transports and mechanisms the engine does not have.
     *("GSSAPI_PLAINTEXT", "GSSAPI_PRINCIPAL", "GSSAPI_PRINCIPAL_NAMETYPE", "GSSAPI_SERVER"),
     *("GSSAPI_SERVICE_PRINCIPAL", "GSSAPI_SERVICE_PRINCIPAL_NAMETYPE"),

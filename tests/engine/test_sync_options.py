@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(30)
 # -- constants ------------------------------------------------------------------------------------
 
 SOCKET_TYPES = [
-    "PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB",
+    "PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB", "STREAM",
     "XREQ", "XREP",
     # the draft types
     "SERVER", "CLIENT", "RADIO", "DISH", "GATHER", "SCATTER", "DGRAM", "PEER", "CHANNEL",
