@@ -87,8 +87,9 @@ def test_engine_to_engine_with_a_burst_lost(lossy: netns.VethPair, engine_peer) 
 
 
 def test_xpub_and_xsub(veth: netns.VethPair, system_peer, engine_peer) -> None:  # type: ignore[no-untyped-def]
-    """An engine XPUB sends everything over PGM (no subscriptions travel); an engine XSUB
-    receives from libzmq and filters by what it subscribed to."""
+    """An engine XPUB sends everything over PGM (no subscriptions travel), and a libzmq SUB
+    filters; an XSUB filters nothing itself, libzmq's as the engine's (only a SUB does), so
+    over PGM each takes every message whatever it subscribed to."""
     net = veth
     sub = system_peer(net, net.ns_b, "sub", endpoint("epgm", net.address_b), "connect")
     sub.command(subscribe=b"a".hex())
@@ -96,13 +97,22 @@ def test_xpub_and_xsub(veth: netns.VethPair, system_peer, engine_peer) -> None: 
     xpub.command(send=[b"b-topic".hex(), b"dropped by the SUB".hex()])
     xpub.command(send=[b"a-topic".hex(), b"kept".hex()])
     assert frames_of(sub.messages(1)) == [[b"a-topic", b"kept"]]
-    # Another group and port: OpenPGM's socket on PORT does not share it (no SO_REUSEADDR).
-    xsub = engine_peer(net, net.ns_b, "xsub", f"epgm://{net.address_b};239.192.1.2:5556", "connect")
-    xsub.command(send=[b"\x01a".hex()])  # XSUB: a subscription is a message
-    pub = system_peer(net, net.ns_a, "pub", f"epgm://{net.address_a};239.192.1.2:5556", "connect")
-    pub.command(send=[b"b".hex(), b"no".hex()])
-    pub.command(send=[b"a".hex(), b"yes".hex()])
-    assert frames_of(xsub.messages(1)) == [[b"a", b"yes"]]
+    everything = [[b"b", b"not asked for"], [b"a", b"asked for"]]
+    # Other groups and ports: OpenPGM's socket on PORT does not share it (no SO_REUSEADDR).
+    for group, (receiving, sending) in enumerate(
+        ((engine_peer, system_peer), (system_peer, engine_peer)), start=2
+    ):
+        port = 5554 + group
+        xsub = receiving(
+            net, net.ns_b, "xsub", f"epgm://{net.address_b};239.192.1.{group}:{port}", "connect"
+        )
+        xsub.command(send=[b"\x01a".hex()])  # XSUB: a subscription is a message
+        pub = sending(
+            net, net.ns_a, "pub", f"epgm://{net.address_a};239.192.1.{group}:{port}", "connect"
+        )
+        for frames in everything:
+            pub.command(send=[f.hex() for f in frames])
+        assert frames_of(xsub.messages(2)) == everything
 
 
 def test_rate_paces_the_source(veth: netns.VethPair, system_peer, engine_peer) -> None:  # type: ignore[no-untyped-def]
