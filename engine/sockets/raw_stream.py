@@ -14,18 +14,15 @@ import itertools
 from .. import constants as c
 from ..errors import ZMQError
 from ..pipe import Message, Pipe
-from .base import SocketCore
+from .reqrep import RouterSocket
 
 
-class StreamSocket(SocketCore):
+class StreamSocket(RouterSocket):
+    """A ROUTER whose peers are plain connections: its own routing ids, no handover, and
+    frames sent in (routing id, data) pairs."""
+
     socket_type = c.STREAM
-    queues_before_connect = False  # a pipe is one connection: made when it is
     _generated_ids = itertools.count(0x2A7F3C11)
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        #: routing id -> pipe. Written on the loop when a connection is made.
-        self.routes: dict[bytes, Pipe] = {}
 
     def accepts_peer(self, pipe: Pipe) -> bool:
         rid = pipe.routing_id  # CONNECT_ROUTING_ID, on the connect side
@@ -37,10 +34,6 @@ class StreamSocket(SocketCore):
         pipe.routing_id = rid
         self.routes[rid] = pipe
         return True
-
-    def forget_peer(self, pipe: Pipe) -> None:
-        if self.routes.get(pipe.routing_id) is pipe:
-            del self.routes[pipe.routing_id]
 
     def _send(self, msg: Message) -> bool:
         # Frames alternate routing id and data, as libzmq reads them (it ignores a data
@@ -65,13 +58,3 @@ class StreamSocket(SocketCore):
             if pipe is None or pipe.closed:
                 raise ZMQError(c.EHOSTUNREACH, "no connection with that routing id")
         return pipe
-
-    def _recv(self) -> Message | None:
-        inbox = self.inbox
-        msg = inbox.take()
-        if msg is None:
-            return None
-        return [inbox.pipe.routing_id, *msg]
-
-    def can_send(self) -> bool:
-        return True

@@ -104,7 +104,28 @@ class LinkOwner(Protocol):
     def link_lost(self, link: ZMTPLink) -> None: ...
 
 
-class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
+class LinkEnding:
+    """How a stream link ends, ZMTP or raw (STREAM): gracefully (what the transport holds is
+    written first), or at once."""
+
+    __slots__ = ()  # the links declare the slots
+    closed: bool
+    closing: bool
+    aborted: bool
+    transport: asyncio.Transport | None
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closing = self.aborted = True
+            self.transport.abort()
+
+
+class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol):
     """One ZMTP connection of a socket.
 
     Buffered, so that asyncio's transports read into this thread's kept buffer (readbuf.py)
@@ -551,16 +572,6 @@ class ZMTPLink(LinkHandshake, LinkUserRead, asyncio.BufferedProtocol):
                 return  # still full: the next credit brings us back here
         pipe.read_paused = False
         self.transport.resume_reading()
-
-    def close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closing = True
-            self.transport.close()
-
-    def abort(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closing = self.aborted = True
-            self.transport.abort()
 
     def finish(self, linger_ms: int) -> None:
         """Close once queued messages are written, waiting at most LINGER (-1: no limit)."""

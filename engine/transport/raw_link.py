@@ -16,10 +16,10 @@ from typing import cast
 from .. import constants as c
 from ..native import native_lock
 from ..pipe import Pipe, take_front
-from .link import LinkHost, LinkOwner, peer_address
+from .link import LinkEnding, LinkHost, LinkOwner, peer_address
 
 
-class RawLink(asyncio.Protocol):
+class RawLink(LinkEnding, asyncio.Protocol):
     """One raw connection of a STREAM socket (either end: accepted or connected)."""
 
     def __init__(
@@ -158,16 +158,6 @@ class RawLink(asyncio.Protocol):
         self.transport.resume_reading()
 
     # -- closing --------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closing = True
-            self.transport.close()
-
-    def abort(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closing = self.aborted = True
-            self.transport.abort()
 
     def finish(self, linger_ms: int) -> None:
         """Close once queued bytes are written, waiting at most LINGER (-1: no limit)."""
