@@ -112,7 +112,31 @@ class LinkEnding:
     closed: bool
     closing: bool
     aborted: bool
+    ready: bool
+    write_paused: bool
     transport: asyncio.Transport | None
+    host: LinkHost
+    owner: LinkOwner
+    lost: asyncio.Future[None]
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.flush()
+
+    def _gone(self) -> None:
+        """The connection is over (its pipe dealt with): tell the monitor, the owner, and
+        whoever waits on `lost`."""
+        if self.ready:
+            self.host.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
+        self.owner.link_lost(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
@@ -363,18 +387,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
                 port.detach(pipe)
             else:
                 port.notify()
-        if self.ready:
-            self.host.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
-        self.owner.link_lost(self)
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self.flush()
+        self._gone()
 
     # -- called through the pipe ------------------------------------------------------------------
 

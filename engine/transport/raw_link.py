@@ -96,18 +96,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
             if port.options.stream_notify and not self.closing:
                 port.deliver(pipe, [[b""]])
             port.detach(pipe)
-        if self.ready:
-            self.host.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
-        self.owner.link_lost(self)
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self.flush()
+        self._gone()
 
     # -- called through the pipe ----------------------------------------------------------------
 

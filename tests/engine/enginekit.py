@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec
 
 import engine
@@ -366,3 +366,32 @@ def same_verdict_as_libzmq(
         assert not taken, f"{what}: libzmq takes it, the engine refused it"
         return
     assert taken, f"{what}: libzmq refuses it, the engine took it"
+
+
+def same_option_verdicts_as_libzmq(
+    option: str, type_names: Sequence[str], values: Sequence[int]
+) -> None:
+    """For each socket type: setsockopt(option, value) for each value, then getsockopt(option),
+    taken or refused (EINVAL) by the engine exactly where libzmq takes or refuses them."""
+    import zmq as pyzmq
+
+    ours, theirs = engine.Context(), pyzmq.Context()
+    try:
+        number = getattr(engine, option)
+        assert number == getattr(pyzmq, option)
+        for name in type_names:
+            mine, other = ours.socket(getattr(engine, name)), theirs.socket(getattr(pyzmq, name))
+            for value in values:
+                same_verdict_as_libzmq(
+                    f"{name} {option} {value}",
+                    lambda o=other, v=value: o.setsockopt(number, v),
+                    lambda m=mine, v=value: m.setsockopt(number, v),
+                )
+            same_verdict_as_libzmq(
+                f"{name} getsockopt {option}",
+                lambda o=other: o.getsockopt(number),
+                lambda m=mine: m.getsockopt(number),
+            )
+    finally:
+        ours.destroy(linger=0)
+        theirs.destroy(linger=0)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import zmq as pyzmq
-from enginekit import same_verdict_as_libzmq
+from enginekit import same_option_verdicts_as_libzmq
 
 import engine
 from engine.utils.monitor import recv_monitor_message
@@ -25,24 +25,7 @@ CLASSIC = ("PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH
 
 
 def test_probe_router_is_taken_where_libzmq_takes_it_and_never_read() -> None:
-    ours, theirs = engine.Context(), pyzmq.Context()
-    try:
-        for name in CLASSIC:
-            mine, other = ours.socket(getattr(engine, name)), theirs.socket(getattr(pyzmq, name))
-            for value in (0, 1, 5, -1):
-                same_verdict_as_libzmq(
-                    f"{name} PROBE_ROUTER {value}",
-                    lambda o=other, v=value: o.setsockopt(pyzmq.PROBE_ROUTER, v),
-                    lambda m=mine, v=value: m.setsockopt(engine.PROBE_ROUTER, v),
-                )
-            same_verdict_as_libzmq(
-                f"{name} getsockopt PROBE_ROUTER",
-                lambda o=other: o.getsockopt(pyzmq.PROBE_ROUTER),
-                lambda m=mine: m.getsockopt(engine.PROBE_ROUTER),
-            )
-    finally:
-        ours.destroy(linger=0)
-        theirs.destroy(linger=0)
+    same_option_verdicts_as_libzmq("PROBE_ROUTER", CLASSIC, (0, 1, 5, -1))
 
 
 @pytest.mark.parametrize("transport", ["tcp", "inproc"])

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import zmq as pyzmq
-from enginekit import same_verdict_as_libzmq
+from enginekit import same_option_verdicts_as_libzmq
 
 import engine
 
@@ -29,20 +29,10 @@ def _receiving(sock: Any, lib: Any) -> Any:
 
 
 def test_xpub_manual_is_taken_where_libzmq_takes_it_and_never_read() -> None:
+    types = ("PUB", "XPUB", "SUB", "XSUB", "DEALER", "ROUTER", "PAIR")
+    same_option_verdicts_as_libzmq("XPUB_MANUAL", types, (1,))
     ours, theirs = engine.Context(), pyzmq.Context()
     try:
-        for name in ("PUB", "XPUB", "SUB", "XSUB", "DEALER", "ROUTER", "PAIR"):
-            mine, other = ours.socket(getattr(engine, name)), theirs.socket(getattr(pyzmq, name))
-            same_verdict_as_libzmq(
-                f"{name} XPUB_MANUAL 1",
-                lambda o=other: o.setsockopt(pyzmq.XPUB_MANUAL, 1),
-                lambda m=mine: m.setsockopt(engine.XPUB_MANUAL, 1),
-            )
-            same_verdict_as_libzmq(
-                f"{name} getsockopt XPUB_MANUAL",
-                lambda o=other: o.getsockopt(pyzmq.XPUB_MANUAL),
-                lambda m=mine: m.getsockopt(engine.XPUB_MANUAL),
-            )
         for lib, ctx in ((engine, ours), (pyzmq, theirs)):
             plain = ctx.socket(lib.XPUB)
             with pytest.raises(lib.ZMQError):
