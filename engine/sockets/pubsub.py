@@ -82,7 +82,7 @@ class XPubSocket(SocketCore):
         """XPUB_MANUAL: subscribe (or not) the peer whose subscription message the
         application received last; libzmq refuses SUBSCRIBE on an XPUB otherwise."""
         if not self.options.xpub_manual:
-            super().set_subscription(topic, subscribe)
+            super().set_subscription(topic, subscribe)  # raises EINVAL
         if self._commands:
             self.process_commands()
         pipe = self._last_asker
@@ -302,11 +302,8 @@ class XSubSocket(SocketCore):
 
     pipe_reconnected = pipe_attached
 
-    def _passes_all(self) -> bool:
-        return not self.filters or (b"" in self.filter.counts and not self.options.invert_matching)
-
     def takes_directly(self) -> bool:
-        return self._passes_all()
+        return not self.filters or (b"" in self.filter.counts and not self.options.invert_matching)
 
     def recv(self) -> Message | None:
         # SocketCore.recv with the fair-queue's common case inline when every topic is
@@ -317,7 +314,7 @@ class XSubSocket(SocketCore):
             self.process_commands()
         if self._prefetched is not None:
             return self._take_prefetched()
-        if not self._passes_all():
+        if self.filters and (b"" not in self.filter.counts or self.options.invert_matching):
             return self._recv()
         inbox = self.inbox
         pos = inbox.pos
