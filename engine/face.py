@@ -13,10 +13,7 @@ A face (engine.sync, engine.asyncio) supplies only how to wait and how to hand b
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import json
-import pickle
 import random
 import struct
 import time
@@ -28,6 +25,7 @@ from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .face_endpoint import EndpointContext
 from .face_frame import DONE_TRACKER, Frame, as_frame
+from .face_serial import SerialisingFace
 from .options import (
     SOCKET_HANDLED,
     check_socket_type,
@@ -70,7 +68,7 @@ def _nothing_ready() -> int:
     return 0
 
 
-class SocketFace:
+class SocketFace(SerialisingFace):
     """Shared by engine.Socket (sync) and engine.asyncio.Socket."""
 
     _face_name = "engine socket"
@@ -581,43 +579,6 @@ class SocketFace:
     def __repr__(self) -> str:
         name = c.SocketType(self._core.socket_type).name
         return f"<{self._face_name} {name} {'closed' if self.closed else 'open'}>"
-
-    # -- serialisation helpers (shared by both faces) ---------------------------------------------
-
-    def send_string(
-        self, u: str, flags: int = 0, copy: bool = True, encoding: str = "utf-8", **kw: Any
-    ) -> Any:
-        if not isinstance(u, str):
-            raise TypeError("send_string takes str")
-        return self.send(u.encode(encoding), flags=flags, copy=copy, **kw)
-
-    def recv_string(self, flags: int = 0, encoding: str = "utf-8") -> Any:
-        decoder = codecs.getdecoder(encoding)
-        return self._then(self.recv(flags), lambda b: decoder(b)[0])
-
-    send_unicode = send_string
-    recv_unicode = recv_string
-
-    def send_json(self, obj: Any, flags: int = 0, **kw: Any) -> Any:
-        data = json.dumps(obj, **kw).encode("utf-8")
-        return self.send(data, flags=flags)
-
-    def recv_json(self, flags: int = 0, **kw: Any) -> Any:
-        return self._then(self.recv(flags), lambda b: json.loads(b, **kw))
-
-    def send_pyobj(self, obj: Any, flags: int = 0, protocol: int = pickle.DEFAULT_PROTOCOL) -> Any:
-        """Pickle and send. Only ever use with peers you trust."""
-        return self.send(pickle.dumps(obj, protocol), flags=flags)
-
-    def recv_pyobj(self, flags: int = 0) -> Any:
-        """Receive and unpickle. UNSAFE with untrusted peers: unpickling runs arbitrary code."""
-        return self._then(self.recv(flags), pickle.loads)
-
-    def send_serialized(self, msg: Any, serialize: Callable[[Any], Sequence[bytes]], **kw) -> Any:
-        return self.send_multipart(serialize(msg), **kw)
-
-    def recv_serialized(self, deserialize: Callable[[list[bytes]], Any], flags: int = 0) -> Any:
-        return self._then(self.recv_multipart(flags), deserialize)
 
 
 def endpoint_text(addr: object) -> str:

@@ -1,0 +1,58 @@
+"""send_string/recv_string, JSON, pickle and custom serialisation, as pyzmq's Socket has them:
+each is one send or recv of the face it is mixed into, so both faces share them."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class SerialisingFace:
+    """Mixed into SocketFace, whose `send`, `recv`, their multipart forms and `_then` (a
+    value now, or a Future's result transformed) these call."""
+
+    send: Callable[..., Any]
+    recv: Callable[..., Any]
+    send_multipart: Callable[..., Any]
+    recv_multipart: Callable[..., Any]
+    _then: Callable[[Any, Callable[[Any], Any]], Any]
+
+    __slots__ = ()
+
+    def send_string(
+        self, u: str, flags: int = 0, copy: bool = True, encoding: str = "utf-8", **kw: Any
+    ) -> Any:
+        if not isinstance(u, str):
+            raise TypeError("send_string takes str")
+        return self.send(u.encode(encoding), flags=flags, copy=copy, **kw)
+
+    def recv_string(self, flags: int = 0, encoding: str = "utf-8") -> Any:
+        decoder = codecs.getdecoder(encoding)
+        return self._then(self.recv(flags), lambda b: decoder(b)[0])
+
+    send_unicode = send_string
+    recv_unicode = recv_string
+
+    def send_json(self, obj: Any, flags: int = 0, **kw: Any) -> Any:
+        data = json.dumps(obj, **kw).encode("utf-8")
+        return self.send(data, flags=flags)
+
+    def recv_json(self, flags: int = 0, **kw: Any) -> Any:
+        return self._then(self.recv(flags), lambda b: json.loads(b, **kw))
+
+    def send_pyobj(self, obj: Any, flags: int = 0, protocol: int = pickle.DEFAULT_PROTOCOL) -> Any:
+        """Pickle and send. Only ever use with peers you trust."""
+        return self.send(pickle.dumps(obj, protocol), flags=flags)
+
+    def recv_pyobj(self, flags: int = 0) -> Any:
+        """Receive and unpickle. UNSAFE with untrusted peers: unpickling runs arbitrary code."""
+        return self._then(self.recv(flags), pickle.loads)
+
+    def send_serialized(self, msg: Any, serialize: Callable[[Any], Sequence[bytes]], **kw) -> Any:
+        return self.send_multipart(serialize(msg), **kw)
+
+    def recv_serialized(self, deserialize: Callable[[list[bytes]], Any], flags: int = 0) -> Any:
+        return self._then(self.recv_multipart(flags), deserialize)
