@@ -266,34 +266,38 @@ class Connecter:
         return link
 
     async def _run(self) -> None:
+        # The monitor hears what libzmq's connecter reports: CONNECT_DELAYED (EINPROGRESS)
+        # as each tcp attempt starts, CONNECTED or CLOSED as it ends, and CONNECT_RETRIED
+        # with the wait before the next one (after a failed attempt, or a lost connection).
         opts = self.host.port.options
         connected_before = False
         delay = opts.reconnect_ivl
-        first_attempt = True
+        emit = self.host.emit
         while not self._stopped:
+            if self.target.transport == "tcp":  # an ipc connect ends at once, either way
+                emit(c.EVENT_CONNECT_DELAYED, errno.EINPROGRESS, self.endpoint)
             try:
                 link = await self._connect_once(connected_before)
             except (TimeoutError, OSError) as exc:
-                event = c.EVENT_CONNECT_DELAYED if first_attempt else c.EVENT_CONNECT_RETRIED
-                self.host.emit(event, max(delay, 0), self.endpoint)
+                emit(c.EVENT_CLOSED, 0, self.endpoint)
                 log.debug("connect to %s failed: %s", self.endpoint, exc)
-                first_attempt = False
                 if opts.reconnect_ivl < 0:
                     return
+                emit(c.EVENT_CONNECT_RETRIED, max(delay, 0), self.endpoint)
                 await asyncio.sleep(max(delay, 1) / 1000)
                 if opts.reconnect_ivl_max > opts.reconnect_ivl:
                     delay = min(delay * 2, opts.reconnect_ivl_max)
                 continue
             self.link = link
             connected_before = True
-            first_attempt = True
             delay = opts.reconnect_ivl
             _tune(link.transport.get_extra_info("socket"), opts)
-            self.host.emit(c.EVENT_CONNECTED, 0, self.endpoint)
+            emit(c.EVENT_CONNECTED, 0, self.endpoint)
             await asyncio.shield(link.lost)
             self.link = None
             if self._stopped or self._lingering or opts.reconnect_ivl < 0:
                 return
+            emit(c.EVENT_CONNECT_RETRIED, max(opts.reconnect_ivl, 0), self.endpoint)
             await asyncio.sleep(max(opts.reconnect_ivl, 1) / 1000)
 
     def link_ready(self, link: ZMTPLink) -> None:

@@ -3,6 +3,7 @@ connection life cycle as libzmq reports it, with pyzmq's EVENT_* values."""
 
 from __future__ import annotations
 
+import importlib
 import socket
 import time
 from typing import Any
@@ -163,3 +164,36 @@ def test_event_filter_and_disable(ctx: zmq.Context) -> None:
     pull.disable_monitor()
     assert monitor.poll(0) == 0
     monitor.close(linger=0)
+
+
+def _kinds_of(lib: Any, monitor: Any, count: int) -> list[str]:
+    """The next `count` events' names, read from a monitor socket of `lib`."""
+    reader = importlib.import_module(f"{lib.__name__}.utils.monitor")
+    monitor.setsockopt(lib.RCVTIMEO, int(WAIT_S * 1000))
+    return [lib.Event(reader.recv_monitor_message(monitor)["event"]).name for _ in range(count)]
+
+
+@pytest.mark.parametrize("lib", [zmq, pyzmq], ids=["engine", "pyzmq"])
+def test_a_connecters_events_come_as_libzmqs(lib: Any) -> None:
+    """Each tcp attempt starts with CONNECT_DELAYED and ends with CONNECTED or CLOSED, and
+    CONNECT_RETRIED comes before each wait to try again: the engine used to say
+    CONNECT_DELAYED once, after the first failure, and nothing before CONNECTED."""
+    context = lib.Context()
+    try:
+        refused = context.socket(lib.DEALER)
+        refused.setsockopt(lib.RECONNECT_IVL, 20)
+        watch = refused.get_monitor_socket()
+        refused.connect(LaterEndpoint().endpoint)  # nobody listens there
+        assert _kinds_of(lib, watch, 6) == ["CONNECT_DELAYED", "CLOSED", "CONNECT_RETRIED"] * 2
+
+        router = context.socket(lib.ROUTER)
+        router.bind("tcp://127.0.0.1:0")
+        dealer = context.socket(lib.DEALER)
+        dealer.setsockopt(lib.RECONNECT_IVL, 20)
+        watch = dealer.get_monitor_socket()
+        dealer.connect(router.getsockopt(lib.LAST_ENDPOINT).decode())
+        assert _kinds_of(lib, watch, 3) == ["CONNECT_DELAYED", "CONNECTED", "HANDSHAKE_SUCCEEDED"]
+        router.close(linger=0)
+        assert _kinds_of(lib, watch, 3) == ["DISCONNECTED", "CONNECT_RETRIED", "CONNECT_DELAYED"]
+    finally:
+        context.destroy(linger=0)
