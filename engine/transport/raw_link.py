@@ -14,7 +14,6 @@ import asyncio
 from typing import cast
 
 from .. import constants as c
-from ..native import native_lock
 from ..pipe import Pipe, take_front
 from .link import LinkEnding, LinkHost, LinkOwner, peer_address
 
@@ -39,9 +38,6 @@ class RawLink(LinkEnding, asyncio.Protocol):
         self.aborted = False
         self.write_paused = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
-        #: Writes come from the loop; the lock keeps a flush whole if a user thread also
-        #: flushes (the sync face's bursts).
-        self._write_lock = native_lock()
         self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -108,25 +104,26 @@ class RawLink(LinkEnding, asyncio.Protocol):
         pipe.flush_pending = False
         if self.write_paused or self.closed or not self.ready:
             return
-        with self._write_lock:
-            outbox = pipe.outbox
-            n = len(outbox)
-            if not n:
-                return
-            batch = take_front(outbox, n)
-            pipe.written += n
-            chunks: list[bytes] = []
-            for msg in batch:
-                data = msg[0]
-                if not data:  # close, once what came before is written
-                    self._write(chunks)
-                    self.closing = True
-                    outbox.clear()
-                    self.transport.close()
-                    break
-                chunks.append(data)
-            else:
+        # Only the loop flushes a raw link (write_direct and write_burst leave it to the
+        # loop), so no lock guards the byte order.
+        outbox = pipe.outbox
+        n = len(outbox)
+        if not n:
+            return
+        batch = take_front(outbox, n)
+        pipe.written += n
+        chunks: list[bytes] = []
+        for msg in batch:
+            data = msg[0]
+            if not data:  # close, once what came before is written
                 self._write(chunks)
+                self.closing = True
+                outbox.clear()
+                self.transport.close()
+                break
+            chunks.append(data)
+        else:
+            self._write(chunks)
         self.port.notify()
 
     def _write(self, chunks: list[bytes]) -> None:
