@@ -366,8 +366,10 @@ class SubSocket(XSubSocket):
         if self._commands:
             self.process_commands()
         if subscribe:
-            if self.filter.add(topic):
-                distribute_always(self.pipes, [SUBSCRIBE_PREFIX + topic])
+            # Every subscribe travels, a repeated one too (libzmq's SUB): an XPUB_VERBOSE
+            # publisher shows each. A cancel travels when the last reference goes.
+            self.filter.add(topic)
+            distribute_always(self.pipes, [SUBSCRIBE_PREFIX + topic])
         elif self.filter.remove(topic):
             distribute_always(self.pipes, [CANCEL_PREFIX + topic])
         self.refresh_direct()

@@ -153,3 +153,30 @@ def test_bools_are_taken_as_the_ints_they_are(lib: Any) -> None:
         assert (sock.getsockopt(lib.IMMEDIATE), sock.curve_server, sock.conflate) == (1, 1, 0)
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("sub_lib", [engine, pyzmq], ids=["engine-sub", "pyzmq-sub"])
+@LIBS
+def test_a_repeated_subscribe_travels_and_a_verbose_xpub_shows_it(lib: Any, sub_lib: Any) -> None:
+    """libzmq's SUB sends every subscribe upstream, a repeated one too, and a cancel when the
+    last reference goes: an XPUB_VERBOSE publisher shows both subscribes, one cancel."""
+    ctx, sub_ctx = lib.Context(), sub_lib.Context()
+    try:
+        xpub = ctx.socket(lib.XPUB)
+        xpub.setsockopt(lib.XPUB_VERBOSE, 1)
+        xpub.rcvtimeo = 5000
+        xpub.bind("tcp://127.0.0.1:0")
+        sub = sub_ctx.socket(sub_lib.SUB)
+        sub.connect(xpub.getsockopt(lib.LAST_ENDPOINT).decode())
+        for topic in (b"a", b"a"):
+            sub.subscribe(topic)
+        for topic in (b"a", b"a"):
+            sub.unsubscribe(topic)
+        sub.subscribe(b"end")  # a marker: everything before it has arrived
+        seen = [xpub.recv()]
+        while seen[-1] != b"\x01end":
+            seen.append(xpub.recv())
+        assert seen == [b"\x01a", b"\x01a", b"\x00a", b"\x01end"]
+    finally:
+        ctx.destroy(linger=0)
+        sub_ctx.destroy(linger=0)
