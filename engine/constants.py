@@ -164,12 +164,16 @@ class ContextOption(IntEnum):
     IO_THREADS = 1
     MAX_SOCKETS = 2
     SOCKET_LIMIT = 3
+    MAX_MSGSZ = 5
+    MSG_T_SIZE = 6
     BLOCKY = 70
 
 
 IO_THREADS = ContextOption.IO_THREADS.value
 MAX_SOCKETS = ContextOption.MAX_SOCKETS.value
 SOCKET_LIMIT = ContextOption.SOCKET_LIMIT.value
+MAX_MSGSZ = ContextOption.MAX_MSGSZ.value
+MSG_T_SIZE = ContextOption.MSG_T_SIZE.value
 
 # -- send/recv flags and poll events ----------------------------------------------------------
 

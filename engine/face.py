@@ -85,7 +85,7 @@ class SocketFace(SerialisingFace):
     def _start(self) -> None:
         """The face is built: take wake-ups, and the context's defaults for new sockets."""
         self._core.set_waker(self._wake)
-        for option, value in self.context._defaults.items():
+        for option, value in self.context._socket_defaults().items():
             # As pyzmq: a context default this socket type does not have (SUBSCRIBE on a
             # PUB, ROUTER_MANDATORY on a DEALER) is skipped, not an error at ctx.socket().
             with contextlib.suppress(ZMQError):

@@ -15,11 +15,23 @@ from typing import Any
 
 from . import constants as c
 from .context import IOContext
-from .errors import ContextTerminated, ZMQError
+from .errors import ZMQError
 from .face import declared_attribute
 
-#: The least each context option takes, as libzmq 4.3 (EINVAL below it).
-_CONTEXT_MINIMUM = {c.IO_THREADS: 0, c.MAX_SOCKETS: 1, c.BLOCKY: 0}
+#: The least each settable context option takes, as libzmq 4.3 (EINVAL below it).
+_CONTEXT_MINIMUM = {
+    c.IO_THREADS: 0,
+    c.MAX_SOCKETS: 1,
+    c.SOCKET_LIMIT: 0,
+    c.MAX_MSGSZ: 0,
+    c.BLOCKY: 0,
+    c.IPV6: 0,
+}
+#: libzmq's answer for SOCKET_LIMIT (the most MAX_SOCKETS may be) and MSG_T_SIZE (the size of
+#: its zmq_msg_t, which a C caller allocates; the engine has none, but says what libzmq says).
+_SOCKET_LIMIT = 65535
+_MSG_T_SIZE = 64
+_INT_MAX = 2**31 - 1
 
 
 class ContextFace:
@@ -33,7 +45,14 @@ class ContextFace:
         object.__setattr__(self, "_io", IOContext())
         object.__setattr__(self, "_sockets", self._socket_set())
         object.__setattr__(self, "_defaults", {})
-        object.__setattr__(self, "_io_threads", max(1, int(io_threads)))
+        #: Context options as set (libzmq's defaults). IO_THREADS and MAX_SOCKETS size the
+        #: context when its first socket starts it, as in libzmq: set later, they are reported
+        #: and change nothing. BLOCKY and IPV6 give new sockets their LINGER and IPV6.
+        #: MAX_MSGSZ is kept and applied to nothing, as in libzmq 4.3 (MAXMSGSIZE is per socket).
+        kept = {c.IO_THREADS: max(0, int(io_threads)), c.MAX_SOCKETS: self._io.max_sockets}
+        kept |= {c.BLOCKY: 1, c.IPV6: 0, c.MAX_MSGSZ: _INT_MAX}
+        object.__setattr__(self, "_kept", kept)
+        object.__setattr__(self, "_started", False)
         object.__setattr__(self, "_pid", os.getpid())
 
     @staticmethod
@@ -56,8 +75,11 @@ class ContextFace:
         return self._io.terminated
 
     def socket(self, socket_type: int, socket_class: type | None = None, **options: Any) -> Any:
-        if self._io.terminated:
-            raise ContextTerminated()
+        if self._io.terminated:  # pyzmq's answer (ETERM is for calls a term() interrupts)
+            raise ZMQError(c.ENOTSUP, "the context is terminated: it makes no more sockets")
+        if not self._started:
+            object.__setattr__(self, "_started", True)
+            self._io.max_sockets = self._kept[c.MAX_SOCKETS]
         sock = (socket_class or self._socket_class)(self, socket_type)
         for name, value in options.items():
             setattr(sock, name, value)
@@ -72,36 +94,59 @@ class ContextFace:
     # -- options --------------------------------------------------------------------------------
 
     def set(self, option: int, value: Any) -> None:
-        if option in _CONTEXT_MINIMUM and int(value) < _CONTEXT_MINIMUM[option]:
+        """A context option (libzmq's zmq_ctx_set); socket defaults go through setsockopt."""
+        value = int(value)
+        if option not in _CONTEXT_MINIMUM:
+            raise ZMQError(c.EINVAL, f"not a context option that can be set: {option}")
+        if value < _CONTEXT_MINIMUM[option]:
+            name = c.ContextOption(option).name if option != c.IPV6 else "IPV6"
             raise ZMQError(
-                c.EINVAL,
-                f"{c.ContextOption(option).name} takes "
-                f"{_CONTEXT_MINIMUM[option]} or more, not {value}",
+                c.EINVAL, f"{name} takes {_CONTEXT_MINIMUM[option]} or more, not {value}"
             )
-        if option == c.IO_THREADS:
-            self._set_io_threads(max(1, int(value)))
-        elif option in (c.MAX_SOCKETS, c.SOCKET_LIMIT):
-            self._io.max_sockets = int(value)
-        elif option == c.BLOCKY:
-            pass  # term() always waits for LINGER, as BLOCKY (the default) asks
-        else:
-            self._defaults[option] = value  # a default for sockets created from now on
+        if option == c.SOCKET_LIMIT:
+            return  # as libzmq: taken, and the limit stays what the platform allows
+        if option in (c.BLOCKY, c.IPV6):
+            value = int(value != 0)
+        self._kept[option] = min(value, _INT_MAX)
 
     def get(self, option: int) -> Any:
-        if option == c.IO_THREADS:
-            return self._io_threads
-        if option in (c.MAX_SOCKETS, c.SOCKET_LIMIT):
-            return self._io.max_sockets
-        return self._defaults.get(option, 0)
+        """A context option (libzmq's zmq_ctx_get); socket defaults through getsockopt."""
+        if option == c.SOCKET_LIMIT:
+            return _SOCKET_LIMIT
+        if option == c.MSG_T_SIZE:
+            return _MSG_T_SIZE
+        if option in self._kept:
+            return self._kept[option]
+        raise ZMQError(c.EINVAL, f"not a context option: {option}")
 
-    setsockopt = set
-    getsockopt = get
+    def setsockopt(self, option: int, value: Any) -> None:
+        """A default for the sockets this context makes from now on (pyzmq's)."""
+        self._defaults[option] = value
 
-    def _set_io_threads(self, count: int) -> None:
-        object.__setattr__(self, "_io_threads", count)
+    def getsockopt(self, option: int) -> Any:
+        """The default set for `option` (KeyError when none is, as pyzmq)."""
+        return self._defaults[option]
+
+    @property
+    def sockopts(self) -> dict[int, Any]:
+        """The defaults setsockopt gave, by option number (pyzmq's)."""
+        return self._defaults
+
+    def _socket_defaults(self) -> dict[int, Any]:
+        """What a new socket takes: BLOCKY 0 makes its LINGER 0 and IPV6 1 its IPV6 (libzmq),
+        unless a default says otherwise."""
+        kept = self._kept
+        implied = {}
+        if not kept[c.BLOCKY]:
+            implied[c.LINGER] = 0
+        if kept[c.IPV6]:
+            implied[c.IPV6] = 1
+        return implied | self._defaults if implied else self._defaults
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if not name.startswith("_") and name.upper() in c.SocketOption.__members__:
+        if not name.startswith("_") and name.upper() in c.ContextOption.__members__:
+            self.set(c.ContextOption[name.upper()].value, value)
+        elif not name.startswith("_") and name.upper() in c.SocketOption.__members__:
             self._defaults[c.SocketOption[name.upper()].value] = value
         elif name.startswith("_") or declared_attribute(self, name):
             object.__setattr__(self, name, value)
@@ -109,6 +154,8 @@ class ContextFace:
             raise AttributeError(f"{type(self).__name__} has no such option: {name.upper()}")
 
     def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and name.upper() in c.ContextOption.__members__:
+            return self.get(c.ContextOption[name.upper()].value)
         if not name.startswith("_") and name.upper() in c.SocketOption.__members__:
             defaults = self.__dict__.get("_defaults", {})
             option = c.SocketOption[name.upper()].value

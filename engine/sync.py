@@ -17,7 +17,7 @@ from collections.abc import Callable, MutableSet
 from typing import Any, Protocol
 
 from . import constants as c
-from .errors import ContextTerminated, ZMQError
+from .errors import ContextTerminated
 from .face import SocketFace
 from .face_context import ContextFace
 from .face_frame import DONE_TRACKER, MessageTracker
@@ -295,6 +295,7 @@ class Context(ContextFace):
         # first socket: each holds a selector, and a large IO_THREADS made them all at once.
         object.__setattr__(self, "_threads", [])
         object.__setattr__(self, "_next", 0)
+        object.__setattr__(self, "_pool_size", 1)  # IO_THREADS when the first socket came
         #: Closed sockets' transport sides whose connections still linger; term() waits.
         object.__setattr__(self, "_lingering", set())
         _contexts.add(self)
@@ -307,7 +308,9 @@ class Context(ContextFace):
         """The I/O thread for the next socket, round robin."""
         if self._io.terminated:
             raise ContextTerminated()
-        index = self._next % self._io_threads
+        if not self._threads:  # libzmq sizes its pool as the first socket starts it
+            object.__setattr__(self, "_pool_size", max(1, self.get(c.IO_THREADS)))
+        index = self._next % self._pool_size
         object.__setattr__(self, "_next", self._next + 1)
         threads = self._threads
         if index == len(threads):  # round robin: the next one not made yet
@@ -315,11 +318,6 @@ class Context(ContextFace):
         io = threads[index]
         io.start()
         return io
-
-    def _set_io_threads(self, count: int) -> None:
-        if self._threads:
-            raise ZMQError(c.EINVAL, "IO_THREADS must be set before creating sockets")
-        super()._set_io_threads(count)
 
     def _forget(self, sock: Any) -> None:
         super()._forget(sock)

@@ -116,11 +116,11 @@ async def test_asyncio_monitor_socket() -> None:
 async def test_asyncio_context_set_gives_new_sockets_defaults() -> None:
     ctx = engine.asyncio.Context()
     try:
-        ctx.set(engine.LINGER, 0)
+        ctx.linger = 0
         ctx.setsockopt(engine.RCVTIMEO, 50)
         ctx.set(engine.MAX_SOCKETS, 7)
         ctx.set(engine.IO_THREADS, 2)
-        assert (ctx.get(engine.LINGER), ctx.get(engine.MAX_SOCKETS)) == (0, 7)
+        assert (ctx.getsockopt(engine.LINGER), ctx.get(engine.MAX_SOCKETS)) == (0, 7)
         assert ctx.get(engine.IO_THREADS) == 2
         sock = ctx.socket(engine.PULL)
         assert (sock.linger, sock.rcvtimeo) == (0, 50)

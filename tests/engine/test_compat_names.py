@@ -38,7 +38,7 @@ NOT_IN_THE_ENGINE = {
     *("BINDTODEVICE", "TCP_MAXRT", "TCP_ACCEPT_FILTER", "USE_FD"),
     *("IPC_FILTER_GID", "IPC_FILTER_PID", "IPC_FILTER_UID"),
     # Context options for libzmq's own threads and message structure.
-    *("MAX_MSGSZ", "MSG_T_SIZE", "THREAD_AFFINITY_CPU_ADD", "THREAD_AFFINITY_CPU_REMOVE"),
+    *("THREAD_AFFINITY_CPU_ADD", "THREAD_AFFINITY_CPU_REMOVE"),
     *("THREAD_NAME_PREFIX", "THREAD_PRIORITY", "THREAD_SCHED_POLICY"),
     # pyzmq's own machinery, not ZeroMQ's API.
     *("DraftFDWarning", "Enum", "PYZMQ_DRAFT_API", "Stopwatch", "ZMQVersionError"),

@@ -180,3 +180,66 @@ def test_a_repeated_subscribe_travels_and_a_verbose_xpub_shows_it(lib: Any, sub_
     finally:
         ctx.destroy(linger=0)
         sub_ctx.destroy(linger=0)
+
+
+@LIBS
+def test_context_options_are_libzmqs_and_socket_options_are_not_among_them(lib: Any) -> None:
+    """zmq_ctx_get/set: SOCKET_LIMIT and MSG_T_SIZE are libzmq's figures, a socket option or an
+    unknown number is EINVAL (socket defaults go through setsockopt, or attributes), and
+    IO_THREADS and MAX_SOCKETS set after the first socket are reported and change nothing."""
+    ctx = lib.Context()
+    try:
+        assert (ctx.get(lib.SOCKET_LIMIT), ctx.get(lib.MSG_T_SIZE)) == (65535, 64)
+        assert (ctx.get(lib.MAX_MSGSZ), ctx.get(lib.BLOCKY), ctx.get(lib.IPV6)) == (2**31 - 1, 1, 0)
+        for option in (lib.LINGER, 9999):
+            with pytest.raises(lib.ZMQError) as info:
+                ctx.get(option)
+            assert info.value.errno == errno.EINVAL
+            with pytest.raises(lib.ZMQError) as info:
+                ctx.set(option, 1)
+            assert info.value.errno == errno.EINVAL
+        for option, value in ((lib.MSG_T_SIZE, 8), (lib.MAX_SOCKETS, 0), (lib.MAX_MSGSZ, -1)):
+            with pytest.raises(lib.ZMQError) as info:
+                ctx.set(option, value)
+            assert info.value.errno == errno.EINVAL
+        ctx.set(lib.SOCKET_LIMIT, 5)
+        ctx.set(lib.BLOCKY, 7)
+        assert (ctx.get(lib.SOCKET_LIMIT), ctx.get(lib.BLOCKY)) == (65535, 1)
+        ctx.linger = 3  # an attribute that is a socket option: a default for new sockets
+        assert (ctx.getsockopt(lib.LINGER), ctx.sockopts) == (3, {lib.LINGER: 3})
+        ctx.max_sockets = 50  # one that is a context option: ctx.set
+        assert (ctx.get(lib.MAX_SOCKETS), ctx.io_threads) == (50, 1)
+        first = ctx.socket(lib.PUSH)
+        assert first.linger == 3
+        ctx.set(lib.MAX_SOCKETS, 1)
+        ctx.set(lib.IO_THREADS, 4)
+        assert (ctx.max_sockets, ctx.get(lib.IO_THREADS)) == (1, 4)
+        others = [ctx.socket(lib.PUSH) for _ in range(3)]  # the first socket fixed the limit
+        assert len(others) == 3
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_blocky_0_gives_new_sockets_linger_0_and_ipv6_their_ipv6(lib: Any) -> None:
+    """libzmq takes a new socket's LINGER from BLOCKY (-1, or 0 once BLOCKY is 0) and its IPV6
+    from the context's IPV6; a default given with setsockopt comes on top."""
+    ctx = lib.Context()
+    try:
+        assert (ctx.socket(lib.PUSH).linger, ctx.socket(lib.PUSH).ipv6) == (-1, 0)
+        ctx.set(lib.BLOCKY, 0)
+        ctx.set(lib.IPV6, 1)
+        assert (ctx.socket(lib.PUSH).linger, ctx.socket(lib.PUSH).ipv6) == (0, 1)
+        ctx.setsockopt(lib.LINGER, 9)
+        assert ctx.socket(lib.PUSH).linger == 9
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_terminated_context_makes_no_socket_enotsup(lib: Any) -> None:
+    ctx = lib.Context()
+    ctx.term()
+    with pytest.raises(lib.ZMQError) as info:
+        ctx.socket(lib.PUSH)
+    assert info.value.errno == errno.ENOTSUP

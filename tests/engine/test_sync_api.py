@@ -96,15 +96,15 @@ def test_instance_is_recreated_in_forked_child() -> None:
 
 
 def test_term_closes_open_sockets_and_refuses_new_ones() -> None:
-    """term() closes what is open; afterwards socket() raises ETERM."""
+    """term() closes what is open; afterwards socket() raises ENOTSUP (pyzmq's answer)."""
     ctx = zmq.Context()
     a, b = pair(ctx)
     a.linger = b.linger = 0
     ctx.term()
     assert ctx.closed and a.closed and b.closed
-    with pytest.raises(zmq.ContextTerminated) as info:
+    with pytest.raises(zmq.ZMQError) as info:
         ctx.socket(zmq.PAIR)
-    assert info.value.errno == zmq.ETERM
+    assert info.value.errno == zmq.ENOTSUP
     ctx.term()  # a second term is harmless
 
 
