@@ -37,6 +37,8 @@ def parse(endpoint: str, binding: bool) -> Endpoint:
     if scheme == "tcp":
         return _parse_tcp(endpoint, rest, binding)
     if scheme == "ipc":
+        if rest == "@":  # libzmq: an abstract socket needs a name
+            raise ZMQError(c.EINVAL, f"an abstract ipc name cannot be empty: {endpoint!r}")
         if rest == "*" and binding:
             rest = os.path.join(tempfile.gettempdir(), f"crossroads-{uuid.uuid4().hex[:12]}.ipc")
         if len(os.fsencode(rest)) > MAX_IPC_PATH_BYTES:

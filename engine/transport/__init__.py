@@ -125,13 +125,29 @@ class Endpoints:
         """unbind() or disconnect()."""
         handle = self.handles.pop(address, None)
         if handle is None:
-            raise ZMQError(c.ENOENT, f"no such endpoint: {address}")
+            handle = self._find_resolved(address)
         for key in [k for k, v in self.handles.items() if v is handle]:
             del self.handles[key]
         handle.close()
         pipe = handle.pipe
         if pipe is not None and pipe.persistent:
             self.port.detach(pipe)
+
+    def _find_resolved(self, address: str) -> EndpointHandle:
+        """As libzmq: an address not found as given is resolved (tcp://localhost:5555 is what
+        LAST_ENDPOINT calls tcp://127.0.0.1:5555); an unknown transport is EPROTONOSUPPORT."""
+        try:
+            ep = parse(address, binding=True)
+        except ZMQError as exc:
+            if exc.errno == c.EPROTONOSUPPORT:
+                raise
+            ep = None
+        if ep is not None and ep.transport == "tcp" and ep.port:  # not a port to be chosen
+            for key in stream.resolved_endpoints(ep):
+                handle = self.handles.pop(key, None)
+                if handle is not None:
+                    return handle
+        raise ZMQError(c.ENOENT, f"no such endpoint: {address}")
 
     def shutdown(self, linger_ms: int) -> None:
         """Stop accepting and reconnecting, then close each connection after LINGER."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import socket as _socket
@@ -14,6 +15,7 @@ from typing import Any
 from .. import constants as c
 from ..endpoint import Endpoint
 from ..errors import ZMQError
+from ..multicast_address import interface_address
 from ..native import native_getaddrinfo, native_socket
 from ..options import Options, snapshot
 from ..pipe import Pipe
@@ -61,6 +63,38 @@ class _Refused(asyncio.Protocol):
         transport.abort()
 
 
+def _bound_address(sock: _socket.socket, wildcard: bool) -> tuple[str, int]:
+    """What LAST_ENDPOINT shows, as libzmq: the numeric address bound (a host name resolved,
+    an IPv4-mapped IPv6 address as IPv4), the wildcard as 0.0.0.0 or ::."""
+    address, port = sock.getsockname()[:2]
+    if wildcard:
+        return ("::" if sock.family == _socket.AF_INET6 else "0.0.0.0"), port
+    if sock.family == _socket.AF_INET6:
+        mapped = ipaddress.IPv6Address(address.partition("%")[0]).ipv4_mapped
+        if mapped is not None:
+            address = str(mapped)
+    return address, port
+
+
+def resolved_endpoints(ep: Endpoint) -> list[str]:
+    """The numeric forms a tcp endpoint may have been bound or connected under (unbind and
+    disconnect look them up); none when its host does not resolve."""
+    if ep.address == "*":
+        hosts = ["0.0.0.0", "::"]
+    else:
+        host = interface_address(ep.address) or ep.address
+        try:
+            infos = native_getaddrinfo(host, ep.port, 0, _socket.SOCK_STREAM)
+        except _socket.gaierror:
+            return []
+        hosts = [info[4][0] for info in infos]
+    shown = []
+    for host in hosts:
+        mapped = ipaddress.IPv6Address(host.partition("%")[0]).ipv4_mapped if ":" in host else None
+        shown.append(str(Endpoint("tcp", str(mapped) if mapped else host, ep.port)))
+    return list(dict.fromkeys(shown))
+
+
 class Listener:
     """A bound endpoint: accepts connections and gives each a ZMTPLink."""
 
@@ -102,8 +136,15 @@ class Listener:
         host = ep.address
         if host == "*":
             host = "::" if opts.ipv6 else "0.0.0.0"
+        else:  # as libzmq, a network interface's name first (tcp://eth0:5555), then a host
+            host = interface_address(host) or host
         family = _socket.AF_INET6 if ":" in host else _socket.AF_UNSPEC
-        infos = native_getaddrinfo(host, ep.port, family, _socket.SOCK_STREAM, _socket.AI_PASSIVE)
+        try:
+            infos = native_getaddrinfo(
+                host, ep.port, family, _socket.SOCK_STREAM, _socket.AI_PASSIVE
+            )
+        except _socket.gaierror:  # libzmq's errno for a name it cannot bind to
+            raise OSError(errno.ENODEV, f"no interface or host named {host!r}") from None
         if not opts.ipv6 and any(i[0] == _socket.AF_INET for i in infos):
             infos = [i for i in infos if i[0] == _socket.AF_INET]
         af, kind, proto, _, addr = infos[0]
@@ -117,11 +158,7 @@ class Listener:
         except OSError:
             sock.close()
             raise
-        port = sock.getsockname()[1]
-        shown = "0.0.0.0" if ep.address == "*" and af == _socket.AF_INET else ep.address
-        if ep.address == "*" and af == _socket.AF_INET6:
-            shown = "::"
-        self.endpoint = str(Endpoint("tcp", shown, port))
+        self.endpoint = str(Endpoint("tcp", *_bound_address(sock, ep.address == "*")))
         return sock
 
     def _bind_ipc(self, ep: Endpoint) -> _socket.socket:

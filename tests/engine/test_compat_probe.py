@@ -243,3 +243,40 @@ def test_a_terminated_context_makes_no_socket_enotsup(lib: Any) -> None:
     with pytest.raises(lib.ZMQError) as info:
         ctx.socket(lib.PUSH)
     assert info.value.errno == errno.ENOTSUP
+
+
+@LIBS
+def test_a_bound_endpoint_is_shown_numeric_and_found_again_by_its_name(lib: Any) -> None:
+    """libzmq binds a network interface's name (tcp://lo:0) or a host name, shows LAST_ENDPOINT
+    as the numeric address bound (an IPv4-mapped one as IPv4), and unbind resolves the name it
+    is given before it looks; a name that is neither is ENODEV, a bad transport EPROTONOSUPPORT."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.PULL)
+        for given in (
+            "tcp://lo:0",
+            "tcp://localhost:0",
+            "tcp://127.1:0",
+            "tcp://[::ffff:127.0.0.1]:0",
+        ):
+            sock.bind(given)
+            shown = sock.getsockopt(lib.LAST_ENDPOINT).decode()
+            assert shown.startswith("tcp://127.0.0.1:"), (given, shown)
+            sock.unbind("tcp://localhost:" + shown.rsplit(":", 1)[1])
+            with pytest.raises(lib.ZMQError) as info:
+                sock.unbind(shown)  # gone already
+            assert info.value.errno == errno.ENOENT
+        for given in ("tcp://no-such-interface-or-host.invalid:0", "tcp://256.0.0.1:0"):
+            with pytest.raises(lib.ZMQError) as info:
+                sock.bind(given)
+            assert info.value.errno == errno.ENODEV, given
+        for call in (sock.unbind, sock.disconnect):
+            with pytest.raises(lib.ZMQError) as info:
+                call("nosuch://x")
+            assert info.value.errno == errno.EPROTONOSUPPORT
+        for call in (sock.bind, sock.connect):
+            with pytest.raises(lib.ZMQError) as info:
+                call("ipc://@")  # an abstract socket needs a name
+            assert info.value.errno == errno.EINVAL
+    finally:
+        ctx.destroy(linger=0)
