@@ -8,6 +8,7 @@ import errno
 import ipaddress
 import logging
 import os
+import random
 import socket as _socket
 import stat
 from typing import Any
@@ -74,6 +75,15 @@ def _bound_address(sock: _socket.socket, wildcard: bool) -> tuple[str, int]:
         if mapped is not None:
             address = str(mapped)
     return address, port
+
+
+def reconnect_wait(interval_ms: int, reconnect_ivl: int) -> int:
+    """The wait before the next attempt: the current interval plus a random part of
+    RECONNECT_IVL, as libzmq, so that the peers of a server that restarts do not all come
+    back in the same millisecond, and again in step at each doubling."""
+    if reconnect_ivl <= 0:
+        return max(interval_ms, 0)
+    return interval_ms + random.randrange(reconnect_ivl)
 
 
 def resolved_endpoints(ep: Endpoint) -> list[str]:
@@ -320,8 +330,9 @@ class Connecter:
                 log.debug("connect to %s failed: %s", self.endpoint, exc)
                 if opts.reconnect_ivl < 0:
                     return
-                emit(c.EVENT_CONNECT_RETRIED, max(delay, 0), self.endpoint)
-                await asyncio.sleep(max(delay, 1) / 1000)
+                wait = reconnect_wait(delay, opts.reconnect_ivl)
+                emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
+                await asyncio.sleep(max(wait, 1) / 1000)
                 if opts.reconnect_ivl_max > opts.reconnect_ivl:
                     delay = min(delay * 2, opts.reconnect_ivl_max)
                 continue
@@ -334,8 +345,9 @@ class Connecter:
             self.link = None
             if self._stopped or self._lingering or opts.reconnect_ivl < 0:
                 return
-            emit(c.EVENT_CONNECT_RETRIED, max(opts.reconnect_ivl, 0), self.endpoint)
-            await asyncio.sleep(max(opts.reconnect_ivl, 1) / 1000)
+            wait = reconnect_wait(opts.reconnect_ivl, opts.reconnect_ivl)
+            emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
+            await asyncio.sleep(max(wait, 1) / 1000)
 
     def link_ready(self, link: ZMTPLink) -> None:
         if self._lingering:
