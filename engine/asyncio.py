@@ -162,6 +162,7 @@ class Socket(SocketFace):
     recv = _errors_through_the_future(SocketFace.recv)
     recv_multipart = _errors_through_the_future(SocketFace.recv_multipart)
     poll = _errors_through_the_future(SocketFace.poll)
+    recv_into = _errors_through_the_future(SocketFace.recv_into)
 
     _face_name = "engine.asyncio.Socket"
 

@@ -72,6 +72,9 @@ class SocketFace(SerialisingFace):
     """Shared by engine.Socket (sync) and engine.asyncio.Socket."""
 
     _face_name = "engine socket"
+    #: pyzmq's: a smaller frame sent with copy=False is copied anyway. The engine copies every
+    #: frame, so setting it is accepted and changes nothing.
+    copy_threshold: int = c.COPY_THRESHOLD
 
     def __init__(self, context: Any, socket_type: int, loop: Any, same_thread: bool) -> None:
         core, endpoints = context._io.create_socket(socket_type, loop, same_thread)

@@ -36,6 +36,27 @@ class SerialisingFace:
     send_unicode = send_string
     recv_unicode = recv_string
 
+    def recv_into(self, buffer: Any, /, *, nbytes: int = 0, flags: int = 0) -> Any:
+        """pyzmq 26.4's: the next frame stored into `buffer` (at most `nbytes` of it, or all
+        of it by default); returns the frame's size, more than was stored when the frame was
+        longer (the rest is dropped, as libzmq's zmq_recv does)."""
+        view = memoryview(buffer)
+        if view.readonly:
+            raise BufferError("recv_into needs a writable buffer")
+        if not view.c_contiguous:
+            raise BufferError("recv_into needs a contiguous buffer")
+        view = view.cast("B")
+        if not 0 <= nbytes <= len(view):
+            raise ValueError(f"nbytes={nbytes} does not fit a buffer of {len(view)} bytes")
+        room = nbytes or len(view)
+
+        def store(frame: bytes) -> int:
+            kept = min(len(frame), room)
+            view[:kept] = frame[:kept]
+            return len(frame)
+
+        return self._then(self.recv(flags), store)
+
     def send_json(self, obj: Any, flags: int = 0, **kw: Any) -> Any:
         data = json.dumps(obj, **kw).encode("utf-8")
         return self.send(data, flags=flags)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import struct
 from typing import Any
 
+from ..constants import Event
 from ..errors import ZMQError
 
 _HEADER = struct.Struct("<HI")
 
 
 def parse_monitor_message(msg: list[bytes]) -> dict[str, Any]:
-    """Decode one event: {'event': int, 'value': int, 'endpoint': bytes}."""
+    """Decode one event: {'event': Event, 'value': int, 'endpoint': bytes}."""
     if len(msg) != 2 or len(msg[0]) != _HEADER.size:
         raise ZMQError(msg="not a monitor event message")
     event, value = _HEADER.unpack(msg[0])
+    with contextlib.suppress(ValueError):  # pyzmq names the event; a number it lacks stays one
+        event = Event(event)
     return {"event": event, "value": value, "endpoint": msg[1]}
 
 

@@ -312,3 +312,53 @@ def test_reconnect_waits_carry_a_random_part_of_reconnect_ivl(lib: Any) -> None:
     doubling = _retry_waits(lib, 20, 80, 5)
     floors = [20, 40, 80, 80, 80]
     assert all(f <= w < f + 20 for f, w in zip(floors, doubling, strict=True)), doubling
+
+
+@LIBS
+def test_recv_into_stores_what_fits_and_returns_the_frames_size(lib: Any) -> None:
+    """pyzmq 26.4's recv_into: up to nbytes (or the buffer) of the next frame, its whole size
+    back; a read-only or strided buffer is BufferError and a bad nbytes ValueError, before
+    anything is taken; an empty buffer drops a frame."""
+    ctx = lib.Context()
+    try:
+        pull = ctx.socket(lib.PULL)
+        pull.rcvtimeo = 5000
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(lib.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        for frames in ([b"0123456789"], [b"dropped"], [b"first", b"second"], [b"ab"]):
+            push.send_multipart(frames)
+        buffer = bytearray(4)
+        with pytest.raises(ValueError):
+            pull.recv_into(buffer, nbytes=8)
+        with pytest.raises(BufferError):
+            pull.recv_into(bytes(4))
+        with pytest.raises(BufferError):
+            pull.recv_into(memoryview(bytearray(8))[::2])
+        assert (pull.recv_into(buffer, nbytes=3), buffer) == (10, bytearray(b"012\0"))
+        assert pull.recv_into(bytearray()) == 7
+        assert (pull.recv_into(buffer), buffer, pull.rcvmore) == (5, bytearray(b"firs"), 1)
+        assert pull.recv() == b"second"
+        assert (pull.recv_into(buffer), buffer[:2]) == (2, bytearray(b"ab"))
+        pull.copy_threshold = 10  # pyzmq's knob: taken
+        assert pull.copy_threshold == 10
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_monitor_event_is_named_by_the_event_enum(lib: Any) -> None:
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.PULL)
+        monitor = sock.get_monitor_socket(lib.EVENT_LISTENING)
+        monitor.rcvtimeo = 5000
+        sock.bind("tcp://127.0.0.1:0")
+        if lib is pyzmq:
+            from zmq.utils.monitor import recv_monitor_message as recv_event
+        else:
+            recv_event = recv_monitor_message
+        event = recv_event(monitor)["event"]
+        assert (event, event.name) == (lib.EVENT_LISTENING, "LISTENING")
+    finally:
+        ctx.destroy(linger=0)
