@@ -337,8 +337,8 @@ class SocketFace(SerialisingFace):
     type = socket_type
 
     @property
-    def rcvmore(self) -> bool:
-        return bool(self._recv_rest)
+    def rcvmore(self) -> int:
+        return int(bool(self._recv_rest))  # 0 or 1, as pyzmq's RCVMORE
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -437,7 +437,7 @@ class SocketFace(SerialisingFace):
         self._check_open()
         core = self._core
         if option == c.TYPE:
-            return core.socket_type
+            return int(core.socket_type)  # a number, as pyzmq's getsockopt; .type is the enum
         if option == c.RCVMORE:
             return int(bool(self._recv_rest))
         if option == c.LAST_ENDPOINT:

@@ -362,3 +362,24 @@ def test_a_monitor_event_is_named_by_the_event_enum(lib: Any) -> None:
         assert (event, event.name) == (lib.EVENT_LISTENING, "LISTENING")
     finally:
         ctx.destroy(linger=0)
+
+
+@LIBS
+def test_type_and_rcvmore_read_as_pyzmqs(lib: Any) -> None:
+    """getsockopt(TYPE) is a plain number and `.type` the SocketType; RCVMORE, as an option or
+    the attribute, is 0 or 1 (pyzmq's ints, not bools)."""
+    ctx = lib.Context()
+    try:
+        pull = ctx.socket(lib.PULL)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(lib.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        push.send_multipart([b"a", b"b"])
+        assert type(pull.getsockopt(lib.TYPE)) is int
+        assert (pull.type, pull.type.name) == (lib.PULL, "PULL")
+        pull.recv()
+        assert (type(pull.rcvmore), pull.rcvmore, pull.getsockopt(lib.RCVMORE)) == (int, 1, 1)
+        pull.recv()
+        assert (type(pull.rcvmore), pull.rcvmore) == (int, 0)
+    finally:
+        ctx.destroy(linger=0)
