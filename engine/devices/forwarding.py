@@ -1,13 +1,14 @@
-"""Devices: proxy, proxy_steerable, monitored_queue and device, as in pyzmq (sync sockets)."""
+"""The forwarding loops: proxy, proxy_steerable, monitored_queue and device, as in pyzmq (sync
+sockets, run by the calling thread until the context is terminated)."""
 
 from __future__ import annotations
 
 import struct
 from typing import Any
 
-from . import constants as c
-from .errors import Again, ZMQError
-from .poll import Poller
+from .. import constants as c
+from ..errors import Again, ZMQError
+from ..poll import Poller
 
 #: Messages moved from one side per poll, so a flood on one side cannot starve the other.
 PROXY_BATCH = 256
