@@ -1,1 +1,2 @@
-"""pyzmq-compatible helper modules (`engine.utils.monitor`, `engine.utils.z85`)."""
+"""pyzmq-compatible helper modules (`engine.utils.monitor`, `engine.utils.z85`,
+`engine.utils.jsonapi`)."""

@@ -383,3 +383,13 @@ def test_type_and_rcvmore_read_as_pyzmqs(lib: Any) -> None:
         assert (type(pull.rcvmore), pull.rcvmore) == (int, 0)
     finally:
         ctx.destroy(linger=0)
+
+
+@LIBS
+def test_jsonapi_is_json_as_utf8_bytes(lib: Any) -> None:
+    from importlib import import_module
+
+    jsonapi = import_module(f"{lib.__name__}.utils.jsonapi")
+    assert jsonapi.dumps({"a": "é", "b": [1]}) == b'{"a": "\\u00e9", "b": [1]}'
+    assert jsonapi.dumps({"a": "é"}, ensure_ascii=False) == '{"a": "é"}'.encode()
+    assert jsonapi.loads(b'{"a": 1}') == jsonapi.loads('{"a": 1}') == {"a": 1}
