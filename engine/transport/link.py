@@ -32,7 +32,7 @@ from ..zmtp import (
 )
 from .handshakes import pacer_for
 from .heartbeats import HeartbeatWheel, WheelMember
-from .link_handshake import LinkHandshake, peer_address
+from .link_handshake import LinkHandshake, peer_address, transport_fd
 from .link_user_read import LinkUserRead
 from .rawsock import RawTransport
 from .readbuf import read_buffer
@@ -99,6 +99,9 @@ class LinkOwner(Protocol):
     #: and then, with other options, a PLAIN one.
     security: Options
 
+    def link_made(self, link: Any) -> None:
+        """A connection is open (no handshake yet); `link.fd` is its descriptor."""
+
     def link_ready(self, link: ZMTPLink) -> None: ...
 
     def link_lost(self, link: ZMTPLink) -> None: ...
@@ -118,6 +121,8 @@ class LinkEnding:
     host: LinkHost
     owner: LinkOwner
     lost: asyncio.Future[None]
+    #: The connection's descriptor, for the monitor's events (libzmq gives it; 0 before).
+    fd: int
 
     def flush(self) -> None:
         raise NotImplementedError
@@ -133,7 +138,7 @@ class LinkEnding:
         """The connection is over (its pipe dealt with): tell the monitor, the owner, and
         whoever waits on `lost`."""
         if self.ready:
-            self.host.emit(c.EVENT_DISCONNECTED, 0, self.owner.endpoint)
+            self.host.emit(c.EVENT_DISCONNECTED, self.fd, self.owner.endpoint)
         self.owner.link_lost(self)
         if not self.lost.done():
             self.lost.set_result(None)
@@ -182,6 +187,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         "closed",
         "closing",
         "codec",
+        "fd",
         "heartbeat_slot",
         "heartbeat_wheel",
         "host",
@@ -216,6 +222,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         self._persistent_pipe = pipe is not None
         self._reconnected = reconnected
         self.transport: asyncio.Transport | None = None
+        self.fd = 0
         self.codec: ZMTPConnection | None = None
         self.ready = False
         self.closed = False
@@ -256,6 +263,8 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         # A stream transport: asyncio's own, the sync face's RawTransport, or another loop's
         # (uvloop's are not asyncio.Transport subclasses, but have the same methods).
         self.transport = cast(asyncio.Transport, transport)
+        self.fd = transport_fd(transport)
+        self.owner.link_made(self)
         opts = self.port.options
         try:
             self._peer_address = peer_address(transport)

@@ -195,6 +195,12 @@ class LinkHandshake:
             self.host.emit(event, value, self.owner.endpoint)
 
 
+def transport_fd(transport: asyncio.BaseTransport) -> int:
+    """The connection's file descriptor, as libzmq's monitor events give it (0 if none)."""
+    sock = transport.get_extra_info("socket")
+    return sock.fileno() if sock is not None else 0
+
+
 def peer_address(transport: asyncio.BaseTransport) -> str:
     """The peer as a ZAP request names it, as libzmq on Linux does: the IP address for tcp,
     and "localhost:uid:gid:pid" of the peer process for ipc (what getnameinfo says for a Unix

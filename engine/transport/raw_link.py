@@ -15,7 +15,7 @@ from typing import cast
 
 from .. import constants as c
 from ..pipe import Pipe, take_front
-from .link import LinkEnding, LinkHost, LinkOwner, peer_address
+from .link import LinkEnding, LinkHost, LinkOwner, peer_address, transport_fd
 
 
 class RawLink(LinkEnding, asyncio.Protocol):
@@ -32,6 +32,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
         self.loop = host.loop
         self.pipe: Pipe | None = None
         self.transport: asyncio.Transport | None = None
+        self.fd = 0
         self.ready = False
         self.closed = False
         self.closing = False
@@ -44,6 +45,8 @@ class RawLink(LinkEnding, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.fd = transport_fd(transport)
+        self.owner.link_made(self)
         self.host.links.add(self)
         port = self.port
         pipe = port.new_pipe()

@@ -240,8 +240,10 @@ class Listener:
     def _new_link(self) -> ZMTPLink | RawLink:
         link = _link_class(self.host)(self.host, self, None)
         self.links.add(link)
-        self.host.emit(c.EVENT_ACCEPTED, 0, self.endpoint)
         return link
+
+    def link_made(self, link: ZMTPLink | RawLink) -> None:
+        self.host.emit(c.EVENT_ACCEPTED, link.fd, self.endpoint)
 
     def link_ready(self, link: ZMTPLink) -> None:
         _tune(link.transport.get_extra_info("socket"), self.host.port.options)
@@ -252,6 +254,7 @@ class Listener:
     def close(self, drop_links: bool = True, linger_ms: int = 0) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        fd = self._sock.fileno() if self._sock is not None else 0  # the monitor's value
         if self._server is not None:
             self._server.close()
         elif self._sock is not None:
@@ -263,7 +266,7 @@ class Listener:
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
             self._path = None
-        self.host.emit(c.EVENT_CLOSED, 0, self.endpoint)
+        self.host.emit(c.EVENT_CLOSED, fd, self.endpoint)
         if drop_links:
             for link in list(self.links):
                 link.abort()
@@ -340,7 +343,7 @@ class Connecter:
             connected_before = True
             delay = opts.reconnect_ivl
             _tune(link.transport.get_extra_info("socket"), opts)
-            emit(c.EVENT_CONNECTED, 0, self.endpoint)
+            emit(c.EVENT_CONNECTED, link.fd, self.endpoint)
             await asyncio.shield(link.lost)
             self.link = None
             if self._stopped or self._lingering or opts.reconnect_ivl < 0:
@@ -348,6 +351,9 @@ class Connecter:
             wait = reconnect_wait(opts.reconnect_ivl, opts.reconnect_ivl)
             emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
             await asyncio.sleep(max(wait, 1) / 1000)
+
+    def link_made(self, link: ZMTPLink | RawLink) -> None:
+        pass  # CONNECTED goes out once the connect call has returned (see _run)
 
     def link_ready(self, link: ZMTPLink) -> None:
         if self._lingering:

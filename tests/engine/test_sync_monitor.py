@@ -197,3 +197,37 @@ def test_a_connecters_events_come_as_libzmqs(lib: Any) -> None:
         assert _kinds_of(lib, watch, 3) == ["DISCONNECTED", "CONNECT_RETRIED", "CONNECT_DELAYED"]
     finally:
         context.destroy(linger=0)
+
+
+def _events_of(lib: Any, monitor: Any, count: int) -> dict[str, int]:
+    """The next `count` events of a monitor socket of `lib`, as {name: value}."""
+    reader = importlib.import_module(f"{lib.__name__}.utils.monitor")
+    monitor.setsockopt(lib.RCVTIMEO, int(WAIT_S * 1000))
+    events = [reader.recv_monitor_message(monitor) for _ in range(count)]
+    return {lib.Event(e["event"]).name: int(e["value"]) for e in events}
+
+
+@pytest.mark.parametrize("lib", [zmq, pyzmq], ids=["engine", "pyzmq"])
+def test_connection_events_carry_the_connections_descriptor(lib: Any) -> None:
+    """libzmq's LISTENING, ACCEPTED, CONNECTED, DISCONNECTED and CLOSED carry the socket's
+    file descriptor, so a program can pair a connection's arrival with its departure: the
+    engine used to give 0 for all but LISTENING."""
+    context = lib.Context()
+    try:
+        router = context.socket(lib.ROUTER)
+        router_events = router.get_monitor_socket()
+        router.bind("tcp://127.0.0.1:0")
+        endpoint = router.getsockopt(lib.LAST_ENDPOINT).decode()
+        dealer = context.socket(lib.DEALER)
+        dealer_events = dealer.get_monitor_socket()
+        dealer.connect(endpoint)
+        arrived = _events_of(lib, router_events, 3)  # LISTENING, ACCEPTED, HANDSHAKE_SUCCEEDED
+        connected = _events_of(lib, dealer_events, 3)  # CONNECT_DELAYED, CONNECTED, HANDSHAKE
+        assert arrived["ACCEPTED"] > 2 and connected["CONNECTED"] > 2
+        assert arrived["ACCEPTED"] != arrived["LISTENING"]
+        dealer.close(linger=0)
+        assert _events_of(lib, router_events, 1) == {"DISCONNECTED": arrived["ACCEPTED"]}
+        router.unbind(endpoint)
+        assert _events_of(lib, router_events, 1) == {"CLOSED": arrived["LISTENING"]}
+    finally:
+        context.destroy(linger=0)
