@@ -50,8 +50,10 @@ class ReqSocket(DealerSocket):
         return False  # each request is stamped and remembered
 
     def _send(self, msg: Message) -> bool:
-        if self._awaiting and not self.options.req_relaxed:
+        # A reply a poll took ahead (events()) is still the application's to receive.
+        if (self._awaiting or self._prefetched is not None) and not self.options.req_relaxed:
             raise ZMQError(c.EFSM, "REQ socket must recv the reply before sending again")
+        self._prefetched = None  # REQ_RELAXED: a new request; the old one's reply is stale
         if self.options.req_correlate:
             request_id = (self._request_id + 1) & 0xFFFFFFFF
             pipe = self.balancer.send([request_id.to_bytes(4, "big"), DELIMITER, *msg])
@@ -92,7 +94,8 @@ class ReqSocket(DealerSocket):
             return body
 
     def can_send(self) -> bool:
-        return (not self._awaiting or bool(self.options.req_relaxed)) and self.balancer.any_ready()
+        free = not self._awaiting and self._prefetched is None
+        return (free or bool(self.options.req_relaxed)) and self.balancer.any_ready()
 
     def can_recv(self) -> bool:
         return self._awaiting
@@ -128,7 +131,9 @@ class RepSocket(SocketCore):
 
     def _send(self, msg: Message) -> bool:
         envelope, pipe = self._envelope, self._reply_pipe
-        if envelope is None:
+        # A request a poll took ahead (events()) has its envelope kept, but the application
+        # has not received it yet.
+        if envelope is None or self._prefetched is not None:
             raise ZMQError(c.EFSM, "REP socket must recv a request before sending")
         self._envelope = self._reply_pipe = None
         # A reply to a departed peer (or one that is not reading) is dropped, as libzmq does.
@@ -137,7 +142,7 @@ class RepSocket(SocketCore):
         return True
 
     def can_send(self) -> bool:
-        return self._envelope is not None
+        return self._envelope is not None and self._prefetched is None
 
     def can_recv(self) -> bool:
         return self._envelope is None

@@ -393,3 +393,58 @@ def test_jsonapi_is_json_as_utf8_bytes(lib: Any) -> None:
     assert jsonapi.dumps({"a": "é", "b": [1]}) == b'{"a": "\\u00e9", "b": [1]}'
     assert jsonapi.dumps({"a": "é"}, ensure_ascii=False) == '{"a": "é"}'.encode()
     assert jsonapi.loads(b'{"a": 1}') == jsonapi.loads('{"a": 1}') == {"a": 1}
+
+
+@LIBS
+def test_a_poll_does_not_move_req_and_rep_on(lib: Any) -> None:
+    """A poll that finds a request (REP) or a reply (REQ) waiting leaves the application to
+    receive it: EVENTS says POLLIN alone and a send is EFSM until it has. The engine's poll took
+    the message ahead and moved the socket on: a REP sent a reply to a request its application
+    had never read."""
+    ctx = lib.Context()
+    try:
+        rep, req = ctx.socket(lib.REP), ctx.socket(lib.REQ)
+        rep.rcvtimeo = req.rcvtimeo = 5000
+        port = rep.bind_to_random_port("tcp://127.0.0.1")
+        req.connect(f"tcp://127.0.0.1:{port}")
+        req.send(b"q1")
+        assert rep.poll(5000) == lib.POLLIN
+        assert rep.getsockopt(lib.EVENTS) == lib.POLLIN
+        with pytest.raises(lib.ZMQError) as info:
+            rep.send(b"unasked")
+        assert info.value.errno == lib.EFSM
+        assert rep.recv() == b"q1"
+        assert rep.getsockopt(lib.EVENTS) == lib.POLLOUT
+        rep.send(b"r1")
+        assert req.poll(5000) == lib.POLLIN
+        assert req.getsockopt(lib.EVENTS) == lib.POLLIN
+        with pytest.raises(lib.ZMQError) as info:
+            req.send(b"again")
+        assert info.value.errno == lib.EFSM
+        assert req.recv() == b"r1"
+        assert req.getsockopt(lib.EVENTS) == lib.POLLOUT
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_relaxed_req_may_ask_again_past_a_polled_reply(lib: Any) -> None:
+    """REQ_RELAXED with REQ_CORRELATE: a reply a poll saw, but nobody read, is stale once a new
+    request goes; the next recv is the new request's reply."""
+    ctx = lib.Context()
+    try:
+        rep, req = ctx.socket(lib.REP), ctx.socket(lib.REQ)
+        rep.rcvtimeo = req.rcvtimeo = 5000
+        req.setsockopt(lib.REQ_RELAXED, 1)
+        req.setsockopt(lib.REQ_CORRELATE, 1)
+        port = rep.bind_to_random_port("tcp://127.0.0.1")
+        req.connect(f"tcp://127.0.0.1:{port}")
+        req.send(b"q1")
+        rep.send(rep.recv().replace(b"q", b"r"))
+        assert req.poll(5000) == lib.POLLIN
+        assert req.getsockopt(lib.EVENTS) == lib.POLLIN | lib.POLLOUT
+        req.send(b"q2")
+        rep.send(rep.recv().replace(b"q", b"r"))
+        assert req.recv() == b"r2"
+    finally:
+        ctx.destroy(linger=0)
