@@ -337,13 +337,17 @@ class ZMTPConnection(HandshakeSteps):
             data = bytes(data)  # bare frames are told from messages by their type: bytes
         messages: list[list[bytes]] = []
         pos = 0
-        if self.state is not State.TRAFFIC:
-            pos = self._receive_preamble(data, messages)
-        if self.state is State.TRAFFIC:
-            if self.cipher is None:
-                pos = self._decode(data, pos, messages, limit)
-            else:
-                pos = self._decode_sealed(data, pos, messages, limit)
+        try:
+            if self.state is not State.TRAFFIC:
+                pos = self._receive_preamble(data, messages)
+            if self.state is State.TRAFFIC:
+                if self.cipher is None:
+                    pos = self._decode(data, pos, messages, limit)
+                else:
+                    pos = self._decode_sealed(data, pos, messages, limit)
+        except ProtocolError as exc:
+            exc.completed = messages
+            raise
         rest = len(data) - pos
         if rest:
             self._chunks.append(data[pos:] if pos else data)

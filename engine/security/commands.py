@@ -7,6 +7,7 @@ they live below both. Nothing here touches a socket or a clock.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from ..constants import (
     EVENT_HANDSHAKE_FAILED_AUTH,
@@ -40,6 +41,9 @@ class ProtocolError(Exception):
     ) -> None:
         super().__init__(message)
         self.value = int(code)
+        #: What the same bytes completed before the fault (the codec's events stay queued):
+        #: the peer's messages until then are delivered, as libzmq delivers each as it decodes.
+        self.completed: list[Any] = []
 
 
 class AuthenticationFailed(ProtocolError):

@@ -309,7 +309,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         try:
             msgs = codec.receive_data(data, self._room())
         except ProtocolError as exc:
-            self._protocol_failure(exc)
+            self._fault(exc)
             return
         self.last_recv = self.loop.time()
         self._after_codec(msgs)
@@ -586,6 +586,8 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
             try:
                 msgs = codec.receive_data(b"", room)
             except ProtocolError as exc:
+                if exc.completed:
+                    self.port.deliver(pipe, exc.completed)
                 self._protocol_failure(exc)
                 return
             if msgs:

@@ -85,9 +85,19 @@ class LinkHandshake:
             # What arrived while the handshake waited is decoded now that it may be complete.
             msgs = codec.receive_data(b"", self._room()) if codec.state is State.TRAFFIC else []
         except ProtocolError as exc:
-            self._protocol_failure(exc)
+            self._fault(exc)
             return
         self._after_codec(msgs)
+
+    def _fault(self, exc: ProtocolError) -> None:
+        """The peer broke the protocol. When the fault came after its handshake, what the same
+        bytes completed before it (the handshake itself, messages) is acted on first, as
+        libzmq acts on each as it decodes it; then the connection closes."""
+        if self.codec.state is State.TRAFFIC:
+            self._after_codec(exc.completed)
+            if self.closed or self.aborted:
+                return
+        self._protocol_failure(exc)
 
     def _handshake_done(self, event: HandshakeComplete) -> None:
         if self._timer is not None:

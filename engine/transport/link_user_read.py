@@ -72,6 +72,9 @@ class LinkUserRead:
             except ProtocolError as exc:
                 transport.pause_reading()
                 self.loop.call_soon_threadsafe(self._protocol_failure, exc)
+                if exc.completed:  # what came before the fault is the peer's too
+                    self.port.deliver(pipe, exc.completed, False)
+                    return True
                 return False
             if data:
                 self.last_recv = self.loop.time()

@@ -448,3 +448,55 @@ def test_a_relaxed_req_may_ask_again_past_a_polled_reply(lib: Any) -> None:
         assert req.recv() == b"r2"
     finally:
         ctx.destroy(linger=0)
+
+
+def _zmtp_push_bytes(*messages: bytes) -> bytes:
+    """A NULL-mechanism PUSH peer's whole side of a connection, written by hand: greeting,
+    READY, then one short frame per message."""
+    greeting = b"\xff" + bytes(8) + b"\x7f" + bytes((3, 1)) + b"NULL".ljust(20, b"\0")
+    greeting += b"\0" + bytes(31)
+    ready = b"\x05READY" + b"\x0bSocket-Type" + (4).to_bytes(4, "big") + b"PUSH"
+    frames = b"\x04" + bytes((len(ready),)) + ready
+    for body in messages:
+        frames += b"\x00" + bytes((len(body),)) + body
+    return greeting + frames
+
+
+@LIBS
+def test_messages_before_a_fault_in_the_same_read_are_delivered(lib: Any) -> None:
+    """A peer's good message and an oversized one (MAXMSGSIZE) in one write: libzmq delivers
+    the first, reports the handshake as succeeded, and drops the connection at the second. The
+    engine dropped both and reported a failed handshake."""
+    import socket
+
+    ctx = lib.Context()
+    try:
+        pull = ctx.socket(lib.PULL)
+        pull.maxmsgsize = 100
+        pull.rcvtimeo = 5000
+        events = pull.get_monitor_socket()
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        with socket.create_connection(("127.0.0.1", port)) as peer:
+            ours = _zmtp_push_bytes(b"first", b"x" * 200)
+            peer.sendall(ours[:64])  # the greeting; libzmq wants it apart from what follows
+            theirs = b""
+            while len(theirs) < 64:  # its greeting: the handshake goes on
+                theirs += peer.recv(64 - len(theirs))
+            peer.sendall(ours[64:])  # READY and both messages, in one write
+            assert pull.recv() == b"first"
+            seen = _events_of(lib, events, 4)
+        assert seen == ["LISTENING", "ACCEPTED", "HANDSHAKE_SUCCEEDED", "DISCONNECTED"]
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _events_of(lib: Any, monitor: Any, count: int) -> list[str]:
+    reader = recv_monitor_message if lib is engine else _pyzmq_recv_event
+    monitor.rcvtimeo = 5000
+    return [lib.Event(reader(monitor)["event"]).name for _ in range(count)]
+
+
+def _pyzmq_recv_event(monitor: Any) -> dict[str, Any]:
+    from zmq.utils.monitor import recv_monitor_message as recv_event
+
+    return recv_event(monitor)
