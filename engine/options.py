@@ -172,9 +172,27 @@ _ONLY_ON: dict[int, frozenset[int]] = {
     **dict.fromkeys((c.REQ_RELAXED, c.REQ_CORRELATE), frozenset({c.REQ})),
     c.PROBE_ROUTER: frozenset({c.ROUTER, c.DEALER, c.REQ, c.REP}),
     c.STREAM_NOTIFY: frozenset({c.STREAM}),
+    c.CONNECT_ROUTING_ID: frozenset({c.ROUTER, c.REP, c.STREAM}),
 }
-#: Options libzmq takes but does not give back (EINVAL at getsockopt).
-_WRITE_ONLY = frozenset({c.PROBE_ROUTER, c.XPUB_MANUAL, c.STREAM_NOTIFY})
+#: Options libzmq 4.3.5 takes and never answers (getsockopt is EINVAL): a program reads
+#: them from libzmq nowhere, so the engine answers them nowhere either.
+_WRITE_ONLY = frozenset(
+    {
+        c.PROBE_ROUTER,
+        c.XPUB_MANUAL,
+        c.STREAM_NOTIFY,
+        c.ROUTER_MANDATORY,
+        c.ROUTER_HANDOVER,
+        c.ROUTER_RAW,
+        c.REQ_RELAXED,
+        c.REQ_CORRELATE,
+        c.XPUB_VERBOSE,
+        c.XPUB_VERBOSER,
+        c.XPUB_NODROP,
+        c.XPUB_WELCOME_MSG,
+        c.CONNECT_ROUTING_ID,
+    }
+)
 _CLASSIC_TYPES = frozenset(range(c.PAIR, c.STREAM + 1))
 
 

@@ -48,6 +48,10 @@ class XPubSocket(SocketCore):
         self._asked: Subscribers[Pipe] = Subscribers()
         self._askers: deque[Pipe | None] = deque()
         self._last_asker: Pipe | None = None
+        #: The peer of a subscription message a poll took ahead (see events): it becomes the
+        #: last asker when the application receives that message, as in libzmq.
+        self._held_asker: Pipe | None = None
+        self._holds_asker = False
 
     def pipe_attached(self, pipe: Pipe) -> None:
         if pipe.takes_all:  # pgm/epgm: no subscriptions travel, every message goes (libzmq)
@@ -72,6 +76,8 @@ class XPubSocket(SocketCore):
             self.subscribers.remove_peer(pipe)
             if self._last_asker is pipe:
                 self._last_asker = None
+            if self._held_asker is pipe:
+                self._held_asker = None
         else:
             for topic in self.subscribers.remove_peer(pipe):
                 if self.shows_subscriptions:
@@ -247,6 +253,22 @@ class XPubSocket(SocketCore):
     def unsent(self) -> int:
         shared = self._shared
         return super().unsent() + len(shared.messages) * len(shared.targets or ())
+
+    def events(self) -> int:
+        # A poll may take the next message ahead (SocketCore.events); its peer is the one
+        # SUBSCRIBE and UNSUBSCRIBE apply to only once the application has received it.
+        before, ahead = self._last_asker, self._prefetched is not None
+        mask = super().events()
+        if not ahead and self._prefetched is not None and self._last_asker is not before:
+            self._held_asker, self._last_asker = self._last_asker, before
+            self._holds_asker = True
+        return mask
+
+    def _take_prefetched(self) -> Message:
+        if self._holds_asker:
+            self._last_asker, self._held_asker = self._held_asker, None
+            self._holds_asker = False
+        return super()._take_prefetched()
 
     def _recv(self) -> Message | None:
         self._read_subscriptions()

@@ -128,3 +128,32 @@ def test_an_xsub_takes_what_its_publisher_sends_and_a_sub_filters(lib: Any) -> N
             assert xpub.recv() == b"\x00x"
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_a_poll_does_not_change_whom_subscribe_applies_to(lib: Any) -> None:
+    """A poll that finds a second peer's subscription waiting leaves SUBSCRIBE applying to the
+    peer of the last one the application received: the engine's poll took the message ahead
+    and moved that on, so a topic meant for the first peer went to the second."""
+    ctx = lib.Context()
+    try:
+        xpub = _receiving(ctx.socket(lib.XPUB), lib)
+        xpub.setsockopt(lib.XPUB_MANUAL, 1)
+        xpub.bind("tcp://127.0.0.1:0")
+        endpoint = xpub.getsockopt(lib.LAST_ENDPOINT).decode()
+        first, second = (_receiving(ctx.socket(lib.SUB), lib) for _ in range(2))
+        first.connect(endpoint)
+        first.subscribe(b"")
+        assert xpub.recv() == b"\x01"
+        second.connect(endpoint)
+        second.subscribe(b"")
+        assert xpub.poll(WAIT_MS) == lib.POLLIN  # the second peer's subscription waits
+        xpub.setsockopt(lib.SUBSCRIBE, b"x")  # for the first peer
+        assert xpub.recv() == b"\x01"
+        xpub.setsockopt(lib.SUBSCRIBE, b"y")  # for the second
+        for topic in (b"x-news", b"y-news", b"x-end", b"y-end"):
+            xpub.send(topic)  # (the subscriptions above are the XPUB's own: in force now)
+        assert [first.recv(), first.recv()] == [b"x-news", b"x-end"]
+        assert [second.recv(), second.recv()] == [b"y-news", b"y-end"]
+    finally:
+        ctx.destroy(linger=0)
