@@ -6,6 +6,7 @@ import select as _select
 from typing import Any
 
 from . import constants as c
+from .face import SocketFace
 from .polling import PollerFace, fileno, os_mask
 from .sync import Socket, run_blocking
 from .waiting import Steps
@@ -61,17 +62,25 @@ def zmq_poll(sockets: list[tuple[Any, int]], timeout: float | None = -1) -> list
 def select(
     rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
 ) -> tuple[list[Any], list[Any], list[Any]]:
-    """pyzmq's zmq.select: like select.select, for engine sockets and fds (timeout in s)."""
+    """pyzmq's zmq.select: like select.select, for engine sockets and fds (timeout in s); a
+    native source comes back as its descriptor, as in pyzmq."""
     poller = Poller()
     flags: dict[Any, int] = {}
-    for items, flag in ((rlist, c.POLLIN), (wlist, c.POLLOUT), (xlist, c.POLLERR)):
-        for s in items:
-            flags[s] = flags.get(s, 0) | flag
-    for s, f in flags.items():
-        poller.register(s, f)
+    lists = [[_key(s) for s in items] for items in (rlist, wlist, xlist)]
+    for keys, flag in zip(lists, (c.POLLIN, c.POLLOUT, c.POLLERR), strict=True):
+        for key in keys:
+            flags[key] = flags.get(key, 0) | flag
+    for key, f in flags.items():
+        poller.register(key, f)
     ready = dict(poller.poll(None if timeout is None else timeout * 1000))
+    reads, writes, errors = lists
     return (
-        [s for s in rlist if ready.get(s, 0) & c.POLLIN],
-        [s for s in wlist if ready.get(s, 0) & c.POLLOUT],
-        [s for s in xlist if ready.get(s, 0) & c.POLLERR],
+        [k for k in reads if ready.get(k, 0) & c.POLLIN],
+        [k for k in writes if ready.get(k, 0) & c.POLLOUT],
+        [k for k in errors if ready.get(k, 0) & c.POLLERR],
     )
+
+
+def _key(source: Any) -> Any:
+    """An engine socket as itself, anything else as its descriptor."""
+    return source if isinstance(source, SocketFace) else fileno(source)

@@ -88,7 +88,9 @@ class PollerFace:
     ) -> list[tuple[Any, int]]:
         ready = [(s, ev) for s, f in engine if (ev := s._events() & f)]
         if raw:
-            ready += [(raw[fd], engine_mask(rev)) for fd, rev in raw_poller.poll(0)]
+            # A native source is reported by its descriptor, as pyzmq's Poller reports it
+            # (an object with fileno() as well): code checks `events.get(sock.fileno())`.
+            ready += [(fd, engine_mask(rev)) for fd, rev in raw_poller.poll(0)]
         return ready
 
     def poll(self, timeout: float | None = None) -> Any:

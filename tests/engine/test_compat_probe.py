@@ -524,3 +524,26 @@ def test_options_libzmq_never_answers_are_not_answered(
     to answer them, so code that read one worked here and failed on libzmq. CONNECT_ROUTING_ID
     it takes on ROUTER, REP and STREAM only; the engine took it everywhere."""
     same_option_verdicts_as_libzmq(option, types, (value,))
+
+
+@LIBS
+def test_a_native_source_comes_back_as_its_descriptor(lib: Any) -> None:
+    """pyzmq's Poller and select report a native socket (or any object with fileno()) by its
+    descriptor, so pyzmq code looks for `sock.fileno()` in the result; the engine gave the
+    object back, and that code found nothing."""
+    import socket
+
+    reader, writer = socket.socketpair()
+    try:
+        writer.send(b"x")
+        poller = lib.Poller()
+        poller.register(reader, lib.POLLIN)
+        assert poller.poll(5000) == [(reader.fileno(), lib.POLLIN)]
+        assert lib.select([reader], [writer], [], 5) == (
+            [reader.fileno()],
+            [writer.fileno()],
+            [],
+        )
+    finally:
+        reader.close()
+        writer.close()

@@ -59,7 +59,8 @@ def inproc_pair(ctx: zmq.Context) -> tuple[zmq.Socket, zmq.Socket]:
 def test_poller_mixes_sockets_fds_and_fileno_objects(
     ctx: zmq.Context, pipe: tuple[int, int], socketpair: tuple[socket.socket, socket.socket]
 ) -> None:
-    """Each source is reported exactly when it has something to read."""
+    """Each source is reported exactly when it has something to read; a native one by its
+    descriptor, as pyzmq reports it (an object with fileno() too)."""
     a, b = inproc_pair(ctx)
     r, w = pipe
     s1, s2 = socketpair
@@ -75,11 +76,11 @@ def test_poller_mixes_sockets_fds_and_fileno_objects(
     os.write(w, b"!")
     assert dict(poller.poll(WAIT_MS)) == {a: zmq.POLLIN, r: zmq.POLLIN}
     s2.send(b"k")
-    assert dict(poller.poll(WAIT_MS)) == {a: zmq.POLLIN, r: zmq.POLLIN, s1: zmq.POLLIN}
+    assert dict(poller.poll(WAIT_MS)) == {a: zmq.POLLIN, r: zmq.POLLIN, s1.fileno(): zmq.POLLIN}
 
     assert a.recv() == b"x"
     assert os.read(r, 1) == b"!"
-    assert dict(poller.poll(WAIT_MS)) == {s1: zmq.POLLIN}
+    assert dict(poller.poll(WAIT_MS)) == {s1.fileno(): zmq.POLLIN}
     assert s1.recv(1) == b"k"
     assert poller.poll(0) == []
 
@@ -97,7 +98,7 @@ def test_poller_wakes_for_each_kind_of_source(
     triggers: list[tuple[Any, Callable[[], object]]] = [
         (a, lambda: b.send(b"wake")),
         (r, lambda: os.write(w, b"w")),
-        (s1, lambda: s2.send(b"w")),
+        (s1.fileno(), lambda: s2.send(b"w")),
     ]
     for source, trigger in triggers:
         timer = threading.Timer(0.05, trigger)
@@ -126,7 +127,7 @@ def test_poller_register_modify_unregister(
     assert dict(poller.poll(WAIT_MS)) == {a: zmq.POLLOUT}
     poller.modify(a, zmq.POLLIN)
     poller.modify(s1, zmq.POLLOUT)
-    assert dict(poller.poll(WAIT_MS)) == {s1: zmq.POLLOUT}
+    assert dict(poller.poll(WAIT_MS)) == {s1.fileno(): zmq.POLLOUT}
     poller.unregister(s1)
     assert s1 not in poller
     assert poller.poll(20) == []
@@ -186,13 +187,14 @@ def test_zmq_poll_and_what_cannot_be_polled(ctx: zmq.Context, pipe: tuple[int, i
 def test_select_over_sockets_and_fds(
     ctx: zmq.Context, pipe: tuple[int, int], socketpair: tuple[socket.socket, socket.socket]
 ) -> None:
-    """zmq.select reports readable and writable engine sockets, fds and fileno() objects."""
+    """zmq.select reports readable and writable engine sockets, fds and fileno() objects, the
+    native ones by their descriptors (as pyzmq)."""
     a, b = inproc_pair(ctx)
     r, w = pipe
     s1, s2 = socketpair
     assert zmq.select([a, r, s1], [], [], 0.02) == ([], [], [])
     readable, writable, errors = zmq.select([a, r], [a, s1], [], 1)
-    assert (readable, writable, errors) == ([], [a, s1], [])
+    assert (readable, writable, errors) == ([], [a, s1.fileno()], [])
     b.send(b"x")
     os.write(w, b"y")
     readable, _, _ = zmq.select([a, r, s1], [], [], WAIT_S)
@@ -203,7 +205,7 @@ def test_select_over_sockets_and_fds(
     s2.send(b"z")
     a.recv()
     os.read(r, 1)
-    assert zmq.select([a, r, s1], [], [], WAIT_S) == ([s1], [], [])
+    assert zmq.select([a, r, s1], [], [], WAIT_S) == ([s1.fileno()], [], [])
 
 
 # -- ETERM wakes blocked threads ------------------------------------------------------------------
