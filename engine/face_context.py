@@ -78,13 +78,18 @@ class ContextFace:
         if self._io.terminated:  # pyzmq's answer (ETERM is for calls a term() interrupts)
             raise ZMQError(c.ENOTSUP, "the context is terminated: it makes no more sockets")
         if not self._started:
-            object.__setattr__(self, "_started", True)
-            self._io.max_sockets = self._kept[c.MAX_SOCKETS]
+            self._start_context()
         sock = (socket_class or self._socket_class)(self, socket_type)
         for name, value in options.items():
             setattr(sock, name, value)
         self._sockets.add(sock)
         return sock
+
+    def _start_context(self) -> None:
+        """The first socket starts the context, which takes its size then, as libzmq's: what
+        IO_THREADS and MAX_SOCKETS say now holds until the context ends."""
+        object.__setattr__(self, "_started", True)
+        self._io.max_sockets = self._kept[c.MAX_SOCKETS]
 
     def _forget(self, sock: Any) -> None:
         """A socket closed: it no longer counts towards MAX_SOCKETS."""

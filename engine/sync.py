@@ -308,8 +308,6 @@ class Context(ContextFace):
         """The I/O thread for the next socket, round robin."""
         if self._io.terminated:
             raise ContextTerminated()
-        if not self._threads:  # libzmq sizes its pool as the first socket starts it
-            object.__setattr__(self, "_pool_size", max(1, self.get(c.IO_THREADS)))
         index = self._next % self._pool_size
         object.__setattr__(self, "_next", self._next + 1)
         threads = self._threads
@@ -318,6 +316,10 @@ class Context(ContextFace):
         io = threads[index]
         io.start()
         return io
+
+    def _start_context(self) -> None:
+        super()._start_context()
+        object.__setattr__(self, "_pool_size", max(1, self.get(c.IO_THREADS)))
 
     def _forget(self, sock: Any) -> None:
         super()._forget(sock)

@@ -65,16 +65,20 @@ class _Refused(asyncio.Protocol):
 
 
 def _bound_address(sock: _socket.socket, wildcard: bool) -> tuple[str, int]:
-    """What LAST_ENDPOINT shows, as libzmq: the numeric address bound (a host name resolved,
-    an IPv4-mapped IPv6 address as IPv4), the wildcard as 0.0.0.0 or ::."""
+    """What LAST_ENDPOINT shows, as libzmq: the numeric address bound (a host name resolved),
+    the wildcard as 0.0.0.0 or ::."""
     address, port = sock.getsockname()[:2]
     if wildcard:
         return ("::" if sock.family == _socket.AF_INET6 else "0.0.0.0"), port
-    if sock.family == _socket.AF_INET6:
-        mapped = ipaddress.IPv6Address(address.partition("%")[0]).ipv4_mapped
-        if mapped is not None:
-            address = str(mapped)
-    return address, port
+    return _shown_host(address), port
+
+
+def _shown_host(address: str) -> str:
+    """A numeric address as libzmq shows it: an IPv4-mapped IPv6 one as IPv4."""
+    if ":" not in address:
+        return address
+    mapped = ipaddress.IPv6Address(address.partition("%")[0]).ipv4_mapped
+    return address if mapped is None else str(mapped)
 
 
 def reconnect_wait(interval_ms: int, reconnect_ivl: int) -> int:
@@ -98,10 +102,7 @@ def resolved_endpoints(ep: Endpoint) -> list[str]:
         except _socket.gaierror:
             return []
         hosts = [info[4][0] for info in infos]
-    shown = []
-    for host in hosts:
-        mapped = ipaddress.IPv6Address(host.partition("%")[0]).ipv4_mapped if ":" in host else None
-        shown.append(str(Endpoint("tcp", str(mapped) if mapped else host, ep.port)))
+    shown = [str(Endpoint("tcp", _shown_host(host), ep.port)) for host in hosts]
     return list(dict.fromkeys(shown))
 
 
