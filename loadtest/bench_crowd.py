@@ -32,6 +32,7 @@ import engine
 import engine.asyncio as ezmq
 from client.protocol import MAX_ANSWER_BYTES, MAX_PUBLICATION_BYTES, Call, ClientCore
 from client.shared_decoding import SharedDecoding
+from loadtest.bench_players_report import Round
 from loadtest.ports import free_port
 
 #: Longest wait for a server to print "ready" (it starts worker processes).
@@ -99,13 +100,20 @@ class RedisServer:
 BENCH_MAX_CONNECTIONS = 16_384
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a server process the bench starts: this checkout first on its path,
+    its output unbuffered (the bench reads its banner's lines as they come)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class Server:
     """A `crossroads serve` child: endpoints and worker PIDs from its stdout, CPU from /proc."""
 
     def __init__(self, store: str, workers: int, log: Any, extra: list[str] | None = None) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
-        env["PYTHONUNBUFFERED"] = "1"
+        env = child_env()
         args = ["--workers", str(workers), "--store", store]
         args += ["--actions-bind", LOCAL, "--updates-bind", LOCAL, "--workers-bind", LOCAL]
         # Thousands of players behind one address: no per-session limit in the way, and room
@@ -169,6 +177,11 @@ class Server:
                 pass
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def server_key(server: Server) -> bytes | None:
+    """The front's CURVE key, from its own banner (the bench started it); None: cleartext."""
+    return server.endpoints["key"].encode() if "key" in server.endpoints else None
 
 
 @dataclass(eq=False)
@@ -424,3 +437,24 @@ async def _more(sock: ezmq.Socket) -> list[list[bytes]]:
     while len(out) < READ_BATCH and sock.get(engine.EVENTS) & engine.POLLIN:
         out.append(await sock.recv_multipart())
     return out
+
+
+async def act(crowd: Crowd, player: Player, text: str, scheduled: float, rnd: Round) -> float:
+    """One action; its latency from ``scheduled`` is recorded (or an error counted)."""
+    call = await crowd.ask(player, lambda now: player.core.act(text, now))
+    if call.error is not None:
+        rnd.errors += 1
+        return -1.0
+    reply = call.reply
+    if getattr(reply, "room", None):
+        if reply.room != player.room and player.on_moved is not None:
+            player.on_moved(reply, call.marks)
+        player.room = reply.room
+    if text.startswith(("take", "drop")) and getattr(reply, "ok", False):
+        player.holding = text.startswith("take")
+    latency = (call.answered_at - scheduled) * 1000 if call.answered_at else 0.0
+    rnd.actions += 1
+    rnd.latencies.append(latency)
+    if call.sent_at is not None and call.answered_at is not None:
+        rnd.after_send.append((call.answered_at - call.sent_at) * 1000)
+    return latency

@@ -19,7 +19,8 @@ Rows:
 * ``seq``: one player, sequential ``look`` round trips.
 * ``fanout``: one ``say`` reaching ``--subscribers`` subscribers of the room: the time from
   sending it to its last arrival, and a concurrent ping's p99 while that happens (its CPU per
-  action is per room event, measured over as many events sent with no pings going).
+  action is per room event, measured over as many events sent with no pings going); with
+  ``--fan-relays N`` the subscribers are behind N regional relays (bench_fanout).
 * ``logins``: ``--logins`` simultaneous first logins (registering; from a child process, as
   other clients: bench_newcomers) while ``--closed-players`` existing players act at
   ``--rate``: the logins' times and the players' p99 meanwhile.
@@ -54,21 +55,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench_crowd import BenchError, Crowd, Player, RedisServer, Server
+from loadtest.bench_crowd import (
+    BenchError,
+    Crowd,
+    Player,
+    RedisServer,
+    Server,
+    act,
+    server_key,
+)
+from loadtest.bench_fanout import ServerAndRelays, fan_out
 from loadtest.bench_floor import FloorRelay
 from loadtest.bench_listeners import Listeners, RemoteListeners
 from loadtest.bench_newcomers import Newcomers, RemoteNewcomers
 from loadtest.bench_players_cli import ROWS, add_arguments
-from loadtest.bench_players_report import Round, Row, key_figures, percentile, table
-from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
+from loadtest.bench_players_report import Round, Row, key_figures, table
 
 MIX = (("look", 40), ("say", 20), ("move", 30), ("take", 10))
 PASSWORD = "bench-password"
-
-
-def server_key(server: Server) -> bytes | None:
-    """The front's CURVE key, from its own banner (the bench started it); None: cleartext."""
-    return server.endpoints["key"].encode() if "key" in server.endpoints else None
 
 
 # -- setting a row up -----------------------------------------------------------------------------
@@ -146,27 +150,6 @@ def next_text(player: Player, action: str, rng: random.Random) -> str:
     return action
 
 
-async def act(crowd: Crowd, player: Player, text: str, scheduled: float, rnd: Round) -> float:
-    """One action; its latency from ``scheduled`` is recorded (or an error counted)."""
-    call = await crowd.ask(player, lambda now: player.core.act(text, now))
-    if call.error is not None:
-        rnd.errors += 1
-        return -1.0
-    reply = call.reply
-    if getattr(reply, "room", None):
-        if reply.room != player.room and player.on_moved is not None:
-            player.on_moved(reply, call.marks)
-        player.room = reply.room
-    if text.startswith(("take", "drop")) and getattr(reply, "ok", False):
-        player.holding = text.startswith("take")
-    latency = (call.answered_at - scheduled) * 1000 if call.answered_at else 0.0
-    rnd.actions += 1
-    rnd.latencies.append(latency)
-    if call.sent_at is not None and call.answered_at is not None:
-        rnd.after_send.append((call.answered_at - call.sent_at) * 1000)
-    return latency
-
-
 async def open_loop(
     crowd: Crowd, players: list[Player], rate: float, seconds: float, action: str, rnd: Round
 ) -> None:
@@ -186,17 +169,6 @@ async def open_loop(
         )
     await asyncio.gather(*tasks)
     rnd.seconds = crowd.now() - start
-
-
-async def ping_until(
-    crowd: Crowd, pinger: Player, done: Callable[[], bool], out: list[float]
-) -> None:
-    """Sequential pings (the front answers them itself) until ``done()``, 5 s at most."""
-    deadline = crowd.now() + 5.0
-    while not done() and crowd.now() < deadline:
-        call = await crowd.ask(pinger, pinger.core.ping)
-        if call.error is None:
-            out.append(call.round_trip_ms)
 
 
 # -- the rows -------------------------------------------------------------------------------------
@@ -281,7 +253,9 @@ class Bench:
                 await asyncio.to_thread(self.listeners.close)
                 self.listeners = None
 
-    async def _measured(self, server: Server, row: Row, body: Callable[[Round], Any]) -> None:
+    async def _measured(
+        self, server: Server | ServerAndRelays, row: Row, body: Callable[[Round], Any]
+    ) -> None:
         """Run ``body`` for a warm-up, then ``--rounds`` times with the CPU counted."""
         if self.args.warmup > 0:
             await body(Round(), warmup=True)
@@ -390,99 +364,7 @@ class Bench:
         await self._measured(server, row, body)
 
     async def _row_fanout(self, row: Row, server: Server, crowd: Crowd) -> None:
-        from gameserver.broadcast import wire_topic
-        from gameserver.topics import room_topic
-
-        speaker, pinger = await self._players(server, crowd, 2, "f")
-        topic = wire_topic(room_topic(speaker.room))
-        if have_pyzmq():
-            group: Any = await asyncio.to_thread(
-                RemoteSubscribers,
-                server.endpoints["updates"],
-                row.players,
-                topic,
-                server_key(server),
-            )
-        else:
-            group = await crowd.add_subscribers(row.players, topic)
-        self.subscribers_kind = group.kind
-        try:
-            await self._until_all_hear(crowd, speaker, group)
-            await self._measured(
-                server,
-                row,
-                lambda rnd, warmup: self._fan(
-                    server,
-                    crowd,
-                    speaker,
-                    pinger,
-                    group,
-                    rnd,
-                    2 if warmup else self.args.fan_events,
-                ),
-            )
-        finally:
-            group.close()
-
-    async def _fan(
-        self,
-        server: Server,
-        crowd: Crowd,
-        speaker: Player,
-        pinger: Player,
-        group: Any,
-        rnd: Round,
-        events: int,
-    ) -> None:
-        """``events`` room events with no pings, for the server's CPU per event; then as many
-        with pings going, for the arrival times and the pings' round trips."""
-        before = server.cpu()
-        for _ in range(events):
-            marker = f"cpu{secrets.token_hex(4)}".encode()
-            group.watch(marker)
-            await act(crowd, speaker, f"say {marker.decode()}", crowd.now(), Round())
-            await group.finish(marker, 5.0)
-        after = server.cpu()
-        rnd.cpu = {name: after[name] - before.get(name, 0.0) for name in after}
-        pings: list[float] = []
-        lasts = []
-        for k in range(events):
-            marker = f"fan{k}x{secrets.token_hex(4)}".encode()
-            group.watch(marker)
-            start = crowd.now()
-            # Pings only while this event is on its way: the front's loop is what they test.
-            # (finish() takes the arrivals away, and complete() is then False again: without
-            # `heard`, the pings went on for their whole 5 s after every event, thousands of
-            # them on an idle front, and its p99 said nothing of the broadcast.)
-            heard = [False]
-            pinging = asyncio.ensure_future(
-                ping_until(
-                    crowd, pinger, lambda m=marker, h=heard: h[0] or group.complete(m), pings
-                )
-            )
-            await act(crowd, speaker, f"say {marker.decode()}", start, Round())
-            times = await group.finish(marker, 5.0)
-            heard[0] = True
-            await pinging
-            rnd.errors += group.count - len(times)
-            lasts.append((max(times, default=crowd.now()) - start) * 1000)
-            rnd.actions += 1
-            await asyncio.sleep(0.05)
-        rnd.latencies = lasts
-        rnd.extra["ping_p99"] = percentile(pings, 99)
-        rnd.extra["pings"] = len(pings)
-
-    async def _until_all_hear(self, crowd: Crowd, speaker: Player, group: Any) -> None:
-        """Subscriptions reach the front a moment after connecting: say things until every
-        subscriber hears one."""
-        deadline = crowd.now() + 60
-        while crowd.now() < deadline:
-            marker = f"hello{secrets.token_hex(4)}".encode()
-            group.watch(marker)
-            await act(crowd, speaker, f"say {marker.decode()}", crowd.now(), Round())
-            if len(await group.finish(marker, 0.5)) >= group.count:
-                return
-        raise BenchError(f"not all {group.count} subscribers were reached within 60s")
+        await fan_out(self, row, server, crowd)
 
     async def _row_logins(self, row: Row, server: Server, crowd: Crowd) -> None:
         a = self.args
@@ -544,7 +426,7 @@ def plan(args: argparse.Namespace) -> list[Row]:
         elif kind == "seq":
             rows.append(Row("seq", 1))
         elif kind == "fanout":
-            rows.append(Row("fanout", args.subscribers))
+            rows.append(Row("fanout", args.subscribers, relays=args.fan_relays))
         elif kind == "logins":
             rows.append(Row("logins", args.logins))
     return rows

@@ -63,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="subscribers of the fan-out row (default: 1000)",
     )
     parser.add_argument(
+        "--fan-relays",
+        type=positive(int, zero=True),
+        default=0,
+        metavar="N",
+        help="the fan-out row's subscribers behind N `crossroads relay` processes, an even "
+        "share each, as a deployment's regions (their CPU counted with the server's); 0: all "
+        "on the front (default: 0)",
+    )
+    parser.add_argument(
         "--fan-events",
         type=positive(int),
         default=10,

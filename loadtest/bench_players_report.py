@@ -49,6 +49,8 @@ class Row:
     rounds: list[Round] = field(default_factory=list)
     status: str = "pending"
     note: str = ""
+    #: Relays between the server and the row's subscribers (the fan-out row's --fan-relays).
+    relays: int = 0
 
     @property
     def label(self) -> str:
@@ -57,7 +59,8 @@ class Row:
             "floor": "floor: relay, no work",
             "closed": f"closed loop {self.players:,}",
             "seq": "sequential look, 1",
-            "fanout": f"fan-out to {self.players:,}",
+            "fanout": f"fan-out to {self.players:,}"
+            + (f" via {self.relays} relay{'s' if self.relays > 1 else ''}" if self.relays else ""),
             "logins": f"{self.players:,} new logins",
         }[self.kind]
 
@@ -109,6 +112,9 @@ def key_figures(row: Row, args: argparse.Namespace) -> list[tuple[str, float, st
         out.append(("last arrival p50 ms", p50, NOW[("fanout", 0)], "<= 20", p50 / 20))
         ping = row.median(lambda r: r.extra["ping_p99"])
         out.append(("ping p99 ms", ping, NOW[("ping", 0)], "<= 20", ping / 20))
+        if all("subscribers_us" in r.extra for r in row.rounds):  # a reference, not a target
+            receiving = row.median(lambda r: r.extra["subscribers_us"])
+            out.append(("subscribers' CPU us/event", receiving, "-", "-", 0.0))
     elif row.kind == "logins":
         whole = row.median(lambda r: r.extra["all_s"])
         out.append(("all logged in, s", whole, NOW[("logins", 0)], "<= 10", whole / 10))
@@ -119,6 +125,7 @@ def key_figures(row: Row, args: argparse.Namespace) -> list[tuple[str, float, st
 
 def table(rows: list[Row], args: argparse.Namespace) -> str:
     procs = ["front"] + [f"w{i}" for i in range(1, args.workers + 1)]
+    procs += [f"r{i}" for i in range(1, max((row.relays for row in rows), default=0) + 1)]
     header = (
         "row",
         "p50 ms",

@@ -18,6 +18,7 @@ import time
 from multiprocessing.connection import Connection
 
 from loadtest.bench_child import ask_child_to_stop, start_child
+from loadtest.bench_crowd import cpu_seconds
 
 
 def have_pyzmq() -> bool:
@@ -25,19 +26,17 @@ def have_pyzmq() -> bool:
 
 
 class RemoteSubscribers:
-    """``count`` pyzmq SUB connections subscribed to ``topic``, in a child process."""
+    """SUB connections subscribed to ``topic``, in a child process: for each region (the
+    front's updates endpoint, or each relay's), its endpoint, its CURVE key (None: cleartext)
+    and how many connections."""
 
     kind = "libzmq (pyzmq) connections in a child process"
 
-    def __init__(
-        self, updates: str, count: int, topic: bytes, server_key: bytes | None = None
-    ) -> None:
-        self.count = count
+    def __init__(self, regions: list[tuple[str, bytes | None, int]], topic: bytes) -> None:
+        self.count = sum(count for _, _, count in regions)
         self._done: dict[bytes, list[float]] = {}
-        endpoints = source_addressed(updates, count)
-        self._process, self._conn = start_child(
-            _child, (endpoints, topic, server_key), "subscriber"
-        )
+        plan = [(source_addressed(updates, count), key) for updates, key, count in regions]
+        self._process, self._conn = start_child(_child, (plan, topic), "subscriber")
 
     def watch(self, marker: bytes) -> None:
         self._conn.send(("watch", marker))
@@ -59,6 +58,10 @@ class RemoteSubscribers:
             while not self.complete(marker):
                 await asyncio.sleep(0.001)
         return self._done.pop(marker)
+
+    def cpu(self) -> float:
+        """CPU seconds the subscribers' process has spent (from /proc)."""
+        return cpu_seconds(self._process.pid) if self._process.pid is not None else 0.0
 
     def close(self) -> None:
         ask_child_to_stop(self._process, self._conn, 10)
@@ -83,26 +86,31 @@ def source_addressed(updates: str, count: int) -> list[str]:
 MAX_SOURCES = 256 * 250
 
 
-def _child(endpoints: list[str], topic: bytes, server_key: bytes | None, conn: Connection) -> None:
+def _child(plan: list[tuple[list[str], bytes | None]], topic: bytes, conn: Connection) -> None:
     import zmq
 
     ctx = zmq.Context()
-    # One SUB socket with `count` connections, each its own CURVE session and subscription: the
-    # front sends `count` copies, each sealed for its connection, exactly as to `count` remote
-    # subscribers. One socket fair-queues them all, so this process wakes once for many
-    # arrivals; a socket per subscriber (waited on through epoll and ZMQ_FD) cost it 19-21 ms
-    # of CPU per event against 15-16 ms now, and its last arrival trailed the front's sends.
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    if server_key is not None:  # a CURVE front: one client pair for all (the front admits any)
-        sub.curve_serverkey = server_key
-        sub.curve_publickey, sub.curve_secretkey = zmq.curve_keypair()
-    sub.setsockopt(zmq.SUBSCRIBE, topic)
-    for endpoint in endpoints:
-        sub.connect(endpoint)
-    count = len(endpoints)
+    # One SUB socket per region with a connection per subscriber, each its own CURVE session
+    # and subscription: the region's publisher sends that many copies, each sealed for its
+    # connection, exactly as to as many remote subscribers. One socket fair-queues them all, so
+    # this process wakes once for many arrivals; a socket per subscriber (waited on through
+    # epoll and ZMQ_FD) cost it 19-21 ms of CPU per event against 15-16 ms now, and its last
+    # arrival trailed the front's sends.
     poller = zmq.Poller()
-    poller.register(sub, zmq.POLLIN)
+    subs = []
+    count = 0
+    for endpoints, server_key in plan:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        if server_key is not None:  # CURVE: one client pair for all (the server admits any)
+            sub.curve_serverkey = server_key
+            sub.curve_publickey, sub.curve_secretkey = zmq.curve_keypair()
+        sub.setsockopt(zmq.SUBSCRIBE, topic)
+        for endpoint in endpoints:
+            sub.connect(endpoint)
+        poller.register(sub, zmq.POLLIN)
+        subs.append(sub)
+        count += len(endpoints)
     poller.register(conn.fileno(), zmq.POLLIN)
     conn.send(("ready",))
     watching: dict[bytes, list[float]] = {}
@@ -112,17 +120,18 @@ def _child(endpoints: list[str], topic: bytes, server_key: bytes | None, conn: C
             poller.poll(1000)
             if not _obey(conn, watching):
                 return
-            while True:
-                try:
-                    payload = sub.recv_multipart(zmq.NOBLOCK)[-1]
-                except zmq.Again:
-                    break
-                now = clock()
-                if not _stamp(payload, now, watching, count, conn):
-                    # Not watched: perhaps its "watch" came after this loop's check.
-                    if not _obey(conn, watching):
-                        return
-                    _stamp(payload, now, watching, count, conn)
+            for sub in subs:
+                while True:
+                    try:
+                        payload = sub.recv_multipart(zmq.NOBLOCK)[-1]
+                    except zmq.Again:
+                        break
+                    now = clock()
+                    if not _stamp(payload, now, watching, count, conn):
+                        # Not watched: perhaps its "watch" came after this loop's check.
+                        if not _obey(conn, watching):
+                            return
+                        _stamp(payload, now, watching, count, conn)
     finally:
         ctx.destroy(linger=0)
 

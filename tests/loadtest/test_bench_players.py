@@ -47,6 +47,7 @@ def test_every_row_is_measured_on_sqlite(capsys: pytest.CaptureFixture[str]) -> 
     assert {f["figure"] for f in rows["fanout"]["figures"]} == {
         "last arrival p50 ms",
         "ping p99 ms",
+        "subscribers' CPU us/event",  # the receiving child's, beside the server's
     }
     assert "load" in result["intro"]
     # The listening players (twins in a child process) heard the rows' room events and
@@ -54,6 +55,26 @@ def test_every_row_is_measured_on_sqlite(capsys: pytest.CaptureFixture[str]) -> 
     assert rows["closed"]["listeners_heard"] > 0 and rows["logins"]["listeners_heard"] > 0
     assert rows["closed"]["listeners_followed"] > 0
     assert rows["seq"]["listeners_heard"] == rows["seq"]["listeners_followed"] == 0
+
+
+@pytest.mark.slow
+def test_fan_out_through_relays(capsys: pytest.CaptureFixture[str]) -> None:
+    """The subscribers behind two real `crossroads relay` processes, an even share each: every
+    one hears every event (else the row fails), and the relays' CPU is counted per process."""
+    result = run_json(capsys, "--rows", "fanout", "--fan-relays", "2", "--fan-events", "2")
+    (row,) = result["rows"]
+    assert row["status"] == "ok", row
+    assert row["row"] == "fan-out to 5 via 2 relays"
+    assert row["errors"] == 0
+    assert {"front", "w1", "w2", "r1", "r2", "total"} <= set(row["cpu_us_per_action"])
+
+
+def test_relays_share_the_subscribers_evenly() -> None:
+    from loadtest.bench_fanout import even_shares
+
+    assert even_shares(1000, 3) == [334, 333, 333]
+    assert even_shares(1000, 2) == [500, 500]
+    assert even_shares(2, 3) == [1, 1, 0]
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ async def _each_subscriber_is_its_own_connection(count: int) -> None:
     xpub.setsockopt(engine.XPUB_VERBOSE, 1)  # every connection's subscription comes up
     xpub.bind("tcp://127.0.0.1:0")
     endpoint = xpub.getsockopt(engine.LAST_ENDPOINT).decode()
-    group = await asyncio.to_thread(RemoteSubscribers, endpoint, count, b"news", public)
+    group = await asyncio.to_thread(RemoteSubscribers, [(endpoint, public, count)], b"news")
     try:
         subscriptions = [await asyncio.wait_for(xpub.recv(), 30) for _ in range(count)]
         assert subscriptions == [b"\x01news"] * count
@@ -59,4 +59,43 @@ async def _each_subscriber_is_its_own_connection(count: int) -> None:
     finally:
         group.close()
         xpub.close(0)
+        ctx.term()
+
+
+def test_subscribers_in_several_regions_each_with_its_own_key() -> None:
+    asyncio.run(_two_regions())
+
+
+async def _two_regions() -> None:
+    """Two publishers, each with its own CURVE key (as two relays): 2 subscribers behind one,
+    3 behind the other; a marked event from both counts 5 arrivals, from one only 2."""
+    ctx = engine_asyncio.Context()
+    regions = []
+    publishers = []
+    for count in (2, 3):
+        public, secret = engine.curve_keypair()
+        xpub = ctx.socket(engine.XPUB)
+        xpub.curve_server = True
+        xpub.curve_publickey, xpub.curve_secretkey = public, secret
+        xpub.setsockopt(engine.XPUB_VERBOSE, 1)
+        xpub.bind("tcp://127.0.0.1:0")
+        regions.append((xpub.getsockopt(engine.LAST_ENDPOINT).decode(), public, count))
+        publishers.append(xpub)
+    group = await asyncio.to_thread(RemoteSubscribers, regions, b"news")
+    try:
+        assert group.count == 5
+        for xpub, (_, _, count) in zip(publishers, regions, strict=True):
+            for _ in range(count):
+                assert await asyncio.wait_for(xpub.recv(), 30) == b"\x01news"
+        group.watch(b"both")
+        for xpub in publishers:
+            await xpub.send(b"news both")
+        assert len(await group.finish(b"both", 10.0)) == 5
+        group.watch(b"one")
+        await publishers[0].send(b"news one")
+        assert len(await group.finish(b"one", 0.5)) == 2  # the other region never had it
+    finally:
+        group.close()
+        for xpub in publishers:
+            xpub.close(0)
         ctx.term()
