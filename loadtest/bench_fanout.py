@@ -44,16 +44,13 @@ class Relay:
     """One `crossroads relay` child: its region's endpoint and key from its own stdout."""
 
     def __init__(
-        self, upstream: str, upstream_key: bytes | None, workdir: Path, name: str, log: Any
+        self, upstream: str, upstream_key: bytes, workdir: Path, name: str, log: Any
     ) -> None:
         home = workdir / name
         home.mkdir(parents=True, exist_ok=True)
-        args = ["--upstream", upstream, "--bind", LOCAL, "--key-bind", LOCAL]
+        args = ["--upstream", upstream, "--upstream-key", upstream_key.decode()]
+        args += ["--bind", LOCAL, "--key-bind", LOCAL]
         args += ["--keys-dir", str(home), "--known-hosts", str(home / "known_hosts")]
-        if upstream_key is None:  # a cleartext front: the region is cleartext too
-            args.append("--insecure-players")
-        else:
-            args += ["--upstream-key", upstream_key.decode()]
         args += ["--stats-interval", "0", "--log-level", "WARNING"]
         self.name = name
         self.process = subprocess.Popen(
@@ -103,7 +100,7 @@ class Relays:
     """``count`` relays in front of one server's updates endpoint."""
 
     def __init__(
-        self, count: int, upstream: str, upstream_key: bytes | None, workdir: Path, log: Any
+        self, count: int, upstream: str, upstream_key: bytes, workdir: Path, log: Any
     ) -> None:
         self.relays: list[Relay] = []
         try:
@@ -151,13 +148,16 @@ async def fan_out(bench: Bench, row: Row, server: Server, crowd: Crowd) -> None:
 
     speaker, pinger = await bench._players(server, crowd, 2, "f")
     topic = wire_topic(room_topic(speaker.room))
+    key = server_key(server)
     relays = None
     if bench.args.fan_relays:
+        if key is None:  # the bench's front always has one: a guard, not a path
+            raise BenchError("--fan-relays needs a front with a CURVE key")
         relays = await asyncio.to_thread(
             Relays,
             bench.args.fan_relays,
             server.endpoints["updates"],
-            server_key(server),
+            key,
             bench.workdir,
             bench.log,
         )
@@ -165,7 +165,7 @@ async def fan_out(bench: Bench, row: Row, server: Server, crowd: Crowd) -> None:
         if relays is not None:
             regions = relays.regions(row.players)
         else:
-            regions = [(server.endpoints["updates"], server_key(server), row.players)]
+            regions = [(server.endpoints["updates"], key, row.players)]
         if have_pyzmq():
             group: Any = await asyncio.to_thread(RemoteSubscribers, regions, topic)
         elif relays is None:
