@@ -130,7 +130,10 @@ class SocketOption(IntEnum):
     HEARTBEAT_TIMEOUT = 77
     XPUB_VERBOSER = 78
     CONNECT_TIMEOUT = 79
+    TCP_MAXRT = 80  # TCP_USER_TIMEOUT, ms, on each tcp connection (0: the kernel's)
     MULTICAST_MAXTPDU = 84
+    BINDTODEVICE = 92  # SO_BINDTODEVICE on tcp sockets: an interface's name, 1-16 bytes
+    LOOPBACK_FASTPATH = 94  # Windows' loopback fast path: kept and answered, no effect here
     ZAP_ENFORCE_DOMAIN = 93
     MULTICAST_LOOP = 96
     CONFLATE = 54

@@ -49,6 +49,9 @@ class Options:
     tcp_keepalive_cnt: int = -1
     tcp_keepalive_idle: int = -1
     tcp_keepalive_intvl: int = -1
+    tcp_maxrt: int = 0
+    bindtodevice: bytes = b""
+    loopback_fastpath: int = 0
     sndbuf: int = -1
     rcvbuf: int = -1
     tos: int = 0
@@ -93,7 +96,12 @@ _BYTES_OPTIONS = {
     c.CURVE_SECRETKEY,
     c.CURVE_SERVERKEY,
     c.ZAP_DOMAIN,
+    c.BINDTODEVICE,
 }
+#: The longest BINDTODEVICE libzmq takes: Linux's IFNAMSIZ, 16 octets. A real interface's name
+#: is at most 15 (the 16th is its NUL), so a 16-octet one is taken here and fails at bind.
+MAX_DEVICE_NAME = 16
+
 #: Options the socket implements itself (read-only state, or actions like SUBSCRIBE).
 SOCKET_HANDLED = {
     c.SUBSCRIBE,
@@ -147,6 +155,7 @@ _INT_RANGES: dict[int, tuple[int | None, int | None]] = {
     c.TCP_KEEPALIVE_CNT: (-1, None),
     c.TCP_KEEPALIVE_IDLE: (-1, None),
     c.TCP_KEEPALIVE_INTVL: (-1, None),
+    c.TCP_MAXRT: (0, None),
     c.SNDBUF: (-1, None),
     c.RCVBUF: (-1, None),
     c.TOS: (0, None),
@@ -249,11 +258,15 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
                 setattr(opts, name, value)
                 return
             raise ZMQError(c.EINVAL, "routing id must be 1-255 bytes and not start with 0x00")
+        if option == c.BINDTODEVICE and not 0 < len(value) <= MAX_DEVICE_NAME:
+            raise ZMQError(c.EINVAL, f"BINDTODEVICE takes 1-{MAX_DEVICE_NAME} bytes")
     else:
         if not isinstance(value, int):
             raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
         value = int(value)  # True and False as 1 and 0 (pyzmq takes them: bool is an int)
         _check_range(option, name, value)
+        if option == c.LOOPBACK_FASTPATH:  # a flag, as libzmq keeps it: any other value is 1
+            value = int(value != 0)
     setattr(opts, name, value)
 
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: stalled every other connection's traffic for 90 ms (`crossroads bench storm`). libzmq
 #: accepts on its I/O thread as fast as the kernel hands them over; this is the pass's bound.
 ACCEPT_BATCH = 100
+#: Linux's option number where this Python's socket module does not name it.
+TCP_USER_TIMEOUT = getattr(_socket, "TCP_USER_TIMEOUT", 18)
 
 
 def _unix_path(address: str) -> str:
@@ -39,9 +41,23 @@ def _unix_path(address: str) -> str:
     return "\0" + address[1:] if address.startswith("@") else address
 
 
+def _place(sock: _socket.socket, opts: Options) -> None:
+    """What a tcp socket needs before it binds or connects, as libzmq: BINDTODEVICE (an error
+    such as ENODEV, or EPERM without the privilege, is the caller's) and TOS."""
+    if opts.bindtodevice:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_BINDTODEVICE, opts.bindtodevice)
+    if opts.tos:
+        if sock.family == _socket.AF_INET6:
+            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_TCLASS, opts.tos)
+        with contextlib.suppress(OSError):  # an IPv6-only socket has no IPv4 header to mark
+            sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_TOS, opts.tos)
+
+
 def _tune(sock: _socket.socket, opts: Options) -> None:
     if sock.family in (_socket.AF_INET, _socket.AF_INET6):
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        if opts.tcp_maxrt > 0:  # how long unacknowledged data may wait before the link drops
+            sock.setsockopt(_socket.IPPROTO_TCP, TCP_USER_TIMEOUT, opts.tcp_maxrt)
         if opts.tcp_keepalive == 1:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
             for opt, value in (
@@ -161,6 +177,7 @@ class Listener:
         af, kind, proto, _, addr = infos[0]
         sock = native_socket(af, kind, proto)
         try:
+            _place(sock, opts)
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             if af == _socket.AF_INET6 and host == "::":
                 sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0)
@@ -303,8 +320,11 @@ class Connecter:
         def factory() -> ZMTPLink | RawLink:
             return link_class(self.host, self, self.pipe, reconnected)
 
+        opts = self.host.port.options
         if not self.host.same_thread:
-            conn = _raw_connect(loop, ep, factory)
+            conn = _raw_connect(loop, ep, factory, opts)
+        elif ep.transport == "tcp" and (opts.bindtodevice or opts.tos):
+            conn = _placed_connect(loop, ep, factory, opts)
         elif ep.transport == "tcp":
             conn = loop.create_connection(factory, ep.address, ep.port)
         else:
@@ -397,10 +417,8 @@ def _link_class(host: LinkHost) -> type[ZMTPLink] | type[RawLink]:
     return RawLink if host.port.socket_type == c.STREAM else ZMTPLink
 
 
-async def _raw_connect(
-    loop: asyncio.AbstractEventLoop, ep: Endpoint, factory: Any
-) -> tuple[RawTransport, ZMTPLink]:
-    """Connect a raw socket (the sync face's links); tcp tries each address the name has."""
+async def _dial(loop: asyncio.AbstractEventLoop, ep: Endpoint, opts: Options) -> _socket.socket:
+    """A connected socket; tcp tries each address the name has, each socket placed first."""
     if ep.transport == "tcp":
         targets = [
             (info[0], info[4])
@@ -413,6 +431,8 @@ async def _raw_connect(
         sock = native_socket(family, _socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
+            if family != _socket.AF_UNIX:
+                _place(sock, opts)
             await loop.sock_connect(sock, address)
         except OSError as exc:
             sock.close()
@@ -421,9 +441,30 @@ async def _raw_connect(
         except BaseException:
             sock.close()
             raise
-        link = factory()
-        return RawTransport(loop, sock, link), link
+        return sock
     raise error or OSError(c.EHOSTUNREACH, f"no address for {ep.address}")
+
+
+async def _raw_connect(
+    loop: asyncio.AbstractEventLoop, ep: Endpoint, factory: Any, opts: Options
+) -> tuple[RawTransport, ZMTPLink]:
+    """Connect a raw socket (the sync face's links)."""
+    sock = await _dial(loop, ep, opts)
+    link = factory()
+    return RawTransport(loop, sock, link), link
+
+
+async def _placed_connect(
+    loop: asyncio.AbstractEventLoop, ep: Endpoint, factory: Any, opts: Options
+) -> tuple[asyncio.BaseTransport, Any]:
+    """The asyncio face's tcp connect when the socket must be placed before it connects
+    (BINDTODEVICE, TOS): asyncio's own connect makes its socket too late for that."""
+    sock = await _dial(loop, ep, opts)
+    try:
+        return await loop.create_connection(factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def bind(host: LinkHost, endpoint: Endpoint) -> Listener:
