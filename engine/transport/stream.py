@@ -261,10 +261,13 @@ class Listener:
         return link
 
     def link_made(self, link: ZMTPLink | RawLink) -> None:
+        # Tuned before ACCEPTED goes out, as libzmq: whoever the event tells of the descriptor
+        # finds TCP_MAXRT and the rest on it already (not only once the handshake is done).
+        _tune(link.transport.get_extra_info("socket"), self.host.port.options)
         self.host.emit(c.EVENT_ACCEPTED, link.fd, self.endpoint)
 
     def link_ready(self, link: ZMTPLink) -> None:
-        _tune(link.transport.get_extra_info("socket"), self.host.port.options)
+        pass  # tuned as it was accepted (link_made)
 
     def link_lost(self, link: ZMTPLink) -> None:
         self.links.discard(link)
