@@ -134,6 +134,7 @@ class SocketOption(IntEnum):
     MULTICAST_MAXTPDU = 84
     BINDTODEVICE = 92  # SO_BINDTODEVICE on tcp sockets: an interface's name, 1-16 bytes
     LOOPBACK_FASTPATH = 94  # Windows' loopback fast path: kept and answered, no effect here
+    TOPICS_COUNT = 116  # read-only, PUB/SUB types: distinct topics subscribed
     ZAP_ENFORCE_DOMAIN = 93
     MULTICAST_LOOP = 96
     CONFLATE = 54

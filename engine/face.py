@@ -450,6 +450,8 @@ class SocketFace(SerialisingFace):
             return self._fd()
         if option == c.THREAD_SAFE:
             return int(core.thread_safe)
+        if option == c.TOPICS_COUNT:
+            return core.topics_count()
         if option in SECURITY_OPTIONS:
             return get_security_option(core.options, option)
         return get_option(core.options, option)

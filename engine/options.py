@@ -113,6 +113,7 @@ SOCKET_HANDLED = {
     c.LAST_ENDPOINT,
     c.HWM,
     c.THREAD_SAFE,
+    c.TOPICS_COUNT,
 }
 
 

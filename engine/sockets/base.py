@@ -266,6 +266,10 @@ class SocketCore:
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:
         raise ZMQError(c.EINVAL, "only SUB and XSUB sockets take SUBSCRIBE/UNSUBSCRIBE")
 
+    def topics_count(self) -> int:
+        """TOPICS_COUNT: the distinct topics subscribed, on the PUB/SUB types only."""
+        raise ZMQError(c.EINVAL, "only PUB, XPUB, SUB and XSUB sockets count topics")
+
     def closing(self) -> None:
         """User side, as the socket closes: whatever the type holds back for its pipes goes
         to them now, so that LINGER covers it."""

@@ -116,6 +116,11 @@ class XPubSocket(SocketCore):
             self._for_app.append(msg)
             self._askers.append(pipe)
 
+    def topics_count(self) -> int:
+        """The distinct topics its subscribers hold, as read so far (libzmq, too, counts what
+        its send and recv have taken from the pipes)."""
+        return len(self.subscribers.topics())
+
     def _read_subscriptions(self) -> None:
         """Apply what subscribers sent; XPUB keeps what the application should see."""
         opts = self.options
@@ -311,6 +316,10 @@ class XSubSocket(SocketCore):
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.filter = TopicFilter()
+
+    def topics_count(self) -> int:
+        """Its own distinct subscriptions (a repeated one counts once, as libzmq)."""
+        return len(self.filter.counts)
 
     def reattach(self, pipe: Pipe) -> None:
         # Loop side, before the new connection writes anything: subscriptions queued for the
