@@ -80,8 +80,8 @@ HANDSHAKE_FAILURES = (
     | engine.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | engine.EVENT_HANDSHAKE_FAILED_AUTH
 )
-#: The monitor events that open and close a usable link (DISCONNECTED follows a handshake
-#: only), and those that say why one does not open.
+#: The monitor events that open and close a usable link, and those that say why one does not
+#: open (DISCONNECTED follows a failed handshake too, as in libzmq: the failure first).
 LINK_EVENTS = engine.EVENT_HANDSHAKE_SUCCEEDED | engine.EVENT_DISCONNECTED | HANDSHAKE_FAILURES
 
 
@@ -95,17 +95,27 @@ class LinkCounter:
         self.what = what
         self.up = 0
         self._warned = False
+        #: Failed handshakes whose DISCONNECTED has not come yet: those close no usable link.
+        self._failed = 0
 
     async def run(self) -> None:
         while True:
-            message = await recv_monitor_message(self.monitor)
-            event = message["event"]
-            if event == engine.EVENT_HANDSHAKE_SUCCEEDED:
-                self.up += 1
-                self._warned = False
-            elif event == engine.EVENT_DISCONNECTED:
+            self.handle(await recv_monitor_message(self.monitor))
+
+    def handle(self, message: dict) -> None:
+        """Count one monitor event."""
+        event = message["event"]
+        if event == engine.EVENT_HANDSHAKE_SUCCEEDED:
+            self.up += 1
+            self._warned = False
+        elif event == engine.EVENT_DISCONNECTED:
+            if self._failed:
+                self._failed -= 1
+            else:
                 self.up = max(0, self.up - 1)
-            elif event & HANDSHAKE_FAILURES and not self._warned:
+        elif event & HANDSHAKE_FAILURES:
+            self._failed += 1
+            if not self._warned:
                 self._warned = True
                 log.warning(
                     "the %s link to %s failed its handshake; retrying (does it use the key "
