@@ -135,6 +135,7 @@ class SocketOption(IntEnum):
     BINDTODEVICE = 92  # SO_BINDTODEVICE on tcp sockets: an interface's name, 1-16 bytes
     LOOPBACK_FASTPATH = 94  # Windows' loopback fast path: kept and answered, no effect here
     TOPICS_COUNT = 116  # read-only, PUB/SUB types: distinct topics subscribed
+    RECONNECT_STOP = 109  # ReconnectStop flags: when a connecting socket stops redialling
     ZAP_ENFORCE_DOMAIN = 93
     MULTICAST_LOOP = 96
     CONFLATE = 54
@@ -188,6 +189,14 @@ class Flag(IntFlag):
     SNDMORE = 2
 
 
+class ReconnectStop(IntFlag):
+    """RECONNECT_STOP's flags (libzmq 4.3.5 answers the option)."""
+
+    CONN_REFUSED = 1  # no redial after a refused connection
+    HANDSHAKE_FAILED = 2  # none after a connection lost before its handshake completed
+    AFTER_DISCONNECT = 4  # none once disconnect() was called: the engine never redials then
+
+
 class PollEvent(IntFlag):
     POLLIN = 1
     POLLOUT = 2
@@ -206,6 +215,7 @@ class MessageOption(IntEnum):
 DONTWAIT = NOBLOCK = Flag.DONTWAIT.value
 SNDMORE = Flag.SNDMORE.value
 POLLIN, POLLOUT, POLLERR, POLLPRI = (e.value for e in PollEvent)
+globals().update({f"RECONNECT_STOP_{e.name}": e for e in ReconnectStop})
 #: A message property (zmq_msg_get): whether more frames follow (pyzmq's Frame.get(MORE)).
 MORE = MessageOption.MORE.value
 SRCFD, SHARED = MessageOption.SRCFD.value, MessageOption.SHARED.value  # named; Frame.get: MORE

@@ -52,6 +52,7 @@ class Options:
     tcp_maxrt: int = 0
     bindtodevice: bytes = b""
     loopback_fastpath: int = 0
+    reconnect_stop: int = 0
     sndbuf: int = -1
     rcvbuf: int = -1
     tos: int = 0

@@ -123,6 +123,8 @@ class LinkEnding:
     lost: asyncio.Future[None]
     #: The connection's descriptor, for the monitor's events (libzmq gives it; 0 before).
     fd: int
+    #: A HANDSHAKE_FAILED_* event went out for it (a raw link has no handshake: never).
+    _failure_reported: bool
 
     def flush(self) -> None:
         raise NotImplementedError
@@ -137,7 +139,8 @@ class LinkEnding:
     def _gone(self) -> None:
         """The connection is over (its pipe dealt with): tell the monitor, the owner, and
         whoever waits on `lost`."""
-        if self.ready:
+        if self.ready or self._failure_reported:
+            # libzmq reports DISCONNECTED after a failed handshake too, the failure first.
             self.host.emit(c.EVENT_DISCONNECTED, self.fd, self.owner.endpoint)
         self.owner.link_lost(self)
         if not self.lost.done():

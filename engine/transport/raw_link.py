@@ -34,6 +34,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.fd = 0
         self.ready = False
+        self._failure_reported = False  # no handshake to fail
         self.closed = False
         self.closing = False
         self.aborted = False

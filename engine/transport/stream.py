@@ -357,6 +357,10 @@ class Connecter:
                 log.debug("connect to %s failed: %s", self.endpoint, exc)
                 if opts.reconnect_ivl < 0:
                     return
+                if isinstance(exc, ConnectionRefusedError) and (
+                    opts.reconnect_stop & c.ReconnectStop.CONN_REFUSED
+                ):
+                    return
                 wait = reconnect_wait(delay, opts.reconnect_ivl)
                 emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
                 await asyncio.sleep(max(wait, 1) / 1000)
@@ -371,6 +375,8 @@ class Connecter:
             await asyncio.shield(link.lost)
             self.link = None
             if self._stopped or self._lingering or opts.reconnect_ivl < 0:
+                return
+            if not link.ready and opts.reconnect_stop & c.ReconnectStop.HANDSHAKE_FAILED:
                 return
             wait = reconnect_wait(opts.reconnect_ivl, opts.reconnect_ivl)
             emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
