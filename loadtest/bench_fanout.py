@@ -11,15 +11,16 @@ subscribers. Their CPU is counted with the server's, per process, from /proc.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from loadtest.bench_crowd import (
     LOCAL,
@@ -36,8 +37,22 @@ from loadtest.bench_crowd import (
 from loadtest.bench_players_report import Round, Row, percentile
 from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
 
-if TYPE_CHECKING:
-    from loadtest.bench_players import Bench
+
+class Bench(Protocol):
+    """What the row takes from `crossroads bench players`' Bench (bench_players)."""
+
+    args: argparse.Namespace
+    workdir: Path
+    log: Any
+    subscribers_kind: str
+
+    async def _players(
+        self, server: Server, crowd: Crowd, count: int, prefix: str, *, listeners: int = 0
+    ) -> list[Player]: ...
+
+    def _measured(
+        self, server: Any, row: Row, body: Callable[[Round, bool], Awaitable[None]]
+    ) -> Awaitable[None]: ...
 
 
 class Relay:
