@@ -56,7 +56,7 @@ class Bench(Protocol):
 
 
 class Relay:
-    """One `crossroads relay` child: its region's endpoint and key from its own stdout."""
+    """One relay process (`crossroads relay`): its region's endpoint and key from its own stdout."""
 
     def __init__(
         self, upstream: str, upstream_key: bytes, workdir: Path, name: str, log: Any
@@ -69,7 +69,7 @@ class Relay:
         args += ["--stats-interval", "0", "--log-level", "WARNING"]
         self.name = name
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "crossroads", "relay", *args],
+            [sys.executable, "-m", "relay.cli", *args],
             stdout=subprocess.PIPE,
             stderr=log,
             env=child_env(),
