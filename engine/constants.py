@@ -132,6 +132,7 @@ class SocketOption(IntEnum):
     CONNECT_TIMEOUT = 79
     TCP_MAXRT = 80  # TCP_USER_TIMEOUT, ms, on each tcp connection (0: the kernel's)
     MULTICAST_MAXTPDU = 84
+    USE_FD = 89  # bind() listens on this already bound descriptor (systemd socket activation)
     BINDTODEVICE = 92  # SO_BINDTODEVICE on tcp sockets: an interface's name, 1-16 bytes
     LOOPBACK_FASTPATH = 94  # Windows' loopback fast path: kept and answered, no effect here
     TOPICS_COUNT = 116  # read-only, PUB/SUB types: distinct topics subscribed

@@ -53,6 +53,7 @@ class Options:
     bindtodevice: bytes = b""
     loopback_fastpath: int = 0
     reconnect_stop: int = 0
+    use_fd: int = -1
     sndbuf: int = -1
     rcvbuf: int = -1
     tos: int = 0
@@ -158,6 +159,7 @@ _INT_RANGES: dict[int, tuple[int | None, int | None]] = {
     c.TCP_KEEPALIVE_IDLE: (-1, None),
     c.TCP_KEEPALIVE_INTVL: (-1, None),
     c.TCP_MAXRT: (0, None),
+    c.USE_FD: (-1, None),
     c.SNDBUF: (-1, None),
     c.RCVBUF: (-1, None),
     c.TOS: (0, None),

@@ -146,7 +146,12 @@ class Listener:
         """Bind now (so LAST_ENDPOINT is known at once); accepting starts on the loop."""
         ep = self.requested
         try:
-            sock = self._bind_tcp(ep) if ep.transport == "tcp" else self._bind_ipc(ep)
+            if self.host.port.options.use_fd >= 0:
+                sock = self._given_socket(ep)
+            elif ep.transport == "tcp":
+                sock = self._bind_tcp(ep)
+            else:
+                sock = self._bind_ipc(ep)
         except OSError as exc:
             # Python says "AF_UNIX path too long" with no errno; libzmq, ENAMETOOLONG.
             code = exc.errno or (errno.ENAMETOOLONG if ep.transport == "ipc" else c.EINVAL)
@@ -157,6 +162,24 @@ class Listener:
         self._task = self.host.loop.create_task(self._serve(sock))
         self.host.emit(c.EVENT_LISTENING, sock.fileno(), self.endpoint)
         return self.endpoint
+
+    def _given_socket(self, ep: Endpoint) -> _socket.socket:
+        """USE_FD: the descriptor the application bound (and may have listened on) itself,
+        taken over as libzmq takes it (it closes it with the endpoint); the endpoint's own
+        address is not bound, and LAST_ENDPOINT shows the descriptor's."""
+        sock = _socket.socket(fileno=self.host.port.options.use_fd)
+        try:
+            sock.listen(max(1, self.host.port.options.backlog))
+            if ep.transport == "tcp":
+                self.endpoint = str(Endpoint("tcp", *_bound_address(sock, False)))
+            else:
+                path = sock.getsockname()  # bytes for Linux's abstract names, which start at NUL
+                shown = "@" + path[1:].decode() if isinstance(path, bytes) else path
+                self.endpoint = str(Endpoint("ipc", shown))
+        except BaseException:
+            sock.detach()  # not ours until it works: the application still holds it
+            raise
+        return sock
 
     def _bind_tcp(self, ep: Endpoint) -> _socket.socket:
         opts = self.host.port.options
