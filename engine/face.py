@@ -269,7 +269,8 @@ class SocketFace(SerialisingFace):
 
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
         """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""
-        self._check_open()
+        if self._core.closed:  # pyzmq asks before libzmq does, and answers ENOTSUP
+            raise ZMQError(c.ENOTSUP, "poll on a closed socket")
         ready = self._events() & flags
         if ready or timeout == 0:
             return self._done(ready)

@@ -8,6 +8,7 @@ and `setsockopt(IMMEDIATE, True)` was a TypeError where pyzmq takes a bool as th
 from __future__ import annotations
 
 import errno
+import importlib
 import time
 from typing import Any
 
@@ -547,3 +548,36 @@ def test_a_native_source_comes_back_as_its_descriptor(lib: Any) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+@LIBS
+def test_poll_on_a_closed_socket_is_enotsup_on_both_faces(lib: Any) -> None:
+    """pyzmq checks a socket is open before it asks libzmq, and answers ENOTSUP; the engine
+    said ENOTSOCK, as for other calls (which pyzmq leaves to libzmq: ENOTSOCK there too). On
+    the asyncio face pyzmq raises at once, the engine through the awaitable, as every other
+    error there."""
+    import asyncio
+
+    def closed(ctx: Any) -> Any:
+        sock = ctx.socket(lib.DEALER)
+        sock.close()
+        return sock
+
+    ctx = lib.Context()
+    with pytest.raises(lib.ZMQError) as exc:
+        closed(ctx).poll(0)
+    assert exc.value.errno == errno.ENOTSUP
+    ctx.term()
+    async_face = engine.asyncio if lib is engine else importlib.import_module("zmq.asyncio")
+
+    async def on_the_loop() -> int:
+        ctx = async_face.Context()
+        try:
+            await closed(ctx).poll(0)
+        except lib.ZMQError as exc:
+            return exc.errno
+        finally:
+            ctx.term()
+        return 0
+
+    assert asyncio.run(on_the_loop()) == errno.ENOTSUP
