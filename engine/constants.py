@@ -102,6 +102,7 @@ class SocketOption(IntEnum):
     TCP_KEEPALIVE_CNT = 35
     TCP_KEEPALIVE_IDLE = 36
     TCP_KEEPALIVE_INTVL = 37
+    TCP_ACCEPT_FILTER = 38  # adds a rule "address[/bits]": only peers it admits are accepted
     IMMEDIATE = 39
     XPUB_VERBOSE = 40
     ROUTER_RAW = 41
@@ -117,6 +118,9 @@ class SocketOption(IntEnum):
     ZAP_DOMAIN = 55
     ROUTER_HANDOVER = 56
     TOS = 57
+    IPC_FILTER_PID = 58  # adds a process id an ipc listener accepts (SO_PEERCRED)
+    IPC_FILTER_UID = 59  # adds a user id an ipc listener accepts
+    IPC_FILTER_GID = 60  # adds a group id an ipc listener accepts (primary or member)
     CONNECT_ROUTING_ID = 61
     HANDSHAKE_IVL = 66
     XPUB_NODROP = 69

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from . import constants as c
+from .accept_rules import AcceptNetwork, parse_tcp_rule
 from .errors import ZMQError
 
 #: A count no queue reaches: what a high-water mark of 0 ("no limit") and other absent limits
@@ -53,6 +54,11 @@ class Options:
     bindtodevice: bytes = b""
     loopback_fastpath: int = 0
     reconnect_stop: int = 0
+    # Who a listener accepts (engine/accept_rules.py): each set adds a rule.
+    tcp_accept_filter: tuple[AcceptNetwork, ...] = ()
+    ipc_filter_uid: frozenset[int] = frozenset()
+    ipc_filter_gid: frozenset[int] = frozenset()
+    ipc_filter_pid: frozenset[int] = frozenset()
     use_fd: int = -1
     sndbuf: int = -1
     rcvbuf: int = -1
@@ -99,6 +105,7 @@ _BYTES_OPTIONS = {
     c.CURVE_SERVERKEY,
     c.ZAP_DOMAIN,
     c.BINDTODEVICE,
+    c.TCP_ACCEPT_FILTER,
 }
 #: The longest BINDTODEVICE libzmq takes: Linux's IFNAMSIZ, 16 octets. A real interface's name
 #: is at most 15 (the 16th is its NUL), so a 16-octet one is taken here and fails at bind.
@@ -204,6 +211,10 @@ _WRITE_ONLY = frozenset(
         c.XPUB_NODROP,
         c.XPUB_WELCOME_MSG,
         c.CONNECT_ROUTING_ID,
+        c.TCP_ACCEPT_FILTER,
+        c.IPC_FILTER_UID,
+        c.IPC_FILTER_GID,
+        c.IPC_FILTER_PID,
     }
 )
 _CLASSIC_TYPES = frozenset(range(c.PAIR, c.STREAM + 1))
@@ -248,6 +259,9 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
             raise ZMQError(c.EINVAL, f"IPV4ONLY takes 0 or 1, not {value!r}")
         opts.ipv6 = 1 - value
         return
+    if option in _ADDING:
+        _add_rule(opts, option, value)
+        return
     name = option_name(option)
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be set")
@@ -272,6 +286,33 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
         if option == c.LOOPBACK_FASTPATH:  # a flag, as libzmq keeps it: any other value is 1
             value = int(value != 0)
     setattr(opts, name, value)
+
+
+#: Options each set of which adds to a listener's accept rules, as libzmq's (which a NULL
+#: value clears, a value pyzmq cannot pass: neither can the engine's setsockopt).
+_ADDING = frozenset({c.TCP_ACCEPT_FILTER, c.IPC_FILTER_UID, c.IPC_FILTER_GID, c.IPC_FILTER_PID})
+#: libzmq keeps a uid or gid as an unsigned 32-bit number, a pid as a signed one; pyzmq passes
+#: a C int, and a value outside it is OverflowError before libzmq sees it.
+_C_INT = (-(1 << 31), (1 << 31) - 1)
+
+
+def _add_rule(opts: Options, option: int, value: int | bytes) -> None:
+    if option == c.TCP_ACCEPT_FILTER:
+        if isinstance(value, str):
+            raise TypeError("TCP_ACCEPT_FILTER takes bytes, not str (use setsockopt_string)")
+        try:
+            rule = parse_tcp_rule(bytes(value), bool(opts.ipv6))
+        except ValueError as exc:
+            raise ZMQError(c.EINVAL, f"TCP_ACCEPT_FILTER: {exc}") from None
+        opts.tcp_accept_filter = (*opts.tcp_accept_filter, rule)
+        return
+    name = option_name(option)
+    if not isinstance(value, int):
+        raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
+    if not _C_INT[0] <= value <= _C_INT[1]:
+        raise OverflowError(f"{name.upper()}: {value} does not fit a C int")
+    kept = int(value) if option == c.IPC_FILTER_PID else int(value) & 0xFFFFFFFF
+    setattr(opts, name, getattr(opts, name) | {kept})
 
 
 def get_option(opts: Options, option: int) -> int | bytes:

@@ -11,6 +11,7 @@ reading for itself is link_user_read.py's `LinkUserRead`: it extends both.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -378,8 +379,10 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready:
             # libzmq reports a connection that ends mid-handshake (a refusal, a peer that gave
-            # up), unless the reason was reported already.
-            self._report_failure(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, getattr(exc, "errno", 0) or 0)
+            # up), unless the reason was reported already; a clean end (no error) as EPIPE,
+            # which its reads make of an orderly close.
+            code = errno.EPIPE if exc is None else (getattr(exc, "errno", 0) or 0)
+            self._report_failure(c.EVENT_HANDSHAKE_FAILED_NO_DETAIL, code)
         if self._zap_id is not None:
             self.host.zap_cancel(self._zap_id)
             self._zap_id = None

@@ -14,6 +14,7 @@ import stat
 from typing import Any
 
 from .. import constants as c
+from ..accept_rules import ipc_admits, tcp_admits
 from ..endpoint import Endpoint
 from ..errors import ZMQError
 from ..multicast_address import interface_address
@@ -80,6 +81,23 @@ class _Refused(asyncio.Protocol):
         transport.abort()
 
 
+class _Screened(asyncio.Protocol):
+    """A connection to a listener with accept rules, on the asyncio face: the factory cannot
+    see the peer, so the check comes here, and only an admitted peer becomes a link."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is None or not self.listener.admits(sock):
+            transport.abort()
+            return
+        link = self.listener._new_link()
+        transport.set_protocol(link)
+        link.connection_made(transport)
+
+
 def _bound_address(sock: _socket.socket, wildcard: bool) -> tuple[str, int]:
     """What LAST_ENDPOINT shows, as libzmq: the numeric address bound (a host name resolved),
     the wildcard as 0.0.0.0 or ::."""
@@ -141,6 +159,13 @@ class Listener:
         self._task: asyncio.Task | None = None
         self._path: str | None = None
         self._raw_listening = False
+        #: Rules for this transport (TCP_ACCEPT_FILTER, IPC_FILTER_*): each peer is checked.
+        rules = self.security
+        self._screening = bool(
+            rules.tcp_accept_filter
+            if endpoint.transport == "tcp"
+            else rules.ipc_filter_uid or rules.ipc_filter_gid or rules.ipc_filter_pid
+        )
 
     def open(self) -> str:
         """Bind now (so LAST_ENDPOINT is known at once); accepting starts on the loop."""
@@ -259,7 +284,7 @@ class Listener:
             except OSError as exc:  # out of descriptors, say: the next pass tries again
                 log.warning("accept on %s failed: %s", self.endpoint, exc)
                 return
-            if self._over_cap():
+            if self._over_cap() or (self._screening and not self.admits(conn)):
                 conn.close()
                 continue
             conn.setblocking(False)
@@ -274,9 +299,30 @@ class Listener:
             return True
         return False
 
+    def admits(self, sock: Any) -> bool:
+        """Do the rules the endpoint was bound with take this peer? If not, the monitor sees
+        ACCEPT_FAILED (libzmq gives whatever errno it last had; EACCES says why)."""
+        rules = self.security
+        if sock.family == _socket.AF_UNIX:
+            admitted = ipc_admits(
+                rules.ipc_filter_uid, rules.ipc_filter_gid, rules.ipc_filter_pid, sock
+            )
+        else:
+            try:
+                peer = sock.getpeername()[0]
+            except OSError:  # gone already
+                peer = ""
+            admitted = tcp_admits(rules.tcp_accept_filter, peer)
+        if not admitted:
+            self.host.emit(c.EVENT_ACCEPT_FAILED, errno.EACCES, self.endpoint)
+        return admitted
+
     def _accepted(self) -> ZMTPLink | asyncio.Protocol:
-        """The asyncio face's protocol factory: a link, or a refusal over the cap."""
-        return _Refused() if self._over_cap() else self._new_link()
+        """The asyncio face's protocol factory: a link, a refusal over the cap, or a screen
+        that makes the link once the peer passes the accept rules."""
+        if self._over_cap():
+            return _Refused()
+        return _Screened(self) if self._screening else self._new_link()
 
     def _new_link(self) -> ZMTPLink | RawLink:
         link = _link_class(self.host)(self.host, self, None)

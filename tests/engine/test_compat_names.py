@@ -33,9 +33,6 @@ NOT_IN_THE_ENGINE = {
     *("XSUB_VERBOSE_UNSUBSCRIBE", "ONLY_FIRST_SUBSCRIBE", "METADATA"),
     *("IN_BATCH_SIZE", "OUT_BATCH_SIZE"),
     *("PRIORITY", "BUSY_POLL"),
-    # Kernel-level socket options the engine does not set.
-    "TCP_ACCEPT_FILTER",
-    *("IPC_FILTER_GID", "IPC_FILTER_PID", "IPC_FILTER_UID"),
     # Context options for libzmq's own threads and message structure.
     *("THREAD_AFFINITY_CPU_ADD", "THREAD_AFFINITY_CPU_REMOVE"),
     *("THREAD_NAME_PREFIX", "THREAD_PRIORITY", "THREAD_SCHED_POLICY"),

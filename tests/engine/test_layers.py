@@ -19,7 +19,16 @@ ENGINE = ROOT / "engine"
 
 #: Layer -> the modules in it ("sockets" stands for engine/sockets/*, and so on).
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("constants", "errors", "error", "options", "endpoint", "multicast_address", "native"),
+    0: (
+        "constants",
+        "errors",
+        "error",
+        "options",
+        "accept_rules",
+        "endpoint",
+        "multicast_address",
+        "native",
+    ),
     1: ("zmtp", "zmtp_handshake", "frame_runs", "pipe", "security", "pgm", "udp_datagram"),
     2: ("sockets",),
     3: ("transport",),
