@@ -17,6 +17,7 @@ from . import constants as c
 from .context import IOContext
 from .errors import ZMQError
 from .face import declared_attribute
+from .options import check_c_int
 
 #: The least each settable context option takes, as libzmq 4.3 (EINVAL below it).
 _CONTEXT_MINIMUM = {
@@ -101,6 +102,7 @@ class ContextFace:
     def set(self, option: int, value: Any) -> None:
         """A context option (libzmq's zmq_ctx_set); socket defaults go through setsockopt."""
         value = int(value)
+        check_c_int(f"context option {option}", value)  # pyzmq passes a C int
         if option not in _CONTEXT_MINIMUM:
             raise ZMQError(c.EINVAL, f"not a context option that can be set: {option}")
         if value < _CONTEXT_MINIMUM[option]:

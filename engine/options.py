@@ -70,7 +70,6 @@ class Options:
     multicast_maxtpdu: int = 1500
     multicast_loop: int = 1
     router_raw: int = 0
-    blocky: int = 1
     # Engine extensions: 0 = no limit (see constants.MAX_CONNECTIONS / MAX_SUBSCRIPTIONS).
     max_connections: int = 0
     max_subscriptions: int = 0
@@ -254,6 +253,9 @@ def is_bytes_option(option: int) -> bool:
 
 
 def set_option(opts: Options, option: int, value: int | bytes) -> None:
+    if isinstance(value, int) and option not in _BYTES_OPTIONS:
+        # Before anything else, as pyzmq converts the value before libzmq sees the option.
+        check_c_int(_shown_name(option), value, option in _INT64_OPTIONS)
     if option == c.IPV4ONLY:  # libzmq's older, inverted IPV6
         if not isinstance(value, int) or value not in (0, 1):
             raise ZMQError(c.EINVAL, f"IPV4ONLY takes 0 or 1, not {value!r}")
@@ -283,17 +285,40 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
             raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
         value = int(value)  # True and False as 1 and 0 (pyzmq takes them: bool is an int)
         _check_range(option, name, value)
-        if option == c.LOOPBACK_FASTPATH:  # a flag, as libzmq keeps it: any other value is 1
+        if option in _RELAXED_FLAGS:  # flags, as libzmq keeps them: any other value is 1
             value = int(value != 0)
+        elif option == c.HEARTBEAT_TTL:  # kept in deciseconds (towards zero), read back in ms
+            value = int(value / 100) * 100
     setattr(opts, name, value)
+
+
+#: Flags libzmq reads as "not 0" (any integer taken, read back as 0 or 1).
+_RELAXED_FLAGS = frozenset({c.LOOPBACK_FASTPATH, c.INVERT_MATCHING, c.MULTICAST_LOOP})
+#: Options pyzmq passes as a 64-bit integer; every other integer option is a C int.
+_INT64_OPTIONS = frozenset({c.AFFINITY, c.MAXMSGSIZE})
+
+
+def _shown_name(option: int) -> str:
+    """The option's name for a message (its number if it has none)."""
+    try:
+        return option_name(option).upper()
+    except ZMQError:
+        return f"option {option}"
+
+
+def check_c_int(what: str, value: int, int64: bool = False) -> None:
+    """OverflowError, as pyzmq raises before libzmq sees the value, for an integer that does
+    not fit the C type the option is passed as (a C int; int64_t for AFFINITY, MAXMSGSIZE):
+    the engine took 2**31 for SNDHWM, where a program on libzmq fails at once."""
+    bits = 63 if int64 else 31
+    if not -(1 << bits) <= value < (1 << bits):
+        kind = "a 64-bit integer" if int64 else "a C int"
+        raise OverflowError(f"{what}: {value} does not fit {kind}")
 
 
 #: Options each set of which adds to a listener's accept rules, as libzmq's (which a NULL
 #: value clears, a value pyzmq cannot pass: neither can the engine's setsockopt).
 _ADDING = frozenset({c.TCP_ACCEPT_FILTER, c.IPC_FILTER_UID, c.IPC_FILTER_GID, c.IPC_FILTER_PID})
-#: libzmq keeps a uid or gid as an unsigned 32-bit number, a pid as a signed one; pyzmq passes
-#: a C int, and a value outside it is OverflowError before libzmq sees it.
-_C_INT = (-(1 << 31), (1 << 31) - 1)
 
 
 def _add_rule(opts: Options, option: int, value: int | bytes) -> None:
@@ -309,8 +334,7 @@ def _add_rule(opts: Options, option: int, value: int | bytes) -> None:
     name = option_name(option)
     if not isinstance(value, int):
         raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
-    if not _C_INT[0] <= value <= _C_INT[1]:
-        raise OverflowError(f"{name.upper()}: {value} does not fit a C int")
+    # libzmq keeps a uid or gid as an unsigned 32-bit number, a pid as a signed one.
     kept = int(value) if option == c.IPC_FILTER_PID else int(value) & 0xFFFFFFFF
     setattr(opts, name, getattr(opts, name) | {kept})
 

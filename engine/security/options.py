@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import constants as c
 from ..errors import ZMQError
+from ..options import check_c_int
 from .curve import CurveClient, CurveServer
 from .keys import key_bytes, public_of, sodium
 from .mechanism import Mechanism, ZapSettings
@@ -50,6 +51,7 @@ def set_security_option(opts: Any, option: int, value: Any) -> None:
     if option in (c.PLAIN_SERVER, c.CURVE_SERVER, c.ZAP_ENFORCE_DOMAIN):
         if not isinstance(value, int):  # True/False too: pyzmq code says curve_server = True
             raise TypeError(f"{c.SocketOption(option).name} takes an int")
+        check_c_int(c.SocketOption(option).name, value)
         if option == c.ZAP_ENFORCE_DOMAIN:
             opts.zap_enforce_domain = int(bool(value))
             return
