@@ -215,19 +215,28 @@ def test_a_listener_keeps_the_rules_it_was_bound_with(lib: Any) -> None:
         ctx.destroy(linger=0)
 
 
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
 @async_test()
-async def test_the_asyncio_face_turns_away_whom_the_rules_refuse(tmp_path: Path) -> None:
+async def test_the_asyncio_face_turns_away_whom_the_rules_refuse(
+    tmp_path: Path, transport: str
+) -> None:
     """The asyncio face accepts through asyncio's own servers, whose protocol factory cannot
     see the peer: the check comes once the connection is made, before a link exists."""
+    if transport == "ipc":
+        option, refused, admitted = engine.IPC_FILTER_PID, os.getpid() + 100_000, os.getpid()
+        endpoints = (f"ipc://{tmp_path}/fenced", f"ipc://{tmp_path}/open")
+    else:
+        option, refused, admitted = engine.TCP_ACCEPT_FILTER, b"10.0.0.0/8", b"127.0.0.0/8"
+        endpoints = ("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")
     ctx = ezmq.Context()
     try:
         fenced = ctx.socket(engine.ROUTER)
-        fenced.setsockopt(engine.IPC_FILTER_PID, os.getpid() + 100_000)
-        fenced.bind(f"ipc://{tmp_path}/fenced")
+        fenced.setsockopt(option, refused)
+        fenced.bind(endpoints[0])
         watch = fenced.get_monitor_socket(engine.EVENT_ACCEPTED | engine.EVENT_ACCEPT_FAILED)
         open_ = ctx.socket(engine.ROUTER)
-        open_.setsockopt(engine.IPC_FILTER_PID, os.getpid())
-        open_.bind(f"ipc://{tmp_path}/open")
+        open_.setsockopt(option, admitted)
+        open_.bind(endpoints[1])
         for router in (fenced, open_):
             dealer = ctx.socket(engine.DEALER)
             dealer.linger = 0
