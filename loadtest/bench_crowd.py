@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,6 @@ class Player:
     sub: ezmq.Socket | None = None
     room: str | None = None  # where the player is (for the move part of the mix)
     holding: bool = False  # for the take/drop part of the mix
-    reader: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
     #: Told of each reply that takes the player to another room (its listening twin follows).
@@ -273,8 +273,10 @@ class Crowd:
             player.sub = self.context.socket(engine.SUB)
             player.sub.setsockopt(engine.MAXMSGSIZE, MAX_PUBLICATION_BYTES)
             player.sub.connect(self.updates)
-            asyncio.get_running_loop().create_task(self._read_updates(player, player.sub))
-        player.reader = asyncio.get_running_loop().create_task(self._read_answers(player))
+            player.sub.on_recv_batch(
+                partial(self._received, player, player.core.receive_publication)
+            )
+        self._read_answers(player)
         self.players.append(player)
         return player
 
@@ -305,45 +307,34 @@ class Crowd:
 
     # -- carrying out what a core says ----------------------------------------------------------
 
-    async def _read_answers(self, player: Player) -> None:
-        sock = player.dealer
-        await self._read(player, sock, player.core.receive_answer, lambda: sock is player.dealer)
+    # Each connection hands the player's core what one read brought, in the loop pass that
+    # read it (the engine's on_recv_batch, as the front and the workers read): no task, no
+    # future per message, no EVENTS poll per batch. The bench shares the machine's two cores
+    # with the server, and its readers awaiting recv_multipart were a tenth of its listening
+    # process's CPU in the closed loop (py-spy, 2026-12-07).
 
-    async def _read_updates(self, player: Player, sock: ezmq.Socket) -> None:
-        await self._read(player, sock, player.core.receive_publication, lambda: True)
+    def _read_answers(self, player: Player) -> None:
+        player.dealer.on_recv_batch(partial(self._received, player, player.core.receive_answer))
 
-    async def _read(
+    def _received(
         self,
         player: Player,
-        sock: ezmq.Socket,
         receive: Callable[[list[bytes], float], None],
-        current: Callable[[], bool],
+        batch: list[list[bytes]],
     ) -> None:
-        """Hand what ``sock`` receives to the player's core, a batch at a time, while
-        ``current()`` holds (a replaced request connection ends its reader)."""
-        try:
-            while current():
-                batch = [await sock.recv_multipart()]
-                batch += await _more(sock)
-                now = self.now()
-                for frames in batch:
-                    receive(frames, now)
-                self.flush(player)
-        except engine.ContextTerminated:
-            # The crowd closed: its end, not a failure. (A failing row printed "Task exception
-            # was never retrieved" for readers its close() did not wait for, most likely ones
-            # started by the players' reconnections.)
-            return
+        now = self.now()
+        for frames in batch:
+            receive(frames, now)
+        self.flush(player)
 
     def flush(self, player: Player) -> None:
         """Carry out what the player's core says: send, subscribe, finish calls, arm its timer."""
         out = player.core.take()
         if out.reset:  # Lazy Pirate: a fresh request connection, the old one dropped
-            old, reader = player.dealer, player.reader
+            old = player.dealer
+            old.on_recv_batch(None)  # what it still holds is the dropped connection's
             player.dealer = self._dealer()
-            player.reader = asyncio.get_running_loop().create_task(self._read_answers(player))
-            if reader is not None and reader is not asyncio.current_task():
-                reader.cancel()
+            self._read_answers(player)
             old.close(linger=0)
         if player.sub is not None:
             for subscribe, topic in out.subscriptions:
@@ -403,7 +394,7 @@ class Crowd:
     # -- the end --------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        tasks = [p.reader for p in self.players if p.reader is not None]
+        tasks = []
         for group in self._subscribers:
             tasks += group.tasks
         for task in asyncio.all_tasks():
