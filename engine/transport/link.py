@@ -126,6 +126,10 @@ class LinkEnding:
     fd: int
     #: A HANDSHAKE_FAILED_* event went out for it (a raw link has no handshake: never).
     _failure_reported: bool
+    #: It ended on a protocol error: bytes that break ZMTP (a malformed or oversized frame,
+    #: a mechanism mismatch) or an ERROR command from the peer (a ZAP refusal). libzmq ends
+    #: the connecting session then and never redials (a raw link: never).
+    protocol_failed: bool
 
     def flush(self) -> None:
         raise NotImplementedError
@@ -201,6 +205,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         "owner",
         "pipe",
         "port",
+        "protocol_failed",
         "ready",
         "transport",
         "write_paused",
@@ -255,6 +260,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         self._zap_id: bytes | None = None
         #: A HANDSHAKE_FAILED_* event went out already (libzmq reports one per connection).
         self._failure_reported = False
+        self.protocol_failed = False
         #: A PUB/XPUB link without encryption: its encoded batches are shared (see
         #: _encode_queued); set at the handshake.
         self._shares_encoding = False
@@ -645,6 +651,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
                             self._start_heartbeats()
                 elif isinstance(event, PeerError):
                     log.debug("peer %s sent ERROR: %s", self.owner.endpoint, event.reason)
+                    self.protocol_failed = True
                     self.abort()
                     return
                 if self.closed or self.aborted or self._failure_reported:
@@ -652,6 +659,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
 
     def _protocol_failure(self, exc: ProtocolError) -> None:
         log.debug("closing %s: %s", self.owner.endpoint, exc)
+        self.protocol_failed = True
         if not self.ready:
             # HANDSHAKE_FAILED_PROTOCOL with the ZMQ_PROTOCOL_ERROR_* code, _AUTH with the ZAP
             # status, or _NO_DETAIL: what libzmq reports for the same failure.

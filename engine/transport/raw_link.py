@@ -35,6 +35,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
         self.fd = 0
         self.ready = False
         self._failure_reported = False  # no handshake to fail
+        self.protocol_failed = False  # no protocol to break
         self.closed = False
         self.closing = False
         self.aborted = False

@@ -443,13 +443,29 @@ class Connecter:
             emit(c.EVENT_CONNECTED, link.fd, self.endpoint)
             await asyncio.shield(link.lost)
             self.link = None
-            if self._stopped or self._lingering or opts.reconnect_ivl < 0:
+            if self._stopped or self._lingering:
+                return
+            if link.protocol_failed:
+                self._give_up()
+                return
+            if opts.reconnect_ivl < 0:
                 return
             if not link.ready and opts.reconnect_stop & c.ReconnectStop.HANDSHAKE_FAILED:
                 return
             wait = reconnect_wait(opts.reconnect_ivl, opts.reconnect_ivl)
             emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
             await asyncio.sleep(max(wait, 1) / 1000)
+
+    def _give_up(self) -> None:
+        """The peer broke the protocol: as libzmq ends its session then, no redial, whatever
+        RECONNECT_STOP says (a peer that sends what we cannot take, or refuses us, would
+        only do it again). The endpoint stays until disconnect(); the pipe kept across
+        connections goes now, with what it holds, so that a socket that shares its sends
+        among its peers stops giving this one a share."""
+        pipe = self.pipe
+        self.pipe = None
+        if pipe is not None and pipe.persistent:
+            self.host.port.detach(pipe)
 
     def link_made(self, link: ZMTPLink | RawLink) -> None:
         pass  # CONNECTED goes out once the connect call has returned (see _run)
