@@ -43,6 +43,11 @@ _ATTRIBUTE_OPTIONS.update({"identity": c.ROUTING_ID, "hwm": c.HWM})
 #: Options whose attribute form (`sock.subscribe = "x"`) also takes str.
 _STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}
 _MONITOR_EVENT = struct.Struct("<HI")
+#: How long the PAIR that sends a monitor's events lingers when the monitor stops: long enough
+#: for the last events (the socket's CLOSED, then MONITOR_STOPPED), queued on its way out, to
+#: reach the watcher, which libzmq's inproc hands over at once; short, for a watcher whose
+#: queue is full (RCVHWM) holds up the context's term() that long at most.
+MONITOR_LINGER_MS = 200
 
 
 def declared_attribute(obj: object, name: str) -> bool:
@@ -534,7 +539,7 @@ class SocketFace(SerialisingFace):
             return
         sink = self.context.socket(c.PAIR)
         sink.bind(addr)
-        sink.linger = 0
+        sink.linger = MONITOR_LINGER_MS
         sink_core = sink._core
         pack = _MONITOR_EVENT.pack
 
@@ -543,16 +548,35 @@ class SocketFace(SerialisingFace):
             if event & events and not sink_core.closed:
                 sink_core.send([pack(event, value & 0xFFFFFFFF), endpoint.encode()])
 
-        self.disable_monitor()
+        self._stop_monitor(announce=False)  # libzmq tells a replaced monitor nothing
         self._endpoints.monitor = report
         object.__setattr__(self, "_monitor_sink", sink)
 
     def disable_monitor(self) -> None:
-        self._endpoints.monitor = None
+        """Stop the events. As libzmq, the last one a monitor hears is MONITOR_STOPPED (value
+        0, no endpoint; if its mask has it), when the monitor is stopped or its socket
+        closed: a loop reading events until then ends."""
+        self._stop_monitor(announce=True)
+
+    def _stop_monitor(self, announce: bool) -> None:
+        endpoints = self._endpoints
         sink = self._monitor_sink
-        if sink is not None:
-            object.__setattr__(self, "_monitor_sink", None)
-            sink.close()
+        if sink is None:
+            endpoints.monitor = None
+            return
+        object.__setattr__(self, "_monitor_sink", None)
+        report = endpoints.monitor
+
+        def stop() -> None:  # on the loop, where every other event is sent
+            endpoints.monitor = None
+            if announce and report is not None:
+                report(c.EVENT_MONITOR_STOPPED, 0, "")
+
+        try:
+            self._call_on_loop(stop)
+        except LoopGone:
+            endpoints.monitor = None  # the context is gone, and the monitor's socket with it
+        sink.close()
 
     # -- lifetime -----------------------------------------------------------------------------
 
