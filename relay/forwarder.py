@@ -117,12 +117,16 @@ class LinkCounter:
             self._failed += 1
             if not self._warned:
                 self._warned = True
+                # A connection closed mid-handshake is dialled again; one the upstream
+                # refused or spoke another protocol on is not (as in libzmq).
+                retried = event == engine.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                 log.warning(
-                    "the %s link to %s failed its handshake; retrying (does it use the key "
+                    "the %s link to %s failed its handshake; %s (does it use the key "
                     "this relay trusts for it: --upstream-key, or its line in the known "
                     "hosts file? a plaintext upstream needs neither)",
                     self.what,
                     message["endpoint"].decode(errors="replace"),
+                    "retrying" if retried else "not retried: fix it and restart the relay",
                 )
 
 

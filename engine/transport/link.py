@@ -130,9 +130,17 @@ class LinkEnding:
     #: a mechanism mismatch) or an ERROR command from the peer (a ZAP refusal). libzmq ends
     #: the connecting session then and never redials (a raw link: never).
     protocol_failed: bool
+    #: This side ended it (disconnect, unbind, close): libzmq reports DISCONNECTED only for a
+    #: connection that failed or that the peer ended, never for one its own socket ended.
+    ended_here: bool
 
     def flush(self) -> None:
         raise NotImplementedError
+
+    def end_here(self) -> None:
+        """Its socket ends the connection now (disconnect, unbind, close with no linger)."""
+        self.ended_here = True
+        self.abort()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -144,7 +152,7 @@ class LinkEnding:
     def _gone(self) -> None:
         """The connection is over (its pipe dealt with): tell the monitor, the owner, and
         whoever waits on `lost`."""
-        if self.ready or self._failure_reported:
+        if (self.ready or self._failure_reported) and not self.ended_here:
             # libzmq reports DISCONNECTED after a failed handshake too, the failure first.
             self.host.emit(c.EVENT_DISCONNECTED, self.fd, self.owner.endpoint)
         self.owner.link_lost(self)
@@ -195,6 +203,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         "closed",
         "closing",
         "codec",
+        "ended_here",
         "fd",
         "heartbeat_slot",
         "heartbeat_wheel",
@@ -261,6 +270,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         #: A HANDSHAKE_FAILED_* event went out already (libzmq reports one per connection).
         self._failure_reported = False
         self.protocol_failed = False
+        self.ended_here = False
         #: A PUB/XPUB link without encryption: its encoded batches are shared (see
         #: _encode_queued); set at the handshake.
         self._shares_encoding = False
@@ -611,7 +621,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
 
     def finish(self, linger_ms: int) -> None:
         """Close once queued messages are written, waiting at most LINGER (-1: no limit)."""
-        self.closing = True
+        self.closing = self.ended_here = True
         queued = self.pipe is not None and bool(self.pipe.outbox)
         if linger_ms == 0 or (not self.ready and not queued):
             self.abort()

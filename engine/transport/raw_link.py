@@ -36,6 +36,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
         self.ready = False
         self._failure_reported = False  # no handshake to fail
         self.protocol_failed = False  # no protocol to break
+        self.ended_here = False
         self.closed = False
         self.closing = False
         self.aborted = False
@@ -152,7 +153,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
 
     def finish(self, linger_ms: int) -> None:
         """Close once queued bytes are written, waiting at most LINGER (-1: no limit)."""
-        self.closing = True
+        self.closing = self.ended_here = True
         if linger_ms == 0 or self.pipe is None:
             self.abort()
             return

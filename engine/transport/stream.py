@@ -359,7 +359,7 @@ class Listener:
         self.host.emit(c.EVENT_CLOSED, fd, self.endpoint)
         if drop_links:
             for link in list(self.links):
-                link.abort()
+                link.end_here()
 
 
 class Connecter:
@@ -503,7 +503,7 @@ class Connecter:
         if self._task is not None and not self._task.done() and self.link is None:
             self._task.cancel()
         if drop_links and self.link is not None:
-            self.link.abort()
+            self.link.end_here()
 
 
 def _link_class(host: LinkHost) -> type[ZMTPLink] | type[RawLink]:
