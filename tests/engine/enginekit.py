@@ -395,3 +395,27 @@ def same_option_verdicts_as_libzmq(
     finally:
         ours.destroy(linger=0)
         theirs.destroy(linger=0)
+
+
+def monitor_events(
+    lib: Any, watcher: Any, until: str | None, timeout_s: float, *poked: Any, detail: bool = False
+) -> list[Any]:
+    """A sync socket's monitor events, the engine's or libzmq's (`lib`: engine or pyzmq), up to
+    and including the first named `until` (or all that come within `timeout_s`): their names,
+    or (name, value, endpoint) with `detail`. Each of `poked` is asked for EVENTS meanwhile:
+    libzmq's socket acts on its connections' news only when it is called."""
+    if lib is engine:
+        from engine.utils.monitor import recv_monitor_message as read
+    else:
+        from zmq.utils.monitor import recv_monitor_message as read
+    deadline = time.monotonic() + timeout_s
+    seen: list[Any] = []
+    name: str | None = None
+    while time.monotonic() < deadline and (name is None or name != until):
+        for sock in poked:
+            sock.getsockopt(lib.EVENTS)
+        if watcher.poll(20):
+            event = read(watcher)
+            name = lib.Event(event["event"]).name
+            seen.append((name, event["value"], event["endpoint"]) if detail else name)
+    return seen

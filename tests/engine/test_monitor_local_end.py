@@ -8,11 +8,11 @@ its connections' news when it is next called, so the waits below ask the sockets
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 import zmq as pyzmq
+from enginekit import monitor_events
 
 import engine
 
@@ -22,23 +22,6 @@ LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 WAIT_S = 10.0
 #: How long a monitor is watched for an event it must not get.
 QUIET_S = 0.3
-
-
-def _events(lib: Any, watcher: Any, until: str | None, timeout_s: float, *socks: Any) -> list:
-    """Event names up to and including ``until`` (or all within ``timeout_s``), asking
-    ``socks`` for EVENTS meanwhile."""
-    if lib is engine:
-        from engine.utils.monitor import recv_monitor_message as read
-    else:
-        from zmq.utils.monitor import recv_monitor_message as read
-    deadline = time.monotonic() + timeout_s
-    names: list[str] = []
-    while time.monotonic() < deadline and (not names or names[-1] != until):
-        for sock in socks:
-            sock.getsockopt(lib.EVENTS)
-        if watcher.poll(20):
-            names.append(lib.Event(read(watcher)["event"]).name)
-    return names
 
 
 def _pair(lib: Any, ctx: Any, name: str) -> tuple[Any, Any, Any, Any, str]:
@@ -57,8 +40,14 @@ def _pair(lib: Any, ctx: Any, name: str) -> tuple[Any, Any, Any, Any, str]:
     dealer.send(b"hello")
     assert router.poll(int(WAIT_S * 1000))
     router.recv_multipart()
-    assert _events(lib, router_events, "HANDSHAKE_SUCCEEDED", WAIT_S)[-1] == "HANDSHAKE_SUCCEEDED"
-    assert _events(lib, dealer_events, "HANDSHAKE_SUCCEEDED", WAIT_S)[-1] == "HANDSHAKE_SUCCEEDED"
+    assert (
+        monitor_events(lib, router_events, "HANDSHAKE_SUCCEEDED", WAIT_S)[-1]
+        == "HANDSHAKE_SUCCEEDED"
+    )
+    assert (
+        monitor_events(lib, dealer_events, "HANDSHAKE_SUCCEEDED", WAIT_S)[-1]
+        == "HANDSHAKE_SUCCEEDED"
+    )
     return router, router_events, dealer, dealer_events, endpoint
 
 
@@ -68,10 +57,10 @@ def test_disconnect_is_heard_by_the_peer_only(lib: Any) -> None:
     try:
         router, router_events, dealer, dealer_events, endpoint = _pair(lib, ctx, "disconnect")
         dealer.disconnect(endpoint)
-        assert _events(lib, router_events, "DISCONNECTED", WAIT_S, router, dealer) == [
+        assert monitor_events(lib, router_events, "DISCONNECTED", WAIT_S, router, dealer) == [
             "DISCONNECTED"
         ]
-        assert _events(lib, dealer_events, None, QUIET_S, dealer) == []
+        assert monitor_events(lib, dealer_events, None, QUIET_S, dealer) == []
     finally:
         ctx.destroy(linger=0)
 
@@ -82,10 +71,10 @@ def test_unbind_is_heard_by_the_peer_only(lib: Any) -> None:
     try:
         router, router_events, dealer, dealer_events, endpoint = _pair(lib, ctx, "unbind")
         router.unbind(endpoint)
-        assert _events(lib, dealer_events, "DISCONNECTED", WAIT_S, dealer, router) == [
+        assert monitor_events(lib, dealer_events, "DISCONNECTED", WAIT_S, dealer, router) == [
             "DISCONNECTED"
         ]
-        assert _events(lib, router_events, None, QUIET_S, router) == ["CLOSED"]
+        assert monitor_events(lib, router_events, None, QUIET_S, router) == ["CLOSED"]
     finally:
         ctx.destroy(linger=0)
 
@@ -96,7 +85,9 @@ def test_close_is_heard_by_the_peer_only(lib: Any) -> None:
     try:
         router, router_events, dealer, dealer_events, _ = _pair(lib, ctx, "close")
         dealer.close(linger=0)
-        assert _events(lib, router_events, "DISCONNECTED", WAIT_S, router) == ["DISCONNECTED"]
-        assert _events(lib, dealer_events, "MONITOR_STOPPED", WAIT_S) == ["MONITOR_STOPPED"]
+        assert monitor_events(lib, router_events, "DISCONNECTED", WAIT_S, router) == [
+            "DISCONNECTED"
+        ]
+        assert monitor_events(lib, dealer_events, "MONITOR_STOPPED", WAIT_S) == ["MONITOR_STOPPED"]
     finally:
         ctx.destroy(linger=0)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import pytest
 import zmq as pyzmq
 import zmq.asyncio
+from enginekit import monitor_events
 
 import engine
 import engine.asyncio
@@ -36,19 +36,6 @@ def _read(lib: Any) -> Any:
     return recv_monitor_message
 
 
-def _events(lib: Any, watcher: Any, until: str | None, timeout_s: float) -> list[tuple]:
-    """(name, value, endpoint) of each event up to and including ``until`` (or all that
-    came within ``timeout_s``)."""
-    read = _read(lib)
-    deadline = time.monotonic() + timeout_s
-    seen: list[tuple] = []
-    while time.monotonic() < deadline and (not seen or seen[-1][0] != until):
-        if watcher.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-            event = read(watcher)
-            seen.append((lib.Event(event["event"]).name, event["value"], event["endpoint"]))
-    return seen
-
-
 @LIBS
 def test_disabling_a_monitor_ends_its_stream(lib: Any) -> None:
     ctx = lib.Context()
@@ -56,11 +43,13 @@ def test_disabling_a_monitor_ends_its_stream(lib: Any) -> None:
         sock = ctx.socket(lib.PUB)
         watcher = sock.get_monitor_socket()
         sock.bind("tcp://127.0.0.1:0")
-        assert _events(lib, watcher, "LISTENING", WAIT_S)[-1][0] == "LISTENING"
+        assert monitor_events(lib, watcher, "LISTENING", WAIT_S, detail=True)[-1][0] == "LISTENING"
         sock.disable_monitor()
-        assert _events(lib, watcher, "MONITOR_STOPPED", WAIT_S) == [("MONITOR_STOPPED", 0, b"")]
+        assert monitor_events(lib, watcher, "MONITOR_STOPPED", WAIT_S, detail=True) == [
+            ("MONITOR_STOPPED", 0, b"")
+        ]
         sock.bind("tcp://127.0.0.1:0")
-        assert _events(lib, watcher, None, QUIET_S) == []
+        assert monitor_events(lib, watcher, None, QUIET_S, detail=True) == []
     finally:
         ctx.destroy(linger=0)
 
@@ -73,10 +62,13 @@ def test_closing_the_socket_sends_closed_then_monitor_stopped(lib: Any) -> None:
         watcher = sock.get_monitor_socket()
         endpoint = sock.bind("tcp://127.0.0.1:0")
         endpoint = sock.getsockopt(lib.LAST_ENDPOINT)
-        assert _events(lib, watcher, "LISTENING", WAIT_S)[-1][0] == "LISTENING"
+        assert monitor_events(lib, watcher, "LISTENING", WAIT_S, detail=True)[-1][0] == "LISTENING"
         sock.close(linger=0)
         names = [
-            (name, where) for name, _, where in _events(lib, watcher, "MONITOR_STOPPED", WAIT_S)
+            (name, where)
+            for name, _, where in monitor_events(
+                lib, watcher, "MONITOR_STOPPED", WAIT_S, detail=True
+            )
         ]
         assert names == [("CLOSED", endpoint), ("MONITOR_STOPPED", b"")]
     finally:
@@ -92,10 +84,12 @@ def test_a_replaced_monitor_hears_nothing_more_and_the_new_one_is_stopped(lib: A
         first = sock.get_monitor_socket()
         second = sock.get_monitor_socket(addr="inproc://second-monitor")
         sock.bind("tcp://127.0.0.1:0")
-        assert _events(lib, second, "LISTENING", WAIT_S)[-1][0] == "LISTENING"
-        assert _events(lib, first, None, QUIET_S) == []
+        assert monitor_events(lib, second, "LISTENING", WAIT_S, detail=True)[-1][0] == "LISTENING"
+        assert monitor_events(lib, first, None, QUIET_S, detail=True) == []
         sock.monitor(None)
-        assert _events(lib, second, "MONITOR_STOPPED", WAIT_S) == [("MONITOR_STOPPED", 0, b"")]
+        assert monitor_events(lib, second, "MONITOR_STOPPED", WAIT_S, detail=True) == [
+            ("MONITOR_STOPPED", 0, b"")
+        ]
     finally:
         ctx.destroy(linger=0)
 
@@ -107,9 +101,11 @@ def test_a_mask_without_it_gets_no_monitor_stopped(lib: Any) -> None:
         sock = ctx.socket(lib.PUB)
         watcher = sock.get_monitor_socket(lib.EVENT_LISTENING | lib.EVENT_CLOSED)
         sock.bind("tcp://127.0.0.1:0")
-        assert _events(lib, watcher, "LISTENING", WAIT_S)[-1][0] == "LISTENING"
+        assert monitor_events(lib, watcher, "LISTENING", WAIT_S, detail=True)[-1][0] == "LISTENING"
         sock.close(linger=0)
-        assert [name for name, _, _ in _events(lib, watcher, None, QUIET_S)] == ["CLOSED"]
+        assert [
+            name for name, _, _ in monitor_events(lib, watcher, None, QUIET_S, detail=True)
+        ] == ["CLOSED"]
     finally:
         ctx.destroy(linger=0)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import zmq as pyzmq
+from enginekit import monitor_events
 
 import engine
 
@@ -32,20 +33,6 @@ RECONNECT_IVL_MS = 50
 #: RECONNECT_IVL (a redial comes after one).
 QUIET_S = 0.25
 WAIT_S = 10.0
-
-
-def _events(lib: Any, monitor: Any, until: str | None, timeout_s: float) -> list[str]:
-    """Monitor event names up to and including ``until``, or all within ``timeout_s``."""
-    if lib is engine:
-        from engine.utils.monitor import recv_monitor_message as read
-    else:
-        from zmq.utils.monitor import recv_monitor_message as read
-    deadline = time.monotonic() + timeout_s
-    names: list[str] = []
-    while time.monotonic() < deadline and (not names or names[-1] != until):
-        if monitor.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-            names.append(lib.Event(read(monitor)["event"]).name)
-    return names
 
 
 def _greeting(mechanism: bytes) -> bytes:
@@ -131,9 +118,9 @@ def test_a_peer_speaking_another_mechanism_is_not_redialled(lib: Any) -> None:
         with _plain_speaker() as (port, accepted):
             dealer, monitor = _dealer(lib, ctx)  # NULL
             dealer.connect(f"tcp://127.0.0.1:{port}")
-            names = _events(lib, monitor, "DISCONNECTED", WAIT_S)
+            names = monitor_events(lib, monitor, "DISCONNECTED", WAIT_S)
             assert names[-2:] == ["HANDSHAKE_FAILED_PROTOCOL", "DISCONNECTED"], names
-            assert _events(lib, monitor, None, QUIET_S) == []
+            assert monitor_events(lib, monitor, None, QUIET_S) == []
             assert len(accepted) == 1
     finally:
         ctx.destroy(linger=0)
@@ -150,9 +137,9 @@ def test_a_zap_refusal_is_not_redialled(lib: Any) -> None:
             dealer, monitor = _dealer(lib, ctx)
             dealer.plain_username, dealer.plain_password = b"someone", b"wrong"
             dealer.connect(server.getsockopt(lib.LAST_ENDPOINT).decode())
-            names = _events(lib, monitor, "DISCONNECTED", WAIT_S)
+            names = monitor_events(lib, monitor, "DISCONNECTED", WAIT_S)
             assert names[-2:] == ["HANDSHAKE_FAILED_AUTH", "DISCONNECTED"], names
-            assert _events(lib, monitor, None, QUIET_S) == []
+            assert monitor_events(lib, monitor, None, QUIET_S) == []
     finally:
         ctx.destroy(linger=0)
 
@@ -170,9 +157,9 @@ def test_an_oversized_message_after_the_handshake_is_not_redialled(lib: Any) -> 
         assert server.poll(int(WAIT_S * 1000))
         peer, _ = server.recv_multipart()
         server.send_multipart([peer, b"x" * 200])
-        names = _events(lib, monitor, "DISCONNECTED", WAIT_S)
+        names = monitor_events(lib, monitor, "DISCONNECTED", WAIT_S)
         assert names[-2:] == ["HANDSHAKE_SUCCEEDED", "DISCONNECTED"], names
-        assert _events(lib, monitor, None, QUIET_S) == []
+        assert monitor_events(lib, monitor, None, QUIET_S) == []
     finally:
         ctx.destroy(linger=0)
 
@@ -189,7 +176,7 @@ def test_the_broken_peer_leaves_the_dealer_and_its_endpoint_stays(lib: Any) -> N
             dealer, monitor = _dealer(lib, ctx)
             broken = f"tcp://127.0.0.1:{port}"
             dealer.connect(broken)
-            assert _events(lib, monitor, "DISCONNECTED", WAIT_S)[-1] == "DISCONNECTED"
+            assert monitor_events(lib, monitor, "DISCONNECTED", WAIT_S)[-1] == "DISCONNECTED"
             # Its pipe goes (libzmq hands that over to the socket as a command, which the
             # socket takes when asked for EVENTS): no peer left to send to.
             deadline = time.monotonic() + WAIT_S
@@ -209,7 +196,7 @@ def test_the_broken_peer_leaves_the_dealer_and_its_endpoint_stays(lib: Any) -> N
                 dealer.disconnect(broken)
             assert gone.value.errno == errno.ENOENT
             dealer.connect(broken)
-            names = _events(lib, monitor, "HANDSHAKE_FAILED_PROTOCOL", WAIT_S)
+            names = monitor_events(lib, monitor, "HANDSHAKE_FAILED_PROTOCOL", WAIT_S)
             assert names[-1] == "HANDSHAKE_FAILED_PROTOCOL", names
             assert len(accepted) == 2
     finally:
@@ -228,7 +215,7 @@ def test_a_peer_that_merely_closes_is_redialled(lib: Any) -> None:
         for _ in range(2):
             conn, _ = listener.accept()
             conn.close()
-            names = _events(lib, monitor, "CONNECT_RETRIED", WAIT_S)
+            names = monitor_events(lib, monitor, "CONNECT_RETRIED", WAIT_S)
             assert names[-1] == "CONNECT_RETRIED", names
     finally:
         listener.close()
