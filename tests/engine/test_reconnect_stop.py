@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 import zmq as pyzmq
-from enginekit import same_option_verdicts_as_libzmq
+from enginekit import monitor_events, same_option_verdicts_as_libzmq
 
 import engine
-from engine.utils.monitor import recv_monitor_message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,23 +25,6 @@ RECONNECT_IVL_MS = 50
 
 def test_reconnect_stop_takes_what_libzmq_takes() -> None:
     same_option_verdicts_as_libzmq("RECONNECT_STOP", ("DEALER", "SUB"), (0, 1, 2, 4, 7, 8, -1))
-
-
-def _event_names(lib: Any, monitor: Any, until: str, timeout_ms: int) -> list[str]:
-    """Event names up to and including ``until`` (or all that came within ``timeout_ms`` of
-    each other, if it never does)."""
-    if lib is engine:
-        read = recv_monitor_message
-    else:
-        from zmq.utils.monitor import recv_monitor_message as read
-    monitor.rcvtimeo = timeout_ms
-    names: list[str] = []
-    while not names or names[-1] != until:
-        try:
-            names.append(lib.Event(read(monitor)["event"]).name)
-        except lib.Again:
-            break
-    return names
 
 
 def _closed_port() -> int:
@@ -62,8 +44,8 @@ def test_a_refused_connection_is_redialled_unless_asked_not_to(lib: Any, stop: i
         dealer.setsockopt(lib.RECONNECT_STOP, stop * lib.RECONNECT_STOP_CONN_REFUSED)
         monitor = dealer.get_monitor_socket()
         dealer.connect(f"tcp://127.0.0.1:{_closed_port()}")
-        assert _event_names(lib, monitor, "CLOSED", 10_000)[-1] == "CLOSED"
-        after = _event_names(lib, monitor, "CONNECT_RETRIED", 10_000 if not stop else QUIET_MS)
+        assert monitor_events(lib, monitor, "CLOSED", 10)[-1] == "CLOSED"
+        after = monitor_events(lib, monitor, "CONNECT_RETRIED", 10 if not stop else QUIET_MS / 1000)
         assert after == ([] if stop else ["CONNECT_RETRIED"])
     finally:
         ctx.destroy(linger=0)
@@ -88,9 +70,9 @@ def test_a_failed_handshake_is_reported_then_disconnected(lib: Any, stop: int) -
         client.curve_publickey, client.curve_secretkey = lib.curve_keypair()
         monitor = client.get_monitor_socket()
         client.connect(server.getsockopt(lib.LAST_ENDPOINT).decode())
-        names = _event_names(lib, monitor, "DISCONNECTED", 10_000)
+        names = monitor_events(lib, monitor, "DISCONNECTED", 10)
         assert names[-2:] == ["HANDSHAKE_FAILED_NO_DETAIL", "DISCONNECTED"], names
-        after = _event_names(lib, monitor, "CONNECT_RETRIED", 10_000 if not stop else QUIET_MS)
+        after = monitor_events(lib, monitor, "CONNECT_RETRIED", 10 if not stop else QUIET_MS / 1000)
         assert after == ([] if stop else ["CONNECT_RETRIED"])
     finally:
         ctx.destroy(linger=0)
