@@ -184,7 +184,10 @@ def intruding_worker(
         setattr(sock, name, value)
     monitor = sock.get_monitor_socket()
     sock.connect(endpoint)
-    sock.send_multipart([PPP_READY])
+    try:
+        sock.send_multipart([PPP_READY], engine.NOBLOCK)
+    except engine.Again:
+        pass  # refused already: a protocol error ends the connection, pipe and all (libzmq's way)
     return sock, monitor
 
 
