@@ -271,12 +271,13 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
         if isinstance(value, str):
             raise TypeError(f"{name.upper()} takes bytes, not str (use setsockopt_string)")
         value = bytes(value)
+        # libzmq takes 1-255 bytes (empty is EINVAL there too). It also takes a leading zero
+        # byte, which its documentation reserves: a ROUTER's own ids begin with one, so a peer
+        # that chose such an id could collide with another's. The engine refuses it here and
+        # in a peer's handshake.
         if option in (c.ROUTING_ID, c.CONNECT_ROUTING_ID) and (
             not 0 < len(value) <= 255 or value[:1] == b"\x00"
         ):
-            if option == c.ROUTING_ID and value == b"":
-                setattr(opts, name, value)
-                return
             raise ZMQError(c.EINVAL, "routing id must be 1-255 bytes and not start with 0x00")
         if option == c.BINDTODEVICE and not 0 < len(value) <= MAX_DEVICE_NAME:
             raise ZMQError(c.EINVAL, f"BINDTODEVICE takes 1-{MAX_DEVICE_NAME} bytes")

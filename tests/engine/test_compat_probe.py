@@ -581,3 +581,51 @@ def test_poll_on_a_closed_socket_is_enotsup_on_both_faces(lib: Any) -> None:
         return 0
 
     assert asyncio.run(on_the_loop()) == errno.ENOTSUP
+
+
+@LIBS
+def test_a_routing_id_is_one_to_255_bytes_and_an_empty_one_is_refused(lib: Any) -> None:
+    """libzmq takes a ROUTING_ID of 1-255 bytes and refuses an empty one (the engine took it)."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.DEALER)
+        for too_long_or_empty in (b"", b"x" * 256):
+            with pytest.raises(lib.ZMQError) as refused:
+                sock.setsockopt(lib.ROUTING_ID, too_long_or_empty)
+            assert refused.value.errno == errno.EINVAL
+        sock.setsockopt(lib.ROUTING_ID, b"x" * 255)
+        sock.setsockopt(lib.ROUTING_ID, b"kept")
+        assert sock.getsockopt(lib.ROUTING_ID) == b"kept"
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_a_routing_id_beginning_with_a_zero_byte_is_refused_unlike_libzmq() -> None:
+    """A ROUTER's own ids begin with a zero byte (libzmq's documentation reserves them), so a
+    peer naming itself so could collide with another: the engine refuses such an id at
+    setsockopt and in a peer's handshake, where libzmq 4.3.5 takes both (the README says so)."""
+    theirs = pyzmq.Context()
+    ours = engine.Context()
+    try:
+        pyzmq_dealer = theirs.socket(pyzmq.DEALER)
+        pyzmq_dealer.setsockopt(pyzmq.ROUTING_ID, b"\x00abc")  # libzmq takes it
+        assert pyzmq_dealer.getsockopt(pyzmq.ROUTING_ID) == b"\x00abc"
+        with pytest.raises(engine.ZMQError) as refused:
+            ours.socket(engine.DEALER).setsockopt(engine.ROUTING_ID, b"\x00abc")
+        assert refused.value.errno == errno.EINVAL
+        router = ours.socket(engine.ROUTER)
+        router.rcvtimeo = 5000
+        endpoint = router.bind("tcp://127.0.0.1:0")
+        monitor = router.get_monitor_socket(engine.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        monitor.rcvtimeo = 5000
+        pyzmq_dealer.connect(endpoint)
+        pyzmq_dealer.send(b"as someone reserved", pyzmq.NOBLOCK)
+        failed = recv_monitor_message(monitor)
+        assert failed["event"] == engine.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        plain = theirs.socket(pyzmq.DEALER)
+        plain.connect(endpoint)
+        plain.send(b"as itself")
+        assert router.recv_multipart()[1:] == [b"as itself"]  # nothing of the refused one
+    finally:
+        ours.destroy(linger=0)
+        theirs.destroy(linger=0)
