@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..pipe import Message
-from .link import LinkHost
+from .link_roles import LinkHost
 
 
 class Session(Protocol):

@@ -14,7 +14,8 @@ from ..errors import ZMQError
 from ..native import native_lock
 from ..options import UNBOUNDED
 from ..pipe import Pipe, take_front
-from .link import MAX_FLUSH_BATCH, LinkHost
+from .link import MAX_FLUSH_BATCH
+from .link_roles import LinkHost
 
 
 class InprocHost(LinkHost, Protocol):

@@ -31,7 +31,7 @@ from ..pgm.receiver import GapReported, MessageReceived, PgmReceiver, ReceiverCo
 from ..pgm.sender import PgmSender, SenderConfig, window_sqns
 from .datagram import DatagramChannel
 from .datagram_link import DatagramLink
-from .link import LinkHost
+from .link_roles import LinkHost
 
 log = logging.getLogger(__name__)
 

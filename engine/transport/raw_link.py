@@ -15,7 +15,8 @@ from typing import cast
 
 from .. import constants as c
 from ..pipe import Pipe, take_front
-from .link import LinkEnding, LinkHost, LinkOwner, peer_address, transport_fd
+from .link_handshake import peer_address, transport_fd
+from .link_roles import LinkEnding, LinkHost, LinkOwner
 
 
 class RawLink(LinkEnding, asyncio.Protocol):

@@ -21,7 +21,8 @@ from ..multicast_address import interface_address
 from ..native import native_getaddrinfo, native_socket
 from ..options import Options, snapshot
 from ..pipe import Pipe
-from .link import LinkHost, ZMTPLink
+from .link import ZMTPLink
+from .link_roles import LinkHost
 from .raw_link import RawLink
 from .rawsock import RawTransport
 

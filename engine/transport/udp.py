@@ -27,7 +27,7 @@ from ..errors import ZMQError
 from ..multicast_address import ANY, DatagramAddress, parse_udp
 from .datagram import DatagramChannel
 from .datagram_link import DatagramLink
-from .link import LinkHost
+from .link_roles import LinkHost
 
 RADIO, DISH, DGRAM = "radio", "dish", "dgram"
 
