@@ -223,7 +223,7 @@ POLLIN, POLLOUT, POLLERR, POLLPRI = (e.value for e in PollEvent)
 globals().update({f"RECONNECT_STOP_{e.name}": e for e in ReconnectStop})
 #: A message property (zmq_msg_get): whether more frames follow (pyzmq's Frame.get(MORE)).
 MORE = MessageOption.MORE.value
-SRCFD, SHARED = MessageOption.SRCFD.value, MessageOption.SHARED.value  # named; Frame.get: MORE
+SRCFD, SHARED = MessageOption.SRCFD.value, MessageOption.SHARED.value  # Frame.get answers both
 
 #: The longest ipc:// path a unix socket address holds here (sun_path, less its final NUL).
 IPC_PATH_MAX_LEN = 107

@@ -25,6 +25,7 @@ from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .face_endpoint import EndpointContext
 from .face_frame import DONE_TRACKER, Frame, as_frame
+from .face_recv import ReceivedFrames
 from .face_serial import SerialisingFace
 from .options import (
     SOCKET_HANDLED,
@@ -73,7 +74,7 @@ def _nothing_ready() -> int:
     return 0
 
 
-class SocketFace(SerialisingFace):
+class SocketFace(ReceivedFrames, SerialisingFace):
     """Shared by engine.Socket (sync) and engine.asyncio.Socket."""
 
     _face_name = "engine socket"
@@ -88,6 +89,7 @@ class SocketFace(SerialisingFace):
         object.__setattr__(self, "_endpoints", endpoints)
         object.__setattr__(self, "_send_parts", [])
         object.__setattr__(self, "_recv_rest", [])
+        object.__setattr__(self, "_rest_source", None)
         object.__setattr__(self, "_monitor_sink", None)
 
     def _start(self) -> None:
@@ -221,18 +223,32 @@ class SocketFace(SerialisingFace):
             return self._then(msg, lambda m: face_draft.incoming(meta, m, Frame, copy))
         if self._recv_rest:
             return self._done(self._next_rest_frame(copy))
+        if not copy:  # a Frame, which reads its pipe's metadata: taken with its pipe
+            got = self._recv_sourced(flags)
+            if type(got) is tuple:
+                return self._done(self._first_frame(got[0], False, got[1]))
+            return self._then(got, lambda g: self._first_frame(g[0], False, g[1]))
         msg = self._recv_whole(flags)
         if type(msg) is list:
-            return self._done(self._first_frame(msg, copy))
-        return self._then(msg, lambda m: self._first_frame(m, copy))
+            # (copy=True: only the rest of a multipart message needs its pipe)
+            source = self._source() if len(msg) > 1 else None
+            return self._done(self._first_frame(msg, copy, source))
+        # (settled later, on the asyncio face: the fair-queue may have moved on by then)
+        return self._then(msg, lambda m: self._first_frame(m, copy, None))
 
     def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
         if self._core.thread_safe:
             return self._then(self.recv(flags, copy, track), lambda frame: [frame])
         rest = self._recv_rest
         if rest:
+            source = self._rest_source
             self._keep_rest([])
-            return self._done(self._frames_out(rest, copy))
+            return self._done(self._frames_out(rest, copy, source))
+        if not copy:
+            got = self._recv_sourced(flags)
+            if type(got) is tuple:
+                return self._done(self._frames_out(got[0], False, got[1]))
+            return self._then(got, lambda g: self._frames_out(g[0], False, g[1]))
         msg = self._recv_whole(flags)
         if type(msg) is list:
             return self._done(self._frames_out(msg, copy))
@@ -247,6 +263,18 @@ class SocketFace(SerialisingFace):
         if msg is not None:
             return msg
         return self._recv_wait(flags)
+
+    def _recv_sourced(self, flags: int) -> Any:
+        """A message and its pipe taken now (a tuple), or the face's way to wait for them."""
+        core = self._core
+        if core.closed:
+            self._check_open()
+        got = self._take_sourced()
+        if got is not None:
+            return got
+        return self._blocking(
+            self._take_sourced, flags, core.options.rcvtimeo, reading=True, nothing=None
+        )
 
     def _recv_wait(self, flags: int) -> Any:
         """The face's way to wait for a message (an attempt just found none)."""
@@ -299,36 +327,6 @@ class SocketFace(SerialisingFace):
             object.__setattr__(self, "_send_parts", [])
             return parts
         return [frame]
-
-    def _first_frame(self, msg: list[bytes], copy: bool) -> bytes | Frame:
-        """recv() hands out one frame at a time; the rest wait for the next calls."""
-        if len(msg) > 1:
-            self._keep_rest(msg[1:])
-        return msg[0] if copy else Frame(msg[0], more=len(msg) > 1)
-
-    def _keep_rest(self, rest: list[bytes]) -> None:
-        """The frames of the current message that recv() has still to hand out. While there
-        are any, the sync face may not take whole messages from the fair-queue itself."""
-        object.__setattr__(self, "_recv_rest", rest)
-        core = self._core
-        if rest:
-            core.direct = None
-        else:
-            core.refresh_direct()
-
-    def _next_rest_frame(self, copy: bool) -> bytes | Frame:
-        rest = self._recv_rest
-        frame = rest.pop(0)
-        if not rest:
-            self._core.refresh_direct()
-        return frame if copy else Frame(frame, more=bool(rest))
-
-    @staticmethod
-    def _frames_out(msg: list[bytes], copy: bool) -> list[Any]:
-        if copy:
-            return msg
-        last = len(msg) - 1
-        return [Frame(f, more=i < last) for i, f in enumerate(msg)]
 
     # -- state --------------------------------------------------------------------------------
 

@@ -4,18 +4,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import constants as c
 from . import face_draft
 from .errors import ZMQError
 
+if TYPE_CHECKING:
+    from .pipe import Pipe
+
 
 class Frame:
     """A received frame, for `copy=False` callers (pyzmq's zmq.Frame). Draft sockets set its
-    `group` (RADIO/DISH) or `routing_id` (SERVER/PEER), and read them from a Frame sent."""
+    `group` (RADIO/DISH) or `routing_id` (SERVER/PEER), and read them from a Frame sent. A
+    frame received over tcp or ipc answers its connection's metadata, as libzmq's
+    `zmq_msg_gets`: `frame.get("Peer-Address")`, "Socket-Type", "Identity", "User-Id" (from
+    ZAP) and whatever else the peer's READY or the ZAP reply's metadata named."""
 
-    __slots__ = ("_group", "bytes", "more", "routing_id", "tracker")
+    __slots__ = ("_group", "_source", "bytes", "more", "routing_id", "tracker")
 
     def __init__(
         self,
@@ -25,10 +31,14 @@ class Frame:
         copy_threshold: int | None = None,
         *,
         more: bool = False,
+        source: Pipe | None = None,
     ) -> None:
         # pyzmq's signature; the bytes are always copied here (`copy`, `copy_threshold`).
         self.bytes = as_frame(data)
         self.more = more
+        #: The pipe it came from, whose connection's metadata `get(name)` reads; None for a
+        #: frame made here, or one whose origin the face did not keep.
+        self._source = source
         self._group = b""
         self.routing_id = 0
         #: pyzmq's Frame(track=True).tracker: done at once, as the bytes were copied.
@@ -42,12 +52,21 @@ class Frame:
     def group(self, group: str | bytes) -> None:
         self._group = face_draft.group_bytes(group)
 
-    def get(self, option: int) -> int:
-        """pyzmq's Frame.get: MORE (whether more frames follow). Connection metadata is not
-        kept on a received frame here."""
+    def get(self, option: int | str) -> int | str:
+        """pyzmq's Frame.get: MORE (whether more frames follow), SHARED (0: the engine copies
+        every frame), SRCFD (the connection's descriptor), or a metadata property by name (EINVAL when the connection has none of
+        that name; inproc connections have none, as in libzmq)."""
+        if isinstance(option, str):
+            return message_property(self._source, option)
         if option == c.MORE:
             return int(self.more)
-        raise ZMQError(c.EINVAL, f"a Frame answers MORE only, not {option!r}")
+        if option == c.SHARED:
+            return 0
+        if option == c.SRCFD:  # libzmq's deprecated "descriptor it was read from"
+            fd = getattr(getattr(self._source, "link", None), "fd", 0)
+            if fd > 0:
+                return int(fd)
+        raise ZMQError(c.EINVAL, f"a Frame answers MORE, SHARED, SRCFD and properties: {option!r}")
 
     @property
     def buffer(self) -> memoryview:
@@ -69,6 +88,21 @@ class Frame:
 
     def __repr__(self) -> str:
         return f"Frame({self.bytes!r})"
+
+
+def message_property(source: Pipe | None, name: str) -> str:
+    """A received message's metadata property, by name (any case, as names travel in READY):
+    Peer-Address is the address the connection's ZAP request named (tcp: the peer's IP; ipc:
+    localhost:uid:gid:pid), the rest is what the handshake brought (the peer's properties, then
+    the ZAP reply's User-Id and metadata)."""
+    key = name.lower()
+    if source is not None:
+        if key == "peer-address" and source.peer_address:
+            return source.peer_address
+        properties = source.properties
+        if properties is not None and key in properties:
+            return properties[key].decode("utf-8", "replace")
+    raise ZMQError(c.EINVAL, f"the message has no property {name!r}")
 
 
 def as_frame(data: Any) -> bytes:

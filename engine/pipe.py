@@ -269,6 +269,7 @@ class Pipe:
         "outbox",
         "peer_address",
         "persistent",
+        "properties",
         "queued",
         "rcvhwm",
         "read_paused",
@@ -303,6 +304,10 @@ class Pipe:
         self.identity = b""
         #: The peer's address as ZAP names it (tcp: its IP), set by the link at handshake.
         self.peer_address = ""
+        #: The connection's metadata, names lowercased: what the peer's READY announced
+        #: (socket-type, identity, ...), and the user-id and metadata of its ZAP reply. None
+        #: for a pipe with no handshake (inproc, multicast). A received Frame reads it.
+        self.properties: dict[str, bytes] | None = None
         #: A multicast pipe (udp, pgm, epgm): the socket sends it every message, whatever was
         #: subscribed or joined; the receivers filter (libzmq's subscribe_to_all).
         self.takes_all = False

@@ -224,7 +224,7 @@ class Socket(SocketFace):
             if msg is None:
                 msg = self._recv_wait(flags)
             if len(msg) > 1:
-                self._keep_rest(msg[1:])
+                self._keep_rest(msg[1:], self._source())
             return msg[0]
         return SocketFace.recv(self, flags, copy, track)
 

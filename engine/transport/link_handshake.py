@@ -110,6 +110,7 @@ class LinkHandshake:
             pipe.routing_id = self.owner.routing_id
         pipe.identity = event.identity
         pipe.peer_address = self._peer_address
+        pipe.properties = event.properties
         if not self._persistent_pipe and not port.accepts_peer(pipe):
             self.abort()
             return

@@ -1,0 +1,205 @@
+"""A received frame answers its connection's metadata, as libzmq's `zmq_msg_gets` does through
+pyzmq's `Frame.get(name)`: Socket-Type and Identity from the peer's READY, Peer-Address, and
+the User-Id and metadata a ZAP handler's reply gave. Each case runs on both libraries (the
+engine's frames answered MORE only, EINVAL for every name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import struct
+import threading
+from typing import Any
+
+import pytest
+import zmq as pyzmq
+import zmq.asyncio as pyzmq_asyncio
+
+import engine
+import engine.asyncio
+
+pytestmark = pytest.mark.timeout(60)
+
+LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+WAIT_MS = 10_000
+
+
+def _endpoint(transport: str, tmp_path: Any) -> str:
+    if transport == "ipc":
+        return f"ipc://{tmp_path}/props.ipc"
+    if transport == "inproc":
+        return f"inproc://props-{id(tmp_path)}"
+    return "tcp://127.0.0.1:0"
+
+
+def _bound(sock: Any, lib: Any, endpoint: str) -> str:
+    sock.bind(endpoint)
+    return sock.getsockopt(lib.LAST_ENDPOINT).decode()
+
+
+def _property(frame: Any, lib: Any, name: str) -> str | int:
+    """The property's text, or the errno its absence raised."""
+    try:
+        return frame.get(name)
+    except lib.ZMQError as exc:
+        return exc.errno
+
+
+@LIBS
+@pytest.mark.parametrize("peer_lib", [engine, pyzmq], ids=["engine-peer", "pyzmq-peer"])
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+def test_a_frame_answers_its_peers_socket_type_identity_and_address(
+    lib: Any, peer_lib: Any, transport: str, tmp_path: Any
+) -> None:
+    ctx, peer_ctx = lib.Context(), peer_lib.Context()
+    try:
+        router = ctx.socket(lib.ROUTER)
+        router.setsockopt(lib.RCVTIMEO, WAIT_MS)
+        endpoint = _bound(router, lib, _endpoint(transport, tmp_path))
+        dealer = peer_ctx.socket(peer_lib.DEALER)
+        dealer.setsockopt(peer_lib.ROUTING_ID, b"bee")
+        dealer.connect(endpoint)
+        dealer.send_multipart([b"one", b"two"])
+        frames = router.recv_multipart(copy=False)
+        assert [f.bytes for f in frames] == [b"bee", b"one", b"two"]
+        address = (
+            "127.0.0.1"
+            if transport == "tcp"
+            else f"localhost:{os.getuid()}:{os.getgid()}:{os.getpid()}"
+        )
+        for frame in frames:
+            assert _property(frame, lib, "Socket-Type") == "DEALER"
+            assert _property(frame, lib, "Identity") == "bee"
+            assert _property(frame, lib, "Peer-Address") == address
+            assert _property(frame, lib, "User-Id") == errno.EINVAL  # no ZAP handler
+            assert _property(frame, lib, "No-Such-Property") == errno.EINVAL
+        # Frame by frame: the rest of a message keeps its connection, whichever way the
+        # frames before it were taken.
+        dealer.send_multipart([b"three", b"four"])
+        assert router.recv() == b"bee"
+        third = router.recv(copy=False)
+        assert (third.bytes, _property(third, lib, "Identity")) == (b"three", "bee")
+        fourth = router.recv_multipart(copy=False)
+        assert [(f.bytes, _property(f, lib, "Socket-Type")) for f in fourth] == [
+            (b"four", "DEALER")
+        ]
+    finally:
+        ctx.destroy(linger=0)
+        peer_ctx.destroy(linger=0)
+
+
+@LIBS
+def test_an_inproc_frame_has_no_properties(lib: Any, tmp_path: Any) -> None:
+    ctx = lib.Context()
+    try:
+        pull = ctx.socket(lib.PULL)
+        pull.setsockopt(lib.RCVTIMEO, WAIT_MS)
+        endpoint = _bound(pull, lib, _endpoint("inproc", tmp_path))
+        push = ctx.socket(lib.PUSH)
+        push.connect(endpoint)
+        push.send(b"local")
+        frame = pull.recv(copy=False)
+        assert (frame.bytes, frame.get(lib.MORE), frame.get(lib.SHARED)) == (b"local", 0, 0)
+        for name in ("Socket-Type", "Identity", "Peer-Address"):
+            assert _property(frame, lib, name) == errno.EINVAL
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _zap_properties(properties: dict[str, bytes]) -> bytes:
+    """ZAP's metadata frame (RFC 27): each name with a byte of length, its value with four."""
+    out = b""
+    for name, value in properties.items():
+        out += bytes([len(name)]) + name.encode() + struct.pack(">I", len(value)) + value
+    return out
+
+
+def _zap_handler(ctx: Any, lib: Any, ready: threading.Event, stop: threading.Event) -> None:
+    """Admits "alice" with her password as User-Id "alice-42" and a Role; refuses others."""
+    handler = ctx.socket(lib.REP)
+    handler.setsockopt(lib.LINGER, 0)
+    handler.bind("inproc://zeromq.zap.01")
+    ready.set()
+    try:
+        while not stop.is_set():
+            if not handler.poll(50):
+                continue
+            version, request_id, _domain, _address, _identity, mechanism, *creds = (
+                handler.recv_multipart()
+            )
+            if mechanism == b"PLAIN" and creds == [b"alice", b"secret"]:
+                reply = [b"200", b"OK", b"alice-42", _zap_properties({"Role": b"admin"})]
+            else:
+                reply = [b"400", b"No", b"", b""]
+            handler.send_multipart([version, request_id, *reply])
+    finally:
+        handler.close()
+
+
+@LIBS
+@pytest.mark.parametrize("client_lib", [engine, pyzmq], ids=["engine-client", "pyzmq-client"])
+def test_a_frame_answers_the_user_id_and_metadata_its_zap_handler_gave(
+    lib: Any, client_lib: Any
+) -> None:
+    ctx, client_ctx = lib.Context(), client_lib.Context()
+    ready, stop = threading.Event(), threading.Event()
+    handler = threading.Thread(target=_zap_handler, args=(ctx, lib, ready, stop), daemon=True)
+    handler.start()
+    try:
+        assert ready.wait(10)
+        server = ctx.socket(lib.PULL)
+        server.setsockopt(lib.RCVTIMEO, WAIT_MS)
+        server.setsockopt(lib.PLAIN_SERVER, 1)
+        endpoint = _bound(server, lib, "tcp://127.0.0.1:0")
+        client = client_ctx.socket(client_lib.PUSH)
+        client.setsockopt(client_lib.PLAIN_USERNAME, b"alice")
+        client.setsockopt(client_lib.PLAIN_PASSWORD, b"secret")
+        client.connect(endpoint)
+        client.send(b"signed in")
+        frame = server.recv(copy=False)
+        assert frame.bytes == b"signed in"
+        assert _property(frame, lib, "User-Id") == "alice-42"
+        assert _property(frame, lib, "Role") == "admin"
+        assert _property(frame, lib, "Socket-Type") == "PUSH"
+    finally:
+        stop.set()
+        handler.join(10)
+        ctx.destroy(linger=0)
+        client_ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine.asyncio, pyzmq_asyncio], ids=["engine", "pyzmq"])
+def test_asyncio_frames_received_together_each_keep_their_own_peer(lib: Any) -> None:
+    """Receives waiting side by side settle later than the take: each message's frames still
+    answer the connection it came on."""
+
+    async def run() -> None:
+        ctx = lib.Context()
+        try:
+            router = ctx.socket(pyzmq.ROUTER)
+            router.bind("tcp://127.0.0.1:0")
+            endpoint = router.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+            waiting = [asyncio.ensure_future(router.recv_multipart(copy=False)) for _ in range(8)]
+            await asyncio.sleep(0)
+            dealers = []
+            for name in (b"red", b"blue"):
+                dealer = ctx.socket(pyzmq.DEALER)
+                dealer.setsockopt(pyzmq.ROUTING_ID, name)
+                dealer.connect(endpoint)
+                dealers.append(dealer)
+            for _ in range(4):
+                for dealer in dealers:
+                    await dealer.send(dealer.getsockopt(pyzmq.ROUTING_ID))
+            messages = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+            assert sorted(m[1].bytes for m in messages) == [b"blue"] * 4 + [b"red"] * 4
+            for routing_id, payload in messages:
+                assert routing_id.bytes == payload.bytes
+                assert (
+                    routing_id.get("Identity") == payload.get("Identity") == payload.bytes.decode()
+                )
+        finally:
+            ctx.destroy(linger=0)
+
+    asyncio.run(run())
