@@ -66,6 +66,10 @@ _NEVER_IDLE = (None,)
 class LinkPort(Protocol):
     """The link side: whatever carries a pipe's messages to one peer (a ZMTP link, inproc)."""
 
+    #: A move costs no system call (inproc): write_direct is tried on every send, not only
+    #: after a quiet spell (batching would save nothing and delay the peer).
+    eager: bool
+
     def flush(self) -> None:
         """Loop side: write everything the pipe holds (one write per batch)."""
 
@@ -99,6 +103,10 @@ class SocketPort(Protocol):
     queues_before_connect: bool
 
     def new_pipe(self, persistent: bool = False) -> Pipe: ...
+
+    def reader_busy(self, sender: Any) -> bool:
+        """Messages wait to be read and nobody waits for more: `sender` (an inproc link) may
+        leave its burst to the loop; the socket asks it to hand over when a read finds none."""
 
     def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         """Messages from the peer, one read's worth at a time. `wake=False` from the thread
@@ -183,14 +191,20 @@ class FlushQueue:
         of its own would cost more than the write); in a burst they wait for the loop's
         flush, one write per link per pass."""
         dirty = self._dirty
-        now = monotonic()
-        quiet = now - self._last_request > EAGER_WRITE_GAP
-        self._last_request = now
-        if quiet and not dirty and not self._drains and not self._ready and link.write_direct():
-            # The gap runs from the end of this write: a publisher's loop over its
-            # subscribers, each write a few tens of µs, is a burst, not a row of quiet spells.
-            self._last_request = monotonic()
-            return
+        if link.eager:  # no system call to save: moved now, burst or not, when it can be
+            # (other links waiting for the loop do not matter: order is kept per pipe, and
+            # this pipe's earlier messages move first, under the link's lock)
+            if not self._drains and not self._ready and link.write_direct():
+                return
+        else:
+            now = monotonic()
+            quiet = now - self._last_request > EAGER_WRITE_GAP
+            self._last_request = now
+            if quiet and not dirty and not self._drains and not self._ready and link.write_direct():
+                # The gap runs from the end of this write: a publisher's loop over its
+                # subscribers, each write a few tens of µs, is a burst, not a row of quiet spells.
+                self._last_request = monotonic()
+                return
         dirty.append(link)
         if self._later is not None:
             if not self.sweeping:

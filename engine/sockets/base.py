@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from .. import constants as c
 from ..errors import ZMQError
@@ -58,6 +58,10 @@ class SocketCore:
         self.wake_on_delivery = False
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
+        #: Inproc senders that left a burst to their loop because this reader had messages
+        #: to read (reader_busy): a read that finds nothing has them hand it over at once,
+        #: so what was sent is readable as soon as send() returned, as in libzmq.
+        self.held_by_senders: deque[Any] = deque()
         self.traffic: Traffic | None = None
         #: The fair-queue a face may take whole messages from itself, without calling recv():
         #: set while this socket's recv is a plain fair-queue take (see takes_directly) and no
@@ -130,6 +134,24 @@ class SocketCore:
             # that outlives a reconnection does not probe again).
             pipe.push([b""])
         return pipe
+
+    def reader_busy(self, sender: Any) -> bool:
+        """Messages wait to be read and nobody waits for more: an inproc sender leaves its
+        burst to the loop's batches rather than hand over (and wake for) each message. It is
+        kept in `held_by_senders` until a read finds nothing."""
+        if self._armed or not self.inbox.waiting():
+            return False
+        if not sender.held_back:  # once until the next hand-over: the queue stays short
+            sender.held_back = True
+            self.held_by_senders.append(sender)
+        return True
+
+    def _recv_or_pull(self) -> Message | None:
+        """The type's next message; when there is none, what inproc senders hold back first."""
+        msg = self._recv()
+        if msg is None and self.held_by_senders and self._pulled():
+            msg = self._recv()
+        return msg
 
     def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         if self.options.conflate:
@@ -235,7 +257,12 @@ class SocketCore:
         """The next message, or None when there is none yet."""
         if self._commands:
             self.process_commands()
-        msg = self._take_prefetched() if self._prefetched is not None else self._recv()
+        if self._prefetched is not None:
+            msg = self._take_prefetched()
+        else:
+            msg = self._recv()
+            if msg is None and self.held_by_senders and self._pulled():
+                msg = self._recv()  # what inproc senders held back (see reader_busy)
         if msg is not None and self.traffic is not None:
             self.traffic.msgs_in += 1
             self.traffic.bytes_in += sum(map(len, msg))
@@ -251,10 +278,10 @@ class SocketCore:
         elif self.direct is not None:
             # recv() is a plain fair-queue take: readable is "a message is waiting", and none
             # is taken ahead, so the face's next recv still takes it directly.
-            if self.inbox.waiting():
+            if self.inbox.waiting() or (self.held_by_senders and self._pulled()):
                 mask = c.POLLIN
         elif self.can_recv():
-            msg = self._recv()
+            msg = self._recv_or_pull()
             if msg is not None:
                 self._prefetched = msg
                 self.direct = None  # recv() must hand this one out first
@@ -262,6 +289,25 @@ class SocketCore:
         if self.can_send():
             mask |= c.POLLOUT
         return mask
+
+    def _pulled(self) -> bool:
+        """Have the held-back inproc senders hand over; is anything readable now?"""
+        held = self.held_by_senders
+        while held:
+            try:
+                sender = held.popleft()
+            except IndexError:
+                break
+            sender.held_back = False
+            sender.write_burst(wait=True)
+        return self.inbox.waiting()
+
+    def _take_or_pull(self) -> Message | None:
+        """The fair-queue's next message; when there is none, what inproc senders hold back."""
+        msg = self.inbox.take()
+        if msg is None and self.held_by_senders and self._pulled():
+            msg = self.inbox.take()
+        return msg
 
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:
         raise ZMQError(c.EINVAL, "only SUB and XSUB sockets take SUBSCRIBE/UNSUBSCRIBE")

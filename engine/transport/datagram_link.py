@@ -83,6 +83,8 @@ class DatagramLink:
         if self.closing:
             self._maybe_finish()
 
+    eager = False  # a write is a system call: bursts are batched (pipe.FlushQueue)
+
     def write_direct(self) -> bool:
         return False  # the session belongs to the loop: the loop flushes
 

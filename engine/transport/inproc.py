@@ -11,7 +11,7 @@ from typing import Protocol
 from .. import constants as c
 from ..endpoint import Endpoint
 from ..errors import ZMQError
-from ..native import native_lock
+from ..native import native_lock, native_rlock
 from ..options import UNBOUNDED
 from ..pipe import Pipe, take_front
 from .link import MAX_FLUSH_BATCH
@@ -25,8 +25,14 @@ class InprocHost(LinkHost, Protocol):
 
 
 class InprocLink:
-    """Moves messages from `pipe` (in `port`) to `peer_pipe` (in `peer_port`), on the loop of
-    `port`'s socket: each direction of a connection is one InprocLink, owned by its sender."""
+    """Moves messages from `pipe` (in `port`) to `peer_pipe` (in `peer_port`): each direction
+    of a connection is one InprocLink, owned by its sender.
+
+    A send is delivered by the sender's own call (`write_direct`), so the peer can read it as
+    soon as send() returns, as with libzmq's inproc; what cannot go at once (the peer at its
+    RCVHWM, the loop moving this pipe already) the sender's socket's loop moves (`flush`).
+    Every move is under the link's lock: a direct write, a reader's pull and the loop's flush
+    never interleave."""
 
     def __init__(
         self, host: LinkHost, pipe: Pipe, peer_host: LinkHost, peer_pipe: Pipe, endpoint: str
@@ -40,8 +46,19 @@ class InprocLink:
         self.peer: InprocLink | None = None
         self.closed = False
         self.endpoint = endpoint
+        # A real lock even for a sender on its loop's own thread (the asyncio face, a ZAP
+        # client): the reader, which may be a sync-face thread (a ZAP handler), has held-back
+        # senders hand over from its own thread (SocketCore.reader_busy). Re-entrant: an
+        # asyncio reader's on_recv runs inside the delivery, and may pull from this very link.
+        self._move_lock = native_rlock()
+        #: Queued in the peer socket's held_by_senders (see SocketCore.reader_busy).
+        self.held_back = False
 
     def flush(self) -> None:
+        with self._move_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
         pipe, target = self.pipe, self.peer_pipe
         pipe.flush_pending = False
         if self.closed:
@@ -68,11 +85,63 @@ class InprocLink:
             pipe.flush_pending = True
             self.host.loop.call_soon(self.flush)
 
-    def write_direct(self) -> bool:
-        return False  # inproc has no socket to write to; the loop moves the messages
+    eager = True  # a move is no system call: every send is delivered by its own call
 
-    def write_burst(self) -> None:
-        pass  # the loop's flush, already scheduled, moves them
+    def write_direct(self) -> bool:
+        """User side: hand what is queued to the peer now, when it all
+        fits below the peer's RCVHWM; False (the loop's flush then) otherwise."""
+        if self.closed:
+            return False
+        lock = self._move_lock
+        if not lock.acquire(False):
+            return False  # the loop is moving this pipe's messages now
+        try:
+            pipe, target = self.pipe, self.peer_pipe
+            outbox = pipe.outbox
+            n = len(outbox)
+            if self.closed or n > min(target.room(), MAX_FLUSH_BATCH):
+                return False  # the loop's flush pauses, resumes and splits as it must
+            if self.peer_port.reader_busy(self):
+                return False  # the reader has work: the loop's batch, one wake-up for many
+            pipe.flush_pending = False
+            try:
+                # (one message, the usual case: no batch slicing)
+                batch = [outbox.popleft()] if n == 1 else take_front(outbox, n)
+            except IndexError:  # CONFLATE took its one message meanwhile
+                return True
+            if batch:
+                pipe.written += n
+                self.peer_port.deliver(target, batch)
+        finally:
+            lock.release()
+        self.port.notify()
+        return True
+
+    def write_burst(self, wait: bool = False) -> None:
+        """User side (the sender in a burst, or with `wait` a reader that found nothing, which
+        waits for a move the loop is making): move what fits now; the loop's flush, already
+        scheduled, moves the rest."""
+        lock = self._move_lock
+        if self.closed or not lock.acquire(wait):
+            return
+        try:
+            pipe, target = self.pipe, self.peer_pipe
+            n = min(len(pipe.outbox), target.room(), MAX_FLUSH_BATCH)
+            if n <= 0 or self.closed:
+                return
+            try:
+                batch = take_front(pipe.outbox, n)
+            except IndexError:
+                return
+            pipe.written += n
+            if not pipe.outbox:
+                # All moved: the next send asks again (write_direct, or the reader's
+                # held_by_senders), rather than wait behind the loop's flush.
+                pipe.flush_pending = False
+            self.peer_port.deliver(target, batch)
+        finally:
+            lock.release()
+        self.port.notify()  # a sender blocked at SNDHWM has room again
 
     def resume_reading(self) -> None:
         # Our pipe was read from: the other direction may deliver into it again, on its own

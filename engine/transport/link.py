@@ -336,6 +336,8 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         if self.closing:
             self._maybe_finish()
 
+    eager = False  # a write is a system call: bursts are batched (pipe.FlushQueue)
+
     def write_direct(self) -> bool:
         """User thread: write the queue straight to the socket when the link is idle.
 

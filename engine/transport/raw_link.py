@@ -137,6 +137,8 @@ class RawLink(LinkEnding, asyncio.Protocol):
         if chunks:
             self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
+    eager = False  # a write is a system call: bursts are batched (pipe.FlushQueue)
+
     def write_direct(self) -> bool:
         return False  # the loop writes: the caller schedules a flush
 

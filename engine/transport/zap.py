@@ -80,8 +80,12 @@ class ZapClient:
     def new_pipe(self, persistent: bool = False) -> Pipe:
         return Pipe(0, 0, self.flusher, persistent)
 
+    def reader_busy(self, sender: Any) -> bool:
+        return False  # replies are handed to the loop at once, whoever sends them
+
     def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
-        # Called on the handler socket's loop, which may be another thread's.
+        # Called on the handler socket's loop, which may be another thread's, or by the
+        # handler's own thread (an inproc send is delivered by its sender).
         pipe.delivered += len(batch)
         pipe.consumed += len(batch)
         self.loop.call_soon_threadsafe(self._replies, batch)
