@@ -29,6 +29,7 @@ from loadtest import (
     bench_connections,
     bench_game,
     bench_health,
+    bench_inproc,
     bench_metrics,
     bench_players,
     bench_profile,
@@ -375,6 +376,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=(bench_cold.__doc__ or "").split("\n\n")[0] or None,
     )
     bench_cold.add_arguments(cold)
+    inproc = suites.add_parser(
+        "inproc",
+        help="inproc:// in one process: throughput, round trip, send+recv in one thread",
+        description=(bench_inproc.__doc__ or "").split("\n\n")[0] or None,
+    )
+    bench_inproc.add_arguments(inproc)
     return parser
 
 
@@ -408,6 +415,8 @@ def main(argv: list[str] | None = None, prog: str = "crossroads bench") -> int:
         return bench_storm.run_storm(args)
     if args.suite == "cold":
         return bench_cold.run_cold(args)
+    if args.suite == "inproc":
+        return bench_inproc.run_inproc(args)
     return run_engine(args)
 
 
