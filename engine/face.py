@@ -224,10 +224,7 @@ class SocketFace(ReceivedFrames, SerialisingFace):
         if self._recv_rest:
             return self._done(self._next_rest_frame(copy))
         if not copy:  # a Frame, which reads its pipe's metadata: taken with its pipe
-            got = self._recv_sourced(flags)
-            if type(got) is tuple:
-                return self._done(self._first_frame(got[0], False, got[1]))
-            return self._then(got, lambda g: self._first_frame(g[0], False, g[1]))
+            return self._recv_sourced(flags, lambda msg, pipe: self._first_frame(msg, False, pipe))
         msg = self._recv_whole(flags)
         if type(msg) is list:
             # (copy=True: only the rest of a multipart message needs its pipe)
@@ -245,10 +242,7 @@ class SocketFace(ReceivedFrames, SerialisingFace):
             self._keep_rest([])
             return self._done(self._frames_out(rest, copy, source))
         if not copy:
-            got = self._recv_sourced(flags)
-            if type(got) is tuple:
-                return self._done(self._frames_out(got[0], False, got[1]))
-            return self._then(got, lambda g: self._frames_out(g[0], False, g[1]))
+            return self._recv_sourced(flags, lambda msg, pipe: self._frames_out(msg, False, pipe))
         msg = self._recv_whole(flags)
         if type(msg) is list:
             return self._done(self._frames_out(msg, copy))
@@ -264,17 +258,20 @@ class SocketFace(ReceivedFrames, SerialisingFace):
             return msg
         return self._recv_wait(flags)
 
-    def _recv_sourced(self, flags: int) -> Any:
-        """A message and its pipe taken now (a tuple), or the face's way to wait for them."""
+    def _recv_sourced(self, flags: int, build: Callable[[list[bytes], Any], Any]) -> Any:
+        """A copy=False receive: the message taken together with its pipe (now, or once the
+        face's wait finds one), then `build` makes its Frames."""
         core = self._core
         if core.closed:
             self._check_open()
         got = self._take_sourced()
-        if got is not None:
-            return got
-        return self._blocking(
-            self._take_sourced, flags, core.options.rcvtimeo, reading=True, nothing=None
-        )
+        if got is None:
+            got = self._blocking(
+                self._take_sourced, flags, core.options.rcvtimeo, reading=True, nothing=None
+            )
+        if type(got) is tuple:
+            return self._done(build(*got))
+        return self._then(got, lambda taken: build(*taken))
 
     def _recv_wait(self, flags: int) -> Any:
         """The face's way to wait for a message (an attempt just found none)."""
