@@ -302,13 +302,6 @@ class SocketCore:
             sender.write_burst(wait=True)
         return self.inbox.waiting()
 
-    def _take_or_pull(self) -> Message | None:
-        """The fair-queue's next message; when there is none, what inproc senders hold back."""
-        msg = self.inbox.take()
-        if msg is None and self.held_by_senders and self._pulled():
-            msg = self.inbox.take()
-        return msg
-
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:
         raise ZMQError(c.EINVAL, "only SUB and XSUB sockets take SUBSCRIBE/UNSUBSCRIBE")
 

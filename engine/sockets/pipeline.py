@@ -65,7 +65,7 @@ class PullSocket(SocketCore):
             inbox.pos = pos + 1
             msg = batch[pos]
             return [msg] if type(msg) is bytes else msg
-        return self._take_or_pull()
+        return self._recv_or_pull()
 
     def _recv(self) -> Message | None:
         return self.inbox.take()

@@ -354,7 +354,7 @@ class XSubSocket(SocketCore):
             inbox.pos = pos + 1
             msg = batch[pos]
             return [msg] if type(msg) is bytes else msg
-        return self._take_or_pull()
+        return self._recv_or_pull()
 
     def _send(self, msg: Message) -> bool:
         first = msg[0] if msg else b""

@@ -88,8 +88,8 @@ class InprocLink:
     eager = True  # a move is no system call: every send is delivered by its own call
 
     def write_direct(self) -> bool:
-        """User side: hand what is queued to the peer now, when it all
-        fits below the peer's RCVHWM; False (the loop's flush then) otherwise."""
+        """User side: hand what is queued to the peer now, when it all fits below the peer's
+        RCVHWM and the peer is not busy reading; False (the loop's flush then) otherwise."""
         if self.closed:
             return False
         lock = self._move_lock
