@@ -14,8 +14,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, ParamSpec
 
 import engine
@@ -419,3 +420,34 @@ def monitor_events(
             name = lib.Event(event["event"]).name
             seen.append((name, event["value"], event["endpoint"]) if detail else name)
     return seen
+
+
+@contextlib.contextmanager
+def zap_handler(lib: Any, ctx: Any, answer: Callable[[list[bytes]], list[bytes]]) -> Iterator[None]:
+    """A ZAP handler (RFC 27) bound in ``ctx`` for the block: each request gets [version,
+    request id, *answer(request)]. Its socket is made, used and closed in its own thread (a
+    libzmq socket must not change threads)."""
+    stop = threading.Event()
+    bound = threading.Event()
+
+    def serve() -> None:
+        handler = ctx.socket(lib.REP)
+        handler.setsockopt(lib.LINGER, 0)
+        handler.bind("inproc://zeromq.zap.01")
+        bound.set()
+        try:
+            while not stop.is_set():
+                if handler.poll(20):
+                    request = handler.recv_multipart()
+                    handler.send_multipart([request[0], request[1], *answer(request)])
+        finally:
+            handler.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert bound.wait(WAIT)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(WAIT)

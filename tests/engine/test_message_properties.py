@@ -10,12 +10,12 @@ import asyncio
 import errno
 import os
 import struct
-import threading
 from typing import Any
 
 import pytest
 import zmq as pyzmq
 import zmq.asyncio as pyzmq_asyncio
+from enginekit import zap_handler
 
 import engine
 import engine.asyncio
@@ -116,26 +116,12 @@ def _zap_properties(properties: dict[str, bytes]) -> bytes:
     return out
 
 
-def _zap_handler(ctx: Any, lib: Any, ready: threading.Event, stop: threading.Event) -> None:
+def _admit_alice(request: list[bytes]) -> list[bytes]:
     """Admits "alice" with her password as User-Id "alice-42" and a Role; refuses others."""
-    handler = ctx.socket(lib.REP)
-    handler.setsockopt(lib.LINGER, 0)
-    handler.bind("inproc://zeromq.zap.01")
-    ready.set()
-    try:
-        while not stop.is_set():
-            if not handler.poll(50):
-                continue
-            version, request_id, _domain, _address, _identity, mechanism, *creds = (
-                handler.recv_multipart()
-            )
-            if mechanism == b"PLAIN" and creds == [b"alice", b"secret"]:
-                reply = [b"200", b"OK", b"alice-42", _zap_properties({"Role": b"admin"})]
-            else:
-                reply = [b"400", b"No", b"", b""]
-            handler.send_multipart([version, request_id, *reply])
-    finally:
-        handler.close()
+    _version, _request_id, _domain, _address, _identity, mechanism, *creds = request
+    if mechanism == b"PLAIN" and creds == [b"alice", b"secret"]:
+        return [b"200", b"OK", b"alice-42", _zap_properties({"Role": b"admin"})]
+    return [b"400", b"No", b"", b""]
 
 
 @LIBS
@@ -144,28 +130,23 @@ def test_a_frame_answers_the_user_id_and_metadata_its_zap_handler_gave(
     lib: Any, client_lib: Any
 ) -> None:
     ctx, client_ctx = lib.Context(), client_lib.Context()
-    ready, stop = threading.Event(), threading.Event()
-    handler = threading.Thread(target=_zap_handler, args=(ctx, lib, ready, stop), daemon=True)
-    handler.start()
     try:
-        assert ready.wait(10)
-        server = ctx.socket(lib.PULL)
-        server.setsockopt(lib.RCVTIMEO, WAIT_MS)
-        server.setsockopt(lib.PLAIN_SERVER, 1)
-        endpoint = _bound(server, lib, "tcp://127.0.0.1:0")
-        client = client_ctx.socket(client_lib.PUSH)
-        client.setsockopt(client_lib.PLAIN_USERNAME, b"alice")
-        client.setsockopt(client_lib.PLAIN_PASSWORD, b"secret")
-        client.connect(endpoint)
-        client.send(b"signed in")
-        frame = server.recv(copy=False)
-        assert frame.bytes == b"signed in"
-        assert _property(frame, lib, "User-Id") == "alice-42"
-        assert _property(frame, lib, "Role") == "admin"
-        assert _property(frame, lib, "Socket-Type") == "PUSH"
+        with zap_handler(lib, ctx, _admit_alice):
+            server = ctx.socket(lib.PULL)
+            server.setsockopt(lib.RCVTIMEO, WAIT_MS)
+            server.setsockopt(lib.PLAIN_SERVER, 1)
+            endpoint = _bound(server, lib, "tcp://127.0.0.1:0")
+            client = client_ctx.socket(client_lib.PUSH)
+            client.setsockopt(client_lib.PLAIN_USERNAME, b"alice")
+            client.setsockopt(client_lib.PLAIN_PASSWORD, b"secret")
+            client.connect(endpoint)
+            client.send(b"signed in")
+            frame = server.recv(copy=False)
+            assert frame.bytes == b"signed in"
+            assert _property(frame, lib, "User-Id") == "alice-42"
+            assert _property(frame, lib, "Role") == "admin"
+            assert _property(frame, lib, "Socket-Type") == "PUSH"
     finally:
-        stop.set()
-        handler.join(10)
         ctx.destroy(linger=0)
         client_ctx.destroy(linger=0)
 

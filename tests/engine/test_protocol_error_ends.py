@@ -16,12 +16,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 import zmq as pyzmq
-from enginekit import monitor_events
+from enginekit import monitor_events, zap_handler
 
 import engine
 
@@ -74,34 +74,9 @@ def _plain_speaker() -> Iterator[tuple[int, list[socket.socket]]]:
             conn.close()
 
 
-@contextmanager
-def _refusing_zap(lib: Any, ctx: Any) -> Iterator[None]:
-    """A ZAP handler in ``ctx`` that answers 400 to every request (RFC 27). Its socket is
-    made, used and closed in its own thread (a libzmq socket must not change threads)."""
-    stop = threading.Event()
-    bound = threading.Event()
-
-    def serve() -> None:
-        handler = ctx.socket(lib.REP)
-        handler.linger = 0
-        handler.bind("inproc://zeromq.zap.01")
-        bound.set()
-        try:
-            while not stop.is_set():
-                if handler.poll(20):
-                    request = handler.recv_multipart()
-                    handler.send_multipart([b"1.0", request[1], b"400", b"no", b"", b""])
-        finally:
-            handler.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert bound.wait(WAIT_S)
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(WAIT_S)
+def _refusing_zap(lib: Any, ctx: Any) -> AbstractContextManager[None]:
+    """A ZAP handler in ``ctx`` that answers 400 to every request."""
+    return zap_handler(lib, ctx, lambda request: [b"400", b"no", b"", b""])
 
 
 def _dealer(lib: Any, ctx: Any) -> tuple[Any, Any]:
