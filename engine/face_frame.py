@@ -54,8 +54,9 @@ class Frame:
 
     def get(self, option: int | str) -> int | str:
         """pyzmq's Frame.get: MORE (whether more frames follow), SHARED (0: the engine copies
-        every frame), SRCFD (the connection's descriptor), or a metadata property by name (EINVAL when the connection has none of
-        that name; inproc connections have none, as in libzmq)."""
+        every frame), SRCFD (the connection's descriptor), or a metadata property by name
+        (EINVAL when the connection has none of that name; inproc connections have none, as
+        in libzmq)."""
         if isinstance(option, str):
             return message_property(self._source, option)
         if option == c.MORE:

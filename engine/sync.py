@@ -203,10 +203,9 @@ class Socket(SocketFace):
             except IndexError:
                 # The next batch, if one waits (an inproc peer delivers one per send).
                 msg = inbox.take() if inbox.incoming else None
-                if msg is not None and len(msg) == 1:
-                    return msg[0]
                 if msg is not None:
-                    self._keep_rest(msg[1:], self._source())
+                    if len(msg) > 1:
+                        self._keep_rest(msg[1:], self._source())
                     return msg[0]
             else:
                 if type(msg) is bytes:  # delivered bare (see FairQueue)
