@@ -19,6 +19,7 @@ from typing import Any
 from .. import Context
 from .. import constants as c
 from ..asyncio import Context as AsyncContext
+from ..errors import Again
 
 #: Seconds to wait for each reply: the Guide's 2.5 s tolerates a loaded server yet lets a
 #: player-facing client report a dead one quickly.
@@ -139,6 +140,13 @@ class _ClientBase:
             self._socket = sock
         return self._socket
 
+    @staticmethod
+    def _bound_sends(sock: Any, attempts: RequestAttempts) -> None:
+        # A send with no peer to take it blocks (a DEALER with IMMEDIATE and nobody up, or
+        # whose server refused the handshake, which ends the connection for good as in
+        # libzmq): it too must end with the try, as Again, not hang the caller.
+        sock.sndtimeo = max(1, int(attempts.timeout * 1000))
+
     def _reset(self) -> None:
         # A socket that timed out may hold a half-dead connection or a late reply: start over.
         if self._socket is not None:
@@ -187,7 +195,11 @@ class LazyPirateClient(_ClientBase):
         try:
             while True:
                 sock = self._connect()
-                sock.send_multipart(attempts.start(time.monotonic()))
+                self._bound_sends(sock, attempts)
+                try:
+                    sock.send_multipart(attempts.start(time.monotonic()))
+                except Again:
+                    pass  # the try's time went in waiting to send: it timed out
                 while (left := attempts.remaining(time.monotonic())) > 0:
                     if not sock.poll(max(1, int(left * 1000))):
                         continue
@@ -227,7 +239,11 @@ class AsyncLazyPirateClient(_ClientBase):
         try:
             while True:
                 sock = self._connect()
-                await sock.send_multipart(attempts.start(time.monotonic()))
+                self._bound_sends(sock, attempts)
+                try:
+                    await sock.send_multipart(attempts.start(time.monotonic()))
+                except Again:
+                    pass  # as in the sync client
                 while (left := attempts.remaining(time.monotonic())) > 0:
                     if not await sock.poll(max(1, int(left * 1000))):
                         continue

@@ -157,6 +157,43 @@ def test_lazy_pirate_validator_skips_stale_replies() -> None:
         server.close(linger=0)
 
 
+@pytest.mark.parametrize("face", ["sync", "asyncio"])
+def test_a_try_whose_send_cannot_go_out_times_out_too(
+    face: str, free_endpoint: Callable[[], str]
+) -> None:
+    """A send with no peer to take it (IMMEDIATE and nobody listening here; a CURVE server
+    that refused a plaintext handshake, as libzmq, is the same) is bounded by the try's
+    timeout: `crossroads ping` against the wrong kind of server fails, never hangs."""
+    endpoint = free_endpoint()
+    if face == "sync":
+        context = zmq.Context()
+        context.immediate = 1
+        try:
+            with LazyPirateClient(endpoint, timeout=0.2, retries=1, context=context) as client:
+                pending = in_thread(lambda: client.request(b"anyone?"))
+                with pytest.raises(RequestFailed) as failure:
+                    pending()
+                assert failure.value.attempts == 2
+        finally:
+            context.destroy(linger=0)
+        return
+
+    async def no_taker() -> None:
+        context = engine.asyncio.Context()
+        context.immediate = 1
+        try:
+            async with AsyncLazyPirateClient(
+                endpoint, timeout=0.2, retries=1, context=context
+            ) as client:
+                with pytest.raises(RequestFailed) as failure:
+                    await client.request(b"anyone?")
+                assert failure.value.attempts == 2
+        finally:
+            context.destroy(linger=0)
+
+    asyncio.run(asyncio.wait_for(no_taker(), WAIT))
+
+
 def test_async_lazy_pirate_client(procs: Any, free_endpoint: Callable[[], str]) -> None:
     frontend = free_endpoint()
 
