@@ -163,6 +163,9 @@ def fetch_announced_key(endpoint: str, timeout: float = 2.0) -> str | None:
         sock = context.socket(engine.REQ)
         sock.linger = 0
         sock.setsockopt(engine.MAXMSGSIZE, 256)
+        # A CURVE port given by mistake refuses the handshake and the connection ends for
+        # good: the request then has nowhere to go, so the send must give up in time too.
+        sock.sndtimeo = max(1, int(timeout * 1000))
         sock.connect(endpoint)
         sock.send(KEY_REQUEST)
         if not sock.poll(int(timeout * 1000)):

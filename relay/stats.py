@@ -129,10 +129,13 @@ def fetch(endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     sock = ctx.socket(zmq.REQ)
     sock.linger = 0
     sock.rcvtimeo = int(timeout * 1000)
+    # A secure port given by mistake refuses the handshake, and then the request has
+    # nowhere to go: the send waits no longer than the answer would.
+    sock.sndtimeo = int(timeout * 1000)
     try:
         sock.connect(endpoint)
-        sock.send(b"stats")
         try:
+            sock.send(b"stats")
             answer = sock.recv()
         except zmq.Again:
             raise TimeoutError(f"no answer from {endpoint} within {timeout:g} s") from None
