@@ -225,13 +225,16 @@ class SocketFace(ReceivedFrames, SerialisingFace):
             return self._done(self._next_rest_frame(copy))
         if not copy:  # a Frame, which reads its pipe's metadata: taken with its pipe
             return self._recv_sourced(flags, lambda msg, pipe: self._first_frame(msg, False, pipe))
-        msg = self._recv_whole(flags)
-        if type(msg) is list:
+        if core.closed:
+            self._check_open()
+        msg = core.recv()
+        if msg is not None:
             # (copy=True: only the rest of a multipart message needs its pipe)
             source = self._source() if len(msg) > 1 else None
-            return self._done(self._first_frame(msg, copy, source))
-        # (settled later, on the asyncio face: the fair-queue may have moved on by then)
-        return self._then(msg, lambda m: self._first_frame(m, copy, None))
+            return self._done(self._first_frame(msg, True, source))
+        # To wait: the pipe is taken with the message, as for copy=False (the asyncio face
+        # settles later, when the fair-queue may have moved on).
+        return self._recv_sourced(flags, lambda msg, pipe: self._first_frame(msg, True, pipe))
 
     def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
         if self._core.thread_safe:

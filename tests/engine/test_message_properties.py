@@ -184,3 +184,33 @@ def test_asyncio_frames_received_together_each_keep_their_own_peer(lib: Any) -> 
             ctx.destroy(linger=0)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("lib", [engine.asyncio, pyzmq_asyncio], ids=["engine", "pyzmq"])
+def test_asyncio_the_rest_of_a_message_awaited_as_bytes_keeps_its_peer(lib: Any) -> None:
+    """A recv() that waits (settling later) takes the first frame as bytes; the rest, taken
+    as Frames, still answer the connection the message came on."""
+
+    async def run() -> None:
+        ctx = lib.Context()
+        try:
+            router = ctx.socket(pyzmq.ROUTER)
+            router.bind("tcp://127.0.0.1:0")
+            endpoint = router.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+            first = asyncio.ensure_future(router.recv())
+            await asyncio.sleep(0)
+            dealer = ctx.socket(pyzmq.DEALER)
+            dealer.setsockopt(pyzmq.ROUTING_ID, b"green")
+            dealer.connect(endpoint)
+            await dealer.send_multipart([b"one", b"two"])
+            assert await asyncio.wait_for(first, 10) == b"green"
+            rest = [await router.recv(copy=False), await router.recv(copy=False)]
+            assert [frame.bytes for frame in rest] == [b"one", b"two"]
+            for frame in rest:
+                assert frame.get("Identity") == "green"
+                assert frame.get("Socket-Type") == "DEALER"
+                assert frame.get("Peer-Address") == "127.0.0.1"
+        finally:
+            ctx.destroy(linger=0)
+
+    asyncio.run(run())
