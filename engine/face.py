@@ -30,6 +30,7 @@ from .face_serial import SerialisingFace
 from .options import (
     SOCKET_HANDLED,
     check_socket_type,
+    check_value_kind,
     get_option,
     is_bytes_option,
     option_name,
@@ -416,11 +417,10 @@ class SocketFace(ReceivedFrames, SerialisingFace):
 
     def setsockopt(self, option: int, value: Any) -> None:
         self._check_open()
+        check_value_kind(option, value)
         core = self._core
         if option in (c.SUBSCRIBE, c.UNSUBSCRIBE):
-            if isinstance(value, str):
-                raise TypeError("SUBSCRIBE takes bytes (use setsockopt_string)")
-            core.set_subscription(bytes(value), option == c.SUBSCRIBE)
+            core.set_subscription(value, option == c.SUBSCRIBE)
         elif option == c.HWM:
             set_option(core.options, c.SNDHWM, value)
             set_option(core.options, c.RCVHWM, value)
@@ -469,6 +469,8 @@ class SocketFace(ReceivedFrames, SerialisingFace):
         return int(self.getsockopt(c.HWM))
 
     def setsockopt_string(self, option: int, value: str, encoding: str = "utf-8") -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"setsockopt_string takes str, not {type(value).__name__}")
         self.setsockopt(option, value.encode(encoding))
 
     def getsockopt_string(self, option: int, encoding: str = "utf-8") -> str:

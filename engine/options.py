@@ -106,6 +106,24 @@ _BYTES_OPTIONS = {
     c.BINDTODEVICE,
     c.TCP_ACCEPT_FILTER,
 }
+#: Options whose value is a byte string, as pyzmq's `bytes_sockopts`; every other one takes
+#: an int.
+BYTES_VALUED = frozenset({*_BYTES_OPTIONS, c.SUBSCRIBE, c.UNSUBSCRIBE})
+
+
+def check_value_kind(option: int, value: object) -> None:
+    """TypeError for a value of the wrong kind, as pyzmq raises before libzmq sees the option
+    (so before an option this socket type does not take is refused): a byte-string option
+    takes `bytes` only (the engine made five zero bytes of the int 5), any other an int
+    (True and False included)."""
+    if option in BYTES_VALUED:
+        if not isinstance(value, bytes):
+            hint = " (use setsockopt_string)" if isinstance(value, str) else ""
+            raise TypeError(f"{_shown_name(option)} takes bytes, not {type(value).__name__}{hint}")
+    elif not isinstance(value, int):
+        raise TypeError(f"{_shown_name(option)} takes an int, not {type(value).__name__}")
+
+
 #: The longest BINDTODEVICE libzmq takes: Linux's IFNAMSIZ, 16 octets. A real interface's name
 #: is at most 15 (the 16th is its NUL), so a 16-octet one is taken here and fails at bind.
 MAX_DEVICE_NAME = 16

@@ -156,6 +156,43 @@ def test_bools_are_taken_as_the_ints_they_are(lib: Any) -> None:
         ctx.destroy(linger=0)
 
 
+@LIBS
+@pytest.mark.parametrize(
+    ("kind", "option", "value"),
+    [
+        ("SUB", "SUBSCRIBE", 5),  # the engine subscribed to five zero bytes
+        ("SUB", "UNSUBSCRIBE", True),
+        ("SUB", "SUBSCRIBE", bytearray(b"ab")),
+        ("DEALER", "BINDTODEVICE", 5),  # the engine kept five zero bytes
+        ("XPUB", "XPUB_WELCOME_MSG", 0),  # ...and an empty welcome message
+        ("DEALER", "XPUB_WELCOME_MSG", 5),  # the kind is checked before the socket type
+        ("DEALER", "ROUTING_ID", 7),
+        ("DEALER", "CURVE_SERVERKEY", memoryview(b"x" * 32)),
+        ("DEALER", "TCP_ACCEPT_FILTER", 1),
+        ("DEALER", "LINGER", b"5"),
+        ("DEALER", "SNDHWM", 2.5),
+        ("SUB", "XPUB_VERBOSE", "1"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_a_type_error(
+    lib: Any, kind: str, option: str, value: Any
+) -> None:
+    """pyzmq takes a byte-string option's value as `bytes` only and any other option's as an
+    int, and says so (TypeError) before libzmq sees the option; the engine made `bytes(5)`
+    of an int, and checked the socket type first."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(getattr(lib, kind))
+        with pytest.raises(TypeError):
+            sock.setsockopt(getattr(lib, option), value)
+        with pytest.raises(TypeError):
+            sock.setsockopt_string(lib.ROUTING_ID, b"already bytes")
+        if option == "SUBSCRIBE":
+            assert sock.getsockopt(lib.EVENTS) == 0  # nothing was subscribed
+    finally:
+        ctx.destroy(linger=0)
+
+
 @pytest.mark.parametrize("sub_lib", [engine, pyzmq], ids=["engine-sub", "pyzmq-sub"])
 @LIBS
 def test_a_repeated_subscribe_travels_and_a_verbose_xpub_shows_it(lib: Any, sub_lib: Any) -> None:
