@@ -218,6 +218,10 @@ class SocketFace(ReceivedFrames, SerialisingFace):
         core = self._core
         if core.thread_safe:
             meta = core.metadata
+            if not copy:  # a Frame: taken with its pipe, for its connection's metadata
+                return self._recv_sourced(
+                    flags, lambda msg, pipe: face_draft.incoming(meta, msg, Frame, False, pipe)
+                )
             msg = self._recv_whole(flags)
             if type(msg) is list:
                 return self._done(face_draft.incoming(meta, msg, Frame, copy))

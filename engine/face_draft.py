@@ -56,15 +56,18 @@ def outgoing(
     return [body]
 
 
-def incoming(metadata: str | None, msg: list[bytes], frame_class: type, copy: bool) -> Any:
-    """What recv() hands out for the core's message: the body, or a Frame carrying the rest."""
+def incoming(
+    metadata: str | None, msg: list[bytes], frame_class: type, copy: bool, source: Any = None
+) -> Any:
+    """What recv() hands out for the core's message: the body, or a Frame carrying the rest
+    (and the pipe it came from, `source`, for its connection's metadata)."""
     if metadata is None:
         body = msg[0]
-        return body if copy else frame_class(body)
+        return body if copy else frame_class(body, source=source)
     meta, body = msg
     if copy:
         return body
-    frame = frame_class(body)
+    frame = frame_class(body, source=source)
     if metadata == GROUP:
         frame.group = group_text(meta)
     else:

@@ -39,7 +39,10 @@ class ReceivedFrames:
 
     def _take_sourced(self) -> Sourced | None:
         """A message taken now, with its pipe; None when none is waiting."""
-        msg = self._core.recv()
+        core = self._core
+        if core.thread_safe:  # (other threads take from it too: both under its lock)
+            return core.recv_sourced()  # type: ignore[attr-defined, no-any-return]
+        msg = core.recv()
         return None if msg is None else (msg, self._source())
 
     def _first_frame(self, msg: list[bytes], copy: bool, source: Pipe | None) -> bytes | Frame:

@@ -16,7 +16,7 @@ group frame ZMTP carries).
 from __future__ import annotations
 
 from ..native import native_rlock
-from ..pipe import Message
+from ..pipe import Message, Pipe
 from .base import SocketCore
 from .parts import FairQueue
 
@@ -42,6 +42,13 @@ class ThreadSafeSocket(SocketCore):
     def recv(self) -> Message | None:
         with self.lock:
             return super().recv()
+
+    def recv_sourced(self) -> tuple[Message, Pipe | None] | None:
+        """A message with the pipe it came from, taken under the lock: another thread's take
+        cannot come between (the pipe answers the Frame's metadata)."""
+        with self.lock:
+            msg = super().recv()
+            return None if msg is None else (msg, getattr(self.inbox, "pipe", None))
 
     def events(self) -> int:
         with self.lock:

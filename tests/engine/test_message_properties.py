@@ -214,3 +214,66 @@ def test_asyncio_the_rest_of_a_message_awaited_as_bytes_keeps_its_peer(lib: Any)
             ctx.destroy(linger=0)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("face", ["sync", "asyncio"])
+def test_thread_safe_draft_sockets_frames_answer_their_connection(face: str) -> None:
+    """SERVER, CLIENT and DISH take their messages under a lock shared with other threads;
+    a Frame they hand out still knows its connection (libzmq gives every socket type's
+    messages their metadata; pyzmq's builds lack the draft types, so the engine alone)."""
+
+    async def exchange(ctx: Any) -> list[Any]:
+        server, client = ctx.socket(engine.SERVER), ctx.socket(engine.CLIENT)
+        radio, dish = ctx.socket(engine.RADIO), ctx.socket(engine.DISH)
+        server.bind("tcp://127.0.0.1:0")
+        client.connect(server.getsockopt(engine.LAST_ENDPOINT).decode())
+        dish.bind("tcp://127.0.0.1:0")
+        dish.join("news")
+        radio.connect(dish.getsockopt(engine.LAST_ENDPOINT).decode())
+        got = []
+        for send, recv, msg in (
+            (client.send, server.recv, b"hello"),
+            (None, client.recv, b"back"),
+        ):
+            if send is None:
+                frame = got[0]
+                result = server.send(msg, routing_id=frame.routing_id)
+            else:
+                result = send(msg)
+            if face == "asyncio":
+                await result
+                got.append(await asyncio.wait_for(recv(copy=False), 10))
+            else:
+                got.append(recv(copy=False))
+        # A RADIO's sends before the DISH's join reached it are dropped: send until one lands.
+        while not (dish.poll(50) if face == "sync" else await dish.poll(50)):
+            result = radio.send(b"flash", group="news")
+            if face == "asyncio":
+                await result
+        got.append(dish.recv(copy=False) if face == "sync" else await dish.recv(copy=False))
+        return got
+
+    def check(got: list[Any]) -> None:
+        at_server, at_client, at_dish = got
+        assert (at_server.bytes, at_client.bytes, at_dish.bytes) == (b"hello", b"back", b"flash")
+        assert at_server.routing_id and at_dish.group == "news"
+        for frame, sender in ((at_server, "CLIENT"), (at_client, "SERVER"), (at_dish, "RADIO")):
+            assert frame.get("Socket-Type") == sender
+            assert frame.get("Peer-Address") == "127.0.0.1"
+
+    if face == "sync":
+        ctx = engine.Context()
+        try:
+            check(asyncio.run(exchange(ctx)))  # (its sync calls never wait on the loop)
+        finally:
+            ctx.destroy(linger=0)
+        return
+
+    async def run() -> None:
+        ctx = engine.asyncio.Context()
+        try:
+            check(await exchange(ctx))
+        finally:
+            ctx.destroy(linger=0)
+
+    asyncio.run(run())
