@@ -25,42 +25,18 @@ from . import face_draft
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .face_endpoint import EndpointContext
 from .face_frame import DONE_TRACKER, Frame, as_frame
+from .face_options import SocketOptions
 from .face_recv import ReceivedFrames
 from .face_serial import SerialisingFace
-from .options import (
-    SOCKET_HANDLED,
-    check_socket_type,
-    check_value_kind,
-    get_option,
-    is_bytes_option,
-    option_name,
-    set_option,
-)
-from .security.options import SECURITY_OPTIONS, get_security_option, set_security_option
 from .sockets.base import Traffic
 from .waiting import NOTHING, Steps, Waiter, timeout_ms, wait_steps
 
-_ATTRIBUTE_OPTIONS = {o.name.lower(): o.value for o in (*c.SocketOption, *c.EngineOption)}
-_ATTRIBUTE_OPTIONS.update({"identity": c.ROUTING_ID, "hwm": c.HWM})
-#: Options whose attribute form (`sock.subscribe = "x"`) also takes str.
-_STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}
 _MONITOR_EVENT = struct.Struct("<HI")
 #: How long the PAIR that sends a monitor's events lingers when the monitor stops: long enough
 #: for the last events (the socket's CLOSED, then MONITOR_STOPPED), queued on its way out, to
 #: reach the watcher, which libzmq's inproc hands over at once; short, for a watcher whose
 #: queue is full (RCVHWM) holds up the context's term() that long at most.
 MONITOR_LINGER_MS = 200
-
-
-def declared_attribute(obj: object, name: str) -> bool:
-    """An attribute the object has, or its class (or a subclass's body) declares: plain
-    Python attributes on a socket or context; any other public name must be an option."""
-    if name in vars(obj):
-        return True
-    return any(
-        name in vars(cls) or name in vars(cls).get("__annotations__", {})
-        for cls in type(obj).__mro__
-    )
 
 
 class LoopGone(RuntimeError):
@@ -75,7 +51,7 @@ def _nothing_ready() -> int:
     return 0
 
 
-class SocketFace(ReceivedFrames, SerialisingFace):
+class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
     """Shared by engine.Socket (sync) and engine.asyncio.Socket."""
 
     _face_name = "engine socket"
@@ -416,113 +392,6 @@ class SocketFace(ReceivedFrames, SerialisingFace):
                 continue
             return port
         raise ZMQBindError("could not bind socket to a random port")
-
-    # -- options ------------------------------------------------------------------------------
-
-    def setsockopt(self, option: int, value: Any) -> None:
-        self._check_open()
-        check_value_kind(option, value)
-        core = self._core
-        if option in (c.SUBSCRIBE, c.UNSUBSCRIBE):
-            core.set_subscription(value, option == c.SUBSCRIBE)
-        elif option == c.HWM:
-            set_option(core.options, c.SNDHWM, value)
-            set_option(core.options, c.RCVHWM, value)
-        elif option in SOCKET_HANDLED:
-            raise ZMQError(c.EINVAL, f"option {option_name(option).upper()} is read-only")
-        elif option in SECURITY_OPTIONS:
-            set_security_option(core.options, option, value)
-        else:
-            check_socket_type(option, core.socket_type)
-            set_option(core.options, option, value)
-        core.refresh_direct()
-
-    def fileno(self) -> int:
-        """pyzmq's fileno(): the FD option, readable when the socket may have work."""
-        return int(self.getsockopt(c.FD))
-
-    def getsockopt(self, option: int) -> Any:
-        self._check_open()
-        core = self._core
-        if option == c.TYPE:
-            return int(core.socket_type)  # a number, as pyzmq's getsockopt; .type is the enum
-        if option == c.RCVMORE:
-            return int(bool(self._recv_rest))
-        if option == c.LAST_ENDPOINT:
-            return self._endpoints.last_endpoint.encode()
-        if option == c.EVENTS:
-            return self._events()
-        if option == c.HWM:
-            return core.options.sndhwm
-        if option == c.FD:
-            return self._fd()
-        if option == c.THREAD_SAFE:
-            return int(core.thread_safe)
-        if option == c.TOPICS_COUNT:
-            return core.topics_count()
-        if option in SECURITY_OPTIONS:
-            return get_security_option(core.options, option)
-        return get_option(core.options, option)
-
-    def set_hwm(self, value: int) -> None:
-        """pyzmq's HWM setter: SNDHWM and RCVHWM together."""
-        self.setsockopt(c.HWM, value)
-
-    def get_hwm(self) -> int:
-        """pyzmq's HWM getter (SNDHWM)."""
-        return int(self.getsockopt(c.HWM))
-
-    def setsockopt_string(self, option: int, value: str, encoding: str = "utf-8") -> None:
-        if not isinstance(value, str):
-            raise TypeError(f"setsockopt_string takes str, not {type(value).__name__}")
-        self.setsockopt(option, value.encode(encoding))
-
-    def getsockopt_string(self, option: int, encoding: str = "utf-8") -> str:
-        value = self.getsockopt(option)
-        if not isinstance(value, bytes):
-            raise TypeError(f"option {option_name(option).upper()} is not a string option")
-        return value.decode(encoding)
-
-    set = setsockopt
-    get = getsockopt
-    set_string = setsockopt_string
-    get_string = getsockopt_string
-    setsockopt_unicode = setsockopt_string  # pyzmq's older names
-    getsockopt_unicode = getsockopt_string
-
-    def subscribe(self, topic: bytes | str) -> None:
-        self.setsockopt(c.SUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
-
-    def unsubscribe(self, topic: bytes | str) -> None:
-        self.setsockopt(c.UNSUBSCRIBE, topic.encode() if isinstance(topic, str) else topic)
-
-    def _events(self) -> int:
-        mask = self._core.events()
-        if self._recv_rest:
-            mask |= c.POLLIN
-        return mask
-
-    def _fd(self) -> int:
-        raise ZMQError(c.EINVAL, "FD is not available on this face")
-
-    def __getattr__(self, name: str) -> Any:
-        option = _ATTRIBUTE_OPTIONS.get(name.lower())
-        if option is None or name.startswith("_"):
-            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-        value = self.getsockopt(option)
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        option = _ATTRIBUTE_OPTIONS.get(name.lower())
-        if option is None or name.startswith("_"):
-            if not name.startswith("_") and not declared_attribute(self, name):
-                # As pyzmq: `sock.lingr = 0` is a typo to report, not an attribute to keep.
-                raise AttributeError(f"{type(self).__name__} has no such option: {name.upper()}")
-            object.__setattr__(self, name, value)
-            return
-        if isinstance(value, str) and (is_bytes_option(option) or option in _STR_ATTRIBUTES):
-            value = value.encode()
-        self.setsockopt(option, value)
 
     # -- monitoring -----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 from . import constants as c
 from .context import IOContext
 from .errors import ZMQError
-from .face import declared_attribute
+from .face_options import declared_attribute
 from .options import check_c_int
 
 #: The least each settable context option takes, as libzmq 4.3 (EINVAL below it).

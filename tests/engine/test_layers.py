@@ -38,6 +38,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "face_draft",
         "face_endpoint",
         "face_frame",
+        "face_options",
         "face_recv",
         "face_serial",
         "face_context",
