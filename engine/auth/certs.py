@@ -15,6 +15,7 @@ pyzmq's names and shapes: create_certificates, load_certificate, load_certificat
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,20 @@ MAX_CERTIFICATE_SIZE = 64 * 1024
 
 class CertificateError(ValueError):
     """A file that is not a usable certificate."""
+
+
+class CertificateFileError(CertificateError, OSError):
+    """A certificate file or folder that cannot be read: an OSError too, with its errno, as
+    pyzmq lets open() and listdir() raise it (code written for pyzmq catches OSError)."""
+
+    @classmethod
+    def of(cls, message: str, errno: int | None, path: object) -> CertificateFileError:
+        error = cls(message)
+        error.errno, error.filename = errno, str(path)
+        return error
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # the message (OSError's own form would repeat the path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +88,10 @@ def load_certificates(directory: str | os.PathLike[str] = ".") -> dict[bytes, bo
     """The public keys of every NAME.key in `directory`, as {z85_key: True}."""
     folder = Path(directory)
     if not folder.is_dir():
-        raise CertificateError(f"{directory} is not a directory of certificates")
+        missing = errno.ENOTDIR if folder.exists() else errno.ENOENT
+        raise CertificateFileError.of(
+            f"{directory} is not a directory of certificates", missing, directory
+        )
     keys: dict[bytes, bool] = {}
     for path in sorted(folder.iterdir()):
         if path.name.endswith(PUBLIC_SUFFIX) and path.is_file():
@@ -87,7 +105,8 @@ def read_certificate(filename: str | os.PathLike[str]) -> Certificate:
         with path.open("rb") as fh:
             raw = fh.read(MAX_CERTIFICATE_SIZE + 1)
     except OSError as exc:
-        raise CertificateError(f"cannot read certificate {path}: {exc.strerror}") from None
+        message = f"cannot read certificate {path}: {exc.strerror}"
+        raise CertificateFileError.of(message, exc.errno, path) from None
     if len(raw) > MAX_CERTIFICATE_SIZE:
         raise CertificateError(f"{path} is too large to be a certificate")
     try:

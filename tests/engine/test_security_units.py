@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from zmq.utils import z85 as pyzmq_z85
 
 import engine
+import engine.auth
 from engine.auth import CertificateError, create_certificates, load_certificate, load_certificates
 from engine.auth.certs import parse_zpl
 from engine.security import z85
@@ -120,6 +123,18 @@ def test_certificates_cross_with_pyzmq(tmp_path: Path) -> None:
         assert load_certificate(secret_file) == zmq.auth.load_certificate(secret_file)
         assert load_certificate(public_file) == zmq.auth.load_certificate(public_file)
     assert load_certificates(tmp_path) == zmq.auth.load_certificates(tmp_path)
+
+
+@pytest.mark.parametrize("auth", [engine.auth, zmq.auth], ids=["engine", "pyzmq"])
+def test_a_certificate_that_cannot_be_read_is_an_oserror(auth: Any, tmp_path: Path) -> None:
+    """pyzmq lets open() and listdir() raise: code written for it catches OSError. The
+    engine's error is also a CertificateError (a ValueError), with its one-line message."""
+    with pytest.raises(OSError) as missing:
+        auth.load_certificate(tmp_path / "missing.key")
+    with pytest.raises(OSError) as nowhere:
+        auth.load_certificates(tmp_path / "nowhere")
+    if auth is engine.auth:  # (pyzmq's own OSError for a missing file has no errno)
+        assert missing.value.errno == nowhere.value.errno == errno.ENOENT
 
 
 def test_zpl_sections_and_values() -> None:
