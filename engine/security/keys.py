@@ -12,7 +12,7 @@ import functools
 from types import ModuleType
 from typing import Any
 
-from ..constants import ENOTSUP
+from ..constants import EINVAL, ENOTSUP
 from ..errors import ZMQError
 from . import z85
 
@@ -81,7 +81,12 @@ def curve_keypair() -> tuple[bytes, bytes]:
 
 def curve_public(secret_key: bytes | str) -> bytes:
     """The Z85 public key that belongs to a secret key (given as Z85 or raw)."""
-    secret = key_bytes(secret_key, "CURVE secret key")
+    try:
+        secret = key_bytes(secret_key, "CURVE secret key")
+    except ValueError as exc:
+        if len(secret_key) == Z85_KEY_SIZE:  # as pyzmq: 40 characters, not Z85, is libzmq's
+            raise ZMQError(EINVAL, str(exc)) from None
+        raise  # (and a wrong length pyzmq's ValueError)
     return z85.encode(sodium().crypto_scalarmult_base(secret))
 
 

@@ -67,6 +67,16 @@ def test_curve_keypair_is_z85_and_works_with_libzmq() -> None:
     assert engine.z85_decode(engine.z85_encode(b"1234")) == b"1234"
 
 
+@pytest.mark.parametrize("lib", [engine, zmq], ids=["engine", "pyzmq"])
+def test_curve_public_of_a_bad_secret(lib: Any) -> None:
+    """pyzmq: 40 characters that are not Z85 are libzmq's EINVAL, a wrong length a ValueError."""
+    with pytest.raises(lib.ZMQError) as bad_text:
+        lib.curve_public(b"~" * 40)
+    assert bad_text.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):
+        lib.curve_public(b"x" * 39)
+
+
 def test_key_bytes_accepts_both_spellings() -> None:
     public, _ = curve_keypair()
     raw = z85.decode(public)
