@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 
 from . import constants as c
 from .errors import ContextTerminated, ZMQError
@@ -35,7 +36,8 @@ class IOContext:
             raise ZMQError(c.EINVAL, f"unknown socket type {socket_type}")
         with self.lock:
             if len(self.sockets) >= self.max_sockets:
-                raise ZMQError(c.EMTHREAD, "too many open sockets (MAX_SOCKETS)")
+                # (libzmq's errno here; EMTHREAD is for its I/O threads)
+                raise ZMQError(errno.EMFILE, "too many open sockets (MAX_SOCKETS)")
             kick = loop.call_soon if same_thread else loop.call_soon_threadsafe
             core = cls(kick, same_thread)
             self.sockets.add(core)

@@ -666,3 +666,17 @@ def test_a_routing_id_beginning_with_a_zero_byte_is_refused_unlike_libzmq() -> N
     finally:
         ours.destroy(linger=0)
         theirs.destroy(linger=0)
+
+
+@LIBS
+def test_a_socket_past_max_sockets_is_emfile(lib: Any) -> None:
+    """libzmq answers EMFILE when MAX_SOCKETS are open (the engine said EMTHREAD)."""
+    ctx = lib.Context()
+    try:
+        ctx.set(lib.MAX_SOCKETS, 2)
+        ctx.socket(lib.PAIR), ctx.socket(lib.PAIR)
+        with pytest.raises(lib.ZMQError) as refused:
+            ctx.socket(lib.PAIR)
+        assert refused.value.errno == errno.EMFILE
+    finally:
+        ctx.destroy(linger=0)
