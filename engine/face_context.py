@@ -50,7 +50,13 @@ class ContextFace:
         #: context when its first socket starts it, as in libzmq: set later, they are reported
         #: and change nothing. BLOCKY and IPV6 give new sockets their LINGER and IPV6.
         #: MAX_MSGSZ is kept and applied to nothing, as in libzmq 4.3 (MAXMSGSIZE is per socket).
-        kept = {c.IO_THREADS: max(0, int(io_threads)), c.MAX_SOCKETS: self._io.max_sockets}
+        if isinstance(io_threads, str | bytes) or io_threads is None:
+            raise TypeError(f"io_threads takes an int, not {type(io_threads).__name__}")
+        io_threads = int(io_threads)  # (pyzmq takes 2.0 as 2)
+        check_c_int("io_threads", io_threads)
+        if io_threads < 0:  # libzmq's zmq_ctx_set refuses it, so pyzmq's Context(-1) fails
+            raise ZMQError(c.EINVAL, f"io_threads takes 0 or more, not {io_threads}")
+        kept = {c.IO_THREADS: io_threads, c.MAX_SOCKETS: self._io.max_sockets}
         kept |= {c.BLOCKY: 1, c.IPV6: 0, c.MAX_MSGSZ: _INT_MAX}
         object.__setattr__(self, "_kept", kept)
         object.__setattr__(self, "_started", False)
@@ -101,6 +107,8 @@ class ContextFace:
 
     def set(self, option: int, value: Any) -> None:
         """A context option (libzmq's zmq_ctx_set); socket defaults go through setsockopt."""
+        if not isinstance(value, int):  # as pyzmq (True and False are ints)
+            raise TypeError(f"context option {option} takes an int, not {type(value).__name__}")
         value = int(value)
         check_c_int(f"context option {option}", value)  # pyzmq passes a C int
         if option not in _CONTEXT_MINIMUM:

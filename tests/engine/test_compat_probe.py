@@ -680,3 +680,24 @@ def test_a_socket_past_max_sockets_is_emfile(lib: Any) -> None:
         assert refused.value.errno == errno.EMFILE
     finally:
         ctx.destroy(linger=0)
+
+
+@LIBS
+def test_io_threads_and_context_options_are_checked_as_pyzmq_checks_them(lib: Any) -> None:
+    """Context(-1) fails (libzmq refuses it) and a str is a TypeError; ctx.set takes an int
+    only (the engine took -1, "2" and 2.0 by int())."""
+    with pytest.raises(lib.ZMQError) as negative:
+        lib.Context(-1)
+    assert negative.value.errno == errno.EINVAL
+    with pytest.raises(TypeError):
+        lib.Context("2")
+    ctx = lib.Context(2.0)  # (a float with an int's value passes, in both)
+    try:
+        assert ctx.get(lib.IO_THREADS) == 2
+        for value in (2.0, "2", None):
+            with pytest.raises(TypeError):
+                ctx.set(lib.IO_THREADS, value)
+        ctx.set(lib.IO_THREADS, True)
+        assert ctx.get(lib.IO_THREADS) == 1
+    finally:
+        ctx.term()
