@@ -17,6 +17,10 @@ class Endpoint:
     transport: str  # "tcp", "ipc" or "inproc"
     address: str  # host for tcp, path for ipc, name for inproc
     port: int = 0  # tcp only; 0 means "any free port" when binding
+    #: tcp connect only: the local (host, port) to connect from ("tcp://SOURCE;TARGET"),
+    #: resolved when each attempt dials, as libzmq (a host is a numeric address or an
+    #: interface's name; port 0 lets the kernel choose).
+    source: tuple[str, int] | None = None
 
     def __str__(self) -> str:
         if self.transport == "tcp":
@@ -59,8 +63,12 @@ def parse(endpoint: str, binding: bool) -> Endpoint:
 
 
 def _parse_tcp(endpoint: str, rest: str, binding: bool) -> Endpoint:
-    if ";" in rest:  # "source;destination": the source part is not supported, use the target
-        rest = rest.rpartition(";")[2]
+    source = None
+    if ";" in rest:  # "source;target": where a connect comes from
+        source_text, _, rest = rest.rpartition(";")
+        source = _tcp_source(endpoint, source_text)
+        if binding:
+            source = None  # as libzmq: checked, then the target alone is bound
     host, sep, port_text = rest.rpartition(":")
     if not sep or not host:
         raise ZMQError(c.EINVAL, f"invalid tcp endpoint {endpoint!r} (expected host:port)")
@@ -79,4 +87,17 @@ def _parse_tcp(endpoint: str, rest: str, binding: bool) -> Endpoint:
             raise ZMQError(c.EINVAL, f"port out of range in {endpoint!r}")
     if host == "*" and not binding:
         raise ZMQError(c.EINVAL, f"cannot connect to a wildcard host: {endpoint!r}")
-    return Endpoint("tcp", host, port)
+    return Endpoint("tcp", host, port, source)
+
+
+def _tcp_source(endpoint: str, text: str) -> tuple[str, int]:
+    """The source of "tcp://SOURCE;TARGET": HOST:PORT, HOST an address or an interface's name,
+    PORT a number, "*" or 0 (any). libzmq takes some malformed ones and fails every attempt
+    out of sight; they are refused here at once."""
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = 0 if port_text == "*" else int(port_text) if port_text.isdigit() else -1
+    if not sep or not host or host == "*" or not 0 <= port < 65536:  # (libzmq: "*" EINVAL)
+        raise ZMQError(c.EINVAL, f"a source address is HOST:PORT (PORT * for any): {endpoint!r}")
+    return host, port

@@ -55,6 +55,24 @@ def _place(sock: _socket.socket, opts: Options) -> None:
             sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_TOS, opts.tos)
 
 
+def _bind_source(sock: _socket.socket, family: int, source: tuple[str, int]) -> None:
+    """Bind a connecting socket to its endpoint's source address, as libzmq: a numeric
+    address or an interface's name, never a DNS name (an OSError fails this attempt)."""
+    host, port = source
+    host = interface_address(host) or host
+    try:
+        infos = native_getaddrinfo(host, port, family, _socket.SOCK_STREAM, _NUMERIC_HOST)
+    except _socket.gaierror:
+        raise OSError(errno.EINVAL, f"not a source address for this target: {host!r}") from None
+    if port:  # a fixed port again after a reconnect, past the last connection's TIME_WAIT
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    sock.bind(infos[0][4])
+
+
+#: getaddrinfo's flag for numeric hosts only: a source address is never looked up in DNS.
+_NUMERIC_HOST = _socket.AI_NUMERICHOST
+
+
 def _tune(sock: _socket.socket, opts: Options) -> None:
     if sock.family in (_socket.AF_INET, _socket.AF_INET6):
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
@@ -396,7 +414,7 @@ class Connecter:
         opts = self.host.port.options
         if not self.host.same_thread:
             conn = _raw_connect(loop, ep, factory, opts)
-        elif ep.transport == "tcp" and (opts.bindtodevice or opts.tos):
+        elif ep.transport == "tcp" and (opts.bindtodevice or opts.tos or ep.source):
             conn = _placed_connect(loop, ep, factory, opts)
         elif ep.transport == "tcp":
             conn = loop.create_connection(factory, ep.address, ep.port)
@@ -528,6 +546,8 @@ async def _dial(loop: asyncio.AbstractEventLoop, ep: Endpoint, opts: Options) ->
         try:
             if family != _socket.AF_UNIX:
                 _place(sock, opts)
+                if ep.source is not None:
+                    _bind_source(sock, family, ep.source)
             await loop.sock_connect(sock, address)
         except OSError as exc:
             sock.close()
