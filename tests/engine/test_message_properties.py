@@ -151,6 +151,19 @@ def test_a_frame_answers_the_user_id_and_metadata_its_zap_handler_gave(
         client_ctx.destroy(linger=0)
 
 
+def _loopback_router(ctx: Any) -> tuple[Any, str]:
+    router = ctx.socket(pyzmq.ROUTER)
+    router.bind("tcp://127.0.0.1:0")
+    return router, router.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+
+
+def _named_dealer(ctx: Any, name: bytes, endpoint: str) -> Any:
+    dealer = ctx.socket(pyzmq.DEALER)
+    dealer.setsockopt(pyzmq.ROUTING_ID, name)
+    dealer.connect(endpoint)
+    return dealer
+
+
 @pytest.mark.parametrize("lib", [engine.asyncio, pyzmq_asyncio], ids=["engine", "pyzmq"])
 def test_asyncio_frames_received_together_each_keep_their_own_peer(lib: Any) -> None:
     """Receives waiting side by side settle later than the take: each message's frames still
@@ -159,17 +172,10 @@ def test_asyncio_frames_received_together_each_keep_their_own_peer(lib: Any) -> 
     async def run() -> None:
         ctx = lib.Context()
         try:
-            router = ctx.socket(pyzmq.ROUTER)
-            router.bind("tcp://127.0.0.1:0")
-            endpoint = router.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+            router, endpoint = _loopback_router(ctx)
             waiting = [asyncio.ensure_future(router.recv_multipart(copy=False)) for _ in range(8)]
             await asyncio.sleep(0)
-            dealers = []
-            for name in (b"red", b"blue"):
-                dealer = ctx.socket(pyzmq.DEALER)
-                dealer.setsockopt(pyzmq.ROUTING_ID, name)
-                dealer.connect(endpoint)
-                dealers.append(dealer)
+            dealers = [_named_dealer(ctx, name, endpoint) for name in (b"red", b"blue")]
             for _ in range(4):
                 for dealer in dealers:
                     await dealer.send(dealer.getsockopt(pyzmq.ROUTING_ID))
@@ -194,14 +200,10 @@ def test_asyncio_the_rest_of_a_message_awaited_as_bytes_keeps_its_peer(lib: Any)
     async def run() -> None:
         ctx = lib.Context()
         try:
-            router = ctx.socket(pyzmq.ROUTER)
-            router.bind("tcp://127.0.0.1:0")
-            endpoint = router.getsockopt(pyzmq.LAST_ENDPOINT).decode()
+            router, endpoint = _loopback_router(ctx)
             first = asyncio.ensure_future(router.recv())
             await asyncio.sleep(0)
-            dealer = ctx.socket(pyzmq.DEALER)
-            dealer.setsockopt(pyzmq.ROUTING_ID, b"green")
-            dealer.connect(endpoint)
+            dealer = _named_dealer(ctx, b"green", endpoint)
             await dealer.send_multipart([b"one", b"two"])
             assert await asyncio.wait_for(first, 10) == b"green"
             rest = [await router.recv(copy=False), await router.recv(copy=False)]
