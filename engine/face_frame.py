@@ -52,6 +52,10 @@ class Frame:
     def group(self, group: str | bytes) -> None:
         self._group = face_draft.group_bytes(group)
 
+    def set(self, option: int, value: int) -> None:
+        """pyzmq's Frame.set (zmq_msg_set): libzmq 4.3 has no settable property, so EINVAL."""
+        raise ZMQError(c.EINVAL, f"a frame has no property {option!r} to set")
+
     def get(self, option: int | str) -> int | str:
         """pyzmq's Frame.get: MORE (whether more frames follow), SHARED (0: the engine copies
         every frame), SRCFD (the connection's descriptor), or a metadata property by name

@@ -279,3 +279,12 @@ def test_thread_safe_draft_sockets_frames_answer_their_connection(face: str) -> 
             ctx.destroy(linger=0)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_a_frame_has_nothing_to_set(lib: Any) -> None:
+    """zmq_msg_set has no settable property in libzmq 4.3: pyzmq's Frame.set is EINVAL (the
+    engine's Frame had no set at all)."""
+    with pytest.raises(lib.ZMQError) as refused:
+        lib.Frame(b"x").set(lib.MORE, 1)
+    assert refused.value.errno == errno.EINVAL
