@@ -28,6 +28,9 @@ class StreamSocket(RouterSocket):
         rid = pipe.routing_id  # CONNECT_ROUTING_ID, on the connect side
         if not rid:
             rid = b"\x00" + (next(self._generated_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+            # As libzmq: ROUTING_ID then reads the id given last, which is how its manual
+            # has a program learn the id of the connection its connect() made.
+            self.options.routing_id = rid
         old = self.routes.get(rid)
         if old is not None and not old.closed:
             return False  # the id is taken, as a ROUTER refuses it

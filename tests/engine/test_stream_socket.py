@@ -149,3 +149,33 @@ async def test_a_stream_socket_on_the_asyncio_face() -> None:
         writer.close()
     finally:
         ctx.destroy(linger=0)
+
+
+@LIBS
+def test_routing_id_reads_the_id_a_stream_gave_last(lib: Any) -> None:
+    """libzmq's manual: connect a STREAM, then read ROUTING_ID for the new connection's id
+    (libzmq keeps each id it makes there). The engine answered the socket's own, empty."""
+    ctx = lib.Context()
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        client = ctx.socket(lib.STREAM)
+        client.setsockopt(lib.RCVTIMEO, WAIT_MS)
+        client.connect(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+        conn, _ = listener.accept()
+        rid, _ = client.recv_multipart()  # connected
+        assert client.getsockopt(lib.ROUTING_ID) == rid
+        conn.close()
+
+        server = ctx.socket(lib.STREAM)
+        server.setsockopt(lib.RCVTIMEO, WAIT_MS)
+        server.bind("tcp://127.0.0.1:0")
+        first = _plain_client(_port(server, lib))
+        first_id, _ = server.recv_multipart()
+        second = _plain_client(_port(server, lib))
+        second_id, _ = server.recv_multipart()
+        assert first_id != second_id == server.getsockopt(lib.ROUTING_ID)
+        first.close()
+        second.close()
+    finally:
+        listener.close()
+        ctx.destroy(linger=0)
