@@ -57,6 +57,7 @@ class ReceivedFrames:
         object.__setattr__(self, "_recv_rest", rest)
         object.__setattr__(self, "_rest_source", source)
         core = self._core
+        core.face_holds_rest = bool(rest)
         if rest:
             core.direct = None
         else:
@@ -66,6 +67,7 @@ class ReceivedFrames:
         rest = self._recv_rest
         frame = rest.pop(0)
         if not rest:
+            self._core.face_holds_rest = False
             self._core.refresh_direct()
         return frame if copy else Frame(frame, more=bool(rest), source=self._rest_source)
 

@@ -58,6 +58,10 @@ class SocketCore:
         self.wake_on_delivery = False
         # A message events() took to learn that one is readable; recv() hands it out first.
         self._prefetched: Message | None = None
+        #: Set by the face while it holds frames of the current message that recv() has yet
+        #: to hand out (one frame a call): no direct take may jump ahead of them, whatever
+        #: recomputes `direct` meanwhile (a setsockopt, a peer arriving).
+        self.face_holds_rest = False
         #: Inproc senders that left a burst to their loop because this reader had messages
         #: to read (reader_busy): a read that finds nothing has them hand it over at once,
         #: so what was sent is readable as soon as send() returned, as in libzmq.
@@ -81,7 +85,11 @@ class SocketCore:
         # A thread-safe type (the draft ones) is reached only under its lock: never directly.
         plain = not self.closed and self.traffic is None and not self.thread_safe
         self._takes_directly = plain and self.takes_directly()
-        self.direct = self.inbox if self._takes_directly and self._prefetched is None else None
+        self.direct = (
+            self.inbox
+            if self._takes_directly and self._prefetched is None and not self.face_holds_rest
+            else None
+        )
         pipes = self.pipes
         one = plain and len(pipes) == 1 and self.sends_directly()
         self.direct_out = pipes[0] if one else None
@@ -202,7 +210,7 @@ class SocketCore:
         """The message events() took to learn that one was readable (there is one)."""
         msg = self._prefetched
         self._prefetched = None
-        if self._takes_directly:  # what refresh_direct last found, without its cost
+        if self._takes_directly and not self.face_holds_rest:  # (refresh_direct's finding)
             self.direct = self.inbox
             if self._commands:  # as in refresh_direct
                 self.direct = None

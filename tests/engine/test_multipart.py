@@ -230,3 +230,34 @@ def test_sync_recv_frame_by_frame_between_one_frame_messages(transport: str) -> 
             assert got == msg
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pytest.importorskip("zmq")], ids=["engine", "pyzmq"])
+def test_an_option_set_between_the_frames_of_a_message_keeps_their_order(lib: object) -> None:
+    """A setsockopt, or a subscription, between recv() calls on the frames of one message:
+    the rest of that message still comes next (the engine's sync face took the following
+    message first, as the option's change let it take whole messages again)."""
+    ctx = lib.Context()  # type: ignore[attr-defined]
+    try:
+        pull, push = ctx.socket(lib.PULL), ctx.socket(lib.PUSH)  # type: ignore[attr-defined]
+        sub, pub = ctx.socket(lib.SUB), ctx.socket(lib.XPUB)  # type: ignore[attr-defined]
+        pull.rcvtimeo = sub.rcvtimeo = pub.rcvtimeo = 10_000
+        pull.bind("tcp://127.0.0.1:0")
+        push.connect(pull.last_endpoint.decode())
+        pub.bind("tcp://127.0.0.1:0")
+        sub.connect(pub.last_endpoint.decode())
+        sub.subscribe(b"")
+        assert pub.recv() == b"\x01"  # the subscription is in: what is published arrives
+        for sender in (push, pub):
+            sender.send_multipart([b"a", b"b"])
+            sender.send(b"c")
+        for receiver, change in (
+            (pull, lambda: setattr(pull, "rcvtimeo", 5_000)),
+            (sub, lambda: sub.subscribe(b"other")),
+        ):
+            assert receiver.poll(10_000)
+            first = receiver.recv()
+            change()
+            assert [first, receiver.recv(), receiver.recv()] == [b"a", b"b", b"c"]
+    finally:
+        ctx.destroy(linger=0)
