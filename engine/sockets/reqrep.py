@@ -50,8 +50,10 @@ class ReqSocket(DealerSocket):
         return False  # each request is stamped and remembered
 
     def _send(self, msg: Message) -> bool:
-        # A reply a poll took ahead (events()) is still the application's to receive.
-        if (self._awaiting or self._prefetched is not None) and not self.options.req_relaxed:
+        # A reply a poll took ahead (events()), or the rest of one the face hands out a frame
+        # at a time, is still the application's to receive.
+        receiving = self._awaiting or self._prefetched is not None or self.face_holds_rest
+        if receiving and not self.options.req_relaxed:
             raise ZMQError(c.EFSM, "REQ socket must recv the reply before sending again")
         self._prefetched = None  # REQ_RELAXED: a new request; the old one's reply is stale
         if self.options.req_correlate:
@@ -94,7 +96,7 @@ class ReqSocket(DealerSocket):
             return body
 
     def can_send(self) -> bool:
-        free = not self._awaiting and self._prefetched is None
+        free = not (self._awaiting or self.face_holds_rest) and self._prefetched is None
         return (free or bool(self.options.req_relaxed)) and self.balancer.any_ready()
 
     def can_recv(self) -> bool:
@@ -132,8 +134,8 @@ class RepSocket(SocketCore):
     def _send(self, msg: Message) -> bool:
         envelope, pipe = self._envelope, self._reply_pipe
         # A request a poll took ahead (events()) has its envelope kept, but the application
-        # has not received it yet.
-        if envelope is None or self._prefetched is not None:
+        # has not received it yet (nor the rest of one it reads a frame at a time).
+        if envelope is None or self._prefetched is not None or self.face_holds_rest:
             raise ZMQError(c.EFSM, "REP socket must recv a request before sending")
         self._envelope = self._reply_pipe = None
         # A reply to a departed peer (or one that is not reading) is dropped, as libzmq does.
@@ -142,7 +144,7 @@ class RepSocket(SocketCore):
         return True
 
     def can_send(self) -> bool:
-        return self._envelope is not None and self._prefetched is None
+        return self._envelope is not None and self._prefetched is None and not self.face_holds_rest
 
     def can_recv(self) -> bool:
         return self._envelope is None

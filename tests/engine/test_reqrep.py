@@ -237,3 +237,29 @@ async def test_router_sees_req_envelope(transport: str) -> None:
         await router.send_multipart([b"R", b"no-delimiter"])
         await router.send_multipart([b"R", b"", b"ok"])
         assert await recv_n(req, 1) == [[b"ok"]]
+
+
+@pytest.mark.parametrize("lib", [engine, pytest.importorskip("zmq")], ids=["engine", "pyzmq"])
+def test_req_and_rep_may_not_send_before_the_last_frame_is_read(lib: object) -> None:
+    """libzmq: a REP replies, and a REQ asks again, only once the whole message is read; the
+    engine let either send after a multipart message's first frame (its core had taken the
+    message whole), and the rest of that message went astray."""
+    ctx = lib.Context()  # type: ignore[attr-defined]
+    try:
+        req, rep = ctx.socket(lib.REQ), ctx.socket(lib.REP)  # type: ignore[attr-defined]
+        req.rcvtimeo = rep.rcvtimeo = 10_000
+        rep.bind("tcp://127.0.0.1:0")
+        req.connect(rep.last_endpoint.decode())
+        for asker, answerer in ((req, rep), (rep, req)):
+            if asker is req:
+                req.send_multipart([b"q1", b"q2"])
+            first = answerer.recv()
+            assert answerer.poll(0, lib.POLLOUT) == 0  # type: ignore[attr-defined]
+            with pytest.raises(lib.ZMQError) as early:  # type: ignore[attr-defined]
+                answerer.send(b"too soon")
+            assert early.value.errno == lib.EFSM  # type: ignore[attr-defined]
+            assert [first, answerer.recv(), answerer.rcvmore] == [b"q1", b"q2", 0]
+            answerer.send_multipart([b"q1", b"q2"])  # the next leg: the same two frames
+        assert rep.recv_multipart() == [b"q1", b"q2"]
+    finally:
+        ctx.destroy(linger=0)
