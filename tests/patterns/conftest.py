@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "engine"))  # enginekit's ZAP handler
 #: Default bound on any single wait. Generous: the machine may be busy with other suites.
 WAIT = 15.0
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from enginekit import zap_handler
 
 import engine
 import engine.asyncio
@@ -33,35 +34,19 @@ def refusing_queue() -> Iterator[tuple[str, list[bytes]]]:
     ids as they come (one per handshake)."""
     ctx = engine.Context()
     requests: list[bytes] = []
-    stop = threading.Event()
-    bound = threading.Event()
 
-    def judge() -> None:
-        handler = ctx.socket(engine.REP)
-        handler.linger = 0
-        handler.bind("inproc://zeromq.zap.01")
-        bound.set()
-        try:
-            while not stop.is_set():
-                if handler.poll(20):
-                    request = handler.recv_multipart()
-                    requests.append(request[1])
-                    handler.send_multipart([b"1.0", request[1], b"400", b"no", b"", b""])
-        finally:
-            handler.close()
+    def refuse(request: list[bytes]) -> list[bytes]:
+        requests.append(request[1])
+        return [b"400", b"no", b"", b""]
 
-    thread = threading.Thread(target=judge, daemon=True)
-    thread.start()
-    assert bound.wait(WAIT_S)
-    queue = ctx.socket(engine.ROUTER)
-    queue.plain_server = True
-    queue.linger = 0
     try:
-        queue.bind("tcp://127.0.0.1:0")
-        yield queue.getsockopt(engine.LAST_ENDPOINT).decode(), requests
+        with zap_handler(engine, ctx, refuse):
+            queue = ctx.socket(engine.ROUTER)
+            queue.plain_server = True
+            queue.linger = 0
+            queue.bind("tcp://127.0.0.1:0")
+            yield queue.getsockopt(engine.LAST_ENDPOINT).decode(), requests
     finally:
-        stop.set()
-        thread.join(WAIT_S)
         ctx.destroy(linger=0)
 
 
