@@ -61,16 +61,13 @@ def _bind_source(sock: _socket.socket, family: int, source: tuple[str, int]) -> 
     host, port = source
     host = interface_address(host) or host
     try:
-        infos = native_getaddrinfo(host, port, family, _socket.SOCK_STREAM, _NUMERIC_HOST)
+        numeric_only = _socket.AI_NUMERICHOST  # a source is never looked up in DNS
+        infos = native_getaddrinfo(host, port, family, _socket.SOCK_STREAM, numeric_only)
     except _socket.gaierror:
         raise OSError(errno.EINVAL, f"not a source address for this target: {host!r}") from None
     if port:  # a fixed port again after a reconnect, past the last connection's TIME_WAIT
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     sock.bind(infos[0][4])
-
-
-#: getaddrinfo's flag for numeric hosts only: a source address is never looked up in DNS.
-_NUMERIC_HOST = _socket.AI_NUMERICHOST
 
 
 def _tune(sock: _socket.socket, opts: Options) -> None:
@@ -573,7 +570,7 @@ async def _placed_connect(
     loop: asyncio.AbstractEventLoop, ep: Endpoint, factory: Any, opts: Options
 ) -> tuple[asyncio.BaseTransport, Any]:
     """The asyncio face's tcp connect when the socket must be placed before it connects
-    (BINDTODEVICE, TOS): asyncio's own connect makes its socket too late for that."""
+    (BINDTODEVICE, TOS, a source address): asyncio's own connect makes its socket too late."""
     sock = await _dial(loop, ep, opts)
     try:
         return await loop.create_connection(factory, sock=sock)
