@@ -40,9 +40,9 @@ class CertificateFileError(CertificateError, OSError):
     pyzmq lets open() and listdir() raise it (code written for pyzmq catches OSError)."""
 
     @classmethod
-    def of(cls, message: str, errno: int | None, path: object) -> CertificateFileError:
+    def of(cls, message: str, code: int | None, path: object) -> CertificateFileError:
         error = cls(message)
-        error.errno, error.filename = errno, str(path)
+        error.errno, error.filename = code, str(path)
         return error
 
     def __str__(self) -> str:
