@@ -9,7 +9,7 @@ from . import constants as c
 from .face import SocketFace
 from .polling import PollerFace, fileno, os_mask
 from .sync import Socket, run_blocking
-from .waiting import Steps
+from .waiting import Steps, timeout_ms
 
 
 class SignalsWaiter:
@@ -39,6 +39,15 @@ class SignalsWaiter:
 
 class Poller(PollerFace):
     """pyzmq's Poller: `poll(ms)` returns [(socket_or_fd, events)] for what is ready."""
+
+    def poll(self, timeout: float | None = None) -> Any:
+        if not self.sockets:
+            # pyzmq's sync poll answers at once when nothing is registered, whatever the
+            # timeout (its asyncio Poller sleeps the timeout, as the asyncio face does): with
+            # nothing that could wake it, waiting for ever would hang the caller for good.
+            timeout_ms(timeout)  # a timeout of the wrong kind is still a TypeError
+            return []
+        return super().poll(timeout)
 
     def _waiter(self, sockets: list[Any], raw: list[tuple[Any, int]]) -> SignalsWaiter:
         return SignalsWaiter(sockets, raw)

@@ -302,3 +302,24 @@ def test_blocked_poller_wakes_with_eterm() -> None:
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     assert_eterm(blocked_in(pull, poller.poll, ctx.term))
+
+
+@pytest.mark.parametrize("lib", [zmq, pytest.importorskip("zmq")], ids=["engine", "pyzmq"])
+def test_an_empty_poll_returns_at_once_whatever_its_timeout(lib: Any) -> None:
+    """pyzmq's sync poll with nothing registered answers [] at once, even with no timeout;
+    the engine waited for ever (nothing could wake it). zmq.select likewise."""
+    done = threading.Event()
+    results: list[Any] = []
+
+    def poll_empty() -> None:
+        results.append(lib.Poller().poll())
+        results.append(lib.Poller().poll(-1))
+        results.append(lib.zmq_poll([], -1))
+        results.append(lib.select([], [], []))
+        done.set()
+
+    threading.Thread(target=poll_empty, daemon=True).start()
+    assert done.wait(WAIT_S), "an empty poll with no timeout never returned"
+    assert results == [[], [], [], ([], [], [])]
+    with pytest.raises(TypeError):
+        lib.Poller().poll("1")
