@@ -70,6 +70,9 @@ def _parse_tcp(endpoint: str, rest: str, binding: bool) -> Endpoint:
         if binding:
             source = None  # as libzmq: checked, then the target alone is bound
     host, sep, port_text = rest.rpartition(":")
+    if sep and not host and binding:
+        # libzmq reads a bind's host as an interface's name first: an empty one names none.
+        raise ZMQError(errno.ENODEV, f"no interface or host named '': {endpoint!r}")
     if not sep or not host:
         raise ZMQError(c.EINVAL, f"invalid tcp endpoint {endpoint!r} (expected host:port)")
     if host.startswith("[") and host.endswith("]"):

@@ -703,3 +703,20 @@ def test_io_threads_and_context_options_are_checked_as_pyzmq_checks_them(lib: An
         assert ctx.get(lib.IO_THREADS) == 1
     finally:
         ctx.term()
+
+
+@LIBS
+def test_a_bind_to_an_empty_host_names_no_device(lib: Any) -> None:
+    """libzmq reads a bind's host as an interface's name first, so `tcp://:0` is ENODEV (the
+    engine said EINVAL); `tcp://*:` (no port) is EINVAL in both."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.PULL)
+        with pytest.raises(lib.ZMQError) as empty_host:
+            sock.bind("tcp://:0")
+        assert empty_host.value.errno == errno.ENODEV
+        with pytest.raises(lib.ZMQError) as no_port:
+            sock.bind("tcp://*:")
+        assert no_port.value.errno == errno.EINVAL
+    finally:
+        ctx.destroy(linger=0)
