@@ -380,6 +380,10 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
     def bind_to_random_port(
         self, addr: str, min_port: int = 49152, max_port: int = 65536, max_tries: int = 100
     ) -> int:
+        if not addr.startswith("tcp://"):
+            # Only tcp has ports: pyzmq binds `ipc:///path:*` (a file named so) and then fails
+            # reading a port from it; refused here before anything is bound.
+            raise ZMQError(c.EINVAL, f"bind_to_random_port takes a tcp address, not {addr!r}")
         if min_port == 49152 and max_port == 65536:
             return int(self.bind(f"{addr}:0").rsplit(":", 1)[1])
         for _ in range(max_tries):

@@ -8,6 +8,7 @@ import itertools
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from enginekit import (
@@ -454,6 +455,19 @@ async def test_bind_to_random_port() -> None:
         push = net.socket(engine.PUSH)
         push.connect(f"tcp://127.0.0.1:{port}")
         await until_delivered(push, pull, [b"x"])
+
+
+def test_bind_to_random_port_refuses_an_address_without_ports(tmp_path: Path) -> None:
+    """An ipc address has no port: the engine bound a file named `...:0` and said port 0."""
+    ctx = engine.Context()
+    try:
+        sock = ctx.socket(engine.PULL)
+        with pytest.raises(engine.ZMQError) as refused:
+            sock.bind_to_random_port(f"ipc://{tmp_path}/sock")
+        assert refused.value.errno == engine.EINVAL
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        ctx.destroy(linger=0)
 
 
 @pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
