@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from . import constants as c
@@ -11,6 +12,8 @@ _MESSAGES = {
     c.ENOCOMPATPROTO: "The protocol is not compatible with the socket type",
     c.ETERM: "Context was terminated",
     c.EMTHREAD: "No thread available",
+    # libzmq's own text for the one system errno it words itself (zmq_strerror).
+    errno.EHOSTUNREACH: "Host unreachable",
 }
 
 
