@@ -164,21 +164,30 @@ class RouterSocket(SocketCore):
         self.routes: dict[bytes, Pipe] = {}
 
     def accepts_peer(self, pipe: Pipe) -> bool:
-        rid = pipe.routing_id or pipe.identity
-        if not rid:
-            rid = b"\x00" + (next(self._generated_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+        rid = pipe.routing_id or pipe.identity or self._generated_id()
         old = self.routes.get(rid)
         if old is not None and not old.closed:
             if not self.options.router_handover:
                 return False  # the id is taken: refuse the newcomer, as libzmq does
-            # The old pipe keeps its id for what it already delivered; forget_peer will not
-            # drop the new route, which is no longer the old pipe's.
-            link = old.link
-            if link is not None:
-                link.close()
+            self._retire(old)
         pipe.routing_id = rid
         self.routes[rid] = pipe
         return True
+
+    def _generated_id(self) -> bytes:
+        """An id for a peer that announced none: a zero byte (which a peer's own id may not
+        begin with), then four of a counter, as libzmq makes them."""
+        return b"\x00" + (next(self._generated_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+
+    def _retire(self, pipe: Pipe) -> None:
+        """ROUTER_HANDOVER: the peer that held an id gives it up to a newcomer, as in libzmq.
+        Its pipe takes a generated id (what it delivered and is still unread comes with that
+        id, never the newcomer's) and carries nothing more either way, but its connection
+        stays open, unread: closing it would make a reconnecting peer take the id back, and
+        the two would trade it for ever (the engine's ROUTER did that, every RECONNECT_IVL)."""
+        pipe.routing_id = self._generated_id()
+        pipe.rcvhwm = 0  # no room: its link decodes and delivers no more
+        pipe.closed = True  # and nothing is sent to it
 
     def peer_address(self, routing_id: bytes) -> str:
         """The address of the peer routed by ``routing_id`` ("" if none or unknown)."""
@@ -215,4 +224,6 @@ class RouterSocket(SocketCore):
         return [inbox.pipe.routing_id, *msg]
 
     def can_send(self) -> bool:
-        return True
+        # libzmq's answer: always writable (a message to a full or unknown peer is dropped),
+        # but under ROUTER_MANDATORY only while some peer has room for one.
+        return not self.options.router_mandatory or any(p.has_room() for p in self.pipes)

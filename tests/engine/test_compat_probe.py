@@ -720,3 +720,57 @@ def test_a_bind_to_an_empty_host_names_no_device(lib: Any) -> None:
         assert no_port.value.errno == errno.EINVAL
     finally:
         ctx.destroy(linger=0)
+
+
+@LIBS
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+def test_a_peer_handed_over_stays_connected_unheard(lib: Any, transport: str, tmp_path: Any) -> None:
+    """ROUTER_HANDOVER: the newcomer takes the id for good. The engine closed the old peer's
+    connection, so the old peer redialled at once, took the id back, and the two traded it
+    every reconnect interval (its messages arriving under the id the newcomer now holds).
+    libzmq keeps the old connection open and reads nothing more from it."""
+    ctx = lib.Context()
+    try:
+        router = ctx.socket(lib.ROUTER)
+        router.setsockopt(lib.ROUTER_HANDOVER, 1)
+        router.rcvtimeo = 10_000
+        where = "tcp://127.0.0.1:0" if transport == "tcp" else f"ipc://{tmp_path}/router"
+        router.bind(where)
+        endpoint = router.getsockopt(lib.LAST_ENDPOINT).decode()
+        first, second = ctx.socket(lib.DEALER), ctx.socket(lib.DEALER)
+        for dealer in (first, second):
+            dealer.setsockopt(lib.ROUTING_ID, b"player")
+            dealer.setsockopt(lib.RECONNECT_IVL, 10)
+        first.connect(endpoint)
+        first.send(b"one")
+        assert router.recv_multipart() == [b"player", b"one"]
+        second.connect(endpoint)
+        second.send(b"two")
+        assert router.recv_multipart() == [b"player", b"two"]
+        first.send(b"stale")
+        assert router.poll(300) == 0  # 30 of the old peer's reconnect intervals
+        router.send_multipart([b"player", b"to-new"])
+        assert second.poll(10_000) and second.recv() == b"to-new"
+        assert first.poll(100) == 0
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_mandatory_router_is_writable_only_while_a_peer_has_room(lib: Any) -> None:
+    """libzmq's ROUTER is always writable, but under ROUTER_MANDATORY only while some peer
+    can take a message: with no peer at all it is not (the engine said POLLOUT)."""
+    ctx = lib.Context()
+    try:
+        router = ctx.socket(lib.ROUTER)
+        assert router.poll(0, lib.POLLOUT) == lib.POLLOUT
+        router.setsockopt(lib.ROUTER_MANDATORY, 1)
+        assert router.poll(0, lib.POLLOUT) == 0
+        router.bind("tcp://127.0.0.1:0")
+        dealer = ctx.socket(lib.DEALER)
+        dealer.connect(router.getsockopt(lib.LAST_ENDPOINT).decode())
+        dealer.send(b"here")
+        assert router.poll(10_000) and router.recv_multipart()[1] == b"here"
+        assert router.poll(0, lib.POLLOUT) == lib.POLLOUT
+    finally:
+        ctx.destroy(linger=0)
