@@ -724,7 +724,9 @@ def test_a_bind_to_an_empty_host_names_no_device(lib: Any) -> None:
 
 @LIBS
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
-def test_a_peer_handed_over_stays_connected_unheard(lib: Any, transport: str, tmp_path: Any) -> None:
+def test_a_peer_handed_over_stays_connected_unheard(
+    lib: Any, transport: str, tmp_path: Any
+) -> None:
     """ROUTER_HANDOVER: the newcomer takes the id for good. The engine closed the old peer's
     connection, so the old peer redialled at once, took the id back, and the two traded it
     every reconnect interval (its messages arriving under the id the newcomer now holds).
