@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import DEFAULT_EVENT_LOG_SIZE, Store, StoreBusy, StoreError, Tx, WriteInRead
@@ -31,7 +32,14 @@ __all__ = [
 
 
 def shown_url(url: str) -> str:
-    """``url`` fit for banners and logs: a password (redis://:PASSWORD@host) shows as ***."""
+    """``url`` fit for banners and logs: a password (redis://:PASSWORD@host) shows as ***, and
+    a relative SQLite path (three slashes: sqlite:///game.db) shows where it lands, since
+    `sqlite:///srv/game.db` is easily meant as /srv but opens srv/game.db here."""
+    if url.startswith(SQLITE_SCHEME):
+        path = url[len(SQLITE_SCHEME) :]
+        if path and not os.path.isabs(path):
+            return f"{url} (relative: {os.path.abspath(path)}; sqlite://// + an absolute path)"
+        return url
     try:
         parts = urlsplit(url)
         password = parts.password

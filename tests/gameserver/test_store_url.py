@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gameserver.store import shown_url
@@ -20,3 +22,14 @@ from gameserver.store import shown_url
 )
 def test_the_password_is_starred(url: str, shown: str) -> None:
     assert shown_url(url) == shown
+
+
+def test_a_relative_sqlite_path_shows_where_it_lands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite:///srv/game.db` opens srv/game.db under the working directory (three slashes,
+    then a relative path): the banner said only the URL, so a user meaning /srv never knew."""
+    monkeypatch.chdir(tmp_path)
+    shown = shown_url("sqlite:///srv/game.db")
+    assert shown.startswith("sqlite:///srv/game.db (relative: ")
+    assert str(tmp_path / "srv" / "game.db") in shown
