@@ -169,6 +169,8 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             msg = face_draft.outgoing(core.metadata, msg_parts[0], msg[0], None, None)
             return self._send_whole(msg, flags, track)
         if flags & c.SNDMORE:  # as pyzmq: these parts wait for the rest of the message
+            if not self._send_parts:
+                core.start_message(msg[0])
             object.__setattr__(self, "_send_parts", self._send_parts + msg)
             return self._done(DONE_TRACKER if track else None)
         if self._send_parts:  # parts given earlier with SNDMORE come first
@@ -301,6 +303,8 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         frame = as_frame(data)
         parts = self._send_parts
         if flags & c.SNDMORE:
+            if not parts:
+                self._core.start_message(frame)
             parts.append(frame)
             return None
         if parts:

@@ -38,6 +38,8 @@ class SocketCore:
     queues_before_connect = True
     #: Only one peer at a time (PAIR).
     single_peer = False
+    #: False for the types that only receive (PULL, SUB): a send is ENOTSUP.
+    sends_messages = True
     #: Any thread may use it at any time, one frame per message (the draft types).
     thread_safe = False
     #: What a thread-safe type's first frame carries between face and core (threadsafe.py).
@@ -328,6 +330,13 @@ class SocketCore:
 
     def unsent(self) -> int:
         return sum(p.queued - p.written for p in self.pipes if p.link is not None)
+
+    def start_message(self, first: bytes) -> None:
+        """User side: the first part of a message given with SNDMORE. libzmq takes a message a
+        frame at a time, so a type that would refuse the message refuses this first frame:
+        the caller learns it there, not at the last frame."""
+        if not self.sends_messages:
+            self._send([first])  # ENOTSUP
 
     # Per-type behaviour.
     def _send(self, msg: Message) -> bool:

@@ -42,6 +42,7 @@ class PullSocket(SocketCore):
     """Fair-queues what its peers push, one read's worth per peer at a time."""
 
     socket_type = c.PULL
+    sends_messages = False
 
     def __init__(self, *args) -> None:
         super().__init__(*args)

@@ -391,6 +391,7 @@ class SubSocket(XSubSocket):
     """Subscriptions come from setsockopt(SUBSCRIBE/UNSUBSCRIBE); it cannot send."""
 
     socket_type = c.SUB
+    sends_messages = False
     filters = True
 
     def set_subscription(self, topic: bytes, subscribe: bool) -> None:

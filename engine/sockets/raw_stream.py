@@ -52,6 +52,9 @@ class StreamSocket(RouterSocket):
             pipe.push([data])
         return True
 
+    def start_message(self, first: bytes) -> None:
+        self._route(first)  # an unknown connection is EHOSTUNREACH at its id, as in libzmq
+
     def _route(self, rid: bytes) -> Pipe:
         pipe = self.routes.get(rid)
         if pipe is None or pipe.closed:

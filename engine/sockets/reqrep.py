@@ -49,12 +49,18 @@ class ReqSocket(DealerSocket):
     def sends_directly(self) -> bool:
         return False  # each request is stamped and remembered
 
-    def _send(self, msg: Message) -> bool:
+    def start_message(self, first: bytes) -> None:
+        self._check_may_ask()
+
+    def _check_may_ask(self) -> None:
         # A reply a poll took ahead (events()), or the rest of one the face hands out a frame
         # at a time, is still the application's to receive.
         receiving = self._awaiting or self._prefetched is not None or self.face_holds_rest
         if receiving and not self.options.req_relaxed:
             raise ZMQError(c.EFSM, "REQ socket must recv the reply before sending again")
+
+    def _send(self, msg: Message) -> bool:
+        self._check_may_ask()
         self._prefetched = None  # REQ_RELAXED: a new request; the old one's reply is stale
         if self.options.req_correlate:
             request_id = (self._request_id + 1) & 0xFFFFFFFF
@@ -131,12 +137,18 @@ class RepSocket(SocketCore):
             self._reply_pipe = inbox.pipe
             return msg[split:]
 
-    def _send(self, msg: Message) -> bool:
-        envelope, pipe = self._envelope, self._reply_pipe
+    def start_message(self, first: bytes) -> None:
+        self._check_may_reply()
+
+    def _check_may_reply(self) -> None:
         # A request a poll took ahead (events()) has its envelope kept, but the application
         # has not received it yet (nor the rest of one it reads a frame at a time).
-        if envelope is None or self._prefetched is not None or self.face_holds_rest:
+        if self._envelope is None or self._prefetched is not None or self.face_holds_rest:
             raise ZMQError(c.EFSM, "REP socket must recv a request before sending")
+
+    def _send(self, msg: Message) -> bool:
+        self._check_may_reply()
+        envelope, pipe = self._envelope, self._reply_pipe
         self._envelope = self._reply_pipe = None
         # A reply to a departed peer (or one that is not reading) is dropped, as libzmq does.
         if pipe is not None and pipe.has_room() and (pipe.link is not None or pipe.persistent):
@@ -162,6 +174,8 @@ class RouterSocket(SocketCore):
         super().__init__(*args)
         #: routing id -> pipe. Written on the loop at handshake, read by the user side.
         self.routes: dict[bytes, Pipe] = {}
+        #: The message being given a frame at a time found its peer at its first frame.
+        self._routed_at_start = False
 
     def accepts_peer(self, pipe: Pipe) -> bool:
         rid = pipe.routing_id or pipe.identity or self._generated_id()
@@ -198,23 +212,42 @@ class RouterSocket(SocketCore):
         if self.routes.get(pipe.routing_id) is pipe:
             del self.routes[pipe.routing_id]
 
-    def _send(self, msg: Message) -> bool:
-        if len(msg) < 2:
-            return True  # a routing id alone carries nothing to deliver
-        pipe = self.routes.get(msg[0])
-        mandatory = self.options.router_mandatory
+    def start_message(self, first: bytes) -> None:
+        # libzmq routes a message at its first frame: an unknown peer under ROUTER_MANDATORY
+        # is EHOSTUNREACH there.
+        # A peer gone between the first frame and the last then drops the message quietly.
+        if self.options.router_mandatory:
+            self._peer(first)
+            self._routed_at_start = True
+
+    def _peer(self, rid: bytes) -> Pipe | None:
+        """The pipe routed by `rid`; None if there is none (EHOSTUNREACH if MANDATORY)."""
+        pipe = self.routes.get(rid)
         if pipe is None or pipe.closed:
             if self._commands:  # the peer may have connected a moment ago
                 self.process_commands()
-                pipe = self.routes.get(msg[0])
+                pipe = self.routes.get(rid)
             if pipe is None or pipe.closed:
-                if mandatory:
+                if self.options.router_mandatory:
                     raise ZMQError(c.EHOSTUNREACH, "no peer with that routing id")
-                return True
-        if not pipe.has_room():
-            return not mandatory  # full: dropped, or "would block" under ROUTER_MANDATORY
-        pipe.push(msg[1:])
-        return True
+                return None
+        return pipe
+
+    def _send(self, msg: Message) -> bool:
+        if len(msg) < 2:
+            return True  # a routing id alone carries nothing to deliver
+        try:
+            pipe = self._peer(msg[0])
+        except ZMQError:
+            if not self._routed_at_start:
+                raise
+            pipe = None
+        if pipe is not None and not pipe.has_room() and self.options.router_mandatory:
+            return False  # full: "would block" under ROUTER_MANDATORY (the message is kept)
+        self._routed_at_start = False
+        if pipe is not None and pipe.has_room():
+            pipe.push(msg[1:])
+        return True  # sent, or dropped: to no peer, or to a full one
 
     def _recv(self) -> Message | None:
         inbox = self.inbox

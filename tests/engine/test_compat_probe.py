@@ -776,3 +776,49 @@ def test_a_mandatory_router_is_writable_only_while_a_peer_has_room(lib: Any) -> 
         assert router.poll(0, lib.POLLOUT) == lib.POLLOUT
     finally:
         ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_message_refused_is_refused_at_its_first_frame(lib: Any) -> None:
+    """libzmq takes a message a frame at a time, so a refusal comes at the first frame given
+    with SNDMORE: REQ and REP out of turn (EFSM), a receive-only type (ENOTSUP), a ROUTER_
+    MANDATORY id with no peer (EHOSTUNREACH). The engine took the first frame and refused
+    at the last. A message routed at its first frame whose peer leaves before the last is
+    dropped quietly."""
+    ctx = lib.Context()
+    try:
+        rep = ctx.socket(lib.REP)
+        rep.bind("tcp://127.0.0.1:0")
+        req = ctx.socket(lib.REQ)
+        req.connect(rep.getsockopt(lib.LAST_ENDPOINT).decode())
+        req.send(b"ask")
+        for sock in (req, rep):  # REQ asked already; REP has received nothing
+            with pytest.raises(lib.ZMQError) as out_of_turn:
+                sock.send(b"first", lib.SNDMORE)
+            assert out_of_turn.value.errno == lib.EFSM
+        for kind in (lib.PULL, lib.SUB):
+            with pytest.raises(lib.ZMQError) as cannot:
+                ctx.socket(kind).send(b"first", lib.SNDMORE)
+            assert cannot.value.errno == lib.ENOTSUP
+        router = ctx.socket(lib.ROUTER)
+        router.setsockopt(lib.ROUTER_MANDATORY, 1)
+        router.bind("tcp://127.0.0.1:0")
+        with pytest.raises(lib.ZMQError) as nobody:
+            router.send(b"nobody", lib.SNDMORE)
+        assert nobody.value.errno == lib.EHOSTUNREACH
+        router.send(b"alone")  # a lone frame names a peer and carries nothing: dropped
+
+        dealer = ctx.socket(lib.DEALER)
+        dealer.setsockopt(lib.ROUTING_ID, b"leaves")
+        dealer.connect(router.getsockopt(lib.LAST_ENDPOINT).decode())
+        dealer.send(b"here")
+        assert router.poll(10_000) and router.recv_multipart() == [b"leaves", b"here"]
+        events = router.get_monitor_socket(lib.EVENT_DISCONNECTED)
+        router.send(b"leaves", lib.SNDMORE)
+        dealer.close(linger=0)
+        assert events.poll(10_000), "the router never saw its peer leave"
+        monitor = importlib.import_module(f"{lib.__name__}.utils.monitor")
+        assert monitor.recv_monitor_message(events)["event"] == lib.EVENT_DISCONNECTED
+        router.send(b"last")  # its peer left after its first frame: dropped, no error
+    finally:
+        ctx.destroy(linger=0)
