@@ -84,7 +84,9 @@ class ReqSocket(DealerSocket):
             msg = inbox.take()
             if msg is None:
                 return None
-            # Replies from other peers, stale replies and malformed ones are dropped, as libzmq.
+            # Replies from other peers and stale replies are dropped, as libzmq drops them. So
+            # is a malformed one (no delimiter), where libzmq ends that connection as a
+            # protocol error and the REQ, its peer gone, waits for ever: kept lenient.
             if inbox.pipe is not self._reply_pipe:
                 continue
             if correlate:
