@@ -289,14 +289,19 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
         if isinstance(value, str):
             raise TypeError(f"{name.upper()} takes bytes, not str (use setsockopt_string)")
         value = bytes(value)
-        # libzmq takes 1-255 bytes (empty is EINVAL there too). It also takes a leading zero
-        # byte, which its documentation reserves: a ROUTER's own ids begin with one, so a peer
-        # that chose such an id could collide with another's. The engine refuses it here and
-        # in a peer's handshake.
+        # libzmq takes 1-255 bytes (empty is EINVAL there too); a CONNECT_ROUTING_ID, which
+        # names a connection locally and never travels, may be longer, as there. It also
+        # takes a leading zero byte, which its documentation reserves: a ROUTER's own ids
+        # begin with one, so a peer that chose such an id could collide with another's. The
+        # engine refuses it here and in a peer's handshake.
         if option in (c.ROUTING_ID, c.CONNECT_ROUTING_ID) and (
-            not 0 < len(value) <= 255 or value[:1] == b"\x00"
+            not value or (option == c.ROUTING_ID and len(value) > 255) or value[:1] == b"\x00"
         ):
-            raise ZMQError(c.EINVAL, "routing id must be 1-255 bytes and not start with 0x00")
+            raise ZMQError(
+                c.EINVAL,
+                "a routing id is 1-255 bytes (a CONNECT_ROUTING_ID 1 or more) and does not "
+                "start with 0x00",
+            )
         if option == c.BINDTODEVICE and not 0 < len(value) <= MAX_DEVICE_NAME:
             raise ZMQError(c.EINVAL, f"BINDTODEVICE takes 1-{MAX_DEVICE_NAME} bytes")
     else:

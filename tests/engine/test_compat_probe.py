@@ -637,6 +637,30 @@ def test_a_routing_id_is_one_to_255_bytes_and_an_empty_one_is_refused(lib: Any) 
         ctx.destroy(linger=0)
 
 
+@LIBS
+def test_a_connect_routing_id_may_be_longer_than_255_bytes(lib: Any) -> None:
+    """A CONNECT_ROUTING_ID names a connection locally and never travels: libzmq takes one
+    over 255 bytes (the engine refused it), and routes by it; an empty one is EINVAL."""
+    ctx = lib.Context()
+    try:
+        dealer = ctx.socket(lib.DEALER)
+        dealer.bind("tcp://127.0.0.1:0")
+        router = ctx.socket(lib.ROUTER)
+        with pytest.raises(lib.ZMQError) as empty:
+            router.setsockopt(lib.CONNECT_ROUTING_ID, b"")
+        assert empty.value.errno == errno.EINVAL
+        long_name = b"n" * 300
+        router.setsockopt(lib.CONNECT_ROUTING_ID, long_name)
+        router.setsockopt(lib.ROUTER_MANDATORY, 1)
+        events = router.get_monitor_socket(lib.EVENT_HANDSHAKE_SUCCEEDED)
+        router.connect(dealer.getsockopt(lib.LAST_ENDPOINT).decode())
+        assert events.poll(10_000), "the connection never came up"
+        router.send_multipart([long_name, b"by its long name"])  # EHOSTUNREACH if unknown
+        assert dealer.poll(10_000) and dealer.recv() == b"by its long name"
+    finally:
+        ctx.destroy(linger=0)
+
+
 def test_a_routing_id_beginning_with_a_zero_byte_is_refused_unlike_libzmq() -> None:
     """A ROUTER's own ids begin with a zero byte (libzmq's documentation reserves them), so a
     peer naming itself so could collide with another: the engine refuses such an id at
