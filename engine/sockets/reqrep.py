@@ -238,18 +238,32 @@ class RouterSocket(SocketCore):
     def _send(self, msg: Message) -> bool:
         if len(msg) < 2:
             return True  # a routing id alone carries nothing to deliver
+        pipe = self.routes.get(msg[0])
+        if pipe is None or pipe.closed:
+            return self._send_unrouted(msg)
+        if pipe.queued - pipe.written >= pipe.sndhwm:  # full (has_room, inlined: every send)
+            if self.options.router_mandatory:
+                return False  # "would block" under ROUTER_MANDATORY: the message is kept
+        else:
+            pipe.push(msg[1:])
+        if self._routed_at_start:
+            self._routed_at_start = False
+        return True  # sent, or dropped at a full peer
+
+    def _send_unrouted(self, msg: Message) -> bool:
+        """No peer by that id just now: one that connected a moment ago is looked for; else
+        the message is dropped (EHOSTUNREACH under MANDATORY, unless it found its peer at
+        its first frame and the peer left since, which libzmq drops quietly)."""
         try:
             pipe = self._peer(msg[0])
         except ZMQError:
             if not self._routed_at_start:
                 raise
             pipe = None
-        if pipe is not None and not pipe.has_room() and self.options.router_mandatory:
-            return False  # full: "would block" under ROUTER_MANDATORY (the message is kept)
+        if pipe is not None:
+            return self._send(msg)
         self._routed_at_start = False
-        if pipe is not None and pipe.has_room():
-            pipe.push(msg[1:])
-        return True  # sent, or dropped: to no peer, or to a full one
+        return True
 
     def _recv(self) -> Message | None:
         inbox = self.inbox
