@@ -27,7 +27,7 @@ class StreamSocket(RouterSocket):
     def accepts_peer(self, pipe: Pipe) -> bool:
         rid = pipe.routing_id  # CONNECT_ROUTING_ID, on the connect side
         if not rid:
-            rid = b"\x00" + (next(self._generated_ids) & 0xFFFFFFFF).to_bytes(4, "big")
+            rid = self._generated_id()
             # As libzmq: ROUTING_ID then reads the id given last, which is how its manual
             # has a program learn the id of the connection its connect() made.
             self.options.routing_id = rid

@@ -216,8 +216,7 @@ class RouterSocket(SocketCore):
 
     def start_message(self, first: bytes) -> None:
         # libzmq routes a message at its first frame: an unknown peer under ROUTER_MANDATORY
-        # is EHOSTUNREACH there.
-        # A peer gone between the first frame and the last then drops the message quietly.
+        # is EHOSTUNREACH there, and a peer gone before the last frame drops it quietly.
         if self.options.router_mandatory:
             self._peer(first)
             self._routed_at_start = True
