@@ -271,6 +271,8 @@ def is_bytes_option(option: int) -> bool:
 
 
 def set_option(opts: Options, option: int, value: int | bytes) -> None:
+    """Set one option, its value of the right kind already (the face ran check_value_kind
+    first, before the checks that depend on the socket type)."""
     if isinstance(value, int) and option not in _BYTES_OPTIONS:
         # Before anything else, as pyzmq converts the value before libzmq sees the option.
         check_c_int(_shown_name(option), value, option in _INT64_OPTIONS)
@@ -286,9 +288,7 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
     if name not in _FIELDS:
         raise ZMQError(c.EINVAL, f"option {name.upper()} cannot be set")
     if option in _BYTES_OPTIONS:
-        if isinstance(value, str):
-            raise TypeError(f"{name.upper()} takes bytes, not str (use setsockopt_string)")
-        value = bytes(value)
+        assert isinstance(value, bytes)  # check_value_kind, above
         # libzmq takes 1-255 bytes (empty is EINVAL there too); a CONNECT_ROUTING_ID, which
         # names a connection locally and never travels, may be longer, as there. It also
         # takes a leading zero byte, which its documentation reserves: a ROUTER's own ids
@@ -305,8 +305,6 @@ def set_option(opts: Options, option: int, value: int | bytes) -> None:
         if option == c.BINDTODEVICE and not 0 < len(value) <= MAX_DEVICE_NAME:
             raise ZMQError(c.EINVAL, f"BINDTODEVICE takes 1-{MAX_DEVICE_NAME} bytes")
     else:
-        if not isinstance(value, int):
-            raise TypeError(f"{name.upper()} takes an int, not {type(value).__name__}")
         value = int(value)  # True and False as 1 and 0 (pyzmq takes them: bool is an int)
         _check_range(option, name, value)
         if option in _RELAXED_FLAGS:  # flags, as libzmq keeps them: any other value is 1
