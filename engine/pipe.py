@@ -332,22 +332,35 @@ class Pipe:
     # -- user side ----------------------------------------------------------------------------
 
     def has_room(self) -> bool:
-        return self.queued - self.written < self.sndhwm and not self.closed
+        if self.closed:
+            return False
+        return self.queued - self.written < self.sndhwm or self.hand_over_at_hwm()
 
     def can_send(self) -> bool:
         """Room below the high-water mark, and either connected or willing to queue."""
         return (
-            self.queued - self.written < self.sndhwm
-            and not self.closed
+            not self.closed
             and (self.link is not None or self.persistent)
+            and (self.queued - self.written < self.sndhwm or self.hand_over_at_hwm())
         )
+
+    def hand_over_at_hwm(self) -> bool:
+        """At SNDHWM, an inproc pipe first hands its peer what fits below the peer's RCVHWM
+        (what a busy reader's peer holds back), and then has room again: libzmq's inproc
+        pipe holds SNDHWM plus the peer's RCVHWM, whoever has read what. A ZMTP pipe has
+        no such room to find (its link writes to the kernel on the loop's own pass)."""
+        link = self.link
+        if link is None or not link.eager:
+            return False
+        link.write_burst()
+        return self.queued - self.written < self.sndhwm
 
     def offer(self, msg: Message) -> bool:
         """push() if the pipe can take the message now; the hot path of every send."""
         if (
-            self.queued - self.written >= self.sndhwm
-            or self.closed
+            self.closed
             or (self.link is None and not self.persistent)
+            or (self.queued - self.written >= self.sndhwm and not self.hand_over_at_hwm())
         ):
             return False
         outbox = self.outbox
@@ -410,7 +423,7 @@ def push_each(targets: Iterable[Pipe], msg: Message, burst: int) -> None:
     `burst` is the pipes' flusher's (one socket's pipes share one)."""
     for pipe in targets:
         queued = pipe.queued
-        if queued - pipe.written < pipe.sndhwm and not pipe.closed:
+        if not pipe.closed and (queued - pipe.written < pipe.sndhwm or pipe.hand_over_at_hwm()):
             outbox = pipe.outbox
             outbox.append(msg)
             pipe.queued = queued + 1
@@ -431,6 +444,9 @@ def push_batch(targets: Iterable[Pipe], batch: list[Message], burst: int) -> Non
             continue
         queued = pipe.queued
         room = pipe.sndhwm - (queued - pipe.written)
+        if room < n:
+            pipe.hand_over_at_hwm()
+            room = pipe.sndhwm - (queued - pipe.written)
         if room < n:
             if room <= 0:
                 continue

@@ -240,7 +240,9 @@ class RouterSocket(SocketCore):
         pipe = self.routes.get(msg[0])
         if pipe is None or pipe.closed:
             return self._send_unrouted(msg)
-        if pipe.queued - pipe.written >= pipe.sndhwm:  # full (has_room, inlined: every send)
+        if pipe.queued - pipe.written >= pipe.sndhwm and not pipe.has_room():
+            # (the first test is has_room's, inlined for every send; has_room then hands
+            # an inproc peer what it has room for)
             if self.options.router_mandatory:
                 return False  # "would block" under ROUTER_MANDATORY: the message is kept
         else:

@@ -1,0 +1,105 @@
+"""High-water marks as libzmq keeps them: an inproc connection holds both marks.
+
+libzmq joins two inproc sockets with one pipe whose limit is the sum of the two high-water
+marks. The engine keeps an outbox per sender and an inbox per receiver, and a sender whose
+reader is busy leaves its messages in the outbox (one hand-over per batch): the outbox
+filled, and the sender met its SNDHWM, while the reader's inbox still had room. A PUB with
+SNDHWM 3 to a SUB with RCVHWM 4 then delivered 4 of a burst where libzmq delivers 7, and a
+PUSH took 5 messages without blocking where libzmq takes 6. Each test runs the same lines
+against the engine and against libzmq (pyzmq), so it checks libzmq's figure, not a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import zmq as pyzmq
+
+import engine
+
+pytestmark = pytest.mark.timeout(60)
+
+LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+
+
+def _accepted_without_blocking(sock: Any, lib: Any, frames: list[bytes], limit: int = 100) -> int:
+    sent = 0
+    try:
+        while sent < limit:
+            sock.send_multipart(frames, lib.DONTWAIT)
+            sent += 1
+    except lib.Again:
+        pass
+    return sent
+
+
+def _all_queued(sock: Any) -> list[list[bytes]]:
+    got = []
+    while sock.poll(200):  # a last look: the sender has stopped, nothing more is coming
+        got.append(sock.recv_multipart())
+    return got
+
+
+@LIBS
+@pytest.mark.parametrize("bind_first", [True, False], ids=["bind-first", "connect-first"])
+def test_a_push_takes_both_high_water_marks_before_it_blocks(lib: Any, bind_first: bool) -> None:
+    ctx = lib.Context()
+    try:
+        pull = ctx.socket(lib.PULL)
+        pull.setsockopt(lib.RCVHWM, 2)
+        push = ctx.socket(lib.PUSH)
+        push.setsockopt(lib.SNDHWM, 3)
+        if bind_first:
+            pull.bind("inproc://hwm-sum")
+            push.connect("inproc://hwm-sum")
+        else:
+            push.connect("inproc://hwm-sum")
+            pull.bind("inproc://hwm-sum")
+            push.getsockopt(lib.EVENTS)  # (libzmq's pipe takes the peer's RCVHWM here)
+        assert _accepted_without_blocking(push, lib, [b"m"]) == 3 + 2
+        assert push.poll(0, lib.POLLOUT) == 0
+        assert len(_all_queued(pull)) == 5
+        assert push.poll(10_000, lib.POLLOUT) == lib.POLLOUT  # read: room again
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_pub_burst_reaches_a_sub_up_to_both_high_water_marks(lib: Any) -> None:
+    ctx = lib.Context()
+    try:
+        pub = ctx.socket(lib.PUB)
+        pub.setsockopt(lib.SNDHWM, 3)
+        pub.bind("inproc://hwm-pub")
+        sub = ctx.socket(lib.SUB)
+        sub.setsockopt(lib.RCVHWM, 4)
+        sub.setsockopt(lib.SUBSCRIBE, b"")
+        sub.connect("inproc://hwm-pub")  # an inproc connect hands the subscription over...
+        pub.getsockopt(lib.EVENTS)  # ...and the publisher takes it in here (libzmq)
+        for i in range(50):
+            pub.send_multipart([b"%d" % i, b"body"])  # a PUB drops what does not fit
+        got = _all_queued(sub)
+        assert got == [[b"%d" % i, b"body"] for i in range(3 + 4)]
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_mandatory_router_takes_both_high_water_marks(lib: Any) -> None:
+    ctx = lib.Context()
+    try:
+        router = ctx.socket(lib.ROUTER)
+        router.setsockopt(lib.SNDHWM, 2)
+        router.setsockopt(lib.ROUTER_MANDATORY, 1)
+        router.bind("inproc://hwm-router")
+        dealer = ctx.socket(lib.DEALER)
+        dealer.setsockopt(lib.RCVHWM, 3)
+        dealer.setsockopt(lib.ROUTING_ID, b"d")
+        dealer.connect("inproc://hwm-router")
+        dealer.send(b"here")
+        assert router.poll(10_000) and router.recv_multipart() == [b"d", b"here"]
+        assert _accepted_without_blocking(router, lib, [b"d", b"m"]) == 2 + 3
+        assert len(_all_queued(dealer)) == 5
+    finally:
+        ctx.destroy(linger=0)
