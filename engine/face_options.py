@@ -64,6 +64,7 @@ class SocketOptions:
         elif option == c.HWM:
             set_option(core.options, c.SNDHWM, value)
             set_option(core.options, c.RCVHWM, value)
+            core.apply_hwms()
         elif option in SOCKET_HANDLED:
             raise ZMQError(c.EINVAL, f"option {option_name(option).upper()} is read-only")
         elif option in SECURITY_OPTIONS:
@@ -71,6 +72,8 @@ class SocketOptions:
         else:
             check_socket_type(option, core.socket_type)
             set_option(core.options, option, value)
+            if option in (c.SNDHWM, c.RCVHWM):
+                core.apply_hwms()
         core.refresh_direct()
 
     def fileno(self) -> int:

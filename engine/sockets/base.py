@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from .. import constants as c
 from ..errors import ZMQError
-from ..options import Options
+from ..options import UNBOUNDED, Options
 from ..pipe import Batch, ConflatingPipe, FlushQueue, Kick, Message, Pipe
 from .parts import FairQueue
 
@@ -80,6 +80,22 @@ class SocketCore:
         #: no command waits: set while this socket's send is a plain offer to its only pipe
         #: (see sends_directly), else None. Spares every message of a PUSH two calls.
         self.direct_out: Pipe | None = None
+
+    def apply_hwms(self) -> None:
+        """User side, after SNDHWM or RCVHWM is set: the pipes the socket has already take the
+        new marks too, as libzmq's do (the engine gave them only to pipes made after, so a
+        mark set after connect() bounded nothing until a reconnection). A pipe that may now
+        take more from its peer reads again."""
+        opts = self.options
+        sndhwm = opts.sndhwm if opts.sndhwm > 0 else UNBOUNDED
+        rcvhwm = opts.rcvhwm if opts.rcvhwm > 0 else UNBOUNDED
+        for pipe in list(self.pipes):
+            if pipe.closed or isinstance(pipe, ConflatingPipe):
+                continue  # (a retired or departed peer; CONFLATE keeps its own marks)
+            pipe.sndhwm = sndhwm
+            pipe.rcvhwm = rcvhwm
+            if pipe.read_paused and pipe.room() > 0 and pipe.link is not None:
+                self.flusher.kick(pipe.link.resume_reading)
 
     def refresh_direct(self) -> None:
         """User side: recompute `direct` and `direct_out` after a change of options,

@@ -1,4 +1,5 @@
-"""High-water marks as libzmq keeps them: an inproc connection holds both marks.
+"""High-water marks as libzmq keeps them: an inproc connection holds both marks, and a mark
+set after connect() bounds the pipes already there.
 
 libzmq joins two inproc sockets with one pipe whose limit is the sum of the two high-water
 marks. The engine keeps an outbox per sender and an inbox per receiver, and a sender whose
@@ -101,5 +102,31 @@ def test_a_mandatory_router_takes_both_high_water_marks(lib: Any) -> None:
         assert router.poll(10_000) and router.recv_multipart() == [b"d", b"here"]
         assert _accepted_without_blocking(router, lib, [b"d", b"m"]) == 2 + 3
         assert len(_all_queued(dealer)) == 5
+    finally:
+        ctx.destroy(linger=0)
+
+
+@LIBS
+def test_a_high_water_mark_set_after_connect_bounds_the_pipes_already_there(lib: Any) -> None:
+    """libzmq gives a socket's existing pipes a SNDHWM or RCVHWM set after connect(); the
+    engine gave it only to pipes made later, so it bounded nothing until a reconnection."""
+    ctx = lib.Context()
+    try:
+        nobody = ctx.socket(lib.PULL)
+        nobody.bind("tcp://127.0.0.1:0")
+        address = nobody.getsockopt(lib.LAST_ENDPOINT).decode()
+        nobody.close(linger=0)  # a port that was free a moment ago: nobody answers there
+        waiting = ctx.socket(lib.PUSH)
+        waiting.connect(address)  # its pipe queues until a peer answers
+        waiting.setsockopt(lib.SNDHWM, 3)
+        assert _accepted_without_blocking(waiting, lib, [b"m"]) == 3
+
+        pull = ctx.socket(lib.PULL)
+        pull.bind("inproc://hwm-later")
+        push = ctx.socket(lib.PUSH)
+        push.connect("inproc://hwm-later")
+        push.getsockopt(lib.EVENTS)
+        push.setsockopt(lib.SNDHWM, 2)  # its pipe now holds 2 plus the reader's 1000
+        assert _accepted_without_blocking(push, lib, [b"m"], limit=5000) == 2 + 1000
     finally:
         ctx.destroy(linger=0)
