@@ -23,13 +23,17 @@ def os_mask(flags: int) -> int:
     return sum(v for k, v in _TO_OS.items() if flags & k)
 
 
-def engine_mask(revents: int) -> int:
+def engine_mask(revents: int, flags: int) -> int:
+    """A descriptor's readiness as libzmq's zmq_poll reports it: POLLIN and POLLOUT as asked
+    for (`flags`), and POLLERR for anything else the kernel says (a hang-up, an error, a
+    closed descriptor) whether asked for or not. A pipe whose writer has gone is POLLERR, not
+    POLLIN, until it has data."""
     mask = 0
-    if revents & (_select.POLLIN | _select.POLLHUP):
+    if revents & _select.POLLIN and flags & c.POLLIN:
         mask |= c.POLLIN
-    if revents & _select.POLLOUT:
+    if revents & _select.POLLOUT and flags & c.POLLOUT:
         mask |= c.POLLOUT
-    if revents & (_select.POLLERR | _select.POLLNVAL):
+    if revents & ~(_select.POLLIN | _select.POLLOUT):
         mask |= c.POLLERR
     return mask
 
@@ -77,45 +81,58 @@ class PollerFace:
                 return
         raise KeyError(socket)
 
-    def _split(self) -> tuple[list[tuple[SocketFace, int]], list[tuple[Any, int]]]:
-        engine = [(s, f) for s, f in self.sockets if isinstance(s, SocketFace)]
-        raw = [(s, f) for s, f in self.sockets if not isinstance(s, SocketFace)]
-        return engine, raw
-
     @staticmethod
     def _ready(
-        engine: list[tuple[SocketFace, int]], raw_poller: Any, raw: dict[int, Any]
+        registered: list[tuple[Any, int, int]], raw_poller: Any | None
     ) -> list[tuple[Any, int]]:
-        ready = [(s, ev) for s, f in engine if (ev := s._events() & f)]
-        if raw:
-            # A native source is reported by its descriptor, as pyzmq's Poller reports it
-            # (an object with fileno() as well): code checks `events.get(sock.fileno())`.
-            ready += [(fd, engine_mask(rev)) for fd, rev in raw_poller.poll(0)]
+        """What is ready, in the order it was registered (as pyzmq reports it). A native
+        source is reported by its descriptor, as pyzmq's Poller reports it (an object with
+        fileno() as well): code checks `events.get(sock.fileno())`. Each registration of a
+        descriptor is reported, as in libzmq, even when two name the same one."""
+        revents = dict(raw_poller.poll(0)) if raw_poller is not None else {}
+        ready = []
+        for item, flags, fd in registered:
+            if fd < 0:
+                if ev := item._events() & flags:
+                    ready.append((item, ev))
+            elif (rev := revents.get(fd)) and (ev := engine_mask(rev, flags)):
+                ready.append((fd, ev))
         return ready
 
     def poll(self, timeout: float | None = None) -> Any:
         """Wait up to `timeout` milliseconds (None or negative: forever)."""
-        engine, raw_items = self._split()
-        raw: dict[int, Any] = {}
-        raw_poller = _select.poll()
-        for item, flags in raw_items:
+        engine: list[SocketFace] = []
+        raw_masks: dict[int, int] = {}  # one descriptor named twice is polled once
+        registered: list[tuple[Any, int, int]] = []  # (socket or source, flags, fd or -1)
+        for item, flags in self.sockets:
+            if isinstance(item, SocketFace):
+                engine.append(item)
+                registered.append((item, flags, -1))
+                continue
             fd = fileno(item)
-            raw[fd] = item
-            raw_poller.register(fd, os_mask(flags))
-        ready = self._ready(engine, raw_poller, raw)
+            if fd < 0:
+                continue  # never ready, as the kernel's poll (and so libzmq) ignores it
+            raw_masks[fd] = raw_masks.get(fd, 0) | flags
+            registered.append((item, flags, fd))
+        raw_poller = None
+        if raw_masks:
+            raw_poller = _select.poll()
+            for fd, flags in raw_masks.items():
+                raw_poller.register(fd, os_mask(flags))
+        ready = self._ready(registered, raw_poller)
         if ready or timeout == 0:
             return self._done(ready)
 
         def attempt() -> Any:
-            return self._ready(engine, raw_poller, raw) or NOTHING
+            return self._ready(registered, raw_poller) or NOTHING
 
         def check_open() -> None:
-            for sock, _ in engine:
+            for sock in engine:
                 if sock._core.closed:
                     sock._check_open()  # ETERM when the context went away, else ENOTSOCK
 
-        waiter = self._waiter([s for s, _ in engine], raw_items)
-        cores = [s._core for s, _ in engine]
+        waiter = self._waiter(engine, list(raw_masks.items()))
+        cores = [s._core for s in engine]
         steps = wait_steps(cores, attempt, timeout_ms(timeout), waiter, check_open, list)
         return self._run(steps, waiter)
 

@@ -323,3 +323,41 @@ def test_an_empty_poll_returns_at_once_whatever_its_timeout(lib: Any) -> None:
     assert results == [[], [], [], ([], [], [])]
     with pytest.raises(TypeError):
         lib.Poller().poll("1")
+
+
+@pytest.mark.parametrize("lib", [zmq, pytest.importorskip("zmq")], ids=["engine", "pyzmq"])
+def test_descriptors_are_reported_as_libzmqs_zmq_poll_reports_them(lib: Any) -> None:
+    """A hang-up is POLLERR, asked for or not, and never an event that was not asked for
+    (the engine made it POLLIN, even for a descriptor polled for POLLOUT only); results come
+    in the order things were registered; a descriptor registered twice, by its number and by
+    an object with fileno(), is reported twice; a negative one is never ready."""
+    ctx = lib.Context()
+    r, w = os.pipe()
+    gone_r, gone_w = os.pipe()
+    try:
+        os.close(gone_w)  # its reader sees a hang-up and no data
+        a, b = inproc_pair(ctx)
+
+        class Named:
+            def fileno(self) -> int:
+                return r
+
+        os.write(w, b"!")
+        poller = lib.Poller()
+        poller.register(r, lib.POLLIN)
+        poller.register(a, lib.POLLOUT)
+        poller.register(Named(), lib.POLLIN)
+        poller.register(gone_r, lib.POLLOUT)
+        poller.register(-1, lib.POLLIN)
+        assert poller.poll(WAIT_MS) == [
+            (r, lib.POLLIN),
+            (a, lib.POLLOUT),
+            (r, lib.POLLIN),
+            (gone_r, lib.POLLERR),
+        ]
+        assert lib.select([gone_r], [], [gone_r], 0) == ([], [], [gone_r])
+        b.close()
+    finally:
+        for fd in (r, w, gone_r):
+            os.close(fd)
+        ctx.destroy(linger=0)
