@@ -185,7 +185,9 @@ def join(
     pa.identity, pb.identity = pb_port.options.routing_id, pa_port.options.routing_id
     if not pb_port.accepts_peer(pb) or (a_pipe is None and not pa_port.accepts_peer(pa)):
         return None
-    # HWMs add up across the two halves in libzmq; each side here bounds its own direction.
+    # The two HWMs add up, as in libzmq's one inproc pipe: each side bounds its own queue,
+    # and a sender at its SNDHWM hands over what fits below the peer's RCVHWM first
+    # (Pipe.hand_over_at_hwm).
     link_ab, link_ba = InprocLink(a, pa, b, pb, endpoint), InprocLink(b, pb, a, pa, endpoint)
     link_ab.peer, link_ba.peer = link_ba, link_ab
     pa.link, pb.link = link_ab, link_ba
