@@ -131,13 +131,19 @@ def _shown_host(address: str) -> str:
     return address if mapped is None else str(mapped)
 
 
-def reconnect_wait(interval_ms: int, reconnect_ivl: int) -> int:
-    """The wait before the next attempt: the current interval plus a random part of
-    RECONNECT_IVL, as libzmq, so that the peers of a server that restarts do not all come
-    back in the same millisecond, and again in step at each doubling."""
+def reconnect_wait(backoff_ms: int, reconnect_ivl: int, reconnect_ivl_max: int) -> tuple[int, int]:
+    """The wait before the next attempt, and the backoff to keep for the one after (start a
+    series of failed attempts with -1), as libzmq 4.3 reckons them. With RECONNECT_IVL_MAX
+    set: RECONNECT_IVL, then twice the wait before, up to the maximum, exactly (a maximum
+    under RECONNECT_IVL is every wait). Without: RECONNECT_IVL plus a random part of it each
+    time, so that the peers of a server that restarts do not all come back in the same
+    millisecond."""
+    if reconnect_ivl_max > 0:
+        wait = min(reconnect_ivl if backoff_ms < 0 else backoff_ms * 2, reconnect_ivl_max)
+        return wait, wait
     if reconnect_ivl <= 0:
-        return max(interval_ms, 0)
-    return interval_ms + random.randrange(reconnect_ivl)
+        return max(reconnect_ivl, 0), backoff_ms
+    return reconnect_ivl + random.randrange(reconnect_ivl), backoff_ms
 
 
 def resolved_endpoints(ep: Endpoint) -> list[str]:
@@ -430,7 +436,7 @@ class Connecter:
         # with the wait before the next one (after a failed attempt, or a lost connection).
         opts = self.host.port.options
         connected_before = False
-        delay = opts.reconnect_ivl
+        backoff = -1  # a series of failures starts (libzmq's connecter, made anew each time)
         emit = self.host.emit
         while not self._stopped:
             if self.target.transport == "tcp":  # an ipc connect ends at once, either way
@@ -446,15 +452,13 @@ class Connecter:
                     opts.reconnect_stop & c.ReconnectStop.CONN_REFUSED
                 ):
                     return
-                wait = reconnect_wait(delay, opts.reconnect_ivl)
+                wait, backoff = reconnect_wait(backoff, opts.reconnect_ivl, opts.reconnect_ivl_max)
                 emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
                 await asyncio.sleep(max(wait, 1) / 1000)
-                if opts.reconnect_ivl_max > opts.reconnect_ivl:
-                    delay = min(delay * 2, opts.reconnect_ivl_max)
                 continue
             self.link = link
             connected_before = True
-            delay = opts.reconnect_ivl
+            backoff = -1
             _tune(link.transport.get_extra_info("socket"), opts)
             emit(c.EVENT_CONNECTED, link.fd, self.endpoint)
             await asyncio.shield(link.lost)
@@ -468,7 +472,8 @@ class Connecter:
                 return
             if not link.ready and opts.reconnect_stop & c.ReconnectStop.HANDSHAKE_FAILED:
                 return
-            wait = reconnect_wait(opts.reconnect_ivl, opts.reconnect_ivl)
+            # (the first wait of a new series: refused attempts after it go on doubling)
+            wait, backoff = reconnect_wait(backoff, opts.reconnect_ivl, opts.reconnect_ivl_max)
             emit(c.EVENT_CONNECT_RETRIED, wait, self.endpoint)
             await asyncio.sleep(max(wait, 1) / 1000)
 

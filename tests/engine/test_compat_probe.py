@@ -320,38 +320,6 @@ def test_a_bound_endpoint_is_shown_numeric_and_found_again_by_its_name(lib: Any)
         ctx.destroy(linger=0)
 
 
-def _retry_waits(lib: Any, ivl: int, ivl_max: int, count: int) -> list[int]:
-    """The CONNECT_RETRIED values of a connecter that nobody answers. Port 1: a closed port
-    from the ephemeral range could, tried every 20 ms, end in a tcp self-connect."""
-    ctx = lib.Context()
-    try:
-        endpoint = "tcp://127.0.0.1:1"
-        dealer = ctx.socket(lib.DEALER)
-        dealer.reconnect_ivl, dealer.reconnect_ivl_max = ivl, ivl_max
-        monitor = dealer.get_monitor_socket(lib.EVENT_CONNECT_RETRIED)
-        monitor.rcvtimeo = 10_000
-        dealer.connect(endpoint)
-        if lib is pyzmq:
-            from zmq.utils.monitor import recv_monitor_message as recv_event
-        else:
-            recv_event = recv_monitor_message
-        return [recv_event(monitor)["value"] for _ in range(count)]
-    finally:
-        ctx.destroy(linger=0)
-
-
-@LIBS
-def test_reconnect_waits_carry_a_random_part_of_reconnect_ivl(lib: Any) -> None:
-    """libzmq waits the current interval (RECONNECT_IVL, doubling up to RECONNECT_IVL_MAX)
-    plus a random part of RECONNECT_IVL, so peers cut off together do not return in step."""
-    waits = _retry_waits(lib, 20, 0, 12)
-    assert all(20 <= wait < 40 for wait in waits), waits
-    assert len(set(waits)) > 1, waits  # twelve equal draws of twenty: one chance in 20**11
-    doubling = _retry_waits(lib, 20, 80, 5)
-    floors = [20, 40, 80, 80, 80]
-    assert all(f <= w < f + 20 for f, w in zip(floors, doubling, strict=True)), doubling
-
-
 @LIBS
 def test_recv_into_stores_what_fits_and_returns_the_frames_size(lib: Any) -> None:
     """pyzmq 26.4's recv_into: up to nbytes (or the buffer) of the next frame, its whole size
