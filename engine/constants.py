@@ -139,6 +139,7 @@ class SocketOption(IntEnum):
     USE_FD = 89  # bind() listens on this already bound descriptor (systemd socket activation)
     BINDTODEVICE = 92  # SO_BINDTODEVICE on tcp sockets: an interface's name, 1-16 bytes
     LOOPBACK_FASTPATH = 94  # Windows' loopback fast path: kept and answered, no effect here
+    METADATA = 95  # adds a property "X-Name:value" to what the handshake tells each peer
     RECONNECT_STOP = 109  # ReconnectStop flags: when a connecting socket stops redialling
     TOPICS_COUNT = 116  # read-only, PUB/SUB types: distinct topics subscribed
     ZAP_ENFORCE_DOMAIN = 93

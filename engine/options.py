@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 
 from . import constants as c
@@ -54,6 +55,8 @@ class Options:
     bindtodevice: bytes = b""
     loopback_fastpath: int = 0
     reconnect_stop: int = 0
+    #: METADATA: the properties the handshake adds to Socket-Type and Identity, in order.
+    app_metadata: tuple[tuple[str, bytes], ...] = ()
     # Who a listener accepts (engine/accept_rules.py): each set adds a rule.
     tcp_accept_filter: tuple[AcceptNetwork, ...] = ()
     ipc_filter_uid: frozenset[int] = frozenset()
@@ -108,7 +111,7 @@ _BYTES_OPTIONS = {
 }
 #: Options whose value is a byte string, as pyzmq's `bytes_sockopts`; every other one takes
 #: an int.
-BYTES_VALUED = frozenset({*_BYTES_OPTIONS, c.SUBSCRIBE, c.UNSUBSCRIBE})
+BYTES_VALUED = frozenset({*_BYTES_OPTIONS, c.SUBSCRIBE, c.UNSUBSCRIBE, c.METADATA})
 
 
 def check_value_kind(option: int, value: object) -> None:
@@ -340,10 +343,36 @@ def check_c_int(what: str, value: int, int64: bool = False) -> None:
 
 #: Options each set of which adds to a listener's accept rules, as libzmq's (which a NULL
 #: value clears, a value pyzmq cannot pass: neither can the engine's setsockopt).
-_ADDING = frozenset({c.TCP_ACCEPT_FILTER, c.IPC_FILTER_UID, c.IPC_FILTER_GID, c.IPC_FILTER_PID})
+_ADDING = frozenset(
+    {c.TCP_ACCEPT_FILTER, c.IPC_FILTER_UID, c.IPC_FILTER_GID, c.IPC_FILTER_PID, c.METADATA}
+)
+
+#: What METADATA takes, as RFC 23 spells a property's name (1-255 of letters, digits and
+#: "-_.+"), behind the "X-" libzmq asks of an application's own, then ":" and a value that
+#: is not empty. libzmq takes any byte in the name; the engine's handshake refuses a peer's
+#: name that is not ASCII, so it sends none either.
+_METADATA_PROPERTY = re.compile(rb"(X-[A-Za-z0-9._+-]{1,253}):(.+)", re.DOTALL)
+
+
+def _add_metadata(opts: Options, value: bytes) -> None:
+    """METADATA: one more property for the handshake. The first value given a name stays,
+    as in libzmq (a map insert); libzmq reads the option as a C string, so it ends at a NUL."""
+    found = _METADATA_PROPERTY.fullmatch(value.split(b"\x00", 1)[0])
+    if found is None:
+        raise ZMQError(
+            c.EINVAL,
+            'METADATA takes b"X-Name:value" (a name of 1-253 of A-Z a-z 0-9 . _ + - after "X-")',
+        )
+    name = found.group(1).decode("ascii")
+    if all(name != kept for kept, _ in opts.app_metadata):
+        opts.app_metadata = (*opts.app_metadata, (name, found.group(2)))
 
 
 def _add_rule(opts: Options, option: int, value: int | bytes) -> None:
+    if option == c.METADATA:
+        assert isinstance(value, bytes)  # check_value_kind
+        _add_metadata(opts, value)
+        return
     if option == c.TCP_ACCEPT_FILTER:
         if isinstance(value, str):
             raise TypeError("TCP_ACCEPT_FILTER takes bytes, not str (use setsockopt_string)")

@@ -127,6 +127,7 @@ class ZMTPConnection(HandshakeSteps):
         socket_type: int,
         *,
         identity: bytes = b"",
+        app_metadata: tuple[tuple[str, bytes], ...] = (),
         max_message_size: int = -1,
         minor_version: int = 1,
         mechanism: Mechanism | None = None,
@@ -142,6 +143,8 @@ class ZMTPConnection(HandshakeSteps):
         #: Set when the handshake completes with a mechanism that seals every frame (CURVE).
         self.cipher: MessageCipher | None = None
         self.identity = identity
+        #: METADATA: properties the handshake announces besides Socket-Type and Identity.
+        self.app_metadata = app_metadata
         self.max_message_size = (
             max_message_size if max_message_size >= 0 else DEFAULT_MAX_MESSAGE_SIZE
         )

@@ -126,6 +126,7 @@ class HandshakeSteps:
 
     socket_type: int
     identity: bytes
+    app_metadata: tuple[tuple[str, bytes], ...]
     mechanism: Mechanism
     cipher: MessageCipher | None
     state: State
@@ -214,6 +215,7 @@ class HandshakeSteps:
         props = {"Socket-Type": SOCKET_TYPE_NAMES[self.socket_type]}
         if self.socket_type in ANNOUNCES_IDENTITY:
             props["Identity"] = self.identity
+        props.update(self.app_metadata)  # METADATA's "X-" names: never one of the above
         return encode_properties(props)
 
     def _handle_handshake_command(self, body: bytes) -> None:

@@ -197,6 +197,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         self.codec = ZMTPConnection(
             self.port.socket_type,
             identity=opts.routing_id,
+            app_metadata=opts.app_metadata,
             max_message_size=opts.maxmsgsize,
             mechanism=mechanism,
             bare_frames=True,  # the socket's FairQueue takes one-frame messages as bytes

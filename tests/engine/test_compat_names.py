@@ -30,7 +30,7 @@ NOT_IN_THE_ENGINE = {
     # libzmq's draft socket options (pyzmq's libzmq 4.3.5 builds lack them too).
     *("ROUTER_NOTIFY", "NOTIFY_CONNECT", "NOTIFY_DISCONNECT", "RouterNotify"),
     *("HELLO_MSG", "DISCONNECT_MSG", "HICCUP_MSG", "XPUB_MANUAL_LAST_VALUE"),
-    *("XSUB_VERBOSE_UNSUBSCRIBE", "ONLY_FIRST_SUBSCRIBE", "METADATA"),
+    *("XSUB_VERBOSE_UNSUBSCRIBE", "ONLY_FIRST_SUBSCRIBE"),
     *("IN_BATCH_SIZE", "OUT_BATCH_SIZE"),
     *("PRIORITY", "BUSY_POLL"),
     # Context options for libzmq's own threads and message structure.
