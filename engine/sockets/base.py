@@ -304,7 +304,10 @@ class SocketCore:
         elif self.direct is not None:
             # recv() is a plain fair-queue take: readable is "a message is waiting", and none
             # is taken ahead, so the face's next recv still takes it directly.
-            if self.inbox.waiting() or (self.held_by_senders and self._pulled()):
+            inbox = self.inbox
+            if inbox.pipe is not None:
+                inbox.settle()  # (a batch read to its end: its link may read again)
+            if inbox.waiting() or (self.held_by_senders and self._pulled()):
                 mask = c.POLLIN
         elif self.can_recv():
             msg = self._recv_or_pull()

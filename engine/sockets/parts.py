@@ -74,6 +74,17 @@ class FairQueue:
         """Anything left to take (without taking it)?"""
         return self.pos < len(self.batch) or bool(self.incoming)
 
+    def settle(self) -> None:
+        """Credit the batch taken to its end, without taking anything more: a reader that
+        polls before each recv never calls take() with the batch ended and nothing behind
+        it, and a link paused at RCVHWM waited for that credit for ever (a PULL polled
+        before each recv stopped after RCVHWM messages)."""
+        pipe = self.pipe
+        if pipe is not None and self.pos >= len(self.batch):
+            self.pipe = None
+            pipe.credit(len(self.batch))
+            self.batch = ()
+
 
 class LoadBalancer:
     """Round-robin over the pipes that can take a message now (PUSH, DEALER, REQ)."""
