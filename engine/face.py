@@ -151,10 +151,18 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             face_draft.single_frame(flags, 1)
             msg = face_draft.outgoing(core.metadata, data, as_frame(data), group, routing_id)
             return self._send_whole(msg, flags, track)
-        msg = self._gather(data, flags)
-        if msg is None:  # a part given with SNDMORE: it waits for the rest
+        frame = as_frame(data)
+        parts = self._send_parts
+        if flags & c.SNDMORE:
+            if not parts:
+                return self._start_message([frame], flags, track)
+            parts.append(frame)  # it waits for the rest of its message
             return self._done(DONE_TRACKER if track else None)
-        return self._send_whole(msg, flags, track)
+        if parts:  # parts given earlier with SNDMORE come first
+            parts.append(frame)
+            object.__setattr__(self, "_send_parts", [])
+            return self._send_whole(parts, flags, track)
+        return self._send_whole([frame], flags, track)
 
     def send_multipart(
         self, msg_parts: Sequence[Any], flags: int = 0, copy: bool = True, track: bool = False
@@ -170,7 +178,7 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             return self._send_whole(msg, flags, track)
         if flags & c.SNDMORE:  # as pyzmq: these parts wait for the rest of the message
             if not self._send_parts:
-                core.start_message(msg[0])
+                return self._start_message(msg, flags, track)
             object.__setattr__(self, "_send_parts", self._send_parts + msg)
             return self._done(DONE_TRACKER if track else None)
         if self._send_parts:  # parts given earlier with SNDMORE come first
@@ -298,20 +306,28 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
 
     # -- multipart bookkeeping --------------------------------------------------------------------
 
-    def _gather(self, data: Any, flags: int) -> list[bytes] | None:
-        """Collect SNDMORE parts; returns the whole message once the last part is given."""
-        frame = as_frame(data)
-        parts = self._send_parts
-        if flags & c.SNDMORE:
-            if not parts:
-                self._core.start_message(frame)
-            parts.append(frame)
-            return None
-        if parts:
-            parts.append(frame)
-            object.__setattr__(self, "_send_parts", [])
-            return parts
-        return [frame]
+    def _start_message(self, parts: list[bytes], flags: int, track: bool) -> Any:
+        """The first parts of a message given with SNDMORE, kept (for the rest to join) once
+        the socket could take a message now: as in libzmq, which takes a message a frame at
+        a time, a socket with no room waits, or says Again, at the first frame, and has
+        taken nothing then (the engine took the frame and failed at the last, losing the
+        parts given before)."""
+        core = self._core
+        if core.closed:
+            self._check_open()
+        tracker = DONE_TRACKER if track else None
+
+        def keep() -> Any:
+            object.__setattr__(self, "_send_parts", [*parts])
+            return tracker
+
+        if core.start_message(parts[0]):
+            return self._done(keep())
+
+        def attempt() -> Any:
+            return keep() if core.start_message(parts[0]) else NOTHING
+
+        return self._blocking(attempt, flags, core.options.sndtimeo)
 
     # -- state --------------------------------------------------------------------------------
 

@@ -350,12 +350,24 @@ class SocketCore:
     def unsent(self) -> int:
         return sum(p.queued - p.written for p in self.pipes if p.link is not None)
 
-    def start_message(self, first: bytes) -> None:
+    def start_message(self, first: bytes) -> bool:
         """User side: the first part of a message given with SNDMORE. libzmq takes a message a
-        frame at a time, so a type that would refuse the message refuses this first frame:
-        the caller learns it there, not at the last frame."""
+        frame at a time, so a type that would refuse the message refuses this first frame
+        (the caller learns it there, not at the last frame), and one with no room for it now
+        says so here: False, and the face waits (or says Again) as for a whole message. The
+        frames after a first one taken never wait in libzmq; here the message goes whole at
+        its last frame, and the room found at the first is still there (only this thread
+        fills the pipes)."""
         if not self.sends_messages:
             self._send([first])  # ENOTSUP
+        if self._commands:
+            self.process_commands()  # a peer that arrived a moment ago may have room
+        return self.room_for_message(first)
+
+    def room_for_message(self, first: bytes) -> bool:
+        """Could a message beginning with `first` be taken now? True for the types that never
+        wait (they drop what a full peer cannot take, or take everything)."""
+        return True
 
     # Per-type behaviour.
     def _send(self, msg: Message) -> bool:

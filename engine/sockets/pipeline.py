@@ -34,6 +34,9 @@ class PushSocket(SocketCore):
     def can_send(self) -> bool:
         return self.balancer.any_ready()
 
+    def room_for_message(self, first: bytes) -> bool:
+        return self.balancer.any_ready()
+
     def can_recv(self) -> bool:
         return False
 
@@ -89,3 +92,6 @@ class PairSocket(SocketCore):
 
     def can_send(self) -> bool:
         return any(p.can_send() for p in self.pipes)
+
+    def room_for_message(self, first: bytes) -> bool:
+        return self.can_send()

@@ -288,6 +288,18 @@ class XPubSocket(SocketCore):
     def can_send(self) -> bool:
         return True
 
+    def room_for_message(self, first: bytes) -> bool:
+        """Under XPUB_NODROP, room in every subscriber of the topic (the first frame), as
+        libzmq checks at that frame; a publisher that drops always has room."""
+        if not self.options.xpub_nodrop:
+            return True
+        if self.inbox.waiting():
+            self._read_subscriptions()
+        matched = self.subscribers.match(first)
+        if self.options.invert_matching:
+            return all_have_room([p for p in self.pipes if p not in matched])
+        return all_have_room(matched)
+
 
 class PubSocket(XPubSocket):
     """XPUB without the subscription messages; it cannot receive."""

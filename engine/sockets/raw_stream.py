@@ -52,8 +52,9 @@ class StreamSocket(RouterSocket):
             pipe.push([data])
         return True
 
-    def start_message(self, first: bytes) -> None:
-        self._route(first)  # an unknown connection is EHOSTUNREACH at its id, as in libzmq
+    def start_message(self, first: bytes) -> bool:
+        # An unknown connection is EHOSTUNREACH at its id, and a full one Again, as in libzmq.
+        return self._route(first).has_room()
 
     def _route(self, rid: bytes) -> Pipe:
         pipe = self.routes.get(rid)

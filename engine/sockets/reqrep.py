@@ -34,6 +34,9 @@ class DealerSocket(SocketCore):
     def can_send(self) -> bool:
         return self.balancer.any_ready()
 
+    def room_for_message(self, first: bytes) -> bool:
+        return self.balancer.any_ready()
+
 
 class ReqSocket(DealerSocket):
     """Strict send/recv alternation; the reply must come from the peer that got the request."""
@@ -49,8 +52,9 @@ class ReqSocket(DealerSocket):
     def sends_directly(self) -> bool:
         return False  # each request is stamped and remembered
 
-    def start_message(self, first: bytes) -> None:
+    def start_message(self, first: bytes) -> bool:
         self._check_may_ask()
+        return super().start_message(first)
 
     def _check_may_ask(self) -> None:
         # A reply a poll took ahead (events()), or the rest of one the face hands out a frame
@@ -139,8 +143,9 @@ class RepSocket(SocketCore):
             self._reply_pipe = inbox.pipe
             return msg[split:]
 
-    def start_message(self, first: bytes) -> None:
+    def start_message(self, first: bytes) -> bool:
         self._check_may_reply()
+        return True  # a reply to a full peer is dropped, not waited for (libzmq)
 
     def _check_may_reply(self) -> None:
         # A request a poll took ahead (events()) has its envelope kept, but the application
@@ -214,12 +219,16 @@ class RouterSocket(SocketCore):
         if self.routes.get(pipe.routing_id) is pipe:
             del self.routes[pipe.routing_id]
 
-    def start_message(self, first: bytes) -> None:
-        # libzmq routes a message at its first frame: an unknown peer under ROUTER_MANDATORY
-        # is EHOSTUNREACH there, and a peer gone before the last frame drops it quietly.
+    def start_message(self, first: bytes) -> bool:
+        # libzmq routes a message at its first frame: under ROUTER_MANDATORY an unknown peer
+        # is EHOSTUNREACH there and a full one Again (or a wait), and a peer gone before the
+        # last frame drops it quietly. Without it, whatever cannot go is dropped.
         if self.options.router_mandatory:
-            self._peer(first)
+            pipe = self._peer(first)
+            if pipe is not None and not pipe.has_room():
+                return False
             self._routed_at_start = True
+        return True
 
     def _peer(self, rid: bytes) -> Pipe | None:
         """The pipe routed by `rid`; None if there is none (EHOSTUNREACH if MANDATORY)."""
