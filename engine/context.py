@@ -23,6 +23,9 @@ class IOContext:
         self.sockets: set[SocketCore] = set()
         self.lock = native_lock()
         self.terminated = False
+        #: Terminated by destroy(), which closes every socket first: a later call on one is a
+        #: call on a closed socket (ENOTSOCK), as in pyzmq, not one term() interrupted.
+        self.destroyed = False
         self.max_sockets = DEFAULT_MAX_SOCKETS
 
     def create_socket(

@@ -120,14 +120,25 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             attempt,
             timeout_ms,
             waiter,
-            self._check_open,
+            self._check_still_open,
             on_timeout or _raise_again,
             nothing,
         )
         return self._run(steps, waiter)
 
     def _check_open(self) -> None:
-        """ENOTSOCK once closed; ETERM when the context's termination closed it (libzmq)."""
+        """A call on a closed socket: ENOTSOCK; ETERM when term() closed it, as libzmq says
+        to a socket the application had not closed. After destroy(), which closes every
+        socket first as pyzmq's does, ENOTSOCK (pyzmq's answer once its sockets are closed)."""
+        if self._core.closed:
+            io = self.context._io
+            if io.terminated and not io.destroyed:
+                raise ContextTerminated()
+            raise ZMQError(c.ENOTSOCK, "socket is closed")
+
+    def _check_still_open(self) -> None:
+        """A call that waited while its socket was closed: ETERM when the context's term()
+        or destroy() closed it (libzmq wakes such calls with ETERM), else ENOTSOCK."""
         if self._core.closed:
             if self.context._io.terminated:
                 raise ContextTerminated()

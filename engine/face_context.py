@@ -187,6 +187,7 @@ class ContextFace:
     def destroy(self, linger: int | None = None) -> None:
         """term(), closing every socket with `linger` (None: each socket's own LINGER)."""
         self._shutdown(linger)
+        self._io.destroyed = True
 
     def _shutdown(self, linger: int | None, max_linger_ms: int | None = None) -> None:
         if self._io.terminated:

@@ -129,7 +129,7 @@ class PollerFace:
         def check_open() -> None:
             for sock in engine:
                 if sock._core.closed:
-                    sock._check_open()  # ETERM when the context went away, else ENOTSOCK
+                    sock._check_still_open()  # ETERM when the context went away, else ENOTSOCK
 
         waiter = self._waiter(engine, list(raw_masks.items()))
         cores = [s._core for s in engine]

@@ -277,6 +277,21 @@ def test_blocked_req_wakes_with_eterm_on_destroy() -> None:
         assert_eterm(blocked_in(req, req.recv, lambda ctx=ctx: ctx.destroy(linger=0)))
 
 
+@pytest.mark.parametrize("lib", [zmq, pytest.importorskip("zmq")], ids=["engine", "pyzmq"])
+def test_a_call_after_destroy_is_a_call_on_a_closed_socket(lib: Any) -> None:
+    """destroy() closes every socket, as pyzmq's does: a call made on one afterwards is
+    ENOTSOCK there (the engine said ETERM, the answer for calls that term() interrupts)."""
+    ctx = lib.Context()
+    sock = ctx.socket(lib.PUSH)
+    sock.bind("inproc://destroyed")
+    ctx.destroy(linger=0)
+    assert sock.closed
+    for call in (lambda: sock.send(b"x"), lambda: sock.getsockopt(lib.TYPE)):
+        with pytest.raises(lib.ZMQError) as raised:
+            call()
+        assert raised.value.errno == lib.ENOTSOCK
+
+
 def test_a_close_whose_wake_up_came_before_the_wait_is_not_slept_through() -> None:
     """The race behind a blocked recv that destroy() once did not wake (CI, 1 of 20 tries): the
     close came after the waiting thread's last look and before it cleared its eventfd for the
