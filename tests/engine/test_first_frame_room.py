@@ -13,32 +13,15 @@ import threading
 from typing import Any
 
 import pytest
-import zmq as pyzmq
-
-import engine
+from libkit import (
+    LIBS,
+    WAIT_MS,
+    accepted_without_blocking,
+    all_queued,
+    mandatory_router_with_a_dealer,
+)
 
 pytestmark = pytest.mark.timeout(60)
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
-WAIT_MS = 10_000
-
-
-def _fill(sock: Any, lib: Any, frames: list[bytes]) -> int:
-    sent = 0
-    try:
-        while sent < 100:
-            sock.send_multipart(frames, lib.DONTWAIT)
-            sent += 1
-    except lib.Again:
-        pass
-    return sent
-
-
-def _drain(sock: Any) -> list[list[bytes]]:
-    got = []
-    while sock.poll(200):  # a last look: the sender has stopped, nothing more is coming
-        got.append(sock.recv_multipart())
-    return got
 
 
 def _refused_at_first_frame(sock: Any, lib: Any, first: bytes) -> None:
@@ -61,9 +44,9 @@ def test_a_full_socket_refuses_the_first_frame_and_keeps_nothing(lib: Any, kind:
         writer = ctx.socket(getattr(lib, kind))
         writer.setsockopt(lib.SNDHWM, 1)
         writer.connect(f"inproc://first-{kind}")
-        assert _fill(writer, lib, [b"fill"]) == 2
+        assert accepted_without_blocking(writer, lib, [b"fill"]) == 2
         _refused_at_first_frame(writer, lib, b"half")
-        assert _drain(reader) == [[b"fill"], [b"fill"]]
+        assert all_queued(reader) == [[b"fill"], [b"fill"]]
         writer.send(b"whole", lib.SNDMORE)  # room again: nothing was kept of "half"
         writer.send(b"message")
         assert reader.poll(WAIT_MS) and reader.recv_multipart() == [b"whole", b"message"]
@@ -92,7 +75,7 @@ def test_a_blocked_first_frame_goes_once_the_reader_makes_room(lib: Any) -> None
         push = ctx.socket(lib.PUSH)
         push.setsockopt(lib.SNDHWM, 1)
         push.connect("inproc://first-blocked")
-        assert _fill(push, lib, [b"fill"]) == 2
+        assert accepted_without_blocking(push, lib, [b"fill"]) == 2
         taken = threading.Event()
 
         def send_in_two_frames() -> None:
@@ -116,17 +99,8 @@ def test_a_blocked_first_frame_goes_once_the_reader_makes_room(lib: Any) -> None
 def test_a_mandatory_router_refuses_the_first_frame_for_a_full_peer(lib: Any) -> None:
     ctx = lib.Context()
     try:
-        router = ctx.socket(lib.ROUTER)
-        router.setsockopt(lib.ROUTER_MANDATORY, 1)
-        router.setsockopt(lib.SNDHWM, 1)
-        router.bind("inproc://first-router")
-        dealer = ctx.socket(lib.DEALER)
-        dealer.setsockopt(lib.RCVHWM, 1)
-        dealer.setsockopt(lib.ROUTING_ID, b"d")
-        dealer.connect("inproc://first-router")
-        dealer.send(b"here")
-        assert router.poll(WAIT_MS) and router.recv_multipart() == [b"d", b"here"]
-        assert _fill(router, lib, [b"d", b"fill"]) == 2
+        router, _ = mandatory_router_with_a_dealer(lib, ctx, "first-router", 1, 1)
+        assert accepted_without_blocking(router, lib, [b"d", b"fill"]) == 2
         _refused_at_first_frame(router, lib, b"d")
     finally:
         ctx.destroy(linger=0)
@@ -147,7 +121,7 @@ def test_an_xpub_nodrop_refuses_the_first_frame_of_a_topic_whose_subscriber_is_f
         sub.setsockopt(lib.SUBSCRIBE, b"full")
         sub.connect("inproc://first-xpub")
         assert xpub.poll(WAIT_MS) and xpub.recv() == b"\x01full"
-        assert _fill(xpub, lib, [b"full", b"fill"]) == 2
+        assert accepted_without_blocking(xpub, lib, [b"full", b"fill"]) == 2
         _refused_at_first_frame(xpub, lib, b"full")
         xpub.send(b"other", lib.SNDMORE | lib.DONTWAIT)  # nobody's topic: room enough
         xpub.send(b"topic", lib.DONTWAIT)

@@ -15,31 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import zmq as pyzmq
-
-import engine
+from libkit import LIBS, accepted_without_blocking, all_queued, mandatory_router_with_a_dealer
 
 pytestmark = pytest.mark.timeout(60)
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
-
-
-def _accepted_without_blocking(sock: Any, lib: Any, frames: list[bytes], limit: int = 100) -> int:
-    sent = 0
-    try:
-        while sent < limit:
-            sock.send_multipart(frames, lib.DONTWAIT)
-            sent += 1
-    except lib.Again:
-        pass
-    return sent
-
-
-def _all_queued(sock: Any) -> list[list[bytes]]:
-    got = []
-    while sock.poll(200):  # a last look: the sender has stopped, nothing more is coming
-        got.append(sock.recv_multipart())
-    return got
 
 
 @LIBS
@@ -58,9 +36,9 @@ def test_a_push_takes_both_high_water_marks_before_it_blocks(lib: Any, bind_firs
             push.connect("inproc://hwm-sum")
             pull.bind("inproc://hwm-sum")
             push.getsockopt(lib.EVENTS)  # (libzmq's pipe takes the peer's RCVHWM here)
-        assert _accepted_without_blocking(push, lib, [b"m"]) == 3 + 2
+        assert accepted_without_blocking(push, lib, [b"m"]) == 3 + 2
         assert push.poll(0, lib.POLLOUT) == 0
-        assert len(_all_queued(pull)) == 5
+        assert len(all_queued(pull)) == 5
         assert push.poll(10_000, lib.POLLOUT) == lib.POLLOUT  # read: room again
     finally:
         ctx.destroy(linger=0)
@@ -80,7 +58,7 @@ def test_a_pub_burst_reaches_a_sub_up_to_both_high_water_marks(lib: Any) -> None
         pub.getsockopt(lib.EVENTS)  # ...and the publisher takes it in here (libzmq)
         for i in range(50):
             pub.send_multipart([b"%d" % i, b"body"])  # a PUB drops what does not fit
-        got = _all_queued(sub)
+        got = all_queued(sub)
         assert got == [[b"%d" % i, b"body"] for i in range(3 + 4)]
     finally:
         ctx.destroy(linger=0)
@@ -90,18 +68,9 @@ def test_a_pub_burst_reaches_a_sub_up_to_both_high_water_marks(lib: Any) -> None
 def test_a_mandatory_router_takes_both_high_water_marks(lib: Any) -> None:
     ctx = lib.Context()
     try:
-        router = ctx.socket(lib.ROUTER)
-        router.setsockopt(lib.SNDHWM, 2)
-        router.setsockopt(lib.ROUTER_MANDATORY, 1)
-        router.bind("inproc://hwm-router")
-        dealer = ctx.socket(lib.DEALER)
-        dealer.setsockopt(lib.RCVHWM, 3)
-        dealer.setsockopt(lib.ROUTING_ID, b"d")
-        dealer.connect("inproc://hwm-router")
-        dealer.send(b"here")
-        assert router.poll(10_000) and router.recv_multipart() == [b"d", b"here"]
-        assert _accepted_without_blocking(router, lib, [b"d", b"m"]) == 2 + 3
-        assert len(_all_queued(dealer)) == 5
+        router, dealer = mandatory_router_with_a_dealer(lib, ctx, "hwm-router", 2, 3)
+        assert accepted_without_blocking(router, lib, [b"d", b"m"]) == 2 + 3
+        assert len(all_queued(dealer)) == 5
     finally:
         ctx.destroy(linger=0)
 
@@ -119,7 +88,7 @@ def test_a_high_water_mark_set_after_connect_bounds_the_pipes_already_there(lib:
         waiting = ctx.socket(lib.PUSH)
         waiting.connect(address)  # its pipe queues until a peer answers
         waiting.setsockopt(lib.SNDHWM, 3)
-        assert _accepted_without_blocking(waiting, lib, [b"m"]) == 3
+        assert accepted_without_blocking(waiting, lib, [b"m"]) == 3
 
         pull = ctx.socket(lib.PULL)
         pull.bind("inproc://hwm-later")
@@ -127,6 +96,6 @@ def test_a_high_water_mark_set_after_connect_bounds_the_pipes_already_there(lib:
         push.connect("inproc://hwm-later")
         push.getsockopt(lib.EVENTS)
         push.setsockopt(lib.SNDHWM, 2)  # its pipe now holds 2 plus the reader's 1000
-        assert _accepted_without_blocking(push, lib, [b"m"], limit=5000) == 2 + 1000
+        assert accepted_without_blocking(push, lib, [b"m"], limit=5000) == 2 + 1000
     finally:
         ctx.destroy(linger=0)

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import zmq as pyzmq
+from libkit import LIBS
 
 import engine
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 PAIRS = pytest.mark.parametrize(
     ("lib", "peer"),
     [(engine, pyzmq), (pyzmq, engine), (engine, engine)],

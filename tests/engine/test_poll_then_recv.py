@@ -15,13 +15,10 @@ import threading
 from typing import Any
 
 import pytest
-import zmq as pyzmq
-
-import engine
+from libkit import LIBS
 
 pytestmark = pytest.mark.timeout(90)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 TRANSPORTS = pytest.mark.parametrize("transport", ["tcp", "ipc", "inproc"])
 TOTAL = 200
 #: How long a poll waits before the reader concludes nothing more is coming (a stall).

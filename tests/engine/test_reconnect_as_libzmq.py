@@ -13,13 +13,9 @@ import importlib
 from typing import Any
 
 import pytest
-import zmq as pyzmq
-
-import engine
+from libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 
 
 def _next_event(lib: Any, monitor: Any) -> tuple[int, int]:
