@@ -329,7 +329,7 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         tracker = DONE_TRACKER if track else None
 
         def keep() -> Any:
-            object.__setattr__(self, "_send_parts", [*parts])
+            object.__setattr__(self, "_send_parts", parts)  # (a list of the caller's making)
             return tracker
 
         if core.start_message(parts[0]):

@@ -40,6 +40,9 @@ class SocketCore:
     single_peer = False
     #: False for the types that only receive (PULL, SUB): a send is ENOTSUP.
     sends_messages = True
+    #: A message given a frame at a time waits for room at its first frame (PUSH, DEALER,
+    #: REQ, PAIR: libzmq's load-balancer), see room_for_message.
+    waits_at_first_frame = False
     #: Any thread may use it at any time, one frame per message (the draft types).
     thread_safe = False
     #: What a thread-safe type's first frame carries between face and core (threadsafe.py).
@@ -365,9 +368,10 @@ class SocketCore:
         return self.room_for_message(first)
 
     def room_for_message(self, first: bytes) -> bool:
-        """Could a message beginning with `first` be taken now? True for the types that never
-        wait (they drop what a full peer cannot take, or take everything)."""
-        return True
+        """Could a message beginning with `first` be taken now? The load-balancing types ask
+        can_send(), as libzmq's load-balancer does at a first frame; the others never wait
+        (they drop what a full peer cannot take), unless their type says otherwise."""
+        return not self.waits_at_first_frame or self.can_send()
 
     # Per-type behaviour.
     def _send(self, msg: Message) -> bool:

@@ -12,6 +12,7 @@ class PushSocket(SocketCore):
     """Load-balances to the peers that have room; blocks when none has."""
 
     socket_type = c.PUSH
+    waits_at_first_frame = True
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -32,9 +33,6 @@ class PushSocket(SocketCore):
         return True
 
     def can_send(self) -> bool:
-        return self.balancer.any_ready()
-
-    def room_for_message(self, first: bytes) -> bool:
         return self.balancer.any_ready()
 
     def can_recv(self) -> bool:
@@ -80,6 +78,7 @@ class PairSocket(SocketCore):
 
     socket_type = c.PAIR
     single_peer = True
+    waits_at_first_frame = True
 
     def _recv(self) -> Message | None:
         return self.inbox.take()
@@ -92,6 +91,3 @@ class PairSocket(SocketCore):
 
     def can_send(self) -> bool:
         return any(p.can_send() for p in self.pipes)
-
-    def room_for_message(self, first: bytes) -> bool:
-        return self.can_send()

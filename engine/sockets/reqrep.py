@@ -17,6 +17,7 @@ class DealerSocket(SocketCore):
     """A load-balancer out and a fair-queue in; no envelope handling."""
 
     socket_type = c.DEALER
+    waits_at_first_frame = True
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -32,9 +33,6 @@ class DealerSocket(SocketCore):
         return self.inbox.take()
 
     def can_send(self) -> bool:
-        return self.balancer.any_ready()
-
-    def room_for_message(self, first: bytes) -> bool:
         return self.balancer.any_ready()
 
 
