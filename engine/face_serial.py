@@ -58,22 +58,38 @@ class SerialisingFace:
         return self._then(self.recv(flags), store)
 
     def send_json(self, obj: Any, flags: int = 0, **kw: Any) -> Any:
+        """json.dumps(obj, **kw), sent; a draft socket's `routing_id` or `group` goes to send()
+        rather than to json.dumps, as in pyzmq."""
+        send_kw = {key: kw.pop(key) for key in ("routing_id", "group") if key in kw}
         data = json.dumps(obj, **kw).encode("utf-8")
-        return self.send(data, flags=flags)
+        return self.send(data, flags=flags, **send_kw)
 
     def recv_json(self, flags: int = 0, **kw: Any) -> Any:
         return self._then(self.recv(flags), lambda b: json.loads(b, **kw))
 
-    def send_pyobj(self, obj: Any, flags: int = 0, protocol: int = pickle.DEFAULT_PROTOCOL) -> Any:
-        """Pickle and send. Only ever use with peers you trust."""
-        return self.send(pickle.dumps(obj, protocol), flags=flags)
+    def send_pyobj(
+        self, obj: Any, flags: int = 0, protocol: int = pickle.DEFAULT_PROTOCOL, **kw: Any
+    ) -> Any:
+        """Pickle and send (`kw` to send(): copy, track...). Only ever use with peers you
+        trust."""
+        return self.send(pickle.dumps(obj, protocol), flags=flags, **kw)
 
     def recv_pyobj(self, flags: int = 0) -> Any:
         """Receive and unpickle. UNSAFE with untrusted peers: unpickling runs arbitrary code."""
         return self._then(self.recv(flags), pickle.loads)
 
-    def send_serialized(self, msg: Any, serialize: Callable[[Any], Sequence[bytes]], **kw) -> Any:
-        return self.send_multipart(serialize(msg), **kw)
+    def send_serialized(
+        self,
+        msg: Any,
+        serialize: Callable[[Any], Sequence[bytes]],
+        flags: int = 0,
+        copy: bool = True,
+        **kw: Any,
+    ) -> Any:
+        return self.send_multipart(serialize(msg), flags=flags, copy=copy, **kw)
 
-    def recv_serialized(self, deserialize: Callable[[list[bytes]], Any], flags: int = 0) -> Any:
-        return self._then(self.recv_multipart(flags), deserialize)
+    def recv_serialized(
+        self, deserialize: Callable[[list[Any]], Any], flags: int = 0, copy: bool = True
+    ) -> Any:
+        """The next message's frames (bytes, or Frames with copy=False), deserialized."""
+        return self._then(self.recv_multipart(flags, copy=copy), deserialize)

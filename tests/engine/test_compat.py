@@ -378,3 +378,27 @@ def test_trackers_as_pyzmq_hands_them_out(lib: Any) -> None:
         assert tracker.done
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_the_serializing_calls_take_pyzmqs_arguments(lib: Any) -> None:
+    """recv_serialized(..., copy=False) hands Frames to the deserializer, send_serialized
+    takes flags as its third argument, send_pyobj passes the rest to send(): the engine's
+    took none of these (a TypeError each)."""
+    ctx = lib.Context()
+    try:
+        a = ctx.socket(lib.PAIR)
+        a.bind("inproc://serialized")
+        b = ctx.socket(lib.PAIR)
+        b.connect("inproc://serialized")
+        a.send_serialized("x", lambda m: [m.encode(), b"z"], lib.SNDMORE, copy=False)
+        a.send(b"end")
+        kinds = b.recv_serialized(lambda frames: [type(f).__name__ for f in frames], copy=False)
+        assert kinds == ["Frame", "Frame", "Frame"]
+        tracker = a.send_pyobj({"k": 1}, 0, pickle.DEFAULT_PROTOCOL, copy=False, track=True)
+        assert isinstance(tracker, lib.MessageTracker)
+        assert b.recv_pyobj() == {"k": 1}
+        a.send_json({"b": 1, "a": 2}, sort_keys=True)
+        assert b.recv() == b'{"a": 2, "b": 1}'
+    finally:
+        ctx.destroy(linger=0)
