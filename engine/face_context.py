@@ -105,24 +105,24 @@ class ContextFace:
 
     # -- options --------------------------------------------------------------------------------
 
-    def set(self, option: int, value: Any) -> None:
+    def set(self, option: int, optval: Any) -> None:
         """A context option (libzmq's zmq_ctx_set); socket defaults go through setsockopt."""
-        if not isinstance(value, int):  # as pyzmq (True and False are ints)
-            raise TypeError(f"context option {option} takes an int, not {type(value).__name__}")
-        value = int(value)
-        check_c_int(f"context option {option}", value)  # pyzmq passes a C int
+        if not isinstance(optval, int):  # as pyzmq (True and False are ints)
+            raise TypeError(f"context option {option} takes an int, not {type(optval).__name__}")
+        optval = int(optval)
+        check_c_int(f"context option {option}", optval)  # pyzmq passes a C int
         if option not in _CONTEXT_MINIMUM:
             raise ZMQError(c.EINVAL, f"not a context option that can be set: {option}")
-        if value < _CONTEXT_MINIMUM[option]:
+        if optval < _CONTEXT_MINIMUM[option]:
             name = c.ContextOption(option).name if option != c.IPV6 else "IPV6"
             raise ZMQError(
-                c.EINVAL, f"{name} takes {_CONTEXT_MINIMUM[option]} or more, not {value}"
+                c.EINVAL, f"{name} takes {_CONTEXT_MINIMUM[option]} or more, not {optval}"
             )
         if option == c.SOCKET_LIMIT:
             return  # as libzmq: taken, and the limit stays what the platform allows
         if option in (c.BLOCKY, c.IPV6):
-            value = int(value != 0)
-        self._kept[option] = min(value, _INT_MAX)
+            optval = int(optval != 0)
+        self._kept[option] = min(optval, _INT_MAX)
 
     def get(self, option: int) -> Any:
         """A context option (libzmq's zmq_ctx_get); socket defaults through getsockopt."""
@@ -134,13 +134,14 @@ class ContextFace:
             return self._kept[option]
         raise ZMQError(c.EINVAL, f"not a context option: {option}")
 
-    def setsockopt(self, option: int, value: Any) -> None:
-        """A default for the sockets this context makes from now on (pyzmq's)."""
-        self._defaults[option] = value
+    def setsockopt(self, opt: int, value: Any) -> None:
+        """A default for the sockets this context makes from now on (pyzmq's, and its
+        parameters' names)."""
+        self._defaults[opt] = value
 
-    def getsockopt(self, option: int) -> Any:
-        """The default set for `option` (KeyError when none is, as pyzmq)."""
-        return self._defaults[option]
+    def getsockopt(self, opt: int) -> Any:
+        """The default set for `opt` (KeyError when none is, as pyzmq)."""
+        return self._defaults[opt]
 
     @property
     def sockopts(self) -> dict[int, Any]:

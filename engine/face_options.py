@@ -55,23 +55,23 @@ class SocketOptions:
 
     _check_open: Callable[[], None]
 
-    def setsockopt(self, option: int, value: Any) -> None:
+    def setsockopt(self, option: int, optval: Any) -> None:
         self._check_open()
-        check_value_kind(option, value)
+        check_value_kind(option, optval)
         core = self._core
         if option in (c.SUBSCRIBE, c.UNSUBSCRIBE):
-            core.set_subscription(value, option == c.SUBSCRIBE)
+            core.set_subscription(optval, option == c.SUBSCRIBE)
         elif option == c.HWM:
-            set_option(core.options, c.SNDHWM, value)
-            set_option(core.options, c.RCVHWM, value)
+            set_option(core.options, c.SNDHWM, optval)
+            set_option(core.options, c.RCVHWM, optval)
             core.apply_hwms()
         elif option in SOCKET_HANDLED:
             raise ZMQError(c.EINVAL, f"option {option_name(option).upper()} is read-only")
         elif option in SECURITY_OPTIONS:
-            set_security_option(core.options, option, value)
+            set_security_option(core.options, option, optval)
         else:
             check_socket_type(option, core.socket_type)
-            set_option(core.options, option, value)
+            set_option(core.options, option, optval)
             if option in (c.SNDHWM, c.RCVHWM):
                 core.apply_hwms()
         core.refresh_direct()
@@ -111,10 +111,10 @@ class SocketOptions:
         """pyzmq's HWM getter (SNDHWM)."""
         return int(self.getsockopt(c.HWM))
 
-    def setsockopt_string(self, option: int, value: str, encoding: str = "utf-8") -> None:
-        if not isinstance(value, str):
-            raise TypeError(f"setsockopt_string takes str, not {type(value).__name__}")
-        self.setsockopt(option, value.encode(encoding))
+    def setsockopt_string(self, option: int, optval: str, encoding: str = "utf-8") -> None:
+        if not isinstance(optval, str):
+            raise TypeError(f"setsockopt_string takes str, not {type(optval).__name__}")
+        self.setsockopt(option, optval.encode(encoding))
 
     def getsockopt_string(self, option: int, encoding: str = "utf-8") -> str:
         value = self.getsockopt(option)

@@ -402,3 +402,21 @@ def test_the_serializing_calls_take_pyzmqs_arguments(lib: Any) -> None:
         assert b.recv() == b'{"a": 2, "b": 1}'
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_option_calls_take_pyzmqs_keyword_names(lib: Any) -> None:
+    """pyzmq names a socket option's value `optval`, a context default's `opt` and `value`:
+    a call that passes them by keyword worked there and was a TypeError here."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.DEALER)
+        sock.setsockopt(option=lib.LINGER, optval=5)
+        sock.set(option=lib.SNDHWM, optval=7)
+        sock.setsockopt_string(option=lib.ROUTING_ID, optval="named")
+        assert (sock.linger, sock.sndhwm, sock.routing_id) == (5, 7, b"named")
+        ctx.set(option=lib.MAX_SOCKETS, optval=64)
+        ctx.setsockopt(opt=lib.RCVHWM, value=9)
+        assert ctx.getsockopt(opt=lib.RCVHWM) == 9 and ctx.socket(lib.PULL).rcvhwm == 9
+    finally:
+        ctx.destroy(linger=0)
