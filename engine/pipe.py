@@ -76,9 +76,10 @@ class LinkPort(Protocol):
     def write_direct(self) -> bool:
         """User thread: write the pipe's messages now if the link is idle; False: not now."""
 
-    def write_burst(self) -> None:
+    def write_burst(self, wait: bool = False) -> None:
         """User thread, in a burst: write what is queued now if the link takes writes from any
-        thread; the flush already scheduled on the loop stays scheduled for the rest."""
+        thread; the flush already scheduled on the loop stays scheduled for the rest. With
+        `wait`, a move the loop is making right now is waited for rather than skipped."""
 
     def resume_reading(self) -> None:
         """Loop side: the socket made room below RCVHWM; read (or deliver) again."""
@@ -352,7 +353,8 @@ class Pipe:
         link = self.link
         if link is None or not link.eager:
             return False
-        link.write_burst()
+        # (waiting out a move the loop is making: skipped, it said Again with room to come)
+        link.write_burst(wait=True)
         return self.queued - self.written < self.sndhwm
 
     def offer(self, msg: Message) -> bool:

@@ -88,7 +88,7 @@ class DatagramLink:
     def write_direct(self) -> bool:
         return False  # the session belongs to the loop: the loop flushes
 
-    def write_burst(self) -> None:
+    def write_burst(self, wait: bool = False) -> None:
         pass  # the loop's flush, already scheduled, moves them
 
     def resume_reading(self) -> None:

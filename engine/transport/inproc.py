@@ -118,9 +118,9 @@ class InprocLink:
         return True
 
     def write_burst(self, wait: bool = False) -> None:
-        """User side (the sender in a burst, or with `wait` a reader that found nothing, which
-        waits for a move the loop is making): move what fits now; the loop's flush, already
-        scheduled, moves the rest."""
+        """User side (the sender in a burst; with `wait` a reader that found nothing, or a
+        sender at its SNDHWM, which waits for a move the loop is making): move what fits now;
+        the loop's flush, already scheduled, moves the rest."""
         lock = self._move_lock
         if self.closed or not lock.acquire(wait):
             return

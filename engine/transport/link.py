@@ -382,7 +382,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         finally:
             lock.release()
 
-    def write_burst(self) -> None:
+    def write_burst(self, wait: bool = False) -> None:
         """User thread, in a burst: write what is queued, on a raw transport (any thread may
         write there); the loop's flush, already scheduled, takes what comes after."""
         transport = self.transport

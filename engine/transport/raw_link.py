@@ -142,7 +142,7 @@ class RawLink(LinkEnding, asyncio.Protocol):
     def write_direct(self) -> bool:
         return False  # the loop writes: the caller schedules a flush
 
-    def write_burst(self) -> None:
+    def write_burst(self, wait: bool = False) -> None:
         pass  # the flush the loop has scheduled takes the burst
 
     def resume_reading(self) -> None:
