@@ -52,6 +52,8 @@ class SocketCore:
         self.flusher = FlushQueue(kick, same_thread)
         self.options = Options()
         self.pipes: list[Pipe] = []
+        #: A single-peer type's (PAIR) accepted peer, from its acceptance on (accepts_peer).
+        self._single_peer_pipe: Pipe | None = None
         self.closed = False
         self.inbox = FairQueue()
         # Written by links on the loop, read by the user side.
@@ -211,7 +213,15 @@ class SocketCore:
             self._wake()
 
     def accepts_peer(self, pipe: Pipe) -> bool:
-        return not (self.single_peer and any(not p.closed for p in self.pipes))
+        if not self.single_peer:
+            return True
+        # The pipe list is the user side's, and a peer accepted a moment ago may not be in it
+        # yet (two inproc connects in a row): the last one accepted holds the place too.
+        taken = self._single_peer_pipe
+        if (taken is not None and not taken.closed) or any(not p.closed for p in self.pipes):
+            return False
+        self._single_peer_pipe = pipe
+        return True
 
     def forget_peer(self, pipe: Pipe) -> None:
         pass

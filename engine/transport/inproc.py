@@ -183,7 +183,10 @@ def join(
     pb = pb_port.new_pipe()
     pa.routing_id = routing_id  # CONNECT_ROUTING_ID: how `a` (a ROUTER) names this peer
     pa.identity, pb.identity = pb_port.options.routing_id, pa_port.options.routing_id
-    if not pb_port.accepts_peer(pb) or (a_pipe is None and not pa_port.accepts_peer(pa)):
+    if not pb_port.accepts_peer(pb):
+        return None
+    if a_pipe is None and not pa_port.accepts_peer(pa):
+        pb.closed = True  # (b accepted it: that place is free again)
         return None
     # The two HWMs add up, as in libzmq's one inproc pipe: each side bounds its own queue,
     # and a sender at its SNDHWM hands over what fits below the peer's RCVHWM first
@@ -250,9 +253,11 @@ class InprocRegistry:
         with self._lock:
             bound = self._bound.get(endpoint.address)
             if bound is not None:
-                ep.link = join(host, bound, ep.endpoint, None, ep.routing_id)
-                if ep.link is None:
+                if bound.port.socket_type not in c.COMPATIBLE_PEERS[port.socket_type]:
                     raise ZMQError(c.ENOCOMPATPROTO, f"socket types cannot talk over {endpoint}")
+                # None when the bound socket refuses the peer (a PAIR that has one): libzmq's
+                # connect succeeds and the bound side ends the pipe, so nothing is connected.
+                ep.link = join(host, bound, ep.endpoint, None, ep.routing_id)
                 return ep
             # Connect before bind: queue in a pipe now, join when someone binds the name.
             if port.queues_before_connect and not port.options.immediate:

@@ -420,3 +420,36 @@ def test_option_calls_take_pyzmqs_keyword_names(lib: Any) -> None:
         assert ctx.getsockopt(opt=lib.RCVHWM) == 9 and ctx.socket(lib.PULL).rcvhwm == 9
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_a_second_inproc_pair_connects_and_the_first_keeps_its_peer(lib: Any) -> None:
+    """An inproc connect to a PAIR that has its peer succeeds, as in libzmq (whose bound PAIR
+    then ends the newcomer's pipe): the engine raised ENOCOMPATPROTO, as if the two types
+    could not talk; and one made before the bound PAIR had taken in the first got in too, so
+    the PAIR heard two peers. The first pair goes on talking, alone."""
+    ctx = lib.Context()
+    try:
+        bound = ctx.socket(lib.PAIR)
+        bound.bind("inproc://taken-pair")
+        first = ctx.socket(lib.PAIR)
+        first.connect("inproc://taken-pair")
+        early = ctx.socket(lib.PAIR)
+        early.connect("inproc://taken-pair")  # before the bound PAIR has heard a word
+        first.send(b"hello")
+        assert bound.poll(10_000) and bound.recv() == b"hello"
+        try:  # (libzmq's early PAIR may take it, into the pipe its peer ends)
+            early.send(b"intruder", lib.DONTWAIT)
+        except lib.Again:
+            pass
+        first.send(b"again")
+        assert bound.poll(10_000) and bound.recv() == b"again"
+        assert bound.poll(200) == 0, "a PAIR heard a second peer"
+        late = ctx.socket(lib.PAIR)
+        late.connect("inproc://taken-pair")  # no error
+        for i in range(5):
+            bound.send(b"%d" % i)
+            assert first.poll(10_000) and first.recv() == b"%d" % i
+        assert early.poll(100) == 0 and late.poll(0) == 0
+    finally:
+        ctx.destroy(linger=0)
