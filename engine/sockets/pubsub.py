@@ -185,15 +185,20 @@ class XPubSocket(SocketCore):
                 return True
         return self._send(msg)
 
-    def _send(self, msg: Message) -> bool:
+    def _targets(self, topic: bytes) -> Collection[Pipe]:
+        """The pipes a message on `topic` goes to, subscriptions read first. The matched
+        collection itself when it can be (the same object for a topic's every message, which
+        the burst path below compares by identity)."""
         if self.inbox.waiting():
             self._read_subscriptions()
+        matched = self.subscribers.match(topic)
+        if self.options.invert_matching:
+            return [p for p in self.pipes if p not in matched]
+        return matched
+
+    def _send(self, msg: Message) -> bool:
         opts = self.options
-        if opts.invert_matching:
-            matched = self.subscribers.match(msg[0])
-            targets = [p for p in self.pipes if p not in matched]
-        else:
-            targets = self.subscribers.match(msg[0])
+        targets = self._targets(msg[0])
         shared = self._shared
         if self.flusher.sweeping:
             # A sync-face burst: while the targets stay the same collection (one topic's
@@ -291,14 +296,7 @@ class XPubSocket(SocketCore):
     def room_for_message(self, first: bytes) -> bool:
         """Under XPUB_NODROP, room in every subscriber of the topic (the first frame), as
         libzmq checks at that frame; a publisher that drops always has room."""
-        if not self.options.xpub_nodrop:
-            return True
-        if self.inbox.waiting():
-            self._read_subscriptions()
-        matched = self.subscribers.match(first)
-        if self.options.invert_matching:
-            return all_have_room([p for p in self.pipes if p not in matched])
-        return all_have_room(matched)
+        return not self.options.xpub_nodrop or all_have_room(self._targets(first))
 
 
 class PubSocket(XPubSocket):
