@@ -6,7 +6,8 @@ import itertools
 
 from .. import constants as c
 from ..errors import ZMQError
-from ..pipe import Message, Pipe
+from ..options import UNBOUNDED
+from ..pipe import Batch, Message, Pipe
 from .base import SocketCore
 from .parts import LoadBalancer
 
@@ -181,17 +182,45 @@ class RouterSocket(SocketCore):
         self.routes: dict[bytes, Pipe] = {}
         #: The message being given a frame at a time found its peer at its first frame.
         self._routed_at_start = False
+        #: Peers whose id was taken when they came (loop side), each with what it delivered
+        #: meanwhile: see _park.
+        self._parked: dict[Pipe, list[Batch]] = {}
 
     def accepts_peer(self, pipe: Pipe) -> bool:
         rid = pipe.routing_id or pipe.identity or self._generated_id()
+        pipe.routing_id = rid
         old = self.routes.get(rid)
         if old is not None and not old.closed:
             if not self.options.router_handover:
-                return False  # the id is taken: refuse the newcomer, as libzmq does
+                self._park(pipe)
+                return True
             self._retire(old)
-        pipe.routing_id = rid
         self.routes[rid] = pipe
         return True
+
+    def _park(self, pipe: Pipe) -> None:
+        """A newcomer whose id is taken (no ROUTER_HANDOVER) stays connected, unheard and
+        unrouted, as libzmq keeps it. The engine closed its connection, so the peer redialled
+        every RECONNECT_IVL, each time a new accept and handshake (CURVE's included) for the
+        same refusal. What it sends is held, up to RCVHWM as any peer's, and then its link
+        stops reading. The first peer that announced the id gets it when its holder leaves
+        (libzmq's never does), with what it sent meanwhile."""
+        pipe.sndhwm = 0  # never written to (nor writable under ROUTER_MANDATORY)
+        self._parked[pipe] = []
+
+    def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
+        if self._parked:
+            held = self._parked.get(pipe)
+            if held is not None:
+                held.append(batch)
+                pipe.delivered += len(batch)  # (counted against its RCVHWM all the same)
+                return
+        SocketCore.deliver(self, pipe, batch, wake)
+
+    def apply_hwms(self) -> None:
+        super().apply_hwms()
+        for pipe in list(self._parked):
+            pipe.sndhwm = 0  # (still unwritable: see _park)
 
     def _generated_id(self) -> bytes:
         """An id for a peer that announced none: a zero byte (which a peer's own id may not
@@ -214,8 +243,30 @@ class RouterSocket(SocketCore):
         return "" if pipe is None else pipe.peer_address
 
     def forget_peer(self, pipe: Pipe) -> None:
-        if self.routes.get(pipe.routing_id) is pipe:
-            del self.routes[pipe.routing_id]
+        if self._parked.pop(pipe, None) is not None:
+            return
+        rid = pipe.routing_id
+        if self.routes.get(rid) is pipe:
+            del self.routes[rid]
+            if self._parked:
+                self._admit_parked(rid)
+
+    def _admit_parked(self, rid: bytes) -> None:
+        """The id's holder left: the first peer parked with that id takes it (see _park)."""
+        for pipe in self._parked:
+            if pipe.routing_id == rid and pipe.link is not None and not pipe.closed:
+                break
+        else:
+            return
+        held = self._parked.pop(pipe)
+        sndhwm = self.options.sndhwm
+        pipe.sndhwm = sndhwm if sndhwm > 0 else UNBOUNDED
+        self.routes[rid] = pipe
+        pipe.delivered -= sum(map(len, held))  # (counted again as they are delivered now)
+        for batch in held:
+            SocketCore.deliver(self, pipe, batch)
+        if pipe.read_paused and pipe.link is not None:
+            self.flusher.kick(pipe.link.resume_reading)
 
     def start_message(self, first: bytes) -> bool:
         # libzmq routes a message at its first frame: under ROUTER_MANDATORY an unknown peer

@@ -271,7 +271,7 @@ async def test_router_handover(transport: str) -> None:
 @pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @async_test()
 async def test_router_refuses_duplicate_identity(transport: str) -> None:
-    """Without handover the first connection keeps the id; the newcomer gets in once it leaves."""
+    """Without handover the first connection keeps the id; the newcomer gets it once it leaves."""
     async with network(transport) as net:
         router = net.socket(engine.ROUTER)
         ep = net.bind(router)
@@ -289,8 +289,8 @@ async def test_router_refuses_duplicate_identity(transport: str) -> None:
         first.close(linger=0)
 
         async def admitted() -> None:
-            # "dropped" may still arrive first: if the refusal beat the newcomer's handshake,
-            # it was never written, and waits in the queue like any unsent message.
+            # "dropped" comes first: the ROUTER held it, unread, while the id was taken
+            # (tests/engine/test_router_taken_id.py).
             while True:
                 await second.send(b"second-here", engine.DONTWAIT)
                 while await router.poll(50):
