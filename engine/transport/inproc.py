@@ -260,7 +260,9 @@ class InprocRegistry:
                 ep.link = join(host, bound, ep.endpoint, None, ep.routing_id)
                 return ep
             # Connect before bind: queue in a pipe now, join when someone binds the name.
-            if port.queues_before_connect and not port.options.immediate:
+            # IMMEDIATE has no say here: libzmq makes an inproc connection's pipe at
+            # connect() whatever it is set to (the engine made none, so sends said Again).
+            if port.queues_before_connect:
                 ep.pipe = port.new_pipe(persistent=True)
                 port.attach(ep.pipe)
             self._pending.setdefault(endpoint.address, []).append(ep)
