@@ -175,6 +175,8 @@ class Socket(SocketFace):
         object.__setattr__(self, "_batched", False)
         object.__setattr__(self, "_on_recv_failed", None)
         object.__setattr__(self, "_delivering", False)
+        #: The calls waiting now (tasks of _run), which close() cancels.
+        object.__setattr__(self, "_waiting_calls", set())
         self._start()
 
     # -- messages handed to a callback ------------------------------------------------------------
@@ -297,7 +299,20 @@ class Socket(SocketFace):
         # About to sleep: write what this task queued now rather than on the next loop pass.
         # A task, so the caller holds a Future as pyzmq's callers do (cancel(), asyncio.wait);
         # made only on this path, when the call has to wait anyway.
-        return self._loop.create_task(drive(steps, waiter, self._core.flush))
+        task = self._loop.create_task(drive(steps, waiter, self._core.flush))
+        calls = self._waiting_calls
+        calls.add(task)
+        task.add_done_callback(calls.discard)
+        return task
+
+    def close(self, linger: int | None = None) -> None:
+        """Close, as SocketFace.close, and cancel the calls still waiting on this socket, as
+        zmq.asyncio does (the engine failed them with ENOTSOCK, so code that stops its
+        receiving task by closing the socket met an error where pyzmq's meets a cancel)."""
+        waiting = list(self._waiting_calls)
+        super().close(linger)
+        for task in waiting:
+            task.cancel()
 
     def _done(self, value: Any) -> asyncio.Future[Any]:
         fut = self._loop.create_future()
