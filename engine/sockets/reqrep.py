@@ -185,6 +185,9 @@ class RouterSocket(SocketCore):
         #: Peers whose id was taken when they came (loop side), each with what it delivered
         #: meanwhile: see _park.
         self._parked: dict[Pipe, list[Batch]] = {}
+        #: The parked peers by the id they wait for, first come first: a holder that leaves
+        #: finds its successor without a look at every parked peer.
+        self._waiting: dict[bytes, list[Pipe]] = {}
 
     def accepts_peer(self, pipe: Pipe) -> bool:
         rid = pipe.routing_id or pipe.identity or self._generated_id()
@@ -207,6 +210,7 @@ class RouterSocket(SocketCore):
         (libzmq's never does), with what it sent meanwhile."""
         pipe.sndhwm = 0  # never written to (nor writable under ROUTER_MANDATORY)
         self._parked[pipe] = []
+        self._waiting.setdefault(pipe.routing_id, []).append(pipe)
 
     def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         if self._parked:
@@ -243,21 +247,25 @@ class RouterSocket(SocketCore):
         return "" if pipe is None else pipe.peer_address
 
     def forget_peer(self, pipe: Pipe) -> None:
-        if self._parked.pop(pipe, None) is not None:
-            return
         rid = pipe.routing_id
+        if self._parked.pop(pipe, None) is not None:
+            self._unpark(rid, pipe)
+            return
         if self.routes.get(rid) is pipe:
             del self.routes[rid]
-            if self._parked:
+            if rid in self._waiting:
                 self._admit_parked(rid)
+
+    def _unpark(self, rid: bytes, pipe: Pipe) -> None:
+        waiting = self._waiting[rid]
+        waiting.remove(pipe)  # (among the few that wait for one id)
+        if not waiting:
+            del self._waiting[rid]
 
     def _admit_parked(self, rid: bytes) -> None:
         """The id's holder left: the first peer parked with that id takes it (see _park)."""
-        for pipe in self._parked:
-            if pipe.routing_id == rid and pipe.link is not None and not pipe.closed:
-                break
-        else:
-            return
+        pipe = self._waiting[rid][0]
+        self._unpark(rid, pipe)
         held = self._parked.pop(pipe)
         sndhwm = self.options.sndhwm
         pipe.sndhwm = sndhwm if sndhwm > 0 else UNBOUNDED

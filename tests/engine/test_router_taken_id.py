@@ -118,3 +118,30 @@ def test_the_newcomer_takes_the_id_when_its_holder_leaves(transport: str, tmp_pa
         assert newcomer.poll(WAIT_MS) and newcomer.recv() == b"welcome"
     finally:
         ctx.destroy(linger=0)
+
+
+def test_newcomers_waiting_for_one_id_take_it_in_turn(tmp_path: Any) -> None:
+    """Two newcomers wait for the id: each takes it as the one before it leaves, first come
+    first, and a newcomer that leaves while waiting is passed over."""
+    ctx = engine.Context()
+    try:
+        router, holder, endpoint = _router_with_holder(engine, ctx, _endpoint("tcp", tmp_path))
+        waiting = []
+        for name in (b"second", b"gives up", b"third"):
+            newcomer = ctx.socket(engine.DEALER)
+            newcomer.setsockopt(engine.ROUTING_ID, b"player")
+            newcomer.connect(endpoint)
+            newcomer.send(name)
+            assert router.poll(200) == 0
+            waiting.append(newcomer)
+        waiting.pop(1).close(linger=0)
+        for current in [holder, *waiting]:
+            current.close(linger=0)
+            if current is waiting[-1]:
+                break
+            assert router.poll(WAIT_MS)
+            _, said = router.recv_multipart()
+            assert said == (b"second" if current is holder else b"third")
+        assert router.poll(200) == 0
+    finally:
+        ctx.destroy(linger=0)
