@@ -123,43 +123,75 @@ class XPubSocket(SocketCore):
 
     def _read_subscriptions(self) -> None:
         """Apply what subscribers sent; XPUB keeps what the application should see."""
-        opts = self.options
-        show = self.shows_subscriptions
         inbox = self.inbox
         while True:
             msg = inbox.take()
             if msg is None:
                 return
             first = msg[0]
-            if len(msg) != 1 or not first or first[0] > SUBSCRIBE:
-                if show:
-                    self._for_app.append(msg)
+            if len(msg) != 1:
+                self._read_frames(msg, inbox.pipe)
+            elif first and first[0] <= SUBSCRIBE:
+                self._subscription(msg, inbox.pipe)
+            elif self.shows_subscriptions:
+                self._for_app.append(msg)
+
+    def _subscription(self, msg: Message, pipe: Pipe) -> None:
+        """Apply one subscription (0x01 + topic) or cancel (0x00 + topic) from `pipe`."""
+        if pipe.closed:
+            # Its peer is gone (the detach may already have run): a subscription kept now
+            # would never be cancelled, and under XPUB_NODROP would block every send.
+            return
+        opts = self.options
+        first = msg[0]
+        topic = first[1:]
+        if opts.xpub_manual:
+            self._ask(msg, first[0] == SUBSCRIBE, topic, pipe)
+            return
+        self._end_run()  # messages sent before a subscription changes go to the old set
+        show = self.shows_subscriptions
+        if first[0] == SUBSCRIBE:
+            cap = opts.max_subscriptions
+            if (
+                cap > 0
+                and self.subscribers.count(pipe) >= cap
+                and not self.subscribers.has(topic, pipe)
+            ):
+                return  # MAX_SUBSCRIPTIONS: a peer's extra topics are not kept
+            fresh = self.subscribers.add(topic, pipe)
+            if show and (fresh or opts.xpub_verbose or opts.xpub_verboser):
+                self._for_app.append(msg)
+        else:
+            last = self.subscribers.remove(topic, pipe)
+            if show and (last or opts.xpub_verboser):
+                self._for_app.append(msg)
+        self._everyone = self.subscribers.everyone()
+
+    def _read_frames(self, msg: Message, pipe: Pipe) -> None:
+        """A message of several frames, read a frame at a time as libzmq's XPUB reads one
+        (the engine took it whole, as data): each frame that begins with 0x01 or 0x00 is a
+        subscription or a cancel of its own and, when the application is shown it, ends the
+        message the application sees; the other frames reach it as they came. So
+        [0x01 "a", 0x01 "b"] subscribes to both, shown as two messages, and
+        [u1, 0x01 "s", u2] subscribes to "s", shown as [u1, 0x01 "s"] and [u2]."""
+        for_app = self._for_app
+        manual = self.options.xpub_manual
+        part: Message = []
+        for frame in msg:
+            if not frame or frame[0] > SUBSCRIBE:
+                part.append(frame)
                 continue
-            if inbox.pipe.closed:
-                # Its peer is gone (the detach may already have run): a subscription kept
-                # now would never be cancelled, and under XPUB_NODROP would block every send.
-                continue
-            topic = first[1:]
-            if opts.xpub_manual:
-                self._ask(msg, first[0] == SUBSCRIBE, topic, inbox.pipe)
-                continue
-            self._end_run()  # messages sent before a subscription changes go to the old set
-            if first[0] == SUBSCRIBE:
-                cap = opts.max_subscriptions
-                if (
-                    cap > 0
-                    and self.subscribers.count(inbox.pipe) >= cap
-                    and not self.subscribers.has(topic, inbox.pipe)
-                ):
-                    continue  # MAX_SUBSCRIPTIONS: a peer's extra topics are not kept
-                fresh = self.subscribers.add(topic, inbox.pipe)
-                if show and (fresh or opts.xpub_verbose or opts.xpub_verboser):
-                    self._for_app.append(msg)
-            else:
-                last = self.subscribers.remove(topic, inbox.pipe)
-                if show and (last or opts.xpub_verboser):
-                    self._for_app.append(msg)
-            self._everyone = self.subscribers.everyone()
+            if manual and part:
+                # (XPUB_MANUAL: a subscription stays a message of its own, its peer's)
+                for_app.append(part)
+                part = []
+            shown = len(for_app)
+            self._subscription([frame], pipe)
+            if part and len(for_app) > shown:
+                for_app[-1] = part + for_app[-1]
+                part = []
+        if part and self.shows_subscriptions:
+            for_app.append(part)
 
     def send(self, msg: Message) -> bool:
         # SocketCore.send, one call shorter: every published message's path.
