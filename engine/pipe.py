@@ -120,7 +120,7 @@ class SocketPort(Protocol):
         """The peer of `pipe` is gone for good."""
 
     def reattach(self, pipe: Pipe) -> None:
-        """A persistent pipe got a fresh connection (a reconnect), before anything is written."""
+        """A persistent pipe lost its connection and waits for the next (libzmq's hiccup)."""
 
     def accepts_peer(self, pipe: Pipe) -> bool:
         """At handshake: may this peer join (ROUTER checks routing ids, PAIR takes one)?"""

@@ -364,8 +364,8 @@ class XSubSocket(SocketCore):
         return len(self.filter.counts)
 
     def reattach(self, pipe: Pipe) -> None:
-        # Loop side, before the new connection writes anything: subscriptions queued for the
-        # old connection are stale. pipe_reconnected sends the current set instead.
+        # Loop side, as the connection is lost: subscriptions still queued for it are stale.
+        # pipe_reconnected queues the current set instead, for the next connection.
         pipe.drop_queued()
         super().reattach(pipe)
 

@@ -87,7 +87,6 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         "_persistent_pipe",
         "_ping_sent",
         "_raw",
-        "_reconnected",
         "_resuming",
         "_shares_encoding",
         "_tail",
@@ -116,9 +115,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         "write_paused",
     )
 
-    def __init__(
-        self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None, reconnected: bool = False
-    ) -> None:
+    def __init__(self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None) -> None:
         #: A handshake read the loop's pacer holds back, and "the pacer is running it now".
         self._held: bytes | None = None
         self._resuming = False
@@ -134,7 +131,6 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         #: A connect-side pipe that outlives connections; None until the handshake otherwise.
         self.pipe = pipe
         self._persistent_pipe = pipe is not None
-        self._reconnected = reconnected
         self.transport: asyncio.Transport | None = None
         self.fd = 0
         self.codec: ZMTPConnection | None = None
@@ -314,7 +310,12 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
             if not self._persistent_pipe:
                 port.detach(pipe)
             else:
-                port.notify()
+                # The pipe waits for the next connection. A SUB queues its subscriptions in
+                # it again now, as libzmq's hiccup does at the loss, so they go out with the
+                # next handshake whether or not the application is calling in by then (the
+                # engine queued them at that handshake: an application busy elsewhere left
+                # the new publisher without them until its next call).
+                port.reattach(pipe)
         self._gone()
 
     # -- called through the pipe ------------------------------------------------------------------

@@ -46,7 +46,6 @@ class LinkHandshake:
     aborted: bool
     last_recv: float
     _persistent_pipe: bool
-    _reconnected: bool
     _ping_sent: float
     _next_ping: float
     _written_mark: int
@@ -115,13 +114,9 @@ class LinkHandshake:
             self.abort()
             return
         self.pipe = pipe
-        if self._persistent_pipe and self._reconnected:
-            port.reattach(pipe)  # the socket type may drop what was queued for the old peer
-            pipe.link = self
-        else:
-            pipe.link = self
-            if not self._persistent_pipe:
-                port.attach(pipe)
+        pipe.link = self
+        if not self._persistent_pipe:
+            port.attach(pipe)
         self.ready = True
         self._shares_encoding = port.socket_type in (c.PUB, c.XPUB) and self.codec.cipher is None
         self.host.emit(c.EVENT_HANDSHAKE_SUCCEEDED, 0, self.owner.endpoint)

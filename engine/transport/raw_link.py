@@ -22,11 +22,9 @@ from .link_roles import LinkEnding, LinkHost, LinkOwner
 class RawLink(LinkEnding, asyncio.Protocol):
     """One raw connection of a STREAM socket (either end: accepted or connected)."""
 
-    def __init__(
-        self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None = None, reconnected: bool = False
-    ) -> None:
-        # (pipe and reconnected: the connecter's factory passes them to every link; a STREAM
-        # socket queues nothing before a connection, so there is never a pipe to carry over.)
+    def __init__(self, host: LinkHost, owner: LinkOwner, pipe: Pipe | None = None) -> None:
+        # (pipe: the connecter's factory passes it to every link; a STREAM socket queues
+        # nothing before a connection, so there is never a pipe to carry over.)
         self.host = host
         self.port = host.port
         self.owner = owner

@@ -405,14 +405,14 @@ class Connecter:
     def open(self) -> None:
         self._task = self.host.loop.create_task(self._run())
 
-    async def _connect_once(self, reconnected: bool) -> ZMTPLink:
+    async def _connect_once(self) -> ZMTPLink:
         loop = self.host.loop
         ep = self.target
 
         link_class = _link_class(self.host)
 
         def factory() -> ZMTPLink | RawLink:
-            return link_class(self.host, self, self.pipe, reconnected)
+            return link_class(self.host, self, self.pipe)
 
         opts = self.host.port.options
         if not self.host.same_thread:
@@ -435,14 +435,13 @@ class Connecter:
         # as each tcp attempt starts, CONNECTED or CLOSED as it ends, and CONNECT_RETRIED
         # with the wait before the next one (after a failed attempt, or a lost connection).
         opts = self.host.port.options
-        connected_before = False
         backoff = -1  # a series of failures starts (libzmq's connecter, made anew each time)
         emit = self.host.emit
         while not self._stopped:
             if self.target.transport == "tcp":  # an ipc connect ends at once, either way
                 emit(c.EVENT_CONNECT_DELAYED, errno.EINPROGRESS, self.endpoint)
             try:
-                link = await self._connect_once(connected_before)
+                link = await self._connect_once()
             except (TimeoutError, OSError) as exc:
                 emit(c.EVENT_CLOSED, 0, self.endpoint)
                 log.debug("connect to %s failed: %s", self.endpoint, exc)
@@ -457,7 +456,6 @@ class Connecter:
                 await asyncio.sleep(max(wait, 1) / 1000)
                 continue
             self.link = link
-            connected_before = True
             backoff = -1
             _tune(link.transport.get_extra_info("socket"), opts)
             emit(c.EVENT_CONNECTED, link.fd, self.endpoint)
