@@ -80,6 +80,13 @@ class Frame:
     def __bytes__(self) -> bytes:
         return self.bytes
 
+    def __buffer__(self, flags: int) -> memoryview:
+        """The buffer protocol (PEP 688, Python 3.12 and later), as pyzmq's Frame has it:
+        `memoryview(frame)` and `numpy.frombuffer(frame, ...)` read the bytes without a copy.
+        Before 3.12 a class written in Python cannot offer it; `frame.buffer` does there.
+        The view is read-only (pyzmq's is writable): the frame holds immutable bytes."""
+        return memoryview(self.bytes)
+
     def __len__(self) -> int:
         return len(self.bytes)
 
