@@ -358,6 +358,10 @@ class XSubSocket(SocketCore):
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.filter = TopicFilter()
+        # LINGER starts at 0 here, as libzmq's XSUB (and so SUB) sets it: closing must not
+        # wait for subscriptions still queued, or a subscriber whose publisher never came
+        # held its context's term() for ever under the -1 other types start with.
+        self.options.linger = 0
 
     def topics_count(self) -> int:
         """Its own distinct subscriptions (a repeated one counts once, as libzmq)."""

@@ -111,6 +111,7 @@ class DishSocket(ThreadSafeSocket):
     def __init__(self, *args) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args)
         self.groups: set[bytes] = set()
+        self.options.linger = 0  # as libzmq's DISH, for XSUB's reason (pubsub.py)
 
     def join(self, group: bytes) -> None:
         with self.lock:
