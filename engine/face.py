@@ -304,7 +304,13 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
 
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
         """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""
-        if self._core.closed:  # pyzmq asks before libzmq does, and answers ENOTSUP
+        if self._core.closed:
+            io = self.context._io
+            if io.terminated and not io.destroyed:
+                # term() closed it, not the application: ETERM, as libzmq answers every call
+                # on such a socket, so a loop that stops on ContextTerminated stops here too.
+                raise ContextTerminated()
+            # pyzmq asks before libzmq does, and answers ENOTSUP
             raise ZMQError(c.ENOTSUP, "poll on a closed socket")
         ready = self._events() & flags
         if ready or timeout == 0:
