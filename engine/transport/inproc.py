@@ -164,11 +164,18 @@ class InprocLink:
         self.close()
 
     def finish(self, linger_ms: int) -> None:
-        if linger_ms != 0:
-            # Deliver what is queued regardless of the peer's high-water mark: it is in memory
-            # already, and the peer socket outlives us.
-            self.peer_pipe.rcvhwm = UNBOUNDED
-            self.flush()
+        # Every message send() took is delivered, whatever LINGER says, as in libzmq: there an
+        # inproc pipe is the peer's own queue, which its reader drains up to the closing
+        # delimiter. Here some may still wait in our outbox for the loop's flush (LINGER 0
+        # lost them, and any other LINGER what one flush could not move). They are in memory
+        # already and the peer socket outlives us, so its high-water mark no longer applies.
+        self.peer_pipe.rcvhwm = UNBOUNDED
+        outbox = self.pipe.outbox
+        while outbox and not self.closed:
+            queued = len(outbox)
+            self.flush()  # at most MAX_FLUSH_BATCH a time
+            if len(outbox) >= queued:
+                break  # nothing moved: CONFLATE took it meanwhile
         self.close()
 
 
