@@ -17,13 +17,16 @@ Needs root and iproute2; `unavailable()` says why it cannot run here, for a test
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 #: Every name this module creates starts with this, so stale pairs can be found and reaped.
@@ -81,16 +84,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: One file every process on this machine locks while it reaps (see `reap_lock`).
+REAP_LOCK_PATH = os.path.join(tempfile.gettempdir(), "crossroads-netns-reap.lock")
+
+
+@contextmanager
+def reap_lock() -> Iterator[None]:
+    """Held while stale pairs are reaped, and by whoever builds a pair that looks stale on
+    purpose (a test of the reaping): another process's reap, which kills what runs in a stale
+    namespace, would otherwise kill the `ip` commands still building it."""
+    with open(REAP_LOCK_PATH, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 def reap_stale() -> list[str]:
     """Delete namespaces this module made for runs whose process is gone; returns their names."""
     reaped = []
-    for line in sh("ip", "netns", "list", check=False).splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(rf"{PREFIX}([ab])(\d+)x\d+", name)
-        if m and not _pid_alive(int(m[2])):
-            _kill_namespace_processes(name)
-            sh("ip", "netns", "del", name, check=False)
-            reaped.append(name)
+    with reap_lock():
+        for line in sh("ip", "netns", "list", check=False).splitlines():
+            name = line.split()[0] if line.split() else ""
+            m = re.fullmatch(rf"{PREFIX}([ab])(\d+)x\d+", name)
+            if m and not _pid_alive(int(m[2])):
+                _kill_namespace_processes(name)
+                sh("ip", "netns", "del", name, check=False)
+                reaped.append(name)
     return reaped
 
 

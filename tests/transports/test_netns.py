@@ -42,8 +42,12 @@ def test_down_kills_what_spawn_started(veth: netns.VethPair) -> None:
 def test_reap_stale_removes_pairs_of_dead_runs(veth: netns.VethPair) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()  # a PID that no longer runs: the pair below looks left behind by it
-    stale = netns.VethPair(tag=f"{dead.pid}x0").up()
-    assert {stale.ns_a, stale.ns_b} <= set(netns.reap_stale())
+    # Built under the reap lock: the suite's other processes reap too (the fixtures do), and
+    # one killed this pair's `ip` commands mid-build (CI, 2026-12-07: "link set up: -9").
+    with netns.reap_lock():
+        stale = netns.VethPair(tag=f"{dead.pid}x0").up()
+    netns.reap_stale()
+    # Gone: by this reap, or by another process's that came between.
     assert not {stale.ns_a, stale.ns_b} & namespaces()
     assert {veth.ns_a, veth.ns_b} <= namespaces()  # a live run's pair is kept
 
