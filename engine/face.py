@@ -131,10 +131,16 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         to a socket the application had not closed. After destroy(), which closes every
         socket first as pyzmq's does, ENOTSOCK (pyzmq's answer once its sockets are closed)."""
         if self._core.closed:
-            io = self.context._io
-            if io.terminated and not io.destroyed:
+            if self._closed_by_term():
                 raise ContextTerminated()
             raise ZMQError(c.ENOTSOCK, "socket is closed")
+
+    def _closed_by_term(self) -> bool:
+        """Was this closed socket closed by its context's term(), not by the application?
+        After destroy(), which closes every socket first as pyzmq's does, it counts as the
+        application's close."""
+        io = self.context._io
+        return io.terminated and not io.destroyed
 
     def _check_still_open(self) -> None:
         """A call that waited while its socket was closed: ETERM when the context's term()
@@ -305,10 +311,9 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
     def poll(self, timeout: int | None = None, flags: int = c.POLLIN) -> Any:
         """The events among `flags` that are ready, waiting up to `timeout` ms (None: forever)."""
         if self._core.closed:
-            io = self.context._io
-            if io.terminated and not io.destroyed:
-                # term() closed it, not the application: ETERM, as libzmq answers every call
-                # on such a socket, so a loop that stops on ContextTerminated stops here too.
+            if self._closed_by_term():
+                # ETERM, as libzmq answers every call on such a socket, so a loop that stops
+                # on ContextTerminated stops here too.
                 raise ContextTerminated()
             # pyzmq asks before libzmq does, and answers ENOTSUP
             raise ZMQError(c.ENOTSUP, "poll on a closed socket")
