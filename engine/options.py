@@ -14,6 +14,11 @@ from .errors import ZMQError
 UNBOUNDED = 1 << 62
 
 
+def queue_limit(hwm: int) -> int:
+    """What a pipe compares its queue against for a high-water mark: 0 means no limit."""
+    return hwm if hwm > 0 else UNBOUNDED
+
+
 @dataclass(slots=True)
 class Options:
     sndhwm: int = 1000

@@ -20,7 +20,7 @@ from time import monotonic
 from typing import Any, Protocol
 
 from .native import native_lock
-from .options import UNBOUNDED, Options
+from .options import UNBOUNDED, Options, queue_limit
 
 Message = list[bytes]
 #: What a link delivers at once: messages, each a list of frames or, when it has one frame,
@@ -303,8 +303,8 @@ class Pipe:
         self.written = 0  # messages the link has taken from outbox
         self.delivered = 0  # messages the link has handed to the socket
         self.consumed = 0  # messages the user side has taken from what was delivered
-        self.sndhwm = sndhwm if sndhwm > 0 else UNBOUNDED
-        self.rcvhwm = rcvhwm if rcvhwm > 0 else UNBOUNDED
+        self.sndhwm = queue_limit(sndhwm)
+        self.rcvhwm = queue_limit(rcvhwm)
         self.flusher = flusher
         self.link: LinkPort | None = None
         self.flush_pending = False

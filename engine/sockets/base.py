@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from .. import constants as c
 from ..errors import ZMQError
-from ..options import UNBOUNDED, Options
+from ..options import Options, queue_limit
 from ..pipe import Batch, ConflatingPipe, FlushQueue, Kick, Message, Pipe
 from .parts import FairQueue
 
@@ -92,8 +92,8 @@ class SocketCore:
         mark set after connect() bounded nothing until a reconnection). A pipe that may now
         take more from its peer reads again."""
         opts = self.options
-        sndhwm = opts.sndhwm if opts.sndhwm > 0 else UNBOUNDED
-        rcvhwm = opts.rcvhwm if opts.rcvhwm > 0 else UNBOUNDED
+        sndhwm = queue_limit(opts.sndhwm)
+        rcvhwm = queue_limit(opts.rcvhwm)
         for pipe in list(self.pipes):
             if pipe.closed or isinstance(pipe, ConflatingPipe):
                 continue  # (a retired or departed peer; CONFLATE keeps its own marks)

@@ -6,7 +6,7 @@ import itertools
 
 from .. import constants as c
 from ..errors import ZMQError
-from ..options import UNBOUNDED
+from ..options import queue_limit
 from ..pipe import Batch, Message, Pipe
 from .base import SocketCore
 from .parts import LoadBalancer
@@ -267,8 +267,7 @@ class RouterSocket(SocketCore):
         pipe = self._waiting[rid][0]
         self._unpark(rid, pipe)
         held = self._parked.pop(pipe)
-        sndhwm = self.options.sndhwm
-        pipe.sndhwm = sndhwm if sndhwm > 0 else UNBOUNDED
+        pipe.sndhwm = queue_limit(self.options.sndhwm)
         self.routes[rid] = pipe
         pipe.delivered -= sum(map(len, held))  # (counted again as they are delivered now)
         for batch in held:

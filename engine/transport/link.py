@@ -20,7 +20,7 @@ from typing import Any, cast
 from .. import constants as c
 from ..errors import ZMQError
 from ..native import NO_LOCK, native_lock
-from ..options import UNBOUNDED
+from ..options import queue_limit
 from ..pipe import Pipe, take_front
 from ..security.options import make_mechanism
 from ..zmtp import (
@@ -278,8 +278,7 @@ class ZMTPLink(LinkHandshake, LinkUserRead, LinkEnding, asyncio.BufferedProtocol
         """How many more messages the pipe takes before RCVHWM (decoding stops there)."""
         pipe = self.pipe
         if pipe is None:  # in the handshake: the pipe about to be made will have RCVHWM
-            rcvhwm = self.port.options.rcvhwm
-            return rcvhwm if rcvhwm > 0 else UNBOUNDED
+            return queue_limit(self.port.options.rcvhwm)
         return pipe.room()
 
     def eof_received(self) -> bool:
