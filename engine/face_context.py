@@ -16,7 +16,7 @@ from typing import Any
 from . import constants as c
 from .context import IOContext
 from .errors import ZMQError
-from .face_options import declared_attribute
+from .face_options import declared_attribute, socket_option_named
 from .options import check_c_int
 
 #: The least each settable context option takes, as libzmq 4.3 (EINVAL below it).
@@ -162,8 +162,8 @@ class ContextFace:
     def __setattr__(self, name: str, value: Any) -> None:
         if not name.startswith("_") and name.upper() in c.ContextOption.__members__:
             self.set(c.ContextOption[name.upper()].value, value)
-        elif not name.startswith("_") and name.upper() in c.SocketOption.__members__:
-            self._defaults[c.SocketOption[name.upper()].value] = value
+        elif not name.startswith("_") and socket_option_named(name) is not None:
+            self._defaults[socket_option_named(name)] = value
         elif name.startswith("_") or declared_attribute(self, name):
             object.__setattr__(self, name, value)
         else:  # as pyzmq: a typo (`ctx.lingr = 0`) is reported, not kept
@@ -172,9 +172,9 @@ class ContextFace:
     def __getattr__(self, name: str) -> Any:
         if not name.startswith("_") and name.upper() in c.ContextOption.__members__:
             return self.get(c.ContextOption[name.upper()].value)
-        if not name.startswith("_") and name.upper() in c.SocketOption.__members__:
+        option = None if name.startswith("_") else socket_option_named(name)
+        if option is not None:
             defaults = self.__dict__.get("_defaults", {})
-            option = c.SocketOption[name.upper()].value
             if option in defaults:
                 return defaults[option]
         raise AttributeError(name)

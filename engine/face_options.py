@@ -34,6 +34,12 @@ _ATTRIBUTE_OPTIONS.update({"identity": c.ROUTING_ID, "hwm": c.HWM})
 _STR_ATTRIBUTES = {c.SUBSCRIBE, c.UNSUBSCRIBE}
 
 
+def socket_option_named(name: str) -> int | None:
+    """The socket option an attribute names (`linger`, `identity`), for a socket or for a
+    context's defaults alike, so both faces take the same names; None when it names none."""
+    return _ATTRIBUTE_OPTIONS.get(name.lower())
+
+
 def declared_attribute(obj: object, name: str) -> bool:
     """An attribute the object has, or its class (or a subclass's body) declares: plain
     Python attributes on a socket or context; any other public name must be an option."""
@@ -145,14 +151,14 @@ class SocketOptions:
         raise ZMQError(c.EINVAL, "FD is not available on this face")
 
     def __getattr__(self, name: str) -> Any:
-        option = _ATTRIBUTE_OPTIONS.get(name.lower())
+        option = socket_option_named(name)
         if option is None or name.startswith("_"):
             raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
         value = self.getsockopt(option)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
-        option = _ATTRIBUTE_OPTIONS.get(name.lower())
+        option = socket_option_named(name)
         if option is None or name.startswith("_"):
             if not name.startswith("_") and not declared_attribute(self, name):
                 # As pyzmq: `sock.lingr = 0` is a typo to report, not an attribute to keep.
