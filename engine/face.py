@@ -14,6 +14,7 @@ A face (engine.sync, engine.asyncio) supplies only how to wait and how to hand b
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import struct
 import time
@@ -503,7 +504,10 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         """Stop the socket's endpoints and let its connections linger; blocked calls on it
         wake with ENOTSOCK (or ETERM when the context is being terminated)."""
         core = self._core
-        if core.closed:
+        if core.closed or self.context._pid != os.getpid():
+            # Inherited across fork(): its connections and I/O thread are the parent's, and
+            # stay the parent's (libzmq's close in a child does nothing either; a wait for
+            # the parent's thread here would never end).
             return
         core.closing()
         core.closed = True

@@ -191,8 +191,8 @@ class ContextFace:
         self._io.destroyed = True
 
     def _shutdown(self, linger: int | None, max_linger_ms: int | None = None) -> None:
-        if self._io.terminated:
-            return
+        if self._io.terminated or self._pid != os.getpid():
+            return  # done, or inherited across fork(): the parent's to end (see SocketFace.close)
         self._io.terminated = True  # first, so that calls woken by the closes see ETERM
         for sock in list(self._sockets):
             if sock.closed:
