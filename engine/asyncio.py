@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import constants as c
 from .errors import Again, ZMQError
@@ -20,6 +20,9 @@ from .face_context import ContextFace
 from .face_frame import Frame, as_frame
 from .polling import PollerFace, fileno
 from .waiting import Steps
+
+if TYPE_CHECKING:
+    from .iothread import Signal
 
 __all__ = ["Context", "Frame", "Poller", "Socket"]
 
@@ -347,16 +350,20 @@ class Context(ContextFace):
 class FdFutureWaiter(FutureWaiter):
     """What an asyncio Poller sleeps on: a future its sockets resolve, or its raw fds do."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "_signals")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         lists: list[list[asyncio.Future]],
         raw: list[tuple[Any, int]],
+        signals: list[Signal] | None = None,
     ) -> None:
         super().__init__(loop, lists)
         self._raw = [(fileno(item), flags) for item, flags in raw]
+        #: The eventfds of blocking (sync) sockets registered here too, as pyzmq's asyncio
+        #: Poller takes them: their I/O thread sets them when their state may have changed.
+        self._signals = signals or []
 
     def prepare(self) -> None:
         super().prepare()
@@ -366,6 +373,10 @@ class FdFutureWaiter(FutureWaiter):
                 loop.add_reader(fd, _expire, fut)
             if flags & c.POLLOUT:
                 loop.add_writer(fd, _expire, fut)
+        for signal in self._signals:
+            signal.seen()  # the loop does not say whether it woke for it: read it in any case
+            signal.clear()
+            loop.add_reader(signal.fd, _expire, fut)
 
     def discard(self) -> None:
         super().discard()
@@ -375,13 +386,17 @@ class FdFutureWaiter(FutureWaiter):
                 loop.remove_reader(fd)
             if flags & c.POLLOUT:
                 loop.remove_writer(fd)
+        for signal in self._signals:
+            loop.remove_reader(signal.fd)
 
 
 class Poller(PollerFace):
     """Waits for readiness on several asyncio sockets (and raw file descriptors) at once."""
 
-    def _waiter(self, sockets: list[Socket], raw: list[tuple[Any, int]]) -> FdFutureWaiter:
-        return FdFutureWaiter(_loop(), [s._waiters for s in sockets], raw)
+    def _waiter(self, sockets: list[Any], raw: list[tuple[Any, int]]) -> FdFutureWaiter:
+        own = [s._waiters for s in sockets if isinstance(s, Socket)]
+        blocking = [s._signal for s in sockets if not isinstance(s, Socket)]
+        return FdFutureWaiter(_loop(), own, raw, blocking)
 
     def _run(self, steps: Steps, waiter: FdFutureWaiter) -> Any:
         return _loop().create_task(drive(steps, waiter, _nothing))

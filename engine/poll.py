@@ -16,6 +16,13 @@ class SignalsWaiter:
     """What a sync Poller sleeps on: every engine socket's eventfd and the raw descriptors."""
 
     def __init__(self, sockets: list[Socket], raw: list[tuple[Any, int]]) -> None:
+        for sock in sockets:
+            if not isinstance(sock, Socket):
+                # Its event loop moves it, and this wait would block that loop's thread.
+                raise TypeError(
+                    f"a blocking Poller cannot wait on {sock!r}: poll it with "
+                    "engine.asyncio.Poller, or with timeout 0"
+                )
         self._signals = [s._signal for s in sockets]
         self._by_fd = {signal.fd: signal for signal in self._signals}
         self._poller = _select.poll()  # gevent makes this cooperative
