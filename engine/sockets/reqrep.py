@@ -10,6 +10,7 @@ from ..options import queue_limit
 from ..pipe import Batch, Message, Pipe
 from .base import SocketCore
 from .parts import LoadBalancer
+from .raw_routing import accepts_raw_peer, raw_route, send_raw
 
 DELIMITER = b""
 
@@ -190,6 +191,8 @@ class RouterSocket(SocketCore):
         self._waiting: dict[bytes, list[Pipe]] = {}
 
     def accepts_peer(self, pipe: Pipe) -> bool:
+        if self.options.router_raw:
+            return accepts_raw_peer(self, pipe)  # its link speaks no ZMTP: see raw_routing
         rid = pipe.routing_id or pipe.identity or self._generated_id()
         pipe.routing_id = rid
         old = self.routes.get(rid)
@@ -279,6 +282,8 @@ class RouterSocket(SocketCore):
         # libzmq routes a message at its first frame: under ROUTER_MANDATORY an unknown peer
         # is EHOSTUNREACH there and a full one Again (or a wait), and a peer gone before the
         # last frame drops it quietly. Without it, whatever cannot go is dropped.
+        if self.options.router_raw:
+            return raw_route(self, first).has_room()
         if self.options.router_mandatory:
             pipe = self._peer(first)
             if pipe is not None and not pipe.has_room():
@@ -302,6 +307,8 @@ class RouterSocket(SocketCore):
     def _send(self, msg: Message) -> bool:
         if len(msg) < 2:
             return True  # a routing id alone carries nothing to deliver
+        if self.options.router_raw:
+            return send_raw(self, msg)
         pipe = self.routes.get(msg[0])
         if pipe is None or pipe.closed:
             return self._send_unrouted(msg)

@@ -526,8 +526,10 @@ class Connecter:
 
 
 def _link_class(host: LinkHost) -> type[ZMTPLink] | type[RawLink]:
-    """ZMTP for every socket type but STREAM, whose connections carry the bytes as they are."""
-    return RawLink if host.port.socket_type == c.STREAM else ZMTPLink
+    """ZMTP for every socket type but STREAM and a ROUTER with ROUTER_RAW, whose connections
+    carry the bytes as they are."""
+    port = host.port
+    return RawLink if port.socket_type == c.STREAM or port.options.router_raw else ZMTPLink
 
 
 async def _dial(loop: asyncio.AbstractEventLoop, ep: Endpoint, opts: Options) -> _socket.socket:
