@@ -66,6 +66,7 @@ class ReqSocket(DealerSocket):
     def _send(self, msg: Message) -> bool:
         self._check_may_ask()
         self._prefetched = None  # REQ_RELAXED: a new request; the old one's reply is stale
+        self._drop_unread()
         if self.options.req_correlate:
             request_id = (self._request_id + 1) & 0xFFFFFFFF
             pipe = self.balancer.send([request_id.to_bytes(4, "big"), DELIMITER, *msg])
@@ -78,6 +79,17 @@ class ReqSocket(DealerSocket):
         self._awaiting = True
         self._reply_pipe = pipe
         return True
+
+    def _drop_unread(self) -> None:
+        """What has arrived and is unread goes before a new request, as libzmq drops it: a
+        reply that came after the REQ stopped waiting for it (REQ_RELAXED sent anew, or the
+        request's reply came twice) must not pass for the next request's."""
+        take = self.inbox.take
+        while True:
+            while take() is not None:
+                pass
+            if not (self.held_by_senders and self._pulled()):
+                return  # (what inproc senders held back is available too: see reader_busy)
 
     def _recv(self) -> Message | None:
         if not self._awaiting:
