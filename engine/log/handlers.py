@@ -28,12 +28,13 @@ DEFAULT_FORMATS = {
 
 class PUBHandler(logging.Handler):
     """Publishes each record on `interface_or_socket`: a PUB socket of yours, or an endpoint
-    for one this handler binds (in `context`, or the process-wide context)."""
+    for one this handler binds (in `context`, or in a context of its own, as pyzmq's makes
+    one: a `term()` of the process-wide context elsewhere leaves the logging alone)."""
 
     def __init__(self, interface_or_socket: Any, context: Any = None, root_topic: str = "") -> None:
         super().__init__()
         if isinstance(interface_or_socket, str):
-            self.ctx = context or Context.instance()
+            self.ctx = context or Context()
             self.socket = self.ctx.socket(c.PUB)
             self.socket.bind(interface_or_socket)
         else:

@@ -127,3 +127,16 @@ def current_line() -> int:
     frame = inspect.currentframe()
     assert frame is not None and frame.f_back is not None
     return frame.f_back.f_lineno
+
+
+@LIBS
+def test_handler_given_an_endpoint_alone_has_a_context_of_its_own(lib: Any) -> None:
+    # As pyzmq's: terminating the process-wide context elsewhere leaves the logging alone.
+    handlers = importlib.import_module(f"{lib.__name__}.log.handlers")
+    handler = handlers.PUBHandler("tcp://127.0.0.1:0")
+    try:
+        assert handler.ctx is not lib.Context.instance()
+        assert handler.socket.context is handler.ctx
+    finally:
+        handler.socket.close(0)
+        handler.ctx.term()
