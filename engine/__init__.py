@@ -17,6 +17,7 @@ from .errors import (
     ZMQBaseError,
     ZMQBindError,
     ZMQError,
+    ZMQVersionError,
     strerror,
 )
 from .face_frame import Frame, MessageTracker
@@ -53,6 +54,7 @@ __all__ = [
     "ZMQBaseError",
     "ZMQBindError",
     "ZMQError",
+    "ZMQVersionError",
     "__version__",
     "curve_keypair",
     "curve_public",

@@ -8,6 +8,7 @@ from .errors import (
     ZMQBaseError,
     ZMQBindError,
     ZMQError,
+    ZMQVersionError,
     strerror,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "ZMQBaseError",
     "ZMQBindError",
     "ZMQError",
+    "ZMQVersionError",
     "strerror",
 ]

@@ -77,3 +77,17 @@ class InterruptedSystemCall(ZMQError, InterruptedError):
 
 class NotDone(ZMQBaseError):
     """A tracked send has not completed yet."""
+
+
+class ZMQVersionError(NotImplementedError):
+    """A feature the libzmq version this engine follows does not have (pyzmq's name, so code
+    that catches it runs unchanged): `msg` needs libzmq `min_version` or later."""
+
+    def __init__(self, min_version: str, msg: str = "Feature") -> None:
+        super().__init__(min_version, msg)
+        self.min_version = min_version
+        self.msg = msg
+        self.version = f"{c.VERSION_MAJOR}.{c.VERSION_MINOR}.{c.VERSION_PATCH}"
+
+    def __str__(self) -> str:
+        return f"{self.msg} requires libzmq >= {self.min_version}, have {self.version}"
