@@ -101,6 +101,8 @@ class PollerFace:
 
     def poll(self, timeout: float | None = None) -> Any:
         """Wait up to `timeout` milliseconds (None or negative: forever)."""
+        wait_ms = timeout_ms(timeout)  # first: a timeout of the wrong kind is a TypeError even
+        # when something is ready at once, as in pyzmq
         engine: list[SocketFace] = []
         raw_masks: dict[int, int] = {}  # one descriptor named twice is polled once
         registered: list[tuple[Any, int, int]] = []  # (socket or source, flags, fd or -1)
@@ -133,7 +135,7 @@ class PollerFace:
 
         waiter = self._waiter(engine, list(raw_masks.items()))
         cores = [s._core for s in engine]
-        steps = wait_steps(cores, attempt, timeout_ms(timeout), waiter, check_open, list)
+        steps = wait_steps(cores, attempt, wait_ms, waiter, check_open, list)
         return self._run(steps, waiter)
 
     # -- supplied by each face ------------------------------------------------------------------
