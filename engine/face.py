@@ -318,14 +318,15 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
                 raise ContextTerminated()
             # pyzmq asks before libzmq does, and answers ENOTSUP
             raise ZMQError(c.ENOTSUP, "poll on a closed socket")
+        wait_ms = timeout_ms(timeout)  # first: a str timeout is TypeError even when ready
         ready = self._events() & flags
-        if ready or timeout == 0:
+        if ready or wait_ms == 0:
             return self._done(ready)
 
         def attempt() -> Any:
             return self._events() & flags or NOTHING
 
-        return self._blocking(attempt, 0, timeout_ms(timeout), _nothing_ready)
+        return self._blocking(attempt, 0, wait_ms, _nothing_ready)
 
     # -- multipart bookkeeping --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A Poller's timeout of the wrong kind (a str) is a TypeError even when a socket is ready at
+"""A poll timeout of the wrong kind (a str) is a TypeError even when a socket is ready at
 once, as pyzmq checks it before it polls, on both faces. The engine answered the ready socket
 and looked at the timeout only when it had to wait."""
 
@@ -52,3 +52,18 @@ def test_asyncio_poller_refuses_a_str_timeout_with_a_ready_socket(lib: Any) -> N
             ctx.destroy(0)
 
     asyncio.run(main())
+
+
+@LIBS
+def test_socket_poll_refuses_a_str_timeout_when_ready(lib: Any) -> None:
+    ctx = lib.Context()
+    try:
+        push = ctx.socket(lib.PUSH)
+        push.bind("inproc://timeout-kind-socket")
+        pull = ctx.socket(lib.PULL)
+        pull.connect("inproc://timeout-kind-socket")
+        assert push.poll(0, lib.POLLOUT) == lib.POLLOUT
+        with pytest.raises(TypeError):
+            push.poll("1", lib.POLLOUT)
+    finally:
+        ctx.destroy(0)
