@@ -61,6 +61,9 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
     copy_threshold: int = c.COPY_THRESHOLD
 
     def __init__(self, context: Any, socket_type: int, loop: Any, same_thread: bool) -> None:
+        if isinstance(socket_type, str | bytes) or socket_type is None:
+            # pyzmq's TypeError: `ctx.socket("PUB")` is a mistake in the code, not a bad value
+            raise TypeError(f"a socket type is a number (zmq.PUB), not {socket_type!r}")
         core, endpoints = context._io.create_socket(socket_type, loop, same_thread)
         object.__setattr__(self, "context", context)
         object.__setattr__(self, "_core", core)

@@ -242,8 +242,12 @@ class Listener:
             )
         except _socket.gaierror:  # libzmq's errno for a name it cannot bind to
             raise OSError(errno.ENODEV, f"no interface or host named {host!r}") from None
-        if not opts.ipv6 and any(i[0] == _socket.AF_INET for i in infos):
-            infos = [i for i in infos if i[0] == _socket.AF_INET]
+        if not opts.ipv6:
+            if any(i[0] == _socket.AF_INET for i in infos):
+                infos = [i for i in infos if i[0] == _socket.AF_INET]
+            elif not _ipv4_mapped(host):
+                # libzmq looks for IPv4 addresses only without IPV6, and finds none here.
+                raise OSError(errno.ENODEV, f"{host!r} is IPv6 only, and IPV6 is off")
         af, kind, proto, _, addr = infos[0]
         sock = native_socket(af, kind, proto)
         try:
@@ -523,6 +527,14 @@ class Connecter:
             self._task.cancel()
         if drop_links and self.link is not None:
             self.link.end_here()
+
+
+def _ipv4_mapped(host: str) -> bool:
+    """An IPv4 address written as IPv6 (::ffff:a.b.c.d), which libzmq binds without IPV6."""
+    try:
+        return ipaddress.IPv6Address(host).ipv4_mapped is not None
+    except ValueError:
+        return False
 
 
 def _link_class(host: LinkHost) -> type[ZMTPLink] | type[RawLink]:
