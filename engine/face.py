@@ -75,7 +75,7 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
 
     def _start(self) -> None:
         """The face is built: take wake-ups, and the context's defaults for new sockets."""
-        self._core.set_waker(self._wake)
+        self._core.set_waker(self._core_waker())
         for option, value in self.context._socket_defaults().items():
             # As pyzmq: a context default this socket type does not have (SUBSCRIBE on a
             # PUB, ROUTER_MANDATORY on a DEALER) is skipped, not an error at ctx.socket().
@@ -86,6 +86,12 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
 
     def _wake(self) -> None:
         raise NotImplementedError
+
+    def _core_waker(self) -> Callable[[], None]:
+        """What the core calls to wake this face. A strong hold here: the I/O loop holds the
+        core while it has connections, and so the face, as pyzmq's asyncio socket is held by
+        its loop's reader (a receiving task nobody else keeps stays alive)."""
+        return self._wake
 
     def _waiter(self, reading: bool = False) -> Waiter:
         """How a blocked call on this socket sleeps; `reading` for a recv."""

@@ -235,6 +235,20 @@ class Socket(SocketFace):
 
     # -- how to wait ----------------------------------------------------------------------------
 
+    def _core_waker(self) -> Callable[[], None]:
+        """The core holds this socket weakly: a strong hold (the I/O loop holds the core
+        while it has connections) kept a socket the application had dropped alive, open and
+        connected for ever, where pyzmq's is closed when collected (a SUB let go went on
+        taking its topics, and its XPUB never heard it unsubscribe)."""
+        ref = weakref.ref(self)
+
+        def wake() -> None:
+            alive = ref()
+            if alive is not None:
+                alive._wake()
+
+        return wake
+
     def _wake(self) -> None:
         self._signal.set()  # for a Poller, or the FD, waiting on this socket
         if self._sleepers:
@@ -303,6 +317,9 @@ class Context(ContextFace):
         object.__setattr__(self, "_pool_size", 1)  # IO_THREADS when the first socket came
         #: Closed sockets' transport sides whose connections still linger; term() waits.
         object.__setattr__(self, "_lingering", set())
+        #: When term() stops waiting for lingering connections (monotonic time; None: never),
+        #: set at interpreter exit only.
+        object.__setattr__(self, "_linger_deadline", None)
         _contexts.add(self)
 
     @staticmethod
@@ -334,10 +351,14 @@ class Context(ContextFace):
 
     def _after_close(self) -> None:
         # Lingering connections finish on the loops; then the threads stop.
+        deadline = self._linger_deadline
         for io in self._threads:
             if not io._started:
                 continue
             while io.call(_has_links, self._lingering, io):
+                if deadline is not None and time.monotonic() >= deadline:
+                    io.call(_abort_links, self._lingering, io)
+                    break
                 time.sleep(TERM_POLL_S)
         for io in self._threads:
             io.stop()
@@ -354,6 +375,15 @@ def _has_links(lingering: set[Endpoints], io: IOThread) -> bool:
     return False
 
 
+def _abort_links(lingering: set[Endpoints], io: IOThread) -> None:
+    """Runs on `io`'s loop: closes the lingering connections there at once."""
+    for endpoints in list(lingering):
+        if endpoints.loop is io.loop:
+            for link in list(endpoints.links):
+                link.abort()
+            lingering.discard(endpoints)
+
+
 _contexts: weakref.WeakSet[Context] = weakref.WeakSet()
 
 
@@ -366,6 +396,9 @@ def _after_fork_in_child() -> None:
 def _at_exit() -> None:
     for ctx in list(_contexts):
         if ctx._pid == os.getpid():
+            # Sockets closed before (by the application, or collected unreferenced) may
+            # linger without limit; leaving waits for them no longer than for the open ones.
+            object.__setattr__(ctx, "_linger_deadline", time.monotonic() + EXIT_LINGER_MS / 1000)
             try:
                 ctx._shutdown(None, max_linger_ms=EXIT_LINGER_MS)
             except Exception:

@@ -130,8 +130,10 @@ class Subscribers(Generic[Subscriber]):
         return list(self._by_peer.get(peer, ()))
 
     def remove_peer(self, peer: Subscriber) -> list[bytes]:
-        """Drop every subscription of a departed peer; returns the prefixes left unsubscribed."""
-        gone = list(self._by_peer.get(peer, ()))
+        """Drop every subscription of a departed peer; returns the prefixes left unsubscribed,
+        in byte order, as libzmq walks its trie to report them (an XPUB's reader sees the
+        same unsubscriptions in the same order on both)."""
+        gone = sorted(self._by_peer.get(peer, ()))
         return [p for p in gone if self.remove(p, peer)]
 
     def match(self, topic: bytes) -> set[Subscriber] | frozenset[Subscriber]:
