@@ -8,6 +8,7 @@ pipe until the connection is up.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -61,12 +62,14 @@ def test_an_inproc_peer_not_yet_bound_gets_its_share_even_with_immediate(
 
 @LIBS
 def test_a_tcp_connect_with_immediate_takes_nothing_before_the_peer(lib: Any) -> None:
+    # A port held but not listening: every connect to it is refused, and no other process
+    # can take it meanwhile (a port freed by a closed socket could be, and was once in CI:
+    # a parallel test's bind took it, the connect succeeded, and the send went through).
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    endpoint = f"tcp://127.0.0.1:{held.getsockname()[1]}"
     ctx = lib.Context()
     try:
-        probe = ctx.socket(lib.PULL)
-        probe.bind("tcp://127.0.0.1:0")
-        endpoint = probe.getsockopt(lib.LAST_ENDPOINT).decode()
-        probe.close(linger=0)  # a free port: nothing listens there now
         sender = ctx.socket(lib.PUSH)
         sender.setsockopt(lib.IMMEDIATE, 1)
         sender.connect(endpoint)
@@ -74,3 +77,4 @@ def test_a_tcp_connect_with_immediate_takes_nothing_before_the_peer(lib: Any) ->
             sender.send(b"too early", lib.DONTWAIT)
     finally:
         ctx.destroy(linger=0)
+        held.close()
