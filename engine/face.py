@@ -448,7 +448,7 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
                     raise
                 continue
             return port
-        raise ZMQBindError("could not bind socket to a random port")
+        raise ZMQBindError("Could not bind socket to random port.")  # pyzmq's words
 
     # -- monitoring -----------------------------------------------------------------------------
 
