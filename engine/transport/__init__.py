@@ -112,8 +112,11 @@ class Endpoints:
         if ep.transport != "inproc":
             check_security(self.port.options)
         handle = _transport(ep).connect(self, ep)
-        self.handles[str(ep)] = handle
-        self.last_endpoint = str(ep)
+        # LAST_ENDPOINT shows a connect as it was given, as libzmq's (a source address and a
+        # port's leading zeros kept); disconnect finds it under either spelling.
+        self.handles[address] = handle
+        self.handles.setdefault(str(ep), handle)
+        self.last_endpoint = address
 
     def _check_raw(self, ep: Endpoint) -> None:
         if self.port.socket_type == c.STREAM and ep.transport not in ("tcp", "ipc"):
