@@ -38,6 +38,9 @@ from loadtest.ports import free_port
 
 #: Longest wait for a server to print "ready" (it starts worker processes).
 START_TIMEOUT_S = 60.0
+#: How long a child whose output has ended is given to be reaped: its stdout closes a moment
+#: before its exit code can be read, and that moment is no reason to call it still starting.
+EXIT_GRACE_S = 5.0
 LOCAL = "tcp://127.0.0.1:0"
 #: Messages taken from one socket before the core's outbox is carried out.
 READ_BATCH = 256
@@ -110,6 +113,35 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def start_failure(process: subprocess.Popen[str], said_ready: bool, what: str, log: Any) -> str:
+    """Why a child the bench started is not ready: its exit code and the last lines of the
+    log it writes its errors to, if it exited; else that it is still starting, or that it
+    said ready without the endpoints the bench reads from its banner."""
+    try:
+        code = process.wait(EXIT_GRACE_S) if said_ready else process.poll()
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is not None:
+        return f"{what} exited with code {code} before it was ready{log_tail(log)}"
+    if not said_ready:
+        return f"{what} did not start within {START_TIMEOUT_S:g}s"
+    return f"{what} said it was ready without the endpoints of its banner"
+
+
+def log_tail(log: Any) -> str:
+    """ ": " and the last lines of ``log`` (an open file the children write their errors to),
+    or "" when it is not a file with a name."""
+    path = getattr(log, "name", None)
+    if not isinstance(path, str):
+        return ""
+    log.flush()
+    try:
+        lines = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return ": " + " | ".join(lines[-3:]) if lines else ""
+
+
 class Server:
     """A `crossroads serve` child: endpoints and worker PIDs from its stdout, CPU from /proc."""
 
@@ -138,9 +170,11 @@ class Server:
         self.lines: list[str] = []
         ready = threading.Event()
         threading.Thread(target=self._read, args=(ready,), daemon=True).start()
-        if not ready.wait(START_TIMEOUT_S) or "actions" not in self.endpoints:
+        said_ready = ready.wait(START_TIMEOUT_S)
+        if not said_ready or "actions" not in self.endpoints:
+            failure = start_failure(self.process, said_ready, "the server", log)
             self.stop()
-            raise BenchError(f"the server did not start within {START_TIMEOUT_S:g}s")
+            raise BenchError(failure)
 
     def _read(self, ready: threading.Event) -> None:
         assert self.process.stdout is not None

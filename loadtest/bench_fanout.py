@@ -33,6 +33,7 @@ from loadtest.bench_crowd import (
     child_env,
     cpu_seconds,
     server_key,
+    start_failure,
 )
 from loadtest.bench_players_report import Round, Row, percentile
 from loadtest.bench_subscribers import RemoteSubscribers, have_pyzmq
@@ -79,14 +80,11 @@ class Relay:
         self.key: bytes | None = None
         ready = threading.Event()
         threading.Thread(target=self._read, args=(ready,), daemon=True).start()
-        if not ready.wait(START_TIMEOUT_S) or not self.endpoint:
-            code = self.process.poll()
+        said_ready = ready.wait(START_TIMEOUT_S)
+        if not said_ready or not self.endpoint:
+            failure = start_failure(self.process, said_ready, f"relay {name}", log)
             self.stop()
-            if code is None:
-                raise BenchError(f"relay {name} did not start within {START_TIMEOUT_S:g}s")
-            raise BenchError(
-                f"relay {name} exited with code {code} before it was ready{_last_words(log)}"
-            )
+            raise BenchError(failure)
 
     def _read(self, ready: threading.Event) -> None:
         assert self.process.stdout is not None
@@ -109,20 +107,6 @@ class Relay:
                 self.process.wait(10)
         if self.process.stdout is not None:
             self.process.stdout.close()
-
-
-def _last_words(log: Any) -> str:
-    """The end of the log a relay writes its errors to (shared with the server), to say why
-    it stopped; "" when there is no such file."""
-    path = getattr(log, "name", None)
-    if not isinstance(path, str):
-        return ""
-    log.flush()
-    try:
-        lines = Path(path).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return ": " + " | ".join(lines[-3:]) if lines else ""
 
 
 def even_shares(total: int, parts: int) -> list[int]:
