@@ -129,8 +129,8 @@ def start_failure(process: subprocess.Popen[str], said_ready: bool, what: str, l
 
 
 def log_tail(log: Any) -> str:
-    """ ": " and the last lines of ``log`` (an open file the children write their errors to),
-    or "" when it is not a file with a name."""
+    """The last lines of ``log`` (an open file the children write their errors to), after a
+    colon, to end a sentence with; empty when it is not a file with a name."""
     path = getattr(log, "name", None)
     if not isinstance(path, str):
         return ""
