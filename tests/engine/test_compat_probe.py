@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import threading
 import time
 from typing import Any
 
@@ -813,4 +814,23 @@ def test_a_message_refused_is_refused_at_its_first_frame(lib: Any) -> None:
         assert monitor.recv_monitor_message(events)["event"] == lib.EVENT_DISCONNECTED
         router.send(b"last")  # its peer left after its first frame: dropped, no error
     finally:
-        ctx.destroy(linger=0)
+        if lib is engine:
+            ctx.destroy(linger=0)
+        else:
+            _destroy_despite_libzmq_hang(ctx)
+
+
+#: How long libzmq's context is given to end before the test leaves it to its thread.
+LIBZMQ_TERM_WAIT_S = 10.0
+
+
+def _destroy_despite_libzmq_hang(ctx: Any) -> None:
+    """libzmq 4.3.5's term can wait for ever after a ROUTER completed a message whose peer
+    left after its first frame: called in the test's own thread, as the other tests do, it
+    hung in each of three loops of 300-600 runs of this test (a CI run's 60 s timeout caught
+    it once), and in none of 600 without the last frame. From a thread of its own it has not
+    hung here (3,800 runs); should it, every check above has run, the sockets are closed, and
+    the thread is left to it after LIBZMQ_TERM_WAIT_S rather than hang the suite."""
+    ender = threading.Thread(target=ctx.destroy, kwargs={"linger": 0}, daemon=True)
+    ender.start()
+    ender.join(LIBZMQ_TERM_WAIT_S)
