@@ -31,6 +31,15 @@ def accepted_without_blocking(sock: Any, lib: Any, frames: list[bytes], limit: i
     return sent
 
 
+def tcp_pull_and_push(lib: Any, ctx: Any) -> tuple[Any, Any]:
+    """A PULL bound on a free loopback tcp port, and a PUSH connected to it."""
+    pull = ctx.socket(lib.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(lib.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    return pull, push
+
+
 def all_queued(sock: Any) -> list[list[bytes]]:
     """Every message `sock` has or gets within a last look of 200 ms (the sender stopped)."""
     got = []

@@ -19,6 +19,7 @@ from enginekit import same_option_verdicts_as_libzmq
 
 import engine
 from engine.utils.monitor import recv_monitor_message
+from tests.engine.libkit import tcp_pull_and_push
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -328,11 +329,8 @@ def test_recv_into_stores_what_fits_and_returns_the_frames_size(lib: Any) -> Non
     anything is taken; an empty buffer drops a frame."""
     ctx = lib.Context()
     try:
-        pull = ctx.socket(lib.PULL)
+        pull, push = tcp_pull_and_push(lib, ctx)
         pull.rcvtimeo = 5000
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push = ctx.socket(lib.PUSH)
-        push.connect(f"tcp://127.0.0.1:{port}")
         for frames in ([b"0123456789"], [b"dropped"], [b"first", b"second"], [b"ab"]):
             push.send_multipart(frames)
         buffer = bytearray(4)
@@ -377,10 +375,7 @@ def test_type_and_rcvmore_read_as_pyzmqs(lib: Any) -> None:
     the attribute, is 0 or 1 (pyzmq's ints, not bools)."""
     ctx = lib.Context()
     try:
-        pull = ctx.socket(lib.PULL)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push = ctx.socket(lib.PUSH)
-        push.connect(f"tcp://127.0.0.1:{port}")
+        pull, push = tcp_pull_and_push(lib, ctx)
         push.send_multipart([b"a", b"b"])
         assert type(pull.getsockopt(lib.TYPE)) is int
         assert (pull.type, pull.type.name) == (lib.PULL, "PULL")

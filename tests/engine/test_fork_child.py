@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.libkit import LIBS, WAIT_MS
+from tests.engine.libkit import LIBS, WAIT_MS, tcp_pull_and_push
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -60,10 +60,7 @@ def _run_in_child(call: Any, *args: Any) -> int:
 def test_child_ending_inherited_objects_returns_and_spares_the_parent(lib: Any, what: str) -> None:
     ctx = lib.Context()
     try:
-        pull = ctx.socket(lib.PULL)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push = ctx.socket(lib.PUSH)
-        push.connect(f"tcp://127.0.0.1:{port}")
+        pull, push = tcp_pull_and_push(lib, ctx)
         push.send(b"before the fork")
         assert pull.poll(WAIT_MS) and pull.recv() == b"before the fork"
         assert _run_in_child(CHILD_CALLS[what], ctx, push, pull) == 0
