@@ -23,10 +23,10 @@ import engine
 import engine.asyncio as ezmq
 from engine.accept_rules import parse_tcp_rule, tcp_admits
 from engine.utils.monitor import recv_monitor_message
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(120)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 #: How long a test waits for an event that must come (a bound, not a pause).
 WAIT_MS = 10_000
 

@@ -19,11 +19,10 @@ from enginekit import same_option_verdicts_as_libzmq
 
 import engine
 from engine.utils.monitor import recv_monitor_message
-from tests.engine.libkit import tcp_pull_and_push
+from tests.engine.libkit import LIBS, tcp_pull_and_push
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 CLASSIC = ("PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB")
 
 

@@ -8,13 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 
-import engine
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 WAIT_MS = 10_000
 JOIN_S = 10.0
 

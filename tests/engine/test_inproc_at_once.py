@@ -19,10 +19,10 @@ import zmq.asyncio as pyzmq_asyncio
 
 import engine
 import engine.asyncio
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 PAIRS = [
     ("PAIR", "PAIR"),
     ("PUSH", "PULL"),

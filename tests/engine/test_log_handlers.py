@@ -11,11 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 
 import engine
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+from tests.engine.libkit import LIBS
 
 
 @pytest.fixture

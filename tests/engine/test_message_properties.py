@@ -19,10 +19,10 @@ from enginekit import zap_handler
 
 import engine
 import engine.asyncio
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 WAIT_MS = 10_000
 
 

@@ -19,10 +19,10 @@ from enginekit import monitor_events
 
 import engine
 import engine.asyncio
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 WAIT_S = 10.0
 #: How long a monitor is watched for an event it must not get.
 QUIET_S = 0.25

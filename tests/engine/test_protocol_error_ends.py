@@ -20,14 +20,12 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 from enginekit import monitor_events, zap_handler
 
-import engine
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 RECONNECT_IVL_MS = 50
 #: How long a connecter that gave up is watched for a redial it must not make: five of its
 #: RECONNECT_IVL (a redial comes after one).

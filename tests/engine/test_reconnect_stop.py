@@ -9,14 +9,12 @@ import socket
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 from enginekit import monitor_events, same_option_verdicts_as_libzmq
 
-import engine
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 #: How long a stopped connecter is watched for a redial it must not make: five of its
 #: RECONNECT_IVL (the redial, if any, comes after one).
 QUIET_MS = 250

@@ -17,10 +17,10 @@ from enginekit import async_test, same_option_verdicts_as_libzmq
 
 import engine
 import engine.asyncio
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 WAIT_MS = 10_000
 
 

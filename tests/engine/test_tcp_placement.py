@@ -15,16 +15,15 @@ import socket
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 from enginekit import same_option_verdicts_as_libzmq
 
 import engine
 import engine.asyncio as engine_asyncio
 from engine.utils.monitor import recv_monitor_message
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 #: Linux's number, where this Python's socket module does not name it.
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 #: Binding a socket to a device takes CAP_NET_RAW; as root here, and in CI.

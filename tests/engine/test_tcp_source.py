@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 
 import engine
 import engine.asyncio as engine_asyncio
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 
 
 @pytest.fixture

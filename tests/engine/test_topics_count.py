@@ -8,13 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 
 import engine
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 
 
 @LIBS

@@ -10,14 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq as pyzmq
 from enginekit import same_option_verdicts_as_libzmq
 
-import engine
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
-
-LIBS = pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
 
 
 def test_use_fd_takes_what_libzmq_takes() -> None:
