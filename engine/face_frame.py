@@ -34,7 +34,8 @@ class Frame:
         source: Pipe | None = None,
     ) -> None:
         # pyzmq's signature; the bytes are always copied here (`copy`, `copy_threshold`).
-        self.bytes = as_frame(data)
+        # None is an empty frame, as in pyzmq.
+        self.bytes = b"" if data is None else as_frame(data)
         self.more = more
         #: The pipe it came from, whose connection's metadata `get(name)` reads; None for a
         #: frame made here, or one whose origin the face did not keep.

@@ -363,9 +363,11 @@ def test_send_multipart_with_sndmore_waits_for_the_rest(lib: Any) -> None:
 def test_trackers_as_pyzmq_hands_them_out(lib: Any) -> None:
     """A tracker only for track=True with copy=False (None with copy=True), and
     Frame(data, track=True).tracker; the engine took no `track` in Frame() and handed a
-    tracker out for copied sends."""
+    tracker out for copied sends. Frame(None) is an empty frame, as Frame() is (the engine
+    refused None)."""
     assert isinstance(lib.Frame(b"x", track=True).tracker, lib.MessageTracker)
     assert lib.Frame(b"x").tracker is None
+    assert lib.Frame(None).bytes == lib.Frame().bytes == b""
     with pytest.raises(TypeError):
         lib.Frame("text")
     ctx = lib.Context()
