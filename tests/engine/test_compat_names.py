@@ -101,3 +101,47 @@ def test_interrupted_system_call_is_pyzmqs_kind_of_error() -> None:
     assert error.errno == pyzmq.InterruptedSystemCall(4).errno == engine.EINTR
     assert str(error).startswith("Interrupted system call")
     assert engine.error.InterruptedSystemCall is engine.InterruptedSystemCall
+
+
+#: The methods and properties of pyzmq's classes that the engine's lack: those that wrap a
+#: libzmq socket or context by its C address (an engine socket has none), and the event
+#: behind a pyzmq Frame's tracker (the engine's trackers are done when the send returns).
+NOT_ON_THE_ENGINES_CLASSES = {
+    "shadow",
+    "shadow_pyczmq",
+    "underlying",
+    "from_socket",
+    "tracker_event",
+}
+
+
+def test_the_engines_classes_have_every_pyzmq_method_but_the_c_address_ones() -> None:
+    """Socket, Context, Frame, Poller and MessageTracker on both faces: pyzmq's public names
+    are there (by dir, or as an option attribute such as `hwm`), but for those listed."""
+    import zmq.asyncio as pyzmq_asyncio
+
+    import engine.asyncio as engine_asyncio
+
+    pairs = [
+        (pyzmq.Socket, engine.Socket),
+        (pyzmq.Context, engine.Context),
+        (pyzmq.Frame, engine.Frame),
+        (pyzmq.Poller, engine.Poller),
+        (pyzmq.MessageTracker, engine.MessageTracker),
+        (pyzmq_asyncio.Socket, engine_asyncio.Socket),
+        (pyzmq_asyncio.Context, engine_asyncio.Context),
+        (pyzmq_asyncio.Poller, engine_asyncio.Poller),
+    ]
+    ctx = engine.Context()
+    sock = ctx.socket(engine.DEALER)
+    try:
+        for theirs, ours in pairs:
+            missing = _public_names(theirs) - _public_names(ours) - NOT_ON_THE_ENGINES_CLASSES
+            # Instance-level names (`context`, option attributes such as `hwm`) on a socket.
+            if ours is engine.Socket or ours is engine_asyncio.Socket:
+                missing = {name for name in missing if not hasattr(sock, name)}
+            assert missing == set(), (theirs.__qualname__, missing)
+        assert not hasattr(sock, "underlying")
+    finally:
+        sock.close(0)
+        ctx.term()
