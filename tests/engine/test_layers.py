@@ -46,7 +46,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "waiting",
     ),
     6: ("sync", "iothread", "asyncio"),
-    7: ("poll", "devices", "log", "utils", "auth", "__init__"),
+    7: ("poll", "devices", "decorators", "log", "utils", "auth", "__init__"),
     8: ("patterns",),
 }
 #: What the patterns (L8) may use: the public API only.
