@@ -74,6 +74,10 @@ class Frame:
                 return int(fd)
         raise ZMQError(c.EINVAL, f"a Frame answers MORE, SHARED, SRCFD and properties: {option!r}")
 
+    def __getitem__(self, option: int | str) -> int | str:
+        """`frame["User-Id"]` is `frame.get("User-Id")`, as in pyzmq."""
+        return self.get(option)
+
     @property
     def buffer(self) -> memoryview:
         return memoryview(self.bytes)

@@ -4,6 +4,8 @@ handshake does, and gets RFC 27 replies decided by the policy."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,34 @@ def test_asyncio_authenticator() -> None:
         ctx.destroy(linger=0)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("lib_name", ["engine", "zmq"])
+def test_a_denial_is_logged_at_debug_as_pyzmq_logs_it(
+    lib_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused request leaves a debug record and nothing at INFO or above, on both libraries:
+    pyzmq's strawhouse and woodhouse examples print the same lines on the engine (it logged
+    each denial at INFO, so they printed one more)."""
+    lib = importlib.import_module(lib_name)
+    thread_auth = importlib.import_module(f"{lib_name}.auth.thread")
+    caplog.set_level(logging.DEBUG)
+    context = lib.Context()
+    authenticator = thread_auth.ThreadAuthenticator(context)
+    authenticator.start()
+    try:
+        authenticator.configure_plain(domain="*", passwords={"alice": "s3cret"})
+        req = context.socket(lib.REQ)
+        req.linger = 0
+        req.rcvtimeo = 5000
+        req.connect("inproc://zeromq.zap.01")
+        req.send_multipart([b"1.0", b"1", b"", b"127.0.0.1", b"", b"PLAIN", b"alice", b"guess"])
+        reply = req.recv_multipart()
+        req.close()
+    finally:
+        authenticator.stop()
+        context.destroy(linger=0)
+    assert reply[2] == b"400"
+    ours = [r for r in caplog.records if r.name.startswith(f"{lib_name}.auth")]
+    assert any(r.levelno == logging.DEBUG and "DENIED" in r.getMessage().upper() for r in ours)
+    assert [r.getMessage() for r in ours if r.levelno >= logging.INFO] == []

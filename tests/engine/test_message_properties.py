@@ -146,6 +146,9 @@ def test_a_frame_answers_the_user_id_and_metadata_its_zap_handler_gave(
             assert _property(frame, lib, "User-Id") == "alice-42"
             assert _property(frame, lib, "Role") == "admin"
             assert _property(frame, lib, "Socket-Type") == "PUSH"
+            # Indexing by name is get(), as pyzmq's asyncio-ironhouse example reads it (the
+            # engine's Frame had no indexing).
+            assert frame["User-Id"] == "alice-42"
     finally:
         ctx.destroy(linger=0)
         client_ctx.destroy(linger=0)
