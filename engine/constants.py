@@ -195,8 +195,9 @@ class Flag(IntFlag):
     SNDMORE = 2
 
 
-class ReconnectStop(IntFlag):
-    """RECONNECT_STOP's flags (libzmq 4.3.5 answers the option)."""
+class ReconnectStop(IntEnum):
+    """RECONNECT_STOP's bits (libzmq 4.3.5 answers the option); an IntEnum, as pyzmq's is, so
+    two of them OR'ed are a plain int."""
 
     CONN_REFUSED = 1  # no redial after a refused connection
     HANDSHAKE_FAILED = 2  # none after a connection lost before its handshake completed
@@ -247,7 +248,9 @@ STREAMER, FORWARDER, QUEUE = (d.value for d in DeviceType)
 # -- socket monitor events --------------------------------------------------------------------
 
 
-class Event(IntEnum):
+class Event(IntFlag):
+    """A flag class, as pyzmq's is: a monitor's mask is an OR of them."""
+
     CONNECTED = 0x0001
     CONNECT_DELAYED = 0x0002
     CONNECT_RETRIED = 0x0004
@@ -270,7 +273,14 @@ class Event(IntEnum):
     PROTOCOL_ERROR_ZAP_UNSPECIFIED = 0x20000000
 
 
-globals().update({f"EVENT_{e.name}": e.value for e in Event if not e.name.startswith("PROTOCOL")})
+# By __members__: iterating a flag class skips its multi-bit members (ALL).
+globals().update(
+    {
+        f"EVENT_{name}": e.value
+        for name, e in Event.__members__.items()
+        if not name.startswith("PROTOCOL")
+    }
+)
 EVENT_ALL_V1 = Event.ALL.value
 EVENT_ALL_V2 = EVENT_ALL_V1 | Event.PIPES_STATS
 

@@ -14,13 +14,16 @@ _HEADER = struct.Struct("<HI")
 
 
 def parse_monitor_message(msg: list[bytes]) -> dict[str, Any]:
-    """Decode one event: {'event': Event, 'value': int, 'endpoint': bytes}."""
+    """Decode one event: {'event': Event, 'value': Event, 'endpoint': bytes}.
+
+    The value (a descriptor, an errno, an interval) is an `Event` too, only because pyzmq
+    hands it out as one: it is an int all the same, and prints as pyzmq's does."""
     if len(msg) != 2 or len(msg[0]) != _HEADER.size:
         raise ZMQError(msg="not a monitor event message")
     event, value = _HEADER.unpack(msg[0])
     with contextlib.suppress(ValueError):  # pyzmq names the event; a number it lacks stays one
         event = Event(event)
-    return {"event": event, "value": value, "endpoint": msg[1]}
+    return {"event": event, "value": Event(value), "endpoint": msg[1]}
 
 
 def recv_monitor_message(socket: Any, flags: int = 0) -> Any:

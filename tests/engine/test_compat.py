@@ -460,3 +460,22 @@ def test_a_second_inproc_pair_connects_and_the_first_keeps_its_peer(lib: Any) ->
         assert early.poll(100) == 0 and late.poll(0) == 0
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_a_monitor_events_value_is_an_event_as_pyzmq_parses_it(lib: Any) -> None:
+    """pyzmq's parse_monitor_message hands the value (here the listening descriptor) out as an
+    Event, an int all the same; pyzmq's simple_monitor example prints it (the engine gave a
+    plain int, so it printed other lines)."""
+    monitor_module = importlib.import_module(f"{lib.__name__}.utils.monitor")
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.PULL)
+        watcher = sock.get_monitor_socket(lib.EVENT_LISTENING)
+        watcher.setsockopt(lib.RCVTIMEO, 10_000)
+        sock.bind("tcp://127.0.0.1:0")
+        event = monitor_module.recv_monitor_message(watcher)
+        assert event["event"] == lib.EVENT_LISTENING
+        assert type(event["value"]) is lib.Event and int(event["value"]) > 0
+    finally:
+        ctx.destroy(linger=0)

@@ -69,6 +69,21 @@ def test_shared_constants_and_enums_have_pyzmqs_values() -> None:
     assert compared > 300  # the comparison covered the constants, not a handful
 
 
+def test_shared_enums_are_of_pyzmqs_kind() -> None:
+    """A flag class where pyzmq has one (Event, Flag, PollEvent), a plain enum where pyzmq has
+    one: the engine's Event was an IntEnum, so a monitor event's value could not be an Event
+    as pyzmq's parse_monitor_message hands it out, and `Event.CONNECTED | Event.CLOSED` was an
+    int."""
+    kinds = 0
+    for name in sorted(_public_names(pyzmq) & _public_names(engine)):
+        theirs, ours = getattr(pyzmq, name), getattr(engine, name)
+        if isinstance(theirs, type) and issubclass(theirs, enum.Enum) and theirs.__members__:
+            assert issubclass(ours, enum.Flag) == issubclass(theirs, enum.Flag), name
+            kinds += 1
+    assert kinds >= 10
+    assert type(engine.Event.CONNECTED | engine.Event.CLOSED) is engine.Event
+
+
 def test_the_older_option_names_act_as_libzmqs() -> None:
     """IPV4ONLY is the inverse of IPV6, DELAY_ATTACH_ON_CONNECT is IMMEDIATE, THREAD_SAFE
     reads 1 on the draft types only; the same lines on both (the draft one on the engine)."""
