@@ -81,6 +81,10 @@ class LinkPort(Protocol):
         thread; the flush already scheduled on the loop stays scheduled for the rest. With
         `wait`, a move the loop is making right now is waited for rather than skipped."""
 
+    def hold_for_reader(self) -> None:
+        """Eager links only (inproc): what was just queued waits for the loop's flush; the
+        peer socket may have it handed over sooner, when it reads (SocketPort.hold)."""
+
     def resume_reading(self) -> None:
         """Loop side: the socket made room below RCVHWM; read (or deliver) again."""
 
@@ -108,6 +112,10 @@ class SocketPort(Protocol):
     def reader_busy(self, sender: Any) -> bool:
         """Messages wait to be read and nobody waits for more: `sender` (an inproc link) may
         leave its burst to the loop; the socket asks it to hand over when a read finds none."""
+
+    def hold(self, sender: Any) -> None:
+        """`sender` (an inproc link) left messages to the loop's flush: the socket has it hand
+        them over when a read finds none, or before an XPUB's next send."""
 
     def deliver(self, pipe: Pipe, batch: Batch, wake: bool = True) -> None:
         """Messages from the peer, one read's worth at a time. `wake=False` from the thread
@@ -197,6 +205,9 @@ class FlushQueue:
             # this pipe's earlier messages move first, under the link's lock)
             if not self._drains and not self._ready and link.write_direct():
                 return
+            # Left to the pass's flush: within the reader's reach meanwhile (a publisher that
+            # sends in this pass must see the subscriptions sent before, as over libzmq).
+            link.hold_for_reader()
         else:
             now = monotonic()
             quiet = now - self._last_request > EAGER_WRITE_GAP

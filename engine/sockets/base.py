@@ -172,10 +172,15 @@ class SocketCore:
         kept in `held_by_senders` until a read finds nothing."""
         if self._armed or not self.inbox.waiting():
             return False
+        self.hold(sender)
+        return True
+
+    def hold(self, sender: Any) -> None:
+        """Keep `sender` in `held_by_senders` until a read (or an XPUB's send) has it hand over
+        what it left to the loop's flush."""
         if not sender.held_back:  # once until the next hand-over: the queue stays short
             sender.held_back = True
             self.held_by_senders.append(sender)
-        return True
 
     def _recv_or_pull(self) -> Message | None:
         """The type's next message; when there is none, what inproc senders hold back first."""

@@ -127,6 +127,10 @@ class XPubSocket(SocketCore):
         while True:
             msg = inbox.take()
             if msg is None:
+                # And what inproc subscribers held back meanwhile (SocketCore.reader_busy):
+                # their subscriptions count for the next message, as over libzmq's inproc.
+                if self.held_by_senders and self._pulled():
+                    continue
                 return
             first = msg[0]
             if len(msg) != 1:
@@ -204,7 +208,7 @@ class XPubSocket(SocketCore):
             # A burst's run for everybody (every subscription is b"", so the topic does
             # not matter) goes on, unless subscriptions wait to be read: _send, inline.
             inbox = self.inbox
-            if not inbox.incoming and inbox.pos >= len(inbox.batch):
+            if not inbox.incoming and inbox.pos >= len(inbox.batch) and not self.held_by_senders:
                 # _queue(msg), inline
                 self._budget -= 1
                 queued = shared.messages
@@ -221,7 +225,7 @@ class XPubSocket(SocketCore):
         """The pipes a message on `topic` goes to, subscriptions read first. The matched
         collection itself when it can be (the same object for a topic's every message, which
         the burst path below compares by identity)."""
-        if self.inbox.waiting():
+        if self.inbox.waiting() or self.held_by_senders:
             self._read_subscriptions()
         matched = self.subscribers.match(topic)
         if self.options.invert_matching:

@@ -117,6 +117,10 @@ class InprocLink:
         self.port.notify()
         return True
 
+    def hold_for_reader(self) -> None:
+        if not self.closed:
+            self.peer_port.hold(self)
+
     def write_burst(self, wait: bool = False) -> None:
         """User side (the sender in a burst; with `wait` a reader that found nothing, or a
         sender at its SNDHWM, which waits for a move the loop is making): move what fits now;
