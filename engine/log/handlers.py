@@ -31,7 +31,9 @@ class PUBHandler(logging.Handler):
     for one this handler binds (in `context`, or in a context of its own, as pyzmq's makes
     one: a `term()` of the process-wide context elsewhere leaves the logging alone)."""
 
-    def __init__(self, interface_or_socket: Any, context: Any = None, root_topic: str = "") -> None:
+    def __init__(
+        self, interface_or_socket: Any, context: Any = None, root_topic: str | bytes = ""
+    ) -> None:
         super().__init__()
         if isinstance(interface_or_socket, str):
             self.ctx = context or Context()
@@ -43,8 +45,20 @@ class PUBHandler(logging.Handler):
         self.root_topic = root_topic
         self.formatters = {level: logging.Formatter(fmt) for level, fmt in DEFAULT_FORMATS.items()}
 
-    def setRootTopic(self, root_topic: str) -> None:
-        self.root_topic = root_topic
+    @property
+    def root_topic(self) -> str:
+        return self._root_topic
+
+    @root_topic.setter
+    def root_topic(self, root_topic: str | bytes) -> None:
+        self.setRootTopic(root_topic)
+
+    def setRootTopic(self, root_topic: str | bytes) -> None:
+        """The topic every record's topic starts with; bytes are read as UTF-8, as pyzmq's
+        handler reads them (it is joined with the level's name as text)."""
+        if isinstance(root_topic, bytes):
+            root_topic = root_topic.decode("utf-8")
+        self._root_topic = root_topic
 
     def setFormatter(self, fmt: Any, level: int = logging.NOTSET) -> None:
         """`fmt` for records of `level`, or for every level when none is given."""

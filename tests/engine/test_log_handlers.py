@@ -58,7 +58,9 @@ def test_records_go_out_under_root_level_and_subtopic(
     log.info("renamed")
     handler.root_topic = ""
     log.error("bare")
-    got = [sub.recv_multipart() for _ in range(6)]
+    handler.root_topic = b"bytes"  # read as UTF-8, as pyzmq reads it (the engine failed)
+    log.info("given as bytes")
+    got = [sub.recv_multipart() for _ in range(7)]
     assert got[0] == [
         b"game.DEBUG",
         f"DEBUG {__file__.rsplit('/', 1)[1]}:{line} - counted 3\n".encode(),
@@ -68,6 +70,8 @@ def test_records_go_out_under_root_level_and_subtopic(
     assert got[3][0] == b"game.CRITICAL" and got[3][1].startswith(b"CRITICAL ")
     assert got[4] == [b"other.INFO", b"renamed\n"]
     assert got[5][0] == b"ERROR" and got[5][1].endswith(b" - bare - None\n")
+    assert got[6] == [b"bytes.INFO", b"given as bytes\n"]
+    assert handler.root_topic == "bytes"
 
 
 @LIBS
