@@ -15,12 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import constants as c
-from ..errors import ContextTerminated
+from ..errors import ContextTerminated, ZMQBindError
 from ..sync import Context
 from .forwarding import device, monitored_queue, proxy, proxy_steerable
 
 #: How often `join()` looks whether a device run by the calling thread has ended.
 JOIN_POLL_S = 0.01
+#: Ports a `bind_*_to_random_port` looks at before it gives up, as pyzmq's devices (each
+#: one found may be one the device reserved already).
+RESERVE_TRIES = 5
 
 
 class _SocketPlan:
@@ -34,20 +37,30 @@ class _SocketPlan:
         self.connects: list[str] = []
         self.options: list[tuple[int, Any]] = []
 
-    def reserve_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
-        """A free port for a bind to come (as pyzmq: bound once to find one, then released)."""
+    def reserve_port(self, addr: str, reserved: set[str], *args: Any, **kwargs: Any) -> int:
+        """A free port for a bind to come (as pyzmq: bound to find one, then released), and
+        not one in `reserved` (the device's earlier ones, free again until it starts): up to
+        RESERVE_TRIES ports, each held while the next is looked for, then ZMQBindError."""
         scratch = Context()
         try:
             sock = scratch.socket(c.PAIR)
-            port = sock.bind_to_random_port(addr, *args, **kwargs)
-            sock.close(linger=0)
+            for _ in range(RESERVE_TRIES):
+                port = sock.bind_to_random_port(addr, *args, **kwargs)
+                if f"{addr}:{port}" not in reserved:
+                    break
+            else:
+                raise ZMQBindError("Could not reserve random port.")
         finally:
-            scratch.term()
+            scratch.destroy(linger=0)
+        reserved.add(f"{addr}:{port}")
         self.binds.append(f"{addr}:{port}")
         return port
 
     def make(self, context: Any) -> Any:
-        sock = context.socket(self.socket_type)
+        return self.apply(context.socket(self.socket_type))
+
+    def apply(self, sock: Any) -> Any:
+        """Set, bind and connect `sock` as planned."""
         for option, value in self.options:
             sock.setsockopt(option, value)
         for addr in self.binds:
@@ -59,8 +72,10 @@ class _SocketPlan:
 
 class Device:
     """Forwards between an in and an out socket, made when it starts: `bind_in`, `connect_in`
-    and `setsockopt_in` (and the `_out` forms) say how. `device_type` is kept for pyzmq's
-    sake; every device forwards both ways, as libzmq's since 3.x."""
+    and `setsockopt_in` (and the `_out` forms) say how. An `out_type` below 0 makes the in
+    socket serve both sides (what it receives goes back out through it, as pyzmq's
+    single-socket devices); the `_out` calls then apply to it. `device_type` is kept for
+    pyzmq's sake; every device forwards both ways, as libzmq's since 3.x."""
 
     context_factory: Callable[[], Any] = Context.instance
     #: Whether a thread or process device dies with the program (pyzmq's default).
@@ -75,12 +90,22 @@ class Device:
         self.plans = {"in": _SocketPlan(in_type), "out": _SocketPlan(out_type)}
         self.done = False
         self._sockets: list[Any] = []
+        #: The addresses bind_*_to_random_port handed out, so that none is handed out twice.
+        self._reserved: set[str] = set()
+
+    @property
+    def in_type(self) -> int:
+        return self.plans["in"].socket_type
+
+    @property
+    def out_type(self) -> int:
+        return self.plans["out"].socket_type
 
     def bind_in(self, addr: str) -> None:
         self.plans["in"].binds.append(addr)
 
     def bind_in_to_random_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
-        return self.plans["in"].reserve_port(addr, *args, **kwargs)
+        return self.plans["in"].reserve_port(addr, self._reserved, *args, **kwargs)
 
     def connect_in(self, addr: str) -> None:
         self.plans["in"].connects.append(addr)
@@ -92,7 +117,7 @@ class Device:
         self.plans["out"].binds.append(addr)
 
     def bind_out_to_random_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
-        return self.plans["out"].reserve_port(addr, *args, **kwargs)
+        return self.plans["out"].reserve_port(addr, self._reserved, *args, **kwargs)
 
     def connect_out(self, addr: str) -> None:
         self.plans["out"].connects.append(addr)
@@ -102,8 +127,13 @@ class Device:
 
     def _setup_sockets(self) -> dict[str, Any]:
         context = self.context_factory()
-        sockets = {role: plan.make(context) for role, plan in self.plans.items()}
-        self._sockets = list(sockets.values())
+        sockets: dict[str, Any] = {}
+        for role, plan in self.plans.items():
+            if role == "out" and plan.socket_type < 0:  # one socket for both sides
+                sockets[role] = plan.apply(sockets["in"])
+            else:
+                sockets[role] = plan.make(context)
+                self._sockets.append(sockets[role])
         return sockets
 
     def _close_sockets(self) -> None:
@@ -184,7 +214,7 @@ class Proxy(Device):
         self.plans["mon"].binds.append(addr)
 
     def bind_mon_to_random_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
-        return self.plans["mon"].reserve_port(addr, *args, **kwargs)
+        return self.plans["mon"].reserve_port(addr, self._reserved, *args, **kwargs)
 
     def connect_mon(self, addr: str) -> None:
         self.plans["mon"].connects.append(addr)
@@ -212,7 +242,7 @@ class ProxySteerable(Proxy):
         self.plans["ctrl"].binds.append(addr)
 
     def bind_ctrl_to_random_port(self, addr: str, *args: Any, **kwargs: Any) -> int:
-        return self.plans["ctrl"].reserve_port(addr, *args, **kwargs)
+        return self.plans["ctrl"].reserve_port(addr, self._reserved, *args, **kwargs)
 
     def connect_ctrl(self, addr: str) -> None:
         self.plans["ctrl"].connects.append(addr)

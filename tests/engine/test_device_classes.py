@@ -137,3 +137,39 @@ def test_a_process_device_forwards_from_its_own_process(lib: Any, ctx: Any) -> N
 def test_a_device_needs_both_socket_types(lib: Any) -> None:
     with pytest.raises(TypeError):
         devices(lib).ThreadDevice(lib.QUEUE, lib.PULL)
+
+
+@LIBS
+def test_a_device_names_its_socket_types(lib: Any) -> None:
+    device = devices(lib).Device(lib.QUEUE, lib.SUB, lib.PUB)
+    assert (device.in_type, device.out_type, device.device_type) == (lib.SUB, lib.PUB, lib.QUEUE)
+
+
+@LIBS
+def test_an_out_type_below_zero_makes_one_socket_serve_both_sides(lib: Any, ctx: Any) -> None:
+    """A REP device with no out socket answers each request with itself (the engine tried
+    to make a socket of type -1, and its thread died)."""
+    device = devices(lib).ThreadDevice(lib.QUEUE, lib.REP, -1)
+    device.context_factory = lambda: ctx
+    client = ctx.socket(lib.REQ)
+    port = client.bind_to_random_port("tcp://127.0.0.1")
+    device.connect_in(f"tcp://127.0.0.1:{port}")
+    device.start()
+    client.send(b"echo me")
+    assert client.recv() == b"echo me"
+    client.close()
+    end(device, ctx)
+
+
+@LIBS
+def test_random_ports_reserved_by_a_device_are_each_its_own(lib: Any) -> None:
+    """Reservations never repeat a port: eleven in a range of ten cannot all succeed (the
+    engine handed out the same port twice, and its device then failed to bind it)."""
+    device = devices(lib).ThreadDevice(lib.PULL, lib.PUSH, -1)
+    ports: list[int] = []
+    with pytest.raises(lib.ZMQBindError):
+        for _ in range(11):
+            ports.append(
+                device.bind_in_to_random_port("tcp://127.0.0.1", min_port=42000, max_port=42010)
+            )
+    assert len(set(ports)) == len(ports)
