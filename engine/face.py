@@ -23,6 +23,7 @@ from typing import Any
 
 from . import constants as c
 from . import face_draft
+from .endpoint import parse as parse_endpoint
 from .errors import Again, ContextTerminated, ZMQBindError, ZMQError
 from .face_endpoint import EndpointContext
 from .face_frame import DONE_TRACKER, Frame, as_frame
@@ -434,6 +435,9 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         self, addr: str, min_port: int = 49152, max_port: int = 65536, max_tries: int = 100
     ) -> int:
         if not addr.startswith("tcp://"):
+            # What bind() would say first: a malformed address is EINVAL, a transport the
+            # engine does not know EPROTONOSUPPORT (as pyzmq's bind_to_random_port passes on).
+            parse_endpoint(addr, binding=True)
             # Only tcp has ports: pyzmq binds `ipc:///path:*` (a file named so) and then fails
             # reading a port from it; refused here before anything is bound.
             raise ZMQError(c.EINVAL, f"bind_to_random_port takes a tcp address, not {addr!r}")

@@ -479,3 +479,27 @@ def test_a_monitor_events_value_is_an_event_as_pyzmq_parses_it(lib: Any) -> None
         assert type(event["value"]) is lib.Event and int(event["value"]) > 0
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_bind_errors_say_what_bind_says(lib: Any, tmp_path: Any) -> None:
+    """bind_to_random_port passes on bind's errno for an unknown transport (EPROTONOSUPPORT;
+    the engine said EINVAL), and an ipc bind into a missing directory names the path (the
+    engine's ZMQError dropped a detail that began with the errno's own text)."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.PUB)
+        with pytest.raises(lib.ZMQError) as unknown:
+            sock.bind_to_random_port("rand://*")
+        assert unknown.value.errno == lib.EPROTONOSUPPORT
+        with pytest.raises(lib.ZMQError) as malformed:
+            sock.bind_to_random_port("tcp:*")
+        assert malformed.value.errno == lib.EINVAL
+        missing = f"{tmp_path}/no-such-dir/sock"
+        with pytest.raises(lib.ZMQError) as enoent:
+            sock.bind(f"ipc://{missing}")
+        assert enoent.value.errno == errno.ENOENT
+        assert missing in str(enoent.value)
+        assert "no such file or directory" in str(enoent.value).lower()
+    finally:
+        ctx.destroy(linger=0)
