@@ -169,6 +169,11 @@ class ContextFace:
         else:  # as pyzmq: a typo (`ctx.lingr = 0`) is reported, not kept
             raise AttributeError(f"{type(self).__name__} has no such option: {name.upper()}")
 
+    def __dir__(self) -> list[str]:
+        """The context options read and set as attributes too (`ctx.IO_THREADS`), as pyzmq
+        lists them."""
+        return sorted({*super().__dir__(), *c.ContextOption.__members__})
+
     def __getattr__(self, name: str) -> Any:
         if not name.startswith("_") and name.upper() in c.ContextOption.__members__:
             return self.get(c.ContextOption[name.upper()].value)

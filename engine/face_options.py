@@ -150,6 +150,10 @@ class SocketOptions:
     def _fd(self) -> int:
         raise ZMQError(c.EINVAL, "FD is not available on this face")
 
+    def __dir__(self) -> list[str]:
+        """The options read and set as attributes too (`sock.LINGER`), as pyzmq lists them."""
+        return sorted({*super().__dir__(), *(name.upper() for name in _ATTRIBUTE_OPTIONS)})
+
     def __getattr__(self, name: str) -> Any:
         option = socket_option_named(name)
         if option is None or name.startswith("_"):

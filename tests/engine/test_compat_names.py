@@ -8,6 +8,7 @@ IPV4ONLY, InterruptedSystemCall and others were AttributeErrors: this keeps the 
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import pytest
 import zmq as pyzmq
@@ -172,3 +173,19 @@ def test_the_engines_classes_have_every_pyzmq_method_but_those_listed() -> None:
             async_ctx.term()
 
     asyncio.run(check())
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_dir_lists_the_options_read_as_attributes(lib: Any) -> None:
+    """`dir(sock)` and `dir(ctx)` name the options (`sock.IDENTITY`, `ctx.IO_THREADS`), as
+    pyzmq's do, so completion offers them (the engine's listed none)."""
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.PUB)
+        names = dir(sock)
+        assert {"send", "IDENTITY", "AFFINITY", "LINGER", "SNDHWM"} <= set(names)
+        assert {"socket", "IO_THREADS", "MAX_SOCKETS"} <= set(dir(ctx))
+        for name in ("IDENTITY", "LINGER"):
+            getattr(sock, name)  # each listed option reads
+    finally:
+        ctx.destroy(linger=0)
