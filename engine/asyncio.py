@@ -169,7 +169,7 @@ class Socket(SocketFace):
 
     _face_name = "engine.asyncio.Socket"
 
-    def __init__(self, context: Context, socket_type: int) -> None:
+    def __init__(self, context: Context, socket_type: int, **options: Any) -> None:
         loop = _loop()
         super().__init__(context, socket_type, loop, same_thread=True)
         object.__setattr__(self, "_loop", loop)
@@ -180,7 +180,7 @@ class Socket(SocketFace):
         object.__setattr__(self, "_delivering", False)
         #: The calls waiting now (tasks of _run), which close() cancels.
         object.__setattr__(self, "_waiting_calls", set())
-        self._start()
+        self._start(options)
 
     # -- messages handed to a callback ------------------------------------------------------------
 

@@ -74,14 +74,23 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         object.__setattr__(self, "_rest_source", None)
         object.__setattr__(self, "_monitor_sink", None)
 
-    def _start(self) -> None:
-        """The face is built: take wake-ups, and the context's defaults for new sockets."""
+    def _start(self, options: dict[str, Any]) -> None:
+        """The face is built: take wake-ups, the context's defaults for new sockets, then the
+        options the constructor was given by name (an engine extension: what pyzmq's
+        `ctx.socket(zmq.PUB, **kwargs)` hands a socket class's constructor reaches the
+        engine's as options, `linger=0`); one it refuses closes the socket and raises."""
         self._core.set_waker(self._core_waker())
         for option, value in self.context._socket_defaults().items():
             # As pyzmq: a context default this socket type does not have (SUBSCRIBE on a
             # PUB, ROUTER_MANDATORY on a DEALER) is skipped, not an error at ctx.socket().
             with contextlib.suppress(ZMQError):
                 self.setsockopt(option, value)
+        try:
+            for name, value in options.items():
+                setattr(self, name, value)
+        except BaseException:
+            self.close(linger=0)
+            raise
 
     # -- supplied by each face ------------------------------------------------------------------
 

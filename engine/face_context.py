@@ -10,6 +10,7 @@ threads).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import MutableSet
 from typing import Any
 
@@ -18,6 +19,10 @@ from .context import IOContext
 from .errors import ZMQError
 from .face_options import declared_attribute, socket_option_named
 from .options import check_c_int
+
+#: Makes Context.instance() one context for every thread; held only while a context is made
+#: (which waits on nothing).
+_INSTANCE_LOCK = threading.Lock()
 
 #: The least each settable context option takes, as libzmq 4.3 (EINVAL below it).
 _CONTEXT_MINIMUM = {
@@ -69,26 +74,30 @@ class ContextFace:
 
     @classmethod
     def instance(cls, io_threads: int = 1) -> Any:
-        """The process-wide context; a forked child gets a fresh one."""
+        """The process-wide context; a forked child gets a fresh one. Threads asking at once
+        all get the one made first (each made its own before)."""
         inst = cls._instance
         if inst is None or inst.closed or cls._instance_pid != os.getpid():
-            inst = cls(io_threads)
-            cls._instance = inst
-            cls._instance_pid = os.getpid()
+            with _INSTANCE_LOCK:
+                inst = cls._instance
+                if inst is None or inst.closed or cls._instance_pid != os.getpid():
+                    inst = cls(io_threads)
+                    cls._instance = inst
+                    cls._instance_pid = os.getpid()
         return inst
 
     @property
     def closed(self) -> bool:
         return self._io.terminated
 
-    def socket(self, socket_type: int, socket_class: type | None = None, **options: Any) -> Any:
+    def socket(self, socket_type: int, socket_class: type | None = None, **kwargs: Any) -> Any:
+        """A new socket of `socket_class` (the context's own by default); `kwargs` go to its
+        constructor, as pyzmq passes them, where the engine's take them as options."""
         if self._io.terminated:  # pyzmq's answer (ETERM is for calls a term() interrupts)
             raise ZMQError(c.ENOTSUP, "the context is terminated: it makes no more sockets")
         if not self._started:
             self._start_context()
-        sock = (socket_class or self._socket_class)(self, socket_type)
-        for name, value in options.items():
-            setattr(sock, name, value)
+        sock = (socket_class or self._socket_class)(self, socket_type, **kwargs)
         self._sockets.add(sock)
         return sock
 

@@ -152,7 +152,7 @@ class Socket(SocketFace):
 
     _face_name = "engine.Socket"
 
-    def __init__(self, context: Context, socket_type: int) -> None:
+    def __init__(self, context: Context, socket_type: int, **options: Any) -> None:
         io = context._io_thread()
         super().__init__(context, socket_type, io.loop, same_thread=False)
         object.__setattr__(self, "_io_thread", io)
@@ -161,7 +161,7 @@ class Socket(SocketFace):
         object.__setattr__(self, "_sleepers", set())
         #: The last ReadingWaiter, kept while its connection lives (it holds a poll object).
         object.__setattr__(self, "_reading_waiter", None)
-        self._start()
+        self._start(options)
 
     # -- the common case first ---------------------------------------------------------------------
 

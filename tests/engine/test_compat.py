@@ -503,3 +503,55 @@ def test_bind_errors_say_what_bind_says(lib: Any, tmp_path: Any) -> None:
         assert "no such file or directory" in str(enoent.value).lower()
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_socket_kwargs_reach_the_socket_class_constructor(lib: Any) -> None:
+    """ctx.socket(type, **kwargs) hands kwargs to the socket class, as pyzmq does (the engine
+    took each as an option, so a subclass's own keyword was an unknown option)."""
+
+    class Tagged(lib.Socket):  # type: ignore[misc, name-defined]
+        tag_value = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.tag_value = kwargs.pop("tag", None)
+            super().__init__(*args, **kwargs)
+
+    ctx = lib.Context()
+    try:
+        sock = ctx.socket(lib.DEALER, socket_class=Tagged, tag="mine")
+        assert isinstance(sock, Tagged) and sock.tag_value == "mine"
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_context_instance_is_one_context_for_threads_asking_at_once(lib: Any) -> None:
+    """Sixteen threads and the main one call instance() together on a class slow to build:
+    all get the same context (the engine's made several)."""
+    started = threading.Barrier(17)
+
+    class Slow(lib.Context):  # type: ignore[misc, name-defined]
+        _instance = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            time.sleep(0.2)  # the window the threads' calls meet in; no result waits on it
+            super().__init__(*args, **kwargs)
+
+    got: list[Any] = []
+
+    def ask() -> None:
+        started.wait(10)
+        got.append(Slow.instance())
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    ask()
+    for thread in threads:
+        thread.join(10)
+    try:
+        assert len(got) == 17 and all(ctx is got[0] for ctx in got)
+    finally:
+        for ctx in {id(ctx): ctx for ctx in got}.values():
+            ctx.term()
