@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import devices, error
 from .constants import *  # noqa: F403 - pyzmq exposes every constant at top level
 from .constants import VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH, SocketOption, SocketType
+from .constants import __all__ as _constant_names
 from .devices import device, monitored_queue, proxy, proxy_steerable
 from .errors import (
     Again,
@@ -37,6 +38,7 @@ SyncContext = Context
 SyncSocket = Socket
 
 __all__ = [
+    "DRAFT_API",
     "Again",
     "Context",
     "ContextTerminated",
@@ -61,6 +63,7 @@ __all__ = [
     "device",
     "devices",
     "error",
+    "has",
     "monitored_queue",
     "proxy",
     "proxy_steerable",
@@ -74,6 +77,7 @@ __all__ = [
     "zmq_poll",
     "zmq_version",
     "zmq_version_info",
+    *_constant_names,
 ]
 
 

@@ -398,3 +398,8 @@ class Errno(IntEnum):
 
 VERSION_MAJOR, VERSION_MINOR, VERSION_PATCH = 4, 3, 5
 VERSION = VERSION_MAJOR * 10000 + VERSION_MINOR * 100 + VERSION_PATCH
+
+#: Every public name above, for `from engine.constants import *` and the package's own
+#: `__all__`, so that `from engine import *` brings the constants, as `from zmq import *` does
+#: (IntEnum and IntFlag too: pyzmq's top level has them).
+__all__ = [name for name in list(globals()) if not name.startswith("_") and name != "annotations"]

@@ -8,6 +8,7 @@ IPV4ONLY, InterruptedSystemCall and others were AttributeErrors: this keeps the 
 from __future__ import annotations
 
 import enum
+import importlib
 from typing import Any
 
 import pytest
@@ -189,3 +190,23 @@ def test_dir_lists_the_options_read_as_attributes(lib: Any) -> None:
             getattr(sock, name)  # each listed option reads
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize("lib", [engine, pyzmq], ids=["engine", "pyzmq"])
+def test_a_star_import_brings_the_constants(lib: Any) -> None:
+    """`from zmq import *` brings PUSH and RCVTIMEO with Context; the engine's `__all__`
+    named its classes and functions only, so a star import left the constants out."""
+    names: dict[str, Any] = {}
+    exec(f"from {lib.__name__} import *", names)
+    assert {"Context", "Socket", "PUSH", "RCVTIMEO", "EAGAIN", "POLLIN", "has"} <= set(names)
+    assert names["PUSH"] == lib.PUSH
+    constants = importlib.import_module(f"{lib.__name__}.constants")
+    assert "RCVTIMEO" in constants.__all__
+
+
+def test_the_engines_all_has_every_name_of_pyzmqs_all_it_has() -> None:
+    missing = [
+        name for name in pyzmq.__all__ if hasattr(engine, name) and name not in engine.__all__
+    ]
+    assert missing == []
+    assert [name for name in engine.__all__ if not hasattr(engine, name)] == []
