@@ -38,8 +38,8 @@ class ZMQError(ZMQBaseError):
     def __init__(self, errno: int = c.EINVAL, msg: str | None = None) -> None:
         self.errno = errno
         text = strerror(errno)
-        if msg:  # a message that starts with the standard text is kept whole
-            text = msg if msg.startswith(text) else f"{text}: {msg}"
+        if msg and not msg.startswith(text):
+            text = f"{text}: {msg}"
         self.strerror = text
         super().__init__(self.strerror)
 

@@ -203,6 +203,9 @@ class Listener:
             # Python says "AF_UNIX path too long" with no errno; libzmq, ENAMETOOLONG.
             code = exc.errno or (errno.ENAMETOOLONG if ep.transport == "ipc" else c.EINVAL)
             self.host.emit(c.EVENT_BIND_FAILED, code, str(ep))
+            if code == errno.ENOENT and ep.transport == "ipc":
+                # The path, as pyzmq's message has it: its directory is what is missing.
+                raise ZMQError(code, f"ipc path {ep.address}") from None
             raise ZMQError(code, f"{exc.strerror or exc}: {ep}") from None
         sock.setblocking(False)
         self._sock = sock

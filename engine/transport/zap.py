@@ -83,6 +83,9 @@ class ZapClient:
     def reader_busy(self, sender: Any) -> bool:
         return False  # replies are handed to the loop at once, whoever sends them
 
+    def hold(self, sender: Any) -> None:
+        pass  # nothing here reads to have it hand over: the loop's flush moves the replies
+
     def deliver(self, pipe: Pipe, batch: list[Message]) -> None:
         # Called on the handler socket's loop, which may be another thread's, or by the
         # handler's own thread (an inproc send is delivered by its sender).

@@ -183,3 +183,35 @@ def test_a_denial_is_logged_at_debug_as_pyzmq_logs_it(
     ours = [r for r in caplog.records if r.name.startswith(f"{lib_name}.auth")]
     assert any(r.levelno == logging.DEBUG and "DENIED" in r.getMessage().upper() for r in ours)
     assert [r.getMessage() for r in ours if r.levelno >= logging.INFO] == []
+
+
+def test_an_asyncio_authenticator_answers_handshakes_that_come_together() -> None:
+    """Eight PLAIN clients of an asyncio server at once: the handler's replies are sent while
+    the loop has the other handshakes' work to run, and each must still reach the handshake
+    that asked (a change to how such inproc sends wait for the loop left them undeliverable,
+    which only the game's own tests caught)."""
+
+    async def main() -> list[bytes]:
+        ctx = engine.asyncio.Context()
+        auth = AsyncioAuthenticator(ctx)
+        auth.start()
+        auth.configure_plain(passwords={"bob": "pw"})
+        server = ctx.socket(engine.PULL)
+        server.plain_server = True
+        server.bind("tcp://127.0.0.1:0")
+        endpoint = server.getsockopt(engine.LAST_ENDPOINT).decode()
+        clients = []
+        for number in range(8):
+            client = ctx.socket(engine.PUSH)
+            client.plain_username, client.plain_password = b"bob", b"pw"
+            client.connect(endpoint)
+            clients.append((number, client))
+        for number, client in clients:
+            await client.send(b"%d" % number)
+        try:
+            return sorted([await asyncio.wait_for(server.recv(), 10) for _ in clients])
+        finally:
+            auth.stop()
+            ctx.destroy(linger=0)
+
+    assert asyncio.run(main()) == sorted(b"%d" % n for n in range(8))
