@@ -28,18 +28,24 @@ WAIT_MS = 10_000
 TOPICS = (b"", b"t", b"to", b"")
 
 
+def subscribe_in_a_row(ctx: Any, lib: Any, endpoint: str) -> list[Any]:
+    """One SUB per topic of TOPICS, each connected and subscribed right after the last."""
+    subs = []
+    for topic in TOPICS:
+        sub = ctx.socket(lib.SUB)
+        sub.connect(endpoint)
+        sub.setsockopt(lib.SUBSCRIBE, topic)
+        subs.append(sub)
+    return subs
+
+
 @LIBS
 def test_every_subscriber_of_a_row_gets_the_first_message(lib: Any) -> None:
     ctx = lib.Context()
     try:
         pub = ctx.socket(lib.PUB)
         pub.bind(f"inproc://row-{id(ctx)}")
-        subs = []
-        for topic in TOPICS:
-            sub = ctx.socket(lib.SUB)
-            sub.connect(f"inproc://row-{id(ctx)}")
-            sub.setsockopt(lib.SUBSCRIBE, topic)
-            subs.append(sub)
+        subs = subscribe_in_a_row(ctx, lib, f"inproc://row-{id(ctx)}")
         pub.send(b"topic")
         assert [sub.poll(WAIT_MS) for sub in subs] == [lib.POLLIN] * len(subs)
         assert [sub.recv() for sub in subs] == [b"topic"] * len(subs)
@@ -54,12 +60,7 @@ def test_an_xpub_shows_every_subscription_of_a_row(lib: Any) -> None:
         xpub = ctx.socket(lib.XPUB)
         xpub.setsockopt(lib.XPUB_VERBOSE, 1)
         xpub.bind(f"inproc://xrow-{id(ctx)}")
-        subs = []
-        for topic in TOPICS:
-            sub = ctx.socket(lib.SUB)
-            sub.connect(f"inproc://xrow-{id(ctx)}")
-            sub.setsockopt(lib.SUBSCRIBE, topic)
-            subs.append(sub)
+        _held = subscribe_in_a_row(ctx, lib, f"inproc://xrow-{id(ctx)}")  # kept open
         xpub.setsockopt(lib.RCVTIMEO, WAIT_MS)
         assert sorted(xpub.recv() for _ in TOPICS) == sorted(b"\x01" + t for t in TOPICS)
     finally:
@@ -75,12 +76,7 @@ def test_the_asyncio_face_too(lib: Any, alib: Any) -> None:
         try:
             pub = ctx.socket(lib.PUB)
             pub.bind(f"inproc://arow-{id(ctx)}")
-            subs = []
-            for topic in TOPICS:
-                sub = ctx.socket(lib.SUB)
-                sub.connect(f"inproc://arow-{id(ctx)}")
-                sub.setsockopt(lib.SUBSCRIBE, topic)
-                subs.append(sub)
+            subs = subscribe_in_a_row(ctx, lib, f"inproc://arow-{id(ctx)}")
             await pub.send(b"topic")
             return await asyncio.wait_for(
                 asyncio.gather(*(sub.recv() for sub in subs)), WAIT_MS / 1000
