@@ -251,18 +251,30 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             return self._then(msg, lambda m: face_draft.incoming(meta, m, Frame, copy))
         if self._recv_rest:
             return self._done(self._next_rest_frame(copy))
-        if not copy:  # a Frame, which reads its pipe's metadata: taken with its pipe
-            return self._recv_sourced(flags, lambda msg, pipe: self._first_frame(msg, False, pipe))
         if core.closed:
             self._check_open()
-        msg = core.recv()
-        if msg is not None:
-            # (copy=True: only the rest of a multipart message needs its pipe)
-            source = self._source() if len(msg) > 1 else None
-            return self._done(self._first_frame(msg, True, source))
-        # To wait: the pipe is taken with the message, as for copy=False (the asyncio face
-        # settles later, when the fair-queue may have moved on).
-        return self._recv_sourced(flags, lambda msg, pipe: self._first_frame(msg, True, pipe))
+        if copy:
+            msg = core.recv()
+            if msg is not None:
+                # (copy=True: only the rest of a multipart message needs its pipe)
+                source = self._source() if len(msg) > 1 else None
+                return self._done(self._first_frame(msg, True, source))
+        else:
+            got = self._take_sourced()  # a Frame reads its pipe's metadata: taken with it
+            if got is not None:
+                return self._done(self._first_frame(got[0], False, got[1]))
+
+        def attempt() -> Any:
+            # Split at the take, with the pipe taken with the message: on the asyncio face
+            # several recv()s may wait at once, and the next one to wake must find the rest of
+            # a multipart message that an earlier one took, as in pyzmq, where each frame is
+            # its own receive.
+            if self._recv_rest:
+                return self._next_rest_frame(copy)
+            got = self._take_sourced()
+            return NOTHING if got is None else self._first_frame(got[0], copy, got[1])
+
+        return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
 
     def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
         if self._core.thread_safe:
@@ -272,12 +284,32 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             source = self._rest_source
             self._keep_rest([])
             return self._done(self._frames_out(rest, copy, source))
-        if not copy:
-            return self._recv_sourced(flags, lambda msg, pipe: self._frames_out(msg, False, pipe))
-        msg = self._recv_whole(flags)
-        if type(msg) is list:
-            return self._done(self._frames_out(msg, copy))
-        return self._then(msg, lambda m: self._frames_out(m, copy))
+        core = self._core
+        if core.closed:
+            self._check_open()
+        if copy:
+            msg = core.recv()
+            if msg is not None:
+                return self._done(msg)
+        else:
+            got = self._take_sourced()  # Frames read their pipe's metadata: taken with it
+            if got is not None:
+                return self._done(self._frames_out(got[0], False, got[1]))
+
+        def attempt() -> Any:
+            # What a recv() left of a message comes first (see recv).
+            rest = self._recv_rest
+            if rest:
+                source = self._rest_source
+                self._keep_rest([])
+                return self._frames_out(rest, copy, source)
+            if copy:
+                msg = core.recv()
+                return NOTHING if msg is None else msg
+            got = self._take_sourced()
+            return NOTHING if got is None else self._frames_out(got[0], False, got[1])
+
+        return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
 
     def _recv_whole(self, flags: int) -> Any:
         """A message taken now (a list), or the face's way to wait for one."""
