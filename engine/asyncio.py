@@ -1,10 +1,15 @@
 """The asyncio face, mirroring zmq.asyncio; here only how a blocking call waits.
 
-The socket core and its connections live on the caller's own event loop, so a message goes from
-the kernel to the awaiting task with no thread hop. A call that can complete at once returns a
-finished future; one that must wait returns a coroutine that sleeps on a future per socket
-change. A cancelled recv has taken nothing, and a multipart send is queued whole or not at all,
-so cancellation never loses or splits a message.
+A socket made inside a running loop has its core and connections on that loop, so a message
+goes from the kernel to the awaiting task with no thread hop. One made outside any running loop
+(at a module's top, before `asyncio.run`) cannot know the loop that will use it, so it lives on
+its context's I/O thread, as the sync face's sockets do and as a pyzmq socket's I/O lives on
+libzmq's thread, and serves whichever loop awaits it: the thread sets the socket's eventfd at
+each change and a reader on the awaiting loop wakes the futures waiting there (`SignalBridge`).
+
+A call that can complete at once returns a finished future; one that must wait returns a task
+that sleeps on a future per socket change. A cancelled recv has taken nothing, and a multipart
+send is queued whole or not at all, so cancellation never loses or splits a message.
 """
 
 from __future__ import annotations
@@ -15,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import constants as c
 from .errors import Again, ZMQError
-from .face import SocketFace
+from .face import LoopGone, SocketFace
 from .face_context import ContextFace
 from .face_frame import Frame, as_frame
+from .iothread import Signal
 from .polling import PollerFace, fileno
+from .sync import Context as ThreadedContext
+from .sync import contexts_at_exit
 from .waiting import Steps
 
 if TYPE_CHECKING:
-    from .iothread import Signal
+    from .iothread import IOThread
 
 __all__ = ["Context", "Frame", "Poller", "Socket"]
 
@@ -39,20 +47,74 @@ def _loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_event_loop_policy().get_event_loop()
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _expire(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
 
+class SignalBridge:
+    """How a socket on an I/O thread wakes the futures waiting on it in the loop that awaits
+    it now: a reader on its eventfd, added to that loop while someone waits there."""
+
+    __slots__ = ("loop", "signal", "waiters")
+
+    def __init__(self, signal: Signal, waiters: list[asyncio.Future]) -> None:
+        self.signal = signal
+        self.waiters = waiters
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Someone waits on `loop`: its next pass with the eventfd readable wakes them."""
+        if self.loop is loop:
+            return
+        self.unwatch()
+        if self.signal.fd >= 0:  # (closed with its socket)
+            loop.add_reader(self.signal.fd, self._fire)
+            self.loop = loop
+
+    def unwatch(self) -> None:
+        loop = self.loop
+        if loop is not None:
+            self.loop = None
+            if not loop.is_closed():
+                loop.remove_reader(self.signal.fd)
+
+    def _fire(self) -> None:
+        signal = self.signal
+        signal.seen()
+        signal.clear()
+        waiters = self.waiters
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        waiters.clear()
+        # Until the next wait: the loop may end before then, and another may take over.
+        self.unwatch()
+
+
 class FutureWaiter:
     """engine.waiting's Waiter for asyncio: a fresh future per wait, registered with each
-    socket that may wake it (one for a socket's own call, several for a Poller)."""
+    socket that may wake it (one for a socket's own call, several for a Poller); the
+    sockets on an I/O thread among them are watched from this loop meanwhile."""
 
-    __slots__ = ("_lists", "_loop", "fut")
+    __slots__ = ("_bridges", "_lists", "_loop", "fut")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, lists: list[list[asyncio.Future]]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        lists: list[list[asyncio.Future]],
+        bridges: Sequence[SignalBridge] = (),
+    ) -> None:
         self._loop = loop
         self._lists = lists
+        self._bridges = bridges
         self.fut: asyncio.Future[None] | None = None
 
     def prepare(self) -> None:
@@ -60,6 +122,8 @@ class FutureWaiter:
         fut = self.fut = self._loop.create_future()
         for waiters in self._lists:
             waiters.append(fut)
+        for bridge in self._bridges:
+            bridge.watch(self._loop)
 
     def discard(self) -> None:
         fut = self.fut
@@ -149,7 +213,7 @@ def _errors_through_the_future(method: Callable[..., Any]) -> Callable[..., Any]
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            fut = self._loop.create_future()
+            fut = (self._loop or _loop()).create_future()
             fut.set_exception(exc)
             return fut
 
@@ -170,10 +234,21 @@ class Socket(SocketFace):
     _face_name = "engine.asyncio.Socket"
 
     def __init__(self, context: Context, socket_type: int, **options: Any) -> None:
-        loop = _loop()
-        super().__init__(context, socket_type, loop, same_thread=True)
+        #: The loop the socket lives on; None: it lives on an I/O thread (made outside any
+        #: running loop) and serves the loop that runs each call.
+        loop = _running_loop()
+        waiters: list[asyncio.Future] = []
+        if loop is not None:
+            super().__init__(context, socket_type, loop, same_thread=True)
+            io_thread, bridge = None, None
+        else:
+            io_thread = context._io_thread()
+            super().__init__(context, socket_type, io_thread.loop, same_thread=False)
+            bridge = SignalBridge(Signal(), waiters)
         object.__setattr__(self, "_loop", loop)
-        object.__setattr__(self, "_waiters", [])
+        object.__setattr__(self, "_io_thread", io_thread)
+        object.__setattr__(self, "_bridge", bridge)
+        object.__setattr__(self, "_waiters", waiters)
         object.__setattr__(self, "_on_recv", None)
         object.__setattr__(self, "_batched", False)
         object.__setattr__(self, "_on_recv_failed", None)
@@ -221,6 +296,10 @@ class Socket(SocketFace):
         core = self._core
         if core.thread_safe:
             raise ZMQError(c.ENOTSUP, "on_recv takes whole messages: not for the draft types")
+        if self._loop is None:
+            raise ZMQError(
+                c.ENOTSUP, "on_recv is for a socket made inside its running loop (it runs there)"
+            )
         if callback is not None and core.closed:
             self._check_open()  # ENOTSOCK, as any other call on a closed socket
         object.__setattr__(self, "_on_recv", callback)
@@ -287,6 +366,10 @@ class Socket(SocketFace):
     # -- how to wait ----------------------------------------------------------------------------
 
     def _wake(self) -> None:
+        bridge = self._bridge
+        if bridge is not None:  # on the I/O thread: through the eventfd
+            bridge.signal.set()
+            return
         waiters = self._waiters
         for fut in waiters:
             if not fut.done():
@@ -296,13 +379,21 @@ class Socket(SocketFace):
             self._deliver()
 
     def _waiter(self, reading: bool = False) -> FutureWaiter:
-        return FutureWaiter(self._loop, [self._waiters])
+        loop = self._loop
+        if loop is None:
+            return FutureWaiter(_loop(), [self._waiters], (self._bridge,))
+        return FutureWaiter(loop, [self._waiters])
 
     def _run(self, steps: Steps, waiter: FutureWaiter) -> Any:
-        # About to sleep: write what this task queued now rather than on the next loop pass.
-        # A task, so the caller holds a Future as pyzmq's callers do (cancel(), asyncio.wait);
-        # made only on this path, when the call has to wait anyway.
-        task = self._loop.create_task(drive(steps, waiter, self._core.flush))
+        # About to sleep: write what this task queued now rather than on the next loop pass
+        # (on an I/O thread, the thread writes it). A task, so the caller holds a Future as
+        # pyzmq's callers do (cancel(), asyncio.wait); made only on this path, when the call
+        # has to wait anyway.
+        loop = self._loop
+        if loop is None:
+            task = _loop().create_task(drive(steps, waiter, _nothing))
+        else:
+            task = loop.create_task(drive(steps, waiter, self._core.flush))
         calls = self._waiting_calls
         calls.add(task)
         task.add_done_callback(calls.discard)
@@ -316,17 +407,39 @@ class Socket(SocketFace):
         super().close(linger)
         for task in waiting:
             task.cancel()
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.unwatch()
+            bridge.signal.close()  # (a set() from the thread after this finds it closed)
 
     def _done(self, value: Any) -> asyncio.Future[Any]:
-        fut = self._loop.create_future()
+        fut = (self._loop or _loop()).create_future()
         fut.set_result(value)
         return fut
 
     def _then(self, result: asyncio.Future[Any], fn: Callable[[Any], Any]) -> asyncio.Future[Any]:
-        return then(self._loop, result, fn)
+        return then(self._loop or _loop(), result, fn)
 
     def _call_on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args)  # the core lives on this very loop
+        io_thread = self._io_thread
+        if io_thread is None:
+            if self._loop.is_closed():
+                # asyncio.run() has returned, say, and the context is destroyed after it:
+                # the socket's connections ended with their loop, and its close() is quiet.
+                raise LoopGone()
+            return fn(*args)  # the core lives on this very loop
+        return io_thread.call(fn, *args)
+
+    def _fd(self) -> int:
+        # pyzmq's FD, for a socket on an I/O thread (as the sync face's): readable when its
+        # state may have changed. One on the caller's loop has none (EINVAL).
+        bridge = self._bridge
+        if bridge is None:
+            return super()._fd()
+        bridge.signal.seen()
+        bridge.signal.clear()
+        self._core.arm()
+        return bridge.signal.fd
 
     async def __aenter__(self) -> Socket:
         return self
@@ -335,10 +448,34 @@ class Socket(SocketFace):
         self.close()
 
 
-class Context(ContextFace):
-    """Creates asyncio sockets; sockets of one context can talk over inproc://."""
+class Context(ThreadedContext):
+    """Creates asyncio sockets; sockets of one context can talk over inproc://. Its I/O
+    threads start only for sockets made outside a running loop (as pyzmq's asyncio Context,
+    a subclass of its Context)."""
 
     _socket_class = Socket
+    _instance = None  # not the sync face's
+    _instance_pid = -1
+
+    def __init__(self, io_threads: int = 1, **kwargs: Any) -> None:
+        super().__init__(io_threads, **kwargs)
+        # Ended at interpreter exit only once it has an I/O thread: sockets on the loops
+        # the application ran are that application's to close.
+        contexts_at_exit.discard(self)
+
+    @staticmethod
+    def _socket_set() -> set[Any]:
+        return set()  # a socket is kept until closed, as its loop's reader keeps pyzmq's
+
+    def _io_thread(self) -> IOThread:
+        contexts_at_exit.add(self)
+        return super()._io_thread()
+
+    def _forget(self, sock: Any) -> None:
+        if sock._io_thread is not None:
+            super()._forget(sock)  # its lingering connections are term()'s to wait for
+        else:
+            ContextFace._forget(self, sock)  # a loop's: they linger on that loop
 
     async def __aenter__(self) -> Context:
         return self
@@ -358,8 +495,9 @@ class FdFutureWaiter(FutureWaiter):
         lists: list[list[asyncio.Future]],
         raw: list[tuple[Any, int]],
         signals: list[Signal] | None = None,
+        bridges: Sequence[SignalBridge] = (),
     ) -> None:
-        super().__init__(loop, lists)
+        super().__init__(loop, lists, bridges)
         self._raw = [(fileno(item), flags) for item, flags in raw]
         #: The eventfds of blocking (sync) sockets registered here too, as pyzmq's asyncio
         #: Poller takes them: their I/O thread sets them when their state may have changed.
@@ -395,8 +533,9 @@ class Poller(PollerFace):
 
     def _waiter(self, sockets: list[Any], raw: list[tuple[Any, int]]) -> FdFutureWaiter:
         own = [s._waiters for s in sockets if isinstance(s, Socket)]
+        bridges = [s._bridge for s in sockets if isinstance(s, Socket) and s._bridge is not None]
         blocking = [s._signal for s in sockets if not isinstance(s, Socket)]
-        return FdFutureWaiter(_loop(), own, raw, blocking)
+        return FdFutureWaiter(_loop(), own, raw, blocking, bridges)
 
     def _run(self, steps: Steps, waiter: FdFutureWaiter) -> Any:
         return _loop().create_task(drive(steps, waiter, _nothing))

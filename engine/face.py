@@ -53,6 +53,10 @@ def _nothing_ready() -> int:
     return 0
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
     """Shared by engine.Socket (sync) and engine.asyncio.Socket."""
 
@@ -274,7 +278,11 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             got = self._take_sourced()
             return NOTHING if got is None else self._first_frame(got[0], copy, got[1])
 
-        return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
+        # (through _then: a cancel of the asyncio face's future takes effect at once, as
+        # pyzmq's, where the task it waits on would finish cancelling a loop pass later)
+        return self._then(
+            self._blocking(attempt, flags, core.options.rcvtimeo, reading=True), _same
+        )
 
     def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
         if self._core.thread_safe:
@@ -309,7 +317,9 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
             got = self._take_sourced()
             return NOTHING if got is None else self._frames_out(got[0], False, got[1])
 
-        return self._blocking(attempt, flags, core.options.rcvtimeo, reading=True)
+        return self._then(
+            self._blocking(attempt, flags, core.options.rcvtimeo, reading=True), _same
+        )
 
     def _recv_whole(self, flags: int) -> Any:
         """A message taken now (a list), or the face's way to wait for one."""

@@ -320,7 +320,7 @@ class Context(ContextFace):
         #: When term() stops waiting for lingering connections (monotonic time; None: never),
         #: set at interpreter exit only.
         object.__setattr__(self, "_linger_deadline", None)
-        _contexts.add(self)
+        contexts_at_exit.add(self)
 
     @staticmethod
     def _socket_set() -> MutableSet[Any]:
@@ -362,7 +362,7 @@ class Context(ContextFace):
                 time.sleep(TERM_POLL_S)
         for io in self._threads:
             io.stop()
-        _contexts.discard(self)
+        contexts_at_exit.discard(self)
 
 
 def _has_links(lingering: set[Endpoints], io: IOThread) -> bool:
@@ -384,17 +384,18 @@ def _abort_links(lingering: set[Endpoints], io: IOThread) -> None:
             lingering.discard(endpoints)
 
 
-_contexts: weakref.WeakSet[Context] = weakref.WeakSet()
+#: The contexts that end (their sockets flushed, EXIT_LINGER_MS at most) at interpreter exit.
+contexts_at_exit: weakref.WeakSet[Context] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
     # The parent's I/O threads do not exist in the child: forget its contexts.
     Context._instance = None
-    _contexts.clear()
+    contexts_at_exit.clear()
 
 
 def _at_exit() -> None:
-    for ctx in list(_contexts):
+    for ctx in list(contexts_at_exit):
         if ctx._pid == os.getpid():
             # Sockets closed before (by the application, or collected unreferenced) may
             # linger without limit; leaving waits for them no longer than for the open ones.
