@@ -78,13 +78,19 @@ class Authenticator:
     # -- configuration ------------------------------------------------------------------------
 
     def allow(self, *addresses: str) -> None:
-        """Accept only these addresses (and refuse every other one); wins over `deny`."""
+        """Accept only these addresses (and refuse every other one). One authenticator
+        allows or denies, not both: a mix is a ValueError, as in pyzmq (which rule would
+        win is not something a reader of the configuration should have to know)."""
         with self._lock:
+            if self.deny_addresses:
+                raise ValueError("an authenticator takes allow() or deny(), not both")
             self.allow_addresses.update(addresses)
 
     def deny(self, *addresses: str) -> None:
-        """Refuse these addresses (ignored while an allow list exists)."""
+        """Refuse these addresses (and accept every other one); not with `allow`."""
         with self._lock:
+            if self.allow_addresses:
+                raise ValueError("an authenticator takes allow() or deny(), not both")
             self.deny_addresses.update(addresses)
 
     def configure_plain(

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from engine.auth.asyncio import AsyncioAuthenticator
 from engine.auth.thread import ThreadAuthenticator
 from engine.security import z85
 from engine.security.zap import ZAP_ENDPOINT, ZapReply, ZapRequest
+from tests.engine.libkit import LIBS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,10 +75,34 @@ def test_address_lists(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
     assert ask(ctx, plain(b"alice", b"pw", "10.0.0.8")).status_code == 200
     null = ZapRequest("d", "10.0.0.9", b"", b"NULL")
     assert ask(ctx, null).status_code == 400
-    auth.allow("10.0.0.7")  # an allow list wins: only its addresses pass
+
+
+def test_an_allow_list_lets_only_its_addresses_in(
+    ctx: engine.Context, auth: ThreadAuthenticator
+) -> None:
+    auth.configure_plain(passwords={"alice": "pw"})
+    auth.allow("10.0.0.7")
     assert ask(ctx, plain(b"alice", b"pw", "10.0.0.8")).status_code == 400
     assert ask(ctx, plain(b"alice", b"pw", "10.0.0.7")).status_code == 200
     assert ask(ctx, ZapRequest("d", "10.0.0.7", b"", b"NULL")).status_code == 200
+
+
+@LIBS
+@pytest.mark.parametrize("first", ["allow", "deny"])
+def test_allow_and_deny_do_not_mix(lib: Any, first: str) -> None:
+    """As pyzmq's: the second kind of list is a ValueError (the engine let an allow list win
+    over a deny list, silently)."""
+    thread_auth = importlib.import_module(f"{lib.__name__}.auth.thread")
+    ctx = lib.Context()
+    try:
+        authenticator = thread_auth.ThreadAuthenticator(ctx)
+        getattr(authenticator, first)("10.0.0.1")
+        getattr(authenticator, first)("10.0.0.2")  # more of the same kind is fine
+        second = "deny" if first == "allow" else "allow"
+        with pytest.raises(ValueError):
+            getattr(authenticator, second)("10.0.0.3")
+    finally:
+        ctx.destroy(linger=0)
 
 
 def test_curve_certificates_by_domain(
