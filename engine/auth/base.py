@@ -16,6 +16,7 @@ A domain with no configuration of its own falls back to the "*" domain.
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import threading
 from typing import Any, Protocol
@@ -37,7 +38,7 @@ MALFORMED = 500
 class CredentialsProvider(Protocol):
     """configure_curve_callback's provider: says yes or no to a client key for a domain."""
 
-    def callback(self, domain: str, key: bytes) -> bool: ...
+    def callback(self, domain: str, key: bytes) -> bool: ...  # key: the client's, in Z85
 
 
 class Authenticator:
@@ -199,7 +200,17 @@ class Authenticator:
             return True, "OK", user_id
         provider = _for_domain(self.credentials_providers, domain)
         if provider is not None:
-            if provider.callback(domain, key):
+            # The key in Z85, as pyzmq hands it (its providers compare Z85 keys).
+            verdict = provider.callback(domain, z85.encode(key))
+            if inspect.isawaitable(verdict):
+                # pyzmq awaits an async callback; here the verdict is given synchronously,
+                # and a coroutine object (truthy) must not let every key in: refused, loudly.
+                close = getattr(verdict, "close", None)
+                if close is not None:
+                    close()
+                self.log.warning("an async CURVE callback is not supported: key refused")
+                return False, "Unknown key", ""
+            if verdict:
                 return True, "OK", user_id
             return False, "Unknown key", ""
         certs = self.certs.get(scope)

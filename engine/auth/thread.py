@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from .. import constants as c
+from .. import sync
 from ..errors import ContextTerminated
 from ..security.zap import ZAP_ENDPOINT
 from .base import Authenticator
@@ -30,8 +31,6 @@ class ThreadAuthenticator(Authenticator):
     def start(self) -> None:
         """Bind the ZAP endpoint on a new thread; raises here if it cannot (already bound)."""
         if self.context is None:
-            from .. import sync
-
             self.context = sync.Context.instance()
         started = threading.Event()
         failure: list[BaseException] = []
@@ -44,7 +43,7 @@ class ThreadAuthenticator(Authenticator):
             self.thread.join()
             self.thread = None
             raise failure[0]
-        self._pipe = self.context.socket(c.PAIR)
+        self._pipe = self.context.socket(c.PAIR, socket_class=sync.Socket)
         self._pipe.linger = 0
         self._pipe.connect(self.pipe_endpoint)
 
@@ -63,9 +62,12 @@ class ThreadAuthenticator(Authenticator):
     def _serve(self, started: threading.Event, failure: list[BaseException]) -> None:
         ctx = self.context
         try:
-            zap = ctx.socket(c.REP)
+            # Blocking sockets whatever the context's face: this thread waits on them (an
+            # asyncio context's own sockets would want a loop here; pyzmq's thread makes
+            # blocking ones too).
+            zap = ctx.socket(c.REP, socket_class=sync.Socket)
             zap.linger = 1
-            pipe = ctx.socket(c.PAIR)
+            pipe = ctx.socket(c.PAIR, socket_class=sync.Socket)
             pipe.linger = 0
             try:
                 zap.bind(ZAP_ENDPOINT)

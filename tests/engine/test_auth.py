@@ -131,13 +131,28 @@ def test_curve_callback(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
     class Provider:
         def callback(self, domain: str, key: bytes) -> bool:
             seen.append((domain, key))
-            return key == z85.decode(good)
+            return key == good  # handed in Z85, as pyzmq hands it
 
     auth.configure_curve_callback(domain="*", credentials_provider=Provider())
     assert ask(ctx, curve(z85.decode(good), domain="g")).status_code == 200
     bad, _ = engine.curve_keypair()
     assert ask(ctx, curve(z85.decode(bad), domain="g")).status_code == 400
-    assert seen == [("g", z85.decode(good)), ("g", z85.decode(bad))]
+    assert seen == [("g", good), ("g", bad)]
+
+
+def test_an_async_curve_callback_lets_no_key_in(
+    ctx: engine.Context, auth: ThreadAuthenticator
+) -> None:
+    """A provider whose callback is a coroutine (pyzmq awaits it): refused here, where the
+    coroutine object, truthy, let every key in."""
+    good, _ = engine.curve_keypair()
+
+    class Provider:
+        async def callback(self, domain: str, key: bytes) -> bool:
+            return key == good
+
+    auth.configure_curve_callback(domain="*", credentials_provider=Provider())
+    assert ask(ctx, curve(z85.decode(good), domain="g")).status_code == 400
 
 
 def test_malformed_request_gets_500(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
@@ -241,3 +256,39 @@ def test_an_asyncio_authenticator_answers_handshakes_that_come_together() -> Non
             ctx.destroy(linger=0)
 
     assert asyncio.run(main()) == sorted(b"%d" % n for n in range(8))
+
+
+@LIBS
+def test_a_thread_authenticator_serves_an_asyncio_context(lib: Any) -> None:
+    """ThreadAuthenticator given an asyncio context: its thread answers, and a denied
+    address stays out (the engine's thread died making asyncio sockets it cannot wait on,
+    and with no handler a NULL client came in)."""
+    thread_auth = importlib.import_module(f"{lib.__name__}.auth.thread")
+    aio = importlib.import_module(f"{lib.__name__}.asyncio")
+
+    async def run() -> list[bool]:
+        ctx = aio.Context()
+        authenticator = thread_auth.ThreadAuthenticator(ctx)
+        authenticator.start()
+        try:
+            verdicts = []
+            for denied in (False, True):
+                if denied:
+                    authenticator.deny("127.0.0.1")
+                server = ctx.socket(lib.PUSH)
+                server.linger = 0
+                server.zap_domain = b"global"
+                port = server.bind_to_random_port("tcp://127.0.0.1")
+                client = ctx.socket(lib.PULL)
+                client.linger = 0
+                client.connect(f"tcp://127.0.0.1:{port}")
+                # A handshake's answer: allowed comes at once; refused, never (500 ms).
+                verdicts.append(bool(await server.poll(5000 if not denied else 500, lib.POLLOUT)))
+                server.close()
+                client.close()
+            return verdicts
+        finally:
+            authenticator.stop()
+            ctx.destroy(linger=0)
+
+    assert asyncio.run(run()) == [True, False]
