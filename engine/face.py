@@ -77,6 +77,8 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         object.__setattr__(self, "_recv_rest", [])
         object.__setattr__(self, "_rest_source", None)
         object.__setattr__(self, "_monitor_sink", None)
+        #: What get_monitor_socket() handed out, handed out again while open (as pyzmq's).
+        object.__setattr__(self, "_monitor_watcher", None)
 
     def _start(self, options: dict[str, Any]) -> None:
         """The face is built: take wake-ups, the context's defaults for new sockets, then the
@@ -508,11 +510,16 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
     # -- monitoring -----------------------------------------------------------------------------
 
     def get_monitor_socket(self, events: int = c.EVENT_ALL, addr: str | None = None) -> Any:
-        """A PAIR socket receiving this socket's events (see `recv_monitor_message`)."""
+        """A PAIR socket receiving this socket's events (see `recv_monitor_message`); while
+        it is open and the monitor on, the same one again (pyzmq's), whatever the arguments."""
+        watcher = self._monitor_watcher
+        if watcher is not None and not watcher.closed:
+            return watcher
         addr = addr or f"inproc://monitor.{id(self):x}.{time.monotonic_ns():x}"
         self.monitor(addr, events)
         watcher = self.context.socket(c.PAIR)
         watcher.connect(addr)
+        object.__setattr__(self, "_monitor_watcher", watcher)
         return watcher
 
     def monitor(self, addr: str | None, events: int = c.EVENT_ALL) -> None:
@@ -534,6 +541,7 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
                 sink_core.send([pack(event, value & 0xFFFFFFFF), endpoint.encode()])
 
         self._stop_monitor(announce=False)  # libzmq tells a replaced monitor nothing
+        object.__setattr__(self, "_monitor_watcher", None)  # (it hears the old monitor)
         self._endpoints.monitor = report
         object.__setattr__(self, "_monitor_sink", sink)
 
@@ -542,6 +550,7 @@ class SocketFace(ReceivedFrames, SocketOptions, SerialisingFace):
         0, no endpoint; if its mask has it), when the monitor is stopped or its socket
         closed: a loop reading events until then ends."""
         self._stop_monitor(announce=True)
+        object.__setattr__(self, "_monitor_watcher", None)
 
     def _stop_monitor(self, announce: bool) -> None:
         endpoints = self._endpoints

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: The JSON module in use, a name pyzmq keeps for code that reads it (the standard one).
+jsonmod = json
+
 
 def dumps(obj: Any, **kwargs: Any) -> bytes:
     """`obj` as UTF-8 JSON; keyword arguments go to json.dumps."""
