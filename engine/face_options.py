@@ -158,8 +158,15 @@ class SocketOptions:
         option = socket_option_named(name)
         if option is None or name.startswith("_"):
             raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-        value = self.getsockopt(option)
-        return value
+        try:
+            return self.getsockopt(option)
+        except ZMQError as exc:
+            if exc.errno in (c.EINVAL, c.EFAULT):
+                # A write-only option (SUBSCRIBE), or one this type has not: as pyzmq, no such
+                # attribute to read, so getattr(sock, name, default) and hasattr work, and
+                # mock.Mock(spec=sock), which reads every name dir() lists.
+                raise AttributeError(f"{name} cannot be read: {exc}") from None
+            raise
 
     def __setattr__(self, name: str, value: Any) -> None:
         option = socket_option_named(name)

@@ -855,3 +855,24 @@ def _destroy_despite_libzmq_hang(ctx: Any) -> None:
     ender = threading.Thread(target=ctx.destroy, kwargs={"linger": 0}, daemon=True)
     ender.start()
     ender.join(LIBZMQ_TERM_WAIT_S)
+
+
+@LIBS
+def test_an_option_that_cannot_be_read_is_no_attribute_to_read(lib: Any) -> None:
+    """As pyzmq: reading a write-only option as an attribute is an AttributeError, so
+    getattr with a default and mock.Mock(spec=sock), which reads every name dir() lists, work
+    (the engine's EINVAL broke both); getsockopt still says EINVAL."""
+    from unittest import mock
+
+    ctx = lib.Context()
+    try:
+        sub = ctx.socket(lib.SUB)
+        assert getattr(sub, "SUBSCRIBE", "unreadable") == "unreadable"
+        with pytest.raises(lib.ZMQError) as refused:
+            sub.getsockopt(lib.SUBSCRIBE)
+        assert refused.value.errno == errno.EINVAL
+        double = mock.Mock(spec=sub)
+        double.send(b"x")
+        double.send.assert_called_once_with(b"x")
+    finally:
+        ctx.destroy(linger=0)
