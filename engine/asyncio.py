@@ -436,10 +436,9 @@ class Socket(SocketFace):
         bridge = self._bridge
         if bridge is None:
             return super()._fd()
-        bridge.signal.seen()
-        bridge.signal.clear()
+        fd = bridge.signal.handed_out()
         self._core.arm()
-        return bridge.signal.fd
+        return fd
 
     async def __aenter__(self) -> Socket:
         return self

@@ -70,6 +70,13 @@ class Signal:
         """engine.waiting's Waiter: cleared before arming, so a later set() is seen."""
         self.clear()
 
+    def handed_out(self) -> int:
+        """The fd, for a poll outside the engine (pyzmq's FD option): cleared now, since
+        whoever polls it never tells us it fired; the caller arms its socket after this."""
+        self.seen()
+        self.clear()
+        return self.fd
+
     def wait(self, timeout: float | None) -> bool:
         """Block (cooperatively under gevent) until set or `timeout` seconds; True if set."""
         poller = self._poller

@@ -289,10 +289,9 @@ class Socket(SocketFace):
 
     def _fd(self) -> int:
         # pyzmq's FD: readable when the socket's state may have changed; then read EVENTS.
-        self._signal.seen()  # whoever polls it outside the engine never tells us: read it
-        self._signal.clear()
+        fd = self._signal.handed_out()
         self._core.arm()
-        return self._signal.fd
+        return fd
 
     def __del__(self) -> None:
         try:

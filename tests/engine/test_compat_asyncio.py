@@ -174,3 +174,25 @@ def test_closing_a_socket_cancels_its_waiting_receive(lib: Any, made: str) -> No
         return waiting.cancelled()
 
     assert _with_pull_and_push(lib, made, body) == [True]
+
+
+@LIBS
+def test_the_fd_of_a_socket_made_before_the_loop_says_a_message_came(lib: Any) -> None:
+    """pyzmq's FD: once EVENTS has been read, the fd becomes readable when the socket's state
+    changes (the engine's asyncio sockets had no FD: EINVAL; one made outside a loop now has
+    its I/O thread's eventfd, as a sync socket)."""
+
+    async def body(pull: Any, push: Any) -> list[Any]:
+        fd = pull.getsockopt(lib.FD)
+        assert not pull.getsockopt(lib.EVENTS) & lib.POLLIN
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        loop.add_reader(fd, lambda: readable.done() or readable.set_result(True))
+        try:
+            await push.send(b"news")
+            await readable
+        finally:
+            loop.remove_reader(fd)
+        return [bool(pull.getsockopt(lib.EVENTS) & lib.POLLIN), await pull.recv()]
+
+    assert _with_pull_and_push(lib, "before-loop", body) == [[True, b"news"]]
