@@ -858,6 +858,8 @@ def _destroy_despite_libzmq_hang(ctx: Any) -> None:
 
 
 @LIBS
+# (pyzmq warns that its socket_type is deprecated when the mock reads every attribute)
+@pytest.mark.filterwarnings("ignore:Socket.socket_type is deprecated:DeprecationWarning")
 def test_an_option_that_cannot_be_read_is_no_attribute_to_read(lib: Any) -> None:
     """As pyzmq: reading a write-only option as an attribute is an AttributeError, so
     getattr with a default and mock.Mock(spec=sock), which reads every name dir() lists, work
