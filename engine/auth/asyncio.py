@@ -45,4 +45,4 @@ class AsyncioAuthenticator(Authenticator):
     async def _serve(self, sock: Any) -> None:
         while True:
             msg = await sock.recv_multipart()
-            await sock.send_multipart(self.reply_frames(msg))
+            await sock.send_multipart(await self.reply_frames_async(msg))

@@ -19,6 +19,7 @@ import hmac
 import inspect
 import logging
 import threading
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from .. import constants as c
@@ -35,10 +36,39 @@ DENIED = 400
 MALFORMED = 500
 
 
-class CredentialsProvider(Protocol):
-    """configure_curve_callback's provider: says yes or no to a client key for a domain."""
+#: A verdict: allowed, the reason, the user id.
+Judgement = tuple[bool, str, str]
+UNKNOWN_KEY: Judgement = (False, "Unknown key", "")
 
-    def callback(self, domain: str, key: bytes) -> bool: ...  # key: the client's, in Z85
+
+class CredentialsProvider(Protocol):
+    """configure_curve_callback's provider: says yes or no to a client key for a domain
+    (`callback` may be `async def`, as pyzmq allows; the flavours await it)."""
+
+    def callback(self, domain: str, key: bytes) -> Any: ...  # key: the client's, in Z85
+
+
+class PendingVerdict:
+    """A CURVE callback's yes or no still to come: it returned an awaitable."""
+
+    __slots__ = ("user_id", "verdict")
+
+    def __init__(self, verdict: Awaitable[Any], user_id: str) -> None:
+        self.verdict = verdict
+        self.user_id = user_id
+
+    async def settled(self, log: Any) -> Judgement:
+        try:
+            yes = await self.verdict
+        except Exception:
+            log.exception("a CURVE callback failed: key refused")
+            return UNKNOWN_KEY
+        return (True, "OK", self.user_id) if yes else UNKNOWN_KEY
+
+    def abandon(self) -> None:
+        close = getattr(self.verdict, "close", None)
+        if close is not None:
+            close()  # (a coroutine never awaited would warn)
 
 
 class Authenticator:
@@ -138,18 +168,53 @@ class Authenticator:
 
     def reply_frames(self, msg: list[bytes]) -> list[bytes]:
         """The reply frames for one request's frames (a malformed request gets status 500)."""
+        request = self._request(msg)
+        if isinstance(request, list):
+            return request
+        return self.authenticate(request).to_frames()
+
+    async def reply_frames_async(self, msg: list[bytes]) -> list[bytes]:
+        """reply_frames, awaiting an async CURVE callback's verdict."""
+        request = self._request(msg)
+        if isinstance(request, list):
+            return request
+        return (await self.authenticate_async(request)).to_frames()
+
+    def _request(self, msg: list[bytes]) -> ZapRequest | list[bytes]:
+        """The request in `msg`, or the reply frames for a malformed one (status 500)."""
         try:
-            request = ZapRequest.from_frames(msg)
+            return ZapRequest.from_frames(msg)
         except ZapRequestError as exc:
             self.log.warning("malformed ZAP request: %s", exc)
             request_id = msg[1] if len(msg) > 1 else b""
             return ZapReply(MALFORMED, "Malformed request", request_id=request_id).to_frames()
-        return self.authenticate(request).to_frames()
 
     def authenticate(self, request: ZapRequest) -> ZapReply:
-        """The verdict on one request (sans-I/O)."""
+        """The verdict on one request (sans-I/O). An async CURVE callback's verdict is
+        awaited by the thread flavour (on a loop of its own); elsewhere it is refused."""
         with self._lock:
-            allowed, reason, user_id = self._judge(request)
+            judged = self._judge(request)
+        if isinstance(judged, PendingVerdict):
+            judged = self._settle(judged)
+        return self._reply(request, judged)
+
+    async def authenticate_async(self, request: ZapRequest) -> ZapReply:
+        """authenticate(), awaiting an async CURVE callback's verdict (the asyncio flavour)."""
+        with self._lock:
+            judged = self._judge(request)
+        if isinstance(judged, PendingVerdict):
+            judged = await judged.settled(self.log)
+        return self._reply(request, judged)
+
+    def _settle(self, pending: PendingVerdict) -> Judgement:
+        """An async callback's verdict where nothing can await it: refused, loudly (its
+        coroutine object is truthy, and must not let every key in)."""
+        pending.abandon()
+        self.log.warning("an async CURVE callback needs a flavour that awaits it: key refused")
+        return UNKNOWN_KEY
+
+    def _reply(self, request: ZapRequest, judged: Judgement) -> ZapReply:
+        allowed, reason, user_id = judged
         rid = request.request_id
         if allowed:
             self.log.debug("ZAP allowed %s %s", request.mechanism.decode(), request.address)
@@ -161,7 +226,7 @@ class Authenticator:
         )
         return ZapReply(DENIED, reason, request_id=rid)
 
-    def _judge(self, request: ZapRequest) -> tuple[bool, str, str]:
+    def _judge(self, request: ZapRequest) -> Judgement | PendingVerdict:
         address = request.address
         if self.allow_addresses and address not in self.allow_addresses:
             return False, "Address not in allow list", ""
@@ -177,7 +242,7 @@ class Authenticator:
             return self._curve(domain, creds[0])
         return False, "Unsupported mechanism", ""
 
-    def _plain(self, domain: str, username: bytes, password: bytes) -> tuple[bool, str, str]:
+    def _plain(self, domain: str, username: bytes, password: bytes) -> Judgement:
         users = _for_domain(self.passwords, domain)
         if users is None:
             return False, "No passwords defined for domain", ""
@@ -193,7 +258,7 @@ class Authenticator:
             return False, "Invalid credentials", ""
         return True, "OK", user
 
-    def _curve(self, domain: str, key: bytes) -> tuple[bool, str, str]:
+    def _curve(self, domain: str, key: bytes) -> Judgement | PendingVerdict:
         user_id = self.curve_user_id(key)
         scope = domain if domain in self.certs else ANY_DOMAIN
         if scope in self.allow_any:
@@ -202,17 +267,9 @@ class Authenticator:
         if provider is not None:
             # The key in Z85, as pyzmq hands it (its providers compare Z85 keys).
             verdict = provider.callback(domain, z85.encode(key))
-            if inspect.isawaitable(verdict):
-                # pyzmq awaits an async callback; here the verdict is given synchronously,
-                # and a coroutine object (truthy) must not let every key in: refused, loudly.
-                close = getattr(verdict, "close", None)
-                if close is not None:
-                    close()
-                self.log.warning("an async CURVE callback is not supported: key refused")
-                return False, "Unknown key", ""
-            if verdict:
-                return True, "OK", user_id
-            return False, "Unknown key", ""
+            if inspect.isawaitable(verdict):  # an async callback: awaited by the flavour
+                return PendingVerdict(verdict, user_id)
+            return (True, "OK", user_id) if verdict else UNKNOWN_KEY
         certs = self.certs.get(scope)
         if certs is None:
             return False, "No certificates defined for domain", ""

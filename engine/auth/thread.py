@@ -7,6 +7,7 @@ may be changed at any time from any thread.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 from typing import Any
@@ -15,7 +16,7 @@ from .. import constants as c
 from .. import sync
 from ..errors import ContextTerminated
 from ..security.zap import ZAP_ENDPOINT
-from .base import Authenticator
+from .base import Authenticator, Judgement, PendingVerdict
 
 _STOP = b"TERMINATE"
 _ids = itertools.count()
@@ -27,6 +28,8 @@ class ThreadAuthenticator(Authenticator):
         self.thread: threading.Thread | None = None
         self.pipe_endpoint = f"inproc://engine.auth.thread-{id(self):x}-{next(_ids)}"
         self._pipe: Any = None
+        #: Where the serving thread awaits an async CURVE callback (made at the first).
+        self._verdict_loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """Bind the ZAP endpoint on a new thread; raises here if it cannot (already bound)."""
@@ -101,3 +104,14 @@ class ThreadAuthenticator(Authenticator):
             zap.close()
             pipe.close()
             self.zap_socket = None
+            if self._verdict_loop is not None:
+                self._verdict_loop.close()
+                self._verdict_loop = None
+
+    def _settle(self, pending: PendingVerdict) -> Judgement:
+        """An async callback's verdict, awaited on this thread's own loop (as pyzmq's thread
+        runs its handler on one): the next request waits for it meanwhile, as in pyzmq."""
+        loop = self._verdict_loop
+        if loop is None:
+            loop = self._verdict_loop = asyncio.new_event_loop()
+        return loop.run_until_complete(pending.settled(self.log))

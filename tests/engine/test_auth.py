@@ -15,6 +15,7 @@ import engine
 import engine.asyncio
 from engine.auth import CURVE_ALLOW_ANY, create_certificates, load_certificate
 from engine.auth.asyncio import AsyncioAuthenticator
+from engine.auth.base import Authenticator
 from engine.auth.thread import ThreadAuthenticator
 from engine.security import z85
 from engine.security.zap import ZAP_ENDPOINT, ZapReply, ZapRequest
@@ -140,19 +141,36 @@ def test_curve_callback(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
     assert seen == [("g", good), ("g", bad)]
 
 
-def test_an_async_curve_callback_lets_no_key_in(
+def test_an_async_curve_callback_is_awaited_by_the_thread(
     ctx: engine.Context, auth: ThreadAuthenticator
 ) -> None:
-    """A provider whose callback is a coroutine (pyzmq awaits it): refused here, where the
-    coroutine object, truthy, let every key in."""
+    """A provider whose callback is a coroutine, as pyzmq allows: the thread flavour awaits
+    it on a loop of its own (the engine took the coroutine object, truthy, for a yes and let
+    every key in)."""
+    good, _ = engine.curve_keypair()
+
+    class Provider:
+        async def callback(self, domain: str, key: bytes) -> bool:
+            await asyncio.sleep(0)
+            return key == good
+
+    auth.configure_curve_callback(domain="*", credentials_provider=Provider())
+    assert ask(ctx, curve(z85.decode(good), domain="g")).status_code == 200
+    bad, _ = engine.curve_keypair()
+    assert ask(ctx, curve(z85.decode(bad), domain="g")).status_code == 400
+
+
+def test_an_async_curve_callback_nothing_awaits_lets_no_key_in() -> None:
+    """The sans-I/O authenticate() of a bare Authenticator cannot await: refused."""
     good, _ = engine.curve_keypair()
 
     class Provider:
         async def callback(self, domain: str, key: bytes) -> bool:
             return key == good
 
-    auth.configure_curve_callback(domain="*", credentials_provider=Provider())
-    assert ask(ctx, curve(z85.decode(good), domain="g")).status_code == 400
+    bare = Authenticator()
+    bare.configure_curve_callback(domain="*", credentials_provider=Provider())
+    assert bare.authenticate(curve(z85.decode(good))).status_code == 400
 
 
 def test_malformed_request_gets_500(ctx: engine.Context, auth: ThreadAuthenticator) -> None:
@@ -287,6 +305,58 @@ def test_a_thread_authenticator_serves_an_asyncio_context(lib: Any) -> None:
                 server.close()
                 client.close()
             return verdicts
+        finally:
+            authenticator.stop()
+            ctx.destroy(linger=0)
+
+    assert asyncio.run(run()) == [True, False]
+
+
+@LIBS
+@pytest.mark.parametrize("flavour", ["thread", "asyncio"])
+def test_an_async_curve_callback_decides_a_real_handshake(lib: Any, flavour: str) -> None:
+    """CURVE clients against a server whose ZAP handler's provider is `async def`: the
+    right key connects, another does not (both flavours, both libraries)."""
+    aio = importlib.import_module(f"{lib.__name__}.asyncio")
+    auth_module = importlib.import_module(f"{lib.__name__}.auth.{flavour}")
+    server_public, server_secret = lib.curve_keypair()
+    client_public, client_secret = lib.curve_keypair()
+
+    class Provider:
+        async def callback(self, domain: str, key: bytes) -> bool:
+            await asyncio.sleep(0.01)
+            return key == client_public
+
+    async def connects(ctx: Any, public: bytes, secret: bytes) -> bool:
+        server = ctx.socket(lib.PUSH)
+        server.linger = 0
+        server.curve_server = True
+        server.curve_publickey, server.curve_secretkey = server_public, server_secret
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        client = ctx.socket(lib.PULL)
+        client.linger = 0
+        client.curve_serverkey = server_public
+        client.curve_publickey, client.curve_secretkey = public, secret
+        client.connect(f"tcp://127.0.0.1:{port}")
+        try:
+            # A handshake's answer: allowed comes at once; refused, never (500 ms).
+            return bool(await server.poll(500 if public != client_public else 5000, lib.POLLOUT))
+        finally:
+            server.close()
+            client.close()
+
+    async def run() -> list[bool]:
+        ctx = aio.Context()
+        name = "ThreadAuthenticator" if flavour == "thread" else "AsyncioAuthenticator"
+        authenticator = getattr(auth_module, name)(ctx)
+        authenticator.start()
+        try:
+            authenticator.configure_curve_callback(credentials_provider=Provider())
+            stranger_public, stranger_secret = lib.curve_keypair()
+            return [
+                await connects(ctx, client_public, client_secret),
+                await connects(ctx, stranger_public, stranger_secret),
+            ]
         finally:
             authenticator.stop()
             ctx.destroy(linger=0)
