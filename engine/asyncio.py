@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import constants as c
-from .errors import Again, ZMQError
-from .face import LoopGone, SocketFace
+from .errors import Again, LoopGone, ZMQError
+from .face import SocketFace
 from .face_context import ContextFace
 from .face_frame import Frame, as_frame
 from .iothread import Signal

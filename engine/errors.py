@@ -91,3 +91,8 @@ class ZMQVersionError(NotImplementedError):
 
     def __str__(self) -> str:
         return f"{self.msg} requires libzmq >= {self.min_version}, have {self.version}"
+
+
+class LoopGone(RuntimeError):
+    """The socket's I/O loop ended (its context was terminated) before a call could run.
+    Internal: the faces catch it (a close that finds its loop gone is quiet)."""

@@ -14,7 +14,7 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-from .face import LoopGone
+from .errors import LoopGone
 from .native import native_lock, native_selector, native_thread_id, start_native_thread
 
 

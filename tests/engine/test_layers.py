@@ -41,6 +41,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "face_options",
         "face_recv",
         "face_serial",
+        "face_monitor",
         "face_context",
         "polling",
         "waiting",
